@@ -1,0 +1,23 @@
+"""The one error family protege raises for bad input.
+
+Every message names *what* was wrong and *where* (a file, a field, a task), so a user reading
+one line knows what to fix.
+"""
+
+from __future__ import annotations
+
+
+class ProtegeError(Exception):
+    """Base class of every error protege raises on purpose."""
+
+
+class DataError(ProtegeError):
+    """A dataset or store is missing, corrupt, empty or does not match its task."""
+
+
+class CheckpointError(ProtegeError):
+    """A policy checkpoint is missing, corrupt or not a protege checkpoint."""
+
+
+class ConfigError(ProtegeError):
+    """A configuration value is out of range or inconsistent."""

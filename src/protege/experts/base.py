@@ -1,0 +1,26 @@
+"""The Expert protocol: anything that can label any state the learner reaches.
+
+An expert is batched: ``act(obs_N, infos)`` takes N observations (one per sub-env of a vector
+env) and returns N actions. ``infos`` is the vector env's info dict (or ``None``); experts that
+need privileged simulator state (e.g. a car's pose) read it from there, never from the
+observation the learner sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Expert(Protocol):
+    """A queryable supervisor: scripted controller, trained policy or a person."""
+
+    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        """Return the expert's action for each of the N observations in ``obs``."""
+        ...
+
+    def reset(self, seed: int | None = None) -> None:
+        """Called at the start of a run; experts with internal state reset it here."""
+        ...
