@@ -1,0 +1,325 @@
+"""DriftCorridor: a discrete lane-keeping corridor where compounding error is exact and tunable.
+
+The environment of the horizon experiment (:mod:`protege.experiments.horizon`): the smallest
+task on which behavioural cloning's expected mistakes grow like εT² and DAgger's like εT
+(Ross & Bagnell 2010; Ross, Gordon & Bagnell 2011, "A Reduction of Imitation Learning and
+Structured Prediction to No-Regret Online Learning").
+
+**State and observation.** The car's lateral offset from the centreline is an integer
+``d ∈ {−W..W}`` (``width`` W = 5). The observation is ``o_t = (d_t, Δc_t)`` as a float32
+``Box(2)``, where ``Δc_t ∈ {−1, 0, +1}`` is the centreline increment about to be applied. On
+the straight road (``p_turn = 0``, the default) Δc ≡ 0; on the winding road Δc_t is drawn
+i.i.d. with ``P(+1) = P(−1) = p_turn / 2``.
+
+**Actions.** ``Discrete(3)``: index 0, 1, 2 means steer −1, 0, +1 (:data:`STEER`).
+
+**Dynamics.** ``d_{t+1} = clip(d_t + ã_t − Δc_t, −W, W)`` where ``ã_t`` is the *executed*
+steer (:func:`lane_transition`).
+
+**Trembling hand (rate ``epsilon``).** On a *learner-controlled* step, with probability ε
+the executed steer is ``a + ξ`` with ξ uniform on {−1, +1}, so every slip deviates (ã may be
+±2). Expert-controlled steps never slip, so the expert's cost is exactly 0 and ε is exactly
+the per-step error of the theory. **Who controls a step** is the env's
+``learner_controlled`` attribute (default ``True``). Set it with any of:
+
+* ``env.unwrapped.learner_controlled = False`` (or ``vec_env.set_attr("learner_controlled",
+  flags)`` on a vector env), before ``step``;
+* ``env.reset(options={"learner_controlled": False})`` (kept until changed);
+* ``env.unwrapped.set_controller("expert")`` / ``set_controller("learner")``.
+
+Every ``info`` reports ``learner_controlled``, whether the step ``slipped``, the
+``executed_steer`` ã, the expert's action index ``expert_action`` for the observation the
+action was taken in, ``mistake`` (ã ≠ π*(o)), the new ``offset`` and the step's ``cost``.
+
+**Reward.** ``−cost`` with ``cost = 𝟙[d_{t+1} ≠ 0]`` (off-centre after the step), so the
+episode return is minus the number of off-centre steps. Episodes truncate after ``horizon``
+steps; nothing terminates.
+
+**Cliff variant** (``cliff=True``). ``|d| ≥ cliff_offset`` (default W) is absorbing: the car
+stays there and every remaining step costs 1. Recoverability fails (u ~ T), so DAgger's cost
+becomes quadratic too when the cliff is within reach (e.g. ``cliff_offset=1``).
+
+**Initial offsets.** ``init_offset_spread = s > 0`` draws ``d_0`` uniformly from {−s..s}
+(recovery states then appear in the expert's own demonstrations).
+
+**Expert.** :class:`LaneExpert` is the scripted, batched, queryable supervisor
+``π*(d, Δc) = clip(Δc − d, −1, 1)``: it keeps d = 0 forever on any road and restores the
+centre from ``|d| = 1`` in one step on the straight road.
+
+The module registers the task ``lane`` (winding road, ε = 0.01, horizon 200).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.tasks import register
+from protege.tasks.base import EpisodeOutcome, Task
+
+WIDTH = 5
+"""Default half-width W of the corridor: offsets run over −W..W."""
+
+STEER = np.array([-1, 0, 1], dtype=np.int64)
+"""Steer value of each action index: 0 → −1, 1 → 0, 2 → +1."""
+
+HORIZON = 200
+"""Default episode length of the registered ``lane`` task."""
+
+
+def expert_steer(d: np.ndarray | int, dc: np.ndarray | int) -> np.ndarray:
+    """The expert's steer ``clip(Δc − d, −1, 1)`` (values in −1..1, not action indices)."""
+    return np.clip(np.asarray(dc, dtype=np.int64) - np.asarray(d, dtype=np.int64), -1, 1)
+
+
+def lane_transition(
+    d: np.ndarray | int,
+    executed: np.ndarray | int,
+    dc: np.ndarray | int,
+    width: int = WIDTH,
+    cliff_offset: int | None = None,
+) -> np.ndarray:
+    """Next offset ``clip(d + ã − Δc, −W, W)``; with a cliff, ``|d| ≥ cliff_offset`` stays put.
+
+    Vectorised over any broadcastable integer arrays; the single source of truth for the
+    dynamics, shared by :class:`DriftCorridor` and the experiment's exact and Monte Carlo
+    evaluators.
+    """
+    d = np.asarray(d, dtype=np.int64)
+    nxt = np.clip(
+        d + np.asarray(executed, dtype=np.int64) - np.asarray(dc, dtype=np.int64), -width, width
+    )
+    if cliff_offset is not None:
+        nxt = np.where(np.abs(d) >= cliff_offset, d, nxt)
+    return nxt
+
+
+def slip(
+    steer: np.ndarray,
+    rate: np.ndarray | float,
+    u_slip: np.ndarray,
+    u_sign: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the trembling hand: ``ã = a + ξ`` where ``u_slip < rate``, ξ = ±1 by ``u_sign``.
+
+    ``u_slip`` and ``u_sign`` are uniform [0, 1) draws of ``steer``'s shape (passed in so a
+    batched caller can draw them in one block). Returns ``(executed, slipped)``.
+    """
+    slipped = u_slip < rate
+    xi = np.where(u_sign < 0.5, -1, 1)
+    return np.asarray(steer, dtype=np.int64) + np.where(slipped, xi, 0), slipped
+
+
+def road_probs(p_turn: float) -> np.ndarray:
+    """``P(Δc = −1, 0, +1)`` for a road with turn probability ``p_turn``."""
+    return np.array([p_turn / 2.0, 1.0 - p_turn, p_turn / 2.0])
+
+
+class DriftCorridor(gym.Env[np.ndarray, np.int64]):
+    """The discrete lane-keeping corridor of the module docstring, as a ``gymnasium.Env``.
+
+    Args:
+        width: half-width W; offsets are clipped to −W..W.
+        horizon: episode length T (the env truncates after T steps).
+        epsilon: slip probability on learner-controlled steps.
+        p_turn: probability that the centreline moves (±1, equally likely) at a step.
+        cliff: make ``|d| ≥ cliff_offset`` absorbing.
+        cliff_offset: where the cliff starts (default W).
+        init_offset_spread: draw ``d_0`` uniformly from −s..s.
+        learner_controlled: initial value of the ``learner_controlled`` attribute.
+        render_mode: ``None``, ``"ansi"`` (a text lane) or ``"rgb_array"``.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def __init__(
+        self,
+        width: int = WIDTH,
+        horizon: int = HORIZON,
+        epsilon: float = 0.0,
+        p_turn: float = 0.0,
+        cliff: bool = False,
+        cliff_offset: int | None = None,
+        init_offset_spread: int = 0,
+        learner_controlled: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        if width < 1:
+            raise ValueError(f"DriftCorridor: width must be ≥ 1, got {width}")
+        if horizon < 1:
+            raise ValueError(f"DriftCorridor: horizon must be ≥ 1, got {horizon}")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"DriftCorridor: epsilon must be in [0, 1], got {epsilon}")
+        if not 0.0 <= p_turn <= 1.0:
+            raise ValueError(f"DriftCorridor: p_turn must be in [0, 1], got {p_turn}")
+        if cliff_offset is not None and not 1 <= cliff_offset <= width:
+            raise ValueError(f"DriftCorridor: cliff_offset must be in 1..{width}")
+        if not 0 <= init_offset_spread <= width:
+            raise ValueError(f"DriftCorridor: init_offset_spread must be in 0..{width}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"DriftCorridor: unsupported render_mode {render_mode!r}")
+        self.width = int(width)
+        self.horizon = int(horizon)
+        self.epsilon = float(epsilon)
+        self.p_turn = float(p_turn)
+        self.cliff = bool(cliff)
+        self.cliff_offset = int(cliff_offset if cliff_offset is not None else width)
+        self.init_offset_spread = int(init_offset_spread)
+        self.learner_controlled = bool(learner_controlled)
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(
+            low=np.array([-width, -1], dtype=np.float32),
+            high=np.array([width, 1], dtype=np.float32),
+            dtype=np.float32,
+        )
+        self.action_space = gym.spaces.Discrete(3)
+        self._road = road_probs(self.p_turn)
+        self._d = 0
+        self._dc = 0
+        self._t = 0
+        self._last_executed = 0
+
+    # -- control ------------------------------------------------------------------------
+    def set_controller(self, who: str) -> None:
+        """Say who drives the next steps: ``"learner"`` (slips at rate ε) or ``"expert"``."""
+        if who not in ("learner", "expert"):
+            raise ValueError(f"controller must be 'learner' or 'expert', got {who!r}")
+        self.learner_controlled = who == "learner"
+
+    @property
+    def offset(self) -> int:
+        """The current lateral offset d."""
+        return self._d
+
+    # -- gymnasium API ------------------------------------------------------------------
+    def _obs(self) -> np.ndarray:
+        return np.array([self._d, self._dc], dtype=np.float32)
+
+    def _draw_road(self) -> int:
+        if self.p_turn == 0.0:
+            return 0
+        return int(self.np_random.choice(3, p=self._road)) - 1
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start at d = 0 (or uniform on ±``init_offset_spread``).
+
+        ``options`` may hold ``learner_controlled`` (bool) and ``offset`` (an initial d).
+        """
+        super().reset(seed=seed)
+        options = options or {}
+        if "learner_controlled" in options:
+            self.learner_controlled = bool(options["learner_controlled"])
+        s = self.init_offset_spread
+        self._d = int(self.np_random.integers(-s, s + 1)) if s > 0 else 0
+        if "offset" in options:
+            self._d = int(np.clip(int(options["offset"]), -self.width, self.width))
+        self._dc = self._draw_road()
+        self._t = 0
+        self._last_executed = 0
+        info = {"offset": self._d, "learner_controlled": self.learner_controlled}
+        return self._obs(), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a_idx = int(action)
+        if not 0 <= a_idx < 3:
+            raise ValueError(f"DriftCorridor: action must be 0, 1 or 2, got {action!r}")
+        steer = int(STEER[a_idx])
+        expert = int(expert_steer(self._d, self._dc))
+        slipped = False
+        executed = steer
+        if self.learner_controlled and self.epsilon > 0.0:
+            u = self.np_random.random(2)
+            ex, sl = slip(np.array([steer]), self.epsilon, u[:1], u[1:])
+            executed, slipped = int(ex[0]), bool(sl[0])
+        cliff = self.cliff_offset if self.cliff else None
+        self._d = int(lane_transition(self._d, executed, self._dc, self.width, cliff))
+        self._last_executed = executed
+        self._t += 1
+        self._dc = self._draw_road()
+        cost = float(self._d != 0)
+        info = {
+            "offset": self._d,
+            "learner_controlled": self.learner_controlled,
+            "slipped": slipped,
+            "executed_steer": executed,
+            "expert_action": expert + 1,
+            "mistake": executed != expert,
+            "cost": cost,
+        }
+        truncated = self._t >= self.horizon
+        return self._obs(), -cost, False, truncated, info
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            return None
+        n = 2 * self.width + 1
+        if self.render_mode == "ansi":
+            cells = ["."] * n
+            cells[self.width] = "|"
+            cells[self._d + self.width] = "X" if self._d == 0 else "o"
+            return "".join(cells) + f"  t={self._t} d={self._d:+d} dc={self._dc:+d}\n"
+        cell = 16
+        img = np.full((cell * 3, cell * n, 3), 60, dtype=np.uint8)
+        img[:, self.width * cell : (self.width + 1) * cell] = (200, 200, 200)
+        if self.cliff:
+            for k in range(-self.width, self.width + 1):
+                if abs(k) >= self.cliff_offset:
+                    img[:, (k + self.width) * cell : (k + self.width + 1) * cell] = (120, 30, 30)
+        x0 = (self._d + self.width) * cell
+        img[cell : 2 * cell, x0 + 3 : x0 + cell - 3] = (30, 90, 220)
+        return img
+
+
+def make_drift_corridor(render_mode: str | None = None, **kwargs: Any) -> DriftCorridor:
+    """Env factory for the ``lane`` task (``Task.env_id``)."""
+    return DriftCorridor(render_mode=render_mode, **kwargs)
+
+
+class LaneExpert:
+    """The scripted DriftCorridor supervisor ``π*(d, Δc) = clip(Δc − d, −1, 1)``.
+
+    Batched and stateless: ``act`` takes ``(N, 2)`` observations (a single ``(2,)`` one is
+    treated as N = 1) and returns ``(N,)`` int64 action indices (steer + 1). It never leaves
+    the centreline and never errs; it needs nothing from ``infos``.
+    """
+
+    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        arr = np.asarray(obs, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"LaneExpert: expected observations of shape (N, 2), got {arr.shape}")
+        d = np.rint(arr[:, 0]).astype(np.int64)
+        dc = np.rint(arr[:, 1]).astype(np.int64)
+        return (expert_steer(d, dc) + 1).astype(np.int64)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Stateless: nothing to reset."""
+
+
+def lane_success(outcome: EpisodeOutcome) -> bool:
+    """Success: the car ends the episode on the centreline."""
+    return outcome.final_info.get("offset", 1) == 0
+
+
+LANE = register(
+    Task(
+        name="lane",
+        env_id=make_drift_corridor,
+        expert_factory=LaneExpert,
+        horizon=HORIZON,
+        success=lane_success,
+        env_kwargs={"horizon": HORIZON, "epsilon": 0.01, "p_turn": 0.2},
+        description=(
+            "DriftCorridor lane keeping (Ross, Gordon & Bagnell 2011 compounding-error toy): "
+            "observation (offset d, road increment Δc), 3 steer actions, winding road "
+            "p_turn=0.2, learner slips with ε=0.01 (set env.unwrapped.learner_controlled=False "
+            "while the expert drives), cost = off-centre steps."
+        ),
+    )
+)
+"""The registered ``lane`` task."""
