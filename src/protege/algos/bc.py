@@ -1,0 +1,245 @@
+"""Behavioral cloning: supervised learning on (observation, expert action) pairs.
+
+The loss is the head's: mean squared error for the deterministic head, cross-entropy for the
+categorical head, negative log-likelihood for the Gaussian, a denoising loss for diffusion...
+BC trains on the labeled steps of a store only (DAgger and HG-DAgger store unlabeled learner
+steps too). For chunked policies the target of step t is the next H labels of its episode;
+targets that run past the episode's end are padded and masked out of the loss.
+
+Judge the result on rollouts (``protege.evaluate``), never on the training loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from protege.data.store import Store, Transitions
+from protege.errors import ConfigError, DataError
+from protege.policies.heads.base import Metrics
+from protege.policies.policy import Policy
+
+
+@dataclass
+class BCConfig:
+    """Training settings; the same names are ``protege train`` flags."""
+
+    steps: int | None = None
+    """Gradient steps. If None, derived from ``epochs``."""
+    epochs: float = 20.0
+    """Passes over the training split (used when ``steps`` is None)."""
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    """"cosine" (decay to 0 over the run) or "constant"."""
+    grad_clip: float | None = None
+    val_fraction: float = 0.1
+    """Fraction of *episodes* held out for validation (split by episode, not by step)."""
+    eval_every: int = 500
+    """Validate every this many steps."""
+    patience: int | None = None
+    """Stop after this many validations without improvement (None: never stop early)."""
+    seed: int = 0
+    progress: bool = True
+    tensorboard_dir: str | None = None
+    fit_normalization: bool = True
+    """Recompute the policy's observation/action statistics from the training split."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ConfigError(f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}")
+
+
+@dataclass
+class BCResult:
+    """What a BC run did: loss curves, best step, throughput, data size, seed."""
+
+    seed: int
+    steps: int
+    n_train: int
+    n_val: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_step: int = 0
+    best_val_loss: float = float("nan")
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    samples_per_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bc_loss(
+    policy: Policy, obs_B: torch.Tensor, actions_BHA: torch.Tensor, mask_BH: torch.Tensor
+) -> tuple[torch.Tensor, Metrics]:
+    """The BC objective: the head's loss on normalized observations and actions."""
+    features = policy.features(obs_B)
+    return policy.head.loss(features, policy.normalize_actions(actions_BHA), mask_BH)
+
+
+class _Samples:
+    """Labeled steps as tensors, with chunk targets gathered per batch."""
+
+    def __init__(self, policy: Policy, data: Transitions, episodes: np.ndarray):
+        sub = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), episodes))
+        cfg = policy.config
+        self.H = cfg.chunk_size
+        self.obs = policy.normalize_obs(torch.as_tensor(sub.obs))
+        acts = np.asarray(sub.actions, np.float32).reshape(len(sub), -1)
+        self.actions = policy.normalize_actions(torch.as_tensor(acts))
+        self.labeled = torch.as_tensor(sub.labeled)
+        ends = np.repeat(sub.episode_starts + sub.episode_lengths, sub.episode_lengths)
+        self.ends = torch.as_tensor(ends)
+        self.index = torch.as_tensor(np.flatnonzero(sub.labeled))
+        self.offsets = torch.arange(self.H)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i = self.index[rows]
+        if self.H == 1:
+            return self.obs[i], self.actions[i][:, None], torch.ones(len(i), 1, dtype=torch.bool)
+        target = i[:, None] + self.offsets
+        end = self.ends[i][:, None]
+        valid = target < end
+        target = torch.minimum(target, end - 1)
+        valid &= self.labeled[target]
+        return self.obs[i], self.actions[target], valid
+
+
+def split_episodes(
+    n_episodes: int, val_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, val) episode indices; at least one training episode."""
+    order = rng.permutation(n_episodes)
+    n_val = int(round(val_fraction * n_episodes)) if n_episodes > 1 else 0
+    n_val = min(n_val, n_episodes - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = None) -> BCResult:
+    """Train ``policy`` by behavioral cloning on the labeled steps of ``data``.
+
+    Example:
+        >>> policy = Policy(PolicyConfig.for_spaces(env.observation_space, env.action_space))
+        >>> result = bc.fit(policy, Store.open("demos"), BCConfig(steps=5000, seed=0))
+    """
+    config = config or BCConfig()
+    if isinstance(data, Store):
+        data = data.transitions()
+    if data.n_labels == 0:
+        raise DataError("no labeled steps to train on")
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # stochastic losses (diffusion, flow) draw from torch's RNG
+    train_eps, val_eps = split_episodes(len(data.episode_lengths), config.val_fraction, rng)
+    if config.fit_normalization:
+        lab = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), train_eps))
+        policy.set_normalization(lab.obs[lab.labeled], lab.actions[lab.labeled])
+    train = _Samples(policy, data, train_eps)
+    val = _Samples(policy, data, val_eps) if len(val_eps) else None
+    if len(train) == 0:
+        raise DataError("the training split has no labeled steps")
+
+    steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
+    opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        if config.lr_schedule == "cosine"
+        else None
+    )
+    writer = _tensorboard(config.tensorboard_dir)
+    result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_evals = 0
+    running: list[float] = []
+    train_time = 0.0
+    policy.train()
+    bar = tqdm(range(1, steps + 1), desc="bc", disable=not config.progress, leave=False)
+    for step in bar:
+        t0 = time.perf_counter()
+        rows = torch.randint(len(train), (config.batch_size,), generator=gen)
+        obs, acts, mask = train.batch(rows)
+        loss, _ = bc_loss(policy, obs, acts, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        train_time += time.perf_counter() - t0
+        running.append(float(loss.detach()))
+        if step % config.eval_every == 0 or step == steps:
+            row = {"step": step, "train_loss": float(np.mean(running))}
+            running = []
+            if val is not None:
+                row["val_loss"] = _validate(policy, val, gen)
+                policy.train()
+                if not row["val_loss"] >= result.best_val_loss:  # also true for the first (nan)
+                    result.best_val_loss, result.best_step = row["val_loss"], step
+                    best_state = copy.deepcopy(policy.state_dict())
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+            result.history.append(row)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "step"})
+            if writer is not None:
+                for key, value in row.items():
+                    if key != "step":
+                        writer.add_scalar(f"bc/{key}", value, step)
+            if config.patience is not None and bad_evals >= config.patience:
+                result.stopped_early = True
+                break
+    result.steps = step
+    if best_state is not None:
+        policy.load_state_dict(best_state)
+    policy.eval()
+    if writer is not None:
+        writer.close()
+    result.train_seconds = train_time
+    result.samples_per_s = result.steps * config.batch_size / max(train_time, 1e-9)
+    return result
+
+
+@torch.no_grad()
+def _validate(policy: Policy, val: _Samples, gen: torch.Generator, max_rows: int = 8192) -> float:
+    policy.eval()
+    rows = torch.arange(len(val))
+    if len(rows) > max_rows:  # a fixed subset keeps validation cheap and comparable
+        rows = rows[torch.linspace(0, len(val) - 1, max_rows).long()]
+    losses, weights = [], []
+    for chunk in rows.split(2048):
+        obs, acts, mask = val.batch(chunk)
+        state = torch.random.get_rng_state()
+        torch.manual_seed(0)  # stochastic losses (diffusion, flow) use the same noise each time
+        loss, _ = bc_loss(policy, obs, acts, mask)
+        torch.random.set_rng_state(state)
+        losses.append(float(loss))
+        weights.append(float(mask.sum()))
+    return float(np.average(losses, weights=weights))
+
+
+def _tensorboard(log_dir: str | None) -> Any:
+    if log_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "tensorboard_dir needs the tensorboard package: pip install 'protege[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir)

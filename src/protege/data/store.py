@@ -1,0 +1,431 @@
+"""The on-disk demonstration store: append-only, durable, fast to load.
+
+A store is a directory::
+
+    meta.json          format version, task name, observation and action spaces
+    episodes.jsonl     one line per committed episode: length, round, flags, CRC32 per field
+    obs.bin            raw rows, T+1 per episode
+    actions.bin        labels (expert actions), T per episode
+    executed.bin       executed actions, T per episode
+    rewards.bin        float32, T per episode
+    actor.bin          uint8 (0 expert, 1 learner), T per episode
+    labeled.bin        uint8 (1 where ``actions`` holds an expert label), T per episode
+
+Appending an episode writes its rows to the ``.bin`` files, fsyncs them, then appends and
+fsyncs its index line. An episode exists once its index line does: a crash (even ``kill -9``)
+loses at most the episode being written, whose stray bytes are cut off the next time the store
+is opened for writing. Loading reads each file with one ``numpy.fromfile`` call and checks
+every episode's CRC32, so corruption is reported, never trained on.
+
+Example:
+    >>> store = Store.create("demos", env.observation_space, env.action_space, task="cartpole")
+    >>> store.append(episode)
+    >>> data = Store.open("demos").transitions()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.data.episode import Episode
+from protege.data.spaces import check_rows, data_shape_dtype, space_from_json, space_to_json
+from protege.errors import DataError
+
+FORMAT = "protege-store"
+VERSION = 1
+FIELDS = ("obs", "actions", "executed", "rewards", "actor", "labeled")
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Every step of a store, concatenated. N = total steps.
+
+    Arrays are aligned: ``obs[i]`` is the observation at which ``actions[i]`` was labeled.
+    """
+
+    obs: np.ndarray
+    """(N, *obs_shape)."""
+    actions: np.ndarray
+    """(N, *act_shape): expert labels (meaningful where ``labeled``)."""
+    executed: np.ndarray
+    """(N, *act_shape)."""
+    rewards: np.ndarray
+    """(N,) float32."""
+    actor: np.ndarray
+    """(N,) uint8."""
+    labeled: np.ndarray
+    """(N,) bool."""
+    episode_starts: np.ndarray
+    """(E,) int64: index of each episode's first step."""
+    episode_lengths: np.ndarray
+    """(E,) int64."""
+    rounds: np.ndarray
+    """(E,) int64: the round each episode was collected in."""
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def n_labels(self) -> int:
+        return int(self.labeled.sum())
+
+    def episode_of_step(self) -> np.ndarray:
+        """(N,) int64: the episode index of every step."""
+        return np.repeat(np.arange(len(self.episode_lengths)), self.episode_lengths)
+
+    def select_episodes(self, mask: np.ndarray) -> Transitions:
+        """The subset made of the episodes where ``mask`` (E,) is true."""
+        keep = np.repeat(mask, self.episode_lengths)
+        lengths = self.episode_lengths[mask]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return Transitions(
+            obs=self.obs[keep],
+            actions=self.actions[keep],
+            executed=self.executed[keep],
+            rewards=self.rewards[keep],
+            actor=self.actor[keep],
+            labeled=self.labeled[keep],
+            episode_starts=starts,
+            episode_lengths=lengths,
+            rounds=self.rounds[mask],
+        )
+
+
+class Store:
+    """A directory of episodes. Create with :meth:`create`, read with :meth:`open`."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], index: list[dict[str, Any]], writable):
+        self.path = path
+        self.meta = meta
+        self._index = index
+        self.observation_space = space_from_json(meta["observation_space"], str(path / "meta.json"))
+        self.action_space = space_from_json(meta["action_space"], str(path / "meta.json"))
+        obs_shape, obs_dtype = data_shape_dtype(self.observation_space)
+        act_shape, act_dtype = data_shape_dtype(self.action_space)
+        self._layout: dict[str, tuple[tuple[int, ...], np.dtype]] = {
+            "obs": (obs_shape, obs_dtype),
+            "actions": (act_shape, act_dtype),
+            "executed": (act_shape, act_dtype),
+            "rewards": ((), np.dtype(np.float32)),
+            "actor": ((), np.dtype(np.uint8)),
+            "labeled": ((), np.dtype(np.uint8)),
+        }
+        self._lock_fd: int | None = None
+        if writable:
+            self._lock()
+            self._truncate_to_committed()
+
+    # ----------------------------------------------------------------------- construction
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        task: str | None = None,
+        exist_ok: bool = False,
+    ) -> Store:
+        """Create an empty store (or, with ``exist_ok``, open an existing one for appending)."""
+        path = Path(path)
+        if (path / "meta.json").exists():
+            if not exist_ok:
+                raise DataError(f"{path}: a store already exists here (pass exist_ok to append)")
+            store = cls.open(path, writable=True)
+            store.check_spaces(observation_space, action_space)
+            return store
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "task": task,
+            "observation_space": space_to_json(observation_space),
+            "action_space": space_to_json(action_space),
+        }
+        for name in FIELDS:
+            (path / f"{name}.bin").touch()
+        (path / "episodes.jsonl").touch()
+        _atomic_write(path / "meta.json", json.dumps(meta, indent=2))
+        _fsync_dir(path)
+        return cls(path, meta, [], writable=True)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, writable: bool = False) -> Store:
+        """Open an existing store; raises :class:`DataError` naming the file if it is bad."""
+        path = Path(path)
+        meta_path = path / "meta.json"
+        if not path.exists():
+            raise DataError(f"{path}: no such store (the directory does not exist)")
+        if not meta_path.exists():
+            raise DataError(f"{meta_path}: missing; {path} is not a protege store")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{meta_path}: corrupt JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise DataError(f"{meta_path}: not a protege store (format field is missing)")
+        if meta.get("version") != VERSION:
+            raise DataError(f"{meta_path}: store version {meta.get('version')}; expected {VERSION}")
+        for key in ("observation_space", "action_space"):
+            if key not in meta:
+                raise DataError(f"{meta_path}: field {key!r} is missing")
+        return cls(path, meta, _read_index(path / "episodes.jsonl"), writable)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # ----------------------------------------------------------------------------- queries
+    @property
+    def task(self) -> str | None:
+        return self.meta.get("task")
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def n_transitions(self) -> int:
+        return sum(int(e["length"]) for e in self._index)
+
+    @property
+    def n_labels(self) -> int:
+        return sum(int(e.get("labels", e["length"])) for e in self._index)
+
+    @property
+    def index(self) -> list[dict[str, Any]]:
+        """One dict per committed episode (length, round, return, labels, flags)."""
+        return [dict(e) for e in self._index]
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """Raise a DataError if this store's spaces differ from the given ones."""
+        for what, mine, theirs in (
+            ("observation", self.observation_space, observation_space),
+            ("action", self.action_space, action_space),
+        ):
+            if space_to_json(mine) != space_to_json(theirs):
+                raise DataError(
+                    f"{self.path}: the store's {what} space {mine} does not match {theirs}"
+                )
+
+    # ----------------------------------------------------------------------------- writing
+    def append(self, episode: Episode) -> None:
+        """Validate ``episode`` and append it durably."""
+        self.extend([episode])
+
+    def extend(self, episodes: Iterable[Episode]) -> None:
+        """Append several episodes, each committed (fsynced) before the next is written."""
+        if self._lock_fd is None:
+            raise DataError(f"{self.path}: opened read-only; use Store.open(path, writable=True)")
+        for episode in episodes:
+            rows = self._encode(episode, f"{self.path}: episode {len(self)}")
+            crcs = []
+            for name in FIELDS:
+                data = rows[name].tobytes()
+                crcs.append(zlib.crc32(data))
+                with open(self.path / f"{name}.bin", "ab") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            entry = {
+                "length": len(episode),
+                "round": int(episode.round),
+                "terminated": bool(episode.terminated),
+                "truncated": bool(episode.truncated),
+                "seed": episode.seed,
+                "return": episode.episode_return,
+                "labels": int(rows["labeled"].sum()),
+                "learner_steps": int((rows["actor"] == 1).sum()),
+                "crc": crcs,
+                **({"extras": episode.extras} if episode.extras else {}),
+            }
+            with open(self.path / "episodes.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self._index.append(entry)
+
+    def _encode(self, ep: Episode, where: str) -> dict[str, np.ndarray]:
+        obs = check_rows(ep.obs, self.observation_space, "observations", where)
+        actions = check_rows(ep.actions, self.action_space, "actions", where)
+        executed = check_rows(ep.executed_actions, self.action_space, "executed actions", where)
+        rewards = np.asarray(ep.rewards, np.float32).reshape(len(ep))
+        if not np.all(np.isfinite(rewards)):
+            raise DataError(f"{where}: rewards contain NaN or inf")
+        return {
+            "obs": np.ascontiguousarray(obs),
+            "actions": np.ascontiguousarray(actions),
+            "executed": np.ascontiguousarray(executed),
+            "rewards": rewards,
+            "actor": np.asarray(ep.actors, np.uint8),
+            "labeled": np.asarray(ep.label_mask, np.uint8),
+        }
+
+    # ----------------------------------------------------------------------------- reading
+    def _rows_per_episode(self, name: str) -> np.ndarray:
+        lengths = np.array([int(e["length"]) for e in self._index], np.int64)
+        return lengths + 1 if name == "obs" else lengths
+
+    def _row_bytes(self, name: str) -> int:
+        shape, dtype = self._layout[name]
+        return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+    def _read_field(self, name: str) -> np.ndarray:
+        shape, dtype = self._layout[name]
+        file = self.path / f"{name}.bin"
+        rows = self._rows_per_episode(name)
+        total = int(rows.sum())
+        need = total * self._row_bytes(name)
+        if not file.exists():
+            raise DataError(f"{file}: missing")
+        have = file.stat().st_size
+        if have < need:
+            raise DataError(
+                f"{file}: truncated; episodes.jsonl commits {need} bytes but the file has {have}"
+            )
+        flat = np.fromfile(file, dtype=dtype, count=total * int(np.prod(shape, dtype=np.int64)))
+        raw = memoryview(flat).cast("B")
+        col = FIELDS.index(name)
+        offsets = np.concatenate([[0], np.cumsum(rows)]) * self._row_bytes(name)
+        for i, entry in enumerate(self._index):
+            if zlib.crc32(raw[offsets[i] : offsets[i + 1]]) != entry["crc"][col]:
+                raise DataError(f"{file}: episode {i} is corrupt (CRC32 mismatch)")
+        return flat.reshape((total, *shape))
+
+    def transitions(self) -> Transitions:
+        """Every committed step as one set of aligned arrays (see :class:`Transitions`)."""
+        if not self._index:
+            raise DataError(f"{self.path}: the store is empty (no committed episodes)")
+        fields = {name: self._read_field(name) for name in FIELDS}
+        lengths = self._rows_per_episode("actions")
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        # obs has one extra row per episode (the observation after the last step): drop it.
+        keep = np.ones(len(fields["obs"]), bool)
+        keep[np.cumsum(lengths + 1) - 1] = False
+        obs = fields["obs"][keep]
+        for name in ("obs", "actions", "executed"):
+            values = obs if name == "obs" else fields[name]
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                raise DataError(f"{self.path / (name + '.bin')}: contains NaN or inf")
+        return Transitions(
+            obs=obs,
+            actions=fields["actions"],
+            executed=fields["executed"],
+            rewards=fields["rewards"],
+            actor=fields["actor"],
+            labeled=fields["labeled"].astype(bool),
+            episode_starts=starts,
+            episode_lengths=lengths,
+            rounds=np.array([int(e["round"]) for e in self._index], np.int64),
+        )
+
+    def episodes(self) -> Iterator[Episode]:
+        """Yield the stored episodes, with their final observations."""
+        if not self._index:
+            return
+        fields = {name: self._read_field(name) for name in FIELDS}
+        t0 = o0 = 0
+        for entry in self._index:
+            t = int(entry["length"])
+            yield Episode(
+                obs=fields["obs"][o0 : o0 + t + 1],
+                actions=fields["actions"][t0 : t0 + t],
+                rewards=fields["rewards"][t0 : t0 + t],
+                terminated=bool(entry["terminated"]),
+                truncated=bool(entry["truncated"]),
+                executed=fields["executed"][t0 : t0 + t],
+                actor=fields["actor"][t0 : t0 + t],
+                labeled=fields["labeled"][t0 : t0 + t].astype(bool),
+                round=int(entry["round"]),
+                seed=entry.get("seed"),
+            )
+            t0 += t
+            o0 += t + 1
+
+    # --------------------------------------------------------------------------- internals
+    def _lock(self) -> None:
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataError(f"{self.path}: another process is writing to this store") from None
+        self._lock_fd = fd
+
+    def _truncate_to_committed(self) -> None:
+        """Cut off the bytes of an episode whose append was interrupted."""
+        for name in FIELDS:
+            file = self.path / f"{name}.bin"
+            need = int(self._rows_per_episode(name).sum()) * self._row_bytes(name)
+            size = file.stat().st_size if file.exists() else 0
+            if size < need:
+                raise DataError(
+                    f"{file}: truncated; episodes.jsonl commits {need} bytes but the file "
+                    f"has {size}"
+                )
+            if size > need:
+                os.truncate(file, need)
+        # An index line cut off by a crash has no newline; rewrite the file without it.
+        index_file = self.path / "episodes.jsonl"
+        text = index_file.read_bytes()
+        if text and not text.endswith(b"\n"):
+            keep = text[: text.rfind(b"\n") + 1]
+            _atomic_write(index_file, keep.decode())
+
+
+def _read_index(file: Path) -> list[dict[str, Any]]:
+    if not file.exists():
+        raise DataError(f"{file}: missing")
+    raw = file.read_bytes()
+    lines = raw.split(b"\n")
+    # The last element is b"" when the file ends with a newline; otherwise it is a line whose
+    # append was interrupted, which is not committed.
+    lines = lines[:-1]
+    index = []
+    for n, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+            length = int(entry["length"])
+            if length < 1 or len(entry["crc"]) != len(FIELDS):
+                raise ValueError("bad length or crc list")
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{file}: line {n} is corrupt ({e})") from None
+        index.append(entry)
+    return index
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

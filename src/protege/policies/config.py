@@ -1,0 +1,99 @@
+"""PolicyConfig: one dataclass whose field names are the CLI flags and config.json keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.errors import CheckpointError, ConfigError
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a policy's network (not its weights).
+
+    Example:
+        >>> cfg = PolicyConfig.for_spaces(env.observation_space, env.action_space, head="gaussian")
+    """
+
+    obs_shape: tuple[int, ...]
+    act_dim: int
+    discrete: bool = False
+    n_actions: int = 0
+    """Number of discrete actions (Discrete spaces only)."""
+    action_low: list[float] | None = None
+    action_high: list[float] | None = None
+    """Box bounds; sampled actions are clipped to them."""
+    encoder: str = "mlp"
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    head: str = "mse"
+    chunk_size: int = 1
+    """Actions predicted per call (H)."""
+    n_action_steps: int = 1
+    """Actions executed from a chunk before re-planning (ignored with temporal ensembling)."""
+    temporal_ensemble_coeff: float | None = None
+    """ACT's exponential weight; None executes chunks as a queue."""
+    normalize_obs: bool = True
+    action_norm: str = "std"
+    """How continuous actions are scaled for the head: "std" (z-score) or "minmax" (to [-1, 1],
+    what diffusion and flow heads prefer)."""
+    head_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.obs_shape = tuple(int(s) for s in self.obs_shape)
+        self.hidden_sizes = tuple(int(s) for s in self.hidden_sizes)
+        if self.chunk_size < 1:
+            raise ConfigError(f"chunk_size must be ≥ 1, got {self.chunk_size}")
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ConfigError(
+                f"n_action_steps must be in [1, chunk_size={self.chunk_size}], "
+                f"got {self.n_action_steps}"
+            )
+        if self.action_norm not in ("std", "minmax"):
+            raise ConfigError(f"action_norm must be 'std' or 'minmax', got {self.action_norm!r}")
+        if self.discrete and self.n_actions < 2:
+            raise ConfigError("a discrete policy needs n_actions ≥ 2")
+
+    @classmethod
+    def for_spaces(
+        cls, observation_space: gym.Space, action_space: gym.Space, **overrides: Any
+    ) -> PolicyConfig:
+        """A config fitted to the env's spaces; the head defaults to what the action space needs."""
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ConfigError(f"protege policies take Box observations, not {observation_space}")
+        kw: dict[str, Any] = {"obs_shape": tuple(observation_space.shape)}
+        if isinstance(action_space, gym.spaces.Discrete):
+            kw.update(act_dim=1, discrete=True, n_actions=int(action_space.n), head="categorical")
+        elif isinstance(action_space, gym.spaces.Box):
+            kw.update(
+                act_dim=int(np.prod(action_space.shape)),
+                action_low=np.asarray(action_space.low, float).ravel().tolist(),
+                action_high=np.asarray(action_space.high, float).ravel().tolist(),
+            )
+        else:
+            raise ConfigError(f"protege policies take Box or Discrete actions, not {action_space}")
+        if len(observation_space.shape) == 3:
+            kw.update(encoder="cnn", normalize_obs=False)
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["obs_shape"] = list(self.obs_shape)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> PolicyConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CheckpointError(f"{where}: unknown fields {unknown}")
+        try:
+            return cls(**d)
+        except (TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"{where}: invalid policy config ({exc})") from None

@@ -1,0 +1,73 @@
+"""The head interface: a head owns its distribution, its loss and its sampler.
+
+Every head maps features ``(B, F)`` to actions ``(B, H, A)`` (H = chunk size, A = action dim;
+a discrete action is one integer-valued dimension). Actions a head sees are normalized by the
+policy; the head never touches raw env units.
+
+A new head subclasses :class:`Head`, sets ``name`` and registers itself with
+:func:`register_head`; policies look heads up by name, so no other code changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+Metrics = dict[str, float]
+
+HEADS: dict[str, type[Head]] = {}
+
+
+def register_head(cls: type[Head]) -> type[Head]:
+    HEADS[cls.name] = cls
+    return cls
+
+
+class Head(nn.Module):
+    """Base class for output heads.
+
+    Attributes:
+        name: the registry key (``--head`` on the CLI, ``head`` in config.json).
+        discrete: True if the head predicts indices of a Discrete action space.
+        has_log_prob: True if :meth:`log_prob` is tractable (diffusion and flow heads are not).
+        stochastic: True if :meth:`sample` differs from :meth:`mode`.
+    """
+
+    name: ClassVar[str]
+    discrete: ClassVar[bool] = False
+    has_log_prob: ClassVar[bool] = False
+    stochastic: ClassVar[bool] = True
+
+    def __init__(self, feature_dim: int, act_dim: int, chunk_size: int, **kwargs: Any) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.act_dim = act_dim
+        self.chunk_size = chunk_size
+
+    def loss(
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+    ) -> tuple[torch.Tensor, Metrics]:
+        """Scalar training loss averaged over valid (``pad_mask_BH`` true) steps."""
+        raise NotImplementedError
+
+    def sample(
+        self, features_BF: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw actions ``(B, H, A)`` from the head's distribution."""
+        raise NotImplementedError
+
+    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
+        """The most likely (or deterministic) actions ``(B, H, A)``."""
+        raise NotImplementedError
+
+    def log_prob(self, features_BF: torch.Tensor, actions_BHA: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood ``(B, H)`` of actions; only where ``has_log_prob``."""
+        raise TypeError(f"head {self.name!r} has no tractable log-likelihood")
+
+
+def masked_mean(values_BH: torch.Tensor, pad_mask_BH: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values_BH`` over the entries where ``pad_mask_BH`` is true."""
+    mask = pad_mask_BH.to(values_BH.dtype)
+    return (values_BH * mask).sum() / mask.sum().clamp_min(1.0)

@@ -1,0 +1,58 @@
+"""Categorical head for Discrete action spaces, trained with cross-entropy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
+
+
+@register_head
+class CategoricalHead(Head):
+    """Logits over ``n_actions`` per chunk step; actions are indices stored as (B, H, 1)."""
+
+    name = "categorical"
+    discrete = True
+    has_log_prob = True
+
+    def __init__(
+        self, feature_dim: int, act_dim: int, chunk_size: int, n_actions: int = 2, **kw: Any
+    ) -> None:
+        super().__init__(feature_dim, act_dim, chunk_size)
+        if act_dim != 1:
+            raise ValueError("the categorical head predicts one discrete action per step")
+        self.n_actions = n_actions
+        self.linear = nn.Linear(feature_dim, chunk_size * n_actions)
+
+    def logits(self, features_BF: torch.Tensor) -> torch.Tensor:
+        return self.linear(features_BF).view(-1, self.chunk_size, self.n_actions)
+
+    def log_prob(self, features_BF: torch.Tensor, actions_BHA: torch.Tensor) -> torch.Tensor:
+        logp_BHK = F.log_softmax(self.logits(features_BF), dim=-1)
+        return logp_BHK.gather(-1, actions_BHA.long()).squeeze(-1)
+
+    def loss(
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+    ) -> tuple[torch.Tensor, Metrics]:
+        logits_BHK = self.logits(features_BF)
+        nll_BH = F.cross_entropy(
+            logits_BHK.flatten(0, 1), actions_BHA.long().flatten(), reduction="none"
+        ).view_as(pad_mask_BH)
+        loss = masked_mean(nll_BH, pad_mask_BH)
+        with torch.no_grad():
+            acc = masked_mean((logits_BHK.argmax(-1) == actions_BHA[..., 0]).float(), pad_mask_BH)
+        return loss, {"cross_entropy": float(loss.detach()), "accuracy": float(acc)}
+
+    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
+        return self.logits(features_BF).argmax(-1, keepdim=True).float()
+
+    def sample(
+        self, features_BF: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        probs_BHK = F.softmax(self.logits(features_BF), dim=-1)
+        flat = torch.multinomial(probs_BHK.flatten(0, 1), 1, generator=generator)
+        return flat.view(-1, self.chunk_size, 1).float()

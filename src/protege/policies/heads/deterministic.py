@@ -1,0 +1,39 @@
+"""Deterministic head trained with mean squared error (classic L2 behavioral cloning).
+
+It predicts the conditional *mean* action: where demonstrators disagree (swerve left or
+right), the mean can be an action nobody took.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
+
+
+@register_head
+class DeterministicHead(Head):
+    name = "mse"
+    stochastic = False
+
+    def __init__(self, feature_dim: int, act_dim: int, chunk_size: int, **kwargs: Any) -> None:
+        super().__init__(feature_dim, act_dim, chunk_size)
+        self.linear = nn.Linear(feature_dim, chunk_size * act_dim)
+
+    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
+        return self.linear(features_BF).view(-1, self.chunk_size, self.act_dim)
+
+    def sample(
+        self, features_BF: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return self.mode(features_BF)
+
+    def loss(
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+    ) -> tuple[torch.Tensor, Metrics]:
+        err_BH = (self.mode(features_BF) - actions_BHA).pow(2).mean(-1)
+        loss = masked_mean(err_BH, pad_mask_BH)
+        return loss, {"mse": float(loss.detach())}

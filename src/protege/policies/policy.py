@@ -1,0 +1,200 @@
+"""Policy = normalizer + encoder + head (+ chunk executor), saved as config.json + safetensors.
+
+The policy acts; algorithms learn. Its public edge is batched numpy: ``act(obs_N) -> actions_N``.
+Inside, observations are normalized with statistics computed from the training data and saved
+with the weights, and continuous actions are scaled for the head and unscaled on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from protege.errors import CheckpointError, DataError
+from protege.policies.chunking import ChunkExecutor
+from protege.policies.config import PolicyConfig
+from protege.policies.encoders import ENCODERS
+from protege.policies.heads import HEADS
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "protege-policy"
+
+
+class Policy(nn.Module):
+    """A behavior policy built from a :class:`PolicyConfig`.
+
+    Example:
+        >>> policy = Policy(PolicyConfig.for_spaces(env.observation_space, env.action_space))
+        >>> policy.set_normalization(data.obs, data.actions)
+        >>> actions = policy.act(obs_N)            # numpy in, numpy out
+        >>> policy.save("runs/bc"); Policy.load("runs/bc")
+    """
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        if config.encoder not in ENCODERS:
+            raise CheckpointError(f"unknown encoder {config.encoder!r}; known: {sorted(ENCODERS)}")
+        if config.head not in HEADS:
+            raise CheckpointError(f"unknown head {config.head!r}; known: {sorted(HEADS)}")
+        head_cls = HEADS[config.head]
+        if head_cls.discrete != config.discrete:
+            kind = "Discrete" if config.discrete else "Box"
+            raise CheckpointError(f"head {config.head!r} does not fit a {kind} action space")
+        self.encoder = ENCODERS[config.encoder](
+            config.obs_shape, config.hidden_sizes, **config.encoder_kwargs
+        )
+        head_kwargs = dict(config.head_kwargs)
+        if config.discrete:
+            head_kwargs.setdefault("n_actions", config.n_actions)
+        self.head = head_cls(self.encoder.out_dim, config.act_dim, config.chunk_size, **head_kwargs)
+        obs_shape = config.obs_shape if config.normalize_obs else ()
+        self.register_buffer("obs_mean", torch.zeros(obs_shape))
+        self.register_buffer("obs_std", torch.ones(obs_shape))
+        self.register_buffer("act_offset", torch.zeros(config.act_dim))
+        self.register_buffer("act_scale", torch.ones(config.act_dim))
+        low = config.action_low if config.action_low is not None else []
+        high = config.action_high if config.action_high is not None else []
+        self._low = np.asarray(low, np.float32)
+        self._high = np.asarray(high, np.float32)
+        self.executor: ChunkExecutor | None = None
+        if config.chunk_size > 1:
+            self.executor = ChunkExecutor(
+                config.chunk_size, config.n_action_steps, config.temporal_ensemble_coeff
+            )
+
+    # ------------------------------------------------------------------ normalization
+    def set_normalization(self, obs: np.ndarray, actions: np.ndarray) -> None:
+        """Compute normalization statistics from training observations and actions."""
+        if self.config.normalize_obs:
+            obs64 = np.asarray(obs, np.float64)
+            self.obs_mean.copy_(torch.as_tensor(obs64.mean(0), dtype=torch.float32))
+            std = obs64.std(0)
+            # A feature that never varies in the data is left unscaled, not divided by ~0.
+            self.obs_std.copy_(torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
+        if not self.config.discrete:
+            a = np.asarray(actions, np.float64).reshape(len(actions), -1)
+            if self.config.action_norm == "std":
+                offset, scale = a.mean(0), a.std(0)
+            else:
+                lo, hi = a.min(0), a.max(0)
+                offset, scale = (hi + lo) / 2, (hi - lo) / 2
+            scale = np.where(scale < 1e-6, 1.0, scale)
+            self.act_offset.copy_(torch.as_tensor(offset, dtype=torch.float32))
+            self.act_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.float()
+        if self.config.normalize_obs:
+            return (obs - self.obs_mean) / self.obs_std
+        return obs
+
+    def normalize_actions(self, actions_BHA: torch.Tensor) -> torch.Tensor:
+        if self.config.discrete:
+            return actions_BHA
+        return (actions_BHA - self.act_offset) / self.act_scale
+
+    def unnormalize_actions(self, actions_BHA: torch.Tensor) -> torch.Tensor:
+        if self.config.discrete:
+            return actions_BHA
+        return actions_BHA * self.act_scale + self.act_offset
+
+    # ---------------------------------------------------------------------- inference
+    def features(self, obs_norm: torch.Tensor) -> torch.Tensor:
+        return self.encoder(obs_norm)
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self,
+        obs: np.ndarray,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Predicted action chunks ``(N, H, A)`` in env units (float; indices if discrete)."""
+        obs_t = torch.as_tensor(np.asarray(obs))
+        if tuple(obs_t.shape[1:]) != self.config.obs_shape:
+            raise DataError(
+                f"policy expects observations of shape {self.config.obs_shape}, "
+                f"got {tuple(obs_t.shape[1:])}"
+            )
+        feats = self.features(self.normalize_obs(obs_t))
+        if deterministic:
+            acts = self.head.mode(feats)
+        else:
+            acts = self.head.sample(feats, generator)
+        out = self.unnormalize_actions(acts).numpy()
+        if self._low.size:
+            out = np.clip(out, self._low, self._high)
+        return out
+
+    def act(
+        self,
+        obs: np.ndarray,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """One action per observation: ``(N,)`` int64 if discrete, else ``(N, A)`` float32."""
+        if self.executor is None:
+            acts = self.predict_chunk(obs, deterministic, generator)[:, 0]
+        else:
+            acts = self.executor.act(
+                obs,
+                lambda o, m: self.predict_chunk(o[m], deterministic, generator),
+                self.config.act_dim,
+            )
+        if self.config.discrete:
+            return acts[:, 0].round().astype(np.int64)
+        return acts.astype(np.float32)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Start new episodes (all sub-envs, or those in ``mask``): clears chunk queues."""
+        if self.executor is not None:
+            self.executor.reset(mask)
+
+    # ---------------------------------------------------------------------- save/load
+    def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into the directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT, "policy": self.config.to_dict(), **(extra or {})}
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(tensors, str(path / WEIGHTS_FILE), metadata={"format": FORMAT})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Policy:
+        """Load a saved policy. Reads JSON and safetensors only: nothing in the files runs."""
+        path = Path(path)
+        cfg_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+        for f in (cfg_file, weights_file):
+            if not f.exists():
+                raise CheckpointError(f"{f}: missing; {path} is not a protege policy directory")
+        try:
+            meta = json.loads(cfg_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{cfg_file}: corrupt JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or "policy" not in meta:
+            raise CheckpointError(f"{cfg_file}: not a protege policy config")
+        policy = cls(PolicyConfig.from_dict(meta["policy"], str(cfg_file)))
+        try:
+            state = load_file(str(weights_file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{weights_file}: not a valid safetensors file ({exc}); protege never unpickles"
+            ) from None
+        try:
+            policy.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{weights_file}: weights do not match config ({exc})") from None
+        policy.eval()
+        return policy

@@ -1,0 +1,164 @@
+"""Judge a policy on rollouts, never on training loss.
+
+``evaluate`` runs the policy on a vector env of the task and, because the task's expert can be
+asked about any state, measures how far the learner's choices drift from the expert's along
+the learner's *own* trajectory, step by step: the picture of compounding error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from protege.rollout.gates import ExpertGate, LearnerGate
+from protege.rollout.loop import Actor, RolloutResult, rollout
+from protege.tasks.base import Task
+
+
+@dataclass
+class Evaluation:
+    """Rollout metrics of one policy (or the expert) on one task."""
+
+    task: str
+    who: str
+    seed: int
+    returns: np.ndarray
+    lengths: np.ndarray
+    successes: np.ndarray
+    disagreement_by_step: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(T_max,) mean disagreement with the expert at each time step over the episodes that
+    reached that step with the learner acting (NaN where none did)."""
+    episodes_by_step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """(T_max,) how many episodes contribute to ``disagreement_by_step`` at each step."""
+    disagreement: float = float("nan")
+    """Mean per-step disagreement over all learner steps."""
+    expert_queries: int = 0
+    env_seconds: float = 0.0
+    policy_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns))
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean(self.successes))
+
+    @property
+    def mean_length(self) -> float:
+        return float(np.mean(self.lengths))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "who": self.who,
+            "seed": self.seed,
+            "episodes": len(self.returns),
+            "mean_return": self.mean_return,
+            "std_return": self.std_return,
+            "success_rate": self.success_rate,
+            "mean_length": self.mean_length,
+            "disagreement": self.disagreement,
+        }
+
+    @classmethod
+    def from_rollout(cls, task: str, who: str, r: RolloutResult) -> Evaluation:
+        by_step, counts = _per_step_mean(r.disagreement)
+        flat = np.concatenate(r.disagreement) if r.disagreement else np.zeros(0)
+        flat = flat[~np.isnan(flat)]
+        return cls(
+            task=task,
+            who=who,
+            seed=r.seed,
+            returns=np.asarray(r.returns),
+            lengths=np.asarray(r.lengths),
+            successes=np.asarray(r.successes, bool),
+            disagreement_by_step=by_step,
+            episodes_by_step=counts,
+            disagreement=float(flat.mean()) if flat.size else float("nan"),
+            expert_queries=r.expert_queries,
+            env_seconds=r.env_seconds,
+            policy_seconds=r.learner_seconds,
+            wall_seconds=r.wall_seconds,
+        )
+
+
+def _per_step_mean(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if not series:
+        return np.zeros(0), np.zeros(0, np.int64)
+    t_max = max(len(s) for s in series)
+    total = np.zeros(t_max)
+    count = np.zeros(t_max, np.int64)
+    for s in series:
+        ok = ~np.isnan(s)
+        total[: len(s)][ok] += s[ok]
+        count[: len(s)] += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan), count
+
+
+def evaluate(
+    policy: Actor,
+    task: Task,
+    episodes: int = 50,
+    n_envs: int = 8,
+    seed: int = 0,
+    deterministic: bool = True,
+    measure_disagreement: bool = True,
+    progress: bool | str = False,
+) -> Evaluation:
+    """Roll ``policy`` out for ``episodes`` episodes on ``task`` and measure it.
+
+    Example:
+        >>> ev = protege.evaluate(policy, protege.tasks.make("lunarlander"), episodes=50, seed=0)
+        >>> ev.mean_return, ev.success_rate, ev.disagreement
+    """
+    env = task.make_vec_env(min(n_envs, episodes))
+    try:
+        generator = torch.Generator().manual_seed(seed)
+        r = rollout(
+            env,
+            episodes,
+            gate=LearnerGate(label=False),
+            seed=seed,
+            learner=policy,
+            expert=task.make_expert() if measure_disagreement else None,
+            success=task.success,
+            measure_disagreement=measure_disagreement,
+            deterministic=deterministic,
+            generator=generator,
+            progress=progress,
+        )
+    finally:
+        env.close()
+    return Evaluation.from_rollout(task.name, "policy", r)
+
+
+def evaluate_expert(
+    task: Task, episodes: int = 50, n_envs: int = 8, seed: int = 0, progress: bool | str = False
+) -> Evaluation:
+    """The task's expert on the same protocol as :func:`evaluate` (the reference level)."""
+    env = task.make_vec_env(min(n_envs, episodes))
+    try:
+        expert = task.make_expert()
+        expert.reset(seed)
+        r = rollout(
+            env,
+            episodes,
+            gate=ExpertGate(),
+            seed=seed,
+            expert=expert,
+            success=task.success,
+            progress=progress,
+        )
+    finally:
+        env.close()
+    return Evaluation.from_rollout(task.name, "expert", r)
