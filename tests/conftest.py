@@ -1,0 +1,14 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small networks run fastest single-threaded on 2 cores; keep tests from oversubscribing."""
+    torch.set_num_threads(1)
+    yield
