@@ -1,4 +1,4 @@
-"""The demonstration store: round trips, durability under kill -9, and one clear error per bad input."""
+"""The demonstration store: round trips, durability under kill -9, one clear error per bad input."""
 
 import json
 import os
@@ -215,7 +215,9 @@ def test_bad_episode_is_refused_with_a_clear_error(tmp_path, field, value, messa
     ep = make_episode(5)
     kw = {"obs": ep.obs, "actions": ep.actions, "rewards": ep.rewards, field: value}
     with Store.create(tmp_path / "s", OBS, ACT) as store:
-        with pytest.raises(DataError, match=rf"episode 0: {message}" if field != "rewards" else message):
+        with pytest.raises(
+            DataError, match=rf"episode 0: {message}" if field != "rewards" else message
+        ):
             store.append(Episode(**kw))
         assert len(store) == 0
     assert len(Store.open(tmp_path / "s")) == 0
@@ -229,7 +231,7 @@ def test_box_actions_checked_for_shape_and_nan(tmp_path):
         bad = make_episode(4, act_space=BOX_ACT)
         actions = bad.actions.copy()
         actions[2, 1] = np.nan
-        with pytest.raises(DataError, match="actions contain NaN or inf .first at step 2"):
+        with pytest.raises(DataError, match=r"actions contain NaN or inf \(first at step 2\)"):
             store.append(Episode(obs=bad.obs, actions=actions, rewards=bad.rewards))
 
 

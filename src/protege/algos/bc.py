@@ -59,7 +59,9 @@ class BCConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ConfigError(f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}")
+            raise ConfigError(
+                f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}"
+            )
 
 
 @dataclass
@@ -125,7 +127,7 @@ def split_episodes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random (train, val) episode indices; at least one training episode."""
     order = rng.permutation(n_episodes)
-    n_val = int(round(val_fraction * n_episodes)) if n_episodes > 1 else 0
+    n_val = round(val_fraction * n_episodes) if n_episodes > 1 else 0
     n_val = min(n_val, n_episodes - 1)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 

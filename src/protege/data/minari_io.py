@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +86,9 @@ def export_to_minari(
                 },
             )
         )
-    with _datasets_root(root):
+    with _datasets_root(root), warnings.catch_warnings():
+        # minari nags about optional metadata (permalink, e-mail, eval env); not errors.
+        warnings.filterwarnings("ignore", category=UserWarning, module="minari")
         try:
             dataset = minari.create_dataset_from_buffers(
                 dataset_id=dataset_id,
@@ -123,7 +126,9 @@ def import_from_minari(
         except (FileNotFoundError, ValueError, KeyError) as exc:
             raise DataError(f"cannot open Minari dataset {dataset_id!r}: {exc}") from None
         store = Store.create(out, dataset.observation_space, dataset.action_space, task=task)
-        for ep in tqdm(dataset.iterate_episodes(), total=dataset.total_episodes, disable=not progress):
+        for ep in tqdm(
+            dataset.iterate_episodes(), total=dataset.total_episodes, disable=not progress
+        ):
             infos = ep.infos if isinstance(ep.infos, dict) else {}
             executed = infos.get("executed_action")
             learner = infos.get("learner_acted")

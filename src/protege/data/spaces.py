@@ -51,9 +51,7 @@ def data_shape_dtype(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
     raise DataError(f"protege stores Box and Discrete spaces, not {space!r}")
 
 
-def check_rows(
-    values: np.ndarray, space: gym.Space, field: str, where: str
-) -> np.ndarray:
+def check_rows(values: np.ndarray, space: gym.Space, field: str, where: str) -> np.ndarray:
     """Return ``values`` cast to the space's storage dtype, or raise a DataError saying why not."""
     shape, dtype = data_shape_dtype(space)
     arr = np.asarray(values)

@@ -304,11 +304,11 @@ class Store:
                 f"{file}: truncated; episodes.jsonl commits {need} bytes but the file has {have}"
             )
         flat = np.fromfile(file, dtype=dtype, count=total * int(np.prod(shape, dtype=np.int64)))
-        raw = memoryview(flat).cast("B")
+        raw = flat.view(np.uint8)
         col = FIELDS.index(name)
         offsets = np.concatenate([[0], np.cumsum(rows)]) * self._row_bytes(name)
         for i, entry in enumerate(self._index):
-            if zlib.crc32(raw[offsets[i] : offsets[i + 1]]) != entry["crc"][col]:
+            if zlib.crc32(raw[offsets[i] : offsets[i + 1]].data) != entry["crc"][col]:
                 raise DataError(f"{file}: episode {i} is corrupt (CRC32 mismatch)")
         return flat.reshape((total, *shape))
 

@@ -39,6 +39,11 @@ class Policy(nn.Module):
         >>> policy.save("runs/bc"); Policy.load("runs/bc")
     """
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    act_offset: torch.Tensor
+    act_scale: torch.Tensor
+
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
         self.config = config
@@ -127,10 +132,7 @@ class Policy(nn.Module):
                 f"got {tuple(obs_t.shape[1:])}"
             )
         feats = self.features(self.normalize_obs(obs_t))
-        if deterministic:
-            acts = self.head.mode(feats)
-        else:
-            acts = self.head.sample(feats, generator)
+        acts = self.head.mode(feats) if deterministic else self.head.sample(feats, generator)
         out = self.unnormalize_actions(acts).numpy()
         if self._low.size:
             out = np.clip(out, self._low, self._high)

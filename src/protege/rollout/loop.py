@@ -104,7 +104,7 @@ def rollout(
     template = (
         np.zeros(n, np.int64)
         if discrete
-        else np.zeros((n, *act_space.shape), np.asarray(act_space.sample()).dtype)
+        else np.zeros((n, *(act_space.shape or ())), np.asarray(act_space.sample()).dtype)
     )
     lazy = LazyExpert(expert)
     result = RolloutResult(seed=seed)
@@ -137,11 +137,13 @@ def rollout(
             learner_action = learner.act(obs, deterministic=deterministic, generator=generator)
             result.learner_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        lazy.begin_step(obs, infos, template)
+        active = done_count < targets
+        lazy.begin_step(obs, infos, template, active)
         decision = gate.decide(StepView(obs, infos, learner_action, lazy, t))
         expert_needed = decision.expert_acts | decision.label
         if measure_disagreement and learner_action is not None:
             expert_needed = expert_needed | ~decision.expert_acts
+        expert_needed &= active  # sub-envs past their quota only keep stepping: never ask
         expert_action = lazy(expert_needed) if expert_needed.any() else template
         result.expert_seconds += time.perf_counter() - t0
 
@@ -158,7 +160,6 @@ def rollout(
         next_obs, reward, terminated, truncated, infos = env.step(executed)
         result.env_seconds += time.perf_counter() - t0
 
-        active = done_count < targets
         actor = np.where(decision.expert_acts, EXPERT, LEARNER)
         result.expert_steps += int((decision.expert_acts & active).sum())
         result.learner_steps += int((~decision.expert_acts & active).sum())
@@ -169,13 +170,13 @@ def rollout(
         if measure_disagreement and learner_action is not None:
             gap = _disagreement(learner_action, expert_action, discrete)
             gap = np.where(decision.expert_acts, np.nan, gap)
-            for i in np.flatnonzero(active):
+            for i in np.flatnonzero(active).tolist():
                 disagree[i].append(float(gap[i]))
         if record:
             label = np.where(
                 decision.label.reshape((n,) + (1,) * (template.ndim - 1)), expert_action, executed
             )
-            for i in np.flatnonzero(active):
+            for i in np.flatnonzero(active).tolist():
                 b = bufs[i]
                 b.actions.append(label[i])
                 b.executed.append(executed[i])
@@ -185,11 +186,14 @@ def rollout(
         t += 1
 
         finished = terminated | truncated
-        for i in np.flatnonzero(finished):
+        for i in np.flatnonzero(finished).tolist():
             if done_count[i] < targets[i]:
                 final_info = _final_info(infos, i)
                 outcome = EpisodeOutcome(
-                    float(ep_return[i]), int(t[i]), bool(terminated[i]), bool(truncated[i]),
+                    float(ep_return[i]),
+                    int(t[i]),
+                    bool(terminated[i]),
+                    bool(truncated[i]),
                     final_info,
                 )
                 result.returns.append(outcome.episode_return)
@@ -219,7 +223,7 @@ def rollout(
             learner.reset(finished)
         obs = next_obs
         if record:
-            for i in np.flatnonzero(done_count < targets):
+            for i in np.flatnonzero(done_count < targets).tolist():
                 bufs[i].obs.append(obs[i])
     bar.close()
     result.expert_queries = lazy.queries

@@ -1,0 +1,119 @@
+"""Policies: heads fit their action spaces, save/load round-trips, checkpoints never unpickle."""
+
+import json
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from protege.errors import CheckpointError, ConfigError, DataError
+from protege.policies import Policy, PolicyConfig
+
+OBS = gym.spaces.Box(-5, 5, (4,), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("act_space", "head"),
+    [
+        (gym.spaces.Discrete(3), "categorical"),
+        (gym.spaces.Box(-2, 2, (2,), np.float32), "mse"),
+        (gym.spaces.Box(-2, 2, (2,), np.float32), "gaussian"),
+    ],
+)
+def test_save_load_round_trip(tmp_path, act_space, head):
+    torch.manual_seed(0)
+    policy = Policy(PolicyConfig.for_spaces(OBS, act_space, head=head, hidden_sizes=(32, 32)))
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(100, 4)).astype(np.float32)
+    acts = np.array([act_space.sample() for _ in range(100)])
+    policy.set_normalization(obs, acts)
+    policy.save(tmp_path / "p")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    loaded = Policy.load(tmp_path / "p")
+    assert loaded.config == policy.config
+    np.testing.assert_array_equal(loaded.act(obs[:10]), policy.act(obs[:10]))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    np.testing.assert_array_equal(
+        loaded.act(obs[:10], deterministic=False, generator=g1),
+        policy.act(obs[:10], deterministic=False, generator=g2),
+    )
+    out = policy.act(obs[:10])
+    if isinstance(act_space, gym.spaces.Discrete):
+        assert out.dtype == np.int64 and out.shape == (10,)
+    else:
+        assert out.dtype == np.float32 and out.shape == (10, 2)
+        assert (out >= -2).all() and (out <= 2).all()
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_a_pickle_disguised_as_a_checkpoint_is_refused(tmp_path, capsys):
+    policy = Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), hidden_sizes=(8,)))
+    policy.save(tmp_path / "p")
+    (tmp_path / "p" / "model.safetensors").write_bytes(pickle.dumps({"w": Evil()}))
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        Policy.load(tmp_path / "p")
+    # torch.save output (a zip of pickles) is refused the same way
+    torch.save({"w": torch.zeros(2)}, tmp_path / "p" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        Policy.load(tmp_path / "p")
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_bad_checkpoints_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match=r"config\.json: missing"):
+        Policy.load(tmp_path)
+    policy = Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), hidden_sizes=(8,)))
+    policy.save(tmp_path / "p")
+    cfg = tmp_path / "p" / "config.json"
+    good = cfg.read_text()
+    cfg.write_text("{oops")
+    with pytest.raises(CheckpointError, match=r"config\.json: corrupt JSON"):
+        Policy.load(tmp_path / "p")
+    meta = json.loads(good)
+    meta["policy"]["hidden_sizes"] = [16]
+    cfg.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="weights do not match config"):
+        Policy.load(tmp_path / "p")
+    meta["policy"]["bogus"] = 1
+    cfg.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"unknown fields \['bogus'\]"):
+        Policy.load(tmp_path / "p")
+    meta = json.loads(good)
+    meta["policy"]["head"] = "nope"
+    cfg.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="unknown head 'nope'"):
+        Policy.load(tmp_path / "p")
+
+
+def test_observation_shape_mismatch_is_a_clear_error():
+    policy = Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), hidden_sizes=(8,)))
+    with pytest.raises(DataError, match=r"expects observations of shape \(4,\), got \(5,\)"):
+        policy.act(np.zeros((2, 5), np.float32))
+
+
+def test_head_must_fit_the_action_space():
+    with pytest.raises(CheckpointError, match="does not fit a Discrete action space"):
+        Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), head="mse"))
+    with pytest.raises(ConfigError, match="n_action_steps"):
+        PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), chunk_size=2, n_action_steps=3)
+
+
+def test_normalization_is_saved_and_constant_features_are_left_alone(tmp_path):
+    policy = Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Box(-1, 1, (1,)), hidden_sizes=(8,)))
+    obs = np.c_[np.random.default_rng(0).normal(3, 2, (500, 3)), np.ones(500)].astype(np.float32)
+    policy.set_normalization(obs, np.full((500, 1), 0.5, np.float32))
+    assert torch.allclose(policy.obs_mean[:3], torch.tensor([3.0] * 3), atol=0.3)
+    assert policy.obs_std[3] == 1.0  # never divided by a zero std
+    assert policy.act_scale[0] == 1.0
+    policy.save(tmp_path / "p")
+    loaded = Policy.load(tmp_path / "p")
+    assert torch.equal(loaded.obs_mean, policy.obs_mean)
