@@ -1,0 +1,81 @@
+"""`protege demo`: the report folder at a tiny budget, and the full LunarLander run (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protege.cli import main
+from protege.demo import run_demo
+from protege.report import plots
+
+FIGURES = ["returns.png", "disagreement.png", "loss.png", "bc.gif"]
+REPORT_FILES = ["index.html", "report.md", "results.json", *FIGURES, "policy/config.json"]
+
+
+def _check_report(out: Path) -> dict:
+    for name in REPORT_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    html = (out / "index.html").read_text()
+    md = (out / "report.md").read_text()
+    for figure in FIGURES:
+        assert f'src="{figure}"' in html and f"]({figure})" in md
+    for fact in ("seed", "wall time: total", "command", "machine", "expert labels"):
+        assert fact in html and fact in md
+    return json.loads((out / "results.json").read_text())
+
+
+def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    tiny = {"n_envs": 2, "batch_size": 32, "hidden_sizes": (16,), "progress": False}
+    run = run_demo(
+        "cartpole",
+        out=out,
+        seed=1,
+        episodes=3,
+        steps=20,
+        eval_episodes=2,
+        val_fraction=0.34,
+        **tiny,
+    )
+    results = _check_report(out)
+    assert results["seed"] == 1
+    assert set(results["methods"]) == {"expert", "BC"}
+    assert results["methods"]["BC"]["labels"] == run.store.n_labels == 1500
+    assert results["methods"]["expert"]["mean_return"] == 500.0
+    assert "val_loss" in results["bc"]["history"][-1]
+    assert run.headline("BC").startswith("BC reaches")
+    # a second run replaces the demonstrations instead of appending to them
+    run = run_demo("cartpole", out=out, seed=1, episodes=2, steps=5, eval_episodes=1, **tiny)
+    assert len(run.store) == 2
+
+
+def test_demo_command_prints_where_the_report_is(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli-demo"
+    flags = "--task cartpole --episodes 2 --n-envs 2 --steps 10 --hidden-sizes 16 --eval-episodes 2"
+    assert main(["demo", "--out", str(out), *flags.split(), "--no-gif", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "seed=0" in printed and "BC reaches" in printed
+    assert str(out / "index.html") in printed
+    assert (out / "index.html").exists() and not (out / "bc.gif").exists()
+
+
+def test_plots_cope_with_edge_cases(tmp_path: Path) -> None:
+    # no validation rows, an empty method, a learner no episode kept for long
+    plots.plot_losses([{"step": 1, "train_loss": 0.5}], tmp_path / "l.png")
+    plots.plot_returns({"expert": np.array([1.0, 2.0]), "BC": np.array([])}, tmp_path / "r.png")
+    plots.plot_disagreement(
+        {"BC": (np.array([0.5, np.nan]), np.array([1, 0]))}, tmp_path / "d.png", discrete=False
+    )
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("l.png", "r.png", "d.png"))
+
+
+@pytest.mark.slow
+def test_full_demo_bc_reaches_80_percent_of_the_expert(tmp_path: Path) -> None:
+    run = run_demo("lunarlander", out=tmp_path / "demo", seed=0, progress=False)
+    _check_report(tmp_path / "demo")
+    assert run.fraction_of_expert("BC") >= 0.8, run.headline("BC")
+    assert run.wall_seconds < 300
