@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-Metrics = dict[str, float]
+Metrics = dict[str, torch.Tensor]
+"""Named detached scalars; converting them to floats is left to whoever logs them."""
 
 HEADS: dict[str, type[Head]] = {}
 
@@ -47,9 +48,14 @@ class Head(nn.Module):
         self.chunk_size = chunk_size
 
     def loss(
-        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
     ) -> tuple[torch.Tensor, Metrics]:
-        """Scalar training loss averaged over valid (``pad_mask_BH`` true) steps."""
+        """Scalar training loss averaged over valid (``pad_mask_BH`` true) steps.
+
+        ``pad_mask_BH=None`` means every step is valid (the common single-action case, which
+        skips the masking arithmetic on the hot path). Metrics beyond the loss itself (e.g.
+        accuracy) are computed only when gradients are off, i.e. during validation.
+        """
         raise NotImplementedError
 
     def sample(
@@ -67,7 +73,9 @@ class Head(nn.Module):
         raise TypeError(f"head {self.name!r} has no tractable log-likelihood")
 
 
-def masked_mean(values_BH: torch.Tensor, pad_mask_BH: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values_BH`` over the entries where ``pad_mask_BH`` is true."""
+def masked_mean(values_BH: torch.Tensor, pad_mask_BH: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values_BH`` over the entries where ``pad_mask_BH`` is true (all if None)."""
+    if pad_mask_BH is None:
+        return values_BH.mean()
     mask = pad_mask_BH.to(values_BH.dtype)
     return (values_BH * mask).sum() / mask.sum().clamp_min(1.0)

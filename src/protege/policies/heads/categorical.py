@@ -36,16 +36,20 @@ class CategoricalHead(Head):
         return logp_BHK.gather(-1, actions_BHA.long()).squeeze(-1)
 
     def loss(
-        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
     ) -> tuple[torch.Tensor, Metrics]:
         logits_BHK = self.logits(features_BF)
-        nll_BH = F.cross_entropy(
-            logits_BHK.flatten(0, 1), actions_BHA.long().flatten(), reduction="none"
-        ).view_as(pad_mask_BH)
-        loss = masked_mean(nll_BH, pad_mask_BH)
-        with torch.no_grad():
-            acc = masked_mean((logits_BHK.argmax(-1) == actions_BHA[..., 0]).float(), pad_mask_BH)
-        return loss, {"cross_entropy": float(loss.detach()), "accuracy": float(acc)}
+        targets = actions_BHA.long().flatten()
+        if pad_mask_BH is None:
+            loss = F.cross_entropy(logits_BHK.flatten(0, 1), targets)
+        else:
+            nll = F.cross_entropy(logits_BHK.flatten(0, 1), targets, reduction="none")
+            loss = masked_mean(nll.view_as(pad_mask_BH), pad_mask_BH)
+        metrics: Metrics = {"cross_entropy": loss.detach()}
+        if not torch.is_grad_enabled():
+            hits = (logits_BHK.argmax(-1) == actions_BHA[..., 0]).float()
+            metrics["accuracy"] = masked_mean(hits, pad_mask_BH)
+        return loss, metrics
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         return self.logits(features_BF).argmax(-1, keepdim=True).float()

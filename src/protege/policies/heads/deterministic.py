@@ -32,8 +32,8 @@ class DeterministicHead(Head):
         return self.mode(features_BF)
 
     def loss(
-        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
     ) -> tuple[torch.Tensor, Metrics]:
         err_BH = (self.mode(features_BF) - actions_BHA).pow(2).mean(-1)
         loss = masked_mean(err_BH, pad_mask_BH)
-        return loss, {"mse": float(loss.detach())}
+        return loss, {"mse": loss.detach()}

@@ -37,10 +37,10 @@ class GaussianHead(Head):
         return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def loss(
-        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
     ) -> tuple[torch.Tensor, Metrics]:
         loss = masked_mean(-self.log_prob(features_BF, actions_BHA), pad_mask_BH)
-        return loss, {"nll": float(loss.detach())}
+        return loss, {"nll": loss.detach()}
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         return self._params(features_BF)[0]
