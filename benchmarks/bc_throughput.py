@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from imitation_peer import run_in_venv
-from store_load import machine
 
 import protege
+from imitation_peer import run_in_venv
 from protege.algos import bc
 from protege.policies import Policy, PolicyConfig
+from store_load import machine
 
 
 def protege_samples_per_s(data, task, batch_size: int, n_batches: int, seed: int) -> float:
