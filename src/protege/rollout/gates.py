@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from protege.errors import ConfigError
 from protege.experts.base import Expert
 
 
@@ -25,11 +26,26 @@ class LazyExpert:
         self._infos: dict[str, Any] | None = None
         self._actions: np.ndarray | None = None
         self._asked = np.zeros(0, bool)
+        self._active = np.zeros(0, bool)
 
-    def begin_step(self, obs: np.ndarray, infos: dict[str, Any], template: np.ndarray) -> None:
+    def begin_step(
+        self,
+        obs: np.ndarray,
+        infos: dict[str, Any],
+        template: np.ndarray,
+        active: np.ndarray | None = None,
+    ) -> None:
+        """A new step. ``active`` (N,) bool: sub-envs still collecting episodes; the expert is
+        never asked about the others (they only keep stepping until the batch is done)."""
         self._obs, self._infos = obs, infos
         self._actions = np.zeros_like(template)
         self._asked = np.zeros(len(obs), bool)
+        self._active = np.ones(len(obs), bool) if active is None else np.asarray(active, bool)
+
+    @property
+    def active(self) -> np.ndarray:
+        """(N,) bool: the sub-envs still collecting; the expert is never asked about others."""
+        return self._active
 
     @property
     def asked(self) -> np.ndarray:
@@ -37,12 +53,13 @@ class LazyExpert:
         return self._asked
 
     def __call__(self, mask: np.ndarray | None = None) -> np.ndarray:
-        """Expert actions for all N sub-envs; only those in ``mask`` are computed (and counted)."""
+        """Expert actions for all N sub-envs; only those in ``mask`` (and active) are computed
+        and counted. Rows not computed are zeros."""
         assert self._obs is not None and self._actions is not None
         if self.expert is None:
             raise ValueError("this rollout has no expert to ask")
         mask = np.ones(len(self._obs), bool) if mask is None else np.asarray(mask, bool)
-        new = mask & ~self._asked
+        new = mask & ~self._asked & self._active
         if new.any():
             idx = np.flatnonzero(new)
             sub_infos = _select_infos(self._infos, idx, len(self._obs))
@@ -123,3 +140,178 @@ class LearnerGate:
     def decide(self, step: StepView) -> Decision:
         n = len(step.obs)
         return Decision(expert_acts=np.zeros(n, bool), label=np.full(n, self.label))
+
+
+# ------------------------------------------------------------------------------ β-mixing
+class BetaSchedule(Protocol):
+    """β for a round: the probability that the expert's action is executed at a step."""
+
+    def __call__(self, round: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class IndicatorBeta:
+    """β = 1 in round 0 (the demonstrations), 0 afterwards: the parameter-free schedule Ross,
+    Gordon & Bagnell (2011) report often works best."""
+
+    def __call__(self, round: int) -> float:
+        return 1.0 if round == 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ExponentialBeta:
+    """β = p**round (Ross et al. 2011 suggest β_i = p^(i−1) with β_1 = 1; round 0 is their i=1)."""
+
+    p: float = 0.5
+
+    def __call__(self, round: int) -> float:
+        return float(self.p**round)
+
+
+@dataclass(frozen=True)
+class LinearBeta:
+    """β ramps down linearly from 1 in round 0 to 0 at ``rampdown_rounds`` (the ``imitation``
+    package's default ``LinearBetaSchedule(15)``)."""
+
+    rampdown_rounds: int = 15
+
+    def __call__(self, round: int) -> float:
+        return float(min(1.0, max(0.0, (self.rampdown_rounds - round) / self.rampdown_rounds)))
+
+
+def beta_schedule(spec: str | BetaSchedule) -> BetaSchedule:
+    """Parse ``"indicator"``, ``"exponential:0.5"`` (or ``"exp:0.5"``) or ``"linear:15"``."""
+    if not isinstance(spec, str):
+        return spec
+    name, _, arg = spec.partition(":")
+    if name == "indicator" and not arg:
+        return IndicatorBeta()
+    if name in ("exponential", "exp"):
+        p = float(arg) if arg else 0.5
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"exponential β needs 0 ≤ p ≤ 1, got {p} in {spec!r}")
+        return ExponentialBeta(p)
+    if name == "linear":
+        n = int(arg) if arg else 15
+        if n < 1:
+            raise ConfigError(f"linear β needs ≥ 1 ramp-down rounds, got {n} in {spec!r}")
+        return LinearBeta(n)
+    raise ConfigError(
+        f"unknown β schedule {spec!r}; use 'indicator', 'exponential:P' or 'linear:N'"
+    )
+
+
+class _PerEpisodeRandom:
+    """One generator per sub-env, re-seeded at every episode.
+
+    ``seed_episode(i, s)`` pins sub-env i's current episode to seed ``s`` (DAgger derives it
+    from (seed, round, episode index) so a resumed run replays the same draws); otherwise
+    episode k of sub-env i draws from ``SeedSequence([seed, i, k])``.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._rngs: dict[int, np.random.Generator] = {}
+        self._episodes: dict[int, int] = {}
+
+    def reset(self, env_index: int) -> None:
+        k = self._episodes.get(env_index, 0)
+        self._episodes[env_index] = k + 1
+        self._rngs[env_index] = np.random.default_rng([self.seed, env_index, k])
+
+    def seed_episode(self, env_index: int, seed: int) -> None:
+        self._rngs[env_index] = np.random.default_rng(seed)
+
+    def rng(self, env_index: int) -> np.random.Generator:
+        if env_index not in self._rngs:
+            self.reset(env_index)
+        return self._rngs[env_index]
+
+
+class BetaMixture(_PerEpisodeRandom):
+    """DAgger's mixture policy π_i = β π* + (1−β) π̂_i (Ross, Gordon & Bagnell 2011).
+
+    Drawn per step and per sub-env (as the ``imitation`` package does): the expert's action is
+    executed with probability β, the learner's otherwise, and the expert labels *every*
+    visited state, so every step costs one expert query.
+
+    Example:
+        >>> gate = BetaMixture(beta_schedule("linear:15")(round), seed=0)
+    """
+
+    def __init__(self, beta: float, seed: int = 0):
+        if not 0.0 <= beta <= 1.0:
+            raise ConfigError(f"β must be in [0, 1], got {beta}")
+        super().__init__(seed)
+        self.beta = float(beta)
+
+    def decide(self, step: StepView) -> Decision:
+        n = len(step.obs)
+        u = np.array([self.rng(i).random() for i in range(n)])
+        return Decision(expert_acts=u < self.beta, label=np.ones(n, bool))
+
+
+class NoisyExpertGate(_PerEpisodeRandom):
+    """DART (Laskey, Lee, Fox, Dragan & Goldberg 2017): the expert demonstrates with noise
+    injected into the *executed* action while its clean action is stored as the label.
+
+    Continuous actions: ``a + N(0, covariance)`` clipped to ``[low, high]`` (``covariance``
+    a scalar variance, a per-dimension vector or a full matrix). Discrete actions: with
+    probability ``epsilon`` a uniformly random action is executed (DART's ``EpsSupervisor``,
+    the analogue of a trembling hand). Every step is labeled.
+
+    Example:
+        >>> gate = NoisyExpertGate(covariance=0.05, low=space.low, high=space.high, seed=0)
+        >>> gate = NoisyExpertGate(epsilon=0.1, n_actions=4, seed=0)
+    """
+
+    def __init__(
+        self,
+        *,
+        covariance: float | np.ndarray | None = None,
+        low: np.ndarray | None = None,
+        high: np.ndarray | None = None,
+        epsilon: float = 0.0,
+        n_actions: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(seed)
+        if (covariance is None) == (n_actions is None):
+            raise ConfigError("NoisyExpertGate needs covariance (Box) or n_actions (Discrete)")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
+        self.epsilon = float(epsilon)
+        self.n_actions = n_actions
+        self.low, self.high = low, high
+        self.covariance = None if covariance is None else np.asarray(covariance, np.float64)
+        self._chol: np.ndarray | None = None
+
+    def _cholesky(self, act_dim: int) -> np.ndarray:
+        if self._chol is None:
+            assert self.covariance is not None
+            cov = self.covariance
+            if cov.ndim < 2:
+                cov = np.diag(np.broadcast_to(cov, (act_dim,)))
+            self._chol = np.linalg.cholesky(cov + 1e-12 * np.eye(act_dim))
+        return self._chol
+
+    def decide(self, step: StepView) -> Decision:
+        n = len(step.obs)
+        clean = step.expert()
+        noisy = np.array(clean, copy=True)
+        if self.covariance is not None:
+            flat = np.asarray(clean, np.float64).reshape(n, -1)
+            chol = self._cholesky(flat.shape[1])
+            z = np.stack([self.rng(i).standard_normal(flat.shape[1]) for i in range(n)])
+            moved = (flat + z @ chol.T).reshape(np.shape(clean))
+            if self.low is not None and self.high is not None:
+                moved = np.clip(moved, self.low, self.high)
+            noisy = moved.astype(clean.dtype)
+        else:
+            assert self.n_actions is not None
+            for i in range(n):
+                rng = self.rng(i)
+                if rng.random() < self.epsilon:
+                    noisy[i] = rng.integers(self.n_actions)
+        ones = np.ones(n, bool)
+        return Decision(expert_acts=ones, label=ones, executed=noisy)
