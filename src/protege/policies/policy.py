@@ -98,7 +98,8 @@ class Policy(nn.Module):
             self.act_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.float()
+        if obs.dtype != torch.float32:
+            obs = obs.float()
         if self.config.normalize_obs:
             return (obs - self.obs_mean) / self.obs_std
         return obs
@@ -125,7 +126,7 @@ class Policy(nn.Module):
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
         """Predicted action chunks ``(N, H, A)`` in env units (float; indices if discrete)."""
-        obs_t = torch.as_tensor(np.asarray(obs))
+        obs_t = torch.from_numpy(np.ascontiguousarray(obs))
         if tuple(obs_t.shape[1:]) != self.config.obs_shape:
             raise DataError(
                 f"policy expects observations of shape {self.config.obs_shape}, "
