@@ -1,0 +1,220 @@
+"""Diffusion head: DDPM training, deterministic DDIM sampling with 1 to 100 steps.
+
+Training (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"): draw a timestep
+``t ~ U{0..T-1}`` and noise ``ε ~ N(0, I)``, corrupt the whole action chunk
+``x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε`` and regress the noise, ``‖ε_θ(x_t, t, features) − ε‖²``,
+averaged over valid chunk steps. The schedule is the cosine one of Nichol & Dhariwal 2021
+(diffusers' ``squaredcos_cap_v2``, β capped at 0.999), with T = 100 as in Diffusion Policy
+(Chi et al. 2023).
+
+Sampling (Song et al. 2021, "Denoising Diffusion Implicit Models", η = 0): start from
+``x ~ N(0, I)`` and take ``num_inference_steps`` deterministic DDIM steps on evenly spaced
+timesteps (:func:`ddim_timesteps`). The predicted x_0 is clipped to the range of normalized
+actions (``clip_sample``, as in Diffusion Policy). Few steps trade quality for speed; one
+step (t = 0 only) is degenerate and returns little more than the clipped noise.
+
+``mode`` runs the same sampler from zero noise (the mode of the noise distribution): a
+deterministic, batch-independent action. For a multimodal distribution it lands near the
+per-axis median, which in 1-D lies inside the heavier mode but in higher dimensions can fall
+between modes; evaluate multimodal tasks with sampling (``deterministic=False``).
+
+The denoiser is an MLP over the flattened chunk, conditioned on the encoder's features and a
+sinusoidal timestep embedding (:class:`DenoiserMLP`, shared with the flow head). There is no
+tractable likelihood, so ``has_log_prob`` is False.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
+
+NORMALIZED_LIMIT = {"minmax": 1.0, "std": 3.0}
+"""Half-width of the range normalized actions live in, by ``PolicyConfig.action_norm``."""
+
+
+# ----------------------------------------------------------------------- stateless pieces
+def cosine_alphas_cumprod(num_train_steps: int, s: float = 0.008) -> torch.Tensor:
+    """ᾱ_t for t = 0..T−1 of the cosine schedule (Nichol & Dhariwal 2021), β_t ≤ 0.999."""
+    steps = torch.arange(num_train_steps + 1, dtype=torch.float64) / num_train_steps
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    return torch.cumprod(1 - betas, 0).float()
+
+
+def ddim_timesteps(num_train_steps: int, num_inference_steps: int) -> list[int]:
+    """DDIM's evenly spaced timesteps, descending: e.g. T=100, 4 steps → [75, 50, 25, 0].
+
+    This is the "leading" spacing of Song et al. 2021 (and diffusers' default, used by
+    Diffusion Policy): sampling starts at T − T/S, not at T − 1. With the cosine schedule
+    ᾱ_{T−1} ≈ 2e-7, so an epsilon-predictor's x_0 estimate there is its error times ~2000;
+    starting one stride lower keeps few-step sampling usable (measured in the head tests).
+    """
+    if not 1 <= num_inference_steps <= num_train_steps:
+        raise ValueError(f"num_inference_steps must be in [1, {num_train_steps}]")
+    ratio = num_train_steps // num_inference_steps
+    return [i * ratio for i in reversed(range(num_inference_steps))]
+
+
+def ddim_step(
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    alpha_t: float,
+    alpha_prev: float,
+    clip: float | None,
+) -> torch.Tensor:
+    """One deterministic DDIM update (η = 0) from ᾱ = ``alpha_t`` to ``alpha_prev``."""
+    x0 = (x_t - math.sqrt(1 - alpha_t) * eps) / math.sqrt(alpha_t)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+    return math.sqrt(alpha_prev) * x0 + math.sqrt(1 - alpha_prev) * eps
+
+
+def sinusoidal_embedding(t_B: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Transformer-style embedding ``(B, dim)`` of (possibly fractional) timesteps ``(B,)``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    args = t_B.float()[:, None] * freqs
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+
+
+def forward_fill_padded(
+    actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
+) -> torch.Tensor:
+    """Replace each padded step by the last valid step before it (zeros if there is none).
+
+    A generative head sees the whole chunk as one sample, so padded values would leak into the
+    valid steps' loss through the network's input. Filling them makes the loss depend on valid
+    steps only; for chunks padded at the episode's end this repeats the final action, which is
+    what :mod:`protege.algos.bc` already stores there (and what Diffusion Policy pads with).
+    """
+    if pad_mask_BH is None:
+        return actions_BHA
+    H = actions_BHA.shape[1]
+    idx_BH = torch.where(pad_mask_BH, torch.arange(H), -1).cummax(dim=1).values
+    filled = actions_BHA.gather(1, idx_BH.clamp(min=0)[..., None].expand_as(actions_BHA))
+    return torch.where((idx_BH >= 0)[..., None], filled, torch.zeros_like(filled))
+
+
+class DenoiserMLP(nn.Module):
+    """``f(x_BD, t_B, cond_BC) -> (B, D)``: an MLP on [x, timestep embedding] plus conditioning.
+
+    The conditioning's contribution to the first layer is computed once per call of
+    :meth:`condition` and reused at every denoising step (features do not change while a chunk
+    is denoised), which keeps many-step sampling cheap.
+    """
+
+    def __init__(
+        self,
+        sample_dim: int,
+        cond_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        time_embed_dim: int = 32,
+    ) -> None:
+        super().__init__()
+        if not hidden_sizes:
+            raise ValueError("the denoiser needs at least one hidden layer")
+        self.time_embed_dim = time_embed_dim
+        width = hidden_sizes[0]
+        self.cond_proj = nn.Linear(cond_dim, width)
+        self.in_proj = nn.Linear(sample_dim + time_embed_dim, width, bias=False)
+        layers: list[nn.Module] = []
+        for size in hidden_sizes[1:]:
+            layers += [nn.Linear(width, size), nn.SiLU()]
+            width = size
+        layers.append(nn.Linear(width, sample_dim))
+        self.body = nn.Sequential(nn.SiLU(), *layers)
+
+    def condition(self, cond_BC: torch.Tensor) -> torch.Tensor:
+        return self.cond_proj(cond_BC)
+
+    def forward(self, x_BD: torch.Tensor, t_B: torch.Tensor, cond_BW: torch.Tensor) -> torch.Tensor:
+        """``cond_BW`` is the output of :meth:`condition`."""
+        temb = sinusoidal_embedding(t_B, self.time_embed_dim)
+        return self.body(self.in_proj(torch.cat([x_BD, temb], dim=-1)) + cond_BW)
+
+
+# --------------------------------------------------------------------------------- head
+@register_head
+class DiffusionHead(Head):
+    """DDPM-trained, DDIM-sampled action chunks (epsilon prediction).
+
+    Head kwargs: ``num_train_steps`` (100), ``num_inference_steps`` (10, any of 1..T; may be
+    changed on a built head), ``hidden_sizes`` ((256, 256)), ``time_embed_dim`` (32),
+    ``clip_sample`` (True: clip predicted x_0 to the normalized range), ``action_norm``
+    ("std" → range ±3, "minmax" → ±1; set it to the policy's ``action_norm``).
+
+    Example:
+        >>> cfg = PolicyConfig.for_spaces(obs_space, act_space, head="diffusion",
+        ...     action_norm="minmax", head_kwargs={"action_norm": "minmax"})
+    """
+
+    name = "diffusion"
+    has_log_prob = False
+    alphas_cumprod: torch.Tensor
+
+    def __init__(
+        self,
+        feature_dim: int,
+        act_dim: int,
+        chunk_size: int,
+        num_train_steps: int = 100,
+        num_inference_steps: int = 10,
+        hidden_sizes: Sequence[int] = (256, 256),
+        time_embed_dim: int = 32,
+        clip_sample: bool = True,
+        action_norm: str = "std",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(feature_dim, act_dim, chunk_size)
+        if action_norm not in NORMALIZED_LIMIT:
+            raise ValueError(f"action_norm must be one of {sorted(NORMALIZED_LIMIT)}")
+        ddim_timesteps(num_train_steps, num_inference_steps)  # validates the step counts
+        self.num_train_steps = num_train_steps
+        self.num_inference_steps = num_inference_steps
+        self.clip = NORMALIZED_LIMIT[action_norm] if clip_sample else None
+        self.net = DenoiserMLP(chunk_size * act_dim, feature_dim, hidden_sizes, time_embed_dim)
+        self.register_buffer(
+            "alphas_cumprod", cosine_alphas_cumprod(num_train_steps), persistent=False
+        )
+
+    def loss(
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Metrics]:
+        x0 = forward_fill_padded(actions_BHA, pad_mask_BH).flatten(1)
+        B = x0.shape[0]
+        t_B = torch.randint(self.num_train_steps, (B,), device=x0.device)
+        noise = torch.randn_like(x0)
+        a = self.alphas_cumprod[t_B][:, None]
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        eps = self.net(x_t, t_B, self.net.condition(features_BF))
+        err_BH = (eps - noise).pow(2).view(B, self.chunk_size, self.act_dim).mean(-1)
+        loss = masked_mean(err_BH, pad_mask_BH)
+        return loss, {"eps_mse": loss.detach()}
+
+    def denoise(self, features_BF: torch.Tensor, x_T: torch.Tensor) -> torch.Tensor:
+        """Run DDIM from the noise ``x_T`` (B, H·A) to actions ``(B, H, A)``."""
+        cond = self.net.condition(features_BF)
+        steps = ddim_timesteps(self.num_train_steps, self.num_inference_steps)
+        alphas = self.alphas_cumprod.tolist()
+        x = x_T
+        for i, t in enumerate(steps):
+            alpha_prev = alphas[steps[i + 1]] if i + 1 < len(steps) else 1.0
+            t_B = torch.full((x.shape[0],), t, dtype=torch.long)
+            x = ddim_step(x, self.net(x, t_B, cond), alphas[t], alpha_prev, self.clip)
+        return x.view(-1, self.chunk_size, self.act_dim)
+
+    def sample(
+        self, features_BF: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        shape = (features_BF.shape[0], self.chunk_size * self.act_dim)
+        return self.denoise(features_BF, torch.randn(shape, generator=generator))
+
+    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
+        shape = (features_BF.shape[0], self.chunk_size * self.act_dim)
+        return self.denoise(features_BF, torch.zeros(shape))
