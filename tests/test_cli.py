@@ -136,3 +136,12 @@ def test_other_bad_input_is_one_clear_error(
     _one_error_line(capsys, "--policy")
     # flag errors are argparse's: usage and exit code 2
     assert main(["train", "--data", "x", "--out", "y", "--batch-size", "many"]) == 2
+
+
+def test_train_is_reproducible_from_its_seed(run_dir: Path, tmp_path: Path) -> None:
+    weights = []
+    for name in ("a", "b"):
+        argv = ["train", "--data", str(run_dir / "demos"), "--out", str(tmp_path / name), *TOY]
+        assert main([*argv, "--steps", "5", "--hidden-sizes", "8"]) == 0
+        weights.append((tmp_path / name / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]

@@ -355,7 +355,8 @@ def train(args: argparse.Namespace) -> None:
     from protege import tasks
     from protege.algos import bc
     from protege.data.store import Store
-    from protege.policies import Policy, PolicyConfig
+    from protege.demo import seeded_policy
+    from protege.policies import PolicyConfig
     from protege.report.page import command_line
 
     _announce(args)
@@ -367,7 +368,7 @@ def train(args: argparse.Namespace) -> None:
         store.observation_space, store.action_space, **config_values(PolicyConfig, args)
     )
     bc_config = bc.BCConfig(**{**config_values(bc.BCConfig, args), "progress": args.progress})
-    policy = Policy(policy_config)
+    policy = seeded_policy(policy_config, args.seed)
     result = bc.fit(policy, store, bc_config)
     out = policy.save(args.out, extra={"task": task_name, "data": str(args.data)})
     record = {

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from protege import tasks
 from protege.algos import bc
 from protege.data.store import Store
@@ -150,6 +152,17 @@ def run_demo(
 
 
 # --------------------------------------------------------------------------------- steps
+def seeded_policy(config: PolicyConfig, seed: int) -> Policy:
+    """A new policy whose initial weights depend on ``seed`` only, not on torch's global RNG.
+
+    ``Policy.__init__`` draws from the global RNG (``bc.fit`` seeds it only after the policy
+    exists); this fixes the draw and leaves the global state as it was.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return Policy(config)
+
+
 @contextmanager
 def timed(run: DemoRun, step: str) -> Iterator[None]:
     t0 = time.perf_counter()
@@ -186,7 +199,8 @@ def train_bc(run: DemoRun, config: bc.BCConfig, hidden_sizes: tuple[int, ...]) -
     """Behavioral cloning on every demonstration; the policy is saved to ``out/policy``."""
     assert run.store is not None, "collect_demonstrations first"
     obs_space, act_space = run.task.spaces
-    policy = Policy(PolicyConfig.for_spaces(obs_space, act_space, hidden_sizes=hidden_sizes))
+    policy_config = PolicyConfig.for_spaces(obs_space, act_space, hidden_sizes=hidden_sizes)
+    policy = seeded_policy(policy_config, config.seed)
     with timed(run, "train BC"):
         run.bc_result = bc.fit(policy, run.store, config)
     policy.save(run.out / "policy", extra={"task": run.task.name})

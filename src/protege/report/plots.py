@@ -128,9 +128,14 @@ def plot_returns(
         ax.annotate(
             label, (mean, y + 0.3), ha="center", va="bottom", fontsize=8.5, color=colors[name]
         )
+    if ref_mean is not None:
+        ax.axvline(ref_mean, color=EXPERT_COLOR, ls="--", lw=0.9, alpha=0.6, zorder=1)
     ax.set_yticks(range(len(names)), list(reversed(names)))
     ax.set_ylim(-0.6, len(names) - 0.2)
-    ax.set_xlabel("episode return (dots: episodes; ◆: mean; box: quartiles)")
+    ax.set_xlabel(
+        "episode return (dots: episodes; ◆: mean; box: quartiles"
+        + (f"; dashed: {reference}'s mean)" if ref_mean is not None else ")")
+    )
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
