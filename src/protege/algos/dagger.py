@@ -1,0 +1,731 @@
+"""DAgger and the machinery every interactive method shares: rounds, durable labels, resume.
+
+DAgger (Ross, Gordon & Bagnell 2011, "A Reduction of Imitation Learning and Structured
+Prediction to No-Regret Online Learning"): round 0 is expert demonstrations; in round i the
+mixture β_i π* + (1 − β_i) π̂_i drives, the expert labels every visited state, the labels are
+aggregated with everything before and π̂_{i+1} is trained on the aggregate (from scratch or
+warm-started). Its gated descendants (HG-DAgger, EnsembleDAgger, ThriftyDAgger) and DART
+differ only in the gate that decides who drives and who labels, and in what is trained, so
+they all run through :func:`run` with their own ``gate_factory`` (and ``trainer``).
+
+**Every label counted, none lost.** Each episode is appended to the store the moment it ends,
+with its round, who acted at each step and which steps carry an expert label; its index
+entry also records the episode's index within the round, its seed, the expert queries it
+cost and its interventions. All per-round figures are computed from the store, so a resumed
+run reports exactly what an uninterrupted one does.
+
+**Resume.** Every random choice of round r's episode e (env seed, gate draws) is derived from
+``(seed, r, e)``, every training run from ``(seed, r)``, and training data are ordered by
+(round, episode index), never by completion order. A ``kill -9`` loses at most the episodes
+in flight; ``run(..., resume=True)`` skips complete rounds, collects only the missing
+episodes of a partial round and then reaches the same final numbers as an uninterrupted run
+with the same seed (trained learners are checkpointed per round, so it never retrains one).
+
+Example:
+    >>> task = protege.tasks.make("lunarlander")
+    >>> result = dagger.run(task, dagger.policy_factory(task), "runs/dagger/store",
+    ...                     DAggerConfig(rounds=8, episodes_per_round=4, seed=0))
+    >>> print(result.to_markdown())
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from protege.algos import bc
+from protege.algos.bc import BCConfig
+from protege.data.episode import EXPERT, LEARNER, Episode
+from protege.data.store import Store, Transitions
+from protege.errors import ConfigError, DataError
+from protege.policies.config import PolicyConfig
+from protege.policies.policy import Policy
+from protege.rollout.evaluate import evaluate, evaluate_expert
+from protege.rollout.gates import BetaMixture, ExpertGate, Gate, StepView, beta_schedule
+from protege.rollout.loop import Actor, rollout
+from protege.tasks.base import EpisodeOutcome, Task
+
+RETRAIN = ("scratch", "warm")
+
+
+@dataclass
+class DAggerConfig:
+    """Settings every interactive method shares (the gate's own settings live with it)."""
+
+    rounds: int = 8
+    """Interactive rounds after round 0 (the demonstrations)."""
+    episodes_per_round: int = 4
+    initial_demos: int = 4
+    """Expert episodes collected as round 0 (unless the store already holds demonstrations)."""
+    beta: str = "indicator"
+    """β schedule of plain DAgger: "indicator", "exponential:P" or "linear:N"."""
+    retrain: str = "scratch"
+    """"scratch": a fresh policy each round (Ross et al.; ThriftyDAgger); "warm": continue
+    training the previous round's policy (the ``imitation`` package)."""
+    bc: BCConfig = field(default_factory=lambda: BCConfig(steps=3000, progress=False))
+    """How each round's learner is trained (its seed is derived per round)."""
+    n_envs: int = 4
+    """Episodes collected in parallel; also the most a crash can lose."""
+    seed: int = 0
+    eval_episodes: int = 50
+    eval_envs: int = 8
+    eval_seed: int = 100_000
+    """Every round's learner and the expert are evaluated on the same episodes."""
+    target_fraction: float = 0.95
+    """Report the labels needed to reach this fraction of the expert's mean return."""
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0 or self.episodes_per_round < 1 or self.initial_demos < 0:
+            raise ConfigError(
+                "rounds ≥ 0, episodes_per_round ≥ 1 and initial_demos ≥ 0 are required, got "
+                f"{self.rounds}, {self.episodes_per_round}, {self.initial_demos}"
+            )
+        if self.retrain not in RETRAIN:
+            raise ConfigError(f"retrain must be one of {RETRAIN}, not {self.retrain!r}")
+        if self.n_envs < 1 or self.eval_envs < 1 or self.eval_episodes < 1:
+            raise ConfigError("n_envs, eval_envs and eval_episodes must be ≥ 1")
+        beta_schedule(self.beta)  # validates
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------ seeds
+_EPISODE, _GATE, _TRAIN = 0, 1, 2
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A 31-bit seed determined by ``(seed, *keys)`` alone (NumPy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]) & 0x7FFFFFFF
+
+
+def episode_seed(seed: int, round: int, index: int) -> int:
+    """The env seed of episode ``index`` of ``round``."""
+    return derive_seed(seed, _EPISODE, round, index)
+
+
+def gate_seed(seed: int, round: int, index: int) -> int:
+    """The seed of the gate's random draws (β, DART noise) in episode ``index`` of ``round``."""
+    return derive_seed(seed, _GATE, round, index)
+
+
+def train_seed(seed: int, round: int) -> int:
+    """The seed of the training run that ends ``round``."""
+    return derive_seed(seed, _TRAIN, round)
+
+
+# --------------------------------------------------------------------------- learners
+class Trainer(Protocol):
+    """Trains the learner at the end of a round and checkpoints it (safetensors, no pickle)."""
+
+    def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> Actor: ...
+
+    def save(self, learner: Any, path: Path) -> None: ...
+
+    def load(self, path: Path) -> Actor: ...
+
+
+def policy_factory(task: Task, **overrides: Any) -> Callable[[], Policy]:
+    """A factory of fresh policies for ``task`` (2×256 MLP by default); the caller seeds
+    torch before calling it."""
+    obs_space, act_space = task.spaces
+
+    def make() -> Policy:
+        return Policy(PolicyConfig.for_spaces(obs_space, act_space, **overrides))
+
+    return make
+
+
+@dataclass
+class PolicyTrainer:
+    """One policy trained by behavioral cloning on every label so far."""
+
+    make_policy: Callable[[], Policy]
+    bc: BCConfig
+    retrain: str = "scratch"
+
+    def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> Policy:
+        if self.retrain == "warm" and isinstance(previous, Policy):
+            policy = copy.deepcopy(previous)
+            # Keep the input scaling the network was trained with.
+            cfg = dataclasses.replace(self.bc, seed=seed, fit_normalization=False)
+        else:
+            torch.manual_seed(seed)
+            policy = self.make_policy()
+            cfg = dataclasses.replace(self.bc, seed=seed)
+        bc.fit(policy, data, cfg)
+        return policy
+
+    def save(self, learner: Any, path: Path) -> None:
+        learner.save(path)
+
+    def load(self, path: Path) -> Policy:
+        return Policy.load(path)
+
+
+# ------------------------------------------------------------------------------ gates
+@dataclass
+class RoundContext:
+    """What a gate factory may use to build round ``round``'s gate."""
+
+    task: Task
+    round: int
+    learner: Any | None
+    """The learner that drives this round (None in round 0)."""
+    data: Transitions | None
+    """Every stored step of the earlier rounds, ordered by (round, episode index)."""
+    config: DAggerConfig
+    beta: float
+    """β of this round under ``config.beta``."""
+    previous: Any | None = None
+    """The learner that drove the round before (None before round 2); DART measures its
+    error on that round's states, which it was not trained on."""
+
+
+GateFactory = Callable[[RoundContext], Gate]
+BatchHook = Callable[[Gate, RoundContext, "Transitions | None"], None]
+"""Called before each batch of episodes with the round's stored steps so far (or None)."""
+
+
+def dagger_gate(ctx: RoundContext) -> Gate:
+    """Plain DAgger's gate: the β-mixture (the expert labels every step)."""
+    return BetaMixture(ctx.beta, seed=derive_seed(ctx.config.seed, _GATE, ctx.round))
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class RoundRow:
+    """One round: what it cost (cumulative over rounds 0..round) and how its learner did."""
+
+    round: int
+    beta: float | None
+    episodes: int
+    """Episodes collected in this round."""
+    labels: int
+    """Expert labels stored so far (rounds 0..round), demonstrations included."""
+    round_labels: int
+    expert_steps: int
+    learner_steps: int
+    interventions: int
+    expert_queries: int
+    mean_return: float
+    std_return: float
+    success_rate: float
+    collect_seconds: float
+    train_seconds: float
+    eval_seconds: float
+    wall_seconds: float
+    """Cumulative wall time (collection, training and evaluation) up to this round."""
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DAggerResult:
+    """Per-round rows and totals of one run. Rows are the learner trained *after* the
+    round's collection, evaluated on the run's fixed evaluation episodes."""
+
+    method: str
+    task: str
+    seed: int
+    expert_return: float
+    expert_success: float
+    target_fraction: float
+    rows: list[RoundRow]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_return(self) -> float:
+        """``target_fraction`` of the expert's mean return (also for negative returns)."""
+        return self.expert_return - (1.0 - self.target_fraction) * abs(self.expert_return)
+
+    def labels_to_reach(self, target: float | None = None) -> int | None:
+        """Labels stored when a round's learner first reached ``target`` (default
+        :attr:`target_return`), or None if none did."""
+        target = self.target_return if target is None else target
+        for row in self.rows:
+            if row.mean_return >= target:
+                return row.labels
+        return None
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        last = self.rows[-1] if self.rows else None
+        return {
+            "labels": last.labels if last else 0,
+            "expert_steps": last.expert_steps if last else 0,
+            "learner_steps": last.learner_steps if last else 0,
+            "interventions": last.interventions if last else 0,
+            "expert_queries": last.expert_queries if last else 0,
+            "wall_seconds": last.wall_seconds if last else 0.0,
+            "final_return": last.mean_return if last else float("nan"),
+            "best_return": max((r.mean_return for r in self.rows), default=float("nan")),
+            "labels_to_target": self.labels_to_reach(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "task": self.task,
+            "seed": self.seed,
+            "expert_return": self.expert_return,
+            "expert_success": self.expert_success,
+            "target_fraction": self.target_fraction,
+            "target_return": self.target_return,
+            "totals": self.totals,
+            "rows": [asdict(r) for r in self.rows],
+            "config": self.config,
+        }
+
+    def to_markdown(self) -> str:
+        head = (
+            f"**{self.method}** on `{self.task}`, seed {self.seed}: expert mean return "
+            f"{self.expert_return:.1f} (success {self.expert_success:.0%}); target "
+            f"{self.target_fraction:.0%} = {self.target_return:.1f}\n\n"
+            "| round | β | episodes | labels | expert steps | learner steps | interventions "
+            "| expert queries | return | success | wall s |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        )
+        lines = []
+        for r in self.rows:
+            beta = "–" if r.beta is None else f"{r.beta:.2f}"
+            lines.append(
+                f"| {r.round} | {beta} | {r.episodes} | {r.labels} | {r.expert_steps} | "
+                f"{r.learner_steps} | {r.interventions} | {r.expert_queries} | "
+                f"{r.mean_return:.1f} ± {r.std_return:.1f} | {r.success_rate:.0%} | "
+                f"{r.wall_seconds:.0f} |"
+            )
+        reach = self.labels_to_reach()
+        tail = (
+            f"\nLabels to reach {self.target_fraction:.0%} of the expert: "
+            + (f"{reach}" if reach is not None else "not reached")
+            + "\n"
+        )
+        return head + "\n".join(lines) + "\n" + tail
+
+
+# --------------------------------------------------------------------------- the run
+def run(
+    task: Task,
+    make_policy: Callable[[], Policy] | None,
+    store_path: str | os.PathLike[str],
+    config: DAggerConfig | None = None,
+    gate_factory: GateFactory = dagger_gate,
+    *,
+    trainer: Trainer | None = None,
+    before_batch: BatchHook | None = None,
+    method: str = "dagger",
+    resume: bool = False,
+    run_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> DAggerResult:
+    """Run an interactive imitation method round by round; returns per-round rows.
+
+    Args:
+        make_policy: fresh policies for the default :class:`PolicyTrainer` (ignored when a
+            ``trainer`` is given); see :func:`policy_factory`.
+        store_path: the store every episode is appended to as it ends. If it already holds
+            only round-0 episodes (demonstrations), they are round 0.
+        gate_factory: builds each round's gate from a :class:`RoundContext` (default: DAgger's
+            β-mixture). Round 0 always uses the expert alone.
+        trainer: trains (and checkpoints) the learner after each round (default: BC of one
+            policy, retrained per ``config.retrain``).
+        before_batch: called before each batch of ``config.n_envs`` episodes (ThriftyDAgger
+            re-calibrates its thresholds there).
+        resume: continue the run found at ``store_path``/``run_dir``.
+        run_dir: where per-round checkpoints and rows go (default ``<store_path>.run``).
+        log: receives one line per round (e.g. ``print``).
+    """
+    config = config or DAggerConfig()
+    schedule = beta_schedule(config.beta)
+    if trainer is None:
+        if make_policy is None:
+            raise ConfigError("run() needs make_policy or a trainer")
+        trainer = PolicyTrainer(make_policy, config.bc, config.retrain)
+    store_path = Path(store_path)
+    run_dir = Path(run_dir) if run_dir is not None else Path(f"{store_path}.run")
+    rows_file = run_dir / "rounds.jsonl"
+    store = _open_store(store_path, task, resume, rows_file)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = _read_rows(rows_file) if resume else []
+    if not resume:
+        rows_file.write_text("")
+        shutil.rmtree(run_dir / "learners", ignore_errors=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    done_rounds = {r.round for r in rows}
+
+    expert_eval = _expert_reference(task, config, run_dir)
+    expert = task.make_expert()
+    expert.reset(config.seed)
+    external_demos = _has_external_demos(store)
+    learner: Any | None = None
+    previous: Any | None = None
+    wall = rows[-1].wall_seconds if rows else 0.0
+    try:
+        for r in range(config.rounds + 1):
+            ckpt = run_dir / "learners" / f"round_{r:03d}"
+            if r in done_rounds and ckpt.exists():
+                learner = previous = None  # loaded lazily if a later round needs them
+                continue
+            if r > 0 and learner is None:
+                learner = trainer.load(run_dir / "learners" / f"round_{r - 1:03d}")
+            if r > 1 and previous is None:
+                previous = trainer.load(run_dir / "learners" / f"round_{r - 2:03d}")
+            t_round = time.perf_counter()
+            beta = schedule(r)
+            target = config.initial_demos if r == 0 else config.episodes_per_round
+            if r == 0 and external_demos:
+                target = 0
+            data_before = _ordered(store, max_round=r - 1)
+            ctx = RoundContext(task, r, learner, data_before, config, beta, previous)
+            gate: Gate = ExpertGate() if r == 0 else gate_factory(ctx)
+            have = _stored_indices(store, r)
+            missing = [e for e in range(target) if e not in have]
+            for start in range(0, len(missing), config.n_envs):
+                batch = missing[start : start + config.n_envs]
+                if before_batch is not None and r > 0:
+                    before_batch(gate, ctx, _ordered(store, min_round=r, max_round=r))
+                _collect(task, store, expert, gate, learner if r > 0 else None, r, batch, config)
+            if before_batch is not None and r > 0:
+                # Once more with the whole round, so the row's thresholds do not depend on
+                # where an interrupted run stopped.
+                before_batch(gate, ctx, _ordered(store, min_round=r, max_round=r))
+            collect_s = time.perf_counter() - t_round
+
+            t0 = time.perf_counter()
+            if ckpt.exists():
+                new_learner = trainer.load(ckpt)
+            else:
+                data = _ordered(store, max_round=r)
+                if data is None:
+                    raise DataError(f"{store_path}: no episodes to train on after round {r}")
+                new_learner = trainer.fit(data, r, train_seed(config.seed, r), learner)
+                tmp = ckpt.with_name(ckpt.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                trainer.save(new_learner, tmp)
+                os.replace(tmp, ckpt)
+            train_s = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            ev = evaluate(
+                new_learner,
+                task,
+                episodes=config.eval_episodes,
+                n_envs=config.eval_envs,
+                seed=config.eval_seed,
+                measure_disagreement=False,
+            )
+            eval_s = time.perf_counter() - t0
+            wall += time.perf_counter() - t_round
+            gate_beta = getattr(gate, "beta", None) if r > 0 else None
+            row = _row(store, r, gate_beta, ev, collect_s, train_s, eval_s, wall)
+            if hasattr(gate, "thresholds"):
+                row.extras.update(gate.thresholds())
+            rows = [x for x in rows if x.round != r] + [row]
+            with open(rows_file, "a") as f:
+                f.write(json.dumps(asdict(row)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            if log is not None:
+                log(
+                    f"[{method}] round {r}: labels {row.labels}, return {row.mean_return:.1f}"
+                    f" ± {row.std_return:.1f}, success {row.success_rate:.0%}, "
+                    f"wall {row.wall_seconds:.0f}s"
+                )
+            previous, learner = learner, new_learner
+    finally:
+        store.close()
+    rows.sort(key=lambda x: x.round)
+    return DAggerResult(
+        method=method,
+        task=task.name,
+        seed=config.seed,
+        expert_return=expert_eval["mean_return"],
+        expert_success=expert_eval["success_rate"],
+        target_fraction=config.target_fraction,
+        rows=rows[: config.rounds + 1],
+        config=config.to_dict(),
+    )
+
+
+# ------------------------------------------------------------------------ collection
+class _SeedFirstReset(gym.Wrapper):
+    """Seeds the env's first reset with a fixed seed, whatever the vector env passes."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._seed: int | None = seed
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if self._seed is not None:
+            seed, self._seed = self._seed, None
+        return self.env.reset(seed=seed, options=options)
+
+
+def _make_env(task: Task, seed: int) -> gym.Env:
+    return _SeedFirstReset(task.make_env(), seed)
+
+
+class _Recorder:
+    """Wraps a round's gate for one batch: seeds each sub-env's episode from
+    (seed, round, index), counts the expert queries each episode costs, and appends every
+    finished episode to the store with its index, seed and counts.
+
+    The loop calls ``on_episode(ep)`` for a finished episode of sub-env i and then, before
+    any other sub-env's episode, ``gate.reset(i)``: that call tells us which episode it was.
+    """
+
+    def __init__(
+        self, gate: Gate, store: Store, task: Task, round: int, indices: Sequence[int], seed: int
+    ):
+        self.gate, self.store, self.task, self.round = gate, store, task, round
+        self.indices = list(indices)
+        self.seed = seed
+        self.queries = np.zeros(len(indices), np.int64)
+        self.started = np.zeros(len(indices), bool)
+        self.pending: Episode | None = None
+        self.stored = 0
+
+    def on_episode(self, episode: Episode) -> None:
+        assert self.pending is None, "two episodes ended before the gate was reset"
+        self.pending = episode
+
+    def reset(self, env_index: int) -> None:
+        if self.pending is not None:
+            self._store(env_index, self.pending)
+            self.pending = None
+        self.gate.reset(env_index)
+        if env_index < len(self.indices) and not self.started[env_index]:
+            self.started[env_index] = True
+            seed_episode = getattr(self.gate, "seed_episode", None)
+            if seed_episode is not None:
+                idx = self.indices[env_index]
+                seed_episode(env_index, gate_seed(self.seed, self.round, idx))
+
+    def decide(self, step: StepView) -> Any:
+        decision = self.gate.decide(step)
+        asked = step.expert.asked | ((decision.expert_acts | decision.label) & step.expert.active)
+        self.queries[asked[: len(self.queries)]] += 1
+        return decision
+
+    def _store(self, env_index: int, ep: Episode) -> None:
+        idx = self.indices[env_index]
+        actor = ep.actors
+        interventions = int(((actor[:-1] == LEARNER) & (actor[1:] == EXPERT)).sum())
+        outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
+        extras_fn = getattr(self.gate, "episode_extras", None)
+        extras = dict(extras_fn(env_index)) if extras_fn is not None else {}
+        extras.update(
+            episode=float(idx),
+            queries=float(self.queries[env_index]),
+            interventions=float(interventions),
+            success=float(bool(self.task.success(outcome))),
+        )
+        seed = episode_seed(self.seed, self.round, idx)
+        self.store.append(dataclasses.replace(ep, seed=seed, extras=extras))
+        self.stored += 1
+
+
+def _collect(
+    task: Task,
+    store: Store,
+    expert: Any,
+    gate: Gate,
+    learner: Any | None,
+    round: int,
+    indices: Sequence[int],
+    config: DAggerConfig,
+) -> None:
+    """Collect episodes ``indices`` of ``round``, one per sub-env, appending each to
+    ``store`` as it ends."""
+    seeds = [episode_seed(config.seed, round, e) for e in indices]
+    env = gym.vector.SyncVectorEnv(
+        [partial(_make_env, task, s) for s in seeds],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    recorder = _Recorder(gate, store, task, round, indices, config.seed)
+    try:
+        rollout(
+            env,
+            len(indices),
+            gate=recorder,
+            seed=seeds[0],
+            learner=learner,
+            expert=expert,
+            success=task.success,
+            round=round,
+            on_episode=recorder.on_episode,
+        )
+    finally:
+        env.close()
+    if recorder.stored != len(indices):
+        raise RuntimeError(f"collected {recorder.stored} of {len(indices)} episodes")
+
+
+# --------------------------------------------------------------------------- store I/O
+def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
+    obs_space, act_space = task.spaces
+    exists = (path / "meta.json").exists()
+    store = Store.create(path, obs_space, act_space, task=task.name, exist_ok=True)
+    if exists and not resume:
+        rounds = {int(e["round"]) for e in store.index}
+        if rounds - {0} or (rows_file.exists() and rows_file.read_text().strip()):
+            store.close()
+            raise ConfigError(
+                f"{path}: holds an earlier run (rounds {sorted(rounds)}); pass resume=True "
+                "to continue it, or choose a new path"
+            )
+    return store
+
+
+def _has_external_demos(store: Store) -> bool:
+    """Round-0 episodes not collected by :func:`run` (no episode index): demonstrations."""
+    return any(int(e["round"]) == 0 and "episode" not in e.get("extras", {}) for e in store.index)
+
+
+def _stored_indices(store: Store, round: int) -> set[int]:
+    return {
+        int(e["extras"]["episode"])
+        for e in store.index
+        if int(e["round"]) == round and "episode" in e.get("extras", {})
+    }
+
+
+def _order_keys(store: Store) -> list[tuple[int, float, int]]:
+    return [
+        (int(e["round"]), float(e.get("extras", {}).get("episode", i)), i)
+        for i, e in enumerate(store.index)
+    ]
+
+
+def _ordered(store: Store, min_round: int = 0, max_round: int | None = None) -> Transitions | None:
+    """The store's steps of rounds ``min_round..max_round`` ordered by (round, episode
+    index): the same arrays whatever order the episodes finished in (None if empty)."""
+    if max_round is not None and max_round < min_round:
+        return None
+    keys = _order_keys(store)
+    chosen = [
+        k for k in sorted(keys) if k[0] >= min_round and (max_round is None or k[0] <= max_round)
+    ]
+    if not chosen:
+        return None
+    return reorder_episodes(store.transitions(), np.array([k[2] for k in chosen], np.int64))
+
+
+def reorder_episodes(data: Transitions, order: np.ndarray) -> Transitions:
+    """The episodes ``order`` (indices, repeats allowed) of ``data``, in that order."""
+    starts, lengths = data.episode_starts[order], data.episode_lengths[order]
+    steps = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths, strict=True)])
+    new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return Transitions(
+        obs=data.obs[steps],
+        actions=data.actions[steps],
+        executed=data.executed[steps],
+        rewards=data.rewards[steps],
+        actor=data.actor[steps],
+        labeled=data.labeled[steps],
+        episode_starts=new_starts,
+        episode_lengths=lengths.astype(np.int64),
+        rounds=data.rounds[order],
+    )
+
+
+def next_observations(data: Transitions) -> tuple[np.ndarray, np.ndarray]:
+    """(next_obs (N, ...), last (N,) bool): the observation after each step within its
+    episode; at an episode's last step ``next_obs`` repeats ``obs`` and ``last`` is True."""
+    n = len(data)
+    idx = np.arange(n) + 1
+    last = np.zeros(n, bool)
+    last[data.episode_starts + data.episode_lengths - 1] = True
+    idx[last] -= 1
+    return data.obs[idx], last
+
+
+def _row(
+    store: Store,
+    r: int,
+    beta: float | None,
+    ev: Any,
+    collect_s: float,
+    train_s: float,
+    eval_s: float,
+    wall: float,
+) -> RoundRow:
+    upto = [e for e in store.index if int(e["round"]) <= r]
+    this = [e for e in upto if int(e["round"]) == r]
+
+    def total(entries: list[dict[str, Any]], key: str) -> int:
+        return int(sum(float(e.get("extras", {}).get(key, 0.0)) for e in entries))
+
+    labels = sum(int(e["labels"]) for e in upto)
+    learner_steps = sum(int(e["learner_steps"]) for e in upto)
+    steps = sum(int(e["length"]) for e in upto)
+    extras: dict[str, float] = {}
+    for e in this:
+        for k, v in e.get("extras", {}).items():
+            if k not in ("episode", "queries", "interventions", "success"):
+                extras[k] = extras.get(k, 0.0) + float(v)
+    # Demonstrations not collected by run() cost one query per labeled step.
+    queries = sum(float(e.get("extras", {}).get("queries", e["labels"])) for e in upto)
+    return RoundRow(
+        round=r,
+        beta=beta,
+        episodes=len(this),
+        labels=labels,
+        round_labels=sum(int(e["labels"]) for e in this),
+        expert_steps=steps - learner_steps,
+        learner_steps=learner_steps,
+        interventions=total(upto, "interventions"),
+        expert_queries=int(queries),
+        mean_return=ev.mean_return,
+        std_return=ev.std_return,
+        success_rate=ev.success_rate,
+        collect_seconds=collect_s,
+        train_seconds=train_s,
+        eval_seconds=eval_s,
+        wall_seconds=wall,
+        extras=extras,
+    )
+
+
+def _read_rows(path: Path) -> list[RoundRow]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(RoundRow(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            break  # a row cut off by a crash: that round is redone
+    return rows
+
+
+def _expert_reference(task: Task, config: DAggerConfig, run_dir: Path) -> dict[str, Any]:
+    """The expert's mean return on the run's evaluation episodes (cached in run_dir)."""
+    file = run_dir / "expert.json"
+    key = {"episodes": config.eval_episodes, "seed": config.eval_seed, "envs": config.eval_envs}
+    if file.exists():
+        cached = json.loads(file.read_text())
+        if cached.get("key") == key:
+            return cached
+    ev = evaluate_expert(
+        task, episodes=config.eval_episodes, n_envs=config.eval_envs, seed=config.eval_seed
+    )
+    out = {"key": key, "mean_return": ev.mean_return, "success_rate": ev.success_rate}
+    file.write_text(json.dumps(out))
+    return out

@@ -1,0 +1,100 @@
+"""DART (Laskey, Lee, Fox, Dragan & Goldberg, CoRL 2017, "DART: Noise Injection for Robust
+Imitation Learning").
+
+The expert demonstrates with noise injected into the actions it *executes*, so its
+demonstrations visit the states a slightly-off learner would reach, while the dataset stores
+its clean, intended actions (:class:`~protege.rollout.gates.NoisyExpertGate`). The learner
+never drives. After each round the noise is set to the learner's error on the supervisor's
+(noisy) state distribution, measured on states it was not trained on: the round-(r−1)
+learner on round r−1's episodes. Continuous actions get Σ = the covariance of a* − π̂(s)
+(``tools/noise.py`` in the paper's code); discrete ones a tremble ε = the disagreement rate
+(the code's ``EpsSupervisor``).
+
+Example:
+    >>> result = dart.run(task, "runs/dart/store", DAggerConfig(rounds=4), DARTConfig())
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.algos import dagger
+from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
+from protege.errors import ConfigError
+from protege.policies.policy import Policy
+from protege.rollout.gates import Gate, NoisyExpertGate
+from protege.tasks.base import Task
+
+
+@dataclass
+class DARTConfig:
+    initial_noise: float = 0.1
+    """Noise before any learner error is known: tremble ε, or variance per action dim."""
+    fit_noise: bool = True
+    """Re-fit the noise each round to the learner's held-out error (else keep the initial)."""
+    noise_scale: float = 1.0
+    """Multiplies the fitted noise (DART's α knob)."""
+
+    def __post_init__(self) -> None:
+        if self.initial_noise < 0 or self.noise_scale < 0:
+            raise ConfigError("initial_noise and noise_scale must be ≥ 0")
+
+
+def learner_error(learner: Any, obs: np.ndarray, actions: np.ndarray, discrete: bool) -> Any:
+    """Disagreement rate (discrete) or error covariance (continuous) of ``learner`` on labels."""
+    pred = np.asarray(learner.act(obs))
+    if discrete:
+        return float(np.mean(pred != np.asarray(actions)))
+    err = (np.asarray(actions, np.float64) - pred).reshape(len(obs), -1)
+    return np.atleast_2d(err.T @ err / max(len(err), 1))
+
+
+def noise_for_round(ctx: RoundContext, dc: DARTConfig, discrete: bool) -> Any:
+    """The noise of round ``ctx.round``: the previous learner's error on the previous round."""
+    if not dc.fit_noise or ctx.previous is None or ctx.data is None:
+        return dc.initial_noise
+    data = ctx.data
+    step_round = np.repeat(data.rounds, data.episode_lengths)
+    mask = data.labeled & (step_round == ctx.round - 1)
+    if not mask.any():
+        return dc.initial_noise
+    err = learner_error(ctx.previous, data.obs[mask], data.actions[mask], discrete)
+    return min(1.0, dc.noise_scale * err) if discrete else dc.noise_scale * err
+
+
+def make_gate(task: Task, ctx: RoundContext, dc: DARTConfig) -> NoisyExpertGate:
+    _, space = task.spaces
+    seed = dagger.derive_seed(ctx.config.seed, 1, ctx.round)
+    if isinstance(space, gym.spaces.Discrete):
+        eps = float(noise_for_round(ctx, dc, True))
+        return NoisyExpertGate(epsilon=eps, n_actions=int(space.n), seed=seed)
+    assert isinstance(space, gym.spaces.Box)
+    cov = noise_for_round(ctx, dc, False)
+    return NoisyExpertGate(covariance=cov, low=space.low, high=space.high, seed=seed)
+
+
+def run(
+    task: Task,
+    store_path: str | os.PathLike[str],
+    config: DAggerConfig | None = None,
+    method_config: DARTConfig | None = None,
+    *,
+    make_policy: Callable[[], Policy] | None = None,
+    **kwargs: Any,
+) -> DAggerResult:
+    """DART through :func:`protege.algos.dagger.run`: every round is noisy demonstrations."""
+    dc = method_config or DARTConfig()
+
+    def factory(ctx: RoundContext) -> Gate:
+        return make_gate(task, ctx, dc)
+
+    kwargs.setdefault("method", "dart")
+    return dagger.run(
+        task, make_policy or dagger.policy_factory(task), store_path, config, factory, **kwargs
+    )
