@@ -86,9 +86,10 @@ class BCResult:
 def bc_loss(
     policy: Policy, obs_B: torch.Tensor, actions_BHA: torch.Tensor, mask_BH: torch.Tensor | None
 ) -> tuple[torch.Tensor, Metrics]:
-    """The BC objective: the head's loss on normalized observations and actions."""
+    """The BC objective: the head's loss. ``obs_B`` and ``actions_BHA`` are already normalized
+    (``_Samples`` stores them so); normalizing here again scaled the head's targets twice."""
     features = policy.features(obs_B)
-    return policy.head.loss(features, policy.normalize_actions(actions_BHA), mask_BH)
+    return policy.head.loss(features, actions_BHA, mask_BH)
 
 
 class _Samples:
