@@ -308,7 +308,8 @@ def write_report(run: DemoRun) -> None:
     run.timings["report"] = time.perf_counter() - t0
     page.run = run_facts(run)
     run.page_paths = pg.write_page(page, run.out)
-    (run.out / "results.json").write_text(json.dumps(results_dict(run), indent=2))
+    results = json.dumps(_no_nan(results_dict(run)), indent=2, allow_nan=False)
+    (run.out / "results.json").write_text(results)
 
 
 # ------------------------------------------------------------------------------- content
@@ -370,6 +371,9 @@ def results_dict(run: DemoRun) -> dict[str, Any]:
                 **m.evaluation.summary(),
                 "labels": m.labels,
                 "returns": m.evaluation.returns.tolist(),
+                "lengths": m.evaluation.lengths.tolist(),
+                "disagreement_by_step": m.evaluation.disagreement_by_step.tolist(),
+                "episodes_by_step": m.evaluation.episodes_by_step.tolist(),
             }
             for name, m in run.methods.items()
         },
@@ -379,3 +383,14 @@ def results_dict(run: DemoRun) -> dict[str, Any]:
         "command": pg.command_line(),
         "machine": pg.machine(),
     }
+
+
+def _no_nan(value: Any) -> Any:
+    """NaN (no disagreement for the expert, no validation loss...) as JSON null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value

@@ -151,7 +151,7 @@ ul.notes { color: #555; font-size: .92rem; }
 
 
 def _is_number(s: str) -> bool:
-    return bool(s) and (s[0].isdigit() or (s[0] in "-+−" and s[1:2].isdigit()))
+    return s == "–" or (bool(s) and (s[0].isdigit() or (s[0] in "-+−" and s[1:2].isdigit())))
 
 
 def _html(page: Page) -> str:

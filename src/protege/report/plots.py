@@ -187,7 +187,7 @@ def plot_disagreement(
         fontsize=9,
         title=f"{smooth}-step moving average,\nwhere ≥ 3 episodes reach the step",
         title_fontsize=8,
-        loc="upper right",
+        loc="upper left",
     )
     ax_n.set_ylabel("episodes\nreaching step")
     ax_n.set_xlabel("time step t")
