@@ -391,6 +391,9 @@ def train(args: argparse.Namespace) -> None:
             "val loss (best)": f"{result.best_val_loss:.4g} at step {result.best_step}"
             if result.n_val
             else "– (no validation episodes)",
+            "weights kept": f"step {result.best_step} (lowest validation loss)"
+            if result.n_val
+            else f"step {result.steps} (the last)",
             "samples/s": f"{result.samples_per_s:,.0f}",
             "train time": f"{result.train_seconds:.1f} s",
             "seed": args.seed,
