@@ -2,9 +2,9 @@
 
 ``run_demo`` is a sequence of small steps sharing one :class:`DemoRun`: collect, train BC,
 evaluate (expert and every learner on the same seeded episodes), record a GIF, write the
-report. A later method joins the comparison by adding one step that trains it and puts its
-:class:`Evaluation` and label count in ``run.methods``; the table and the figures take every
-method there.
+report. A later method joins the comparison with one step, run before ``evaluate_methods``,
+that trains its policy and puts it in ``run.policies`` and the expert labels it cost in
+``run.labels``; evaluation, the GIFs, the table and the figures then take every policy there.
 
 Example:
     >>> result = run_demo("lunarlander", out="reports/demo-lunarlander", seed=0)
@@ -64,6 +64,9 @@ class DemoRun:
     progress: bool
     store: Store | None = None
     policies: dict[str, Policy] = field(default_factory=dict)
+    """Trained policies by method name, in table order."""
+    labels: dict[str, int] = field(default_factory=dict)
+    """Expert labels each trained policy cost."""
     methods: dict[str, Method] = field(default_factory=dict)
     """Evaluated methods in table order; "expert" first."""
     bc_result: bc.BCResult | None = None
@@ -205,6 +208,7 @@ def train_bc(run: DemoRun, config: bc.BCConfig, hidden_sizes: tuple[int, ...]) -
         run.bc_result = bc.fit(policy, run.store, config)
     policy.save(run.out / "policy", extra={"task": run.task.name})
     run.policies["BC"] = policy
+    run.labels["BC"] = run.store.n_labels
     r = run.bc_result
     run.notes["BC"] = (
         f"{policy.config.head} head, MLP {'×'.join(map(str, hidden_sizes))}, {r.steps} steps of "
@@ -223,12 +227,11 @@ def evaluate_methods(run: DemoRun) -> None:
     with timed(run, "evaluate"):
         expert = evaluate_expert(run.task, progress="eval expert" if run.progress else False, **kw)
         run.methods = {"expert": Method(expert, 0)}
-        assert run.store is not None
         for name, policy in run.policies.items():
             ev = evaluate(
                 policy, run.task, progress=f"eval {name}" if run.progress else False, **kw
             )
-            run.methods[name] = Method(ev, run.store.n_labels)
+            run.methods[name] = Method(ev, run.labels[name])
 
 
 def record_gifs(run: DemoRun) -> None:
