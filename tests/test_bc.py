@@ -69,12 +69,23 @@ def test_early_stopping_restores_the_best_weights():
     store_data = _transitions(eps, obs_space, gym.spaces.Discrete(2))
     torch.manual_seed(0)
     policy = Policy(PolicyConfig.for_spaces(obs_space, gym.spaces.Discrete(2), hidden_sizes=(128,)))
-    cfg = bc.BCConfig(steps=3000, eval_every=50, patience=3, val_fraction=0.25, progress=False)
+    cfg = bc.BCConfig(
+        steps=3000, eval_every=50, patience=3, val_fraction=0.25, restore_best=True, progress=False
+    )
     result = bc.fit(policy, store_data, cfg)
     assert result.stopped_early and result.steps < 3000
     assert result.best_step < result.steps
     val_losses = [h["val_loss"] for h in result.history]
     assert min(val_losses) == pytest.approx(result.best_val_loss)
+    data = store_data.select_episodes(np.ones(20, bool))
+    assert policy.training is False
+    # the restored weights are the best ones: re-validating gives the best loss, not the last
+    from protege.algos.bc import _Samples, _validate, split_episodes
+
+    _, val_eps = split_episodes(20, 0.25, np.random.default_rng(0))
+    again = _validate(policy, _Samples(policy, data, val_eps), torch.Generator())
+    assert again == pytest.approx(result.best_val_loss, rel=1e-5)
+    assert again < val_losses[-1]
 
 
 def test_unlabeled_steps_are_not_trained_on():

@@ -117,3 +117,14 @@ def test_normalization_is_saved_and_constant_features_are_left_alone(tmp_path):
     policy.save(tmp_path / "p")
     loaded = Policy.load(tmp_path / "p")
     assert torch.equal(loaded.obs_mean, policy.obs_mean)
+
+
+def test_seeded_construction_is_independent_of_global_state():
+    cfg = PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), hidden_sizes=(16,))
+    torch.manual_seed(1)
+    a = Policy(cfg, seed=3)
+    torch.manual_seed(2)
+    b = Policy(cfg, seed=3)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    assert not torch.equal(Policy(cfg, seed=4).head.linear.weight, a.head.linear.weight)

@@ -47,6 +47,10 @@ class BCConfig:
     """Validate every this many steps."""
     patience: int | None = None
     """Stop after this many validations without improvement (None: never stop early)."""
+    restore_best: bool = False
+    """Keep the weights with the lowest validation loss instead of the last ones. Off by
+    default: held-out BC loss often bottoms out long before rollout return does (on
+    lunarlander the lowest-loss weights reached 69-97% of the expert, the last ones 93-100%)."""
     seed: int = 0
     progress: bool = True
     tensorboard_dir: str | None = None
@@ -198,7 +202,8 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
                 policy.train()
                 if not row["val_loss"] >= result.best_val_loss:  # also true for the first (nan)
                     result.best_val_loss, result.best_step = row["val_loss"], step
-                    best_state = copy.deepcopy(policy.state_dict())
+                    if config.restore_best:
+                        best_state = copy.deepcopy(policy.state_dict())
                     bad_evals = 0
                 else:
                     bad_evals += 1
@@ -212,7 +217,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
                 result.stopped_early = True
                 break
     result.steps = step
-    if best_state is not None:
+    if config.restore_best and best_state is not None:
         policy.load_state_dict(best_state)
     policy.eval()
     if writer is not None:

@@ -22,6 +22,7 @@ from protege.errors import CheckpointError, DataError
 from protege.policies.chunking import ChunkExecutor
 from protege.policies.config import PolicyConfig
 from protege.policies.encoders import ENCODERS
+from protege.policies.history import ObsHistory
 from protege.policies.heads import HEADS
 
 CONFIG_FILE = "config.json"
@@ -44,8 +45,17 @@ class Policy(nn.Module):
     act_offset: torch.Tensor
     act_scale: torch.Tensor
 
-    def __init__(self, config: PolicyConfig) -> None:
+    def __init__(self, config: PolicyConfig, seed: int | None = None) -> None:
+        """Build the network; with ``seed``, its initial weights depend on nothing else."""
         super().__init__()
+        if seed is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._build(config)
+        else:
+            self._build(config)
+
+    def _build(self, config: PolicyConfig) -> None:
         self.config = config
         if config.encoder not in ENCODERS:
             raise CheckpointError(f"unknown encoder {config.encoder!r}; known: {sorted(ENCODERS)}")
@@ -55,8 +65,13 @@ class Policy(nn.Module):
         if head_cls.discrete != config.discrete:
             kind = "Discrete" if config.discrete else "Box"
             raise CheckpointError(f"head {config.head!r} does not fit a {kind} action space")
+        encoder_kwargs = dict(config.encoder_kwargs)
+        if config.n_obs_steps != 1:
+            encoder_kwargs["n_obs_steps"] = config.n_obs_steps
+        if config.random_shift:
+            encoder_kwargs["random_shift"] = config.random_shift
         self.encoder = ENCODERS[config.encoder](
-            config.obs_shape, config.hidden_sizes, **config.encoder_kwargs
+            config.obs_shape, config.hidden_sizes, **encoder_kwargs
         )
         head_kwargs = dict(config.head_kwargs)
         if config.discrete:
@@ -71,6 +86,9 @@ class Policy(nn.Module):
         high = config.action_high if config.action_high is not None else []
         self._low = np.asarray(low, np.float32)
         self._high = np.asarray(high, np.float32)
+        self.history: ObsHistory | None = None
+        if config.n_obs_steps > 1:
+            self.history = ObsHistory(config.n_obs_steps)
         self.executor: ChunkExecutor | None = None
         if config.chunk_size > 1:
             self.executor = ChunkExecutor(
@@ -98,6 +116,10 @@ class Policy(nn.Module):
             self.act_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations ``(B, [K,] *obs_shape)`` as the encoder takes them: z-scored floats,
+        or raw uint8 frames for an image encoder without obs normalization (it scales them)."""
+        if obs.dtype == torch.uint8 and not self.config.normalize_obs and self.encoder.takes_uint8:
+            return obs
         if obs.dtype != torch.float32:
             obs = obs.float()
         if self.config.normalize_obs:
@@ -125,13 +147,20 @@ class Policy(nn.Module):
         deterministic: bool = True,
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
-        """Predicted action chunks ``(N, H, A)`` in env units (float; indices if discrete)."""
+        """Predicted action chunks ``(N, H, A)`` in env units (float; indices if discrete).
+
+        With ``n_obs_steps = K > 1``, ``obs`` is ``(N, K, *obs_shape)`` (oldest first); a plain
+        ``(N, *obs_shape)`` is taken as K copies of each observation (no history). This call
+        keeps no state: :meth:`act` is what keeps each sub-env's history.
+        """
         obs_t = torch.from_numpy(np.ascontiguousarray(obs))
-        if tuple(obs_t.shape[1:]) != self.config.obs_shape:
-            raise DataError(
-                f"policy expects observations of shape {self.config.obs_shape}, "
-                f"got {tuple(obs_t.shape[1:])}"
-            )
+        k, shape = self.config.n_obs_steps, self.config.obs_shape
+        got = tuple(obs_t.shape[1:])
+        if k > 1 and got == shape:
+            obs_t = obs_t[:, None].expand(-1, k, *shape)
+        elif got != ((k, *shape) if k > 1 else shape):
+            stacked = f" (or {(k, *shape)} with history)" if k > 1 else ""
+            raise DataError(f"policy expects observations of shape {shape}{stacked}, got {got}")
         feats = self.features(self.normalize_obs(obs_t))
         acts = self.head.mode(feats) if deterministic else self.head.sample(feats, generator)
         out = self.unnormalize_actions(acts).numpy()
@@ -145,7 +174,14 @@ class Policy(nn.Module):
         deterministic: bool = True,
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
-        """One action per observation: ``(N,)`` int64 if discrete, else ``(N, A)`` float32."""
+        """One action per observation: ``(N,)`` int64 if discrete, else ``(N, A)`` float32.
+
+        ``obs`` is one observation per sub-env, ``(N, *obs_shape)``. With ``n_obs_steps > 1``
+        each call is one step of every sub-env: the policy appends ``obs`` to each sub-env's
+        history (see :meth:`reset`) and acts on the last K.
+        """
+        if self.history is not None:
+            obs = self.history.push(np.asarray(obs), self.config.obs_shape)
         if self.executor is None:
             acts = self.predict_chunk(obs, deterministic, generator)[:, 0]
         else:
@@ -159,7 +195,10 @@ class Policy(nn.Module):
         return acts.astype(np.float32)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
-        """Start new episodes (all sub-envs, or those in ``mask``): clears chunk queues."""
+        """Start new episodes (all sub-envs, or those in ``mask``): clears chunk queues and
+        observation histories."""
+        if self.history is not None:
+            self.history.reset(mask)
         if self.executor is not None:
             self.executor.reset(mask)
 
