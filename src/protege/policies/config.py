@@ -42,6 +42,14 @@ class PolicyConfig:
     what diffusion and flow heads prefer)."""
     head_kwargs: dict[str, Any] = field(default_factory=dict)
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    n_obs_steps: int = 1
+    """Observations of history the encoder sees (frame stacking): the current one and the
+    K−1 before it, oldest first. Training stacks stored single frames at sample time
+    (repeating an episode's first frame before its start); at inference the policy keeps the
+    last K observations of every sub-env and ``reset(mask)`` restarts them."""
+    random_shift: int = 0
+    """Image encoders: pad of DrQ's random-shift augmentation, applied in training mode only
+    (0: off; 4 is DrQ's choice for 84×84 frames)."""
 
     def __post_init__(self) -> None:
         self.obs_shape = tuple(int(s) for s in self.obs_shape)
@@ -57,6 +65,10 @@ class PolicyConfig:
             raise ConfigError(f"action_norm must be 'std' or 'minmax', got {self.action_norm!r}")
         if self.discrete and self.n_actions < 2:
             raise ConfigError("a discrete policy needs n_actions ≥ 2")
+        if self.n_obs_steps < 1:
+            raise ConfigError(f"n_obs_steps must be ≥ 1, got {self.n_obs_steps}")
+        if self.random_shift < 0:
+            raise ConfigError(f"random_shift must be ≥ 0, got {self.random_shift}")
 
     @classmethod
     def for_spaces(

@@ -1,6 +1,11 @@
 """Observation encoders: observations ``(B, *obs_shape)`` → features ``(B, F)``.
 
 Encoders register by name in ``ENCODERS`` (``encoder`` in config.json, ``--encoder`` on the CLI).
+With ``n_obs_steps = K > 1`` (frame stacking) an encoder receives the K most recent
+observations, oldest first, as ``(B, K, *obs_shape)``; with K = 1, ``(B, *obs_shape)``.
+Every encoder is built as ``cls(obs_shape, hidden_sizes, n_obs_steps=K, random_shift=P,
+**encoder_kwargs)`` and outputs ``(B, out_dim)``, which is all a head needs, so every encoder
+composes with every head.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protege.errors import ConfigError
+
 ENCODERS: dict[str, type[Encoder]] = {}
 
 
@@ -24,6 +31,9 @@ def register_encoder(cls: type[Encoder]) -> type[Encoder]:
 class Encoder(nn.Module):
     name: ClassVar[str]
     out_dim: int
+    takes_uint8: ClassVar[bool] = False
+    """True if the encoder takes raw uint8 observations itself (image encoders scale them);
+    the policy then hands them over without casting to float."""
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU):
@@ -36,15 +46,23 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module] = 
 
 @register_encoder
 class MLPEncoder(Encoder):
-    """Flattens the observation and applies Linear+ReLU layers of ``hidden_sizes``."""
+    """Flattens the observation (all K of them with ``n_obs_steps = K``) and applies
+    Linear+ReLU layers of ``hidden_sizes``."""
 
     name = "mlp"
 
     def __init__(
-        self, obs_shape: Sequence[int], hidden_sizes: Sequence[int] = (256, 256), **kw: Any
+        self,
+        obs_shape: Sequence[int],
+        hidden_sizes: Sequence[int] = (256, 256),
+        n_obs_steps: int = 1,
+        random_shift: int = 0,
+        **kw: Any,
     ) -> None:
         super().__init__()
-        in_dim = int(np.prod(obs_shape))
+        if random_shift:
+            raise ConfigError("random_shift is an image augmentation: use the cnn encoder")
+        in_dim = int(np.prod(obs_shape)) * int(n_obs_steps)
         self.net = mlp(in_dim, hidden_sizes)
         self.out_dim = hidden_sizes[-1] if hidden_sizes else in_dim
         self._linears = [m for m in self.net if isinstance(m, nn.Linear)]
@@ -56,3 +74,124 @@ class MLPEncoder(Encoder):
         for layer in self._linears:
             x = torch.relu(F.linear(x, layer.weight, layer.bias))
         return x
+
+
+@register_encoder
+class CNNEncoder(Encoder):
+    """A Nature-CNN image encoder for ``(H, W, C)`` uint8 frames (Mnih et al. 2015 scale).
+
+    Frames come in channels-last as the env gives them, with values 0-255 (any dtype), and are
+    scaled to [0, 1] here, so the policy leaves image observations unnormalized
+    (``normalize_obs=False``). With ``n_obs_steps = K`` the K frames are stacked along the
+    channels (``K·C`` input channels, oldest first). Then conv 8×8/4 → 4×4/2 → 3×3/1 with
+    ReLU (``channels`` (32, 64, 64) by default), flatten, and Linear+ReLU layers of
+    ``hidden_sizes``. On 96×96 frames the conv output is 64×8×8 = 4096 features.
+
+    **Random shift** (DrQ, Kostrikov, Yarats & Fergus 2020): with ``random_shift = P > 0`` and
+    the module in training mode, each sample (all K frames of it alike) is padded by P pixels
+    on every side by repeating the border and cropped back to H×W at a random offset in
+    [0, 2P]², a shift of up to ±P pixels. In eval mode (``policy.eval()``, which ``bc.fit``
+    leaves the policy in) frames pass unchanged, so inference is deterministic.
+
+    Args:
+        obs_shape: ``(H, W, C)``.
+        hidden_sizes: the fully connected layers after the convolutions.
+        n_obs_steps: frames of history per sample (K).
+        random_shift: pad P of the random-shift augmentation (0: off).
+        channels, kernels, strides: the convolutions (same length each).
+    """
+
+    name = "cnn"
+    takes_uint8 = True
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        hidden_sizes: Sequence[int] = (256,),
+        n_obs_steps: int = 1,
+        random_shift: int = 0,
+        channels: Sequence[int] = (32, 64, 64),
+        kernels: Sequence[int] = (8, 4, 3),
+        strides: Sequence[int] = (4, 2, 1),
+        **kw: Any,
+    ) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ConfigError(
+                f"the cnn encoder takes (H, W, C) frames, not shape {tuple(obs_shape)}"
+            )
+        if not len(channels) == len(kernels) == len(strides) >= 1:
+            raise ConfigError("channels, kernels and strides need the same (≥ 1) length")
+        if not 0 <= random_shift < min(obs_shape[0], obs_shape[1]) or n_obs_steps < 1:
+            raise ConfigError(
+                f"random_shift must be in [0, {min(obs_shape[0], obs_shape[1])}) and "
+                f"n_obs_steps ≥ 1, got {random_shift} and {n_obs_steps}"
+            )
+        h, w, c = (int(v) for v in obs_shape)
+        self.obs_shape = (h, w, c)
+        self.n_obs_steps = int(n_obs_steps)
+        self.random_shift = int(random_shift)
+        layers: list[nn.Module] = []
+        in_ch = c * self.n_obs_steps
+        for ch, k, st in zip(channels, kernels, strides, strict=True):
+            layers += [nn.Conv2d(in_ch, int(ch), int(k), int(st)), nn.ReLU()]
+            in_ch = int(ch)
+            h, w = (h - int(k)) // int(st) + 1, (w - int(k)) // int(st) + 1
+            if h < 1 or w < 1:
+                raise ConfigError(
+                    f"frames of shape {tuple(obs_shape)} are too small for these convolutions"
+                )
+        self.convs = nn.Sequential(*layers)
+        self.conv_dim = in_ch * h * w
+        self.fc = mlp(self.conv_dim, hidden_sizes)
+        self._linears = [m for m in self.fc if isinstance(m, nn.Linear)]
+        self.out_dim = int(hidden_sizes[-1]) if hidden_sizes else self.conv_dim
+
+    def to_nchw(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, [K,] H, W, C)`` → contiguous ``(B, K·C, H, W)`` in the input's dtype."""
+        if obs.dim() == 5:
+            b, k, h, w, c = obs.shape
+            return obs.permute(0, 1, 4, 2, 3).reshape(b, k * c, h, w)
+        return obs.permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.to_nchw(obs)  # still uint8 if the frames are: 4× less to move than floats
+        if self.training and self.random_shift > 0:
+            x = random_shift(x, self.random_shift)
+        x = self.convs(x.float().mul_(1.0 / 255.0))
+        x = x.flatten(1)
+        for layer in self._linears:
+            x = torch.relu(F.linear(x, layer.weight, layer.bias))
+        return x
+
+
+def random_shift(
+    frames_BCHW: torch.Tensor, pad: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """DrQ's augmentation: pad by repeating the border, crop back at a random offset per sample.
+
+    ``(B, C, H, W)`` in (any dtype), same shape out; every channel (so every stacked frame) of
+    a sample is shifted alike, by a uniform integer in [-pad, pad] along each axis. The result
+    equals ``F.pad(x, [pad] * 4, mode="replicate")`` cropped at offset ``shift + pad``, built
+    from slices instead (no padded copy, and it works on uint8).
+    """
+    b, _, h, w = frames_BCHW.shape
+    if pad >= min(h, w):
+        raise ValueError(f"random_shift pad {pad} must be smaller than the frame ({h}×{w})")
+    shifts = torch.randint(-pad, pad + 1, (b, 2), generator=generator).tolist()
+    out = torch.empty_like(frames_BCHW)
+    for i, (sy, sx) in enumerate(shifts):
+        # out[:, y, x] = src[:, clamp(y + sy), clamp(x + sx)]
+        src, dst = frames_BCHW[i], out[i]
+        r0, r1 = max(0, -sy), h - max(0, sy)
+        c0, c1 = max(0, -sx), w - max(0, sx)
+        dst[:, r0:r1, c0:c1] = src[:, r0 + sy : r1 + sy, c0 + sx : c1 + sx]
+        if c0:
+            dst[:, r0:r1, :c0] = dst[:, r0:r1, c0 : c0 + 1]
+        if c1 < w:
+            dst[:, r0:r1, c1:] = dst[:, r0:r1, c1 - 1 : c1]
+        if r0:
+            dst[:, :r0] = dst[:, r0 : r0 + 1]
+        if r1 < h:
+            dst[:, r1:] = dst[:, r1 - 1 : r1]
+    return out

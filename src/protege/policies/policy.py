@@ -22,8 +22,8 @@ from protege.errors import CheckpointError, DataError
 from protege.policies.chunking import ChunkExecutor
 from protege.policies.config import PolicyConfig
 from protege.policies.encoders import ENCODERS
-from protege.policies.history import ObsHistory
 from protege.policies.heads import HEADS
+from protege.policies.history import ObsHistory
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
