@@ -6,13 +6,21 @@ BC trains on the labeled steps of a store only (DAgger and HG-DAgger store unlab
 steps too). For chunked policies the target of step t is the next H labels of its episode;
 targets that run past the episode's end are padded and masked out of the loss.
 
+With ``n_obs_steps = K > 1`` the input of step t is the observations t−K+1..t of its episode
+(the episode's first one repeated before its start). A store of compressed image frames is not
+decompressed up front: each batch decompresses only the frames it samples, in a background
+thread that keeps a few batches ready while the network trains.
+
 Judge the result on rollouts (``protege.evaluate``), never on the training loss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from protege.data.frames import FrameArray
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError
 from protege.policies.heads.base import Metrics
@@ -97,13 +106,22 @@ def bc_loss(
 
 
 class _Samples:
-    """Labeled steps as tensors, with chunk targets gathered per batch."""
+    """Labeled steps as tensors, with chunk targets and observation histories gathered per
+    batch. Compressed frames (a :class:`FrameArray`) stay compressed: a batch decompresses
+    only its rows."""
 
     def __init__(self, policy: Policy, data: Transitions, episodes: np.ndarray):
         sub = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), episodes))
         cfg = policy.config
         self.H = cfg.chunk_size
-        self.obs = policy.normalize_obs(torch.as_tensor(sub.obs))
+        self.K = cfg.n_obs_steps
+        self.policy = policy
+        self.frames: FrameArray | None = sub.obs if isinstance(sub.obs, FrameArray) else None
+        if self.frames is None:
+            self.obs = policy.normalize_obs(torch.as_tensor(sub.obs))
+        if self.K > 1:
+            self.first = torch.as_tensor(np.repeat(sub.episode_starts, sub.episode_lengths))
+            self.back = torch.arange(1 - self.K, 1)
         acts = np.asarray(sub.actions, np.float32).reshape(len(sub), -1)
         self.actions = policy.normalize_actions(torch.as_tensor(acts))
         self.labeled = torch.as_tensor(sub.labeled)
@@ -115,17 +133,75 @@ class _Samples:
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def lazy(self) -> bool:
+        """True when observations are decompressed per batch."""
+        return self.frames is not None
+
+    def observations(self, i: torch.Tensor) -> torch.Tensor:
+        """Encoder inputs of steps ``i``: ``(B, *obs)``, or ``(B, K, *obs)`` with history."""
+        rows = i if self.K == 1 else torch.maximum(i[:, None] + self.back, self.first[i][:, None])
+        if self.frames is None:
+            return self.obs[rows]
+        return self.policy.normalize_obs(torch.from_numpy(self.frames.take(rows.numpy())))
+
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
         i = self.index[rows]
         if self.H == 1:
-            return self.obs[i], self.actions[i][:, None], None
+            return self.observations(i), self.actions[i][:, None], None
         target = i[:, None] + self.offsets
         end = self.ends[i][:, None]
         valid = target < end
         target = torch.minimum(target, end - 1)
         valid &= self.labeled[target]
-        return self.obs[i], self.actions[target], valid
+        return self.observations(i), self.actions[target], valid
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+class _Prefetcher:
+    """Draws and gathers training batches in a background thread, ``depth`` batches ahead.
+
+    Rows are drawn from ``gen`` in the same order as without prefetching, so a run gives the
+    same batches either way. Decompression (zlib) and torch both release the GIL, so on two
+    cores the next batch is decompressed while the network trains on this one.
+    """
+
+    def __init__(self, samples: _Samples, batch_size: int, gen: torch.Generator, depth: int = 3):
+        self._samples, self._batch_size, self._gen = samples, batch_size, gen
+        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bc-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                rows = torch.randint(len(self._samples), (self._batch_size,), generator=self._gen)
+                item: Batch | BaseException = self._samples.batch(rows)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed to the training loop, which re-raises it
+            self._queue.put(exc)
+
+    def next(self) -> Batch:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
 
 
 def split_episodes(
@@ -180,42 +256,50 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     train_time = 0.0
     policy.train()
     bar = tqdm(range(1, steps + 1), desc="bc", disable=not config.progress, leave=False)
-    for step in bar:
-        t0 = time.perf_counter()
-        rows = torch.randint(len(train), (config.batch_size,), generator=gen)
-        obs, acts, mask = train.batch(rows)
-        loss, _ = bc_loss(policy, obs, acts, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
-        opt.step()
-        if sched is not None:
-            sched.step()
-        train_time += time.perf_counter() - t0
-        running.append(float(loss.detach()))
-        if step % config.eval_every == 0 or step == steps:
-            row = {"step": step, "train_loss": float(np.mean(running))}
-            running = []
-            if val is not None:
-                row["val_loss"] = _validate(policy, val, gen)
-                policy.train()
-                if not row["val_loss"] >= result.best_val_loss:  # also true for the first (nan)
-                    result.best_val_loss, result.best_step = row["val_loss"], step
-                    if config.restore_best:
-                        best_state = copy.deepcopy(policy.state_dict())
-                    bad_evals = 0
-                else:
-                    bad_evals += 1
-            result.history.append(row)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "step"})
-            if writer is not None:
-                for key, value in row.items():
-                    if key != "step":
-                        writer.add_scalar(f"bc/{key}", value, step)
-            if config.patience is not None and bad_evals >= config.patience:
-                result.stopped_early = True
-                break
+    prefetch = _Prefetcher(train, config.batch_size, gen) if train.lazy else None
+    try:
+        for step in bar:
+            t0 = time.perf_counter()
+            if prefetch is None:
+                rows = torch.randint(len(train), (config.batch_size,), generator=gen)
+                obs, acts, mask = train.batch(rows)
+            else:
+                obs, acts, mask = prefetch.next()
+            loss, _ = bc_loss(policy, obs, acts, mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            opt.step()
+            if sched is not None:
+                sched.step()
+            train_time += time.perf_counter() - t0
+            running.append(float(loss.detach()))
+            if step % config.eval_every == 0 or step == steps:
+                row = {"step": step, "train_loss": float(np.mean(running))}
+                running = []
+                if val is not None:
+                    row["val_loss"] = _validate(policy, val, gen)
+                    policy.train()
+                    if not row["val_loss"] >= result.best_val_loss:  # also true for the first (nan)
+                        result.best_val_loss, result.best_step = row["val_loss"], step
+                        if config.restore_best:
+                            best_state = copy.deepcopy(policy.state_dict())
+                        bad_evals = 0
+                    else:
+                        bad_evals += 1
+                result.history.append(row)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "step"})
+                if writer is not None:
+                    for key, value in row.items():
+                        if key != "step":
+                            writer.add_scalar(f"bc/{key}", value, step)
+                if config.patience is not None and bad_evals >= config.patience:
+                    result.stopped_early = True
+                    break
+    finally:
+        if prefetch is not None:
+            prefetch.close()
     result.steps = step
     if config.restore_best and best_state is not None:
         policy.load_state_dict(best_state)

@@ -11,6 +11,15 @@ A store is a directory::
     actor.bin          uint8 (0 expert, 1 learner), T per episode
     labeled.bin        uint8 (1 where ``actions`` holds an expert label), T per episode
 
+**Image observations** (uint8 ``(H, W, C)`` frames) are stored compressed instead (see
+:mod:`protege.data.frames`): ``obs.bin`` holds one zlib stream per frame and ``obs.idx`` the
+int64 end offset of every frame; the index line adds the episode's compressed size
+(``obs_bytes``) and the CRC32 of its ``obs.idx`` rows (``obs_idx_crc``), while its ``obs`` CRC
+covers the compressed bytes. Such a store is format version 2 (version 1 readers refuse it
+instead of misreading it); every other store is written exactly as before, version 1.
+``transitions().obs`` is then a lazy :class:`~protege.data.frames.FrameArray` that decompresses
+only the rows a batch asks for.
+
 Appending an episode writes its rows to the ``.bin`` files, fsyncs them, then appends and
 fsyncs its index line. An episode exists once its index line does: a crash (even ``kill -9``)
 loses at most the episode being written, whose stray bytes are cut off the next time the store
@@ -39,11 +48,15 @@ import gymnasium as gym
 import numpy as np
 
 from protege.data.episode import Episode
+from protege.data.frames import CODEC, DEFAULT_LEVEL, FrameArray, FrameFile, is_image_space
+from protege.data.frames import compress_frames as _compress_frames
 from protege.data.spaces import check_rows, data_shape_dtype, space_from_json, space_to_json
 from protege.errors import DataError
 
 FORMAT = "protege-store"
 VERSION = 1
+COMPRESSED_VERSION = 2
+"""Format version of stores whose observations are compressed frames."""
 FIELDS = ("obs", "actions", "executed", "rewards", "actor", "labeled")
 
 
@@ -55,7 +68,8 @@ class Transitions:
     """
 
     obs: np.ndarray
-    """(N, *obs_shape)."""
+    """(N, *obs_shape); for a store of compressed frames a lazy
+    :class:`~protege.data.frames.FrameArray` (index it, then ``take`` or ``np.asarray``)."""
     actions: np.ndarray
     """(N, *act_shape): expert labels (meaningful where ``labeled``)."""
     executed: np.ndarray
@@ -121,6 +135,15 @@ class Store:
             "actor": ((), np.dtype(np.uint8)),
             "labeled": ((), np.dtype(np.uint8)),
         }
+        self.obs_codec: str | None = meta.get("obs_codec")
+        """``"zlib"`` if observations are stored as compressed frames, else None."""
+        self._level = int(meta.get("obs_codec_level", DEFAULT_LEVEL))
+        if self.obs_codec is not None:
+            for n, entry in enumerate(index, start=1):
+                if not isinstance(entry.get("obs_bytes"), int) or "obs_idx_crc" not in entry:
+                    raise DataError(
+                        f"{path / 'episodes.jsonl'}: line {n} is corrupt (no frame offsets)"
+                    )
         self._lock_fd: int | None = None
         if writable:
             self._lock()
@@ -135,8 +158,14 @@ class Store:
         action_space: gym.Space,
         task: str | None = None,
         exist_ok: bool = False,
+        compress_obs: bool | None = None,
+        compress_level: int = DEFAULT_LEVEL,
     ) -> Store:
-        """Create an empty store (or, with ``exist_ok``, open an existing one for appending)."""
+        """Create an empty store (or, with ``exist_ok``, open an existing one for appending).
+
+        ``compress_obs``: store observations as compressed frames (None: exactly when they are
+        images, uint8 ``(H, W, C)``); ``compress_level`` is the zlib level (1-9).
+        """
         path = Path(path)
         if (path / "meta.json").exists():
             if not exist_ok:
@@ -144,16 +173,24 @@ class Store:
             store = cls.open(path, writable=True)
             store.check_spaces(observation_space, action_space)
             return store
+        if compress_obs is None:
+            compress_obs = is_image_space(observation_space)
+        if compress_obs and not 1 <= compress_level <= 9:
+            raise DataError(f"compress_level must be in 1..9, got {compress_level}")
         path.mkdir(parents=True, exist_ok=True)
-        meta = {
+        meta: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": COMPRESSED_VERSION if compress_obs else VERSION,
             "task": task,
             "observation_space": space_to_json(observation_space),
             "action_space": space_to_json(action_space),
         }
+        if compress_obs:
+            meta.update(obs_codec=CODEC, obs_codec_level=int(compress_level))
         for name in FIELDS:
             (path / f"{name}.bin").touch()
+        if compress_obs:
+            (path / "obs.idx").touch()
         (path / "episodes.jsonl").touch()
         _atomic_write(path / "meta.json", json.dumps(meta, indent=2))
         _fsync_dir(path)
@@ -174,8 +211,10 @@ class Store:
             raise DataError(f"{meta_path}: corrupt JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise DataError(f"{meta_path}: not a protege store (format field is missing)")
-        if meta.get("version") != VERSION:
+        if meta.get("version") not in (VERSION, COMPRESSED_VERSION):
             raise DataError(f"{meta_path}: store version {meta.get('version')}; expected {VERSION}")
+        if meta.get("version") == COMPRESSED_VERSION and meta.get("obs_codec") != CODEC:
+            raise DataError(f"{meta_path}: unknown observation codec {meta.get('obs_codec')!r}")
         for key in ("observation_space", "action_space"):
             if key not in meta:
                 raise DataError(f"{meta_path}: field {key!r} is missing")
@@ -240,13 +279,18 @@ class Store:
         for episode in episodes:
             rows = self._encode(episode, f"{self.path}: episode {len(self)}")
             crcs = []
+            frames: dict[str, Any] = {}
             for name in FIELDS:
-                data = rows[name].tobytes()
+                if name == "obs" and self.obs_codec is not None:
+                    data, sizes = _compress_frames(rows["obs"], self._level)
+                    ends = self._obs_bytes_committed() + np.cumsum(sizes)
+                    idx = ends.astype("<i8").tobytes()
+                    _append_durably(self.path / "obs.idx", idx)
+                    frames = {"obs_bytes": len(data), "obs_idx_crc": zlib.crc32(idx)}
+                else:
+                    data = rows[name].tobytes()
                 crcs.append(zlib.crc32(data))
-                with open(self.path / f"{name}.bin", "ab") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                _append_durably(self.path / f"{name}.bin", data)
             entry = {
                 "length": len(episode),
                 "round": int(episode.round),
@@ -257,6 +301,7 @@ class Store:
                 "labels": int(rows["labeled"].sum()),
                 "learner_steps": int((rows["actor"] == 1).sum()),
                 "crc": crcs,
+                **frames,
                 **({"extras": episode.extras} if episode.extras else {}),
             }
             with open(self.path / "episodes.jsonl", "a") as f:
@@ -290,7 +335,51 @@ class Store:
         shape, dtype = self._layout[name]
         return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
-    def _read_field(self, name: str) -> np.ndarray:
+    def _obs_bytes_committed(self) -> int:
+        return sum(int(e["obs_bytes"]) for e in self._index)
+
+    def _read_frames(self) -> FrameArray:
+        """Every committed frame (T+1 per episode) as a lazy array, after checking the
+        offsets and the CRC32 of every episode's compressed bytes and offsets."""
+        shape, dtype = self._layout["obs"]
+        rows = self._rows_per_episode("obs")
+        total = int(rows.sum())
+        idx_file, obs_file = self.path / "obs.idx", self.path / "obs.bin"
+        for file, need in ((idx_file, 8 * total), (obs_file, self._obs_bytes_committed())):
+            if not file.exists():
+                raise DataError(f"{file}: missing")
+            have = file.stat().st_size
+            if have < need:
+                raise DataError(
+                    f"{file}: truncated; episodes.jsonl commits {need} bytes but the file "
+                    f"has {have}"
+                )
+        ends = np.fromfile(idx_file, dtype="<i8", count=total).astype(np.int64)
+        bounds = np.concatenate([[0], np.cumsum(rows)])
+        byte_end = 0
+        for i, entry in enumerate(self._index):
+            part = ends[bounds[i] : bounds[i + 1]]
+            if zlib.crc32(part.astype("<i8").tobytes()) != entry.get("obs_idx_crc"):
+                raise DataError(f"{idx_file}: episode {i} is corrupt (CRC32 mismatch)")
+            start, byte_end = byte_end, byte_end + int(entry["obs_bytes"])
+            if int(part[-1]) != byte_end or np.any(np.diff(np.concatenate([[start], part])) <= 0):
+                raise DataError(f"{idx_file}: episode {i} has inconsistent frame offsets")
+        frames = FrameFile(obs_file, ends, shape, dtype)
+        byte_end = 0
+        for i, entry in enumerate(self._index):
+            start, byte_end = byte_end, byte_end + int(entry["obs_bytes"])
+            if zlib.crc32(frames.raw(start, byte_end)) != entry["crc"][0]:
+                raise DataError(f"{obs_file}: episode {i} is corrupt (CRC32 mismatch)")
+        return FrameArray(frames)
+
+    def _committed_bytes(self, name: str) -> int:
+        if name == "obs" and self.obs_codec is not None:
+            return self._obs_bytes_committed()
+        return int(self._rows_per_episode(name).sum()) * self._row_bytes(name)
+
+    def _read_field(self, name: str) -> Any:
+        if name == "obs" and self.obs_codec is not None:
+            return self._read_frames()
         shape, dtype = self._layout[name]
         file = self.path / f"{name}.bin"
         rows = self._rows_per_episode(name)
@@ -348,7 +437,8 @@ class Store:
         for entry in self._index:
             t = int(entry["length"])
             yield Episode(
-                obs=fields["obs"][o0 : o0 + t + 1],
+                # np.asarray decompresses one episode's frames at a time (a no-op for raw rows)
+                obs=np.asarray(fields["obs"][o0 : o0 + t + 1]),
                 actions=fields["actions"][t0 : t0 + t],
                 rewards=fields["rewards"][t0 : t0 + t],
                 terminated=bool(entry["terminated"]),
@@ -374,9 +464,10 @@ class Store:
 
     def _truncate_to_committed(self) -> None:
         """Cut off the bytes of an episode whose append was interrupted."""
-        for name in FIELDS:
-            file = self.path / f"{name}.bin"
-            need = int(self._rows_per_episode(name).sum()) * self._row_bytes(name)
+        files = [(self.path / f"{name}.bin", self._committed_bytes(name)) for name in FIELDS]
+        if self.obs_codec is not None:
+            files.append((self.path / "obs.idx", 8 * int(self._rows_per_episode("obs").sum())))
+        for file, need in files:
             size = file.stat().st_size if file.exists() else 0
             if size < need:
                 raise DataError(
@@ -412,6 +503,13 @@ def _read_index(file: Path) -> list[dict[str, Any]]:
             raise DataError(f"{file}: line {n} is corrupt ({e})") from None
         index.append(entry)
     return index
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _atomic_write(path: Path, text: str) -> None:
