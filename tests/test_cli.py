@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from protege import __version__
-from protege.cli import COMMANDS, _with_default_subcommand, main
+from protege.cli import COMMANDS, main
+from protege.cli.core import _with_default_subcommand
 
 PROTEGE = Path(sys.executable).with_name("protege")
 TOY = ["--no-progress", "--seed", "3"]

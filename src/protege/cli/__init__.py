@@ -1,0 +1,10 @@
+"""The ``protege`` command: a thin layer that parses flags, calls the library and prints.
+
+Each command group lives in its own module and registers its commands on import with
+:func:`protege.cli.core.command`; see that module for how to add one.
+"""
+
+from protege.cli import data, demos, experiments, learn  # noqa: F401  (registers commands)
+from protege.cli.core import COMMANDS, build_parser, command, main
+
+__all__ = ["COMMANDS", "build_parser", "command", "main"]

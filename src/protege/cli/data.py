@@ -1,0 +1,180 @@
+"""protege collect | info: demonstrations in, stores described."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from protege.cli.core import (
+    _announce,
+    _bar,
+    _facts,
+    _rollout_flags,
+    _run_flags,
+    _table,
+    _task_flag,
+    command,
+    console,
+)
+from protege.errors import ConfigError
+
+
+def _collect_flags(p: argparse.ArgumentParser) -> None:
+    _task_flag(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="store directory (appended to)")
+    _rollout_flags(p, episodes=100)
+    _run_flags(p)
+
+
+@command("collect", _collect_flags)
+def collect(args: argparse.Namespace) -> None:
+    """Run a task's expert and append its episodes to a store.
+
+    Each episode is written durably as it ends: an interrupted run keeps what it collected.
+
+    Example: protege collect --task lunarlander --out demos/lunar --episodes 100 --seed 0
+    """
+    from protege import tasks
+    from protege.data.store import Store
+    from protege.report.page import mean_std
+    from protege.rollout.collect import collect as collect_episodes
+
+    _announce(args)
+    task = tasks.make(args.task)
+    t0 = time.perf_counter()
+    res = collect_episodes(
+        task,
+        args.out,
+        args.episodes,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        progress=_bar(args, "collect"),
+    )
+    store = Store.open(args.out)
+    _facts(
+        f"Collected {res.n_episodes} {task.name} episodes",
+        {
+            "return": mean_std(res.returns),
+            "success": f"{100 * sum(res.successes) / max(1, res.n_episodes):.0f}%",
+            "length": f"{sum(res.lengths) / max(1, res.n_episodes):.0f}",
+            "labels": f"{res.labels:,}",
+            "seed": args.seed,
+            "wall time": f"{time.perf_counter() - t0:.1f} s",
+            "store": f"{args.out}: {len(store)} episodes, {store.n_transitions:,} transitions",
+        },
+    )
+
+
+def _info_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", metavar="PATH", help="a store or a policy directory")
+    p.add_argument("--tasks", action="store_true", help="list the registered tasks and heads")
+
+
+@command("info", _info_flags)
+def info(args: argparse.Namespace) -> None:
+    """Describe a store (episodes, transitions, labels, rounds, returns) or a policy directory.
+
+    Example: protege info demos/lunar        protege info runs/bc        protege info --tasks
+    """
+    if args.tasks:
+        _info_tasks()
+    if args.path is None:
+        if not args.tasks:
+            raise ConfigError("give a PATH (a store or a policy directory) or --tasks")
+        return
+    path = Path(args.path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file or directory")
+    if (path / "config.json").exists() and not (path / "meta.json").exists():
+        _info_policy(path)
+    elif (path / "meta.json").exists():
+        _info_store(path)
+    else:
+        raise ConfigError(
+            f"{path}: neither a protege store (no meta.json) nor a policy directory "
+            "(no config.json)"
+        )
+
+
+def _info_tasks() -> None:
+    from protege import tasks
+    from protege.policies import HEADS
+
+    rows = []
+    for name in tasks.names():
+        task = tasks.make(name)
+        rows.append([name, task.horizon, task.description.split(":")[0]])
+    _table("Registered tasks", ["task", "horizon", "description"], rows)
+    console.print("heads: " + ", ".join(sorted(HEADS)))
+
+
+def _info_store(path: Path) -> None:
+    from collections import Counter
+
+    from protege.data.store import Store
+    from protege.report.page import mean_std
+
+    store = Store.open(path)
+    index = store.index
+    returns = [e["return"] for e in index]
+    rounds = Counter(e["round"] for e in index)
+    _facts(
+        f"Store {path}",
+        {
+            "task": store.task,
+            "episodes": len(store),
+            "transitions": f"{store.n_transitions:,}",
+            "labels": f"{store.n_labels:,}",
+            "learner steps": f"{sum(e.get('learner_steps', 0) for e in index):,}",
+            "rounds": ", ".join(f"{r}: {n} ep" for r, n in sorted(rounds.items())) or "–",
+            "return": mean_std(returns)
+            + (f"  [min {min(returns):.1f}, max {max(returns):.1f}]" if returns else ""),
+            "terminated / truncated": f"{sum(e['terminated'] for e in index)} / "
+            f"{sum(e['truncated'] for e in index)}",
+            "observation space": _space(store.observation_space),
+            "action space": _space(store.action_space),
+        },
+    )
+
+
+def _space(space: Any) -> str:
+    shape = getattr(space, "shape", None)
+    if type(space).__name__ == "Box" and shape is not None:
+        return f"Box, shape {tuple(shape)}, {space.dtype}"
+    return str(space)
+
+
+def _info_policy(path: Path) -> None:
+    from protege.policies import Policy
+
+    policy = Policy.load(path)  # validates config and weights
+    meta = _policy_meta(path)
+    facts: dict[str, Any] = {"task": meta.get("task"), "data": meta.get("data")}
+    facts.update(policy.config.to_dict())
+    facts["parameters"] = f"{sum(p.numel() for p in policy.parameters()):,}"
+    train_file = path / "train.json"
+    if train_file.exists():
+        try:
+            result = json.loads(train_file.read_text())["result"]
+            facts["trained"] = f"{result['steps']} steps, seed {result['seed']}" + (
+                f", best val loss {result['best_val_loss']:.4g} at step {result['best_step']}"
+                if result["n_val"]
+                else ""
+            )
+        except (json.JSONDecodeError, KeyError, TypeError):
+            facts["trained"] = f"{train_file}: unreadable"
+    _facts(f"Policy {path}", facts)
+
+
+def _policy_meta(path: str | Path) -> dict[str, Any]:
+    """The extra fields (task, data) that `train` saved in a policy's config.json."""
+    from protege.policies.policy import CONFIG_FILE
+
+    try:
+        meta = json.loads((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
