@@ -66,3 +66,15 @@ def test_a_dataset_written_by_minari_itself_loads(tmp_path, monkeypatch):
 def test_missing_minari_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="cannot open Minari dataset 'nobody/nothing-v0'"):
         import_from_minari("nobody/nothing-v0", tmp_path / "s", root=tmp_path / "minari")
+
+
+def test_cli_export_then_import(tmp_path, capsys):
+    from protege.cli import main
+
+    protege.collect(protege.tasks.make("cartpole"), tmp_path / "s", episodes=2, seed=0)
+    root = str(tmp_path / "minari")
+    assert main(["export", str(tmp_path / "s"), "me/cp-v0", "--root", root]) == 0
+    assert main(["import", "me/cp-v0", "--out", str(tmp_path / "back"), "--root", root]) == 0
+    assert Store.open(tmp_path / "back").n_transitions == Store.open(tmp_path / "s").n_transitions
+    assert main(["import", "me/none-v0", "--out", str(tmp_path / "x"), "--root", root]) == 1
+    assert "cannot open Minari dataset 'me/none-v0'" in capsys.readouterr().err

@@ -178,3 +178,47 @@ def _policy_meta(path: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError):
         return {}
     return meta if isinstance(meta, dict) else {}
+
+
+def _export_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", metavar="STORE", help="a protege store")
+    p.add_argument("dataset_id", metavar="ID", help="Minari dataset id, e.g. me/lunar-expert-v0")
+    p.add_argument("--root", metavar="DIR", help="datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument("--author", help="recorded in the dataset's metadata")
+
+
+@command("export", _export_flags)
+def export(args: argparse.Namespace) -> None:
+    """Write a store as a Minari dataset (minari.load_dataset then opens it).
+
+    Minari's actions are the expert labels; executed actions, who acted and whether a step
+    is labeled go into each episode's infos. Nothing is uploaded anywhere.
+
+    Example: protege export demos/lunar me/lunarlander-expert-v0
+    """
+    from protege.data.minari_io import export_to_minari
+
+    path = export_to_minari(args.store, args.dataset_id, root=args.root, author=args.author)
+    _facts("Exported", {"dataset": args.dataset_id, "path": path})
+
+
+def _import_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset_id", metavar="ID", help="a local Minari dataset id")
+    p.add_argument("--out", required=True, metavar="DIR", help="new protege store")
+    p.add_argument("--root", metavar="DIR", help="datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument("--task", metavar="NAME", help="task to record in the store")
+
+
+@command("import", _import_flags)
+def import_(args: argparse.Namespace) -> None:
+    """Load a local Minari dataset into a new protege store (nothing is downloaded).
+
+    Example: protege import me/lunarlander-expert-v0 --out demos/from-minari --task lunarlander
+    """
+    from protege.data.minari_io import import_from_minari
+
+    store = import_from_minari(args.dataset_id, args.out, root=args.root, task=args.task)
+    _facts(
+        "Imported",
+        {"store": store.path, "episodes": len(store), "transitions": f"{store.n_transitions:,}"},
+    )
