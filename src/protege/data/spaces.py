@@ -24,6 +24,14 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
     raise DataError(f"protege stores Box and Discrete spaces, not {space!r}")
 
 
+def describe_space(space: gym.Space) -> str:
+    """A one-line summary: ``Discrete(4)`` or ``Box float32 (8,) in [-1, 1]``."""
+    if isinstance(space, gym.spaces.Box):
+        lo, hi = np.min(space.low), np.max(space.high)
+        return f"Box {np.dtype(space.dtype).name} {tuple(space.shape)} in [{lo:g}, {hi:g}]"
+    return str(space)
+
+
 def space_from_json(desc: dict[str, Any], where: str) -> gym.Space:
     try:
         if desc["kind"] == "discrete":

@@ -50,7 +50,13 @@ import numpy as np
 from protege.data.episode import Episode
 from protege.data.frames import CODEC, DEFAULT_LEVEL, FrameArray, FrameFile, is_image_space
 from protege.data.frames import compress_frames as _compress_frames
-from protege.data.spaces import check_rows, data_shape_dtype, space_from_json, space_to_json
+from protege.data.spaces import (
+    check_rows,
+    data_shape_dtype,
+    describe_space,
+    space_from_json,
+    space_to_json,
+)
 from protege.errors import DataError
 
 FORMAT = "protege-store"
@@ -264,7 +270,8 @@ class Store:
         ):
             if space_to_json(mine) != space_to_json(theirs):
                 raise DataError(
-                    f"{self.path}: the store's {what} space {mine} does not match {theirs}"
+                    f"{self.path}: the store's {what} space ({describe_space(mine)}) does not "
+                    f"match the task's ({describe_space(theirs)})"
                 )
 
     # ----------------------------------------------------------------------------- writing
