@@ -74,7 +74,8 @@ def test_reopen_appends_and_checks_spaces(tmp_path):
         Store.create(tmp_path / "s", OBS, gym.spaces.Discrete(3), exist_ok=True)
     with pytest.raises(
         DataError,
-        match=r"observation space \(Box float32 \(3,\) in \[-inf, inf\]\) does not match the task.s \(Box float32 \(2,\)",
+        match=r"observation space \(Box float32 \(3,\) in \[-inf, inf\]\) does not match "
+        r"the task's \(Box float32 \(2,\)",
     ):
         Store.create(
             tmp_path / "s", gym.spaces.Box(-np.inf, np.inf, (2,), np.float32), ACT, exist_ok=True
