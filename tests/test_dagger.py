@@ -190,6 +190,11 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
         tmp_path / "s",
         config(rounds=1, episodes_per_round=1),
     )
+    with pytest.raises(ConfigError, match="unknown method"):
+        dagger.run_method("smile", CARTPOLE, tmp_path / "x")
+    with pytest.raises(ConfigError, match="SupervisorConfig"):
+        dagger.run_method("hg-dagger", CARTPOLE, tmp_path / "x", method_config=dart.DARTConfig())
+    assert dagger.method_config_class("thrifty") is thrifty.ThriftyConfig
     with pytest.raises(ConfigError, match="resume=True"):
         dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "s", config())
 

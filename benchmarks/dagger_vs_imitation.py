@@ -1,0 +1,238 @@
+"""DAgger: protege against the `imitation` package (v1.0.1), one run each, same task.
+
+Both sides: LunarLander-v3 (discrete), gymnasium's heuristic pilot as the expert, a 2×256 ReLU
+MLP learner, one torch thread, and the same evaluation: episode i of the evaluation is reset
+with seed ``eval_seed + i`` and run deterministically to the end (``bc_train.evaluate`` on
+imitation's side, the same seeding here), after every round and outside the timed span.
+Each side's defaults are its own:
+
+* imitation: ``SimpleDAggerTrainer`` with ``LinearBetaSchedule(15)``, rounds of at least
+  ``--steps-per-round`` env steps, BC warm-started for 4 epochs per round at batch 32
+  (``imitation_side/dagger_run.py``, in its own venv via ``imitation_peer.py``). It asks
+  the expert at every step and labels every step.
+* protege: ``protege.algos.dagger.run`` with the indicator β (round 0 = expert demos, then the
+  learner drives), the expert labelling every visited state, BC from scratch each round
+  (``--bc-steps`` steps at batch 256).
+
+Reported per round: expert labels, wall seconds (rollouts + training, evaluation excluded)
+and mean return; and for each side the labels and wall time at which the learner first
+reaches 95% of the expert's mean return on the same episodes. Targets (issue 3): protege
+needs fewer labels and at most half the wall time.
+
+    .venv/bin/python benchmarks/dagger_vs_imitation.py [--seed 0] [--eval-episodes 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from imitation_peer import read_marker, run_in_venv
+from protege.algos import dagger
+from protege.algos.bc import BCConfig
+from protege.algos.dagger import DAggerConfig
+from protege.rollout.gates import ExpertGate, LearnerGate
+from protege.rollout.loop import rollout
+from protege.tasks import make
+from store_load import machine
+
+
+class _Seeded(gym.Wrapper):
+    """Resets with a fixed seed the first time (episode i ↔ seed eval_seed + i)."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._seed: int | None = seed
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if self._seed is not None:
+            seed, self._seed = self._seed, None
+        return self.env.reset(seed=seed, options=options)
+
+
+def evaluate_seeded(task: Any, learner: Any | None, seed: int, episodes: int) -> dict:
+    """Mean return over episodes seeded ``seed + i`` (the learner, or the expert if None)."""
+    returns: list[float] = []
+    batch = 10
+    for start in range(0, episodes, batch):
+        n = min(batch, episodes - start)
+        env = gym.vector.SyncVectorEnv(
+            [lambda s=seed + start + i: _Seeded(task.make_env(), s) for i in range(n)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        try:
+            r = rollout(
+                env,
+                n,
+                gate=ExpertGate() if learner is None else LearnerGate(),
+                seed=seed,
+                learner=learner,
+                expert=task.make_expert() if learner is None else None,
+            )
+        finally:
+            env.close()
+        returns += r.returns
+    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
+
+
+def run_protege(args: argparse.Namespace, out: Path) -> dict:
+    task = make("lunarlander")
+    cfg = DAggerConfig(
+        rounds=args.rounds,
+        episodes_per_round=args.episodes_per_round,
+        initial_demos=args.initial_demos,
+        beta="indicator",
+        retrain="scratch",
+        bc=BCConfig(steps=args.bc_steps, batch_size=256, val_fraction=0.0, progress=False),
+        n_envs=args.n_envs,
+        seed=args.seed,
+        eval_episodes=1,  # the comparison's own evaluation runs below, untimed
+        eval_envs=1,
+    )
+    store = out / "store"
+    shutil.rmtree(out, ignore_errors=True)
+    res = dagger.run(task, dagger.policy_factory(task), store, cfg)
+    expert = evaluate_seeded(task, None, args.eval_seed, args.eval_episodes)
+    rounds, wall = [], 0.0
+    for row in res.rows:
+        learner = dagger.PolicyTrainer(dagger.policy_factory(task), cfg.bc).load(
+            Path(f"{store}.run") / "learners" / f"round_{row.round:03d}"
+        )
+        ev = evaluate_seeded(task, learner, args.eval_seed, args.eval_episodes)
+        wall += row.collect_seconds + row.train_seconds
+        rounds.append(
+            {
+                "round": row.round,
+                "expert_labels": row.labels,
+                "expert_queries": row.expert_queries,
+                "wall_s": round(wall, 3),
+                "mean_return": ev["mean_return"],
+                "std_return": ev["std_return"],
+            }
+        )
+        print(json.dumps(rounds[-1]), file=sys.stderr, flush=True)
+    return {"expert": expert, "rounds": rounds, "config": cfg.to_dict()}
+
+
+def run_imitation(args: argparse.Namespace) -> dict:
+    return run_in_venv(
+        "dagger_run.py",
+        [
+            "--rounds",
+            args.imitation_rounds,
+            "--steps-per-round",
+            args.steps_per_round,
+            "--eval-episodes",
+            args.eval_episodes,
+            "--eval-seed",
+            args.eval_seed,
+            "--torch-threads",
+            1,
+            "--seed",
+            args.seed,
+        ],
+        env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )
+
+
+def first_reach(rounds: list[dict], target: float) -> dict | None:
+    return next((r for r in rounds if r["mean_return"] >= target), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-episodes", type=int, default=50)
+    ap.add_argument("--eval-seed", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--episodes-per-round", type=int, default=2)
+    ap.add_argument("--initial-demos", type=int, default=1)
+    ap.add_argument("--n-envs", type=int, default=2)
+    ap.add_argument("--bc-steps", type=int, default=3000)
+    ap.add_argument("--imitation-rounds", type=int, default=15)
+    ap.add_argument("--steps-per-round", type=int, default=1000)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(
+        f"machine: {machine()}; load average {os.getloadavg()}; seed {args.seed}; "
+        f"evaluation: {args.eval_episodes} episodes, seeds {args.eval_seed}..",
+        flush=True,
+    )
+
+    t0 = time.perf_counter()
+    theirs = run_imitation(args)
+    t_theirs = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="dagger_vs_imitation_") as tmp:
+        t0 = time.perf_counter()
+        ours = run_protege(args, Path(tmp))
+        t_ours = time.perf_counter() - t0
+
+    sides = {"imitation": theirs, "protege": ours}
+    exp_i, exp_p = theirs["expert"]["mean_return"], ours["expert"]["mean_return"]
+    print(
+        f"\nexpert mean return on the same episodes: imitation side {exp_i:.2f}, protege side "
+        f"{exp_p:.2f}"
+    )
+    summary = {}
+    for name, side in sides.items():
+        expert = side["expert"]["mean_return"]
+        target = expert - 0.05 * abs(expert)
+        print(f"\n{name}: target 95% of {expert:.1f} = {target:.1f}")
+        print("| round | expert labels | expert queries | wall s | return |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in side["rounds"]:
+            print(
+                f"| {r['round']} | {r['expert_labels']} | {r['expert_queries']} | "
+                f"{r['wall_s']:.1f} | {r['mean_return']:.1f} |"
+            )
+        hit = first_reach(side["rounds"], target)
+        summary[name] = {
+            "target": target,
+            "labels_to_95": hit["expert_labels"] if hit else None,
+            "wall_s_to_95": hit["wall_s"] if hit else None,
+            "round": hit["round"] if hit else None,
+        }
+    print("\n| | labels to 95% | wall s to 95% (rollouts + training) | round |")
+    print("|---|---:|---:|---:|")
+    for name, s in summary.items():
+        print(
+            f"| {name} | {s['labels_to_95'] or 'not reached'} | "
+            f"{s['wall_s_to_95'] if s['wall_s_to_95'] is not None else '–'} | "
+            f"{s['round'] if s['round'] is not None else '–'} |"
+        )
+    i, p = summary["imitation"], summary["protege"]
+    if i["labels_to_95"] and p["labels_to_95"]:
+        print(
+            f"\nprotege/imitation: labels {p['labels_to_95'] / i['labels_to_95']:.2f}×, "
+            f"wall {p['wall_s_to_95'] / i['wall_s_to_95']:.2f}×"
+        )
+    print(
+        f"(process wall: imitation {t_theirs:.0f} s incl. evaluation; protege {t_ours:.0f} s "
+        "incl. evaluation)"
+    )
+    marker = read_marker() or {}
+    out = {
+        "summary": summary,
+        "imitation": theirs,
+        "protege": ours,
+        "peer_versions": marker.get("versions"),
+        "seed": args.seed,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
