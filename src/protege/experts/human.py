@@ -1,0 +1,985 @@
+"""A person as expert and as supervisor: the human half of HG-DAgger.
+
+HG-DAgger (Kelly, Sidrane, Driggs-Campbell & Kochenderfer, ICRA 2019, "HG-DAgger: Interactive
+Imitation Learning with Human Experts") lets the novice drive while a person watches; the person
+takes full control when they judge the novice unsafe and hands control back once it has
+recovered. Only the steps the person controls are labeled. :class:`HumanSupervisor` is that
+person at the keyboard (or gamepad), in a pygame window that shows the running env.
+
+It is both things the rollout loop (:func:`protege.rollout.loop.rollout`) needs:
+
+* a **Gate** (``reset(env_index)``, ``decide(step)``): the person is in control, and the step
+  is labeled, exactly on the steps the takeover key (default SPACE) is held, or the toggle key
+  (default T) has switched control to them. With no learner (pure demonstration) the person
+  drives, and labels, every step. Nothing is labeled while the person is not in control, so a
+  released keyboard never produces no-op labels.
+* an **Expert** (``act(obs_N, infos)``): the action of the current key (and gamepad) state,
+  through a per-task key mapping (:func:`register_controls`, :func:`controls_for`).
+
+**Loop discipline** (``../shared/references/interactive-il.md`` §3). Each step is one tick of a
+fixed-rate clock (``fps``, default 20 Hz): the window shows the current frame with the learner's
+*proposed* action for it, the tick sleeps until its deadline while that frame is on screen, then
+the input queue is drained (never waited on) and the decision is taken for the state the person
+has just seen. If the env is slower than ``fps`` the loop simply runs at the env's rate. A
+person can pause (P): the loop then waits, and the paused time is not counted.
+
+**What is counted** (:class:`HumanCounts`): steps, labels, human-controlled steps, takeover
+segments (interventions: maximal runs of human-controlled steps within an episode while a
+learner is present; a run that starts at an episode's first step counts too) and time:
+
+* ``attention_seconds``: wall time the person was in control. Each tick is charged the wall
+  time since the previous tick (the time its frame was on screen and the decision was made),
+  capped at ``max_gap`` so a stall (training between rounds, a slow reset) is not charged.
+  In pure demonstration the person is in control throughout, so this is the session time.
+* ``session_seconds``: wall time the window was live and unpaused (the person watching),
+  charged the same way whoever was in control. In HG-DAgger the person must watch all the
+  time, so this is the cost of supervision; ``attention_seconds`` is the cost of the labels.
+
+**Quitting** (ESC or closing the window) ends cleanly. If the env was wrapped with
+:meth:`HumanSupervisor.wrap` the episode in flight is truncated at the current step, so the
+loop appends it to the store like any other episode, and the next decision raises
+:class:`TeleopQuit`. Otherwise :class:`TeleopQuit` is raised at once (the in-flight episode is
+lost; every finished one is already in the store).
+
+**Per-step log.** Per episode the supervisor keeps (:class:`EpisodeLog`) who was in control,
+the learner's proposed action and the person's action at every step (both, even when only one
+was executed), the takeover segment id, and wall-clock timestamps and tick durations: what
+RLIF, PVP and HIL-SERL log, and what the store's own fields do not hold.
+
+Example:
+    >>> sup = HumanSupervisor.for_task("lunarlander", fps=20)
+    >>> env = gym.vector.SyncVectorEnv([lambda: sup.wrap(task.make_env("rgb_array"))])
+    >>> rollout(env, 5, gate=sup, expert=sup, learner=policy, seed=0, store=store)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.errors import ConfigError
+from protege.rollout.gates import Decision, StepView
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame
+
+if TYPE_CHECKING:
+    from protege.tasks.base import Task
+
+__all__ = [
+    "BoxControls",
+    "Controls",
+    "DiscreteControls",
+    "EpisodeLog",
+    "HumanCounts",
+    "HumanSupervisor",
+    "PadAxis",
+    "PadState",
+    "TeleopQuit",
+    "controls_for",
+    "default_controls",
+    "register_controls",
+]
+
+
+class TeleopQuit(Exception):
+    """The person pressed the quit key or closed the window."""
+
+
+# ------------------------------------------------------------------------------ devices
+@dataclass(frozen=True)
+class PadState:
+    """One reading of a gamepad: axes in [−1, 1], buttons, and the d-pad (hat) as (x, y)."""
+
+    axes: tuple[float, ...] = ()
+    buttons: tuple[bool, ...] = ()
+    hat: tuple[int, int] = (0, 0)
+
+    def button(self, i: int) -> bool:
+        return 0 <= i < len(self.buttons) and bool(self.buttons[i])
+
+    def axis(self, i: int) -> float | None:
+        return float(self.axes[i]) if 0 <= i < len(self.axes) else None
+
+    def hat_keys(self) -> list[str]:
+        """The d-pad as arrow-key names."""
+        x, y = self.hat
+        out = []
+        if x < 0:
+            out.append("left")
+        if x > 0:
+            out.append("right")
+        if y > 0:
+            out.append("up")
+        if y < 0:
+            out.append("down")
+        return out
+
+    def stick_keys(self, dead: float = 0.5) -> list[str]:
+        """The left stick (axes 0 and 1; y points down) as arrow-key names."""
+        out = []
+        x, y = self.axis(0), self.axis(1)
+        if x is not None and x < -dead:
+            out.append("left")
+        if x is not None and x > dead:
+            out.append("right")
+        if y is not None and y < -dead:
+            out.append("up")
+        if y is not None and y > dead:
+            out.append("down")
+        return out
+
+
+@dataclass(frozen=True)
+class PadAxis:
+    """A gamepad axis driving one action dimension.
+
+    A stick (``trigger=False``) maps −1..1 linearly onto ``low..high`` (its rest, 0, onto the
+    midpoint); a trigger (``trigger=True``, SDL reports −1 at rest) maps rest..pressed onto
+    ``low..high``. Readings within ``dead`` of rest are ignored (the keys decide).
+    """
+
+    axis: int
+    low: float
+    high: float
+    trigger: bool = False
+    dead: float = 0.15
+
+    def value(self, pad: PadState) -> float | None:
+        v = pad.axis(self.axis)
+        if v is None:
+            return None
+        if self.trigger:
+            t = (v + 1.0) / 2.0
+            return self.low + t * (self.high - self.low) if t > self.dead else None
+        if abs(v) <= self.dead:
+            return None
+        return (self.low + self.high) / 2.0 + v * (self.high - self.low) / 2.0
+
+
+# ----------------------------------------------------------------------------- controls
+@dataclass(frozen=True)
+class DiscreteControls:
+    """Keys → action indices for a ``Discrete`` action space.
+
+    ``keys`` maps pygame key names (``"left"``, ``"up"``, ``"space"``, ``"a"``, ``"1"``...) to
+    actions; when several mapped keys are held, the one pressed last wins. With no mapped key
+    held the action is ``noop``, or, with ``noop=None`` (tasks without a do-nothing action,
+    like CartPole), the last action the person chose (``initial`` before any). The gamepad's
+    d-pad and left stick act as the arrow keys.
+    """
+
+    keys: Mapping[str, int]
+    noop: int | None = 0
+    names: Sequence[str] = ()
+    """Action names for the overlay (optional)."""
+    initial: int = 0
+    help: str = ""
+
+    def action(self, held: Sequence[str], pad: PadState | None, last: int | None) -> int:
+        names = list(held)
+        if pad is not None:
+            names += pad.hat_keys() + pad.stick_keys()
+        chosen = [self.keys[k] for k in names if k in self.keys]
+        if chosen:
+            return int(chosen[-1])
+        if self.noop is not None:
+            return int(self.noop)
+        return int(self.initial if last is None else last)
+
+    def engaged(self, held: Sequence[str], pad: PadState | None) -> bool:
+        """Whether the person is pressing any mapped input (for implicit takeover)."""
+        names = list(held) + ([*pad.hat_keys(), *pad.stick_keys()] if pad is not None else [])
+        return any(k in self.keys for k in names)
+
+    def format(self, action: Any) -> str:
+        a = int(np.asarray(action).reshape(-1)[0])
+        return f"{a} {self.names[a]}" if 0 <= a < len(self.names) else str(a)
+
+    def describe(self) -> str:
+        if self.help:
+            return self.help
+        return "  ".join(f"{k}:{self.format(a)}" for k, a in self.keys.items())
+
+
+@dataclass(frozen=True)
+class BoxControls:
+    """Keys → values of action dimensions for a ``Box`` action space.
+
+    ``keys`` maps a key name to ``{dimension: value}``; a held key sets those dimensions (the
+    key pressed last wins a dimension several keys set), the others stay at ``rest`` (zeros by
+    default). ``pad_axes`` maps a dimension to a :class:`PadAxis`, whose reading overrides the
+    keys when deflected; the d-pad acts as the arrow keys. Actions are clipped to the space.
+    """
+
+    keys: Mapping[str, Mapping[int, float]]
+    rest: Sequence[float] | None = None
+    pad_axes: Mapping[int, PadAxis] = field(default_factory=dict)
+    names: Sequence[str] = ()
+    """Dimension names for the overlay (optional)."""
+    help: str = ""
+
+    def action(self, held: Sequence[str], pad: PadState | None, dim: int) -> np.ndarray:
+        value = np.zeros(dim, np.float64) if self.rest is None else np.array(self.rest, float)
+        names = list(held) + (pad.hat_keys() if pad is not None else [])
+        for k in names:
+            for d, v in self.keys.get(k, {}).items():
+                value[d] = v
+        if pad is not None:
+            for d, ax in self.pad_axes.items():
+                deflected = ax.value(pad)
+                if deflected is not None:
+                    value[d] = deflected
+        return value
+
+    def engaged(self, held: Sequence[str], pad: PadState | None) -> bool:
+        if any(k in self.keys for k in held):
+            return True
+        if pad is None:
+            return False
+        return bool(pad.hat_keys()) or any(
+            ax.value(pad) is not None for ax in self.pad_axes.values()
+        )
+
+    def format(self, action: Any) -> str:
+        a = np.asarray(action, np.float64).reshape(-1)
+        if len(self.names) == len(a):
+            return " ".join(f"{n} {v:+.2f}" for n, v in zip(self.names, a, strict=True))
+        return "[" + " ".join(f"{v:+.2f}" for v in a) + "]"
+
+    def describe(self) -> str:
+        if self.help:
+            return self.help
+        return "  ".join(
+            f"{k}:" + ",".join(f"a{d}={v:+g}" for d, v in m.items()) for k, m in self.keys.items()
+        )
+
+
+Controls = DiscreteControls | BoxControls
+ControlsFactory = Callable[[gym.Space], Controls]
+
+_CONTROLS: dict[str, Controls | ControlsFactory] = {}
+
+
+def register_controls(
+    task: str, controls: Controls | ControlsFactory, *, overwrite: bool = False
+) -> None:
+    """Register the key mapping for the task called ``task`` (a :class:`DiscreteControls`,
+    a :class:`BoxControls`, or a function of the action space returning one).
+
+    Example:
+        >>> register_controls("my-arm", BoxControls(
+        ...     keys={"left": {0: -1.0}, "right": {0: 1.0}, "up": {1: 1.0}, "down": {1: -1.0}},
+        ...     help="arrows: move the gripper in x/y"))
+    """
+    if task in _CONTROLS and not overwrite:
+        raise ConfigError(f"controls for task {task!r} are already registered (overwrite=True)")
+    _CONTROLS[task] = controls
+
+
+def controls_for(task: str | None, action_space: gym.Space) -> Controls:
+    """The registered mapping for ``task``, or :func:`default_controls` for its action space."""
+    entry = _CONTROLS.get(task) if task is not None else None
+    if entry is None:
+        return default_controls(action_space)
+    if isinstance(entry, DiscreteControls | BoxControls):
+        return entry
+    return entry(action_space)
+
+
+_PAIRS = [
+    ("left", "right"),
+    ("down", "up"),
+    ("a", "d"),
+    ("s", "w"),
+    ("j", "l"),
+    ("k", "i"),
+    ("z", "x"),
+    ("c", "v"),
+]
+
+
+def default_controls(action_space: gym.Space) -> Controls:
+    """A mapping for any Discrete or Box action space.
+
+    * ``Discrete(2)``: left/right arrows → 0/1, the last choice held otherwise.
+    * ``Discrete(n)``: number keys 0–9 → actions 0–9, no key → 0.
+    * ``Box``: one key pair per dimension, low/high of the space (left/right, down/up, a/d,
+      s/w, j/l, k/i, z/x, c/v); at rest 0 clipped into the bounds; left stick → dims 0 and 1.
+    """
+    if isinstance(action_space, gym.spaces.Discrete):
+        n = int(action_space.n)
+        if n == 2:
+            return DiscreteControls(
+                {"left": 0, "right": 1}, noop=None, help="Left/Right: action 0/1"
+            )
+        if n > 10:
+            raise ConfigError(f"no default keys for Discrete({n}); register_controls(...)")
+        digits = {str(i): i for i in range(n)}
+        return DiscreteControls(digits, noop=0, help=f"0-{n - 1}: action; no key: 0")
+    if isinstance(action_space, gym.spaces.Box):
+        low = np.broadcast_to(action_space.low, action_space.shape).reshape(-1).astype(float)
+        high = np.broadcast_to(action_space.high, action_space.shape).reshape(-1).astype(float)
+        dim = len(low)
+        if dim > len(_PAIRS):
+            raise ConfigError(f"no default keys for a {dim}-D Box; register_controls(...)")
+        keys: dict[str, dict[int, float]] = {}
+        for d in range(dim):
+            lo_key, hi_key = _PAIRS[d]
+            keys[lo_key] = {d: _finite(low[d], -1.0)}
+            keys[hi_key] = {d: _finite(high[d], 1.0)}
+        rest = np.clip(np.zeros(dim), low, high).tolist()
+        axes = {
+            d: PadAxis(d, _finite(low[d], -1.0), _finite(high[d], 1.0)) for d in range(min(dim, 2))
+        }
+        if dim == 2:  # stick y points down; up should raise dimension 1
+            axes[1] = PadAxis(1, _finite(high[1], 1.0), _finite(low[1], -1.0))
+        pairs = ", ".join(f"{a}/{b}: a{d} low/high" for d, (a, b) in enumerate(_PAIRS[:dim]))
+        return BoxControls(keys, rest=rest, pad_axes=axes, help=pairs)
+    raise ConfigError(f"no keyboard controls for action space {action_space!r}")
+
+
+def _finite(v: float, fallback: float) -> float:
+    return float(v) if np.isfinite(v) else fallback
+
+
+_LANDER_NAMES = ("noop", "left engine", "main engine", "right engine")
+
+register_controls(
+    "cartpole",
+    DiscreteControls(
+        {"left": 0, "right": 1},
+        noop=None,
+        names=("push left", "push right"),
+        help="Left/Right: push the cart (the last push repeats while no arrow is held)",
+    ),
+)
+register_controls(
+    "lunarlander",
+    DiscreteControls(
+        {"up": 2, "left": 1, "right": 3, "w": 2, "a": 1, "d": 3},
+        noop=0,
+        names=_LANDER_NAMES,
+        help="Up: main engine  Left/Right: side engines (push left/right)  no key: engines off",
+    ),
+)
+register_controls(
+    "lunarlander-continuous",
+    BoxControls(
+        {"up": {0: 1.0}, "left": {1: -1.0}, "right": {1: 1.0}, "w": {0: 1.0}},
+        rest=(0.0, 0.0),
+        pad_axes={0: PadAxis(5, 0.0, 1.0, trigger=True), 1: PadAxis(0, -1.0, 1.0)},
+        names=("main", "lateral"),
+        help="Up: main engine  Left/Right: side engines  (pad: RT main, stick lateral)",
+    ),
+)
+register_controls(
+    "pendulum",
+    BoxControls(
+        {"left": {0: -2.0}, "right": {0: 2.0}},
+        pad_axes={0: PadAxis(0, -2.0, 2.0)},
+        names=("torque",),
+        help="Left/Right: torque -2/+2 (max)  no key: 0",
+    ),
+)
+register_controls(
+    "mountaincar-continuous",
+    BoxControls(
+        {"left": {0: -1.0}, "right": {0: 1.0}},
+        pad_axes={0: PadAxis(0, -1.0, 1.0)},
+        names=("force",),
+        help="Left/Right: push left/right (max force)  no key: 0",
+    ),
+)
+register_controls(
+    "carracing",
+    BoxControls(
+        {
+            "left": {0: -1.0},
+            "right": {0: 1.0},
+            "up": {1: 1.0},
+            "down": {2: 0.8},
+            "a": {0: -1.0},
+            "d": {0: 1.0},
+            "w": {1: 1.0},
+            "s": {2: 0.8},
+        },
+        rest=(0.0, 0.0, 0.0),
+        pad_axes={
+            0: PadAxis(0, -1.0, 1.0),
+            1: PadAxis(5, 0.0, 1.0, trigger=True),
+            2: PadAxis(4, 0.0, 0.8, trigger=True),
+        },
+        names=("steer", "gas", "brake"),
+        help="Left/Right: steer  Up: gas  Down: brake  (pad: stick steers, RT gas, LT brake)",
+    ),
+)
+register_controls(
+    "carracing-discrete",
+    DiscreteControls(
+        {"left": 2, "right": 1, "up": 3, "down": 4, "a": 2, "d": 1, "w": 3, "s": 4},
+        noop=0,
+        names=("noop", "right", "left", "gas", "brake"),
+        help="Left/Right: steer  Up: gas  Down: brake  no key: coast",
+    ),
+)
+register_controls(
+    "lane",
+    DiscreteControls(
+        {"left": 0, "right": 2},
+        noop=1,
+        names=("steer -1", "straight", "steer +1"),
+        help="Left/Right: steer  no key: straight",
+    ),
+)
+
+
+# -------------------------------------------------------------------------- accounting
+@dataclass
+class HumanCounts:
+    """What the person has given so far (see the module docstring for the definitions)."""
+
+    steps: int = 0
+    labels: int = 0
+    human_steps: int = 0
+    interventions: int = 0
+    attention_seconds: float = 0.0
+    session_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpisodeLog:
+    """One episode as the person saw it: per step who was in control, both actions, time."""
+
+    index: int
+    """Episodes since the supervisor started (0-based)."""
+    in_control: list[bool] = field(default_factory=list)
+    learner_actions: list[Any] = field(default_factory=list)
+    """The learner's proposal at each step (None in pure demonstration)."""
+    human_actions: list[Any] = field(default_factory=list)
+    """The person's action at each step, also where the learner's was executed."""
+    segment: list[int] = field(default_factory=list)
+    """The takeover segment (intervention) id a step belongs to, −1 where the learner drove."""
+    t_wall: list[float] = field(default_factory=list)
+    """Seconds since the session started, at each decision."""
+    dt: list[float] = field(default_factory=list)
+    """Wall seconds charged to each step (see ``attention_seconds``)."""
+    counts: HumanCounts = field(default_factory=HumanCounts)
+    quit: bool = False
+    """The person quit during this episode (it was truncated there)."""
+
+    def __len__(self) -> int:
+        return len(self.in_control)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -------------------------------------------------------------------------- supervisor
+_PANEL = 162
+_NO_FRAME = (640, 260)
+_GREEN = (40, 170, 80)
+_ORANGE = (235, 130, 20)
+_GREY = (120, 120, 120)
+
+
+class HumanSupervisor:
+    """A person at the keyboard (and gamepad) as HG-DAgger's supervisor and as the expert.
+
+    Args:
+        action_space: the env's (single) action space.
+        controls: the key mapping (default: :func:`controls_for` ``(task_name, action_space)``).
+        task_name: shown in the title and used to look up the controls.
+        fps: the fixed control rate in Hz.
+        takeover_key: held, it gives control to the person; released, back to the learner.
+        toggle_key: pressed once, it gives control to the person until pressed again (None:
+            no toggle). Explicit toggles suit long takeovers (the Thrifty repo's HG-DAgger
+            uses 'Z').
+        implicit_takeover: also take over whenever a mapped action key (or the gamepad) is
+            pressed (PVP's keyboard mode, HIL-SERL's SpaceMouse). Off by default: for tasks
+            with a meaningful "no key" action a person could not take over to command it.
+        pause_key: toggles a pause (the loop waits; the paused time is not counted).
+        quit_keys: end the session (closing the window does too).
+        gamepad: use the first gamepad found, if any (pygame.joystick; skipped if none).
+        pad_takeover_buttons: gamepad buttons that act as the takeover key (held).
+        title: the window title (the task name is appended).
+        scale: frame magnification (default: the longer side becomes about 640 px).
+        max_gap: the most wall time one tick is charged (default ``max(4/fps, 0.5)`` s).
+    """
+
+    def __init__(
+        self,
+        action_space: gym.Space,
+        controls: Controls | None = None,
+        *,
+        task_name: str | None = None,
+        fps: float = 20.0,
+        takeover_key: str = "space",
+        toggle_key: str | None = "t",
+        implicit_takeover: bool = False,
+        pause_key: str | None = "p",
+        quit_keys: Sequence[str] = ("escape",),
+        gamepad: bool = True,
+        pad_takeover_buttons: Sequence[int] = (0, 5),
+        title: str = "protege teleop",
+        scale: float | None = None,
+        max_gap: float | None = None,
+    ):
+        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
+            raise ConfigError(f"a person can drive Discrete or Box actions, not {action_space!r}")
+        if not fps > 0:
+            raise ConfigError(f"fps must be > 0, got {fps}")
+        self.action_space = action_space
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.controls: Controls = controls or controls_for(task_name, action_space)
+        if self.discrete != isinstance(self.controls, DiscreteControls):
+            raise ConfigError(f"{type(self.controls).__name__} do not fit {action_space!r}")
+        self.task_name = task_name
+        self.fps = float(fps)
+        self.period = 1.0 / self.fps
+        self.max_gap = max(4.0 * self.period, 0.5) if max_gap is None else float(max_gap)
+        self.takeover_key = _key_name(takeover_key)
+        self.toggle_key = _key_name(toggle_key) if toggle_key else None
+        self.pause_key = _key_name(pause_key) if pause_key else None
+        self.quit_keys = {_key_name(k) for k in quit_keys}
+        self.implicit_takeover = implicit_takeover
+        self.use_gamepad = gamepad
+        self.pad_takeover_buttons = tuple(pad_takeover_buttons)
+        self.title = f"{title} - {task_name}" if task_name else title
+        self.scale = scale
+        for k in self._control_keys():
+            _key_name(k)  # unknown names fail here, not in the middle of a session
+        self._n = int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else 0
+        if isinstance(action_space, gym.spaces.Box):
+            self._low = np.broadcast_to(action_space.low, action_space.shape).astype(np.float64)
+            self._high = np.broadcast_to(action_space.high, action_space.shape).astype(np.float64)
+
+        self.counts = HumanCounts()
+        """Totals over the whole session (every tick, stored or not)."""
+        self.episode = EpisodeLog(index=0)
+        """The episode in progress (the one just finished, until the next ``reset``)."""
+        self.quit_requested = False
+        self.paused = False
+        self.in_control = False
+        """Whether the person controlled the last decided step."""
+        self.frame: np.ndarray | None = None
+        """The latest frame from the wrapped env (see :meth:`wrap`)."""
+
+        self._held: dict[str, None] = {}  # keys held, in press order
+        self._tapped: dict[str, None] = {}  # keys pressed since the last decision
+        self._toggled = False
+        self._pad: Any = None
+        self._pad_state: PadState | None = None
+        self._last_discrete: int | None = None
+        self._human_action: np.ndarray | int = self._compute_action()
+        self._fresh = False  # decide() ticked this step; act() must not tick again
+        self._wrapped = False
+        self._prev_in_control = False
+        self._segment_id = -1
+        self._deadline: float | None = None
+        self._last_decision: float | None = None
+        self._t0: float | None = None
+        self._rate = 0.0
+        self._screen: Any = None
+        self._fonts: tuple[Any, Any] | None = None
+        self._frame_rect: tuple[int, int, int, int] | None = None
+        self._placeholder = True  # the window is sized for no frame yet
+
+    @classmethod
+    def for_task(cls, task: Task | str, **kwargs: Any) -> HumanSupervisor:
+        """A supervisor with the task's registered controls (``kwargs`` as for the class)."""
+        from protege import tasks
+
+        t = tasks.make(task) if isinstance(task, str) else task
+        _, act_space = t.spaces
+        kwargs.setdefault("task_name", t.name)
+        return cls(act_space, **kwargs)
+
+    # ----------------------------------------------------------------------------- gate
+    def reset(self, env_index: int | None = None) -> None:
+        """A new episode starts (the Gate protocol; also the Expert protocol's ``reset(seed)``,
+        which is harmless here: an episode with no steps yet is not restarted)."""
+        if len(self.episode):
+            self.episode = EpisodeLog(index=self.episode.index + 1)
+        self._prev_in_control = False
+
+    def decide(self, step: StepView) -> Decision:
+        """The person controls (and labels) this step iff they hold the takeover key (or have
+        toggled control); with no learner they control every step."""
+        n = len(step.obs)
+        if n != 1:
+            raise ConfigError(f"a person supervises one env at a time; this vector env has {n}")
+        learner = None if step.learner_action is None else np.asarray(step.learner_action)[0]
+        active = bool(step.expert.active[0]) if len(step.expert.active) else True
+        in_control = self._tick(step.obs[0], learner, demo=learner is None) and active
+        self._fresh = True
+        flag = np.array([in_control])
+        return Decision(expert_acts=flag, label=flag.copy())
+
+    # --------------------------------------------------------------------------- expert
+    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        """The person's action (current key state) for each row of ``obs``.
+
+        Called after :meth:`decide` it returns that step's action. Called alone (the person as
+        the expert under another gate, e.g. ``ExpertGate`` for demonstrations), each call is one
+        tick of the control loop in which the person drives and labels.
+        """
+        if not self._fresh:
+            self._tick(np.asarray(obs)[0], None, demo=True)
+        self._fresh = False
+        n = len(obs)
+        if self.discrete:
+            return np.full(n, int(self._human_action), np.int64)
+        row = np.asarray(self._human_action, self.action_space.dtype)
+        return np.repeat(row[None], n, axis=0)
+
+    # ------------------------------------------------------------------------------ env
+    def wrap(self, env: gym.Env) -> gym.Env:
+        """Wrap a single env so the window shows its frames (when its ``render_mode`` is
+        ``"rgb_array"``; otherwise image observations, or the numbers) and so a quit truncates
+        the episode in flight, which the rollout loop then stores."""
+        self._wrapped = True
+        return _HumanView(env, self)
+
+    def make_env(self, task: Task) -> gym.Env:
+        """``task``'s env rendering ``rgb_array`` frames (if it can), wrapped by :meth:`wrap`."""
+        try:
+            env = task.make_env(render_mode="rgb_array")
+        except (TypeError, ValueError, gym.error.Error):
+            env = task.make_env()
+        return self.wrap(env)
+
+    def set_frame(self, frame: Any) -> None:
+        """Show ``frame`` (H×W×3 uint8) from the next tick on."""
+        if isinstance(frame, list | tuple):
+            frame = frame[0] if frame else None
+        self.frame = None if frame is None else np.asarray(frame)
+
+    # ------------------------------------------------------------------------- the tick
+    def _tick(self, obs: np.ndarray, learner: np.ndarray | None, demo: bool) -> bool:
+        if self.quit_requested:
+            raise TeleopQuit("the person quit")
+        self.open()
+        self._poll()
+        self._human_action = self._compute_action()
+        self._draw(obs, learner, demo or self._takeover_active())
+        self._wait()
+        now = time.perf_counter()
+        self._poll()
+        if self.quit_requested and not self._wrapped:
+            raise TeleopQuit("the person quit")
+        in_control = demo or self._takeover_active()
+        self._human_action = self._compute_action()
+        if self.discrete and in_control:
+            self._last_discrete = int(self._human_action)
+        self._tapped.clear()
+
+        dt = self.period if self._last_decision is None else now - self._last_decision
+        dt = min(dt, self.max_gap)
+        self._last_decision = now
+        # The next decision is due one period after this one was due; if this one came more
+        # than a period late, one period from now (no bursts to catch up).
+        due = now if self._deadline is None else max(self._deadline, now - self.period)
+        self._deadline = due + self.period
+        if self._t0 is None:
+            self._t0 = now
+        self._rate = 0.9 * self._rate + 0.1 / max(dt, 1e-6) if self._rate else 1.0 / max(dt, 1e-6)
+
+        new_segment = in_control and not self._prev_in_control and not demo
+        if new_segment:
+            self._segment_id += 1
+        for c in (self.counts, self.episode.counts):
+            c.steps += 1
+            c.session_seconds += dt
+            if in_control:
+                c.labels += 1
+                c.human_steps += 1
+                c.attention_seconds += dt
+            if new_segment:
+                c.interventions += 1
+        ep = self.episode
+        ep.in_control.append(bool(in_control))
+        ep.learner_actions.append(None if learner is None else _jsonable(learner))
+        ep.human_actions.append(_jsonable(self._human_action))
+        ep.segment.append(self._segment_id if in_control and not demo else -1)
+        ep.t_wall.append(round(now - self._t0, 4))
+        ep.dt.append(round(dt, 4))
+        if self.quit_requested:
+            ep.quit = True
+        self._prev_in_control = in_control
+        self.in_control = in_control
+        return in_control
+
+    def _wait(self) -> None:
+        """Sleep until the tick's deadline (input queues up meanwhile), then, while paused,
+        keep the window alive until the person resumes or quits."""
+        now = time.perf_counter()
+        if self._deadline is not None and self._deadline > now:
+            time.sleep(self._deadline - now)
+        self._poll()
+        if not self.paused:
+            return
+        while self.paused and not self.quit_requested:
+            self._draw_paused()
+            time.sleep(self.period)
+            self._poll()
+        self._deadline = None
+        self._last_decision = None  # the pause is not charged
+
+    def _takeover_active(self) -> bool:
+        if self._toggled:
+            return True
+        if self.takeover_key in self._held or self.takeover_key in self._tapped:
+            return True
+        pad = self._pad_state
+        if pad is not None and any(pad.button(b) for b in self.pad_takeover_buttons):
+            return True
+        return self.implicit_takeover and self.controls.engaged(self._pressed(), pad)
+
+    def _pressed(self) -> list[str]:
+        """Keys held now or tapped since the last decision, in press order."""
+        return list(dict.fromkeys([*self._held, *self._tapped]))
+
+    def _compute_action(self) -> np.ndarray | int:
+        pressed, pad = self._pressed(), self._pad_state
+        if isinstance(self.controls, DiscreteControls):
+            a = self.controls.action(pressed, pad, self._last_discrete)
+            if not 0 <= a < self._n:
+                raise ConfigError(f"controls mapped a key to action {a}, outside the space")
+            return a
+        dim = int(np.prod(self.action_space.shape or (1,)))
+        value = self.controls.action(pressed, pad, dim)
+        value = value.reshape(self._low.shape)
+        return np.clip(value, self._low, self._high)
+
+    def _control_keys(self) -> list[str]:
+        return [str(k) for k in self.controls.keys]
+
+    # ---------------------------------------------------------------------------- input
+    def open(self) -> None:
+        """Open the window (and the gamepad) if it is not open. Called by every tick, so a
+        window closed by an env's ``close()`` (pygame.quit) comes back."""
+        surface = pygame.display.get_surface() if pygame.display.get_init() else None
+        if surface is not None and surface is self._screen:
+            return
+        os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "protege-teleop")
+        pygame.display.init()
+        pygame.font.init()
+        self._held.clear()  # keys held across a re-open are not reported again
+        self._screen = None
+        self._layout(self._frame_size(None))
+        self._fonts = (pygame.font.Font(None, 36), pygame.font.Font(None, 22))
+        self._pad = None
+        if self.use_gamepad:
+            try:
+                pygame.joystick.init()
+                if pygame.joystick.get_count() > 0:
+                    self._pad = pygame.joystick.Joystick(0)
+            except pygame.error:
+                self._pad = None
+
+    def close(self) -> None:
+        """Close the window."""
+        if pygame.display.get_init():
+            pygame.display.quit()
+        self._screen = None
+
+    def _poll(self) -> None:
+        for ev in pygame.event.get():
+            if ev.type == pygame.QUIT:
+                self.quit_requested = True
+            elif ev.type == pygame.KEYDOWN:
+                name = pygame.key.name(ev.key)
+                if name in self.quit_keys:
+                    self.quit_requested = True
+                elif name == self.pause_key:
+                    self.paused = not self.paused
+                elif name == self.toggle_key:
+                    self._toggled = not self._toggled
+                self._held.pop(name, None)
+                self._held[name] = None
+                self._tapped[name] = None
+            elif ev.type == pygame.KEYUP:
+                self._held.pop(pygame.key.name(ev.key), None)
+            elif ev.type == pygame.WINDOWFOCUSLOST:
+                # A key released in another window never reports KEYUP here: forget them all,
+                # rather than keep the person "in control" and record labels they never gave.
+                self._held.clear()
+            elif ev.type == pygame.JOYDEVICEADDED and self.use_gamepad and self._pad is None:
+                try:
+                    self._pad = pygame.joystick.Joystick(ev.device_index)
+                except pygame.error:
+                    self._pad = None
+            elif ev.type == pygame.JOYDEVICEREMOVED:
+                self._pad = None
+        self._pad_state = self._read_pad()
+
+    def _read_pad(self) -> PadState | None:
+        pad = self._pad
+        if pad is None:
+            return None
+        try:
+            axes = tuple(float(pad.get_axis(i)) for i in range(pad.get_numaxes()))
+            buttons = tuple(bool(pad.get_button(i)) for i in range(pad.get_numbuttons()))
+            hat = tuple(pad.get_hat(0)) if pad.get_numhats() else (0, 0)
+        except pygame.error:
+            self._pad = None
+            return None
+        return PadState(axes, buttons, (int(hat[0]), int(hat[1])))
+
+    # -------------------------------------------------------------------------- drawing
+    def _frame_size(self, obs: np.ndarray | None) -> tuple[int, int]:
+        img = self._image(obs)
+        if img is None:
+            return _NO_FRAME
+        h, w = img.shape[:2]
+        s = self.scale or float(np.clip(640 / max(h, w), 1.0, 8.0))
+        return (round(w * s), round(h * s))
+
+    def _layout(self, size: tuple[int, int]) -> None:
+        fw, fh = size
+        width = max(fw, 680)
+        self._screen = pygame.display.set_mode((width, fh + _PANEL))
+        pygame.display.set_caption(self.title)
+        self._frame_rect = ((width - fw) // 2, 0, fw, fh)
+        self._placeholder = size == _NO_FRAME
+
+    def _image(self, obs: np.ndarray | None) -> np.ndarray | None:
+        if self.frame is not None and self.frame.ndim == 3:
+            return self.frame
+        if obs is not None:
+            o = np.asarray(obs)
+            if o.dtype == np.uint8 and (o.ndim == 2 or (o.ndim == 3 and o.shape[-1] in (1, 3))):
+                return o
+        return None
+
+    def _draw(self, obs: np.ndarray, learner: np.ndarray | None, human: bool) -> None:
+        img = self._image(obs)
+        if img is not None and self._placeholder:
+            self._layout(self._frame_size(obs))  # the first frame sets the window size
+        screen = self._screen
+        assert screen is not None and self._frame_rect is not None and self._fonts is not None
+        big, small = self._fonts
+        screen.fill((20, 20, 24))
+        x, y, fw, fh = self._frame_rect
+        if img is not None:
+            screen.blit(pygame.transform.scale(_surface(img), (fw, fh)), (x, y))
+        else:
+            self._draw_numbers(obs, x, y)
+        colour = _ORANGE if human else _GREEN
+        pygame.draw.rect(screen, colour, (x, y, fw, fh), 4)
+
+        demo = learner is None
+        who = "HUMAN" + (" (demonstrating)" if demo else "") if human else "LEARNER"
+        top = fh + 6
+        screen.blit(big.render(f"driving: {who}", True, colour), (10, top))
+        c = self.counts
+        status = f"{self._rate:4.1f} Hz / {self.fps:g}"
+        screen.blit(small.render(status, True, _GREY), (screen.get_width() - 110, top + 6))
+        fmt = self.controls.format
+        lines = [
+            f"learner proposes: {'-' if demo else fmt(learner)}",
+            f"human:  {fmt(self._human_action)}",
+        ]
+        lines.append(
+            f"episode {self.episode.index + 1}  step {len(self.episode) + 1}  labels {c.labels}"
+            f"  takeovers {c.interventions}  attention {c.attention_seconds:.1f} s"
+        )
+        keys = [] if demo else [f"hold {self.takeover_key.upper()}: take over"]
+        if self.toggle_key and not demo:
+            keys.append(f"{self.toggle_key.upper()}: toggle")
+        if self.pause_key:
+            keys.append(f"{self.pause_key.upper()}: pause")
+        keys.append(f"{'/'.join(k.upper() for k in sorted(self.quit_keys))}: quit")
+        lines += ["   ".join(keys), self.controls.describe()]
+        for i, text in enumerate(lines):
+            screen.blit(small.render(text, True, (230, 230, 230)), (10, top + 36 + 22 * i))
+        pygame.display.flip()
+
+    def _draw_numbers(self, obs: np.ndarray, x: int, y: int) -> None:
+        assert self._screen is not None and self._fonts is not None
+        small = self._fonts[1]
+        values = np.asarray(obs, np.float64).reshape(-1)[:48]
+        text = " ".join(f"{v:+.3f}" for v in values)
+        words, lines, cur = text.split(" "), [], ""
+        for w in words:
+            if len(cur) + len(w) > 70:
+                lines.append(cur)
+                cur = ""
+            cur = f"{cur} {w}".strip()
+        lines.append(cur)
+        self._screen.blit(small.render("observation:", True, _GREY), (x + 12, y + 12))
+        for i, line in enumerate(lines[:9]):
+            self._screen.blit(small.render(line, True, (230, 230, 230)), (x + 12, y + 36 + 22 * i))
+
+    def _draw_paused(self) -> None:
+        screen = self._screen
+        if screen is None or self._fonts is None:
+            return
+        big = self._fonts[0]
+        label = big.render(f"PAUSED - {str(self.pause_key).upper()} to resume", True, _ORANGE)
+        screen.fill((20, 20, 24), (0, screen.get_height() - 30, screen.get_width(), 30))
+        screen.blit(label, (10, screen.get_height() - 30))
+        pygame.display.flip()
+
+
+class _HumanView(gym.Wrapper):
+    """Hands the env's frames to the supervisor and truncates the episode when it quits."""
+
+    def __init__(self, env: gym.Env, supervisor: HumanSupervisor):
+        super().__init__(env)
+        self.supervisor = supervisor
+
+    def reset(self, **kwargs: Any) -> Any:
+        out = self.env.reset(**kwargs)
+        self.supervisor.set_frame(self._render())
+        return out
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.supervisor.quit_requested and not (terminated or truncated):
+            truncated = True
+            info = {**info, "teleop_quit": True}
+        self.supervisor.set_frame(self._render())
+        return obs, reward, terminated, truncated, info
+
+    def _render(self) -> Any:
+        return self.env.render() if self.env.render_mode == "rgb_array" else None
+
+
+# ----------------------------------------------------------------------------- helpers
+def _key_name(name: str) -> str:
+    """pygame's canonical name for a key name ("Space" → "space"); ConfigError if unknown."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pygame.init() has not been called": not needed
+            return str(pygame.key.name(pygame.key.key_code(name)))
+    except ValueError:
+        raise ConfigError(f"unknown key name {name!r} (use pygame's key names)") from None
+
+
+def _surface(img: np.ndarray) -> Any:
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=2)
+    img = np.ascontiguousarray(img, np.uint8)
+    return pygame.image.frombuffer(img.tobytes(), (img.shape[1], img.shape[0]), "RGB")
+
+
+def _jsonable(a: Any) -> Any:
+    arr = np.asarray(a)
+    if arr.ndim == 0:
+        return arr.item()
+    return [round(float(v), 5) for v in arr.reshape(-1)]
