@@ -568,6 +568,8 @@ class HumanSupervisor:
         """Totals over the whole session (every tick, stored or not)."""
         self.episode = EpisodeLog(index=0)
         """The episode in progress (the one just finished, until the next ``reset``)."""
+        self.last_episode: EpisodeLog | None = None
+        """The episode before :attr:`episode`."""
         self.quit_requested = False
         self.paused = False
         self.in_control = False
@@ -610,6 +612,7 @@ class HumanSupervisor:
         """A new episode starts (the Gate protocol; also the Expert protocol's ``reset(seed)``,
         which is harmless here: an episode with no steps yet is not restarted)."""
         if len(self.episode):
+            self.last_episode = self.episode
             self.episode = EpisodeLog(index=self.episode.index + 1)
         self._prev_in_control = False
 

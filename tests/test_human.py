@@ -1,0 +1,486 @@
+"""The person at the keyboard (HG-DAgger's human supervisor), without a display.
+
+SDL's dummy video driver (set in conftest) gives a real pygame event queue with no window on
+screen. Key presses are injected as pygame events; a scripted learner posts them from its
+``act`` (which the rollout loop calls just before the gate decides), so "the person pressed
+SPACE at step k" is exact and the tests can check labels step by step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pygame
+import pytest
+
+from protege import tasks
+from protege.algos.teleop import log_path, teleop
+from protege.data.episode import EXPERT, LEARNER
+from protege.data.store import Store
+from protege.errors import ConfigError
+from protege.experts.base import Expert
+from protege.experts.human import (
+    BoxControls,
+    DiscreteControls,
+    HumanSupervisor,
+    PadState,
+    TeleopQuit,
+    controls_for,
+    default_controls,
+    register_controls,
+)
+from protege.rollout.gates import ExpertGate, LazyExpert, StepView
+from protege.rollout.loop import rollout
+from protege.tasks.base import Task
+
+FAST = 1000.0  # Hz: for tests where the rate does not matter
+SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
+
+
+def lane(horizon: int) -> Task:
+    """The lane task (never terminates: episodes are exactly ``horizon`` steps), shortened."""
+    t = tasks.make("lane")
+    return dataclasses.replace(t, horizon=horizon, env_kwargs={**t.env_kwargs, "horizon": horizon})
+
+
+def key(kind: int, name: str) -> None:
+    pygame.event.post(pygame.event.Event(kind, key=pygame.key.key_code(name), mod=0))
+
+
+def down(name: str) -> None:
+    key(pygame.KEYDOWN, name)
+
+
+def up(name: str) -> None:
+    key(pygame.KEYUP, name)
+
+
+class ScriptedLearner:
+    """A learner that proposes ``action`` and plays a script of key events: ``script[k]`` runs
+    just before the gate decides global step k (counted over all episodes)."""
+
+    def __init__(self, action: Any, script: dict[int, Callable[[], None]] | None = None):
+        self.action = np.asarray(action)
+        self.script = script or {}
+        self.k = 0
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> np.ndarray:
+        if self.k in self.script:
+            self.script[self.k]()
+        self.k += 1
+        return np.repeat(self.action[None], len(obs), axis=0)
+
+
+def press(*names: str) -> Callable[[], None]:
+    return lambda: [down(n) for n in names] and None
+
+
+def release(*names: str) -> Callable[[], None]:
+    return lambda: [up(n) for n in names] and None
+
+
+def stored(path: Any) -> Any:
+    return Store.open(path).transitions()
+
+
+def log_lines(path: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log_path(path).read_text().splitlines()]
+
+
+# --------------------------------------------------------------------------- mappings
+def test_builtin_mappings() -> None:
+    d2 = gym.spaces.Discrete(2)
+    cart = controls_for("cartpole", d2)
+    assert isinstance(cart, DiscreteControls)
+    assert cart.action(["left"], None, None) == 0
+    assert cart.action(["right"], None, None) == 1
+    assert cart.action([], None, last=1) == 1  # no push-free action: the last push repeats
+
+    lander = controls_for("lunarlander", gym.spaces.Discrete(4))
+    assert isinstance(lander, DiscreteControls)
+    assert [lander.action([k], None, None) for k in ("up", "left", "right")] == [2, 1, 3]
+    assert lander.action([], None, None) == 0  # no key: engines off
+    assert lander.action(["up", "left"], None, None) == 1  # the key pressed last wins
+
+    car = controls_for("carracing", gym.spaces.Box(-1, 1, (3,)))
+    assert isinstance(car, BoxControls)
+    np.testing.assert_allclose(car.action(["left", "up"], None, 3), [-1, 1, 0])
+    np.testing.assert_allclose(car.action(["down"], None, 3), [0, 0, 0.8])
+    np.testing.assert_allclose(car.action([], None, 3), [0, 0, 0])
+    np.testing.assert_allclose(car.action(["left", "right"], None, 3), [1, 0, 0])
+
+    cd = controls_for("carracing-discrete", gym.spaces.Discrete(5))
+    assert isinstance(cd, DiscreteControls)
+    assert [cd.action([k], None, None) for k in ("left", "right", "up", "down")] == [2, 1, 3, 4]
+    pend = controls_for("pendulum", gym.spaces.Box(-2, 2, (1,)))
+    assert isinstance(pend, BoxControls)
+    np.testing.assert_allclose(pend.action(["left"], None, 1), [-2])
+    mc = controls_for("mountaincar-continuous", gym.spaces.Box(-1, 1, (1,)))
+    assert isinstance(mc, BoxControls)
+    np.testing.assert_allclose(mc.action(["right"], None, 1), [1])
+    llc = controls_for("lunarlander-continuous", gym.spaces.Box(-1, 1, (2,)))
+    assert isinstance(llc, BoxControls)
+    np.testing.assert_allclose(llc.action(["up", "left"], None, 2), [1, -1])
+    ln = controls_for("lane", gym.spaces.Discrete(3))
+    assert isinstance(ln, DiscreteControls)
+    assert [ln.action(k, None, None) for k in (["left"], [], ["right"])] == [0, 1, 2]
+
+
+def test_default_mappings_and_gamepad() -> None:
+    d4 = default_controls(gym.spaces.Discrete(4))
+    assert isinstance(d4, DiscreteControls)
+    assert d4.action(["2"], None, None) == 2 and d4.action([], None, None) == 0
+    box = default_controls(gym.spaces.Box(np.float32([-3, 0]), np.float32([3, 5])))
+    assert isinstance(box, BoxControls)
+    np.testing.assert_allclose(box.action(["left", "up"], None, 2), [-3, 5])
+    np.testing.assert_allclose(box.action([], None, 2), [0, 0])
+    # The gamepad: sticks and triggers override keys, the d-pad acts as the arrows.
+    car = controls_for("carracing", gym.spaces.Box(-1, 1, (3,)))
+    assert isinstance(car, BoxControls)
+    axes = (0.5, 0.0, 0.0, 0.0, -1.0, 1.0)  # stick half right, LT at rest, RT fully pressed
+    np.testing.assert_allclose(car.action([], PadState(axes=axes), 3), [0.5, 1, 0])
+    np.testing.assert_allclose(car.action(["left"], PadState(axes=(0.05,)), 3), [-1, 0, 0])
+    lander = controls_for("lunarlander", gym.spaces.Discrete(4))
+    assert isinstance(lander, DiscreteControls)
+    assert lander.action([], PadState(hat=(0, 1)), None) == 2
+    assert lander.action([], PadState(axes=(-0.9, 0.0)), None) == 1
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown key name"):
+        HumanSupervisor(gym.spaces.Discrete(2), takeover_key="no-such-key")
+    with pytest.raises(ConfigError, match="do not fit"):
+        HumanSupervisor(gym.spaces.Discrete(3), controls_for("carracing", gym.spaces.Box(-1, 1)))
+    with pytest.raises(ConfigError, match="already registered"):
+        register_controls("cartpole", default_controls(gym.spaces.Discrete(2)))
+    sup = HumanSupervisor(gym.spaces.Discrete(2), fps=FAST)
+    obs = np.zeros((2, 4), np.float32)
+    lazy = LazyExpert(None)
+    lazy.begin_step(obs, {}, np.zeros(2, np.int64))
+    with pytest.raises(ConfigError, match="one env at a time"):
+        sup.decide(StepView(obs, {}, np.zeros(2, np.int64), lazy, np.zeros(2, np.int64)))
+    sup.close()
+
+
+# ------------------------------------------------------------------- events → actions
+def test_key_events_give_the_mapped_actions() -> None:
+    assert isinstance(HumanSupervisor(gym.spaces.Discrete(2)), Expert)
+    sup = HumanSupervisor.for_task("lunarlander", fps=FAST)
+    sup.open()
+    obs = np.zeros((1, 8), np.float32)
+    assert sup.act(obs).tolist() == [0]
+    down("up")
+    assert sup.act(obs).tolist() == [2]
+    down("left")  # pressed last: wins while held
+    assert sup.act(obs).tolist() == [1]
+    up("left")
+    assert sup.act(obs).tolist() == [2]
+    up("up")
+    assert sup.act(obs).tolist() == [0]
+    down("right")
+    up("right")  # a tap shorter than a tick still counts for that tick
+    assert sup.act(obs).tolist() == [3]
+    assert sup.act(obs).tolist() == [0]
+    sup.close()
+
+    car = HumanSupervisor.for_task("carracing", fps=FAST)
+    car.open()
+    frame = np.zeros((1, 96, 96, 3), np.uint8)  # image observations are shown as they are
+    down("right")
+    down("up")
+    a = car.act(frame)
+    assert a.dtype == np.float32 and a.shape == (1, 3)
+    np.testing.assert_allclose(a, [[1, 1, 0]])
+    up("up")
+    down("down")
+    np.testing.assert_allclose(car.act(frame), [[1, 0, 0.8]])
+    car.close()
+
+
+def test_gamepad_takeover_and_axes() -> None:
+    class FakePad:
+        def __init__(self) -> None:
+            self.axes = [0.0] * 6
+            self.buttons = [False] * 8
+
+        def get_numaxes(self) -> int:
+            return len(self.axes)
+
+        def get_axis(self, i: int) -> float:
+            return self.axes[i]
+
+        def get_numbuttons(self) -> int:
+            return len(self.buttons)
+
+        def get_button(self, i: int) -> bool:
+            return self.buttons[i]
+
+        def get_numhats(self) -> int:
+            return 0
+
+    sup = HumanSupervisor.for_task("carracing", fps=FAST)
+    sup.open()
+    pad = FakePad()
+    sup._pad = pad  # what open() finds when a gamepad is plugged in
+    pad.axes[0], pad.axes[4], pad.axes[5] = -0.5, -1.0, 0.0  # steer half left, RT half
+    np.testing.assert_allclose(sup.act(np.zeros((1, 96, 96, 3), np.uint8)), [[-0.5, 0.5, 0.0]])
+    assert not sup._takeover_active()
+    pad.buttons[0] = True
+    sup._poll()
+    assert sup._takeover_active()
+    sup.close()
+
+
+# --------------------------------------------------------------------------- gating
+def test_takeover_labels_exactly_the_held_steps(tmp_path: Any) -> None:
+    """Held SPACE at global steps 5–14 and 33–37 (episodes of 25 steps): those steps, and only
+    those, are labeled, executed by the person and counted; the rest is the learner's."""
+    script = {
+        2: press("right"),
+        5: press("space"),
+        15: release("space"),
+        33: press("space"),
+        38: release("space", "right"),
+    }
+    learner = ScriptedLearner(0, script)  # the learner always steers left (action 0)
+    store = tmp_path / "hg"
+    summary = teleop(lane(25), store, episodes=2, policy=learner, fps=FAST)
+
+    held = np.zeros(50, bool)
+    held[5:15] = held[33:38] = True
+    d = stored(store)
+    assert len(d) == 50 and d.rounds.tolist() == [1, 1]
+    np.testing.assert_array_equal(d.labeled, held)
+    np.testing.assert_array_equal(d.actor, np.where(held, EXPERT, LEARNER))
+    assert (d.actions[held] == 2).all() and (d.executed[held] == 2).all()  # right = steer +1
+    assert (d.executed[~held] == 0).all()  # the learner's own action
+
+    assert summary.mode == "intervene" and not summary.quit
+    assert summary.episodes == 2 and summary.steps == 50
+    assert summary.labels == summary.human_steps == 15 and summary.learner_steps == 35
+    assert summary.interventions == 2
+    lines = log_lines(store)
+    assert [x["store_index"] for x in lines] == [0, 1]
+    np.testing.assert_array_equal(np.concatenate([x["in_control"] for x in lines]), held)
+    assert [x["counts"]["interventions"] for x in lines] == [1, 1]
+    # Both actions are logged at every step, whoever drove.
+    assert np.concatenate([x["learner_actions"] for x in lines]).tolist() == [0] * 50
+    human = np.concatenate([x["human_actions"] for x in lines])
+    assert (human[held] == 2).all() and (human[:2] == 1).all()  # no key yet: straight
+    segments = np.concatenate([x["segment"] for x in lines])
+    assert sorted(set(segments[held].tolist())) == [0, 1] and (segments[~held] == -1).all()
+
+
+def test_toggle_key_and_focus_loss(tmp_path: Any) -> None:
+    script = {
+        3: press("t"),
+        4: release("t"),
+        8: press("t"),  # toggled back: the learner drives from step 8
+        12: press("space"),
+        15: lambda: pygame.event.post(pygame.event.Event(pygame.WINDOWFOCUSLOST)),
+    }
+    summary = teleop(
+        lane(20), tmp_path / "s", episodes=1, policy=ScriptedLearner(1, script), fps=FAST
+    )
+    held = np.zeros(20, bool)
+    held[3:8] = held[12:15] = True  # focus lost: SPACE's release would never be reported
+    np.testing.assert_array_equal(stored(tmp_path / "s").labeled, held)
+    assert summary.interventions == 2 and summary.labels == 8
+
+
+def test_demonstration_labels_every_step(tmp_path: Any) -> None:
+    sup = HumanSupervisor.for_task("lane", fps=FAST)
+    sup.open()
+    down("right")  # held throughout
+    summary = teleop(lane(12), tmp_path / "demo", episodes=2, supervisor=sup)
+    d = stored(tmp_path / "demo")
+    assert len(d) == 24 and d.labeled.all() and (d.actor == EXPERT).all()
+    assert (d.actions == 2).all() and d.rounds.tolist() == [0, 0]
+    assert summary.mode == "demonstrate" and summary.labels == summary.human_steps == 24
+    assert summary.interventions == 0 and summary.learner_steps == 0
+    assert summary.attention_seconds == pytest.approx(summary.session_seconds)
+    assert [x["learner_actions"] for x in log_lines(tmp_path / "demo")] == [[None] * 12] * 2
+
+
+def test_person_as_expert_under_another_gate() -> None:
+    """The supervisor as a plain Expert (e.g. DAgger's round-0 ExpertGate): every ``act`` call
+    is one tick in which the person drives."""
+    task = lane(10)
+    sup = HumanSupervisor.for_task(task, fps=FAST)
+    env = gym.vector.SyncVectorEnv([lambda: sup.make_env(task)], autoreset_mode=SAME_STEP)
+    try:
+        r = rollout(env, 2, gate=ExpertGate(), expert=sup, seed=0)
+    finally:
+        env.close()
+        sup.close()
+    assert r.labels == 20 and sup.counts.labels == sup.counts.human_steps == 20
+    assert sup.counts.steps == 20 and sup.counts.interventions == 0
+
+
+# -------------------------------------------------------------------------- timing
+def test_loop_never_waits_for_input() -> None:
+    """No key is pressed: 40 steps at 40 Hz take about one second, and nothing is labeled."""
+    task, fps, n = lane(40), 40.0, 40
+    sup = HumanSupervisor.for_task(task, fps=fps)
+    env = gym.vector.SyncVectorEnv([lambda: sup.make_env(task)], autoreset_mode=SAME_STEP)
+    sup.open()
+    t0 = time.perf_counter()
+    try:
+        r = rollout(env, 1, gate=sup, expert=sup, learner=ScriptedLearner(1), seed=0)
+    finally:
+        env.close()
+    elapsed = time.perf_counter() - t0
+    sup.close()
+    assert r.labels == 0 and r.learner_steps == n and sup.counts.labels == 0
+    assert (n - 1) / fps * 0.95 <= elapsed <= n / fps * 1.6, elapsed
+    assert np.median(sup.last_episode.dt[1:]) == pytest.approx(1 / fps, rel=0.15)
+    assert sup.counts.attention_seconds == 0.0
+    assert sup.counts.session_seconds == pytest.approx(n / fps, rel=0.2)
+
+
+def test_attention_is_the_time_in_control(tmp_path: Any) -> None:
+    script = {10: press("space"), 30: release("space")}
+    summary = teleop(
+        lane(40), tmp_path / "s", episodes=1, policy=ScriptedLearner(1, script), fps=50
+    )
+    assert summary.human_steps == 20
+    assert summary.attention_seconds == pytest.approx(20 / 50, rel=0.25)
+    assert summary.session_seconds == pytest.approx(40 / 50, rel=0.25)
+
+
+def test_pause_is_not_counted(tmp_path: Any) -> None:
+    """P pauses the loop (the person asked for it); the paused time is charged to nobody."""
+    resume = threading.Timer(0.5, lambda: (down("p"), up("p")))
+
+    def pause() -> None:
+        down("p")
+        up("p")
+        resume.start()
+
+    script = {5: pause}
+    t0 = time.perf_counter()
+    summary = teleop(
+        lane(20), tmp_path / "s", episodes=1, policy=ScriptedLearner(1, script), fps=50
+    )
+    elapsed = time.perf_counter() - t0
+    resume.join()
+    assert summary.steps == 20 and summary.labels == 0
+    assert elapsed > 0.5 + 19 / 50 * 0.9
+    assert summary.session_seconds < 20 / 50 * 1.5
+
+
+# ---------------------------------------------------------------------------- quitting
+@pytest.mark.parametrize("how", ["escape", "window"])
+def test_quit_keeps_everything_collected(tmp_path: Any, how: str) -> None:
+    """ESC (or closing the window) at global step 13: episode 1 (10 steps) is stored whole,
+    episode 2 is truncated after the step in flight and stored too; nothing else runs."""
+
+    def quit_now() -> None:
+        if how == "escape":
+            down("escape")
+        else:
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    script = {11: press("space"), 13: quit_now}
+    summary = teleop(
+        lane(10), tmp_path / "q", episodes=5, policy=ScriptedLearner(0, script), fps=FAST
+    )
+    d = stored(tmp_path / "q")
+    assert d.episode_lengths.tolist() == [10, 4]
+    assert summary.quit and summary.episodes == 2 and summary.steps == 14
+    assert summary.labels == 3 and d.labeled.sum() == 3
+    episodes = list(Store.open(tmp_path / "q").episodes())
+    assert episodes[1].truncated and not episodes[1].terminated
+    assert [x["quit"] for x in log_lines(tmp_path / "q")] == [False, True]
+
+
+def test_quit_without_the_wrapper_raises_at_once(tmp_path: Any) -> None:
+    task = lane(10)
+    sup = HumanSupervisor.for_task(task, fps=FAST)
+    env = gym.vector.SyncVectorEnv([lambda: task.make_env()], autoreset_mode=SAME_STEP)
+    store = Store.create(tmp_path / "s", *task.spaces)
+    sup.open()
+    with pytest.raises(TeleopQuit):
+        rollout(
+            env,
+            5,
+            gate=sup,
+            expert=sup,
+            learner=ScriptedLearner(1, {15: press("escape")}),
+            seed=0,
+            store=store,
+        )
+    env.close()
+    sup.close()
+    assert len(store) == 1  # the finished episode; the one in flight is lost
+
+
+def test_window_comes_back_after_pygame_quit() -> None:
+    """Gymnasium's classic-control envs call pygame.quit() in close(); DAgger makes and closes
+    an env per batch. The window must come back and keep taking input."""
+    sup = HumanSupervisor.for_task("lunarlander", fps=FAST)
+    obs = np.zeros((1, 8), np.float32)
+    sup.act(obs)
+    pygame.quit()
+    assert sup.act(obs).tolist() == [0]
+    down("up")
+    assert sup.act(obs).tolist() == [2]
+    sup.close()
+
+
+# ----------------------------------------------------------------------- own task
+class Slider(gym.Env):
+    """A point on a line pushed by a 1-D force; rendered as a bar."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012
+
+    def __init__(self, render_mode: str | None = None):
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(-10, 10, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-0.5, 0.5, (1,), np.float32)
+        self.x = 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        self.x = 0.0
+        return np.array([self.x, 0.0], np.float32), {}
+
+    def step(self, action: Any) -> Any:
+        self.x = float(np.clip(self.x + float(np.asarray(action)[0]), -10, 10))
+        return np.array([self.x, 0.0], np.float32), -abs(self.x), False, False, {}
+
+    def render(self) -> np.ndarray:
+        img = np.zeros((20, 100, 3), np.uint8)
+        img[:, int((self.x + 10) * 4.95)] = 255
+        return img
+
+
+def test_own_task_with_registered_keys(tmp_path: Any) -> None:
+    task = tasks.register(
+        Task(name="test-slider", env_id=Slider, expert_factory=lambda: None, horizon=8),
+        overwrite=True,
+    )
+    register_controls(
+        "test-slider",
+        BoxControls({"a": {0: -0.5}, "d": {0: 0.25}}, names=("force",), help="A/D: push"),
+        overwrite=True,
+    )
+    sup = HumanSupervisor.for_task("test-slider", fps=FAST)
+    sup.open()
+    down("d")
+    summary = teleop(task, tmp_path / "slider", episodes=1, supervisor=sup)
+    d = stored(tmp_path / "slider")
+    np.testing.assert_allclose(d.actions, np.full((8, 1), 0.25))
+    assert summary.labels == 8
+    (episode,) = Store.open(tmp_path / "slider").episodes()
+    np.testing.assert_allclose(episode.obs[-1], [2.0, 0.0])
