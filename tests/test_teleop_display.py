@@ -1,0 +1,155 @@
+"""``teleop`` in a real X window: a person (xdotool) takes over from a learner and hands back.
+
+Starts its own Xvfb server, runs ``protege.algos.teleop.teleop`` with a saved protege Policy
+on cartpole in a subprocess on that display, waits for the window, holds SPACE (take over)
+and the right arrow (push right) for about a second, releases them, lets the learner drive
+again, then presses ESC. The store must hold labels for exactly the steps the person
+controlled, and some steps of each.
+
+Needs Xvfb and xdotool (``make system-deps`` installs them); skipped, saying so, without.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protege import tasks
+from protege.algos.teleop import log_path
+from protege.data.episode import EXPERT
+from protege.data.store import Store
+from protege.policies import Policy, PolicyConfig
+
+pytestmark = pytest.mark.display
+
+FPS = 30
+HOLD = 1.0  # seconds SPACE + Right are held
+
+SCRIPT = """
+import json, sys
+from protege.algos.teleop import teleop
+summary = teleop("cartpole", sys.argv[1], episodes=10_000, policy=sys.argv[2], fps={fps})
+print("SUMMARY " + json.dumps(summary.to_dict()), flush=True)
+"""
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (`make system-deps` installs them)")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        # Read the whole line before anything else: Xvfb writes the number and the newline
+        # separately, and dies of SIGPIPE if the pipe is closed in between.
+        number, deadline = b"", time.monotonic() + 10.0
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(read_fd, 64) if ready else b""
+            if not chunk:
+                break
+            number += chunk
+        if not number.strip():
+            pytest.fail("Xvfb did not report a display number within 10 s")
+        yield f":{number.decode().strip()}"
+    finally:
+        os.close(read_fd)
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def xdotool(display: str, *args: str, timeout: float = 10.0) -> str:
+    out = subprocess.run(
+        ["xdotool", *args],
+        env={**os.environ, "DISPLAY": display},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"xdotool {' '.join(args)} failed ({out.returncode}): {out.stderr}")
+    return out.stdout.strip()
+
+
+def test_person_takes_over_in_a_real_window(xvfb: str, tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    task = tasks.make("cartpole")
+    policy_dir = tmp_path / "learner"
+    Policy(PolicyConfig.for_spaces(*task.spaces)).save(policy_dir)  # untrained: it drives badly
+    store = tmp_path / "hg"
+
+    env = {**os.environ, "DISPLAY": xvfb, "SDL_VIDEODRIVER": "x11"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT.format(fps=FPS), str(store), str(policy_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # xdotool 3.2016 cannot match SDL's UTF8_STRING titles with --name; the window's
+        # _NET_WM_PID finds it, and its name is checked after.
+        wid = xdotool(xvfb, "search", "--sync", "--pid", str(proc.pid), timeout=15).split()[0]
+        assert "protege teleop" in xdotool(xvfb, "getwindowname", wid)
+        xdotool(xvfb, "windowfocus", wid)
+        xdotool(xvfb, "mousemove", "--window", wid, "50", "50")
+        time.sleep(0.8)  # the learner drives
+        xdotool(xvfb, "keydown", "Right")
+        xdotool(xvfb, "keydown", "space")  # take over, pushing right
+        time.sleep(HOLD)
+        xdotool(xvfb, "keyup", "space")  # hand back
+        xdotool(xvfb, "keyup", "Right")
+        time.sleep(0.6)  # the learner drives again
+        xdotool(xvfb, "key", "Escape")
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.split("SUMMARY ", 1)[1])
+
+    data = Store.open(store).transitions()
+    labeled, human = data.labeled.astype(bool), data.actor == EXPERT
+    np.testing.assert_array_equal(labeled, human)  # labels exactly where the person drove
+    n_labels = int(labeled.sum())
+    assert 0 < n_labels < len(labeled), "expected both human and learner steps"
+    # One hold of SPACE: the labeled steps are one contiguous stretch (across episodes)
+    # about HOLD seconds long, and they are all "push right".
+    idx = np.flatnonzero(labeled)
+    assert idx[-1] - idx[0] + 1 == n_labels
+    assert 0.3 * HOLD * FPS <= n_labels <= 1.5 * HOLD * FPS, n_labels
+    assert (data.actions[labeled] == 1).all() and (data.executed[labeled] == 1).all()
+    assert idx[0] > 0 and idx[-1] < len(labeled) - 1  # the learner drove before and after
+
+    assert summary["quit"] and summary["labels"] == n_labels
+    assert summary["human_steps"] == n_labels and summary["steps"] == len(labeled)
+    assert summary["episodes"] == len(data.episode_lengths)
+    assert summary["interventions"] >= 1
+    assert summary["attention_seconds"] == pytest.approx(n_labels / FPS, rel=0.5)
+    lines = [json.loads(x) for x in log_path(store).read_text().splitlines()]
+    assert len(lines) == summary["episodes"]
+    np.testing.assert_array_equal(np.concatenate([x["in_control"] for x in lines]), labeled)
+    learner = np.concatenate([x["learner_actions"] for x in lines])
+    np.testing.assert_array_equal(data.executed[~labeled], learner[~labeled])
+    assert time.perf_counter() - t0 < 20
