@@ -438,6 +438,56 @@ def test_window_comes_back_after_pygame_quit() -> None:
     sup.close()
 
 
+def test_closing_a_wrapped_env_keeps_the_window() -> None:
+    """CartPole's close() calls pygame.quit() even after off-screen rendering; the wrapper
+    keeps the person's window (and the keys they hold) across the env's close."""
+    task = tasks.make("cartpole")
+    sup = HumanSupervisor.for_task(task, fps=FAST)
+    env = sup.make_env(task)
+    env.reset(seed=0)
+    obs = np.zeros((1, 4), np.float32)
+    down("right")
+    assert sup.act(obs).tolist() == [1]
+    screen = pygame.display.get_surface()
+    env.close()
+    assert pygame.display.get_init() and pygame.display.get_surface() is screen
+    assert sup.act(obs).tolist() == [1] and sup._held  # still held
+    sup.close()
+
+
+def test_implicit_takeover(tmp_path: Any) -> None:
+    """With ``implicit_takeover`` any mapped key takes over (PVP's keyboard mode)."""
+    script = {3: press("right"), 6: release("right"), 9: press("space"), 11: release("space")}
+    summary = teleop(
+        lane(15),
+        tmp_path / "s",
+        episodes=1,
+        policy=ScriptedLearner(1, script),
+        fps=FAST,
+        implicit_takeover=True,
+    )
+    held = np.zeros(15, bool)
+    held[3:6] = held[9:11] = True
+    d = stored(tmp_path / "s")
+    np.testing.assert_array_equal(d.labeled, held)
+    assert d.actions[3:6].tolist() == [2, 2, 2] and d.actions[9:11].tolist() == [1, 1]
+    assert summary.interventions == 2
+
+
+def test_carracing_demonstration_with_the_arrow_keys(tmp_path: Any) -> None:
+    """``protege teleop --task carracing``: a person drives with the arrows (UP = gas)."""
+    t = tasks.make("carracing")
+    task = dataclasses.replace(t, horizon=15)
+    sup = HumanSupervisor.for_task(task, fps=FAST)
+    sup.open()
+    down("up")
+    summary = teleop(task, tmp_path / "car", episodes=1, supervisor=sup)
+    d = stored(tmp_path / "car")
+    assert d.obs.shape == (15, 96, 96, 3) and d.obs.dtype == np.uint8
+    np.testing.assert_allclose(d.actions, np.tile([0.0, 1.0, 0.0], (15, 1)))
+    assert summary.labels == 15 and summary.mode == "demonstrate"
+
+
 # ----------------------------------------------------------------------- own task
 class Slider(gym.Env):
     """A point on a line pushed by a 1-D force; rendered as a bar."""

@@ -956,8 +956,24 @@ class _HumanView(gym.Wrapper):
         self.supervisor.set_frame(self._render())
         return obs, reward, terminated, truncated, info
 
+    def close(self) -> None:
+        """Close the env but not the supervisor's window: gymnasium's pygame-drawn envs call
+        ``pygame.display.quit()`` and ``pygame.quit()`` in ``close()`` even when they only
+        rendered off-screen, and a run that makes an env per batch of episodes (DAgger) would
+        otherwise close and reopen the window, and forget the keys held, every batch."""
+        quit_display, quit_all = pygame.display.quit, pygame.quit
+        pygame.display.quit = pygame.quit = _no_op
+        try:
+            self.env.close()
+        finally:
+            pygame.display.quit, pygame.quit = quit_display, quit_all
+
     def _render(self) -> Any:
         return self.env.render() if self.env.render_mode == "rgb_array" else None
+
+
+def _no_op() -> None:
+    pass
 
 
 # ----------------------------------------------------------------------------- helpers
