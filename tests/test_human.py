@@ -169,6 +169,8 @@ def test_bad_configuration_is_refused() -> None:
     lazy.begin_step(obs, {}, np.zeros(2, np.int64))
     with pytest.raises(ConfigError, match="one env at a time"):
         sup.decide(StepView(obs, {}, np.zeros(2, np.int64), lazy, np.zeros(2, np.int64)))
+    with pytest.raises(ConfigError, match="one env at a time"):
+        sup.act(obs)  # as a plain expert, too
     sup.close()
 
 

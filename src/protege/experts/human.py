@@ -637,10 +637,12 @@ class HumanSupervisor:
         the expert under another gate, e.g. ``ExpertGate`` for demonstrations), each call is one
         tick of the control loop in which the person drives and labels.
         """
+        n = len(obs)
         if not self._fresh:
+            if n != 1:
+                raise ConfigError(f"a person drives one env at a time; asked about {n} at once")
             self._tick(np.asarray(obs)[0], None, demo=True)
         self._fresh = False
-        n = len(obs)
         if self.discrete:
             return np.full(n, int(self._human_action), np.int64)
         row = np.asarray(self._human_action, self.action_space.dtype)
