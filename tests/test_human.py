@@ -457,6 +457,17 @@ def test_closing_a_wrapped_env_keeps_the_window() -> None:
     sup.close()
 
 
+def test_notice_keeps_the_window_responsive() -> None:
+    sup = HumanSupervisor.for_task("cartpole", fps=FAST)
+    sup.notice("training round 1...")
+    down("escape")
+    sup.notice("training round 1...")  # a quit pressed between rollouts is kept
+    assert sup.quit_requested
+    with pytest.raises(TeleopQuit):
+        sup.act(np.zeros((1, 4), np.float32))
+    sup.close()
+
+
 def test_implicit_takeover(tmp_path: Any) -> None:
     """With ``implicit_takeover`` any mapped key takes over (PVP's keyboard mode)."""
     script = {3: press("right"), 6: release("right"), 9: press("space"), 11: release("space")}

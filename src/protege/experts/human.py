@@ -793,6 +793,25 @@ class HumanSupervisor:
             except pygame.error:
                 self._pad = None
 
+    def notice(self, text: str) -> None:
+        """Show ``text`` over the last frame and drain the input queue once: call it between
+        rollouts (e.g. "training round 3...") so the window stays responsive and says why
+        nothing moves. A quit pressed meanwhile is honoured at the next tick; keys held
+        through the wait must be pressed again (no takeover carries over a pause in play)."""
+        self.open()
+        self._poll()
+        self._held.clear()
+        self._tapped.clear()
+        screen = self._screen
+        if screen is None or self._fonts is None:
+            return
+        label = self._fonts[0].render(text, True, _ORANGE)
+        screen.fill((20, 20, 24), (0, screen.get_height() - 34, screen.get_width(), 34))
+        screen.blit(label, (10, screen.get_height() - 32))
+        pygame.display.flip()
+        self._deadline = None
+        self._last_decision = None  # the wait is not charged
+
     def close(self) -> None:
         """Close the window."""
         if pygame.display.get_init():
