@@ -371,13 +371,13 @@ class Store:
             start, byte_end = byte_end, byte_end + int(entry["obs_bytes"])
             if int(part[-1]) != byte_end or np.any(np.diff(np.concatenate([[start], part])) <= 0):
                 raise DataError(f"{idx_file}: episode {i} has inconsistent frame offsets")
-        frames = FrameFile(obs_file, ends, shape, dtype)
-        byte_end = 0
-        for i, entry in enumerate(self._index):
-            start, byte_end = byte_end, byte_end + int(entry["obs_bytes"])
-            if zlib.crc32(frames.raw(start, byte_end)) != entry["crc"][0]:
-                raise DataError(f"{obs_file}: episode {i} is corrupt (CRC32 mismatch)")
-        return FrameArray(frames)
+        # Plain reads, one episode at a time, not the memory map: checking every byte must
+        # not leave the whole file mapped into this process's resident memory.
+        with open(obs_file, "rb") as f:
+            for i, entry in enumerate(self._index):
+                if zlib.crc32(f.read(int(entry["obs_bytes"]))) != entry["crc"][0]:
+                    raise DataError(f"{obs_file}: episode {i} is corrupt (CRC32 mismatch)")
+        return FrameArray(FrameFile(obs_file, ends, shape, dtype))
 
     def _committed_bytes(self, name: str) -> int:
         if name == "obs" and self.obs_codec is not None:
