@@ -18,18 +18,19 @@ deterministic, batch-independent action. For a multimodal distribution it lands 
 per-axis median, which in 1-D lies inside the heavier mode but in higher dimensions can fall
 between modes; evaluate multimodal tasks with sampling (``deterministic=False``).
 
-The denoiser is an MLP over the flattened chunk, conditioned on the encoder's features and a
-sinusoidal timestep embedding (:class:`DenoiserMLP`, shared with the flow head). There is no
+The denoiser is a residual MLP over the flattened chunk whose blocks are FiLM-conditioned on
+the encoder's features and a sinusoidal timestep embedding (:class:`DenoiserMLP`, shared with
+the flow head). There is no
 tractable likelihood, so ``has_log_prob`` is False.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
@@ -102,41 +103,45 @@ def forward_fill_padded(
 
 
 class DenoiserMLP(nn.Module):
-    """``f(x_BD, t_B, cond_BC) -> (B, D)``: an MLP on [x, timestep embedding] plus conditioning.
+    """``f(x_BD, t_B, cond) -> (B, D)``: a residual MLP whose blocks are FiLM-conditioned.
 
-    The conditioning's contribution to the first layer is computed once per call of
-    :meth:`condition` and reused at every denoising step (features do not change while a chunk
-    is denoised), which keeps many-step sampling cheap.
+    The conditioning vector ``c = SiLU(W_f · features + MLP(sinusoidal(t)))`` scales and shifts
+    the hidden activations of every block (FiLM, Perez et al. 2018), as Diffusion Policy's U-Net
+    conditions each block on observation features and timestep (Chi et al. 2023). Conditioning
+    only the first layer of a plain MLP measured ~2× the loss and far more "between the modes"
+    samples on the obstacle course. The feature projection is computed once per call of
+    :meth:`condition` and reused at every denoising step.
     """
 
     def __init__(
         self,
         sample_dim: int,
         cond_dim: int,
-        hidden_sizes: Sequence[int] = (256, 256),
+        hidden_dim: int = 256,
+        n_blocks: int = 2,
         time_embed_dim: int = 32,
     ) -> None:
         super().__init__()
-        if not hidden_sizes:
-            raise ValueError("the denoiser needs at least one hidden layer")
         self.time_embed_dim = time_embed_dim
-        width = hidden_sizes[0]
-        self.cond_proj = nn.Linear(cond_dim, width)
-        self.in_proj = nn.Linear(sample_dim + time_embed_dim, width, bias=False)
-        layers: list[nn.Module] = []
-        for size in hidden_sizes[1:]:
-            layers += [nn.Linear(width, size), nn.SiLU()]
-            width = size
-        layers.append(nn.Linear(width, sample_dim))
-        self.body = nn.Sequential(nn.SiLU(), *layers)
+        self.cond_proj = nn.Linear(cond_dim, hidden_dim)
+        self.time_proj = nn.Linear(time_embed_dim, hidden_dim)
+        self.in_proj = nn.Linear(sample_dim, hidden_dim)
+        self.films = nn.ModuleList(nn.Linear(hidden_dim, 2 * hidden_dim) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(n_blocks))
+        self.out_proj = nn.Linear(hidden_dim, sample_dim)
 
     def condition(self, cond_BC: torch.Tensor) -> torch.Tensor:
         return self.cond_proj(cond_BC)
 
     def forward(self, x_BD: torch.Tensor, t_B: torch.Tensor, cond_BW: torch.Tensor) -> torch.Tensor:
         """``cond_BW`` is the output of :meth:`condition`."""
-        temb = sinusoidal_embedding(t_B, self.time_embed_dim)
-        return self.body(self.in_proj(torch.cat([x_BD, temb], dim=-1)) + cond_BW)
+        temb = self.time_proj(sinusoidal_embedding(t_B, self.time_embed_dim))
+        c = F.silu(cond_BW + temb)
+        h = self.in_proj(x_BD)
+        for film, block in zip(self.films, self.blocks, strict=True):
+            scale, shift = film(c).chunk(2, dim=-1)
+            h = h + block(F.silu(h * (1 + scale) + shift))
+        return self.out_proj(h)
 
 
 # --------------------------------------------------------------------------------- head
@@ -145,7 +150,7 @@ class DiffusionHead(Head):
     """DDPM-trained, DDIM-sampled action chunks (epsilon prediction).
 
     Head kwargs: ``num_train_steps`` (100), ``num_inference_steps`` (10, any of 1..T; may be
-    changed on a built head), ``hidden_sizes`` ((256, 256)), ``time_embed_dim`` (32),
+    changed on a built head), ``hidden_dim`` (256), ``n_blocks`` (2), ``time_embed_dim`` (32),
     ``clip_sample`` (True: clip predicted x_0 to the normalized range), ``action_norm``
     ("std" → range ±3, "minmax" → ±1; set it to the policy's ``action_norm``).
 
@@ -165,7 +170,8 @@ class DiffusionHead(Head):
         chunk_size: int,
         num_train_steps: int = 100,
         num_inference_steps: int = 10,
-        hidden_sizes: Sequence[int] = (256, 256),
+        hidden_dim: int = 256,
+        n_blocks: int = 2,
         time_embed_dim: int = 32,
         clip_sample: bool = True,
         action_norm: str = "std",
@@ -178,7 +184,9 @@ class DiffusionHead(Head):
         self.num_train_steps = num_train_steps
         self.num_inference_steps = num_inference_steps
         self.clip = NORMALIZED_LIMIT[action_norm] if clip_sample else None
-        self.net = DenoiserMLP(chunk_size * act_dim, feature_dim, hidden_sizes, time_embed_dim)
+        self.net = DenoiserMLP(
+            chunk_size * act_dim, feature_dim, hidden_dim, n_blocks, time_embed_dim
+        )
         self.register_buffer(
             "alphas_cumprod", cosine_alphas_cumprod(num_train_steps), persistent=False
         )

@@ -17,7 +17,7 @@ dimension, so evaluate multimodal tasks with sampling. ``has_log_prob`` is False
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,7 +71,7 @@ class FlowHead(Head):
     """Flow-matching action chunks.
 
     Head kwargs: ``num_steps`` (10, 1..20; may be changed on a built head), ``integrator``
-    ("euler" or "midpoint"), ``hidden_sizes`` ((256, 256)), ``time_embed_dim`` (32).
+    ("euler" or "midpoint"), ``hidden_dim`` (256), ``n_blocks`` (2), ``time_embed_dim`` (32).
 
     Example:
         >>> cfg = PolicyConfig.for_spaces(obs_space, act_space, head="flow",
@@ -88,7 +88,8 @@ class FlowHead(Head):
         chunk_size: int,
         num_steps: int = 10,
         integrator: str = "euler",
-        hidden_sizes: Sequence[int] = (256, 256),
+        hidden_dim: int = 256,
+        n_blocks: int = 2,
         time_embed_dim: int = 32,
         **kwargs: Any,
     ) -> None:
@@ -99,7 +100,9 @@ class FlowHead(Head):
             raise ValueError(f"integrator must be one of {sorted(INTEGRATORS)}, not {integrator!r}")
         self.num_steps = num_steps
         self.integrator = integrator
-        self.net = DenoiserMLP(chunk_size * act_dim, feature_dim, hidden_sizes, time_embed_dim)
+        self.net = DenoiserMLP(
+            chunk_size * act_dim, feature_dim, hidden_dim, n_blocks, time_embed_dim
+        )
 
     def loss(
         self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
