@@ -4,7 +4,13 @@ Each command group lives in its own module and registers its commands on import 
 :func:`protege.cli.core.command`; see that module for how to add one.
 """
 
-from protege.cli import data, demos, experiments, learn  # noqa: F401  (registers commands)
+from protege.cli import (  # noqa: F401  (importing registers the commands)
+    data,
+    demos,
+    experiments,
+    interactive,
+    learn,
+)
 from protege.cli.core import COMMANDS, build_parser, command, main
 
 __all__ = ["COMMANDS", "build_parser", "command", "main"]

@@ -152,12 +152,12 @@ def add_config_flags(
         )
 
 
-def config_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+def config_values(cls: type, args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
     """The fields of ``cls`` given on the command line (those left out keep their defaults)."""
     return {
         f.name: getattr(args, f.name)
         for f in fields(cls)
-        if getattr(args, f.name, None) is not None
+        if f.name not in skip and getattr(args, f.name, None) is not None
     }
 
 
