@@ -45,11 +45,12 @@ def target_velocity(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 
 def euler_step(x: torch.Tensor, v: Velocity, t: float, dt: float) -> torch.Tensor:
-    return x + dt * v(x, t)
+    return torch.add(x, v(x, t), alpha=dt)
 
 
 def midpoint_step(x: torch.Tensor, v: Velocity, t: float, dt: float) -> torch.Tensor:
-    return x + dt * v(x + 0.5 * dt * v(x, t), t + 0.5 * dt)
+    x_mid = torch.add(x, v(x, t), alpha=0.5 * dt)
+    return torch.add(x, v(x_mid, t + 0.5 * dt), alpha=dt)
 
 
 INTEGRATORS = {"euler": euler_step, "midpoint": midpoint_step}
@@ -63,6 +64,15 @@ def integrate(x1: torch.Tensor, v: Velocity, num_steps: int, integrator: str) ->
     for i in range(num_steps):
         x = step(x, v, 1.0 + i * dt, dt)
     return x
+
+
+def evaluation_times(num_steps: int, integrator: str) -> list[float]:
+    """The times at which :func:`integrate` calls the velocity (same float arithmetic)."""
+    dt = -1.0 / num_steps
+    starts = [1.0 + i * dt for i in range(num_steps)]
+    if integrator == "midpoint":
+        return starts + [t + 0.5 * dt for t in starts]
+    return starts
 
 
 # --------------------------------------------------------------------------------- head
@@ -111,17 +121,21 @@ class FlowHead(Head):
         B = x0.shape[0]
         t_B = torch.rand(B, device=x0.device)
         noise = torch.randn_like(x0)
-        v = self.net(interpolate(x0, noise, t_B), t_B * TIME_SCALE, self.net.condition(features_BF))
+        v = self.net(interpolate(x0, noise, t_B), t_B * TIME_SCALE, features_BF)
         err_BH = (v - target_velocity(x0, noise)).pow(2).view(B, self.chunk_size, -1).mean(-1)
         loss = masked_mean(err_BH, pad_mask_BH)
         return loss, {"velocity_mse": loss.detach()}
 
     def generate(self, features_BF: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """Integrate from the noise ``x1`` (B, H·A) to actions ``(B, H, A)``."""
-        cond = self.net.condition(features_BF)
+        times = evaluation_times(self.num_steps, self.integrator)
+        temb = self.net.embed_time(torch.tensor(times) * TIME_SCALE)[:, None]
+        mod = self.net.modulation(features_BF, temb)
+        index = {t: i for i, t in enumerate(times)}
 
         def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
-            return self.net(x, torch.full((x.shape[0],), t * TIME_SCALE), cond)
+            i = index[t]
+            return self.net.trunk(x, [(scale1p[i], shift[i]) for scale1p, shift in mod])
 
         x0 = integrate(x1, velocity, self.num_steps, self.integrator)
         return x0.view(-1, self.chunk_size, self.act_dim)
