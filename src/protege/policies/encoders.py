@@ -90,8 +90,10 @@ class CNNEncoder(Encoder):
     **Random shift** (DrQ, Kostrikov, Yarats & Fergus 2020): with ``random_shift = P > 0`` and
     the module in training mode, each sample (all K frames of it alike) is padded by P pixels
     on every side by repeating the border and cropped back to H×W at a random offset in
-    [0, 2P]², a shift of up to ±P pixels. In eval mode (``policy.eval()``, which ``bc.fit``
-    leaves the policy in) frames pass unchanged, so inference is deterministic.
+    [0, 2P]², a shift of up to ±P pixels. Only training steps are augmented: in eval mode
+    (``policy.eval()``, which ``bc.fit`` leaves the policy in) or with gradients off (``act``
+    and ``predict_chunk`` run in inference mode, even on a policy left in training mode)
+    frames pass unchanged, so acting is deterministic.
 
     Args:
         obs_shape: ``(H, W, C)``.
@@ -156,7 +158,7 @@ class CNNEncoder(Encoder):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.to_nchw(obs)  # still uint8 if the frames are: 4× less to move than floats
-        if self.training and self.random_shift > 0:
+        if self.random_shift > 0 and self.training and torch.is_grad_enabled():
             x = random_shift(x, self.random_shift)
         x = self.convs(x.float().mul_(1.0 / 255.0))
         x = x.flatten(1)
