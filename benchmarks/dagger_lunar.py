@@ -54,7 +54,13 @@ def base_config(args: argparse.Namespace, seed: int) -> DAggerConfig:
         initial_demos=args.initial_demos,
         beta="indicator",
         retrain="scratch",
-        bc=BCConfig(steps=args.bc_steps, batch_size=256, lr=1e-3, val_fraction=0.0, progress=False),
+        bc=BCConfig(
+            steps=args.bc_steps,
+            batch_size=args.bc_batch,
+            lr=args.bc_lr,
+            val_fraction=0.0,
+            progress=False,
+        ),
         n_envs=args.n_envs,
         seed=seed,
         eval_episodes=args.eval_episodes,
@@ -209,7 +215,8 @@ def report(args: argparse.Namespace, out: Path) -> None:
         f"Seeds: {sorted(results)}; evaluation: {args.eval_episodes} episodes from seed "
         "100000 for every learner and the expert. Settings: "
         f"{args.initial_demos} demo(s), {args.episodes_per_round} episodes/round, "
-        f"{args.rounds} rounds, BC {args.bc_steps} steps/round from scratch.\n",
+        f"{args.rounds} rounds, BC {args.bc_steps} steps/round at batch {args.bc_batch}, "
+        f"lr {args.bc_lr}, from scratch.\n",
     ]
     summary = []
     curves: dict[str, list[tuple[int, list[int], list[float]]]] = {}
@@ -362,7 +369,9 @@ def main() -> None:
     ap.add_argument("--episodes-per-round", type=int, default=2)
     ap.add_argument("--initial-demos", type=int, default=1)
     ap.add_argument("--n-envs", type=int, default=2)
-    ap.add_argument("--bc-steps", type=int, default=3000)
+    ap.add_argument("--bc-steps", type=int, default=1500)
+    ap.add_argument("--bc-batch", type=int, default=64)
+    ap.add_argument("--bc-lr", type=float, default=3e-3)
     ap.add_argument("--eval-episodes", type=int, default=100)
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--hg-disagreement", type=float, default=0.5)

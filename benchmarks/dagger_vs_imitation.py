@@ -10,9 +10,10 @@ Each side's defaults are its own:
   ``--steps-per-round`` env steps, BC warm-started for 4 epochs per round at batch 32
   (``imitation_side/dagger_run.py``, in its own venv via ``imitation_peer.py``). It asks
   the expert at every step and labels every step.
-* protege: ``protege.algos.dagger.run`` with the indicator β (round 0 = expert demos, then the
-  learner drives), the expert labelling every visited state, BC from scratch each round
-  (``--bc-steps`` steps at batch 256).
+* protege: ``protege.algos.dagger.run`` with the indicator β (round 0 = expert demos, then
+  the learner drives), the expert labelling every visited state, BC from scratch each round
+  (``--bc-steps`` steps at batch ``--bc-batch``). The expert is gymnasium's heuristic
+  unmodified (``LunarLanderExpert(robust=False)``), as on imitation's side.
 
 Reported per round: expert labels, wall seconds (rollouts + training, evaluation excluded)
 and mean return; and for each side the labels and wall time at which the learner first
@@ -25,12 +26,14 @@ needs fewer labels and at most half the wall time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from imitation_peer import read_marker, run_in_venv
 from protege.algos import dagger
 from protege.algos.bc import BCConfig
 from protege.algos.dagger import DAggerConfig
+from protege.experts.classic import LunarLanderExpert
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import rollout
 from protege.tasks import make
@@ -86,15 +90,30 @@ def evaluate_seeded(task: Any, learner: Any | None, seed: int, episodes: int) ->
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
 
 
+def heuristic_task() -> Any:
+    """``lunarlander`` with gymnasium's heuristic exactly (``robust=False``): imitation's side
+    uses the unmodified heuristic, so ours must too."""
+    return dataclasses.replace(
+        make("lunarlander"),
+        expert_factory=partial(LunarLanderExpert, continuous=False, robust=False),
+    )
+
+
 def run_protege(args: argparse.Namespace, out: Path) -> dict:
-    task = make("lunarlander")
+    task = heuristic_task()
     cfg = DAggerConfig(
         rounds=args.rounds,
         episodes_per_round=args.episodes_per_round,
         initial_demos=args.initial_demos,
         beta="indicator",
         retrain="scratch",
-        bc=BCConfig(steps=args.bc_steps, batch_size=256, val_fraction=0.0, progress=False),
+        bc=BCConfig(
+            steps=args.bc_steps,
+            batch_size=args.bc_batch,
+            lr=args.bc_lr,
+            val_fraction=0.0,
+            progress=False,
+        ),
         n_envs=args.n_envs,
         seed=args.seed,
         eval_episodes=1,  # the comparison's own evaluation runs below, untimed
@@ -159,7 +178,9 @@ def main() -> None:
     ap.add_argument("--episodes-per-round", type=int, default=2)
     ap.add_argument("--initial-demos", type=int, default=1)
     ap.add_argument("--n-envs", type=int, default=2)
-    ap.add_argument("--bc-steps", type=int, default=3000)
+    ap.add_argument("--bc-steps", type=int, default=1500)
+    ap.add_argument("--bc-batch", type=int, default=64)
+    ap.add_argument("--bc-lr", type=float, default=3e-3)
     ap.add_argument("--imitation-rounds", type=int, default=15)
     ap.add_argument("--steps-per-round", type=int, default=1000)
     ap.add_argument("--json", type=Path, help="also write the results here")
