@@ -91,7 +91,7 @@ def test_beta_schedules_have_the_right_values() -> None:
     assert beta_schedule("linear:15")(5) == pytest.approx(10 / 15)  # imitation's default
     assert beta_schedule("exp:0.9")(2) == pytest.approx(0.81)
     assert beta_schedule("indicator")(0) == 1.0
-    for bad in ("linear:0", "exp:1.5", "cosine"):
+    for bad in ("linear:0", "exp:1.5", "cosine", "linear:x"):
         with pytest.raises(ConfigError):
             beta_schedule(bad)
 

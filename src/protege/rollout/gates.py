@@ -184,18 +184,21 @@ def beta_schedule(spec: str | BetaSchedule) -> BetaSchedule:
     if not isinstance(spec, str):
         return spec
     name, _, arg = spec.partition(":")
-    if name == "indicator" and not arg:
-        return IndicatorBeta()
-    if name in ("exponential", "exp"):
-        p = float(arg) if arg else 0.5
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"exponential β needs 0 ≤ p ≤ 1, got {p} in {spec!r}")
-        return ExponentialBeta(p)
-    if name == "linear":
-        n = int(arg) if arg else 15
-        if n < 1:
-            raise ConfigError(f"linear β needs ≥ 1 ramp-down rounds, got {n} in {spec!r}")
-        return LinearBeta(n)
+    try:
+        if name == "indicator" and not arg:
+            return IndicatorBeta()
+        if name in ("exponential", "exp"):
+            p = float(arg) if arg else 0.5
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"exponential β needs 0 ≤ p ≤ 1, got {p} in {spec!r}")
+            return ExponentialBeta(p)
+        if name == "linear":
+            n = int(arg) if arg else 15
+            if n < 1:
+                raise ConfigError(f"linear β needs ≥ 1 ramp-down rounds, got {n} in {spec!r}")
+            return LinearBeta(n)
+    except ValueError:
+        raise ConfigError(f"β schedule {spec!r}: {arg!r} is not a number") from None
     raise ConfigError(
         f"unknown β schedule {spec!r}; use 'indicator', 'exponential:P' or 'linear:N'"
     )
