@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from protege.algos import bc, dagger, ensemble_dagger, hg_dagger, thrifty
@@ -313,6 +314,7 @@ def report(args: argparse.Namespace, out: Path) -> None:
             f"{s['final_return']:.1f} | {s['interventions']} | {s['expert_queries']} | "
             f"{s['wall_seconds']:.0f} |"
         )
+    lines += _ratios(summary)
     text = "\n".join(lines) + "\n"
     print(text)
     (out / "results.md").write_text(text)
@@ -321,6 +323,32 @@ def report(args: argparse.Namespace, out: Path) -> None:
     )
     plot(out / "return_vs_labels.png", curves, bc_points, results)
     log(f"wrote {out / 'results.md'}, results.json and return_vs_labels.png")
+
+
+def _ratios(summary: list[dict[str, Any]]) -> list[str]:
+    """Labels to 95% relative to DAgger's, per seed and for the medians over seeds."""
+    by: dict[str, dict[int, int | None]] = {}
+    for s in summary:
+        by.setdefault(s["method"], {})[s["seed"]] = s["labels_to_95"]
+    dag = by.get("dagger", {})
+    out = [
+        "\n## Labels to 95% relative to DAgger's (≤ 0.5: at most half)\n",
+        "| method | per seed | median labels | median / DAgger's median |\n|---|---|---:|---:|",
+    ]
+    dag_reached = [v for v in dag.values() if v is not None]
+    dag_med = float(np.median(dag_reached)) if dag_reached else None
+    for m, per_seed in by.items():
+        ratios = [
+            f"{per_seed[k] / dag[k]:.2f}" if per_seed[k] and dag.get(k) else "–"
+            for k in sorted(per_seed)
+        ]
+        reached = [v for v in per_seed.values() if v is not None]
+        med = float(np.median(reached)) if len(reached) == len(per_seed) else None
+        rel = f"{med / dag_med:.2f}" if med is not None and dag_med else "–"
+        out.append(
+            f"| {m} | {', '.join(ratios)} | {'–' if med is None else f'{med:.0f}'} | {rel} |"
+        )
+    return out
 
 
 def plot(path: Path, curves: dict, bc_points: dict, results: dict) -> None:
