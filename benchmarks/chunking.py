@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from protege.algos import bc
+from protege.data.episode import Episode
 from protege.data.store import Store
 from protege.policies import Policy, PolicyConfig
 from protege.policies.chunking import ChunkExecutor
@@ -67,6 +68,10 @@ class JitteryExpert:
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
         a = self.base.act(obs, infos)
         return np.clip(a + self.noise * self.rng.standard_normal(a.shape), -1, 1).astype(np.float32)
+
+
+def executed(episode: Episode) -> np.ndarray:
+    return episode.executed if episode.executed is not None else episode.actions
 
 
 def smoothness(executed: np.ndarray) -> float:
@@ -103,7 +108,7 @@ def run(
     return {
         "success": float(np.mean(result.successes)),
         "crash": float(np.mean([bool(f.get("crashed")) for f in finals])),
-        "smoothness": float(np.mean([smoothness(ep.executed) for ep in result.episodes])),
+        "smoothness": float(np.mean([smoothness(executed(ep)) for ep in result.episodes])),
     }
 
 
