@@ -5,7 +5,8 @@ Both train the same network (a 2×256 ReLU MLP to 4 logits; imitation's ActorCri
 (collected here with protege's scripted expert), with Adam at lr 1e-3 and the same batch size
 and number of torch threads. imitation runs in its own throw-away venv (see imitation_peer.py);
 protege in this one. Reported: training samples per second (batches × batch size / seconds of
-gradient steps, warm-up excluded) and the ratio. Target (issue 2): protege ≥ 5× imitation.
+gradient steps, warm-up excluded), the median of ``--repeats`` alternating runs of each, and the
+ratio of the medians. Target (issue 2): protege ≥ 5× imitation.
 
     .venv/bin/python benchmarks/bc_throughput.py [--batch-sizes 32 256] [--threads 1 2]
 """
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n-batches", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=3, help="alternating runs; medians reported")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -63,36 +65,47 @@ def main() -> None:
         for threads in args.threads:
             torch.set_num_threads(threads)
             for bs in args.batch_sizes:
-                peer = run_in_venv(
-                    "bc_train.py",
-                    [
-                        "--data",
-                        npz,
-                        "--batch-size",
-                        bs,
-                        "--n-batches",
-                        args.n_batches,
-                        "--torch-threads",
-                        threads,
-                        "--seed",
-                        args.seed,
-                        "--net-arch",
-                        "256,256",
-                    ],
-                )
-                ours = protege_samples_per_s(data, task, bs, args.n_batches, args.seed)
+                # Alternate the two, several times: on a shared machine the speed drifts by
+                # 20-30% over minutes, and alternating exposes both to the same drift.
+                peer_runs, our_runs = [], []
+                for _ in range(args.repeats):
+                    peer = run_in_venv(
+                        "bc_train.py",
+                        [
+                            "--data",
+                            npz,
+                            "--batch-size",
+                            bs,
+                            "--n-batches",
+                            args.n_batches,
+                            "--torch-threads",
+                            threads,
+                            "--seed",
+                            args.seed,
+                            "--net-arch",
+                            "256,256",
+                        ],
+                    )
+                    peer_runs.append(peer["samples_per_s"])
+                    our_runs.append(
+                        protege_samples_per_s(data, task, bs, args.n_batches, args.seed)
+                    )
+                theirs, ours = float(np.median(peer_runs)), float(np.median(our_runs))
                 rows.append(
                     {
                         "threads": threads,
                         "batch_size": bs,
                         "transitions": len(data),
-                        "imitation": peer["samples_per_s"],
+                        "imitation": theirs,
+                        "imitation_runs": peer_runs,
+                        "protege_runs": our_runs,
                         "protege": ours,
-                        "ratio": ours / peer["samples_per_s"],
+                        "ratio": ours / theirs,
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
     print(f"\nmachine: {machine()}; seed {args.seed}; {len(data):,} LunarLander-v3 transitions")
+    print(f"medians of {args.repeats} alternating runs each")
     print("| torch threads | batch | imitation 1.0.1 samples/s | protege samples/s | ratio |")
     print("|---|---|---|---|---|")
     for r in rows:

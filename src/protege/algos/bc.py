@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from protege.algos.optim import FlatAdamW
 from protege.data.frames import FrameArray
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError
@@ -239,15 +240,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
         raise DataError("the training split has no labeled steps")
 
     steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
-    # The fused kernel does the whole update in one call: ~30% faster steps for small nets.
-    opt = torch.optim.AdamW(
-        policy.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
-    )
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        if config.lr_schedule == "cosine"
-        else None
-    )
+    opt = FlatAdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = _tensorboard(config.tensorboard_dir)
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
     best_state: dict[str, torch.Tensor] | None = None
@@ -266,13 +259,11 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
             else:
                 obs, acts, mask = prefetch.next()
             loss, _ = bc_loss(policy, obs, acts, mask)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
-            opt.step()
-            if sched is not None:
-                sched.step()
+                opt.clip_grad_norm(config.grad_clip)
+            opt.step(_lr(config, step, steps))
             train_time += time.perf_counter() - t0
             running.append(float(loss.detach()))
             if step % config.eval_every == 0 or step == steps:
@@ -298,6 +289,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
                     result.stopped_early = True
                     break
     finally:
+        opt.release()
         if prefetch is not None:
             prefetch.close()
     result.steps = step
@@ -309,6 +301,14 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     result.train_seconds = train_time
     result.samples_per_s = result.steps * config.batch_size / max(train_time, 1e-9)
     return result
+
+
+def _lr(config: BCConfig, step: int, steps: int) -> float:
+    """Learning rate of gradient step ``step`` (1-based): constant, or cosine from ``lr`` at
+    the first step to 0 after the last (``CosineAnnealingLR`` with ``T_max = steps``)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
 
 
 @torch.no_grad()

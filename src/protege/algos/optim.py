@@ -1,0 +1,91 @@
+"""AdamW over one flat buffer: the optimizer BC uses.
+
+For the networks of control (an MLP of a few hundred units, batches of 32-256), a training step
+is mostly call overhead, not arithmetic. ``torch.optim.AdamW(fused=True)`` spends ~150 µs per
+step on one core for a 2×256 MLP, two thirds of it in Python around the kernel (per-parameter
+state lookups, step counters, hooks). Here every parameter and its gradient are views into two
+contiguous buffers, so an update is one fused kernel call on one tensor (~50 µs) and zeroing the
+gradients is one ``zero_()``; autograd accumulates straight into the gradient views. Measured in
+``benchmarks/bc_throughput.py``. The arithmetic is torch's own fused AdamW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch.optim.adamw import adamw
+
+
+class FlatAdamW:
+    """AdamW whose parameters live in one flat buffer while training.
+
+    ``release()`` gives every parameter its own storage back; call it when training ends (the
+    policy then saves and copies like any module).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        if not self.params:
+            raise ValueError("no trainable parameters")
+        dtypes = {(p.dtype, p.device) for p in self.params}
+        if len(dtypes) > 1:
+            raise ValueError(f"parameters of one dtype and device expected, got {dtypes}")
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        sizes = [p.numel() for p in self.params]
+        self.flat = torch.cat([p.detach().reshape(-1) for p in self.params])
+        self.grad = torch.zeros_like(self.flat)
+        for p, value, grad in zip(
+            self.params, self.flat.split(sizes), self.grad.split(sizes), strict=True
+        ):
+            p.data = value.view_as(p)
+            p.grad = grad.view_as(p)
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
+        self.step_count = torch.zeros((), dtype=torch.float32)
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+    def clip_grad_norm(self, max_norm: float) -> float:
+        """Scale the gradient to at most ``max_norm`` (global L2 norm); returns the norm."""
+        norm = float(self.grad.norm())
+        if norm > max_norm:
+            self.grad.mul_(max_norm / (norm + 1e-6))
+        return norm
+
+    def step(self, lr: float | None = None) -> None:
+        adamw(
+            [self.flat],
+            [self.grad],
+            [self.exp_avg],
+            [self.exp_avg_sq],
+            [],
+            [self.step_count],
+            foreach=False,
+            fused=True,
+            capturable=False,
+            differentiable=False,
+            grad_scale=None,
+            found_inf=None,
+            amsgrad=False,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            lr=self.lr if lr is None else lr,
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+            maximize=False,
+        )
+
+    def release(self) -> None:
+        """Detach every parameter from the flat buffers (own storage, no gradient)."""
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = None
