@@ -76,6 +76,8 @@ class Policy(nn.Module):
         head_kwargs = dict(config.head_kwargs)
         if config.discrete:
             head_kwargs.setdefault("n_actions", config.n_actions)
+        if head_cls.uses_action_norm:
+            head_kwargs.setdefault("action_norm", config.action_norm)
         self.head = head_cls(self.encoder.out_dim, config.act_dim, config.chunk_size, **head_kwargs)
         obs_shape = config.obs_shape if config.normalize_obs else ()
         self.register_buffer("obs_mean", torch.zeros(obs_shape))

@@ -46,6 +46,11 @@ def _load_builtin() -> None:
 
 
 # Modules that register protege's own tasks on import.
-_BUILTIN_MODULES: list[str] = ["protege.tasks.classic", "protege.tasks.lane", "protege.tasks.carracing"]
+_BUILTIN_MODULES: list[str] = [
+    "protege.tasks.classic",
+    "protege.tasks.lane",
+    "protege.tasks.carracing",
+    "protege.tasks.obstacle",
+]
 
 __all__ = ["EpisodeOutcome", "Task", "action_shape", "is_discrete", "make", "names", "register"]

@@ -40,6 +40,9 @@ class Head(nn.Module):
     discrete: ClassVar[bool] = False
     has_log_prob: ClassVar[bool] = False
     stochastic: ClassVar[bool] = True
+    uses_action_norm: ClassVar[bool] = False
+    """True if the head's ``__init__`` takes ``action_norm`` (the range normalized actions live
+    in); the policy then passes its own ``PolicyConfig.action_norm`` unless head_kwargs say."""
 
     def __init__(self, feature_dim: int, act_dim: int, chunk_size: int, **kwargs: Any) -> None:
         super().__init__()

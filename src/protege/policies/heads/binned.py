@@ -37,10 +37,11 @@ class BinnedAutoregressiveHead(Head):
     """Autoregressive categorical over binned action dimensions.
 
     Head kwargs: ``n_bins`` (64), ``hidden_sizes`` ((256, 256)), ``action_norm`` ("std" → bins
-    over ±3, "minmax" → over ±1; set it to the policy's ``action_norm``).
+    over ±3, "minmax" → over ±1; default: the policy's ``action_norm``).
     """
 
     name = "binned"
+    uses_action_norm = True
     has_log_prob = True
     centers: torch.Tensor
     causal: torch.Tensor

@@ -175,14 +175,15 @@ class DiffusionHead(Head):
     Head kwargs: ``num_train_steps`` (100), ``num_inference_steps`` (10, any of 1..T; may be
     changed on a built head), ``hidden_dim`` (256), ``n_blocks`` (2), ``time_embed_dim`` (32),
     ``clip_sample`` (True: clip predicted x_0 to the normalized range), ``action_norm``
-    ("std" → range ±3, "minmax" → ±1; set it to the policy's ``action_norm``).
+    ("std" → range ±3, "minmax" → ±1; default: the policy's ``action_norm``).
 
     Example:
         >>> cfg = PolicyConfig.for_spaces(obs_space, act_space, head="diffusion",
-        ...     action_norm="minmax", head_kwargs={"action_norm": "minmax"})
+        ...     action_norm="minmax")
     """
 
     name = "diffusion"
+    uses_action_norm = True
     has_log_prob = False
     alphas_cumprod: torch.Tensor
 
