@@ -146,3 +146,28 @@ def test_train_is_reproducible_from_its_seed(run_dir: Path, tmp_path: Path) -> N
         assert main([*argv, "--steps", "5", "--hidden-sizes", "8"]) == 0
         weights.append((tmp_path / name / "model.safetensors").read_bytes())
     assert weights[0] == weights[1]
+
+
+def test_demo_obstacle_writes_its_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "obstacle"
+    argv = ["demo", "obstacle", "--out", str(out), "--demos", "10", "--steps", "20"]
+    argv += ["--episodes", "5", "--n-envs", "5", "--heads", "mse", "flow", "--chunks", "4"]
+    assert main([*argv, "--no-sweep-steps", *TOY]) == 0
+    printed = capsys.readouterr().out
+    assert "flow" in printed and "report:" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["rows"]) == {"chunk4/mse", "chunk4/flow"}
+    assert results["config"]["seed"] == 3 and results["steps_sweep"] == {}
+    for file in ("index.html", "report.md", "results.md", "obstacle_chunks.png"):
+        assert (out / file).stat().st_size > 0, file
+
+
+def test_demo_carracing_smoke_runs_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "carracing"
+    assert main(["demo", "carracing", "--smoke", "--out", str(out), "--gif", *TOY]) == 0
+    assert "report:" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["seed"] == 3
+    assert (out / "index.html").exists() and (out / "return_vs_labels.png").exists()

@@ -1,0 +1,499 @@
+"""``protege demo obstacle``: which output heads survive demonstrators who disagree.
+
+Collects scripted-expert demonstrations on the ``obstacle`` task (60% pass left, 40% right),
+trains BC with every continuous head (mse, gaussian, mog, binned, diffusion, flow) on the same
+encoder (MLP 256×256), the same budget (steps, batch, lr, seed) and min-max action scaling,
+then rolls each out on the same seeded episodes, *sampling* its actions (mse's sample is its
+mean). Two execution settings:
+
+* ``chunk 8``: predict 8 actions, execute all 8 open loop, re-plan (ACT / Diffusion Policy);
+* ``chunk 1``: predict and execute one action per step (closed loop).
+
+Then success against the number of DDIM / Euler steps for the chunk-8 diffusion and flow
+policies. The report folder gets ``index.html`` / ``report.md`` (one table, three figures),
+``results.md`` (the tables with 95% Wilson intervals) and ``results.json``. Figures:
+``obstacle_chunks.png`` (200 sampled chunks from a state just before the obstacle, drawn as
+the paths they would drive: the seeds' "100 denoising runs" picture), ``obstacle_actions.png``
+(200 sampled first actions at that state per chunk-1 policy) and ``obstacle_steps.png``.
+
+    protege demo obstacle [--seed 0] [--out reports/demo-obstacle]
+    .venv/bin/python benchmarks/obstacle.py        # the same run, the benchmark's name
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from protege.algos import bc
+from protege.data.store import Store, Transitions
+from protege.errors import ConfigError
+from protege.policies import Policy, PolicyConfig
+from protege.report import page as pg
+from protege.rollout.collect import collect
+from protege.rollout.evaluate import evaluate, evaluate_expert
+from protege.tasks.base import EpisodeOutcome, Task
+from protege.tasks.obstacle import COURSE, LEFT, OBSTACLE, RIGHT, ObstacleExpert, clip_command
+
+HEADS = ("mse", "gaussian", "mog", "binned", "diffusion", "flow")
+PROBE = np.array([0.24, 0.0], np.float32)
+"""Where the chunk-8 policies plan their second chunk when they start on the centre line:
+just past the point where demonstrators split, 0.11 before the obstacle's surface."""
+STEP_SWEEP = {
+    "diffusion": ("num_inference_steps", (1, 2, 5, 10, 100)),
+    "flow": ("num_steps", (1, 2, 5, 10, 20)),
+}
+
+
+@dataclass
+class ObstacleDemoConfig:
+    """Budgets of the comparison (defaults: about 10 minutes on 2 cores)."""
+
+    seed: int = 0
+    demos: int = 200
+    """Expert demonstrations (60% left, 40% right)."""
+    steps: int = 4000
+    """BC gradient steps per head (batch 256)."""
+    lr: float = 1e-3
+    episodes: int = 100
+    """Evaluation episodes per row, the same seeded ones for every head."""
+    n_envs: int = 25
+    heads: tuple[str, ...] = HEADS
+    chunks: tuple[int, ...] = (8, 1)
+    """Chunk sizes to compare; each chunk is executed open loop, then re-planned."""
+    sweep_steps: bool = True
+    """Also measure success against DDIM / Euler steps (chunk-8 diffusion and flow)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.heads) - set(HEADS)
+        if unknown:
+            raise ConfigError(f"unknown heads {sorted(unknown)}; choose from {list(HEADS)}")
+        if min(self.demos, self.steps, self.episodes, self.n_envs, *self.chunks) < 1:
+            raise ConfigError("demos, steps, episodes, n_envs and chunks must be ≥ 1")
+
+    @property
+    def eval_seed(self) -> int:
+        return self.seed + 1000
+
+
+@dataclass
+class ObstacleDemo:
+    """What the comparison measured: a row per (chunk, head), the expert's row, the sweep."""
+
+    config: ObstacleDemoConfig
+    out: Path
+    expert: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    """``"chunk8/mog"`` → success, left, right, crash, missed, train_seconds."""
+    sweep: dict[str, dict[int, float]] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    page_paths: tuple[Path, Path] | None = None
+
+
+class _FinalInfos:
+    """A success test that keeps each episode's final info (side passed, crash)."""
+
+    def __init__(self) -> None:
+        self.infos: list[dict[str, Any]] = []
+
+    def __call__(self, outcome: EpisodeOutcome) -> bool:
+        self.infos.append(outcome.final_info)
+        return OBSTACLE.success(outcome)
+
+    def summary(self) -> dict[str, float]:
+        passed = np.array([i.get("passed", 0) for i in self.infos])
+        crashed = np.array([bool(i.get("crashed")) for i in self.infos])
+        reached = np.array([bool(i.get("reached")) for i in self.infos])
+        return {
+            "episodes": len(self.infos),
+            "success": float(reached.mean()),
+            "left": float(np.mean(reached & (passed == LEFT))),
+            "right": float(np.mean(reached & (passed == RIGHT))),
+            "crash": float(crashed.mean()),
+            "missed": float(np.mean(~crashed & ~reached)),
+        }
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a binomial proportion."""
+    denom = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def _rollouts(run_eval: Callable[[Task], Any], cfg: ObstacleDemoConfig) -> dict[str, float]:
+    record = _FinalInfos()
+    run_eval(dataclasses.replace(OBSTACLE, success=record))
+    return record.summary()
+
+
+def evaluate_head(policy: Policy, cfg: ObstacleDemoConfig) -> dict[str, float]:
+    """Success, sides, crashes of ``policy`` on the config's seeded evaluation episodes."""
+    return _rollouts(
+        lambda task: evaluate(
+            policy,
+            task,
+            episodes=cfg.episodes,
+            n_envs=cfg.n_envs,
+            seed=cfg.eval_seed,
+            deterministic=False,
+            measure_disagreement=False,
+        ),
+        cfg,
+    )
+
+
+def train_head(head: str, chunk: int, data: Transitions, cfg: ObstacleDemoConfig) -> Policy:
+    """BC with ``head`` predicting ``chunk`` actions, all executed before re-planning."""
+    torch.manual_seed(cfg.seed)
+    config = PolicyConfig.for_spaces(
+        *OBSTACLE.spaces,
+        head=head,
+        hidden_sizes=(256, 256),
+        action_norm="minmax",
+        chunk_size=chunk,
+        n_action_steps=chunk,
+    )
+    policy = Policy(config)
+    bc_config = bc.BCConfig(
+        steps=cfg.steps, batch_size=256, lr=cfg.lr, val_fraction=0.0, progress=False, seed=cfg.seed
+    )
+    bc.fit(policy, data, bc_config)
+    return policy
+
+
+def run_obstacle_demo(out: str | Path, config: ObstacleDemoConfig | None = None) -> ObstacleDemo:
+    """Run the comparison and write its report into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tqdm.auto import tqdm
+
+    cfg = config or ObstacleDemoConfig()
+    run = ObstacleDemo(cfg, Path(out))
+    run.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        collect(OBSTACLE, Path(tmp) / "demos", episodes=cfg.demos, n_envs=10, seed=cfg.seed)
+        data = Store.open(Path(tmp) / "demos").transitions()
+    run.expert = _rollouts(
+        lambda task: evaluate_expert(
+            task, episodes=cfg.episodes, n_envs=cfg.n_envs, seed=cfg.eval_seed
+        ),
+        cfg,
+    )
+    policies: dict[int, dict[str, Policy]] = {c: {} for c in cfg.chunks}
+    jobs = [(c, h) for c in cfg.chunks for h in cfg.heads]
+    for chunk, head in tqdm(jobs, desc="heads", disable=not cfg.progress, leave=False):
+        t0 = time.perf_counter()
+        policy = train_head(head, chunk, data, cfg)
+        seconds = time.perf_counter() - t0
+        run.rows[f"chunk{chunk}/{head}"] = {**evaluate_head(policy, cfg), "train_seconds": seconds}
+        policies[chunk][head] = policy
+
+    planned = policies.get(max(cfg.chunks), {})
+    for head, (attr, counts) in STEP_SWEEP.items():
+        if not cfg.sweep_steps or head not in planned:
+            continue
+        policy = planned[head]
+        default = getattr(policy.head, attr)
+        run.sweep[head] = {}
+        for k in counts:
+            setattr(policy.head, attr, k)
+            run.sweep[head][k] = evaluate_head(policy, cfg)["success"]
+        setattr(policy.head, attr, default)
+
+    run.wall_seconds = time.perf_counter() - t_start
+    _write_report(run, policies, data)
+    return run
+
+
+# ---------------------------------------------------------------------------------- plots
+def chunk_paths(policy: Policy, n: int, seed: int) -> np.ndarray:
+    """(n, H+1, 2) positions the sampled chunks at PROBE would drive through, open loop."""
+    chunks = policy.predict_chunk(
+        np.repeat(PROBE[None], n, 0),
+        deterministic=False,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    steps = COURSE.max_speed * clip_command(chunks, COURSE.min_forward)
+    return np.concatenate([np.repeat(PROBE[None, None], n, 0), PROBE + steps.cumsum(1)], 1)
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(n, 3)
+    return math.ceil(n / cols), cols
+
+
+def plot_chunks(policies: dict[str, Policy], demos: Transitions, path: Path, seed: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    rows, cols = _grid(len(policies))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.4 * cols, 3.8 * rows), sharex=True, sharey=True, squeeze=False
+    )
+    starts = demos.episode_starts
+    for ax in axes.flat[len(policies) :]:
+        ax.axis("off")
+    for ax, (head, policy) in zip(axes.flat, policies.items(), strict=False):
+        for s, n in zip(starts[:60], demos.episode_lengths[:60], strict=True):
+            ax.plot(demos.obs[s : s + n, 0], demos.obs[s : s + n, 1], c="0.85", lw=0.6)
+        ax.add_patch(
+            plt.Circle(COURSE.obstacle, COURSE.obstacle_radius, color="tab:red", alpha=0.5)
+        )
+        gx, gy = COURSE.goal
+        ax.plot([gx, gx], [gy - COURSE.goal_half_width, gy + COURSE.goal_half_width], c="g", lw=3)
+        paths = chunk_paths(policy, 200, seed)
+        lat = paths[:, -1, 1] - PROBE[1]
+        for p, d in zip(paths, lat, strict=True):
+            color = "tab:blue" if d > 0.05 else "tab:orange" if d < -0.05 else "k"
+            ax.plot(p[:, 0], p[:, 1], c=color, lw=0.7, alpha=0.35)
+        ax.plot(*PROBE, "k*", ms=9)
+        frac = [(lat > 0.05).mean(), (lat < -0.05).mean()]
+        ax.set_title(
+            f"{head}: {frac[0]:.0%} left, {frac[1]:.0%} right, {1 - sum(frac):.0%} between"
+        )
+        ax.set_xlim(-0.02, 1.05)
+        ax.set_ylim(-0.45, 0.45)
+        ax.set_aspect("equal")
+    chunk = next(iter(policies.values())).config.chunk_size
+    fig.suptitle(
+        f"200 sampled {chunk}-step chunks at ★ (0.24, 0), driven open loop; "
+        "grey: expert demonstrations"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_actions(policies: dict[str, Policy], path: Path, seed: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(policies), figsize=(3.2 * len(policies), 3.4), sharey=True, squeeze=False
+    )
+    probe = np.repeat(np.array([[0.21, 0.0]], np.float32), 200, 0)
+    expert = ObstacleExpert().act(probe[:2], {"side": np.array([LEFT, RIGHT])})
+    for ax, (head, policy) in zip(axes[0], policies.items(), strict=True):
+        a = policy.predict_chunk(
+            probe, deterministic=False, generator=torch.Generator().manual_seed(seed)
+        )[:, 0]
+        ax.scatter(a[:, 0], a[:, 1], s=8, alpha=0.5)
+        ax.scatter(expert[:, 0], expert[:, 1], marker="x", s=60, c="r")
+        ax.set_title(head)
+        ax.set_xlabel("forward command")
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+    axes[0, 0].set_ylabel("lateral command (+ = left)")
+    fig.suptitle("200 sampled actions at (0.21, 0), chunk-1 policies; ×: the expert's two actions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_steps(sweep: dict[str, dict[int, float]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    labels = {"diffusion": "diffusion (DDIM steps)", "flow": "flow matching (Euler steps)"}
+    for head, by_steps in sweep.items():
+        ks = list(by_steps)
+        ax.plot(ks, [100 * by_steps[k] for k in ks], "o-", label=labels.get(head, head))
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling steps per call")
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Obstacle course, chunk-8 policies: quality against sampling steps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------- report
+def _fmt(p: float, n: int) -> str:
+    lo, hi = wilson(p, n)
+    return f"{p:.0%} [{lo:.0%}, {hi:.0%}]"
+
+
+def results_markdown(run: ObstacleDemo) -> str:
+    cfg, n = run.config, run.config.episodes
+    lines = [
+        "# Obstacle course: heads against demonstrators who disagree",
+        "",
+        f"Machine: {pg.machine()}. Seed {cfg.seed}: {cfg.demos} expert demonstrations, "
+        f"BC {cfg.steps} steps × batch 256, lr {cfg.lr}, encoder MLP 256×256, min-max "
+        f"action scaling; {n} evaluation episodes (seed {cfg.eval_seed}), actions sampled. "
+        "Success with its 95% Wilson interval; left/right = successful episodes passing on "
+        "that side; crash = touched the obstacle; missed = reached x = 1 outside the gate.",
+        "",
+    ]
+    exp = run.expert
+    for chunk in cfg.chunks:
+        title = "one action per step" if chunk == 1 else f"chunks of {chunk}, executed open loop"
+        lines += [
+            f"## {title}",
+            "",
+            "| head | success | left | right | crash | missed | train s |",
+            "|---|---|---|---|---|---|---|",
+            f"| expert | {_fmt(exp['success'], n)} | {exp['left']:.0%} | {exp['right']:.0%} | "
+            f"{exp['crash']:.0%} | {exp['missed']:.0%} | – |",
+        ]
+        for head in cfg.heads:
+            r = run.rows[f"chunk{chunk}/{head}"]
+            lines.append(
+                f"| {head} | {_fmt(r['success'], n)} | {r['left']:.0%} | {r['right']:.0%} | "
+                f"{r['crash']:.0%} | {r['missed']:.0%} | {r['train_seconds']:.0f} |"
+            )
+        lines.append("")
+    if run.sweep:
+        lines += [f"## Success against denoising / integration steps (chunk-{max(cfg.chunks)})", ""]
+        for head, by_steps in run.sweep.items():
+            lines += [
+                f"| {head} steps | " + " | ".join(str(k) for k in by_steps) + " |",
+                "|---|" + "---|" * len(by_steps),
+                "| success | " + " | ".join(f"{v:.0%}" for v in by_steps.values()) + " |",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def _write_report(
+    run: ObstacleDemo, policies: dict[int, dict[str, Policy]], demos: Transitions
+) -> None:
+    cfg, n = run.config, run.config.episodes
+    page = pg.Page(
+        "Obstacle course: which heads survive demonstrators who disagree",
+        intro=(
+            "The expert passes the obstacle on the left in 60% of episodes and on the right in "
+            "40%. Every head gets the same demonstrations, encoder, budget and seed; success is "
+            "reaching the goal gate without touching the obstacle, on the same seeded episodes "
+            "for every head, with actions sampled."
+        ),
+    )
+    columns = ["chunk", "head", "success", "left", "right", "crash", "train s"]
+    rows: list[list[str]] = []
+    e = run.expert
+    rows.append(
+        [
+            "–",
+            "expert",
+            _fmt(e["success"], n),
+            *(f"{e[k]:.0%}" for k in ("left", "right", "crash")),
+            "–",
+        ]
+    )
+    for chunk in cfg.chunks:
+        for head in cfg.heads:
+            r = run.rows[f"chunk{chunk}/{head}"]
+            cells = [f"{r[k]:.0%}" for k in ("left", "right", "crash")]
+            rows.append(
+                [str(chunk), head, _fmt(r["success"], n), *cells, f"{r['train_seconds']:.0f}"]
+            )
+    page.table = pg.Table(
+        columns,
+        rows,
+        notes=[
+            "success with its 95% Wilson interval; left/right: successful episodes passing on "
+            "that side; crash: touched the obstacle.",
+            "chunk k: the policy predicts k actions and executes all of them before re-planning.",
+        ],
+    )
+    big = max(cfg.chunks)
+    if big in policies and len(policies[big]) > 0:
+        plot_chunks(policies[big], demos, run.out / "obstacle_chunks.png", cfg.seed)
+        page.figures.append(
+            pg.Figure(
+                "obstacle_chunks.png",
+                "Sampled chunks at the obstacle",
+                "Each panel: 200 chunks sampled from one head at the same state, drawn as the "
+                "paths they would drive. An L2 head has one answer, the average of left and "
+                "right, which runs into the obstacle; the expressive heads sample both sides.",
+            )
+        )
+    if 1 in policies and len(policies[1]) > 0:
+        plot_actions(policies[1], run.out / "obstacle_actions.png", cfg.seed)
+        page.figures.append(
+            pg.Figure("obstacle_actions.png", "Sampled first actions (chunk-1 policies)")
+        )
+    if run.sweep:
+        plot_steps(run.sweep, run.out / "obstacle_steps.png")
+        page.figures.append(
+            pg.Figure(
+                "obstacle_steps.png",
+                "Success against sampling steps",
+                "Benchmarks/head_latency.py gives the milliseconds per call of each setting.",
+            )
+        )
+    page.run = {
+        "seed": str(cfg.seed),
+        "wall time": pg.seconds(run.wall_seconds),
+        "command": pg.command_line(),
+        "machine": pg.machine(),
+    }
+    best = [h for h in cfg.heads if run.rows[f"chunk{big}/{h}"]["success"] >= 0.95]
+    mse = run.rows.get(f"chunk{big}/mse")
+    if mse is not None:
+        page.headline = (
+            f"Chunks of {big}: the L2 (mse) head succeeds in {mse['success']:.0%} of episodes "
+            f"and crashes in {mse['crash']:.0%}; ≥95% success: {', '.join(best) or 'none'}."
+        )
+    (run.out / "results.md").write_text(results_markdown(run))
+    payload = {
+        "config": dataclasses.asdict(cfg),
+        "expert": run.expert,
+        "rows": run.rows,
+        "steps_sweep": run.sweep,
+        "wall_seconds": run.wall_seconds,
+    }
+    (run.out / "results.json").write_text(json.dumps(payload, indent=2))
+    run.page_paths = pg.write_page(page, run.out)
+
+
+def main(argv: list[str] | None = None) -> ObstacleDemo:
+    """``python -m protege.demo_obstacle [--out DIR] [--seed N] [--episodes N] ...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", default="reports/demo-obstacle", help="report folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--demos", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=4000, help="BC gradient steps per head")
+    parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per row")
+    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = ObstacleDemoConfig(
+        seed=args.seed,
+        demos=args.demos,
+        steps=args.steps,
+        episodes=args.episodes,
+        heads=tuple(args.heads),
+        progress=not args.quiet,
+    )
+    print(f"machine: {pg.machine()}", flush=True)
+    run = run_obstacle_demo(args.out, cfg)
+    print((run.out / "results.md").read_text())
+    print(f"report: {run.page_paths[1] if run.page_paths else run.out}")
+    return run
+
+
+if __name__ == "__main__":
+    main()
