@@ -39,6 +39,7 @@ def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
         steps=20,
         eval_episodes=2,
         val_fraction=0.34,
+        methods=(),
         **tiny,
     )
     results = _check_report(out)
@@ -49,8 +50,49 @@ def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
     assert "val_loss" in results["bc"]["history"][-1]
     assert run.headline("BC").startswith("BC reaches")
     # a second run replaces the demonstrations instead of appending to them
-    run = run_demo("cartpole", out=out, seed=1, episodes=2, steps=5, eval_episodes=1, **tiny)
+    run = run_demo(
+        "cartpole", out=out, seed=1, episodes=2, steps=5, eval_episodes=1, methods=(), **tiny
+    )
     assert len(run.store) == 2
+
+
+def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run = run_demo(
+        "cartpole",
+        out=out,
+        seed=2,
+        episodes=3,
+        steps=10,
+        eval_episodes=2,
+        n_envs=2,
+        hidden_sizes=(16,),
+        progress=False,
+        gif=False,
+        methods=("dagger", "hg-dagger", "thrifty"),
+        rounds=1,
+        round_bc_steps=5,
+        round_eval_episodes=2,
+    )
+    results = json.loads((out / "results.json").read_text())
+    dirs = {"DAgger": "dagger", "HG-DAgger": "hg-dagger", "ThriftyDAgger": "thrifty"}
+    names = list(dirs)
+    assert list(results["methods"]) == ["expert", "BC", *names]
+    # BC's learning curve: the first 1 and 2 of the 3 demonstrations (500 steps each).
+    assert results["curves"]["BC"]["labels"] == [500, 1000]
+    for name in names:
+        curve, totals = results["curves"][name], results["interactive"][name]["totals"]
+        assert len(curve["labels"]) == 2  # round 0 (one demonstration) and round 1
+        assert curve["labels"][0] == 500 and curve["labels"][-1] == totals["labels"]
+        # the table's labels are the method's own count, not BC's
+        assert results["methods"][name]["labels"] == totals["labels"]
+        assert (out / "interactive" / dirs[name] / "run" / "learners" / "round_001").is_dir()
+    # DAgger labels every learner step; the gated methods label only what their gate asks.
+    dagger_totals = results["interactive"]["DAgger"]["totals"]
+    assert dagger_totals["labels"] == 500 + dagger_totals["learner_steps"]
+    assert "return_vs_labels.png" in (out / "report.md").read_text()
+    assert (out / "return_vs_labels.png").stat().st_size > 0
+    assert "Reaching 95% of the expert's return" in (out / "report.md").read_text()
 
 
 def test_demo_command_prints_where_the_report_is(tmp_path: Path, capsys) -> None:

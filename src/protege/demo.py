@@ -1,10 +1,13 @@
-"""The main job: expert demonstrations → BC → rollouts → a report folder.
+"""The main job: expert demonstrations → BC → interactive methods → rollouts → a report.
 
 ``run_demo`` is a sequence of small steps sharing one :class:`DemoRun`: collect, train BC,
-evaluate (expert and every learner on the same seeded episodes), record a GIF, write the
-report. A later method joins the comparison with one step, run before ``evaluate_methods``,
-that trains its policy and puts it in ``run.policies`` and the expert labels it cost in
-``run.labels``; evaluation, the GIFs, the table and the figures then take every policy there.
+BC's learning curve (BC on the first 1, 2, 4, ... demonstrations), the interactive methods
+(DAgger, HG-DAgger with a simulated supervisor, ThriftyDAgger; each from one demonstration,
+a few rounds), evaluate (expert and every final learner on the same seeded episodes), record
+GIFs, write the report. A method joins the comparison with one step, run before
+``evaluate_methods``, that puts its learner in ``run.policies``, the expert labels it cost in
+``run.labels`` and, if it has one, its return against labels in ``run.curves``; evaluation,
+the table and the figures then take every learner there.
 
 Example:
     >>> result = run_demo("lunarlander", out="reports/demo-lunarlander", seed=0)
@@ -14,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from protege import tasks
-from protege.algos import bc
+from protege.algos import bc, dagger
+from protege.algos.dagger import DAggerConfig
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.policies import Policy, PolicyConfig
@@ -36,11 +42,24 @@ from protege.report import plots
 from protege.report.video import record_gif
 from protege.rollout.collect import collect
 from protege.rollout.evaluate import Evaluation, evaluate, evaluate_expert
+from protege.rollout.loop import Actor
 from protege.tasks.base import Task, is_discrete
 
 EVAL_SEED_OFFSET = 10_000
 """Evaluation episodes are seeded with ``seed + EVAL_SEED_OFFSET``, so none of them starts where
 a demonstration did."""
+
+INTERACTIVE = ("dagger", "hg-dagger", "thrifty")
+"""The interactive methods ``protege demo`` runs by default."""
+DISPLAY_NAMES = {
+    "dagger": "DAgger",
+    "hg-dagger": "HG-DAgger",
+    "ensemble": "EnsembleDAgger",
+    "thrifty": "ThriftyDAgger",
+    "dart": "DART",
+}
+BC_CURVE_DEMOS = (1, 2, 4, 8, 16)
+"""BC's learning curve: BC trained on the first k demonstrations, for each k."""
 
 
 @dataclass
@@ -50,6 +69,25 @@ class Method:
     evaluation: Evaluation
     labels: int
     """Expert labels the method trained on (0 for the expert itself)."""
+
+
+@dataclass
+class Curve:
+    """Return against expert labels: one point per round (or per data size for BC)."""
+
+    labels: list[int] = field(default_factory=list)
+    mean_return: list[float] = field(default_factory=list)
+    std_return: list[float] = field(default_factory=list)
+
+    def add(self, labels: int, ev: Evaluation | dagger.RoundRow) -> None:
+        self.labels.append(int(labels))
+        self.mean_return.append(float(ev.mean_return))
+        self.std_return.append(float(ev.std_return))
+
+    def labels_to_reach(self, target: float) -> int | None:
+        """Labels at the first point whose mean return reaches ``target``."""
+        points = zip(self.labels, self.mean_return, strict=True)
+        return next((n for n, r in points if r >= target), None)
 
 
 @dataclass
@@ -63,13 +101,16 @@ class DemoRun:
     n_envs: int
     progress: bool
     store: Store | None = None
-    policies: dict[str, Policy] = field(default_factory=dict)
-    """Trained policies by method name, in table order."""
+    policies: dict[str, Actor] = field(default_factory=dict)
+    """Trained learners by method name, in table order."""
     labels: dict[str, int] = field(default_factory=dict)
     """Expert labels each trained policy cost."""
     methods: dict[str, Method] = field(default_factory=dict)
     """Evaluated methods in table order; "expert" first."""
     bc_result: bc.BCResult | None = None
+    curves: dict[str, Curve] = field(default_factory=dict)
+    """Return against expert labels per method (BC's learning curve, each method's rounds)."""
+    interactive: dict[str, dagger.DAggerResult] = field(default_factory=dict)
     gifs: dict[str, pg.Figure] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per step."""
@@ -113,13 +154,23 @@ def run_demo(
     val_fraction: float = 0.0,
     gif: bool = True,
     progress: bool = True,
+    methods: tuple[str, ...] = INTERACTIVE,
+    rounds: int = 4,
+    round_bc_steps: int = 1500,
+    round_eval_episodes: int = 20,
 ) -> DemoRun:
-    """Collect ``episodes`` expert demonstrations, train BC, evaluate both, write a report.
+    """Collect ``episodes`` expert demonstrations, train BC, run the interactive ``methods``,
+    evaluate them all, write a report.
 
-    Defaults fit LunarLander in well under 5 minutes on 2 CPU cores: 100 demonstrations
-    (about 25,000 labels), 4000 steps of batch 256 on a 2×256 MLP, 50 evaluation episodes.
-    The report folder holds ``index.html`` and ``report.md`` with the figures, a GIF of one BC
-    episode, ``results.json``, the demonstrations (``demos/``) and the policy (``policy/``).
+    Defaults fit LunarLander in under 5 minutes on 2 CPU cores: 100 demonstrations (about
+    25,000 labels), 4000 steps of batch 256 on a 2×256 MLP; BC on the first 1-16 of them;
+    DAgger, HG-DAgger and ThriftyDAgger from one demonstration, ``rounds`` rounds of two
+    episodes each, every round's learner (BC of ``round_bc_steps`` steps at batch 64) scored on
+    ``round_eval_episodes`` seeded episodes; then every final learner and the expert on the same
+    ``eval_episodes`` seeded episodes. ``methods=()`` runs BC alone. The report folder holds
+    ``index.html`` and ``report.md`` with the figures, GIFs of BC and DAgger, ``results.json``,
+    the demonstrations (``demos/``), the BC policy (``policy/``) and each interactive run's
+    store and per-round learners (``interactive/METHOD/``).
 
     ``val_fraction`` holds episodes out to draw a validation loss curve. It is 0 by default
     because ``bc.fit`` keeps the weights of the best validation loss, and on LunarLander the
@@ -147,6 +198,13 @@ def run_demo(
         progress=progress,
     )
     train_bc(run, config, hidden_sizes)
+    if methods:
+        round_bc = bc.BCConfig(
+            steps=round_bc_steps, batch_size=64, lr=3e-3, val_fraction=0.0, progress=False
+        )
+        bc_learning_curve(run, round_bc, hidden_sizes, round_eval_episodes)
+        for method in methods:
+            run_interactive(run, method, rounds, round_bc, hidden_sizes, round_eval_episodes)
     evaluate_methods(run)
     if gif:
         record_gifs(run)
@@ -217,6 +275,84 @@ def train_bc(run: DemoRun, config: bc.BCConfig, hidden_sizes: tuple[int, ...]) -
     )
 
 
+def bc_learning_curve(
+    run: DemoRun, config: bc.BCConfig, hidden_sizes: tuple[int, ...], eval_episodes: int
+) -> None:
+    """BC on the first k demonstrations (k in :data:`BC_CURVE_DEMOS`), trained as every
+    interactive round's learner is, scored on the first ``eval_episodes`` evaluation episodes."""
+    assert run.store is not None, "collect_demonstrations first"
+    data = run.store.transitions()
+    n = len(data.episode_lengths)
+    policy_config = PolicyConfig.for_spaces(*run.task.spaces, hidden_sizes=hidden_sizes)
+    curve = Curve()
+    with timed(run, "BC curve"):
+        for k in (k for k in BC_CURVE_DEMOS if k < n):
+            first_k = data.select_episodes(np.arange(n) < k)
+            policy = seeded_policy(policy_config, run.seed)
+            bc.fit(policy, first_k, dataclasses.replace(config, seed=run.seed))
+            ev = evaluate(
+                policy,
+                run.task,
+                episodes=eval_episodes,
+                n_envs=min(run.n_envs, eval_episodes),
+                seed=run.eval_seed,
+                measure_disagreement=False,
+            )
+            curve.add(first_k.n_labels, ev)
+    run.curves["BC"] = curve
+
+
+def run_interactive(
+    run: DemoRun,
+    method: str,
+    rounds: int,
+    config: bc.BCConfig,
+    hidden_sizes: tuple[int, ...],
+    eval_episodes: int,
+) -> None:
+    """``method`` (``dagger.METHODS``) from one demonstration, two episodes per round; its
+    store and per-round learners go to ``out/interactive/METHOD``."""
+    name = DISPLAY_NAMES.get(method, method)
+    path = run.out / "interactive" / method
+    shutil.rmtree(path, ignore_errors=True)
+    cfg = DAggerConfig(
+        rounds=rounds,
+        episodes_per_round=2,
+        initial_demos=1,
+        bc=config,
+        # ThriftyDAgger re-calibrates its thresholds after every episode, as its paper does.
+        n_envs=1 if method == "thrifty" else 2,
+        seed=run.seed,
+        eval_episodes=eval_episodes,
+        eval_envs=min(run.n_envs, eval_episodes),
+        eval_seed=run.eval_seed,
+    )
+    with timed(run, name):
+        result = dagger.run_method(
+            method,
+            run.task,
+            path / "store",
+            cfg,
+            make_policy=dagger.policy_factory(run.task, hidden_sizes=hidden_sizes),
+            run_dir=path / "run",
+            progress=run.progress,
+        )
+    final = result.rows[-1].round
+    run.policies[name] = dagger.load_learner(path / "run" / "learners" / f"round_{final:03d}")
+    run.labels[name] = result.totals["labels"]
+    run.interactive[name] = result
+    curve = Curve()
+    for row in result.rows:
+        curve.add(row.labels, row)
+    run.curves[name] = curve
+    t = result.totals
+    run.notes[name] = (
+        f"{rounds} rounds × 2 episodes after 1 demonstration; {t['labels']:,} labels, "
+        f"{t['expert_steps']:,} expert-driven steps, {t['learner_steps']:,} learner-driven "
+        f"steps, {t['interventions']} interventions, {t['expert_queries']:,} expert queries"
+    )
+
+
 def evaluate_methods(run: DemoRun) -> None:
     """The expert, then every trained policy, on the same seeded evaluation episodes."""
     kw: dict[str, Any] = {
@@ -234,10 +370,15 @@ def evaluate_methods(run: DemoRun) -> None:
             run.methods[name] = Method(ev, run.labels[name])
 
 
+GIF_METHODS = ("BC", "DAgger")
+
+
 def record_gifs(run: DemoRun) -> None:
-    """One episode of each trained policy (the first evaluation episode's start)."""
+    """One episode of BC and of DAgger (the first evaluation episode's start)."""
     with timed(run, "GIF"):
         for name, policy in run.policies.items():
+            if name not in GIF_METHODS:
+                continue
             file = f"{name.lower().replace(' ', '-')}.gif"
             clip = record_gif(policy, run.task, run.out / file, seed=run.eval_seed)
             run.gifs[name] = pg.Figure(
@@ -277,14 +418,16 @@ def write_report(run: DemoRun) -> None:
             "episodes reach later steps (bottom), so the right end of the curve rests on few.",
         ),
     ]
-    if run.bc_result is not None and run.bc_result.history:
+    if len(run.curves) > 1:
+        figures.insert(0, _labels_figure(run))
+    bc_policy = run.policies.get("BC")
+    if run.bc_result is not None and run.bc_result.history and isinstance(bc_policy, Policy):
         figures.append(
             pg.Figure(
                 plots.plot_losses(
                     run.bc_result.history,
                     run.out / "loss.png",
-                    title=f"BC on {run.task.name}: the {run.policies['BC'].config.head} head's "
-                    "loss",
+                    title=f"BC on {run.task.name}: the {bc_policy.config.head} head's loss",
                 ).name,
                 "BC training and validation loss" if run.bc_result.n_val else "BC training loss",
                 (
@@ -304,6 +447,7 @@ def write_report(run: DemoRun) -> None:
             f"The task's scripted expert was recorded, a policy was trained to imitate it, and "
             f"both were run on the same {run.eval_episodes} seeded episodes (seed "
             f"{run.eval_seed}, none of them a training start)."
+            + (" " + labels_summary(run) if len(run.curves) > 1 else "")
         ),
         table=results_table(run),
         figures=figures,
@@ -316,6 +460,50 @@ def write_report(run: DemoRun) -> None:
 
 
 # ------------------------------------------------------------------------------- content
+def labels_summary(run: DemoRun, fraction: float = 0.95) -> str:
+    """Which methods reached ``fraction`` of the expert's return, and at how many labels."""
+    expert = run.methods["expert"].evaluation.mean_return
+    target = expert - (1 - fraction) * abs(expert)
+    parts = []
+    for name, curve in run.curves.items():
+        n = curve.labels_to_reach(target)
+        parts.append(
+            f"{name} at {n:,} labels"
+            if n is not None
+            else f"{name} not within {curve.labels[-1]:,}"
+        )
+    return (
+        f"Reaching {fraction:.0%} of the expert's return ({target:.1f}) on the per-round "
+        f"evaluation episodes: {'; '.join(parts)}."
+    )
+
+
+def _labels_figure(run: DemoRun) -> pg.Figure:
+    curves: dict[str, tuple[list[float], list[float], list[float]]] = {
+        k: ([float(n) for n in c.labels], c.mean_return, c.std_return)
+        for k, c in run.curves.items()
+    }
+    if "BC" in run.methods and "BC" in curves:  # the main BC policy: every demonstration
+        ev = run.methods["BC"].evaluation
+        x, y, e = curves["BC"]
+        curves["BC"] = ([*x, run.labels["BC"]], [*y, ev.mean_return], [*e, ev.std_return])
+    path = plots.plot_return_vs_labels(
+        curves,
+        run.out / "return_vs_labels.png",
+        expert_return=run.methods["expert"].evaluation.mean_return,
+        title=f"{run.task.name}: return against expert labels",
+    )
+    return pg.Figure(
+        path.name,
+        "Return against expert labels",
+        "BC: trained on the first 1, 2, 4, ... demonstrations (its last point: all of them). "
+        "Interactive methods: one point per round, from one demonstration; DAgger labels every "
+        "state its learner visits, HG-DAgger only where the (simulated) supervisor takes over, "
+        "ThriftyDAgger only where its novelty or risk estimate asks. Per-round points are "
+        "scored on the first evaluation episodes; the table scores the final learners on all.",
+    )
+
+
 def results_table(run: DemoRun) -> pg.Table:
     expert_mean = run.methods["expert"].evaluation.mean_return
     rows = []
@@ -381,6 +569,8 @@ def results_dict(run: DemoRun) -> dict[str, Any]:
             for name, m in run.methods.items()
         },
         "bc": run.bc_result.to_dict() if run.bc_result else None,
+        "curves": {k: dataclasses.asdict(c) for k, c in run.curves.items()},
+        "interactive": {k: r.to_dict() for k, r in run.interactive.items()},
         "timings": run.timings,
         "wall_seconds": run.wall_seconds,
         "command": pg.command_line(),

@@ -744,6 +744,21 @@ METHODS = ("dagger", "hg-dagger", "ensemble", "thrifty", "dart")
 """The interactive methods :func:`run_method` knows (the CLI's ``--method``)."""
 
 
+def load_learner(path: str | os.PathLike[str]) -> Actor:
+    """A learner checkpoint of any method: a policy (``config.json``), a policy ensemble
+    (``ensemble.json``) or a ThriftyDAgger learner (``thrifty.json``)."""
+    path = Path(path)
+    if (path / "thrifty.json").exists():
+        from protege.algos.thrifty import ThriftyLearner
+
+        return ThriftyLearner.load(path)
+    if (path / "ensemble.json").exists():
+        from protege.algos.ensemble_dagger import PolicyEnsemble
+
+        return PolicyEnsemble.load(path)
+    return Policy.load(path)
+
+
 def method_config_class(method: str) -> type | None:
     """The dataclass of ``method``'s own settings (None for plain DAgger)."""
     if method == "dagger":

@@ -203,3 +203,37 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def plot_return_vs_labels(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    path: str | os.PathLike,
+    expert_return: float | None = None,
+    target_fraction: float | None = 0.95,
+    title: str = "Return against expert labels",
+    ylabel: str = "mean return ± std",
+) -> Path:
+    """One line per method through its (labels, mean return, std) points, labels on a log axis.
+
+    The expert's mean return and ``target_fraction`` of it are drawn as horizontal lines.
+    """
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    colors = method_colors(["expert", *curves])
+    if expert_return is not None:
+        ax.axhline(expert_return, color=EXPERT_COLOR, ls="--", lw=1, label="expert")
+        if target_fraction is not None:
+            target = expert_return - (1 - target_fraction) * abs(expert_return)
+            ax.axhline(
+                target, color=EXPERT_COLOR, ls=":", lw=1, label=f"{target_fraction:.0%} of expert"
+            )
+    for name, (labels, means, stds) in curves.items():
+        x, y, e = (np.asarray(v, float) for v in (labels, means, stds))
+        ax.plot(x, y, "-o", ms=4, color=colors[name], label=name)
+        ax.fill_between(x, y - e, y + e, color=colors[name], alpha=0.08, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("expert labels trained on (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(frameon=True, framealpha=0.85, fontsize=8.5, loc="lower right")
+    return _save(fig, path)
