@@ -98,9 +98,11 @@ def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_pat
 def test_demo_command_prints_where_the_report_is(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli-demo"
     flags = "--task cartpole --episodes 2 --n-envs 2 --steps 10 --hidden-sizes 16 --eval-episodes 2"
+    flags += " --methods dagger --rounds 1 --round-eval-episodes 2"
     assert main(["demo", "--out", str(out), *flags.split(), "--no-gif", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "seed=0" in printed and "BC reaches" in printed
+    assert "DAgger" in printed and "Reaching 95% of the expert's return" in printed
     assert str(out / "index.html") in printed
     assert (out / "index.html").exists() and not (out / "bc.gif").exists()
 
