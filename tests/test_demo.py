@@ -78,6 +78,7 @@ def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_pat
     dirs = {"DAgger": "dagger", "HG-DAgger": "hg-dagger", "ThriftyDAgger": "thrifty"}
     names = list(dirs)
     assert list(results["methods"]) == ["expert", "BC", *names]
+    assert list(run.policies) == ["BC", *names]  # final learners, evaluated like BC
     # BC's learning curve: the first 1 and 2 of the 3 demonstrations (500 steps each).
     assert results["curves"]["BC"]["labels"] == [500, 1000]
     for name in names:

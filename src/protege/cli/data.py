@@ -185,6 +185,11 @@ def _export_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset_id", metavar="ID", help="Minari dataset id, e.g. me/lunar-expert-v0")
     p.add_argument("--root", metavar="DIR", help="datasets root (default: MINARI_DATASETS_PATH)")
     p.add_argument("--author", help="recorded in the dataset's metadata")
+    p.add_argument(
+        "--jpeg-images",
+        action="store_true",
+        help="store image observations JPEG-encoded (smaller, lossy; default: lossless)",
+    )
 
 
 @command("export", _export_flags)
@@ -198,7 +203,13 @@ def export(args: argparse.Namespace) -> None:
     """
     from protege.data.minari_io import export_to_minari
 
-    path = export_to_minari(args.store, args.dataset_id, root=args.root, author=args.author)
+    path = export_to_minari(
+        args.store,
+        args.dataset_id,
+        root=args.root,
+        author=args.author,
+        jpeg_images=args.jpeg_images,
+    )
     _facts("Exported", {"dataset": args.dataset_id, "path": path})
 
 

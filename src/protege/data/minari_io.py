@@ -49,8 +49,12 @@ def export_to_minari(
     author: str | None = None,
     description: str | None = None,
     progress: bool = False,
+    jpeg_images: bool = False,
 ) -> Path:
     """Write every episode of ``store`` as the Minari dataset ``dataset_id``; returns its path.
+
+    Image observations are stored losslessly unless ``jpeg_images`` (Minari's own default,
+    smaller on disk, but frames then come back only close to what was recorded).
 
     ``root`` overrides ``MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``). ``env`` is
     recorded in the dataset so ``recover_environment()`` works; by default it is made from the
@@ -100,6 +104,7 @@ def export_to_minari(
                 author=author,
                 description=description or f"exported from protege store {store.path}",
                 data_format="hdf5",
+                jpeg_encoding=jpeg_images,
             )
         except ValueError as exc:
             raise DataError(f"minari refused dataset {dataset_id!r}: {exc}") from None

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Re-measure every figure in BENCHMARKS.md, one benchmark after another (about 60-80 minutes
+# on 2 cores). Timing benchmarks run first; run nothing else meanwhile: they are ratios
+# measured in the same run, but a busy machine still shifts them. Each benchmark's full
+# output goes to benchmarks/results/<name>.log (the tables BENCHMARKS.md quotes).
+#
+#     benchmarks/run_all.sh                 # everything
+#     benchmarks/run_all.sh bc_throughput   # named ones only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+OUT=benchmarks/results
+mkdir -p "$OUT"
+export SDL_VIDEODRIVER=dummy
+
+declare -A CMD=(
+  [bc_throughput]="$PY benchmarks/bc_throughput.py --json $OUT/bc_throughput.json"
+  [eval_overhead]="$PY benchmarks/eval_overhead.py"
+  [head_latency]="$PY benchmarks/head_latency.py --out $OUT/latency --seed 0"
+  [store_load]="$PY benchmarks/store_load.py"
+  [carracing_speed]="$PY benchmarks/carracing_speed.py"
+  [image_pipeline]="$PY benchmarks/image_pipeline.py"
+  [dagger_vs_imitation]="$PY benchmarks/dagger_vs_imitation.py --json $OUT/dagger_vs_imitation.json"
+  [horizon]=".venv/bin/protege experiment horizon --out $OUT/horizon --no-progress"
+  [obstacle]="$PY benchmarks/obstacle.py --out $OUT/obstacle --seed 0 --episodes 200 --quiet"
+  [chunking]="$PY benchmarks/chunking.py --out $OUT/chunking --seed 0"
+  [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 --out $OUT/dagger_lunar"
+)
+ORDER=(bc_throughput eval_overhead head_latency store_load carracing_speed image_pipeline
+       dagger_vs_imitation horizon obstacle chunking dagger_lunar)
+[ $# -gt 0 ] && ORDER=("$@")
+
+for name in "${ORDER[@]}"; do
+  cmd=${CMD[$name]:?unknown benchmark $name}
+  echo "== $name: $cmd"
+  start=$(date +%s)
+  {
+    echo "# command: $cmd"
+    echo "# started: $(date -u +%FT%TZ) on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    $cmd
+    echo "# wall seconds: $(( $(date +%s) - start ))"
+  } > "$OUT/$name.log" 2>&1
+  tail -n 3 "$OUT/$name.log"
+done
