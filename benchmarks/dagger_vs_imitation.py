@@ -1,4 +1,4 @@
-"""DAgger: protege against the `imitation` package (v1.0.1), one run each, same task.
+"""DAgger: protege against the `imitation` package (v1.0.1), alternating runs, same task.
 
 Both sides: LunarLander-v3 (discrete), gymnasium's heuristic pilot as the expert, a 2×256 ReLU
 MLP learner, one torch thread, and the same evaluation: episode i of the evaluation is reset
@@ -15,9 +15,10 @@ Each side's defaults are its own:
   (``--bc-steps`` steps at batch ``--bc-batch``). The expert is gymnasium's heuristic
   unmodified (``LunarLanderExpert(robust=False)``), as on imitation's side.
 
-Reported per round: expert labels, wall seconds (rollouts + training, evaluation excluded)
-and mean return; and for each side the labels and wall time at which the learner first
-reaches 95% of the expert's mean return on the same episodes. Targets (issue 3): protege
+Reported per round: expert labels, wall seconds (rollouts + training, evaluation excluded;
+the median of ``--repeats`` alternating runs of the two sides) and mean return; and for each
+side the labels and wall time at which the learner first reaches 95% of the expert's mean
+return on the same episodes. Targets (issue 3): protege
 needs fewer labels and at most half the wall time.
 
     .venv/bin/python benchmarks/dagger_vs_imitation.py [--seed 0] [--eval-episodes 50]
@@ -165,6 +166,22 @@ def run_imitation(args: argparse.Namespace) -> dict:
     )
 
 
+def median_walls(repeats: list[dict]) -> dict:
+    """The first repeat, with each round's ``wall_s`` the median over repeats (and all of
+    them in ``wall_s_runs``). Labels and returns should agree across repeats (same seed)."""
+    first = repeats[0]
+    for other in repeats[1:]:
+        a = [(r["expert_labels"], r["mean_return"]) for r in first["rounds"]]
+        b = [(r["expert_labels"], r["mean_return"]) for r in other["rounds"]]
+        if a != b:
+            print(f"warning: repeats differ; labels and returns are the first's: {a} vs {b}")
+    for i, row in enumerate(first["rounds"]):
+        walls = [rep["rounds"][i]["wall_s"] for rep in repeats]
+        row["wall_s_runs"] = walls
+        row["wall_s"] = float(np.median(walls))
+    return first
+
+
 def first_reach(rounds: list[dict], target: float) -> dict | None:
     return next((r for r in rounds if r["mean_return"] >= target), None)
 
@@ -183,6 +200,7 @@ def main() -> None:
     ap.add_argument("--bc-lr", type=float, default=3e-3)
     ap.add_argument("--imitation-rounds", type=int, default=15)
     ap.add_argument("--steps-per-round", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3, help="alternating runs; median wall times")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -192,13 +210,20 @@ def main() -> None:
         flush=True,
     )
 
-    t0 = time.perf_counter()
-    theirs = run_imitation(args)
-    t_theirs = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="dagger_vs_imitation_") as tmp:
+    # Alternate the sides --repeats times. Labels and returns are the same every time (seeded);
+    # wall seconds drift with the shared machine, so each round's wall time is the median.
+    runs: dict[str, list[dict]] = {"imitation": [], "protege": []}
+    t_theirs = t_ours = 0.0
+    for _ in range(args.repeats):
         t0 = time.perf_counter()
-        ours = run_protege(args, Path(tmp))
-        t_ours = time.perf_counter() - t0
+        runs["imitation"].append(run_imitation(args))
+        t_theirs += time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(prefix="dagger_vs_imitation_") as tmp:
+            t0 = time.perf_counter()
+            runs["protege"].append(run_protege(args, Path(tmp)))
+            t_ours += time.perf_counter() - t0
+    theirs, ours = (median_walls(runs[k]) for k in ("imitation", "protege"))
+    t_theirs, t_ours = t_theirs / args.repeats, t_ours / args.repeats
 
     sides = {"imitation": theirs, "protege": ours}
     exp_i, exp_p = theirs["expert"]["mean_return"], ours["expert"]["mean_return"]
@@ -240,8 +265,9 @@ def main() -> None:
             f"wall {p['wall_s_to_95'] / i['wall_s_to_95']:.2f}×"
         )
     print(
-        f"(process wall: imitation {t_theirs:.0f} s incl. evaluation; protege {t_ours:.0f} s "
-        "incl. evaluation)"
+        f"(process wall per run: imitation {t_theirs:.0f} s incl. evaluation; protege "
+        f"{t_ours:.0f} s incl. evaluation; wall times are medians of {args.repeats} alternating "
+        "runs)"
     )
     marker = read_marker() or {}
     out = {

@@ -18,6 +18,7 @@ declare -A CMD=(
   [eval_overhead]="$PY benchmarks/eval_overhead.py"
   [head_latency]="$PY benchmarks/head_latency.py --out $OUT/latency --seed 0"
   [store_load]="$PY benchmarks/store_load.py"
+  [experts]="$PY benchmarks/experts.py"
   [carracing_speed]="$PY benchmarks/carracing_speed.py"
   [image_pipeline]="$PY benchmarks/image_pipeline.py"
   [dagger_vs_imitation]="$PY benchmarks/dagger_vs_imitation.py --json $OUT/dagger_vs_imitation.json"
@@ -25,9 +26,10 @@ declare -A CMD=(
   [obstacle]="$PY benchmarks/obstacle.py --out $OUT/obstacle --seed 0 --episodes 200 --quiet"
   [chunking]="$PY benchmarks/chunking.py --out $OUT/chunking --seed 0"
   [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 --out $OUT/dagger_lunar"
+  [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
 )
 ORDER=(bc_throughput eval_overhead head_latency store_load carracing_speed image_pipeline
-       dagger_vs_imitation horizon obstacle chunking dagger_lunar)
+       dagger_vs_imitation experts horizon obstacle chunking dagger_lunar demo_carracing)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
