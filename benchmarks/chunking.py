@@ -38,10 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from protege.algos import bc
 from protege.data.episode import Episode
 from protege.data.store import Store
-from protege.policies import Policy, PolicyConfig
+from protege.demo_obstacle import ObstacleDemoConfig, train_head
 from protege.policies.chunking import ChunkExecutor
 from protege.report.page import machine
 from protege.rollout.collect import collect
@@ -112,25 +111,6 @@ def run(
     }
 
 
-def train(task: Task, head: str, chunk: int, data: Any, args: argparse.Namespace) -> Policy:
-    torch.manual_seed(args.seed)
-    config = PolicyConfig.for_spaces(
-        *task.spaces,
-        head=head,
-        hidden_sizes=(256, 256),
-        action_norm="minmax",
-        chunk_size=chunk,
-        n_action_steps=chunk,
-    )
-    policy = Policy(config)
-    bc.fit(
-        policy,
-        data,
-        bc.BCConfig(steps=args.steps, lr=args.lr, val_fraction=0.0, progress=False, seed=args.seed),
-    )
-    return policy
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("reports/chunking"))
@@ -172,7 +152,8 @@ def main() -> None:
     for label, task, head in settings:
         for chunk in CHUNKS:
             t0 = time.perf_counter()
-            policy = train(task, head, chunk, demos[task.name], args)
+            budget = ObstacleDemoConfig(seed=args.seed, steps=args.steps, lr=args.lr)
+            policy = train_head(head, chunk, demos[task.name], budget, task)
             train_s = time.perf_counter() - t0
             executions: list[tuple[str, float | None]] = [("queue", None)]
             if chunk > 1:

@@ -155,11 +155,13 @@ def evaluate_head(policy: Policy, cfg: ObstacleDemoConfig) -> dict[str, float]:
     )
 
 
-def train_head(head: str, chunk: int, data: Transitions, cfg: ObstacleDemoConfig) -> Policy:
+def train_head(
+    head: str, chunk: int, data: Transitions, cfg: ObstacleDemoConfig, task: Task = OBSTACLE
+) -> Policy:
     """BC with ``head`` predicting ``chunk`` actions, all executed before re-planning."""
     torch.manual_seed(cfg.seed)
     config = PolicyConfig.for_spaces(
-        *OBSTACLE.spaces,
+        *task.spaces,
         head=head,
         hidden_sizes=(256, 256),
         action_norm="minmax",
