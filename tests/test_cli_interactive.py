@@ -83,3 +83,19 @@ def test_experiment_horizon_cli_writes_table_and_plot(tmp_path):
     assert (out / "horizon.png").stat().st_size > 10_000
     assert "bc" in (out / "horizon.md").read_text()
     assert slopes
+
+
+def test_eval_takes_any_methods_learner(tmp_path, capsys):
+    """`protege eval` loads an EnsembleDAgger round's learner (an ensemble, not one policy)."""
+    out = tmp_path / "ens"
+    argv = ["dagger", "--task", "cartpole", "--out", str(out), "--method", "ensemble"]
+    argv += ["--rounds", "1", "--episodes-per-round", "1", "--initial-demos", "1"]
+    argv += ["--steps", "20", "--eval-episodes", "1", "--hidden-sizes", "16", "--no-progress"]
+    argv += ["--method-kwargs", '{"members": 2}']
+    assert main(argv) == 0
+    learner = out / "learners" / "round_001"
+    assert (learner / "ensemble.json").exists()
+    report = tmp_path / "eval.json"
+    flags = ["--episodes", "2", "--n-envs", "2", "--no-progress", "--json", str(report)]
+    assert main(["eval", "--policy", str(learner), "--task", "cartpole", *flags]) == 0
+    assert len(json.loads(report.read_text())["results"]["policy"]["returns"]) == 2

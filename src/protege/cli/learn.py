@@ -112,7 +112,12 @@ def train(args: argparse.Namespace) -> None:
 
 
 def _eval_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", metavar="DIR", help="a policy directory written by `train`")
+    p.add_argument(
+        "--policy",
+        metavar="DIR",
+        help="a policy written by `train`, or any round's learner of `protege dagger` "
+        "(OUT.run/learners/round_NNN: a policy, an ensemble or a ThriftyDAgger learner)",
+    )
     _task_flag(p, required=False, extra=" (default: the task recorded with the policy)")
     p.add_argument(
         "--expert", action="store_true", help="also evaluate the task's expert (the reference)"
@@ -136,13 +141,13 @@ def eval_(args: argparse.Namespace) -> None:
     Example: protege eval --policy runs/bc --task lunarlander --episodes 50 --expert
     """
     from protege import tasks
-    from protege.policies import Policy
+    from protege.algos.dagger import load_learner
     from protege.rollout import evaluate, evaluate_expert
 
     if args.policy is None and not args.expert:
         raise ConfigError("nothing to evaluate: give --policy DIR, --expert, or both")
     _announce(args)
-    policy = Policy.load(args.policy) if args.policy else None
+    policy = load_learner(args.policy) if args.policy else None
     task_name = args.task or (_policy_meta(args.policy).get("task") if args.policy else None)
     if task_name is None:
         raise ConfigError(f"{args.policy}: the policy records no task; give --task")
