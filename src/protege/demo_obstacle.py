@@ -133,7 +133,7 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
-def _rollouts(run_eval: Callable[[Task], Any], cfg: ObstacleDemoConfig) -> dict[str, float]:
+def _rollouts(run_eval: Callable[[Task], Any]) -> dict[str, float]:
     record = _FinalInfos()
     run_eval(dataclasses.replace(OBSTACLE, success=record))
     return record.summary()
@@ -150,8 +150,7 @@ def evaluate_head(policy: Policy, cfg: ObstacleDemoConfig) -> dict[str, float]:
             seed=cfg.eval_seed,
             deterministic=False,
             measure_disagreement=False,
-        ),
-        cfg,
+        )
     )
 
 
@@ -193,8 +192,7 @@ def run_obstacle_demo(out: str | Path, config: ObstacleDemoConfig | None = None)
     run.expert = _rollouts(
         lambda task: evaluate_expert(
             task, episodes=cfg.episodes, n_envs=cfg.n_envs, seed=cfg.eval_seed
-        ),
-        cfg,
+        )
     )
     policies: dict[int, dict[str, Policy]] = {c: {} for c in cfg.chunks}
     jobs = [(c, h) for c in cfg.chunks for h in cfg.heads]

@@ -49,8 +49,8 @@ def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
         "--val-fraction",
         type=float,
         default=0.0,
-        help="episodes held out for a validation curve; BC then keeps the weights "
-        "of the best validation loss (default: 0, see protege.demo.run_demo)",
+        help="episodes held out for a validation curve (BC keeps its final weights; "
+        "default: 0, see protege.demo.run_demo)",
     )
     p.add_argument("--no-gif", dest="gif", action="store_false", help="skip the rollout GIFs")
     p.add_argument(
