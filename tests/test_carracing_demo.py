@@ -59,7 +59,9 @@ def test_off_track_events_are_counted_when_the_car_leaves_the_road():
 
 
 @pytest.mark.slow
-def test_full_demo_under_20_minutes(tmp_path):
+def test_full_demo_dagger_keeps_the_car_on_the_road_more_than_bc(tmp_path):
+    """The tutorial's lesson at its default budget (its wall time is a benchmark, not a test:
+    BENCHMARKS.md)."""
     run = run_carracing_demo(tmp_path / "report", CarRacingDemoConfig(progress=False), log=None)
-    assert run.wall_seconds < 20 * 60
     assert run.rows["expert"].mean_return > 800
+    assert run.rows["DAgger"].off_fraction < run.rows["BC"].off_fraction
