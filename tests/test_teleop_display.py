@@ -91,6 +91,17 @@ def xdotool(display: str, *args: str, timeout: float = 10.0) -> str:
     return out.stdout.strip()
 
 
+def window_name(display: str, wid: str, wait: float = 5.0) -> str:
+    """The window's title, once it has one of its own: X may show the window a moment before
+    its title property is set."""
+    deadline = time.monotonic() + wait
+    name = xdotool(display, "getwindowname", wid)
+    while "protege" not in name and time.monotonic() < deadline:
+        time.sleep(0.05)
+        name = xdotool(display, "getwindowname", wid)
+    return name
+
+
 def test_person_takes_over_in_a_real_window(xvfb: str, tmp_path: Path) -> None:
     t0 = time.perf_counter()
     task = tasks.make("cartpole")
@@ -110,7 +121,7 @@ def test_person_takes_over_in_a_real_window(xvfb: str, tmp_path: Path) -> None:
         # xdotool 3.2016 cannot match SDL's UTF8_STRING titles with --name; the window's
         # _NET_WM_PID finds it, and its name is checked after.
         wid = xdotool(xvfb, "search", "--sync", "--pid", str(proc.pid), timeout=15).split()[0]
-        assert "protege teleop" in xdotool(xvfb, "getwindowname", wid)
+        assert "protege teleop" in window_name(xvfb, wid)
         xdotool(xvfb, "windowfocus", wid)
         xdotool(xvfb, "mousemove", "--window", wid, "50", "50")
         time.sleep(0.8)  # the learner drives

@@ -873,8 +873,9 @@ class HumanSupervisor:
     def _layout(self, size: tuple[int, int]) -> None:
         fw, fh = size
         width = max(fw, 680)
-        self._screen = pygame.display.set_mode((width, fh + _PANEL))
+        # The title first, so the window never appears under SDL's default name.
         pygame.display.set_caption(self.title)
+        self._screen = pygame.display.set_mode((width, fh + _PANEL))
         self._frame_rect = ((width - fw) // 2, 0, fw, fh)
         self._placeholder = size == _NO_FRAME
 
