@@ -40,6 +40,10 @@ class Head(nn.Module):
     discrete: ClassVar[bool] = False
     has_log_prob: ClassVar[bool] = False
     stochastic: ClassVar[bool] = True
+    linear_output: ClassVar[bool] = False
+    """True if the head's only parameters are one ``nn.Linear`` (``self.linear``) and its loss
+    is a closed form of that layer's output (:meth:`output_loss`). BC then trains an MLP
+    policy with this head without autograd (:mod:`protege.algos.mlp_step`)."""
     uses_action_norm: ClassVar[bool] = False
     """True if the head's ``__init__`` takes ``action_norm`` (the range normalized actions live
     in); the policy then passes its own ``PolicyConfig.action_norm`` unless head_kwargs say."""
@@ -61,6 +65,18 @@ class Head(nn.Module):
         """
         raise NotImplementedError
 
+    def output_loss(
+        self,
+        out_BD: torch.Tensor,
+        actions_BHA: torch.Tensor,
+        pad_mask_BH: torch.Tensor | None,
+        grad_BD: torch.Tensor,
+    ) -> torch.Tensor:
+        """Only where ``linear_output``: the loss :meth:`loss` computes, from the output
+        ``out_BD`` of ``self.linear``, with its gradient with respect to ``out_BD`` written
+        into ``grad_BD`` (same shape)."""
+        raise TypeError(f"head {self.name!r} has no closed-form loss of a linear output")
+
     def sample(
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -74,6 +90,18 @@ class Head(nn.Module):
     def log_prob(self, features_BF: torch.Tensor, actions_BHA: torch.Tensor) -> torch.Tensor:
         """Log-likelihood ``(B, H)`` of actions; only where ``has_log_prob``."""
         raise TypeError(f"head {self.name!r} has no tractable log-likelihood")
+
+
+def valid_weights(
+    pad_mask_BH: torch.Tensor | None, shape_BH: tuple[int, ...]
+) -> torch.Tensor | float:
+    """The weight of each step in :func:`masked_mean`: 1/n over the n valid steps (a scalar
+    when every step is valid, else ``(B, H)``): the gradient of the mean with respect to each
+    step's value."""
+    if pad_mask_BH is None:
+        return 1.0 / (shape_BH[0] * shape_BH[1])
+    mask = pad_mask_BH.to(torch.float32)
+    return mask / mask.sum().clamp_min(1.0)
 
 
 def masked_mean(values_BH: torch.Tensor, pad_mask_BH: torch.Tensor | None) -> torch.Tensor:

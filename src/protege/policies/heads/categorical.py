@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
+from protege.policies.heads.base import (
+    Head,
+    Metrics,
+    masked_mean,
+    register_head,
+    valid_weights,
+)
 
 
 @register_head
@@ -18,6 +24,7 @@ class CategoricalHead(Head):
     name = "categorical"
     discrete = True
     has_log_prob = True
+    linear_output = True
 
     def __init__(
         self, feature_dim: int, act_dim: int, chunk_size: int, n_actions: int = 2, **kw: Any
@@ -50,6 +57,29 @@ class CategoricalHead(Head):
             hits = (logits_BHK.argmax(-1) == actions_BHA[..., 0]).float()
             metrics["accuracy"] = masked_mean(hits, pad_mask_BH)
         return loss, metrics
+
+    def output_loss(
+        self,
+        out_BD: torch.Tensor,
+        actions_BHA: torch.Tensor,
+        pad_mask_BH: torch.Tensor | None,
+        grad_BD: torch.Tensor,
+    ) -> torch.Tensor:
+        # d(cross-entropy)/d(logits) = softmax − one_hot(label), times each step's weight.
+        B = len(out_BD)
+        logp = F.log_softmax(out_BD.view(-1, self.n_actions), dim=-1)
+        labels = actions_BHA.long().view(-1, 1)
+        nll = logp.gather(1, labels).neg_()
+        grad = grad_BD.view(-1, self.n_actions)
+        torch.exp(logp, out=grad)
+        grad.scatter_add_(1, labels, torch.full_like(nll, -1.0))
+        w = valid_weights(pad_mask_BH, (B, self.chunk_size))
+        if isinstance(w, float):
+            grad.mul_(w)
+            return nll.mean()
+        w = w.view(-1, 1)
+        grad.mul_(w)
+        return (nll * w).sum()
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         return self.logits(features_BF).argmax(-1, keepdim=True).float()

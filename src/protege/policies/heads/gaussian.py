@@ -12,7 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
+from protege.policies.heads.base import (
+    Head,
+    Metrics,
+    masked_mean,
+    register_head,
+    valid_weights,
+)
 
 LOG_STD_MIN, LOG_STD_MAX = -7.0, 2.0
 
@@ -21,6 +27,7 @@ LOG_STD_MIN, LOG_STD_MAX = -7.0, 2.0
 class GaussianHead(Head):
     name = "gaussian"
     has_log_prob = True
+    linear_output = True
 
     def __init__(self, feature_dim: int, act_dim: int, chunk_size: int, **kwargs: Any) -> None:
         super().__init__(feature_dim, act_dim, chunk_size)
@@ -41,6 +48,29 @@ class GaussianHead(Head):
     ) -> tuple[torch.Tensor, Metrics]:
         loss = masked_mean(-self.log_prob(features_BF, actions_BHA), pad_mask_BH)
         return loss, {"nll": loss.detach()}
+
+    def output_loss(
+        self,
+        out_BD: torch.Tensor,
+        actions_BHA: torch.Tensor,
+        pad_mask_BH: torch.Tensor | None,
+        grad_BD: torch.Tensor,
+    ) -> torch.Tensor:
+        # NLL per dim: z²/2 + log σ + log √(2π), z = (a − μ)/σ. d/dμ = −z/σ; d/dlog σ = 1 − z²
+        # inside the clamp, 0 outside it (where the clamp holds log σ fixed).
+        out = out_BD.view(-1, self.chunk_size, 2, self.act_dim)
+        mean, raw_log_std = out[:, :, 0], out[:, :, 1]
+        log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        inv_std = torch.exp(-log_std)
+        z = (actions_BHA - mean) * inv_std
+        nll_BH = (0.5 * z.square() + log_std).sum(-1) + 0.5 * math.log(2 * math.pi) * self.act_dim
+        w = valid_weights(pad_mask_BH, tuple(nll_BH.shape))
+        w_BH1 = w if isinstance(w, float) else w[..., None]
+        grad = grad_BD.view_as(out)
+        torch.mul(z * inv_std, -w_BH1, out=grad[:, :, 0])
+        inside = (raw_log_std >= LOG_STD_MIN) & (raw_log_std <= LOG_STD_MAX)
+        torch.mul((1.0 - z.square()) * inside, w_BH1, out=grad[:, :, 1])
+        return nll_BH.mean() if isinstance(w, float) else (nll_BH * w).sum()
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         return self._params(features_BF)[0]
