@@ -197,6 +197,24 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
     assert dagger.method_config_class("thrifty") is thrifty.ThriftyConfig
     with pytest.raises(ConfigError, match="resume=True"):
         dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "s", config())
+    # Resuming must collect and train as before: changed settings are refused, by name...
+    with pytest.raises(ConfigError, match=r"bc\.steps: 300 → 301; episodes_per_round: 1 → 2"):
+        changed = config(rounds=1, episodes_per_round=2)
+        changed.bc = dataclasses.replace(BC, steps=BC.steps + 1)
+        dagger.run(
+            CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "s", changed, resume=True
+        )
+    # ...more rounds are not; and an expert.json cut off by a crash is measured again.
+    (tmp_path / "s.run" / "expert.json").write_text('{"key": {"epis')
+    more = dagger.run(
+        CARTPOLE,
+        dagger.policy_factory(CARTPOLE, **SMALL),
+        tmp_path / "s",
+        config(rounds=2, episodes_per_round=1),
+        resume=True,
+    )
+    assert [r.round for r in more.rows] == [0, 1, 2]
+    assert json.loads((tmp_path / "s.run" / "expert.json").read_text())["mean_return"] > 0
 
 
 # --------------------------------------------------------------------- kill and resume

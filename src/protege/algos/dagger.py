@@ -369,10 +369,13 @@ def run(
     store = _open_store(store_path, task, resume, rows_file)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = _read_rows(rows_file) if resume else []
-    if not resume:
+    config_file = run_dir / "config.json"
+    if resume:
+        _check_resumed_config(config_file, config)
+    else:
         rows_file.write_text("")
         shutil.rmtree(run_dir / "learners", ignore_errors=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+        _write_atomic(config_file, json.dumps(config.to_dict(), indent=2, default=str))
     done_rounds = {r.round for r in rows}
 
     expert_eval = _expert_reference(task, config, run_dir)
@@ -401,11 +404,17 @@ def run(
             ctx = RoundContext(task, r, learner, data_before, config, beta, previous)
             gate: Gate = ExpertGate() if r == 0 else gate_factory(ctx)
             have = _stored_indices(store, r)
-            missing = [e for e in range(target) if e not in have]
-            for start in range(0, len(missing), config.n_envs):
-                batch = missing[start : start + config.n_envs]
+            # Batches sit at fixed places (episodes k·n_envs … k·n_envs + n_envs − 1), and the
+            # hook sees only the episodes before its batch, so a resumed round calls it with
+            # what the uninterrupted round had at the same point.
+            for start in range(0, target, config.n_envs):
+                batch = [
+                    e for e in range(start, min(start + config.n_envs, target)) if e not in have
+                ]
+                if not batch:
+                    continue
                 if before_batch is not None and r > 0:
-                    before_batch(gate, ctx, _ordered(store, min_round=r, max_round=r))
+                    before_batch(gate, ctx, _ordered(store, r, r, before_episode=start))
                 _collect(task, store, expert, gate, learner if r > 0 else None, r, batch, config)
             if before_batch is not None and r > 0:
                 # Once more with the whole round, so the row's thresholds do not depend on
@@ -467,6 +476,43 @@ def run(
         rows=rows[: config.rounds + 1],
         config=config.to_dict(),
     )
+
+
+RESUMABLE_CHANGES = ("rounds", "bc.progress")
+"""Settings a resumed run may change: more (or fewer) rounds, and progress bars."""
+
+
+def _check_resumed_config(path: Path, config: DAggerConfig) -> None:
+    """A resumed run must collect, train and evaluate as the interrupted one did."""
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        return  # the run crashed before writing it: nothing to compare with
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); cannot check the resumed run") from None
+    now = _flat(json.loads(json.dumps(config.to_dict(), default=str)))
+    before = _flat(stored) if isinstance(stored, dict) else {}
+    changed = sorted(
+        k
+        for k in set(before) | set(now)
+        if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k)
+    )
+    if changed:
+        diffs = "; ".join(f"{k}: {before.get(k)!r} → {now.get(k)!r}" for k in changed)
+        raise ConfigError(
+            f"{path}: resuming with settings that differ from the interrupted run ({diffs}); "
+            "resume with the same settings, or start a new run"
+        )
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 # ------------------------------------------------------------------------ collection
@@ -619,14 +665,24 @@ def _order_keys(store: Store) -> list[tuple[int, float, int]]:
     ]
 
 
-def _ordered(store: Store, min_round: int = 0, max_round: int | None = None) -> Transitions | None:
+def _ordered(
+    store: Store,
+    min_round: int = 0,
+    max_round: int | None = None,
+    before_episode: int | None = None,
+) -> Transitions | None:
     """The store's steps of rounds ``min_round..max_round`` ordered by (round, episode
-    index): the same arrays whatever order the episodes finished in (None if empty)."""
+    index): the same arrays whatever order the episodes finished in (None if empty). With
+    ``before_episode``, only the episodes of ``max_round`` with a smaller index."""
     if max_round is not None and max_round < min_round:
         return None
     keys = _order_keys(store)
     chosen = [
-        k for k in sorted(keys) if k[0] >= min_round and (max_round is None or k[0] <= max_round)
+        k
+        for k in sorted(keys)
+        if k[0] >= min_round
+        and (max_round is None or k[0] <= max_round)
+        and (before_episode is None or k[0] != max_round or k[1] < before_episode)
     ]
     if not chosen:
         return None
@@ -727,16 +783,28 @@ def _expert_reference(task: Task, config: DAggerConfig, run_dir: Path) -> dict[s
     """The expert's mean return on the run's evaluation episodes (cached in run_dir)."""
     file = run_dir / "expert.json"
     key = {"episodes": config.eval_episodes, "seed": config.eval_seed, "envs": config.eval_envs}
-    if file.exists():
+    try:
         cached = json.loads(file.read_text())
-        if cached.get("key") == key:
+        if isinstance(cached, dict) and cached.get("key") == key:
             return cached
+    except (OSError, ValueError):
+        pass  # missing, or cut off by a crash: measured again
     ev = evaluate_expert(
         task, episodes=config.eval_episodes, n_envs=config.eval_envs, seed=config.eval_seed
     )
     out = {"key": key, "mean_return": ev.mean_return, "success_rate": ev.success_rate}
-    file.write_text(json.dumps(out))
+    _write_atomic(file, json.dumps(out))
     return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- by name
