@@ -128,3 +128,83 @@ def test_seeded_construction_is_independent_of_global_state():
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
     assert not torch.equal(Policy(cfg, seed=4).head.linear.weight, a.head.linear.weight)
+
+
+def _reference_act(policy: Policy, obs: np.ndarray) -> np.ndarray:
+    """act() the long way: the modules' forward and the head's mode()."""
+    with torch.inference_mode():
+        feats = policy.features(policy.normalize_obs(torch.from_numpy(obs)))
+        acts = policy.unnormalize_actions(policy.head.mode(feats)).numpy()[:, 0]
+    if policy.config.discrete:
+        return acts[:, 0].astype(np.int64)
+    return np.clip(acts, policy._low, policy._high).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("act_space", "head"),
+    [
+        (gym.spaces.Discrete(3), "categorical"),
+        (gym.spaces.Box(-2, 2, (2,), np.float32), "mse"),
+        (gym.spaces.Box(-2, 2, (2,), np.float32), "gaussian"),
+    ],
+)
+def test_fast_acting_path_matches_the_modules_and_follows_weight_changes(act_space, head):
+    policy = Policy(PolicyConfig.for_spaces(OBS, act_space, head=head, hidden_sizes=(32, 16)), 0)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(200, 4)).astype(np.float32) * 3
+    policy.set_normalization(obs, np.array([act_space.sample() for _ in range(200)]))
+    policy.eval()
+
+    def check() -> None:
+        assert policy._fast_plan() is not None
+        for n in (1, 8, 200):
+            got, want = policy.act(obs[:n]), _reference_act(policy, obs[:n])
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+    check()
+    before = policy.act(obs)
+    with torch.no_grad():  # an in-place edit of one weight...
+        policy.encoder._linears[1].weight.mul_(-1.5)
+    check()  # ...is seen at once
+    assert not np.array_equal(policy.act(obs), before)
+    policy.load_state_dict(Policy(policy.config, seed=1).state_dict())
+    check()
+    policy.set_normalization(obs * 2 + 1, np.array([act_space.sample() for _ in range(200)]))
+    check()
+    policy.double()  # new tensors for every weight and statistic
+    check()
+
+
+def test_fast_acting_path_sees_flat_adamw_steps_and_bc_training(tmp_path):
+    """BC trains through FlatAdamW's flat buffer; acting sees every step, during and after."""
+    from protege.algos import bc
+    from protege.algos.optim import FlatAdamW
+    from protege.data.episode import Episode
+    from protege.data.store import Store
+
+    act_space = gym.spaces.Discrete(2)
+    policy = Policy(PolicyConfig.for_spaces(OBS, act_space, hidden_sizes=(16,)), seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(301, 4)).astype(np.float32)
+    acts = (obs[:-1, 0] > 0).astype(np.int64)  # a rule BC learns in a few hundred steps
+
+    box = gym.spaces.Box(-2, 2, (2,), np.float32)  # continuous outputs show stale weights
+    regressor = Policy(PolicyConfig.for_spaces(OBS, box, hidden_sizes=(16,)), seed=0)
+    opt = FlatAdamW(regressor.parameters(), lr=1e-2)
+    before = regressor.act(obs)
+    pred = regressor.head.mode(regressor.features(torch.from_numpy(obs)))
+    pred.square().mean().backward()
+    opt.step()
+    assert not np.allclose(regressor.act(obs), before, atol=1e-3)
+    np.testing.assert_allclose(regressor.act(obs), _reference_act(regressor, obs), atol=1e-6)
+    opt.release()
+    np.testing.assert_allclose(regressor.act(obs), _reference_act(regressor, obs), atol=1e-6)
+
+    store = Store.create(tmp_path / "s", OBS, act_space, task="t")
+    store.append(Episode(obs=obs, actions=acts, rewards=np.zeros(300, np.float32)))
+    assert policy._fast_plan() is not None  # a plan of the untrained weights exists
+    cfg = bc.BCConfig(steps=300, lr=1e-2, val_fraction=0, progress=False)
+    bc.fit(policy, store.transitions(), cfg)
+    assert (policy.act(obs[:-1]) == acts).mean() > 0.95
+    np.testing.assert_array_equal(policy.act(obs[:-1]), _reference_act(policy, obs[:-1]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from torch.autograd.graph import increment_version
 from torch.optim.adamw import adamw
 
 
@@ -83,6 +84,10 @@ class FlatAdamW:
             eps=self.eps,
             maximize=False,
         )
+        # The update went through the flat buffer, which the parameters' own version counters
+        # do not see: bump them, as an in-place update of each would (autograd's checks and
+        # Policy's acting plan rely on them).
+        increment_version(self.params)
 
     def release(self) -> None:
         """Detach every parameter from the flat buffers (own storage, no gradient)."""

@@ -77,6 +77,10 @@ class Head(nn.Module):
         into ``grad_BD`` (same shape)."""
         raise TypeError(f"head {self.name!r} has no closed-form loss of a linear output")
 
+    def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
+        """Only where ``linear_output``: :meth:`mode` from the output of ``self.linear``."""
+        raise TypeError(f"head {self.name!r} has no closed-form mode of a linear output")
+
     def sample(
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:

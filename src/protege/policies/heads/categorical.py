@@ -82,7 +82,10 @@ class CategoricalHead(Head):
         return (nll * w).sum()
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
-        return self.logits(features_BF).argmax(-1, keepdim=True).float()
+        return self.output_mode(self.linear(features_BF))
+
+    def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
+        return out_BD.view(-1, self.chunk_size, self.n_actions).argmax(-1, keepdim=True).float()
 
     def sample(
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None

@@ -31,7 +31,10 @@ class DeterministicHead(Head):
         self.linear = nn.Linear(feature_dim, chunk_size * act_dim)
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
-        return self.linear(features_BF).view(-1, self.chunk_size, self.act_dim)
+        return self.output_mode(self.linear(features_BF))
+
+    def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
+        return out_BD.view(-1, self.chunk_size, self.act_dim)
 
     def sample(
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None

@@ -73,7 +73,10 @@ class GaussianHead(Head):
         return nll_BH.mean() if isinstance(w, float) else (nll_BH * w).sum()
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
-        return self._params(features_BF)[0]
+        return self.output_mode(self.linear(features_BF))
+
+    def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
+        return out_BD.view(-1, self.chunk_size, 2, self.act_dim)[:, :, 0]
 
     def sample(
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
