@@ -131,11 +131,23 @@ def test_no_labels_is_an_error():
 
 
 def test_tensorboard_scalars(tmp_path, cartpole_demos):
+    """The event file holds the train and validation losses of every evaluation, as in the
+    result's history (read back with TensorBoard's own reader)."""
     pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     task = protege.tasks.make("cartpole")
-    cfg = bc.BCConfig(steps=20, eval_every=10, progress=False, tensorboard_dir=str(tmp_path / "tb"))
-    bc.fit(small_policy(task), Store.open(cartpole_demos), cfg)
+    cfg = bc.BCConfig(steps=30, eval_every=10, progress=False, tensorboard_dir=str(tmp_path / "tb"))
+    result = bc.fit(small_policy(task), Store.open(cartpole_demos), cfg)
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert sorted(events.Tags()["scalars"]) == ["bc/train_loss", "bc/val_loss"]
+    for key in ("train_loss", "val_loss"):
+        logged = [(e.step, e.value) for e in events.Scalars(f"bc/{key}")]
+        want = [(h["step"], pytest.approx(h[key], rel=1e-6)) for h in result.history]
+        assert logged == want, key
+    assert [h["step"] for h in result.history] == [10, 20, 30]
 
 
 def _transitions(eps, obs_space, act_space):

@@ -2,19 +2,23 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import zlib
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+import protege
 from protege.data.episode import LEARNER, Episode
-from protege.data.store import Store
+from protege.data.store import FIELDS, Store
 from protege.errors import DataError
+from protege.rollout.collect import collect
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gym.spaces.Discrete(4)
@@ -153,6 +157,156 @@ def test_kill_9_during_collection_loses_at_most_the_episode_in_flight(tmp_path):
     assert len(Store.open(path)) == len(store) + 1
 
 
+# ------------------------------------------------------ kill -9 of a real `protege collect`
+COLLECT = ["--task", "lunarlander", "--episodes", "60", "--n-envs", "4", "--seed", "0"]
+"""LunarLander: episodes of different lengths end at different times on the 4 sub-envs."""
+
+TEAR = textwrap.dedent(
+    """
+    # `protege collect` that SIGKILLs itself halfway through writing one file of one append.
+    import os, signal, sys
+    from protege.data import store
+
+    target, after, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    write = store._append_durably
+
+    def torn(path, data):
+        if path.name == target and len(store._read_index(path.parent / "episodes.jsonl")) == after:
+            write(path, data[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        write(path, data)
+
+    store._append_durably = torn
+    from protege.cli import main
+    sys.exit(main(argv))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def lunar_reference(tmp_path_factory):
+    """The uninterrupted collection the killed ones are compared with: its files' bytes and
+    where each episode's rows end in them."""
+    path = tmp_path_factory.mktemp("reference") / "s"
+    args = dict(zip(COLLECT[::2], COLLECT[1::2], strict=True))
+    collect(
+        protege.tasks.make(args["--task"]),
+        path,
+        episodes=int(args["--episodes"]),
+        n_envs=int(args["--n-envs"]),
+        seed=int(args["--seed"]),
+    )
+    lengths = np.array([e["length"] for e in Store.open(path).index])
+    files, ends, row_bytes = {}, {}, {}
+    for name in FIELDS:
+        files[name] = (path / f"{name}.bin").read_bytes()
+        rows = lengths + 1 if name == "obs" else lengths
+        row_bytes[name] = len(files[name]) // int(rows.sum())
+        ends[name] = np.concatenate([[0], np.cumsum(rows)]) * row_bytes[name]
+    return {"files": files, "ends": ends, "row_bytes": row_bytes, "n": len(lengths)}
+
+
+def _committed_lines(path) -> int:
+    index = path / "episodes.jsonl"
+    return index.read_bytes().count(b"\n") if index.exists() else 0
+
+
+def _check_killed_collection(path, ref, seen: int) -> dict[str, int]:
+    """What a kill -9 may leave, checked against the uninterrupted run; returns the stray
+    bytes per file.
+
+    The store opens; it holds, byte for byte, the first K episodes of the uninterrupted run,
+    K ≥ ``seen`` (every episode committed before the kill survives, CRC-checked and with the
+    length and return of its index line); past them lie at most part of the rows of episode K,
+    the one being written. So only the episodes in flight (at most one per sub-env) are lost.
+    """
+    store = Store.open(path)
+    k = len(store)
+    assert seen <= k < ref["n"], (seen, k)
+    store.transitions()  # every committed episode's CRC32 checked
+    for entry, ep in zip(store.index, store.episodes(), strict=True):
+        assert len(ep) == entry["length"]
+        assert ep.episode_return == pytest.approx(entry["return"], rel=1e-6, abs=1e-6)
+    strays = {}
+    for name in FIELDS:
+        have, want = (path / f"{name}.bin").read_bytes(), ref["files"][name]
+        end, next_end = ref["ends"][name][k], ref["ends"][name][k + 1]
+        assert have[:end] == want[:end], f"{name}.bin: a committed episode differs"
+        assert len(have) <= next_end, f"{name}.bin: more than the episode in flight"
+        assert have[end:] == want[end : len(have)], f"{name}.bin: stray bytes are not episode {k}'s"
+        strays[name] = len(have) - end
+    return strays
+
+
+def _check_append_after_kill(path, ref) -> None:
+    """Appending opens the store for writing, which cuts the stray bytes off; the new episodes
+    follow the old ones and everything loads."""
+    k = len(Store.open(path))
+    collect(protege.tasks.make("lunarlander"), path, episodes=2, n_envs=2, seed=99)
+    store = Store.open(path)
+    assert len(store) == k + 2
+    new_rows = sum(e["length"] for e in store.index[k:])
+    for name in FIELDS:
+        have, end = (path / f"{name}.bin").read_bytes(), ref["ends"][name][k]
+        assert have[:end] == ref["files"][name][:end]
+        rows = new_rows + 2 * (name == "obs")  # obs: one more row per episode
+        assert len(have) == end + rows * ref["row_bytes"][name], f"{name}.bin: stray bytes kept"
+    data = store.transitions()
+    assert len(data) == store.n_transitions
+    assert (path / "episodes.jsonl").read_bytes().endswith(b"\n")
+
+
+def test_kill_9_of_protege_collect_at_a_random_moment(tmp_path, lunar_reference):
+    """A real `protege collect` with 4 sub-envs, SIGKILLed at an arbitrary moment."""
+    path, log = tmp_path / "s", tmp_path / "stderr.txt"
+    rng = np.random.default_rng()
+    at_least, delay = int(rng.integers(4, 30)), float(rng.uniform(0.0, 0.03))
+    moment = f"killed after {at_least} stored episodes + {delay:.3f} s"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "protege.cli", "collect", "--out", str(path), *COLLECT],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.time() + 60
+        while _committed_lines(path) < at_least:
+            assert proc.poll() is None, (moment, log.read_text())
+            assert time.time() < deadline, moment
+            time.sleep(0.001)
+        time.sleep(delay)
+        seen = _committed_lines(path)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, f"collection ended before the kill ({moment})"
+    _check_killed_collection(path, lunar_reference, seen)
+    _check_append_after_kill(path, lunar_reference)
+
+
+@pytest.mark.parametrize("target", ["obs.bin", "rewards.bin", "episodes.jsonl"])
+def test_kill_9_of_protege_collect_mid_append(tmp_path, lunar_reference, target):
+    """`protege collect` killed halfway through writing ``target`` for its 7th episode: the
+    first file of an append, one in the middle, and the index line that commits it."""
+    path = tmp_path / "s"
+    proc = subprocess.run(
+        [sys.executable, "-c", TEAR, target, "6", "collect", "--out", str(path), *COLLECT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    strays = _check_killed_collection(path, lunar_reference, seen=6)
+    assert len(Store.open(path)) == 6
+    written = FIELDS if target == "episodes.jsonl" else FIELDS[: FIELDS.index(target[:-4]) + 1]
+    assert [name for name in FIELDS if strays[name]] == list(written)
+    if target == "episodes.jsonl":
+        assert not (path / "episodes.jsonl").read_bytes().endswith(b"\n")  # a torn line
+    _check_append_after_kill(path, lunar_reference)
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_missing_store(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
@@ -260,3 +414,72 @@ def test_read_only_store_refuses_appends(tmp_path):
     Store.create(tmp_path / "s", OBS, ACT).close()
     with pytest.raises(DataError, match="read-only"):
         Store.open(tmp_path / "s").append(make_episode())
+
+
+def _poison(path, field, episode, row, value):
+    """Write ``value`` into row ``row`` of ``episode`` in ``field.bin`` and recompute that
+    episode's CRC32, as a store written by another tool might hold it: only the finiteness
+    check at load can catch it."""
+    from protege.data.store import FIELDS
+
+    store = Store.open(path)
+    shape, dtype = store._layout[field]
+    index = store.index
+    rows = [e["length"] + (field == "obs") for e in index]
+    values = np.fromfile(path / f"{field}.bin", dtype).reshape(-1, *shape)
+    start = sum(rows[:episode])
+    values[start + row] = value
+    values.tofile(path / f"{field}.bin")
+    part = values[start : start + rows[episode]]
+    index[episode]["crc"][FIELDS.index(field)] = zlib.crc32(part.tobytes())
+    (path / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in index))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "row"),
+    [
+        ("obs", np.nan, 2),
+        ("obs", np.inf, 5),  # the final observation of the episode is checked too
+        ("actions", np.nan, 0),
+        ("executed", -np.inf, 3),
+        ("rewards", np.nan, 1),
+        ("rewards", np.inf, 4),
+    ],
+)
+def test_nan_or_inf_in_a_stored_field_is_refused_at_load(tmp_path, field, value, row):
+    path = tmp_path / "s"
+    with Store.create(path, OBS, BOX_ACT) as store:
+        store.extend([make_episode(5, seed, act_space=BOX_ACT) for seed in range(3)])
+    _poison(path, field, 1, row, value)
+    message = rf"{re.escape(str(path / field))}\.bin: episode 1 contains NaN or inf "
+    message += rf"\(first at row {row}\)"
+    with pytest.raises(DataError, match=message):
+        Store.open(path).transitions()
+    with pytest.raises(DataError, match=message):
+        list(Store.open(path).episodes())
+
+
+# ------------------------------------------------------------------------ reproducibility
+def _collected(path):
+    """Everything a seeded collection decides, episode by episode."""
+    store = Store.open(path)
+    eps = list(store.episodes())
+    return {
+        "lengths": [len(e) for e in eps],
+        "obs": np.concatenate([e.obs for e in eps]),
+        "actions": np.concatenate([e.actions for e in eps]),
+        "rewards": np.concatenate([e.rewards for e in eps]),
+        "returns": [e["return"] for e in store.index],
+    }
+
+
+def test_collection_with_the_same_seed_gives_the_same_store(tmp_path):
+    task = protege.tasks.make("lunarlander")
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        collect(task, tmp_path / name, episodes=5, n_envs=3, seed=seed)
+    a, b, c = (_collected(tmp_path / n) for n in "abc")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert a["lengths"] != c["lengths"]
+    assert a["returns"] != c["returns"]
+    assert not np.array_equal(a["obs"][0], c["obs"][0])  # other initial states

@@ -24,7 +24,8 @@ Appending an episode writes its rows to the ``.bin`` files, fsyncs them, then ap
 fsyncs its index line. An episode exists once its index line does: a crash (even ``kill -9``)
 loses at most the episode being written, whose stray bytes are cut off the next time the store
 is opened for writing. Loading reads each file with one ``numpy.fromfile`` call and checks
-every episode's CRC32, so corruption is reported, never trained on.
+every episode's CRC32 and that its observations, actions and rewards are finite, so corruption
+is reported, never trained on.
 
 Example:
     >>> store = Store.create("demos", env.observation_space, env.action_space, task="cartpole")
@@ -311,10 +312,8 @@ class Store:
                 **frames,
                 **({"extras": episode.extras} if episode.extras else {}),
             }
-            with open(self.path / "episodes.jsonl", "a") as f:
-                f.write(json.dumps(entry) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            # The commit: once this line (with its newline) is on disk, the episode exists.
+            _append_durably(self.path / "episodes.jsonl", (json.dumps(entry) + "\n").encode())
             self._index.append(entry)
 
     def _encode(self, ep: Episode, where: str) -> dict[str, np.ndarray]:
@@ -406,7 +405,10 @@ class Store:
         for i, entry in enumerate(self._index):
             if zlib.crc32(raw[offsets[i] : offsets[i + 1]].data) != entry["crc"][col]:
                 raise DataError(f"{file}: episode {i} is corrupt (CRC32 mismatch)")
-        return flat.reshape((total, *shape))
+        values = flat.reshape((total, *shape))
+        if dtype.kind == "f":
+            _check_finite(values, rows, file)
+        return values
 
     def transitions(self) -> Transitions:
         """Every committed step as one set of aligned arrays (see :class:`Transitions`)."""
@@ -418,13 +420,8 @@ class Store:
         # obs has one extra row per episode (the observation after the last step): drop it.
         keep = np.ones(len(fields["obs"]), bool)
         keep[np.cumsum(lengths + 1) - 1] = False
-        obs = fields["obs"][keep]
-        for name in ("obs", "actions", "executed"):
-            values = obs if name == "obs" else fields[name]
-            if values.dtype.kind == "f" and not np.isfinite(values).all():
-                raise DataError(f"{self.path / (name + '.bin')}: contains NaN or inf")
         return Transitions(
-            obs=obs,
+            obs=fields["obs"][keep],
             actions=fields["actions"],
             executed=fields["executed"],
             rewards=fields["rewards"],
@@ -489,6 +486,23 @@ class Store:
         if text and not text.endswith(b"\n"):
             keep = text[: text.rfind(b"\n") + 1]
             _atomic_write(index_file, keep.decode())
+
+
+def _check_finite(values: np.ndarray, rows: np.ndarray, file: Path) -> None:
+    """Raise a DataError naming ``file``, the episode and its row if ``values`` (every row of
+    a float field, ``rows[i]`` of them for episode i) holds NaN or inf.
+
+    Appends refuse such values, so they can only come from a store written by other means
+    (a hand-edited file whose CRC32 was recomputed, another tool); a learner must never
+    train on them."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if not bad.any():
+        return
+    first = int(np.argmax(bad))
+    ends = np.cumsum(rows)
+    episode = int(np.searchsorted(ends, first, side="right"))
+    row = first - (int(ends[episode - 1]) if episode else 0)
+    raise DataError(f"{file}: episode {episode} contains NaN or inf (first at row {row})")
 
 
 def _read_index(file: Path) -> list[dict[str, Any]]:

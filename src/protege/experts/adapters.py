@@ -4,6 +4,10 @@
 * a saved protege policy (a directory with config.json + model.safetensors);
 * a stable-baselines3 model (``model.predict`` is called deterministically).
 
+A trained expert knows the spaces it was trained on: :func:`check_expert` (which
+``protege.collect`` and ``protege.evaluate`` call) raises a :class:`ConfigError` when they
+do not fit the task's, instead of a shape error deep inside the model or the env.
+
 Example:
     >>> expert = CallableExpert(lambda obs: (obs[:, 2] > 0).astype(int))
     >>> expert = PolicyExpert.load("runs/bc-lunar")
@@ -16,9 +20,40 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
+from protege.data.spaces import describe_space
+from protege.errors import ConfigError
 from protege.policies.policy import Policy
+
+
+def check_expert(expert: Any, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Raise a :class:`ConfigError` if ``expert`` knows its spaces and they do not fit these
+    (experts without a ``check_spaces`` method, e.g. scripted ones, are taken as they are)."""
+    check = getattr(expert, "check_spaces", None)
+    if check is not None:
+        check(observation_space, action_space)
+
+
+def _mismatch(who: str, what: str, mine: str, theirs: gym.Space) -> ConfigError:
+    """``who: the model's action space (Discrete(4)) does not match the task's (...)``."""
+    return ConfigError(
+        f"{who}: {what} ({mine}) does not match the task's ({describe_space(theirs)})"
+    )
+
+
+def _same_kind(mine: gym.Space, theirs: gym.Space) -> bool:
+    """Whether a model trained on ``mine`` can act in ``theirs``: the same kind of space
+    with the same shape (and number of actions); bounds may differ."""
+    if isinstance(mine, gym.spaces.Discrete) or isinstance(theirs, gym.spaces.Discrete):
+        return (
+            isinstance(mine, gym.spaces.Discrete)
+            and isinstance(theirs, gym.spaces.Discrete)
+            and int(mine.n) == int(theirs.n)
+            and int(mine.start) == int(theirs.start)
+        )
+    return type(mine) is type(theirs) and tuple(mine.shape or ()) == tuple(theirs.shape or ())
 
 
 class CallableExpert:
@@ -40,14 +75,39 @@ class CallableExpert:
 class PolicyExpert:
     """A trained protege policy acting as the expert (deterministically)."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, name: str = "the expert policy"):
         self.policy = policy
+        self.name = name
+        """How errors name it: its ``config.json`` when loaded from a directory."""
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PolicyExpert:
-        return cls(Policy.load(path))
+        return cls(Policy.load(path), name=str(os.path.join(path, "config.json")))
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """Raise a ConfigError naming the policy if it was built for other spaces."""
+        cfg = self.policy.config
+        if tuple(cfg.obs_shape) != tuple(observation_space.shape or ()):
+            mine = f"shape {tuple(cfg.obs_shape)}"
+            raise _mismatch(self.name, "the policy's observations", mine, observation_space)
+        if cfg.discrete:
+            ok = isinstance(action_space, gym.spaces.Discrete) and cfg.n_actions == action_space.n
+            mine = f"Discrete({cfg.n_actions})"
+        else:
+            ok = isinstance(action_space, gym.spaces.Box) and cfg.act_dim == int(
+                np.prod(action_space.shape)
+            )
+            mine = f"Box of dimension {cfg.act_dim}"
+        if not ok:
+            raise _mismatch(self.name, "the policy's action space", mine, action_space)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        shape = tuple(self.policy.config.obs_shape)
+        if np.ndim(obs) != len(shape) + 1 or tuple(np.shape(obs)[1:]) != shape:
+            raise ConfigError(
+                f"{self.name}: the policy takes a batch of observations of shape {shape}, "
+                f"got an array of shape {tuple(np.shape(obs))}"
+            )
         # Chunked policies keep per-env queues; an expert asked about arbitrary states must not.
         chunks = self.policy.predict_chunk(obs, deterministic=True)
         first = chunks[:, 0]
@@ -60,15 +120,36 @@ class PolicyExpert:
 
 
 class SB3Expert:
-    """A stable-baselines3 model (PPO, SAC, DQN, ...) acting as the expert."""
+    """A stable-baselines3 model (PPO, SAC, DQN, ...) acting as the expert.
+
+    Its actions come as the store keeps them: ``(N,)`` int64 for a Discrete action space,
+    ``(N, *shape)`` float32 for a Box."""
 
     def __init__(self, model: Any, deterministic: bool = True):
         self.model = model
         self.deterministic = deterministic
+        self.name = f"SB3Expert ({type(model).__name__} model)"
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """Raise a ConfigError if the model was trained on other spaces than these."""
+        for what, mine, theirs in (
+            ("the model's observation space", self.model.observation_space, observation_space),
+            ("the model's action space", self.model.action_space, action_space),
+        ):
+            if not _same_kind(mine, theirs):
+                raise _mismatch(self.name, what, describe_space(mine), theirs)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        shape = tuple(self.model.observation_space.shape or ())
+        if np.ndim(obs) != len(shape) + 1 or tuple(np.shape(obs)[1:]) != shape:
+            raise ConfigError(
+                f"{self.name}: the model takes a batch of observations of shape {shape}, "
+                f"got an array of shape {tuple(np.shape(obs))}"
+            )
         actions, _ = self.model.predict(obs, deterministic=self.deterministic)
-        return np.asarray(actions)
+        if isinstance(self.model.action_space, gym.spaces.Discrete):
+            return np.asarray(actions).astype(np.int64).reshape(len(obs))
+        return np.asarray(actions, np.float32).reshape(len(obs), *self.model.action_space.shape)
 
     def reset(self, seed: int | None = None) -> None:
         pass

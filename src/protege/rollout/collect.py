@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from protege.data.store import Store
+from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
 from protege.rollout.gates import ExpertGate, Gate
 from protege.rollout.loop import RolloutResult, rollout
@@ -28,13 +29,15 @@ def collect(
     Example:
         >>> collect(protege.tasks.make("lunarlander"), "demos/lunar", episodes=100, seed=0)
     """
-    if not isinstance(store, Store):
-        obs_space, act_space = task.spaces
-        store = Store.create(store, obs_space, act_space, task=task.name, exist_ok=True)
     expert = expert or task.make_expert()
-    expert.reset(seed)
     env = task.make_vec_env(min(n_envs, episodes))
     try:
+        # Before the store is created: a wrong expert leaves no empty store behind.
+        check_expert(expert, env.single_observation_space, env.single_action_space)
+        if not isinstance(store, Store):
+            obs_space, act_space = task.spaces
+            store = Store.create(store, obs_space, act_space, task=task.name, exist_ok=True)
+        expert.reset(seed)
         return rollout(
             env,
             episodes,

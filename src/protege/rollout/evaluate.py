@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from protege.experts.adapters import check_expert
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import Actor, RolloutResult, rollout
 from protege.tasks.base import Task
@@ -123,6 +124,8 @@ def evaluate(
     """
     env = task.make_vec_env(min(n_envs, episodes))
     try:
+        expert = task.make_expert() if measure_disagreement else None
+        check_expert(expert, env.single_observation_space, env.single_action_space)
         generator = torch.Generator().manual_seed(seed)
         r = rollout(
             env,
@@ -130,7 +133,7 @@ def evaluate(
             gate=LearnerGate(label=False),
             seed=seed,
             learner=policy,
-            expert=task.make_expert() if measure_disagreement else None,
+            expert=expert,
             success=task.success,
             measure_disagreement=measure_disagreement,
             deterministic=deterministic,
@@ -149,6 +152,7 @@ def evaluate_expert(
     env = task.make_vec_env(min(n_envs, episodes))
     try:
         expert = task.make_expert()
+        check_expert(expert, env.single_observation_space, env.single_action_space)
         expert.reset(seed)
         r = rollout(
             env,
