@@ -25,8 +25,8 @@ from protege.algos.dagger import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
-from protege.rollout.gates import ExpertGate
-from protege.rollout.loop import rollout
+from protege.rollout.gates import Decision, ExpertGate, StepView
+from protege.rollout.loop import count_interventions, rollout
 from protege.tasks import make
 
 CARTPOLE = make("cartpole")
@@ -138,6 +138,7 @@ def test_hg_dagger_labels_only_takeovers(tmp_path: Path) -> None:
     assert last.labels == last.expert_steps == last.expert_queries < len(data)
     takeovers = sum(e["extras"].get("takeover_unsafe", 0) for e in index)
     assert last.interventions == takeovers
+    assert last.attention_seconds == 0.0  # a simulated supervisor spends no one's time
 
 
 def test_ensemble_thrifty_and_dart_run_and_count(tmp_path: Path) -> None:
@@ -177,6 +178,91 @@ def test_ensemble_thrifty_and_dart_run_and_count(tmp_path: Path) -> None:
     assert data.labeled.all() and np.all(data.actor == EXPERT)
     assert (data.executed != data.actions).any()  # noisy execution, clean labels
     assert d.rows[-1].learner_steps == 0
+    assert d.rows[-1].interventions == 0  # the expert drives throughout: no takeovers
+
+
+def test_the_intervention_rule() -> None:
+    runs = {
+        (1, 1, 0, 0, 1, 0): 2,  # a takeover from the first step counts
+        (0, 1, 1, 0, 1): 2,
+        (0, 0, 0): 0,
+        (1, 1, 1): 0,  # the expert drove throughout: nobody was taken over from
+    }
+    for steps, n in runs.items():
+        assert count_interventions(np.array(steps, bool)) == n
+
+
+class StartAndMiddle:
+    """The expert drives steps 0-2 and 10-11 of every episode."""
+
+    def reset(self, env_index: int) -> None:
+        pass
+
+    def decide(self, step: StepView) -> Decision:
+        expert = (step.t < 3) | ((step.t >= 10) & (step.t < 12))
+        return Decision(expert_acts=expert, label=expert.copy())
+
+
+def test_loop_and_rounds_count_interventions_alike(tmp_path: Path) -> None:
+    """Two takeovers per episode, one of them at step 0: the loop, the stored episodes and
+    the round rows all count two."""
+    lane = make("lane")
+    lane = dataclasses.replace(lane, horizon=20, env_kwargs={**lane.env_kwargs, "horizon": 20})
+    pf = dagger.policy_factory(lane, hidden_sizes=(16,))
+    res = dagger.run(lane, pf, tmp_path / "l", config(rounds=1), lambda ctx: StartAndMiddle())
+    index = Store.open(tmp_path / "l").index
+    assert [e["extras"]["interventions"] for e in index] == [0, 2, 2]
+    assert [r.interventions for r in res.rows] == [0, 4]
+    assert [r.attention_seconds for r in res.rows] == [0.0, 0.0]
+    env = lane.make_vec_env(2)
+    try:
+        learner = dagger.load_learner(tmp_path / "l.run" / "learners" / "round_001")
+        r = rollout(
+            env, 3, gate=StartAndMiddle(), seed=0, learner=learner, expert=lane.make_expert()
+        )
+    finally:
+        env.close()
+    assert r.interventions == 6
+
+
+class Coin:
+    """The expert drives with probability 1/2 at each step, and whole episodes now and then."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+        self.all_expert: dict[int, bool] = {}
+
+    def reset(self, env_index: int) -> None:
+        self.all_expert[env_index] = bool(self.rng.random() < 0.2)
+
+    def decide(self, step: StepView) -> Decision:
+        n = len(step.obs)
+        whole = np.array([self.all_expert.get(i, False) for i in range(n)])
+        expert = whole | (self.rng.random(n) < 0.5)
+        return Decision(expert_acts=expert, label=expert.copy())
+
+
+def test_the_loop_counts_by_the_rule() -> None:
+    """The loop counts online what :func:`count_interventions` counts per stored episode."""
+    lane = make("lane")
+    lane = dataclasses.replace(lane, horizon=12, env_kwargs={**lane.env_kwargs, "horizon": 12})
+    env = lane.make_vec_env(3)
+    try:
+        learner = dagger.policy_factory(lane, hidden_sizes=(8,))()
+        r = rollout(
+            env,
+            40,
+            gate=Coin(),
+            seed=1,
+            learner=learner,
+            expert=lane.make_expert(),
+            keep_episodes=True,
+        )
+    finally:
+        env.close()
+    per_episode = [count_interventions(ep.actors == EXPERT) for ep in r.episodes]
+    assert r.interventions == sum(per_episode) > 0
+    assert 0 in per_episode and any((ep.actors == EXPERT).all() for ep in r.episodes)
 
 
 def test_config_and_store_errors(tmp_path: Path) -> None:

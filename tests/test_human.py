@@ -283,6 +283,34 @@ def test_takeover_labels_exactly_the_held_steps(tmp_path: Any) -> None:
     assert sorted(set(segments[held].tolist())) == [0, 1] and (segments[~held] == -1).all()
 
 
+def test_successive_sessions_are_successive_rounds(tmp_path: Any) -> None:
+    """A demonstration is round 0; each intervention session on the same store is the next
+    round (or the one asked for); every episode stores what it cost the person."""
+    store = tmp_path / "s"
+    sup = HumanSupervisor.for_task("lane", fps=FAST)
+    sup.open()
+    down("right")
+    assert teleop(lane(6), store, episodes=1, supervisor=sup).round == 0
+    sessions = [
+        teleop(lane(6), store, episodes=2, policy=ScriptedLearner(1, script), fps=FAST)
+        for script in ({1: press("space"), 3: release("space")}, {5: press("space")})
+    ]
+    assert [s.round for s in sessions] == [1, 2]
+    last = teleop(lane(6), store, episodes=1, policy=ScriptedLearner(1), fps=FAST, round=7)
+    index = Store.open(store).index
+    assert [e["round"] for e in index] == [0, 1, 1, 2, 2, 7] and last.round == 7
+    assert [x["round"] for x in log_lines(store)] == [0, 1, 1, 2, 2, 7]
+    # Session 2 takes over at the first episode's last step and holds SPACE through the
+    # second, which is then all the person's: no intervention, nobody was taken over from.
+    assert [e["extras"]["interventions"] for e in index] == [0, 1, 0, 1, 0, 0]
+    assert [s.interventions for s in sessions] == [1, 1]
+    attention = [e["extras"]["attention_seconds"] for e in index]
+    assert [a > 0 for a in attention] == [True, True, False, True, True, False]
+    for e, x in zip(index, log_lines(store), strict=True):
+        spent = sum(dt for dt, human in zip(x["dt"], x["in_control"], strict=True) if human)
+        assert e["extras"]["attention_seconds"] == pytest.approx(spent, abs=1e-3)
+
+
 def test_toggle_key_and_focus_loss(tmp_path: Any) -> None:
     script = {
         3: press("t"),
@@ -547,3 +575,138 @@ def test_own_task_with_registered_keys(tmp_path: Any) -> None:
     assert summary.labels == 8
     (episode,) = Store.open(tmp_path / "slider").episodes()
     np.testing.assert_allclose(episode.obs[-1], [2.0, 0.0])
+
+
+# ------------------------------------------------------------- HG-DAgger with a person
+class ScriptedPerson(HumanSupervisor):
+    """A person who follows a script: ``script[k]`` runs just before their k-th decision,
+    counted over the whole run (demonstrations, every round, every episode)."""
+
+    def __init__(
+        self, action_space: gym.Space, script: dict[int, Callable[[], None]], **kw: Any
+    ) -> None:
+        super().__init__(action_space, **kw)
+        self.script = script
+
+    def _tick(self, obs: np.ndarray, learner: np.ndarray | None, demo: bool) -> bool:
+        action = self.script.get(self.counts.steps)
+        if action is not None:
+            self.open()  # events are posted to the window's queue
+            action()
+        return super()._tick(obs, learner, demo)
+
+
+H = 15  # lane episodes are exactly H steps
+PERSON_FPS = 50.0
+
+
+def person_config(**kw: Any) -> Any:
+    from protege.algos.bc import BCConfig
+    from protege.algos.dagger import DAggerConfig
+
+    bc = BCConfig(steps=60, batch_size=32, val_fraction=0.0, progress=False)
+    base: dict[str, Any] = dict(
+        rounds=2, episodes_per_round=2, initial_demos=1, bc=bc, eval_episodes=2, eval_envs=2
+    )
+    return DAggerConfig(**{**base, **kw})
+
+
+def run_person(tmp_path: Any, script: dict[int, Callable[[], None]], **kw: Any) -> Any:
+    from protege.algos import dagger, hg_dagger
+
+    task = lane(H)
+    person = ScriptedPerson.for_task(task, script=script, fps=PERSON_FPS)
+    lines: list[str] = []
+    result = hg_dagger.run_human(
+        task,
+        tmp_path / "store",
+        person_config(),
+        supervisor=person,
+        make_policy=dagger.policy_factory(task, hidden_sizes=(16,)),
+        log=lines.append,
+        **kw,
+    )
+    return result, person, lines
+
+
+# Ticks 0-14 are the demonstration; round 1 is ticks 15-44, round 2 ticks 45-74 (two
+# episodes each). The person holds SPACE (and Right) for those stretches.
+TAKEOVERS = [(18, 23), (33, 36), (45, 48), (65, 70)]
+
+
+def takeover_script() -> dict[int, Callable[[], None]]:
+    script: dict[int, Callable[[], None]] = {0: press("left"), H: release("left")}
+    for start, end in TAKEOVERS:
+        script[start] = press("space", "right")
+        script[end] = release("space", "right")
+    return script
+
+
+def test_person_supervises_hg_dagger_rounds_with_retraining(tmp_path: Any) -> None:
+    from protege.algos.dagger import load_learner
+
+    result, person, lines = run_person(tmp_path, takeover_script())
+    d = stored(tmp_path / "store")
+    assert d.rounds.tolist() == [0, 1, 1, 2, 2] and len(d) == 5 * H
+    held = np.zeros(5 * H, bool)
+    held[:H] = True  # the demonstration: every step is the person's
+    for start, end in TAKEOVERS:
+        held[start:end] = True
+    np.testing.assert_array_equal(d.labeled, held)
+    np.testing.assert_array_equal(d.actor, np.where(held, EXPERT, LEARNER))
+    assert (d.actions[:H] == 0).all()  # demonstrated with Left held
+    assert (d.actions[H:][held[H:]] == 2).all() and (d.executed[H:][held[H:]] == 2).all()
+
+    rows = result.rows
+    assert [r.round for r in rows] == [0, 1, 2] and not result.stopped
+    assert [r.labels for r in rows] == [15, 15 + 5 + 3, 15 + 8 + 3 + 5]
+    assert [r.interventions for r in rows] == [0, 2, 4]  # round 2's first starts at step 0
+    assert [r.expert_steps for r in rows] == [r.labels for r in rows]
+    # Attention: the seconds the person was in control, step by step as logged.
+    log = [json.loads(x) for x in log_path(tmp_path / "store").read_text().splitlines()]
+    assert [(x["round"], x["episode"]) for x in log] == [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)]
+    dt = np.concatenate([x["dt"] for x in log])
+    in_control = np.concatenate([x["in_control"] for x in log]).astype(bool)
+    np.testing.assert_array_equal(in_control, held)
+    by_round = np.repeat(d.rounds, d.episode_lengths)
+    for r in rows:
+        spent = dt[in_control & (by_round <= r.round)].sum()
+        assert r.attention_seconds == pytest.approx(spent, abs=1e-3)
+    assert rows[-1].attention_seconds == pytest.approx(held.sum() / PERSON_FPS, rel=0.3)
+    assert rows[-1].attention_seconds == pytest.approx(person.counts.attention_seconds)
+    assert rows[1].attention_seconds > rows[0].attention_seconds > 0
+
+    # Retrained between rounds: round r's learner is the one trained after round r − 1.
+    learners = tmp_path / "store.run" / "learners"
+    for r in (1, 2):
+        steps = by_round == r
+        proposed = np.concatenate([x["learner_actions"] for x in log if x["round"] == r])
+        acted = load_learner(learners / f"round_{r - 1:03d}").act(d.obs[steps])
+        np.testing.assert_array_equal(proposed, acted)
+    assert (learners / "round_002").exists()
+    assert any("round 2 episode 0" in line and "1 takeovers" in line for line in lines)
+
+
+def test_person_quits_and_the_resumed_run_continues_where_it_stopped(tmp_path: Any) -> None:
+    script = takeover_script()
+    script[50] = press("escape")  # round 2, episode 0, step 5: cut short there
+    first, _, _ = run_person(tmp_path, script)
+    assert first.stopped and [r.round for r in first.rows] == [0, 1]
+    index = Store.open(tmp_path / "store").index
+    assert [(e["round"], e["length"], e["truncated"]) for e in index[3:]] == [(2, 6, True)]
+    learners = tmp_path / "store.run" / "learners"
+    assert sorted(p.name for p in learners.iterdir()) == ["round_000", "round_001"]
+    before = {str(p.relative_to(learners)): p.stat().st_mtime_ns for p in learners.rglob("*")}
+
+    # The person comes back: only round 2's missing episode is run, then round 2's learner.
+    second, person, _ = run_person(tmp_path, {2: press("space"), 6: release("space")}, resume=True)
+    assert not second.stopped and [r.round for r in second.rows] == [0, 1, 2]
+    assert person.counts.steps == H
+    index = Store.open(tmp_path / "store").index
+    assert [(e["round"], int(e["extras"]["episode"])) for e in index[3:]] == [(2, 0), (2, 1)]
+    after = {str(p.relative_to(learners)): p.stat().st_mtime_ns for p in learners.rglob("*")}
+    assert {name: after.get(name) for name in before} == before  # rounds 0, 1 not retrained
+    assert second.rows[:2] == first.rows
+    last = second.rows[-1]
+    assert last.labels == 15 + 8 + 3 + 4 and last.interventions == 2 + 1 + 1
+    assert last.attention_seconds > first.rows[-1].attention_seconds

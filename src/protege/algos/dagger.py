@@ -48,14 +48,15 @@ import torch
 
 from protege.algos import bc
 from protege.algos.bc import BCConfig
-from protege.data.episode import EXPERT, LEARNER, Episode
+from protege.data.episode import EXPERT, Episode
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError
+from protege.experts.base import Expert
 from protege.policies.config import PolicyConfig
 from protege.policies.policy import Policy
 from protege.rollout.evaluate import evaluate, evaluate_expert
 from protege.rollout.gates import BetaMixture, ExpertGate, Gate, StepView, beta_schedule
-from protege.rollout.loop import Actor, rollout
+from protege.rollout.loop import Actor, count_interventions, rollout
 from protege.tasks.base import EpisodeOutcome, Task
 
 RETRAIN = ("scratch", "warm")
@@ -206,6 +207,12 @@ class RoundContext:
 GateFactory = Callable[[RoundContext], Gate]
 BatchHook = Callable[[Gate, RoundContext, "Transitions | None"], None]
 """Called before each batch of episodes with the round's stored steps so far (or None)."""
+EpisodeHook = Callable[[Episode, int], None]
+"""Called after each episode is appended, with the episode as stored and its store index."""
+
+ATTENTION = "attention_seconds"
+"""The per-episode extra (``Episode.extras``, from a gate's ``episode_extras``) holding the
+seconds a person spent in control; :class:`RoundRow` reports their running total."""
 
 
 def dagger_gate(ctx: RoundContext) -> Gate:
@@ -228,6 +235,7 @@ class RoundRow:
     expert_steps: int
     learner_steps: int
     interventions: int
+    """Interventions so far (:func:`~protege.rollout.loop.count_interventions`)."""
     expert_queries: int
     mean_return: float
     std_return: float
@@ -237,6 +245,9 @@ class RoundRow:
     eval_seconds: float
     wall_seconds: float
     """Cumulative wall time (collection, training and evaluation) up to this round."""
+    attention_seconds: float = 0.0
+    """Seconds a person spent in control so far (rounds 0..round); 0 for a scripted or
+    simulated expert."""
     extras: dict[str, float] = field(default_factory=dict)
 
 
@@ -253,6 +264,8 @@ class DAggerResult:
     target_fraction: float
     rows: list[RoundRow]
     config: dict[str, Any] = field(default_factory=dict)
+    stopped: bool = False
+    """The run was stopped before its last round (a person quit); ``resume=True`` continues."""
 
     @property
     def target_return(self) -> float:
@@ -276,6 +289,7 @@ class DAggerResult:
             "expert_steps": last.expert_steps if last else 0,
             "learner_steps": last.learner_steps if last else 0,
             "interventions": last.interventions if last else 0,
+            "attention_seconds": last.attention_seconds if last else 0.0,
             "expert_queries": last.expert_queries if last else 0,
             "wall_seconds": last.wall_seconds if last else 0.0,
             "final_return": last.mean_return if last else float("nan"),
@@ -295,6 +309,7 @@ class DAggerResult:
             "totals": self.totals,
             "rows": [asdict(r) for r in self.rows],
             "config": self.config,
+            "stopped": self.stopped,
         }
 
     def to_markdown(self) -> str:
@@ -303,15 +318,16 @@ class DAggerResult:
             f"{self.expert_return:.1f} (success {self.expert_success:.0%}); target "
             f"{self.target_fraction:.0%} = {self.target_return:.1f}\n\n"
             "| round | β | episodes | labels | expert steps | learner steps | interventions "
-            "| expert queries | return | success | wall s |\n"
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            "| attention s | expert queries | return | success | wall s |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         )
         lines = []
         for r in self.rows:
             beta = "–" if r.beta is None else f"{r.beta:.2f}"
             lines.append(
                 f"| {r.round} | {beta} | {r.episodes} | {r.labels} | {r.expert_steps} | "
-                f"{r.learner_steps} | {r.interventions} | {r.expert_queries} | "
+                f"{r.learner_steps} | {r.interventions} | {r.attention_seconds:.1f} | "
+                f"{r.expert_queries} | "
                 f"{r.mean_return:.1f} ± {r.std_return:.1f} | {r.success_rate:.0%} | "
                 f"{r.wall_seconds:.0f} |"
             )
@@ -320,6 +336,7 @@ class DAggerResult:
             f"\nLabels to reach {self.target_fraction:.0%} of the expert: "
             + (f"{reach}" if reach is not None else "not reached")
             + "\n"
+            + ("\nStopped before the last round; resume to continue.\n" if self.stopped else "")
         )
         return head + "\n".join(lines) + "\n" + tail
 
@@ -334,6 +351,11 @@ def run(
     *,
     trainer: Trainer | None = None,
     before_batch: BatchHook | None = None,
+    expert: Expert | None = None,
+    make_env: Callable[[], gym.Env] | None = None,
+    demo_gate: Gate | None = None,
+    stop: Callable[[], bool] | None = None,
+    after_episode: EpisodeHook | None = None,
     method: str = "dagger",
     resume: bool = False,
     run_dir: str | os.PathLike[str] | None = None,
@@ -348,11 +370,23 @@ def run(
         store_path: the store every episode is appended to as it ends. If it already holds
             only round-0 episodes (demonstrations), they are round 0.
         gate_factory: builds each round's gate from a :class:`RoundContext` (default: DAgger's
-            β-mixture). Round 0 always uses the expert alone.
+            β-mixture). Round 0 uses ``demo_gate``.
         trainer: trains (and checkpoints) the learner after each round (default: BC of one
             policy, retrained per ``config.retrain``).
         before_batch: called before each batch of ``config.n_envs`` episodes (ThriftyDAgger
             re-calibrates its thresholds there).
+        expert: who labels and takes over (default: ``task.make_expert()``). A person's
+            :class:`~protege.experts.human.HumanSupervisor` is expert, gate (from
+            ``gate_factory``) and ``demo_gate`` at once (see
+            :func:`protege.algos.hg_dagger.run_human`).
+        make_env: makes one sub-env of the collection vector env (default: ``task.make_env``);
+            a person's supervisor makes a rendered env it shows (its first reset is still
+            seeded per episode). Evaluation always uses ``task.make_env``.
+        demo_gate: round 0's gate (default: the expert drives and labels every step).
+        stop: asked before each batch of episodes and before each round's training; when it
+            returns True the run ends there (``DAggerResult.stopped``), every stored episode
+            kept, and ``resume=True`` continues it.
+        after_episode: called after each episode is appended (see :data:`EpisodeHook`).
         resume: continue the run found at ``store_path``/``run_dir``.
         run_dir: where per-round checkpoints and rows go (default ``<store_path>.run``).
         log: receives one line per round (e.g. ``print``).
@@ -363,6 +397,9 @@ def run(
         if make_policy is None:
             raise ConfigError("run() needs make_policy or a trainer")
         trainer = PolicyTrainer(make_policy, config.bc, config.retrain)
+    expert = task.make_expert() if expert is None else expert
+    if expert is None:
+        raise ConfigError(f"task {task.name!r} has no scripted expert: pass expert=...")
     store_path = Path(store_path)
     run_dir = Path(run_dir) if run_dir is not None else Path(f"{store_path}.run")
     rows_file = run_dir / "rounds.jsonl"
@@ -379,8 +416,9 @@ def run(
     done_rounds = {r.round for r in rows}
 
     expert_eval = _expert_reference(task, config, run_dir)
-    expert = task.make_expert()
     expert.reset(config.seed)
+    sources = _Sources(task, expert, make_env, after_episode)
+    stopped = False
     external_demos = _has_external_demos(store)
     learner: Any | None = None
     previous: Any | None = None
@@ -402,7 +440,7 @@ def run(
                 target = 0
             data_before = _ordered(store, max_round=r - 1)
             ctx = RoundContext(task, r, learner, data_before, config, beta, previous)
-            gate: Gate = ExpertGate() if r == 0 else gate_factory(ctx)
+            gate: Gate = (demo_gate or ExpertGate()) if r == 0 else gate_factory(ctx)
             have = _stored_indices(store, r)
             # Batches sit at fixed places (episodes k·n_envs … k·n_envs + n_envs − 1), and the
             # hook sees only the episodes before its batch, so a resumed round calls it with
@@ -413,9 +451,17 @@ def run(
                 ]
                 if not batch:
                     continue
+                if stop is not None and stop():
+                    stopped = True
+                    break
                 if before_batch is not None and r > 0:
                     before_batch(gate, ctx, _ordered(store, r, r, before_episode=start))
-                _collect(task, store, expert, gate, learner if r > 0 else None, r, batch, config)
+                _collect(sources, store, gate, learner if r > 0 else None, r, batch, config)
+            if stopped or (stop is not None and stop()):
+                stopped = True
+                if log is not None:
+                    log(f"[{method}] stopped in round {r}; every finished episode is stored")
+                break
             if before_batch is not None and r > 0:
                 # Once more with the whole round, so the row's thresholds do not depend on
                 # where an interrupted run stopped.
@@ -475,6 +521,7 @@ def run(
         target_fraction=config.target_fraction,
         rows=rows[: config.rounds + 1],
         config=config.to_dict(),
+        stopped=stopped,
     )
 
 
@@ -529,8 +576,20 @@ class _SeedFirstReset(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-def _make_env(task: Task, seed: int) -> gym.Env:
-    return _SeedFirstReset(task.make_env(), seed)
+@dataclass
+class _Sources:
+    """Where a run's episodes come from: the task, the expert, how a sub-env is made, and
+    who hears about each stored episode."""
+
+    task: Task
+    expert: Expert
+    make_env: Callable[[], gym.Env] | None = None
+    after_episode: EpisodeHook | None = None
+
+
+def _make_env(sources: _Sources, seed: int) -> gym.Env:
+    make = sources.make_env or sources.task.make_env
+    return _SeedFirstReset(make(), seed)
 
 
 class _Recorder:
@@ -543,9 +602,17 @@ class _Recorder:
     """
 
     def __init__(
-        self, gate: Gate, store: Store, task: Task, round: int, indices: Sequence[int], seed: int
+        self,
+        gate: Gate,
+        store: Store,
+        task: Task,
+        round: int,
+        indices: Sequence[int],
+        seed: int,
+        after_episode: EpisodeHook | None = None,
     ):
         self.gate, self.store, self.task, self.round = gate, store, task, round
+        self.after_episode = after_episode
         self.indices = list(indices)
         self.seed = seed
         self.queries = np.zeros(len(indices), np.int64)
@@ -577,8 +644,7 @@ class _Recorder:
 
     def _store(self, env_index: int, ep: Episode) -> None:
         idx = self.indices[env_index]
-        actor = ep.actors
-        interventions = int(((actor[:-1] == LEARNER) & (actor[1:] == EXPERT)).sum())
+        interventions = count_interventions(ep.actors == EXPERT)
         outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
         extras_fn = getattr(self.gate, "episode_extras", None)
         extras = dict(extras_fn(env_index)) if extras_fn is not None else {}
@@ -589,14 +655,16 @@ class _Recorder:
             success=float(bool(self.task.success(outcome))),
         )
         seed = episode_seed(self.seed, self.round, idx)
-        self.store.append(dataclasses.replace(ep, seed=seed, extras=extras))
+        stored = dataclasses.replace(ep, seed=seed, extras=extras)
+        self.store.append(stored)
         self.stored += 1
+        if self.after_episode is not None:
+            self.after_episode(stored, len(self.store) - 1)
 
 
 def _collect(
-    task: Task,
+    sources: _Sources,
     store: Store,
-    expert: Any,
     gate: Gate,
     learner: Any | None,
     round: int,
@@ -605,12 +673,13 @@ def _collect(
 ) -> None:
     """Collect episodes ``indices`` of ``round``, one per sub-env, appending each to
     ``store`` as it ends."""
+    task = sources.task
     seeds = [episode_seed(config.seed, round, e) for e in indices]
     env = gym.vector.SyncVectorEnv(
-        [partial(_make_env, task, s) for s in seeds],
+        [partial(_make_env, sources, s) for s in seeds],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-    recorder = _Recorder(gate, store, task, round, indices, config.seed)
+    recorder = _Recorder(gate, store, task, round, indices, config.seed, sources.after_episode)
     try:
         rollout(
             env,
@@ -618,7 +687,7 @@ def _collect(
             gate=recorder,
             seed=seeds[0],
             learner=learner,
-            expert=expert,
+            expert=sources.expert,
             success=task.success,
             round=round,
             on_episode=recorder.on_episode,
@@ -731,8 +800,8 @@ def _row(
     upto = [e for e in store.index if int(e["round"]) <= r]
     this = [e for e in upto if int(e["round"]) == r]
 
-    def total(entries: list[dict[str, Any]], key: str) -> int:
-        return int(sum(float(e.get("extras", {}).get(key, 0.0)) for e in entries))
+    def total(entries: list[dict[str, Any]], key: str) -> float:
+        return sum(float(e.get("extras", {}).get(key, 0.0)) for e in entries)
 
     labels = sum(int(e["labels"]) for e in upto)
     learner_steps = sum(int(e["learner_steps"]) for e in upto)
@@ -740,7 +809,7 @@ def _row(
     extras: dict[str, float] = {}
     for e in this:
         for k, v in e.get("extras", {}).items():
-            if k not in ("episode", "queries", "interventions", "success"):
+            if k not in ("episode", "queries", "interventions", "success", ATTENTION):
                 extras[k] = extras.get(k, 0.0) + float(v)
     # Demonstrations not collected by run() cost one query per labeled step.
     queries = sum(float(e.get("extras", {}).get("queries", e["labels"])) for e in upto)
@@ -752,7 +821,7 @@ def _row(
         round_labels=sum(int(e["labels"]) for e in this),
         expert_steps=steps - learner_steps,
         learner_steps=learner_steps,
-        interventions=total(upto, "interventions"),
+        interventions=int(total(upto, "interventions")),
         expert_queries=int(queries),
         mean_return=ev.mean_return,
         std_return=ev.std_return,
@@ -761,6 +830,7 @@ def _row(
         train_seconds=train_s,
         eval_seconds=eval_s,
         wall_seconds=wall,
+        attention_seconds=total(upto, ATTENTION),
         extras=extras,
     )
 
@@ -789,6 +859,10 @@ def _expert_reference(task: Task, config: DAggerConfig, run_dir: Path) -> dict[s
             return cached
     except (OSError, ValueError):
         pass  # missing, or cut off by a crash: measured again
+    if task.make_expert() is None:  # only a person can demonstrate this task: no reference
+        out = {"key": key, "mean_return": float("nan"), "success_rate": float("nan")}
+        _write_atomic(file, json.dumps(out))
+        return out
     ev = evaluate_expert(
         task, episodes=config.eval_episodes, n_envs=config.eval_envs, seed=config.eval_seed
     )

@@ -7,10 +7,18 @@ run through the one rollout loop (:func:`protege.rollout.loop.rollout`) on a sin
 env, with a :class:`~protege.experts.human.HumanSupervisor` as gate and expert, and every
 episode is appended durably to the store as it ends.
 
-Next to the store, ``<store>.teleop.jsonl`` gets one line per stored episode: its index in the
-store, who was in control at each step, the learner's proposed and the person's actions at
-every step (both, whoever was executed), takeover segment ids, wall-clock times and the
-episode's counts. The store holds labels and executed actions; this log holds the rest.
+**Rounds.** Demonstrations are round 0. Each session with a learner is the next round after
+the highest one in the store (1 for the first), so the data of successive sessions is tagged
+and trains like DAgger rounds; pass ``round=`` (``--round``) to choose. For rounds with
+retraining in between, run HG-DAgger with a person: :func:`protege.algos.hg_dagger.run_human`.
+
+Every stored episode carries, in its index entry's ``extras``, its ``interventions``
+(:func:`~protege.rollout.loop.count_interventions`), ``attention_seconds`` and
+``session_seconds``. Next to the store, ``<store>.teleop.jsonl`` gets one line per stored
+episode: its index in the store, its round, who was in control at each step, the learner's
+proposed and the person's actions at every step (both, whoever was executed), takeover
+segment ids, wall-clock times (``t0_unix + t_wall``) and the episode's counts. The store holds
+labels and executed actions; this log holds the rest.
 
 Example:
     >>> summary = teleop("lunarlander", "demos/lander", episodes=5)             # demonstrate
@@ -20,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -33,11 +42,11 @@ import numpy as np
 from protege import tasks
 from protege.data.episode import EXPERT, Episode
 from protege.data.store import Store
-from protege.experts.human import Controls, HumanSupervisor, TeleopQuit
-from protege.rollout.loop import Actor, rollout
+from protege.experts.human import Controls, EpisodeLog, HumanSupervisor, TeleopQuit
+from protege.rollout.loop import Actor, count_interventions, rollout
 from protege.tasks.base import Task
 
-__all__ = ["TeleopSummary", "log_path", "teleop"]
+__all__ = ["TeleopSummary", "append_log", "log_path", "next_round", "teleop"]
 
 
 @dataclass
@@ -54,13 +63,16 @@ class TeleopSummary:
     store: str
     mode: str
     """"demonstrate" (no learner) or "intervene" (HG-DAgger: the learner drives)."""
+    round: int = 0
+    """The round the session's episodes are tagged with."""
     episodes: int = 0
     steps: int = 0
     labels: int = 0
     human_steps: int = 0
     learner_steps: int = 0
     interventions: int = 0
-    """Takeover segments: maximal runs of human-controlled steps within an episode."""
+    """Takeovers, by :func:`~protege.rollout.loop.count_interventions` (0 in a
+    demonstration)."""
     attention_seconds: float = 0.0
     session_seconds: float = 0.0
     returns: list[float] = field(default_factory=list)
@@ -79,7 +91,8 @@ class TeleopSummary:
     def to_text(self) -> str:
         how = "quit by the person" if self.quit else "all episodes run"
         return (
-            f"teleop {self.mode} on {self.task}: {self.episodes} episodes ({how}) → {self.store}\n"
+            f"teleop {self.mode} on {self.task}, round {self.round}: {self.episodes} episodes "
+            f"({how}) → {self.store}\n"
             f"  steps {self.steps}: human {self.human_steps}, learner {self.learner_steps}; "
             f"labels {self.labels}; interventions {self.interventions}\n"
             f"  attention {self.attention_seconds:.1f} s of {self.session_seconds:.1f} s; "
@@ -90,6 +103,21 @@ class TeleopSummary:
 def log_path(store_path: str | os.PathLike[str]) -> Path:
     """Where :func:`teleop` writes its per-step log for the store at ``store_path``."""
     return Path(f"{Path(store_path)}.teleop.jsonl")
+
+
+def append_log(store_path: str | os.PathLike[str], record: EpisodeLog, **fields: Any) -> None:
+    """Append one episode's per-step record (and ``fields``: its store index, round, ...) to
+    the log of the store at ``store_path``, fsynced like the store itself."""
+    line = {**fields, **record.to_dict()}
+    with open(log_path(store_path), "a") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def next_round(store: Store) -> int:
+    """The round of a new intervention session on ``store``: one after its highest (≥ 1)."""
+    return max([0, *(int(e["round"]) for e in store.index)]) + 1
 
 
 def teleop(
@@ -120,8 +148,8 @@ def teleop(
         controls: the key mapping (default: the task's, see
             :func:`protege.experts.human.register_controls`).
         takeover_key, toggle_key, implicit_takeover: see :class:`HumanSupervisor`.
-        round: the round tag of the stored episodes (default 0 for demonstrations, 1 with a
-            learner).
+        round: the round tag of the stored episodes (default 0 for demonstrations; with a
+            learner, one after the store's highest round, see :func:`next_round`).
         supervisor: use this supervisor (its settings win over the arguments above).
         log: receives one line per stored episode (e.g. ``print``).
 
@@ -149,12 +177,6 @@ def teleop(
     env = gym.vector.SyncVectorEnv(
         [lambda: sup.make_env(t)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
-    summary = TeleopSummary(
-        task=t.name,
-        store=str(store_path),
-        mode="demonstrate" if learner is None else "intervene",
-        log=str(log_path(store_path)),
-    )
     store = Store.create(
         store_path,
         env.single_observation_space,
@@ -162,17 +184,24 @@ def teleop(
         task=t.name,
         exist_ok=True,
     )
-    log_file = log_path(store_path)
+    if round is None:
+        round = 0 if learner is None else next_round(store)
+    summary = TeleopSummary(
+        task=t.name,
+        store=str(store_path),
+        mode="demonstrate" if learner is None else "intervene",
+        round=round,
+        log=str(log_path(store_path)),
+    )
 
     def on_episode(episode: Episode) -> None:
         rec = sup.episode
+        interventions = float(count_interventions(episode.actors == EXPERT))
+        extras = {**sup.episode_extras(), "interventions": interventions}
+        store.append(dataclasses.replace(episode, extras=extras))
         _add(summary, episode, rec.counts.attention_seconds, rec.counts.session_seconds)
-        line = {"store_index": len(store) - 1, "task": t.name, "mode": summary.mode}
-        line.update(rec.to_dict())
-        with open(log_file, "a") as f:
-            f.write(json.dumps(line) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        fields = {"store_index": len(store) - 1, "round": round, "task": t.name}
+        append_log(store_path, rec, **fields, mode=summary.mode)
         if log is not None:
             log(
                 f"episode {summary.episodes}: return {episode.episode_return:.1f}, "
@@ -189,8 +218,7 @@ def teleop(
             learner=learner,
             expert=sup,
             success=t.success,
-            store=store,
-            round=(0 if learner is None else 1) if round is None else round,
+            round=round,
             on_episode=on_episode,
         )
     except TeleopQuit:
@@ -211,8 +239,7 @@ def _add(s: TeleopSummary, ep: Episode, attention: float, session: float) -> Non
     s.labels += int(ep.label_mask.sum())
     s.human_steps += int(human.sum())
     s.learner_steps += int((~human).sum())
-    if s.mode == "intervene":
-        s.interventions += int(human[0]) + int((human[1:] & ~human[:-1]).sum())
+    s.interventions += count_interventions(human)
     s.attention_seconds += attention
     s.session_seconds += session
     s.returns.append(ep.episode_return)

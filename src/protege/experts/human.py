@@ -23,9 +23,10 @@ the input queue is drained (never waited on) and the decision is taken for the s
 has just seen. If the env is slower than ``fps`` the loop simply runs at the env's rate. A
 person can pause (P): the loop then waits, and the paused time is not counted.
 
-**What is counted** (:class:`HumanCounts`): steps, labels, human-controlled steps, takeover
-segments (interventions: maximal runs of human-controlled steps within an episode while a
-learner is present; a run that starts at an episode's first step counts too) and time:
+**What is counted** (:class:`HumanCounts`): steps, labels, human-controlled steps,
+interventions (by the rule every method uses, :func:`protege.rollout.loop.count_interventions`:
+maximal runs of human-controlled steps in an episode in which the learner also drove; a run
+from the episode's first step counts once the learner has driven) and time:
 
 * ``attention_seconds``: wall time the person was in control. Each tick is charged the wall
   time since the previous tick (the time its frame was on screen and the decision was made),
@@ -66,6 +67,7 @@ import numpy as np
 
 from protege.errors import ConfigError
 from protege.rollout.gates import Decision, StepView
+from protege.rollout.loop import count_interventions
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
@@ -472,6 +474,9 @@ class EpisodeLog:
     """The takeover segment (intervention) id a step belongs to, −1 where the learner drove."""
     t_wall: list[float] = field(default_factory=list)
     """Seconds since the session started, at each decision."""
+    t0_unix: float | None = None
+    """The Unix time (``time.time()``) of ``t_wall`` 0, so ``t0_unix + t_wall[k]`` is when
+    step k was decided, comparable with clocks outside the process."""
     dt: list[float] = field(default_factory=list)
     """Wall seconds charged to each step (see ``attention_seconds``)."""
     counts: HumanCounts = field(default_factory=HumanCounts)
@@ -591,6 +596,7 @@ class HumanSupervisor:
         self._deadline: float | None = None
         self._last_decision: float | None = None
         self._t0: float | None = None
+        self._t0_unix: float | None = None
         self._rate = 0.0
         self._screen: Any = None
         self._fonts: tuple[Any, Any] | None = None
@@ -628,6 +634,22 @@ class HumanSupervisor:
         self._fresh = True
         flag = np.array([in_control])
         return Decision(expert_acts=flag, label=flag.copy())
+
+    def episode_extras(self, env_index: int = 0) -> dict[str, float]:
+        """What the episode just finished cost the person, stored with it (the gate hook
+        :func:`protege.algos.dagger.run` reads before ``reset``): ``attention_seconds`` (in
+        control) and ``session_seconds`` (watching)."""
+        c = self.episode.counts
+        return {"attention_seconds": c.attention_seconds, "session_seconds": c.session_seconds}
+
+    def poll(self) -> bool:
+        """Drain the input queue now (never waits) and say whether the person asked to quit.
+
+        A round loop asks between episodes and before training, so an ESC pressed while the
+        learner was trained or evaluated ends the run before another episode starts."""
+        if pygame.display.get_init():
+            self._poll()
+        return self.quit_requested
 
     # --------------------------------------------------------------------------- expert
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
@@ -698,22 +720,24 @@ class HumanSupervisor:
         self._deadline = due + self.period
         if self._t0 is None:
             self._t0 = now
+            self._t0_unix = time.time() - (time.perf_counter() - now)
         self._rate = 0.9 * self._rate + 0.1 / max(dt, 1e-6) if self._rate else 1.0 / max(dt, 1e-6)
 
-        new_segment = in_control and not self._prev_in_control and not demo
-        if new_segment:
+        if in_control and not self._prev_in_control and not demo:
             self._segment_id += 1
-        for c in (self.counts, self.episode.counts):
+        ep = self.episode
+        ep.in_control.append(bool(in_control))
+        ep.t0_unix = self._t0_unix
+        interventions = 0 if demo else count_interventions(np.array(ep.in_control, bool))
+        new_interventions = interventions - ep.counts.interventions
+        for c in (self.counts, ep.counts):
             c.steps += 1
             c.session_seconds += dt
             if in_control:
                 c.labels += 1
                 c.human_steps += 1
                 c.attention_seconds += dt
-            if new_segment:
-                c.interventions += 1
-        ep = self.episode
-        ep.in_control.append(bool(in_control))
+            c.interventions += new_interventions
         ep.learner_actions.append(None if learner is None else _jsonable(learner))
         ep.human_actions.append(_jsonable(self._human_action))
         ep.segment.append(self._segment_id if in_control and not demo else -1)
@@ -797,11 +821,13 @@ class HumanSupervisor:
         """Show ``text`` over the last frame and drain the input queue once: call it between
         rollouts (e.g. "training round 3...") so the window stays responsive and says why
         nothing moves. A quit pressed meanwhile is honoured at the next tick; keys held
-        through the wait must be pressed again (no takeover carries over a pause in play)."""
+        through the wait must be pressed again, and a toggled takeover is off (no takeover
+        carries over a pause in play)."""
         self.open()
         self._poll()
         self._held.clear()
         self._tapped.clear()
+        self._toggled = False
         screen = self._screen
         if screen is None or self._fonts is None:
             return

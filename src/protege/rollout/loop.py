@@ -55,7 +55,7 @@ class RolloutResult:
     expert_steps: int = 0
     learner_steps: int = 0
     interventions: int = 0
-    """Hand-overs from learner to expert within an episode."""
+    """Interventions in the finished episodes (:func:`count_interventions`)."""
     env_seconds: float = 0.0
     learner_seconds: float = 0.0
     expert_seconds: float = 0.0
@@ -117,7 +117,7 @@ def rollout(
         gate.reset(i)
     t = np.zeros(n, np.int64)
     ep_return = np.zeros(n, np.float64)
-    prev_actor = np.full(n, -1)
+    interventions = _InterventionCounter(n)
     bufs = [_Buffer() for _ in range(n)]
     disagree: list[list[float]] = [[] for _ in range(n)]
     if record:
@@ -164,8 +164,7 @@ def rollout(
         result.expert_steps += int((decision.expert_acts & active).sum())
         result.learner_steps += int((~decision.expert_acts & active).sum())
         result.labels += int((decision.label & active).sum())
-        result.interventions += int(((prev_actor == LEARNER) & (actor == EXPERT) & active).sum())
-        prev_actor = actor
+        interventions.step(decision.expert_acts, t)
         ep_return += reward
         if measure_disagreement and learner_action is not None:
             gap = _disagreement(learner_action, expert_action, discrete)
@@ -199,6 +198,7 @@ def rollout(
                 result.returns.append(outcome.episode_return)
                 result.lengths.append(outcome.length)
                 result.successes.append(bool(success(outcome)) if success else False)
+                result.interventions += interventions.episode(i)
                 if measure_disagreement:
                     result.disagreement.append(np.array(disagree[i], np.float64))
                 if record:
@@ -217,7 +217,6 @@ def rollout(
             disagree[i] = []
             t[i] = 0
             ep_return[i] = 0.0
-            prev_actor[i] = -1
             gate.reset(int(i))
         if finished.any() and learner is not None:
             learner.reset(finished)
@@ -229,6 +228,51 @@ def rollout(
     result.expert_queries = lazy.queries
     result.wall_seconds = time.perf_counter() - wall0
     return result
+
+
+def count_interventions(expert_driven: np.ndarray) -> int:
+    """The interventions in one episode, from whether the expert drove each of its steps
+    (``episode.actors == EXPERT``): the one rule for the loop, every DAgger variant, the
+    store's per-episode counts and a person at the keyboard.
+
+    An intervention is a maximal run of expert-driven steps in an episode in which the
+    learner also drove. A run from the first step counts (the expert took control before the
+    learner's first move); an episode the expert drove throughout has none (a demonstration,
+    DART's noisy expert, a person who never handed over): nobody was taken over from.
+
+    Example:
+        >>> count_interventions(np.array([1, 1, 0, 0, 1, 0], bool))  # from step 0, then 4
+        2
+    """
+    expert = np.asarray(expert_driven, bool).reshape(-1)
+    if expert.all():
+        return 0
+    return int(expert[0]) + int((expert[1:] & ~expert[:-1]).sum())
+
+
+class _InterventionCounter:
+    """:func:`count_interventions` online, for every sub-env at once (no Python loop per
+    step): the hand-overs to the expert after the first step, plus one for a takeover at the
+    first step once the learner has driven."""
+
+    def __init__(self, n: int):
+        self.handovers = np.zeros(n, np.int64)
+        self.first = np.zeros(n, bool)
+        self.learner_drove = np.zeros(n, bool)
+        self.prev = np.zeros(n, bool)
+
+    def step(self, expert_acts: np.ndarray, t: np.ndarray) -> None:
+        """Who drove step ``t`` (N,) of each sub-env's episode (t = 0 starts a new one)."""
+        expert = np.asarray(expert_acts, bool)
+        start = t == 0
+        self.first = np.where(start, expert, self.first)
+        self.learner_drove = np.where(start, False, self.learner_drove) | ~expert
+        self.handovers = np.where(start, 0, self.handovers + (expert & ~self.prev))
+        self.prev = expert.copy()
+
+    def episode(self, i: int) -> int:
+        """The interventions of sub-env ``i``'s episode so far."""
+        return int(self.handovers[i]) + int(self.first[i] and self.learner_drove[i])
 
 
 @dataclass
