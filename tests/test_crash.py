@@ -318,11 +318,6 @@ def test_killed_between_checkpoint_and_row(tmp_path: Path, reference: dict[str, 
     assert kill_and_resume(tmp_path, reference, case) == 1 + 2 * 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dagger.run appends the redone row onto the torn line of rounds.jsonl, so every "
-    "later resume finds a corrupt row and evaluates the rounds after it again",
-)
 def test_killed_mid_row(tmp_path: Path, reference: dict[str, Any]):
     """Killed halfway through writing round 2's row: that round is evaluated again, from
     its checkpoint, and the torn row does not outlive the resume."""

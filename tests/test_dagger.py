@@ -396,3 +396,69 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     )  # a finished run resumes to itself without new work
     assert numbers(again) == numbers(ref)
     assert len(Store.open(killed)) == len(Store.open(tmp_path / "ref"))
+
+
+# ------------------------------------------------------------------------ retraining
+def _weights(policy) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in policy.parameters()]
+
+
+def test_warm_start_continues_from_the_previous_learner(tmp_path: Path) -> None:
+    """retrain="warm" trains the previous round's policy further (keeping its input scaling);
+    "scratch" starts a fresh one each round."""
+    from protege.policies import Policy
+
+    runs = {}
+    for how in ("warm", "scratch"):
+        store = tmp_path / how / "store"
+        dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), store, config(retrain=how))
+        learners = Path(f"{store}.run") / "learners"
+        runs[how] = [Policy.load(learners / f"round_{r:03d}") for r in range(3)]
+    warm, scratch = runs["warm"], runs["scratch"]
+    for a, b in zip(_weights(warm[0]), _weights(scratch[0]), strict=True):
+        torch.testing.assert_close(a, b)  # round 0 is plain BC either way
+    for r in (1, 2):
+        torch.testing.assert_close(warm[r].obs_mean, warm[0].obs_mean)  # scaling kept
+        assert not torch.equal(scratch[r].obs_mean, scratch[0].obs_mean)  # refitted
+        assert any(
+            not torch.equal(a, b)
+            for a, b in zip(_weights(warm[r]), _weights(scratch[r]), strict=True)
+        )
+
+    data = Store.open(tmp_path / "warm" / "store").transitions()
+    prev = warm[1]
+    before = _weights(prev)
+    frozen = dagger.PolicyTrainer(
+        dagger.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0, steps=5), "warm"
+    )
+    same = frozen.fit(data, 2, seed=123, previous=prev)
+    assert same is not prev  # a copy, trained; with lr 0 it is the previous policy exactly
+    for a, b in zip(_weights(same), before, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    moved = dagger.PolicyTrainer(dagger.policy_factory(CARTPOLE, **SMALL), BC, "warm").fit(
+        data, 2, seed=123, previous=prev
+    )
+    assert any(not torch.equal(a, b) for a, b in zip(_weights(moved), before, strict=True))
+    for a, b in zip(_weights(prev), before, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the previous learner is untouched
+    fresh = dagger.PolicyTrainer(
+        dagger.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0), "scratch"
+    ).fit(data, 2, seed=123, previous=prev)
+    assert any(not torch.equal(a, b) for a, b in zip(_weights(fresh), before, strict=True))
+
+
+def test_an_expert_whose_spaces_do_not_fit_is_refused(tmp_path: Path) -> None:
+    from protege.experts.adapters import PolicyExpert
+    from protege.policies import Policy, PolicyConfig
+
+    lunar = make("lunarlander")
+    wrong = PolicyExpert(Policy(PolicyConfig.for_spaces(*lunar.spaces, hidden_sizes=(8,))))
+    with pytest.raises(ConfigError, match="does not match the task"):
+        dagger.run(
+            CARTPOLE,
+            dagger.policy_factory(CARTPOLE, **SMALL),
+            tmp_path / "s",
+            config(),
+            expert=wrong,
+        )
+    assert not (tmp_path / "s").exists()

@@ -51,6 +51,7 @@ from protege.algos.bc import BCConfig
 from protege.data.episode import EXPERT, Episode
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError
+from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
 from protege.policies.config import PolicyConfig
 from protege.policies.policy import Policy
@@ -400,6 +401,7 @@ def run(
     expert = task.make_expert() if expert is None else expert
     if expert is None:
         raise ConfigError(f"task {task.name!r} has no scripted expert: pass expert=...")
+    check_expert(expert, *task.spaces)
     store_path = Path(store_path)
     run_dir = Path(run_dir) if run_dir is not None else Path(f"{store_path}.run")
     rows_file = run_dir / "rounds.jsonl"
@@ -409,6 +411,9 @@ def run(
     config_file = run_dir / "config.json"
     if resume:
         _check_resumed_config(config_file, config)
+        # Keep only whole rows: a row torn by a crash is redone, and must not stay in front
+        # of the redone one (every later resume would stop reading there).
+        _write_atomic(rows_file, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
     else:
         rows_file.write_text("")
         shutil.rmtree(run_dir / "learners", ignore_errors=True)
