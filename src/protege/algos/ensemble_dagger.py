@@ -35,7 +35,7 @@ from protege.algos import bc, dagger
 from protege.algos.bc import BCConfig
 from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
 from protege.data.store import Transitions
-from protege.errors import ConfigError
+from protege.errors import CheckpointError, ConfigError
 from protege.policies.policy import Policy
 from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import EnsembleGate
@@ -123,8 +123,18 @@ class PolicyEnsemble:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PolicyEnsemble:
+        """Load a saved ensemble; a missing or corrupt file raises
+        :class:`~protege.errors.CheckpointError` naming it."""
         path = Path(path)
-        k = int(json.loads((path / "ensemble.json").read_text())["members"])
+        meta_file = path / "ensemble.json"
+        try:
+            k = int(json.loads(meta_file.read_text())["members"])
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(
+                f"{meta_file}: not a policy ensemble's metadata ({type(exc).__name__}: {exc})"
+            ) from None
+        if k < 1:
+            raise CheckpointError(f"{meta_file}: an ensemble needs at least one member, not {k}")
         return cls([Policy.load(path / f"member_{i}") for i in range(k)])
 
 

@@ -7,27 +7,44 @@ Q(s, a) of task success below β_h), and hands back once its proposal is close t
 (‖a_r − a_h‖² below δ_r, the mean discrepancy on its BC training data) and Q exceeds β_r
 (:class:`~protege.rollout.gates_interactive.ThriftyGate`). The user's one knob is α_h, the
 target rate of robot-to-human switches: δ_h, β_h and β_r are quantiles of the novelty and Q
-over autonomous states, re-calibrated after every batch of ``n_envs`` episodes from the
-current round's autonomous states (after every episode with ``n_envs=1``, as in the paper's
-code; ``before_batch`` in :func:`protege.algos.dagger.run`). Only expert-driven steps are BC
-labels; *all* transitions train Q with a binary reward (1 on the last step of a successful
-episode). Policy and Q are retrained from scratch every round.
+over the current round's autonomous states. Only expert-driven steps are BC labels; *all*
+transitions train Q with a binary reward (1 on the last step of a successful episode).
+Policy and Q are retrained from scratch every round.
+
+**Re-calibration after every episode** (the default, as in the paper's code): the interactive
+rounds are collected one episode at a time, and before each episode the thresholds are
+re-calibrated from the autonomous states of the round's earlier episodes (once there are
+more than ``min_calibration`` of them). To collect ``k`` episodes in parallel instead, set
+``ThriftyConfig(calibrate_every=k)``: episodes then run ``k`` at a time and the thresholds
+are re-calibrated between batches, from the episodes of the earlier batches. ``run``
+collects every round in batches of ``calibrate_every`` episodes (it takes the place of
+``DAggerConfig.n_envs``, which ThriftyDAgger does not use). Each stored episode records the
+thresholds it ran with; a round's row reports those calibrated on the whole round.
+
+**Resume.** Batches sit at fixed episode positions and each calibration sees only the
+episodes before its batch (:func:`protege.algos.dagger.run`), so a run killed mid-round
+and resumed calibrates, collects and trains exactly as the uninterrupted one.
 
 Differences from the paper's code (each keeps the run resumable to the same numbers):
 
 * A round's first thresholds come from the previous round's autonomous states under the new
   models (round 1: the demonstrations' states), not carried over from the old models.
-* Autonomous states are read from the store: learner-driven steps plus each intervention's
-  first step (the robot-mode state at which the robot asked), as in the code's estimates.
+* Robot-mode states (where the code takes its estimates) are recovered from the store, not
+  kept in memory: learner-driven steps, the steps right after them, and the steps after a
+  hand-back, found by replaying the hand-back rule with the thresholds each episode
+  recorded (:func:`autonomous_mask`).
 * Q is trained on stored episodes only (not on extra autonomous test rollouts).
 
 Example:
-    >>> result = thrifty.run(task, "runs/thrifty/store", DAggerConfig(rounds=6, n_envs=1),
-    ...                      ThriftyConfig(alpha_h=0.01))
+    >>> result = thrifty.run(task, "runs/thrifty/store", DAggerConfig(rounds=6),
+    ...                      ThriftyConfig(alpha_h=0.01))                 # per episode
+    >>> result = thrifty.run(task, "runs/thrifty4/store", DAggerConfig(rounds=6),
+    ...                      ThriftyConfig(alpha_h=0.01, calibrate_every=4))  # 4 in parallel
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -37,15 +54,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from protege.algos import dagger
 from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
 from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
+from protege.algos.optim import FlatAdamW
 from protege.data.episode import EXPERT, LEARNER
-from protege.data.store import Transitions
-from protege.errors import CheckpointError, ConfigError
+from protege.data.store import Store, Transitions
+from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.encoders import mlp
 from protege.policies.policy import Policy
 from protege.rollout.gates import Gate
@@ -74,11 +93,18 @@ class ThriftyConfig:
     q_hidden: tuple[int, ...] = (256, 256)
     min_calibration: int = 25
     """Re-calibrate only from more than this many autonomous states."""
+    calibrate_every: int = 1
+    """Episodes collected in parallel between re-calibrations of the thresholds. 1 (the
+    paper): one episode at a time, re-calibrated after every episode. k > 1: k at a time,
+    re-calibrated after every batch (faster on several cores; a crash loses up to k
+    episodes). Replaces ``DAggerConfig.n_envs`` in :func:`run`."""
     bootstrap: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha_h < 1.0:
             raise ConfigError(f"alpha_h must be in (0, 1), got {self.alpha_h}")
+        if self.calibrate_every < 1:
+            raise ConfigError(f"calibrate_every must be ≥ 1, got {self.calibrate_every}")
         if not 0.0 <= self.pos_fraction < 1.0 or not 0.0 < self.gamma <= 1.0:
             raise ConfigError("pos_fraction must be in [0, 1) and gamma in (0, 1]")
 
@@ -157,6 +183,37 @@ def fit_success_q(
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     critic.set_normalization(data.obs)
+    batch = _td_tensors(data, success, next_action)
+    pos = torch.as_tensor(np.flatnonzero(batch["reward"].numpy() > 0))
+    n_pos = round(config.pos_fraction * config.q_batch) if len(pos) else 0
+    target = _copy_module(critic)
+    # protege's flat AdamW (weight decay 0: Adam); torch.optim would import torch._dynamo,
+    # seconds of start-up in every process that trains a critic.
+    opt = FlatAdamW(list(critic.q1.parameters()) + list(critic.q2.parameters()), lr=config.q_lr)
+    losses = []
+    try:
+        for step in range(config.q_steps):
+            rows = torch.randint(len(data), (config.q_batch - n_pos,), generator=gen)
+            if n_pos:
+                rows = torch.cat([rows, pos[torch.randint(len(pos), (n_pos,), generator=gen)]])
+            loss = _td_loss(critic, target, batch, rows, config.gamma)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            if step % 2 == 1:
+                _polyak(critic, target, config.polyak)
+    finally:
+        opt.release()
+    critic.eval()
+    return {"q_loss": float(np.mean(losses[-100:])) if losses else float("nan")}
+
+
+def _td_tensors(
+    data: Transitions, success: np.ndarray, next_action: Callable[[np.ndarray], np.ndarray]
+) -> dict[str, torch.Tensor]:
+    """Every transition of ``data`` as tensors: obs, executed action, reward (1 at the last
+    step of a successful episode), next obs, the robot's action there and done."""
     next_obs, last = dagger.next_observations(data)
     reward = np.zeros(len(data), np.float32)
     ends = data.episode_starts + data.episode_lengths - 1
@@ -165,38 +222,36 @@ def fit_success_q(
         a_next = np.concatenate(
             [next_action(next_obs[i : i + 4096]) for i in range(0, len(data), 4096)]
         )
-    obs_t = torch.as_tensor(data.obs)
-    act_t = torch.as_tensor(np.asarray(data.executed))
-    next_t = torch.as_tensor(next_obs)
-    a_next_t = torch.as_tensor(a_next)
-    r_t = torch.as_tensor(reward)
-    d_t = torch.as_tensor(last.astype(np.float32))
-    pos = torch.as_tensor(np.flatnonzero(reward > 0))
-    n_pos = round(config.pos_fraction * config.q_batch) if len(pos) else 0
-    target = _copy_module(critic)
-    opt = torch.optim.Adam(
-        list(critic.q1.parameters()) + list(critic.q2.parameters()), lr=config.q_lr
-    )
-    losses = []
-    for step in range(config.q_steps):
-        rows = torch.randint(len(data), (config.q_batch - n_pos,), generator=gen)
-        if n_pos:
-            rows = torch.cat([rows, pos[torch.randint(len(pos), (n_pos,), generator=gen)]])
-        with torch.no_grad():
-            t1, t2 = target.both(next_t[rows], a_next_t[rows])
-            y = r_t[rows] + config.gamma * (1.0 - d_t[rows]) * torch.minimum(t1, t2)
-        q1, q2 = critic.both(obs_t[rows], act_t[rows])
-        loss = ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if step % 2 == 1:
-            with torch.no_grad():
-                for p, tp in zip(critic.parameters(), target.parameters(), strict=True):
-                    tp.mul_(config.polyak).add_(p.detach(), alpha=1.0 - config.polyak)
-    critic.eval()
-    return {"q_loss": float(np.mean(losses[-100:])) if losses else float("nan")}
+    return {
+        "obs": torch.as_tensor(data.obs),
+        "act": torch.as_tensor(np.asarray(data.executed)),
+        "reward": torch.as_tensor(reward),
+        "next_obs": torch.as_tensor(next_obs),
+        "next_act": torch.as_tensor(a_next),
+        "done": torch.as_tensor(last.astype(np.float32)),
+    }
+
+
+def _td_loss(
+    critic: SuccessQ,
+    target: SuccessQ,
+    batch: dict[str, torch.Tensor],
+    rows: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Both twins' squared TD error on ``rows``, against the min of the target twins."""
+    with torch.no_grad():
+        t1, t2 = target.both(batch["next_obs"][rows], batch["next_act"][rows])
+        y = batch["reward"][rows] + gamma * (1.0 - batch["done"][rows]) * torch.minimum(t1, t2)
+    q1, q2 = critic.both(batch["obs"][rows], batch["act"][rows])
+    return ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
+
+
+def _polyak(critic: SuccessQ, target: SuccessQ, polyak: float) -> None:
+    """target ← polyak·target + (1 − polyak)·critic, parameter by parameter."""
+    with torch.no_grad():
+        for p, tp in zip(critic.parameters(), target.parameters(), strict=True):
+            tp.mul_(polyak).add_(p.detach(), alpha=1.0 - polyak)
 
 
 def _copy_module(m: SuccessQ) -> SuccessQ:
@@ -243,19 +298,43 @@ class ThriftyLearner:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ThriftyLearner:
+        """Load a saved learner (JSON and safetensors only); a missing or corrupt file raises
+        :class:`~protege.errors.CheckpointError` naming it."""
         path = Path(path)
+        meta_file = path / "thrifty.json"
         try:
-            meta = json.loads((path / "thrifty.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path / 'thrifty.json'}: unreadable ({exc})") from None
-        critic = None
-        if "critic" in meta:
-            spec = meta["critic"]
-            critic = SuccessQ(spec["obs_dim"], spec["act_dim"], spec["n_actions"], spec["hidden"])
-            critic.load_state_dict(load_file(str(path / "critic.safetensors")))
-            critic.eval()
-        ensemble = PolicyEnsemble.load(path / "ensemble")
-        return cls(ensemble, critic, float(meta["switch_back_discrepancy"]))
+            meta = json.loads(meta_file.read_text())
+            delta_r = float(meta["switch_back_discrepancy"])
+            spec = meta.get("critic")
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise CheckpointError(
+                f"{meta_file}: not a ThriftyDAgger learner's metadata ({type(e).__name__}: {e})"
+            ) from None
+        critic = None if spec is None else _load_critic(spec, path / "critic.safetensors")
+        return cls(PolicyEnsemble.load(path / "ensemble"), critic, delta_r)
+
+
+def _load_critic(spec: Any, file: Path) -> SuccessQ:
+    """The success critic described by ``spec`` with the weights in ``file``."""
+    try:
+        critic = SuccessQ(
+            int(spec["obs_dim"]), int(spec["act_dim"]), int(spec["n_actions"]), spec["hidden"]
+        )
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CheckpointError(
+            f"{file.with_name('thrifty.json')}: bad critic description ({exc})"
+        ) from None
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{file}: not a valid safetensors file ({exc}); protege never unpickles"
+        ) from None
+    try:
+        critic.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{file}: weights do not match the critic ({exc})") from None
+    return critic.eval()
 
 
 def episode_success(task: Task, data: Transitions) -> np.ndarray:
@@ -284,6 +363,7 @@ class ThriftyTrainer:
         critic = None
         if self.config.use_risk:
             m = ens.members[0].config
+            torch.manual_seed(dagger.derive_seed(seed, 998))  # Q's initial weights
             critic = SuccessQ(
                 int(np.prod(m.obs_shape)),
                 m.act_dim,
@@ -307,23 +387,87 @@ class ThriftyTrainer:
         return ThriftyLearner.load(path)
 
 
-def autonomous_mask(data: Transitions) -> np.ndarray:
-    """(N,) the robot-mode steps: learner-driven steps plus each intervention's first step
-    (where the robot, in robot mode, asked for help)."""
-    actor = data.actor
-    prev = np.empty_like(actor)
-    prev[1:] = actor[:-1]
-    prev[data.episode_starts] = LEARNER  # every episode starts in robot mode
-    return (actor == LEARNER) | ((actor == EXPERT) & (prev == LEARNER))
+def hand_backs(data: Transitions, learner: ThriftyLearner, switch_back: np.ndarray) -> np.ndarray:
+    """(N,) the expert-driven steps after which the gate handed control back to the robot,
+    replayed from the stored steps: where the robot's proposal was within δ_r of the
+    expert's action (the step's label) and Q(s, π_r(s)) > β_r.
+
+    ``learner`` is the robot that drove ``data``; ``switch_back`` (E, 2) holds δ_r and β_r
+    per episode, as recorded with it (:func:`recorded_switch_back`). The actor sequence alone
+    cannot tell a hand-back followed at once by a new switch from the expert driving on."""
+    out = np.zeros(len(data), bool)
+    idx = np.flatnonzero(data.actor == EXPERT)
+    per_step = np.repeat(np.asarray(switch_back, np.float64), data.episode_lengths, axis=0)
+    for chunk in np.array_split(idx, max(1, -(-len(idx) // 4096))):
+        if not len(chunk):
+            continue
+        obs = data.obs[chunk]
+        close = learner.discrepancy(obs, data.actions[chunk]) < per_step[chunk, 0]
+        q = np.ones(len(chunk))
+        if learner.critic is not None:
+            q = learner.critic.success(obs, learner.act(obs))
+        out[chunk] = close & (q > per_step[chunk, 1])
+    return out
 
 
-def calibrate_gate(gate: ThriftyGate, data: Transitions | None, rounds: Sequence[int]) -> bool:
-    """Calibrate ``gate`` from the autonomous states of ``rounds`` in ``data``."""
+def autonomous_mask(data: Transitions, handed_back: np.ndarray | None = None) -> np.ndarray:
+    """(N,) the robot-mode steps, at which the paper's code takes its calibration estimates.
+
+    Every episode starts in robot mode; a learner-driven step is in robot mode, and so is
+    the step after it; after an expert-driven step the robot is back in robot mode where
+    ``handed_back`` (:func:`hand_backs`). Without it, only hand-backs followed by a learner
+    step are seen, and a robot-mode step at which the robot asked again at once is missed
+    (a bias toward familiar states: such steps are novel or risky by construction)."""
+    learner = data.actor == LEARNER
+    back = learner.copy()
+    back[:-1] |= learner[1:]  # the robot acted next, so control was handed back
+    if handed_back is not None:
+        back |= np.asarray(handed_back, bool)
+    robot = np.empty(len(data), bool)
+    robot[1:] = back[:-1]
+    robot[data.episode_starts] = True
+    return robot
+
+
+def recorded_switch_back(store_path: Path, round: int, data: Transitions) -> np.ndarray:
+    """(E, 2) the δ_r and β_r each episode of ``data`` ran with, read from the store's
+    per-episode record; ``data`` holds episodes 0…E−1 of ``round`` in that order (what
+    :func:`protege.algos.dagger.run` hands a round's hooks)."""
+    entries = {
+        int(e["extras"]["episode"]): e
+        for e in Store.open(store_path).index
+        if int(e["round"]) == round and "episode" in e.get("extras", {})
+    }
+    out = np.zeros((len(data.episode_lengths), 2))
+    for k, length in enumerate(data.episode_lengths):
+        extras = entries.get(k, {}).get("extras", {})
+        if entries.get(k, {}).get("length") != int(length) or "switch_back_risk" not in extras:
+            raise DataError(
+                f"{store_path}: episode {k} of round {round} has no ThriftyDAgger thresholds "
+                "recorded (or a different length); was it collected by another method?"
+            )
+        out[k] = extras["switch_back_discrepancy"], extras["switch_back_risk"]
+    return out
+
+
+def robot_states(data: Transitions, learner: ThriftyLearner, switch_back: np.ndarray) -> np.ndarray:
+    """The observations of ``data``'s robot-mode steps (``learner`` drove them)."""
+    return data.obs[autonomous_mask(data, hand_backs(data, learner, switch_back))]
+
+
+def initial_calibration(gate: ThriftyGate, ctx: RoundContext, store_path: Path) -> bool:
+    """A round's first thresholds: the previous interactive round's robot-mode states under
+    the new models; in round 1 (or with too few of them), every labelled state so far
+    (round 0 is expert demonstrations, which hold no robot-mode states)."""
+    data = ctx.data
     if data is None:
         return False
-    in_rounds = np.isin(np.repeat(data.rounds, data.episode_lengths), list(rounds))
-    mask = in_rounds & autonomous_mask(data)
-    return gate.calibrate(data.obs[mask]) if mask.sum() > gate.min_calibration else False
+    if ctx.round > 1 and isinstance(ctx.previous, ThriftyLearner):
+        prev = data.select_episodes(data.rounds == ctx.round - 1)
+        sb = recorded_switch_back(store_path, ctx.round - 1, prev)
+        if gate.calibrate(robot_states(prev, ctx.previous, sb)):
+            return True
+    return gate.calibrate(data.obs[data.labeled])
 
 
 def run(
@@ -336,9 +480,13 @@ def run(
     **kwargs: Any,
 ) -> DAggerResult:
     """ThriftyDAgger through :func:`protege.algos.dagger.run` (same keyword arguments).
+
+    Episodes are collected ``method_config.calibrate_every`` at a time (default 1: the
+    thresholds are re-calibrated after every episode), in place of ``config.n_envs``.
     ``config.retrain`` is ignored: the paper retrains from scratch."""
     config = config or DAggerConfig()
     tc = method_config or ThriftyConfig()
+    store = Path(store_path)
     ens = EnsembleTrainer(
         make_policy or dagger.policy_factory(task), config.bc, tc.members, tc.bootstrap
     )
@@ -354,21 +502,23 @@ def run(
             switch_back_discrepancy=learner.switch_back_discrepancy,
             min_calibration=tc.min_calibration,
         )
-        # The previous round's robot states under the new models; round 1: the demos.
-        if not calibrate_gate(gate, ctx.data, [ctx.round - 1]) and ctx.data is not None:
-            gate.calibrate(ctx.data.obs[ctx.data.labeled])
+        initial_calibration(gate, ctx, store)
         return gate
 
     def before_batch(gate: Gate, ctx: RoundContext, round_data: Transitions | None) -> None:
-        assert isinstance(gate, ThriftyGate)
-        calibrate_gate(gate, round_data, [ctx.round])
+        # dagger.run passes only the round's episodes before this batch (all of them once
+        # more after the last batch, for the row): never a crash-dependent part of it.
+        assert isinstance(gate, ThriftyGate) and isinstance(ctx.learner, ThriftyLearner)
+        if round_data is not None:
+            sb = recorded_switch_back(store, ctx.round, round_data)
+            gate.calibrate(robot_states(round_data, ctx.learner, sb))
 
     kwargs.setdefault("method", "thrifty-dagger")
     return dagger.run(
         task,
         None,
-        store_path,
-        config,
+        store,
+        dataclasses.replace(config, n_envs=tc.calibrate_every),
         gate_factory,
         trainer=trainer,
         before_batch=before_batch,

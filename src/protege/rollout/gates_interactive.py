@@ -242,19 +242,25 @@ class ThriftyGate(_Modes):
 
     Thresholds follow the user's one knob, the target rate α_h: :meth:`calibrate` sets
     δ_h = the (1−α_h) quantile of novelty, β_h = the α_h quantile of Q and β_r = the median of
-    Q over autonomous (robot-driven) states, as the paper's code does after every episode once
-    more than ``min_calibration`` states exist. :func:`protege.algos.thrifty.run` calls it
-    after every batch of episodes from the current round's stored autonomous states (and with
-    ``auto_calibrate=True`` the gate does it itself from the robot-mode steps it saw).
+    Q over autonomous (robot-mode) states, as the paper's code does after every episode once
+    more than ``min_calibration`` states exist. The gate never calibrates itself: its caller
+    does, from stored states, so a resumed run calibrates exactly as the interrupted one did
+    (:func:`protege.algos.thrifty.run` calls it before every episode, or every batch, from
+    the current round's stored autonomous states). Each criterion alone hands control to the
+    expert at about α_h of the robot-mode steps, both together at between α_h and 2·α_h.
 
-    The expert is asked only in expert mode: labels = queries = expert steps.
+    The expert is asked only in expert mode: labels = queries = expert steps. Each stored
+    episode records its switch counts and the thresholds it ran with
+    (:meth:`episode_extras`).
 
     Example:
         >>> gate = ThriftyGate(ensemble, critic, alpha_h=0.01, switch_back_discrepancy=0.1)
         >>> gate.calibrate(autonomous_obs)
     """
 
-    counters = ("switch_novel", "switch_risk", "switch_back")
+    counters = ("switch_novel", "switch_risk", "switch_back", "robot_steps")
+    """Per episode: switches to the expert for novelty and for risk, hand-backs, and the
+    robot-mode steps (where the switch rate is measured: switches / robot-mode steps ≈ α_h)."""
 
     def __init__(
         self,
@@ -267,7 +273,6 @@ class ThriftyGate(_Modes):
         switch_back_risk: float = 0.495,
         switch_back_discrepancy: float = 0.0,
         min_calibration: int = 25,
-        auto_calibrate: bool = False,
     ):
         if not 0.0 < alpha_h < 1.0:
             raise ConfigError(f"alpha_h must be in (0, 1), got {alpha_h}")
@@ -284,9 +289,6 @@ class ThriftyGate(_Modes):
         self.switch_back_discrepancy = switch_back_discrepancy
         """δ_r: hand back only when the robot's proposal is this close to the expert's."""
         self.min_calibration = min_calibration
-        self.auto_calibrate = auto_calibrate
-        self._pending: dict[int, list[tuple[float, float]]] = {}
-        self._pool: list[tuple[float, float]] = []
 
     # ------------------------------------------------------------------- calibration
     def calibrate_values(self, novelty: np.ndarray, q: np.ndarray | None) -> bool:
@@ -323,21 +325,10 @@ class ThriftyGate(_Modes):
             raise ConfigError("ThriftyGate.calibrate needs the robot's actions or a learner.act")
         return np.asarray(act(obs))
 
-    def autonomous_estimates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(novelty, Q) at every robot-mode step of the episodes finished so far."""
-        if not self._pool:
-            return np.zeros(0), np.zeros(0)
-        nov, q = zip(*self._pool, strict=True)
-        return np.array(nov), np.array(q)
-
-    def reset(self, env_index: int) -> None:
-        done = self._pending.pop(env_index, [])
-        self._pool.extend(done)
-        if self.auto_calibrate and done:
-            nov, q = self.autonomous_estimates()
-            self.calibrate_values(nov, q if self.critic is not None else None)
-        super().reset(env_index)
-        self._pending[env_index] = []
+    def episode_extras(self, env_index: int) -> dict[str, float]:
+        """Sub-env ``env_index``'s switch counts and the thresholds its episode ran with
+        (calibration happens between episodes, so they held for the whole episode)."""
+        return {**super().episode_extras(env_index), **self.thresholds()}
 
     # --------------------------------------------------------------------------- gate
     def decide(self, step: StepView) -> Decision:
@@ -348,18 +339,16 @@ class ThriftyGate(_Modes):
             raise ConfigError("ThriftyGate needs a learner (the robot policy)")
         novelty = self.learner.novelty(step.obs)
         q = self.critic.success(step.obs, robot_action) if self.critic is not None else np.ones(n)
-        robot = ~human
-        for i in np.flatnonzero(robot & step.expert.active):
-            self._pending.setdefault(int(i), []).append((float(novelty[i]), float(q[i])))
+        robot = ~human & step.expert.active  # sub-envs past their quota are never handed over
         to_novel = robot & (novelty > self.novelty_threshold)
-        to_risk = (
-            robot & ~to_novel & (q < self.risk_threshold) if self.critic else np.zeros(n, bool)
-        )
+        to_risk = robot & ~to_novel & (q < self.risk_threshold)
+        if self.critic is None:
+            to_risk[:] = False  # the novelty-only ablation
+        self._count("robot_steps", robot)
         self._count("switch_novel", to_novel)
         self._count("switch_risk", to_risk)
         human = human | to_novel | to_risk
         expert = step.expert(human)
-        human &= step.expert.asked  # sub-envs past their quota are never handed over
         close = self.learner.discrepancy(step.obs, expert) < self.switch_back_discrepancy
         back = human & close & (q > self.switch_back_risk)
         self._count("switch_back", back)
@@ -367,6 +356,7 @@ class ThriftyGate(_Modes):
         return Decision(expert_acts=human, label=human.copy())
 
     def thresholds(self) -> dict[str, float]:
+        """δ_h, β_h, β_r and δ_r as they stand (a round's row reports them)."""
         return {
             "novelty_threshold": self.novelty_threshold,
             "risk_threshold": self.risk_threshold,
