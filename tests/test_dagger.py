@@ -290,6 +290,24 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
         dagger.run(
             CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "s", changed, resume=True
         )
+    # The method and its own settings are part of what must not change.
+    dart.run(CARTPOLE, tmp_path / "d", config(rounds=1, episodes_per_round=1), dart.DARTConfig())
+    with pytest.raises(ConfigError, match=r"method_settings\.noise_scale: 1\.0 → 2\.0"):
+        dart.run(
+            CARTPOLE,
+            tmp_path / "d",
+            config(rounds=1, episodes_per_round=1),
+            dart.DARTConfig(noise_scale=2.0),
+            resume=True,
+        )
+    with pytest.raises(ConfigError, match="method: 'dart' → 'dagger'"):
+        dagger.run(
+            CARTPOLE,
+            dagger.policy_factory(CARTPOLE, **SMALL),
+            tmp_path / "d",
+            config(rounds=1, episodes_per_round=1),
+            resume=True,
+        )
     # ...more rounds are not; and an expert.json cut off by a crash is measured again.
     (tmp_path / "s.run" / "expert.json").write_text('{"key": {"epis')
     more = dagger.run(

@@ -358,6 +358,7 @@ def run(
     stop: Callable[[], bool] | None = None,
     after_episode: EpisodeHook | None = None,
     method: str = "dagger",
+    settings: Any | None = None,
     resume: bool = False,
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -388,6 +389,9 @@ def run(
             returns True the run ends there (``DAggerResult.stopped``), every stored episode
             kept, and ``resume=True`` continues it.
         after_episode: called after each episode is appended (see :data:`EpisodeHook`).
+        method: the method's name, in the result and ``config.json``.
+        settings: the method's own settings (a dataclass, e.g. ``ThriftyConfig``): written to
+            ``config.json`` with ``config`` and, like it, checked when the run is resumed.
         resume: continue the run found at ``store_path``/``run_dir``.
         run_dir: where per-round checkpoints and rows go (default ``<store_path>.run``).
         log: receives one line per round (e.g. ``print``).
@@ -409,15 +413,20 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = _read_rows(rows_file) if resume else []
     config_file = run_dir / "config.json"
+    written = {
+        **config.to_dict(),
+        "method": method,
+        "method_settings": asdict(settings) if settings is not None else None,
+    }
     if resume:
-        _check_resumed_config(config_file, config)
+        _check_resumed_config(config_file, written)
         # Keep only whole rows: a row torn by a crash is redone, and must not stay in front
         # of the redone one (every later resume would stop reading there).
         _write_atomic(rows_file, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
     else:
         rows_file.write_text("")
         shutil.rmtree(run_dir / "learners", ignore_errors=True)
-        _write_atomic(config_file, json.dumps(config.to_dict(), indent=2, default=str))
+        _write_atomic(config_file, json.dumps(written, indent=2, default=str))
     done_rounds = {r.round for r in rows}
 
     expert_eval = _expert_reference(task, config, run_dir)
@@ -534,15 +543,16 @@ RESUMABLE_CHANGES = ("rounds", "bc.progress")
 """Settings a resumed run may change: more (or fewer) rounds, and progress bars."""
 
 
-def _check_resumed_config(path: Path, config: DAggerConfig) -> None:
-    """A resumed run must collect, train and evaluate as the interrupted one did."""
+def _check_resumed_config(path: Path, config: dict[str, Any]) -> None:
+    """A resumed run must collect, train and evaluate as the interrupted one did (``config``:
+    what :func:`run` writes to ``config.json``)."""
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
         return  # the run crashed before writing it: nothing to compare with
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); cannot check the resumed run") from None
-    now = _flat(json.loads(json.dumps(config.to_dict(), default=str)))
+    now = _flat(json.loads(json.dumps(config, default=str)))
     before = _flat(stored) if isinstance(stored, dict) else {}
     changed = sorted(
         k

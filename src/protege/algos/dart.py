@@ -95,6 +95,7 @@ def run(
         return make_gate(task, ctx, dc)
 
     kwargs.setdefault("method", "dart")
+    kwargs.setdefault("settings", dc)
     return dagger.run(
         task, make_policy or dagger.policy_factory(task), store_path, config, factory, **kwargs
     )

@@ -221,4 +221,5 @@ def run(
         )
 
     kwargs.setdefault("method", "ensemble-dagger")
+    kwargs.setdefault("settings", mc)
     return dagger.run(task, None, store_path, config, gate, trainer=trainer, **kwargs)

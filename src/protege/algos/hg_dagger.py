@@ -149,6 +149,7 @@ def run(
     sc = method_config or SupervisorConfig()
     factory = gate_factory or (lambda ctx: make_gate(task, sc))
     kwargs.setdefault("method", "hg-dagger")
+    kwargs.setdefault("settings", sc)
     return dagger.run(
         task, make_policy or dagger.policy_factory(task), store_path, config, factory, **kwargs
     )

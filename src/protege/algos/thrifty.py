@@ -514,6 +514,7 @@ def run(
             gate.calibrate(robot_states(round_data, ctx.learner, sb))
 
     kwargs.setdefault("method", "thrifty-dagger")
+    kwargs.setdefault("settings", tc)
     return dagger.run(
         task,
         None,
