@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from protege import __version__
-from protege.cli import COMMANDS, main
+from protege.cli import COMMANDS, build_parser, core, main
 from protege.cli.core import _with_default_subcommand
 
 PROTEGE = Path(sys.executable).with_name("protege")
@@ -133,6 +136,8 @@ def test_other_bad_input_is_one_clear_error(
     _one_error_line(capsys, "observation space")
     assert main([*args, "--head", "gaussian"]) == 1
     _one_error_line(capsys, "gaussian", "Discrete")
+    assert main([*args, "--head", "nope"]) == 1  # checked after plugins, which may add heads
+    _one_error_line(capsys, "--head 'nope'", "categorical, diffusion")
     assert main(["eval", "--task", "cartpole", *TOY]) == 1
     _one_error_line(capsys, "--policy")
     # flag errors are argparse's: usage and exit code 2
@@ -171,3 +176,239 @@ def test_demo_carracing_smoke_runs_from_the_command_line(
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["seed"] == 3
     assert (out / "index.html").exists() and (out / "return_vs_labels.png").exists()
+
+
+# ======================================================================== --restore-best
+@pytest.mark.parametrize("restore", [False, True])
+def test_train_says_which_weights_it_kept(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, restore: bool
+) -> None:
+    out = tmp_path / "p"
+    argv = ["train", "--data", str(run_dir / "demos"), "--out", str(out), *TOY]
+    flags = "--steps 30 --eval-every 10 --hidden-sizes 8 --val-fraction 0.34"
+    assert main([*argv, *flags.split(), "--restore-best" if restore else "--no-restore-best"]) == 0
+    kept = next(line for line in capsys.readouterr().out.splitlines() if "weights kept" in line)
+    record = json.loads((out / "train.json").read_text())
+    assert record["bc"]["restore_best"] is restore
+    if restore:
+        assert f"step {record['result']['best_step']} (lowest validation loss" in kept
+    else:
+        assert "step 30 (the last" in kept and "lowest validation loss" not in kept
+
+
+# ========================================================================= eval aliases
+def test_eval_deterministic_flag_is_an_alias_of_sample(run_dir: Path, tmp_path: Path) -> None:
+    base = ["eval", "--policy", str(run_dir / "policy"), "--episodes", "1", "--n-envs", "1", *TOY]
+    for flags, deterministic in (
+        ([], True),
+        (["--no-deterministic"], False),
+        (["--sample"], False),
+    ):
+        out = tmp_path / "eval.json"
+        assert main([*base, *flags, "--json", str(out)]) == 0
+        assert json.loads(out.read_text())["deterministic"] is deterministic, flags
+
+
+# ============================================================================== plugins
+PLUGIN = """
+import numpy as np
+
+import protege
+from protege.experts import CallableExpert
+from protege.tasks import Task
+
+
+def balance(obs):  # batched: (N, 4) -> (N,)
+    return (obs[:, 2] + 0.5 * obs[:, 3] > 0).astype(np.int64)
+
+
+protege.tasks.register(Task(
+    name="{name}",
+    env_id="CartPole-v1",
+    expert_factory=lambda: CallableExpert(balance),
+    horizon=200,
+    success=lambda outcome: not outcome.terminated,
+))
+"""
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A registry and plugin state of its own for one test, as in a new process."""
+    from protege import tasks
+
+    tasks.names()  # the built-in tasks are in the copy
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    monkeypatch.setattr(tasks, "_FILE_PLUGINS", {})
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delenv("PROTEGE_PLUGINS", raising=False)
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(("my_", "_protege_plugin")):
+            del sys.modules[name]
+
+
+def _forget_plugins() -> None:
+    """What a new process without the plugin knows: the built-in tasks only."""
+    from protege import tasks
+
+    for name in [n for n in tasks._REGISTRY if n.startswith("my-")]:
+        del tasks._REGISTRY[name]
+    tasks._FILE_PLUGINS.clear()
+    for name in [m for m in sys.modules if m.startswith("my_")]:
+        del sys.modules[name]
+
+
+def test_a_plugin_makes_a_users_task_work_from_collect_to_eval(
+    fresh_plugins: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    plugin = tmp_path / "my_tasks.py"
+    plugin.write_text(PLUGIN.format(name="my-cartpole"))
+    demos, policy, results = tmp_path / "demos", tmp_path / "policy", tmp_path / "eval.json"
+    p = ["--plugin", str(plugin)]
+    collect = ["collect", "--task", "my-cartpole", "--out", str(demos), "--episodes", "4"]
+    assert main([*p, *collect, "--n-envs", "2", *TOY]) == 0
+    # no --task: the store records it; --plugin may also follow the command
+    train = ["train", "--data", str(demos), "--out", str(policy), "--steps", "300"]
+    assert main([*train, "--hidden-sizes", "32", "32", *p, *TOY]) == 0
+    evaluate = ["eval", "--policy", str(policy), "--episodes", "4", "--n-envs", "2", "--expert"]
+    assert main([*p, *evaluate, "--json", str(results), *TOY]) == 0
+    summary = json.loads(results.read_text())
+    assert summary["task"] == "my-cartpole"
+    assert summary["results"]["expert"]["mean_return"] == 200.0  # the plugin's expert, horizon
+    assert summary["results"]["policy"]["mean_return"] > 100  # BC learned from its demos
+    capsys.readouterr()
+    assert main([*p, "info", str(demos)]) == 0
+    assert "my-cartpole" in capsys.readouterr().out
+    assert main([*p, "info", "--tasks"]) == 0
+    assert "my-cartpole" in capsys.readouterr().out
+
+    _forget_plugins()  # a new shell, without --plugin
+    assert main([*train, *TOY]) == 1
+    _one_error_line(capsys, str(demos), "'my-cartpole'", "--plugin", "PROTEGE_PLUGINS")
+    assert main([*evaluate, *TOY]) == 1
+    _one_error_line(capsys, str(policy), "'my-cartpole'", "--plugin", "PROTEGE_PLUGINS")
+    assert main([*collect, *TOY]) == 1
+    _one_error_line(capsys, "unknown task 'my-cartpole'", "--plugin")
+
+
+def test_protege_plugins_names_modules_and_files(
+    fresh_plugins: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    (tmp_path / "my_module_tasks.py").write_text(PLUGIN.format(name="my-module-task"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    other = tmp_path / "elsewhere" / "my_file_tasks.py"
+    other.parent.mkdir()
+    other.write_text(PLUGIN.format(name="my-file-task"))
+    monkeypatch.setenv("PROTEGE_PLUGINS", f"my_module_tasks{os.pathsep}{other}")
+    assert main(["info", "--tasks"]) == 0
+    listed = capsys.readouterr().out
+    assert "my-module-task" in listed and "my-file-task" in listed
+    # --plugin and the variable may name the same plugin: imported once, registered once
+    out = tmp_path / "demos"
+    argv = ["--plugin", str(other), "collect", "--task", "my-file-task", "--out", str(out)]
+    assert main([*argv, "--episodes", "1", "--n-envs", "1", *TOY]) == 0
+    assert "Collected 1 my-file-task episodes" in capsys.readouterr().out
+
+
+def test_a_broken_plugin_is_one_clear_error(
+    fresh_plugins: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["--plugin", str(tmp_path / "nowhere.py"), "info", "--tasks"]) == 1
+    _one_error_line(capsys, "info: error:", "nowhere.py", "no such file")
+    assert main(["--plugin", "my_no_such_module", "info", "--tasks"]) == 1
+    _one_error_line(capsys, "plugin my_no_such_module", "no module named")
+    broken = tmp_path / "my_broken.py"
+    broken.write_text("import protege\n\nprotege.tasks.make('not-a-task')\n")
+    assert main(["--plugin", str(broken), "info", "--tasks"]) == 1
+    _one_error_line(capsys, f"plugin {broken}", "UnknownTaskError", "line 3")
+    broken.write_text("def f(:\n")
+    assert main(["--plugin", str(broken), "info", "--tasks"]) == 1
+    _one_error_line(capsys, f"plugin {broken}", "SyntaxError", "line 1")
+
+
+def test_installed_packages_register_through_entry_points(
+    fresh_plugins: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from protege import tasks
+
+    (tmp_path / "my_package_tasks.py").write_text(PLUGIN.format(name="my-installed-task"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [
+        EntryPoint("broken", "my_package_missing", tasks.ENTRY_POINT_GROUP),
+        EntryPoint("mine", "my_package_tasks", tasks.ENTRY_POINT_GROUP),
+    ]
+    monkeypatch.setattr(
+        tasks.importlib.metadata,
+        "entry_points",
+        lambda group: [ep for ep in points if ep.group == group],
+    )
+    monkeypatch.setattr(tasks, "_loaded", False)  # as in a new process
+    with pytest.warns(UserWarning, match="my_package_missing"):  # warned, not fatal
+        assert tasks.make("my-installed-task").horizon == 200
+    assert "cartpole" in tasks.names()
+
+
+# ================================================================== fast --help, lazily
+def test_flags_read_from_source_match_the_imported_dataclasses() -> None:
+    """``--help`` reads config dataclasses from source; what it reads must be the truth."""
+    build_parser()  # every command's flags: records each class and constant read
+    assert {ref for ref, _ in core.STATIC_REFS} >= {
+        "protege.algos.bc:BCConfig",
+        "protege.policies.config:PolicyConfig",
+        "protege.demo:INTERACTIVE",
+    }
+    for ref, skip in core.STATIC_REFS:
+        if skip is None:
+            assert core._module_constant(*ref.split(":")) == core._import_ref(ref), ref
+        else:
+            imported = core._runtime_fields(core._import_ref(ref), skip)
+            assert core._static_fields(ref, skip) == imported, ref
+    # what the reader cannot evaluate (a field holding another dataclass) is imported
+    dagger = "protege.algos.dagger:DAggerConfig"
+    with pytest.raises(core._NotStatic):
+        core._static_fields(dagger, ())
+    assert [f.name for f in core.config_fields(dagger)][:2] == ["rounds", "episodes_per_round"]
+
+
+HEAVY = ("torch", "gymnasium", "matplotlib")
+HELP_CHECK = """
+import json, sys
+heavy = {heavy!r}
+loaded = lambda: sorted(m for m in sys.modules if m.split(".")[0] in heavy)
+from protege.cli import COMMANDS, main
+before = loaded()
+new = {{}}
+for path in [(), *COMMANDS, ("train", "--batch-size", "many")]:
+    main([*path, "--help"] if path[-1:] != ("many",) else list(path))
+    new[" ".join(path)] = sorted(set(loaded()) - set(before))
+print(json.dumps({{"before": before, "new": new}}))
+"""
+
+
+@functools.cache
+def _help_imports() -> dict:
+    """Heavy modules loaded by importing protege.cli, and then by each command's --help."""
+    code = HELP_CHECK.format(heavy=HEAVY)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_help_and_flag_errors_import_nothing_heavy() -> None:
+    """Building a command's flags imports no torch, gymnasium or matplotlib (beyond what
+    importing protege.cli itself does; see the next test)."""
+    assert all(not new for new in _help_imports()["new"].values()), _help_imports()["new"]
+
+
+def test_importing_the_cli_imports_nothing_heavy() -> None:
+    assert _help_imports()["before"] == []
+
+
+def test_the_cli_names_the_tasks_plugin_variable() -> None:
+    from protege import tasks
+
+    assert core._PLUGINS_ENV == tasks.PLUGINS_ENV

@@ -61,6 +61,7 @@ def test_teleop_and_experiment_have_help(capsys):
         assert main(argv) == 0
     text = capsys.readouterr().out
     assert "hold SPACE to take over" in text and "--method" in text and "--epsilon" in text
+    assert "--round" in text and "--human" in text
 
 
 def test_experiment_horizon_cli_writes_table_and_plot(tmp_path):
@@ -70,14 +71,11 @@ def test_experiment_horizon_cli_writes_table_and_plot(tmp_path):
         "horizon",
         "--out",
         str(out),
-        "--seeds",
-        "2",
-        "--mc-episodes",
-        "500",
-        "--bootstrap",
-        "100",
+        *("--horizons", "20", "40", "80", "--epsilon", "2e-3", "--dagger-rounds", "2"),
+        *("--seeds", "1", "--arms", "bc", "dagger", "hg-dagger"),
+        *("--mc-episodes", "500", "--bootstrap", "100", "--saturated-epsilon", "0.05"),
         "--no-progress",
-    ]
+    ]  # the toy scale of the fast test in test_horizon.py; the full run is a benchmark
     assert main(argv) == 0
     slopes = json.loads((out / "horizon.json").read_text())
     assert (out / "horizon.png").stat().st_size > 10_000
@@ -99,3 +97,37 @@ def test_eval_takes_any_methods_learner(tmp_path, capsys):
     flags = ["--episodes", "2", "--n-envs", "2", "--no-progress", "--json", str(report)]
     assert main(["eval", "--policy", str(learner), "--task", "cartpole", *flags]) == 0
     assert len(json.loads(report.read_text())["results"]["policy"]["returns"]) == 2
+
+
+def test_dagger_human_runs_rounds_with_a_person_and_reports_attention(tmp_path, capsys):
+    """`protege dagger --method hg-dagger --human` (SDL's dummy display, nobody pressing a
+    key): round 0 is the person's demonstration, so attention is the demonstration's time;
+    the table shows it, and --resume of the finished run changes nothing."""
+    out = tmp_path / "me"
+    argv = ["dagger", "--method", "hg-dagger", "--human", "--task", "cartpole", "--out", str(out)]
+    argv += ["--rounds", "1", "--episodes-per-round", "1", "--initial-demos", "1", "--fps", "500"]
+    argv += ["--steps", "30", "--eval-episodes", "2", "--eval-envs", "2", "--no-progress"]
+    argv += ["--hidden-sizes", "16"]
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    store = Store.open(out / "store")
+    assert sorted({e["round"] for e in store.index}) == [0, 1]
+    demo = store.index[0]
+    assert demo["labels"] == demo["length"]  # the person drove every step of round 0
+    assert result["totals"]["labels"] == demo["labels"]  # and never took over in round 1
+    attention = result["totals"]["attention_seconds"]
+    assert attention == sum(e["extras"]["attention_seconds"] for e in store.index) > 0
+    assert result["config"]["n_envs"] == 1 and not result["stopped"]
+    text = capsys.readouterr().out
+    assert "(you at the keyboard)" in text and "attention" in text
+    assert main([*argv, "--resume"]) == 0
+    assert json.loads((out / "result.json").read_text())["rows"] == result["rows"]
+
+
+def test_dagger_human_flags_are_checked(tmp_path, capsys):
+    base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r"), "--human"]
+    assert main(base) == 1
+    assert "--human needs --method hg-dagger" in capsys.readouterr().err
+    assert main([*base, "--method", "hg-dagger", "--n-envs", "4"]) == 1
+    assert "one env at a time" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -31,27 +31,26 @@ def _check_report(out: Path) -> dict:
 def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     tiny = {"n_envs": 2, "batch_size": 32, "hidden_sizes": (16,), "progress": False}
-    run = run_demo(
-        "cartpole",
-        out=out,
-        seed=1,
-        episodes=3,
-        steps=20,
-        eval_episodes=2,
-        val_fraction=0.34,
-        methods=(),
-        **tiny,
-    )
+    tiny |= {"methods": ()}
+    # the demo's own validation split: 10% of the 6 demonstrations, rounded to one
+    run = run_demo("cartpole", out=out, seed=1, episodes=6, steps=20, eval_episodes=2, **tiny)
     results = _check_report(out)
     assert results["seed"] == 1
     assert set(results["methods"]) == {"expert", "BC"}
-    assert results["methods"]["BC"]["labels"] == run.store.n_labels == 1500
+    assert results["methods"]["BC"]["labels"] == run.store.n_labels == 3000
     assert results["methods"]["expert"]["mean_return"] == 500.0
-    assert "val_loss" in results["bc"]["history"][-1]
+    # the loss figure has a validation curve: every point of BC's history has both losses
+    bc = results["bc"]
+    assert bc["n_val"] == 500 and bc["n_train"] == 2500
+    assert all(np.isfinite([row["train_loss"], row["val_loss"]]).all() for row in bc["history"])
+    report = (out / "report.md").read_text()
+    assert "BC training and validation loss" in report
+    assert "the final weights are kept" in report  # BCConfig.restore_best is off
     assert run.headline("BC").startswith("BC reaches")
+    assert "2,500 of the 3,000 expert labels (500 held out for validation)" in run.headline("BC")
     # a second run replaces the demonstrations instead of appending to them
     run = run_demo(
-        "cartpole", out=out, seed=1, episodes=2, steps=5, eval_episodes=1, methods=(), **tiny
+        "cartpole", out=out, seed=1, episodes=2, steps=5, eval_episodes=1, gif=False, **tiny
     )
     assert len(run.store) == 2
 
@@ -99,13 +98,15 @@ def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_pat
 def test_demo_command_prints_where_the_report_is(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli-demo"
     flags = "--task cartpole --episodes 2 --n-envs 2 --steps 10 --hidden-sizes 16 --eval-episodes 2"
-    flags += " --methods dagger --rounds 1 --round-eval-episodes 2"
+    flags += " --methods dagger --rounds 1 --round-eval-episodes 2 --round-bc-steps 7"
     assert main(["demo", "--out", str(out), *flags.split(), "--no-gif", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "seed=0" in printed and "BC reaches" in printed
     assert "DAgger" in printed and "Reaching 95% of the expert's return" in printed
     assert str(out / "index.html") in printed
     assert (out / "index.html").exists() and not (out / "bc.gif").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert results["interactive"]["DAgger"]["config"]["bc"]["steps"] == 7  # --round-bc-steps
 
 
 def test_plots_cope_with_edge_cases(tmp_path: Path) -> None:

@@ -8,18 +8,57 @@ The main entry points:
     policy = protege.Policy(protege.PolicyConfig.for_spaces(*task.spaces))
     protege.bc.fit(policy, protege.Store.open("demos/lunar"), protege.BCConfig(seed=0))
     protege.evaluate(policy, task, episodes=50, seed=0).summary()
+
+The names below are imported on first use, not by ``import protege``: that keeps the
+``protege`` command's ``--help`` (whose modules live in this package) from importing torch.
 """
 
-from protege import tasks
-from protege.algos import bc
-from protege.algos.bc import BCConfig
-from protege.data.store import Store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from protege.errors import CheckpointError, ConfigError, DataError, ProtegeError
-from protege.policies import Policy, PolicyConfig
-from protege.rollout import evaluate, evaluate_expert
-from protege.rollout.collect import collect
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "tasks": "protege.tasks",
+    "bc": "protege.algos.bc",
+    "BCConfig": "protege.algos.bc:BCConfig",
+    "Store": "protege.data.store:Store",
+    "Policy": "protege.policies:Policy",
+    "PolicyConfig": "protege.policies:PolicyConfig",
+    "evaluate": "protege.rollout:evaluate",
+    "evaluate_expert": "protege.rollout:evaluate_expert",
+    "collect": "protege.rollout.collect:collect",
+}
+"""``protege.NAME`` → the module (and attribute) it is imported from on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'protege' has no attribute {name!r}")
+    module, _, attr = _LAZY[name].partition(":")
+    value = importlib.import_module(module)
+    if attr:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if TYPE_CHECKING:
+    from protege import tasks
+    from protege.algos import bc
+    from protege.algos.bc import BCConfig
+    from protege.data.store import Store
+    from protege.policies import Policy, PolicyConfig
+    from protege.rollout import evaluate, evaluate_expert
+    from protege.rollout.collect import collect
 
 __all__ = [
     "BCConfig",

@@ -108,6 +108,7 @@ class DemoRun:
     methods: dict[str, Method] = field(default_factory=dict)
     """Evaluated methods in table order; "expert" first."""
     bc_result: bc.BCResult | None = None
+    bc_config: bc.BCConfig | None = None
     curves: dict[str, Curve] = field(default_factory=dict)
     """Return against expert labels per method (BC's learning curve, each method's rounds)."""
     interactive: dict[str, dagger.DAggerResult] = field(default_factory=dict)
@@ -133,11 +134,15 @@ class DemoRun:
 
     def headline(self, name: str = "BC") -> str:
         ev, ex = self.methods[name].evaluation, self.methods["expert"].evaluation
+        labels = f"{self.methods[name].labels:,} expert labels"
+        r = self.bc_result
+        if name == "BC" and r is not None and r.n_val:
+            labels = f"{r.n_train:,} of the {labels} ({r.n_val:,} held out for validation)"
         return (
             f"{name} reaches {100 * self.fraction_of_expert(name):.0f}% of the expert's mean "
             f"return on {self.task.name}: {ev.mean_return:.1f} ± {ev.std_return:.1f} against "
             f"{ex.mean_return:.1f} ± {ex.std_return:.1f} over {len(ev.returns)} episodes, "
-            f"trained on {self.methods[name].labels:,} expert labels."
+            f"trained on {labels}."
         )
 
 
@@ -151,7 +156,7 @@ def run_demo(
     batch_size: int = 256,
     hidden_sizes: tuple[int, ...] = (256, 256),
     eval_episodes: int = 50,
-    val_fraction: float = 0.0,
+    val_fraction: float = 0.1,
     gif: bool = True,
     progress: bool = True,
     methods: tuple[str, ...] = INTERACTIVE,
@@ -172,12 +177,12 @@ def run_demo(
     the demonstrations (``demos/``), the BC policy (``policy/``) and each interactive run's
     store and per-round learners (``interactive/METHOD/``).
 
-    ``val_fraction`` holds episodes out to draw a validation loss curve (the final weights are
-    kept either way). It is 0 by default: held-out episodes are demonstrations BC does not
-    train on, and on LunarLander the held-out cross-entropy bottoms out after a few hundred
-    steps while the return keeps improving for thousands, so the curve says little about
-    the rollouts (keeping the lowest-loss weights reached 69–97% of the expert's return,
-    the final ones 95–100%, seeds 0–2).
+    ``val_fraction`` of the demonstrations (10 of 100 by default) are held out of BC's
+    training to draw its validation loss curve next to the training loss. BC keeps its final
+    weights, not the lowest-validation-loss ones: on LunarLander the held-out cross-entropy
+    bottoms out after a few hundred steps while the return keeps improving for thousands
+    (keeping the lowest-loss weights reached 69–97% of the expert's return, the final ones
+    95–100%, seeds 0–2). ``val_fraction=0`` trains on every demonstration, without the curve.
     """
     run = DemoRun(
         task=tasks.make(task),
@@ -262,6 +267,7 @@ def train_bc(run: DemoRun, config: bc.BCConfig, hidden_sizes: tuple[int, ...]) -
     policy = seeded_policy(policy_config, config.seed)
     with timed(run, "train BC"):
         run.bc_result = bc.fit(policy, run.store, config)
+    run.bc_config = config
     policy.save(run.out / "policy", extra={"task": run.task.name})
     run.policies["BC"] = policy
     run.labels["BC"] = run.store.n_labels
@@ -420,22 +426,7 @@ def write_report(run: DemoRun) -> None:
         figures.insert(0, _labels_figure(run))
     bc_policy = run.policies.get("BC")
     if run.bc_result is not None and run.bc_result.history and isinstance(bc_policy, Policy):
-        figures.append(
-            pg.Figure(
-                plots.plot_losses(
-                    run.bc_result.history,
-                    run.out / "loss.png",
-                    title=f"BC on {run.task.name}: the {bc_policy.config.head} head's loss",
-                ).name,
-                "BC training and validation loss" if run.bc_result.n_val else "BC training loss",
-                (
-                    "Validation is on held-out episodes; the final weights are kept."
-                    if run.bc_result.n_val
-                    else "Trained on every demonstration (no episodes held out for validation)."
-                )
-                + " A low loss does not promise a good rollout: judge by the figures above.",
-            )
-        )
+        figures.append(_loss_figure(run, run.bc_result, bc_policy))
     figures += list(run.gifs.values())
     page = pg.Page(
         title=f"protege demo: behavioral cloning on {run.task.name}",
@@ -472,6 +463,34 @@ def labels_summary(run: DemoRun, fraction: float = 0.95) -> str:
     return (
         f"Reaching {fraction:.0%} of the expert's return ({target:.1f}) on the per-round "
         f"evaluation episodes: {'; '.join(parts)}."
+    )
+
+
+def _loss_figure(run: DemoRun, result: bc.BCResult, policy: Policy) -> pg.Figure:
+    """BC's training loss and, with held-out episodes, its validation loss, marking whose
+    weights were kept (the final ones unless ``BCConfig.restore_best``)."""
+    best = bool(run.bc_config and run.bc_config.restore_best and result.n_val)
+    path = plots.plot_losses(
+        result.history,
+        run.out / "loss.png",
+        title=f"BC on {run.task.name}: the {policy.config.head} head's loss",
+        kept_step=result.best_step if best else result.steps,
+    )
+    kept = (
+        "the weights of the lowest validation loss are kept"
+        if best
+        else "the final weights are kept, not those of the lowest validation loss"
+    )
+    caption = (
+        f"Validation is on held-out episodes ({result.n_val:,} labelled steps, not trained "
+        f"on); {kept}."
+        if result.n_val
+        else "Trained on every demonstration (no episodes held out for validation)."
+    )
+    return pg.Figure(
+        path.name,
+        "BC training and validation loss" if result.n_val else "BC training loss",
+        caption + " A low loss does not promise a good rollout: judge by the figures above.",
     )
 
 

@@ -10,26 +10,41 @@ same names as in Python and in config.json. Nested commands (``demo lunarlander`
 Adding a command::
 
     def _dagger_flags(p: argparse.ArgumentParser) -> None:
-        _task_flag(p); _seed_flag(p); p.add_argument("--rounds", type=int, default=10)
+        _task_flag(p); _seed_flag(p)
+        add_config_flags(p, "protege.algos.dagger:DAggerConfig", skip=("seed", "bc"))
 
     @command("dagger", _dagger_flags)
     def dagger(args: argparse.Namespace) -> None:
         \"\"\"Train with DAgger ...\"\"\"
+        from protege.algos.dagger import DAggerConfig  # the library: only when it runs
+
+Speed: ``protege --help``, ``protege COMMAND --help`` and flag errors must not import torch,
+gymnasium or matplotlib (they took 3 s). So a command module imports only this module at
+the top and the library inside its run function; ``main`` adds flags only to the command
+being run; and a flag function names a dataclass as ``"module:Class"``, which
+:func:`config_fields` reads from the module's *source* without importing it (a test checks
+that what it reads equals the imported class). Plugins (``--plugin``, ``PROTEGE_PLUGINS``)
+are imported after parsing, just before the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import functools
+import importlib
+import importlib.util
 import inspect
 import itertools
 import json
+import os
 import sys
 import textwrap
 import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -87,12 +102,21 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     _seed_flag(p)
     p.add_argument(
         "--threads",
+        "--torch-threads",
+        dest="threads",
         type=int,
         default=1,
         help="torch CPU threads (default: 1, fastest for small MLPs on few cores)",
     )
+    _progress_flag(p)
+
+
+def _progress_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="hide progress bars"
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show progress bars (default: yes; --no-progress hides them)",
     )
 
 
@@ -107,7 +131,8 @@ def _task_flag(p: argparse.ArgumentParser, required: bool = True, extra: str = "
         required=required,
         metavar="NAME",
         help="a registered task: cartpole, lunarlander, lunarlander-continuous, pendulum, "
-        "mountaincar-continuous, ... (`protege info --tasks` lists them)" + extra,
+        "mountaincar-continuous, ... (`protege info --tasks` lists them; --plugin adds your "
+        "own)" + extra,
     )
 
 
@@ -119,9 +144,26 @@ def _rollout_flags(p: argparse.ArgumentParser, episodes: int) -> None:
 
 
 # ============================================================ dataclass fields as flags
+ConfigClass = type | str
+"""A dataclass, or a reference ``"protege.algos.bc:BCConfig"`` to one that is read from its
+module's source instead of imported (see :func:`config_fields`)."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a flag needs of one dataclass field."""
+
+    name: str
+    type: Any
+    default: Any
+    """The field's default (``default_factory()`` for a factory), or ``MISSING``."""
+    doc: str
+    """The attribute docstring under the field, on one line."""
+
+
 def add_config_flags(
     p: argparse.ArgumentParser,
-    cls: type,
+    cls: ConfigClass,
     skip: Sequence[str] = (),
     choices: dict[str, list[str]] | None = None,
     defaults: dict[str, str] | None = None,
@@ -130,20 +172,16 @@ def add_config_flags(
 
     Flags default to None ("not given"), so the dataclass keeps its own defaults, which the
     help text shows together with the field's docstring (``defaults`` overrides what the
-    help says the default is, for fields whose real default depends on the task).
+    help says the default is, for fields whose real default depends on the task). Name the
+    class as ``"module:Class"`` to keep ``--help`` from importing its module.
     """
-    group = p.add_argument_group(f"{cls.__name__} (same names in Python and config.json)")
-    hints = typing.get_type_hints(cls)
-    docs = _field_docs(cls)
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        factory: Any = f.default_factory
-        default = f.default if f.default is not MISSING else factory()
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+    title = cls.rpartition(":")[2] if isinstance(cls, str) else cls.__name__
+    group = p.add_argument_group(f"{title} (same names in Python and config.json)")
+    for f in config_fields(cls, skip):
+        shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
         shown = (defaults or {}).get(f.name, shown)
-        text = (docs.get(f.name, "") + f" (default: {shown})").strip().replace("%", "%%")
-        kwargs = _flag_kwargs(hints[f.name])
+        text = (f.doc + f" (default: {shown})").strip().replace("%", "%%")
+        kwargs = _flag_kwargs(f.type)
         if choices and f.name in choices:
             kwargs["choices"] = choices[f.name]
             kwargs.pop("metavar", None)
@@ -159,6 +197,164 @@ def config_values(cls: type, args: argparse.Namespace, skip: Sequence[str] = ())
         for f in fields(cls)
         if f.name not in skip and getattr(args, f.name, None) is not None
     }
+
+
+def config_fields(cls: ConfigClass, skip: Sequence[str] = ()) -> list[FieldSpec]:
+    """The fields of a dataclass, or of a ``"module:Class"`` reference read from source.
+
+    Reading the source keeps ``--help`` from importing torch. It handles what config
+    dataclasses hold (literal defaults, module constants, ``field(default_factory=...)`` of
+    a builtin, annotations of builtins and ``Any``); anything else falls back to importing
+    the class. Skipped fields are not read, so they may be anything.
+    """
+    if not isinstance(cls, str):
+        return _runtime_fields(cls, skip)
+    STATIC_REFS.add((cls, tuple(skip)))
+    try:
+        return _static_fields(cls, skip)
+    except _NotStatic:
+        return _runtime_fields(_import_ref(cls), skip)
+
+
+def static_constant(ref: str) -> Any:
+    """The literal value of a module-level constant ``"module:NAME"``, read from source."""
+    STATIC_REFS.add((ref, None))
+    module, _, name = ref.partition(":")
+    try:
+        return _module_constant(module, name)
+    except _NotStatic:
+        return _import_ref(ref)
+
+
+STATIC_REFS: set[tuple[str, tuple[str, ...] | None]] = set()
+"""Every reference read from source so far, with the fields skipped (None: a constant); the
+tests compare each with what importing it gives."""
+
+
+class _NotStatic(Exception):
+    """The source holds something the static reader does not evaluate."""
+
+
+def _runtime_fields(cls: type, skip: Sequence[str] = ()) -> list[FieldSpec]:
+    hints = typing.get_type_hints(cls)
+    docs = _field_docs(cls)
+    specs = []
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        factory: Any = f.default_factory
+        default = f.default if factory is MISSING else factory()
+        specs.append(FieldSpec(f.name, hints[f.name], default, docs.get(f.name, "")))
+    return specs
+
+
+def _static_fields(ref: str, skip: Sequence[str]) -> list[FieldSpec]:
+    module, _, name = ref.partition(":")
+    node = _dataclass_node(module, name)
+    docs = _class_field_docs(node)
+    specs = []
+    for stmt in node.body:
+        if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
+            continue
+        if ast.unparse(stmt.annotation).startswith(("ClassVar", "typing.ClassVar")):
+            continue
+        field_name = stmt.target.id
+        if field_name in skip:
+            continue
+        tp = _static_type(stmt.annotation)
+        default = MISSING if stmt.value is None else _static_default(module, stmt.value)
+        specs.append(FieldSpec(field_name, tp, default, docs.get(field_name, "")))
+    return specs
+
+
+def _dataclass_node(module: str, name: str) -> ast.ClassDef:
+    """The ``@dataclass class name`` statement of ``module``; no base classes (their fields
+    would be elsewhere)."""
+    for node in _module_ast(module).body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            if node.bases or not any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                break
+            return node
+    raise _NotStatic(f"{module}:{name}")
+
+
+_TYPE_NAMES: dict[str, Any] = {
+    t.__name__: t for t in (int, float, str, bool, tuple, list, dict, set, frozenset)
+} | {"Any": Any}
+
+
+def _static_type(node: ast.expr) -> Any:
+    """An annotation built of builtins, ``Any``, ``X | Y``, ``X[...]``, None and ``...``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _static_type(ast.parse(node.value, mode="eval").body)  # a quoted annotation
+    if isinstance(node, ast.Constant) and (node.value is None or node.value is Ellipsis):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _TYPE_NAMES:
+        return _TYPE_NAMES[node.id]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _static_type(node.left) | _static_type(node.right)
+    if isinstance(node, ast.Subscript):
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        args = tuple(_static_type(e) for e in inner)
+        return _static_type(node.value)[args if len(args) > 1 else args[0]]
+    raise _NotStatic(ast.unparse(node))
+
+
+def _static_default(module: str, node: ast.expr) -> Any:
+    """A field's default: a literal, a module constant, or ``field(default[_factory]=...)``."""
+    if isinstance(node, ast.Call) and ast.unparse(node.func) in ("field", "dataclasses.field"):
+        kw = {k.arg: k.value for k in node.keywords}
+        if "default" in kw:
+            return _static_default(module, kw["default"])
+        factory = kw.get("default_factory")
+        if isinstance(factory, ast.Name) and factory.id in _TYPE_NAMES:
+            return _TYPE_NAMES[factory.id]()
+        if isinstance(factory, ast.Lambda):
+            return _static_default(module, factory.body)
+        raise _NotStatic(ast.unparse(node))
+    if isinstance(node, ast.Name):
+        return _module_constant(module, node.id)
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise _NotStatic(ast.unparse(node)) from None
+
+
+def _module_constant(module: str, name: str) -> Any:
+    """A module-level ``NAME = <literal>``, following ``from X import NAME``."""
+    for stmt in _module_ast(module).body:
+        if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return _static_default(module, stmt.value)
+        if isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for alias in stmt.names:
+                if (alias.asname or alias.name) == name:
+                    return _module_constant(stmt.module, alias.name)
+    raise _NotStatic(f"{module}:{name}")
+
+
+@functools.cache
+def _module_ast(module: str) -> ast.Module:
+    """The parsed source of ``module``, found without importing it (or its package)."""
+    parts = module.split(".")
+    if parts[0] == "protege":
+        base = Path(__file__).resolve().parents[1].joinpath(*parts[1:])
+        path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    else:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise _NotStatic(module)
+        path = Path(spec.origin)
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        raise _NotStatic(module) from None
+
+
+def _import_ref(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _flag_kwargs(tp: Any) -> dict[str, Any]:
@@ -195,17 +391,21 @@ def _field_docs(cls: type) -> dict[str, str]:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
         return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    node = tree.body[0] if tree.body else None
+    return _class_field_docs(node) if isinstance(node, ast.ClassDef) else {}
+
+
+def _class_field_docs(node: ast.ClassDef) -> dict[str, str]:
     docs = {}
-    for node, nxt in itertools.pairwise(body):
+    for stmt, nxt in itertools.pairwise(node.body):
         if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
             and isinstance(nxt, ast.Expr)
             and isinstance(nxt.value, ast.Constant)
             and isinstance(nxt.value.value, str)
         ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
+            docs[stmt.target.id] = " ".join(nxt.value.value.split())
     return docs
 
 
@@ -268,14 +468,32 @@ def _evaluation_table(title: str, evals: dict[str, Any], labels: dict[str, int])
 
 
 # ================================================================================== main
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered command."""
+_PLUGINS_ENV = "PROTEGE_PLUGINS"
+"""= ``protege.tasks.PLUGINS_ENV`` (not imported from there: that would import torch)."""
+
+_PLUGIN_HELP = (
+    "import PLUGIN before the command runs: a module name or the path of a .py file that "
+    "registers tasks, teleop controls or heads (repeatable; also read from "
+    f"${_PLUGINS_ENV}, {os.pathsep!r}-separated, and the 'protege.plugins' entry points of "
+    "installed packages)"
+)
+
+
+def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every registered command.
+
+    With ``only``, just that command gets its flags and the others only their help line:
+    what ``main`` needs, and it keeps ``--help`` from importing what other commands' flags
+    describe.
+    """
     parser = argparse.ArgumentParser(
         prog="protege",
         description="Imitation learning you can run: collect expert demonstrations, train a "
         "policy, evaluate it on rollouts. `protege COMMAND --help` explains each command.",
+        allow_abbrev=False,  # main finds the global options in argv by their full names
     )
     parser.add_argument("--version", action="version", version=f"protege {__version__}")
+    _plugin_flag(parser, "plugins")
     subparsers: dict[tuple[str, ...], Any] = {
         (): parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     }
@@ -283,25 +501,55 @@ def build_parser() -> argparse.ArgumentParser:
         for depth in range(1, len(path)):
             prefix = path[:depth]
             if prefix not in subparsers:
-                help_line, default = GROUPS.get(prefix[-1], ("", None))
-                group = subparsers[prefix[:-1]].add_parser(
-                    prefix[-1],
-                    help=help_line,
-                    description=help_line
-                    + (f" Without a NAME, runs `{default}`." if default else ""),
-                )
-                subparsers[prefix] = group.add_subparsers(
-                    dest="subcommand", metavar="NAME", title="commands", required=True
-                )
+                subparsers[prefix] = _group_parser(subparsers[prefix[:-1]], prefix[-1])
         sub = subparsers[path[:-1]].add_parser(
             path[-1],
             help=cmd.doc.split("\n")[0],
             description=cmd.doc,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        cmd.flags(sub)
+        if only is None or only == path:
+            cmd.flags(sub)
+            _plugin_flag(sub, "command_plugins")
         sub.set_defaults(run=cmd.run, command_name=" ".join(path))
     return parser
+
+
+def _group_parser(subparsers: Any, name: str) -> Any:
+    """The subparsers of a command group (``demo``, ``experiment``)."""
+    help_line, default = GROUPS.get(name, ("", None))
+    group = subparsers.add_parser(
+        name,
+        help=help_line,
+        description=help_line + (f" Without a NAME, runs `{default}`." if default else ""),
+    )
+    return group.add_subparsers(dest="subcommand", metavar="NAME", title="commands", required=True)
+
+
+def _plugin_flag(p: argparse.ArgumentParser, dest: str) -> None:
+    """``--plugin``, before the command (``protege --plugin x.py train``) or after it."""
+    p.add_argument(
+        "--plugin", dest=dest, action="append", default=[], metavar="PLUGIN", help=_PLUGIN_HELP
+    )
+
+
+def _split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the options before the command, the command and its arguments)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--plugin":
+            i += 2
+        elif argv[i].startswith("--plugin=") or argv[i] in ("-h", "--help", "--version"):
+            i += 1
+        else:
+            break
+    return argv[:i], argv[i:]
+
+
+def _command_path(argv: Sequence[str]) -> tuple[str, ...]:
+    """The registered command ``argv`` starts with (``("demo", "obstacle")``), or ()."""
+    words = list(itertools.takewhile(lambda a: not a.startswith("-"), argv))[:2]
+    return next((tuple(words[:n]) for n in (2, 1) if tuple(words[:n]) in COMMANDS), ())
 
 
 def _with_default_subcommand(argv: list[str]) -> list[str]:
@@ -314,22 +562,34 @@ def _with_default_subcommand(argv: list[str]) -> list[str]:
     return argv
 
 
+def load_plugins(args: argparse.Namespace) -> None:
+    """Import the ``--plugin`` and ``$PROTEGE_PLUGINS`` plugins (entry points are imported by
+    the task registry itself). ``protege.tasks`` is imported only if there is one."""
+    specs = [*getattr(args, "plugins", []), *getattr(args, "command_plugins", [])]
+    if specs or os.environ.get(_PLUGINS_ENV, "").strip(os.pathsep + " "):
+        from protege import tasks
+
+        tasks.load_plugins(specs, env=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``protege`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
     Bad input (a missing store, a corrupt checkpoint, an unknown task...) prints one line
     ``protege COMMAND: error: ...`` and returns 1; flag errors return argparse's 2.
     """
-    parser = build_parser()
-    argv = _with_default_subcommand(list(sys.argv[1:] if argv is None else argv))
+    options, rest = _split_global_options(list(sys.argv[1:] if argv is None else argv))
+    rest = _with_default_subcommand(rest)
+    parser = build_parser(only=_command_path(rest))
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args([*options, *rest])
     except SystemExit as exc:  # --help, --version and flag errors
         return exc.code if isinstance(exc.code, int) else 1
     if getattr(args, "run", None) is None:
         parser.print_help()
         return 2
     try:
+        load_plugins(args)
         if hasattr(args, "threads"):
             import torch
 

@@ -12,6 +12,7 @@ from protege.cli.core import (
     _announce,
     _bar,
     _facts,
+    _progress_flag,
     _rollout_flags,
     _run_flags,
     _table,
@@ -185,11 +186,13 @@ def _export_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset_id", metavar="ID", help="Minari dataset id, e.g. me/lunar-expert-v0")
     p.add_argument("--root", metavar="DIR", help="datasets root (default: MINARI_DATASETS_PATH)")
     p.add_argument("--author", help="recorded in the dataset's metadata")
+    p.add_argument("--description", help="recorded in the dataset's metadata")
     p.add_argument(
         "--jpeg-images",
         action="store_true",
         help="store image observations JPEG-encoded (smaller, lossy; default: lossless)",
     )
+    _progress_flag(p)
 
 
 @command("export", _export_flags)
@@ -208,6 +211,8 @@ def export(args: argparse.Namespace) -> None:
         args.dataset_id,
         root=args.root,
         author=args.author,
+        description=args.description,
+        progress=args.progress,
         jpeg_images=args.jpeg_images,
     )
     _facts("Exported", {"dataset": args.dataset_id, "path": path})
@@ -218,6 +223,7 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="new protege store")
     p.add_argument("--root", metavar="DIR", help="datasets root (default: MINARI_DATASETS_PATH)")
     p.add_argument("--task", metavar="NAME", help="task to record in the store")
+    _progress_flag(p)
 
 
 @command("import", _import_flags)
@@ -228,7 +234,9 @@ def import_(args: argparse.Namespace) -> None:
     """
     from protege.data.minari_io import import_from_minari
 
-    store = import_from_minari(args.dataset_id, args.out, root=args.root, task=args.task)
+    store = import_from_minari(
+        args.dataset_id, args.out, root=args.root, task=args.task, progress=args.progress
+    )
     _facts(
         "Imported",
         {"store": store.path, "episodes": len(store), "transitions": f"{store.n_transitions:,}"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from protege.algos.dagger import METHODS
 from protege.cli.core import (
     _announce,
     _evaluation_table,
@@ -15,11 +14,13 @@ from protege.cli.core import (
     command,
     config_values,
     console,
+    static_constant,
 )
-from protege.demo import INTERACTIVE
 
 
 def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
+    methods = list(static_constant("protege.algos.dagger:METHODS"))
+    interactive = list(static_constant("protege.demo:INTERACTIVE"))
     p.add_argument(
         "--task",
         default="lunarlander",
@@ -48,22 +49,34 @@ def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--val-fraction",
         type=float,
-        default=0.0,
-        help="episodes held out for a validation curve (BC keeps its final weights; "
-        "default: 0, see protege.demo.run_demo)",
+        default=0.1,
+        help="share of the demonstrations held out for BC's validation loss curve (BC keeps "
+        "its final weights either way; default: 0.1)",
     )
-    p.add_argument("--no-gif", dest="gif", action="store_false", help="skip the rollout GIFs")
+    p.add_argument(
+        "--gif",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record GIFs of BC and DAgger rollouts (default: yes; --no-gif skips them)",
+    )
     p.add_argument(
         "--methods",
         nargs="*",
-        default=list(INTERACTIVE),
-        choices=list(METHODS),
+        default=interactive,
+        choices=methods,
         metavar="METHOD",
         help="interactive methods compared with BC on return against expert labels; none "
-        f"for BC alone (default: {' '.join(INTERACTIVE)}; also: ensemble, dart)",
+        f"for BC alone (default: {' '.join(interactive)}; also: "
+        f"{', '.join(m for m in methods if m not in interactive)})",
     )
     p.add_argument(
         "--rounds", type=int, default=4, help="rounds of each interactive method (default: 4)"
+    )
+    p.add_argument(
+        "--round-bc-steps",
+        type=int,
+        default=1500,
+        help="BC steps of each round's learner and of each BC curve point (default: 1500)",
     )
     p.add_argument(
         "--round-eval-episodes",
@@ -82,7 +95,8 @@ def demo_lunarlander(args: argparse.Namespace) -> None:
     the interactive methods from one demonstration for a few rounds (every expert label
     counted); evaluates the expert and every final learner on the same seeded episodes; and
     writes index.html and report.md with return against expert labels, return distributions,
-    disagreement with the expert against time step, the BC loss and GIFs of BC and DAgger.
+    disagreement with the expert against time step, BC's training and validation loss
+    (10% of the demonstrations held out) and GIFs of BC and DAgger.
     About 3-4 minutes on 2 CPU cores (under a minute with --methods and nothing after it).
 
     Example: protege demo        protege demo lunarlander --seed 1 --out reports/seed1
@@ -105,6 +119,7 @@ def demo_lunarlander(args: argparse.Namespace) -> None:
         progress=args.progress,
         methods=tuple(args.methods),
         rounds=args.rounds,
+        round_bc_steps=args.round_bc_steps,
         round_eval_episodes=args.round_eval_episodes,
     )
     _evaluation_table(
@@ -132,10 +147,14 @@ _OBSTACLE_SKIP = ("seed", "progress")
 
 
 def _demo_obstacle_flags(p: argparse.ArgumentParser) -> None:
-    from protege.demo_obstacle import HEADS, ObstacleDemoConfig
-
+    heads = list(static_constant("protege.demo_obstacle:HEADS"))
     p.add_argument("--out", default="reports/demo-obstacle", metavar="DIR", help="report folder")
-    add_config_flags(p, ObstacleDemoConfig, skip=_OBSTACLE_SKIP, choices={"heads": list(HEADS)})
+    add_config_flags(
+        p,
+        "protege.demo_obstacle:ObstacleDemoConfig",
+        skip=_OBSTACLE_SKIP,
+        choices={"heads": heads},
+    )
     _run_flags(p)
 
 
@@ -187,15 +206,13 @@ _CARRACING_SKIP = ("seed", "progress", "torch_threads")
 
 
 def _demo_carracing_flags(p: argparse.ArgumentParser) -> None:
-    from protege.demo_carracing import CarRacingDemoConfig
-
     p.add_argument("--out", default="reports/demo-carracing", metavar="DIR", help="report folder")
     p.add_argument(
         "--smoke",
         action="store_true",
         help="a toy run of every step on 60-step episodes (seconds; for checking the set-up)",
     )
-    add_config_flags(p, CarRacingDemoConfig, skip=_CARRACING_SKIP)
+    add_config_flags(p, "protege.demo_carracing:CarRacingDemoConfig", skip=_CARRACING_SKIP)
     _run_flags(p)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from protege.algos.bc import BCConfig
 from protege.cli.core import (
     _announce,
     _facts,
@@ -21,12 +21,26 @@ from protege.cli.core import (
 )
 from protege.errors import ConfigError
 
+if TYPE_CHECKING:
+    from protege.algos.dagger import DAggerConfig, DAggerResult
+    from protege.tasks import Task
+
 METHODS = ("dagger", "hg-dagger", "ensemble", "thrifty", "dart")
+_DAGGER_SKIP = ("seed", "bc")
+_BC_SKIP = ("seed", "progress", "tensorboard_dir")
+_DAGGER_COLUMNS = (
+    "round",
+    "labels",
+    "expert steps",
+    "interventions",
+    "attention",
+    "return",
+    "success",
+    "wall",
+)
 
 
 def _dagger_flags(p: argparse.ArgumentParser) -> None:
-    from protege.algos.dagger import DAggerConfig
-
     _task_flag(p)
     p.add_argument(
         "--out", required=True, metavar="DIR", help="run folder (store, rounds, policies)"
@@ -43,8 +57,18 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
         "--hidden-sizes", type=int, nargs="+", metavar="INT", help="learner MLP (default: 256 256)"
     )
     p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
-    add_config_flags(p, DAggerConfig, skip=("seed", "bc"))
-    add_config_flags(p, BCConfig, skip=("seed", "progress", "tensorboard_dir"))
+    p.add_argument(
+        "--human",
+        action="store_true",
+        help="with --method hg-dagger: you are the supervisor, at the keyboard in a window "
+        "(round 0 you demonstrate; then hold SPACE to take over from the learner; ESC stops, "
+        "--resume continues); needs a display",
+    )
+    p.add_argument(
+        "--fps", type=float, default=20.0, help="with --human: control rate in Hz (default: 20)"
+    )
+    add_config_flags(p, "protege.algos.dagger:DAggerConfig", skip=_DAGGER_SKIP)
+    add_config_flags(p, "protege.algos.bc:BCConfig", skip=_BC_SKIP)
     _run_flags(p)
 
 
@@ -55,72 +79,119 @@ def dagger(args: argparse.Namespace) -> None:
     Round 0 collects expert demonstrations; each later round lets the method's gate decide
     who acts and where the expert labels, appends every episode to the store as it ends
     (tagged with its round and who acted), retrains and evaluates on the same seeded episodes
-    as the expert. Every round reports the expert labels used so far. A run killed at any
-    point continues with --resume to the same final numbers as an uninterrupted one.
+    as the expert. Every round reports the expert labels used so far, the expert-driven
+    steps, the interventions and, with a person, their seconds of attention. A run killed at
+    any point continues with --resume to the same final numbers as an uninterrupted one.
+
+    With --human (and --method hg-dagger) you are the supervisor: a window shows one episode
+    at a time; round 0 you demonstrate, later rounds the learner drives and you hold SPACE to
+    take over (T toggles, P pauses); the learner is retrained between rounds. ESC stops after
+    saving the episode in progress; --resume continues.
 
     Example: protege dagger --task lunarlander --method thrifty --rounds 6 --out runs/thrifty
+    Example: protege dagger --method hg-dagger --human --task lunarlander --rounds 3 --out me
     """
     from protege import tasks
-    from protege.algos.dagger import DAggerConfig, method_config_class, policy_factory, run_method
+    from protege.algos.dagger import policy_factory, run_method
 
     _announce(args)
+    if args.human:
+        _check_human(args)
     task = tasks.make(args.task)
-    bc_defaults = DAggerConfig().bc
-    bc_flags = config_values(BCConfig, args, skip=("seed", "progress", "tensorboard_dir"))
-    bc = BCConfig(**{**vars(bc_defaults), **bc_flags})
-    config = DAggerConfig(
-        **config_values(DAggerConfig, args, skip=("seed", "bc")), seed=args.seed, bc=bc
-    )
-    cls = method_config_class(args.method)
-    if cls is None and args.method_kwargs:
-        raise ConfigError(f"method {args.method!r} takes no --method-kwargs")
-    try:
-        method_config = cls(**args.method_kwargs) if cls else None
-    except TypeError as exc:
-        raise ConfigError(f"--method-kwargs: {exc}") from None
+    config = _dagger_config(args)
     overrides = {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
     out = Path(args.out)
-    result = run_method(
-        args.method,
-        task,
-        out / "store",
-        config,
-        method_config,
+    common: dict[str, Any] = dict(
         make_policy=policy_factory(task, **overrides),
         resume=args.resume,
         run_dir=out,
         progress=args.progress,
         log=lambda line: console.print(line, soft_wrap=True),
     )
+    if args.human:
+        from protege.algos.hg_dagger import run_human
+
+        result = run_human(task, out / "store", config, fps=args.fps, **common)
+    else:
+        method_config = _method_config(args)
+        result = run_method(args.method, task, out / "store", config, method_config, **common)
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     (out / "result.md").write_text(result.to_markdown())
+    _dagger_report(args, task, config, result, out)
+
+
+def _dagger_config(args: argparse.Namespace) -> DAggerConfig:
+    """The run's settings from the flags (BC's defaults are DAggerConfig's own)."""
+    from protege.algos.bc import BCConfig
+    from protege.algos.dagger import DAggerConfig
+
+    bc_defaults = DAggerConfig().bc
+    bc_flags = config_values(BCConfig, args, skip=_BC_SKIP)
+    bc = BCConfig(**{**vars(bc_defaults), **bc_flags})
+    values = config_values(DAggerConfig, args, skip=_DAGGER_SKIP)
+    if args.human:
+        values["n_envs"] = 1
+    return DAggerConfig(**values, seed=args.seed, bc=bc)
+
+
+def _check_human(args: argparse.Namespace) -> None:
+    """--human runs HG-DAgger with one env on screen and no simulated supervisor."""
+    if args.method != "hg-dagger":
+        raise ConfigError(f"--human needs --method hg-dagger, not --method {args.method}")
+    if args.method_kwargs:
+        raise ConfigError("--method-kwargs set the simulated supervisor; --human takes none")
+    if args.n_envs not in (None, 1):
+        raise ConfigError(
+            f"--human: a person watches one env at a time, not --n-envs {args.n_envs}"
+        )
+
+
+def _method_config(args: argparse.Namespace) -> Any:
+    """The method's own settings from --method-kwargs (None for plain DAgger)."""
+    from protege.algos.dagger import method_config_class
+
+    cls = method_config_class(args.method)
+    if cls is None and args.method_kwargs:
+        raise ConfigError(f"method {args.method!r} takes no --method-kwargs")
+    try:
+        return cls(**args.method_kwargs) if cls else None
+    except TypeError as exc:
+        raise ConfigError(f"--method-kwargs: {exc}") from None
+
+
+def _dagger_report(
+    args: argparse.Namespace, task: Task, config: DAggerConfig, result: DAggerResult, out: Path
+) -> None:
+    """The per-round table (labels, expert steps, interventions, attention) and the result."""
     rows = [
         [
             r.round,
             f"{r.labels:,}",
             f"{r.expert_steps:,}",
             r.interventions,
+            f"{r.attention_seconds:.1f} s",
             f"{r.mean_return:.1f} ± {r.std_return:.1f}",
             f"{r.success_rate:.0%}",
             f"{r.wall_seconds:.0f} s",
         ]
         for r in result.rows
     ]
+    who = f"{args.method}{' (you at the keyboard)' if args.human else ''}"
     _table(
-        f"{args.method} on {task.name}, seed {args.seed}: expert {result.expert_return:.1f}",
-        ["round", "labels", "expert steps", "takeovers", "return", "success", "wall"],
+        f"{who} on {task.name}, seed {args.seed}: expert {result.expert_return:.1f}",
+        _DAGGER_COLUMNS,
         rows,
     )
     reached = result.labels_to_reach()
-    _facts(
-        "Result",
-        {
-            f"labels to reach {config.target_fraction:.0%} of expert": (
-                f"{reached:,}" if reached is not None else "not reached"
-            ),
-            "run folder": out,
-        },
-    )
+    facts: dict[str, Any] = {
+        f"labels to reach {config.target_fraction:.0%} of expert": (
+            f"{reached:,}" if reached is not None else "not reached"
+        ),
+        "run folder": out,
+    }
+    if result.stopped:
+        facts["stopped"] = "before the last round: add --resume to continue"
+    _facts("Result", facts)
 
 
 def _teleop_flags(p: argparse.ArgumentParser) -> None:
@@ -132,6 +203,13 @@ def _teleop_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=5, help="episodes (default: 5)")
     p.add_argument("--fps", type=float, default=20.0, help="control rate in Hz (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
+    p.add_argument(
+        "--round",
+        type=int,
+        metavar="INT",
+        help="round tag of the stored episodes (default: 0 when you demonstrate; with "
+        "--policy one after the store's highest, so successive sessions are successive rounds)",
+    )
 
 
 @command("teleop", _teleop_flags)
@@ -141,7 +219,9 @@ def teleop(args: argparse.Namespace) -> None:
     Without --policy you drive every step and every step is a label. With --policy the
     learner drives; hold SPACE to take over and release to hand back (T toggles, P pauses,
     ESC quits): only the steps you drive are labelled. Each episode is appended to the store
-    as it ends; quitting keeps the episode in progress. Needs a display.
+    as it ends; quitting keeps the episode in progress. Each session with --policy is the
+    next round of the store (see --round). For rounds with retraining in between, run
+    `protege dagger --method hg-dagger --human`. Needs a display.
 
     Example: protege teleop --task lunarlander --policy runs/bc --out hg/lander --episodes 10
     """
@@ -155,6 +235,7 @@ def teleop(args: argparse.Namespace) -> None:
         policy=args.policy,
         seed=args.seed,
         fps=args.fps,
+        round=args.round,
         log=lambda line: console.print(line, soft_wrap=True),
     )
     console.print(summary.to_text())

@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protege.cli.core import (
     _announce,
@@ -24,12 +24,16 @@ from protege.cli.core import (
 from protege.cli.data import _policy_meta
 from protege.errors import ConfigError
 
+if TYPE_CHECKING:
+    from protege.algos.bc import BCResult
+    from protege.tasks import Task
+
+
+_POLICY_SKIP = ("obs_shape", "act_dim", "discrete", "n_actions", "action_low", "action_high")
+_BC_SKIP = ("seed", "progress")
+
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
-    from protege.algos.bc import BCConfig
-    from protege.policies import HEADS, PolicyConfig
-    from protege.policies.encoders import ENCODERS
-
     p.add_argument("--data", required=True, metavar="DIR", help="a protege store")
     p.add_argument("--out", required=True, metavar="DIR", help="policy directory to write")
     _task_flag(
@@ -40,15 +44,15 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     _run_flags(p)
     add_config_flags(
         p,
-        PolicyConfig,
-        skip=("obs_shape", "act_dim", "discrete", "n_actions", "action_low", "action_high"),
-        choices={"head": sorted(HEADS), "encoder": sorted(ENCODERS)},
+        "protege.policies.config:PolicyConfig",
+        skip=_POLICY_SKIP,
         defaults={
-            "head": "categorical for Discrete actions, mse for Box actions",
+            "head": "categorical for Discrete actions, mse for Box actions; "
+            "`protege info --tasks` lists the heads",
             "encoder": "mlp, cnn for image observations",
         },
     )
-    add_config_flags(p, BCConfig, skip=("seed", "progress"))
+    add_config_flags(p, "protege.algos.bc:BCConfig", skip=_BC_SKIP)
 
 
 @command("train", _train_flags)
@@ -61,7 +65,6 @@ def train(args: argparse.Namespace) -> None:
 
     Example: protege train --data demos/lunar --out runs/bc --steps 4000 --hidden-sizes 256 256
     """
-    from protege import tasks
     from protege.algos import bc
     from protege.data.store import Store
     from protege.demo import seeded_policy
@@ -69,10 +72,11 @@ def train(args: argparse.Namespace) -> None:
     from protege.report.page import command_line
 
     _announce(args)
+    _check_registered(args)
     store = Store.open(args.data)
     task_name = args.task or store.task
     if task_name is not None:
-        store.check_spaces(*tasks.make(task_name).spaces)
+        store.check_spaces(*_make_task(task_name, None if args.task else f"{args.data}").spaces)
     policy_config = PolicyConfig.for_spaces(
         store.observation_space, store.action_space, **config_values(PolicyConfig, args)
     )
@@ -100,15 +104,49 @@ def train(args: argparse.Namespace) -> None:
             "val loss (best)": f"{result.best_val_loss:.4g} at step {result.best_step}"
             if result.n_val
             else "– (no validation episodes)",
-            "weights kept": f"step {result.best_step} (lowest validation loss)"
-            if result.n_val
-            else f"step {result.steps} (the last)",
+            "weights kept": weights_kept(result, bc_config.restore_best),
             "samples/s": f"{result.samples_per_s:,.0f}",
             "train time": f"{result.train_seconds:.1f} s",
             "seed": args.seed,
             "policy": f"{out} (+ train.json)",
         },
     )
+
+
+def weights_kept(result: BCResult, restore_best: bool) -> str:
+    """Which step's weights ``bc.fit`` kept: the lowest validation loss only with
+    ``restore_best`` and a validation split; otherwise the last step's."""
+    if restore_best and result.n_val:
+        return f"step {result.best_step} (lowest validation loss; --restore-best)"
+    if result.n_val:
+        return f"step {result.steps} (the last; --restore-best keeps step {result.best_step})"
+    return f"step {result.steps} (the last)"
+
+
+def _check_registered(args: argparse.Namespace) -> None:
+    """--head and --encoder name registered ones (checked here, not by argparse: a plugin
+    may register more, and listing them in --help would import torch)."""
+    from protege.policies import HEADS
+    from protege.policies.encoders import ENCODERS
+
+    for flag, value, known in (("head", args.head, HEADS), ("encoder", args.encoder, ENCODERS)):
+        if value is not None and value not in known:
+            raise ConfigError(
+                f"--{flag} {value!r}: no such {flag}; registered: {', '.join(sorted(known))}"
+            )
+
+
+def _make_task(name: str, recorded_in: str | None) -> Task:
+    """``tasks.make(name)``; when the name comes from a store or policy, an unknown one says
+    which (the user did not type it)."""
+    from protege import tasks
+
+    try:
+        return tasks.make(name)
+    except tasks.UnknownTaskError as exc:
+        if recorded_in is None:
+            raise
+        raise ConfigError(f"{recorded_in} records the task {name!r}: {exc}") from None
 
 
 def _eval_flags(p: argparse.ArgumentParser) -> None:
@@ -122,8 +160,19 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--expert", action="store_true", help="also evaluate the task's expert (the reference)"
     )
-    p.add_argument(
-        "--sample", action="store_true", help="sample actions from the head instead of its mode"
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="act with the head's mode; --no-deterministic samples from it "
+        "(`evaluate(deterministic=...)`; default: deterministic)",
+    )
+    mode.add_argument(
+        "--sample",
+        dest="deterministic",
+        action="store_false",
+        help="the same as --no-deterministic: sample actions from the head",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
     _rollout_flags(p, episodes=50)
@@ -140,7 +189,6 @@ def eval_(args: argparse.Namespace) -> None:
 
     Example: protege eval --policy runs/bc --task lunarlander --episodes 50 --expert
     """
-    from protege import tasks
     from protege.algos.dagger import load_learner
     from protege.rollout import evaluate, evaluate_expert
 
@@ -151,7 +199,7 @@ def eval_(args: argparse.Namespace) -> None:
     task_name = args.task or (_policy_meta(args.policy).get("task") if args.policy else None)
     if task_name is None:
         raise ConfigError(f"{args.policy}: the policy records no task; give --task")
-    task = tasks.make(task_name)
+    task = _make_task(task_name, None if args.task else f"{args.policy}")
     kw: dict[str, Any] = {"episodes": args.episodes, "n_envs": args.n_envs, "seed": args.seed}
     evals = {}
     if args.expert:
@@ -160,7 +208,7 @@ def eval_(args: argparse.Namespace) -> None:
         evals["policy"] = evaluate(
             policy,
             task,
-            deterministic=not args.sample,
+            deterministic=args.deterministic,
             progress=_bar(args, "eval policy"),
             **kw,
         )
@@ -170,6 +218,7 @@ def eval_(args: argparse.Namespace) -> None:
             "policy": args.policy,
             "task": task.name,
             "seed": args.seed,
+            "deterministic": args.deterministic,
             "results": {
                 k: {**ev.summary(), "returns": ev.returns.tolist(), "lengths": ev.lengths.tolist()}
                 for k, ev in evals.items()

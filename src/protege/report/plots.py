@@ -47,11 +47,17 @@ def method_colors(names: Sequence[str]) -> dict[str, str]:
 
 
 def plot_losses(
-    history: Sequence[Mapping[str, float]], path: str | os.PathLike, title: str = "BC loss"
+    history: Sequence[Mapping[str, float]],
+    path: str | os.PathLike,
+    title: str = "BC loss",
+    kept_step: int | None = None,
 ) -> Path:
     """Training and validation loss against gradient step (rows of ``BCResult.history``).
 
-    The loss can be negative (a Gaussian's NLL), so the y axis is linear, not log.
+    The lowest validation loss is starred; ``kept_step``, when given, is the step whose
+    weights the run kept (the last one, unless ``BCConfig.restore_best``), drawn as a dotted
+    line so the figure never suggests the starred weights were kept when they were not. The
+    loss can be negative (a Gaussian's NLL), so the y axis is linear, not log.
     """
     steps = np.array([row["step"] for row in history], float)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -62,9 +68,10 @@ def plot_losses(
         values = np.array([row.get(key, np.nan) for row in history], float)
         if np.isfinite(values).any():
             ax.plot(steps, values, style, ms=3, lw=1.6, label=label)
-    best = [r for r in history if np.isfinite(r.get("val_loss", np.nan))]
-    if best:
-        row = min(best, key=lambda r: r["val_loss"])
+    validated = [r for r in history if np.isfinite(r.get("val_loss", np.nan))]
+    if validated:
+        row = min(validated, key=lambda r: r["val_loss"])
+        kept = " (these weights are kept)" if kept_step == row["step"] else ""
         ax.plot(
             [row["step"]],
             [row["val_loss"]],
@@ -73,8 +80,11 @@ def plot_losses(
             color="#ff7f0e",
             mec="black",
             mew=0.6,
-            label=f"best validation {row['val_loss']:.3g} at step {int(row['step'])} "
-            "(these weights are kept)",
+            label=f"lowest validation {row['val_loss']:.3g} at step {int(row['step'])}{kept}",
+        )
+    if kept_step is not None:
+        ax.axvline(
+            kept_step, color="#444444", ls=":", lw=1.2, label=f"weights kept: step {kept_step}"
         )
     ax.set_xlabel("gradient step")
     ax.set_ylabel("loss (the head's objective)")
