@@ -46,6 +46,7 @@ from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import RiskScore, SimulatedSupervisorGate
 from protege.rollout.loop import Actor
 from protege.tasks.base import Task
+from protege.tasks.lane import LaneRisk
 
 if TYPE_CHECKING:  # pygame is imported only when a person is in the loop
     from protege.experts.human import Controls, HumanSupervisor
@@ -90,6 +91,7 @@ RISK_SCORES: dict[str, RiskScore] = {
     "cartpole": cartpole_risk,
     "lunarlander": lunar_risk,
     "lunarlander-continuous": lunar_risk,
+    "lane": LaneRisk(1),
 }
 """Per-task safe sets of the simulated supervisor (> 1 is outside). Add yours here or pass
 ``risk=`` to :class:`SupervisorConfig`."""

@@ -1,46 +1,69 @@
 """The horizon experiment: BC's expected mistakes grow like εT², DAgger's like εT.
 
 On the :class:`~protege.tasks.lane.DriftCorridor` lane-keeping corridor a learner slips with
-probability ε on every step it controls (a "trembling hand"; the expert never slips). The
-arms train the same tabular 1-nearest-neighbour learner on (d, Δc) from different data:
+probability ε on every step it drives (a "trembling hand": one of the two other actions is
+executed; the expert never slips). Every arm is protege's own algorithm, run by
+:func:`protege.algos.dagger.run` (through :func:`~protege.algos.dagger.run_method`) on the
+``lane`` task, so its data come through the one rollout loop and the library's gates; the
+learner is the same tabular 1-nearest-neighbour table on (d, Δc) for all arms, trained by
+:class:`TabularTrainer` and driving as a :class:`SlippingTable`:
 
 ``bc``
-    K clean expert demonstrations of length T (the expert stays on d = 0, so the data hold
+    ``rounds=0``: K expert demonstrations of length T through
+    :class:`~protege.rollout.gates.ExpertGate` (the expert stays on d = 0, so the data hold
     no recovery: off the centre the nearest neighbour says "follow the road", and an offset
     persists until another slip moves it). Ross & Bagnell 2010: J ≤ J* + εT².
 ``dagger``, ``dagger-exp``, ``dagger-linear``
-    DAgger (Ross, Gordon & Bagnell 2011, "A Reduction of Imitation Learning and Structured
-    Prediction to No-Regret Online Learning"): round 0 = the BC demos, then N rounds in which
-    the mixture ``β_i π* + (1 − β_i) π̂_i`` drives (a per-step coin; learner steps slip) and the
-    expert labels *every* visited state; the learner is refitted on the aggregate. β schedules:
-    indicator (β_i = 0 for i ≥ 1), exponential (β_i = 0.5^i) and linear
-    (β_i = max(0, 1 − i/R), R = ``linear_rampdown``). Recoverable task, so J ≤ J* + uεT.
+    DAgger (Ross, Gordon & Bagnell 2011): round 0 = K demonstrations, then N rounds in which
+    :class:`~protege.rollout.gates.BetaMixture` drives (the expert with probability β_i, per
+    step; learner steps slip) and the expert labels *every* visited state; the learner is
+    refitted on the aggregate. β schedules ``indicator``, ``exponential:0.5`` and
+    ``linear:R`` (R = ``linear_rampdown``, default N). Recoverable task, so J ≤ J* + uεT.
 ``dart``
-    DART (Laskey, Lee, Fox, Dragan & Goldberg 2017, "DART: Noise Injection for Robust
-    Imitation Learning"): the K demonstrations are *executed* with slip rate ε_D and the
-    expert's clean labels are stored, so the data contain recoveries; no interaction.
+    DART (Laskey, Lee, Fox, Dragan & Goldberg 2017) by :func:`protege.algos.dart.run`: one
+    clean demonstration (``dagger.run``'s round 0), then K − 1 demonstrations through
+    :class:`~protege.rollout.gates.NoisyExpertGate`, which executes a uniformly random
+    action with probability ε_D (``epsilon_dart``, fixed: ``fit_noise=False``) and stores the
+    expert's clean label, so the data contain recoveries; the learner never drives.
 ``hg-dagger``
-    HG-DAgger (Kelly, Sidrane, Driggs-Campbell & Kochenderfer 2019, "HG-DAgger: Interactive
-    Imitation Learning with Human Experts") with a scripted supervisor: starting from the BC
-    demos, the learner drives; the supervisor takes over when ``|d| ≥ hg_threshold``, drives
-    until d = 0, and only those takeover steps are labelled.
+    HG-DAgger (Kelly, Sidrane, Driggs-Campbell & Kochenderfer 2019) by
+    :func:`protege.algos.hg_dagger.run`: from the K demonstrations, the learner drives;
+    :class:`~protege.rollout.gates_interactive.SimulatedSupervisorGate` takes over when
+    ``|d| ≥ hg_threshold`` (:class:`~protege.tasks.lane.LaneRisk`), drives until d = 0 and
+    only those takeover steps are labelled.
 
-**Evaluation.** Each learned policy is a table over the 3(2W+1) cells (d, Δc), so the
-expected mistakes ``E[M] = E Σ_t 𝟙[ã_t ≠ π*(o_t)]`` and cost ``E[C] = E Σ_t 𝟙[d_{t+1} ≠ 0]``
-over an episode are computed **exactly** by propagating the distribution of d forward
-through the ε-kernel (no sampling noise), and cross-checked by **Monte Carlo** with
-vectorised numpy episodes that use the env's own transition function
-(:func:`~protege.tasks.lane.lane_transition`). The exponent is the OLS slope of
-log E[M] on log T; a percentile bootstrap over data seeds gives its confidence interval.
+**Exact evaluation (the headline).** Each learned policy is a table over the 3(2W+1) cells
+(d, Δc), so the expected mistakes ``E[M] = E Σ_t 𝟙[ã_t ≠ π*(o_t)]`` and cost ``E[C] = E Σ_t
+𝟙[d_{t+1} ≠ 0]`` of an episode are computed **exactly** by propagating the distribution of d
+through the ε-kernel (:func:`exact_expectations`): no sampling noise. The exponent is the OLS
+slope of log E[M] on log T; its confidence interval is the OLS one (standard error from the
+residuals, Student t with n_T − 2 degrees of freedom), i.e. how far the exact curve is from a
+power law over the horizons used: BC's bends (it saturates), so its interval has a width;
+DAgger's E[M] is exactly εT (every mistake is a slip), so its interval is a point.
+
+**Monte Carlo cross-check (through the library).** Replicate 0's policy of every arm is
+rolled out by :func:`protege.rollout.loop.rollout` with
+:class:`~protege.rollout.gates.LearnerGate` on :class:`~protege.tasks.lane.DriftCorridorVector`,
+the learner slipping as in training; an episode's mistakes are the loop's own disagreement
+with the expert along the learner's trajectory (``measure_disagreement``), its cost minus its
+return. Each cell (arm, T) gets z = (MC − exact) / SE; the test of agreement is
+χ² = Σ z² over the cells against χ²(number of cells), passed when its p-value is ≥ 0.001
+(:meth:`HorizonResult.agreement`). The MC slopes get a percentile bootstrap over episodes.
 
 **Coverage.** DAgger's εT needs its data to contain the states a slip leads to. At ε = 2.5e-4
-and T = 50, K = 20 learner episodes slip 0.25 times per round on average, so each DAgger and
-HG-DAgger round runs ``max(episodes_per_round, ⌈min_steps_per_round / T⌉)`` episodes
-(set ``min_steps_per_round=0`` to see DAgger fall back to BC's behaviour at short horizons).
+a round of a few episodes would rarely see one, so each interactive round runs
+``max(episodes_per_round, ⌈slips_per_round / (εT)⌉)`` episodes: about ``slips_per_round``
+learner slips per round, e.g. 20,000 steps per round at ε = 2.5e-4.
 
 **Saturation.** When εT ≳ 1 BC's offset random walk fills the corridor and its E[M]
 approaches a constant per step, so the fitted slope falls toward 1; ``saturated_epsilon``
 (default 1e-2) reruns the sweep in that regime.
+
+**Cost.** Training is the expensive part: ``dagger.run`` collects through a
+``SyncVectorEnv`` of single envs (~20k steps/s on one core), and the defaults take about
+2.6 million steps per data seed (5 rounds × 20,000 steps × 5 horizons × 4 interactive arms),
+about 2 minutes of CPU per seed. The Monte Carlo runs on the numpy vector env at close to a
+million steps per second.
 
 Example:
     >>> from protege.experiments.horizon import HorizonConfig, run_horizon
@@ -53,31 +76,49 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from protege.algos.dagger import DAggerConfig, derive_seed, run_method
+from protege.algos.dart import DARTConfig
+from protege.algos.hg_dagger import SupervisorConfig
+from protege.data.store import Transitions
 from protege.errors import ConfigError
-from protege.tasks.lane import WIDTH, expert_steer, lane_transition, road_probs
+from protege.rollout.gates import LearnerGate
+from protege.rollout.loop import rollout
+from protege.tasks.base import Task
+from protege.tasks.lane import (
+    LANE,
+    SLIP_SHIFTS,
+    WIDTH,
+    DriftCorridorVector,
+    LaneExpert,
+    LaneRisk,
+    expert_steer,
+    lane_transition,
+    road_probs,
+    slip,
+)
 
 ARMS: tuple[str, ...] = ("bc", "dagger", "dagger-exp", "dagger-linear", "dart", "hg-dagger")
 """Every arm the experiment knows, in reporting order."""
 
-_SCHEDULES = {
-    "dagger": "indicator",
-    "dagger-exp": "exponential",
-    "dagger-linear": "linear",
-    "hg-dagger": "gated",
-}
+_DAGGER_BETA = {"dagger": "indicator", "dagger-exp": "exponential:0.5", "dagger-linear": "linear"}
+_INTERACTIVE = ("dagger", "dagger-exp", "dagger-linear", "hg-dagger")
 _ARM_CODE = {name: i for i, name in enumerate(ARMS)}
-_STREAM_DEMOS, _STREAM_ROUND, _STREAM_MC, _STREAM_BOOT = 1, 2, 3, 4
-_CHUNK = 32  # steps of random draws generated at once
+_STREAM_TRAIN, _STREAM_MC, _STREAM_BOOT = 1, 3, 4
+_AGREEMENT_ALPHA = 1e-3
 
 
 @dataclass(frozen=True)
@@ -85,29 +126,38 @@ class HorizonConfig:
     """Settings of one horizon sweep (every field has the documented default).
 
     The defaults are the headline setting of the DriftCorridor spec: straight road, W = 5,
-    ε = 2.5e-4 (so εT ≤ 0.25), K = 20 demos, 5 DAgger rounds, 5 data seeds.
+    ε = 2.5e-4 (so εT ≤ 0.25), K = 20 demos, 5 DAgger rounds.
     """
 
     horizons: tuple[int, ...] = (50, 100, 200, 500, 1000)
     epsilon: float = 2.5e-4
     """Learner slip rate at training-time rollouts and at evaluation."""
     epsilon_dart: float = 0.05
-    """DART's slip rate ε_D while the expert demonstrates."""
+    """DART's tremble: the noisy expert executes a uniformly random action this often."""
     n_demos: int = 20
     """K: expert demonstrations (episodes of length T) for BC, DART and round 0."""
     dagger_rounds: int = 5
-    episodes_per_round: int = 20
-    min_steps_per_round: int = 20_000
-    """Each interactive round runs at least this many steps (see the module docstring)."""
+    episodes_per_round: int = 4
+    """Fewest episodes of an interactive round (see ``slips_per_round``)."""
+    slips_per_round: float = 5.0
+    """Each interactive round runs enough episodes for this many expected learner slips."""
     linear_rampdown: int | None = None
     """R of the linear β schedule; ``None`` means ``dagger_rounds`` (last round β = 0)."""
     hg_threshold: int = 1
     """HG-DAgger's supervisor takes over at ``|d| ≥ hg_threshold`` and returns at d = 0."""
-    seeds: int = 5
-    """Data replicates; each changes the data collected (never the evaluation, which is exact)."""
+    seeds: int = 2
+    """Data replicates: each reruns every arm's training with other draws."""
     mc_episodes: int = 10_000
-    """Monte Carlo episodes per (arm, T) for the first replicate's policies; 0 skips MC."""
+    """Monte Carlo episodes at the shortest MC horizon; a longer T runs ⌈that · T_min / T⌉,
+    the same steps per cell; 0 skips the Monte Carlo."""
+    mc_horizons: tuple[int, ...] | None = None
+    """Horizons the Monte Carlo runs at (a subset of ``horizons``; None: all of them)."""
+    mc_envs: int = 1000
+    """Sub-envs of the Monte Carlo's vector env."""
+    n_envs: int = 32
+    """Episodes collected in parallel while training (``DAggerConfig.n_envs``)."""
     bootstrap: int = 2000
+    """Bootstrap resamples (over episodes) of each Monte Carlo slope."""
     ci: float = 0.95
     seed: int = 0
     width: int = WIDTH
@@ -116,17 +166,26 @@ class HorizonConfig:
     cliff_offset: int | None = None
     init_offset_spread: int = 0
     saturated_epsilon: float | None = 1e-2
-    """Rerun the sweep (exact only) at this ε to show saturation; ``None`` skips it."""
+    """Rerun the sweep at this ε to show saturation; ``None`` skips it."""
+    saturated_mc: bool = True
+    """Run the Monte Carlo cross-check in the saturated sweep too."""
     arms: tuple[str, ...] = ARMS
+    scratch_dir: str | None = None
+    """Where the runs' stores go while they train (deleted after each run); default /dev/shm
+    when it is writable, else the system's temporary directory."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "horizons", tuple(int(t) for t in self.horizons))
         object.__setattr__(self, "arms", tuple(self.arms))
+        if self.mc_horizons is not None:
+            object.__setattr__(self, "mc_horizons", tuple(int(t) for t in self.mc_horizons))
+        self._validate()
 
+    def _validate(self) -> None:
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"HorizonConfig: {msg}")
 
-        if len(self.horizons) < 2 or any(int(t) < 1 for t in self.horizons):
+        if len(self.horizons) < 2 or any(t < 1 for t in self.horizons):
             raise bad(f"horizons needs ≥ 2 positive values, got {self.horizons}")
         if len(set(self.horizons)) != len(self.horizons):
             raise bad(f"horizons must be distinct, got {self.horizons}")
@@ -138,12 +197,14 @@ class HorizonConfig:
             raise bad("epsilon must be > 0 (with ε = 0 every arm makes no mistake)")
         if self.saturated_epsilon is not None and not 0.0 < self.saturated_epsilon <= 1.0:
             raise bad(f"saturated_epsilon must be in (0, 1], got {self.saturated_epsilon}")
-        for name in ("n_demos", "seeds", "width"):
+        for name in ("n_demos", "seeds", "width", "mc_envs", "n_envs", "episodes_per_round"):
             if getattr(self, name) < 1:
                 raise bad(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("dagger_rounds", "episodes_per_round", "min_steps_per_round", "mc_episodes"):
+        for name in ("dagger_rounds", "mc_episodes"):
             if getattr(self, name) < 0:
                 raise bad(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.slips_per_round <= 0:
+            raise bad(f"slips_per_round must be > 0, got {self.slips_per_round}")
         if self.bootstrap < 1 or not 0.0 < self.ci < 1.0:
             raise bad("bootstrap must be ≥ 1 and ci in (0, 1)")
         if self.linear_rampdown is not None and self.linear_rampdown < 1:
@@ -157,258 +218,38 @@ class HorizonConfig:
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms or len(set(self.arms)) != len(self.arms):
             raise bad(f"arms must be distinct names from {ARMS}, got {self.arms}")
+        mc = self.mc_horizons
+        if mc is not None and (
+            len(mc) < 2 or len(set(mc)) != len(mc) or set(mc) - set(self.horizons)
+        ):
+            raise bad(f"mc_horizons must be ≥ 2 distinct values of horizons, got {mc}")
 
     def episodes_for(self, horizon: int) -> int:
-        """Episodes per interactive round at horizon T."""
-        return max(self.episodes_per_round, math.ceil(self.min_steps_per_round / horizon))
+        """Episodes per interactive round at horizon T (about ``slips_per_round`` slips)."""
+        slips = math.ceil(self.slips_per_round / (self.epsilon * horizon))
+        return max(self.episodes_per_round, slips)
 
-    def beta(self, arm: str, round_index: int) -> float:
-        """β_i of a DAgger arm at round i ≥ 1 (round 0 is the expert's demos, β = 1)."""
-        schedule = _SCHEDULES[arm]
-        if schedule == "exponential":
-            return 0.5**round_index
-        if schedule == "linear":
-            r = self.linear_rampdown or max(self.dagger_rounds, 1)
-            return max(0.0, 1.0 - round_index / r)
-        return 0.0
-
-
-@dataclass(frozen=True)
-class SlopeFit:
-    """OLS slope of log y on log T, with a percentile-bootstrap interval over seeds."""
-
-    slope: float
-    low: float
-    high: float
-    level: float
-
-    def __str__(self) -> str:
-        return f"{self.slope:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
-
-@dataclass
-class ArmResult:
-    """Everything measured for one arm. Arrays are indexed ``[seed, horizon]`` or ``[horizon]``."""
-
-    name: str
-    exact_mistakes: np.ndarray
-    """(seeds, n_T) exact E[mistakes per episode] of each replicate's policy."""
-    exact_cost: np.ndarray
-    """(seeds, n_T) exact E[off-centre steps per episode]."""
-    labels: np.ndarray
-    """(seeds, n_T) int64 expert labels the arm used (demos included)."""
-    mistakes_slope: SlopeFit
-    cost_slope: SlopeFit
-    mc_mistakes: np.ndarray | None = None
-    """(n_T,) Monte Carlo mean mistakes of replicate 0's policy (None when MC is off)."""
-    mc_mistakes_se: np.ndarray | None = None
-    mc_cost: np.ndarray | None = None
-    mc_cost_se: np.ndarray | None = None
+    def beta(self, arm: str) -> str:
+        """The β schedule (``DAggerConfig.beta``) of a DAgger arm."""
+        spec = _DAGGER_BETA[arm]
+        if spec == "linear":
+            return f"linear:{self.linear_rampdown or max(self.dagger_rounds, 1)}"
+        return spec
 
     @property
-    def mistakes(self) -> np.ndarray:
-        """(n_T,) exact E[mistakes] averaged over seeds."""
-        return self.exact_mistakes.mean(axis=0)
+    def mc_at(self) -> tuple[int, ...]:
+        """The horizons the Monte Carlo runs at (none when it is off)."""
+        if self.mc_episodes == 0:
+            return ()
+        return self.mc_horizons if self.mc_horizons is not None else self.horizons
 
-    @property
-    def cost(self) -> np.ndarray:
-        return self.exact_cost.mean(axis=0)
-
-    @property
-    def mean_labels(self) -> np.ndarray:
-        return self.labels.mean(axis=0)
-
-
-@dataclass
-class HorizonResult:
-    """Per-arm, per-T exact and Monte Carlo values, labels, slopes and CIs of one sweep."""
-
-    config: HorizonConfig
-    arms: dict[str, ArmResult]
-    seconds: float
-    saturated: HorizonResult | None = None
-    episodes_per_round: tuple[int, ...] = field(default_factory=tuple)
-
-    @property
-    def horizons(self) -> tuple[int, ...]:
-        return tuple(int(t) for t in self.config.horizons)
-
-    def slopes(self) -> dict[str, SlopeFit]:
-        """The E[mistakes] slope fit of every arm."""
-        return {name: arm.mistakes_slope for name, arm in self.arms.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (lists and floats only)."""
-
-        def fit(s: SlopeFit) -> dict[str, float]:
-            return {"slope": s.slope, "low": s.low, "high": s.high, "level": s.level}
-
-        def opt(a: np.ndarray | None) -> list[float] | None:
-            return None if a is None else [float(x) for x in a]
-
-        out: dict[str, Any] = {
-            "config": dataclasses.asdict(self.config),
-            "seconds": self.seconds,
-            "episodes_per_round": list(self.episodes_per_round),
-            "arms": {
-                name: {
-                    "exact_mistakes": arm.mistakes.tolist(),
-                    "exact_cost": arm.cost.tolist(),
-                    "labels": arm.mean_labels.tolist(),
-                    "mistakes_slope": fit(arm.mistakes_slope),
-                    "cost_slope": fit(arm.cost_slope),
-                    "mc_mistakes": opt(arm.mc_mistakes),
-                    "mc_mistakes_se": opt(arm.mc_mistakes_se),
-                    "mc_cost": opt(arm.mc_cost),
-                    "mc_cost_se": opt(arm.mc_cost_se),
-                }
-                for name, arm in self.arms.items()
-            },
-        }
-        if self.saturated is not None:
-            out["saturated"] = self.saturated.to_dict()
-        return out
-
-    def to_markdown(self) -> str:
-        """Tables of exact E[mistakes], cost, labels, slopes and the MC cross-check."""
-        cfg = self.config
-        hs = self.horizons
-        road = f"winding p_turn={cfg.p_turn:g}" if cfg.p_turn > 0 else "straight"
-        head = "| arm | " + " | ".join(f"T={t}" for t in hs)
-        rule = "|---|" + "---:|" * len(hs)
-        pct = round(100 * cfg.ci)
-        lines = [
-            f"### Horizon sweep: ε = {cfg.epsilon:g}, {road} road, W = {cfg.width}"
-            + (f", cliff at |d| ≥ {cfg.cliff_offset or cfg.width}" if cfg.cliff else "")
-            + f", {cfg.seeds} data seeds, seed {cfg.seed}",
-            "",
-            f"Exact E[mistakes per episode] (mean over seeds) and log-log slope [{pct}% CI]:",
-            "",
-            head + " | slope | cost slope |",
-            rule + "---|---|",
-        ]
-        for name, arm in self.arms.items():
-            vals = " | ".join(_fmt(v) for v in arm.mistakes)
-            lines.append(f"| {name} | {vals} | {arm.mistakes_slope} | {arm.cost_slope} |")
-        lines += ["", "Exact E[off-centre steps per episode]:", "", head + " |", rule]
-        for name, arm in self.arms.items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in arm.cost) + " |")
-        lines += [
-            "",
-            "Expert labels used (mean over seeds, demos included):",
-            "",
-            head + " |",
-            rule,
-        ]
-        for name, arm in self.arms.items():
-            lines.append(f"| {name} | " + " | ".join(f"{v:,.0f}" for v in arm.mean_labels) + " |")
-        with_mc = [a for a in self.arms.values() if a.mc_mistakes is not None]
-        if with_mc:
-            lines += [
-                "",
-                f"Monte Carlo cross-check ({cfg.mc_episodes:,} episodes per cell, seed-0 "
-                "policies): MC mean ± SE of mistakes, and z = (MC − exact) / SE:",
-                "",
-                head + " |",
-                rule,
-            ]
-            for arm in with_mc:
-                assert arm.mc_mistakes is not None and arm.mc_mistakes_se is not None
-                cells = []
-                for j in range(len(hs)):
-                    m, se = arm.mc_mistakes[j], arm.mc_mistakes_se[j]
-                    z = (m - arm.exact_mistakes[0, j]) / se if se > 0 else 0.0
-                    cells.append(f"{_fmt(m)} ± {_fmt(se)} (z={z:+.1f})")
-                lines.append(f"| {arm.name} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            f"Runtime {self.seconds:.2f} s" + (" (whole run)." if self.saturated else "."),
-        ]
-        text = "\n".join(lines)
-        if self.saturated is not None:
-            text += "\n\n" + self.saturated.to_markdown()
-        return text
-
-    def plot(self, path: str | Path) -> Path:
-        """Save log-log E[mistakes] vs T per arm with T² and T guides (PNG, matplotlib Agg)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        results = [self] if self.saturated is None else [self, self.saturated]
-        fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.8), squeeze=False)
-        for ax, res in zip(axes[0], results, strict=True):
-            res._plot_axes(ax)
-        fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=120)
-        plt.close(fig)
-        return out
-
-    def _plot_axes(self, ax: Any) -> None:
-        hs = np.asarray(self.horizons, dtype=float)
-        styles = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
-        markers = ["o", "s", "^", "v", "D", "x"]
-        for k, (name, arm) in enumerate(self.arms.items()):
-            (line,) = ax.plot(
-                hs,
-                arm.mistakes,
-                linestyle=styles[k % len(styles)],
-                marker=markers[k % len(markers)],
-                markersize=7 - 0.8 * (k % len(markers)),
-                fillstyle="none",
-                label=f"{name} (slope {arm.mistakes_slope.slope:.2f})",
-            )
-            if arm.mc_mistakes is not None and arm.mc_mistakes_se is not None:
-                ax.errorbar(
-                    hs,
-                    arm.mc_mistakes,
-                    yerr=2 * arm.mc_mistakes_se,
-                    fmt="none",
-                    ecolor=line.get_color(),
-                    alpha=0.6,
-                    capsize=2,
-                )
-        ys = np.concatenate([a.mistakes for a in self.arms.values()])
-        top, bottom = float(ys.max()), float(ys.min())
-        ax.plot(hs, top * (hs / hs[-1]) ** 2, "k--", lw=1, alpha=0.5, label="∝ T²")
-        ax.plot(hs, bottom * (hs / hs[0]), "k:", lw=1, alpha=0.7, label="∝ T")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("horizon T")
-        ax.set_ylabel("E[mistakes per episode] (exact)")
-        ax.set_title(f"DriftCorridor, ε = {self.config.epsilon:g}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-
-
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 100:
-        return f"{v:.1f}"
-    return f"{v:.4g}"
+    def mc_episodes_for(self, horizon: int) -> int:
+        """Monte Carlo episodes at horizon T: the same number of steps at every MC horizon."""
+        return max(1, math.ceil(self.mc_episodes * min(self.mc_at) / horizon))
 
 
 # ------------------------------------------------------------------------------------------
-# The tabular 1-NN learner
-
-
-class _Lane(NamedTuple):
-    width: int
-    road: np.ndarray  # P(Δc = −1, 0, +1)
-    cliff_offset: int | None
-    init_spread: int
-
-    @property
-    def n_offsets(self) -> int:
-        return 2 * self.width + 1
-
-    @property
-    def n_cells(self) -> int:
-        return 3 * self.n_offsets
+# The learner: a 1-NN table that slips, and its trainer for dagger.run
 
 
 def _cell_coords(width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -416,6 +257,12 @@ def _cell_coords(width: int) -> tuple[np.ndarray, np.ndarray]:
     d = np.repeat(np.arange(-width, width + 1), 3)
     dc = np.tile(np.arange(-1, 2), 2 * width + 1)
     return d, dc
+
+
+def _cells(obs: np.ndarray, width: int) -> np.ndarray:
+    """The table cell of each ``(N, 2)`` observation (offsets and road clipped to range)."""
+    o = np.rint(np.atleast_2d(np.asarray(obs, dtype=np.float64))).astype(np.int64)
+    return (np.clip(o[:, 0], -width, width) + width) * 3 + np.clip(o[:, 1], -1, 1) + 1
 
 
 @functools.lru_cache(maxsize=8)
@@ -464,209 +311,177 @@ class TabularNearestNeighbor:
         cls, obs: np.ndarray, actions: np.ndarray, width: int = WIDTH
     ) -> TabularNearestNeighbor:
         """Fit one table on ``(N, 2)`` observations and ``(N,)`` action indices."""
-        o = np.rint(np.asarray(obs, dtype=np.float64)).astype(np.int64).reshape(-1, 2)
-        cell = (np.clip(o[:, 0], -width, width) + width) * 3 + np.clip(o[:, 1], -1, 1) + 1
         n = 3 * (2 * width + 1)
+        cell = _cells(np.asarray(obs).reshape(-1, 2), width)
         counts = np.bincount(cell * 3 + np.asarray(actions, dtype=np.int64), minlength=3 * n)
         return cls(counts.reshape(1, n, 3), width)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
         """Action indices of the first table for ``(N, 2)`` observations (Expert protocol)."""
-        o = np.rint(np.atleast_2d(np.asarray(obs, dtype=np.float64))).astype(np.int64)
-        w = self.width
-        cell = (np.clip(o[:, 0], -w, w) + w) * 3 + np.clip(o[:, 1], -1, 1) + 1
-        return self.tables[0, cell] + 1
+        return self.tables[0, _cells(obs, self.width)] + 1
 
-    def reset(self, seed: int | None = None) -> None:
-        """Stateless."""
+
+class SlippingTable:
+    """A tabular lane policy with a trembling hand: the learner every arm trains and evaluates.
+
+    ``table`` (3(2W+1),) holds a steer −1..1 per cell (d, Δc) (a row of
+    :attr:`TabularNearestNeighbor.tables`). :meth:`act` returns the table's action index,
+    except that with probability ``epsilon`` it returns one of the two others
+    (:func:`protege.tasks.lane.slip`). The slip lives in the learner, so it happens exactly
+    on the steps the learner drives, whichever gate decides that, and expert steps never
+    slip. An ``Actor`` of :func:`protege.rollout.loop.rollout`; its draws come from its own
+    generator (``seed``), one pair per sub-env and step.
+    """
+
+    def __init__(self, table: np.ndarray, epsilon: float, seed: int = 0, width: int = WIDTH):
+        self.table = np.asarray(table, dtype=np.int64).reshape(-1)
+        if self.table.shape != (3 * (2 * width + 1),):
+            raise ValueError(
+                f"SlippingTable: a width-{width} table has {3 * (2 * width + 1)} cells"
+            )
+        self.epsilon = float(epsilon)
+        self.seed = int(seed)
+        self.width = int(width)
+        self._rng = np.random.default_rng(self.seed)
+
+    def act(
+        self, obs: np.ndarray, deterministic: bool = True, generator: Any | None = None
+    ) -> np.ndarray:
+        """``(N,)`` action indices for ``(N, 2)`` observations, each slipping with prob. ε."""
+        intended = self.table[_cells(obs, self.width)] + 1
+        u = self._rng.random((2, len(intended)))
+        return slip(intended, self.epsilon, u[0], u[1])[0]
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Stateless between episodes: nothing to reset."""
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``table.json`` (the table, ε, seed and width) into the directory ``path``."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {"table": self.table.tolist(), "epsilon": self.epsilon, "seed": self.seed}
+        (out / "table.json").write_text(json.dumps({**state, "width": self.width}))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SlippingTable:
+        """The table :meth:`save` wrote (its generator starts afresh from ``seed``)."""
+        state = json.loads((Path(path) / "table.json").read_text())
+        return cls(state["table"], state["epsilon"], state["seed"], state["width"])
+
+
+@dataclass
+class TabularTrainer:
+    """:func:`protege.algos.dagger.run`'s ``Trainer`` for the lane: after every round, a 1-NN
+    table fitted on every expert label so far, driving the next round as a
+    :class:`SlippingTable` with slip rate ``epsilon`` (seeded by the round's training seed)."""
+
+    epsilon: float
+    width: int = WIDTH
+
+    def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> SlippingTable:
+        labelled = np.asarray(data.labeled, dtype=bool)
+        obs = np.asarray(data.obs)[labelled]
+        table = TabularNearestNeighbor.fit(obs, data.actions[labelled], self.width).tables[0]
+        return SlippingTable(table, self.epsilon, seed, self.width)
+
+    def save(self, learner: Any, path: Path) -> None:
+        learner.save(path)
+
+    def load(self, path: Path) -> SlippingTable:
+        return SlippingTable.load(path)
 
 
 # ------------------------------------------------------------------------------------------
-# Batched episodes (data collection and Monte Carlo)
+# Training an arm through the library
 
 
-def _rngs(cfg_seed: int, stream: int, keys: Sequence[tuple[int, ...]]) -> list[np.random.Generator]:
-    return [np.random.default_rng([cfg_seed, stream, *k]) for k in keys]
+def lane_task(cfg: HorizonConfig, horizon: int) -> Task:
+    """The ``lane`` task as the experiment runs it: horizon T, the config's road, and no
+    env-side slips (the learner slips, :class:`SlippingTable`)."""
+    kwargs = {
+        "width": cfg.width,
+        "horizon": horizon,
+        "epsilon": 0.0,
+        "p_turn": cfg.p_turn,
+        "cliff": cfg.cliff,
+        "cliff_offset": cfg.cliff_offset,
+        "init_offset_spread": cfg.init_offset_spread,
+    }
+    return dataclasses.replace(LANE, horizon=horizon, env_kwargs=kwargs)
 
 
-def _bernoulli_positions(rng: np.random.Generator, rate: float, length: int) -> np.ndarray:
-    """Sorted indices in [0, length) of a Bernoulli(rate) process, drawn via geometric gaps.
+@dataclass(frozen=True)
+class Trained:
+    """What training one arm at one horizon produced."""
 
-    Exact, and O(number of events) rather than O(length): slips are rare.
-    """
-    if rate <= 0.0 or length <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if rate >= 1.0:
-        return np.arange(length, dtype=np.int64)
-    mean = length * rate
-    chunks: list[np.ndarray] = []
-    last = -1
-    while last < length:
-        size = int(mean + 6.0 * math.sqrt(mean) + 16)
-        pos = last + np.cumsum(rng.geometric(rate, size=size))
-        chunks.append(pos)
-        last = int(pos[-1])
-    out = np.concatenate(chunks)
-    return out[out < length]
+    table: np.ndarray
+    """(n_cells,) the final learner's steer per cell."""
+    labels: int
+    """Expert labels stored (demonstrations included)."""
+    queries: int
+    """Times the expert was asked (labels, supervision)."""
 
 
-class _Events(NamedTuple):
-    """Candidate slip events of all rows, sorted by step: ``rows[ptr[s]:ptr[s+1]]`` at step s."""
-
-    ptr: np.ndarray
-    rows: np.ndarray
-    sign: np.ndarray  # uniforms choosing ξ = −1 (< 0.5) or +1
-    thin: np.ndarray  # uniforms for thinning to the row's actual rate
-
-
-def _slip_events(
-    rngs: Sequence[np.random.Generator], rates: np.ndarray, n_rows: int, horizon: int
-) -> _Events:
-    """Candidate events at each group's rate ``rates[g]`` over its (horizon × n_rows) grid."""
-    steps, rows, sign, thin = [], [], [], []
-    for g, (rng, rate) in enumerate(zip(rngs, rates, strict=True)):
-        pos = _bernoulli_positions(rng, float(rate), horizon * n_rows)
-        u = rng.random((pos.size, 2))
-        steps.append(pos // n_rows)
-        rows.append(pos % n_rows + g * n_rows)
-        sign.append(u[:, 0])
-        thin.append(u[:, 1])
-    step = np.concatenate(steps)
-    order = np.argsort(step, kind="stable")
-    ptr = np.searchsorted(step[order], np.arange(horizon + 1))
-    return _Events(
-        ptr, np.concatenate(rows)[order], np.concatenate(sign)[order], np.concatenate(thin)[order]
+def arm_setup(
+    arm: str, cfg: HorizonConfig, horizon: int, seed: int
+) -> tuple[str, Any, DAggerConfig]:
+    """``(method, method settings, DAggerConfig)`` that make ``arm`` a run of
+    :func:`protege.algos.dagger.run_method` (see the module docstring)."""
+    common: dict[str, Any] = {
+        "n_envs": cfg.n_envs,
+        "seed": seed,
+        "eval_episodes": 1,
+        "eval_envs": 1,
+    }
+    if arm == "bc":
+        return "dagger", None, DAggerConfig(rounds=0, initial_demos=cfg.n_demos, **common)
+    if arm == "dart":
+        noisy = max(1, cfg.n_demos - 1)
+        dart = DARTConfig(initial_noise=cfg.epsilon_dart, fit_noise=False)
+        return (
+            "dart",
+            dart,
+            DAggerConfig(rounds=1, initial_demos=1, episodes_per_round=noisy, **common),
+        )
+    rounds = DAggerConfig(
+        rounds=cfg.dagger_rounds,
+        initial_demos=cfg.n_demos,
+        episodes_per_round=cfg.episodes_for(horizon),
+        **common,
     )
+    if arm == "hg-dagger":
+        supervisor = SupervisorConfig(
+            risk=LaneRisk(cfg.hg_threshold),
+            disagreement_threshold=None,
+            hand_back=0.0,
+            min_takeover=1,
+        )
+        return "hg-dagger", supervisor, rounds
+    return "dagger", None, dataclasses.replace(rounds, beta=cfg.beta(arm))
 
 
-def _dense(
-    rngs: Sequence[np.random.Generator], active: np.ndarray, n_rows: int, steps: int
-) -> np.ndarray:
-    """(steps, G·n_rows) uniforms for groups with ``active[g]``; 0.5 elsewhere (never drawn)."""
-    blocks = [
-        rng.random((steps, n_rows)) if act else np.full((steps, n_rows), 0.5)
-        for rng, act in zip(rngs, active, strict=True)
-    ]
-    return np.concatenate(blocks, axis=1)
+def train_arm(arm: str, cfg: HorizonConfig, horizon: int, seed: int, scratch: Path) -> Trained:
+    """Run ``arm`` at horizon T through :func:`~protege.algos.dagger.run_method` in a store
+    under ``scratch`` (deleted afterwards) and return its final learner's table."""
+    method, method_config, dcfg = arm_setup(arm, cfg, horizon, seed)
+    trainer = TabularTrainer(cfg.epsilon, cfg.width)
+    store = scratch / "store"
+    try:
+        result = run_method(
+            method, lane_task(cfg, horizon), store, dcfg, method_config, trainer=trainer
+        )
+        final = trainer.load(Path(f"{store}.run") / "learners" / f"round_{dcfg.rounds:03d}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    last = result.rows[-1]
+    return Trained(final.table, last.labels, last.expert_queries)
 
 
-def _road_from(u: np.ndarray, road: np.ndarray) -> np.ndarray:
-    return (u >= road[0]).astype(np.int64) + (u >= road[0] + road[1]) - 1
-
-
-class _Sim(NamedTuple):
-    counts: np.ndarray  # (G, n_cells, 3) expert labels per cell and action index
-    labels: np.ndarray  # (G,) number of expert labels
-    mistakes: np.ndarray  # (G, n) per-episode mistakes ã ≠ π*(o)
-    cost: np.ndarray  # (G, n) per-episode off-centre steps
-
-
-def _simulate(
-    lane: _Lane,
-    tables: np.ndarray,
-    rngs: Sequence[np.random.Generator],
-    n_episodes: int,
-    horizon: int,
-    *,
-    beta: np.ndarray,
-    slip_learner: np.ndarray,
-    slip_expert: np.ndarray,
-    gated: np.ndarray,
-    hg_threshold: int = 1,
-    record: bool = True,
-) -> _Sim:
-    """Run ``n_episodes`` vectorised episodes per group g with learner ``tables[g]``.
-
-    Who drives a step: in non-gated groups the expert with probability ``beta[g]`` (a
-    per-step coin; BC/DART demos have β = 1, DAgger round i has β_i, evaluation β = 0) and
-    every step is labelled. In gated groups (HG-DAgger) the expert drives while the gate is
-    open (it opens at ``|d| ≥ hg_threshold`` and closes at d = 0) and only those steps are
-    labelled. Learner steps slip at ``slip_learner[g]``, expert steps at ``slip_expert[g]``
-    (DART's noisy demonstrator). Labels are always the expert's clean action. The dynamics
-    are :func:`~protege.tasks.lane.lane_transition`, as in the env.
-    """
-    G = len(rngs)
-    n = n_episodes
-    N = G * n
-    w = lane.width
-    row_group = np.repeat(np.arange(G), n)
-    gated_r = gated[row_group]
-    any_gated = bool(gated.any())
-    coin = (beta > 0.0) & (beta < 1.0)
-    always_expert = (beta >= 1.0)[row_group] & ~gated_r
-    expert_possible = any_gated or bool((beta > 0.0).any())
-    cand_rate = np.where(expert_possible, np.maximum(slip_learner, slip_expert), slip_learner)
-    cand_r = cand_rate[row_group]
-    slip_l, slip_e = slip_learner[row_group], slip_expert[row_group]
-    table_flat = np.ascontiguousarray(tables, dtype=np.int64).reshape(-1)
-    table_base = row_group * lane.n_cells + (3 * w + 1)
-    d_cells, dc_cells = _cell_coords(w)
-    expert_table = expert_steer(d_cells, dc_cells)
-    code_base = row_group * (lane.n_cells * 3) + 1
-    winding = lane.road[1] < 1.0
-    # Initial state, then slip candidates, then per-chunk coins and road: a fixed draw order.
-    if lane.init_spread > 0:
-        s0 = lane.init_spread
-        u0 = _dense(rngs, np.ones(G, dtype=bool), n, 1)[0]
-        d = np.minimum((u0 * (2 * s0 + 1)).astype(np.int64), 2 * s0) - s0
-    else:
-        d = np.zeros(N, dtype=np.int64)
-    dc = (
-        _road_from(_dense(rngs, np.ones(G, dtype=bool), n, 1)[0], lane.road)
-        if winding
-        else np.zeros(N, dtype=np.int64)
-    )
-    events = _slip_events(rngs, cand_rate, n, horizon)
-    gate = np.zeros(N, dtype=bool)
-    expert_ctrl = always_expert
-    codes = np.empty((horizon, N), dtype=np.int64) if record else None
-    mistakes = np.zeros(N, dtype=np.int64)
-    cost = np.zeros(N, dtype=np.int64)
-    beta_r = beta[row_group]
-    for start in range(0, horizon, _CHUNK):
-        steps = min(_CHUNK, horizon - start)
-        coins = _dense(rngs, coin, n, steps) if coin.any() else None
-        roads = _dense(rngs, np.ones(G, dtype=bool), n, steps) if winding else None
-        for s in range(steps):
-            t = start + s
-            cell = d * 3 + dc  # + (3W + 1) is folded into table_base / expert offsets
-            e = expert_table[cell + (3 * w + 1)]
-            a = table_flat[table_base + cell]
-            if expert_possible:
-                expert_ctrl = always_expert
-                if coins is not None:
-                    expert_ctrl = expert_ctrl | (coins[s] < beta_r)
-                if any_gated:
-                    gate = gated_r & (gate | (np.abs(d) >= hg_threshold)) & (d != 0)
-                    expert_ctrl = expert_ctrl | gate
-                a = np.where(expert_ctrl, e, a)
-            lo, hi = events.ptr[t], events.ptr[t + 1]
-            if hi > lo:
-                rows = events.rows[lo:hi]
-                rate = (
-                    np.where(expert_ctrl[rows], slip_e[rows], slip_l[rows])
-                    if expert_possible
-                    else slip_l[rows]
-                )
-                keep = events.thin[lo:hi] * cand_r[rows] < rate
-                a[rows[keep]] += np.where(events.sign[lo:hi][keep] < 0.5, -1, 1)
-            if codes is not None:
-                code = code_base + (cell + (3 * w + 1)) * 3 + e
-                if any_gated:
-                    code = np.where(expert_ctrl | ~gated_r, code, -1)
-                codes[t] = code
-            mistakes += a != e
-            d = lane_transition(d, a, dc, w, lane.cliff_offset)
-            cost += d != 0
-            if roads is not None:
-                dc = _road_from(roads[s], lane.road)
-    if codes is not None:
-        flat = codes.reshape(-1)
-        flat = flat[flat >= 0]
-        counts = np.bincount(flat, minlength=G * lane.n_cells * 3).reshape(G, lane.n_cells, 3)
-    else:
-        counts = np.zeros((G, lane.n_cells, 3), dtype=np.int64)
-    return _Sim(counts, counts.sum(axis=(1, 2)), mistakes.reshape(G, n), cost.reshape(G, n))
+def _scratch_root(cfg: HorizonConfig) -> str | None:
+    if cfg.scratch_dir is not None:
+        return cfg.scratch_dir
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
 # ------------------------------------------------------------------------------------------
@@ -683,11 +498,12 @@ def exact_expectations(
     cliff_offset: int | None = None,
     init_offset_spread: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact E[mistakes] and E[cost] per episode of deterministic tabular policies.
+    """Exact E[mistakes] and E[cost] per episode of slipping tabular policies.
 
-    ``tables`` (G, 3(2W+1)) holds steer values per cell. Δc is i.i.d., so the state
-    distribution over d alone is propagated through the learner's ε-kernel:
-    ``p_{t+1} = p_t P``, ``E[M] = Σ_{t<T} p_t·m``, ``E[C] = Σ_{1≤t≤T} p_t·𝟙[d ≠ 0]``.
+    ``tables`` (G, 3(2W+1)) holds steer values per cell; each step executes the table's
+    action with probability 1 − ε and each of the two others with ε/2 (the slip of
+    :func:`protege.tasks.lane.slip`). Δc is i.i.d., so the distribution over d alone is
+    propagated: ``p_{t+1} = p_t P``, ``E[M] = Σ_{t<T} p_t·m``, ``E[C] = Σ_{1≤t≤T} p_t·𝟙[d ≠ 0]``.
     Returns two (G,) arrays.
     """
     tables = np.atleast_2d(np.asarray(tables, dtype=np.int64))
@@ -701,16 +517,15 @@ def exact_expectations(
     m = np.zeros((G, S))
     g_idx = np.arange(G)[:, None]
     src = d_cells + width
-    for xi, px in ((0, 1.0 - epsilon), (-1, epsilon / 2), (1, epsilon / 2)):
+    kernel = ((0, 1.0 - epsilon), *((s, epsilon / 2) for s in SLIP_SHIFTS))
+    for shift, px in kernel:
         if px == 0.0:
             continue
-        executed = tables + xi  # (G, n)
+        executed = (tables + 1 + shift) % 3 - 1  # (G, n) steer
         nxt = lane_transition(d_cells, executed, dc_cells, width, cliff_offset) + width
-        w = q * px  # (n,)
-        np.add.at(P, (g_idx, src[None, :], nxt), np.broadcast_to(w, executed.shape))
-        np.add.at(
-            m, (g_idx, src[None, :]), np.broadcast_to(w, executed.shape) * (executed != expert)
-        )
+        w = np.broadcast_to(q * px, executed.shape)
+        np.add.at(P, (g_idx, src[None, :], nxt), w)
+        np.add.at(m, (g_idx, src[None, :]), w * (executed != expert))
     off = np.ones(S)
     off[width] = 0.0
     c = P @ off  # (G, S): P(off-centre after the step | d)
@@ -727,7 +542,63 @@ def exact_expectations(
 
 
 # ------------------------------------------------------------------------------------------
-# Slopes
+# Monte Carlo through the rollout loop
+
+
+def monte_carlo_episodes(
+    table: np.ndarray, cfg: HorizonConfig, horizon: int, episodes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-episode mistakes and off-centre steps of ``table`` slipping at ε, measured by
+    :func:`protege.rollout.loop.rollout` (:class:`LearnerGate`, the expert asked at every
+    step to measure disagreement) on a :class:`DriftCorridorVector`."""
+    env = DriftCorridorVector(
+        min(cfg.mc_envs, episodes),
+        width=cfg.width,
+        horizon=horizon,
+        p_turn=cfg.p_turn,
+        cliff=cfg.cliff,
+        cliff_offset=cfg.cliff_offset,
+        init_offset_spread=cfg.init_offset_spread,
+    )
+    learner = SlippingTable(table, cfg.epsilon, derive_seed(seed, 1), cfg.width)
+    result = rollout(
+        env,
+        episodes,
+        gate=LearnerGate(),
+        seed=derive_seed(seed, 2),
+        learner=learner,
+        expert=LaneExpert(),
+        measure_disagreement=True,
+    )
+    mistakes = np.array([np.nansum(d) for d in result.disagreement], dtype=np.int64)
+    cost = -np.asarray(result.returns).astype(np.int64)
+    return mistakes, cost
+
+
+# ------------------------------------------------------------------------------------------
+# Slopes, intervals and the agreement test
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """A log-log slope with its standard error and a ``level`` interval.
+
+    ``method`` says where the interval comes from: ``"ols"`` (the residuals of the fit over
+    T, Student t) or ``"bootstrap"`` (percentile bootstrap over Monte Carlo episodes).
+    """
+
+    slope: float
+    se: float
+    low: float
+    high: float
+    level: float
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.slope:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def loglog_slope(horizons: Sequence[float], values: np.ndarray) -> np.ndarray:
@@ -739,209 +610,584 @@ def loglog_slope(horizons: Sequence[float], values: np.ndarray) -> np.ndarray:
     return (y @ x) / float(x @ x)
 
 
-def bootstrap_slope(
+def _t_cdf(x: float, df: int) -> float:
+    """Student t CDF by Simpson's rule on the density (no SciPy; ~1e-10 accurate here)."""
+    if x < 0:
+        return 1.0 - _t_cdf(-x, df)
+    ts = np.linspace(0.0, x, 4001)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    pdf = np.exp(log_c - (df + 1) / 2 * np.log1p(ts**2 / df))
+    h = x / 4000
+    return 0.5 + h / 3 * (pdf[0] + pdf[-1] + 4 * pdf[1:-1:2].sum() + 2 * pdf[2:-1:2].sum())
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(χ²(df) ≥ x): the regularized upper incomplete gamma Q(df/2, x/2)."""
+    import torch
+
+    a = torch.tensor(df / 2, dtype=torch.float64)
+    return float(torch.special.gammaincc(a, torch.tensor(x / 2, dtype=torch.float64)))
+
+
+def ols_slope(horizons: Sequence[float], values: np.ndarray, level: float) -> SlopeFit:
+    """Log-log OLS slope with the interval slope ± t·SE, SE from the fit's residuals.
+
+    Exact values carry no sampling noise, so the interval measures only how far the curve is
+    from a power law over ``horizons`` (a pure power law gives a point). With two horizons
+    there are no residual degrees of freedom and the interval is NaN.
+    """
+    x = np.log(np.asarray(horizons, dtype=float))
+    y = np.log(np.asarray(values, dtype=float))
+    slope = float(loglog_slope(horizons, values))
+    df = len(x) - 2
+    if df < 1:
+        nan = float("nan")
+        return SlopeFit(slope, nan, nan, nan, level, "ols")
+    resid = (y - y.mean()) - slope * (x - x.mean())
+    se = math.sqrt(float(resid @ resid) / df / float(((x - x.mean()) ** 2).sum()))
+    half = t_quantile((1 + level) / 2, df) * se
+    return SlopeFit(slope, se, slope - half, slope + half, level, "ols")
+
+
+def bootstrap_episodes_slope(
     horizons: Sequence[float],
-    per_seed: np.ndarray,
+    samples: Sequence[np.ndarray],
     n_boot: int,
     level: float,
     rng: np.random.Generator,
 ) -> SlopeFit:
-    """Slope of the seed-mean curve, with a percentile bootstrap CI resampling seeds."""
-    per_seed = np.asarray(per_seed, dtype=float)
-    point = float(loglog_slope(horizons, per_seed.mean(axis=0)))
-    n = per_seed.shape[0]
-    idx = rng.integers(0, n, size=(n_boot, n))
-    boot = loglog_slope(horizons, per_seed[idx].mean(axis=1))
+    """Slope of the Monte Carlo means with a percentile bootstrap over episodes.
+
+    ``samples[j]`` holds the per-episode integer values at ``horizons[j]``; each resample
+    redraws every horizon's episodes with replacement (multinomially over their distinct
+    values, which is the same and much cheaper). Resamples with a zero mean are dropped.
+    """
+    point = float(loglog_slope(horizons, np.array([s.mean() for s in samples])))
+    means = np.empty((n_boot, len(samples)))
+    for j, s in enumerate(samples):
+        values, counts = np.unique(s, return_counts=True)
+        draws = rng.multinomial(len(s), counts / len(s), size=n_boot)
+        means[:, j] = draws @ values / len(s)
+    means = means[(means > 0).all(axis=1)]
+    if len(means) < 2:
+        nan = float("nan")
+        return SlopeFit(point, nan, nan, nan, level, "bootstrap")
+    boot = loglog_slope(horizons, means)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    return SlopeFit(point, float(min(lo, point)), float(max(hi, point)), level)
+    return SlopeFit(point, float(boot.std(ddof=1)), float(lo), float(hi), level, "bootstrap")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The χ² test that Monte Carlo and exact values agree: χ² = Σ z² over ``df`` cells."""
+
+    quantity: str
+    chi2: float
+    df: int
+    p_value: float
+    max_abs_z: float
+
+    @property
+    def passed(self) -> bool:
+        """p ≥ 0.001: no evidence at that level that the two disagree."""
+        return self.p_value >= _AGREEMENT_ALPHA
+
+    def __str__(self) -> str:
+        verdict = "agree" if self.passed else "DISAGREE"
+        return (
+            f"{self.quantity}: χ² = {self.chi2:.1f} on {self.df} cells, p = {self.p_value:.3f}, "
+            f"max |z| = {self.max_abs_z:.2f} ({verdict} at p ≥ {_AGREEMENT_ALPHA:g})"
+        )
+
+
+def _z(mc: np.ndarray, se: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """(MC − exact) / SE; a cell with SE 0 is 0 if it equals the exact value, else ±inf."""
+    diff = mc - exact
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf))
+
+
+# ------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class MonteCarlo:
+    """One arm's Monte Carlo cross-check (replicate 0's policy) at the MC horizons."""
+
+    horizons: tuple[int, ...]
+    episodes: tuple[int, ...]
+    mistakes: np.ndarray
+    mistakes_se: np.ndarray
+    cost: np.ndarray
+    cost_se: np.ndarray
+    exact_mistakes: np.ndarray
+    """The same policy's exact E[mistakes] at these horizons."""
+    exact_cost: np.ndarray
+    mistakes_slope: SlopeFit
+    cost_slope: SlopeFit
+
+    @property
+    def z_mistakes(self) -> np.ndarray:
+        return _z(self.mistakes, self.mistakes_se, self.exact_mistakes)
+
+    @property
+    def z_cost(self) -> np.ndarray:
+        return _z(self.cost, self.cost_se, self.exact_cost)
+
+    @property
+    def exact_slope(self) -> float:
+        """The exact curve's slope over the same horizons (what the MC slope estimates)."""
+        return float(loglog_slope(self.horizons, self.exact_mistakes))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"horizons": list(self.horizons), "episodes": list(self.episodes)}
+        for name in ("mistakes", "mistakes_se", "cost", "cost_se", "exact_mistakes", "exact_cost"):
+            out[name] = [float(v) for v in getattr(self, name)]
+        out["z_mistakes"] = [float(v) for v in self.z_mistakes]
+        out["z_cost"] = [float(v) for v in self.z_cost]
+        out["mistakes_slope"] = self.mistakes_slope.to_dict()
+        out["cost_slope"] = self.cost_slope.to_dict()
+        out["exact_slope"] = self.exact_slope
+        return out
+
+
+@dataclass
+class ArmResult:
+    """Everything measured for one arm. Arrays are indexed ``[seed, horizon]``."""
+
+    name: str
+    exact_mistakes: np.ndarray
+    """(seeds, n_T) exact E[mistakes per episode] of each replicate's policy."""
+    exact_cost: np.ndarray
+    """(seeds, n_T) exact E[off-centre steps per episode]."""
+    labels: np.ndarray
+    """(seeds, n_T) int64 expert labels the arm used (demos included)."""
+    queries: np.ndarray
+    """(seeds, n_T) int64 times the arm asked the expert."""
+    mistakes_slope: SlopeFit
+    """OLS fit of the seed-mean exact E[mistakes]."""
+    cost_slope: SlopeFit
+    seed_slopes: np.ndarray
+    """(seeds,) the exact E[mistakes] slope of each replicate alone."""
+    mc: MonteCarlo | None = None
+
+    @property
+    def mistakes(self) -> np.ndarray:
+        """(n_T,) exact E[mistakes] averaged over seeds."""
+        return self.exact_mistakes.mean(axis=0)
+
+    @property
+    def cost(self) -> np.ndarray:
+        return self.exact_cost.mean(axis=0)
+
+    @property
+    def mean_labels(self) -> np.ndarray:
+        return self.labels.mean(axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exact_mistakes": self.mistakes.tolist(),
+            "exact_cost": self.cost.tolist(),
+            "exact_mistakes_per_seed": self.exact_mistakes.tolist(),
+            "labels": self.mean_labels.tolist(),
+            "queries": self.queries.mean(axis=0).tolist(),
+            "mistakes_slope": self.mistakes_slope.to_dict(),
+            "cost_slope": self.cost_slope.to_dict(),
+            "seed_slopes": self.seed_slopes.tolist(),
+            "mc": None if self.mc is None else self.mc.to_dict(),
+        }
+
+
+@dataclass
+class HorizonResult:
+    """Per-arm, per-T exact and Monte Carlo values, labels, slopes and intervals of one sweep."""
+
+    config: HorizonConfig
+    arms: dict[str, ArmResult]
+    seconds: float
+    saturated: HorizonResult | None = None
+    episodes_per_round: tuple[int, ...] = field(default_factory=tuple)
+    train_seconds: float = 0.0
+    mc_seconds: float = 0.0
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return self.config.horizons
+
+    @property
+    def total_seconds(self) -> float:
+        """Wall time of this sweep and the saturated one."""
+        return self.seconds + (self.saturated.seconds if self.saturated is not None else 0.0)
+
+    def slopes(self) -> dict[str, SlopeFit]:
+        """The exact E[mistakes] slope fit of every arm."""
+        return {name: arm.mistakes_slope for name, arm in self.arms.items()}
+
+    def agreement(self, quantity: str = "mistakes") -> Agreement | None:
+        """χ² over every Monte Carlo cell of ``quantity`` ("mistakes" or "cost"); None
+        without Monte Carlo."""
+        zs = [getattr(a.mc, f"z_{quantity}") for a in self.arms.values() if a.mc is not None]
+        if not zs:
+            return None
+        z = np.concatenate(zs)
+        chi2 = float(np.sum(z**2))
+        p = chi2_sf(chi2, len(z)) if np.isfinite(chi2) else 0.0
+        return Agreement(quantity, chi2, len(z), p, float(np.max(np.abs(z))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (lists and floats only)."""
+        out: dict[str, Any] = {
+            "config": dataclasses.asdict(self.config),
+            "seconds": self.seconds,
+            "total_seconds": self.total_seconds,
+            "train_seconds": self.train_seconds,
+            "mc_seconds": self.mc_seconds,
+            "episodes_per_round": list(self.episodes_per_round),
+            "arms": {name: arm.to_dict() for name, arm in self.arms.items()},
+            "agreement": {
+                q: None if (a := self.agreement(q)) is None else dataclasses.asdict(a)
+                for q in ("mistakes", "cost")
+            },
+        }
+        if self.saturated is not None:
+            out["saturated"] = self.saturated.to_dict()
+        return out
+
+    def to_markdown(self) -> str:
+        """Tables of exact E[mistakes], cost, labels, slopes and the Monte Carlo check."""
+        lines = self._exact_tables() + self._mc_table()
+        lines += [
+            "",
+            f"Runtime {self.seconds:.1f} s (training {self.train_seconds:.1f} s, Monte Carlo "
+            f"{self.mc_seconds:.1f} s)"
+            + (
+                f"; {self.total_seconds:.1f} s with the saturated sweep." if self.saturated else "."
+            ),
+        ]
+        text = "\n".join(lines)
+        if self.saturated is not None:
+            text += "\n\n" + self.saturated.to_markdown()
+        return text
+
+    def _title(self) -> str:
+        cfg = self.config
+        road = f"winding p_turn={cfg.p_turn:g}" if cfg.p_turn > 0 else "straight"
+        cliff = f", cliff at |d| ≥ {cfg.cliff_offset or cfg.width}" if cfg.cliff else ""
+        seeds = f"{cfg.seeds} data seed" + ("s" if cfg.seeds != 1 else "")
+        return (
+            f"### Horizon sweep: ε = {cfg.epsilon:g}, {road} road, W = {cfg.width}{cliff}, "
+            f"{seeds}, seed {cfg.seed}"
+        )
+
+    def _exact_tables(self) -> list[str]:
+        hs = self.horizons
+        head = "| arm | " + " | ".join(f"T={t}" for t in hs)
+        rule = "|---|" + "---:|" * len(hs)
+        pct = round(100 * self.config.ci)
+        lines = [
+            self._title(),
+            "",
+            "Exact E[mistakes per episode] (mean over seeds), log-log slope with its OLS "
+            f"{pct}% CI over T (t, {len(hs) - 2} df), per-seed slopes, and the cost slope:",
+            "",
+            head + " | slope [CI] | per seed | cost slope [CI] |",
+            rule + "---|---|---|",
+        ]
+        for name, arm in self.arms.items():
+            vals = " | ".join(_fmt(v) for v in arm.mistakes)
+            lo, hi = arm.seed_slopes.min(), arm.seed_slopes.max()
+            seeds = f"{lo:.3f}–{hi:.3f}" if len(arm.seed_slopes) > 1 else "–"
+            lines.append(f"| {name} | {vals} | {arm.mistakes_slope} | {seeds} | {arm.cost_slope} |")
+        lines += ["", "Exact E[off-centre steps per episode]:", "", head + " |", rule]
+        for name, arm in self.arms.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in arm.cost) + " |")
+        lines += ["", "Expert labels used (mean over seeds, demos included):", "", head + " |"]
+        lines.append(rule)
+        for name, arm in self.arms.items():
+            lines.append(f"| {name} | " + " | ".join(f"{v:,.0f}" for v in arm.mean_labels) + " |")
+        return lines
+
+    def _mc_table(self) -> list[str]:
+        with_mc = [a for a in self.arms.values() if a.mc is not None]
+        if not with_mc:
+            return []
+        first = with_mc[0].mc
+        assert first is not None
+        hs = first.horizons
+        episodes = ", ".join(f"{n:,}" for n in first.episodes)
+        pct = round(100 * self.config.ci)
+        lines = [
+            "",
+            f"Monte Carlo through `protege.rollout.loop.rollout` (replicate 0's policies; "
+            f"{episodes} episodes at T = {', '.join(map(str, hs))}): mean ± SE of mistakes, "
+            f"z = (MC − exact) / SE, and the slope with its {pct}% bootstrap CI over episodes "
+            "against the exact slope over the same T:",
+            "",
+            "| arm | " + " | ".join(f"T={t}" for t in hs) + " | MC slope [CI] | exact slope |",
+            "|---|" + "---:|" * len(hs) + "---|---:|",
+        ]
+        for arm in with_mc:
+            mc = arm.mc
+            assert mc is not None
+            cells = [
+                f"{_fmt(m)} ± {_fmt(se)} (z={z:+.1f})"
+                for m, se, z in zip(mc.mistakes, mc.mistakes_se, mc.z_mistakes, strict=True)
+            ]
+            row = f"| {arm.name} | " + " | ".join(cells)
+            lines.append(row + f" | {mc.mistakes_slope} | {mc.exact_slope:.3f} |")
+        lines.append("")
+        for q in ("mistakes", "cost"):
+            ag = self.agreement(q)
+            if ag is not None:
+                lines.append(f"- Agreement, {ag}")
+        return lines
+
+    def plot(self, path: str | Path) -> Path:
+        """Save log-log E[mistakes] vs T per arm with T² and T guides (PNG, matplotlib Agg)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        results = [self] if self.saturated is None else [self, self.saturated]
+        fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.8), squeeze=False)
+        for ax, res in zip(axes[0], results, strict=True):
+            res._plot_axes(ax)
+        fig.tight_layout()
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        return out
+
+    def _plot_axes(self, ax: Any) -> None:
+        hs = np.asarray(self.horizons, dtype=float)
+        styles = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+        markers = ["o", "s", "^", "v", "D", "x"]
+        for k, (name, arm) in enumerate(self.arms.items()):
+            (line,) = ax.plot(
+                hs,
+                arm.mistakes,
+                linestyle=styles[k % len(styles)],
+                marker=markers[k % len(markers)],
+                markersize=7 - 0.8 * (k % len(markers)),
+                fillstyle="none",
+                label=f"{name} (slope {arm.mistakes_slope.slope:.2f})",
+            )
+            if arm.mc is not None:
+                ax.errorbar(
+                    np.asarray(arm.mc.horizons, dtype=float),
+                    arm.mc.mistakes,
+                    yerr=2 * arm.mc.mistakes_se,
+                    fmt="none",
+                    ecolor=line.get_color(),
+                    alpha=0.6,
+                    capsize=2,
+                )
+        ys = np.concatenate([a.mistakes for a in self.arms.values()])
+        top, bottom = float(ys.max()), float(ys.min())
+        ax.plot(hs, top * (hs / hs[-1]) ** 2, "k--", lw=1, alpha=0.5, label="∝ T²")
+        ax.plot(hs, bottom * (hs / hs[0]), "k:", lw=1, alpha=0.7, label="∝ T")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("horizon T")
+        ax.set_ylabel("E[mistakes per episode]")
+        ax.set_title(
+            f"DriftCorridor, ε = {self.config.epsilon:g}: exact, Monte Carlo ± 2 SE", fontsize=10
+        )
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.4g}"
 
 
 # ------------------------------------------------------------------------------------------
 # The sweep
 
 
-def _lane(cfg: HorizonConfig) -> _Lane:
+def _log(progress: bool, cfg: HorizonConfig, text: str) -> None:
+    if progress:
+        print(f"[horizon ε={cfg.epsilon:g}] {text}", file=sys.stderr)
+
+
+def _train_all(cfg: HorizonConfig, progress: bool) -> dict[str, list[list[Trained]]]:
+    """``out[arm][seed][j]``: every arm trained at every horizon and replicate."""
+    out: dict[str, list[list[Trained]]] = {a: [[] for _ in range(cfg.seeds)] for a in cfg.arms}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="protege-horizon-", dir=_scratch_root(cfg)) as tmp:
+        for T in cfg.horizons:
+            for arm in cfg.arms:
+                for rep in range(cfg.seeds):
+                    seed = derive_seed(cfg.seed, _STREAM_TRAIN, _ARM_CODE[arm], T, rep)
+                    where = Path(tmp) / f"{arm}-T{T}-s{rep}"
+                    out[arm][rep].append(train_arm(arm, cfg, T, seed, where))
+            _log(progress, cfg, f"T={T} trained ({time.perf_counter() - t0:.1f} s)")
+    return out
+
+
+def _exact(cfg: HorizonConfig, tables: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     cliff = (cfg.cliff_offset or cfg.width) if cfg.cliff else None
-    return _Lane(cfg.width, road_probs(cfg.p_turn), cliff, cfg.init_offset_spread)
+    return exact_expectations(
+        tables,
+        horizon,
+        cfg.epsilon,
+        width=cfg.width,
+        p_turn=cfg.p_turn,
+        cliff_offset=cliff,
+        init_offset_spread=cfg.init_offset_spread,
+    )
+
+
+def _monte_carlo(
+    cfg: HorizonConfig, arm: str, tables: list[np.ndarray], progress: bool
+) -> MonteCarlo:
+    """The MC cross-check of ``arm``'s replicate-0 ``tables`` (one per horizon)."""
+    hs = cfg.mc_at
+    samples: dict[str, list[np.ndarray]] = {"mistakes": [], "cost": []}
+    exact_m, exact_c = [], []
+    for T in hs:
+        table = tables[cfg.horizons.index(T)]
+        seed = derive_seed(cfg.seed, _STREAM_MC, _ARM_CODE[arm], T)
+        m, c = monte_carlo_episodes(table, cfg, T, cfg.mc_episodes_for(T), seed)
+        samples["mistakes"].append(m)
+        samples["cost"].append(c)
+        em, ec = _exact(cfg, table[None], T)
+        exact_m.append(em[0])
+        exact_c.append(ec[0])
+    _log(progress, cfg, f"Monte Carlo of {arm} done")
+    boot = [np.random.default_rng([cfg.seed, _STREAM_BOOT, _ARM_CODE[arm], k]) for k in (0, 1)]
+
+    def stats(key: str) -> tuple[np.ndarray, np.ndarray]:
+        vals = samples[key]
+        mean = np.array([v.mean() for v in vals])
+        se = np.array([v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0 for v in vals])
+        return mean, se
+
+    (mm, mse), (cm, cse) = stats("mistakes"), stats("cost")
+    return MonteCarlo(
+        horizons=hs,
+        episodes=tuple(len(v) for v in samples["mistakes"]),
+        mistakes=mm,
+        mistakes_se=mse,
+        cost=cm,
+        cost_se=cse,
+        exact_mistakes=np.array(exact_m),
+        exact_cost=np.array(exact_c),
+        mistakes_slope=bootstrap_episodes_slope(
+            hs, samples["mistakes"], cfg.bootstrap, cfg.ci, boot[0]
+        ),
+        cost_slope=bootstrap_episodes_slope(hs, samples["cost"], cfg.bootstrap, cfg.ci, boot[1]),
+    )
+
+
+def _slope(cfg: HorizonConfig, horizons: Sequence[int], values: np.ndarray) -> SlopeFit:
+    if np.any(values <= 0):
+        nan = float("nan")
+        return SlopeFit(nan, nan, nan, nan, cfg.ci, "ols")
+    return ols_slope(horizons, values, cfg.ci)
+
+
+def _arm_result(cfg: HorizonConfig, arm: str, runs: list[list[Trained]]) -> ArmResult:
+    """Exact values and slopes of one arm from its trained tables."""
+    R, nT = cfg.seeds, len(cfg.horizons)
+    em, ec = np.zeros((R, nT)), np.zeros((R, nT))
+    for j, T in enumerate(cfg.horizons):
+        stacked = np.stack([runs[rep][j].table for rep in range(R)])
+        em[:, j], ec[:, j] = _exact(cfg, stacked, T)
+    labels = np.array([[t.labels for t in row] for row in runs], dtype=np.int64)
+    queries = np.array([[t.queries for t in row] for row in runs], dtype=np.int64)
+    seed_slopes = np.array([_slope(cfg, cfg.horizons, em[r]).slope for r in range(R)])
+    return ArmResult(
+        name=arm,
+        exact_mistakes=em,
+        exact_cost=ec,
+        labels=labels,
+        queries=queries,
+        mistakes_slope=_slope(cfg, cfg.horizons, em.mean(axis=0)),
+        cost_slope=_slope(cfg, cfg.horizons, ec.mean(axis=0)),
+        seed_slopes=seed_slopes,
+    )
 
 
 def _run_setting(cfg: HorizonConfig, progress: bool) -> HorizonResult:
     t0 = time.perf_counter()
-    lane = _lane(cfg)
-    R = cfg.seeds
-    nT = len(cfg.horizons)
-    arms = cfg.arms
-    exact_m = {a: np.zeros((R, nT)) for a in arms}
-    exact_c = {a: np.zeros((R, nT)) for a in arms}
-    labels = {a: np.zeros((R, nT), dtype=np.int64) for a in arms}
-    mc: dict[str, list[np.ndarray]] = {a: [np.zeros(nT) for _ in range(4)] for a in arms}
-    interactive = [a for a in arms if a in _SCHEDULES]
-    need_bc = any(a == "bc" or a in _SCHEDULES for a in arms)
-    zeros_tables = np.zeros((1, lane.n_cells), dtype=np.int64)
-    for j, T in enumerate(cfg.horizons):
-        T = int(T)
-        tables: dict[str, np.ndarray] = {}
-        # Round 0: BC demos (clean) and DART demos (slipping expert, clean labels).
-        demo_arms = (["bc"] if need_bc else []) + (["dart"] if "dart" in arms else [])
-        keys: list[tuple[int, ...]] = [
-            (_ARM_CODE[a], rep, T) for a in demo_arms for rep in range(R)
-        ]
-        G = len(keys)
-        demos = _simulate(
-            lane,
-            np.repeat(zeros_tables, G, axis=0),
-            _rngs(cfg.seed, _STREAM_DEMOS, keys),
-            cfg.n_demos,
-            T,
-            beta=np.ones(G),
-            slip_learner=np.zeros(G),
-            slip_expert=np.array(
-                [cfg.epsilon_dart if a == "dart" else 0.0 for a in demo_arms for _ in range(R)]
-            ),
-            gated=np.zeros(G, dtype=bool),
-        )
-        bc_counts = demos.counts[:R] if need_bc else None
-        bc_labels = demos.labels[:R] if need_bc else None
-        if "bc" in arms:
-            tables["bc"] = TabularNearestNeighbor(demos.counts[:R], cfg.width).tables
-            labels["bc"][:, j] = demos.labels[:R]
-        if "dart" in arms:
-            k = R if need_bc else 0
-            tables["dart"] = TabularNearestNeighbor(demos.counts[k : k + R], cfg.width).tables
-            labels["dart"][:, j] = demos.labels[k : k + R]
-        # Interactive rounds (DAgger schedules and HG-DAgger), batched over arms × seeds.
-        if interactive:
-            assert bc_counts is not None and bc_labels is not None
-            counts = np.concatenate([bc_counts] * len(interactive), axis=0)
-            n_labels = np.concatenate([bc_labels] * len(interactive), axis=0)
-            gated = np.repeat([_SCHEDULES[a] == "gated" for a in interactive], R)
-            G = counts.shape[0]
-            for i in range(1, cfg.dagger_rounds + 1):
-                learner = TabularNearestNeighbor(counts, cfg.width).tables
-                beta = np.repeat(
-                    [0.0 if _SCHEDULES[a] == "gated" else cfg.beta(a, i) for a in interactive], R
-                )
-                keys = [(_ARM_CODE[a], rep, T, i) for a in interactive for rep in range(R)]
-                new = _simulate(
-                    lane,
-                    learner,
-                    _rngs(cfg.seed, _STREAM_ROUND, keys),
-                    cfg.episodes_for(T),
-                    T,
-                    beta=beta,
-                    slip_learner=np.full(G, cfg.epsilon),
-                    slip_expert=np.zeros(G),
-                    gated=gated,
-                    hg_threshold=cfg.hg_threshold,
-                )
-                counts = counts + new.counts
-                n_labels = n_labels + new.labels
-            final = TabularNearestNeighbor(counts, cfg.width).tables
-            for k, a in enumerate(interactive):
-                tables[a] = final[k * R : (k + 1) * R]
-                labels[a][:, j] = n_labels[k * R : (k + 1) * R]
-        # Exact evaluation of every (arm, seed) policy.
-        stacked = np.concatenate([tables[a] for a in arms], axis=0)
-        em, ec = exact_expectations(
-            stacked,
-            T,
-            cfg.epsilon,
-            width=cfg.width,
-            p_turn=cfg.p_turn,
-            cliff_offset=lane.cliff_offset,
-            init_offset_spread=cfg.init_offset_spread,
-        )
-        for k, a in enumerate(arms):
-            exact_m[a][:, j] = em[k * R : (k + 1) * R]
-            exact_c[a][:, j] = ec[k * R : (k + 1) * R]
-        # Monte Carlo cross-check of seed 0's policies.
-        if cfg.mc_episodes > 0:
-            first = np.stack([tables[a][0] for a in arms])
-            keys = [(_ARM_CODE[a], T) for a in arms]
-            n_arms = len(arms)
-            sim = _simulate(
-                lane,
-                first,
-                _rngs(cfg.seed, _STREAM_MC, keys),
-                cfg.mc_episodes,
-                T,
-                beta=np.zeros(n_arms),
-                slip_learner=np.full(n_arms, cfg.epsilon),
-                slip_expert=np.zeros(n_arms),
-                gated=np.zeros(n_arms, dtype=bool),
-                record=False,
-            )
-            mm, cc = sim.mistakes, sim.cost
-            sq = math.sqrt(cfg.mc_episodes)
-            for k, a in enumerate(arms):
-                mc[a][0][j] = mm[k].mean()
-                mc[a][1][j] = mm[k].std(ddof=1) / sq if cfg.mc_episodes > 1 else 0.0
-                mc[a][2][j] = cc[k].mean()
-                mc[a][3][j] = cc[k].std(ddof=1) / sq if cfg.mc_episodes > 1 else 0.0
-        if progress:
-            print(
-                f"[horizon ε={cfg.epsilon:g}] T={T} done ({time.perf_counter() - t0:.1f} s)",
-                file=sys.stderr,
-            )
-    results: dict[str, ArmResult] = {}
-    for a in arms:
-        boot = [np.random.default_rng([cfg.seed, _STREAM_BOOT, _ARM_CODE[a], m]) for m in (0, 1)]
-        results[a] = ArmResult(
-            name=a,
-            exact_mistakes=exact_m[a],
-            exact_cost=exact_c[a],
-            labels=labels[a],
-            mistakes_slope=_slope(cfg, exact_m[a], boot[0]),
-            cost_slope=_slope(cfg, exact_c[a], boot[1]),
-            mc_mistakes=mc[a][0] if cfg.mc_episodes else None,
-            mc_mistakes_se=mc[a][1] if cfg.mc_episodes else None,
-            mc_cost=mc[a][2] if cfg.mc_episodes else None,
-            mc_cost_se=mc[a][3] if cfg.mc_episodes else None,
-        )
+    trained = _train_all(cfg, progress)
+    train_s = time.perf_counter() - t0
+    arms = {a: _arm_result(cfg, a, trained[a]) for a in cfg.arms}
+    t1 = time.perf_counter()
+    if cfg.mc_at:
+        for a in cfg.arms:
+            arms[a].mc = _monte_carlo(cfg, a, [t.table for t in trained[a][0]], progress)
     return HorizonResult(
         config=cfg,
-        arms=results,
+        arms=arms,
         seconds=time.perf_counter() - t0,
-        episodes_per_round=tuple(cfg.episodes_for(int(t)) for t in cfg.horizons),
+        episodes_per_round=tuple(cfg.episodes_for(t) for t in cfg.horizons),
+        train_seconds=train_s,
+        mc_seconds=time.perf_counter() - t1,
     )
-
-
-def _slope(cfg: HorizonConfig, values: np.ndarray, rng: np.random.Generator) -> SlopeFit:
-    if np.any(values <= 0):
-        nan = float("nan")
-        return SlopeFit(nan, nan, nan, cfg.ci)
-    return bootstrap_slope(cfg.horizons, values, cfg.bootstrap, cfg.ci, rng)
 
 
 def run_horizon(config: HorizonConfig | None = None, progress: bool = False) -> HorizonResult:
     """Run the horizon sweep (and, if ``config.saturated_epsilon`` is set, the saturated one).
 
     Deterministic: the same config (including ``seed``) gives identical numbers. The
-    saturated rerun uses the same config with ``epsilon = saturated_epsilon`` and no Monte
-    Carlo; it is ``result.saturated``.
+    saturated rerun uses the same config with ``epsilon = saturated_epsilon`` (and no Monte
+    Carlo unless ``saturated_mc``); it is
+    ``result.saturated`` (``result.total_seconds`` covers both sweeps).
     """
     cfg = config or HorizonConfig()
-    t0 = time.perf_counter()
     result = _run_setting(cfg, progress)
     if cfg.saturated_epsilon is not None:
         sat_cfg = dataclasses.replace(
-            cfg, epsilon=cfg.saturated_epsilon, saturated_epsilon=None, mc_episodes=0
+            cfg,
+            epsilon=cfg.saturated_epsilon,
+            saturated_epsilon=None,
+            mc_episodes=cfg.mc_episodes if cfg.saturated_mc else 0,
         )
         result.saturated = _run_setting(sat_cfg, progress)
-    result.seconds = time.perf_counter() - t0
     return result
 
 
 __all__ = [
     "ARMS",
+    "Agreement",
     "ArmResult",
     "HorizonConfig",
     "HorizonResult",
+    "MonteCarlo",
+    "SlippingTable",
     "SlopeFit",
     "TabularNearestNeighbor",
-    "bootstrap_slope",
+    "TabularTrainer",
+    "arm_setup",
+    "bootstrap_episodes_slope",
+    "chi2_sf",
     "exact_expectations",
+    "lane_task",
     "loglog_slope",
+    "monte_carlo_episodes",
+    "ols_slope",
     "run_horizon",
+    "t_quantile",
+    "train_arm",
 ]
