@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-disagreement", action="store_true")
+    ap.add_argument("--repeats", type=int, default=5, help="runs per row; medians reported")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -52,22 +53,27 @@ def main() -> None:
     policy = Policy(PolicyConfig.for_spaces(*task.spaces, hidden_sizes=(256, 256)))
     policy.eval()
     print(f"machine: {machine()}; torch threads {args.threads}; seed {args.seed}")
+    print(f"medians of {args.repeats} runs per row (the machine's speed drifts)")
     print("| n_envs | env steps | env s | policy s | policy/env (in evaluate) | policy/env (raw) |")
     print("|---|---|---|---|---|---|")
     for n_envs in (1, 8, 16):
-        ev = protege.evaluate(
-            policy,
-            task,
-            episodes=args.episodes,
-            n_envs=n_envs,
-            seed=args.seed,
-            measure_disagreement=not args.no_disagreement,
-        )
-        ratio = ev.policy_seconds / ev.env_seconds
-        raw = raw_ratio(task, policy, n_envs)
+        runs = []
+        for _ in range(args.repeats):
+            ev = protege.evaluate(
+                policy,
+                task,
+                episodes=args.episodes,
+                n_envs=n_envs,
+                seed=args.seed,
+                measure_disagreement=not args.no_disagreement,
+            )
+            raw = raw_ratio(task, policy, n_envs)
+            runs.append((ev.env_seconds, ev.policy_seconds, raw, int(ev.lengths.sum())))
+        env_s, pol_s, raw, steps = (float(np.median([r[k] for r in runs])) for k in range(4))
+        ratio = float(np.median([r[1] / r[0] for r in runs]))
         print(
-            f"| {n_envs} | {int(ev.lengths.sum()):,} | {ev.env_seconds:.2f} | "
-            f"{ev.policy_seconds:.2f} | {ratio:.1%} | {raw:.1%} |"
+            f"| {n_envs} | {int(steps):,} | {env_s:.2f} | {pol_s:.2f} | {ratio:.1%} | {raw:.1%} |",
+            flush=True,
         )
 
 
