@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n-batches", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=3, help="alternating runs; medians reported")
+    ap.add_argument("--repeats", type=int, default=5, help="alternating runs; medians reported")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()

@@ -138,6 +138,12 @@ class _Samples:
         self.ends = torch.as_tensor(ends)
         self.index = torch.as_tensor(np.flatnonzero(sub.labeled))
         self.offsets = torch.arange(self.H)
+        # One action per step from one observation (the common case): keep just the labeled
+        # rows, so a batch is two row gathers.
+        self.compact = self.H == 1 and self.K == 1 and self.frames is None
+        if self.compact:
+            self.obs = self.obs[self.index]
+            self.actions = self.actions[self.index][:, None]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -156,6 +162,8 @@ class _Samples:
 
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
+        if self.compact:
+            return self.obs.index_select(0, rows), self.actions.index_select(0, rows), None
         i = self.index[rows]
         if self.H == 1:
             return self.observations(i), self.actions[i][:, None], None

@@ -40,12 +40,17 @@ class MLPStep:
         self.head = policy.head
         head_linear = policy.head.linear
         assert isinstance(head_linear, nn.Linear)
-        self.layers: list[nn.Linear] = [*encoder._linears, head_linear]
-        for layer in self.layers:
-            for p in (layer.weight, layer.bias):
+        layers = [*encoder._linears, head_linear]
+        self.out_features = [layer.out_features for layer in layers]
+        # The Parameter objects (not their data, which an optimizer may re-seat): reading
+        # them here is cheaper than a module attribute lookup per layer and step.
+        self.params = [(layer.weight, layer.bias) for layer in layers]
+        for w, b in self.params:
+            for p in (w, b):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]]
+        self._buffers = {}
 
     @staticmethod
     def applies(policy: Policy) -> bool:
@@ -59,13 +64,16 @@ class MLPStep:
             and all(p.requires_grad and p.dtype == torch.float32 for p in policy.parameters())
         )
 
-    def _buffers_for(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Each layer's output and the gradient with respect to it, for ``batch`` rows."""
+    def _buffers_for(
+        self, batch: int
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Each layer's output, the gradient with respect to it, and that gradient's
+        transpose (a view), for ``batch`` rows."""
         bufs = self._buffers.get(batch)
         if bufs is None:
-            outs = [torch.empty(batch, layer.out_features) for layer in self.layers]
-            grads = [torch.empty(batch, layer.out_features) for layer in self.layers]
-            bufs = self._buffers[batch] = (outs, grads)
+            outs = [torch.empty(batch, n) for n in self.out_features]
+            grads = [torch.empty(batch, n) for n in self.out_features]
+            bufs = self._buffers[batch] = (outs, grads, [g.t() for g in grads])
         return bufs
 
     @torch.no_grad()
@@ -73,22 +81,25 @@ class MLPStep:
         self, obs_B: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
     ) -> torch.Tensor:
         x = obs_B.flatten(1)
-        outs, grads = self._buffers_for(len(x))
-        last = len(self.layers) - 1
+        outs, grads, grads_t = self._buffers_for(len(x))
+        params = self.params
+        for w, b in params:
+            if w.grad is None or b.grad is None:  # e.g. zero_grad(set_to_none=True)
+                w.grad, b.grad = torch.zeros_like(w), torch.zeros_like(b)
+        last = len(params) - 1
         h = x
-        for i, layer in enumerate(self.layers):
-            torch.addmm(layer.bias, h, layer.weight.t(), out=outs[i])
+        for i, (w, b) in enumerate(params):
+            torch.addmm(b, h, w.t(), out=outs[i])
             if i < last:
                 outs[i].relu_()
             h = outs[i]
         loss = self.head.output_loss(h, actions_BHA, pad_mask_BH, grads[last])
         for i in range(last, -1, -1):
-            layer, grad = self.layers[i], grads[i]
-            assert layer.weight.grad is not None and layer.bias.grad is not None
-            torch.mm(grad.t(), outs[i - 1] if i else x, out=layer.weight.grad)
-            torch.sum(grad, 0, out=layer.bias.grad)
+            w, b = params[i]
+            torch.mm(grads_t[i], outs[i - 1] if i else x, out=w.grad)
+            torch.sum(grads[i], 0, out=b.grad)
             if i:
                 below = grads[i - 1]
-                torch.mm(grad, layer.weight, out=below)
+                torch.mm(grads[i], w, out=below)
                 _threshold_backward(below, outs[i - 1], 0.0, grad_input=below)
         return loss
