@@ -49,7 +49,7 @@ import torch
 from protege.algos import bc
 from protege.algos.bc import BCConfig
 from protege.data.episode import EXPERT, Episode
-from protege.data.store import Store, Transitions
+from protege.data.store import Store, Transitions, write_atomic
 from protege.errors import ConfigError, DataError
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
@@ -422,11 +422,11 @@ def run(
         _check_resumed_config(config_file, written)
         # Keep only whole rows: a row torn by a crash is redone, and must not stay in front
         # of the redone one (every later resume would stop reading there).
-        _write_atomic(rows_file, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
+        write_atomic(rows_file, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
     else:
         rows_file.write_text("")
         shutil.rmtree(run_dir / "learners", ignore_errors=True)
-        _write_atomic(config_file, json.dumps(written, indent=2, default=str))
+        write_atomic(config_file, json.dumps(written, indent=2, default=str))
     done_rounds = {r.round for r in rows}
 
     expert_eval = _expert_reference(task, config, run_dir)
@@ -876,24 +876,14 @@ def _expert_reference(task: Task, config: DAggerConfig, run_dir: Path) -> dict[s
         pass  # missing, or cut off by a crash: measured again
     if task.make_expert() is None:  # only a person can demonstrate this task: no reference
         out = {"key": key, "mean_return": float("nan"), "success_rate": float("nan")}
-        _write_atomic(file, json.dumps(out))
+        write_atomic(file, json.dumps(out))
         return out
     ev = evaluate_expert(
         task, episodes=config.eval_episodes, n_envs=config.eval_envs, seed=config.eval_seed
     )
     out = {"key": key, "mean_return": ev.mean_return, "success_rate": ev.success_rate}
-    _write_atomic(file, json.dumps(out))
+    write_atomic(file, json.dumps(out))
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves the old file or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- by name

@@ -54,8 +54,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from protege.algos import dagger
@@ -66,7 +65,7 @@ from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store, Transitions
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.encoders import mlp
-from protege.policies.policy import Policy
+from protege.policies.policy import Policy, load_weights
 from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.tasks.base import EpisodeOutcome, Task
@@ -324,16 +323,7 @@ def _load_critic(spec: Any, file: Path) -> SuccessQ:
         raise CheckpointError(
             f"{file.with_name('thrifty.json')}: bad critic description ({exc})"
         ) from None
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file}: not a valid safetensors file ({exc}); protege never unpickles"
-        ) from None
-    try:
-        critic.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{file}: weights do not match the critic ({exc})") from None
+    load_weights(critic, file, "the critic's description")
     return critic.eval()
 
 

@@ -199,7 +199,7 @@ class Store:
         if compress_obs:
             (path / "obs.idx").touch()
         (path / "episodes.jsonl").touch()
-        _atomic_write(path / "meta.json", json.dumps(meta, indent=2))
+        write_atomic(path / "meta.json", json.dumps(meta, indent=2))
         _fsync_dir(path)
         return cls(path, meta, [], writable=True)
 
@@ -485,7 +485,7 @@ class Store:
         text = index_file.read_bytes()
         if text and not text.endswith(b"\n"):
             keep = text[: text.rfind(b"\n") + 1]
-            _atomic_write(index_file, keep.decode())
+            write_atomic(index_file, keep.decode())
 
 
 def _check_finite(values: np.ndarray, rows: np.ndarray, file: Path) -> None:
@@ -533,7 +533,8 @@ def _append_durably(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new, never half."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
         f.write(text)

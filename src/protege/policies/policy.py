@@ -280,18 +280,25 @@ class Policy(nn.Module):
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or "policy" not in meta:
             raise CheckpointError(f"{cfg_file}: not a protege policy config")
         policy = cls(PolicyConfig.from_dict(meta["policy"], str(cfg_file)))
-        try:
-            state = load_file(str(weights_file))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(
-                f"{weights_file}: not a valid safetensors file ({exc}); protege never unpickles"
-            ) from None
-        try:
-            policy.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{weights_file}: weights do not match config ({exc})") from None
+        load_weights(policy, weights_file, "config")
         policy.eval()
         return policy
+
+
+def load_weights(module: nn.Module, file: Path, described_by: str) -> None:
+    """Load ``file`` (safetensors: nothing in it can run) into ``module``, strictly; any
+    problem is one :class:`CheckpointError` naming the file. ``described_by`` names what the
+    module was built from, for the mismatch message ("config", "the critic's description")."""
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{file}: not a valid safetensors file ({exc}); protege never unpickles"
+        ) from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{file}: weights do not match {described_by} ({exc})") from None
 
 
 class _FastPlan:
