@@ -97,8 +97,7 @@ def run_method(name: str, args: argparse.Namespace, seed: int, path: Path) -> DA
         return ensemble_dagger.run(task, store, cfg, ec, **kw)
     if name == "thrifty":
         tc = thrifty.ThriftyConfig(alpha_h=args.alpha_h, members=args.members, q_steps=args.q_steps)
-        cfg = dataclasses.replace(cfg, n_envs=1)  # re-calibrate after every episode
-        return thrifty.run(task, store, cfg, tc, **kw)
+        return thrifty.run(task, store, cfg, tc, **kw)  # re-calibrates before every episode
     raise ValueError(name)
 
 

@@ -26,7 +26,7 @@ declare -A CMD=(
   [obstacle]="$PY benchmarks/obstacle.py --out $OUT/obstacle --seed 0 --episodes 200 --quiet"
   [obstacle_8000]="$PY benchmarks/obstacle.py --out $OUT/obstacle_8000 --seed 0 --episodes 200 --steps 8000 --quiet"
   [chunking]="$PY benchmarks/chunking.py --out $OUT/chunking --seed 0"
-  [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 --out $OUT/dagger_lunar"
+  [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 3 4 --out $OUT/dagger_lunar"
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
 )
 ORDER=(bc_throughput eval_overhead head_latency store_load carracing_speed image_pipeline

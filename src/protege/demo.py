@@ -324,8 +324,7 @@ def run_interactive(
         episodes_per_round=2,
         initial_demos=1,
         bc=config,
-        # ThriftyDAgger re-calibrates its thresholds after every episode, as its paper does.
-        n_envs=1 if method == "thrifty" else 2,
+        n_envs=2,  # ThriftyDAgger collects one episode at a time (ThriftyConfig.calibrate_every)
         seed=run.seed,
         eval_episodes=eval_episodes,
         eval_envs=min(run.n_envs, eval_episodes),

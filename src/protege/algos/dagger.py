@@ -944,7 +944,7 @@ def run_method(
 
     Example:
         >>> run_method("thrifty", make("lunarlander"), "runs/t/store",
-        ...            DAggerConfig(rounds=6, n_envs=1), ThriftyConfig(alpha_h=0.01), resume=True)
+        ...            DAggerConfig(rounds=6), ThriftyConfig(alpha_h=0.01), resume=True)
     """
     cls = method_config_class(method)
     if method_config is not None and (cls is None or not isinstance(method_config, cls)):
