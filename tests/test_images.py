@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from protege.algos import bc
-from protege.algos.dagger import reorder_episodes
+from protege.algos.rounds import reorder_episodes
 from protege.data import frames as frames_mod
 from protege.data.episode import Episode
 from protege.data.frames import FrameArray

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from protege.algos import dagger, thrifty
+from protege.algos import dagger, rounds, thrifty
 from protege.algos.bc import BCConfig
 from protege.algos.dagger import DAggerConfig, DAggerResult
 from protege.algos.ensemble_dagger import PolicyEnsemble
@@ -202,7 +202,7 @@ def expected_thresholds(
 ) -> list[dict]:
     """What thrifty.run should have used in each episode of round ``r``: the round's first
     calibration, then before episode e one from the robot-mode states of episodes < e."""
-    ordered = dagger._ordered(Store.open(store), max_round=r)
+    ordered = rounds.ordered(Store.open(store), max_round=r)
     assert ordered is not None
     robot = thrifty.ThriftyLearner.load(run_dir / "learners" / f"round_{r - 1:03d}")
     before = ordered.select_episodes(ordered.rounds < r)
@@ -260,7 +260,7 @@ def test_thresholds_are_recalibrated_before_every_episode(tmp_path: Path) -> Non
 def robot_mode_counts(run_dir: Path, store: Path, r: int) -> tuple[list[int], int]:
     """Per episode of round ``r``, its robot-mode steps replayed from the store (hand-backs
     recomputed with the recorded thresholds), and the total seen from the actor alone."""
-    data = dagger._ordered(Store.open(store), r, r)
+    data = rounds.ordered(Store.open(store), r, r)
     assert data is not None
     robot = thrifty.ThriftyLearner.load(run_dir / "learners" / f"round_{r - 1:03d}")
     sb = thrifty.recorded_switch_back(store, r, data)

@@ -6,7 +6,9 @@ mixture β_i π* + (1 − β_i) π̂_i drives, the expert labels every visited s
 aggregated with everything before and π̂_{i+1} is trained on the aggregate (from scratch or
 warm-started). Its gated descendants (HG-DAgger, EnsembleDAgger, ThriftyDAgger) and DART
 differ only in the gate that decides who drives and who labels, and in what is trained, so
-they all run through :func:`run` with their own ``gate_factory`` (and ``trainer``).
+they all run through :func:`run` with their own ``gate_factory`` (and ``trainer``). How a
+round's episodes are seeded, collected, recorded and read back in order is
+:mod:`protege.algos.rounds`.
 
 **Every label counted, none lost.** Each episode is appended to the store the moment it ends,
 with its round, who acted at each step and which steps carry an expert label; its index
@@ -36,19 +38,31 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from protege.algos import bc
 from protege.algos.bc import BCConfig
-from protege.data.episode import EXPERT, Episode
+from protege.algos.rounds import (  # noqa: F401  (re-exported: the seeds and data helpers)
+    EpisodeHook,
+    Sources,
+    collect,
+    derive_seed,
+    episode_seed,
+    gate_seed,
+    has_external_demos,
+    next_observations,
+    ordered,
+    reorder_episodes,
+    round_gate_seed,
+    stored_indices,
+    train_seed,
+)
 from protege.data.store import Store, Transitions, write_atomic
 from protege.errors import ConfigError, DataError
 from protege.experts.adapters import check_expert
@@ -56,9 +70,9 @@ from protege.experts.base import Expert
 from protege.policies.config import PolicyConfig
 from protege.policies.policy import Policy
 from protege.rollout.evaluate import evaluate, evaluate_expert
-from protege.rollout.gates import BetaMixture, ExpertGate, Gate, StepView, beta_schedule
-from protege.rollout.loop import Actor, count_interventions, rollout
-from protege.tasks.base import EpisodeOutcome, Task
+from protege.rollout.gates import BetaMixture, ExpertGate, Gate, beta_schedule
+from protege.rollout.loop import Actor
+from protege.tasks.base import Task
 
 RETRAIN = ("scratch", "warm")
 
@@ -111,30 +125,6 @@ class DAggerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ------------------------------------------------------------------------------ seeds
-_EPISODE, _GATE, _TRAIN = 0, 1, 2
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 31-bit seed determined by ``(seed, *keys)`` alone (NumPy's SeedSequence hashing)."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]) & 0x7FFFFFFF
-
-
-def episode_seed(seed: int, round: int, index: int) -> int:
-    """The env seed of episode ``index`` of ``round``."""
-    return derive_seed(seed, _EPISODE, round, index)
-
-
-def gate_seed(seed: int, round: int, index: int) -> int:
-    """The seed of the gate's random draws (β, DART noise) in episode ``index`` of ``round``."""
-    return derive_seed(seed, _GATE, round, index)
-
-
-def train_seed(seed: int, round: int) -> int:
-    """The seed of the training run that ends ``round``."""
-    return derive_seed(seed, _TRAIN, round)
 
 
 # --------------------------------------------------------------------------- learners
@@ -208,8 +198,6 @@ class RoundContext:
 GateFactory = Callable[[RoundContext], Gate]
 BatchHook = Callable[[Gate, RoundContext, "Transitions | None"], None]
 """Called before each batch of episodes with the round's stored steps so far (or None)."""
-EpisodeHook = Callable[[Episode, int], None]
-"""Called after each episode is appended, with the episode as stored and its store index."""
 
 ATTENTION = "attention_seconds"
 """The per-episode extra (``Episode.extras``, from a gate's ``episode_extras``) holding the
@@ -218,7 +206,7 @@ seconds a person spent in control; :class:`RoundRow` reports their running total
 
 def dagger_gate(ctx: RoundContext) -> Gate:
     """Plain DAgger's gate: the β-mixture (the expert labels every step)."""
-    return BetaMixture(ctx.beta, seed=derive_seed(ctx.config.seed, _GATE, ctx.round))
+    return BetaMixture(ctx.beta, seed=round_gate_seed(ctx.config.seed, ctx.round))
 
 
 # ----------------------------------------------------------------------------- results
@@ -431,9 +419,9 @@ def run(
 
     expert_eval = _expert_reference(task, config, run_dir)
     expert.reset(config.seed)
-    sources = _Sources(task, expert, make_env, after_episode)
+    sources = Sources(task, expert, make_env, after_episode)
     stopped = False
-    external_demos = _has_external_demos(store)
+    external_demos = has_external_demos(store)
     learner: Any | None = None
     previous: Any | None = None
     wall = rows[-1].wall_seconds if rows else 0.0
@@ -452,10 +440,10 @@ def run(
             target = config.initial_demos if r == 0 else config.episodes_per_round
             if r == 0 and external_demos:
                 target = 0
-            data_before = _ordered(store, max_round=r - 1)
+            data_before = ordered(store, max_round=r - 1)
             ctx = RoundContext(task, r, learner, data_before, config, beta, previous)
             gate: Gate = (demo_gate or ExpertGate()) if r == 0 else gate_factory(ctx)
-            have = _stored_indices(store, r)
+            have = stored_indices(store, r)
             # Batches sit at fixed places (episodes k·n_envs … k·n_envs + n_envs − 1), and the
             # hook sees only the episodes before its batch, so a resumed round calls it with
             # what the uninterrupted round had at the same point.
@@ -469,8 +457,8 @@ def run(
                     stopped = True
                     break
                 if before_batch is not None and r > 0:
-                    before_batch(gate, ctx, _ordered(store, r, r, before_episode=start))
-                _collect(sources, store, gate, learner if r > 0 else None, r, batch, config)
+                    before_batch(gate, ctx, ordered(store, r, r, before_episode=start))
+                collect(sources, store, gate, learner if r > 0 else None, r, batch, config.seed)
             if stopped or (stop is not None and stop()):
                 stopped = True
                 if log is not None:
@@ -479,14 +467,14 @@ def run(
             if before_batch is not None and r > 0:
                 # Once more with the whole round, so the row's thresholds do not depend on
                 # where an interrupted run stopped.
-                before_batch(gate, ctx, _ordered(store, min_round=r, max_round=r))
+                before_batch(gate, ctx, ordered(store, min_round=r, max_round=r))
             collect_s = time.perf_counter() - t_round
 
             t0 = time.perf_counter()
             if ckpt.exists():
                 new_learner = trainer.load(ckpt)
             else:
-                data = _ordered(store, max_round=r)
+                data = ordered(store, max_round=r)
                 if data is None:
                     raise DataError(f"{store_path}: no episodes to train on after round {r}")
                 new_learner = trainer.fit(data, r, train_seed(config.seed, r), learner)
@@ -577,142 +565,6 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# ------------------------------------------------------------------------ collection
-class _SeedFirstReset(gym.Wrapper):
-    """Seeds the env's first reset with a fixed seed, whatever the vector env passes."""
-
-    def __init__(self, env: gym.Env, seed: int):
-        super().__init__(env)
-        self._seed: int | None = seed
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
-        if self._seed is not None:
-            seed, self._seed = self._seed, None
-        return self.env.reset(seed=seed, options=options)
-
-
-@dataclass
-class _Sources:
-    """Where a run's episodes come from: the task, the expert, how a sub-env is made, and
-    who hears about each stored episode."""
-
-    task: Task
-    expert: Expert
-    make_env: Callable[[], gym.Env] | None = None
-    after_episode: EpisodeHook | None = None
-
-
-def _make_env(sources: _Sources, seed: int) -> gym.Env:
-    make = sources.make_env or sources.task.make_env
-    return _SeedFirstReset(make(), seed)
-
-
-class _Recorder:
-    """Wraps a round's gate for one batch: seeds each sub-env's episode from
-    (seed, round, index), counts the expert queries each episode costs, and appends every
-    finished episode to the store with its index, seed and counts.
-
-    The loop calls ``on_episode(ep)`` for a finished episode of sub-env i and then, before
-    any other sub-env's episode, ``gate.reset(i)``: that call tells us which episode it was.
-    """
-
-    def __init__(
-        self,
-        gate: Gate,
-        store: Store,
-        task: Task,
-        round: int,
-        indices: Sequence[int],
-        seed: int,
-        after_episode: EpisodeHook | None = None,
-    ):
-        self.gate, self.store, self.task, self.round = gate, store, task, round
-        self.after_episode = after_episode
-        self.indices = list(indices)
-        self.seed = seed
-        self.queries = np.zeros(len(indices), np.int64)
-        self.started = np.zeros(len(indices), bool)
-        self.pending: Episode | None = None
-        self.stored = 0
-
-    def on_episode(self, episode: Episode) -> None:
-        assert self.pending is None, "two episodes ended before the gate was reset"
-        self.pending = episode
-
-    def reset(self, env_index: int) -> None:
-        if self.pending is not None:
-            self._store(env_index, self.pending)
-            self.pending = None
-        self.gate.reset(env_index)
-        if env_index < len(self.indices) and not self.started[env_index]:
-            self.started[env_index] = True
-            seed_episode = getattr(self.gate, "seed_episode", None)
-            if seed_episode is not None:
-                idx = self.indices[env_index]
-                seed_episode(env_index, gate_seed(self.seed, self.round, idx))
-
-    def decide(self, step: StepView) -> Any:
-        decision = self.gate.decide(step)
-        asked = step.expert.asked | ((decision.expert_acts | decision.label) & step.expert.active)
-        self.queries[asked[: len(self.queries)]] += 1
-        return decision
-
-    def _store(self, env_index: int, ep: Episode) -> None:
-        idx = self.indices[env_index]
-        interventions = count_interventions(ep.actors == EXPERT)
-        outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
-        extras_fn = getattr(self.gate, "episode_extras", None)
-        extras = dict(extras_fn(env_index)) if extras_fn is not None else {}
-        extras.update(
-            episode=float(idx),
-            queries=float(self.queries[env_index]),
-            interventions=float(interventions),
-            success=float(bool(self.task.success(outcome))),
-        )
-        seed = episode_seed(self.seed, self.round, idx)
-        stored = dataclasses.replace(ep, seed=seed, extras=extras)
-        self.store.append(stored)
-        self.stored += 1
-        if self.after_episode is not None:
-            self.after_episode(stored, len(self.store) - 1)
-
-
-def _collect(
-    sources: _Sources,
-    store: Store,
-    gate: Gate,
-    learner: Any | None,
-    round: int,
-    indices: Sequence[int],
-    config: DAggerConfig,
-) -> None:
-    """Collect episodes ``indices`` of ``round``, one per sub-env, appending each to
-    ``store`` as it ends."""
-    task = sources.task
-    seeds = [episode_seed(config.seed, round, e) for e in indices]
-    env = gym.vector.SyncVectorEnv(
-        [partial(_make_env, sources, s) for s in seeds],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    recorder = _Recorder(gate, store, task, round, indices, config.seed, sources.after_episode)
-    try:
-        rollout(
-            env,
-            len(indices),
-            gate=recorder,
-            seed=seeds[0],
-            learner=learner,
-            expert=sources.expert,
-            success=task.success,
-            round=round,
-            on_episode=recorder.on_episode,
-        )
-    finally:
-        env.close()
-    if recorder.stored != len(indices):
-        raise RuntimeError(f"collected {recorder.stored} of {len(indices)} episodes")
-
-
 # --------------------------------------------------------------------------- store I/O
 def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
     obs_space, act_space = task.spaces
@@ -727,79 +579,6 @@ def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
                 "to continue it, or choose a new path"
             )
     return store
-
-
-def _has_external_demos(store: Store) -> bool:
-    """Round-0 episodes not collected by :func:`run` (no episode index): demonstrations."""
-    return any(int(e["round"]) == 0 and "episode" not in e.get("extras", {}) for e in store.index)
-
-
-def _stored_indices(store: Store, round: int) -> set[int]:
-    return {
-        int(e["extras"]["episode"])
-        for e in store.index
-        if int(e["round"]) == round and "episode" in e.get("extras", {})
-    }
-
-
-def _order_keys(store: Store) -> list[tuple[int, float, int]]:
-    return [
-        (int(e["round"]), float(e.get("extras", {}).get("episode", i)), i)
-        for i, e in enumerate(store.index)
-    ]
-
-
-def _ordered(
-    store: Store,
-    min_round: int = 0,
-    max_round: int | None = None,
-    before_episode: int | None = None,
-) -> Transitions | None:
-    """The store's steps of rounds ``min_round..max_round`` ordered by (round, episode
-    index): the same arrays whatever order the episodes finished in (None if empty). With
-    ``before_episode``, only the episodes of ``max_round`` with a smaller index."""
-    if max_round is not None and max_round < min_round:
-        return None
-    keys = _order_keys(store)
-    chosen = [
-        k
-        for k in sorted(keys)
-        if k[0] >= min_round
-        and (max_round is None or k[0] <= max_round)
-        and (before_episode is None or k[0] != max_round or k[1] < before_episode)
-    ]
-    if not chosen:
-        return None
-    return reorder_episodes(store.transitions(), np.array([k[2] for k in chosen], np.int64))
-
-
-def reorder_episodes(data: Transitions, order: np.ndarray) -> Transitions:
-    """The episodes ``order`` (indices, repeats allowed) of ``data``, in that order."""
-    starts, lengths = data.episode_starts[order], data.episode_lengths[order]
-    steps = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths, strict=True)])
-    new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return Transitions(
-        obs=data.obs[steps],
-        actions=data.actions[steps],
-        executed=data.executed[steps],
-        rewards=data.rewards[steps],
-        actor=data.actor[steps],
-        labeled=data.labeled[steps],
-        episode_starts=new_starts,
-        episode_lengths=lengths.astype(np.int64),
-        rounds=data.rounds[order],
-    )
-
-
-def next_observations(data: Transitions) -> tuple[np.ndarray, np.ndarray]:
-    """(next_obs (N, ...), last (N,) bool): the observation after each step within its
-    episode; at an episode's last step ``next_obs`` repeats ``obs`` and ``last`` is True."""
-    n = len(data)
-    idx = np.arange(n) + 1
-    last = np.zeros(n, bool)
-    last[data.episode_starts + data.episode_lengths - 1] = True
-    idx[last] -= 1
-    return data.obs[idx], last
 
 
 def _row(

@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from protege.algos import dagger
+from protege.algos import dagger, rounds
 from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
 from protege.errors import ConfigError
 from protege.policies.policy import Policy
@@ -70,7 +70,7 @@ def noise_for_round(ctx: RoundContext, dc: DARTConfig, discrete: bool) -> Any:
 
 def make_gate(task: Task, ctx: RoundContext, dc: DARTConfig) -> NoisyExpertGate:
     _, space = task.spaces
-    seed = dagger.derive_seed(ctx.config.seed, 1, ctx.round)
+    seed = rounds.derive_seed(ctx.config.seed, 1, ctx.round)
     if isinstance(space, gym.spaces.Discrete):
         eps = float(noise_for_round(ctx, dc, True))
         return NoisyExpertGate(epsilon=eps, n_actions=int(space.n), seed=seed)

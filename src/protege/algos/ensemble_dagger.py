@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from protege.algos import bc, dagger
+from protege.algos import bc, dagger, rounds
 from protege.algos.bc import BCConfig
 from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
 from protege.data.store import Transitions
@@ -143,7 +143,7 @@ def bootstrap_episodes(data: Transitions, rng: np.random.Generator) -> Transitio
     label dropped first so every draw carries labels."""
     labeled_eps = np.flatnonzero(np.add.reduceat(data.labeled, data.episode_starts) > 0)
     order = rng.choice(labeled_eps, size=len(labeled_eps), replace=True)
-    return dagger.reorder_episodes(data, np.sort(order))
+    return rounds.reorder_episodes(data, np.sort(order))
 
 
 @dataclass
@@ -159,7 +159,7 @@ class EnsembleTrainer:
     def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> PolicyEnsemble:
         out = []
         for k in range(self.members):
-            s = dagger.derive_seed(seed, k)
+            s = rounds.derive_seed(seed, k)
             sub = bootstrap_episodes(data, np.random.default_rng(s)) if self.bootstrap else data
             if self.retrain == "warm" and isinstance(previous, PolicyEnsemble):
                 policy = copy.deepcopy(previous.members[k])

@@ -57,7 +57,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from protege.algos import dagger
+from protege.algos import dagger, rounds
 from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
 from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
 from protege.algos.optim import FlatAdamW
@@ -213,7 +213,7 @@ def _td_tensors(
 ) -> dict[str, torch.Tensor]:
     """Every transition of ``data`` as tensors: obs, executed action, reward (1 at the last
     step of a successful episode), next obs, the robot's action there and done."""
-    next_obs, last = dagger.next_observations(data)
+    next_obs, last = rounds.next_observations(data)
     reward = np.zeros(len(data), np.float32)
     ends = data.episode_starts + data.episode_lengths - 1
     reward[ends[np.asarray(success, bool)]] = 1.0
@@ -353,7 +353,7 @@ class ThriftyTrainer:
         critic = None
         if self.config.use_risk:
             m = ens.members[0].config
-            torch.manual_seed(dagger.derive_seed(seed, 998))  # Q's initial weights
+            torch.manual_seed(rounds.derive_seed(seed, 998))  # Q's initial weights
             critic = SuccessQ(
                 int(np.prod(m.obs_shape)),
                 m.act_dim,
@@ -366,7 +366,7 @@ class ThriftyTrainer:
                 episode_success(self.task, data),
                 ens.act,
                 self.config,
-                dagger.derive_seed(seed, 999),
+                rounds.derive_seed(seed, 999),
             )
         return ThriftyLearner(ens, critic, delta_r)
 

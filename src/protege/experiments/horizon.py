@@ -90,9 +90,10 @@ from typing import Any
 
 import numpy as np
 
-from protege.algos.dagger import DAggerConfig, derive_seed, run_method
+from protege.algos.dagger import DAggerConfig, run_method
 from protege.algos.dart import DARTConfig
 from protege.algos.hg_dagger import SupervisorConfig
+from protege.algos.rounds import derive_seed
 from protege.data.store import Transitions
 from protege.errors import ConfigError
 from protege.rollout.gates import LearnerGate

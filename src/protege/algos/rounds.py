@@ -1,0 +1,270 @@
+"""An interactive run's episodes: how each is seeded, collected, recorded and put in order.
+
+:func:`protege.algos.dagger.run` owns the rounds; this module owns what happens to one
+round's episodes. Every random choice is derived from ``(seed, round, episode index)``
+(:func:`episode_seed`, :func:`gate_seed`, :func:`train_seed`), each episode is appended to
+the store the moment it ends with its index, seed, expert queries and interventions
+(:class:`Recorder`), and training data are read back ordered by (round, episode index),
+never by completion order (:func:`ordered`), so a resumed run sees exactly the data an
+uninterrupted one did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.data.episode import EXPERT, Episode
+from protege.data.store import Store, Transitions
+from protege.experts.base import Expert
+from protege.rollout.gates import Gate, StepView
+from protege.rollout.loop import count_interventions, rollout
+from protege.tasks.base import EpisodeOutcome, Task
+
+# ------------------------------------------------------------------------------ seeds
+_EPISODE, _GATE, _TRAIN = 0, 1, 2
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A 31-bit seed determined by ``(seed, *keys)`` alone (NumPy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]) & 0x7FFFFFFF
+
+
+def episode_seed(seed: int, round: int, index: int) -> int:
+    """The env seed of episode ``index`` of ``round``."""
+    return derive_seed(seed, _EPISODE, round, index)
+
+
+def gate_seed(seed: int, round: int, index: int) -> int:
+    """The seed of the gate's random draws (β, DART noise) in episode ``index`` of ``round``."""
+    return derive_seed(seed, _GATE, round, index)
+
+
+def train_seed(seed: int, round: int) -> int:
+    """The seed of the training run that ends ``round``."""
+    return derive_seed(seed, _TRAIN, round)
+
+
+def round_gate_seed(seed: int, round: int) -> int:
+    """The seed of round ``round``'s gate as built (before any episode re-seeds it)."""
+    return derive_seed(seed, _GATE, round)
+
+
+EpisodeHook = Callable[[Episode, int], None]
+"""Called after each episode is appended, with the episode as stored and its store index."""
+
+
+# ------------------------------------------------------------------------ collection
+class SeedFirstReset(gym.Wrapper):
+    """Seeds the env's first reset with a fixed seed, whatever the vector env passes."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._seed: int | None = seed
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if self._seed is not None:
+            seed, self._seed = self._seed, None
+        return self.env.reset(seed=seed, options=options)
+
+
+@dataclass
+class Sources:
+    """Where a run's episodes come from: the task, the expert, how a sub-env is made, and
+    who hears about each stored episode."""
+
+    task: Task
+    expert: Expert
+    make_env: Callable[[], gym.Env] | None = None
+    after_episode: EpisodeHook | None = None
+
+
+def _make_env(sources: Sources, seed: int) -> gym.Env:
+    make = sources.make_env or sources.task.make_env
+    return SeedFirstReset(make(), seed)
+
+
+class Recorder:
+    """Wraps a round's gate for one batch: seeds each sub-env's episode from
+    (seed, round, index), counts the expert queries each episode costs, and appends every
+    finished episode to the store with its index, seed and counts.
+
+    The loop calls ``on_episode(ep)`` for a finished episode of sub-env i and then, before
+    any other sub-env's episode, ``gate.reset(i)``: that call tells us which episode it was.
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        store: Store,
+        task: Task,
+        round: int,
+        indices: Sequence[int],
+        seed: int,
+        after_episode: EpisodeHook | None = None,
+    ):
+        self.gate, self.store, self.task, self.round = gate, store, task, round
+        self.after_episode = after_episode
+        self.indices = list(indices)
+        self.seed = seed
+        self.queries = np.zeros(len(indices), np.int64)
+        self.started = np.zeros(len(indices), bool)
+        self.pending: Episode | None = None
+        self.stored = 0
+
+    def on_episode(self, episode: Episode) -> None:
+        assert self.pending is None, "two episodes ended before the gate was reset"
+        self.pending = episode
+
+    def reset(self, env_index: int) -> None:
+        if self.pending is not None:
+            self._store(env_index, self.pending)
+            self.pending = None
+        self.gate.reset(env_index)
+        if env_index < len(self.indices) and not self.started[env_index]:
+            self.started[env_index] = True
+            seed_episode = getattr(self.gate, "seed_episode", None)
+            if seed_episode is not None:
+                idx = self.indices[env_index]
+                seed_episode(env_index, gate_seed(self.seed, self.round, idx))
+
+    def decide(self, step: StepView) -> Any:
+        decision = self.gate.decide(step)
+        asked = step.expert.asked | ((decision.expert_acts | decision.label) & step.expert.active)
+        self.queries[asked[: len(self.queries)]] += 1
+        return decision
+
+    def _store(self, env_index: int, ep: Episode) -> None:
+        idx = self.indices[env_index]
+        interventions = count_interventions(ep.actors == EXPERT)
+        outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
+        extras_fn = getattr(self.gate, "episode_extras", None)
+        extras = dict(extras_fn(env_index)) if extras_fn is not None else {}
+        extras.update(
+            episode=float(idx),
+            queries=float(self.queries[env_index]),
+            interventions=float(interventions),
+            success=float(bool(self.task.success(outcome))),
+        )
+        seed = episode_seed(self.seed, self.round, idx)
+        stored = dataclasses.replace(ep, seed=seed, extras=extras)
+        self.store.append(stored)
+        self.stored += 1
+        if self.after_episode is not None:
+            self.after_episode(stored, len(self.store) - 1)
+
+
+def collect(
+    sources: Sources,
+    store: Store,
+    gate: Gate,
+    learner: Any | None,
+    round: int,
+    indices: Sequence[int],
+    seed: int,
+) -> None:
+    """Collect episodes ``indices`` of ``round``, one per sub-env, appending each to
+    ``store`` as it ends."""
+    task = sources.task
+    seeds = [episode_seed(seed, round, e) for e in indices]
+    env = gym.vector.SyncVectorEnv(
+        [partial(_make_env, sources, s) for s in seeds],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    recorder = Recorder(gate, store, task, round, indices, seed, sources.after_episode)
+    try:
+        rollout(
+            env,
+            len(indices),
+            gate=recorder,
+            seed=seeds[0],
+            learner=learner,
+            expert=sources.expert,
+            success=task.success,
+            round=round,
+            on_episode=recorder.on_episode,
+        )
+    finally:
+        env.close()
+    if recorder.stored != len(indices):
+        raise RuntimeError(f"collected {recorder.stored} of {len(indices)} episodes")
+
+
+# ---------------------------------------------------------------------- in order
+def has_external_demos(store: Store) -> bool:
+    """Round-0 episodes not collected by :func:`run` (no episode index): demonstrations."""
+    return any(int(e["round"]) == 0 and "episode" not in e.get("extras", {}) for e in store.index)
+
+
+def stored_indices(store: Store, round: int) -> set[int]:
+    return {
+        int(e["extras"]["episode"])
+        for e in store.index
+        if int(e["round"]) == round and "episode" in e.get("extras", {})
+    }
+
+
+def _order_keys(store: Store) -> list[tuple[int, float, int]]:
+    return [
+        (int(e["round"]), float(e.get("extras", {}).get("episode", i)), i)
+        for i, e in enumerate(store.index)
+    ]
+
+
+def ordered(
+    store: Store,
+    min_round: int = 0,
+    max_round: int | None = None,
+    before_episode: int | None = None,
+) -> Transitions | None:
+    """The store's steps of rounds ``min_round..max_round`` ordered by (round, episode
+    index): the same arrays whatever order the episodes finished in (None if empty). With
+    ``before_episode``, only the episodes of ``max_round`` with a smaller index."""
+    if max_round is not None and max_round < min_round:
+        return None
+    keys = _order_keys(store)
+    chosen = [
+        k
+        for k in sorted(keys)
+        if k[0] >= min_round
+        and (max_round is None or k[0] <= max_round)
+        and (before_episode is None or k[0] != max_round or k[1] < before_episode)
+    ]
+    if not chosen:
+        return None
+    return reorder_episodes(store.transitions(), np.array([k[2] for k in chosen], np.int64))
+
+
+def reorder_episodes(data: Transitions, order: np.ndarray) -> Transitions:
+    """The episodes ``order`` (indices, repeats allowed) of ``data``, in that order."""
+    starts, lengths = data.episode_starts[order], data.episode_lengths[order]
+    steps = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths, strict=True)])
+    new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return Transitions(
+        obs=data.obs[steps],
+        actions=data.actions[steps],
+        executed=data.executed[steps],
+        rewards=data.rewards[steps],
+        actor=data.actor[steps],
+        labeled=data.labeled[steps],
+        episode_starts=new_starts,
+        episode_lengths=lengths.astype(np.int64),
+        rounds=data.rounds[order],
+    )
+
+
+def next_observations(data: Transitions) -> tuple[np.ndarray, np.ndarray]:
+    """(next_obs (N, ...), last (N,) bool): the observation after each step within its
+    episode; at an episode's last step ``next_obs`` repeats ``obs`` and ``last`` is True."""
+    n = len(data)
+    idx = np.arange(n) + 1
+    last = np.zeros(n, bool)
+    last[data.episode_starts + data.episode_lengths - 1] = True
+    idx[last] -= 1
+    return data.obs[idx], last
