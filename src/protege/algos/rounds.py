@@ -243,20 +243,7 @@ def ordered(
 
 def reorder_episodes(data: Transitions, order: np.ndarray) -> Transitions:
     """The episodes ``order`` (indices, repeats allowed) of ``data``, in that order."""
-    starts, lengths = data.episode_starts[order], data.episode_lengths[order]
-    steps = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths, strict=True)])
-    new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return Transitions(
-        obs=data.obs[steps],
-        actions=data.actions[steps],
-        executed=data.executed[steps],
-        rewards=data.rewards[steps],
-        actor=data.actor[steps],
-        labeled=data.labeled[steps],
-        episode_starts=new_starts,
-        episode_lengths=lengths.astype(np.int64),
-        rounds=data.rounds[order],
-    )
+    return data.take_episodes(order)
 
 
 def next_observations(data: Transitions) -> tuple[np.ndarray, np.ndarray]:

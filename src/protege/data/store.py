@@ -107,19 +107,25 @@ class Transitions:
 
     def select_episodes(self, mask: np.ndarray) -> Transitions:
         """The subset made of the episodes where ``mask`` (E,) is true."""
-        keep = np.repeat(mask, self.episode_lengths)
-        lengths = self.episode_lengths[mask]
+        return self.take_episodes(np.flatnonzero(mask))
+
+    def take_episodes(self, order: np.ndarray) -> Transitions:
+        """The episodes ``order`` (indices, repeats allowed), in that order."""
+        order = np.asarray(order, np.int64)
+        lengths = self.episode_lengths[order].astype(np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        shift = np.repeat(self.episode_starts[order] - starts, lengths)
+        steps = np.arange(len(shift)) + shift
         return Transitions(
-            obs=self.obs[keep],
-            actions=self.actions[keep],
-            executed=self.executed[keep],
-            rewards=self.rewards[keep],
-            actor=self.actor[keep],
-            labeled=self.labeled[keep],
+            obs=self.obs[steps],
+            actions=self.actions[steps],
+            executed=self.executed[steps],
+            rewards=self.rewards[steps],
+            actor=self.actor[steps],
+            labeled=self.labeled[steps],
             episode_starts=starts,
             episode_lengths=lengths,
-            rounds=self.rounds[mask],
+            rounds=self.rounds[order],
         )
 
 
