@@ -11,13 +11,18 @@ Each side's defaults are its own:
   (``imitation_side/dagger_run.py``, in its own venv via ``imitation_peer.py``). It asks
   the expert at every step and labels every step.
 * protege: ``protege.algos.dagger.run`` with the indicator β (round 0 = expert demos, then
-  the learner drives), the expert labelling every visited state, BC from scratch each round
-  with ``DAggerConfig``'s defaults (``--bc-steps``, ``--bc-batch``, ``--bc-lr`` override
-  them). The expert is gymnasium's heuristic
-  unmodified (``LunarLanderExpert(robust=False)``), as on imitation's side.
+  the learner drives), the expert labelling every visited state, BC from scratch each round,
+  everything else ``DAggerConfig``'s defaults (4 demonstrations, 4 episodes per round over
+  4 envs, 1,500 BC steps × batch 64; ``--initial-demos``, ``--episodes-per-round``,
+  ``--n-envs``, ``--bc-steps``, ``--bc-batch``, ``--bc-lr`` override them).
+* protege-lean (unless ``--no-lean``): the same with ``dagger_lunar.py``'s label-lean round
+  shape, 1 demonstration and 2 episodes per round over 2 envs.
+
+The expert is gymnasium's heuristic unmodified (``LunarLanderExpert(robust=False)``), as on
+imitation's side.
 
 Reported per seed and round: expert labels, wall seconds (rollouts + training, evaluation
-excluded; the median of ``--repeats`` alternating runs of the two sides) and mean return; for
+excluded; the median of ``--repeats`` alternating runs of the sides) and mean return; for
 each side and seed the labels and wall time at which the learner first reaches 95% of the
 expert's mean return on the same episodes; and the medians of those over ``--seeds`` (a side
 that never reaches it counts as infinitely costly on that seed). One seed is one threshold
@@ -25,7 +30,7 @@ crossing of a 50-episode evaluation whose standard error (~14) is about the 5% m
 so a single seed decides little. Targets (issue 3): protege needs fewer labels and at most
 half the wall time.
 
-    .venv/bin/python benchmarks/dagger_vs_imitation.py [--seeds 0 1 2] [--eval-episodes 50]
+    .venv/bin/python benchmarks/dagger_vs_imitation.py [--seeds 0 1 2 3 4] [--eval-episodes 50]
 """
 
 from __future__ import annotations
@@ -49,24 +54,12 @@ import torch
 from imitation_peer import read_marker, run_in_venv
 from protege.algos import dagger
 from protege.algos.dagger import DAggerConfig
+from protege.algos.rounds import SeedFirstReset
 from protege.experts.classic import LunarLanderExpert
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import rollout
 from protege.tasks import make
 from store_load import machine
-
-
-class _Seeded(gym.Wrapper):
-    """Resets with a fixed seed the first time (episode i ↔ seed eval_seed + i)."""
-
-    def __init__(self, env: gym.Env, seed: int):
-        super().__init__(env)
-        self._seed: int | None = seed
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
-        if self._seed is not None:
-            seed, self._seed = self._seed, None
-        return self.env.reset(seed=seed, options=options)
 
 
 def evaluate_seeded(task: Any, learner: Any | None, seed: int, episodes: int) -> dict:
@@ -76,7 +69,7 @@ def evaluate_seeded(task: Any, learner: Any | None, seed: int, episodes: int) ->
     for start in range(0, episodes, batch):
         n = min(batch, episodes - start)
         env = gym.vector.SyncVectorEnv(
-            [lambda s=seed + start + i: _Seeded(task.make_env(), s) for i in range(n)],
+            [lambda s=seed + start + i: SeedFirstReset(task.make_env(), s) for i in range(n)],
             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         )
         try:
@@ -103,13 +96,24 @@ def heuristic_task() -> Any:
     )
 
 
-def run_protege(args: argparse.Namespace, out: Path, seed: int) -> dict:
+LEAN = {"initial_demos": 1, "episodes_per_round": 2, "n_envs": 2}
+"""``dagger_lunar.py``'s round shape: the fewest labels per round."""
+
+
+def run_protege(args: argparse.Namespace, out: Path, seed: int, shape: dict | None = None) -> dict:
+    """protege's DAgger with ``DAggerConfig``'s defaults, or with the round ``shape`` given
+    (``LEAN``); flags override the defaults' shape."""
     task = heuristic_task()
-    bc = DAggerConfig().bc  # protege's defaults, unless flags say otherwise
+    defaults = DAggerConfig()  # protege's defaults, unless flags say otherwise
+    bc = defaults.bc
+    shape = shape or {
+        "initial_demos": _given(args.initial_demos, defaults.initial_demos),
+        "episodes_per_round": _given(args.episodes_per_round, defaults.episodes_per_round),
+        "n_envs": _given(args.n_envs, defaults.n_envs),
+    }
     cfg = DAggerConfig(
         rounds=args.rounds,
-        episodes_per_round=args.episodes_per_round,
-        initial_demos=args.initial_demos,
+        **shape,
         beta="indicator",
         retrain="scratch",
         bc=dataclasses.replace(
@@ -118,7 +122,6 @@ def run_protege(args: argparse.Namespace, out: Path, seed: int) -> dict:
             batch_size=args.bc_batch or bc.batch_size,
             lr=args.bc_lr or bc.lr,
         ),
-        n_envs=args.n_envs,
         seed=seed,
         eval_episodes=1,  # the comparison's own evaluation runs below, untimed
         eval_envs=1,
@@ -146,6 +149,10 @@ def run_protege(args: argparse.Namespace, out: Path, seed: int) -> dict:
         )
         print(json.dumps(rounds[-1]), file=sys.stderr, flush=True)
     return {"expert": expert, "rounds": rounds, "config": cfg.to_dict()}
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def run_imitation(args: argparse.Namespace, seed: int) -> dict:
@@ -192,14 +199,21 @@ def first_reach(rounds: list[dict], target: float) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run of each side per seed"
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3, 4],
+        help="one run of each side per seed",
     )
     ap.add_argument("--eval-episodes", type=int, default=50)
     ap.add_argument("--eval-seed", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--episodes-per-round", type=int, default=2)
-    ap.add_argument("--initial-demos", type=int, default=1)
-    ap.add_argument("--n-envs", type=int, default=2)
+    ap.add_argument("--episodes-per-round", type=int, help="default: DAggerConfig's")
+    ap.add_argument("--initial-demos", type=int, help="default: DAggerConfig's")
+    ap.add_argument("--n-envs", type=int, help="default: DAggerConfig's")
+    ap.add_argument(
+        "--no-lean", dest="lean", action="store_false", help="skip the protege-lean side"
+    )
     ap.add_argument("--bc-steps", type=int, help="default: DAggerConfig's")
     ap.add_argument("--bc-batch", type=int, help="default: DAggerConfig's")
     ap.add_argument("--bc-lr", type=float, help="default: DAggerConfig's")
@@ -230,7 +244,7 @@ def main() -> None:
                 f"{x['round'] if x['round'] is not None else '–'} |"
             )
     medians = {}
-    for name in ("imitation", "protege"):
+    for name in next(iter(per_seed.values())):
         reached = [s[name] for s in per_seed.values() if s[name]["labels_to_95"] is not None]
         medians[name] = {
             "reached": f"{len(reached)} of {len(per_seed)}",
@@ -238,16 +252,19 @@ def main() -> None:
             "labels_to_95": _median_or_inf([s[name]["labels_to_95"] for s in per_seed.values()]),
             "wall_s_to_95": _median_or_inf([s[name]["wall_s_to_95"] for s in per_seed.values()]),
         }
-    i, p = medians["imitation"], medians["protege"]
+    i = medians["imitation"]
     print("\n| side | reached 95% | median labels to 95% | median wall s to 95% |")
     print("|---|---|---:|---:|")
     for name, m in medians.items():
         print(f"| {name} | {m['reached']} | {m['labels_to_95']:.0f} | {m['wall_s_to_95']:.2f} |")
-    print(
-        "\nprotege/imitation (medians over seeds): "
-        f"labels {p['labels_to_95'] / i['labels_to_95']:.2f}×, "
-        f"wall {p['wall_s_to_95'] / i['wall_s_to_95']:.2f}×"
-    )
+    for name, p in medians.items():
+        if name != "imitation":
+            p["labels_ratio"] = p["labels_to_95"] / i["labels_to_95"]
+            p["wall_ratio"] = p["wall_s_to_95"] / i["wall_s_to_95"]
+            print(
+                f"\n{name}/imitation (medians over seeds): "
+                f"labels {p['labels_ratio']:.2f}×, wall {p['wall_ratio']:.2f}×"
+            )
     marker = read_marker() or {}
     out = {"per_seed": per_seed, "medians": medians, "peer_versions": marker.get("versions")}
     if args.json:
@@ -260,19 +277,21 @@ def _median_or_inf(values: list[float | None]) -> float:
 
 def compare(args: argparse.Namespace, seed: int) -> dict:
     """Both sides on one seed (``--repeats`` alternating runs each); per-round tables."""
-    runs: dict[str, list[dict]] = {"imitation": [], "protege": []}
-    t_theirs = t_ours = 0.0
+    shapes: dict[str, dict | None] = {"protege": None}
+    if args.lean:
+        shapes["protege-lean"] = LEAN
+    runs: dict[str, list[dict]] = {"imitation": [], **{name: [] for name in shapes}}
+    process_s = dict.fromkeys(runs, 0.0)
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         runs["imitation"].append(run_imitation(args, seed))
-        t_theirs += time.perf_counter() - t0
-        with tempfile.TemporaryDirectory(prefix="dagger_vs_imitation_") as tmp:
-            t0 = time.perf_counter()
-            runs["protege"].append(run_protege(args, Path(tmp), seed))
-            t_ours += time.perf_counter() - t0
-    theirs, ours = (median_walls(runs[k]) for k in ("imitation", "protege"))
-    t_theirs, t_ours = t_theirs / args.repeats, t_ours / args.repeats
-    sides = {"imitation": theirs, "protege": ours}
+        process_s["imitation"] += time.perf_counter() - t0
+        for name, shape in shapes.items():
+            with tempfile.TemporaryDirectory(prefix="dagger_vs_imitation_") as tmp:
+                t0 = time.perf_counter()
+                runs[name].append(run_protege(args, Path(tmp), seed, shape))
+                process_s[name] += time.perf_counter() - t0
+    sides = {name: median_walls(reps) for name, reps in runs.items()}
     print(f"\n## Seed {seed}")
     summary = {}
     for name, side in sides.items():
@@ -297,11 +316,8 @@ def compare(args: argparse.Namespace, seed: int) -> dict:
             "rounds": side["rounds"],
             "config": side.get("config"),
         }
-    print(
-        f"(process wall per run: imitation {t_theirs:.0f} s incl. evaluation; protege "
-        f"{t_ours:.0f} s incl. evaluation)",
-        flush=True,
-    )
+    per_run = ", ".join(f"{k} {v / args.repeats:.0f} s" for k, v in process_s.items())
+    print(f"(process wall per run, evaluation included: {per_run})", flush=True)
     return summary
 
 

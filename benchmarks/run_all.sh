@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every figure in BENCHMARKS.md, one benchmark after another (about 2 hours
+# Re-measure every figure in BENCHMARKS.md, one benchmark after another (about 2.5 hours
 # on 2 cores). Timing benchmarks run first; run nothing else meanwhile: they are ratios
 # measured in the same run, but a busy machine still shifts them. Each benchmark's full
 # output goes to benchmarks/results/<name>.log (the tables BENCHMARKS.md quotes).
@@ -26,12 +26,13 @@ declare -A CMD=(
   [obstacle]="$PY benchmarks/obstacle.py --out $OUT/obstacle --seed 0 --episodes 200 --quiet"
   [obstacle_8000]="$PY benchmarks/obstacle.py --out $OUT/obstacle_8000 --seed 0 --episodes 200 --steps 8000 --quiet"
   [chunking]="$PY benchmarks/chunking.py --out $OUT/chunking --seed 0"
+  [dagger_dev_sweep]="$PY benchmarks/dagger_dev_sweep.py"
   [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 3 4 --out $OUT/dagger_lunar"
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
 )
 ORDER=(bc_throughput eval_overhead head_latency store_load carracing_speed image_pipeline
        dagger_vs_imitation experts horizon obstacle obstacle_8000 chunking dagger_lunar
-       demo_carracing)
+       dagger_dev_sweep demo_carracing)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
