@@ -21,7 +21,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,15 +129,6 @@ CHILD = textwrap.dedent(
     dagger.run(task, None, path, config, trainer=trainer)
     """
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The same arithmetic in this process and in the child (which also runs one thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_dagger(path: Path, config: dagger.DAggerConfig, resume: bool = False) -> Any:

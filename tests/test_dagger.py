@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +31,6 @@ from protege.tasks import make
 CARTPOLE = make("cartpole")
 BC = BCConfig(steps=300, batch_size=64, progress=False)
 SMALL = dict(hidden_sizes=(32, 32))
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Deterministic, and the same in this process and in the subprocess of the kill test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def config(**kw: object) -> DAggerConfig:

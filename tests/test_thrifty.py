@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,6 @@ CARTPOLE = make("cartpole")
 SHORT = dataclasses.replace(CARTPOLE, horizon=100)  # CartPole cut at 100 steps: fast rounds
 HIDDEN = (16,)
 FAST = dict(members=2, q_steps=50, q_hidden=(32, 32), alpha_h=0.05)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Deterministic, and the same in this process and in the subprocess of the kill test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_config(**kw: Any) -> DAggerConfig:
