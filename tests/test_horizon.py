@@ -21,17 +21,18 @@ from protege.errors import ConfigError
 from protege.experiments.horizon import (
     HorizonConfig,
     HorizonResult,
-    SlippingTable,
-    TabularNearestNeighbor,
+    exact_expectations,
+    monte_carlo_episodes,
+    run_horizon,
+)
+from protege.experiments.slopes import (
     bootstrap_episodes_slope,
     chi2_sf,
-    exact_expectations,
     loglog_slope,
-    monte_carlo_episodes,
     ols_slope,
-    run_horizon,
     t_quantile,
 )
+from protege.experiments.tabular import SlippingTable, TabularNearestNeighbor
 from protege.tasks.lane import (
     LANE,
     DriftCorridor,

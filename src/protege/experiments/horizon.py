@@ -6,7 +6,9 @@ executed; the expert never slips). Every arm is protege's own algorithm, run by
 :func:`protege.algos.dagger.run` (through :func:`~protege.algos.dagger.run_method`) on the
 ``lane`` task, so its data come through the one rollout loop and the library's gates; the
 learner is the same tabular 1-nearest-neighbour table on (d, Δc) for all arms, trained by
-:class:`TabularTrainer` and driving as a :class:`SlippingTable`:
+:class:`~protege.experiments.tabular.TabularTrainer` and driving as a
+:class:`~protege.experiments.tabular.SlippingTable` (slopes and intervals:
+:mod:`protege.experiments.slopes`):
 
 ``bc``
     ``rounds=0``: K expert demonstrations of length T through
@@ -75,8 +77,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import math
 import os
 import shutil
@@ -94,8 +94,23 @@ from protege.algos.dagger import DAggerConfig, run_method
 from protege.algos.dart import DARTConfig
 from protege.algos.hg_dagger import SupervisorConfig
 from protege.algos.rounds import derive_seed
-from protege.data.store import Transitions
 from protege.errors import ConfigError
+from protege.experiments.slopes import (
+    Agreement,
+    SlopeFit,
+    bootstrap_episodes_slope,
+    chi2_sf,
+    loglog_slope,
+    ols_slope,
+    t_quantile,
+    z_scores,
+)
+from protege.experiments.tabular import (
+    SlippingTable,
+    TabularNearestNeighbor,
+    TabularTrainer,
+    cell_coords,
+)
 from protege.rollout.gates import LearnerGate
 from protege.rollout.loop import rollout
 from protege.tasks.base import Task
@@ -109,7 +124,6 @@ from protege.tasks.lane import (
     expert_steer,
     lane_transition,
     road_probs,
-    slip,
 )
 
 ARMS: tuple[str, ...] = ("bc", "dagger", "dagger-exp", "dagger-linear", "dart", "hg-dagger")
@@ -119,7 +133,6 @@ _DAGGER_BETA = {"dagger": "indicator", "dagger-exp": "exponential:0.5", "dagger-
 _INTERACTIVE = ("dagger", "dagger-exp", "dagger-linear", "hg-dagger")
 _ARM_CODE = {name: i for i, name in enumerate(ARMS)}
 _STREAM_TRAIN, _STREAM_MC, _STREAM_BOOT = 1, 3, 4
-_AGREEMENT_ALPHA = 1e-3
 
 
 @dataclass(frozen=True)
@@ -250,149 +263,6 @@ class HorizonConfig:
 
 
 # ------------------------------------------------------------------------------------------
-# The learner: a 1-NN table that slips, and its trainer for dagger.run
-
-
-def _cell_coords(width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(d, Δc) of every cell, cell = (d + W)·3 + (Δc + 1)."""
-    d = np.repeat(np.arange(-width, width + 1), 3)
-    dc = np.tile(np.arange(-1, 2), 2 * width + 1)
-    return d, dc
-
-
-def _cells(obs: np.ndarray, width: int) -> np.ndarray:
-    """The table cell of each ``(N, 2)`` observation (offsets and road clipped to range)."""
-    o = np.rint(np.atleast_2d(np.asarray(obs, dtype=np.float64))).astype(np.int64)
-    return (np.clip(o[:, 0], -width, width) + width) * 3 + np.clip(o[:, 1], -1, 1) + 1
-
-
-@functools.lru_cache(maxsize=8)
-def _preference_order(width: int) -> np.ndarray:
-    """(n_cells, n_cells): for each query cell, all cells from most to least preferred.
-
-    Nearest by Euclidean distance in (d, Δc); ties go to the candidate nearer the centre
-    (smaller |d|, then smaller |Δc|), then to smaller d, then smaller Δc.
-    """
-    d, dc = _cell_coords(width)
-    order = np.empty((d.size, d.size), dtype=np.int64)
-    for q in range(d.size):
-        dist = (d - d[q]) ** 2 + (dc - dc[q]) ** 2
-        order[q] = np.lexsort((dc, d, np.abs(dc), np.abs(d), dist))
-    order.flags.writeable = False  # cached and shared
-    return order
-
-
-class TabularNearestNeighbor:
-    """The spec's tabular 1-NN learner on (d, Δc), batched over G independent datasets.
-
-    ``counts[g, cell, a]`` holds how often action index ``a`` was labelled at ``cell`` in
-    dataset g. Each labelled cell predicts its majority label; any other cell copies the
-    nearest labelled cell (ties: see :func:`_preference_order`). With no data it steers 0.
-    ``tables`` (G, n_cells) holds steer values −1..1.
-    """
-
-    def __init__(self, counts: np.ndarray, width: int = WIDTH) -> None:
-        counts = np.asarray(counts)
-        if counts.ndim == 2:
-            counts = counts[None]
-        self.width = width
-        self.counts = counts
-        labelled = counts.sum(axis=2) > 0  # (G, n)
-        majority = counts.argmax(axis=2)  # (G, n) action index
-        order = _preference_order(width)  # (n, n)
-        hit = labelled[:, order]  # (G, n, n)
-        first = hit.argmax(axis=2)  # (G, n) position of first labelled candidate
-        source = np.take_along_axis(np.broadcast_to(order, hit.shape), first[..., None], 2)[..., 0]
-        steer = np.take_along_axis(majority, source, axis=1) - 1
-        steer[~labelled.any(axis=1)] = 0
-        self.tables = steer.astype(np.int64)
-
-    @classmethod
-    def fit(
-        cls, obs: np.ndarray, actions: np.ndarray, width: int = WIDTH
-    ) -> TabularNearestNeighbor:
-        """Fit one table on ``(N, 2)`` observations and ``(N,)`` action indices."""
-        n = 3 * (2 * width + 1)
-        cell = _cells(np.asarray(obs).reshape(-1, 2), width)
-        counts = np.bincount(cell * 3 + np.asarray(actions, dtype=np.int64), minlength=3 * n)
-        return cls(counts.reshape(1, n, 3), width)
-
-    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
-        """Action indices of the first table for ``(N, 2)`` observations (Expert protocol)."""
-        return self.tables[0, _cells(obs, self.width)] + 1
-
-
-class SlippingTable:
-    """A tabular lane policy with a trembling hand: the learner every arm trains and evaluates.
-
-    ``table`` (3(2W+1),) holds a steer −1..1 per cell (d, Δc) (a row of
-    :attr:`TabularNearestNeighbor.tables`). :meth:`act` returns the table's action index,
-    except that with probability ``epsilon`` it returns one of the two others
-    (:func:`protege.tasks.lane.slip`). The slip lives in the learner, so it happens exactly
-    on the steps the learner drives, whichever gate decides that, and expert steps never
-    slip. An ``Actor`` of :func:`protege.rollout.loop.rollout`; its draws come from its own
-    generator (``seed``), one pair per sub-env and step.
-    """
-
-    def __init__(self, table: np.ndarray, epsilon: float, seed: int = 0, width: int = WIDTH):
-        self.table = np.asarray(table, dtype=np.int64).reshape(-1)
-        if self.table.shape != (3 * (2 * width + 1),):
-            raise ValueError(
-                f"SlippingTable: a width-{width} table has {3 * (2 * width + 1)} cells"
-            )
-        self.epsilon = float(epsilon)
-        self.seed = int(seed)
-        self.width = int(width)
-        self._rng = np.random.default_rng(self.seed)
-
-    def act(
-        self, obs: np.ndarray, deterministic: bool = True, generator: Any | None = None
-    ) -> np.ndarray:
-        """``(N,)`` action indices for ``(N, 2)`` observations, each slipping with prob. ε."""
-        intended = self.table[_cells(obs, self.width)] + 1
-        u = self._rng.random((2, len(intended)))
-        return slip(intended, self.epsilon, u[0], u[1])[0]
-
-    def reset(self, mask: np.ndarray | None = None) -> None:
-        """Stateless between episodes: nothing to reset."""
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``table.json`` (the table, ε, seed and width) into the directory ``path``."""
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {"table": self.table.tolist(), "epsilon": self.epsilon, "seed": self.seed}
-        (out / "table.json").write_text(json.dumps({**state, "width": self.width}))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> SlippingTable:
-        """The table :meth:`save` wrote (its generator starts afresh from ``seed``)."""
-        state = json.loads((Path(path) / "table.json").read_text())
-        return cls(state["table"], state["epsilon"], state["seed"], state["width"])
-
-
-@dataclass
-class TabularTrainer:
-    """:func:`protege.algos.dagger.run`'s ``Trainer`` for the lane: after every round, a 1-NN
-    table fitted on every expert label so far, driving the next round as a
-    :class:`SlippingTable` with slip rate ``epsilon`` (seeded by the round's training seed)."""
-
-    epsilon: float
-    width: int = WIDTH
-
-    def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> SlippingTable:
-        labelled = np.asarray(data.labeled, dtype=bool)
-        obs = np.asarray(data.obs)[labelled]
-        table = TabularNearestNeighbor.fit(obs, data.actions[labelled], self.width).tables[0]
-        return SlippingTable(table, self.epsilon, seed, self.width)
-
-    def save(self, learner: Any, path: Path) -> None:
-        learner.save(path)
-
-    def load(self, path: Path) -> SlippingTable:
-        return SlippingTable.load(path)
-
-
-# ------------------------------------------------------------------------------------------
 # Training an arm through the library
 
 
@@ -511,7 +381,7 @@ def exact_expectations(
     G = tables.shape[0]
     S = 2 * width + 1
     road = road_probs(p_turn)
-    d_cells, dc_cells = _cell_coords(width)
+    d_cells, dc_cells = cell_coords(width)
     expert = expert_steer(d_cells, dc_cells)  # (n,)
     q = road[dc_cells + 1]  # (n,)
     P = np.zeros((G, S, S))
@@ -577,150 +447,6 @@ def monte_carlo_episodes(
 
 
 # ------------------------------------------------------------------------------------------
-# Slopes, intervals and the agreement test
-
-
-@dataclass(frozen=True)
-class SlopeFit:
-    """A log-log slope with its standard error and a ``level`` interval.
-
-    ``method`` says where the interval comes from: ``"ols"`` (the residuals of the fit over
-    T, Student t) or ``"bootstrap"`` (percentile bootstrap over Monte Carlo episodes).
-    """
-
-    slope: float
-    se: float
-    low: float
-    high: float
-    level: float
-    method: str
-
-    def __str__(self) -> str:
-        return f"{self.slope:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def loglog_slope(horizons: Sequence[float], values: np.ndarray) -> np.ndarray:
-    """OLS slope of log(values) on log(horizons) along the last axis (any leading shape)."""
-    x = np.log(np.asarray(horizons, dtype=float))
-    x = x - x.mean()
-    y = np.log(np.asarray(values, dtype=float))
-    y = y - y.mean(axis=-1, keepdims=True)
-    return (y @ x) / float(x @ x)
-
-
-def _t_cdf(x: float, df: int) -> float:
-    """Student t CDF by Simpson's rule on the density (no SciPy; ~1e-10 accurate here)."""
-    if x < 0:
-        return 1.0 - _t_cdf(-x, df)
-    ts = np.linspace(0.0, x, 4001)
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    pdf = np.exp(log_c - (df + 1) / 2 * np.log1p(ts**2 / df))
-    h = x / 4000
-    return 0.5 + h / 3 * (pdf[0] + pdf[-1] + 4 * pdf[1:-1:2].sum() + 2 * pdf[2:-1:2].sum())
-
-
-def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, df) < p:
-        lo, hi = hi, 2 * hi
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2
-
-
-def chi2_sf(x: float, df: int) -> float:
-    """P(χ²(df) ≥ x): the regularized upper incomplete gamma Q(df/2, x/2)."""
-    import torch
-
-    a = torch.tensor(df / 2, dtype=torch.float64)
-    return float(torch.special.gammaincc(a, torch.tensor(x / 2, dtype=torch.float64)))
-
-
-def ols_slope(horizons: Sequence[float], values: np.ndarray, level: float) -> SlopeFit:
-    """Log-log OLS slope with the interval slope ± t·SE, SE from the fit's residuals.
-
-    Exact values carry no sampling noise, so the interval measures only how far the curve is
-    from a power law over ``horizons`` (a pure power law gives a point). With two horizons
-    there are no residual degrees of freedom and the interval is NaN.
-    """
-    x = np.log(np.asarray(horizons, dtype=float))
-    y = np.log(np.asarray(values, dtype=float))
-    slope = float(loglog_slope(horizons, values))
-    df = len(x) - 2
-    if df < 1:
-        nan = float("nan")
-        return SlopeFit(slope, nan, nan, nan, level, "ols")
-    resid = (y - y.mean()) - slope * (x - x.mean())
-    se = math.sqrt(float(resid @ resid) / df / float(((x - x.mean()) ** 2).sum()))
-    half = t_quantile((1 + level) / 2, df) * se
-    return SlopeFit(slope, se, slope - half, slope + half, level, "ols")
-
-
-def bootstrap_episodes_slope(
-    horizons: Sequence[float],
-    samples: Sequence[np.ndarray],
-    n_boot: int,
-    level: float,
-    rng: np.random.Generator,
-) -> SlopeFit:
-    """Slope of the Monte Carlo means with a percentile bootstrap over episodes.
-
-    ``samples[j]`` holds the per-episode integer values at ``horizons[j]``; each resample
-    redraws every horizon's episodes with replacement (multinomially over their distinct
-    values, which is the same and much cheaper). Resamples with a zero mean are dropped.
-    """
-    point = float(loglog_slope(horizons, np.array([s.mean() for s in samples])))
-    means = np.empty((n_boot, len(samples)))
-    for j, s in enumerate(samples):
-        values, counts = np.unique(s, return_counts=True)
-        draws = rng.multinomial(len(s), counts / len(s), size=n_boot)
-        means[:, j] = draws @ values / len(s)
-    means = means[(means > 0).all(axis=1)]
-    if len(means) < 2:
-        nan = float("nan")
-        return SlopeFit(point, nan, nan, nan, level, "bootstrap")
-    boot = loglog_slope(horizons, means)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    return SlopeFit(point, float(boot.std(ddof=1)), float(lo), float(hi), level, "bootstrap")
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """The χ² test that Monte Carlo and exact values agree: χ² = Σ z² over ``df`` cells."""
-
-    quantity: str
-    chi2: float
-    df: int
-    p_value: float
-    max_abs_z: float
-
-    @property
-    def passed(self) -> bool:
-        """p ≥ 0.001: no evidence at that level that the two disagree."""
-        return self.p_value >= _AGREEMENT_ALPHA
-
-    def __str__(self) -> str:
-        verdict = "agree" if self.passed else "DISAGREE"
-        return (
-            f"{self.quantity}: χ² = {self.chi2:.1f} on {self.df} cells, p = {self.p_value:.3f}, "
-            f"max |z| = {self.max_abs_z:.2f} ({verdict} at p ≥ {_AGREEMENT_ALPHA:g})"
-        )
-
-
-def _z(mc: np.ndarray, se: np.ndarray, exact: np.ndarray) -> np.ndarray:
-    """(MC − exact) / SE; a cell with SE 0 is 0 if it equals the exact value, else ±inf."""
-    diff = mc - exact
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf))
-
-
-# ------------------------------------------------------------------------------------------
 # Results
 
 
@@ -742,11 +468,11 @@ class MonteCarlo:
 
     @property
     def z_mistakes(self) -> np.ndarray:
-        return _z(self.mistakes, self.mistakes_se, self.exact_mistakes)
+        return z_scores(self.mistakes, self.mistakes_se, self.exact_mistakes)
 
     @property
     def z_cost(self) -> np.ndarray:
-        return _z(self.cost, self.cost_se, self.exact_cost)
+        return z_scores(self.cost, self.cost_se, self.exact_cost)
 
     @property
     def exact_slope(self) -> float:

@@ -19,7 +19,7 @@ steer (:func:`lane_transition`, and :func:`next_offset` for one env).
 **Trembling hand (rate ε).** A slip replaces the intended action by one of the *other two*
 actions, each with probability ε/2 (:func:`slip`): every slip executes a different action,
 and the executed action is always a valid one. The horizon experiment puts the slip in the
-learner (:class:`protege.experiments.horizon.SlippingTable`, an actor of the rollout loop), so
+learner (:class:`protege.experiments.tabular.SlippingTable`, an actor of the rollout loop), so
 the env itself is deterministic there (``epsilon = 0``). The env can also slip by itself
 (``epsilon > 0``) on the steps it is told are *learner-controlled* (the ``learner_controlled``
 attribute, default ``True``); set it with any of:
