@@ -136,7 +136,7 @@ def bc_at_budgets(
                     break
         with Store.open(demos) as st:
             stored = list(st.episodes())
-            order = sorted(range(len(stored)), key=lambda i: st.index[i]["extras"]["episode"])
+            order = sorted(range(len(stored)), key=lambda i: st.index[i].extras["episode"])
             episodes = [stored[i] for i in order]
         for budget in todo:
             t0 = time.perf_counter()

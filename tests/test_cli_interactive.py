@@ -33,7 +33,7 @@ def test_dagger_cli_runs_counts_labels_and_resumes(tmp_path, capsys):
     result = json.loads((out / "result.json").read_text())
     store = Store.open(out / "store")
     assert result["totals"]["labels"] == store.n_labels
-    assert sorted({e["round"] for e in store.index}) == [0, 1]
+    assert sorted({e.round for e in store.index}) == [0, 1]
     first = result["rows"]
     assert main([*argv, "--resume"]) == 0  # nothing left to do: same numbers
     assert json.loads((out / "result.json").read_text())["rows"] == first
@@ -111,12 +111,12 @@ def test_dagger_human_runs_rounds_with_a_person_and_reports_attention(tmp_path, 
     assert main(argv) == 0
     result = json.loads((out / "result.json").read_text())
     store = Store.open(out / "store")
-    assert sorted({e["round"] for e in store.index}) == [0, 1]
+    assert sorted({e.round for e in store.index}) == [0, 1]
     demo = store.index[0]
-    assert demo["labels"] == demo["length"]  # the person drove every step of round 0
-    assert result["totals"]["labels"] == demo["labels"]  # and never took over in round 1
+    assert demo.labels == demo.length  # the person drove every step of round 0
+    assert result["totals"]["labels"] == demo.labels  # and never took over in round 1
     attention = result["totals"]["attention_seconds"]
-    assert attention == sum(e["extras"]["attention_seconds"] for e in store.index) > 0
+    assert attention == sum(e.extras["attention_seconds"] for e in store.index) > 0
     assert result["config"]["n_envs"] == 1 and not result["stopped"]
     text = capsys.readouterr().out
     assert "(you at the keyboard)" in text and "attention" in text

@@ -162,7 +162,7 @@ def episodes_by_key(path: Path) -> dict[tuple[int, int], dict[str, np.ndarray]]:
     store = Store.open(path)
     out = {}
     for entry, ep in zip(store.index, store.episodes(), strict=True):
-        key = (int(entry["round"]), int(entry["extras"]["episode"]))
+        key = (int(entry.round), int(entry.extras["episode"]))
         assert key not in out, f"episode {key} stored twice"
         out[key] = {
             "obs": ep.obs,
@@ -171,7 +171,7 @@ def episodes_by_key(path: Path) -> dict[tuple[int, int], dict[str, np.ndarray]]:
             "rewards": ep.rewards,
             "actor": ep.actors,
             "labeled": ep.label_mask,
-            "seed": np.array(entry["seed"]),
+            "seed": np.array(entry.seed),
         }
     return out
 

@@ -87,13 +87,13 @@ def check_store(path: Path, rounds: int, per_round: int, demos: int) -> list[dic
     store = Store.open(path)
     index = store.index
     data = store.transitions()
-    assert sorted({e["round"] for e in index}) == list(range(rounds + 1))
+    assert sorted({e.round for e in index}) == list(range(rounds + 1))
     for r in range(rounds + 1):
-        eps = [e for e in index if e["round"] == r]
-        assert sorted(int(e["extras"]["episode"]) for e in eps) == list(
+        eps = [e for e in index if e.round == r]
+        assert sorted(int(e.extras["episode"]) for e in eps) == list(
             range(demos if r == 0 else per_round)
         )
-        assert len({e["seed"] for e in eps}) == len(eps)  # every episode its own seed
+        assert len({e.seed for e in eps}) == len(eps)  # every episode its own seed
     assert set(np.unique(data.actor)) <= {EXPERT, LEARNER}
     step_round = np.repeat(data.rounds, data.episode_lengths)
     assert np.all(data.actor[step_round == 0] == EXPERT)
@@ -126,7 +126,7 @@ def test_hg_dagger_labels_only_takeovers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data.labeled, data.actor == EXPERT)
     last = res.rows[-1]
     assert last.labels == last.expert_steps == last.expert_queries < len(data)
-    takeovers = sum(e["extras"].get("takeover_unsafe", 0) for e in index)
+    takeovers = sum(e.extras.get("takeover_unsafe", 0) for e in index)
     assert last.interventions == takeovers
     assert last.attention_seconds == 0.0  # a simulated supervisor spends no one's time
 
@@ -201,7 +201,7 @@ def test_loop_and_rounds_count_interventions_alike(tmp_path: Path) -> None:
     pf = dagger.policy_factory(lane, hidden_sizes=(16,))
     res = dagger.run(lane, pf, tmp_path / "l", config(rounds=1), lambda ctx: StartAndMiddle())
     index = Store.open(tmp_path / "l").index
-    assert [e["extras"]["interventions"] for e in index] == [0, 2, 2]
+    assert [e.extras["interventions"] for e in index] == [0, 2, 2]
     assert [r.interventions for r in res.rows] == [0, 4]
     assert [r.attention_seconds for r in res.rows] == [0.0, 0.0]
     env = lane.make_vec_env(2)
@@ -372,9 +372,9 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     assert proc.returncode == -signal.SIGKILL
 
     index = Store.open(killed).index  # the store opens after the kill
-    in_round_2 = [e for e in index if e["round"] == 2]
+    in_round_2 = [e for e in index if e.round == 2]
     assert 3 <= len(in_round_2) < 4  # lost at most the episode in flight
-    assert not any(e["round"] == 3 for e in index)
+    assert not any(e.round == 3 for e in index)
 
     res = dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), killed, cfg, resume=True)
     check_store(killed, 3, 4, 1)

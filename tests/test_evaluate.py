@@ -98,7 +98,7 @@ def test_sub_env_i_runs_its_share_of_the_episodes(tmp_path, episodes, n_envs):
     ev = evaluate(learner, TAGGED, episodes=episodes, n_envs=n_envs, seed=SEED)
     ref = evaluate_expert(TAGGED, episodes=episodes, n_envs=n_envs, seed=SEED)
     protege.collect(TAGGED, tmp_path / "s", episodes=episodes, n_envs=n_envs, seed=SEED)
-    stored = [e["length"] for e in Store.open(tmp_path / "s").index]
+    stored = [e.length for e in Store.open(tmp_path / "s").index]
     for lengths in (ev.lengths.tolist(), ref.lengths.tolist(), stored):
         assert dict(Counter(lengths)) == want
 

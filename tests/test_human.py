@@ -298,17 +298,17 @@ def test_successive_sessions_are_successive_rounds(tmp_path: Any) -> None:
     assert [s.round for s in sessions] == [1, 2]
     last = teleop(lane(6), store, episodes=1, policy=ScriptedLearner(1), fps=FAST, round=7)
     index = Store.open(store).index
-    assert [e["round"] for e in index] == [0, 1, 1, 2, 2, 7] and last.round == 7
+    assert [e.round for e in index] == [0, 1, 1, 2, 2, 7] and last.round == 7
     assert [x["round"] for x in log_lines(store)] == [0, 1, 1, 2, 2, 7]
     # Session 2 takes over at the first episode's last step and holds SPACE through the
     # second, which is then all the person's: no intervention, nobody was taken over from.
-    assert [e["extras"]["interventions"] for e in index] == [0, 1, 0, 1, 0, 0]
+    assert [e.extras["interventions"] for e in index] == [0, 1, 0, 1, 0, 0]
     assert [s.interventions for s in sessions] == [1, 1]
-    attention = [e["extras"]["attention_seconds"] for e in index]
+    attention = [e.extras["attention_seconds"] for e in index]
     assert [a > 0 for a in attention] == [True, True, False, True, True, False]
     for e, x in zip(index, log_lines(store), strict=True):
         spent = sum(dt for dt, human in zip(x["dt"], x["in_control"], strict=True) if human)
-        assert e["extras"]["attention_seconds"] == pytest.approx(spent, abs=1e-3)
+        assert e.extras["attention_seconds"] == pytest.approx(spent, abs=1e-3)
 
 
 def test_toggle_key_and_focus_loss(tmp_path: Any) -> None:
@@ -693,7 +693,7 @@ def test_person_quits_and_the_resumed_run_continues_where_it_stopped(tmp_path: A
     first, _, _ = run_person(tmp_path, script)
     assert first.stopped and [r.round for r in first.rows] == [0, 1]
     index = Store.open(tmp_path / "store").index
-    assert [(e["round"], e["length"], e["truncated"]) for e in index[3:]] == [(2, 6, True)]
+    assert [(e.round, e.length, e.truncated) for e in index[3:]] == [(2, 6, True)]
     learners = tmp_path / "store.run" / "learners"
     assert sorted(p.name for p in learners.iterdir()) == ["round_000", "round_001"]
     before = {str(p.relative_to(learners)): p.stat().st_mtime_ns for p in learners.rglob("*")}
@@ -703,7 +703,7 @@ def test_person_quits_and_the_resumed_run_continues_where_it_stopped(tmp_path: A
     assert not second.stopped and [r.round for r in second.rows] == [0, 1, 2]
     assert person.counts.steps == H
     index = Store.open(tmp_path / "store").index
-    assert [(e["round"], int(e["extras"]["episode"])) for e in index[3:]] == [(2, 0), (2, 1)]
+    assert [(e.round, int(e.extras["episode"])) for e in index[3:]] == [(2, 0), (2, 1)]
     after = {str(p.relative_to(learners)): p.stat().st_mtime_ns for p in learners.rglob("*")}
     assert {name: after.get(name) for name in before} == before  # rounds 0, 1 not retrained
     assert second.rows[:2] == first.rows

@@ -170,7 +170,7 @@ def test_image_store_round_trip_is_compressed_and_lazy(tmp_path):
     with Store.create(tmp_path / "s", SMALL, BOX, task="t") as store:
         store.extend(eps)
     meta = json.loads((tmp_path / "s" / "meta.json").read_text())
-    assert meta["version"] == 2 and meta["obs_codec"] == "zlib"
+    assert meta["version"] == 3 and meta["obs_codec"] == "zlib"
     store = Store.open(tmp_path / "s")
     raw = sum(e.obs.nbytes for e in eps)
     assert (tmp_path / "s" / "obs.bin").stat().st_size < raw / 5
@@ -219,7 +219,7 @@ def test_vector_stores_are_unchanged(tmp_path):
             )
         )
     meta = json.loads((tmp_path / "s" / "meta.json").read_text())
-    assert meta["version"] == 1 and "obs_codec" not in meta
+    assert meta["version"] == 3 and "obs_codec" not in meta
     assert not (tmp_path / "s" / "obs.idx").exists()
     assert (tmp_path / "s" / "obs.bin").stat().st_size == 4 * 3 * 4
     assert isinstance(Store.open(tmp_path / "s").transitions().obs, np.ndarray)

@@ -1,5 +1,6 @@
 """The demonstration store: round trips, durability under kill -9, one clear error per bad input."""
 
+import dataclasses
 import json
 import os
 import re
@@ -196,7 +197,7 @@ def lunar_reference(tmp_path_factory):
         n_envs=int(args["--n-envs"]),
         seed=int(args["--seed"]),
     )
-    lengths = np.array([e["length"] for e in Store.open(path).index])
+    lengths = np.array([e.length for e in Store.open(path).index])
     files, ends, row_bytes = {}, {}, {}
     for name in FIELDS:
         files[name] = (path / f"{name}.bin").read_bytes()
@@ -225,8 +226,8 @@ def _check_killed_collection(path, ref, seen: int) -> dict[str, int]:
     assert seen <= k < ref["n"], (seen, k)
     store.transitions()  # every committed episode's CRC32 checked
     for entry, ep in zip(store.index, store.episodes(), strict=True):
-        assert len(ep) == entry["length"]
-        assert ep.episode_return == pytest.approx(entry["return"], rel=1e-6, abs=1e-6)
+        assert len(ep) == entry.length
+        assert ep.episode_return == pytest.approx(entry.episode_return, rel=1e-6, abs=1e-6)
     strays = {}
     for name in FIELDS:
         have, want = (path / f"{name}.bin").read_bytes(), ref["files"][name]
@@ -245,7 +246,7 @@ def _check_append_after_kill(path, ref) -> None:
     collect(protege.tasks.make("lunarlander"), path, episodes=2, n_envs=2, seed=99)
     store = Store.open(path)
     assert len(store) == k + 2
-    new_rows = sum(e["length"] for e in store.index[k:])
+    new_rows = sum(e.length for e in store.index[k:])
     for name in FIELDS:
         have, end = (path / f"{name}.bin").read_bytes(), ref["ends"][name][k]
         assert have[:end] == ref["files"][name][:end]
@@ -425,14 +426,16 @@ def _poison(path, field, episode, row, value):
     store = Store.open(path)
     shape, dtype = store._layout[field]
     index = store.index
-    rows = [e["length"] + (field == "obs") for e in index]
+    rows = [e.length + (field == "obs") for e in index]
     values = np.fromfile(path / f"{field}.bin", dtype).reshape(-1, *shape)
     start = sum(rows[:episode])
     values[start + row] = value
     values.tofile(path / f"{field}.bin")
     part = values[start : start + rows[episode]]
-    index[episode]["crc"][FIELDS.index(field)] = zlib.crc32(part.tobytes())
-    (path / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in index))
+    crc = list(index[episode].crc)
+    crc[FIELDS.index(field)] = zlib.crc32(part.tobytes())
+    index[episode] = dataclasses.replace(index[episode], crc=tuple(crc))
+    (path / "episodes.jsonl").write_bytes(b"".join(e.to_line() for e in index))
 
 
 @pytest.mark.parametrize(
@@ -469,7 +472,7 @@ def _collected(path):
         "obs": np.concatenate([e.obs for e in eps]),
         "actions": np.concatenate([e.actions for e in eps]),
         "rewards": np.concatenate([e.rewards for e in eps]),
-        "returns": [e["return"] for e in store.index],
+        "returns": [e.episode_return for e in store.index],
     }
 
 

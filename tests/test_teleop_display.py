@@ -184,7 +184,7 @@ def test_person_takes_over_in_a_real_window(xvfb: str, tmp_path: Path) -> None:
     # One takeover, counted by the one rule (none in an episode the person drove throughout).
     per_episode = [count_interventions(np.array(x["in_control"], bool)) for x in lines]
     assert summary["interventions"] == sum(per_episode) <= 2
-    assert [e["extras"]["interventions"] for e in Store.open(store).index] == per_episode
+    assert [e.extras["interventions"] for e in Store.open(store).index] == per_episode
     # Attention: the seconds charged to the person's steps, about the time SPACE was held.
     dt = np.concatenate([x["dt"] for x in lines])
     assert summary["attention_seconds"] == pytest.approx(dt[labeled].sum(), abs=1e-3)

@@ -64,9 +64,7 @@ def run_small(
 def episode_entries(store: Path) -> list[dict[str, Any]]:
     """The store's index entries in (round, episode index) order: the order of the run, not
     of completion. Their CRCs pin every stored array."""
-    return sorted(
-        Store.open(store).index, key=lambda e: (e["round"], e.get("extras", {}).get("episode", -1))
-    )
+    return sorted(Store.open(store).index, key=lambda e: (e.round, e.extras.get("episode", -1)))
 
 
 def row_numbers(result: DAggerResult) -> list[dict[str, Any]]:
@@ -228,21 +226,21 @@ def test_thresholds_are_recalibrated_before_every_episode(tmp_path: Path) -> Non
     keys = ("novelty_threshold", "risk_threshold", "switch_back_risk", "switch_back_discrepancy")
     changes = missed = 0
     for r in (1, 2):
-        recorded = [{k: e["extras"][k] for k in keys} for e in entries if e["round"] == r]
+        recorded = [{k: e.extras[k] for k in keys} for e in entries if e.round == r]
         expected = expected_thresholds(tmp_path / "s.run", tmp_path / "s", cfg, r, least)
         assert recorded == expected[:-1]
         # The row reports the calibration on the whole round (not a sum over its episodes).
         assert {k: result.rows[r].extras[k] for k in keys} == expected[-1]
         # A new calibration before every episode (the thresholds move as episodes arrive),
         # once the round's earlier episodes hold more than min_calibration robot-mode states.
-        robot = np.cumsum([e["extras"]["robot_steps"] for e in entries if e["round"] == r])
+        robot = np.cumsum([e.extras["robot_steps"] for e in entries if e.round == r])
         changed = [a != b for a, b in itertools.pairwise(recorded)]
         assert all(enough or not c for c, enough in zip(changed, robot[:-1] > least, strict=True))
         changes += sum(changed)
         # The robot-mode steps read back from the store are those the gate counted live,
         # including those the actor sequence alone misses (asking again after a hand-back).
         replayed, actor_only = robot_mode_counts(tmp_path / "s.run", tmp_path / "s", r)
-        assert replayed == [e["extras"]["robot_steps"] for e in entries if e["round"] == r]
+        assert replayed == [e.extras["robot_steps"] for e in entries if e.round == r]
         missed += sum(replayed) - actor_only
     assert changes >= 2 and missed > 0
 
@@ -351,16 +349,16 @@ def test_kill_9_mid_round_then_resume_gives_the_same_rows(
         kill_when_stalled(proc, marker)
 
     index = Store.open(killed).index  # the store opens after the kill
-    assert sum(e["round"] == 2 for e in index) == 3  # the episode in flight is lost
+    assert sum(e.round == 2 for e in index) == 3  # the episode in flight is lost
 
     resumed = run_small(killed, cfg, resume=True, calibrate_every=calibrate_every)
     assert row_numbers(resumed) == row_numbers(ref)  # labels, interventions, returns, thresholds
     a, b = episode_entries(killed), episode_entries(tmp_path / "ref")
-    assert [e["extras"]["episode"] for e in a if e["round"] == 2] == [0, 1, 2, 3]
+    assert [e.extras["episode"] for e in a if e.round == 2] == [0, 1, 2, 3]
     assert a == b  # every stored episode, its per-episode thresholds and CRCs
     # The resumed round re-calibrated between its batches as the reference did: a new
     # threshold for every batch, shared by the batch's episodes.
-    novelty = [e["extras"]["novelty_threshold"] for e in a if e["round"] == 2]
+    novelty = [e.extras["novelty_threshold"] for e in a if e.round == 2]
     batches = [novelty[i : i + calibrate_every] for i in range(0, 4, calibrate_every)]
     assert all(len(set(b)) == 1 for b in batches)
     assert len({b[0] for b in batches}) == len(batches)

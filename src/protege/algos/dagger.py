@@ -63,6 +63,7 @@ from protege.algos.rounds import (  # noqa: F401  (re-exported: the seeds and da
     stored_indices,
     train_seed,
 )
+from protege.data.records import EpisodeRecord
 from protege.data.store import Store, Transitions, write_atomic
 from protege.errors import ConfigError, DataError
 from protege.experts.adapters import check_expert
@@ -571,7 +572,7 @@ def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
     exists = (path / "meta.json").exists()
     store = Store.create(path, obs_space, act_space, task=task.name, exist_ok=True)
     if exists and not resume:
-        rounds = {int(e["round"]) for e in store.index}
+        rounds = {e.round for e in store.index}
         if rounds - {0} or (rows_file.exists() and rows_file.read_text().strip()):
             store.close()
             raise ConfigError(
@@ -591,28 +592,28 @@ def _row(
     eval_s: float,
     wall: float,
 ) -> RoundRow:
-    upto = [e for e in store.index if int(e["round"]) <= r]
-    this = [e for e in upto if int(e["round"]) == r]
+    upto = [e for e in store.index if e.round <= r]
+    this = [e for e in upto if e.round == r]
 
-    def total(entries: list[dict[str, Any]], key: str) -> float:
-        return sum(float(e.get("extras", {}).get(key, 0.0)) for e in entries)
+    def total(entries: list[EpisodeRecord], key: str) -> float:
+        return sum(e.extras.get(key, 0.0) for e in entries)
 
-    labels = sum(int(e["labels"]) for e in upto)
-    learner_steps = sum(int(e["learner_steps"]) for e in upto)
-    steps = sum(int(e["length"]) for e in upto)
+    labels = sum(e.labels for e in upto)
+    learner_steps = sum(e.learner_steps for e in upto)
+    steps = sum(e.length for e in upto)
     extras: dict[str, float] = {}
     for e in this:
-        for k, v in e.get("extras", {}).items():
+        for k, v in e.extras.items():
             if k not in ("episode", "queries", "interventions", "success", ATTENTION):
                 extras[k] = extras.get(k, 0.0) + float(v)
     # Demonstrations not collected by run() cost one query per labeled step.
-    queries = sum(float(e.get("extras", {}).get("queries", e["labels"])) for e in upto)
+    queries = sum(e.extras.get("queries", e.labels) for e in upto)
     return RoundRow(
         round=r,
         beta=beta,
         episodes=len(this),
         labels=labels,
-        round_labels=sum(int(e["labels"]) for e in this),
+        round_labels=sum(e.labels for e in this),
         expert_steps=steps - learner_steps,
         learner_steps=learner_steps,
         interventions=int(total(upto, "interventions")),

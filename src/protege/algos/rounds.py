@@ -199,22 +199,15 @@ def collect(
 # ---------------------------------------------------------------------- in order
 def has_external_demos(store: Store) -> bool:
     """Round-0 episodes not collected by :func:`run` (no episode index): demonstrations."""
-    return any(int(e["round"]) == 0 and "episode" not in e.get("extras", {}) for e in store.index)
+    return any(e.round == 0 and e.episode is None for e in store.index)
 
 
 def stored_indices(store: Store, round: int) -> set[int]:
-    return {
-        int(e["extras"]["episode"])
-        for e in store.index
-        if int(e["round"]) == round and "episode" in e.get("extras", {})
-    }
+    return {e.episode for e in store.index if e.round == round and e.episode is not None}
 
 
 def _order_keys(store: Store) -> list[tuple[int, float, int]]:
-    return [
-        (int(e["round"]), float(e.get("extras", {}).get("episode", i)), i)
-        for i, e in enumerate(store.index)
-    ]
+    return [(e.round, float(e.extras.get("episode", i)), i) for i, e in enumerate(store.index)]
 
 
 def ordered(

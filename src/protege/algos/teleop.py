@@ -117,7 +117,7 @@ def append_log(store_path: str | os.PathLike[str], record: EpisodeLog, **fields:
 
 def next_round(store: Store) -> int:
     """The round of a new intervention session on ``store``: one after its highest (≥ 1)."""
-    return max([0, *(int(e["round"]) for e in store.index)]) + 1
+    return max([0, *(e.round for e in store.index)]) + 1
 
 
 def teleop(

@@ -424,14 +424,15 @@ def recorded_switch_back(store_path: Path, round: int, data: Transitions) -> np.
     per-episode record; ``data`` holds episodes 0…E−1 of ``round`` in that order (what
     :func:`protege.algos.dagger.run` hands a round's hooks)."""
     entries = {
-        int(e["extras"]["episode"]): e
+        e.episode: e
         for e in Store.open(store_path).index
-        if int(e["round"]) == round and "episode" in e.get("extras", {})
+        if e.round == round and e.episode is not None
     }
     out = np.zeros((len(data.episode_lengths), 2))
     for k, length in enumerate(data.episode_lengths):
-        extras = entries.get(k, {}).get("extras", {})
-        if entries.get(k, {}).get("length") != int(length) or "switch_back_risk" not in extras:
+        entry = entries.get(k)
+        extras = entry.extras if entry is not None else {}
+        if entry is None or entry.length != int(length) or "switch_back_risk" not in extras:
             raise DataError(
                 f"{store_path}: episode {k} of round {round} has no ThriftyDAgger thresholds "
                 "recorded (or a different length); was it collected by another method?"

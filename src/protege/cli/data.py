@@ -120,8 +120,8 @@ def _info_store(path: Path) -> None:
 
     store = Store.open(path)
     index = store.index
-    returns = [e["return"] for e in index]
-    rounds = Counter(e["round"] for e in index)
+    returns = [e.episode_return for e in index]
+    rounds = Counter(e.round for e in index)
     _facts(
         f"Store {path}",
         {
@@ -129,12 +129,12 @@ def _info_store(path: Path) -> None:
             "episodes": len(store),
             "transitions": f"{store.n_transitions:,}",
             "labels": f"{store.n_labels:,}",
-            "learner steps": f"{sum(e.get('learner_steps', 0) for e in index):,}",
+            "learner steps": f"{sum(e.learner_steps for e in index):,}",
             "rounds": ", ".join(f"{r}: {n} ep" for r, n in sorted(rounds.items())) or "–",
             "return": mean_std(returns)
             + (f"  [min {min(returns):.1f}, max {max(returns):.1f}]" if returns else ""),
-            "terminated / truncated": f"{sum(e['terminated'] for e in index)} / "
-            f"{sum(e['truncated'] for e in index)}",
+            "terminated / truncated": f"{sum(e.terminated for e in index)} / "
+            f"{sum(e.truncated for e in index)}",
             "observation space": _space(store.observation_space),
             "action space": _space(store.action_space),
         },

@@ -32,19 +32,74 @@ def describe_space(space: gym.Space) -> str:
     return str(space)
 
 
-def space_from_json(desc: dict[str, Any], where: str) -> gym.Space:
-    try:
-        if desc["kind"] == "discrete":
-            return gym.spaces.Discrete(int(desc["n"]), start=int(desc.get("start", 0)))
-        if desc["kind"] == "box":
-            shape = tuple(int(s) for s in desc["shape"])
-            dtype = np.dtype(desc["dtype"])
-            low = np.asarray(desc["low"], np.float64).reshape(shape)
-            high = np.asarray(desc["high"], np.float64).reshape(shape)
-            return gym.spaces.Box(low.astype(dtype), high.astype(dtype), shape, dtype)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{where}: malformed space description {desc!r} ({exc})") from None
-    raise DataError(f"{where}: unknown space kind {desc.get('kind')!r}")
+MAX_ELEMENTS = 2**26
+"""Most numbers one observation or action of a stored space may hold (a 4096×4096×4 image)."""
+
+_DTYPES = frozenset(
+    ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16")
+) | {"uint32", "uint64"}
+_KEYS = {"discrete": {"kind", "n", "start"}, "box": {"kind", "shape", "dtype", "low", "high"}}
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def space_from_json(desc: Any, where: str) -> gym.Space:
+    """The space ``desc`` (written by :func:`space_to_json`) describes, every field checked for
+    type and range; raises a DataError naming ``where`` and the field otherwise."""
+
+    def bad(what: str) -> DataError:
+        return DataError(f"{where}: malformed space description ({what})")
+
+    if not isinstance(desc, dict) or desc.get("kind") not in _KEYS:
+        kind = desc.get("kind") if isinstance(desc, dict) else desc
+        raise DataError(f"{where}: unknown space kind {kind!r}")
+    kind = desc["kind"]
+    if set(desc) != _KEYS[kind] and not (kind == "discrete" and set(desc) == {"kind", "n"}):
+        raise bad(f"fields {sorted(desc)}; a {kind} space has {sorted(_KEYS[kind])}")
+    if kind == "discrete":
+        n, start = desc["n"], desc.get("start", 0)
+        if not _is_int(n) or not 1 <= n <= 2**31:
+            raise bad(f"n = {n!r}; expected an integer in [1, 2**31]")
+        if not _is_int(start) or not -(2**62) <= start <= 2**62:
+            raise bad(f"start = {start!r}; expected an integer in [-2**62, 2**62]")
+        return gym.spaces.Discrete(n, start=start)
+    shape, dtype = desc["shape"], desc["dtype"]
+    if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(s) for s in shape):
+        raise bad(f"shape = {shape!r}; expected a list of at most 8 integers")
+    size = 1
+    for s in shape:
+        if not 1 <= s <= MAX_ELEMENTS:
+            raise bad(f"shape = {shape!r}; every size must be in [1, {MAX_ELEMENTS}]")
+        size *= s
+    if size > MAX_ELEMENTS:
+        raise bad(f"shape = {shape!r} holds {size} numbers; at most {MAX_ELEMENTS}")
+    if dtype not in _DTYPES:
+        raise bad(f"dtype = {dtype!r}; expected one of {sorted(_DTYPES)}")
+    bounds = []
+    for key in ("low", "high"):
+        values = desc[key]
+        if (
+            not isinstance(values, list)
+            or len(values) != size
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            raise bad(f"{key} must be a list of {size} numbers")
+        arr = np.asarray(values, np.float64)
+        if np.isnan(arr).any():
+            raise bad(f"{key} contains NaN")
+        bounds.append(arr.reshape(shape))
+    low, high = bounds
+    if np.any(low > high):
+        raise bad("low > high")
+    np_dtype = np.dtype(dtype)
+    if np_dtype.kind in "iu":
+        info = np.iinfo(np_dtype.type)  # type: ignore[type-var]
+        if np.any(low < info.min) or np.any(high > info.max):
+            raise bad(f"bounds outside the range of {dtype}")
+    with np.errstate(all="ignore"):
+        return gym.spaces.Box(low.astype(np_dtype), high.astype(np_dtype), tuple(shape), np_dtype)
 
 
 def data_shape_dtype(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:

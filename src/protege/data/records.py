@@ -1,0 +1,346 @@
+"""Typed records of a store: its ``meta.json`` (:class:`StoreMeta`) and each line of
+``episodes.jsonl`` (:class:`EpisodeRecord`), validated field by field when read.
+
+Since format version 3 both carry a CRC32 of their own content, computed over the canonical
+JSON (sorted keys, no spaces) of the object without it: ``"crc"`` in ``meta.json``,
+``"line_crc"`` on every index line. Versions 1 (raw observations) and 2 (compressed frames),
+written by protege before, have neither; they are read (every field still validated) and
+reported as unchecksummed, and appends to them keep their format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import gymnasium as gym
+
+from protege.data.frames import CODEC
+from protege.data.spaces import space_from_json, space_to_json
+from protege.errors import DataError
+
+FORMAT = "protege-store"
+VERSION = 3
+"""Format version of the stores protege writes: checksummed meta.json and index lines."""
+OLD_VERSIONS = (1, 2)
+"""Still read: 1 (raw observations) and 2 (compressed frames), without checksums."""
+FIELDS = ("obs", "actions", "executed", "rewards", "actor", "labeled")
+"""The per-step fields, one ``NAME.bin`` file each, in the order of an index line's CRCs."""
+
+EXTRAS: dict[str, str] = {
+    "episode": "index of the episode within its round (episodes collected by an interactive "
+    "run; absent for demonstrations collected otherwise)",
+    "queries": "times the expert was asked for an action during the episode",
+    "interventions": "times the expert took over from the learner",
+    "success": "1 if the task judged the episode a success, else 0",
+    "attention_seconds": "seconds a person spent in control",
+    "session_seconds": "seconds a person spent watching",
+}
+"""The known per-episode extras (``Episode.extras``) and what they hold. Gates add their own
+counters (``robot_steps``, ``switch_novel``, ``takeover_unsafe``...) and thresholds
+(``novelty_threshold``...); every extra is a number, never NaN."""
+
+_COUNTS = ("episode", "queries", "interventions")
+_SECONDS = ("attention_seconds", "session_seconds")
+_U32 = 2**32
+_MAX_STEPS = 2**40
+_MAX_ROUND = 2**31
+
+
+def canonical_crc(obj: dict[str, Any]) -> int:
+    """CRC32 of ``obj`` as canonical JSON (sorted keys, no spaces, ASCII)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return zlib.crc32(text.encode())
+
+
+class _Fields:
+    """Typed access to the fields of one parsed JSON object; errors name ``where``."""
+
+    def __init__(self, obj: Any, where: str):
+        if not isinstance(obj, dict):
+            raise DataError(f"{where} (not a JSON object)")
+        self.obj, self.where = obj, where
+
+    def error(self, key: str, problem: str) -> DataError:
+        return DataError(f"{self.where} (field {key!r}: {problem})")
+
+    def get(self, key: str, default: Any = ...) -> Any:
+        if key not in self.obj:
+            if default is ...:
+                raise self.error(key, "missing")
+            return default
+        return self.obj[key]
+
+    def int(self, key: str, lo: int, hi: int, default: Any = ...) -> int:
+        value = self.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise self.error(key, f"{value!r}; expected an integer in [{lo}, {hi}]")
+        return value
+
+    def bool(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            raise self.error(key, f"{value!r}; expected true or false")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.get(key)
+        if not _is_number(value) or not math.isfinite(value):
+            raise self.error(key, f"{value!r}; expected a finite number")
+        return float(value)
+
+    def only(self, allowed: set[str]) -> None:
+        unknown = sorted(set(self.obj) - allowed)
+        if unknown:
+            raise self.error(unknown[0], "unknown field")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_extras(extras: Any, where: str) -> dict[str, float]:
+    """``extras`` as a ``dict[str, float]``, or a DataError naming the bad key: numbers only,
+    never NaN; the known counts are non-negative integers, ``success`` 0 or 1, seconds finite
+    and non-negative."""
+    if not isinstance(extras, dict):
+        raise DataError(f"{where} (field 'extras': expected an object)")
+    out: dict[str, float] = {}
+    for key, value in extras.items():
+        if not isinstance(key, str) or not _is_number(value) or math.isnan(value):
+            raise DataError(f"{where} (extra {key!r}: {value!r} is not a number)")
+        v = float(value)
+        if key in _COUNTS and not (0 <= v < 2**53 and v == int(v)):
+            raise DataError(f"{where} (extra {key!r}: {value!r}; expected a count ≥ 0)")
+        if key == "success" and v not in (0.0, 1.0):
+            raise DataError(f"{where} (extra 'success': {value!r}; expected 0 or 1)")
+        if key in _SECONDS and not (0 <= v < math.inf):
+            raise DataError(f"{where} (extra {key!r}: {value!r}; expected seconds ≥ 0)")
+        out[key] = v
+    return out
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One committed episode, as its line in ``episodes.jsonl`` describes it."""
+
+    number: int
+    """Its position in the store (0 for the first episode)."""
+    start: int
+    """Steps stored before it: the index of its first step in ``Store.transitions()``."""
+    length: int
+    """T ≥ 1 steps (T+1 observations)."""
+    round: int
+    """The round it was collected in (0 for demonstrations)."""
+    terminated: bool
+    truncated: bool
+    seed: int | None
+    """The env seed it was reset with, if known."""
+    episode_return: float
+    """Sum of its rewards (``"return"`` in the file)."""
+    labels: int
+    """Steps holding an expert label, 0 ≤ labels ≤ length."""
+    learner_steps: int
+    """Steps the learner acted, 0 ≤ learner_steps ≤ length."""
+    crc: tuple[int, ...]
+    """CRC32 of its bytes in each of :data:`FIELDS` (compressed bytes for frames)."""
+    obs_start: int | None = None
+    """Compressed frames only: byte offset of its first frame in ``obs.bin``."""
+    obs_bytes: int | None = None
+    """Compressed frames only: bytes its T+1 frames take in ``obs.bin``."""
+    obs_idx_crc: int | None = None
+    """Compressed frames only: CRC32 of its T+1 rows of ``obs.idx``."""
+    extras: dict[str, float] = field(default_factory=dict, hash=False)
+    """Numbers about the episode; see :data:`EXTRAS`."""
+
+    @property
+    def episode(self) -> int | None:
+        """Its index within its round (the ``episode`` extra), None if not recorded."""
+        value = self.extras.get("episode")
+        return None if value is None else int(value)
+
+    def to_json(self, version: int = VERSION) -> dict[str, Any]:
+        """The index line's object for a store of format ``version`` (with its ``line_crc``
+        from version 3 on)."""
+        head = {"number": self.number, "start": self.start} if version >= 3 else {}
+        entry: dict[str, Any] = {
+            **head,
+            "length": self.length,
+            "round": self.round,
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+            "seed": self.seed,
+            "return": self.episode_return,
+            "labels": self.labels,
+            "learner_steps": self.learner_steps,
+            "crc": list(self.crc),
+        }
+        if self.obs_bytes is not None:
+            if version >= 3:
+                entry["obs_start"] = self.obs_start
+            entry.update(obs_bytes=self.obs_bytes, obs_idx_crc=self.obs_idx_crc)
+        if self.extras:
+            entry["extras"] = dict(self.extras)
+        if version >= 3:
+            entry["line_crc"] = canonical_crc(entry)
+        return entry
+
+    def to_line(self, version: int = VERSION) -> bytes:
+        """The index line, newline included."""
+        return (json.dumps(self.to_json(version)) + "\n").encode()
+
+
+_LINE_KEYS = {
+    "length", "round", "terminated", "truncated", "seed", "return", "labels",
+    "learner_steps", "crc", "obs_bytes", "obs_idx_crc", "extras",
+}  # fmt: skip
+_LINE_KEYS_V3 = _LINE_KEYS | {"number", "start", "obs_start", "line_crc"}
+
+
+def parse_record(
+    line: bytes,
+    where: str,
+    number: int | None,
+    version: int,
+    compressed: bool,
+    start: int | None = None,
+    obs_start: int | None = None,
+) -> EpisodeRecord:
+    """The record of index line ``line`` (without its newline), episode ``number`` (None: the
+    number the line gives, format version 3 only).
+
+    Every field is checked for type and range, the line's checksum (version 3), and, when
+    given, that it starts where the previous episode ended (``start`` steps, ``obs_start``
+    compressed bytes). Raises a DataError ``"<where> is corrupt (field 'x': ...)"``."""
+    where = f"{where} is corrupt"
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{where} ({exc})") from None
+    f = _Fields(obj, where)
+    f.only(_LINE_KEYS_V3 if version >= 3 else _LINE_KEYS)
+    if version >= 3:
+        written = f.int("line_crc", 0, _U32 - 1)
+        if canonical_crc({k: v for k, v in obj.items() if k != "line_crc"}) != written:
+            raise DataError(f"{where} (its line_crc does not match its content)")
+        number = f.int("number", *((0, 2**62) if number is None else (number, number)))
+    elif number is None:
+        raise DataError(f"{where} (a line of format version {version} has no number)")
+    length = f.int("length", 1, _MAX_STEPS)
+    crc = f.get("crc")
+    if not isinstance(crc, list) or len(crc) != len(FIELDS):
+        raise f.error("crc", f"expected a list of {len(FIELDS)} CRC32 values")
+    if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < _U32 for c in crc):
+        raise f.error("crc", "expected a list of CRC32 values (integers in [0, 2**32))")
+    seed = f.get("seed")
+    if seed is not None and not (
+        isinstance(seed, int) and not isinstance(seed, bool) and -(2**63) <= seed < 2**64
+    ):
+        raise f.error("seed", f"{seed!r}; expected null or an integer")
+    frames: dict[str, Any] = {}
+    if compressed:
+        frames["obs_bytes"] = f.int("obs_bytes", length + 1, 2**62)
+        frames["obs_idx_crc"] = f.int("obs_idx_crc", 0, _U32 - 1)
+        if version >= 3:
+            frames["obs_start"] = f.int("obs_start", 0, 2**62)
+    else:
+        for key in ("obs_bytes", "obs_idx_crc", "obs_start"):
+            if key in obj:
+                raise f.error(key, "a store of raw observations has no frame offsets")
+    record = EpisodeRecord(
+        number=number,
+        start=f.int("start", 0, 2**62) if version >= 3 else (start or 0),
+        length=length,
+        round=f.int("round", 0, _MAX_ROUND),
+        terminated=f.bool("terminated"),
+        truncated=f.bool("truncated"),
+        seed=seed,
+        episode_return=f.number("return"),
+        labels=f.int("labels", 0, length, default=length if version < 3 else ...),
+        learner_steps=f.int("learner_steps", 0, length, default=0 if version < 3 else ...),
+        crc=tuple(crc),
+        extras=check_extras(f.get("extras", {}), where),
+        **frames,
+    )
+    if start is not None and record.start != start:
+        raise f.error("start", f"{record.start}; the previous episodes end at step {start}")
+    if compressed and obs_start is not None and version >= 3 and record.obs_start != obs_start:
+        raise f.error("obs_start", f"{record.obs_start}; the previous frames end at {obs_start}")
+    if compressed and version < 3:
+        record = replace(record, obs_start=obs_start or 0)
+    return record
+
+
+# --------------------------------------------------------------------------- meta.json
+@dataclass(frozen=True)
+class StoreMeta:
+    """What ``meta.json`` says: format version, task, spaces, observation codec."""
+
+    version: int
+    task: str | None
+    observation_space: gym.Space
+    action_space: gym.Space
+    obs_codec: str | None = None
+    """``"zlib"`` if observations are stored as compressed frames, else None."""
+    obs_codec_level: int | None = None
+    """The zlib level (1-9) frames are compressed with."""
+
+    @property
+    def checksummed(self) -> bool:
+        """Whether meta.json and the index lines carry checksums (version 3 on)."""
+        return self.version >= 3
+
+    def to_json(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "version": self.version,
+            "task": self.task,
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+        }
+        if self.obs_codec is not None:
+            meta.update(obs_codec=self.obs_codec, obs_codec_level=self.obs_codec_level)
+        if self.version >= 3:
+            meta["crc"] = canonical_crc(meta)
+        return meta
+
+
+_META_KEYS = {"format", "version", "task", "observation_space", "action_space"}
+_CODEC_KEYS = {"obs_codec", "obs_codec_level"}
+
+
+def parse_meta(text: bytes, where: str) -> StoreMeta:
+    """The validated content of a ``meta.json``; raises a DataError naming ``where``."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{where}: corrupt JSON ({exc})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise DataError(f"{where}: not a protege store (format field is missing)")
+    version = obj.get("version")
+    if version not in (*OLD_VERSIONS, VERSION) or isinstance(version, bool):
+        raise DataError(f"{where}: store version {version!r}; expected {VERSION} (or 1, 2)")
+    f = _Fields(obj, f"{where}: corrupt")
+    if version >= 3:
+        written = f.int("crc", 0, _U32 - 1)
+        if canonical_crc({k: v for k, v in obj.items() if k != "crc"}) != written:
+            raise DataError(f"{where}: corrupt (its crc does not match its content)")
+    compressed = version == 2 or (version >= 3 and "obs_codec" in obj)
+    allowed = _META_KEYS | (_CODEC_KEYS if compressed else set())
+    f.only(allowed | ({"crc"} if version >= 3 else set()))
+    codec = level = None
+    if compressed:
+        codec = f.get("obs_codec")
+        if codec != CODEC:
+            raise DataError(f"{where}: unknown observation codec {codec!r}")
+        level = f.int("obs_codec_level", 1, 9, default=6 if version < 3 else ...)
+    task = f.get("task")
+    if task is not None and not isinstance(task, str):
+        raise f.error("task", f"{task!r}; expected a name or null")
+    obs, act = (
+        space_from_json(f.get(k), f"{where}: {k}") for k in ("observation_space", "action_space")
+    )
+    return StoreMeta(version, task, obs, act, codec, level)
