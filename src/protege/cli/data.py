@@ -20,7 +20,7 @@ from protege.cli.core import (
     command,
     console,
 )
-from protege.errors import ConfigError
+from protege.errors import ConfigError, DataError, ProtegeError
 
 
 def _collect_flags(p: argparse.ArgumentParser) -> None:
@@ -72,13 +72,22 @@ def collect(args: argparse.Namespace) -> None:
 def _info_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", metavar="PATH", help="a store or a policy directory")
     p.add_argument("--tasks", action="store_true", help="list the registered tasks and heads")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="read and verify every episode of the store, reporting each one that fails",
+    )
 
 
 @command("info", _info_flags)
 def info(args: argparse.Namespace) -> None:
     """Describe a store (episodes, transitions, labels, rounds, returns) or a policy directory.
 
-    Example: protege info demos/lunar        protege info runs/bc        protege info --tasks
+    Opening a store checks meta.json and every index line (their checksums, every field's
+    type and range); --check also reads every episode and verifies its data (CRC32 of every
+    field, frames, finite values, action ranges, counts), reporting each one that fails.
+
+    Example: protege info demos/lunar        protege info --check demos/lunar
     """
     if args.tasks:
         _info_tasks()
@@ -91,6 +100,8 @@ def info(args: argparse.Namespace) -> None:
         raise ConfigError(f"{path}: no such file or directory")
     if (path / "config.json").exists() and not (path / "meta.json").exists():
         _info_policy(path)
+    elif args.check:
+        _check_store(path)
     elif (path / "meta.json").exists():
         _info_store(path)
     else:
@@ -118,7 +129,10 @@ def _info_store(path: Path) -> None:
     from protege.data.store import Store
     from protege.report.page import mean_std
 
-    store = Store.open(path)
+    try:
+        store = Store.open(path)
+    except ProtegeError as exc:
+        raise DataError(f"{exc} (`protege info --check {path}` reports every episode)") from None
     index = store.index
     returns = [e.episode_return for e in index]
     rounds = Counter(e.round for e in index)
@@ -137,6 +151,71 @@ def _info_store(path: Path) -> None:
             f"{sum(e.truncated for e in index)}",
             "observation space": _space(store.observation_space),
             "action space": _space(store.action_space),
+            "checked": (
+                "meta.json and every index line (checksums, fields); "
+                if store.meta.checksummed
+                else f"format version {store.meta.version}: no checksums on meta.json and the "
+                "index lines (fields validated); "
+            )
+            + "episode data not read (--check verifies it)",
+        },
+    )
+
+
+def _check_store(path: Path) -> None:
+    from protege.data.repair import check_store
+
+    report = check_store(path)
+    bad = [e for e in report.episodes if e.problem is not None]
+    rows = [[e.line, e.record.number if e.record else "?", e.problem] for e in bad[:20]]
+    if rows:
+        _table(f"Episodes that fail ({len(bad)})", ["line", "episode", "problem"], rows)
+    facts: dict[str, Any] = {
+        "episodes verified": f"{len(report.intact)} of {len(report.episodes)}",
+        "checked": "meta.json; per episode: index line, CRC32 of every field"
+        + (", frame offsets, frames decompress" if report.meta and report.meta.obs_codec else "")
+        + ", finite values, action range, label and learner-step counts, return",
+    }
+    for i, note in enumerate(report.notes):
+        facts[f"note {i + 1}"] = note
+    for i, problem in enumerate(report.problems):
+        facts[f"problem {i + 1}"] = problem
+    _facts(f"Check of {path}", facts)
+    if not report.ok:
+        raise DataError(
+            f"{path}: {len(bad)} of {len(report.episodes)} episodes fail"
+            + (f" and {len(report.problems)} store problems" if report.problems else "")
+            + f"; `protege repair {path} --out NEWDIR` copies the {len(report.intact)} intact "
+            "episodes into a new store"
+        )
+
+
+def _repair_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", metavar="STORE", help="a damaged protege store (only read)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the new store (must not exist)")
+
+
+@command("repair", _repair_flags)
+def repair(args: argparse.Namespace) -> None:
+    """Copy every episode of a store that verifies into a new store; the original is only read.
+
+    Use it when a store is refused as corrupt: `protege info --check STORE` says which episodes
+    fail and why. Episodes are copied in order with their round, seed and extras.
+
+    Example: protege repair demos/lunar --out demos/lunar-repaired
+    """
+    from protege.data.repair import repair as repair_store
+
+    report = repair_store(args.store, args.out)
+    lost = [e for e in report.episodes if e.problem is not None]
+    _facts(
+        "Repaired",
+        {
+            "from": args.store,
+            "to": args.out,
+            "episodes copied": f"{len(report.intact)} of {len(report.episodes)}",
+            "episodes left out": len(lost),
+            **{f"line {e.line}": e.problem for e in lost[:10]},
         },
     )
 

@@ -138,6 +138,8 @@ def create_dir(path: Path, files: dict[str, str], last: str, text: str) -> int:
     if path.is_symlink() and path.is_dir():
         path = path.resolve()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if (path / last).exists():
+            raise FileExistsError(errno.EEXIST, "a store is there", str(path))
         raise DataError(
             f"{path}: exists and is not an empty directory (no {last}: not a protege store); "
             "a new store needs a new or empty directory"

@@ -1,17 +1,19 @@
 """Typed records of a store: its ``meta.json`` (:class:`StoreMeta`) and each line of
 ``episodes.jsonl`` (:class:`EpisodeRecord`), validated field by field when read.
 
-Since format version 3 both carry a CRC32 of their own content, computed over the canonical
-JSON (sorted keys, no spaces) of the object without it: ``"crc"`` in ``meta.json``,
-``"line_crc"`` on every index line. Versions 1 (raw observations) and 2 (compressed frames),
-written by protege before, have neither; they are read (every field still validated) and
-reported as unchecksummed, and appends to them keep their format.
+Since format version 3 both carry a CRC32 of their own content: ``"crc"`` in ``meta.json``
+(over its canonical JSON, sorted keys and no spaces, without that field) and ``"line_crc"``,
+the last field of every index line (over the line's bytes before ``, "line_crc": ``).
+Versions 1 (raw observations) and 2 (compressed frames), written by protege before, have
+neither; they are read (every field still validated) and reported as unchecksummed, and
+appends to them keep their format.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -163,8 +165,7 @@ class EpisodeRecord:
         return None if value is None else int(value)
 
     def to_json(self, version: int = VERSION) -> dict[str, Any]:
-        """The index line's object for a store of format ``version`` (with its ``line_crc``
-        from version 3 on)."""
+        """The index line's object for a store of format ``version``, without its checksum."""
         head = {"number": self.number, "start": self.start} if version >= 3 else {}
         entry: dict[str, Any] = {
             **head,
@@ -184,19 +185,22 @@ class EpisodeRecord:
             entry.update(obs_bytes=self.obs_bytes, obs_idx_crc=self.obs_idx_crc)
         if self.extras:
             entry["extras"] = dict(self.extras)
-        if version >= 3:
-            entry["line_crc"] = canonical_crc(entry)
         return entry
 
     def to_line(self, version: int = VERSION) -> bytes:
-        """The index line, newline included."""
-        return (json.dumps(self.to_json(version)) + "\n").encode()
+        """The index line, newline included (and its ``line_crc`` from version 3 on)."""
+        body = json.dumps(self.to_json(version)).encode()
+        if version < 3:
+            return body + b"\n"
+        head = body[:-1]
+        return head + b', "line_crc": %d}\n' % zlib.crc32(head)
 
 
 _LINE_KEYS = {
     "length", "round", "terminated", "truncated", "seed", "return", "labels",
     "learner_steps", "crc", "obs_bytes", "obs_idx_crc", "extras",
 }  # fmt: skip
+_LINE_CRC = re.compile(rb', "line_crc": (\d{1,10})\}\Z')
 _LINE_KEYS_V3 = _LINE_KEYS | {"number", "start", "obs_start", "line_crc"}
 
 
@@ -223,8 +227,10 @@ def parse_record(
     f = _Fields(obj, where)
     f.only(_LINE_KEYS_V3 if version >= 3 else _LINE_KEYS)
     if version >= 3:
-        written = f.int("line_crc", 0, _U32 - 1)
-        if canonical_crc({k: v for k, v in obj.items() if k != "line_crc"}) != written:
+        tail = _LINE_CRC.search(line)
+        if tail is None or f.int("line_crc", 0, _U32 - 1) != int(tail[1]):
+            raise f.error("line_crc", "missing or not the line's last field")
+        if zlib.crc32(line[: tail.start()]) != int(tail[1]):
             raise DataError(f"{where} (its line_crc does not match its content)")
         number = f.int("number", *((0, 2**62) if number is None else (number, number)))
     elif number is None:

@@ -155,18 +155,10 @@ class Store:
         )
         text = json.dumps(meta.to_json(), indent=2)
         parse_meta(text.encode(), f"{path / 'meta.json'}")  # only what a reader accepts
-        if path.is_symlink() and path.is_dir():
-            path = path.resolve()
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise DataError(
-                f"{path}: exists and is not an empty directory (no meta.json: not a protege "
-                "store); a new store needs a new or empty directory"
-            )
         names = [f"{name}.bin" for name in FIELDS] + ["obs.idx"] * bool(compress_obs)
         try:
-            lock_fd = create_dir(
-                path, {n: "" for n in [*names, "episodes.jsonl"]}, "meta.json", text
-            )
+            empty = dict.fromkeys([*names, "episodes.jsonl"], "")
+            lock_fd = create_dir(path, empty, "meta.json", text)
         except FileExistsError:
             if file_size(path / "meta.json") is None:
                 raise DataError(f"{path}: another process is creating a store here") from None
@@ -198,7 +190,13 @@ class Store:
         meta = read_meta(path)
         lock_fd = lock_dir(path) if writable else None
         try:
-            store = cls(path, meta, _read_index(path / "episodes.jsonl", meta), lock_fd)
+            try:
+                index = _read_index(path / "episodes.jsonl", meta)
+            except DataError as exc:
+                raise DataError(
+                    f"{exc}; {RECOVER.format(path=path)}" if writable else exc
+                ) from None
+            store = cls(path, meta, index, lock_fd)
             if writable:
                 store._verify_for_writing()
         except BaseException:
