@@ -329,3 +329,15 @@ def test_extras_are_validated_when_appended(tmp_path):
             store.append(make_episode(round=-2))
         assert len(store) == 0
     assert Store.open(tmp_path / "s").n_transitions == 0
+
+
+def test_old_stores_are_read_and_appended_to_in_their_format(tmp_path):
+    path = tmp_path / "old"
+    eps = _store(path, 2)
+    _old_format(path)
+    with Store.open(path, writable=True) as store:
+        store.append(make_episode(4, 9))
+    store = Store.open(path)
+    assert store.meta.version == 1 and len(store) == 3
+    assert "line_crc" not in (path / "episodes.jsonl").read_text()
+    np.testing.assert_array_equal(list(store.episodes())[1].obs, eps[1].obs)
