@@ -27,7 +27,7 @@ from protege.tasks.lane import LANE, LaneRisk
 
 def lane_task(cfg: HorizonConfig, horizon: int) -> Task:
     """The ``lane`` task as the experiment runs it: horizon T, the config's road, and no
-    env-side slips (the learner slips, :class:`SlippingTable`)."""
+    env-side slips (the learner slips: :class:`~protege.experiments.tabular.SlippingTable`)."""
     kwargs = {
         "width": cfg.width,
         "horizon": horizon,
