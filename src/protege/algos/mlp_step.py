@@ -51,7 +51,7 @@ class MLPStep:
             for p in (w, b):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._buffers: dict[int, tuple[list[torch.Tensor], ...]] = {}
 
     @staticmethod
     def applies(policy: Policy) -> bool:
@@ -63,14 +63,14 @@ class MLPStep:
             and all(p.requires_grad and p.dtype == torch.float32 for p in policy.parameters())
         )
 
-    def _buffers_for(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Each layer's output, and the gradient with respect to each hidden layer's output,
-        for ``batch`` rows."""
+    def _buffers_for(self, batch: int) -> tuple[list[torch.Tensor], ...]:
+        """Each layer's output, the gradient with respect to each hidden layer's output, and
+        that gradient's transpose (a view), for ``batch`` rows."""
         bufs = self._buffers.get(batch)
         if bufs is None:
             outs = [torch.empty(batch, n) for n in self.out_features]
             grads = [torch.empty(batch, n) for n in self.out_features[:-1]]
-            bufs = self._buffers[batch] = (outs, grads)
+            bufs = self._buffers[batch] = (outs, grads, [g.t() for g in grads])
         return bufs
 
     @torch.no_grad()
@@ -78,7 +78,7 @@ class MLPStep:
         self, obs_B: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
     ) -> torch.Tensor:
         x = obs_B.flatten(1)
-        outs, grads = self._buffers_for(len(x))
+        outs, grads, grads_t = self._buffers_for(len(x))
         params = self.params
         for w, b in params:
             if w.grad is None or b.grad is None:  # e.g. zero_grad(set_to_none=True)
@@ -86,13 +86,14 @@ class MLPStep:
         out = mlp_forward(x, [(w.t(), b) for w, b in params], relu_last=False, outs=outs)
         loss, grad = self.head.output_loss(out, actions_BHA, pad_mask_BH, with_grad=True)
         assert grad is not None
+        grad_t = grad.t()
         for i in range(len(params) - 1, -1, -1):
             w, b = params[i]
-            torch.mm(grad.t(), outs[i - 1] if i else x, out=w.grad)
+            torch.mm(grad_t, outs[i - 1] if i else x, out=w.grad)
             torch.sum(grad, 0, out=b.grad)
             if i:
                 below = grads[i - 1]
                 torch.mm(grad, w, out=below)
                 THRESHOLD_BACKWARD(below, outs[i - 1], 0.0, grad_input=below)
-                grad = below
+                grad, grad_t = below, grads_t[i - 1]
         return loss
