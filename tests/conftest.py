@@ -14,3 +14,15 @@ def _one_torch_thread():
     the kill tests, which run one thread too."""
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(params=[True, False], ids=["fast", "autograd"])
+def both_paths(request, monkeypatch):
+    """Run a test with the CPU fast paths on and then off (``protege.policies.mlp.FAST_PATHS``,
+    what ``PROTEGE_FAST_PATH=0`` sets): off, BC trains through autograd and torch's AdamW and
+    policies act through their modules. Test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("both_paths")``."""
+    from protege.policies import mlp
+
+    monkeypatch.setattr(mlp, "FAST_PATHS", request.param)
+    return request.param

@@ -13,6 +13,10 @@ from protege.errors import DataError
 from protege.policies import Policy, PolicyConfig
 from protege.rollout.collect import collect
 
+# Every test here runs with the CPU fast paths on and off (conftest.py): the assertions
+# hold for both.
+pytestmark = pytest.mark.usefixtures("both_paths")
+
 
 @pytest.fixture(scope="module")
 def cartpole_demos(tmp_path_factory):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from protege.policies import HEADS, Policy, PolicyConfig
-from protege.policies.heads.base import Head
+from protege.policies.heads.base import Head, LinearHead
 from protege.policies.heads.binned import BinnedAutoregressiveHead
 from protege.policies.heads.diffusion import (
     DiffusionHead,
@@ -289,3 +289,70 @@ def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path) -> No
     ]
     np.testing.assert_array_equal(sample[0], sample[1])
     assert loaded.config == policy.config
+
+
+# -- linear heads: one derivation of the loss ----------------------------------------------
+
+
+def _textbook_loss(
+    name: str, out: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor | None, H: int
+) -> torch.Tensor:
+    """Each linear head's loss written the obvious way, for autograd to differentiate."""
+    B = len(out)
+    if name == "categorical":
+        per_step = torch.nn.functional.cross_entropy(
+            out.view(B * H, -1), actions.long().flatten(), reduction="none"
+        ).view(B, H)
+    elif name == "mse":
+        per_step = torch.nn.functional.mse_loss(
+            out.view_as(actions), actions, reduction="none"
+        ).mean(-1)
+    else:
+        mean, log_std = out.view(B, H, 2, -1).unbind(2)
+        dist = torch.distributions.Normal(mean, log_std.clamp(-7.0, 2.0).exp())
+        per_step = -dist.log_prob(actions).sum(-1)
+    if mask is None:
+        return per_step.mean()
+    return per_step[mask].sum() / mask.sum()
+
+
+@pytest.mark.parametrize("name", ["categorical", "mse", "gaussian"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_linear_heads_derive_loss_and_gradient_as_autograd_does(name: str, masked: bool) -> None:
+    """output_loss (the one derivation BC's fast path and loss() share) against autograd on
+    a textbook formula; and loss() returns its value to the bit with its gradient."""
+    torch.manual_seed(0)
+    B, H = 9, 3
+    discrete = HEADS[name].discrete
+    head = HEADS[name](5, 1 if discrete else 2, H, **({"n_actions": 4} if discrete else {}))
+    assert isinstance(head, LinearHead)
+    features = torch.randn(B, 5)
+    actions = torch.randint(0, 4, (B, H, 1)).float() if discrete else torch.randn(B, H, 2)
+    if name == "gaussian":  # log-stds on both sides of the clamp, where the gradient is 0
+        with torch.no_grad():
+            head.linear.bias.view(H, 2, 2)[:, 1] = torch.tensor([[-9.0, 0.3], [2.5, -1], [0, 3]])
+    mask = None
+    if masked:
+        mask = torch.rand(B, H) > 0.3
+        mask[0] = False
+
+    out = head.linear(features).detach().requires_grad_(True)
+    want = _textbook_loss(name, out, actions, mask, H)
+    (want_grad,) = torch.autograd.grad(want, out)
+    loss, grad = head.output_loss(out.detach(), actions, mask, with_grad=True)
+    assert grad is not None and grad.shape == out.shape and grad.is_contiguous()
+    torch.testing.assert_close(loss, want.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, want_grad, rtol=1e-4, atol=1e-6)
+    assert head.output_loss(out.detach(), actions, mask, with_grad=False)[1] is None
+
+    # loss(): the same value, to the bit, and autograd carries the same gradient
+    f = features.clone().requires_grad_(True)
+    value, metrics = head.loss(f, actions, mask)
+    assert torch.equal(value.detach(), loss) and torch.equal(metrics[head.loss_name], loss)
+    value.backward()
+    torch.testing.assert_close(f.grad, grad @ head.linear.weight.detach())
+    with torch.no_grad():
+        value, metrics = head.loss(features, actions, mask)
+    assert torch.equal(value, loss)
+    if discrete:
+        assert 0.0 <= float(metrics["accuracy"]) <= 1.0

@@ -18,13 +18,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from protege.errors import ConfigError
-from protege.experiments.horizon import (
-    HorizonConfig,
-    HorizonResult,
-    exact_expectations,
-    monte_carlo_episodes,
-    run_horizon,
-)
+from protege.experiments.horizon import run_horizon
+from protege.experiments.horizon_config import HorizonConfig
+from protege.experiments.horizon_exact import exact_expectations
+from protege.experiments.horizon_mc import monte_carlo_episodes
+from protege.experiments.horizon_results import HorizonResult
 from protege.experiments.slopes import (
     bootstrap_episodes_slope,
     chi2_sf,
@@ -35,6 +33,7 @@ from protege.experiments.slopes import (
 from protege.experiments.tabular import SlippingTable, TabularNearestNeighbor
 from protege.tasks.lane import (
     LANE,
+    WIDTH,
     DriftCorridor,
     DriftCorridorVector,
     LaneExpert,
@@ -425,3 +424,19 @@ def test_headline_sweep_reproduces_the_benchmark() -> None:
     assert res.saturated.arms["bc"].mistakes_slope.slope == pytest.approx(1.430, abs=5e-3)
     sat_ag = res.saturated.agreement("mistakes")
     assert sat_ag is not None and sat_ag.passed, sat_ag
+
+
+def test_the_config_module_imports_only_the_standard_library():
+    """``protege experiment horizon --help`` reads HorizonConfig: it must not pull in numpy
+    or torch. Its corridor width default is the lane task's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import protege.experiments.horizon_config as c; "
+        "heavy = sorted(m for m in ('numpy', 'torch', 'gymnasium') if m in sys.modules); "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert HorizonConfig().width == WIDTH

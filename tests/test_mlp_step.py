@@ -79,3 +79,48 @@ def test_applies_only_to_mlp_with_linear_head():
     assert not MLPStep.applies(frozen)
     with pytest.raises(ValueError, match="MLP encoder"):
         MLPStep(_policy("mog", 1, (8,), False))
+
+
+@pytest.mark.parametrize("switch", ["config", "process"])
+def test_fast_path_off_trains_through_autograd_to_the_same_weights(tmp_path, monkeypatch, switch):
+    """BCConfig(fast_path=False), or the process-wide switch (PROTEGE_FAST_PATH=0), trains
+    with autograd and torch.optim.AdamW and never touches MLPStep or FlatAdamW; from the same
+    seed it lands on the fast path's weights up to float rounding's drift."""
+    from protege.algos import bc, mlp_step, optim
+    from protege.data.episode import Episode
+    from protege.data.store import Store
+    from protege.policies import mlp
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(401, 4)).astype(np.float32)
+    box = gym.spaces.Box(-5, 5, (2,), np.float32)
+    store = Store.create(tmp_path / "s", gym.spaces.Box(-9, 9, (4,), np.float32), box, task="t")
+    actions = np.tanh(obs[:-1, :2] * [1.5, -0.5]).astype(np.float32)
+    store.append(Episode(obs=obs, actions=actions, rewards=np.zeros(400, np.float32)))
+    data = store.transitions()
+    space = gym.spaces.Box(-9, 9, (4,), np.float32)
+    cfg = {"steps": 150, "batch_size": 64, "weight_decay": 1e-3, "grad_clip": 1.0}
+
+    def fit(fast: bool) -> tuple[Policy, list[float]]:
+        policy = Policy(PolicyConfig.for_spaces(space, box, hidden_sizes=(32, 32)), seed=0)
+        config = bc.BCConfig(**cfg, progress=False, eval_every=50, val_fraction=0)
+        if not fast:
+            if switch == "config":
+                config.fast_path = False
+            else:
+                monkeypatch.setattr(mlp, "FAST_PATHS", False)
+            monkeypatch.setattr(mlp_step.MLPStep, "__call__", _refuse)
+            monkeypatch.setattr(optim.FlatAdamW, "step", _refuse)
+        result = bc.fit(policy, data, config)
+        return policy, [row["train_loss"] for row in result.history]
+
+    fast, fast_losses = fit(True)
+    slow, slow_losses = fit(False)
+    assert slow_losses == pytest.approx(fast_losses, rel=1e-3)
+    assert slow_losses[-1] < 0.3 * slow_losses[0]  # it learned
+    for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=2e-3)
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("a fast path ran with the fast paths off")

@@ -14,6 +14,7 @@ from protege.policies import Policy, PolicyConfig
 OBS = gym.spaces.Box(-5, 5, (4,), np.float32)
 
 
+@pytest.mark.usefixtures("both_paths")
 @pytest.mark.parametrize(
     ("act_space", "head"),
     [
@@ -94,10 +95,36 @@ def test_bad_checkpoints_name_the_file(tmp_path):
         Policy.load(tmp_path / "p")
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_observation_shape_mismatch_is_a_clear_error():
     policy = Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), hidden_sizes=(8,)))
     with pytest.raises(DataError, match=r"expects observations of shape \(4,\), got \(5,\)"):
         policy.act(np.zeros((2, 5), np.float32))
+
+
+def test_the_mlp_encoder_refuses_an_activation_it_does_not_implement():
+    for encoder in ("mlp", "cnn"):
+        obs_shape = (4,) if encoder == "mlp" else (36, 36, 3)
+        cfg = PolicyConfig(
+            obs_shape=obs_shape,
+            act_dim=1,
+            encoder=encoder,
+            encoder_kwargs={"activation": "tanh"},
+        )
+        with pytest.raises(ConfigError, match=f"the {encoder} encoder: activation 'tanh'"):
+            Policy(cfg)
+    relu = PolicyConfig(obs_shape=(4,), act_dim=1, encoder_kwargs={"activation": "relu"})
+    assert Policy(relu).config.encoder_kwargs == {"activation": "relu"}
+
+
+def test_the_mlp_encoder_computes_what_its_modules_do():
+    """One copy of the MLP arithmetic (protege.policies.mlp): the encoder's forward equals
+    its nn.Sequential of Linear and ReLU modules to the bit."""
+    policy = Policy(PolicyConfig(obs_shape=(3, 2), act_dim=1, hidden_sizes=(32, 16)), seed=0)
+    obs = torch.randn(7, 3, 2)
+    with torch.no_grad():
+        assert torch.equal(policy.encoder(obs), policy.encoder.net(obs.flatten(1)))
+    assert [m.out_features for m in policy.mlp_layers] == [32, 16, 1]
 
 
 def test_head_must_fit_the_action_space():
@@ -149,6 +176,8 @@ def _reference_act(policy: Policy, obs: np.ndarray) -> np.ndarray:
     ],
 )
 def test_fast_acting_path_matches_the_modules_and_follows_weight_changes(act_space, head):
+    """(The acting plan itself; tests/test_bc.py and test_save_load_round_trip run with
+    the fast paths off too.)"""
     policy = Policy(PolicyConfig.for_spaces(OBS, act_space, head=head, hidden_sizes=(32, 16)), 0)
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(200, 4)).astype(np.float32) * 3
@@ -165,7 +194,7 @@ def test_fast_acting_path_matches_the_modules_and_follows_weight_changes(act_spa
     check()
     before = policy.act(obs)
     with torch.no_grad():  # an in-place edit of one weight...
-        policy.encoder._linears[1].weight.mul_(-1.5)
+        policy.encoder.linears[1].weight.mul_(-1.5)
     check()  # ...is seen at once
     assert not np.array_equal(policy.act(obs), before)
     policy.load_state_dict(Policy(policy.config, seed=1).state_dict())

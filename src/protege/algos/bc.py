@@ -13,7 +13,10 @@ thread that keeps a few batches ready while the network trains.
 
 Speed: an MLP policy whose head is one linear layer (``mse``, ``categorical``, ``gaussian``)
 trains through :class:`~protege.algos.mlp_step.MLPStep`, the same loss and gradients without
-autograd's overhead; every other policy through autograd. While training, subnormal floats
+autograd's overhead; every other policy through autograd; all with the flat fused AdamW of
+:class:`~protege.algos.optim.FlatAdamW`. ``BCConfig.fast_path=False`` (or
+``PROTEGE_FAST_PATH=0``) trains every policy through autograd and ``torch.optim.AdamW``
+instead. While training, subnormal floats
 are flushed to zero (``torch.set_flush_denormal``): Adam's moments of units that stop
 getting gradient decay through the subnormal range, where arithmetic on them is many times
 slower, and a long run would slow down by half or more for values below 1e-38.
@@ -37,10 +40,11 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.algos.mlp_step import MLPStep
-from protege.algos.optim import FlatAdamW
+from protege.algos.optim import FlatAdamW, TorchAdamW
 from protege.data.frames import FrameArray
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError
+from protege.policies import mlp
 from protege.policies.heads.base import Metrics
 from protege.policies.policy import Policy
 
@@ -74,6 +78,13 @@ class BCConfig:
     tensorboard_dir: str | None = None
     fit_normalization: bool = True
     """Recompute the policy's observation/action statistics from the training split."""
+    fast_path: bool = True
+    """Train through protege's CPU fast paths: the flat fused AdamW (``FlatAdamW``) and, for
+    an MLP policy with an ``mse``, ``categorical`` or ``gaussian`` head, the hand-written
+    backward pass (``MLPStep``); the same loss and gradients as autograd to float rounding,
+    several times faster at control's sizes. False: autograd and ``torch.optim.AdamW`` (no
+    private torch internals), to the same quality but not to the same bits.
+    ``PROTEGE_FAST_PATH=0`` in the environment turns the fast paths off for every run."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -256,7 +267,9 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
         raise DataError("the training split has no labeled steps")
 
     steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
-    opt = FlatAdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    fast = config.fast_path and mlp.FAST_PATHS
+    optimizer = FlatAdamW if fast else TorchAdamW
+    opt = optimizer(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = _tensorboard(config.tensorboard_dir)
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
     best_state: dict[str, torch.Tensor] | None = None
@@ -264,7 +277,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     running: list[float] = []
     train_time = 0.0
     policy.train()
-    fused = MLPStep(policy) if MLPStep.applies(policy) else None
+    fused = MLPStep(policy) if fast and MLPStep.applies(policy) else None
     bar = tqdm(range(1, steps + 1), desc="bc", disable=not config.progress, leave=False)
     prefetch = _Prefetcher(train, config.batch_size, gen) if train.lazy else None
     try:

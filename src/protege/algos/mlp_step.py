@@ -8,21 +8,26 @@ compares them with autograd's) take ~20 tensor calls into buffers allocated once
 size, and the gradients are written straight into the parameters' ``.grad`` (the flat buffer
 of :class:`~protege.algos.optim.FlatAdamW`), so no ``zero_grad`` is needed either.
 
-It applies to an :class:`~protege.policies.encoders.MLPEncoder` (Linear + ReLU layers) with a
-head that is one linear layer with a closed-form loss (``Head.linear_output``: ``mse``,
-``categorical``, ``gaussian``); :func:`protege.algos.bc.fit` uses it wherever it applies and
-autograd everywhere else. Measured in ``benchmarks/bc_throughput.py``.
+It applies to a policy with ``mlp_layers`` (an :class:`~protege.policies.encoders.MLPEncoder`
+and a :class:`~protege.policies.heads.base.LinearHead`: ``mse``, ``categorical``,
+``gaussian``). The forward pass is :func:`protege.policies.mlp.mlp_forward`, the loss and its
+gradient with respect to the head's output are the head's own
+(:meth:`~protege.policies.heads.base.LinearHead.output_loss`, which autograd's path uses
+too); only the backward pass through the layers is written here. :func:`protege.algos.bc.fit`
+uses it wherever it applies and ``BCConfig.fast_path`` is on, autograd everywhere else.
+Measured in ``benchmarks/bc_throughput.py``.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from protege.policies.encoders import MLPEncoder
+from protege.policies.heads.base import LinearHead
+from protege.policies.mlp import mlp_forward
 from protege.policies.policy import Policy
 
-_threshold_backward = torch.ops.aten.threshold_backward.grad_input
+THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
+"""ReLU's backward, in place (``grad_input=``): zero the gradient where the output is ≤ 0."""
 
 
 class MLPStep:
@@ -35,12 +40,9 @@ class MLPStep:
     def __init__(self, policy: Policy) -> None:
         if not self.applies(policy):
             raise ValueError("MLPStep needs an MLP encoder and a head with a linear output")
-        encoder = policy.encoder
-        assert isinstance(encoder, MLPEncoder)
+        assert isinstance(policy.head, LinearHead)
         self.head = policy.head
-        head_linear = policy.head.linear
-        assert isinstance(head_linear, nn.Linear)
-        layers = [*encoder._linears, head_linear]
+        layers = policy.mlp_layers
         self.out_features = [layer.out_features for layer in layers]
         # The Parameter objects (not their data, which an optimizer may re-seat): reading
         # them here is cheaper than a module attribute lookup per layer and step.
@@ -49,30 +51,25 @@ class MLPStep:
             for p in (w, b):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]]
-        self._buffers = {}
+        self._buffers: dict[int, tuple[list[torch.Tensor], ...]] = {}
 
     @staticmethod
     def applies(policy: Policy) -> bool:
-        """True for an MLP encoder and a ``linear_output`` head, every parameter trainable."""
-        head = policy.head
+        """True for a policy with ``mlp_layers`` (MLP encoder, linear head) whose parameters
+        are all trainable float32 and all in those layers."""
         return (
-            type(policy.encoder) is MLPEncoder
-            and head.linear_output
-            and isinstance(getattr(head, "linear", None), nn.Linear)
-            and sum(1 for _ in head.parameters()) == 2
+            bool(policy.mlp_layers)
+            and sum(1 for _ in policy.head.parameters()) == 2
             and all(p.requires_grad and p.dtype == torch.float32 for p in policy.parameters())
         )
 
-    def _buffers_for(
-        self, batch: int
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Each layer's output, the gradient with respect to it, and that gradient's
-        transpose (a view), for ``batch`` rows."""
+    def _buffers_for(self, batch: int) -> tuple[list[torch.Tensor], ...]:
+        """Each layer's output, the gradient with respect to each hidden layer's output, and
+        that gradient's transpose (a view), for ``batch`` rows."""
         bufs = self._buffers.get(batch)
         if bufs is None:
             outs = [torch.empty(batch, n) for n in self.out_features]
-            grads = [torch.empty(batch, n) for n in self.out_features]
+            grads = [torch.empty(batch, n) for n in self.out_features[:-1]]
             bufs = self._buffers[batch] = (outs, grads, [g.t() for g in grads])
         return bufs
 
@@ -86,20 +83,17 @@ class MLPStep:
         for w, b in params:
             if w.grad is None or b.grad is None:  # e.g. zero_grad(set_to_none=True)
                 w.grad, b.grad = torch.zeros_like(w), torch.zeros_like(b)
-        last = len(params) - 1
-        h = x
-        for i, (w, b) in enumerate(params):
-            torch.addmm(b, h, w.t(), out=outs[i])
-            if i < last:
-                outs[i].relu_()
-            h = outs[i]
-        loss = self.head.output_loss(h, actions_BHA, pad_mask_BH, grads[last])
-        for i in range(last, -1, -1):
+        out = mlp_forward(x, [(w.t(), b) for w, b in params], relu_last=False, outs=outs)
+        loss, grad = self.head.output_loss(out, actions_BHA, pad_mask_BH, with_grad=True)
+        assert grad is not None
+        grad_t = grad.t()
+        for i in range(len(params) - 1, -1, -1):
             w, b = params[i]
-            torch.mm(grads_t[i], outs[i - 1] if i else x, out=w.grad)
-            torch.sum(grads[i], 0, out=b.grad)
+            torch.mm(grad_t, outs[i - 1] if i else x, out=w.grad)
+            torch.sum(grad, 0, out=b.grad)
             if i:
                 below = grads[i - 1]
-                torch.mm(grads[i], w, out=below)
-                _threshold_backward(below, outs[i - 1], 0.0, grad_input=below)
+                torch.mm(grad, w, out=below)
+                THRESHOLD_BACKWARD(below, outs[i - 1], 0.0, grad_input=below)
+                grad, grad_t = below, grads_t[i - 1]
         return loss

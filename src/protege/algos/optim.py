@@ -92,3 +92,42 @@ class FlatAdamW:
         for p in self.params:
             p.data = p.data.clone()
             p.grad = None
+
+
+class TorchAdamW:
+    """:class:`FlatAdamW`'s interface over ``torch.optim.AdamW`` and
+    ``torch.nn.utils.clip_grad_norm_``: what BC trains with when the fast paths are off
+    (``BCConfig.fast_path``, ``PROTEGE_FAST_PATH=0``). No private torch internals."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        if not self.params:
+            raise ValueError("no trainable parameters")
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+        )
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    def clip_grad_norm(self, max_norm: float) -> float:
+        """Scale the gradient to at most ``max_norm`` (global L2 norm); returns the norm."""
+        return float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+
+    def step(self, lr: float | None = None) -> None:
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        self.optimizer.step()
+
+    def release(self) -> None:
+        """Drop the gradients (as :meth:`FlatAdamW.release` does)."""
+        for p in self.params:
+            p.grad = None

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING
 from protege.cli.core import _announce, _facts, _table, add_config_flags, command, config_values
 
 if TYPE_CHECKING:  # imported when the command runs: --help stays free of torch
-    from protege.experiments.horizon import HorizonResult, SlopeFit
+    from protege.experiments.horizon_results import HorizonResult
+    from protege.experiments.slopes import SlopeFit
 
 
 def _horizon_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", default="reports/horizon", metavar="DIR", help="where the table and plot go"
     )
-    add_config_flags(p, "protege.experiments.horizon:HorizonConfig", skip=("seed",))
+    add_config_flags(p, "protege.experiments.horizon_config:HorizonConfig", skip=("seed",))
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="quiet")
 

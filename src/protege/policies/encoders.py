@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from protege.errors import ConfigError
+from protege.policies.mlp import check_activation, linear_layers, mlp, mlp_forward, transposed
 
 ENCODERS: dict[str, type[Encoder]] = {}
 
@@ -36,18 +36,15 @@ class Encoder(nn.Module):
     the policy then hands them over without casting to float."""
 
 
-def mlp(in_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU):
-    layers: list[nn.Module] = []
-    for size in hidden_sizes:
-        layers += [nn.Linear(in_dim, size), activation()]
-        in_dim = size
-    return nn.Sequential(*layers)
-
-
 @register_encoder
 class MLPEncoder(Encoder):
     """Flattens the observation (all K of them with ``n_obs_steps = K``) and applies
-    Linear+ReLU layers of ``hidden_sizes``."""
+    Linear+ReLU layers of ``hidden_sizes``.
+
+    ``activation`` (an ``encoder_kwargs`` key) may only be ``"relu"``: the fast paths of
+    :mod:`protege.policies.mlp` are written for it, and any other value is refused rather
+    than ignored.
+    """
 
     name = "mlp"
 
@@ -57,23 +54,22 @@ class MLPEncoder(Encoder):
         hidden_sizes: Sequence[int] = (256, 256),
         n_obs_steps: int = 1,
         random_shift: int = 0,
+        activation: str = "relu",
         **kw: Any,
     ) -> None:
         super().__init__()
         if random_shift:
             raise ConfigError("random_shift is an image augmentation: use the cnn encoder")
+        check_activation(activation, "the mlp encoder")
         in_dim = int(np.prod(obs_shape)) * int(n_obs_steps)
         self.net = mlp(in_dim, hidden_sizes)
         self.out_dim = hidden_sizes[-1] if hidden_sizes else in_dim
-        self._linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        self.linears = linear_layers(self.net)
 
     def forward(self, obs_BO: torch.Tensor) -> torch.Tensor:
-        # Functional calls instead of nn.Sequential: at the batch sizes of control (1-64 rows),
-        # per-module call overhead costs more than the matrix products themselves.
-        x = obs_BO.flatten(1)
-        for layer in self._linears:
-            x = torch.relu(F.linear(x, layer.weight, layer.bias))
-        return x
+        # The layers' arithmetic, not nn.Sequential: at the batch sizes of control (1-64
+        # rows), per-module call overhead costs more than the matrix products themselves.
+        return mlp_forward(obs_BO.flatten(1), transposed(self.linears), relu_last=True)
 
 
 @register_encoder
@@ -101,6 +97,7 @@ class CNNEncoder(Encoder):
         n_obs_steps: frames of history per sample (K).
         random_shift: pad P of the random-shift augmentation (0: off).
         channels, kernels, strides: the convolutions (same length each).
+        activation: of the fully connected layers; only ``"relu"``.
     """
 
     name = "cnn"
@@ -115,9 +112,11 @@ class CNNEncoder(Encoder):
         channels: Sequence[int] = (32, 64, 64),
         kernels: Sequence[int] = (8, 4, 3),
         strides: Sequence[int] = (4, 2, 1),
+        activation: str = "relu",
         **kw: Any,
     ) -> None:
         super().__init__()
+        check_activation(activation, "the cnn encoder")
         if len(obs_shape) != 3:
             raise ConfigError(
                 f"the cnn encoder takes (H, W, C) frames, not shape {tuple(obs_shape)}"
@@ -146,7 +145,7 @@ class CNNEncoder(Encoder):
         self.convs = nn.Sequential(*layers)
         self.conv_dim = in_ch * h * w
         self.fc = mlp(self.conv_dim, hidden_sizes)
-        self._linears = [m for m in self.fc if isinstance(m, nn.Linear)]
+        self.linears = linear_layers(self.fc)
         self.out_dim = int(hidden_sizes[-1]) if hidden_sizes else self.conv_dim
 
     def to_nchw(self, obs: torch.Tensor) -> torch.Tensor:
@@ -161,10 +160,7 @@ class CNNEncoder(Encoder):
         if self.random_shift > 0 and self.training and torch.is_grad_enabled():
             x = random_shift(x, self.random_shift)
         x = self.convs(x.float().mul_(1.0 / 255.0))
-        x = x.flatten(1)
-        for layer in self._linears:
-            x = torch.relu(F.linear(x, layer.weight, layer.bias))
-        return x
+        return mlp_forward(x.flatten(1), transposed(self.linears), relu_last=True)
 
 
 def random_shift(

@@ -19,11 +19,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from protege.errors import CheckpointError, DataError
+from protege.policies import mlp
 from protege.policies.chunking import ChunkExecutor
 from protege.policies.config import PolicyConfig
 from protege.policies.encoders import ENCODERS, MLPEncoder
 from protege.policies.heads import HEADS
+from protege.policies.heads.base import LinearHead
 from protege.policies.history import ObsHistory
+from protege.policies.mlp import ActingPlan
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -91,14 +94,13 @@ class Policy(nn.Module):
         self.history: ObsHistory | None = None
         if config.n_obs_steps > 1:
             self.history = ObsHistory(config.n_obs_steps)
-        # The acting fast path (see _fast_plan): the linear layers, and the plan built from
+        # The fast paths' case (protege.policies.mlp): an MLP encoder and a LinearHead. Then
+        # mlp_layers are all the network's layers, and _fast is the acting plan built from
         # them (checked on every call; dropped when .to() and friends replace tensors).
-        self._fast_linears: list[nn.Linear] = []
-        head_linear = getattr(self.head, "linear", None)
-        if type(self.encoder) is MLPEncoder and head_cls.linear_output:
-            assert isinstance(head_linear, nn.Linear)
-            self._fast_linears = [*self.encoder._linears, head_linear]
-        self._fast: _FastPlan | None = None
+        self.mlp_layers: list[nn.Linear] = []
+        if type(self.encoder) is MLPEncoder and isinstance(self.head, LinearHead):
+            self.mlp_layers = [*self.encoder.linears, self.head.linear]
+        self._fast: ActingPlan | None = None
         self._obs_shape = torch.Size(config.obs_shape)
         self.executor: ChunkExecutor | None = None
         if config.chunk_size > 1:
@@ -183,7 +185,7 @@ class Policy(nn.Module):
             out = np.clip(out, self._low, self._high)
         return out
 
-    def _act_fast(self, obs: np.ndarray, plan: _FastPlan) -> np.ndarray:
+    def _act_fast(self, obs: np.ndarray, plan: ActingPlan) -> np.ndarray:
         """:meth:`act` for one-step, history-free MLP policies with a linear head: the
         evaluation hot path, in as few calls as possible (between env steps, every call runs
         on cold caches)."""
@@ -201,15 +203,16 @@ class Policy(nn.Module):
             out = np.clip(out, self._low, self._high)
         return out.astype(np.float32, copy=False)
 
-    def _fast_plan(self) -> _FastPlan | None:
+    def _fast_plan(self) -> ActingPlan | None:
         """The plan for deterministic acting with an MLP encoder and a ``linear_output``
-        head (None otherwise). Rebuilt when any weight or normalization statistic is changed
-        in place or given new storage."""
-        if not self._fast_linears:
+        head (None otherwise, or with the fast paths off: ``mlp.FAST_PATHS``). Rebuilt when
+        any weight or normalization statistic is changed in place or given new storage."""
+        if not self.mlp_layers or not mlp.FAST_PATHS:
             return None
         plan = self._fast
         if plan is None or not plan.current():
-            plan = self._fast = _FastPlan.build(self)
+            stats = (self.obs_mean, self.obs_std) if self.config.normalize_obs else None
+            plan = self._fast = ActingPlan.build(self.mlp_layers, stats)
         return plan
 
     def _apply(self, fn: Any, recurse: bool = True) -> Policy:
@@ -299,66 +302,3 @@ def load_weights(module: nn.Module, file: Path, described_by: str) -> None:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{file}: weights do not match {described_by} ({exc})") from None
-
-
-class _FastPlan:
-    """The arithmetic of ``normalize_obs()``, ``features()`` and a linear head's layer, for
-    acting, in as few tensor calls as possible.
-
-    At the batch sizes of acting (1-16 rows) a matrix product runs ~1.5× faster with the
-    weight stored transposed; the observation normalization is folded into the first layer
-    (``W (x − μ)/σ + b = (W/σ) x + (b − W μ/σ)``); and one ``addmm`` (+ ``relu_``) per layer
-    is a third of the calls of the modules' forward. Between env steps, where every call runs
-    on cold caches, that halves what inference adds to stepping
-    (``benchmarks/eval_overhead.py``). Results equal the modules' to float rounding.
-
-    The copies are checked against the weights' and statistics' storage and version counters
-    on every call: in-place updates, optimizer steps, ``load_state_dict`` and
-    :class:`~protege.algos.optim.FlatAdamW` all bump them. No tensor here requires grad, so
-    no autograd context is needed either.
-    """
-
-    def __init__(
-        self, watched: list[torch.Tensor], layers: list[tuple[torch.Tensor, torch.Tensor]]
-    ) -> None:
-        self.watched = watched
-        self.key = self._key()
-        self.layers = layers
-        self.dtype = layers[0][0].dtype
-
-    @classmethod
-    def build(cls, policy: Policy) -> _FastPlan:
-        linears = policy._fast_linears
-        stats = [policy.obs_mean, policy.obs_std] if policy.config.normalize_obs else []
-        watched = [t for m in linears for t in (m.weight, m.bias)] + stats
-        with torch.no_grad():
-            layers = [(m.weight.t().contiguous(), m.bias.detach()) for m in linears]
-            if stats:
-                w_t, b = layers[0]
-                n_in = w_t.shape[0]
-                inv = 1.0 / stats[1].double().flatten()
-                shift = stats[0].double().flatten() * inv
-                if inv.numel() != n_in:  # n_obs_steps > 1: the K frames share the statistics
-                    inv, shift = inv.repeat(n_in // inv.numel()), shift.repeat(n_in // inv.numel())
-                folded = w_t.double() * inv[:, None]
-                layers[0] = (
-                    folded.to(w_t.dtype).contiguous(),
-                    (b.double() - shift @ w_t.double()).to(b.dtype),
-                )
-        return cls(watched, layers)
-
-    def _key(self) -> list[tuple[int, int]]:
-        return [(t.data_ptr(), t._version) for t in self.watched]
-
-    def current(self) -> bool:
-        return self._key() == self.key
-
-    def output(self, obs_t: torch.Tensor) -> torch.Tensor:
-        """The linear head's output ``(N, D)`` for raw observations ``(N, ...)``."""
-        x = obs_t if obs_t.dtype == self.dtype else obs_t.to(self.dtype)
-        if x.dim() > 2:
-            x = x.flatten(1)
-        for w_t, b in self.layers[:-1]:
-            x = torch.addmm(b, x, w_t).relu_()
-        w_t, b = self.layers[-1]
-        return torch.addmm(b, x, w_t)

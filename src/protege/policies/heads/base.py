@@ -41,9 +41,9 @@ class Head(nn.Module):
     has_log_prob: ClassVar[bool] = False
     stochastic: ClassVar[bool] = True
     linear_output: ClassVar[bool] = False
-    """True if the head's only parameters are one ``nn.Linear`` (``self.linear``) and its loss
-    is a closed form of that layer's output (:meth:`output_loss`). BC then trains an MLP
-    policy with this head without autograd (:mod:`protege.algos.mlp_step`)."""
+    """True for a :class:`LinearHead`: one ``nn.Linear`` whose output's closed-form loss
+    and gradient the head derives itself. BC then trains an MLP policy with this head
+    without autograd (:mod:`protege.algos.mlp_step`)."""
     uses_action_norm: ClassVar[bool] = False
     """True if the head's ``__init__`` takes ``action_norm`` (the range normalized actions live
     in); the policy then passes its own ``PolicyConfig.action_norm`` unless head_kwargs say."""
@@ -65,20 +65,8 @@ class Head(nn.Module):
         """
         raise NotImplementedError
 
-    def output_loss(
-        self,
-        out_BD: torch.Tensor,
-        actions_BHA: torch.Tensor,
-        pad_mask_BH: torch.Tensor | None,
-        grad_BD: torch.Tensor,
-    ) -> torch.Tensor:
-        """Only where ``linear_output``: the loss :meth:`loss` computes, from the output
-        ``out_BD`` of ``self.linear``, with its gradient with respect to ``out_BD`` written
-        into ``grad_BD`` (same shape)."""
-        raise TypeError(f"head {self.name!r} has no closed-form loss of a linear output")
-
     def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
-        """Only where ``linear_output``: :meth:`mode` from the output of ``self.linear``."""
+        """Only for a :class:`LinearHead`: :meth:`mode` from the output of ``self.linear``."""
         raise TypeError(f"head {self.name!r} has no closed-form mode of a linear output")
 
     def sample(
@@ -94,6 +82,70 @@ class Head(nn.Module):
     def log_prob(self, features_BF: torch.Tensor, actions_BHA: torch.Tensor) -> torch.Tensor:
         """Log-likelihood ``(B, H)`` of actions; only where ``has_log_prob``."""
         raise TypeError(f"head {self.name!r} has no tractable log-likelihood")
+
+
+class LinearHead(Head):
+    """A head whose only parameters are one ``nn.Linear`` (``self.linear``) and whose loss
+    is a closed form of that layer's output.
+
+    A subclass derives its loss once, in :meth:`output_loss`: the loss and its gradient with
+    respect to the layer's output. Both training paths use that one derivation: BC's
+    hand-written step (:class:`~protege.algos.mlp_step.MLPStep`) calls it directly, and
+    :meth:`loss` hands its gradient to autograd (see there). A test checks each subclass's
+    derivation against autograd on a textbook formula (``tests/test_heads.py``).
+    """
+
+    linear_output = True
+    linear: nn.Linear
+    loss_name: ClassVar[str]
+    """The metric name of the loss (``mse``, ``nll``, ``cross_entropy``)."""
+
+    def output_loss(
+        self,
+        out_BD: torch.Tensor,
+        actions_BHA: torch.Tensor,
+        pad_mask_BH: torch.Tensor | None,
+        with_grad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The training loss (as :meth:`loss` defines it) of the layer output ``out_BD``
+        and, with ``with_grad``, its gradient with respect to ``out_BD`` (same shape,
+        contiguous; else None). Computed without autograd: call it on detached outputs."""
+        raise NotImplementedError
+
+    def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
+        """:meth:`mode` from the output ``(B, D)`` of ``self.linear``."""
+        raise NotImplementedError
+
+    def output_metrics(
+        self, out_BD: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
+    ) -> Metrics:
+        """Metrics beyond the loss, for validation (none by default)."""
+        return {}
+
+    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
+        return self.output_mode(self.linear(features_BF))
+
+    def loss(
+        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Metrics]:
+        """:meth:`output_loss` of ``self.linear(features_BF)``, differentiable: the value is
+        the closed form's, and autograd propagates the closed form's gradient.
+
+        With gradients on, the loss is returned as ``L + (s − s.detach())`` where
+        ``s = Σ out · g`` and ``g`` is :meth:`output_loss`'s gradient: ``s − s.detach()``
+        is exactly 0, so the value is ``L`` to the bit, and its gradient with respect to the
+        output is ``g``.
+        """
+        out_BD = self.linear(features_BF)
+        with_grad = torch.is_grad_enabled() and out_BD.requires_grad
+        loss, grad_BD = self.output_loss(out_BD.detach(), actions_BHA, pad_mask_BH, with_grad)
+        metrics: Metrics = {self.loss_name: loss.detach()}
+        if grad_BD is not None:
+            s = (out_BD * grad_BD).sum()
+            loss = loss + (s - s.detach())
+        else:
+            metrics.update(self.output_metrics(out_BD, actions_BHA, pad_mask_BH))
+        return loss, metrics
 
 
 def valid_weights(

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protege.policies.heads.base import (
-    Head,
+    LinearHead,
     Metrics,
     masked_mean,
     register_head,
@@ -18,13 +18,13 @@ from protege.policies.heads.base import (
 
 
 @register_head
-class CategoricalHead(Head):
+class CategoricalHead(LinearHead):
     """Logits over ``n_actions`` per chunk step; actions are indices stored as (B, H, 1)."""
 
     name = "categorical"
     discrete = True
     has_log_prob = True
-    linear_output = True
+    loss_name = "cross_entropy"
 
     def __init__(
         self, feature_dim: int, act_dim: int, chunk_size: int, n_actions: int = 2, **kw: Any
@@ -42,47 +42,33 @@ class CategoricalHead(Head):
         logp_BHK = F.log_softmax(self.logits(features_BF), dim=-1)
         return logp_BHK.gather(-1, actions_BHA.long()).squeeze(-1)
 
-    def loss(
-        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
-    ) -> tuple[torch.Tensor, Metrics]:
-        logits_BHK = self.logits(features_BF)
-        targets = actions_BHA.long().flatten()
-        if pad_mask_BH is None:
-            loss = F.cross_entropy(logits_BHK.flatten(0, 1), targets)
-        else:
-            nll = F.cross_entropy(logits_BHK.flatten(0, 1), targets, reduction="none")
-            loss = masked_mean(nll.view_as(pad_mask_BH), pad_mask_BH)
-        metrics: Metrics = {"cross_entropy": loss.detach()}
-        if not torch.is_grad_enabled():
-            hits = (logits_BHK.argmax(-1) == actions_BHA[..., 0]).float()
-            metrics["accuracy"] = masked_mean(hits, pad_mask_BH)
-        return loss, metrics
-
     def output_loss(
         self,
         out_BD: torch.Tensor,
         actions_BHA: torch.Tensor,
         pad_mask_BH: torch.Tensor | None,
-        grad_BD: torch.Tensor,
-    ) -> torch.Tensor:
-        # d(cross-entropy)/d(logits) = softmax − one_hot(label), times each step's weight.
+        with_grad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # Cross-entropy −log softmax(logits)[label], averaged over valid steps;
+        # d/d(logits) = softmax − one_hot(label), times each step's weight.
         B = len(out_BD)
         logp = F.log_softmax(out_BD.view(-1, self.n_actions), dim=-1)
         labels = actions_BHA.long().view(-1, 1)
         nll = logp.gather(1, labels).neg_()
-        grad = grad_BD.view(-1, self.n_actions)
-        torch.exp(logp, out=grad)
-        grad.scatter_add_(1, labels, torch.full_like(nll, -1.0))
         w = valid_weights(pad_mask_BH, (B, self.chunk_size))
-        if isinstance(w, float):
-            grad.mul_(w)
-            return nll.mean()
-        w = w.view(-1, 1)
-        grad.mul_(w)
-        return (nll * w).sum()
+        w_1 = w if isinstance(w, float) else w.view(-1, 1)
+        grad = None
+        if with_grad:
+            grad = torch.exp(logp)
+            grad.scatter_add_(1, labels, torch.full_like(nll, -1.0))
+            grad = grad.mul_(w_1).view_as(out_BD)
+        return (nll.mean() if isinstance(w_1, float) else (nll * w_1).sum()), grad
 
-    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
-        return self.output_mode(self.linear(features_BF))
+    def output_metrics(
+        self, out_BD: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
+    ) -> Metrics:
+        hits = (self.output_mode(out_BD)[..., 0] == actions_BHA[..., 0]).float()
+        return {"accuracy": masked_mean(hits, pad_mask_BH)}
 
     def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
         return out_BD.view(-1, self.chunk_size, self.n_actions).argmax(-1, keepdim=True).float()

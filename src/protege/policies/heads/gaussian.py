@@ -12,22 +12,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from protege.policies.heads.base import (
-    Head,
-    Metrics,
-    masked_mean,
-    register_head,
-    valid_weights,
-)
+from protege.policies.heads.base import LinearHead, register_head, valid_weights
 
 LOG_STD_MIN, LOG_STD_MAX = -7.0, 2.0
 
 
 @register_head
-class GaussianHead(Head):
+class GaussianHead(LinearHead):
+    """A mean and a log standard deviation (clamped to [-7, 2]) per action dimension and
+    chunk step; loss: the negative log-likelihood, summed over action dimensions and
+    averaged over valid steps."""
+
     name = "gaussian"
     has_log_prob = True
-    linear_output = True
+    loss_name = "nll"
 
     def __init__(self, feature_dim: int, act_dim: int, chunk_size: int, **kwargs: Any) -> None:
         super().__init__(feature_dim, act_dim, chunk_size)
@@ -43,19 +41,13 @@ class GaussianHead(Head):
         z = (actions_BHA - mean) * torch.exp(-log_std)
         return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
-    def loss(
-        self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
-    ) -> tuple[torch.Tensor, Metrics]:
-        loss = masked_mean(-self.log_prob(features_BF, actions_BHA), pad_mask_BH)
-        return loss, {"nll": loss.detach()}
-
     def output_loss(
         self,
         out_BD: torch.Tensor,
         actions_BHA: torch.Tensor,
         pad_mask_BH: torch.Tensor | None,
-        grad_BD: torch.Tensor,
-    ) -> torch.Tensor:
+        with_grad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # NLL per dim: z²/2 + log σ + log √(2π), z = (a − μ)/σ. d/dμ = −z/σ; d/dlog σ = 1 − z²
         # inside the clamp, 0 outside it (where the clamp holds log σ fixed).
         out = out_BD.view(-1, self.chunk_size, 2, self.act_dim)
@@ -65,15 +57,15 @@ class GaussianHead(Head):
         z = (actions_BHA - mean) * inv_std
         nll_BH = (0.5 * z.square() + log_std).sum(-1) + 0.5 * math.log(2 * math.pi) * self.act_dim
         w = valid_weights(pad_mask_BH, tuple(nll_BH.shape))
-        w_BH1 = w if isinstance(w, float) else w[..., None]
-        grad = grad_BD.view_as(out)
-        torch.mul(z * inv_std, -w_BH1, out=grad[:, :, 0])
-        inside = (raw_log_std >= LOG_STD_MIN) & (raw_log_std <= LOG_STD_MAX)
-        torch.mul((1.0 - z.square()) * inside, w_BH1, out=grad[:, :, 1])
-        return nll_BH.mean() if isinstance(w, float) else (nll_BH * w).sum()
-
-    def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
-        return self.output_mode(self.linear(features_BF))
+        grad = None
+        if with_grad:
+            w_BH1 = w if isinstance(w, float) else w[..., None]
+            grad = torch.empty_like(out)
+            torch.mul(z * inv_std, -w_BH1, out=grad[:, :, 0])
+            inside = (raw_log_std >= LOG_STD_MIN) & (raw_log_std <= LOG_STD_MAX)
+            torch.mul((1.0 - z.square()) * inside, w_BH1, out=grad[:, :, 1])
+            grad = grad.view_as(out_BD)
+        return (nll_BH.mean() if isinstance(w, float) else (nll_BH * w).sum()), grad
 
     def output_mode(self, out_BD: torch.Tensor) -> torch.Tensor:
         return out_BD.view(-1, self.chunk_size, 2, self.act_dim)[:, :, 0]

@@ -1,0 +1,116 @@
+"""The horizon experiment's arms: each one a run of protege's own algorithms on the ``lane``
+task (:func:`protege.algos.dagger.run_method`), learning a slipping tabular policy.
+
+Which algorithm and settings make each arm: :func:`arm_setup` (and the docstring of
+:mod:`protege.experiments.horizon`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protege.algos.dagger import DAggerConfig, run_method
+from protege.algos.dart import DARTConfig
+from protege.algos.hg_dagger import SupervisorConfig
+from protege.experiments.horizon_config import HorizonConfig
+from protege.experiments.tabular import TabularTrainer
+from protege.tasks.base import Task
+from protege.tasks.lane import LANE, LaneRisk
+
+
+def lane_task(cfg: HorizonConfig, horizon: int) -> Task:
+    """The ``lane`` task as the experiment runs it: horizon T, the config's road, and no
+    env-side slips (the learner slips: :class:`~protege.experiments.tabular.SlippingTable`)."""
+    kwargs = {
+        "width": cfg.width,
+        "horizon": horizon,
+        "epsilon": 0.0,
+        "p_turn": cfg.p_turn,
+        "cliff": cfg.cliff,
+        "cliff_offset": cfg.cliff_offset,
+        "init_offset_spread": cfg.init_offset_spread,
+    }
+    return dataclasses.replace(LANE, horizon=horizon, env_kwargs=kwargs)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What training one arm at one horizon produced."""
+
+    table: np.ndarray
+    """(n_cells,) the final learner's steer per cell."""
+    labels: int
+    """Expert labels stored (demonstrations included)."""
+    queries: int
+    """Times the expert was asked (labels, supervision)."""
+
+
+def arm_setup(
+    arm: str, cfg: HorizonConfig, horizon: int, seed: int
+) -> tuple[str, Any, DAggerConfig]:
+    """``(method, method settings, DAggerConfig)`` that make ``arm`` a run of
+    :func:`protege.algos.dagger.run_method` (see the module docstring)."""
+    common: dict[str, Any] = {
+        "n_envs": cfg.n_envs,
+        "seed": seed,
+        "eval_episodes": 1,
+        "eval_envs": 1,
+    }
+    if arm == "bc":
+        return "dagger", None, DAggerConfig(rounds=0, initial_demos=cfg.n_demos, **common)
+    if arm == "dart":
+        noisy = max(1, cfg.n_demos - 1)
+        dart = DARTConfig(initial_noise=cfg.epsilon_dart, fit_noise=False)
+        return (
+            "dart",
+            dart,
+            DAggerConfig(rounds=1, initial_demos=1, episodes_per_round=noisy, **common),
+        )
+    rounds = DAggerConfig(
+        rounds=cfg.dagger_rounds,
+        initial_demos=cfg.n_demos,
+        episodes_per_round=cfg.episodes_for(horizon),
+        **common,
+    )
+    if arm == "hg-dagger":
+        supervisor = SupervisorConfig(
+            risk=LaneRisk(cfg.hg_threshold),
+            disagreement_threshold=None,
+            hand_back=0.0,
+            min_takeover=1,
+        )
+        return "hg-dagger", supervisor, rounds
+    return "dagger", None, dataclasses.replace(rounds, beta=cfg.beta(arm))
+
+
+def train_arm(arm: str, cfg: HorizonConfig, horizon: int, seed: int, scratch: Path) -> Trained:
+    """Run ``arm`` at horizon T through :func:`~protege.algos.dagger.run_method` in a store
+    under ``scratch`` (deleted afterwards) and return its final learner's table."""
+    method, method_config, dcfg = arm_setup(arm, cfg, horizon, seed)
+    trainer = TabularTrainer(cfg.epsilon, cfg.width)
+    store = scratch / "store"
+    try:
+        result = run_method(
+            method, lane_task(cfg, horizon), store, dcfg, method_config, trainer=trainer
+        )
+        final = trainer.load(Path(f"{store}.run") / "learners" / f"round_{dcfg.rounds:03d}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    last = result.rows[-1]
+    return Trained(final.table, last.labels, last.expert_queries)
+
+
+def scratch_root(cfg: HorizonConfig) -> str | None:
+    """Where training stores go: ``cfg.scratch_dir``, else /dev/shm when writable, else
+    None (the system's temporary directory)."""
+    if cfg.scratch_dir is not None:
+        return cfg.scratch_dir
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
