@@ -425,3 +425,10 @@ def test_headline_sweep_reproduces_the_benchmark() -> None:
     assert res.saturated.arms["bc"].mistakes_slope.slope == pytest.approx(1.430, abs=5e-3)
     sat_ag = res.saturated.agreement("mistakes")
     assert sat_ag is not None and sat_ag.passed, sat_ag
+
+
+def test_the_configs_lane_width_is_the_lanes() -> None:
+    from protege.configs.horizon import LANE_WIDTH
+    from protege.tasks import lane
+
+    assert LANE_WIDTH == lane.WIDTH == HorizonConfig().width

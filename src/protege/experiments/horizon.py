@@ -3,7 +3,7 @@
 On the :class:`~protege.tasks.lane.DriftCorridor` lane-keeping corridor a learner slips with
 probability ε on every step it drives (a "trembling hand": one of the two other actions is
 executed; the expert never slips). Every arm is protege's own algorithm, run by
-:func:`protege.algos.dagger.run` (through :func:`~protege.algos.dagger.run_method`) on the
+:func:`protege.algos.engine.run` (through :func:`~protege.algos.registry.run_method`) on the
 ``lane`` task, so its data come through the one rollout loop and the library's gates; the
 learner is the same tabular 1-nearest-neighbour table on (d, Δc) for all arms, trained by
 :class:`~protege.experiments.tabular.TabularTrainer` and driving as a
@@ -90,11 +90,11 @@ from typing import Any
 
 import numpy as np
 
-from protege.algos.dagger import DAggerConfig, run_method
-from protege.algos.dart import DARTConfig
-from protege.algos.hg_dagger import SupervisorConfig
+from protege.algos.registry import run_method
 from protege.algos.rounds import derive_seed
-from protege.errors import ConfigError
+from protege.configs.horizon import ARMS, HorizonConfig
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import DARTConfig, SupervisorConfig
 from protege.experiments.slopes import (
     Agreement,
     SlopeFit,
@@ -126,144 +126,9 @@ from protege.tasks.lane import (
     road_probs,
 )
 
-ARMS: tuple[str, ...] = ("bc", "dagger", "dagger-exp", "dagger-linear", "dart", "hg-dagger")
-"""Every arm the experiment knows, in reporting order."""
-
-_DAGGER_BETA = {"dagger": "indicator", "dagger-exp": "exponential:0.5", "dagger-linear": "linear"}
 _INTERACTIVE = ("dagger", "dagger-exp", "dagger-linear", "hg-dagger")
 _ARM_CODE = {name: i for i, name in enumerate(ARMS)}
 _STREAM_TRAIN, _STREAM_MC, _STREAM_BOOT = 1, 3, 4
-
-
-@dataclass(frozen=True)
-class HorizonConfig:
-    """Settings of one horizon sweep (every field has the documented default).
-
-    The defaults are the headline setting of the DriftCorridor spec: straight road, W = 5,
-    ε = 2.5e-4 (so εT ≤ 0.25), K = 20 demos, 5 DAgger rounds.
-    """
-
-    horizons: tuple[int, ...] = (50, 100, 200, 500, 1000)
-    epsilon: float = 2.5e-4
-    """Learner slip rate at training-time rollouts and at evaluation."""
-    epsilon_dart: float = 0.05
-    """DART's tremble: the noisy expert executes a uniformly random action this often."""
-    n_demos: int = 20
-    """K: expert demonstrations (episodes of length T) for BC, DART and round 0."""
-    dagger_rounds: int = 5
-    episodes_per_round: int = 4
-    """Fewest episodes of an interactive round (see ``slips_per_round``)."""
-    slips_per_round: float = 5.0
-    """Each interactive round runs enough episodes for this many expected learner slips."""
-    linear_rampdown: int | None = None
-    """R of the linear β schedule; ``None`` means ``dagger_rounds`` (last round β = 0)."""
-    hg_threshold: int = 1
-    """HG-DAgger's supervisor takes over at ``|d| ≥ hg_threshold`` and returns at d = 0."""
-    seeds: int = 2
-    """Data replicates: each reruns every arm's training with other draws."""
-    mc_episodes: int = 10_000
-    """Monte Carlo episodes at the shortest MC horizon; a longer T runs ⌈that · T_min / T⌉,
-    the same steps per cell; 0 skips the Monte Carlo."""
-    mc_horizons: tuple[int, ...] | None = None
-    """Horizons the Monte Carlo runs at (a subset of ``horizons``; None: all of them)."""
-    mc_envs: int = 1000
-    """Sub-envs of the Monte Carlo's vector env."""
-    n_envs: int = 32
-    """Episodes collected in parallel while training (``DAggerConfig.n_envs``)."""
-    bootstrap: int = 2000
-    """Bootstrap resamples (over episodes) of each Monte Carlo slope."""
-    ci: float = 0.95
-    seed: int = 0
-    width: int = WIDTH
-    p_turn: float = 0.0
-    cliff: bool = False
-    cliff_offset: int | None = None
-    init_offset_spread: int = 0
-    saturated_epsilon: float | None = 1e-2
-    """Rerun the sweep at this ε to show saturation; ``None`` skips it."""
-    saturated_mc: bool = True
-    """Run the Monte Carlo cross-check in the saturated sweep too."""
-    arms: tuple[str, ...] = ARMS
-    scratch_dir: str | None = None
-    """Where the runs' stores go while they train (deleted after each run); default /dev/shm
-    when it is writable, else the system's temporary directory."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "horizons", tuple(int(t) for t in self.horizons))
-        object.__setattr__(self, "arms", tuple(self.arms))
-        if self.mc_horizons is not None:
-            object.__setattr__(self, "mc_horizons", tuple(int(t) for t in self.mc_horizons))
-        self._validate()
-
-    def _validate(self) -> None:
-        def bad(msg: str) -> ConfigError:
-            return ConfigError(f"HorizonConfig: {msg}")
-
-        if len(self.horizons) < 2 or any(t < 1 for t in self.horizons):
-            raise bad(f"horizons needs ≥ 2 positive values, got {self.horizons}")
-        if len(set(self.horizons)) != len(self.horizons):
-            raise bad(f"horizons must be distinct, got {self.horizons}")
-        for name in ("epsilon", "epsilon_dart", "p_turn"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise bad(f"{name} must be in [0, 1], got {v}")
-        if self.epsilon <= 0.0:
-            raise bad("epsilon must be > 0 (with ε = 0 every arm makes no mistake)")
-        if self.saturated_epsilon is not None and not 0.0 < self.saturated_epsilon <= 1.0:
-            raise bad(f"saturated_epsilon must be in (0, 1], got {self.saturated_epsilon}")
-        for name in ("n_demos", "seeds", "width", "mc_envs", "n_envs", "episodes_per_round"):
-            if getattr(self, name) < 1:
-                raise bad(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("dagger_rounds", "mc_episodes"):
-            if getattr(self, name) < 0:
-                raise bad(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if self.slips_per_round <= 0:
-            raise bad(f"slips_per_round must be > 0, got {self.slips_per_round}")
-        if self.bootstrap < 1 or not 0.0 < self.ci < 1.0:
-            raise bad("bootstrap must be ≥ 1 and ci in (0, 1)")
-        if self.linear_rampdown is not None and self.linear_rampdown < 1:
-            raise bad(f"linear_rampdown must be ≥ 1, got {self.linear_rampdown}")
-        if not 1 <= self.hg_threshold <= self.width:
-            raise bad(f"hg_threshold must be in 1..{self.width}, got {self.hg_threshold}")
-        if self.cliff_offset is not None and not 1 <= self.cliff_offset <= self.width:
-            raise bad(f"cliff_offset must be in 1..{self.width}, got {self.cliff_offset}")
-        if not 0 <= self.init_offset_spread <= self.width:
-            raise bad(f"init_offset_spread must be in 0..{self.width}")
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown or not self.arms or len(set(self.arms)) != len(self.arms):
-            raise bad(f"arms must be distinct names from {ARMS}, got {self.arms}")
-        mc = self.mc_horizons
-        if mc is not None and (
-            len(mc) < 2 or len(set(mc)) != len(mc) or set(mc) - set(self.horizons)
-        ):
-            raise bad(f"mc_horizons must be ≥ 2 distinct values of horizons, got {mc}")
-
-    def episodes_for(self, horizon: int) -> int:
-        """Episodes per interactive round at horizon T (about ``slips_per_round`` slips)."""
-        slips = math.ceil(self.slips_per_round / (self.epsilon * horizon))
-        return max(self.episodes_per_round, slips)
-
-    def beta(self, arm: str) -> str:
-        """The β schedule (``DAggerConfig.beta``) of a DAgger arm."""
-        spec = _DAGGER_BETA[arm]
-        if spec == "linear":
-            return f"linear:{self.linear_rampdown or max(self.dagger_rounds, 1)}"
-        return spec
-
-    @property
-    def mc_at(self) -> tuple[int, ...]:
-        """The horizons the Monte Carlo runs at (none when it is off)."""
-        if self.mc_episodes == 0:
-            return ()
-        return self.mc_horizons if self.mc_horizons is not None else self.horizons
-
-    def mc_episodes_for(self, horizon: int) -> int:
-        """Monte Carlo episodes at horizon T: the same number of steps at every MC horizon."""
-        return max(1, math.ceil(self.mc_episodes * min(self.mc_at) / horizon))
-
-
-# ------------------------------------------------------------------------------------------
-# Training an arm through the library
 
 
 def lane_task(cfg: HorizonConfig, horizon: int) -> Task:
@@ -297,7 +162,7 @@ def arm_setup(
     arm: str, cfg: HorizonConfig, horizon: int, seed: int
 ) -> tuple[str, Any, DAggerConfig]:
     """``(method, method settings, DAggerConfig)`` that make ``arm`` a run of
-    :func:`protege.algos.dagger.run_method` (see the module docstring)."""
+    :func:`protege.algos.registry.run_method` (see the module docstring)."""
     common: dict[str, Any] = {
         "n_envs": cfg.n_envs,
         "seed": seed,
@@ -332,7 +197,7 @@ def arm_setup(
 
 
 def train_arm(arm: str, cfg: HorizonConfig, horizon: int, seed: int, scratch: Path) -> Trained:
-    """Run ``arm`` at horizon T through :func:`~protege.algos.dagger.run_method` in a store
+    """Run ``arm`` at horizon T through :func:`~protege.algos.registry.run_method` in a store
     under ``scratch`` (deleted afterwards) and return its final learner's table."""
     method, method_config, dcfg = arm_setup(arm, cfg, horizon, seed)
     trainer = TabularTrainer(cfg.epsilon, cfg.width)
