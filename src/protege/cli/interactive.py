@@ -155,8 +155,8 @@ def dagger(args: argparse.Namespace) -> None:
     output.announce(args)
     if args.human:
         _check_human(args)
+    task = tasks.make(args.task)  # also imports the plugins of installed packages
     method_config = None if args.human else _method_config(args)
-    task = tasks.make(args.task)
     config = _dagger_config(args)
     overrides = {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
     out = Path(args.out)
