@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from dagger_vs_imitation import evaluate_seeded, heuristic_task
-from protege.algos import dagger
-from protege.algos.dagger import DAggerConfig
+from protege.algos import dagger, engine
+from protege.configs.interactive import DAggerConfig
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # round shapes, BC at DAggerConfig's defaults
@@ -61,13 +61,13 @@ def run(name: str, seed: int, eval_seed: int, eval_episodes: int, rounds: int) -
     cfg = config_for(name, seed, rounds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
-        res = dagger.run(task, dagger.policy_factory(task), store, cfg)
+        res = dagger.run(task, store, cfg, make_policy=engine.policy_factory(task))
         expert = evaluate_seeded(task, None, eval_seed, eval_episodes)["mean_return"]
         target = expert - 0.05 * abs(expert)
         out, wall, hit = [], 0.0, None
         for row in res.rows:
             ckpt = Path(f"{store}.run") / "learners" / f"round_{row.round:03d}"
-            learner = dagger.PolicyTrainer(dagger.policy_factory(task), cfg.bc).load(ckpt)
+            learner = engine.PolicyTrainer(engine.policy_factory(task), cfg.bc).load(ckpt)
             wall += row.collect_seconds + row.train_seconds
             ret = evaluate_seeded(task, learner, eval_seed, eval_episodes)["mean_return"]
             out.append((row.round, row.labels, round(ret, 1), round(wall, 2)))

@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from protege.algos import bc, dagger, ensemble_dagger, hg_dagger, thrifty
+from protege.algos import bc, dagger, engine, ensemble_dagger, hg_dagger, rounds, thrifty
 from protege.algos.bc import BCConfig
-from protege.algos.dagger import DAggerConfig, DAggerResult
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
 from protege.data.store import Store
 from protege.rollout.evaluate import evaluate
 from protege.tasks import make
@@ -79,7 +80,7 @@ def run_method(name: str, args: argparse.Namespace, seed: int, path: Path) -> DA
         shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     if name == "dagger":
-        return dagger.run(task, dagger.policy_factory(task), store, cfg, **kw)
+        return dagger.run(task, store, cfg, make_policy=engine.policy_factory(task), **kw)
     if name == "hg-dagger":
         sc = hg_dagger.SupervisorConfig(
             disagreement_threshold=args.hg_disagreement,
@@ -130,7 +131,7 @@ def bc_at_budgets(
                 eval_episodes=1,
                 eval_envs=1,
             )
-            dagger.run(task, dagger.policy_factory(task), demos, collect_cfg)
+            dagger.run(task, demos, collect_cfg, make_policy=engine.policy_factory(task))
             with Store.open(demos) as st:
                 if st.n_labels >= max(todo):
                     break
@@ -141,9 +142,9 @@ def bc_at_budgets(
         for budget in todo:
             t0 = time.perf_counter()
             data = _cut(episodes, budget, out / f"bc_{budget}", task)
-            torch.manual_seed(dagger.train_seed(seed, 0))
-            policy = dagger.policy_factory(task)()
-            bc.fit(policy, data, dataclasses.replace(cfg.bc, seed=dagger.train_seed(seed, 0)))
+            torch.manual_seed(rounds.train_seed(seed, 0))
+            policy = engine.policy_factory(task)()
+            bc.fit(policy, data, dataclasses.replace(cfg.bc, seed=rounds.train_seed(seed, 0)))
             ev = evaluate(
                 policy,
                 task,

@@ -52,9 +52,9 @@ import numpy as np
 import torch
 
 from imitation_peer import read_marker, run_in_venv
-from protege.algos import dagger
-from protege.algos.dagger import DAggerConfig
+from protege.algos import dagger, engine
 from protege.algos.rounds import SeedFirstReset
+from protege.configs.interactive import DAggerConfig
 from protege.experts.classic import LunarLanderExpert
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import rollout
@@ -128,11 +128,11 @@ def run_protege(args: argparse.Namespace, out: Path, seed: int, shape: dict | No
     )
     store = out / "store"
     shutil.rmtree(out, ignore_errors=True)
-    res = dagger.run(task, dagger.policy_factory(task), store, cfg)
+    res = dagger.run(task, store, cfg, make_policy=engine.policy_factory(task))
     expert = evaluate_seeded(task, None, args.eval_seed, args.eval_episodes)
     rounds, wall = [], 0.0
     for row in res.rows:
-        learner = dagger.PolicyTrainer(dagger.policy_factory(task), cfg.bc).load(
+        learner = engine.PolicyTrainer(engine.policy_factory(task), cfg.bc).load(
             Path(f"{store}.run") / "learners" / f"round_{row.round:03d}"
         )
         ev = evaluate_seeded(task, learner, args.eval_seed, args.eval_episodes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -13,8 +14,15 @@ from pathlib import Path
 import pytest
 
 from protege import __version__
-from protege.cli import COMMANDS, build_parser, core, main
+from protege.cli import COMMANDS, build_parser, main, registry
 from protege.cli.core import _with_default_subcommand
+from protege.cli.flags import config_fields, flag_kwargs
+from protege.configs.bc import BCConfig
+from protege.configs.demos import CarRacingDemoConfig, ObstacleDemoConfig
+from protege.configs.horizon import HorizonConfig
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import SupervisorConfig, ThriftyConfig
+from protege.configs.policy import PolicyConfig
 
 PROTEGE = Path(sys.executable).with_name("protege")
 TOY = ["--no-progress", "--seed", "3"]
@@ -353,25 +361,82 @@ def test_installed_packages_register_through_entry_points(
 
 
 # ================================================================== fast --help, lazily
-def test_flags_read_from_source_match_the_imported_dataclasses() -> None:
-    """``--help`` reads config dataclasses from source; what it reads must be the truth."""
-    build_parser()  # every command's flags: records each class and constant read
-    assert {ref for ref, _ in core.STATIC_REFS} >= {
-        "protege.algos.bc:BCConfig",
-        "protege.policies.config:PolicyConfig",
-        "protege.demo:INTERACTIVE",
-    }
-    for ref, skip in core.STATIC_REFS:
-        if skip is None:
-            assert core._module_constant(*ref.split(":")) == core._import_ref(ref), ref
-        else:
-            imported = core._runtime_fields(core._import_ref(ref), skip)
-            assert core._static_fields(ref, skip) == imported, ref
-    # what the reader cannot evaluate (a field holding another dataclass) is imported
-    dagger = "protege.algos.dagger:DAggerConfig"
-    with pytest.raises(core._NotStatic):
-        core._static_fields(dagger, ())
-    assert [f.name for f in core.config_fields(dagger)][:2] == ["rounds", "episodes_per_round"]
+def _parser_of(*path: str) -> argparse.ArgumentParser:
+    """The parser of the command ``path``, with its flags."""
+    parser = build_parser(only=path)
+    for word in path:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return parser
+
+
+CONFIG_FLAGS = [
+    (("train",), BCConfig, ("seed", "progress")),
+    (
+        ("train",),
+        PolicyConfig,
+        ("obs_shape", "act_dim", "discrete", "n_actions", "action_low", "action_high"),
+    ),
+    (("dagger",), DAggerConfig, ("seed", "bc")),
+    (("dagger",), ThriftyConfig, ()),
+    (("dagger",), SupervisorConfig, ("risk",)),
+    (("demo", "obstacle"), ObstacleDemoConfig, ("seed", "progress")),
+    (("demo", "carracing"), CarRacingDemoConfig, ("seed", "progress", "torch_threads")),
+    (("experiment", "horizon"), HorizonConfig, ("seed",)),
+]
+
+
+@pytest.mark.parametrize(("path", "cls", "skip"), CONFIG_FLAGS)
+def test_flags_are_the_config_fields_with_their_docstrings(path, cls, skip) -> None:
+    """Every field of a command's config dataclass is a flag of the same name whose help
+    is the field's docstring and default (those the command sets itself aside)."""
+    flags = {a.option_strings[0]: a for a in _parser_of(*path)._actions if a.option_strings}
+    for f in config_fields(cls, skip):
+        if flag_kwargs(f.type) is None:
+            continue  # not a flag: set from Python (a callable)
+        assert f.flag in flags, (cls.__name__, f.flag)
+        text = flags[f.flag].help.replace("%%", "%")
+        assert f.doc in text and "(default: " in text, (f.flag, text)
+
+
+def test_a_methods_flag_is_refused_for_another_method(tmp_path, capsys) -> None:
+    base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r")]
+    assert main([*base, "--alpha-h", "0.05"]) == 1
+    assert "--alpha-h is a setting of --method thrifty, not of --method dagger" in (
+        capsys.readouterr().err
+    )
+    assert main([*base, "--method", "hg-dagger", "--members", "2"]) == 1
+    assert "--members is a setting of --method ensemble and thrifty" in capsys.readouterr().err
+    assert main([*base, "--method", "smile"]) == 1
+    assert "unknown method 'smile'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_methods_flags_make_its_settings() -> None:
+    from protege.cli.interactive import _method_config
+
+    parser = _parser_of("dagger")
+    argv = ["--task", "x", "--out", "y", "--method", "thrifty", "--alpha-h", "0.05"]
+    args = parser.parse_args([*argv, "--q-hidden", "8", "8", "--no-use-risk"])
+    assert _method_config(args) == ThriftyConfig(alpha_h=0.05, q_hidden=(8, 8), use_risk=False)
+    args = parser.parse_args([*argv[:-2], "--method-kwargs", '{"members": 3}', "--members", "2"])
+    assert _method_config(args) == ThriftyConfig(members=2)  # the flag wins
+
+
+def test_the_configs_import_only_the_standard_library() -> None:
+    code = (
+        "import pkgutil, importlib, json, sys\n"
+        "before = set(sys.modules)\n"
+        "import protege.configs as c\n"
+        "for m in pkgutil.iter_modules(c.__path__):\n"
+        "    importlib.import_module(f'protege.configs.{m.name}')\n"
+        "import protege.algos.registry\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(json.dumps(sorted(new - set(sys.stdlib_module_names))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["protege"]
 
 
 HEAVY = ("torch", "gymnasium", "matplotlib")
@@ -411,4 +476,4 @@ def test_importing_the_cli_imports_nothing_heavy() -> None:
 def test_the_cli_names_the_tasks_plugin_variable() -> None:
     from protege import tasks
 
-    assert core._PLUGINS_ENV == tasks.PLUGINS_ENV
+    assert registry.PLUGINS_ENV == tasks.PLUGINS_ENV

@@ -28,15 +28,17 @@ import numpy as np
 import pytest
 import torch
 
-from protege.algos import dagger
+from protege.algos import dagger, engine
 from protege.algos.bc import BCConfig
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
 from protege.data.store import Store
 from protege.policies import Policy
 from protege.tasks import make
 
 CARTPOLE = make("cartpole")
 SMALL = {"hidden_sizes": (32, 32)}
-CONFIG = dagger.DAggerConfig(
+CONFIG = DAggerConfig(
     rounds=3,
     episodes_per_round=4,
     initial_demos=1,
@@ -50,18 +52,19 @@ CONFIG = dagger.DAggerConfig(
 
 CHILD = textwrap.dedent(
     """
-    # dagger.run, SIGKILLed by itself at the moment the case names (or from outside).
+    # engine.run, SIGKILLed by itself at the moment the case names (or from outside).
     import json, os, signal, sys, threading
     import torch
     torch.set_num_threads(1)
-    from protege.algos import dagger
+    from protege.algos import dagger, engine
+    from protege.configs.interactive import DAggerConfig
     from protege.algos.bc import BCConfig
     from protege.data import store as store_io
     from protege.tasks import make
 
     path, cfg, case = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     cfg["bc"] = BCConfig(**cfg["bc"])
-    config = dagger.DAggerConfig(**cfg)
+    config = DAggerConfig(**cfg)
     task = make("cartpole")
     where, at = case["where"], case.get("round")
 
@@ -124,20 +127,20 @@ CHILD = textwrap.dedent(
         store_io._append_durably = torn_append
     if where == "row":
         os.fsync = torn_row
-    make_policy = dagger.policy_factory(task, hidden_sizes=(32, 32))
-    trainer = Hooked(dagger.PolicyTrainer(make_policy, config.bc, config.retrain))
-    dagger.run(task, None, path, config, trainer=trainer)
+    make_policy = engine.policy_factory(task, hidden_sizes=(32, 32))
+    trainer = Hooked(engine.PolicyTrainer(make_policy, config.bc, config.retrain))
+    engine.run(task, None, path, config, dagger.dagger_gate, trainer=trainer)
     """
 )
 
 
-def run_dagger(path: Path, config: dagger.DAggerConfig, resume: bool = False) -> Any:
+def run_dagger(path: Path, config: DAggerConfig, resume: bool = False) -> Any:
     return dagger.run(
-        CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), path, config, resume=resume
+        CARTPOLE, path, config, make_policy=engine.policy_factory(CARTPOLE, **SMALL), resume=resume
     )
 
 
-def numbers(result: dagger.DAggerResult) -> list[tuple]:
+def numbers(result: DAggerResult) -> list[tuple]:
     """Every per-round figure a seeded run must reproduce (not the wall times)."""
     return [
         (

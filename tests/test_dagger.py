@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from protege.algos import dagger, dart, ensemble_dagger, hg_dagger, thrifty
+from protege.algos import dagger, dart, engine, ensemble_dagger, hg_dagger, registry, thrifty
 from protege.algos.bc import BCConfig
-from protege.algos.dagger import DAggerConfig
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
@@ -72,7 +73,10 @@ def short_demo(path: Path, steps: int) -> None:
 def test_dagger_improves_where_bc_from_few_demos_fails(tmp_path: Path) -> None:
     short_demo(tmp_path / "store", 60)
     res = dagger.run(
-        CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "store", config(rounds=3)
+        CARTPOLE,
+        tmp_path / "store",
+        config(rounds=3),
+        make_policy=engine.policy_factory(CARTPOLE, **SMALL),
     )
     bc_return = res.rows[0].mean_return
     assert res.rows[0].labels == 60  # round 0 is the given demonstration
@@ -102,7 +106,10 @@ def check_store(path: Path, rounds: int, per_round: int, demos: int) -> list[dic
 
 def test_every_stored_transition_has_its_round_and_actor(tmp_path: Path) -> None:
     res = dagger.run(
-        CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "d", config(beta="linear:2")
+        CARTPOLE,
+        tmp_path / "d",
+        config(beta="linear:2"),
+        make_policy=engine.policy_factory(CARTPOLE, **SMALL),
     )
     check_store(tmp_path / "d", 2, 2, 1)
     data = Store.open(tmp_path / "d").transitions()
@@ -119,7 +126,7 @@ def test_every_stored_transition_has_its_round_and_actor(tmp_path: Path) -> None
 def test_hg_dagger_labels_only_takeovers(tmp_path: Path) -> None:
     sc = hg_dagger.SupervisorConfig(disagreement_threshold=None, min_takeover=3)
     res = hg_dagger.run(
-        CARTPOLE, tmp_path / "h", config(), sc, make_policy=dagger.policy_factory(CARTPOLE, **SMALL)
+        CARTPOLE, tmp_path / "h", config(), sc, make_policy=engine.policy_factory(CARTPOLE, **SMALL)
     )
     index = check_store(tmp_path / "h", 2, 2, 1)
     data = Store.open(tmp_path / "h").transitions()
@@ -132,7 +139,7 @@ def test_hg_dagger_labels_only_takeovers(tmp_path: Path) -> None:
 
 
 def test_ensemble_thrifty_and_dart_run_and_count(tmp_path: Path) -> None:
-    pf = dagger.policy_factory(CARTPOLE, hidden_sizes=(16,))
+    pf = engine.policy_factory(CARTPOLE, hidden_sizes=(16,))
     fast = dataclasses.replace(BC, steps=100)
     cfg = config(rounds=1, bc=fast, eval_episodes=4, eval_envs=4)
     ens = ensemble_dagger.run(
@@ -198,15 +205,15 @@ def test_loop_and_rounds_count_interventions_alike(tmp_path: Path) -> None:
     the round rows all count two."""
     lane = make("lane")
     lane = dataclasses.replace(lane, horizon=20, env_kwargs={**lane.env_kwargs, "horizon": 20})
-    pf = dagger.policy_factory(lane, hidden_sizes=(16,))
-    res = dagger.run(lane, pf, tmp_path / "l", config(rounds=1), lambda ctx: StartAndMiddle())
+    pf = engine.policy_factory(lane, hidden_sizes=(16,))
+    res = engine.run(lane, pf, tmp_path / "l", config(rounds=1), lambda ctx: StartAndMiddle())
     index = Store.open(tmp_path / "l").index
     assert [e.extras["interventions"] for e in index] == [0, 2, 2]
     assert [r.interventions for r in res.rows] == [0, 4]
     assert [r.attention_seconds for r in res.rows] == [0.0, 0.0]
     env = lane.make_vec_env(2)
     try:
-        learner = dagger.load_learner(tmp_path / "l.run" / "learners" / "round_001")
+        learner = registry.load_learner(tmp_path / "l.run" / "learners" / "round_001")
         r = rollout(
             env, 3, gate=StartAndMiddle(), seed=0, learner=learner, expert=lane.make_expert()
         )
@@ -238,7 +245,7 @@ def test_the_loop_counts_by_the_rule() -> None:
     lane = dataclasses.replace(lane, horizon=12, env_kwargs={**lane.env_kwargs, "horizon": 12})
     env = lane.make_vec_env(3)
     try:
-        learner = dagger.policy_factory(lane, hidden_sizes=(8,))()
+        learner = engine.policy_factory(lane, hidden_sizes=(8,))()
         r = rollout(
             env,
             40,
@@ -262,23 +269,29 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
         DAggerConfig(beta="cosine")
     dagger.run(
         CARTPOLE,
-        dagger.policy_factory(CARTPOLE, **SMALL),
         tmp_path / "s",
         config(rounds=1, episodes_per_round=1),
+        make_policy=engine.policy_factory(CARTPOLE, **SMALL),
     )
     with pytest.raises(ConfigError, match="unknown method"):
-        dagger.run_method("smile", CARTPOLE, tmp_path / "x")
+        registry.run_method("smile", CARTPOLE, tmp_path / "x")
     with pytest.raises(ConfigError, match="SupervisorConfig"):
-        dagger.run_method("hg-dagger", CARTPOLE, tmp_path / "x", method_config=dart.DARTConfig())
-    assert dagger.method_config_class("thrifty") is thrifty.ThriftyConfig
+        registry.run_method("hg-dagger", CARTPOLE, tmp_path / "x", method_config=dart.DARTConfig())
+    assert registry.entry("thrifty").config_class() is thrifty.ThriftyConfig
     with pytest.raises(ConfigError, match="resume=True"):
-        dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "s", config())
+        dagger.run(
+            CARTPOLE, tmp_path / "s", config(), make_policy=engine.policy_factory(CARTPOLE, **SMALL)
+        )
     # Resuming must collect and train as before: changed settings are refused, by name...
     with pytest.raises(ConfigError, match=r"bc\.steps: 300 → 301; episodes_per_round: 1 → 2"):
         changed = config(rounds=1, episodes_per_round=2)
         changed.bc = dataclasses.replace(BC, steps=BC.steps + 1)
         dagger.run(
-            CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "s", changed, resume=True
+            CARTPOLE,
+            tmp_path / "s",
+            changed,
+            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+            resume=True,
         )
     # The method and its own settings are part of what must not change.
     dart.run(CARTPOLE, tmp_path / "d", config(rounds=1, episodes_per_round=1), dart.DARTConfig())
@@ -293,18 +306,18 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="method: 'dart' → 'dagger'"):
         dagger.run(
             CARTPOLE,
-            dagger.policy_factory(CARTPOLE, **SMALL),
             tmp_path / "d",
             config(rounds=1, episodes_per_round=1),
+            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
             resume=True,
         )
     # ...more rounds are not; and an expert.json cut off by a crash is measured again.
     (tmp_path / "s.run" / "expert.json").write_text('{"key": {"epis')
     more = dagger.run(
         CARTPOLE,
-        dagger.policy_factory(CARTPOLE, **SMALL),
         tmp_path / "s",
         config(rounds=2, episodes_per_round=1),
+        make_policy=engine.policy_factory(CARTPOLE, **SMALL),
         resume=True,
     )
     assert [r.round for r in more.rows] == [0, 1, 2]
@@ -317,8 +330,9 @@ CHILD = textwrap.dedent(
     import json, os, sys, time
     import torch
     torch.set_num_threads(1)
-    from protege.algos import dagger
+    from protege.algos import dagger, engine
     from protege.algos.bc import BCConfig
+    from protege.configs.interactive import DAggerConfig
     from protege.tasks import make
 
     store, marker, cfg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -340,8 +354,8 @@ CHILD = textwrap.dedent(
         def decide(self, step):
             return self.inner.decide(step)
 
-    dagger.run(task, dagger.policy_factory(task, hidden_sizes=(32, 32)), store,
-               dagger.DAggerConfig(**cfg), lambda ctx: Stall(dagger.dagger_gate(ctx)))
+    engine.run(task, engine.policy_factory(task, hidden_sizes=(32, 32)), store,
+               DAggerConfig(**cfg), lambda ctx: Stall(dagger.dagger_gate(ctx)))
     """
 )
 
@@ -358,7 +372,9 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     )
     try:
         # The uninterrupted reference run, meanwhile, in this process.
-        ref = dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), tmp_path / "ref", cfg)
+        ref = dagger.run(
+            CARTPOLE, tmp_path / "ref", cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL)
+        )
         deadline = time.time() + 300
         while not marker.exists():
             assert proc.poll() is None, "the child ended before reaching round 2"
@@ -376,10 +392,12 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     assert 3 <= len(in_round_2) < 4  # lost at most the episode in flight
     assert not any(e.round == 3 for e in index)
 
-    res = dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), killed, cfg, resume=True)
+    res = dagger.run(
+        CARTPOLE, killed, cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL), resume=True
+    )
     check_store(killed, 3, 4, 1)
 
-    def numbers(r: dagger.DAggerResult) -> list[tuple]:
+    def numbers(r: DAggerResult) -> list[tuple]:
         return [
             (
                 x.round,
@@ -400,7 +418,7 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     assert len(a) == len(b) and a.n_labels == b.n_labels
 
     again = dagger.run(
-        CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), killed, cfg, resume=True
+        CARTPOLE, killed, cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL), resume=True
     )  # a finished run resumes to itself without new work
     assert numbers(again) == numbers(ref)
     assert len(Store.open(killed)) == len(Store.open(tmp_path / "ref"))
@@ -419,7 +437,12 @@ def test_warm_start_continues_from_the_previous_learner(tmp_path: Path) -> None:
     runs = {}
     for how in ("warm", "scratch"):
         store = tmp_path / how / "store"
-        dagger.run(CARTPOLE, dagger.policy_factory(CARTPOLE, **SMALL), store, config(retrain=how))
+        dagger.run(
+            CARTPOLE,
+            store,
+            config(retrain=how),
+            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+        )
         learners = Path(f"{store}.run") / "learners"
         runs[how] = [Policy.load(learners / f"round_{r:03d}") for r in range(3)]
     warm, scratch = runs["warm"], runs["scratch"]
@@ -436,21 +459,21 @@ def test_warm_start_continues_from_the_previous_learner(tmp_path: Path) -> None:
     data = Store.open(tmp_path / "warm" / "store").transitions()
     prev = warm[1]
     before = _weights(prev)
-    frozen = dagger.PolicyTrainer(
-        dagger.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0, steps=5), "warm"
+    frozen = engine.PolicyTrainer(
+        engine.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0, steps=5), "warm"
     )
     same = frozen.fit(data, 2, seed=123, previous=prev)
     assert same is not prev  # a copy, trained; with lr 0 it is the previous policy exactly
     for a, b in zip(_weights(same), before, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    moved = dagger.PolicyTrainer(dagger.policy_factory(CARTPOLE, **SMALL), BC, "warm").fit(
+    moved = engine.PolicyTrainer(engine.policy_factory(CARTPOLE, **SMALL), BC, "warm").fit(
         data, 2, seed=123, previous=prev
     )
     assert any(not torch.equal(a, b) for a, b in zip(_weights(moved), before, strict=True))
     for a, b in zip(_weights(prev), before, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # the previous learner is untouched
-    fresh = dagger.PolicyTrainer(
-        dagger.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0), "scratch"
+    fresh = engine.PolicyTrainer(
+        engine.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0), "scratch"
     ).fit(data, 2, seed=123, previous=prev)
     assert any(not torch.equal(a, b) for a, b in zip(_weights(fresh), before, strict=True))
 
@@ -464,9 +487,9 @@ def test_an_expert_whose_spaces_do_not_fit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not match the task"):
         dagger.run(
             CARTPOLE,
-            dagger.policy_factory(CARTPOLE, **SMALL),
             tmp_path / "s",
             config(),
+            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
             expert=wrong,
         )
     assert not (tmp_path / "s").exists()

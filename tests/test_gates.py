@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from protege.algos import dagger
+from protege.algos import engine
 from protege.algos.bc import BCConfig
 from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
 from protege.algos.thrifty import ThriftyConfig, ThriftyLearner, ThriftyTrainer, robot_states
@@ -244,7 +244,7 @@ def robot_learner(task: Task, tmp_path: Path) -> ThriftyLearner:
     env = task.make_vec_env(4)
     rollout(env, 4, gate=ExpertGate(), seed=0, expert=task.make_expert(), store=demos)
     env.close()
-    make = dagger.policy_factory(task, hidden_sizes=(32, 32))
+    make = engine.policy_factory(task, hidden_sizes=(32, 32))
     bc = BCConfig(steps=500, batch_size=64, progress=False)
     config = ThriftyConfig(members=3, q_steps=200, q_hidden=(32, 32))
     trainer = ThriftyTrainer(task, EnsembleTrainer(make, bc, 3), config)

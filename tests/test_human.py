@@ -602,7 +602,7 @@ PERSON_FPS = 50.0
 
 def person_config(**kw: Any) -> Any:
     from protege.algos.bc import BCConfig
-    from protege.algos.dagger import DAggerConfig
+    from protege.configs.interactive import DAggerConfig
 
     bc = BCConfig(steps=60, batch_size=32, val_fraction=0.0, progress=False)
     base: dict[str, Any] = dict(
@@ -612,7 +612,7 @@ def person_config(**kw: Any) -> Any:
 
 
 def run_person(tmp_path: Any, script: dict[int, Callable[[], None]], **kw: Any) -> Any:
-    from protege.algos import dagger, hg_dagger
+    from protege.algos import engine, hg_dagger
 
     task = lane(H)
     person = ScriptedPerson.for_task(task, script=script, fps=PERSON_FPS)
@@ -622,7 +622,7 @@ def run_person(tmp_path: Any, script: dict[int, Callable[[], None]], **kw: Any) 
         tmp_path / "store",
         person_config(),
         supervisor=person,
-        make_policy=dagger.policy_factory(task, hidden_sizes=(16,)),
+        make_policy=engine.policy_factory(task, hidden_sizes=(16,)),
         log=lines.append,
         **kw,
     )
@@ -643,7 +643,7 @@ def takeover_script() -> dict[int, Callable[[], None]]:
 
 
 def test_person_supervises_hg_dagger_rounds_with_retraining(tmp_path: Any) -> None:
-    from protege.algos.dagger import load_learner
+    from protege.algos.registry import load_learner
 
     result, person, lines = run_person(tmp_path, takeover_script())
     d = stored(tmp_path / "store")

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from protege.algos import dagger, rounds, thrifty
+from protege.algos import engine, rounds, thrifty
 from protege.algos.bc import BCConfig
-from protege.algos.dagger import DAggerConfig, DAggerResult
 from protege.algos.ensemble_dagger import PolicyEnsemble
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store, Transitions
 from protege.errors import CheckpointError, ConfigError
@@ -57,7 +58,7 @@ def run_small(
 ) -> DAggerResult:
     """A toy ThriftyDAgger run on short CartPole (2 members, a small critic)."""
     tc = thrifty.ThriftyConfig(**{**FAST, **thrifty_kw})
-    make_policy = dagger.policy_factory(SHORT, hidden_sizes=HIDDEN)
+    make_policy = engine.policy_factory(SHORT, hidden_sizes=HIDDEN)
     return thrifty.run(SHORT, path, cfg, tc, make_policy=make_policy, resume=resume)
 
 
@@ -197,7 +198,7 @@ def expected_thresholds(
     previous = None
     if r > 1:
         previous = thrifty.ThriftyLearner.load(run_dir / "learners" / f"round_{r - 2:03d}")
-    ctx = dagger.RoundContext(SHORT, r, robot, before, cfg, 0.0, previous)
+    ctx = engine.RoundContext(SHORT, r, robot, before, cfg, 0.0, previous)
     gate = ThriftyGate(
         robot,
         robot.critic,
@@ -265,7 +266,8 @@ CHILD = textwrap.dedent(
     import dataclasses, json, sys, time
     import torch
     torch.set_num_threads(1)
-    from protege.algos import dagger, thrifty
+    from protege.algos import engine, thrifty
+    from protege.configs.interactive import DAggerConfig
     from protege.algos.bc import BCConfig
     from protege.data.store import Store
     from protege.rollout.gates_interactive import ThriftyGate
@@ -298,8 +300,8 @@ CHILD = textwrap.dedent(
         return decide(self, step)
     ThriftyGate.decide = stalling_decide
 
-    thrifty.run(task, store, dagger.DAggerConfig(**cfg), thrifty.ThriftyConfig(**tc),
-                make_policy=dagger.policy_factory(task, hidden_sizes=(16,)))
+    thrifty.run(task, store, DAggerConfig(**cfg), thrifty.ThriftyConfig(**tc),
+                make_policy=engine.policy_factory(task, hidden_sizes=(16,)))
     """
 )
 

@@ -25,10 +25,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "tasks": "protege.tasks",
     "bc": "protege.algos.bc",
-    "BCConfig": "protege.algos.bc:BCConfig",
+    "BCConfig": "protege.configs.bc:BCConfig",
     "Store": "protege.data.store:Store",
     "Policy": "protege.policies:Policy",
-    "PolicyConfig": "protege.policies:PolicyConfig",
+    "PolicyConfig": "protege.configs.policy:PolicyConfig",
     "evaluate": "protege.rollout:evaluate",
     "evaluate_expert": "protege.rollout:evaluate_expert",
     "collect": "protege.rollout.collect:collect",
@@ -54,9 +54,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from protege import tasks
     from protege.algos import bc
-    from protege.algos.bc import BCConfig
+    from protege.configs.bc import BCConfig
+    from protege.configs.policy import PolicyConfig
     from protege.data.store import Store
-    from protege.policies import Policy, PolicyConfig
+    from protege.policies import Policy
     from protege.rollout import evaluate, evaluate_expert
     from protege.rollout.collect import collect
 

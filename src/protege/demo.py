@@ -32,8 +32,10 @@ import numpy as np
 import torch
 
 from protege import tasks
-from protege.algos import bc, dagger
-from protege.algos.dagger import DAggerConfig
+from protege.algos import bc, engine, registry
+from protege.algos.results import DAggerResult, RoundRow
+from protege.configs.demos import EVAL_SEED_OFFSET, INTERACTIVE
+from protege.configs.interactive import DAggerConfig
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.policies import Policy, PolicyConfig
@@ -45,19 +47,6 @@ from protege.rollout.evaluate import Evaluation, evaluate, evaluate_expert
 from protege.rollout.loop import Actor
 from protege.tasks.base import Task, is_discrete
 
-EVAL_SEED_OFFSET = 10_000
-"""Evaluation episodes are seeded with ``seed + EVAL_SEED_OFFSET``, so none of them starts where
-a demonstration did."""
-
-INTERACTIVE = ("dagger", "hg-dagger", "thrifty")
-"""The interactive methods ``protege demo`` runs by default."""
-DISPLAY_NAMES = {
-    "dagger": "DAgger",
-    "hg-dagger": "HG-DAgger",
-    "ensemble": "EnsembleDAgger",
-    "thrifty": "ThriftyDAgger",
-    "dart": "DART",
-}
 BC_CURVE_DEMOS = (1, 2, 4, 8, 16)
 """BC's learning curve: BC trained on the first k demonstrations, for each k."""
 
@@ -79,7 +68,7 @@ class Curve:
     mean_return: list[float] = field(default_factory=list)
     std_return: list[float] = field(default_factory=list)
 
-    def add(self, labels: int, ev: Evaluation | dagger.RoundRow) -> None:
+    def add(self, labels: int, ev: Evaluation | RoundRow) -> None:
         self.labels.append(int(labels))
         self.mean_return.append(float(ev.mean_return))
         self.std_return.append(float(ev.std_return))
@@ -111,7 +100,7 @@ class DemoRun:
     bc_config: bc.BCConfig | None = None
     curves: dict[str, Curve] = field(default_factory=dict)
     """Return against expert labels per method (BC's learning curve, each method's rounds)."""
-    interactive: dict[str, dagger.DAggerResult] = field(default_factory=dict)
+    interactive: dict[str, DAggerResult] = field(default_factory=dict)
     gifs: dict[str, pg.Figure] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     """Wall seconds per step."""
@@ -314,9 +303,10 @@ def run_interactive(
     hidden_sizes: tuple[int, ...],
     eval_episodes: int,
 ) -> None:
-    """``method`` (``dagger.METHODS``) from one demonstration, two episodes per round; its
-    store and per-round learners go to ``out/interactive/METHOD``."""
-    name = DISPLAY_NAMES.get(method, method)
+    """``method`` (a registered name, :func:`protege.algos.registry.names`) from one
+    demonstration, two episodes per round; its store and per-round learners go to
+    ``out/interactive/METHOD``."""
+    name = registry.entry(method).title
     path = run.out / "interactive" / method
     shutil.rmtree(path, ignore_errors=True)
     cfg = DAggerConfig(
@@ -331,17 +321,17 @@ def run_interactive(
         eval_seed=run.eval_seed,
     )
     with timed(run, name):
-        result = dagger.run_method(
+        result = registry.run_method(
             method,
             run.task,
             path / "store",
             cfg,
-            make_policy=dagger.policy_factory(run.task, hidden_sizes=hidden_sizes),
+            make_policy=engine.policy_factory(run.task, hidden_sizes=hidden_sizes),
             run_dir=path / "run",
             progress=run.progress,
         )
     final = result.rows[-1].round
-    run.policies[name] = dagger.load_learner(path / "run" / "learners" / f"round_{final:03d}")
+    run.policies[name] = registry.load_learner(path / "run" / "learners" / f"round_{final:03d}")
     run.labels[name] = result.totals["labels"]
     run.interactive[name] = result
     curve = Curve()

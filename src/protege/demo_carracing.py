@@ -54,10 +54,12 @@ import torch
 from gymnasium.envs.box2d.car_racing import TRACK_WIDTH
 
 from protege import tasks
-from protege.algos import bc, dagger, dart
-from protege.algos.bc import BCConfig
-from protege.algos.dagger import DAggerConfig, DAggerResult
-from protege.algos.dart import DARTConfig
+from protege.algos import bc, dagger, dart, engine
+from protege.algos.results import DAggerResult
+from protege.configs.bc import BCConfig
+from protege.configs.demos import CarRacingDemoConfig
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import DARTConfig
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError
 from protege.policies import Policy, PolicyConfig
@@ -69,87 +71,12 @@ from protege.rollout.gates import ExpertGate, Gate, LearnerGate, StepView
 from protege.rollout.loop import Actor, rollout
 from protege.tasks.base import EpisodeOutcome, Task
 
-EVAL_SEED_OFFSET = 10_000
-"""Evaluation tracks are seeded ``seed + EVAL_SEED_OFFSET`` on: no method trained on them."""
-
 CONTROL = "BC + steps"
 """The control: BC trained as many steps as DAgger's final policy, on the demonstrations only."""
 
 OFF_TRACK = float(TRACK_WIDTH)
 """Half-width of CarRacing's road (40/6 ≈ 6.67 world units): the car's centre farther than this
 from the centreline is off the road."""
-
-
-# ------------------------------------------------------------------------------ settings
-@dataclass
-class CarRacingDemoConfig:
-    """Budgets of the tutorial (the defaults: about 16 minutes on 2 shared cores)."""
-
-    seed: int = 0
-    demos: int = 10
-    """Expert laps recorded for BC (round 0 of DAgger and DART)."""
-    bc_steps: int = 2000
-    """Gradient steps of the initial BC policy (batch ``batch_size``)."""
-    rounds: int = 2
-    """DAgger and DART rounds after round 0."""
-    episodes_per_round: int = 4
-    round_steps: int = 1000
-    """Gradient steps per round, continuing from the previous round's policy."""
-    batch_size: int = 64
-    lr: float = 1e-3
-    channels: tuple[int, ...] = (16, 32, 32)
-    """CNN channels (the Nature CNN's 32-64-64 trains about 3× slower on this CPU)."""
-    hidden_sizes: tuple[int, ...] = (256,)
-    n_obs_steps: int = 1
-    random_shift: int = 4
-    dart_noise: float = 0.05
-    """DART's action-noise variance per dimension in round 1 (later rounds fit it)."""
-    bc_control: bool = True
-    """Also train "BC + steps": the BC policy trained ``rounds × round_steps`` more steps on the
-    demonstrations alone, as many gradient steps as DAgger's and DART's final policies had.
-    It separates what their extra labels did from what extra training did."""
-    eval_episodes: int = 6
-    """Fresh tracks every method is evaluated on (also DAgger's and DART's per-round rows)."""
-    n_envs: int = 4
-    gif: bool = True
-    gif_every: int = 3
-    torch_threads: int = 1
-    """torch threads; 1 is fastest for this CNN on 2 shared cores (2 threads halve it)."""
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if min(self.demos, self.bc_steps, self.episodes_per_round, self.eval_episodes) < 1:
-            raise ConfigError("demos, bc_steps, episodes_per_round and eval_episodes must be ≥ 1")
-        if self.rounds < 0 or self.round_steps < 1:
-            raise ConfigError("rounds must be ≥ 0 and round_steps ≥ 1")
-
-    @classmethod
-    def smoke(cls, **overrides: Any) -> CarRacingDemoConfig:
-        """A toy run for tests: every step runs, on a few hundred frames (seconds, not minutes).
-
-        Episodes are still full CarRacing episodes; use ``max_steps`` of
-        :func:`run_carracing_demo` to cut them short.
-        """
-        kw: dict[str, Any] = {
-            "demos": 2,
-            "bc_steps": 4,
-            "rounds": 1,
-            "episodes_per_round": 2,
-            "round_steps": 2,
-            "batch_size": 8,
-            "channels": (4, 8, 8),
-            "hidden_sizes": (16,),
-            "eval_episodes": 2,
-            "n_envs": 2,
-            "gif_every": 10,
-            "progress": False,
-        }
-        kw.update(overrides)
-        return cls(**kw)
-
-    @property
-    def eval_seed(self) -> int:
-        return self.seed + EVAL_SEED_OFFSET
 
 
 # ----------------------------------------------------------------------------- driving
@@ -549,11 +476,12 @@ def _interactive(run: CarRacingDemo, task: Task, method: str, say: Any) -> None:
     lines = (lambda s: say(f"[demo] {s}")) if cfg.progress else None
     with _timed(run, method):
         if method == "DAgger":
-            result = dagger.run(
+            result = engine.run(
                 task,
                 None,
                 store_path,
                 dcfg,
+                dagger.dagger_gate,
                 trainer=trainer,
                 method="dagger",
                 run_dir=folder / "run",

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from protege.algos import bc
+from protege.configs.demos import OBSTACLE_HEADS, ObstacleDemoConfig
 from protege.data.store import Store, Transitions
-from protege.errors import ConfigError
 from protege.policies import Policy, PolicyConfig
 from protege.report import page as pg
 from protege.rollout.collect import collect
@@ -45,7 +45,6 @@ from protege.rollout.evaluate import evaluate, evaluate_expert
 from protege.tasks.base import EpisodeOutcome, Task
 from protege.tasks.obstacle import COURSE, LEFT, OBSTACLE, RIGHT, ObstacleExpert, clip_command
 
-HEADS = ("mse", "gaussian", "mog", "binned", "diffusion", "flow")
 PROBE = np.array([0.24, 0.0], np.float32)
 """Where the chunk-8 policies plan their second chunk when they start on the centre line:
 just past the point where demonstrators split, 0.11 before the obstacle's surface."""
@@ -53,38 +52,6 @@ STEP_SWEEP = {
     "diffusion": ("num_inference_steps", (1, 2, 5, 10, 100)),
     "flow": ("num_steps", (1, 2, 5, 10, 20)),
 }
-
-
-@dataclass
-class ObstacleDemoConfig:
-    """Budgets of the comparison (defaults: about 10 minutes on 2 cores)."""
-
-    seed: int = 0
-    demos: int = 200
-    """Expert demonstrations (60% left, 40% right)."""
-    steps: int = 4000
-    """BC gradient steps per head (batch 256)."""
-    lr: float = 1e-3
-    episodes: int = 100
-    """Evaluation episodes per row, the same seeded ones for every head."""
-    n_envs: int = 25
-    heads: tuple[str, ...] = HEADS
-    chunks: tuple[int, ...] = (8, 1)
-    """Chunk sizes to compare; each chunk is executed open loop, then re-planned."""
-    sweep_steps: bool = True
-    """Also measure success against DDIM / Euler steps (chunk-8 diffusion and flow)."""
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        unknown = set(self.heads) - set(HEADS)
-        if unknown:
-            raise ConfigError(f"unknown heads {sorted(unknown)}; choose from {list(HEADS)}")
-        if min(self.demos, self.steps, self.episodes, self.n_envs, *self.chunks) < 1:
-            raise ConfigError("demos, steps, episodes, n_envs and chunks must be ≥ 1")
-
-    @property
-    def eval_seed(self) -> int:
-        return self.seed + 1000
 
 
 @dataclass
@@ -476,7 +443,7 @@ def main(argv: list[str] | None = None) -> ObstacleDemo:
     parser.add_argument("--demos", type=int, default=200)
     parser.add_argument("--steps", type=int, default=4000, help="BC gradient steps per head")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per row")
-    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
+    parser.add_argument("--heads", nargs="+", default=list(OBSTACLE_HEADS), choices=OBSTACLE_HEADS)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -18,32 +18,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from protege.algos import dagger, rounds
-from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
-from protege.errors import ConfigError
+from protege.algos import engine, rounds
+from protege.algos.engine import MethodSpec, RoundContext
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import DARTConfig
 from protege.policies.policy import Policy
 from protege.rollout.gates import Gate, NoisyExpertGate
 from protege.tasks.base import Task
-
-
-@dataclass
-class DARTConfig:
-    initial_noise: float = 0.1
-    """Noise before any learner error is known: tremble ε, or variance per action dim."""
-    fit_noise: bool = True
-    """Re-fit the noise each round to the learner's held-out error (else keep the initial)."""
-    noise_scale: float = 1.0
-    """Multiplies the fitted noise (DART's α knob)."""
-
-    def __post_init__(self) -> None:
-        if self.initial_noise < 0 or self.noise_scale < 0:
-            raise ConfigError("initial_noise and noise_scale must be ≥ 0")
 
 
 def learner_error(learner: Any, obs: np.ndarray, actions: np.ndarray, discrete: bool) -> Any:
@@ -88,7 +75,7 @@ def run(
     make_policy: Callable[[], Policy] | None = None,
     **kwargs: Any,
 ) -> DAggerResult:
-    """DART through :func:`protege.algos.dagger.run`: every round is noisy demonstrations."""
+    """DART through :func:`protege.algos.engine.run`: every round is noisy demonstrations."""
     dc = method_config or DARTConfig()
 
     def factory(ctx: RoundContext) -> Gate:
@@ -96,6 +83,9 @@ def run(
 
     kwargs.setdefault("method", "dart")
     kwargs.setdefault("settings", dc)
-    return dagger.run(
-        task, make_policy or dagger.policy_factory(task), store_path, config, factory, **kwargs
+    return engine.run(
+        task, make_policy or engine.policy_factory(task), store_path, config, factory, **kwargs
     )
+
+
+SPEC = MethodSpec("dart", "DART", DARTConfig, run, Policy.load)

@@ -12,7 +12,7 @@ it stores far fewer *labels*; set ``discrepancy_threshold=None`` to gate on vari
 resamples of the episodes (and from different seeds).
 
 Example:
-    >>> result = ensemble_dagger.run(task, store_path, DAggerConfig(rounds=6),
+    >>> result = ensemble_engine.run(task, store_path, DAggerConfig(rounds=6),
     ...                              EnsembleConfig(variance_threshold=0.05))
 """
 
@@ -31,9 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from protege.algos import bc, dagger, rounds
-from protege.algos.bc import BCConfig
-from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
+from protege.algos import bc, engine, rounds
+from protege.algos.engine import MethodSpec, RoundContext
+from protege.algos.results import DAggerResult
+from protege.configs.bc import BCConfig
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import EnsembleConfig
 from protege.data.store import Transitions
 from protege.errors import CheckpointError, ConfigError
 from protege.policies.policy import Policy
@@ -118,7 +121,8 @@ class PolicyEnsemble:
         path.mkdir(parents=True, exist_ok=True)
         for k, m in enumerate(self.members):
             m.save(path / f"member_{k}")
-        (path / "ensemble.json").write_text(json.dumps({"members": len(self.members)}))
+        meta = {"kind": "ensemble", "members": len(self.members)}
+        (path / "ensemble.json").write_text(json.dumps(meta))
         return path
 
     @classmethod
@@ -179,21 +183,6 @@ class EnsembleTrainer:
         return PolicyEnsemble.load(path)
 
 
-@dataclass
-class EnsembleConfig:
-    """EnsembleDAgger's gate: χ (variance) and τ (discrepancy), hand-set as in the paper."""
-
-    members: int = 5
-    variance_threshold: float = 0.02
-    """χ: the expert drives where the ensemble's action variance exceeds it."""
-    discrepancy_threshold: float | None = None
-    """τ: the expert drives where the novice's discrepancy exceeds it; needs an expert query
-    at every step. None: variance only (queries only where the expert drives)."""
-    label_all: bool = False
-    """Store every queried state as a label (the paper); False: only expert-driven steps."""
-    bootstrap: bool = True
-
-
 def run(
     task: Task,
     store_path: str | os.PathLike[str],
@@ -203,11 +192,11 @@ def run(
     make_policy: Callable[[], Policy] | None = None,
     **kwargs: Any,
 ) -> DAggerResult:
-    """EnsembleDAgger through :func:`protege.algos.dagger.run` (same keyword arguments)."""
+    """EnsembleDAgger through :func:`protege.algos.engine.run` (same keyword arguments)."""
     config = config or DAggerConfig()
     mc = method_config or EnsembleConfig()
     trainer = EnsembleTrainer(
-        make_policy or dagger.policy_factory(task),
+        make_policy or engine.policy_factory(task),
         config.bc,
         mc.members,
         mc.bootstrap,
@@ -222,4 +211,7 @@ def run(
 
     kwargs.setdefault("method", "ensemble-dagger")
     kwargs.setdefault("settings", mc)
-    return dagger.run(task, None, store_path, config, gate, trainer=trainer, **kwargs)
+    return engine.run(task, None, store_path, config, gate, trainer=trainer, **kwargs)
+
+
+SPEC = MethodSpec("ensemble", "EnsembleDAgger", EnsembleConfig, run, PolicyEnsemble.load)

@@ -4,7 +4,7 @@ Interactive Imitation Learning with Human Experts").
 The novice drives; a supervisor takes full control when it judges the novice unsafe and
 hands control back once it has recovered. Only the takeover steps are labeled, and the
 novice is retrained on all labels after every round. Two supervisors, one round loop
-(:func:`protege.algos.dagger.run`):
+(:func:`protege.algos.engine.run`):
 
 * :func:`run`, simulated by the task's expert
   (:class:`~protege.rollout.gates_interactive.SimulatedSupervisorGate`): it takes over when
@@ -18,7 +18,7 @@ novice is retrained on all labels after every round. Two supervisors, one round 
   run the person quits (ESC) or that crashed continues with ``resume=True``.
 
 Example:
-    >>> result = hg_dagger.run(task, "runs/hg/store", DAggerConfig(rounds=8),
+    >>> result = hg_engine.run(task, "runs/hg/store", DAggerConfig(rounds=8),
     ...                        SupervisorConfig(disagreement_threshold=0.5, window=10))
     >>> result = hg_dagger.run_human("lunarlander", "runs/me/store",
     ...                              DAggerConfig(rounds=3, episodes_per_round=2))
@@ -36,8 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from protege import tasks
-from protege.algos import dagger
-from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext, Trainer
+from protege.algos import engine
+from protege.algos.engine import MethodSpec, RoundContext, Trainer
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import SupervisorConfig
 from protege.data.episode import Episode
 from protege.data.store import Transitions
 from protege.errors import ConfigError
@@ -97,38 +100,23 @@ RISK_SCORES: dict[str, RiskScore] = {
 ``risk=`` to :class:`SupervisorConfig`."""
 
 
-@dataclass
-class SupervisorConfig:
-    """How the simulated supervisor gates (see :class:`SimulatedSupervisorGate`)."""
-
-    use_risk: bool = True
-    """Take over outside the task's safe set (:data:`RISK_SCORES`)."""
-    disagreement_threshold: float | None = 0.5
-    """Take over when the novice's mean disagreement over ``window`` steps exceeds it (1/0
-    per step for discrete actions, L2 distance for continuous). None: never."""
-    window: int = 10
-    hand_back: float = 0.7
-    """Hand back once the risk is at most this (LunarLander's expert is below 0.7 in 75% of
-    its own states)."""
-    min_takeover: int = 10
-    risk: RiskScore | None = None
-    """Overrides the task's registered risk score."""
-
-    def risk_for(self, task: Task) -> RiskScore | None:
-        if not self.use_risk:
-            return None
-        risk = self.risk or RISK_SCORES.get(task.name)
-        if risk is None:
-            raise ConfigError(
-                f"no safe set is registered for task {task.name!r}: pass "
-                "SupervisorConfig(risk=...) or use_risk=False"
-            )
-        return risk
+def risk_for(task: Task, sc: SupervisorConfig) -> RiskScore | None:
+    """The risk score the simulated supervisor uses on ``task``: ``sc.risk``, else the task's
+    registered one (:data:`RISK_SCORES`); None when ``sc.use_risk`` is off."""
+    if not sc.use_risk:
+        return None
+    risk = sc.risk or RISK_SCORES.get(task.name)
+    if risk is None:
+        raise ConfigError(
+            f"no safe set is registered for task {task.name!r}: pass "
+            "SupervisorConfig(risk=...) or use_risk=False"
+        )
+    return risk
 
 
 def make_gate(task: Task, sc: SupervisorConfig) -> SimulatedSupervisorGate:
     return SimulatedSupervisorGate(
-        risk=sc.risk_for(task),
+        risk=risk_for(task, sc),
         disagreement_threshold=sc.disagreement_threshold,
         window=sc.window,
         hand_back=sc.hand_back,
@@ -146,14 +134,14 @@ def run(
     gate_factory: Callable[[RoundContext], Gate] | None = None,
     **kwargs: Any,
 ) -> DAggerResult:
-    """HG-DAgger through :func:`protege.algos.dagger.run` with the simulated supervisor (or
+    """HG-DAgger through :func:`protege.algos.engine.run` with the simulated supervisor (or
     any ``gate_factory``); for a person at the keyboard, see :func:`run_human`."""
     sc = method_config or SupervisorConfig()
     factory = gate_factory or (lambda ctx: make_gate(task, sc))
     kwargs.setdefault("method", "hg-dagger")
     kwargs.setdefault("settings", sc)
-    return dagger.run(
-        task, make_policy or dagger.policy_factory(task), store_path, config, factory, **kwargs
+    return engine.run(
+        task, make_policy or engine.policy_factory(task), store_path, config, factory, **kwargs
     )
 
 
@@ -187,9 +175,9 @@ def run_human(
             return is the task's scripted expert's (NaN if it has none).
         supervisor: the person's window and keys (default: :meth:`HumanSupervisor.for_task`
             with ``fps`` and ``controls``); closed when the run ends.
-        make_policy: fresh learners (default: :func:`protege.algos.dagger.policy_factory`).
+        make_policy: fresh learners (default: :func:`protege.algos.engine.policy_factory`).
         log: receives one line per episode and per round (e.g. ``print``).
-        kwargs: for :func:`protege.algos.dagger.run` (``resume``, ``run_dir``, ``progress``,
+        kwargs: for :func:`protege.algos.engine.run` (``resume``, ``run_dir``, ``progress``,
             ``method``, ``trainer``: by default BC of one policy per ``config.retrain``).
     """
     from protege.experts.human import HumanSupervisor
@@ -197,8 +185,8 @@ def run_human(
     t = tasks.make(task) if isinstance(task, str) else task
     config = dataclasses.replace(config or DAggerConfig(), n_envs=1)
     sup = supervisor or HumanSupervisor.for_task(t, fps=fps, controls=controls)
-    inner = kwargs.pop("trainer", None) or dagger.PolicyTrainer(
-        make_policy or dagger.policy_factory(t), config.bc, config.retrain
+    inner = kwargs.pop("trainer", None) or engine.PolicyTrainer(
+        make_policy or engine.policy_factory(t), config.bc, config.retrain
     )
     trainer = _Announced(inner, sup)
 
@@ -207,7 +195,7 @@ def run_human(
 
     kwargs.setdefault("method", "hg-dagger")
     try:
-        return dagger.run(
+        return engine.run(
             t,
             None,
             store_path,
@@ -275,3 +263,6 @@ def _record(
             f"{int(episode.extras.get('interventions', 0))} takeovers, attention "
             f"{rec.counts.attention_seconds:.1f} s" + (" (cut short: quit)" if rec.quit else "")
         )
+
+
+SPEC = MethodSpec("hg-dagger", "HG-DAgger", SupervisorConfig, run, Policy.load)

@@ -22,7 +22,7 @@ collects every round in batches of ``calibrate_every`` episodes (it takes the pl
 thresholds it ran with; a round's row reports those calibrated on the whole round.
 
 **Resume.** Batches sit at fixed episode positions and each calibration sees only the
-episodes before its batch (:func:`protege.algos.dagger.run`), so a run killed mid-round
+episodes before its batch (:func:`protege.algos.engine.run`), so a run killed mid-round
 and resumed calibrates, collects and trains exactly as the uninterrupted one.
 
 Differences from the paper's code (each keeps the run resumable to the same numbers):
@@ -57,55 +57,21 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from protege.algos import dagger, rounds
-from protege.algos.dagger import DAggerConfig, DAggerResult, RoundContext
+from protege.algos import engine, rounds
+from protege.algos.engine import MethodSpec, RoundContext
 from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
 from protege.algos.optim import FlatAdamW
+from protege.algos.results import DAggerResult
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import ThriftyConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store, Transitions
-from protege.errors import CheckpointError, ConfigError, DataError
+from protege.errors import CheckpointError, DataError
 from protege.policies.encoders import mlp
 from protege.policies.policy import Policy, load_weights
 from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.tasks.base import EpisodeOutcome, Task
-
-
-@dataclass
-class ThriftyConfig:
-    """ThriftyDAgger's settings (defaults from the paper's code unless noted)."""
-
-    alpha_h: float = 0.01
-    """Target rate of robot-to-human context switches (``--targetrate``)."""
-    members: int = 5
-    use_risk: bool = True
-    """False: the novelty-only ablation (no Q network)."""
-    gamma: float = 0.9999
-    q_steps: int = 2000
-    """Q gradient steps per round."""
-    q_batch: int = 256
-    """The paper uses 50; larger batches cost little on a CPU and steady the targets."""
-    q_lr: float = 1e-3
-    pos_fraction: float = 0.1
-    """Each Q batch holds at least this fraction of success (reward 1) transitions."""
-    polyak: float = 0.995
-    q_hidden: tuple[int, ...] = (256, 256)
-    min_calibration: int = 25
-    """Re-calibrate only from more than this many autonomous states."""
-    calibrate_every: int = 1
-    """Episodes collected in parallel between re-calibrations of the thresholds. 1 (the
-    paper): one episode at a time, re-calibrated after every episode. k > 1: k at a time,
-    re-calibrated after every batch (faster on several cores; a crash loses up to k
-    episodes). Replaces ``DAggerConfig.n_envs`` in :func:`run`."""
-    bootstrap: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.alpha_h < 1.0:
-            raise ConfigError(f"alpha_h must be in (0, 1), got {self.alpha_h}")
-        if self.calibrate_every < 1:
-            raise ConfigError(f"calibrate_every must be ≥ 1, got {self.calibrate_every}")
-        if not 0.0 <= self.pos_fraction < 1.0 or not 0.0 < self.gamma <= 1.0:
-            raise ConfigError("pos_fraction must be in [0, 1) and gamma in (0, 1]")
 
 
 class SuccessQ(nn.Module):
@@ -287,7 +253,10 @@ class ThriftyLearner:
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         self.ensemble.save(path / "ensemble")
-        meta: dict[str, Any] = {"switch_back_discrepancy": self.switch_back_discrepancy}
+        meta: dict[str, Any] = {
+            "kind": "thrifty",
+            "switch_back_discrepancy": self.switch_back_discrepancy,
+        }
         if self.critic is not None:
             meta["critic"] = self.critic.spec()
             tensors = {k: v.detach().contiguous() for k, v in self.critic.state_dict().items()}
@@ -422,7 +391,7 @@ def autonomous_mask(data: Transitions, handed_back: np.ndarray | None = None) ->
 def recorded_switch_back(store_path: Path, round: int, data: Transitions) -> np.ndarray:
     """(E, 2) the δ_r and β_r each episode of ``data`` ran with, read from the store's
     per-episode record; ``data`` holds episodes 0…E−1 of ``round`` in that order (what
-    :func:`protege.algos.dagger.run` hands a round's hooks)."""
+    :func:`protege.algos.engine.run` hands a round's hooks)."""
     entries = {
         e.episode: e
         for e in Store.open(store_path).index
@@ -470,7 +439,7 @@ def run(
     make_policy: Callable[[], Policy] | None = None,
     **kwargs: Any,
 ) -> DAggerResult:
-    """ThriftyDAgger through :func:`protege.algos.dagger.run` (same keyword arguments).
+    """ThriftyDAgger through :func:`protege.algos.engine.run` (same keyword arguments).
 
     Episodes are collected ``method_config.calibrate_every`` at a time (default 1: the
     thresholds are re-calibrated after every episode), in place of ``config.n_envs``.
@@ -479,7 +448,7 @@ def run(
     tc = method_config or ThriftyConfig()
     store = Path(store_path)
     ens = EnsembleTrainer(
-        make_policy or dagger.policy_factory(task), config.bc, tc.members, tc.bootstrap
+        make_policy or engine.policy_factory(task), config.bc, tc.members, tc.bootstrap
     )
     trainer = ThriftyTrainer(task, ens, tc)
 
@@ -497,7 +466,7 @@ def run(
         return gate
 
     def before_batch(gate: Gate, ctx: RoundContext, round_data: Transitions | None) -> None:
-        # dagger.run passes only the round's episodes before this batch (all of them once
+        # engine.run passes only the round's episodes before this batch (all of them once
         # more after the last batch, for the row): never a crash-dependent part of it.
         assert isinstance(gate, ThriftyGate) and isinstance(ctx.learner, ThriftyLearner)
         if round_data is not None:
@@ -506,7 +475,7 @@ def run(
 
     kwargs.setdefault("method", "thrifty-dagger")
     kwargs.setdefault("settings", tc)
-    return dagger.run(
+    return engine.run(
         task,
         None,
         store,
@@ -516,3 +485,6 @@ def run(
         before_batch=before_batch,
         **kwargs,
     )
+
+
+SPEC = MethodSpec("thrifty", "ThriftyDAgger", ThriftyConfig, run, ThriftyLearner.load)

@@ -1,7 +1,7 @@
 """The ``protege`` command: a thin layer that parses flags, calls the library and prints.
 
 Each command group lives in its own module and registers its commands on import with
-:func:`protege.cli.core.command`; see that module for how to add one.
+:func:`protege.cli.registry.command`; see that module for how to add one.
 """
 
 from protege.cli import (  # noqa: F401  (importing registers the commands)
@@ -11,6 +11,7 @@ from protege.cli import (  # noqa: F401  (importing registers the commands)
     interactive,
     learn,
 )
-from protege.cli.core import COMMANDS, build_parser, command, main
+from protege.cli.core import build_parser, main
+from protege.cli.registry import COMMANDS, command
 
 __all__ = ["COMMANDS", "build_parser", "command", "main"]

@@ -8,26 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from protege.cli.core import (
-    _announce,
-    _bar,
-    _facts,
-    _progress_flag,
-    _rollout_flags,
-    _run_flags,
-    _table,
-    _task_flag,
-    command,
-    console,
-)
+from protege.cli import output
+from protege.cli.flags import bar, progress_flag, rollout_flags, run_flags, task_flag
+from protege.cli.registry import command
 from protege.errors import ConfigError, DataError, ProtegeError
 
 
 def _collect_flags(p: argparse.ArgumentParser) -> None:
-    _task_flag(p)
+    task_flag(p)
     p.add_argument("--out", required=True, metavar="DIR", help="store directory (appended to)")
-    _rollout_flags(p, episodes=100)
-    _run_flags(p)
+    rollout_flags(p, episodes=100)
+    run_flags(p)
 
 
 @command("collect", _collect_flags)
@@ -43,7 +34,7 @@ def collect(args: argparse.Namespace) -> None:
     from protege.report.page import mean_std
     from protege.rollout.collect import collect as collect_episodes
 
-    _announce(args)
+    output.announce(args)
     task = tasks.make(args.task)
     t0 = time.perf_counter()
     res = collect_episodes(
@@ -52,10 +43,10 @@ def collect(args: argparse.Namespace) -> None:
         args.episodes,
         n_envs=args.n_envs,
         seed=args.seed,
-        progress=_bar(args, "collect"),
+        progress=bar(args, "collect"),
     )
     store = Store.open(args.out)
-    _facts(
+    output.facts(
         f"Collected {res.n_episodes} {task.name} episodes",
         {
             "return": mean_std(res.returns),
@@ -119,8 +110,8 @@ def _info_tasks() -> None:
     for name in tasks.names():
         task = tasks.make(name)
         rows.append([name, task.horizon, task.description.split(":")[0]])
-    _table("Registered tasks", ["task", "horizon", "description"], rows)
-    console.print("heads: " + ", ".join(sorted(HEADS)))
+    output.table("Registered tasks", ["task", "horizon", "description"], rows)
+    output.console.print("heads: " + ", ".join(sorted(HEADS)))
 
 
 def _info_store(path: Path) -> None:
@@ -136,7 +127,7 @@ def _info_store(path: Path) -> None:
     index = store.index
     returns = [e.episode_return for e in index]
     rounds = Counter(e.round for e in index)
-    _facts(
+    output.facts(
         f"Store {path}",
         {
             "task": store.task,
@@ -169,7 +160,7 @@ def _check_store(path: Path) -> None:
     bad = [e for e in report.episodes if e.problem is not None]
     rows = [[e.line, e.record.number if e.record else "?", e.problem] for e in bad[:20]]
     if rows:
-        _table(f"Episodes that fail ({len(bad)})", ["line", "episode", "problem"], rows)
+        output.table(f"Episodes that fail ({len(bad)})", ["line", "episode", "problem"], rows)
     facts: dict[str, Any] = {
         "episodes verified": f"{len(report.intact)} of {len(report.episodes)}",
         "checked": "meta.json; per episode: index line, CRC32 of every field"
@@ -180,7 +171,7 @@ def _check_store(path: Path) -> None:
         facts[f"note {i + 1}"] = note
     for i, problem in enumerate(report.problems):
         facts[f"problem {i + 1}"] = problem
-    _facts(f"Check of {path}", facts)
+    output.facts(f"Check of {path}", facts)
     if not report.ok:
         raise DataError(
             f"{path}: {len(bad)} of {len(report.episodes)} episodes fail"
@@ -208,7 +199,7 @@ def repair(args: argparse.Namespace) -> None:
 
     report = repair_store(args.store, args.out)
     lost = [e for e in report.episodes if e.problem is not None]
-    _facts(
+    output.facts(
         "Repaired",
         {
             "from": args.store,
@@ -246,7 +237,7 @@ def _info_policy(path: Path) -> None:
             )
         except (json.JSONDecodeError, KeyError, TypeError):
             facts["trained"] = f"{train_file}: unreadable"
-    _facts(f"Policy {path}", facts)
+    output.facts(f"Policy {path}", facts)
 
 
 def _policy_meta(path: str | Path) -> dict[str, Any]:
@@ -271,7 +262,7 @@ def _export_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store image observations JPEG-encoded (smaller, lossy; default: lossless)",
     )
-    _progress_flag(p)
+    progress_flag(p)
 
 
 @command("export", _export_flags)
@@ -294,7 +285,7 @@ def export(args: argparse.Namespace) -> None:
         progress=args.progress,
         jpeg_images=args.jpeg_images,
     )
-    _facts("Exported", {"dataset": args.dataset_id, "path": path})
+    output.facts("Exported", {"dataset": args.dataset_id, "path": path})
 
 
 def _import_flags(p: argparse.ArgumentParser) -> None:
@@ -302,7 +293,7 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="new protege store")
     p.add_argument("--root", metavar="DIR", help="datasets root (default: MINARI_DATASETS_PATH)")
     p.add_argument("--task", metavar="NAME", help="task to record in the store")
-    _progress_flag(p)
+    progress_flag(p)
 
 
 @command("import", _import_flags)
@@ -316,7 +307,7 @@ def import_(args: argparse.Namespace) -> None:
     store = import_from_minari(
         args.dataset_id, args.out, root=args.root, task=args.task, progress=args.progress
     )
-    _facts(
+    output.facts(
         "Imported",
         {"store": store.path, "episodes": len(store), "transitions": f"{store.n_transitions:,}"},
     )

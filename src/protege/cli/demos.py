@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from protege.cli.core import (
-    _announce,
-    _evaluation_table,
-    _facts,
-    _run_flags,
-    _table,
-    add_config_flags,
-    command,
-    config_values,
-    console,
-    static_constant,
+from protege.algos import registry
+from protege.cli import output
+from protege.cli.flags import add_config_flags, config_values, run_flags
+from protege.cli.registry import command
+from protege.configs.demos import (
+    INTERACTIVE,
+    OBSTACLE_HEADS,
+    CarRacingDemoConfig,
+    ObstacleDemoConfig,
 )
 
 
 def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
-    methods = list(static_constant("protege.algos.dagger:METHODS"))
-    interactive = list(static_constant("protege.demo:INTERACTIVE"))
+    methods = list(registry.names())
+    interactive = list(INTERACTIVE)
     p.add_argument(
         "--task",
         default="lunarlander",
@@ -84,7 +82,7 @@ def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
         default=20,
         help="evaluation episodes per round and per BC curve point (default: 20)",
     )
-    _run_flags(p)
+    run_flags(p)
 
 
 @command("demo lunarlander", _demo_lunarlander_flags)
@@ -103,7 +101,7 @@ def demo_lunarlander(args: argparse.Namespace) -> None:
     """
     from protege.demo import labels_summary, run_demo
 
-    _announce(args)
+    output.announce(args)
     run = run_demo(
         task=args.task,
         out=args.out or f"reports/demo-{args.task}",
@@ -122,21 +120,21 @@ def demo_lunarlander(args: argparse.Namespace) -> None:
         round_bc_steps=args.round_bc_steps,
         round_eval_episodes=args.round_eval_episodes,
     )
-    _evaluation_table(
+    output.evaluation_table(
         f"{run.task.name}: {args.eval_episodes} evaluation episodes, seed {run.eval_seed}",
         {k: m.evaluation for k, m in run.methods.items()},
         {k: m.labels for k, m in run.methods.items()},
     )
-    _facts(
+    output.facts(
         "Wall time",
         {**{k: f"{v:.1f} s" for k, v in run.timings.items()}, "total": f"{run.wall_seconds:.1f} s"},
     )
     if "BC" in run.methods:
-        console.print(f"[bold]{run.headline('BC')}[/]")
+        output.console.print(f"[bold]{run.headline('BC')}[/]")
     if len(run.curves) > 1:
-        console.print(labels_summary(run))
+        output.console.print(labels_summary(run))
     assert run.page_paths is not None
-    console.print(
+    output.console.print(
         f"report: {run.page_paths[1]}  (and {run.page_paths[0].name}), seed={args.seed}",
         soft_wrap=True,  # a path to copy, not to break
     )
@@ -147,15 +145,15 @@ _OBSTACLE_SKIP = ("seed", "progress")
 
 
 def _demo_obstacle_flags(p: argparse.ArgumentParser) -> None:
-    heads = list(static_constant("protege.demo_obstacle:HEADS"))
+    heads = list(OBSTACLE_HEADS)
     p.add_argument("--out", default="reports/demo-obstacle", metavar="DIR", help="report folder")
     add_config_flags(
         p,
-        "protege.demo_obstacle:ObstacleDemoConfig",
+        ObstacleDemoConfig,
         skip=_OBSTACLE_SKIP,
         choices={"heads": heads},
     )
-    _run_flags(p)
+    run_flags(p)
 
 
 @command("demo obstacle", _demo_obstacle_flags)
@@ -170,9 +168,9 @@ def demo_obstacle(args: argparse.Namespace) -> None:
 
     Example: protege demo obstacle        protege demo obstacle --steps 1000 --episodes 50
     """
-    from protege.demo_obstacle import ObstacleDemoConfig, run_obstacle_demo
+    from protege.demo_obstacle import run_obstacle_demo
 
-    _announce(args)
+    output.announce(args)
     values = config_values(ObstacleDemoConfig, args, skip=_OBSTACLE_SKIP)
     for key in ("heads", "chunks"):
         if key in values:
@@ -185,20 +183,20 @@ def demo_obstacle(args: argparse.Namespace) -> None:
         rows.append(
             [chunk, head, f"{r['success']:.0%}", f"{r['crash']:.0%}", f"{r['train_seconds']:.0f}"]
         )
-    _table(
+    output.table(
         f"obstacle: {cfg.episodes} evaluation episodes, seed {cfg.eval_seed}",
         ["chunk", "head", "success", "crash", "train s"],
         rows,
     )
     for head, by_steps in run.sweep.items():
-        _table(
+        output.table(
             f"{head}: success against sampling steps (chunk {max(cfg.chunks)})",
             ["steps", *map(str, by_steps)],
             [["success", *(f"{v:.0%}" for v in by_steps.values())]],
         )
-    console.print(f"wall time {run.wall_seconds:.0f} s")
+    output.console.print(f"wall time {run.wall_seconds:.0f} s")
     assert run.page_paths is not None
-    console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)
+    output.console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------ carracing
@@ -212,8 +210,8 @@ def _demo_carracing_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a toy run of every step on 60-step episodes (seconds; for checking the set-up)",
     )
-    add_config_flags(p, "protege.demo_carracing:CarRacingDemoConfig", skip=_CARRACING_SKIP)
-    _run_flags(p)
+    add_config_flags(p, CarRacingDemoConfig, skip=_CARRACING_SKIP)
+    run_flags(p)
 
 
 @command("demo carracing", _demo_carracing_flags)
@@ -228,9 +226,9 @@ def demo_carracing(args: argparse.Namespace) -> None:
 
     Example: protege demo carracing        protege demo carracing --smoke
     """
-    from protege.demo_carracing import CarRacingDemoConfig, results_table, run_carracing_demo
+    from protege.demo_carracing import results_table, run_carracing_demo
 
-    _announce(args)
+    output.announce(args)
     values = config_values(CarRacingDemoConfig, args, skip=_CARRACING_SKIP)
     for key in ("channels", "hidden_sizes"):
         if key in values:
@@ -243,6 +241,6 @@ def demo_carracing(args: argparse.Namespace) -> None:
     else:
         run = run_carracing_demo(args.out, CarRacingDemoConfig(**common, **values))
     table = results_table(run)
-    _table("carracing: evaluation on fresh tracks", table.columns, table.rows)
+    output.table("carracing: evaluation on fresh tracks", table.columns, table.rows)
     assert run.page_paths is not None
-    console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)
+    output.console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from protege.cli.core import _announce, _facts, _table, add_config_flags, command, config_values
+from protege.cli import output
+from protege.cli.flags import add_config_flags, config_values
+from protege.cli.registry import command
+from protege.configs.horizon import HorizonConfig
 
 if TYPE_CHECKING:  # imported when the command runs: --help stays free of torch
     from protege.experiments.horizon_results import HorizonResult
@@ -18,7 +21,7 @@ def _horizon_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", default="reports/horizon", metavar="DIR", help="where the table and plot go"
     )
-    add_config_flags(p, "protege.experiments.horizon_config:HorizonConfig", skip=("seed",))
+    add_config_flags(p, HorizonConfig, skip=("seed",))
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="quiet")
 
@@ -42,7 +45,7 @@ def _slope_rows(result: HorizonResult) -> list[list[str]]:
 
 def _print_sweep(result: HorizonResult) -> None:
     cfg = result.config
-    _table(
+    output.table(
         f"Slope of log E(mistakes) against log T (ε = {cfg.epsilon:g}, seed {cfg.seed})",
         [
             "arm",
@@ -64,7 +67,7 @@ def _print_sweep(result: HorizonResult) -> None:
 def horizon(args: argparse.Namespace) -> None:
     """Compounding error against horizon: BC's εT² against DAgger's, DART's and HG-DAgger's εT.
 
-    Trains every arm with protege's own algorithms (dagger.run with the β-mixture, DART's
+    Trains every arm with protege's own algorithms (engine.run with the β-mixture, DART's
     noisy expert and HG-DAgger's simulated supervisor, through the one rollout loop) on the
     lane-keeping corridor (`lane`) for T in --horizons, with a tabular learner that slips
     with probability --epsilon. Expected mistakes per episode are computed exactly by
@@ -75,8 +78,8 @@ def horizon(args: argparse.Namespace) -> None:
 
     Example: protege experiment horizon --epsilon 2.5e-4 --seeds 2 --out reports/horizon
     """
-    _announce(args)
-    from protege.experiments.horizon import HorizonConfig, run_horizon
+    output.announce(args)
+    from protege.experiments.horizon import run_horizon
 
     config = HorizonConfig(**{**config_values(HorizonConfig, args), "seed": args.seed})
     result = run_horizon(config, progress=args.progress)
@@ -88,7 +91,7 @@ def horizon(args: argparse.Namespace) -> None:
     for sweep in (result, result.saturated):
         if sweep is not None:
             _print_sweep(sweep)
-    _facts(
+    output.facts(
         "Output",
         {
             "table": out / "horizon.md",

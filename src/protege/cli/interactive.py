@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protege.cli.core import (
-    _announce,
-    _facts,
-    _json_object,
-    _run_flags,
-    _table,
-    _task_flag,
+from protege.algos import registry
+from protege.cli import output
+from protege.cli.flags import (
+    FieldSpec,
     add_config_flags,
-    command,
+    config_fields,
     config_values,
-    console,
+    flag_kwargs,
+    json_object,
+    run_flags,
+    task_flag,
 )
+from protege.cli.registry import command
+from protege.configs.bc import BCConfig
+from protege.configs.interactive import DAggerConfig
 from protege.errors import ConfigError
 
 if TYPE_CHECKING:
-    from protege.algos.dagger import DAggerConfig, DAggerResult
+    from protege.algos.results import DAggerResult
     from protege.tasks import Task
 
-METHODS = ("dagger", "hg-dagger", "ensemble", "thrifty", "dart")
+_SETTING = "method_setting_"
+"""Prefix of the ``args`` attributes holding the methods' own settings (``--alpha-h``)."""
 _DAGGER_SKIP = ("seed", "bc")
 _BC_SKIP = ("seed", "progress", "tensorboard_dir")
 _DAGGER_COLUMNS = (
@@ -41,17 +46,24 @@ _DAGGER_COLUMNS = (
 
 
 def _dagger_flags(p: argparse.ArgumentParser) -> None:
-    _task_flag(p)
+    task_flag(p)
     p.add_argument(
         "--out", required=True, metavar="DIR", help="run folder (store, rounds, policies)"
     )
-    p.add_argument("--method", choices=METHODS, default="dagger", help="default: dagger")
+    p.add_argument(
+        "--method",
+        default="dagger",
+        metavar="NAME",
+        help=f"{', '.join(registry.names())}, or one a --plugin registers (default: dagger); "
+        "its own settings are the flags of its group below",
+    )
     p.add_argument(
         "--method-kwargs",
-        type=_json_object,
+        type=json_object,
         default={},
         metavar="JSON",
-        help="the method's own settings, e.g. '{\"alpha_h\": 0.05}' for thrifty",
+        help="the method's own settings as JSON, e.g. '{\"alpha_h\": 0.05}' for thrifty: for "
+        "a method a plugin registers (its flags are not known when the command line is read)",
     )
     p.add_argument(
         "--hidden-sizes", type=int, nargs="+", metavar="INT", help="learner MLP (default: 256 256)"
@@ -67,9 +79,55 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fps", type=float, default=20.0, help="with --human: control rate in Hz (default: 20)"
     )
-    add_config_flags(p, "protege.algos.dagger:DAggerConfig", skip=_DAGGER_SKIP)
-    add_config_flags(p, "protege.algos.bc:BCConfig", skip=_BC_SKIP)
-    _run_flags(p)
+    add_config_flags(p, DAggerConfig, skip=_DAGGER_SKIP)
+    add_config_flags(p, BCConfig, skip=_BC_SKIP)
+    _method_flags(p)
+    run_flags(p)
+
+
+def _method_fields() -> dict[str, list[tuple[str, FieldSpec]]]:
+    """Each field of a registered method's settings that a flag can hold → the (method,
+    field) pairs that have it (``members``: EnsembleDAgger's and ThriftyDAgger's)."""
+    owners: dict[str, list[tuple[str, FieldSpec]]] = {}
+    for name in registry.names():
+        cls = registry.entry(name).config_class()
+        for f in config_fields(cls) if cls is not None else []:
+            if flag_kwargs(f.type) is not None:
+                owners.setdefault(f.name, []).append((name, f))
+    return owners
+
+
+def _method_flags(p: argparse.ArgumentParser) -> None:
+    """One group of flags per method with settings (``--alpha-h`` is ThriftyConfig.alpha_h).
+    A field several methods have (``--members``) is one flag, in the first one's group."""
+    owners = _method_fields()
+    for name in registry.names():
+        cls = registry.entry(name).config_class()
+        if cls is None:
+            continue
+        shared = [pairs[0][1].flag for pairs in owners.values() if name in dict(pairs[1:])]
+        group = p.add_argument_group(
+            f"--method {name}: {cls.__name__}",
+            f"also {', '.join(shared)} (listed above)" if shared else None,
+        )
+        for pairs in owners.values():
+            if pairs[0][0] != name:
+                continue
+            f = pairs[0][1]
+            kwargs = flag_kwargs(f.type) or {}
+            group.add_argument(
+                f.flag, dest=_SETTING + f.name, default=None, help=_shared_help(pairs), **kwargs
+            )
+
+
+def _shared_help(pairs: list[tuple[str, FieldSpec]]) -> str:
+    """The help of a method's flag; for a flag several methods share, whose it is."""
+    helps = {m: f.help() for m, f in pairs}
+    if len(pairs) == 1:
+        return helps[pairs[0][0]]
+    if len(set(helps.values())) == 1:
+        return f"({' and '.join(helps)}) {helps[pairs[0][0]]}"
+    return "; ".join(f"{m}: {h}" for m, h in helps.items())
 
 
 @command("dagger", _dagger_flags)
@@ -92,12 +150,13 @@ def dagger(args: argparse.Namespace) -> None:
     Example: protege dagger --method hg-dagger --human --task lunarlander --rounds 3 --out me
     """
     from protege import tasks
-    from protege.algos.dagger import policy_factory, run_method
+    from protege.algos.engine import policy_factory
 
-    _announce(args)
+    output.announce(args)
     if args.human:
         _check_human(args)
-    task = tasks.make(args.task)
+    task = tasks.make(args.task)  # also imports the plugins of installed packages
+    method_config = None if args.human else _method_config(args)
     config = _dagger_config(args)
     overrides = {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
     out = Path(args.out)
@@ -106,15 +165,16 @@ def dagger(args: argparse.Namespace) -> None:
         resume=args.resume,
         run_dir=out,
         progress=args.progress,
-        log=lambda line: console.print(line, soft_wrap=True),
+        log=lambda line: output.console.print(line, soft_wrap=True),
     )
     if args.human:
         from protege.algos.hg_dagger import run_human
 
         result = run_human(task, out / "store", config, fps=args.fps, **common)
     else:
-        method_config = _method_config(args)
-        result = run_method(args.method, task, out / "store", config, method_config, **common)
+        result = registry.run_method(
+            args.method, task, out / "store", config, method_config, **common
+        )
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     (out / "result.md").write_text(result.to_markdown())
     _dagger_report(args, task, config, result, out)
@@ -122,9 +182,6 @@ def dagger(args: argparse.Namespace) -> None:
 
 def _dagger_config(args: argparse.Namespace) -> DAggerConfig:
     """The run's settings from the flags (BC's defaults are DAggerConfig's own)."""
-    from protege.algos.bc import BCConfig
-    from protege.algos.dagger import DAggerConfig
-
     bc_defaults = DAggerConfig().bc
     bc_flags = config_values(BCConfig, args, skip=_BC_SKIP)
     bc = BCConfig(**{**vars(bc_defaults), **bc_flags})
@@ -138,23 +195,49 @@ def _check_human(args: argparse.Namespace) -> None:
     """--human runs HG-DAgger with one env on screen and no simulated supervisor."""
     if args.method != "hg-dagger":
         raise ConfigError(f"--human needs --method hg-dagger, not --method {args.method}")
-    if args.method_kwargs:
-        raise ConfigError("--method-kwargs set the simulated supervisor; --human takes none")
+    if args.method_kwargs or _given_settings(args):
+        given = [*_flags(_given_settings(args))] + (
+            ["--method-kwargs"] if args.method_kwargs else []
+        )
+        raise ConfigError(f"{', '.join(given)} set the simulated supervisor; --human takes none")
     if args.n_envs not in (None, 1):
         raise ConfigError(
             f"--human: a person watches one env at a time, not --n-envs {args.n_envs}"
         )
 
 
-def _method_config(args: argparse.Namespace) -> Any:
-    """The method's own settings from --method-kwargs (None for plain DAgger)."""
-    from protege.algos.dagger import method_config_class
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The methods' settings given as flags, by field name (lists as tuples)."""
+    return {
+        k.removeprefix(_SETTING): tuple(v) if isinstance(v, list) else v
+        for k, v in vars(args).items()
+        if k.startswith(_SETTING) and v is not None
+    }
 
-    cls = method_config_class(args.method)
-    if cls is None and args.method_kwargs:
-        raise ConfigError(f"method {args.method!r} takes no --method-kwargs")
+
+def _flags(names: dict[str, Any]) -> list[str]:
+    return ["--" + n.replace("_", "-") for n in names]
+
+
+def _method_config(args: argparse.Namespace) -> Any:
+    """The method's own settings from its flags and --method-kwargs (None for plain DAgger);
+    a flag of another method is an error naming it."""
+    cls = registry.entry(args.method).config_class()  # an unknown name: a ConfigError
+    given = _given_settings(args)
+    mine = {f.name for f in fields(cls)} if cls is not None else set()
+    for name in given:
+        if name not in mine:
+            owners = " and ".join(m for m, _ in _method_fields()[name])
+            raise ConfigError(
+                f"{_flags({name: 0})[0]} is a setting of --method {owners}, "
+                f"not of --method {args.method}"
+            )
+    if cls is None:
+        if args.method_kwargs:
+            raise ConfigError(f"method {args.method!r} takes no --method-kwargs")
+        return None
     try:
-        return cls(**args.method_kwargs) if cls else None
+        return cls(**{**args.method_kwargs, **given})
     except TypeError as exc:
         raise ConfigError(f"--method-kwargs: {exc}") from None
 
@@ -177,7 +260,7 @@ def _dagger_report(
         for r in result.rows
     ]
     who = f"{args.method}{' (you at the keyboard)' if args.human else ''}"
-    _table(
+    output.table(
         f"{who} on {task.name}, seed {args.seed}: expert {result.expert_return:.1f}",
         _DAGGER_COLUMNS,
         rows,
@@ -191,11 +274,11 @@ def _dagger_report(
     }
     if result.stopped:
         facts["stopped"] = "before the last round: add --resume to continue"
-    _facts("Result", facts)
+    output.facts("Result", facts)
 
 
 def _teleop_flags(p: argparse.ArgumentParser) -> None:
-    _task_flag(p)
+    task_flag(p)
     p.add_argument("--out", required=True, metavar="DIR", help="store the labels are appended to")
     p.add_argument(
         "--policy", metavar="DIR", help="a learner to supervise (HG-DAgger); none: you drive"
@@ -227,7 +310,7 @@ def teleop(args: argparse.Namespace) -> None:
     """
     from protege.algos.teleop import teleop as run_teleop
 
-    _announce(args)
+    output.announce(args)
     summary = run_teleop(
         args.task,
         args.out,
@@ -236,6 +319,6 @@ def teleop(args: argparse.Namespace) -> None:
         seed=args.seed,
         fps=args.fps,
         round=args.round,
-        log=lambda line: console.print(line, soft_wrap=True),
+        log=lambda line: output.console.print(line, soft_wrap=True),
     )
-    console.print(summary.to_text())
+    output.console.print(summary.to_text())

@@ -8,20 +8,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protege.cli.core import (
-    _announce,
-    _bar,
-    _evaluation_table,
-    _facts,
-    _rollout_flags,
-    _run_flags,
-    _task_flag,
-    add_config_flags,
-    command,
-    config_values,
-    console,
-)
+from protege.cli import output
 from protege.cli.data import _policy_meta
+from protege.cli.flags import (
+    add_config_flags,
+    bar,
+    config_values,
+    rollout_flags,
+    run_flags,
+    task_flag,
+)
+from protege.cli.registry import command
+from protege.configs.bc import BCConfig
+from protege.configs.policy import PolicyConfig
 from protege.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,15 +35,15 @@ _BC_SKIP = ("seed", "progress")
 def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="a protege store")
     p.add_argument("--out", required=True, metavar="DIR", help="policy directory to write")
-    _task_flag(
+    task_flag(
         p,
         required=False,
         extra="; checks the store's spaces against it (default: the task recorded in the store)",
     )
-    _run_flags(p)
+    run_flags(p)
     add_config_flags(
         p,
-        "protege.policies.config:PolicyConfig",
+        PolicyConfig,
         skip=_POLICY_SKIP,
         defaults={
             "head": "categorical for Discrete actions, mse for Box actions; "
@@ -52,7 +51,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
             "encoder": "mlp, cnn for image observations",
         },
     )
-    add_config_flags(p, "protege.algos.bc:BCConfig", skip=_BC_SKIP)
+    add_config_flags(p, BCConfig, skip=_BC_SKIP)
 
 
 @command("train", _train_flags)
@@ -68,10 +67,9 @@ def train(args: argparse.Namespace) -> None:
     from protege.algos import bc
     from protege.data.store import Store
     from protege.demo import seeded_policy
-    from protege.policies import PolicyConfig
     from protege.report.page import command_line
 
-    _announce(args)
+    output.announce(args)
     _check_registered(args)
     store = Store.open(args.data)
     task_name = args.task or store.task
@@ -80,7 +78,7 @@ def train(args: argparse.Namespace) -> None:
     policy_config = PolicyConfig.for_spaces(
         store.observation_space, store.action_space, **config_values(PolicyConfig, args)
     )
-    bc_config = bc.BCConfig(**{**config_values(bc.BCConfig, args), "progress": args.progress})
+    bc_config = BCConfig(**{**config_values(BCConfig, args), "progress": args.progress})
     policy = seeded_policy(policy_config, args.seed)
     result = bc.fit(policy, store, bc_config)
     out = policy.save(args.out, extra={"task": task_name, "data": str(args.data)})
@@ -95,7 +93,7 @@ def train(args: argparse.Namespace) -> None:
     }
     (out / "train.json").write_text(json.dumps(record, indent=2))
     last = result.history[-1] if result.history else {}
-    _facts(
+    output.facts(
         f"BC on {len(store)} episodes ({store.n_labels:,} labels)",
         {
             "head": f"{policy_config.head}, MLP {' × '.join(map(str, policy_config.hidden_sizes))}",
@@ -156,7 +154,7 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
         help="a policy written by `train`, or any round's learner of `protege dagger` "
         "(OUT.run/learners/round_NNN: a policy, an ensemble or a ThriftyDAgger learner)",
     )
-    _task_flag(p, required=False, extra=" (default: the task recorded with the policy)")
+    task_flag(p, required=False, extra=" (default: the task recorded with the policy)")
     p.add_argument(
         "--expert", action="store_true", help="also evaluate the task's expert (the reference)"
     )
@@ -175,8 +173,8 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
         help="the same as --no-deterministic: sample actions from the head",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
-    _rollout_flags(p, episodes=50)
-    _run_flags(p)
+    rollout_flags(p, episodes=50)
+    run_flags(p)
 
 
 @command("eval", _eval_flags)
@@ -189,12 +187,12 @@ def eval_(args: argparse.Namespace) -> None:
 
     Example: protege eval --policy runs/bc --task lunarlander --episodes 50 --expert
     """
-    from protege.algos.dagger import load_learner
+    from protege.algos.registry import load_learner
     from protege.rollout import evaluate, evaluate_expert
 
     if args.policy is None and not args.expert:
         raise ConfigError("nothing to evaluate: give --policy DIR, --expert, or both")
-    _announce(args)
+    output.announce(args)
     policy = load_learner(args.policy) if args.policy else None
     task_name = args.task or (_policy_meta(args.policy).get("task") if args.policy else None)
     if task_name is None:
@@ -203,16 +201,16 @@ def eval_(args: argparse.Namespace) -> None:
     kw: dict[str, Any] = {"episodes": args.episodes, "n_envs": args.n_envs, "seed": args.seed}
     evals = {}
     if args.expert:
-        evals["expert"] = evaluate_expert(task, progress=_bar(args, "eval expert"), **kw)
+        evals["expert"] = evaluate_expert(task, progress=bar(args, "eval expert"), **kw)
     if policy is not None:
         evals["policy"] = evaluate(
             policy,
             task,
             deterministic=args.deterministic,
-            progress=_bar(args, "eval policy"),
+            progress=bar(args, "eval policy"),
             **kw,
         )
-    _evaluation_table(f"{task.name}: {args.episodes} episodes, seed {args.seed}", evals, {})
+    output.evaluation_table(f"{task.name}: {args.episodes} episodes, seed {args.seed}", evals, {})
     if args.json:
         payload = {
             "policy": args.policy,
@@ -225,4 +223,4 @@ def eval_(args: argparse.Namespace) -> None:
             },
         }
         Path(args.json).write_text(json.dumps(payload, indent=2))
-        console.print(f"results: {args.json}", soft_wrap=True)
+        output.console.print(f"results: {args.json}", soft_wrap=True)

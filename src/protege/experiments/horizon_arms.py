@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from protege.algos.dagger import DAggerConfig, run_method
-from protege.algos.dart import DARTConfig
-from protege.algos.hg_dagger import SupervisorConfig
-from protege.experiments.horizon_config import HorizonConfig
+from protege.algos.registry import run_method
+from protege.configs.horizon import HorizonConfig
+from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import DARTConfig, SupervisorConfig
 from protege.experiments.tabular import TabularTrainer
 from protege.tasks.base import Task
 from protege.tasks.lane import LANE, LaneRisk

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protege.experiments.horizon_config import HorizonConfig
+from protege.configs.horizon import HorizonConfig
 from protege.experiments.tabular import cell_coords
 from protege.tasks.lane import (
     SLIP_SHIFTS,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from protege.algos.rounds import derive_seed
-from protege.experiments.horizon_config import (
+from protege.configs.horizon import (
     ARM_CODE,
     STREAM_BOOT,
     STREAM_MC,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from protege.experiments.horizon_config import HorizonConfig
+from protege.configs.horizon import HorizonConfig
 from protege.experiments.slopes import Agreement, SlopeFit, chi2_sf, loglog_slope, z_scores
 
 

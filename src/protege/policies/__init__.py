@@ -1,6 +1,6 @@
 """Policies: encoder + head (+ normalizer + chunk executor)."""
 
-from protege.policies.config import PolicyConfig
+from protege.configs.policy import PolicyConfig
 from protege.policies.heads import HEADS, Head
 from protege.policies.policy import Policy
 

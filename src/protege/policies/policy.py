@@ -18,10 +18,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from protege.configs.policy import PolicyConfig
 from protege.errors import CheckpointError, DataError
 from protege.policies import mlp
 from protege.policies.chunking import ChunkExecutor
-from protege.policies.config import PolicyConfig
 from protege.policies.encoders import ENCODERS, MLPEncoder
 from protege.policies.heads import HEADS
 from protege.policies.heads.base import LinearHead
@@ -29,6 +29,8 @@ from protege.policies.history import ObsHistory
 from protege.policies.mlp import ActingPlan
 
 CONFIG_FILE = "config.json"
+KIND = "policy"
+"""The learner kind ``config.json`` records (:func:`protege.algos.registry.load_learner`)."""
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "protege-policy"
 
@@ -262,7 +264,7 @@ class Policy(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` into the directory ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT, "policy": self.config.to_dict(), **(extra or {})}
+        meta = {"format": FORMAT, "kind": KIND, "policy": self.config.to_dict(), **(extra or {})}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_file(tensors, str(path / WEIGHTS_FILE), metadata={"format": FORMAT})

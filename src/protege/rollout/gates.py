@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from protege.configs.interactive import parse_beta
 from protege.errors import ConfigError
 from protege.experts.base import Expert
 
@@ -180,28 +181,16 @@ class LinearBeta:
 
 
 def beta_schedule(spec: str | BetaSchedule) -> BetaSchedule:
-    """Parse ``"indicator"``, ``"exponential:0.5"`` (or ``"exp:0.5"``) or ``"linear:15"``."""
+    """Parse ``"indicator"``, ``"exponential:0.5"`` (or ``"exp:0.5"``) or ``"linear:15"``
+    (see :func:`protege.configs.interactive.parse_beta`)."""
     if not isinstance(spec, str):
         return spec
-    name, _, arg = spec.partition(":")
-    try:
-        if name == "indicator" and not arg:
-            return IndicatorBeta()
-        if name in ("exponential", "exp"):
-            p = float(arg) if arg else 0.5
-            if not 0.0 <= p <= 1.0:
-                raise ConfigError(f"exponential β needs 0 ≤ p ≤ 1, got {p} in {spec!r}")
-            return ExponentialBeta(p)
-        if name == "linear":
-            n = int(arg) if arg else 15
-            if n < 1:
-                raise ConfigError(f"linear β needs ≥ 1 ramp-down rounds, got {n} in {spec!r}")
-            return LinearBeta(n)
-    except ValueError:
-        raise ConfigError(f"β schedule {spec!r}: {arg!r} is not a number") from None
-    raise ConfigError(
-        f"unknown β schedule {spec!r}; use 'indicator', 'exponential:P' or 'linear:N'"
-    )
+    name, arg = parse_beta(spec)
+    if name == "exponential":
+        return ExponentialBeta(arg)
+    if name == "linear":
+        return LinearBeta(int(arg))
+    return IndicatorBeta()
 
 
 class _PerEpisodeRandom:

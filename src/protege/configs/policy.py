@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
-
-import gymnasium as gym
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from protege.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 
 @dataclass
@@ -75,6 +76,8 @@ class PolicyConfig:
         cls, observation_space: gym.Space, action_space: gym.Space, **overrides: Any
     ) -> PolicyConfig:
         """A config fitted to the env's spaces; the head defaults to what the action space needs."""
+        import gymnasium as gym  # only here: the rest of this module is standard library
+
         if not isinstance(observation_space, gym.spaces.Box):
             raise ConfigError(f"protege policies take Box observations, not {observation_space}")
         kw: dict[str, Any] = {"obs_shape": tuple(observation_space.shape)}
@@ -82,9 +85,9 @@ class PolicyConfig:
             kw.update(act_dim=1, discrete=True, n_actions=int(action_space.n), head="categorical")
         elif isinstance(action_space, gym.spaces.Box):
             kw.update(
-                act_dim=int(np.prod(action_space.shape)),
-                action_low=np.asarray(action_space.low, float).ravel().tolist(),
-                action_high=np.asarray(action_space.high, float).ravel().tolist(),
+                act_dim=math.prod(action_space.shape),
+                action_low=action_space.low.astype(float).ravel().tolist(),
+                action_high=action_space.high.astype(float).ravel().tolist(),
             )
         else:
             raise ConfigError(f"protege policies take Box or Discrete actions, not {action_space}")

@@ -1,0 +1,202 @@
+"""Flags: the ones many commands share, and flags derived from config dataclasses.
+
+Flags that configure a dataclass (``BCConfig``, ``PolicyConfig``, a method's settings) are
+derived from its fields, so ``--batch-size`` is ``BCConfig.batch_size`` and
+``--hidden-sizes 256 256`` is ``PolicyConfig.hidden_sizes``: the same names as in Python and
+in config.json, with the field's docstring as the help text. The dataclasses come from
+:mod:`protege.configs`, which imports only the standard library, so building the flags (and
+``--help``) imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import itertools
+import json
+import textwrap
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
+
+
+# ========================================================================== common flags
+def seed_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+
+
+def run_flags(p: argparse.ArgumentParser) -> None:
+    """Flags every run has: seed, torch threads, progress bars."""
+    seed_flag(p)
+    p.add_argument(
+        "--threads",
+        "--torch-threads",
+        dest="threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default: 1, fastest for small MLPs on few cores)",
+    )
+    progress_flag(p)
+
+
+def progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show progress bars (default: yes; --no-progress hides them)",
+    )
+
+
+def bar(args: argparse.Namespace, label: str) -> str | bool:
+    """The library's ``progress=`` argument: a labelled bar, or none with --no-progress."""
+    return label if args.progress else False
+
+
+def task_flag(p: argparse.ArgumentParser, required: bool = True, extra: str = "") -> None:
+    p.add_argument(
+        "--task",
+        required=required,
+        metavar="NAME",
+        help="a registered task: cartpole, lunarlander, lunarlander-continuous, pendulum, "
+        "mountaincar-continuous, ... (`protege info --tasks` lists them; --plugin adds your "
+        "own)" + extra,
+    )
+
+
+def rollout_flags(p: argparse.ArgumentParser, episodes: int) -> None:
+    p.add_argument(
+        "--episodes", type=int, default=episodes, help=f"episodes to run (default: {episodes})"
+    )
+    p.add_argument("--n-envs", type=int, default=8, help="sub-envs of the vector env (default: 8)")
+
+
+# ============================================================ dataclass fields as flags
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a flag needs of one dataclass field."""
+
+    name: str
+    type: Any
+    default: Any
+    """The field's default (``default_factory()`` for a factory), or ``MISSING``."""
+    doc: str
+    """The attribute docstring under the field, on one line."""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def help(self, default: str | None = None) -> str:
+        """The docstring and the default (``default`` overrides how it is shown)."""
+        shown: Any = self.default
+        if isinstance(shown, tuple):
+            shown = " ".join(map(str, shown))
+        shown = shown if default is None else default
+        return (self.doc + f" (default: {shown})").strip().replace("%", "%%")
+
+
+def add_config_flags(
+    p: argparse.ArgumentParser,
+    cls: type,
+    skip: Sequence[str] = (),
+    choices: dict[str, list[str]] | None = None,
+    defaults: dict[str, str] | None = None,
+) -> None:
+    """One flag per field of the dataclass ``cls``: ``field_name`` becomes ``--field-name``.
+
+    Flags default to None ("not given"), so the dataclass keeps its own defaults, which the
+    help text shows together with the field's docstring (``defaults`` overrides what the
+    help says the default is, for fields whose real default depends on the task). Fields of
+    a type no flag can hold (a callable, a nested dataclass) are left to Python.
+    """
+    group = p.add_argument_group(f"{cls.__name__} (same names in Python and config.json)")
+    for f in config_fields(cls, skip):
+        kwargs = flag_kwargs(f.type)
+        if kwargs is None:
+            continue
+        if choices and f.name in choices:
+            kwargs["choices"] = choices[f.name]
+            kwargs.pop("metavar", None)
+        text = f.help((defaults or {}).get(f.name))
+        group.add_argument(f.flag, dest=f.name, default=None, help=text, **kwargs)
+
+
+def config_values(cls: type, args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The fields of ``cls`` given on the command line (those left out keep their defaults)."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if f.name not in skip and getattr(args, f.name, None) is not None
+    }
+
+
+def config_fields(cls: type, skip: Sequence[str] = ()) -> list[FieldSpec]:
+    """The fields of the dataclass ``cls`` (but ``skip``), with their docstrings."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    specs = []
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        factory: Any = f.default_factory
+        default = f.default if factory is MISSING else factory()
+        specs.append(FieldSpec(f.name, hints[f.name], default, docs.get(f.name, "")))
+    return specs
+
+
+def flag_kwargs(tp: Any) -> dict[str, Any] | None:
+    """argparse settings for a field type: int, float, str, bool, tuples/lists, dicts, X | None
+    (None for a type no flag holds)."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = inner[0] if len(inner) == 1 else str
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin in (tuple, list):
+        item = typing.get_args(tp)[0]
+        return {"nargs": "+", "type": item, "metavar": item.__name__.upper()}
+    if origin is dict or tp is dict:
+        return {"type": json_object, "metavar": "JSON"}
+    if tp in (int, float, str):
+        return {"type": tp, "metavar": tp.__name__.upper()}
+    if tp is Any:
+        return {"type": str}
+    return None
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A flag's JSON object value (``'{"k": 5}'``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"k\": 5}}', got {text}")
+    return value
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under a field) of a dataclass, by field name."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.ClassDef):
+        return {}
+    docs = {}
+    for stmt, nxt in itertools.pairwise(node.body):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs

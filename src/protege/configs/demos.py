@@ -1,0 +1,126 @@
+"""The demos' settings: ``protege demo lunarlander | obstacle | carracing``.
+
+(:mod:`protege.demo`, :mod:`protege.demo_obstacle`, :mod:`protege.demo_carracing`.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from protege.errors import ConfigError
+
+EVAL_SEED_OFFSET = 10_000
+"""Evaluation episodes are seeded with ``seed + EVAL_SEED_OFFSET``, so none of them starts where
+a demonstration did (no method trained on those tracks)."""
+
+INTERACTIVE = ("dagger", "hg-dagger", "thrifty")
+"""The interactive methods ``protege demo`` runs by default."""
+
+OBSTACLE_HEADS = ("mse", "gaussian", "mog", "binned", "diffusion", "flow")
+"""The heads ``protege demo obstacle`` compares."""
+
+
+@dataclass
+class ObstacleDemoConfig:
+    """Budgets of the comparison (defaults: about 10 minutes on 2 cores)."""
+
+    seed: int = 0
+    demos: int = 200
+    """Expert demonstrations (60% left, 40% right)."""
+    steps: int = 4000
+    """BC gradient steps per head (batch 256)."""
+    lr: float = 1e-3
+    episodes: int = 100
+    """Evaluation episodes per row, the same seeded ones for every head."""
+    n_envs: int = 25
+    heads: tuple[str, ...] = OBSTACLE_HEADS
+    chunks: tuple[int, ...] = (8, 1)
+    """Chunk sizes to compare; each chunk is executed open loop, then re-planned."""
+    sweep_steps: bool = True
+    """Also measure success against DDIM / Euler steps (chunk-8 diffusion and flow)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.heads) - set(OBSTACLE_HEADS)
+        if unknown:
+            raise ConfigError(
+                f"unknown heads {sorted(unknown)}; choose from {list(OBSTACLE_HEADS)}"
+            )
+        if min(self.demos, self.steps, self.episodes, self.n_envs, *self.chunks) < 1:
+            raise ConfigError("demos, steps, episodes, n_envs and chunks must be ≥ 1")
+
+    @property
+    def eval_seed(self) -> int:
+        return self.seed + 1000
+
+
+@dataclass
+class CarRacingDemoConfig:
+    """Budgets of the tutorial (the defaults: about 16 minutes on 2 shared cores)."""
+
+    seed: int = 0
+    demos: int = 10
+    """Expert laps recorded for BC (round 0 of DAgger and DART)."""
+    bc_steps: int = 2000
+    """Gradient steps of the initial BC policy (batch ``batch_size``)."""
+    rounds: int = 2
+    """DAgger and DART rounds after round 0."""
+    episodes_per_round: int = 4
+    round_steps: int = 1000
+    """Gradient steps per round, continuing from the previous round's policy."""
+    batch_size: int = 64
+    lr: float = 1e-3
+    channels: tuple[int, ...] = (16, 32, 32)
+    """CNN channels (the Nature CNN's 32-64-64 trains about 3× slower on this CPU)."""
+    hidden_sizes: tuple[int, ...] = (256,)
+    n_obs_steps: int = 1
+    random_shift: int = 4
+    dart_noise: float = 0.05
+    """DART's action-noise variance per dimension in round 1 (later rounds fit it)."""
+    bc_control: bool = True
+    """Also train "BC + steps": the BC policy trained ``rounds × round_steps`` more steps on the
+    demonstrations alone, as many gradient steps as DAgger's and DART's final policies had.
+    It separates what their extra labels did from what extra training did."""
+    eval_episodes: int = 6
+    """Fresh tracks every method is evaluated on (also DAgger's and DART's per-round rows)."""
+    n_envs: int = 4
+    gif: bool = True
+    gif_every: int = 3
+    torch_threads: int = 1
+    """torch threads; 1 is fastest for this CNN on 2 shared cores (2 threads halve it)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.demos, self.bc_steps, self.episodes_per_round, self.eval_episodes) < 1:
+            raise ConfigError("demos, bc_steps, episodes_per_round and eval_episodes must be ≥ 1")
+        if self.rounds < 0 or self.round_steps < 1:
+            raise ConfigError("rounds must be ≥ 0 and round_steps ≥ 1")
+
+    @classmethod
+    def smoke(cls, **overrides: Any) -> CarRacingDemoConfig:
+        """A toy run for tests: every step runs, on a few hundred frames (seconds, not minutes).
+
+        Episodes are still full CarRacing episodes; use ``max_steps`` of
+        :func:`run_carracing_demo` to cut them short.
+        """
+        kw: dict[str, Any] = {
+            "demos": 2,
+            "bc_steps": 4,
+            "rounds": 1,
+            "episodes_per_round": 2,
+            "round_steps": 2,
+            "batch_size": 8,
+            "channels": (4, 8, 8),
+            "hidden_sizes": (16,),
+            "eval_episodes": 2,
+            "n_envs": 2,
+            "gif_every": 10,
+            "progress": False,
+        }
+        kw.update(overrides)
+        return cls(**kw)
+
+    @property
+    def eval_seed(self) -> int:
+        return self.seed + EVAL_SEED_OFFSET

@@ -1,0 +1,101 @@
+"""The interactive methods' own settings, one dataclass per method (``--method``'s flags).
+
+What every method shares (rounds, episodes, training) is
+:class:`~protege.configs.interactive.DAggerConfig`; plain DAgger has nothing of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from protege.errors import ConfigError
+
+
+@dataclass
+class SupervisorConfig:
+    """HG-DAgger's simulated supervisor: when it takes over and hands back (see
+    :class:`~protege.rollout.gates_interactive.SimulatedSupervisorGate`)."""
+
+    use_risk: bool = True
+    """Take over outside the task's safe set (:data:`protege.algos.hg_dagger.RISK_SCORES`)."""
+    disagreement_threshold: float | None = 0.5
+    """Take over when the novice's mean disagreement over ``window`` steps exceeds it (1/0
+    per step for discrete actions, L2 distance for continuous). None: never."""
+    window: int = 10
+    hand_back: float = 0.7
+    """Hand back once the risk is at most this (LunarLander's expert is below 0.7 in 75% of
+    its own states)."""
+    min_takeover: int = 10
+    risk: Callable[[Any, Any], Any] | None = None
+    """Overrides the task's registered risk score (a
+    :data:`~protege.rollout.gates_interactive.RiskScore`; Python only)."""
+
+
+@dataclass
+class EnsembleConfig:
+    """EnsembleDAgger's gate: χ (variance) and τ (discrepancy), hand-set as in the paper."""
+
+    members: int = 5
+    variance_threshold: float = 0.02
+    """χ: the expert drives where the ensemble's action variance exceeds it."""
+    discrepancy_threshold: float | None = None
+    """τ: the expert drives where the novice's discrepancy exceeds it; needs an expert query
+    at every step. None: variance only (queries only where the expert drives)."""
+    label_all: bool = False
+    """Store every queried state as a label (the paper); False: only expert-driven steps."""
+    bootstrap: bool = True
+
+
+@dataclass
+class ThriftyConfig:
+    """ThriftyDAgger's settings (defaults from the paper's code unless noted)."""
+
+    alpha_h: float = 0.01
+    """Target rate of robot-to-human context switches (``--targetrate``)."""
+    members: int = 5
+    use_risk: bool = True
+    """False: the novelty-only ablation (no Q network)."""
+    gamma: float = 0.9999
+    q_steps: int = 2000
+    """Q gradient steps per round."""
+    q_batch: int = 256
+    """The paper uses 50; larger batches cost little on a CPU and steady the targets."""
+    q_lr: float = 1e-3
+    pos_fraction: float = 0.1
+    """Each Q batch holds at least this fraction of success (reward 1) transitions."""
+    polyak: float = 0.995
+    q_hidden: tuple[int, ...] = (256, 256)
+    min_calibration: int = 25
+    """Re-calibrate only from more than this many autonomous states."""
+    calibrate_every: int = 1
+    """Episodes collected in parallel between re-calibrations of the thresholds. 1 (the
+    paper): one episode at a time, re-calibrated after every episode. k > 1: k at a time,
+    re-calibrated after every batch (faster on several cores; a crash loses up to k
+    episodes). Replaces ``DAggerConfig.n_envs`` in :func:`protege.algos.thrifty.run`."""
+    bootstrap: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha_h < 1.0:
+            raise ConfigError(f"alpha_h must be in (0, 1), got {self.alpha_h}")
+        if self.calibrate_every < 1:
+            raise ConfigError(f"calibrate_every must be ≥ 1, got {self.calibrate_every}")
+        if not 0.0 <= self.pos_fraction < 1.0 or not 0.0 < self.gamma <= 1.0:
+            raise ConfigError("pos_fraction must be in [0, 1) and gamma in (0, 1]")
+
+
+@dataclass
+class DARTConfig:
+    """DART's noise: where it starts and how it follows the learner's error."""
+
+    initial_noise: float = 0.1
+    """Noise before any learner error is known: tremble ε, or variance per action dim."""
+    fit_noise: bool = True
+    """Re-fit the noise each round to the learner's held-out error (else keep the initial)."""
+    noise_scale: float = 1.0
+    """Multiplies the fitted noise (DART's α knob)."""
+
+    def __post_init__(self) -> None:
+        if self.initial_noise < 0 or self.noise_scale < 0:
+            raise ConfigError("initial_noise and noise_scale must be ≥ 0")
