@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from protege.configs.horizon import HorizonConfig
 from protege.errors import ConfigError
 from protege.experiments.horizon import run_horizon
-from protege.configs.horizon import HorizonConfig
 from protege.experiments.horizon_exact import exact_expectations
 from protege.experiments.horizon_mc import monte_carlo_episodes
 from protege.experiments.horizon_results import HorizonResult

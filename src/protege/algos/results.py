@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protege.data.records import EpisodeRecord
 from protege.data.store import Store
 
 ATTENTION = "attention_seconds"

@@ -90,8 +90,8 @@ from pathlib import Path
 import numpy as np
 
 from protege.algos.rounds import derive_seed
-from protege.experiments.horizon_arms import Trained, scratch_root, train_arm
 from protege.configs.horizon import ARM_CODE, STREAM_TRAIN, HorizonConfig
+from protege.experiments.horizon_arms import Trained, scratch_root, train_arm
 from protege.experiments.horizon_exact import exact_for
 from protege.experiments.horizon_mc import cross_check
 from protege.experiments.horizon_results import ArmResult, HorizonResult
