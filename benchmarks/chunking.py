@@ -61,7 +61,7 @@ class JitteryExpert:
         self.noise = noise
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:

@@ -218,7 +218,7 @@ def bench_inference(space: Any, encoder_kwargs: dict[str, Any], k: int, n_envs: 
     policy = make_policy(space, encoder_kwargs, k)
     policy.eval()
     obs = np.random.default_rng(0).integers(0, 256, (n_envs, 96, 96, 3), dtype=np.uint8)
-    policy.reset()
+    policy.episodes_started()
     for _ in range(10):
         policy.act(obs)
     n, t0 = 0, time.perf_counter()

@@ -185,7 +185,7 @@ def test_the_intervention_rule() -> None:
 class StartAndMiddle:
     """The expert drives steps 0-2 and 10-11 of every episode."""
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         pass
 
     def decide(self, step: StepView) -> Decision:
@@ -222,7 +222,7 @@ class Coin:
         self.rng = np.random.default_rng(0)
         self.all_expert: dict[int, bool] = {}
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         self.all_expert[env_index] = bool(self.rng.random() < 0.2)
 
     def decide(self, step: StepView) -> Decision:
@@ -331,8 +331,8 @@ CHILD = textwrap.dedent(
             self.inner = inner
         def __getattr__(self, name):
             return getattr(self.inner, name)
-        def reset(self, i):
-            self.inner.reset(i)
+        def begin_episode(self, i):
+            self.inner.begin_episode(i)
             lines = open(os.path.join(store, "episodes.jsonl")).read().splitlines()
             if sum(json.loads(x)["round"] == 2 for x in lines) >= 3:
                 open(marker, "w").close()

@@ -51,7 +51,7 @@ class CountingExpert:
         self.asked += len(obs)
         return self.inner.act(obs, infos)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         pass
 
 
@@ -61,7 +61,7 @@ class PushLeft:
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
         return np.zeros(len(obs), np.int64)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass
 
 
@@ -116,7 +116,7 @@ def test_beta_mixture_mixes_per_step_and_labels_every_step(beta: float) -> None:
 def test_beta_mixture_draws_are_seeded_per_episode() -> None:
     a, b = BetaMixture(0.5, seed=1), BetaMixture(0.5, seed=1)
     for g in (a, b):
-        g.reset(0)
+        g.begin_episode(0)
         g.seed_episode(0, 42)
     draws_a = [a.rng(0).random() for _ in range(5)]
     draws_b = [b.rng(0).random() for _ in range(5)]

@@ -71,7 +71,7 @@ class ScriptedLearner:
         self.script = script or {}
         self.k = 0
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass
 
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> np.ndarray:

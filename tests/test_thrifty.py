@@ -137,7 +137,7 @@ class PushLeft:
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
         return np.zeros(len(obs), np.int64)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass
 
 

@@ -235,7 +235,7 @@ class _Monitor:
     """Wraps a gate; records ``|track_offset|`` at every step of every counted episode and the
     tiles visited at its end.
 
-    The loop calls ``success(outcome)`` for an episode that counts and then ``reset(i)`` for
+    The loop calls ``success(outcome)`` for an episode that counts and then ``begin_episode(i)`` for
     its sub-env before any other episode ends: that call says which trace it was.
     """
 
@@ -249,7 +249,7 @@ class _Monitor:
         """(sub-env, episode of that sub-env) of every finished episode: which track it was."""
         self._count: dict[int, int] = {}
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         if self.pending is not None:
             self.offsets.append(np.array(self.trace.get(env_index, []), float))
             info = self.pending.final_info
@@ -260,7 +260,7 @@ class _Monitor:
             self._count[env_index] = self._count.get(env_index, 0) + 1
             self.pending = None
         self.trace[env_index] = []
-        self.gate.reset(env_index)
+        self.gate.begin_episode(env_index)
 
     def decide(self, step: StepView) -> Any:
         offset = np.abs(np.asarray(step.infos["track_offset"], float))

@@ -418,7 +418,7 @@ def run(
     done_rounds = {r.round for r in rows}
 
     expert_eval = _expert_reference(task, config, run_dir)
-    expert.reset(config.seed)
+    expert.begin_run(config.seed)
     sources = Sources(task, expert, make_env, after_episode)
     stopped = False
     external_demos = has_external_demos(store)

@@ -96,7 +96,7 @@ class Recorder:
     finished episode to the store with its index, seed and counts.
 
     The loop calls ``on_episode(ep)`` for a finished episode of sub-env i and then, before
-    any other sub-env's episode, ``gate.reset(i)``: that call tells us which episode it was.
+    any other sub-env's episode, ``gate.begin_episode(i)``: that call tells us which episode it was.
     """
 
     def __init__(
@@ -122,11 +122,11 @@ class Recorder:
         assert self.pending is None, "two episodes ended before the gate was reset"
         self.pending = episode
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         if self.pending is not None:
             self._store(env_index, self.pending)
             self.pending = None
-        self.gate.reset(env_index)
+        self.gate.begin_episode(env_index)
         if env_index < len(self.indices) and not self.started[env_index]:
             self.started[env_index] = True
             seed_episode = getattr(self.gate, "seed_episode", None)

@@ -37,7 +37,7 @@ def collect(
         if not isinstance(store, Store):
             obs_space, act_space = task.spaces
             store = Store.create(store, obs_space, act_space, task=task.name, exist_ok=True)
-        expert.reset(seed)
+        expert.begin_run(seed)
         return rollout(
             env,
             episodes,

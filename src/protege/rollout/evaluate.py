@@ -153,7 +153,7 @@ def evaluate_expert(
     try:
         expert = task.make_expert()
         check_expert(expert, env.single_observation_space, env.single_action_space)
-        expert.reset(seed)
+        expert.begin_run(seed)
         r = rollout(
             env,
             episodes,

@@ -109,7 +109,7 @@ class Decision:
 
 
 class Gate(Protocol):
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         """A new episode starts in sub-env ``env_index``."""
         ...
 
@@ -119,7 +119,7 @@ class Gate(Protocol):
 class ExpertGate:
     """The expert acts and labels every step: collecting demonstrations."""
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         pass
 
     def decide(self, step: StepView) -> Decision:
@@ -134,7 +134,7 @@ class LearnerGate:
     def __init__(self, label: bool = False):
         self.label = label
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         pass
 
     def decide(self, step: StepView) -> Decision:
@@ -217,7 +217,7 @@ class _PerEpisodeRandom:
         self._rngs: dict[int, np.random.Generator] = {}
         self._episodes: dict[int, int] = {}
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         k = self._episodes.get(env_index, 0)
         self._episodes[env_index] = k + 1
         self._rngs[env_index] = np.random.default_rng([self.seed, env_index, k])
@@ -227,7 +227,7 @@ class _PerEpisodeRandom:
 
     def rng(self, env_index: int) -> np.random.Generator:
         if env_index not in self._rngs:
-            self.reset(env_index)
+            self.begin_episode(env_index)
         return self._rngs[env_index]
 
 

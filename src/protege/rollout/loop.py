@@ -33,7 +33,11 @@ class Actor(Protocol):
         self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
     ) -> np.ndarray: ...
 
-    def reset(self, mask: np.ndarray | None = None) -> None: ...
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        """New episodes start in every sub-env (``mask`` None, before the first ``act``) or
+        in those where ``mask`` (N,) is True: forget their per-episode state (observation
+        history, queued action chunk)."""
+        ...
 
 
 @dataclass
@@ -112,9 +116,9 @@ def rollout(
 
     obs, infos = env.reset(seed=seed)
     if learner is not None:
-        learner.reset()
+        learner.episodes_started()
     for i in range(n):
-        gate.reset(i)
+        gate.begin_episode(i)
     t = np.zeros(n, np.int64)
     ep_return = np.zeros(n, np.float64)
     interventions = _InterventionCounter(n)
@@ -217,9 +221,9 @@ def rollout(
             disagree[i] = []
             t[i] = 0
             ep_return[i] = 0.0
-            gate.reset(int(i))
+            gate.begin_episode(int(i))
         if finished.any() and learner is not None:
-            learner.reset(finished)
+            learner.episodes_started(finished)
         obs = next_obs
         if record:
             for i in np.flatnonzero(done_count < targets).tolist():
