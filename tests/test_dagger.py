@@ -24,7 +24,7 @@ from protege.algos.dagger import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
-from protege.rollout.gates import Decision, ExpertGate, StepView
+from protege.rollout.gates import Decision, ExpertGate, Gate, StepView
 from protege.rollout.loop import count_interventions, rollout
 from protege.tasks import make
 
@@ -182,7 +182,7 @@ def test_the_intervention_rule() -> None:
         assert count_interventions(np.array(steps, bool)) == n
 
 
-class StartAndMiddle:
+class StartAndMiddle(Gate):
     """The expert drives steps 0-2 and 10-11 of every episode."""
 
     def begin_episode(self, env_index: int) -> None:
@@ -215,7 +215,7 @@ def test_loop_and_rounds_count_interventions_alike(tmp_path: Path) -> None:
     assert r.interventions == 6
 
 
-class Coin:
+class Coin(Gate):
     """The expert drives with probability 1/2 at each step, and whole episodes now and then."""
 
     def __init__(self) -> None:
@@ -319,18 +319,24 @@ CHILD = textwrap.dedent(
     torch.set_num_threads(1)
     from protege.algos import dagger
     from protege.algos.bc import BCConfig
+    from protege.rollout.gates import Gate
     from protege.tasks import make
 
     store, marker, cfg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     task = make("cartpole")
     cfg["bc"] = BCConfig(**cfg["bc"])
 
-    class Stall:
+    class Stall(Gate):
         # After the 3rd episode of round 2 is stored, tell the parent and wait to be killed.
         def __init__(self, inner):
             self.inner = inner
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
+            self.beta = inner.beta
+        def seed_episode(self, i, seed):
+            self.inner.seed_episode(i, seed)
+        def episode_extras(self, i):
+            return self.inner.episode_extras(i)
+        def thresholds(self):
+            return self.inner.thresholds()
         def begin_episode(self, i):
             self.inner.begin_episode(i)
             lines = open(os.path.join(store, "episodes.jsonl")).read().splitlines()

@@ -26,6 +26,7 @@ from protege.rollout.gates import (
     BetaMixture,
     ExpertGate,
     ExponentialBeta,
+    Gate,
     IndicatorBeta,
     LearnerGate,
     LinearBeta,
@@ -312,3 +313,19 @@ def test_thrifty_switches_on_risk_and_hands_back_only_when_q_is_high() -> None:
     )
     r, asked = run_gate(high, learner=ens, episodes=2)
     assert r.expert_steps == 0 and asked == 0
+
+
+def test_every_gate_subclasses_gate_whose_optional_hooks_do_nothing() -> None:
+    from protege.experts.human import HumanSupervisor
+
+    for cls in (ExpertGate, LearnerGate, BetaMixture, NoisyExpertGate):
+        assert issubclass(cls, Gate)
+    for cls in (SimulatedSupervisorGate, EnsembleGate, ThriftyGate, HumanSupervisor):
+        assert issubclass(cls, Gate)
+    with pytest.raises(TypeError):
+        Gate()  # type: ignore[abstract]  # decide is the one method a gate must have
+    gate = LearnerGate()
+    gate.begin_episode(0)
+    gate.seed_episode(0, 7)
+    assert gate.episode_extras(0) == {} and gate.thresholds() == {} and gate.beta is None
+    assert BetaMixture(0.25).beta == 0.25

@@ -231,7 +231,7 @@ class Driving:
         }
 
 
-class _Monitor:
+class _Monitor(Gate):
     """Wraps a gate; records ``|track_offset|`` at every step of every counted episode and the
     tiles visited at its end.
 

@@ -495,10 +495,9 @@ def run(
             )
             eval_s = time.perf_counter() - t0
             wall += time.perf_counter() - t_round
-            gate_beta = getattr(gate, "beta", None) if r > 0 else None
+            gate_beta = gate.beta if r > 0 else None
             row = _row(store, r, gate_beta, ev, collect_s, train_s, eval_s, wall)
-            if hasattr(gate, "thresholds"):
-                row.extras.update(gate.thresholds())
+            row.extras.update(gate.thresholds())
             rows = [x for x in rows if x.round != r] + [row]
             with open(rows_file, "a") as f:
                 f.write(json.dumps(asdict(row)) + "\n")

@@ -90,7 +90,7 @@ def _make_env(sources: Sources, seed: int) -> gym.Env:
     return SeedFirstReset(make(), seed)
 
 
-class Recorder:
+class Recorder(Gate):
     """Wraps a round's gate for one batch: seeds each sub-env's episode from
     (seed, round, index), counts the expert queries each episode costs, and appends every
     finished episode to the store with its index, seed and counts.
@@ -129,10 +129,8 @@ class Recorder:
         self.gate.begin_episode(env_index)
         if env_index < len(self.indices) and not self.started[env_index]:
             self.started[env_index] = True
-            seed_episode = getattr(self.gate, "seed_episode", None)
-            if seed_episode is not None:
-                idx = self.indices[env_index]
-                seed_episode(env_index, gate_seed(self.seed, self.round, idx))
+            idx = self.indices[env_index]
+            self.gate.seed_episode(env_index, gate_seed(self.seed, self.round, idx))
 
     def decide(self, step: StepView) -> Any:
         decision = self.gate.decide(step)
@@ -144,8 +142,7 @@ class Recorder:
         idx = self.indices[env_index]
         interventions = count_interventions(ep.actors == EXPERT)
         outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
-        extras_fn = getattr(self.gate, "episode_extras", None)
-        extras = dict(extras_fn(env_index)) if extras_fn is not None else {}
+        extras = dict(self.gate.episode_extras(env_index))
         extras.update(
             episode=float(idx),
             queries=float(self.queries[env_index]),

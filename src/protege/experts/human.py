@@ -76,7 +76,7 @@ from protege.experts.controls import (  # re-exported: the teleop API
     default_controls,
     register_controls,
 )
-from protege.rollout.gates import Decision, StepView
+from protege.rollout.gates import Decision, Gate, StepView
 from protege.rollout.loop import count_interventions
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -160,7 +160,7 @@ _ORANGE = (235, 130, 20)
 _GREY = (120, 120, 120)
 
 
-class HumanSupervisor:
+class HumanSupervisor(Gate):
     """A person at the keyboard (and gamepad) as HG-DAgger's supervisor and as the expert.
 
     Args:

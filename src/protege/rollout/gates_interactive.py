@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from protege.errors import ConfigError
-from protege.rollout.gates import Decision, StepView
+from protege.rollout.gates import Decision, Gate, StepView
 
 
 class UncertainLearner(Protocol):
@@ -59,7 +59,7 @@ def action_gap(learner: np.ndarray, expert: np.ndarray) -> np.ndarray:
     return np.linalg.norm(diff.reshape(len(diff), -1), axis=1)
 
 
-class _Modes:
+class _Modes(Gate):
     """Per-sub-env "who is driving" state plus per-episode counters."""
 
     counters: tuple[str, ...] = ()
@@ -180,7 +180,7 @@ class SimulatedSupervisorGate(_Modes):
         return Decision(expert_acts=takeover, label=takeover.copy())
 
 
-class EnsembleGate:
+class EnsembleGate(Gate):
     """EnsembleDAgger (Menda, Driggs-Campbell & Kochenderfer 2019): the novice acts iff its
     ensemble variance ≤ χ (``variance_threshold``) *and* its discrepancy from the expert
     ≤ τ (``discrepancy_threshold``); otherwise the expert acts and labels.
