@@ -46,6 +46,7 @@ from protege.report.page import machine
 from protege.rollout.collect import collect
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import rollout
+from protege.rollout.observers import KeepEpisodes, Success
 from protege.tasks.base import EpisodeOutcome, Task
 from protege.tasks.obstacle import COURSE, OBSTACLE, ObstacleExpert, clip_command
 
@@ -97,8 +98,7 @@ def run(
             seed=seed,
             learner=actor,
             expert=expert,
-            success=success,
-            keep_episodes=True,
+            observers=[Success(success), KeepEpisodes()],
             deterministic=False,
             generator=torch.Generator().manual_seed(seed),
         )

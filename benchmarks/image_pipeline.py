@@ -52,6 +52,7 @@ from protege.policies import Policy, PolicyConfig
 from protege.rollout.collect import collect
 from protege.rollout.gates import ExpertGate
 from protege.rollout.loop import rollout
+from protege.rollout.observers import StoreEpisodes
 
 NATURE = {"channels": [32, 64, 64]}
 NARROW = {"channels": [16, 32, 32]}
@@ -121,7 +122,8 @@ def bench_collect(task: Any, n_envs: int, asynchronous: bool, episodes: int, out
     env = task.make_vec_env(n_envs, asynchronous=asynchronous)
     try:
         t0 = time.perf_counter()
-        r = rollout(env, episodes, gate=ExpertGate(), seed=0, expert=expert, store=store)
+        record = StoreEpisodes(store)
+        r = rollout(env, episodes, gate=ExpertGate(), seed=0, expert=expert, observers=[record])
         dt = time.perf_counter() - t0
     finally:
         env.close()

@@ -26,6 +26,7 @@ from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.rollout.gates import Decision, ExpertGate, Gate, StepView
 from protege.rollout.loop import count_interventions, rollout
+from protege.rollout.observers import KeepEpisodes
 from protege.tasks import make
 
 CARTPOLE = make("cartpole")
@@ -51,7 +52,12 @@ def short_demo(path: Path, steps: int) -> None:
     """One expert demonstration cut after ``steps`` steps: too little for BC."""
     env = CARTPOLE.make_vec_env(1)
     r = rollout(
-        env, 1, gate=ExpertGate(), seed=123, expert=CARTPOLE.make_expert(), keep_episodes=True
+        env,
+        1,
+        gate=ExpertGate(),
+        seed=123,
+        expert=CARTPOLE.make_expert(),
+        observers=[KeepEpisodes()],
     )
     ep = r.episodes[0]
     cut = dataclasses.replace(
@@ -246,7 +252,7 @@ def test_the_loop_counts_by_the_rule() -> None:
             seed=1,
             learner=learner,
             expert=lane.make_expert(),
-            keep_episodes=True,
+            observers=[KeepEpisodes()],
         )
     finally:
         env.close()

@@ -34,7 +34,8 @@ from protege.rollout.gates import (
     beta_schedule,
 )
 from protege.rollout.gates_interactive import EnsembleGate, SimulatedSupervisorGate, ThriftyGate
-from protege.rollout.loop import RolloutResult, rollout
+from protege.rollout.loop import rollout
+from protege.rollout.observers import KeepEpisodes, RolloutResult, StoreEpisodes
 from protege.tasks import make
 from protege.tasks.base import Task
 
@@ -71,7 +72,13 @@ def run_gate(gate: Any, learner: Any = None, episodes: int = 4, n_envs: int = 2,
     env = task.make_vec_env(n_envs)
     try:
         r = rollout(
-            env, episodes, gate=gate, seed=3, learner=learner, expert=expert, keep_episodes=True
+            env,
+            episodes,
+            gate=gate,
+            seed=3,
+            learner=learner,
+            expert=expert,
+            observers=[KeepEpisodes()],
         )
     finally:
         env.close()
@@ -243,7 +250,14 @@ def robot_learner(task: Task, tmp_path: Path) -> ThriftyLearner:
     """A ThriftyDAgger robot (3 members, a success critic) trained on 4 expert demos."""
     demos = Store.create(tmp_path / "demos", *task.spaces, task=task.name)
     env = task.make_vec_env(4)
-    rollout(env, 4, gate=ExpertGate(), seed=0, expert=task.make_expert(), store=demos)
+    rollout(
+        env,
+        4,
+        gate=ExpertGate(),
+        seed=0,
+        expert=task.make_expert(),
+        observers=[StoreEpisodes(demos)],
+    )
     env.close()
     make = dagger.policy_factory(task, hidden_sizes=(32, 32))
     bc = BCConfig(steps=500, batch_size=64, progress=False)
@@ -271,7 +285,13 @@ def test_thrifty_switch_rate_on_fresh_episodes_is_near_alpha_h(tmp_path: Path) -
         env = task.make_vec_env(16)
         seed = 1000 + 100 * batch  # initial states unlike the demos' and the fresh ones'
         rollout(
-            env, 16, gate=gate, seed=seed, learner=robot, expert=task.make_expert(), store=store
+            env,
+            16,
+            gate=gate,
+            seed=seed,
+            learner=robot,
+            expert=task.make_expert(),
+            observers=[StoreEpisodes(store)],
         )
         env.close()
         switch_back = np.tile([gate.switch_back_discrepancy, gate.switch_back_risk], (16, 1))

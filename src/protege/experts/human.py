@@ -50,7 +50,8 @@ RLIF, PVP and HIL-SERL log, and what the store's own fields do not hold.
 Example:
     >>> sup = HumanSupervisor.for_task("lunarlander", fps=20)
     >>> env = gym.vector.SyncVectorEnv([lambda: sup.wrap(task.make_env("rgb_array"))])
-    >>> rollout(env, 5, gate=sup, expert=sup, learner=policy, seed=0, store=store)
+    >>> rollout(env, 5, gate=sup, expert=sup, learner=policy, seed=0,
+    ...         observers=[StoreEpisodes(store)])
 """
 
 from __future__ import annotations

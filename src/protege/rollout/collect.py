@@ -8,7 +8,8 @@ from protege.data.store import Store
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
 from protege.rollout.gates import ExpertGate, Gate
-from protege.rollout.loop import RolloutResult, rollout
+from protege.rollout.loop import rollout
+from protege.rollout.observers import RolloutResult, StoreEpisodes, Success, progress_bar
 from protege.tasks.base import Task
 
 
@@ -44,9 +45,7 @@ def collect(
             gate=gate or ExpertGate(),
             seed=seed,
             expert=expert,
-            success=task.success,
-            store=store,
-            progress=progress,
+            observers=[Success(task.success), StoreEpisodes(store), *progress_bar(progress)],
         )
     finally:
         env.close()

@@ -15,7 +15,8 @@ import torch
 
 from protege.experts.adapters import check_expert
 from protege.rollout.gates import ExpertGate, LearnerGate
-from protege.rollout.loop import Actor, RolloutResult, rollout
+from protege.rollout.loop import Actor, rollout
+from protege.rollout.observers import Disagreement, RolloutResult, Success, progress_bar
 from protege.tasks.base import Task
 
 
@@ -134,11 +135,13 @@ def evaluate(
             seed=seed,
             learner=policy,
             expert=expert,
-            success=task.success,
-            measure_disagreement=measure_disagreement,
+            observers=[
+                Success(task.success),
+                *([Disagreement()] if measure_disagreement else []),
+                *progress_bar(progress),
+            ],
             deterministic=deterministic,
             generator=generator,
-            progress=progress,
         )
     finally:
         env.close()
@@ -160,8 +163,7 @@ def evaluate_expert(
             gate=ExpertGate(),
             seed=seed,
             expert=expert,
-            success=task.success,
-            progress=progress,
+            observers=[Success(task.success), *progress_bar(progress)],
         )
     finally:
         env.close()

@@ -54,6 +54,12 @@ class LazyExpert:
         """(N,) bool: the sub-envs the expert has been asked about this step."""
         return self._asked
 
+    @property
+    def actions(self) -> np.ndarray:
+        """(N, ...) the expert's actions this step where :attr:`asked`, zeros elsewhere."""
+        assert self._actions is not None, "begin_step first"
+        return self._actions
+
     def __call__(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Expert actions for all N sub-envs; only those in ``mask`` (and active) are computed
         and counted. Rows not computed are zeros."""
