@@ -46,6 +46,7 @@ from protege.report.page import machine
 from protege.rollout.collect import collect
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import rollout
+from protege.rollout.observers import KeepEpisodes, Success
 from protege.tasks.base import EpisodeOutcome, Task
 from protege.tasks.obstacle import COURSE, OBSTACLE, ObstacleExpert, clip_command
 
@@ -61,7 +62,7 @@ class JitteryExpert:
         self.noise = noise
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
@@ -97,8 +98,7 @@ def run(
             seed=seed,
             learner=actor,
             expert=expert,
-            success=success,
-            keep_episodes=True,
+            observers=[Success(success), KeepEpisodes()],
             deterministic=False,
             generator=torch.Generator().manual_seed(seed),
         )

@@ -52,6 +52,7 @@ from protege.policies import Policy, PolicyConfig
 from protege.rollout.collect import collect
 from protege.rollout.gates import ExpertGate
 from protege.rollout.loop import rollout
+from protege.rollout.observers import StoreEpisodes
 
 NATURE = {"channels": [32, 64, 64]}
 NARROW = {"channels": [16, 32, 32]}
@@ -121,7 +122,8 @@ def bench_collect(task: Any, n_envs: int, asynchronous: bool, episodes: int, out
     env = task.make_vec_env(n_envs, asynchronous=asynchronous)
     try:
         t0 = time.perf_counter()
-        r = rollout(env, episodes, gate=ExpertGate(), seed=0, expert=expert, store=store)
+        record = StoreEpisodes(store)
+        r = rollout(env, episodes, gate=ExpertGate(), seed=0, expert=expert, observers=[record])
         dt = time.perf_counter() - t0
     finally:
         env.close()
@@ -218,7 +220,7 @@ def bench_inference(space: Any, encoder_kwargs: dict[str, Any], k: int, n_envs: 
     policy = make_policy(space, encoder_kwargs, k)
     policy.eval()
     obs = np.random.default_rng(0).integers(0, 256, (n_envs, 96, 96, 3), dtype=np.uint8)
-    policy.reset()
+    policy.episodes_started()
     for _ in range(10):
         policy.act(obs)
     n, t0 = 0, time.perf_counter()

@@ -42,7 +42,7 @@ def _run_expert(task_name: str, seeds: list[int]) -> tuple[np.ndarray, list[dict
     task = TASKS[task_name]
     env = task.make_vec_env(len(seeds))
     expert = task.make_expert()
-    expert.reset(seed=0)
+    expert.begin_run(seed=0)
     obs, infos = env.reset(seed=seeds)
     returns = np.zeros(len(seeds))
     done = np.zeros(len(seeds), dtype=bool)

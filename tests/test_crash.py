@@ -100,8 +100,8 @@ CHILD = textwrap.dedent(
             self.inner = inner
         def act(self, *args, **kwargs):
             die()
-        def reset(self, *args, **kwargs):
-            self.inner.reset(*args, **kwargs)
+        def episodes_started(self, *args, **kwargs):
+            self.inner.episodes_started(*args, **kwargs)
 
     class Hooked:
         # The default trainer, killed mid-training, mid-checkpoint or in the evaluation.

@@ -25,8 +25,9 @@ from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
-from protege.rollout.gates import Decision, ExpertGate, StepView
+from protege.rollout.gates import Decision, ExpertGate, Gate, StepView
 from protege.rollout.loop import count_interventions, rollout
+from protege.rollout.observers import KeepEpisodes
 from protege.tasks import make
 
 CARTPOLE = make("cartpole")
@@ -52,7 +53,12 @@ def short_demo(path: Path, steps: int) -> None:
     """One expert demonstration cut after ``steps`` steps: too little for BC."""
     env = CARTPOLE.make_vec_env(1)
     r = rollout(
-        env, 1, gate=ExpertGate(), seed=123, expert=CARTPOLE.make_expert(), keep_episodes=True
+        env,
+        1,
+        gate=ExpertGate(),
+        seed=123,
+        expert=CARTPOLE.make_expert(),
+        observers=[KeepEpisodes()],
     )
     ep = r.episodes[0]
     cut = dataclasses.replace(
@@ -189,10 +195,10 @@ def test_the_intervention_rule() -> None:
         assert count_interventions(np.array(steps, bool)) == n
 
 
-class StartAndMiddle:
+class StartAndMiddle(Gate):
     """The expert drives steps 0-2 and 10-11 of every episode."""
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         pass
 
     def decide(self, step: StepView) -> Decision:
@@ -222,14 +228,14 @@ def test_loop_and_rounds_count_interventions_alike(tmp_path: Path) -> None:
     assert r.interventions == 6
 
 
-class Coin:
+class Coin(Gate):
     """The expert drives with probability 1/2 at each step, and whole episodes now and then."""
 
     def __init__(self) -> None:
         self.rng = np.random.default_rng(0)
         self.all_expert: dict[int, bool] = {}
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         self.all_expert[env_index] = bool(self.rng.random() < 0.2)
 
     def decide(self, step: StepView) -> Decision:
@@ -253,7 +259,7 @@ def test_the_loop_counts_by_the_rule() -> None:
             seed=1,
             learner=learner,
             expert=lane.make_expert(),
-            keep_episodes=True,
+            observers=[KeepEpisodes()],
         )
     finally:
         env.close()
@@ -333,20 +339,26 @@ CHILD = textwrap.dedent(
     from protege.algos import dagger, engine
     from protege.algos.bc import BCConfig
     from protege.configs.interactive import DAggerConfig
+    from protege.rollout.gates import Gate
     from protege.tasks import make
 
     store, marker, cfg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     task = make("cartpole")
     cfg["bc"] = BCConfig(**cfg["bc"])
 
-    class Stall:
+    class Stall(Gate):
         # After the 3rd episode of round 2 is stored, tell the parent and wait to be killed.
         def __init__(self, inner):
             self.inner = inner
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-        def reset(self, i):
-            self.inner.reset(i)
+            self.beta = inner.beta
+        def seed_episode(self, i, seed):
+            self.inner.seed_episode(i, seed)
+        def episode_extras(self, i):
+            return self.inner.episode_extras(i)
+        def thresholds(self):
+            return self.inner.thresholds()
+        def begin_episode(self, i):
+            self.inner.begin_episode(i)
             lines = open(os.path.join(store, "episodes.jsonl")).read().splitlines()
             if sum(json.loads(x)["round"] == 2 for x in lines) >= 3:
                 open(marker, "w").close()

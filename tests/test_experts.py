@@ -42,7 +42,7 @@ def _rollouts(name: str) -> tuple[list[EpisodeOutcome], list[np.ndarray]]:
     task = protege.tasks.make(name)
     env = task.make_env()
     expert = task.make_expert()
-    expert.reset(seed=0)
+    expert.begin_run(seed=0)
     outcomes, finals = [], []
     try:
         for seed in range(N_EPISODES):

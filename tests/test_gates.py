@@ -26,6 +26,7 @@ from protege.rollout.gates import (
     BetaMixture,
     ExpertGate,
     ExponentialBeta,
+    Gate,
     IndicatorBeta,
     LearnerGate,
     LinearBeta,
@@ -33,7 +34,8 @@ from protege.rollout.gates import (
     beta_schedule,
 )
 from protege.rollout.gates_interactive import EnsembleGate, SimulatedSupervisorGate, ThriftyGate
-from protege.rollout.loop import RolloutResult, rollout
+from protege.rollout.loop import rollout
+from protege.rollout.observers import KeepEpisodes, RolloutResult, StoreEpisodes
 from protege.tasks import make
 from protege.tasks.base import Task
 
@@ -51,7 +53,7 @@ class CountingExpert:
         self.asked += len(obs)
         return self.inner.act(obs, infos)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         pass
 
 
@@ -61,7 +63,7 @@ class PushLeft:
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
         return np.zeros(len(obs), np.int64)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass
 
 
@@ -70,7 +72,13 @@ def run_gate(gate: Any, learner: Any = None, episodes: int = 4, n_envs: int = 2,
     env = task.make_vec_env(n_envs)
     try:
         r = rollout(
-            env, episodes, gate=gate, seed=3, learner=learner, expert=expert, keep_episodes=True
+            env,
+            episodes,
+            gate=gate,
+            seed=3,
+            learner=learner,
+            expert=expert,
+            observers=[KeepEpisodes()],
         )
     finally:
         env.close()
@@ -116,7 +124,7 @@ def test_beta_mixture_mixes_per_step_and_labels_every_step(beta: float) -> None:
 def test_beta_mixture_draws_are_seeded_per_episode() -> None:
     a, b = BetaMixture(0.5, seed=1), BetaMixture(0.5, seed=1)
     for g in (a, b):
-        g.reset(0)
+        g.begin_episode(0)
         g.seed_episode(0, 42)
     draws_a = [a.rng(0).random() for _ in range(5)]
     draws_b = [b.rng(0).random() for _ in range(5)]
@@ -242,7 +250,14 @@ def robot_learner(task: Task, tmp_path: Path) -> ThriftyLearner:
     """A ThriftyDAgger robot (3 members, a success critic) trained on 4 expert demos."""
     demos = Store.create(tmp_path / "demos", *task.spaces, task=task.name)
     env = task.make_vec_env(4)
-    rollout(env, 4, gate=ExpertGate(), seed=0, expert=task.make_expert(), store=demos)
+    rollout(
+        env,
+        4,
+        gate=ExpertGate(),
+        seed=0,
+        expert=task.make_expert(),
+        observers=[StoreEpisodes(demos)],
+    )
     env.close()
     make = engine.policy_factory(task, hidden_sizes=(32, 32))
     bc = BCConfig(steps=500, batch_size=64, progress=False)
@@ -270,7 +285,13 @@ def test_thrifty_switch_rate_on_fresh_episodes_is_near_alpha_h(tmp_path: Path) -
         env = task.make_vec_env(16)
         seed = 1000 + 100 * batch  # initial states unlike the demos' and the fresh ones'
         rollout(
-            env, 16, gate=gate, seed=seed, learner=robot, expert=task.make_expert(), store=store
+            env,
+            16,
+            gate=gate,
+            seed=seed,
+            learner=robot,
+            expert=task.make_expert(),
+            observers=[StoreEpisodes(store)],
         )
         env.close()
         switch_back = np.tile([gate.switch_back_discrepancy, gate.switch_back_risk], (16, 1))
@@ -312,3 +333,19 @@ def test_thrifty_switches_on_risk_and_hands_back_only_when_q_is_high() -> None:
     )
     r, asked = run_gate(high, learner=ens, episodes=2)
     assert r.expert_steps == 0 and asked == 0
+
+
+def test_every_gate_subclasses_gate_whose_optional_hooks_do_nothing() -> None:
+    from protege.experts.human import HumanSupervisor
+
+    for cls in (ExpertGate, LearnerGate, BetaMixture, NoisyExpertGate):
+        assert issubclass(cls, Gate)
+    for cls in (SimulatedSupervisorGate, EnsembleGate, ThriftyGate, HumanSupervisor):
+        assert issubclass(cls, Gate)
+    with pytest.raises(TypeError):
+        Gate()  # type: ignore[abstract]  # decide is the one method a gate must have
+    gate = LearnerGate()
+    gate.begin_episode(0)
+    gate.seed_episode(0, 7)
+    assert gate.episode_extras(0) == {} and gate.thresholds() == {} and gate.beta is None
+    assert BetaMixture(0.25).beta == 0.25

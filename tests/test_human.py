@@ -38,6 +38,7 @@ from protege.experts.human import (
 )
 from protege.rollout.gates import ExpertGate, LazyExpert, StepView
 from protege.rollout.loop import rollout
+from protege.rollout.observers import StoreEpisodes
 from protege.tasks.base import Task
 
 FAST = 1000.0  # Hz: for tests where the rate does not matter
@@ -71,7 +72,7 @@ class ScriptedLearner:
         self.script = script or {}
         self.k = 0
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass
 
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> np.ndarray:
@@ -448,7 +449,7 @@ def test_quit_without_the_wrapper_raises_at_once(tmp_path: Any) -> None:
             expert=sup,
             learner=ScriptedLearner(1, {15: press("escape")}),
             seed=0,
-            store=store,
+            observers=[StoreEpisodes(store)],
         )
     env.close()
     sup.close()

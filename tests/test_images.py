@@ -95,10 +95,10 @@ def test_frame_history_is_per_sub_env_and_reset_by_mask():
     o = [np.full((2, 1), v, np.float32) for v in range(5)]
     np.testing.assert_array_equal(hist.push(o[0], (1,))[:, :, 0], [[0, 0, 0], [0, 0, 0]])
     np.testing.assert_array_equal(hist.push(o[1], (1,))[:, :, 0], [[0, 0, 1], [0, 0, 1]])
-    hist.reset(np.array([False, True]))  # sub-env 1 starts a new episode
+    hist.episodes_started(np.array([False, True]))  # sub-env 1 starts a new episode
     np.testing.assert_array_equal(hist.push(o[2], (1,))[:, :, 0], [[0, 1, 2], [2, 2, 2]])
     np.testing.assert_array_equal(hist.push(o[3], (1,))[:, :, 0], [[1, 2, 3], [2, 2, 3]])
-    hist.reset()
+    hist.episodes_started()
     np.testing.assert_array_equal(hist.push(o[4], (1,))[:, :, 0], [[4, 4, 4], [4, 4, 4]])
     # A batch of a different size starts afresh.
     assert hist.push(np.zeros((3, 1), np.float32), (1,)).shape == (3, 3, 1)
@@ -107,13 +107,13 @@ def test_frame_history_is_per_sub_env_and_reset_by_mask():
 def test_policy_acts_on_the_last_k_frames_of_each_env():
     policy = small_policy(n_obs_steps=3)
     seq = frames(6, seed=1)
-    policy.reset()
+    policy.episodes_started()
     for t in range(4):
         got = policy.act(np.stack([seq[t], seq[t + 2]]))
     # After 4 steps env 0 has seen seq[0..3], env 1 seq[2..5]: it acts on the last three.
     want = policy.predict_chunk(np.stack([seq[1:4], seq[3:6]]))[:, 0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    policy.reset(np.array([True, False]))
+    policy.episodes_started(np.array([True, False]))
     got = policy.act(np.stack([seq[0], seq[0]]))
     want = policy.predict_chunk(
         np.stack([np.stack([seq[0]] * 3), np.stack([seq[4], seq[5], seq[0]])])
@@ -155,8 +155,8 @@ def test_cnn_policy_save_load_round_trip(tmp_path):
     loaded = Policy.load(tmp_path / "p")
     assert loaded.config == policy.config
     assert loaded.config.n_obs_steps == 2 and loaded.config.random_shift == 2
-    policy.reset()
-    loaded.reset()
+    policy.episodes_started()
+    loaded.episodes_started()
     for t in range(3):
         np.testing.assert_array_equal(loaded.act(obs[t : t + 2]), policy.act(obs[t : t + 2]))
     cfg = json.loads((tmp_path / "p" / "config.json").read_text())["policy"]

@@ -32,6 +32,7 @@ from protege.policies import Policy, PolicyConfig
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.loop import rollout
+from protege.rollout.observers import StoreEpisodes
 from protege.tasks import make
 
 CARTPOLE = make("cartpole")
@@ -136,7 +137,7 @@ class PushLeft:
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
         return np.zeros(len(obs), np.int64)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass
 
 
@@ -144,7 +145,16 @@ def test_episode_success_from_return_and_length(tmp_path: Path) -> None:
     store = Store.create(tmp_path / "s", *SHORT.spaces, task="cartpole")
     for gate, learner in ((ExpertGate(), None), (LearnerGate(), PushLeft())):
         env = SHORT.make_vec_env(2)
-        rollout(env, 2, gate=gate, seed=0, learner=learner, expert=SHORT.make_expert(), store=store)
+        expert = SHORT.make_expert()
+        rollout(
+            env,
+            2,
+            gate=gate,
+            seed=0,
+            learner=learner,
+            expert=expert,
+            observers=[StoreEpisodes(store)],
+        )
         env.close()
     data = store.transitions()
     assert list(data.episode_lengths[:2]) == [100, 100] and max(data.episode_lengths[2:]) < 100

@@ -67,9 +67,10 @@ from protege.report import page as pg
 from protege.report import plots
 from protege.report.video import record_gif
 from protege.rollout.collect import collect
-from protege.rollout.gates import ExpertGate, Gate, LearnerGate, StepView
+from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import Actor, rollout
-from protege.tasks.base import EpisodeOutcome, Task
+from protege.rollout.observers import EpisodeEnd, Observer, Step
+from protege.tasks.base import Task
 
 CONTROL = "BC + steps"
 """The control: BC trained as many steps as DAgger's final policy, on the demonstrations only."""
@@ -158,46 +159,34 @@ class Driving:
         }
 
 
-class _Monitor:
-    """Wraps a gate; records ``|track_offset|`` at every step of every counted episode and the
-    tiles visited at its end.
+class _Monitor(Observer):
+    """Records ``|track_offset|`` at every step of every counted episode and the tiles
+    visited at its end, with which sub-env and which of its episodes it was (its track)."""
 
-    The loop calls ``success(outcome)`` for an episode that counts and then ``reset(i)`` for
-    its sub-env before any other episode ends: that call says which trace it was.
-    """
-
-    def __init__(self, gate: Gate, task: Task):
-        self.gate, self.task = gate, task
+    def __init__(self) -> None:
         self.trace: dict[int, list[float]] = {}
-        self.pending: EpisodeOutcome | None = None
         self.offsets: list[np.ndarray] = []
         self.tiles: list[float] = []
         self.keys: list[tuple[int, int]] = []
         """(sub-env, episode of that sub-env) of every finished episode: which track it was."""
         self._count: dict[int, int] = {}
 
-    def reset(self, env_index: int) -> None:
-        if self.pending is not None:
-            self.offsets.append(np.array(self.trace.get(env_index, []), float))
-            info = self.pending.final_info
-            total = float(np.asarray(info.get("track_tiles", np.nan)))
-            visited = float(np.asarray(info.get("tiles_visited", np.nan)))
-            self.tiles.append(visited / total if total > 0 else float("nan"))
-            self.keys.append((env_index, self._count.get(env_index, 0)))
-            self._count[env_index] = self._count.get(env_index, 0) + 1
-            self.pending = None
+    def on_episode_start(self, env_index: int) -> None:
         self.trace[env_index] = []
-        self.gate.reset(env_index)
 
-    def decide(self, step: StepView) -> Any:
+    def on_step(self, step: Step) -> None:
         offset = np.abs(np.asarray(step.infos["track_offset"], float))
-        for i in np.flatnonzero(step.expert.active).tolist():
-            self.trace.setdefault(i, []).append(float(offset[i]))
-        return self.gate.decide(step)
+        for i in np.flatnonzero(step.active).tolist():
+            self.trace[i].append(float(offset[i]))
 
-    def success(self, outcome: EpisodeOutcome) -> bool:
-        self.pending = outcome
-        return bool(self.task.success(outcome))
+    def on_episode_end(self, env_index: int, end: EpisodeEnd) -> None:
+        self.offsets.append(np.array(self.trace.pop(env_index), float))
+        info = end.outcome.final_info
+        total = float(np.asarray(info.get("track_tiles", np.nan)))
+        visited = float(np.asarray(info.get("tiles_visited", np.nan)))
+        self.tiles.append(visited / total if total > 0 else float("nan"))
+        self.keys.append((env_index, self._count.get(env_index, 0)))
+        self._count[env_index] = self._count.get(env_index, 0) + 1
 
 
 def drive(
@@ -214,17 +203,17 @@ def drive(
     ``n_envs`` uses (DAgger's per-round evaluation)."""
     env = task.make_vec_env(min(n_envs, episodes))
     expert = task.make_expert()
-    monitor = _Monitor(ExpertGate() if learner is None else LearnerGate(label=False), task)
+    monitor = _Monitor()
     t0 = time.perf_counter()
     try:
         r = rollout(
             env,
             episodes,
-            gate=monitor,
+            gate=ExpertGate() if learner is None else LearnerGate(label=False),
             seed=seed,
             learner=learner,
             expert=expert if learner is None else None,
-            success=monitor.success,
+            observers=[monitor],
         )
     finally:
         env.close()

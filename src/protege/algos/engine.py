@@ -263,7 +263,7 @@ def run(
     done_rounds = {r.round for r in rows}
 
     expert_eval = _expert_reference(task, config, run_dir)
-    expert.reset(config.seed)
+    expert.begin_run(config.seed)
     sources = Sources(task, expert, make_env, after_episode)
     stopped = False
     external_demos = has_external_demos(store)
@@ -340,10 +340,9 @@ def run(
             )
             eval_s = time.perf_counter() - t0
             wall += time.perf_counter() - t_round
-            gate_beta = getattr(gate, "beta", None) if r > 0 else None
+            gate_beta = gate.beta if r > 0 else None
             row = round_row(store, r, gate_beta, ev, collect_s, train_s, eval_s, wall)
-            if hasattr(gate, "thresholds"):
-                row.extras.update(gate.thresholds())
+            row.extras.update(gate.thresholds())
             rows = [x for x in rows if x.round != r] + [row]
             with open(rows_file, "a") as f:
                 f.write(json.dumps(asdict(row)) + "\n")

@@ -101,9 +101,9 @@ class PolicyEnsemble:
             return out.mean(0).argmax(-1).astype(np.int64)
         return out.mean(0).astype(np.float32)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         for m in self.members:
-            m.reset(mask)
+            m.episodes_started(mask)
 
     def novelty(self, obs: np.ndarray) -> np.ndarray:
         return self.member_outputs(obs).var(axis=0).mean(-1)

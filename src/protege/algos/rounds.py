@@ -23,8 +23,9 @@ import numpy as np
 from protege.data.episode import EXPERT, Episode
 from protege.data.store import Store, Transitions
 from protege.experts.base import Expert
-from protege.rollout.gates import Gate, StepView
+from protege.rollout.gates import Gate
 from protege.rollout.loop import count_interventions, rollout
+from protege.rollout.observers import RecordEpisodes, Step
 from protege.tasks.base import EpisodeOutcome, Task
 
 # ------------------------------------------------------------------------------ seeds
@@ -90,14 +91,11 @@ def _make_env(sources: Sources, seed: int) -> gym.Env:
     return SeedFirstReset(make(), seed)
 
 
-class Recorder:
-    """Wraps a round's gate for one batch: seeds each sub-env's episode from
-    (seed, round, index), counts the expert queries each episode costs, and appends every
-    finished episode to the store with its index, seed and counts.
-
-    The loop calls ``on_episode(ep)`` for a finished episode of sub-env i and then, before
-    any other sub-env's episode, ``gate.reset(i)``: that call tells us which episode it was.
-    """
+class Recorder(RecordEpisodes):
+    """Records one batch of a round, one episode per sub-env: pins the gate's draws in each
+    episode to (seed, round, index), counts the expert queries each episode costs, and
+    appends every finished episode to the store with its index, seed, counts and the gate's
+    :meth:`~protege.rollout.gates.Gate.episode_extras`."""
 
     def __init__(
         self,
@@ -109,50 +107,38 @@ class Recorder:
         seed: int,
         after_episode: EpisodeHook | None = None,
     ):
-        self.gate, self.store, self.task, self.round = gate, store, task, round
+        super().__init__(round=round)
+        self.gate, self.store, self.task = gate, store, task
         self.after_episode = after_episode
         self.indices = list(indices)
-        self.seed = seed
+        self.run_seed = seed
         self.queries = np.zeros(len(indices), np.int64)
-        self.started = np.zeros(len(indices), bool)
-        self.pending: Episode | None = None
         self.stored = 0
 
-    def on_episode(self, episode: Episode) -> None:
-        assert self.pending is None, "two episodes ended before the gate was reset"
-        self.pending = episode
-
-    def reset(self, env_index: int) -> None:
-        if self.pending is not None:
-            self._store(env_index, self.pending)
-            self.pending = None
-        self.gate.reset(env_index)
-        if env_index < len(self.indices) and not self.started[env_index]:
-            self.started[env_index] = True
-            seed_episode = getattr(self.gate, "seed_episode", None)
-            if seed_episode is not None:
-                idx = self.indices[env_index]
-                seed_episode(env_index, gate_seed(self.seed, self.round, idx))
-
-    def decide(self, step: StepView) -> Any:
-        decision = self.gate.decide(step)
-        asked = step.expert.asked | ((decision.expert_acts | decision.label) & step.expert.active)
-        self.queries[asked[: len(self.queries)]] += 1
-        return decision
-
-    def _store(self, env_index: int, ep: Episode) -> None:
+    def on_episode_start(self, env_index: int) -> None:
+        super().on_episode_start(env_index)
+        self.queries[env_index] = 0
         idx = self.indices[env_index]
+        self.gate.seed_episode(env_index, gate_seed(self.run_seed, self.round, idx))
+
+    def on_step(self, step: Step) -> None:
+        super().on_step(step)
+        self.queries[step.asked & step.active] += 1
+
+    def on_episode(self, env_index: int, episode: Episode) -> None:
+        idx = self.indices[env_index]
+        ep = episode
         interventions = count_interventions(ep.actors == EXPERT)
+        # The success test sees no final info here (as ThriftyDAgger's critic labels do).
         outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
-        extras_fn = getattr(self.gate, "episode_extras", None)
-        extras = dict(extras_fn(env_index)) if extras_fn is not None else {}
+        extras = dict(self.gate.episode_extras(env_index))
         extras.update(
             episode=float(idx),
             queries=float(self.queries[env_index]),
             interventions=float(interventions),
             success=float(bool(self.task.success(outcome))),
         )
-        seed = episode_seed(self.seed, self.round, idx)
+        seed = episode_seed(self.run_seed, self.round, idx)
         stored = dataclasses.replace(ep, seed=seed, extras=extras)
         self.store.append(stored)
         self.stored += 1
@@ -182,13 +168,11 @@ def collect(
         rollout(
             env,
             len(indices),
-            gate=recorder,
+            gate=gate,
             seed=seeds[0],
             learner=learner,
             expert=sources.expert,
-            success=task.success,
-            round=round,
-            on_episode=recorder.on_episode,
+            observers=[recorder],
         )
     finally:
         env.close()

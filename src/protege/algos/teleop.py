@@ -44,6 +44,7 @@ from protege.data.episode import EXPERT, Episode
 from protege.data.store import Store
 from protege.experts.human import Controls, EpisodeLog, HumanSupervisor, TeleopQuit
 from protege.rollout.loop import Actor, count_interventions, rollout
+from protege.rollout.observers import RecordEpisodes
 from protege.tasks.base import Task
 
 __all__ = ["TeleopSummary", "append_log", "log_path", "next_round", "teleop"]
@@ -194,7 +195,7 @@ def teleop(
         log=str(log_path(store_path)),
     )
 
-    def on_episode(episode: Episode) -> None:
+    def on_episode(env_index: int, episode: Episode) -> None:
         rec = sup.episode
         interventions = float(count_interventions(episode.actors == EXPERT))
         extras = {**sup.episode_extras(), "interventions": interventions}
@@ -217,9 +218,7 @@ def teleop(
             seed=seed,
             learner=learner,
             expert=sup,
-            success=t.success,
-            round=round,
-            on_episode=on_episode,
+            observers=[RecordEpisodes(on_episode, round=round)],
         )
     except TeleopQuit:
         pass

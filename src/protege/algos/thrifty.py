@@ -241,8 +241,8 @@ class ThriftyLearner:
     ) -> np.ndarray:
         return self.ensemble.act(obs, deterministic, generator)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
-        self.ensemble.reset(mask)
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        self.ensemble.episodes_started(mask)
 
     def novelty(self, obs: np.ndarray) -> np.ndarray:
         return self.ensemble.novelty(obs)

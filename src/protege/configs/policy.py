@@ -47,7 +47,7 @@ class PolicyConfig:
     """Observations of history the encoder sees (frame stacking): the current one and the
     K−1 before it, oldest first. Training stacks stored single frames at sample time
     (repeating an episode's first frame before its start); at inference the policy keeps the
-    last K observations of every sub-env and ``reset(mask)`` restarts them."""
+    last K observations of every sub-env and ``episodes_started(mask)`` restarts them."""
     random_shift: int = 0
     """Image encoders: pad of DrQ's random-shift augmentation, applied in training mode only
     (0: off; 4 is DrQ's choice for 84×84 frames)."""

@@ -20,6 +20,7 @@ from protege.experiments.slopes import bootstrap_episodes_slope
 from protege.experiments.tabular import SlippingTable
 from protege.rollout.gates import LearnerGate
 from protege.rollout.loop import rollout
+from protege.rollout.observers import Disagreement
 from protege.tasks.lane import DriftCorridorVector, LaneExpert
 
 
@@ -46,7 +47,7 @@ def monte_carlo_episodes(
         seed=derive_seed(seed, 2),
         learner=learner,
         expert=LaneExpert(),
-        measure_disagreement=True,
+        observers=[Disagreement()],
     )
     mistakes = np.array([np.nansum(d) for d in result.disagreement], dtype=np.int64)
     cost = -np.asarray(result.returns).astype(np.int64)

@@ -120,7 +120,7 @@ class SlippingTable:
         u = self._rng.random((2, len(intended)))
         return slip(intended, self.epsilon, u[0], u[1])[0]
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         """Stateless between episodes: nothing to reset."""
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -68,7 +68,7 @@ class CallableExpert:
             return np.asarray(self.fn(obs))
         return np.stack([np.asarray(self.fn(o)) for o in obs])
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         pass
 
 
@@ -115,7 +115,7 @@ class PolicyExpert:
             return first[:, 0].round().astype(np.int64)
         return first.astype(np.float32)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         pass
 
 
@@ -151,7 +151,7 @@ class SB3Expert:
             return np.asarray(actions).astype(np.int64).reshape(len(obs))
         return np.asarray(actions, np.float32).reshape(len(obs), *self.model.action_space.shape)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         pass
 
 
@@ -165,5 +165,5 @@ class ExpertActor:
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> np.ndarray:
         return self.expert.act(obs, None)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         pass

@@ -21,6 +21,8 @@ class Expert(Protocol):
         """Return the expert's action for each of the N observations in ``obs``."""
         ...
 
-    def reset(self, seed: int | None = None) -> None:
-        """Called at the start of a run; experts with internal state reset it here."""
+    def begin_run(self, seed: int | None = None) -> None:
+        """A run starts (collection, an evaluation, an interactive run), seeded by ``seed``:
+        experts with internal state (a random generator, a plan) reset it here. Called once
+        per run, before the first ``act``; not at every episode."""
         ...

@@ -3,7 +3,7 @@
 Each expert is a closed-form control law of the observation alone, so it can label *any* state
 a learner reaches (the property DAgger needs). All are batched: ``act`` takes ``(N, obs_dim)``
 and returns ``(N,)`` int64 actions for Discrete action spaces or ``(N, act_dim)`` float32 for
-Box ones. None keeps state, so ``reset`` is a no-op.
+Box ones. None keeps state, so ``begin_run`` is a no-op.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class CartPoleExpert:
         s = _as_batch(obs, 4)
         return (s @ self.gains > 0.0).astype(np.int64)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""
 
 
@@ -68,7 +68,7 @@ class PendulumExpert:
         u = np.clip(u, -self.max_torque, self.max_torque)
         return u[:, None].astype(np.float32)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""
 
 
@@ -95,7 +95,7 @@ class MountainCarContinuousExpert:
         direction = np.where(v > 0.0, 1.0, np.where(v < 0.0, -1.0, at_rest))
         return (self.power * direction)[:, None].astype(np.float32)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""
 
 
@@ -149,5 +149,5 @@ class LunarLanderExpert:
         a = np.where((hover_todo > np.abs(angle_todo)) & (hover_todo > 0.05), 2, a)
         return a.astype(np.int64)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""

@@ -120,7 +120,7 @@ class CarRacingExpert:
         self.max_slip = max_slip
         self.steer_deadband = steer_deadband
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""
 
     # ------------------------------------------------------------------ control

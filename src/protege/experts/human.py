@@ -8,11 +8,11 @@ person at the keyboard (or gamepad), in a pygame window that shows the running e
 
 It is both things the rollout loop (:func:`protege.rollout.loop.rollout`) needs:
 
-* a **Gate** (``reset(env_index)``, ``decide(step)``): the person is in control, and the step
-  is labeled, exactly on the steps the takeover key (default SPACE) is held, or the toggle key
-  (default T) has switched control to them. With no learner (pure demonstration) the person
-  drives, and labels, every step. Nothing is labeled while the person is not in control, so a
-  released keyboard never produces no-op labels.
+* a **Gate** (``begin_episode(env_index)``, ``decide(step)``): the person is in control,
+  and the step is labeled, exactly on the steps the takeover key (default SPACE) is held, or
+  the toggle key (default T) has switched control to them. With no learner (pure
+  demonstration) the person drives, and labels, every step. Nothing is labeled while the
+  person is not in control, so a released keyboard never produces no-op labels.
 * an **Expert** (``act(obs_N, infos)``): the action of the current key (and gamepad) state,
   through a per-task key mapping (:func:`register_controls`, :func:`controls_for`).
 
@@ -50,7 +50,8 @@ RLIF, PVP and HIL-SERL log, and what the store's own fields do not hold.
 Example:
     >>> sup = HumanSupervisor.for_task("lunarlander", fps=20)
     >>> env = gym.vector.SyncVectorEnv([lambda: sup.wrap(task.make_env("rgb_array"))])
-    >>> rollout(env, 5, gate=sup, expert=sup, learner=policy, seed=0, store=store)
+    >>> rollout(env, 5, gate=sup, expert=sup, learner=policy, seed=0,
+    ...         observers=[StoreEpisodes(store)])
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ from protege.experts.controls import (  # re-exported: the teleop API
     default_controls,
     register_controls,
 )
-from protege.rollout.gates import Decision, StepView
+from protege.rollout.gates import Decision, Gate, StepView
 from protege.rollout.loop import count_interventions
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -160,7 +161,7 @@ _ORANGE = (235, 130, 20)
 _GREY = (120, 120, 120)
 
 
-class HumanSupervisor:
+class HumanSupervisor(Gate):
     """A person at the keyboard (and gamepad) as HG-DAgger's supervisor and as the expert.
 
     Args:
@@ -234,7 +235,7 @@ class HumanSupervisor:
         self.counts = HumanCounts()
         """Totals over the whole session (every tick, stored or not)."""
         self.episode = EpisodeLog(index=0)
-        """The episode in progress (the one just finished, until the next ``reset``)."""
+        """The episode in progress (the one just finished, until the next ``begin_episode``)."""
         self.last_episode: EpisodeLog | None = None
         """The episode before :attr:`episode`."""
         self.quit_requested = False
@@ -276,9 +277,9 @@ class HumanSupervisor:
         return cls(act_space, **kwargs)
 
     # ----------------------------------------------------------------------------- gate
-    def reset(self, env_index: int | None = None) -> None:
-        """A new episode starts (the Gate protocol; also the Expert protocol's ``reset(seed)``,
-        which is harmless here: an episode with no steps yet is not restarted)."""
+    def begin_episode(self, env_index: int = 0) -> None:
+        """A new episode starts (the gate hook): the finished one becomes :attr:`last_episode`
+        (an episode with no steps yet is not restarted)."""
         if len(self.episode):
             self.last_episode = self.episode
             self.episode = EpisodeLog(index=self.episode.index + 1)
@@ -299,7 +300,7 @@ class HumanSupervisor:
 
     def episode_extras(self, env_index: int = 0) -> dict[str, float]:
         """What the episode just finished cost the person, stored with it (the gate hook
-        :func:`protege.algos.dagger.run` reads before ``reset``): ``attention_seconds`` (in
+        :func:`protege.algos.dagger.run` reads before ``begin_episode``): ``attention_seconds`` (in
         control) and ``session_seconds`` (watching)."""
         c = self.episode.counts
         return {"attention_seconds": c.attention_seconds, "session_seconds": c.session_seconds}
@@ -314,6 +315,11 @@ class HumanSupervisor:
         return self.quit_requested
 
     # --------------------------------------------------------------------------- expert
+    def begin_run(self, seed: int | None = None) -> None:
+        """A run starts (the expert hook): as at a new episode, an episode in progress is
+        closed; a person takes no seed."""
+        self.begin_episode()
+
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
         """The person's action (current key state) for each row of ``obs``.
 

@@ -9,7 +9,8 @@ A chunked policy predicts H future actions. Two ways to turn chunks into one act
   with i = 0 the oldest prediction. ``coeff`` is a setting to benchmark, not a default to trust:
   LeRobot measured 87.6% success without ensembling and 70.8% with ACT's coeff=0.01 on a sim task.
 
-Each sub-env of a vector env has its own queue or ensemble; ``reset(mask)`` clears finished ones.
+Each sub-env of a vector env has its own queue or ensemble; ``episodes_started(mask)`` clears
+finished ones.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ChunkExecutor:
         self._count = np.zeros((0, chunk_size), np.int64)  # predictions in each slot (ensemble)
         self._step = np.zeros(0, np.int64)  # steps executed from the current plan (queue)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         if mask is None:
             self._plan = None
             return

@@ -2,7 +2,7 @@
 
 Training needs no state: the dataset view stacks stored single frames at sample time. Acting
 does: :class:`ObsHistory` keeps, like :class:`~protege.policies.chunking.ChunkExecutor`, one
-row per sub-env of a vector env, and ``reset(mask)`` restarts the sub-envs whose episodes
+row per sub-env of a vector env, and ``episodes_started(mask)`` restarts the sub-envs whose episodes
 ended.
 """
 
@@ -23,7 +23,7 @@ class ObsHistory:
     Example:
         >>> hist = ObsHistory(4)
         >>> stacks = hist.push(obs_N, obs_shape)   # (N, 4, *obs_shape), oldest first
-        >>> hist.reset(finished_N)                 # those sub-envs start new episodes
+        >>> hist.episodes_started(finished_N)      # those sub-envs start new episodes
     """
 
     def __init__(self, n_obs_steps: int):
@@ -33,7 +33,7 @@ class ObsHistory:
         self._frames: np.ndarray | None = None  # (N, K, *obs_shape), oldest first
         self._fresh = np.zeros(0, bool)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         """Forget the history of every sub-env (``mask`` None) or of those in ``mask``."""
         if mask is None or self._frames is None:
             self._frames = None

@@ -231,7 +231,7 @@ class Policy(nn.Module):
 
         ``obs`` is one observation per sub-env, ``(N, *obs_shape)``. With ``n_obs_steps > 1``
         each call is one step of every sub-env: the policy appends ``obs`` to each sub-env's
-        history (see :meth:`reset`) and acts on the last K.
+        history (see :meth:`episodes_started`) and acts on the last K.
         """
         if deterministic and self.history is None and self.executor is None:
             plan = self._fast_plan()
@@ -251,13 +251,13 @@ class Policy(nn.Module):
             return acts[:, 0].round().astype(np.int64)
         return acts.astype(np.float32)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
         """Start new episodes (all sub-envs, or those in ``mask``): clears chunk queues and
         observation histories."""
         if self.history is not None:
-            self.history.reset(mask)
+            self.history.episodes_started(mask)
         if self.executor is not None:
-            self.executor.reset(mask)
+            self.executor.episodes_started(mask)
 
     # ---------------------------------------------------------------------- save/load
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

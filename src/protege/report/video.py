@@ -52,7 +52,7 @@ def record_gif(
     total, t = 0.0, 0
     try:
         obs, _ = env.reset(seed=seed)
-        actor.reset()
+        actor.episodes_started()
         done = False
         while not done:
             if t % every == 0 and len(frames) < max_frames:

@@ -8,7 +8,8 @@ from protege.data.store import Store
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
 from protege.rollout.gates import ExpertGate, Gate
-from protege.rollout.loop import RolloutResult, rollout
+from protege.rollout.loop import rollout
+from protege.rollout.observers import RolloutResult, StoreEpisodes, Success, progress_bar
 from protege.tasks.base import Task
 
 
@@ -37,16 +38,14 @@ def collect(
         if not isinstance(store, Store):
             obs_space, act_space = task.spaces
             store = Store.create(store, obs_space, act_space, task=task.name, exist_ok=True)
-        expert.reset(seed)
+        expert.begin_run(seed)
         return rollout(
             env,
             episodes,
             gate=gate or ExpertGate(),
             seed=seed,
             expert=expert,
-            success=task.success,
-            store=store,
-            progress=progress,
+            observers=[Success(task.success), StoreEpisodes(store), *progress_bar(progress)],
         )
     finally:
         env.close()

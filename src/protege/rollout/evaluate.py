@@ -15,7 +15,8 @@ import torch
 
 from protege.experts.adapters import check_expert
 from protege.rollout.gates import ExpertGate, LearnerGate
-from protege.rollout.loop import Actor, RolloutResult, rollout
+from protege.rollout.loop import Actor, rollout
+from protege.rollout.observers import Disagreement, RolloutResult, Success, progress_bar
 from protege.tasks.base import Task
 
 
@@ -134,11 +135,13 @@ def evaluate(
             seed=seed,
             learner=policy,
             expert=expert,
-            success=task.success,
-            measure_disagreement=measure_disagreement,
+            observers=[
+                Success(task.success),
+                *([Disagreement()] if measure_disagreement else []),
+                *progress_bar(progress),
+            ],
             deterministic=deterministic,
             generator=generator,
-            progress=progress,
         )
     finally:
         env.close()
@@ -153,15 +156,14 @@ def evaluate_expert(
     try:
         expert = task.make_expert()
         check_expert(expert, env.single_observation_space, env.single_action_space)
-        expert.reset(seed)
+        expert.begin_run(seed)
         r = rollout(
             env,
             episodes,
             gate=ExpertGate(),
             seed=seed,
             expert=expert,
-            success=task.success,
-            progress=progress,
+            observers=[Success(task.success), *progress_bar(progress)],
         )
     finally:
         env.close()

@@ -2,11 +2,13 @@
 
 A gate sees the learner's proposed action and a lazy handle on the expert: calling
 ``step.expert(mask)`` asks the expert about the sub-envs in ``mask`` only, and every such
-query is counted. So a gate that labels only takeover states pays only for those.
+query is counted. So a gate that labels only takeover states pays only for those. Every gate
+subclasses :class:`Gate`, whose docstring is the contract with the rollout loop.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +54,12 @@ class LazyExpert:
     def asked(self) -> np.ndarray:
         """(N,) bool: the sub-envs the expert has been asked about this step."""
         return self._asked
+
+    @property
+    def actions(self) -> np.ndarray:
+        """(N, ...) the expert's actions this step where :attr:`asked`, zeros elsewhere."""
+        assert self._actions is not None, "begin_step first"
+        return self._actions
 
     def __call__(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Expert actions for all N sub-envs; only those in ``mask`` (and active) are computed
@@ -109,34 +117,80 @@ class Decision:
     action (DART executes a noisy one and stores the clean one)."""
 
 
-class Gate(Protocol):
-    def reset(self, env_index: int) -> None:
+class Gate(ABC):
+    """Decides, at every step and for every sub-env, who acts and whether the expert's action
+    is stored as a training label. The contract with the rollout loop
+    (:func:`protege.rollout.loop.rollout`):
+
+    * **Episodes.** After the vector env's first reset the loop calls ``begin_episode(i)`` for
+      every sub-env ``i = 0 .. N-1`` in order. After a step in which sub-env ``i``'s episode
+      ended (the vector env has already started the next one), the loop first tells its
+      observers that the episode ended, then calls ``begin_episode(i)``, for the finished
+      sub-envs in ascending order; also for sub-envs past their quota of episodes, which keep
+      stepping until the whole batch is done. Per-episode state (who drives, counters, a
+      random generator) is kept by sub-env index. One gate may serve several rollouts (a
+      round's batches); each starts with ``begin_episode(i)`` for every ``i``.
+    * **Steps.** ``decide(step)`` is called once per step for all N sub-envs at once
+      (:class:`StepView`: the observations and infos, the learner's proposal or None, the lazy
+      expert and each sub-env's step index) and must return a :class:`Decision`: (N,) bool
+      ``expert_acts`` and ``label``, and optionally the (N, ...) ``executed`` action to run
+      where the expert acts. Rows of sub-envs past their quota (``step.expert.active`` False)
+      are stepped but never counted, recorded or asked about.
+    * **The expert is asked lazily.** ``step.expert(mask)`` computes the expert's actions for
+      the active rows in ``mask`` only, at most once per row and step, and counts each row as
+      an expert query. A gate asks for what its decision needs; after ``decide`` the loop asks
+      for the rows where ``expert_acts | label`` (and where an observer needs the expert), so
+      a gate need not ask for the rows it hands to the expert.
+
+    Optional hooks, which do nothing by default:
+
+    * ``seed_episode(i, seed)``: pin the random draws of sub-env ``i``'s current episode.
+      A round engine calls it right after ``begin_episode(i)`` with a seed derived from
+      (seed, round, episode index), so a resumed run replays the same draws.
+    * ``episode_extras(i)``: numbers stored with sub-env ``i``'s finished episode (counters,
+      thresholds). Read after the episode's last ``decide`` and before the next
+      ``begin_episode(i)``.
+    * ``beta``: for a β-mixing gate, the probability that the expert's action is executed at
+      a step; a round's row reports it. None for other gates.
+    * ``thresholds()``: the gate's thresholds as they stand; a round's row reports them.
+    """
+
+    beta: float | None = None
+    """β of a β-mixing gate (:class:`BetaMixture`), None for other gates."""
+
+    def begin_episode(self, env_index: int) -> None:  # noqa: B027 (optional hook)
         """A new episode starts in sub-env ``env_index``."""
-        ...
 
-    def decide(self, step: StepView) -> Decision: ...
+    @abstractmethod
+    def decide(self, step: StepView) -> Decision:
+        """Who acts in each sub-env this step, and where the expert's action is a label."""
+
+    def seed_episode(self, env_index: int, seed: int) -> None:  # noqa: B027 (optional hook)
+        """Pin the random draws of sub-env ``env_index``'s current episode to ``seed``."""
+
+    def episode_extras(self, env_index: int) -> dict[str, float]:
+        """Numbers to store with sub-env ``env_index``'s episode, which has just ended."""
+        return {}
+
+    def thresholds(self) -> dict[str, float]:
+        """The gate's thresholds as they stand (reported in each round's row)."""
+        return {}
 
 
-class ExpertGate:
+class ExpertGate(Gate):
     """The expert acts and labels every step: collecting demonstrations."""
-
-    def reset(self, env_index: int) -> None:
-        pass
 
     def decide(self, step: StepView) -> Decision:
         n = len(step.obs)
         return Decision(expert_acts=np.ones(n, bool), label=np.ones(n, bool))
 
 
-class LearnerGate:
+class LearnerGate(Gate):
     """The learner acts every step. With ``label=True`` the expert labels every visited state
     (DAgger with β = 0, or evaluation measuring disagreement along the learner's own states)."""
 
     def __init__(self, label: bool = False):
         self.label = label
-
-    def reset(self, env_index: int) -> None:
-        pass
 
     def decide(self, step: StepView) -> Decision:
         n = len(step.obs)
@@ -193,7 +247,7 @@ def beta_schedule(spec: str | BetaSchedule) -> BetaSchedule:
     return IndicatorBeta()
 
 
-class _PerEpisodeRandom:
+class _PerEpisodeRandom(Gate):
     """One generator per sub-env, re-seeded at every episode.
 
     ``seed_episode(i, s)`` pins sub-env i's current episode to seed ``s`` (DAgger derives it
@@ -206,7 +260,7 @@ class _PerEpisodeRandom:
         self._rngs: dict[int, np.random.Generator] = {}
         self._episodes: dict[int, int] = {}
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         k = self._episodes.get(env_index, 0)
         self._episodes[env_index] = k + 1
         self._rngs[env_index] = np.random.default_rng([self.seed, env_index, k])
@@ -216,7 +270,7 @@ class _PerEpisodeRandom:
 
     def rng(self, env_index: int) -> np.random.Generator:
         if env_index not in self._rngs:
-            self.reset(env_index)
+            self.begin_episode(env_index)
         return self._rngs[env_index]
 
 

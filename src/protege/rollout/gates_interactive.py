@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from protege.errors import ConfigError
-from protege.rollout.gates import Decision, StepView
+from protege.rollout.gates import Decision, Gate, StepView
 
 
 class UncertainLearner(Protocol):
@@ -59,7 +59,7 @@ def action_gap(learner: np.ndarray, expert: np.ndarray) -> np.ndarray:
     return np.linalg.norm(diff.reshape(len(diff), -1), axis=1)
 
 
-class _Modes:
+class _Modes(Gate):
     """Per-sub-env "who is driving" state plus per-episode counters."""
 
     counters: tuple[str, ...] = ()
@@ -70,7 +70,7 @@ class _Modes:
         self._counts: dict[int, dict[str, int]] = {}
         self.totals: dict[str, int] = dict.fromkeys(self.counters, 0)
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         self.expert_mode[env_index] = False
         self.steps_in_mode[env_index] = 0
         self._counts[env_index] = dict.fromkeys(self.counters, 0)
@@ -78,7 +78,7 @@ class _Modes:
     def _mode(self, n: int) -> np.ndarray:
         for i in range(n):
             if i not in self.expert_mode:
-                self.reset(i)
+                self.begin_episode(i)
         return np.array([self.expert_mode[i] for i in range(n)])
 
     def _set_mode(self, new_mode: np.ndarray) -> None:
@@ -145,8 +145,8 @@ class SimulatedSupervisorGate(_Modes):
         self.min_takeover = min_takeover
         self._gaps: dict[int, list[float]] = {}
 
-    def reset(self, env_index: int) -> None:
-        super().reset(env_index)
+    def begin_episode(self, env_index: int) -> None:
+        super().begin_episode(env_index)
         self._gaps[env_index] = []
 
     def decide(self, step: StepView) -> Decision:
@@ -180,7 +180,7 @@ class SimulatedSupervisorGate(_Modes):
         return Decision(expert_acts=takeover, label=takeover.copy())
 
 
-class EnsembleGate:
+class EnsembleGate(Gate):
     """EnsembleDAgger (Menda, Driggs-Campbell & Kochenderfer 2019): the novice acts iff its
     ensemble variance ≤ χ (``variance_threshold``) *and* its discrepancy from the expert
     ≤ τ (``discrepancy_threshold``); otherwise the expert acts and labels.
@@ -209,7 +209,7 @@ class EnsembleGate:
         self.label_all = label_all
         self._counts: dict[int, dict[str, int]] = {}
 
-    def reset(self, env_index: int) -> None:
+    def begin_episode(self, env_index: int) -> None:
         self._counts[env_index] = {"gated_variance": 0, "gated_discrepancy": 0}
 
     def episode_extras(self, env_index: int) -> dict[str, float]:

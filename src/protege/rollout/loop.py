@@ -1,29 +1,28 @@
 """The one rollout loop: collection, DAgger, intervention and evaluation all run through it.
 
-What differs between them is the gate (who acts, whether the expert labels) and what is kept.
-Episodes are spread evenly over the sub-envs of a gymnasium vector env (sub-env i runs
-``(n_episodes + i) // n_envs`` of them), so short episodes do not crowd out long ones and bias
-the mean. Every finished episode can be appended to a store at once: a crash loses only the
+What differs between them is the gate (who acts, whether the expert labels: the contract is
+:class:`~protege.rollout.gates.Gate`) and the observers (what is recorded, stored and
+measured: :mod:`protege.rollout.observers`). Episodes are spread evenly over the sub-envs of a
+gymnasium vector env (sub-env i runs ``(n_episodes + i) // n_envs`` of them), so short
+episodes do not crowd out long ones and bias the mean. A finished episode can be appended to a
+store at once (:class:`~protege.rollout.observers.StoreEpisodes`): a crash loses only the
 episodes in flight.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from protege.data.episode import EXPERT, LEARNER, Episode
-from protege.data.store import Store
 from protege.experts.base import Expert
 from protege.rollout.gates import Gate, LazyExpert, StepView
-from protege.tasks.base import EpisodeOutcome, SuccessTest
+from protege.rollout.observers import EpisodeEnd, Observer, RolloutResult, Step
+from protege.tasks.base import EpisodeOutcome
 
 
 class Actor(Protocol):
@@ -33,37 +32,11 @@ class Actor(Protocol):
         self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
     ) -> np.ndarray: ...
 
-    def reset(self, mask: np.ndarray | None = None) -> None: ...
-
-
-@dataclass
-class RolloutResult:
-    """Per-episode results (in order of completion) and what the run cost in expert effort."""
-
-    seed: int
-    returns: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    successes: list[bool] = field(default_factory=list)
-    disagreement: list[np.ndarray] = field(default_factory=list)
-    """Per episode, (T,) disagreement with the expert at each step the learner acted (NaN where
-    the expert acted or was not asked): 1/0 for discrete actions, L2 distance for continuous."""
-    episodes: list[Episode] = field(default_factory=list)
-    labels: int = 0
-    """Expert actions stored as training labels."""
-    expert_queries: int = 0
-    """Every time the expert was asked for an action (labels, supervision, evaluation)."""
-    expert_steps: int = 0
-    learner_steps: int = 0
-    interventions: int = 0
-    """Interventions in the finished episodes (:func:`count_interventions`)."""
-    env_seconds: float = 0.0
-    learner_seconds: float = 0.0
-    expert_seconds: float = 0.0
-    wall_seconds: float = 0.0
-
-    @property
-    def n_episodes(self) -> int:
-        return len(self.returns)
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        """New episodes start in every sub-env (``mask`` None, before the first ``act``) or
+        in those where ``mask`` (N,) is True: forget their per-episode state (observation
+        history, queued action chunk)."""
+        ...
 
 
 def rollout(
@@ -74,31 +47,27 @@ def rollout(
     seed: int,
     learner: Actor | None = None,
     expert: Expert | None = None,
-    success: SuccessTest | None = None,
-    store: Store | None = None,
-    round: int = 0,
-    keep_episodes: bool = False,
-    measure_disagreement: bool = False,
+    observers: Sequence[Observer] = (),
     deterministic: bool = True,
     generator: torch.Generator | None = None,
-    progress: bool | str = False,
-    on_episode: Callable[[Episode], None] | None = None,
 ) -> RolloutResult:
     """Run ``n_episodes`` episodes on the vector env ``env`` and return what happened.
 
     Args:
-        gate: decides per step and sub-env who acts and whether the expert's action is stored.
-        learner: the policy being trained or evaluated (None to let only the expert act).
-        expert: queried lazily, only where the gate (or ``measure_disagreement``) needs it.
-        store: each finished episode is appended to it, durably, as soon as it ends.
-        measure_disagreement: also ask the expert at every learner step to measure how far
-            the learner's own trajectory takes it from what the expert would do.
-        progress: show a progress bar (a string sets its description).
+        gate: decides per step and sub-env who acts and whether the expert's action is a
+            label (:class:`~protege.rollout.gates.Gate` states the contract).
+        seed: the vector env's reset seed.
+        learner: the policy being trained or evaluated (None to let only the expert act);
+            ``deterministic`` and ``generator`` are how it acts.
+        expert: asked lazily, only where the gate (or an observer) needs it.
+        observers: told each step and each finished episode
+            (:mod:`protege.rollout.observers`): recording and storing episodes, success,
+            disagreement, progress. They fill in the result's ``successes``,
+            ``disagreement`` and ``episodes``.
     """
     n = env.num_envs
     targets = np.array([(n_episodes + i) // n for i in range(n)])
     done_count = np.zeros(n, np.int64)
-    record = keep_episodes or store is not None or on_episode is not None
     act_space = env.single_action_space
     discrete = isinstance(act_space, gym.spaces.Discrete)
     template = (
@@ -110,26 +79,19 @@ def rollout(
     result = RolloutResult(seed=seed)
     wall0 = time.perf_counter()
 
+    for o in observers:
+        o.on_rollout_start(env, n_episodes, seed)
     obs, infos = env.reset(seed=seed)
     if learner is not None:
-        learner.reset()
+        learner.episodes_started()
     for i in range(n):
-        gate.reset(i)
+        gate.begin_episode(i)
+        if done_count[i] < targets[i]:
+            for o in observers:
+                o.on_episode_start(i)
     t = np.zeros(n, np.int64)
     ep_return = np.zeros(n, np.float64)
     interventions = _InterventionCounter(n)
-    bufs = [_Buffer() for _ in range(n)]
-    disagree: list[list[float]] = [[] for _ in range(n)]
-    if record:
-        for i in range(n):
-            bufs[i].obs.append(obs[i])
-    bar = tqdm(
-        total=n_episodes,
-        desc=progress if isinstance(progress, str) else "rollout",
-        disable=not progress,
-        unit="ep",
-        leave=False,
-    )
     while (done_count < targets).any():
         learner_action = None
         if learner is not None:
@@ -139,12 +101,17 @@ def rollout(
         t0 = time.perf_counter()
         active = done_count < targets
         lazy.begin_step(obs, infos, template, active)
-        decision = gate.decide(StepView(obs, infos, learner_action, lazy, t))
+        view = StepView(obs, infos, learner_action, lazy, t)
+        decision = gate.decide(view)
         expert_needed = decision.expert_acts | decision.label
-        if measure_disagreement and learner_action is not None:
-            expert_needed = expert_needed | ~decision.expert_acts
+        for o in observers:
+            wanted = o.ask_expert(view, decision)
+            if wanted is not None:
+                expert_needed = expert_needed | wanted
         expert_needed &= active  # sub-envs past their quota only keep stepping: never ask
-        expert_action = lazy(expert_needed) if expert_needed.any() else template
+        if expert_needed.any():
+            lazy(expert_needed)
+        expert_action = lazy.actions
         result.expert_seconds += time.perf_counter() - t0
 
         if learner_action is None:
@@ -157,76 +124,69 @@ def rollout(
             executed = np.where(m, decision.executed, executed).astype(template.dtype)
 
         t0 = time.perf_counter()
-        next_obs, reward, terminated, truncated, infos = env.step(executed)
+        next_obs, reward, terminated, truncated, next_infos = env.step(executed)
         result.env_seconds += time.perf_counter() - t0
 
-        actor = np.where(decision.expert_acts, EXPERT, LEARNER)
         result.expert_steps += int((decision.expert_acts & active).sum())
         result.learner_steps += int((~decision.expert_acts & active).sum())
         result.labels += int((decision.label & active).sum())
         interventions.step(decision.expert_acts, t)
         ep_return += reward
-        if measure_disagreement and learner_action is not None:
-            gap = _disagreement(learner_action, expert_action, discrete)
-            gap = np.where(decision.expert_acts, np.nan, gap)
-            for i in np.flatnonzero(active).tolist():
-                disagree[i].append(float(gap[i]))
-        if record:
-            label = np.where(
-                decision.label.reshape((n,) + (1,) * (template.ndim - 1)), expert_action, executed
+        if observers:
+            step = Step(
+                obs=obs,
+                infos=infos,
+                t=t.copy(),
+                active=active,
+                learner_action=learner_action,
+                expert_action=expert_action,
+                asked=lazy.asked,
+                decision=decision,
+                executed=executed,
+                reward=reward,
+                terminated=terminated,
+                truncated=truncated,
             )
-            for i in np.flatnonzero(active).tolist():
-                b = bufs[i]
-                b.actions.append(label[i])
-                b.executed.append(executed[i])
-                b.rewards.append(float(reward[i]))
-                b.actor.append(int(actor[i]))
-                b.labeled.append(bool(decision.label[i]))
+            for o in observers:
+                o.on_step(step)
         t += 1
+        infos = next_infos
 
         finished = terminated | truncated
         for i in np.flatnonzero(finished).tolist():
             if done_count[i] < targets[i]:
-                final_info = _final_info(infos, i)
                 outcome = EpisodeOutcome(
                     float(ep_return[i]),
                     int(t[i]),
                     bool(terminated[i]),
                     bool(truncated[i]),
-                    final_info,
+                    _final_info(infos, i),
                 )
                 result.returns.append(outcome.episode_return)
                 result.lengths.append(outcome.length)
-                result.successes.append(bool(success(outcome)) if success else False)
-                result.interventions += interventions.episode(i)
-                if measure_disagreement:
-                    result.disagreement.append(np.array(disagree[i], np.float64))
-                if record:
-                    b = bufs[i]
-                    b.obs.append(infos["final_obs"][i])
-                    episode = b.to_episode(terminated[i], truncated[i], round, seed)
-                    if store is not None:
-                        store.append(episode)
-                    if keep_episodes:
-                        result.episodes.append(episode)
-                    if on_episode is not None:
-                        on_episode(episode)
+                n_interventions = interventions.episode(i)
+                result.interventions += n_interventions
+                if observers:
+                    final_obs = infos.get("final_obs")
+                    end = EpisodeEnd(
+                        outcome, n_interventions, None if final_obs is None else final_obs[i]
+                    )
+                    for o in observers:
+                        o.on_episode_end(i, end)
                 done_count[i] += 1
-                bar.update(1)
-            bufs[i] = _Buffer()
-            disagree[i] = []
             t[i] = 0
             ep_return[i] = 0.0
-            gate.reset(int(i))
+            gate.begin_episode(int(i))
+            if done_count[i] < targets[i]:
+                for o in observers:
+                    o.on_episode_start(i)
         if finished.any() and learner is not None:
-            learner.reset(finished)
+            learner.episodes_started(finished)
         obs = next_obs
-        if record:
-            for i in np.flatnonzero(done_count < targets).tolist():
-                bufs[i].obs.append(obs[i])
-    bar.close()
     result.expert_queries = lazy.queries
     result.wall_seconds = time.perf_counter() - wall0
+    for o in observers:
+        o.on_rollout_end(result)
     return result
 
 
@@ -273,37 +233,6 @@ class _InterventionCounter:
     def episode(self, i: int) -> int:
         """The interventions of sub-env ``i``'s episode so far."""
         return int(self.handovers[i]) + int(self.first[i] and self.learner_drove[i])
-
-
-@dataclass
-class _Buffer:
-    obs: list[np.ndarray] = field(default_factory=list)
-    actions: list[Any] = field(default_factory=list)
-    executed: list[Any] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    actor: list[int] = field(default_factory=list)
-    labeled: list[bool] = field(default_factory=list)
-
-    def to_episode(self, terminated: bool, truncated: bool, round: int, seed: int) -> Episode:
-        return Episode(
-            obs=np.stack(self.obs),
-            actions=np.stack(self.actions),
-            rewards=np.asarray(self.rewards, np.float32),
-            terminated=bool(terminated),
-            truncated=bool(truncated),
-            executed=np.stack(self.executed),
-            actor=np.asarray(self.actor, np.uint8),
-            labeled=np.asarray(self.labeled, bool),
-            round=round,
-            seed=seed,
-        )
-
-
-def _disagreement(learner: np.ndarray, expert: np.ndarray, discrete: bool) -> np.ndarray:
-    if discrete:
-        return (learner != expert).astype(np.float64)
-    diff = np.asarray(learner, np.float64) - np.asarray(expert, np.float64)
-    return np.linalg.norm(diff.reshape(len(diff), -1), axis=1)
 
 
 def _final_info(infos: dict[str, Any], i: int) -> dict[str, Any]:

@@ -503,7 +503,7 @@ class LaneExpert:
         dc = np.rint(arr[:, 1]).astype(np.int64)
         return (expert_steer(d, dc) + 1).astype(np.int64)
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""
 
 

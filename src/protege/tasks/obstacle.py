@@ -217,7 +217,7 @@ class ObstacleExpert:
         self.pass_margin = pass_margin
         self.avoid_margin = avoid_margin
 
-    def reset(self, seed: int | None = None) -> None:
+    def begin_run(self, seed: int | None = None) -> None:
         """Stateless: nothing to reset."""
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
