@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from protege.configs.demos import ObstacleDemoConfig
 from protege.data.episode import Episode
 from protege.data.store import Store
-from protege.demo_obstacle import ObstacleDemoConfig, train_head
+from protege.demos.obstacle import train_head
 from protege.policies.chunking import ChunkExecutor
 from protege.report.page import machine
 from protege.rollout.collect import collect

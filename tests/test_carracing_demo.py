@@ -5,13 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from protege.demo_carracing import (
-    CONTROL,
-    OFF_TRACK,
-    CarRacingDemoConfig,
-    Driving,
-    run_carracing_demo,
-)
+from protege.configs.demos import CarRacingDemoConfig
+from protege.demos.carracing import run_carracing_demo
+from protege.demos.carracing_driving import CONTROL, OFF_TRACK, Driving
 
 
 def test_smoke_run_writes_every_part_of_the_report(tmp_path):

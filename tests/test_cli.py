@@ -18,7 +18,7 @@ from protege.cli import COMMANDS, build_parser, main, registry
 from protege.cli.core import _with_default_subcommand
 from protege.cli.flags import config_fields, flag_kwargs
 from protege.configs.bc import BCConfig
-from protege.configs.demos import CarRacingDemoConfig, ObstacleDemoConfig
+from protege.configs.demos import CarRacingDemoConfig, LunarDemoConfig, ObstacleDemoConfig
 from protege.configs.horizon import HorizonConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import SupervisorConfig, ThriftyConfig
@@ -380,6 +380,7 @@ CONFIG_FLAGS = [
     (("dagger",), DAggerConfig, ("seed", "bc")),
     (("dagger",), ThriftyConfig, ()),
     (("dagger",), SupervisorConfig, ("risk",)),
+    (("demo", "lunarlander"), LunarDemoConfig, ("seed", "progress")),
     (("demo", "obstacle"), ObstacleDemoConfig, ("seed", "progress")),
     (("demo", "carracing"), CarRacingDemoConfig, ("seed", "progress", "torch_threads")),
     (("experiment", "horizon"), HorizonConfig, ("seed",)),

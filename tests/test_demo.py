@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from protege.cli import main
-from protege.demo import run_demo
+from protege.configs.demos import LunarDemoConfig
+from protege.demos.common import json_safe, timed, write_json
+from protege.demos.lunarlander import run_demo
 from protege.report import plots
 
 FIGURES = ["returns.png", "disagreement.png", "loss.png", "bc.gif"]
@@ -33,7 +35,8 @@ def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
     tiny = {"n_envs": 2, "batch_size": 32, "hidden_sizes": (16,), "progress": False}
     tiny |= {"methods": ()}
     # the demo's own validation split: 10% of the 6 demonstrations, rounded to one
-    run = run_demo("cartpole", out=out, seed=1, episodes=6, steps=20, eval_episodes=2, **tiny)
+    cfg = LunarDemoConfig(task="cartpole", seed=1, episodes=6, steps=20, eval_episodes=2, **tiny)
+    run = run_demo(out, cfg)
     results = _check_report(out)
     assert results["seed"] == 1
     assert set(results["methods"]) == {"expert", "BC"}
@@ -50,16 +53,18 @@ def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
     assert "2,500 of the 3,000 expert labels (500 held out for validation)" in run.headline("BC")
     # a second run replaces the demonstrations instead of appending to them
     run = run_demo(
-        "cartpole", out=out, seed=1, episodes=2, steps=5, eval_episodes=1, gif=False, **tiny
+        out,
+        LunarDemoConfig(
+            task="cartpole", seed=1, episodes=2, steps=5, eval_episodes=1, gif=False, **tiny
+        ),
     )
     assert len(run.store) == 2
 
 
 def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    run = run_demo(
-        "cartpole",
-        out=out,
+    cfg = LunarDemoConfig(
+        task="cartpole",
         seed=2,
         episodes=3,
         steps=10,
@@ -73,6 +78,7 @@ def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_pat
         round_bc_steps=5,
         round_eval_episodes=2,
     )
+    run = run_demo(out, cfg)
     results = json.loads((out / "results.json").read_text())
     dirs = {"DAgger": "dagger", "HG-DAgger": "hg-dagger", "ThriftyDAgger": "thrifty"}
     names = list(dirs)
@@ -119,9 +125,30 @@ def test_plots_cope_with_edge_cases(tmp_path: Path) -> None:
     assert all((tmp_path / f).stat().st_size > 0 for f in ("l.png", "r.png", "d.png"))
 
 
+def test_results_json_says_null_for_what_was_not_measured(tmp_path: Path) -> None:
+    nan, inf = float("nan"), float("inf")
+    value = {"a": [1.5, nan, (np.float64(nan), -inf)], "b": {"c": np.float32(0.5), "d": "x"}}
+    assert json_safe(value) == {"a": [1.5, None, [None, None]], "b": {"c": 0.5, "d": "x"}}
+    assert isinstance(json_safe(np.int64(3)), int) and json_safe(np.bool_(True)) is True
+    path = write_json(tmp_path / "r.json", {"std": np.float64(nan), "n": 2})
+    assert json.loads(path.read_text()) == {"std": None, "n": 2}
+
+
+def test_timed_steps_add_up() -> None:
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for _ in range(2):
+        with timed(wall, "step", cpu):
+            sum(range(100_000))
+    with timed(wall, "other"):
+        pass
+    assert set(wall) == {"step", "other"} and set(cpu) == {"step"}
+    assert wall["step"] > 0 and cpu["step"] >= 0
+
+
 @pytest.mark.slow
 def test_full_demo_bc_reaches_80_percent_of_the_expert(tmp_path: Path) -> None:
-    run = run_demo("lunarlander", out=tmp_path / "demo", seed=0, progress=False)
+    run = run_demo(tmp_path / "demo", LunarDemoConfig(seed=0, progress=False))
     _check_report(tmp_path / "demo")
     assert run.fraction_of_expert("BC") >= 0.8, run.headline("BC")
     assert run.wall_seconds < 300

@@ -3,84 +3,47 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from protege.algos import registry
 from protege.cli import output
-from protege.cli.flags import add_config_flags, config_values, run_flags
+from protege.cli.flags import add_config_flags, config_fields, config_values, run_flags
 from protege.cli.registry import command
 from protege.configs.demos import (
     INTERACTIVE,
     OBSTACLE_HEADS,
     CarRacingDemoConfig,
+    LunarDemoConfig,
     ObstacleDemoConfig,
 )
 
 
+def _config(cls: type, args: argparse.Namespace, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of the demo config ``cls`` given as flags, lists as tuples."""
+    values = config_values(cls, args, skip=skip)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+# ---------------------------------------------------------------------------- lunarlander
+_LUNAR_SKIP = ("seed", "progress", "methods")
+
+
 def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
-    methods = list(registry.names())
-    interactive = list(INTERACTIVE)
-    p.add_argument(
-        "--task",
-        default="lunarlander",
-        metavar="NAME",
-        help="run the same pipeline on another task (default: lunarlander)",
-    )
     p.add_argument("--out", metavar="DIR", help="report folder (default: reports/demo-TASK)")
-    p.add_argument("--episodes", type=int, default=100, help="expert demonstrations (default: 100)")
-    p.add_argument(
-        "--eval-episodes",
-        type=int,
-        default=50,
-        help="evaluation episodes, the same seeded ones for every method (default: 50)",
-    )
-    p.add_argument("--n-envs", type=int, default=8, help="sub-envs (default: 8)")
-    p.add_argument("--steps", type=int, default=4000, help="BC gradient steps (default: 4000)")
-    p.add_argument("--batch-size", type=int, default=256, help="BC batch size (default: 256)")
-    p.add_argument(
-        "--hidden-sizes",
-        type=int,
-        nargs="+",
-        default=[256, 256],
-        metavar="INT",
-        help="MLP widths (default: 256 256)",
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of the demonstrations held out for BC's validation loss curve (BC keeps "
-        "its final weights either way; default: 0.1)",
-    )
-    p.add_argument(
-        "--gif",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="record GIFs of BC and DAgger rollouts (default: yes; --no-gif skips them)",
-    )
+    add_config_flags(p, LunarDemoConfig, skip=_LUNAR_SKIP)
+    # --methods with nothing after it means none (BC alone): nargs="*", not a derived flag's "+"
+    methods = list(registry.names())
+    spec = next(f for f in config_fields(LunarDemoConfig) if f.name == "methods")
     p.add_argument(
         "--methods",
         nargs="*",
-        default=interactive,
+        default=None,
         choices=methods,
         metavar="METHOD",
-        help="interactive methods compared with BC on return against expert labels; none "
-        f"for BC alone (default: {' '.join(interactive)}; also: "
-        f"{', '.join(m for m in methods if m not in interactive)})",
-    )
-    p.add_argument(
-        "--rounds", type=int, default=4, help="rounds of each interactive method (default: 4)"
-    )
-    p.add_argument(
-        "--round-bc-steps",
-        type=int,
-        default=1500,
-        help="BC steps of each round's learner and of each BC curve point (default: 1500)",
-    )
-    p.add_argument(
-        "--round-eval-episodes",
-        type=int,
-        default=20,
-        help="evaluation episodes per round and per BC curve point (default: 20)",
+        help=spec.help(
+            f"{' '.join(INTERACTIVE)}; also: "
+            f"{', '.join(m for m in methods if m not in INTERACTIVE)}"
+        ),
     )
     run_flags(p)
 
@@ -99,29 +62,17 @@ def demo_lunarlander(args: argparse.Namespace) -> None:
 
     Example: protege demo        protege demo lunarlander --seed 1 --out reports/seed1
     """
-    from protege.demo import labels_summary, run_demo
+    from protege.demos.lunarlander import run_demo
+    from protege.demos.lunarlander_report import labels_summary
 
     output.announce(args)
-    run = run_demo(
-        task=args.task,
-        out=args.out or f"reports/demo-{args.task}",
-        seed=args.seed,
-        episodes=args.episodes,
-        n_envs=args.n_envs,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        hidden_sizes=tuple(args.hidden_sizes),
-        eval_episodes=args.eval_episodes,
-        val_fraction=args.val_fraction,
-        gif=args.gif,
-        progress=args.progress,
-        methods=tuple(args.methods),
-        rounds=args.rounds,
-        round_bc_steps=args.round_bc_steps,
-        round_eval_episodes=args.round_eval_episodes,
-    )
+    values = _config(LunarDemoConfig, args, _LUNAR_SKIP)
+    if args.methods is not None:
+        values["methods"] = tuple(args.methods)
+    cfg = LunarDemoConfig(seed=args.seed, progress=args.progress, **values)
+    run = run_demo(args.out, cfg)
     output.evaluation_table(
-        f"{run.task.name}: {args.eval_episodes} evaluation episodes, seed {run.eval_seed}",
+        f"{run.task.name}: {cfg.eval_episodes} evaluation episodes, seed {run.eval_seed}",
         {k: m.evaluation for k, m in run.methods.items()},
         {k: m.labels for k, m in run.methods.items()},
     )
@@ -168,13 +119,10 @@ def demo_obstacle(args: argparse.Namespace) -> None:
 
     Example: protege demo obstacle        protege demo obstacle --steps 1000 --episodes 50
     """
-    from protege.demo_obstacle import run_obstacle_demo
+    from protege.demos.obstacle import run_obstacle_demo
 
     output.announce(args)
-    values = config_values(ObstacleDemoConfig, args, skip=_OBSTACLE_SKIP)
-    for key in ("heads", "chunks"):
-        if key in values:
-            values[key] = tuple(values[key])
+    values = _config(ObstacleDemoConfig, args, _OBSTACLE_SKIP)
     cfg = ObstacleDemoConfig(seed=args.seed, progress=args.progress, **values)
     run = run_obstacle_demo(args.out, cfg)
     rows = [["–", "expert", f"{run.expert['success']:.0%}", f"{run.expert['crash']:.0%}", "–"]]
@@ -226,13 +174,11 @@ def demo_carracing(args: argparse.Namespace) -> None:
 
     Example: protege demo carracing        protege demo carracing --smoke
     """
-    from protege.demo_carracing import results_table, run_carracing_demo
+    from protege.demos.carracing import run_carracing_demo
+    from protege.demos.carracing_report import results_table
 
     output.announce(args)
-    values = config_values(CarRacingDemoConfig, args, skip=_CARRACING_SKIP)
-    for key in ("channels", "hidden_sizes"):
-        if key in values:
-            values[key] = tuple(values[key])
+    values = _config(CarRacingDemoConfig, args, _CARRACING_SKIP)
     common = {"seed": args.seed, "progress": args.progress, "torch_threads": args.threads}
     if args.smoke:
         run = run_carracing_demo(

@@ -66,7 +66,7 @@ def train(args: argparse.Namespace) -> None:
     """
     from protege.algos import bc
     from protege.data.store import Store
-    from protege.demo import seeded_policy
+    from protege.policies import Policy
     from protege.report.page import command_line
 
     output.announce(args)
@@ -79,7 +79,7 @@ def train(args: argparse.Namespace) -> None:
         store.observation_space, store.action_space, **config_values(PolicyConfig, args)
     )
     bc_config = BCConfig(**{**config_values(BCConfig, args), "progress": args.progress})
-    policy = seeded_policy(policy_config, args.seed)
+    policy = Policy(policy_config, seed=args.seed)  # initial weights: the seed's alone
     result = bc.fit(policy, store, bc_config)
     out = policy.save(args.out, extra={"task": task_name, "data": str(args.data)})
     record = {

@@ -23,7 +23,6 @@ the paths they would drive: the seeds' "100 denoising runs" picture), ``obstacle
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tempfile
 import time
@@ -36,18 +35,17 @@ import numpy as np
 import torch
 
 from protege.algos import bc
-from protege.configs.demos import OBSTACLE_HEADS, ObstacleDemoConfig
+from protege.configs.demos import ObstacleDemoConfig
 from protege.data.store import Store, Transitions
+from protege.demos.common import write_json
+from protege.demos.obstacle_plots import plot_actions, plot_chunks, plot_steps
 from protege.policies import Policy, PolicyConfig
 from protege.report import page as pg
 from protege.rollout.collect import collect
 from protege.rollout.evaluate import evaluate, evaluate_expert
 from protege.tasks.base import EpisodeOutcome, Task
-from protege.tasks.obstacle import COURSE, LEFT, OBSTACLE, RIGHT, ObstacleExpert, clip_command
+from protege.tasks.obstacle import LEFT, OBSTACLE, RIGHT
 
-PROBE = np.array([0.24, 0.0], np.float32)
-"""Where the chunk-8 policies plan their second chunk when they start on the centre line:
-just past the point where demonstrators split, 0.11 before the obstacle's surface."""
 STEP_SWEEP = {
     "diffusion": ("num_inference_steps", (1, 2, 5, 10, 100)),
     "flow": ("num_steps", (1, 2, 5, 10, 20)),
@@ -187,112 +185,6 @@ def run_obstacle_demo(out: str | Path, config: ObstacleDemoConfig | None = None)
     return run
 
 
-# ---------------------------------------------------------------------------------- plots
-def chunk_paths(policy: Policy, n: int, seed: int) -> np.ndarray:
-    """(n, H+1, 2) positions the sampled chunks at PROBE would drive through, open loop."""
-    chunks = policy.predict_chunk(
-        np.repeat(PROBE[None], n, 0),
-        deterministic=False,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    steps = COURSE.max_speed * clip_command(chunks, COURSE.min_forward)
-    return np.concatenate([np.repeat(PROBE[None, None], n, 0), PROBE + steps.cumsum(1)], 1)
-
-
-def _grid(n: int) -> tuple[int, int]:
-    cols = min(n, 3)
-    return math.ceil(n / cols), cols
-
-
-def plot_chunks(policies: dict[str, Policy], demos: Transitions, path: Path, seed: int) -> Path:
-    import matplotlib.pyplot as plt
-
-    rows, cols = _grid(len(policies))
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.4 * cols, 3.8 * rows), sharex=True, sharey=True, squeeze=False
-    )
-    starts = demos.episode_starts
-    for ax in axes.flat[len(policies) :]:
-        ax.axis("off")
-    for ax, (head, policy) in zip(axes.flat, policies.items(), strict=False):
-        for s, n in zip(starts[:60], demos.episode_lengths[:60], strict=True):
-            ax.plot(demos.obs[s : s + n, 0], demos.obs[s : s + n, 1], c="0.85", lw=0.6)
-        ax.add_patch(
-            plt.Circle(COURSE.obstacle, COURSE.obstacle_radius, color="tab:red", alpha=0.5)
-        )
-        gx, gy = COURSE.goal
-        ax.plot([gx, gx], [gy - COURSE.goal_half_width, gy + COURSE.goal_half_width], c="g", lw=3)
-        paths = chunk_paths(policy, 200, seed)
-        lat = paths[:, -1, 1] - PROBE[1]
-        for p, d in zip(paths, lat, strict=True):
-            color = "tab:blue" if d > 0.05 else "tab:orange" if d < -0.05 else "k"
-            ax.plot(p[:, 0], p[:, 1], c=color, lw=0.7, alpha=0.35)
-        ax.plot(*PROBE, "k*", ms=9)
-        frac = [(lat > 0.05).mean(), (lat < -0.05).mean()]
-        ax.set_title(
-            f"{head}: {frac[0]:.0%} left, {frac[1]:.0%} right, {1 - sum(frac):.0%} between"
-        )
-        ax.set_xlim(-0.02, 1.05)
-        ax.set_ylim(-0.45, 0.45)
-        ax.set_aspect("equal")
-    chunk = next(iter(policies.values())).config.chunk_size
-    fig.suptitle(
-        f"200 sampled {chunk}-step chunks at ★ (0.24, 0), driven open loop; "
-        "grey: expert demonstrations"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_actions(policies: dict[str, Policy], path: Path, seed: int) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        1, len(policies), figsize=(3.2 * len(policies), 3.4), sharey=True, squeeze=False
-    )
-    probe = np.repeat(np.array([[0.21, 0.0]], np.float32), 200, 0)
-    expert = ObstacleExpert().act(probe[:2], {"side": np.array([LEFT, RIGHT])})
-    for ax, (head, policy) in zip(axes[0], policies.items(), strict=True):
-        a = policy.predict_chunk(
-            probe, deterministic=False, generator=torch.Generator().manual_seed(seed)
-        )[:, 0]
-        ax.scatter(a[:, 0], a[:, 1], s=8, alpha=0.5)
-        ax.scatter(expert[:, 0], expert[:, 1], marker="x", s=60, c="r")
-        ax.set_title(head)
-        ax.set_xlabel("forward command")
-        ax.set_xlim(-0.05, 1.05)
-        ax.set_ylim(-1.05, 1.05)
-    axes[0, 0].set_ylabel("lateral command (+ = left)")
-    fig.suptitle("200 sampled actions at (0.21, 0), chunk-1 policies; ×: the expert's two actions")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_steps(sweep: dict[str, dict[int, float]], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    labels = {"diffusion": "diffusion (DDIM steps)", "flow": "flow matching (Euler steps)"}
-    for head, by_steps in sweep.items():
-        ks = list(by_steps)
-        ax.plot(ks, [100 * by_steps[k] for k in ks], "o-", label=labels.get(head, head))
-    ax.set_xscale("log")
-    ax.set_xlabel("sampling steps per call")
-    ax.set_ylabel("success (%)")
-    ax.set_ylim(0, 102)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("Obstacle course, chunk-8 policies: quality against sampling steps")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 # --------------------------------------------------------------------------------- report
 def _fmt(p: float, n: int) -> str:
     lo, hi = wilson(p, n)
@@ -429,38 +321,5 @@ def _write_report(
         "steps_sweep": run.sweep,
         "wall_seconds": run.wall_seconds,
     }
-    (run.out / "results.json").write_text(json.dumps(payload, indent=2))
+    write_json(run.out / "results.json", payload)
     run.page_paths = pg.write_page(page, run.out)
-
-
-def main(argv: list[str] | None = None) -> ObstacleDemo:
-    """``python -m protege.demo_obstacle [--out DIR] [--seed N] [--episodes N] ...``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", default="reports/demo-obstacle", help="report folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--demos", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=4000, help="BC gradient steps per head")
-    parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per row")
-    parser.add_argument("--heads", nargs="+", default=list(OBSTACLE_HEADS), choices=OBSTACLE_HEADS)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cfg = ObstacleDemoConfig(
-        seed=args.seed,
-        demos=args.demos,
-        steps=args.steps,
-        episodes=args.episodes,
-        heads=tuple(args.heads),
-        progress=not args.quiet,
-    )
-    print(f"machine: {pg.machine()}", flush=True)
-    run = run_obstacle_demo(args.out, cfg)
-    print((run.out / "results.md").read_text())
-    print(f"report: {run.page_paths[1] if run.page_paths else run.out}")
-    return run
-
-
-if __name__ == "__main__":
-    main()
