@@ -77,27 +77,20 @@ def _short_task(task: Task, max_steps: int | None) -> Task:
     return dataclasses.replace(task, horizon=max_steps)
 
 
-@dataclass
-class _ContinueFromBC:
+class _ContinueFromBC(engine.PolicyTrainer):
     """DAgger's and DART's learner: round 0 is the BC policy already trained (shared by both
     methods, so it is not retrained); each later round continues training the previous
-    round's policy on every label so far (warm start, input scaling kept)."""
+    round's policy on every label so far (a warm start, input scaling kept)."""
 
-    start: Policy
-    config: BCConfig
+    def __init__(self, start: Policy, config: BCConfig) -> None:
+        super().__init__(make_policy=lambda: copy.deepcopy(start), bc=config, retrain="warm")
+        self.start = start
 
     def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> Policy:
         if round == 0:
             return copy.deepcopy(self.start)
-        policy = copy.deepcopy(previous if isinstance(previous, Policy) else self.start)
-        bc.fit(policy, data, dataclasses.replace(self.config, seed=seed, fit_normalization=False))
-        return policy
-
-    def save(self, learner: Any, path: Path) -> None:
-        learner.save(path)
-
-    def load(self, path: Path) -> Policy:
-        return Policy.load(path)
+        warm = previous if isinstance(previous, Policy) else self.start
+        return super().fit(data, round, seed, warm)
 
 
 # -------------------------------------------------------------------------------- run
