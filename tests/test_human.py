@@ -21,25 +21,25 @@ import pygame
 import pytest
 
 from protege import tasks
-from protege.algos.teleop import log_path, teleop
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.experts.base import Expert
-from protege.experts.human import (
-    BoxControls,
-    DiscreteControls,
-    HumanSupervisor,
-    PadState,
-    TeleopQuit,
-    controls_for,
-    default_controls,
-    register_controls,
-)
 from protege.rollout.gates import ExpertGate, LazyExpert, StepView
 from protege.rollout.loop import rollout
 from protege.rollout.observers import StoreEpisodes
 from protege.tasks.base import Task
+from protege.teleop.controls import (
+    BoxControls,
+    DiscreteControls,
+    PadState,
+    controls_for,
+    default_controls,
+    register_controls,
+)
+from protege.teleop.log import log_path
+from protege.teleop.session import teleop
+from protege.teleop.supervisor import HumanSupervisor, TeleopQuit
 
 FAST = 1000.0  # Hz: for tests where the rate does not matter
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP

@@ -11,7 +11,7 @@ novice is retrained on all labels after every round. Two supervisors, one round 
   the state leaves a per-task safe set (:data:`RISK_SCORES`) or when the novice keeps
   disagreeing with it, and hands back inside a band of the safe set.
 * :func:`run_human`, a person at the keyboard
-  (:class:`~protege.experts.human.HumanSupervisor`) in a window showing one rendered env:
+  (:class:`~protege.teleop.supervisor.HumanSupervisor`) in a window showing one rendered env:
   round 0 they demonstrate (unless the store already holds demonstrations), in later rounds
   the learner drives and they hold SPACE to take over. The learner is retrained between
   rounds, every episode is stored as it ends with the seconds of attention it cost, and a
@@ -52,7 +52,8 @@ from protege.tasks.base import Task
 from protege.tasks.lane import LaneRisk
 
 if TYPE_CHECKING:  # pygame is imported only when a person is in the loop
-    from protege.experts.human import Controls, HumanSupervisor
+    from protege.teleop.controls import Controls
+    from protege.teleop.supervisor import HumanSupervisor
 
 
 def cartpole_risk(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -166,7 +167,7 @@ def run_human(
     rounds the window says the learner is being trained (and evaluated on the task's own
     envs, without the person). Every episode is appended to the store as it ends, with its
     interventions and seconds of attention, and its per-step record goes to
-    ``<store>.teleop.jsonl`` (see :mod:`protege.algos.teleop`). ESC or closing the window ends
+    ``<store>.teleop.jsonl`` (see :mod:`protege.teleop.log`). ESC or closing the window ends
     the run after saving the episode in progress (cut short); ``resume=True`` continues it.
 
     Args:
@@ -180,7 +181,7 @@ def run_human(
         kwargs: for :func:`protege.algos.engine.run` (``resume``, ``run_dir``, ``progress``,
             ``method``, ``trainer``: by default BC of one policy per ``config.retrain``).
     """
-    from protege.experts.human import HumanSupervisor
+    from protege.teleop.supervisor import HumanSupervisor
 
     t = tasks.make(task) if isinstance(task, str) else task
     config = dataclasses.replace(config or DAggerConfig(), n_envs=1)
@@ -242,7 +243,7 @@ def _record(
     log: Callable[[str], None] | None,
 ) -> None:
     """Log the episode just stored: its per-step record next to the store, a line to ``log``."""
-    from protege.algos.teleop import append_log
+    from protege.teleop.log import append_log
 
     rec = sup.episode
     index = int(episode.extras.get("episode", -1))

@@ -5,7 +5,8 @@ A task's controls map pygame key names (and gamepad axes and buttons) to actions
 is held), :class:`BoxControls` for a Box (keys add values to action dimensions; gamepad axes
 set them). :func:`register_controls` gives a task its own mapping; :func:`controls_for` is what
 the teleop window uses (the task's mapping, else :func:`default_controls` for its action
-space). The window itself is :class:`protege.experts.human.HumanSupervisor`.
+space). The window itself is :class:`protege.teleop.supervisor.HumanSupervisor`. This module
+imports no pygame.
 
 Example:
     >>> register_controls("my-arm", BoxControls({"left": {0: -1.0}, "right": {0: 1.0}}))
