@@ -35,7 +35,6 @@ from protege.teleop.controls import (
     PadState,
     controls_for,
     default_controls,
-    register_controls,
 )
 from protege.teleop.log import log_path
 from protege.teleop.session import teleop
@@ -101,38 +100,38 @@ def log_lines(path: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- mappings
 def test_builtin_mappings() -> None:
     d2 = gym.spaces.Discrete(2)
-    cart = controls_for("cartpole", d2)
+    cart = controls_for(tasks.make("cartpole"), d2)
     assert isinstance(cart, DiscreteControls)
     assert cart.action(["left"], None, None) == 0
     assert cart.action(["right"], None, None) == 1
     assert cart.action([], None, last=1) == 1  # no push-free action: the last push repeats
 
-    lander = controls_for("lunarlander", gym.spaces.Discrete(4))
+    lander = controls_for(tasks.make("lunarlander"), gym.spaces.Discrete(4))
     assert isinstance(lander, DiscreteControls)
     assert [lander.action([k], None, None) for k in ("up", "left", "right")] == [2, 1, 3]
     assert lander.action([], None, None) == 0  # no key: engines off
     assert lander.action(["up", "left"], None, None) == 1  # the key pressed last wins
 
-    car = controls_for("carracing", gym.spaces.Box(-1, 1, (3,)))
+    car = controls_for(tasks.make("carracing"), gym.spaces.Box(-1, 1, (3,)))
     assert isinstance(car, BoxControls)
     np.testing.assert_allclose(car.action(["left", "up"], None, 3), [-1, 1, 0])
     np.testing.assert_allclose(car.action(["down"], None, 3), [0, 0, 0.8])
     np.testing.assert_allclose(car.action([], None, 3), [0, 0, 0])
     np.testing.assert_allclose(car.action(["left", "right"], None, 3), [1, 0, 0])
 
-    cd = controls_for("carracing-discrete", gym.spaces.Discrete(5))
+    cd = controls_for(tasks.make("carracing-discrete"), gym.spaces.Discrete(5))
     assert isinstance(cd, DiscreteControls)
     assert [cd.action([k], None, None) for k in ("left", "right", "up", "down")] == [2, 1, 3, 4]
-    pend = controls_for("pendulum", gym.spaces.Box(-2, 2, (1,)))
+    pend = controls_for(tasks.make("pendulum"), gym.spaces.Box(-2, 2, (1,)))
     assert isinstance(pend, BoxControls)
     np.testing.assert_allclose(pend.action(["left"], None, 1), [-2])
-    mc = controls_for("mountaincar-continuous", gym.spaces.Box(-1, 1, (1,)))
+    mc = controls_for(tasks.make("mountaincar-continuous"), gym.spaces.Box(-1, 1, (1,)))
     assert isinstance(mc, BoxControls)
     np.testing.assert_allclose(mc.action(["right"], None, 1), [1])
-    llc = controls_for("lunarlander-continuous", gym.spaces.Box(-1, 1, (2,)))
+    llc = controls_for(tasks.make("lunarlander-continuous"), gym.spaces.Box(-1, 1, (2,)))
     assert isinstance(llc, BoxControls)
     np.testing.assert_allclose(llc.action(["up", "left"], None, 2), [1, -1])
-    ln = controls_for("lane", gym.spaces.Discrete(3))
+    ln = controls_for(tasks.make("lane"), gym.spaces.Discrete(3))
     assert isinstance(ln, DiscreteControls)
     assert [ln.action(k, None, None) for k in (["left"], [], ["right"])] == [0, 1, 2]
 
@@ -146,12 +145,12 @@ def test_default_mappings_and_gamepad() -> None:
     np.testing.assert_allclose(box.action(["left", "up"], None, 2), [-3, 5])
     np.testing.assert_allclose(box.action([], None, 2), [0, 0])
     # The gamepad: sticks and triggers override keys, the d-pad acts as the arrows.
-    car = controls_for("carracing", gym.spaces.Box(-1, 1, (3,)))
+    car = controls_for(tasks.make("carracing"), gym.spaces.Box(-1, 1, (3,)))
     assert isinstance(car, BoxControls)
     axes = (0.5, 0.0, 0.0, 0.0, -1.0, 1.0)  # stick half right, LT at rest, RT fully pressed
     np.testing.assert_allclose(car.action([], PadState(axes=axes), 3), [0.5, 1, 0])
     np.testing.assert_allclose(car.action(["left"], PadState(axes=(0.05,)), 3), [-1, 0, 0])
-    lander = controls_for("lunarlander", gym.spaces.Discrete(4))
+    lander = controls_for(tasks.make("lunarlander"), gym.spaces.Discrete(4))
     assert isinstance(lander, DiscreteControls)
     assert lander.action([], PadState(hat=(0, 1)), None) == 2
     assert lander.action([], PadState(axes=(-0.9, 0.0)), None) == 1
@@ -161,9 +160,14 @@ def test_bad_configuration_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown key name"):
         HumanSupervisor(gym.spaces.Discrete(2), takeover_key="no-such-key")
     with pytest.raises(ConfigError, match="do not fit"):
-        HumanSupervisor(gym.spaces.Discrete(3), controls_for("carracing", gym.spaces.Box(-1, 1)))
-    with pytest.raises(ConfigError, match="already registered"):
-        register_controls("cartpole", default_controls(gym.spaces.Discrete(2)))
+        HumanSupervisor(
+            gym.spaces.Discrete(3), controls_for(tasks.make("carracing"), gym.spaces.Box(-1, 1))
+        )
+    with pytest.raises(ConfigError, match="already registered"):  # a task's keys are its own
+        cartpole = tasks.make("cartpole")
+        tasks.register(
+            dataclasses.replace(cartpole, controls=default_controls(gym.spaces.Discrete(2)))
+        )
     sup = HumanSupervisor(gym.spaces.Discrete(2), fps=FAST)
     obs = np.zeros((2, 4), np.float32)
     lazy = LazyExpert(None)
@@ -558,13 +562,11 @@ class Slider(gym.Env):
 
 
 def test_own_task_with_registered_keys(tmp_path: Any) -> None:
+    keys = BoxControls({"a": {0: -0.5}, "d": {0: 0.25}}, names=("force",), help="A/D: push")
     task = tasks.register(
-        Task(name="test-slider", env_id=Slider, expert_factory=lambda: None, horizon=8),
-        overwrite=True,
-    )
-    register_controls(
-        "test-slider",
-        BoxControls({"a": {0: -0.5}, "d": {0: 0.25}}, names=("force",), help="A/D: push"),
+        Task(
+            name="test-slider", env_id=Slider, expert_factory=lambda: None, horizon=8, controls=keys
+        ),
         overwrite=True,
     )
     sup = HumanSupervisor.for_task("test-slider", fps=FAST)

@@ -146,7 +146,7 @@ class HumanSupervisor(Gate):
         """Deadlines and the wall time charged to each step."""
         self.action_space = action_space
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.controls: Controls = controls or controls_for(task_name, action_space)
+        self.controls: Controls = controls or controls_for(_registered(task_name), action_space)
         if self.discrete != isinstance(self.controls, DiscreteControls):
             raise ConfigError(f"{type(self.controls).__name__} do not fit {action_space!r}")
         self.task_name = task_name
@@ -200,6 +200,8 @@ class HumanSupervisor(Gate):
         t = tasks.make(task) if isinstance(task, str) else task
         _, act_space = t.spaces
         kwargs.setdefault("task_name", t.name)
+        if kwargs.get("controls") is None:
+            kwargs["controls"] = controls_for(t, act_space)
         return cls(act_space, **kwargs)
 
     # ----------------------------------------------------------------------------- gate
@@ -464,6 +466,18 @@ class HumanSupervisor(Gate):
             status=f"{self.clock.rate:4.1f} Hz / {self.fps:g}",
             lines=lines,
         )
+
+
+def _registered(name: str | None) -> Task | None:
+    """The registered task called ``name``, or None (no name, or no such task)."""
+    if name is None:
+        return None
+    from protege import tasks
+
+    try:
+        return tasks.make(name)
+    except tasks.UnknownTaskError:
+        return None
 
 
 def _jsonable(a: Any) -> Any:
