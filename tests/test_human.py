@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -154,6 +156,26 @@ def test_default_mappings_and_gamepad() -> None:
     assert isinstance(lander, DiscreteControls)
     assert lander.action([], PadState(hat=(0, 1)), None) == 2
     assert lander.action([], PadState(axes=(-0.9, 0.0)), None) == 1
+
+
+def test_a_task_without_keys_gets_the_default_ones() -> None:
+    """A task of one's own need not bring keys; its keys may depend on its action space."""
+    plain = Task(name="test-plain", env_id="CartPole-v1", expert_factory=lambda: None, horizon=5)
+    d4, d3 = gym.spaces.Discrete(4), gym.spaces.Discrete(3)
+    assert plain.controls is None and controls_for(plain, d4) == default_controls(d4)
+    assert controls_for(None, d4) == default_controls(d4)
+    sized = dataclasses.replace(plain, controls=default_controls)  # a function of the space
+    assert controls_for(sized, d3) == default_controls(d3)
+    # A supervisor named after no registered task gets the defaults too.
+    assert HumanSupervisor(d4, task_name="test-unregistered").controls == default_controls(d4)
+
+
+def test_the_key_mappings_import_no_pygame() -> None:
+    """Task modules build their keys with protege.teleop.controls: it must not start pygame."""
+    code = "import sys, protege.teleop.controls; print('pygame' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
 
 
 def test_bad_configuration_is_refused() -> None:
