@@ -8,8 +8,8 @@ If the env is slower than ``fps`` the loop simply runs at the env's rate.
 
 Each tick is *charged* the wall time since the previous one (the time its frame was on
 screen and the decision was made), capped at ``max_gap`` so a stall (training between
-rounds, a slow reset) is not charged; after a pause or a notice the clock
-:meth:`~FixedRateClock.restarts <FixedRateClock.restart>` and the wait is not charged.
+rounds, a slow reset) is not charged; after a pause or a notice the clock restarts
+(:meth:`FixedRateClock.restart`) and the wait is not charged.
 
 Example:
     >>> clock = FixedRateClock(20.0)

@@ -94,9 +94,6 @@ class TeleopQuit(Exception):
     """The person pressed the quit key or closed the window."""
 
 
-# -------------------------------------------------------------------------- supervisor
-
-
 class HumanSupervisor(Gate):
     """A person at the keyboard (and gamepad) as HG-DAgger's supervisor and as the expert.
 
