@@ -31,6 +31,7 @@ from protege.rollout.gates import ExpertGate, LazyExpert, StepView
 from protege.rollout.loop import rollout
 from protege.rollout.observers import StoreEpisodes
 from protege.tasks.base import Task
+from protege.teleop.clock import FixedRateClock
 from protege.teleop.controls import (
     BoxControls,
     DiscreteControls,
@@ -176,6 +177,18 @@ def test_the_key_mappings_import_no_pygame() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_the_clock_charges_wall_time_capped_and_not_across_a_restart() -> None:
+    clock = FixedRateClock(10.0, max_gap=0.5)
+    assert clock.charge(100.0) == pytest.approx(0.1)  # the first tick: one period
+    assert clock.charge(100.25) == pytest.approx(0.25)
+    assert clock.charge(102.0) == 0.5  # a stall is charged at most max_gap
+    clock.restart()  # a pause: the time until the next tick is not charged
+    assert clock.charge(200.0) == pytest.approx(0.1)
+    assert clock.since_start(200.0) == pytest.approx(100.0)
+    with pytest.raises(ConfigError, match="fps must be > 0"):
+        FixedRateClock(0.0)
 
 
 def test_bad_configuration_is_refused() -> None:
