@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 import protege.tasks.carracing as carracing
+from protege.tasks.carracing_env import make_carracing_env
 
 WARMUP_STEPS = 60
 
@@ -115,7 +116,7 @@ def _fast() -> gym.Env:
 
 
 def _slow() -> gym.Env:
-    return carracing.make_carracing_env(fast_render=False)
+    return make_carracing_env(fast_render=False)
 
 
 def _cpu_model() -> str:

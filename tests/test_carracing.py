@@ -17,7 +17,8 @@ import protege.tasks
 import protege.tasks.carracing as carracing
 from protege.experts.driving import CarRacingExpert
 from protege.tasks.base import EpisodeOutcome
-from protege.tasks.carracing import INFO_KEYS, TRACK_AHEAD, CarRacingEnv, carracing_success
+from protege.tasks.carracing import carracing_success
+from protege.tasks.carracing_env import INFO_KEYS, TRACK_AHEAD, CarRacingEnv
 
 EXPECTED_SHAPES: dict[str, tuple[int, ...]] = {
     "car_pos": (2,),

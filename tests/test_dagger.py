@@ -144,6 +144,25 @@ def test_hg_dagger_labels_only_takeovers(tmp_path: Path) -> None:
     assert last.attention_seconds == 0.0  # a simulated supervisor spends no one's time
 
 
+def test_the_simulated_supervisor_keeps_the_tasks_own_safe_set() -> None:
+    """The risk score is the task's (``Task.risk``) unless ``SupervisorConfig(risk=...)`` gives
+    one; a task without one (a plugin's) is refused by name unless ``use_risk`` is off."""
+    from protege.tasks.classic import cartpole_risk, lunar_risk
+
+    sc = hg_dagger.SupervisorConfig()
+    assert hg_dagger.risk_for(CARTPOLE, sc) is cartpole_risk
+    assert hg_dagger.risk_for(make("lunarlander-continuous"), sc) is lunar_risk
+
+    def own(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.zeros(len(obs))
+
+    assert hg_dagger.risk_for(CARTPOLE, hg_dagger.SupervisorConfig(risk=own)) is own
+    plain = dataclasses.replace(CARTPOLE, name="my-cartpole", risk=None)
+    with pytest.raises(ConfigError, match="'my-cartpole' has no safe set"):
+        hg_dagger.risk_for(plain, sc)
+    assert hg_dagger.risk_for(plain, hg_dagger.SupervisorConfig(use_risk=False)) is None
+
+
 def test_ensemble_thrifty_and_dart_run_and_count(tmp_path: Path) -> None:
     pf = engine.policy_factory(CARTPOLE, hidden_sizes=(16,))
     fast = dataclasses.replace(BC, steps=100)

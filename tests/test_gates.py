@@ -336,7 +336,7 @@ def test_thrifty_switches_on_risk_and_hands_back_only_when_q_is_high() -> None:
 
 
 def test_every_gate_subclasses_gate_whose_optional_hooks_do_nothing() -> None:
-    from protege.experts.human import HumanSupervisor
+    from protege.teleop.supervisor import HumanSupervisor
 
     for cls in (ExpertGate, LearnerGate, BetaMixture, NoisyExpertGate):
         assert issubclass(cls, Gate)

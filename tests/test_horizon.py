@@ -31,16 +31,9 @@ from protege.experiments.slopes import (
     t_quantile,
 )
 from protege.experiments.tabular import SlippingTable, TabularNearestNeighbor
-from protege.tasks.lane import (
-    LANE,
-    WIDTH,
-    DriftCorridor,
-    DriftCorridorVector,
-    LaneExpert,
-    expert_steer,
-    lane_transition,
-    next_offset,
-)
+from protege.tasks.lane import LANE, LaneExpert
+from protege.tasks.lane_dynamics import WIDTH, expert_steer, lane_transition, next_offset
+from protege.tasks.lane_env import DriftCorridor, DriftCorridorVector
 
 EPS = 2e-3
 FAST_ARMS = ("bc", "dagger", "dart", "hg-dagger")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,25 +23,25 @@ import pygame
 import pytest
 
 from protege import tasks
-from protege.algos.teleop import log_path, teleop
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.experts.base import Expert
-from protege.experts.human import (
-    BoxControls,
-    DiscreteControls,
-    HumanSupervisor,
-    PadState,
-    TeleopQuit,
-    controls_for,
-    default_controls,
-    register_controls,
-)
 from protege.rollout.gates import ExpertGate, LazyExpert, StepView
 from protege.rollout.loop import rollout
 from protege.rollout.observers import StoreEpisodes
 from protege.tasks.base import Task
+from protege.teleop.clock import FixedRateClock
+from protege.teleop.controls import (
+    BoxControls,
+    DiscreteControls,
+    PadState,
+    controls_for,
+    default_controls,
+)
+from protege.teleop.log import log_path
+from protege.teleop.session import teleop
+from protege.teleop.supervisor import HumanSupervisor, TeleopQuit
 
 FAST = 1000.0  # Hz: for tests where the rate does not matter
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
@@ -101,38 +103,38 @@ def log_lines(path: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- mappings
 def test_builtin_mappings() -> None:
     d2 = gym.spaces.Discrete(2)
-    cart = controls_for("cartpole", d2)
+    cart = controls_for(tasks.make("cartpole"), d2)
     assert isinstance(cart, DiscreteControls)
     assert cart.action(["left"], None, None) == 0
     assert cart.action(["right"], None, None) == 1
     assert cart.action([], None, last=1) == 1  # no push-free action: the last push repeats
 
-    lander = controls_for("lunarlander", gym.spaces.Discrete(4))
+    lander = controls_for(tasks.make("lunarlander"), gym.spaces.Discrete(4))
     assert isinstance(lander, DiscreteControls)
     assert [lander.action([k], None, None) for k in ("up", "left", "right")] == [2, 1, 3]
     assert lander.action([], None, None) == 0  # no key: engines off
     assert lander.action(["up", "left"], None, None) == 1  # the key pressed last wins
 
-    car = controls_for("carracing", gym.spaces.Box(-1, 1, (3,)))
+    car = controls_for(tasks.make("carracing"), gym.spaces.Box(-1, 1, (3,)))
     assert isinstance(car, BoxControls)
     np.testing.assert_allclose(car.action(["left", "up"], None, 3), [-1, 1, 0])
     np.testing.assert_allclose(car.action(["down"], None, 3), [0, 0, 0.8])
     np.testing.assert_allclose(car.action([], None, 3), [0, 0, 0])
     np.testing.assert_allclose(car.action(["left", "right"], None, 3), [1, 0, 0])
 
-    cd = controls_for("carracing-discrete", gym.spaces.Discrete(5))
+    cd = controls_for(tasks.make("carracing-discrete"), gym.spaces.Discrete(5))
     assert isinstance(cd, DiscreteControls)
     assert [cd.action([k], None, None) for k in ("left", "right", "up", "down")] == [2, 1, 3, 4]
-    pend = controls_for("pendulum", gym.spaces.Box(-2, 2, (1,)))
+    pend = controls_for(tasks.make("pendulum"), gym.spaces.Box(-2, 2, (1,)))
     assert isinstance(pend, BoxControls)
     np.testing.assert_allclose(pend.action(["left"], None, 1), [-2])
-    mc = controls_for("mountaincar-continuous", gym.spaces.Box(-1, 1, (1,)))
+    mc = controls_for(tasks.make("mountaincar-continuous"), gym.spaces.Box(-1, 1, (1,)))
     assert isinstance(mc, BoxControls)
     np.testing.assert_allclose(mc.action(["right"], None, 1), [1])
-    llc = controls_for("lunarlander-continuous", gym.spaces.Box(-1, 1, (2,)))
+    llc = controls_for(tasks.make("lunarlander-continuous"), gym.spaces.Box(-1, 1, (2,)))
     assert isinstance(llc, BoxControls)
     np.testing.assert_allclose(llc.action(["up", "left"], None, 2), [1, -1])
-    ln = controls_for("lane", gym.spaces.Discrete(3))
+    ln = controls_for(tasks.make("lane"), gym.spaces.Discrete(3))
     assert isinstance(ln, DiscreteControls)
     assert [ln.action(k, None, None) for k in (["left"], [], ["right"])] == [0, 1, 2]
 
@@ -146,24 +148,61 @@ def test_default_mappings_and_gamepad() -> None:
     np.testing.assert_allclose(box.action(["left", "up"], None, 2), [-3, 5])
     np.testing.assert_allclose(box.action([], None, 2), [0, 0])
     # The gamepad: sticks and triggers override keys, the d-pad acts as the arrows.
-    car = controls_for("carracing", gym.spaces.Box(-1, 1, (3,)))
+    car = controls_for(tasks.make("carracing"), gym.spaces.Box(-1, 1, (3,)))
     assert isinstance(car, BoxControls)
     axes = (0.5, 0.0, 0.0, 0.0, -1.0, 1.0)  # stick half right, LT at rest, RT fully pressed
     np.testing.assert_allclose(car.action([], PadState(axes=axes), 3), [0.5, 1, 0])
     np.testing.assert_allclose(car.action(["left"], PadState(axes=(0.05,)), 3), [-1, 0, 0])
-    lander = controls_for("lunarlander", gym.spaces.Discrete(4))
+    lander = controls_for(tasks.make("lunarlander"), gym.spaces.Discrete(4))
     assert isinstance(lander, DiscreteControls)
     assert lander.action([], PadState(hat=(0, 1)), None) == 2
     assert lander.action([], PadState(axes=(-0.9, 0.0)), None) == 1
+
+
+def test_a_task_without_keys_gets_the_default_ones() -> None:
+    """A task of one's own need not bring keys; its keys may depend on its action space."""
+    plain = Task(name="test-plain", env_id="CartPole-v1", expert_factory=lambda: None, horizon=5)
+    d4, d3 = gym.spaces.Discrete(4), gym.spaces.Discrete(3)
+    assert plain.controls is None and controls_for(plain, d4) == default_controls(d4)
+    assert controls_for(None, d4) == default_controls(d4)
+    sized = dataclasses.replace(plain, controls=default_controls)  # a function of the space
+    assert controls_for(sized, d3) == default_controls(d3)
+    # A supervisor named after no registered task gets the defaults too.
+    assert HumanSupervisor(d4, task_name="test-unregistered").controls == default_controls(d4)
+
+
+def test_the_key_mappings_import_no_pygame() -> None:
+    """Task modules build their keys with protege.teleop.controls: it must not start pygame."""
+    code = "import sys, protege.teleop.controls; print('pygame' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_the_clock_charges_wall_time_capped_and_not_across_a_restart() -> None:
+    clock = FixedRateClock(10.0, max_gap=0.5)
+    assert clock.charge(100.0) == pytest.approx(0.1)  # the first tick: one period
+    assert clock.charge(100.25) == pytest.approx(0.25)
+    assert clock.charge(102.0) == 0.5  # a stall is charged at most max_gap
+    clock.restart()  # a pause: the time until the next tick is not charged
+    assert clock.charge(200.0) == pytest.approx(0.1)
+    assert clock.since_start(200.0) == pytest.approx(100.0)
+    with pytest.raises(ConfigError, match="fps must be > 0"):
+        FixedRateClock(0.0)
 
 
 def test_bad_configuration_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown key name"):
         HumanSupervisor(gym.spaces.Discrete(2), takeover_key="no-such-key")
     with pytest.raises(ConfigError, match="do not fit"):
-        HumanSupervisor(gym.spaces.Discrete(3), controls_for("carracing", gym.spaces.Box(-1, 1)))
-    with pytest.raises(ConfigError, match="already registered"):
-        register_controls("cartpole", default_controls(gym.spaces.Discrete(2)))
+        HumanSupervisor(
+            gym.spaces.Discrete(3), controls_for(tasks.make("carracing"), gym.spaces.Box(-1, 1))
+        )
+    with pytest.raises(ConfigError, match="already registered"):  # a task's keys are its own
+        cartpole = tasks.make("cartpole")
+        tasks.register(
+            dataclasses.replace(cartpole, controls=default_controls(gym.spaces.Discrete(2)))
+        )
     sup = HumanSupervisor(gym.spaces.Discrete(2), fps=FAST)
     obs = np.zeros((2, 4), np.float32)
     lazy = LazyExpert(None)
@@ -558,13 +597,11 @@ class Slider(gym.Env):
 
 
 def test_own_task_with_registered_keys(tmp_path: Any) -> None:
+    keys = BoxControls({"a": {0: -0.5}, "d": {0: 0.25}}, names=("force",), help="A/D: push")
     task = tasks.register(
-        Task(name="test-slider", env_id=Slider, expert_factory=lambda: None, horizon=8),
-        overwrite=True,
-    )
-    register_controls(
-        "test-slider",
-        BoxControls({"a": {0: -0.5}, "d": {0: 0.25}}, names=("force",), help="A/D: push"),
+        Task(
+            name="test-slider", env_id=Slider, expert_factory=lambda: None, horizon=8, controls=keys
+        ),
         overwrite=True,
     )
     sup = HumanSupervisor.for_task("test-slider", fps=FAST)

@@ -1,6 +1,6 @@
 """``teleop`` in a real X window: a person (xdotool) takes over from a learner and hands back.
 
-Starts its own Xvfb server, runs ``protege.algos.teleop.teleop`` with a saved protege Policy
+Starts its own Xvfb server, runs ``protege.teleop.session.teleop`` with a saved protege Policy
 on cartpole in a subprocess on that display, waits for the window, holds SPACE (take over)
 and the right arrow (push right) for about a second, releases them, lets the learner drive
 again, then presses ESC. The test notes the wall-clock time just before and just after it
@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 
 from protege import tasks
-from protege.algos.teleop import log_path
 from protege.data.episode import EXPERT
 from protege.data.store import Store
 from protege.policies import Policy, PolicyConfig
 from protege.rollout.loop import count_interventions
+from protege.teleop.log import log_path
 
 pytestmark = pytest.mark.display
 
@@ -40,7 +40,7 @@ HOLD = 1.0  # seconds SPACE + Right are held
 
 SCRIPT = """
 import json, sys
-from protege.algos.teleop import teleop
+from protege.teleop.session import teleop
 summary = teleop("cartpole", sys.argv[1], episodes=10_000, policy=sys.argv[2], fps={fps})
 print("SUMMARY " + json.dumps(summary.to_dict()), flush=True)
 """

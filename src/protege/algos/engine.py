@@ -211,7 +211,7 @@ def run(
         before_batch: called before each batch of ``config.n_envs`` episodes (ThriftyDAgger
             re-calibrates its thresholds there).
         expert: who labels and takes over (default: ``task.make_expert()``). A person's
-            :class:`~protege.experts.human.HumanSupervisor` is expert, gate (from
+            :class:`~protege.teleop.supervisor.HumanSupervisor` is expert, gate (from
             ``gate_factory``) and ``demo_gate`` at once (see
             :func:`protege.algos.hg_dagger.run_human`).
         make_env: makes one sub-env of the collection vector env (default: ``task.make_env``);

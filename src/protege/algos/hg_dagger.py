@@ -8,10 +8,10 @@ novice is retrained on all labels after every round. Two supervisors, one round 
 
 * :func:`run`, simulated by the task's expert
   (:class:`~protege.rollout.gates_interactive.SimulatedSupervisorGate`): it takes over when
-  the state leaves a per-task safe set (:data:`RISK_SCORES`) or when the novice keeps
-  disagreeing with it, and hands back inside a band of the safe set.
+  the state leaves the task's safe set (:attr:`Task.risk <protege.tasks.base.Task.risk>`) or
+  when the novice keeps disagreeing with it, and hands back inside a band of the safe set.
 * :func:`run_human`, a person at the keyboard
-  (:class:`~protege.experts.human.HumanSupervisor`) in a window showing one rendered env:
+  (:class:`~protege.teleop.supervisor.HumanSupervisor`) in a window showing one rendered env:
   round 0 they demonstrate (unless the store already holds demonstrations), in later rounds
   the learner drives and they hold SPACE to take over. The learner is retrained between
   rounds, every episode is stored as it ends with the seconds of attention it cost, and a
@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from protege import tasks
 from protege.algos import engine
 from protege.algos.engine import MethodSpec, RoundContext, Trainer
@@ -49,66 +47,21 @@ from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import RiskScore, SimulatedSupervisorGate
 from protege.rollout.loop import Actor
 from protege.tasks.base import Task
-from protege.tasks.lane import LaneRisk
 
 if TYPE_CHECKING:  # pygame is imported only when a person is in the loop
-    from protege.experts.human import Controls, HumanSupervisor
-
-
-def cartpole_risk(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """CartPole: the pole's angle against 0.12 rad and the cart's position against 1.8
-    (the episode ends at 0.21 rad and 2.4)."""
-    obs = np.asarray(obs, np.float64)
-    return np.maximum(np.abs(obs[:, 0]) / 1.8, np.abs(obs[:, 2]) / 0.12)
-
-
-def lunar_risk(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """LunarLander: how far the lander strays outside the envelope the heuristic pilot keeps.
-
-    Each term is 1 at about the 99.5th percentile of the expert's own states (observation
-    units): spin |ω| against 0.45; tilt away from the pilot's target attitude
-    (``clip(0.5x + ẋ, ±0.4)``) against 0.65; distance from the pad's centre against 0.5;
-    sink rate against ``0.3 + y``; below y = 0.25, the attitude |θ| against 0.38 and the
-    sideways speed against 0.75; and patience, 600 steps. Once a leg touches only patience
-    counts.
-    """
-    s = np.asarray(obs, np.float64)
-    x, y, vx, vy, angle, spin = (s[:, k] for k in range(6))
-    landed = (s[:, 6] > 0) | (s[:, 7] > 0)
-    low = y < 0.25
-    target = np.clip(0.5 * x + vx, -0.4, 0.4)
-    late = np.asarray(t, np.float64) / 600.0
-    terms = [
-        np.abs(spin) / 0.45,
-        np.abs(angle - target) / 0.65,
-        np.abs(x) / 0.5,
-        np.maximum(-vy, 0.0) / (0.3 + np.maximum(y, 0.0)),
-        np.where(low, np.abs(angle) / 0.38, 0.0),
-        np.where(low, np.abs(vx) / 0.75, 0.0),
-        late,
-    ]
-    return np.where(landed, late, np.maximum.reduce(terms))
-
-
-RISK_SCORES: dict[str, RiskScore] = {
-    "cartpole": cartpole_risk,
-    "lunarlander": lunar_risk,
-    "lunarlander-continuous": lunar_risk,
-    "lane": LaneRisk(1),
-}
-"""Per-task safe sets of the simulated supervisor (> 1 is outside). Add yours here or pass
-``risk=`` to :class:`SupervisorConfig`."""
+    from protege.teleop.controls import Controls
+    from protege.teleop.supervisor import HumanSupervisor
 
 
 def risk_for(task: Task, sc: SupervisorConfig) -> RiskScore | None:
     """The risk score the simulated supervisor uses on ``task``: ``sc.risk``, else the task's
-    registered one (:data:`RISK_SCORES`); None when ``sc.use_risk`` is off."""
+    own (:attr:`~protege.tasks.base.Task.risk`); None when ``sc.use_risk`` is off."""
     if not sc.use_risk:
         return None
-    risk = sc.risk or RISK_SCORES.get(task.name)
+    risk = sc.risk or task.risk
     if risk is None:
         raise ConfigError(
-            f"no safe set is registered for task {task.name!r}: pass "
+            f"task {task.name!r} has no safe set (Task.risk): pass "
             "SupervisorConfig(risk=...) or use_risk=False"
         )
     return risk
@@ -166,7 +119,7 @@ def run_human(
     rounds the window says the learner is being trained (and evaluated on the task's own
     envs, without the person). Every episode is appended to the store as it ends, with its
     interventions and seconds of attention, and its per-step record goes to
-    ``<store>.teleop.jsonl`` (see :mod:`protege.algos.teleop`). ESC or closing the window ends
+    ``<store>.teleop.jsonl`` (see :mod:`protege.teleop.log`). ESC or closing the window ends
     the run after saving the episode in progress (cut short); ``resume=True`` continues it.
 
     Args:
@@ -180,7 +133,7 @@ def run_human(
         kwargs: for :func:`protege.algos.engine.run` (``resume``, ``run_dir``, ``progress``,
             ``method``, ``trainer``: by default BC of one policy per ``config.retrain``).
     """
-    from protege.experts.human import HumanSupervisor
+    from protege.teleop.supervisor import HumanSupervisor
 
     t = tasks.make(task) if isinstance(task, str) else task
     config = dataclasses.replace(config or DAggerConfig(), n_envs=1)
@@ -242,7 +195,7 @@ def _record(
     log: Callable[[str], None] | None,
 ) -> None:
     """Log the episode just stored: its per-step record next to the store, a line to ``log``."""
-    from protege.algos.teleop import append_log
+    from protege.teleop.log import append_log
 
     rec = sup.episode
     index = int(episode.extras.get("episode", -1))

@@ -308,7 +308,7 @@ def teleop(args: argparse.Namespace) -> None:
 
     Example: protege teleop --task lunarlander --policy runs/bc --out hg/lander --episodes 10
     """
-    from protege.algos.teleop import teleop as run_teleop
+    from protege.teleop.session import teleop as run_teleop
 
     output.announce(args)
     summary = run_teleop(

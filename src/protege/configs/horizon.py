@@ -62,7 +62,7 @@ class HorizonConfig:
     ci: float = 0.95
     seed: int = 0
     width: int = 5
-    """W: the corridor's half-width (:data:`protege.tasks.lane.WIDTH`)."""
+    """W: the corridor's half-width (:data:`protege.tasks.lane_dynamics.WIDTH`)."""
     p_turn: float = 0.0
     cliff: bool = False
     cliff_offset: int | None = None

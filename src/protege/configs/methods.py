@@ -19,7 +19,7 @@ class SupervisorConfig:
     :class:`~protege.rollout.gates_interactive.SimulatedSupervisorGate`)."""
 
     use_risk: bool = True
-    """Take over outside the task's safe set (:data:`protege.algos.hg_dagger.RISK_SCORES`)."""
+    """Take over outside the task's safe set (:attr:`protege.tasks.base.Task.risk`)."""
     disagreement_threshold: float | None = 0.5
     """Take over when the novice's mean disagreement over ``window`` steps exceeds it (1/0
     per step for discrete actions, L2 distance for continuous). None: never."""
@@ -29,7 +29,7 @@ class SupervisorConfig:
     its own states)."""
     min_takeover: int = 10
     risk: Callable[[Any, Any], Any] | None = None
-    """Overrides the task's registered risk score (a
+    """Overrides the task's own risk score (a
     :data:`~protege.rollout.gates_interactive.RiskScore`; Python only)."""
 
 

@@ -1,6 +1,6 @@
 """The horizon experiment: BC's expected mistakes grow like εT², DAgger's like εT.
 
-On the :class:`~protege.tasks.lane.DriftCorridor` lane-keeping corridor a learner slips with
+On the :class:`~protege.tasks.lane_env.DriftCorridor` lane-keeping corridor a learner slips with
 probability ε on every step it drives (a "trembling hand": one of the two other actions is
 executed; the expert never slips). Every arm is protege's own algorithm, run by
 :func:`protege.algos.dagger.run` (through :func:`~protege.algos.dagger.run_method`) on the
@@ -48,7 +48,7 @@ mistake is a slip), so its interval is a point.
 
 **Monte Carlo cross-check (through the library).** Replicate 0's policy of every arm is
 rolled out by :func:`protege.rollout.loop.rollout` with
-:class:`~protege.rollout.gates.LearnerGate` on :class:`~protege.tasks.lane.DriftCorridorVector`,
+:class:`~protege.rollout.gates.LearnerGate` on :class:`~protege.tasks.lane_env.DriftCorridorVector`,
 the learner slipping as in training; an episode's mistakes are the loop's own disagreement
 with the expert along the learner's trajectory (``measure_disagreement``), its cost minus its
 return. Each cell (arm, T) gets z = (MC − exact) / SE; the test of agreement is

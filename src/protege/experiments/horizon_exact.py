@@ -7,7 +7,7 @@ import numpy as np
 
 from protege.configs.horizon import HorizonConfig
 from protege.experiments.tabular import cell_coords
-from protege.tasks.lane import (
+from protege.tasks.lane_dynamics import (
     SLIP_SHIFTS,
     WIDTH,
     expert_steer,
@@ -30,7 +30,7 @@ def exact_expectations(
 
     ``tables`` (G, 3(2W+1)) holds steer values per cell; each step executes the table's
     action with probability 1 − ε and each of the two others with ε/2 (the slip of
-    :func:`protege.tasks.lane.slip`). Δc is i.i.d., so the distribution over d alone is
+    :func:`protege.tasks.lane_dynamics.slip`). Δc is i.i.d., so the distribution over d alone is
     propagated: ``p_{t+1} = p_t P``, ``E[M] = Σ_{t<T} p_t·m``, ``E[C] = Σ_{1≤t≤T} p_t·𝟙[d ≠ 0]``.
     Returns two (G,) arrays.
     """

@@ -21,7 +21,8 @@ from protege.experiments.tabular import SlippingTable
 from protege.rollout.gates import LearnerGate
 from protege.rollout.loop import rollout
 from protege.rollout.observers import Disagreement
-from protege.tasks.lane import DriftCorridorVector, LaneExpert
+from protege.tasks.lane import LaneExpert
+from protege.tasks.lane_env import DriftCorridorVector
 
 
 def monte_carlo_episodes(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from protege.data.store import Transitions
-from protege.tasks.lane import WIDTH, slip
+from protege.tasks.lane_dynamics import WIDTH, slip
 
 
 def cell_coords(width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +95,7 @@ class SlippingTable:
     ``table`` (3(2W+1),) holds a steer −1..1 per cell (d, Δc) (a row of
     :attr:`TabularNearestNeighbor.tables`). :meth:`act` returns the table's action index,
     except that with probability ``epsilon`` it returns one of the two others
-    (:func:`protege.tasks.lane.slip`). The slip lives in the learner, so it happens exactly
+    (:func:`protege.tasks.lane_dynamics.slip`). The slip lives in the learner, so it happens exactly
     on the steps the learner drives, whichever gate decides that, and expert steps never
     slip. An ``Actor`` of :func:`protege.rollout.loop.rollout`; its draws come from its own
     generator (``seed``), one pair per sub-env and step.

@@ -1,7 +1,7 @@
 """A geometric driving expert for protege's ``carracing`` tasks.
 
 :class:`CarRacingExpert` never looks at the pixels. It reads the privileged state that
-:class:`protege.tasks.carracing.CarRacingEnv` puts in ``info`` (batched by a vector env into
+:class:`protege.tasks.carracing_env.CarRacingEnv` puts in ``info`` (batched by a vector env into
 ``(N, ...)`` arrays): the car's pose and speed and the next centreline points. It is stateless
 (a pure function of ``infos``), so it can label any state a learner reaches, and it acts on
 all N sub-envs at once with numpy.
@@ -55,7 +55,7 @@ def _get(infos: dict[str, Any], key: str) -> np.ndarray:
     if key not in infos:
         raise KeyError(
             f"CarRacingExpert needs info[{key!r}]: use protege's carracing tasks "
-            "(protege.tasks.carracing.CarRacingEnv), which put the car and track state in info"
+            "(protege.tasks.carracing_env.CarRacingEnv), which put the car and track state in info"
         )
     return np.asarray(infos[key], dtype=np.float64)
 

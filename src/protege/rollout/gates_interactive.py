@@ -116,7 +116,7 @@ class SimulatedSupervisorGate(_Modes):
     and asks the expert only while driving.
 
     Example:
-        >>> gate = SimulatedSupervisorGate(risk=lunar_risk, disagreement_threshold=0.5, window=10)
+        >>> gate = SimulatedSupervisorGate(risk=task.risk, disagreement_threshold=0.5, window=10)
     """
 
     counters = ("takeover_unsafe", "takeover_disagree")

@@ -1,10 +1,10 @@
 """The task registry: ``make(name)``, ``register(task)``, ``names()``, and plugins.
 
-A *plugin* is a module whose import registers tasks (:func:`register`), teleop controls
-(``protege.experts.human.register_controls``) or heads, so the CLI knows them. The CLI imports
-the plugins named by ``--plugin`` and by the ``PROTEGE_PLUGINS`` environment variable
-(:func:`load_plugins`); installed packages declare theirs as entry points of the group
-``protege.plugins``, which the registry imports with the built-in tasks::
+A *plugin* is a module whose import registers tasks (:func:`register`; a task carries its own
+teleop keys and HG-DAgger safe set, :class:`~protege.tasks.base.Task`) or heads, so the CLI
+knows them. The CLI imports the plugins named by ``--plugin`` and by the ``PROTEGE_PLUGINS``
+environment variable (:func:`load_plugins`); installed packages declare theirs as entry points
+of the group ``protege.plugins``, which the registry imports with the built-in tasks::
 
     [project.entry-points."protege.plugins"]
     my-tasks = "my_package.protege_tasks"    # a module, or "pkg.mod:function" to call

@@ -1,20 +1,25 @@
 """A Task bundles what an imitation run needs about an environment.
 
 A Task is an env factory, a factory for a queryable expert, the horizon (max episode length)
-and a success test. ``protege.tasks.make(name)`` returns one from the registry; users add their
-own with ``protege.tasks.register``.
+and a success test; optionally, the safe set HG-DAgger's simulated supervisor keeps (``risk``)
+and the keys a person drives it with (``controls``). ``protege.tasks.make(name)`` returns one
+from the registry; users add their own with ``protege.tasks.register``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from protege.experts.base import Expert
+
+if TYPE_CHECKING:
+    from protege.rollout.gates_interactive import RiskScore
+    from protege.teleop.controls import Controls, ControlsFactory
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,8 @@ def _never(outcome: EpisodeOutcome) -> bool:
 
 @dataclass(frozen=True)
 class Task:
-    """An environment, a queryable expert, a horizon and a success test.
+    """An environment, a queryable expert, a horizon and a success test (and, optionally, a
+    safe set and teleop keys).
 
     Example:
         >>> task = protege.tasks.make("cartpole")
@@ -56,6 +62,16 @@ class Task:
     description: str = ""
     expert_return: float | None = None
     """The level the expert's mean return reaches over 20 seeded episodes (tested)."""
+    risk: RiskScore | None = None
+    """The safe set HG-DAgger's simulated supervisor keeps
+    (:func:`protege.algos.hg_dagger.run`): ``risk(obs_N, t_N) -> (N,)``, above 1 outside it
+    (:data:`~protege.rollout.gates_interactive.RiskScore`). None: the task has none (pass
+    ``SupervisorConfig(risk=...)`` or ``use_risk=False``)."""
+    controls: Controls | ControlsFactory | None = None
+    """The keys (and gamepad) a person drives the task with in ``protege teleop``: a
+    :class:`~protege.teleop.controls.DiscreteControls`, a
+    :class:`~protege.teleop.controls.BoxControls`, or a function of the action space returning
+    one. None: :func:`~protege.teleop.controls.default_controls` for the action space."""
 
     def make_env(self, render_mode: str | None = None) -> gym.Env:
         """One env, wrapped with a TimeLimit at the task's horizon."""

@@ -1,422 +1,24 @@
-"""CarRacing from pixels, with privileged state in ``info`` and a faster, bit-identical renderer.
+"""The CarRacing tasks: ``carracing`` (continuous steer/gas/brake) and ``carracing-discrete``.
 
-The learner sees gymnasium's CarRacing-v3 observation unchanged: a 96×96×3 uint8 top-down
-frame. The expert (:class:`protege.experts.driving.CarRacingExpert`) needs the car's pose and
-the track ahead, which are not in the frame in a usable form, so :class:`CarRacingEnv` puts
-them in ``info`` after every ``reset`` and ``step`` (never in the observation). Every value is
-a fixed-shape numpy array or scalar, so a gymnasium vector env batches each key into one
-``(N, ...)`` array (plus its ``_key`` mask). The keys, in :data:`INFO_KEYS`:
-
-================== ============= =========================================================
-key                shape, dtype  meaning
-================== ============= =========================================================
-``car_pos``        (2,) float64  hull centre (x, y) in world units
-``car_heading``    () float64    world angle of the car's forward axis, rad in (-π, π]
-``car_velocity``   (2,) float64  hull linear velocity (world frame), units/s
-``car_speed``      () float64    ``|car_velocity|``
-``car_yaw_rate``   () float64    hull angular velocity, rad/s (positive = turning left)
-``steer_angle``    () float64    front-wheel joint angle, rad (positive = left), in ±0.4
-``track_index``    () int64      index of the nearest centreline point (tracked along
-                                 the lap, so it does not jump across nearby track parts)
-``track_ahead``    (K, 2) f64    the K = :data:`TRACK_AHEAD` centreline points from
-                                 ``track_index`` on, in driving order (world x, y)
-``track_offset``   () float64    signed distance from the centreline (positive = left)
-``tiles_visited``  () int64      road tiles touched so far
-``track_tiles``    () int64      number of tiles of this track
-================== ============= =========================================================
-
-Centreline points are ``TRACK_DETAIL_STEP`` = 3.5 units apart, so ``track_ahead`` covers about
-112 units, enough to brake for the next curve from top speed.
-
-**Fast renderer.** Gymnasium renders every frame by transforming each of the ~1,000 road,
-border and grass polygons with Python ``Vector2`` calls before culling almost all of them:
-75 % of a step. With ``fast_render=True`` (the default) :class:`CarRacingEnv` instead
-
-* transforms all polygons of a track in one numpy affine transform. The rotation
-  coefficients are taken from pygame's own ``Vector2.rotate_rad`` and the arithmetic is the
-  same IEEE double sequence (``(cos·x − sin·y)·zoom + tx``), so every vertex is the same
-  double gymnasium computes;
-* culls with gymnasium's own test (vectorised), and further skips polygons whose bounding box
-  misses the window by more than 3 px (gymnasium draws those, ~380 px off-screen, to no
-  effect); the rest go, in gymnasium's order and colours, to the same two gfxdraw calls;
-* fills the window with the background colour when the background polygon covers it with a
-  4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms), and otherwise
-  draws that polygon as gymnasium does;
-* loads the score font once and reuses the score text surface while the text is unchanged.
-
-None of these can change a pixel, and every frame is **bit-identical** to gymnasium's: the
-observations and ``rgb_array`` renders of gymnasium's CarRacing and of this env, stepped with
-the same seeds and actions (expert driving, random driving, off the playfield, discrete,
-domain-randomised), have been compared frame by frame with zero differing pixels, and
-``tests/test_carracing.py`` checks it on every run. ``fast_render=False`` uses gymnasium's
-renderer unchanged.
+Both drive :class:`~protege.tasks.carracing_env.CarRacingEnv` (gymnasium's CarRacing-v3 from
+pixels, with privileged state in ``info`` and a faster, bit-identical renderer) with the
+pure-pursuit expert of :mod:`protege.experts.driving`; they succeed when 95 % of the track's
+tiles were visited, and carry their teleop keys (arrows or WASD, or a gamepad).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-import pygame
-from gymnasium.envs.box2d import car_racing as _cr
-from gymnasium.envs.box2d.car_racing import CarRacing
-from gymnasium.utils import EzPickle
-from pygame import gfxdraw
 
 from protege.tasks import register
 from protege.tasks.base import EpisodeOutcome, Task
-
-TRACK_AHEAD = 32
-"""Number of centreline points in ``info["track_ahead"]``."""
-
-INFO_KEYS: tuple[str, ...] = (
-    "car_pos",
-    "car_heading",
-    "car_velocity",
-    "car_speed",
-    "car_yaw_rate",
-    "steer_angle",
-    "track_index",
-    "track_ahead",
-    "track_offset",
-    "tiles_visited",
-    "track_tiles",
-)
-"""The privileged keys every ``info`` of :class:`CarRacingEnv` carries."""
+from protege.tasks.carracing_env import make_carracing_env
+from protege.teleop.controls import BoxControls, DiscreteControls, PadAxis
 
 HORIZON = 1000
 SUCCESS_TILE_FRACTION = 0.95
-
-_LOCAL_BACK = 8
-_LOCAL_FORWARD = 40
-_RELOCATE_DIST = 2.0 * _cr.TRACK_WIDTH
-
-
-def _grass_polygons() -> np.ndarray:
-    """Gymnasium's 400 grass patches as a ``(400, 4, 2)`` array, built with its expressions."""
-    g = _cr.GRASS_DIM
-    grass = []
-    for x in range(-20, 20, 2):
-        for y in range(-20, 20, 2):
-            grass.append(
-                [
-                    (g * x + g, g * y + 0),
-                    (g * x + 0, g * y + 0),
-                    (g * x + 0, g * y + g),
-                    (g * x + g, g * y + g),
-                ]
-            )
-    return np.array(grass, dtype=np.float64)
-
-
-_GRASS = _grass_polygons()
-
-_SCREEN_MARGIN = 4.0
-_CULL_MARGIN = 3.0
-_SCREEN_CORNERS = np.array(
-    [
-        (-_SCREEN_MARGIN, -_SCREEN_MARGIN),
-        (_cr.WINDOW_W + _SCREEN_MARGIN, -_SCREEN_MARGIN),
-        (_cr.WINDOW_W + _SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
-        (-_SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
-    ]
-)
-
-
-def _is_integral(color: Any) -> bool:
-    arr = np.asarray(color)
-    return arr.shape == (3,) and bool(np.all(arr == np.round(arr)))
-
-
-def _covers_screen(poly: np.ndarray, c: float, s: float, zoom: float, tx: float, ty: float) -> bool:
-    """Whether the convex world polygon, on screen, contains the window plus a 4-pixel margin.
-
-    The margin dwarfs the sub-pixel differences between this float test and gfxdraw's
-    integer rasterisation, so when it holds every window pixel is inside the filled polygon.
-    """
-    x, y = poly[:, 0], poly[:, 1]
-    pts = np.stack([(c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty], axis=-1)
-    edges = np.roll(pts, -1, axis=0) - pts  # (V, 2)
-    rel = _SCREEN_CORNERS[None, :, :] - pts[:, None, :]  # (V, 4, 2)
-    cross = edges[:, None, 0] * rel[..., 1] - edges[:, None, 1] * rel[..., 0]
-    return bool(np.all(cross > 0) or np.all(cross < 0))
-
-
-class CarRacingEnv(CarRacing):
-    """Gymnasium's CarRacing-v3 with privileged state in ``info`` and an optional fast renderer.
-
-    Args:
-        render_mode: as for CarRacing-v3 (``None``, ``"rgb_array"``, ``"human"``, ...).
-        continuous: Box(3) actions (steer, gas, brake) if True, else Discrete(5).
-        fast_render: use the vectorised, bit-identical road renderer (see module docstring).
-        lap_complete_percent, domain_randomize, verbose: passed to CarRacing.
-    """
-
-    def __init__(
-        self,
-        render_mode: str | None = None,
-        continuous: bool = True,
-        fast_render: bool = True,
-        lap_complete_percent: float = 0.95,
-        domain_randomize: bool = False,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            render_mode=render_mode,
-            verbose=verbose,
-            lap_complete_percent=lap_complete_percent,
-            domain_randomize=domain_randomize,
-            continuous=continuous,
-        )
-        EzPickle.__init__(
-            self,
-            render_mode,
-            continuous,
-            fast_render,
-            lap_complete_percent,
-            domain_randomize,
-            verbose,
-        )
-        self.fast_render = fast_render
-        self._centre = np.zeros((0, 2))
-        self._track_idx = 0
-        self._road_cache_src: list[Any] | None = None
-        self._road_verts = np.zeros((0, 4, 2))
-        self._font: pygame.font.Font | None = None
-        self._text_cache: tuple[str, pygame.Surface] | None = None
-
-    # ------------------------------------------------------------------ gym API
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        # Forget the old track's centreline: _privileged_info rebuilds it for the new track.
-        self._centre = np.zeros((0, 2))
-        obs, _ = super().reset(seed=seed, options=options)
-        return obs, self._privileged_info()
-
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = super().step(action)
-        if action is not None:
-            info.update(self._privileged_info())
-        return obs, float(reward), terminated, truncated, info
-
-    # ---------------------------------------------------------- privileged state
-
-    def _privileged_info(self) -> dict[str, Any]:
-        assert self.car is not None
-        if len(self._centre) != len(self.track):
-            self._centre = np.array([(t[2], t[3]) for t in self.track], dtype=np.float64)
-            self._track_idx = 0
-        hull = self.car.hull
-        pos = np.array([hull.position[0], hull.position[1]], dtype=np.float64)
-        vel = np.array([hull.linearVelocity[0], hull.linearVelocity[1]], dtype=np.float64)
-        heading = math.remainder(hull.angle + math.pi / 2, 2 * math.pi)
-        idx = self._nearest_index(pos)
-        n = len(self._centre)
-        ahead = self._centre[(idx + np.arange(TRACK_AHEAD)) % n]
-        # Signed offset from the centreline segment idx -> idx+1 (positive = left of travel).
-        seg = self._centre[(idx + 1) % n] - self._centre[idx]
-        rel = pos - self._centre[idx]
-        seg_len = float(np.hypot(seg[0], seg[1])) or 1.0
-        offset = float(seg[0] * rel[1] - seg[1] * rel[0]) / seg_len
-        return {
-            "car_pos": pos,
-            "car_heading": np.float64(heading),
-            "car_velocity": vel,
-            "car_speed": np.float64(np.hypot(vel[0], vel[1])),
-            "car_yaw_rate": np.float64(hull.angularVelocity),
-            "steer_angle": np.float64(self.car.wheels[0].joint.angle),
-            "track_index": np.int64(idx),
-            "track_ahead": ahead,
-            "track_offset": np.float64(offset),
-            "tiles_visited": np.int64(self.tile_visited_count),
-            "track_tiles": np.int64(n),
-        }
-
-    def _nearest_index(self, pos: np.ndarray) -> int:
-        """Nearest centreline point, searched near the last one first (then globally)."""
-        n = len(self._centre)
-        window = (self._track_idx + np.arange(-_LOCAL_BACK, _LOCAL_FORWARD + 1)) % n
-        d2 = np.sum((self._centre[window] - pos) ** 2, axis=1)
-        k = int(np.argmin(d2))
-        if d2[k] <= _RELOCATE_DIST**2:
-            self._track_idx = int(window[k])
-        else:
-            self._track_idx = int(np.argmin(np.sum((self._centre - pos) ** 2, axis=1)))
-        return self._track_idx
-
-    # ------------------------------------------------------------- fast render
-
-    def _render(self, mode: str) -> Any:
-        """Gymnasium's ``CarRacing._render`` with the road drawn by :meth:`_render_road_fast`.
-
-        Line for line the same as gymnasium 1.4's method otherwise, except that the score
-        font is loaded once and the score text surface is reused while the text is unchanged.
-        """
-        if not self.fast_render:
-            return super()._render(mode)
-        assert mode in self.metadata["render_modes"]
-
-        pygame.font.init()
-        if self.screen is None and mode == "human":
-            pygame.display.init()
-            self.screen = pygame.display.set_mode((_cr.WINDOW_W, _cr.WINDOW_H))
-        if self.clock is None:
-            self.clock = pygame.time.Clock()  # type: ignore[assignment]
-
-        if "t" not in self.__dict__:
-            return None  # reset() not called yet
-
-        surf = pygame.Surface((_cr.WINDOW_W, _cr.WINDOW_H))
-        self.surf = surf  # type: ignore[assignment]
-
-        assert self.car is not None
-        angle = -self.car.hull.angle
-        zoom = 0.1 * _cr.SCALE * max(1 - self.t, 0) + _cr.ZOOM * _cr.SCALE * min(self.t, 1)
-        scroll_x = -(self.car.hull.position[0]) * zoom
-        scroll_y = -(self.car.hull.position[1]) * zoom
-        trans_v = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
-        trans = (_cr.WINDOW_W / 2 + trans_v[0], _cr.WINDOW_H / 4 + trans_v[1])
-
-        self._render_road_fast(surf, zoom, trans, angle)
-        self.car.draw(
-            surf,
-            zoom,
-            trans,
-            angle,
-            mode not in ["state_pixels_list", "state_pixels"],
-        )
-
-        surf = pygame.transform.flip(surf, False, True)
-        self.surf = surf  # type: ignore[assignment]
-
-        self._render_indicators(_cr.WINDOW_W, _cr.WINDOW_H)
-
-        text = self._score_text(f"{self.reward:04.0f}")
-        text_rect = text.get_rect()
-        text_rect.center = (60, _cr.WINDOW_H - _cr.WINDOW_H * 2.5 / 40.0)
-        surf.blit(text, text_rect)
-
-        if mode == "human":
-            pygame.event.pump()
-            self.clock.tick(self.metadata["render_fps"])  # type: ignore[attr-defined]
-            assert self.screen is not None
-            self.screen.fill(0)
-            self.screen.blit(surf, (0, 0))
-            pygame.display.flip()
-            return None
-        if mode == "rgb_array":
-            return self._create_image_array(surf, (_cr.VIDEO_W, _cr.VIDEO_H))
-        if mode == "state_pixels":
-            return self._create_image_array(surf, (_cr.STATE_W, _cr.STATE_H))
-        return self.isopen
-
-    def _score_text(self, text: str) -> pygame.Surface:
-        if self._text_cache is not None and self._text_cache[0] == text:
-            return self._text_cache[1]
-        if self._font is None:
-            self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
-        surf = self._font.render(text, True, (255, 255, 255), (0, 0, 0))
-        self._text_cache = (text, surf)
-        return surf
-
-    def _render_road_fast(
-        self,
-        surf: pygame.Surface,
-        zoom: float,
-        translation: tuple[float, float],
-        angle: float,
-    ) -> None:
-        """Draw background, grass and road exactly as ``CarRacing._render_road`` does.
-
-        All polygons are transformed at once with the same double arithmetic as
-        ``_draw_colored_polygon``; those that gymnasium's test would cull are skipped, and the
-        rest go, in gymnasium's order, to the same two gfxdraw calls.
-        """
-        b = _cr.PLAYFIELD
-        field = [(b, b), (b, -b), (-b, -b), (-b, b)]
-        # Rotation coefficients exactly as pygame computes them (incl. its special-casing of
-        # multiples of 90°): rotating (1, 0) gives (cos, sin).
-        unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
-        c, s = unit[0], unit[1]
-        tx, ty = translation
-
-        bg = self.bg_color
-        if _is_integral(bg) and _covers_screen(np.array(field), c, s, zoom, tx, ty):
-            # The background polygon covers the whole window with margin, so filling it
-            # (a single opaque colour, every pixel written) is what the 0.9 ms scan-line
-            # fill of the ~10,000-pixel-high polygon amounts to; its anti-aliased outline
-            # lies entirely off-screen.
-            surf.fill(tuple(int(v) for v in bg))
-        else:
-            # (gymnasium's helper draws into self.surf whatever surface it is passed)
-            assert surf is self.surf
-            self._draw_colored_polygon(surf, field, bg, zoom, translation, angle, clip=False)
-
-        if self._road_cache_src is not self.road_poly or len(self._road_verts) != len(
-            self.road_poly
-        ):
-            self._road_verts = np.array(
-                [[(p[0], p[1]) for p in poly] for poly, _ in self.road_poly], dtype=np.float64
-            ).reshape(-1, 4, 2)
-            self._road_cache_src = self.road_poly
-
-        lo = -_cr.MAX_SHAPE_DIM
-        hi_x = _cr.WINDOW_W + _cr.MAX_SHAPE_DIM
-        hi_y = _cr.WINDOW_H + _cr.MAX_SHAPE_DIM
-
-        def visible(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            x, y = verts[..., 0], verts[..., 1]
-            px = (c * x - s * y) * zoom + tx
-            py = (s * x + c * y) * zoom + ty
-            inside = (lo <= px) & (px <= hi_x) & (lo <= py) & (py <= hi_y)
-            # Gymnasium's test (kept exactly) also passes polygons up to MAX_SHAPE_DIM
-            # (~380 px) off-screen, which draw nothing. Skipping those whose bounding box
-            # misses the window by more than _CULL_MARGIN px (covering the truncation to
-            # integer pixels and the anti-aliased outline's extra pixel) is invisible.
-            m = _CULL_MARGIN
-            touches = (
-                (px.max(axis=1) >= -m)
-                & (px.min(axis=1) <= _cr.WINDOW_W - 1 + m)
-                & (py.max(axis=1) >= -m)
-                & (py.min(axis=1) <= _cr.WINDOW_H - 1 + m)
-            )
-            keep = np.flatnonzero(inside.any(axis=1) & touches)
-            return keep, np.stack([px[keep], py[keep]], axis=-1)
-
-        keep, pts = visible(_GRASS)
-        grass_color = self.grass_color
-        for poly in pts.tolist():
-            gfxdraw.aapolygon(surf, poly, grass_color)
-            gfxdraw.filled_polygon(surf, poly, grass_color)
-
-        if len(self._road_verts):
-            keep, pts = visible(self._road_verts)
-            road_poly = self.road_poly
-            for i, poly in zip(keep.tolist(), pts.tolist(), strict=True):
-                color = [int(v) for v in road_poly[i][1]]
-                gfxdraw.aapolygon(surf, poly, color)
-                gfxdraw.filled_polygon(surf, poly, color)
-
-
-def make_carracing_env(
-    render_mode: str | None = None,
-    continuous: bool = True,
-    fast_render: bool = True,
-    lap_complete_percent: float = 0.95,
-    domain_randomize: bool = False,
-) -> gym.Env:
-    """A :class:`CarRacingEnv` (the ``env_id`` of the carracing tasks; Task adds the TimeLimit)."""
-    return CarRacingEnv(
-        render_mode=render_mode,
-        continuous=continuous,
-        fast_render=fast_render,
-        lap_complete_percent=lap_complete_percent,
-        domain_randomize=domain_randomize,
-    )
 
 
 def carracing_success(outcome: EpisodeOutcome) -> bool:
@@ -457,6 +59,34 @@ _DESCRIPTION = (
     "gymnasium's (env kwarg fast_render=False for gymnasium's own)."
 )
 
+
+_KEYS = BoxControls(
+    {
+        "left": {0: -1.0},
+        "right": {0: 1.0},
+        "up": {1: 1.0},
+        "down": {2: 0.8},
+        "a": {0: -1.0},
+        "d": {0: 1.0},
+        "w": {1: 1.0},
+        "s": {2: 0.8},
+    },
+    rest=(0.0, 0.0, 0.0),
+    pad_axes={
+        0: PadAxis(0, -1.0, 1.0),
+        1: PadAxis(5, 0.0, 1.0, trigger=True),
+        2: PadAxis(4, 0.0, 0.8, trigger=True),
+    },
+    names=("steer", "gas", "brake"),
+    help="Left/Right: steer  Up: gas  Down: brake  (pad: stick steers, RT gas, LT brake)",
+)
+_DISCRETE_KEYS = DiscreteControls(
+    {"left": 2, "right": 1, "up": 3, "down": 4, "a": 2, "d": 1, "w": 3, "s": 4},
+    noop=0,
+    names=("noop", "right", "left", "gas", "brake"),
+    help="Left/Right: steer  Up: gas  Down: brake  no key: coast",
+)
+
 CARRACING = register(
     Task(
         name="carracing",
@@ -466,6 +96,7 @@ CARRACING = register(
         success=carracing_success,
         env_kwargs={"continuous": True, "fast_render": True},
         description=_DESCRIPTION.format(actions="continuous steer/gas/brake"),
+        controls=_KEYS,
     )
 )
 
@@ -480,15 +111,8 @@ CARRACING_DISCRETE = register(
         description=_DESCRIPTION.format(
             actions="5 discrete actions: noop, right, left, gas, brake"
         ),
+        controls=_DISCRETE_KEYS,
     )
 )
 
-__all__ = [
-    "CARRACING",
-    "CARRACING_DISCRETE",
-    "INFO_KEYS",
-    "TRACK_AHEAD",
-    "CarRacingEnv",
-    "carracing_success",
-    "make_carracing_env",
-]
+__all__ = ["CARRACING", "CARRACING_DISCRETE", "HORIZON", "carracing_success"]

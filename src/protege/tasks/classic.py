@@ -2,12 +2,15 @@
 
 Each pairs a gymnasium env with a scripted expert from :mod:`protege.experts.classic`.
 ``expert_return`` is the floor the expert's mean return clears over seeds 0–19 (tested in
-``tests/test_experts.py``).
+``tests/test_experts.py``). CartPole and LunarLander carry the safe set HG-DAgger's simulated
+supervisor keeps (:func:`cartpole_risk`, :func:`lunar_risk`); every task its teleop keys.
 """
 
 from __future__ import annotations
 
 from functools import partial
+
+import numpy as np
 
 from protege.experts.classic import (
     CartPoleExpert,
@@ -17,6 +20,7 @@ from protege.experts.classic import (
 )
 from protege.tasks import register
 from protege.tasks.base import EpisodeOutcome, Task
+from protege.teleop.controls import BoxControls, DiscreteControls, PadAxis
 
 # Success tests are module-level functions (not lambdas) so tasks pickle into subprocesses.
 
@@ -41,6 +45,76 @@ def return_at_least_minus_200(outcome: EpisodeOutcome) -> bool:
     return outcome.episode_return >= -200.0
 
 
+# Safe sets of HG-DAgger's simulated supervisor (> 1 is outside).
+def cartpole_risk(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """CartPole: the pole's angle against 0.12 rad and the cart's position against 1.8
+    (the episode ends at 0.21 rad and 2.4)."""
+    obs = np.asarray(obs, np.float64)
+    return np.maximum(np.abs(obs[:, 0]) / 1.8, np.abs(obs[:, 2]) / 0.12)
+
+
+def lunar_risk(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """LunarLander: how far the lander strays outside the envelope the heuristic pilot keeps.
+
+    Each term is 1 at about the 99.5th percentile of the expert's own states (observation
+    units): spin |ω| against 0.45; tilt away from the pilot's target attitude
+    (``clip(0.5x + ẋ, ±0.4)``) against 0.65; distance from the pad's centre against 0.5;
+    sink rate against ``0.3 + y``; below y = 0.25, the attitude |θ| against 0.38 and the
+    sideways speed against 0.75; and patience, 600 steps. Once a leg touches only patience
+    counts.
+    """
+    s = np.asarray(obs, np.float64)
+    x, y, vx, vy, angle, spin = (s[:, k] for k in range(6))
+    landed = (s[:, 6] > 0) | (s[:, 7] > 0)
+    low = y < 0.25
+    target = np.clip(0.5 * x + vx, -0.4, 0.4)
+    late = np.asarray(t, np.float64) / 600.0
+    terms = [
+        np.abs(spin) / 0.45,
+        np.abs(angle - target) / 0.65,
+        np.abs(x) / 0.5,
+        np.maximum(-vy, 0.0) / (0.3 + np.maximum(y, 0.0)),
+        np.where(low, np.abs(angle) / 0.38, 0.0),
+        np.where(low, np.abs(vx) / 0.75, 0.0),
+        late,
+    ]
+    return np.where(landed, late, np.maximum.reduce(terms))
+
+
+# Teleop keys.
+_CARTPOLE_KEYS = DiscreteControls(
+    {"left": 0, "right": 1},
+    noop=None,
+    names=("push left", "push right"),
+    help="Left/Right: push the cart (the last push repeats while no arrow is held)",
+)
+_LANDER_KEYS = DiscreteControls(
+    {"up": 2, "left": 1, "right": 3, "w": 2, "a": 1, "d": 3},
+    noop=0,
+    names=("noop", "left engine", "main engine", "right engine"),
+    help="Up: main engine  Left/Right: side engines (push left/right)  no key: engines off",
+)
+_LANDER_CONTINUOUS_KEYS = BoxControls(
+    {"up": {0: 1.0}, "left": {1: -1.0}, "right": {1: 1.0}, "w": {0: 1.0}},
+    rest=(0.0, 0.0),
+    pad_axes={0: PadAxis(5, 0.0, 1.0, trigger=True), 1: PadAxis(0, -1.0, 1.0)},
+    names=("main", "lateral"),
+    help="Up: main engine  Left/Right: side engines  (pad: RT main, stick lateral)",
+)
+_PENDULUM_KEYS = BoxControls(
+    {"left": {0: -2.0}, "right": {0: 2.0}},
+    pad_axes={0: PadAxis(0, -2.0, 2.0)},
+    names=("torque",),
+    help="Left/Right: torque -2/+2 (max)  no key: 0",
+)
+_MOUNTAINCAR_KEYS = BoxControls(
+    {"left": {0: -1.0}, "right": {0: 1.0}},
+    pad_axes={0: PadAxis(0, -1.0, 1.0)},
+    names=("force",),
+    help="Left/Right: push left/right (max force)  no key: 0",
+)
+
+
 register(
     Task(
         name="cartpole",
@@ -50,6 +124,8 @@ register(
         success=survived,
         description="Balance a pole on a cart for 500 steps; success = it never falls.",
         expert_return=500.0,
+        risk=cartpole_risk,
+        controls=_CARTPOLE_KEYS,
     )
 )
 
@@ -62,6 +138,8 @@ register(
         success=return_at_least_200,
         description="Land on the pad with 4 discrete engine actions; success = return ≥ 200.",
         expert_return=200.0,
+        risk=lunar_risk,
+        controls=_LANDER_KEYS,
     )
 )
 
@@ -76,6 +154,8 @@ register(
         description="Land on the pad with continuous (main, lateral) throttles; "
         "success = return ≥ 200.",
         expert_return=200.0,
+        risk=lunar_risk,
+        controls=_LANDER_CONTINUOUS_KEYS,
     )
 )
 
@@ -89,6 +169,7 @@ register(
         description="Swing a pendulum up and hold it upright; success = return ≥ −200 "
         "(the expert gets ≈70%: starts near the bottom cost more).",
         expert_return=-200.0,
+        controls=_PENDULUM_KEYS,
     )
 )
 
@@ -101,5 +182,6 @@ register(
         success=reached_goal,
         description="Rock an underpowered car up the right hill; success = it reaches the flag.",
         expert_return=90.0,
+        controls=_MOUNTAINCAR_KEYS,
     )
 )

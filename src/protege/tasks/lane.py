@@ -14,15 +14,17 @@ i.i.d. with ``P(+1) = P(−1) = p_turn / 2``.
 **Actions.** ``Discrete(3)``: index 0, 1, 2 means steer −1, 0, +1 (:data:`STEER`).
 
 **Dynamics.** ``d_{t+1} = clip(d_t + ã_t − Δc_t, −W, W)`` where ``ã_t`` is the *executed*
-steer (:func:`lane_transition`, and :func:`next_offset` for one env).
+steer (:func:`~protege.tasks.lane_dynamics.lane_transition`, and
+:func:`~protege.tasks.lane_dynamics.next_offset` for one env).
 
 **Trembling hand (rate ε).** A slip replaces the intended action by one of the *other two*
-actions, each with probability ε/2 (:func:`slip`): every slip executes a different action,
-and the executed action is always a valid one. The horizon experiment puts the slip in the
-learner (:class:`protege.experiments.tabular.SlippingTable`, an actor of the rollout loop), so
-the env itself is deterministic there (``epsilon = 0``). The env can also slip by itself
-(``epsilon > 0``) on the steps it is told are *learner-controlled* (the ``learner_controlled``
-attribute, default ``True``); set it with any of:
+actions, each with probability ε/2 (:func:`~protege.tasks.lane_dynamics.slip`): every slip
+executes a different action, and the executed action is always a valid one. The horizon
+experiment puts the slip in the learner (:class:`protege.experiments.tabular.SlippingTable`,
+an actor of the rollout loop), so the env itself is deterministic there (``epsilon = 0``).
+The env can also slip by itself (``epsilon > 0``) on the steps it is told are
+*learner-controlled* (the ``learner_controlled`` attribute, default ``True``); set it with
+any of:
 
 * ``env.unwrapped.learner_controlled = False`` (or ``vec_env.set_attr("learner_controlled",
   flags)`` on a vector env), before ``step``;
@@ -48,11 +50,15 @@ becomes quadratic too when the cliff is within reach (e.g. ``cliff_offset=1``).
 ``π*(d, Δc) = clip(Δc − d, −1, 1)``: it keeps d = 0 forever on any road and restores the
 centre from ``|d| = 1`` in one step on the straight road.
 
-**Vector env.** :class:`DriftCorridorVector` steps N corridors as numpy arrays (the same
-dynamics, rewards, infos and gymnasium's same-step autoreset), so millions of Monte Carlo
-steps through :func:`protege.rollout.loop.rollout` take seconds.
+**Vector env.** :class:`~protege.tasks.lane_env.DriftCorridorVector` steps N corridors as
+numpy arrays (the same dynamics, rewards, infos and gymnasium's same-step autoreset), so
+millions of Monte Carlo steps through :func:`protege.rollout.loop.rollout` take seconds.
 
-The module registers the task ``lane`` (winding road, ε = 0.01, horizon 200).
+**Where things live.** The transition model is :mod:`protege.tasks.lane_dynamics`, the
+envs :mod:`protege.tasks.lane_env` (:class:`~protege.tasks.lane_env.DriftCorridor`,
+:class:`~protege.tasks.lane_env.DriftCorridorVector`); this module holds the task: the expert,
+the safe set of HG-DAgger's simulated supervisor (:class:`LaneRisk`), the success test and
+the teleop keys, and registers the task ``lane`` (winding road, ε = 0.01, horizon 200).
 """
 
 from __future__ import annotations
@@ -60,429 +66,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from protege.tasks import register
 from protege.tasks.base import EpisodeOutcome, Task
-
-WIDTH = 5
-"""Default half-width W of the corridor: offsets run over −W..W."""
-
-STEER = np.array([-1, 0, 1], dtype=np.int64)
-"""Steer value of each action index: 0 → −1, 1 → 0, 2 → +1."""
-
-SLIP_SHIFTS = (1, 2)
-"""A slip executes action ``(a + shift) % 3`` for one of these shifts, each with probability
-ε/2: the two actions other than ``a``."""
-
-HORIZON = 200
-"""Default episode length of the registered ``lane`` task."""
-
-
-def expert_steer(d: np.ndarray | int, dc: np.ndarray | int) -> np.ndarray:
-    """The expert's steer ``clip(Δc − d, −1, 1)`` (values in −1..1, not action indices)."""
-    return np.clip(np.asarray(dc, dtype=np.int64) - np.asarray(d, dtype=np.int64), -1, 1)
-
-
-def lane_transition(
-    d: np.ndarray | int,
-    executed: np.ndarray | int,
-    dc: np.ndarray | int,
-    width: int = WIDTH,
-    cliff_offset: int | None = None,
-) -> np.ndarray:
-    """Next offset ``clip(d + ã − Δc, −W, W)``; with a cliff, ``|d| ≥ cliff_offset`` stays put.
-
-    Vectorised over any broadcastable integer arrays (``executed`` is the steer ã, not an
-    action index): the dynamics of :class:`DriftCorridorVector` and of the experiment's exact
-    evaluator. :func:`next_offset` is its one-env twin (a test checks they agree everywhere).
-    """
-    d = np.asarray(d, dtype=np.int64)
-    nxt = np.clip(
-        d + np.asarray(executed, dtype=np.int64) - np.asarray(dc, dtype=np.int64), -width, width
-    )
-    if cliff_offset is not None:
-        nxt = np.where(np.abs(d) >= cliff_offset, d, nxt)
-    return nxt
-
-
-def next_offset(d: int, executed: int, dc: int, width: int, cliff_offset: int | None) -> int:
-    """:func:`lane_transition` for one env in plain Python (numpy scalars cost ~1 µs each,
-    and the rollout loop steps single envs millions of times)."""
-    if cliff_offset is not None and abs(d) >= cliff_offset:
-        return d
-    return max(-width, min(width, d + executed - dc))
-
-
-def slipped_action(action: Any, u_side: Any) -> Any:
-    """The action a slip executes instead of ``action``: ``(a + 1) % 3`` if ``u_side < 0.5``
-    else ``(a + 2) % 3`` (works on ints and on numpy arrays alike)."""
-    return (action + SLIP_SHIFTS[0] + (u_side >= 0.5)) % 3
-
-
-def slip(
-    actions: np.ndarray,
-    rate: np.ndarray | float,
-    u_slip: np.ndarray,
-    u_side: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The trembling hand on action indices: where ``u_slip < rate`` execute the slipped action.
-
-    ``u_slip`` and ``u_side`` are uniform [0, 1) draws of ``actions``' shape (passed in so a
-    batched caller can draw them in one block). Returns ``(executed actions, slipped)``.
-    """
-    actions = np.asarray(actions, dtype=np.int64)
-    slipped = np.asarray(u_slip) < rate
-    return np.where(slipped, slipped_action(actions, np.asarray(u_side)), actions), slipped
-
-
-def road_probs(p_turn: float) -> np.ndarray:
-    """``P(Δc = −1, 0, +1)`` for a road with turn probability ``p_turn``."""
-    return np.array([p_turn / 2.0, 1.0 - p_turn, p_turn / 2.0])
-
-
-def road_from_uniform(u: Any, p_turn: float) -> Any:
-    """Δc from a uniform [0, 1) draw: −1 below p/2, +1 at or above 1 − p/2, else 0 (ints or
-    arrays)."""
-    half = p_turn / 2.0
-    return (u >= 1.0 - half) * 1 - (u < half) * 1
-
-
-@dataclass(frozen=True)
-class LaneRisk:
-    """A safe set for HG-DAgger's simulated supervisor on the lane.
-
-    ``risk(obs, t) = |d| / (threshold − ½)``: above 1 exactly where ``|d| ≥ threshold`` (the
-    supervisor takes over), 0 on the centreline (with ``hand_back = 0`` it hands back there).
-    Usable as ``SupervisorConfig(risk=LaneRisk(1))``.
-    """
-
-    threshold: int = 1
-
-    def __call__(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
-        d = np.rint(np.asarray(obs, dtype=np.float64)[:, 0])
-        return np.abs(d) / (self.threshold - 0.5)
-
-
-def _check_settings(
-    width: int,
-    horizon: int,
-    epsilon: float,
-    p_turn: float,
-    cliff_offset: int | None,
-    init_offset_spread: int,
-) -> None:
-    """Refuse settings the corridor cannot run (shared by the single and the vector env)."""
-    if width < 1:
-        raise ValueError(f"DriftCorridor: width must be ≥ 1, got {width}")
-    if horizon < 1:
-        raise ValueError(f"DriftCorridor: horizon must be ≥ 1, got {horizon}")
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"DriftCorridor: epsilon must be in [0, 1], got {epsilon}")
-    if not 0.0 <= p_turn <= 1.0:
-        raise ValueError(f"DriftCorridor: p_turn must be in [0, 1], got {p_turn}")
-    if cliff_offset is not None and not 1 <= cliff_offset <= width:
-        raise ValueError(f"DriftCorridor: cliff_offset must be in 1..{width}")
-    if not 0 <= init_offset_spread <= width:
-        raise ValueError(f"DriftCorridor: init_offset_spread must be in 0..{width}")
-
-
-def _spaces(width: int) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
-    obs = gym.spaces.Box(
-        low=np.array([-width, -1], dtype=np.float32),
-        high=np.array([width, 1], dtype=np.float32),
-        dtype=np.float32,
-    )
-    return obs, gym.spaces.Discrete(3)
-
-
-class DriftCorridor(gym.Env[np.ndarray, np.int64]):
-    """The discrete lane-keeping corridor of the module docstring, as a ``gymnasium.Env``.
-
-    Args:
-        width: half-width W; offsets are clipped to −W..W.
-        horizon: episode length T (the env truncates after T steps).
-        epsilon: slip probability on learner-controlled steps.
-        p_turn: probability that the centreline moves (±1, equally likely) at a step.
-        cliff: make ``|d| ≥ cliff_offset`` absorbing.
-        cliff_offset: where the cliff starts (default W).
-        init_offset_spread: draw ``d_0`` uniformly from −s..s.
-        learner_controlled: initial value of the ``learner_controlled`` attribute.
-        render_mode: ``None``, ``"ansi"`` (a text lane) or ``"rgb_array"``.
-    """
-
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}  # noqa: RUF012
-
-    def __init__(
-        self,
-        width: int = WIDTH,
-        horizon: int = HORIZON,
-        epsilon: float = 0.0,
-        p_turn: float = 0.0,
-        cliff: bool = False,
-        cliff_offset: int | None = None,
-        init_offset_spread: int = 0,
-        learner_controlled: bool = True,
-        render_mode: str | None = None,
-    ) -> None:
-        _check_settings(width, horizon, epsilon, p_turn, cliff_offset, init_offset_spread)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"DriftCorridor: unsupported render_mode {render_mode!r}")
-        self.width = int(width)
-        self.horizon = int(horizon)
-        self.epsilon = float(epsilon)
-        self.p_turn = float(p_turn)
-        self.cliff = bool(cliff)
-        self.cliff_offset = int(cliff_offset if cliff_offset is not None else width)
-        self.init_offset_spread = int(init_offset_spread)
-        self.learner_controlled = bool(learner_controlled)
-        self.render_mode = render_mode
-        self.observation_space, self.action_space = _spaces(self.width)
-        self._absorbing = self.cliff_offset if self.cliff else None
-        self._d = 0
-        self._dc = 0
-        self._t = 0
-        self._last_executed = 0
-
-    # -- control ------------------------------------------------------------------------
-    def set_controller(self, who: str) -> None:
-        """Say who drives the next steps: ``"learner"`` (slips at rate ε) or ``"expert"``."""
-        if who not in ("learner", "expert"):
-            raise ValueError(f"controller must be 'learner' or 'expert', got {who!r}")
-        self.learner_controlled = who == "learner"
-
-    @property
-    def offset(self) -> int:
-        """The current lateral offset d."""
-        return self._d
-
-    # -- gymnasium API ------------------------------------------------------------------
-    def _obs(self) -> np.ndarray:
-        return np.array([self._d, self._dc], dtype=np.float32)
-
-    def _draw_road(self) -> int:
-        if self.p_turn == 0.0:
-            return 0
-        return int(road_from_uniform(float(self.np_random.random()), self.p_turn))
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start at d = 0 (or uniform on ±``init_offset_spread``).
-
-        ``options`` may hold ``learner_controlled`` (bool) and ``offset`` (an initial d).
-        """
-        super().reset(seed=seed)
-        options = options or {}
-        if "learner_controlled" in options:
-            self.learner_controlled = bool(options["learner_controlled"])
-        s = self.init_offset_spread
-        self._d = int(self.np_random.integers(-s, s + 1)) if s > 0 else 0
-        if "offset" in options:
-            self._d = int(np.clip(int(options["offset"]), -self.width, self.width))
-        self._dc = self._draw_road()
-        self._t = 0
-        self._last_executed = 0
-        info = {"offset": self._d, "learner_controlled": self.learner_controlled}
-        return self._obs(), info
-
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a_idx = int(action)
-        if not 0 <= a_idx < 3:
-            raise ValueError(f"DriftCorridor: action must be 0, 1 or 2, got {action!r}")
-        d, dc = self._d, self._dc
-        expert = max(-1, min(1, dc - d))
-        slipped = False
-        if self.learner_controlled and self.epsilon > 0.0:
-            u_slip, u_side = self.np_random.random(2)
-            if u_slip < self.epsilon:
-                a_idx, slipped = int(slipped_action(a_idx, u_side)), True
-        executed = a_idx - 1
-        self._d = next_offset(d, executed, dc, self.width, self._absorbing)
-        self._last_executed = executed
-        self._t += 1
-        self._dc = self._draw_road()
-        cost = float(self._d != 0)
-        info = {
-            "offset": self._d,
-            "learner_controlled": self.learner_controlled,
-            "slipped": slipped,
-            "executed_steer": executed,
-            "expert_action": expert + 1,
-            "mistake": executed != expert,
-            "cost": cost,
-        }
-        truncated = self._t >= self.horizon
-        return self._obs(), -cost, False, truncated, info
-
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        n = 2 * self.width + 1
-        if self.render_mode == "ansi":
-            cells = ["."] * n
-            cells[self.width] = "|"
-            cells[self._d + self.width] = "X" if self._d == 0 else "o"
-            return "".join(cells) + f"  t={self._t} d={self._d:+d} dc={self._dc:+d}\n"
-        cell = 16
-        img = np.full((cell * 3, cell * n, 3), 60, dtype=np.uint8)
-        img[:, self.width * cell : (self.width + 1) * cell] = (200, 200, 200)
-        if self.cliff:
-            for k in range(-self.width, self.width + 1):
-                if abs(k) >= self.cliff_offset:
-                    img[:, (k + self.width) * cell : (k + self.width + 1) * cell] = (120, 30, 30)
-        x0 = (self._d + self.width) * cell
-        img[cell : 2 * cell, x0 + 3 : x0 + cell - 3] = (30, 90, 220)
-        return img
-
-
-class DriftCorridorVector(gym.vector.VectorEnv):
-    """``num_envs`` DriftCorridors stepped together as numpy arrays.
-
-    The same dynamics, observations, rewards, info keys and env-side slips (on the sub-envs
-    whose entry of the (N,) ``learner_controlled`` array is True) as :class:`DriftCorridor`,
-    truncation after ``horizon`` steps and gymnasium's same-step autoreset (the mode
-    :meth:`protege.tasks.base.Task.make_vec_env` uses): a sub-env that finishes is reset in
-    the same step, its last observation and info are in ``infos["final_obs"]`` and
-    ``infos["final_info"]``. One generator, seeded by ``reset(seed=...)``, draws for all
-    sub-envs, so runs are reproducible but not draw-for-draw those of a ``SyncVectorEnv``.
-    Per step it costs a few dozen numpy operations whatever N is, against ~20 µs per
-    sub-env for a ``SyncVectorEnv`` of single envs.
-
-    Example:
-        >>> env = DriftCorridorVector(1000, horizon=200)
-        >>> rollout(env, 10_000, gate=LearnerGate(), learner=..., seed=0)
-    """
-
-    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}  # noqa: RUF012
-
-    def __init__(
-        self,
-        num_envs: int,
-        width: int = WIDTH,
-        horizon: int = HORIZON,
-        epsilon: float = 0.0,
-        p_turn: float = 0.0,
-        cliff: bool = False,
-        cliff_offset: int | None = None,
-        init_offset_spread: int = 0,
-    ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"DriftCorridorVector: num_envs must be ≥ 1, got {num_envs}")
-        _check_settings(width, horizon, epsilon, p_turn, cliff_offset, init_offset_spread)
-        self.num_envs = int(num_envs)
-        self.width, self.horizon = int(width), int(horizon)
-        self.epsilon, self.p_turn = float(epsilon), float(p_turn)
-        self.absorbing = int(cliff_offset if cliff_offset is not None else width) if cliff else None
-        self.init_offset_spread = int(init_offset_spread)
-        self.single_observation_space, self.single_action_space = _spaces(self.width)
-        self.observation_space = gym.vector.utils.batch_space(
-            self.single_observation_space, self.num_envs
-        )
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.learner_controlled = np.ones(self.num_envs, dtype=bool)
-        self._rng = np.random.default_rng()
-        self._d = np.zeros(self.num_envs, dtype=np.int64)
-        self._dc = np.zeros(self.num_envs, dtype=np.int64)
-        self._t = np.zeros(self.num_envs, dtype=np.int64)
-
-    def _roads(self, n: int) -> np.ndarray:
-        if self.p_turn == 0.0:
-            return np.zeros(n, dtype=np.int64)
-        return road_from_uniform(self._rng.random(n), self.p_turn).astype(np.int64)
-
-    def _start(self, mask: np.ndarray) -> None:
-        """Begin new episodes in the sub-envs of ``mask``."""
-        n, s = int(mask.sum()), self.init_offset_spread
-        self._d[mask] = self._rng.integers(-s, s + 1, size=n) if s > 0 else 0
-        self._dc[mask] = self._roads(n)
-        self._t[mask] = 0
-
-    def _observe(self) -> np.ndarray:
-        return np.stack([self._d, self._dc], axis=1).astype(np.float32)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start every sub-env; ``options`` may hold ``learner_controlled`` ((N,) or one bool)."""
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        options = options or {}
-        if "learner_controlled" in options:
-            flags = np.broadcast_to(np.asarray(options["learner_controlled"], bool), self._d.shape)
-            self.learner_controlled = flags.copy()
-        self._start(np.ones(self.num_envs, dtype=bool))
-        return self._observe(), _with_masks(
-            {"offset": self._d.copy(), "learner_controlled": self.learner_controlled.copy()}
-        )
-
-    def step(
-        self, actions: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        a = np.asarray(actions, dtype=np.int64).reshape(-1)
-        if a.shape != (self.num_envs,) or ((a < 0) | (a > 2)).any():
-            raise ValueError(f"DriftCorridorVector: need {self.num_envs} actions in 0..2")
-        expert = expert_steer(self._d, self._dc)
-        slipped = np.zeros(self.num_envs, dtype=bool)
-        if self.epsilon > 0.0:
-            u = self._rng.random((2, self.num_envs))
-            rate = np.where(self.learner_controlled, self.epsilon, 0.0)
-            a, slipped = slip(a, rate, u[0], u[1])
-        executed = a - 1
-        self._d = lane_transition(self._d, executed, self._dc, self.width, self.absorbing)
-        self._dc = self._roads(self.num_envs)
-        self._t += 1
-        cost = (self._d != 0).astype(np.float64)
-        info = {
-            "offset": self._d.copy(),
-            "learner_controlled": self.learner_controlled.copy(),
-            "slipped": slipped,
-            "executed_steer": executed,
-            "expert_action": expert + 1,
-            "mistake": executed != expert,
-            "cost": cost,
-        }
-        truncated = self._t >= self.horizon
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        obs = self._observe()
-        infos = _with_masks(info)
-        if truncated.any():
-            infos = self._autoreset(truncated, obs, infos)
-            obs = self._observe()
-        return obs, -cost, terminated, truncated, infos
-
-    def _autoreset(
-        self, done: np.ndarray, obs: np.ndarray, infos: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Restart the ``done`` sub-envs; their last obs and info become ``final_*``."""
-        final_info = {k: v for k, v in infos.items() if not k.startswith("_")}
-        out = dict(infos)
-        out["final_obs"], out["_final_obs"] = obs.copy(), done.copy()
-        out["final_info"] = _with_masks(final_info, done)
-        out["_final_info"] = done.copy()
-        self._start(done)
-        out["offset"] = self._d.copy()
-        for key in final_info:
-            if key not in ("offset", "learner_controlled"):
-                out["_" + key] = ~done
-        return out
-
-
-def _with_masks(info: dict[str, Any], mask: np.ndarray | None = None) -> dict[str, Any]:
-    """Gymnasium's vector info layout: every key's array and a ``_key`` mask of the sub-envs
-    it holds a value for (``mask``, default all)."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        n = len(value)
-        out[key] = value
-        out["_" + key] = np.ones(n, dtype=bool) if mask is None else mask.copy()
-    return out
-
-
-def make_drift_corridor(render_mode: str | None = None, **kwargs: Any) -> DriftCorridor:
-    """Env factory for the ``lane`` task (``Task.env_id``)."""
-    return DriftCorridor(render_mode=render_mode, **kwargs)
+from protege.tasks.lane_dynamics import HORIZON, expert_steer
+from protege.tasks.lane_env import make_drift_corridor
+from protege.teleop.controls import DiscreteControls
 
 
 class LaneExpert:
@@ -507,6 +97,22 @@ class LaneExpert:
         """Stateless: nothing to reset."""
 
 
+@dataclass(frozen=True)
+class LaneRisk:
+    """A safe set for HG-DAgger's simulated supervisor on the lane.
+
+    ``risk(obs, t) = |d| / (threshold − ½)``: above 1 exactly where ``|d| ≥ threshold`` (the
+    supervisor takes over), 0 on the centreline (with ``hand_back = 0`` it hands back there).
+    Usable as ``SupervisorConfig(risk=LaneRisk(1))``.
+    """
+
+    threshold: int = 1
+
+    def __call__(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        d = np.rint(np.asarray(obs, dtype=np.float64)[:, 0])
+        return np.abs(d) / (self.threshold - 0.5)
+
+
 def lane_success(outcome: EpisodeOutcome) -> bool:
     """Success: the car ends the episode on the centreline."""
     return outcome.final_info.get("offset", 1) == 0
@@ -520,6 +126,13 @@ LANE = register(
         horizon=HORIZON,
         success=lane_success,
         env_kwargs={"horizon": HORIZON, "epsilon": 0.01, "p_turn": 0.2},
+        risk=LaneRisk(1),
+        controls=DiscreteControls(
+            {"left": 0, "right": 2},
+            noop=1,
+            names=("steer -1", "straight", "steer +1"),
+            help="Left/Right: steer  no key: straight",
+        ),
         description=(
             "DriftCorridor lane keeping (Ross, Gordon & Bagnell 2011 compounding-error toy): "
             "observation (offset d, road increment Δc), 3 steer actions, winding road "

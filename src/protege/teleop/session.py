@@ -4,7 +4,7 @@ Without a policy the person drives every step (demonstrations, all labeled). Wit
 learner drives and the person takes over by holding SPACE (HG-DAgger's human gate, Kelly,
 Sidrane, Driggs-Campbell & Kochenderfer, ICRA 2019): only the takeover steps are labeled. Both
 run through the one rollout loop (:func:`protege.rollout.loop.rollout`) on a single-env vector
-env, with a :class:`~protege.experts.human.HumanSupervisor` as gate and expert, and every
+env, with a :class:`~protege.teleop.supervisor.HumanSupervisor` as gate and expert, and every
 episode is appended durably to the store as it ends.
 
 **Rounds.** Demonstrations are round 0. Each session with a learner is the next round after
@@ -14,11 +14,12 @@ retraining in between, run HG-DAgger with a person: :func:`protege.algos.hg_dagg
 
 Every stored episode carries, in its index entry's ``extras``, its ``interventions``
 (:func:`~protege.rollout.loop.count_interventions`), ``attention_seconds`` and
-``session_seconds``. Next to the store, ``<store>.teleop.jsonl`` gets one line per stored
-episode: its index in the store, its round, who was in control at each step, the learner's
-proposed and the person's actions at every step (both, whoever was executed), takeover
-segment ids, wall-clock times (``t0_unix + t_wall``) and the episode's counts. The store holds
-labels and executed actions; this log holds the rest.
+``session_seconds``. Next to the store, ``<store>.teleop.jsonl``
+(:func:`protege.teleop.log.log_path`) gets one line per stored episode: its index in the
+store, its round, who was in control at each step, the learner's proposed and the person's
+actions at every step (both, whoever was executed), takeover segment ids, wall-clock times
+(``t0_unix + t_wall``) and the episode's counts. The store holds labels and executed
+actions; this log holds the rest.
 
 Example:
     >>> summary = teleop("lunarlander", "demos/lander", episodes=5)             # demonstrate
@@ -29,11 +30,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -42,12 +41,14 @@ import numpy as np
 from protege import tasks
 from protege.data.episode import EXPERT, Episode
 from protege.data.store import Store
-from protege.experts.human import Controls, EpisodeLog, HumanSupervisor, TeleopQuit
 from protege.rollout.loop import Actor, count_interventions, rollout
 from protege.rollout.observers import RecordEpisodes
 from protege.tasks.base import Task
+from protege.teleop.controls import Controls
+from protege.teleop.log import append_log, log_path
+from protege.teleop.supervisor import HumanSupervisor, TeleopQuit
 
-__all__ = ["TeleopSummary", "append_log", "log_path", "next_round", "teleop"]
+__all__ = ["TeleopSummary", "next_round", "teleop"]
 
 
 @dataclass
@@ -57,7 +58,7 @@ class TeleopSummary:
     Counts are over the episodes appended to the store in this session (an episode cut short
     by quitting is stored truncated and counted). ``attention_seconds`` is wall time the person
     was in control; ``session_seconds`` wall time the window was live and unpaused (see
-    :mod:`protege.experts.human`). In a demonstration the two are equal.
+    :mod:`protege.teleop.supervisor`). In a demonstration the two are equal.
     """
 
     task: str
@@ -101,21 +102,6 @@ class TeleopSummary:
         )
 
 
-def log_path(store_path: str | os.PathLike[str]) -> Path:
-    """Where :func:`teleop` writes its per-step log for the store at ``store_path``."""
-    return Path(f"{Path(store_path)}.teleop.jsonl")
-
-
-def append_log(store_path: str | os.PathLike[str], record: EpisodeLog, **fields: Any) -> None:
-    """Append one episode's per-step record (and ``fields``: its store index, round, ...) to
-    the log of the store at ``store_path``, fsynced like the store itself."""
-    line = {**fields, **record.to_dict()}
-    with open(log_path(store_path), "a") as f:
-        f.write(json.dumps(line) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def next_round(store: Store) -> int:
     """The round of a new intervention session on ``store``: one after its highest (≥ 1)."""
     return max([0, *(e.round for e in store.index)]) + 1
@@ -147,7 +133,7 @@ def teleop(
         seed: seeds the env's first reset.
         fps: the fixed control rate in Hz.
         controls: the key mapping (default: the task's, see
-            :func:`protege.experts.human.register_controls`).
+            :func:`protege.teleop.controls.controls_for`).
         takeover_key, toggle_key, implicit_takeover: see :class:`HumanSupervisor`.
         round: the round tag of the stored episodes (default 0 for demonstrations; with a
             learner, one after the store's highest round, see :func:`next_round`).

@@ -3,24 +3,30 @@
 A task's controls map pygame key names (and gamepad axes and buttons) to actions:
 :class:`DiscreteControls` for a Discrete action space (a key per action, a no-op when no key
 is held), :class:`BoxControls` for a Box (keys add values to action dimensions; gamepad axes
-set them). :func:`register_controls` gives a task its own mapping; :func:`controls_for` is what
-the teleop window uses (the task's mapping, else :func:`default_controls` for its action
-space). The window itself is :class:`protege.experts.human.HumanSupervisor`.
+set them). A task carries its own (:attr:`protege.tasks.base.Task.controls`);
+:func:`controls_for` is what the teleop window uses (the task's mapping, else
+:func:`default_controls` for its action space). The window itself is
+:class:`protege.teleop.supervisor.HumanSupervisor`. This module imports no pygame, so task
+modules can build their mappings with it.
 
 Example:
-    >>> register_controls("my-arm", BoxControls({"left": {0: -1.0}, "right": {0: 1.0}}))
+    >>> tasks.register(Task("my-arm", make_arm, ArmExpert, horizon=200,
+    ...                     controls=BoxControls({"left": {0: -1.0}, "right": {0: 1.0}})))
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from protege.errors import ConfigError
+
+if TYPE_CHECKING:
+    from protege.tasks.base import Task
 
 __all__ = [
     "BoxControls",
@@ -31,7 +37,6 @@ __all__ = [
     "PadState",
     "controls_for",
     "default_controls",
-    "register_controls",
 ]
 
 
@@ -207,33 +212,17 @@ class BoxControls:
 Controls = DiscreteControls | BoxControls
 ControlsFactory = Callable[[gym.Space], Controls]
 
-_CONTROLS: dict[str, Controls | ControlsFactory] = {}
 
-
-def register_controls(
-    task: str, controls: Controls | ControlsFactory, *, overwrite: bool = False
-) -> None:
-    """Register the key mapping for the task called ``task`` (a :class:`DiscreteControls`,
-    a :class:`BoxControls`, or a function of the action space returning one).
-
-    Example:
-        >>> register_controls("my-arm", BoxControls(
-        ...     keys={"left": {0: -1.0}, "right": {0: 1.0}, "up": {1: 1.0}, "down": {1: -1.0}},
-        ...     help="arrows: move the gripper in x/y"))
-    """
-    if task in _CONTROLS and not overwrite:
-        raise ConfigError(f"controls for task {task!r} are already registered (overwrite=True)")
-    _CONTROLS[task] = controls
-
-
-def controls_for(task: str | None, action_space: gym.Space) -> Controls:
-    """The registered mapping for ``task``, or :func:`default_controls` for its action space."""
-    entry = _CONTROLS.get(task) if task is not None else None
-    if entry is None:
+def controls_for(task: Task | None, action_space: gym.Space) -> Controls:
+    """The keys of ``task`` (its :attr:`~protege.tasks.base.Task.controls`, called with
+    ``action_space`` if it is a function), or :func:`default_controls` for ``action_space``
+    when the task has none or there is no task."""
+    own = None if task is None else task.controls
+    if own is None:
         return default_controls(action_space)
-    if isinstance(entry, DiscreteControls | BoxControls):
-        return entry
-    return entry(action_space)
+    if isinstance(own, DiscreteControls | BoxControls):
+        return own
+    return own(action_space)
 
 
 _PAIRS = [
@@ -263,7 +252,7 @@ def default_controls(action_space: gym.Space) -> Controls:
                 {"left": 0, "right": 1}, noop=None, help="Left/Right: action 0/1"
             )
         if n > 10:
-            raise ConfigError(f"no default keys for Discrete({n}); register_controls(...)")
+            raise ConfigError(f"no default keys for Discrete({n}); give the task controls=...")
         digits = {str(i): i for i in range(n)}
         return DiscreteControls(digits, noop=0, help=f"0-{n - 1}: action; no key: 0")
     if isinstance(action_space, gym.spaces.Box):
@@ -271,7 +260,7 @@ def default_controls(action_space: gym.Space) -> Controls:
         high = np.broadcast_to(action_space.high, action_space.shape).reshape(-1).astype(float)
         dim = len(low)
         if dim > len(_PAIRS):
-            raise ConfigError(f"no default keys for a {dim}-D Box; register_controls(...)")
+            raise ConfigError(f"no default keys for a {dim}-D Box; give the task controls=...")
         keys: dict[str, dict[int, float]] = {}
         for d in range(dim):
             lo_key, hi_key = _PAIRS[d]
@@ -290,94 +279,3 @@ def default_controls(action_space: gym.Space) -> Controls:
 
 def _finite(v: float, fallback: float) -> float:
     return float(v) if np.isfinite(v) else fallback
-
-
-_LANDER_NAMES = ("noop", "left engine", "main engine", "right engine")
-
-register_controls(
-    "cartpole",
-    DiscreteControls(
-        {"left": 0, "right": 1},
-        noop=None,
-        names=("push left", "push right"),
-        help="Left/Right: push the cart (the last push repeats while no arrow is held)",
-    ),
-)
-register_controls(
-    "lunarlander",
-    DiscreteControls(
-        {"up": 2, "left": 1, "right": 3, "w": 2, "a": 1, "d": 3},
-        noop=0,
-        names=_LANDER_NAMES,
-        help="Up: main engine  Left/Right: side engines (push left/right)  no key: engines off",
-    ),
-)
-register_controls(
-    "lunarlander-continuous",
-    BoxControls(
-        {"up": {0: 1.0}, "left": {1: -1.0}, "right": {1: 1.0}, "w": {0: 1.0}},
-        rest=(0.0, 0.0),
-        pad_axes={0: PadAxis(5, 0.0, 1.0, trigger=True), 1: PadAxis(0, -1.0, 1.0)},
-        names=("main", "lateral"),
-        help="Up: main engine  Left/Right: side engines  (pad: RT main, stick lateral)",
-    ),
-)
-register_controls(
-    "pendulum",
-    BoxControls(
-        {"left": {0: -2.0}, "right": {0: 2.0}},
-        pad_axes={0: PadAxis(0, -2.0, 2.0)},
-        names=("torque",),
-        help="Left/Right: torque -2/+2 (max)  no key: 0",
-    ),
-)
-register_controls(
-    "mountaincar-continuous",
-    BoxControls(
-        {"left": {0: -1.0}, "right": {0: 1.0}},
-        pad_axes={0: PadAxis(0, -1.0, 1.0)},
-        names=("force",),
-        help="Left/Right: push left/right (max force)  no key: 0",
-    ),
-)
-register_controls(
-    "carracing",
-    BoxControls(
-        {
-            "left": {0: -1.0},
-            "right": {0: 1.0},
-            "up": {1: 1.0},
-            "down": {2: 0.8},
-            "a": {0: -1.0},
-            "d": {0: 1.0},
-            "w": {1: 1.0},
-            "s": {2: 0.8},
-        },
-        rest=(0.0, 0.0, 0.0),
-        pad_axes={
-            0: PadAxis(0, -1.0, 1.0),
-            1: PadAxis(5, 0.0, 1.0, trigger=True),
-            2: PadAxis(4, 0.0, 0.8, trigger=True),
-        },
-        names=("steer", "gas", "brake"),
-        help="Left/Right: steer  Up: gas  Down: brake  (pad: stick steers, RT gas, LT brake)",
-    ),
-)
-register_controls(
-    "carracing-discrete",
-    DiscreteControls(
-        {"left": 2, "right": 1, "up": 3, "down": 4, "a": 2, "d": 1, "w": 3, "s": 4},
-        noop=0,
-        names=("noop", "right", "left", "gas", "brake"),
-        help="Left/Right: steer  Up: gas  Down: brake  no key: coast",
-    ),
-)
-register_controls(
-    "lane",
-    DiscreteControls(
-        {"left": 0, "right": 2},
-        noop=1,
-        names=("steer -1", "straight", "steer +1"),
-        help="Left/Right: steer  no key: straight",
-    ),
-)

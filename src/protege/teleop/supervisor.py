@@ -14,10 +14,11 @@ It is both things the rollout loop (:func:`protege.rollout.loop.rollout`) needs:
   demonstration) the person drives, and labels, every step. Nothing is labeled while the
   person is not in control, so a released keyboard never produces no-op labels.
 * an **Expert** (``act(obs_N, infos)``): the action of the current key (and gamepad) state,
-  through a per-task key mapping (:func:`register_controls`, :func:`controls_for`).
+  through the task's key mapping (:func:`protege.teleop.controls.controls_for`).
 
 **Loop discipline** (``../shared/references/interactive-il.md`` §3). Each step is one tick of a
-fixed-rate clock (``fps``, default 20 Hz): the window shows the current frame with the learner's
+fixed-rate clock (:class:`~protege.teleop.clock.FixedRateClock`, ``fps``, default 20 Hz): the
+window (:class:`~protege.teleop.window.TeleopWindow`) shows the current frame with the learner's
 *proposed* action for it, the tick sleeps until its deadline while that frame is on screen, then
 the input queue is drained (never waited on) and the decision is taken for the state the person
 has just seen. If the env is slower than ``fps`` the loop simply runs at the env's rate. A
@@ -30,7 +31,8 @@ from the episode's first step counts once the learner has driven) and time:
 
 * ``attention_seconds``: wall time the person was in control. Each tick is charged the wall
   time since the previous tick (the time its frame was on screen and the decision was made),
-  capped at ``max_gap`` so a stall (training between rounds, a slow reset) is not charged.
+  capped at ``max_gap`` so a stall (training between rounds, a slow reset) is not charged
+  (see :mod:`protege.teleop.clock`).
   In pure demonstration the person is in control throughout, so this is the session time.
 * ``session_seconds``: wall time the window was live and unpaused (the person watching),
   charged the same way whoever was in control. In HG-DAgger the person must watch all the
@@ -58,27 +60,26 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from protege.errors import ConfigError
-from protege.experts.controls import (  # re-exported: the teleop API
-    BoxControls,
-    Controls,
-    DiscreteControls,
-    PadAxis,
-    PadState,
-    controls_for,
-    default_controls,
-    register_controls,
-)
 from protege.rollout.gates import Decision, Gate, StepView
 from protege.rollout.loop import count_interventions
+from protege.teleop.clock import FixedRateClock
+from protege.teleop.controls import Controls, DiscreteControls, PadState, controls_for
+from protege.teleop.log import EpisodeLog, HumanCounts
+from protege.teleop.window import (
+    EnvView,
+    TeleopWindow,
+    frame_of,
+    key_name,
+    open_gamepad,
+    read_gamepad,
+)
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
@@ -86,79 +87,11 @@ import pygame
 if TYPE_CHECKING:
     from protege.tasks.base import Task
 
-__all__ = [
-    "BoxControls",
-    "Controls",
-    "DiscreteControls",
-    "EpisodeLog",
-    "HumanCounts",
-    "HumanSupervisor",
-    "PadAxis",
-    "PadState",
-    "TeleopQuit",
-    "controls_for",
-    "default_controls",
-    "register_controls",
-]
+__all__ = ["HumanSupervisor", "TeleopQuit"]
 
 
 class TeleopQuit(Exception):
     """The person pressed the quit key or closed the window."""
-
-
-# -------------------------------------------------------------------------- accounting
-@dataclass
-class HumanCounts:
-    """What the person has given so far (see the module docstring for the definitions)."""
-
-    steps: int = 0
-    labels: int = 0
-    human_steps: int = 0
-    interventions: int = 0
-    attention_seconds: float = 0.0
-    session_seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class EpisodeLog:
-    """One episode as the person saw it: per step who was in control, both actions, time."""
-
-    index: int
-    """Episodes since the supervisor started (0-based)."""
-    in_control: list[bool] = field(default_factory=list)
-    learner_actions: list[Any] = field(default_factory=list)
-    """The learner's proposal at each step (None in pure demonstration)."""
-    human_actions: list[Any] = field(default_factory=list)
-    """The person's action at each step, also where the learner's was executed."""
-    segment: list[int] = field(default_factory=list)
-    """The takeover segment (intervention) id a step belongs to, −1 where the learner drove."""
-    t_wall: list[float] = field(default_factory=list)
-    """Seconds since the session started, at each decision."""
-    t0_unix: float | None = None
-    """The Unix time (``time.time()``) of ``t_wall`` 0, so ``t0_unix + t_wall[k]`` is when
-    step k was decided, comparable with clocks outside the process."""
-    dt: list[float] = field(default_factory=list)
-    """Wall seconds charged to each step (see ``attention_seconds``)."""
-    counts: HumanCounts = field(default_factory=HumanCounts)
-    quit: bool = False
-    """The person quit during this episode (it was truncated there)."""
-
-    def __len__(self) -> int:
-        return len(self.in_control)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# -------------------------------------------------------------------------- supervisor
-_PANEL = 162
-_NO_FRAME = (640, 260)
-_GREEN = (40, 170, 80)
-_ORANGE = (235, 130, 20)
-_GREY = (120, 120, 120)
 
 
 class HumanSupervisor(Gate):
@@ -166,7 +99,8 @@ class HumanSupervisor(Gate):
 
     Args:
         action_space: the env's (single) action space.
-        controls: the key mapping (default: :func:`controls_for` ``(task_name, action_space)``).
+        controls: the key mapping (default: the registered task ``task_name``'s, see
+            :func:`~protege.teleop.controls.controls_for`).
         task_name: shown in the title and used to look up the controls.
         fps: the fixed control rate in Hz.
         takeover_key: held, it gives control to the person; released, back to the learner.
@@ -205,28 +139,26 @@ class HumanSupervisor(Gate):
     ):
         if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ConfigError(f"a person can drive Discrete or Box actions, not {action_space!r}")
-        if not fps > 0:
-            raise ConfigError(f"fps must be > 0, got {fps}")
+        self.clock = FixedRateClock(fps, max_gap)
+        """Deadlines and the wall time charged to each step."""
         self.action_space = action_space
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.controls: Controls = controls or controls_for(task_name, action_space)
+        self.controls: Controls = controls or controls_for(_registered(task_name), action_space)
         if self.discrete != isinstance(self.controls, DiscreteControls):
             raise ConfigError(f"{type(self.controls).__name__} do not fit {action_space!r}")
         self.task_name = task_name
-        self.fps = float(fps)
-        self.period = 1.0 / self.fps
-        self.max_gap = max(4.0 * self.period, 0.5) if max_gap is None else float(max_gap)
-        self.takeover_key = _key_name(takeover_key)
-        self.toggle_key = _key_name(toggle_key) if toggle_key else None
-        self.pause_key = _key_name(pause_key) if pause_key else None
-        self.quit_keys = {_key_name(k) for k in quit_keys}
+        self.fps = self.clock.fps
+        self.takeover_key = key_name(takeover_key)
+        self.toggle_key = key_name(toggle_key) if toggle_key else None
+        self.pause_key = key_name(pause_key) if pause_key else None
+        self.quit_keys = {key_name(k) for k in quit_keys}
         self.implicit_takeover = implicit_takeover
         self.use_gamepad = gamepad
         self.pad_takeover_buttons = tuple(pad_takeover_buttons)
         self.title = f"{title} - {task_name}" if task_name else title
-        self.scale = scale
-        for k in self._control_keys():
-            _key_name(k)  # unknown names fail here, not in the middle of a session
+        self.window = TeleopWindow(self.title, scale)
+        for k in self.controls.keys:
+            key_name(str(k))  # unknown names fail here, not in the middle of a session
         self._n = int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else 0
         if isinstance(action_space, gym.spaces.Box):
             self._low = np.broadcast_to(action_space.low, action_space.shape).astype(np.float64)
@@ -256,24 +188,17 @@ class HumanSupervisor(Gate):
         self._wrapped = False
         self._prev_in_control = False
         self._segment_id = -1
-        self._deadline: float | None = None
-        self._last_decision: float | None = None
-        self._t0: float | None = None
-        self._t0_unix: float | None = None
-        self._rate = 0.0
-        self._screen: Any = None
-        self._fonts: tuple[Any, Any] | None = None
-        self._frame_rect: tuple[int, int, int, int] | None = None
-        self._placeholder = True  # the window is sized for no frame yet
 
     @classmethod
     def for_task(cls, task: Task | str, **kwargs: Any) -> HumanSupervisor:
-        """A supervisor with the task's registered controls (``kwargs`` as for the class)."""
+        """A supervisor with the task's own controls (``kwargs`` as for the class)."""
         from protege import tasks
 
         t = tasks.make(task) if isinstance(task, str) else task
         _, act_space = t.spaces
         kwargs.setdefault("task_name", t.name)
+        if kwargs.get("controls") is None:
+            kwargs["controls"] = controls_for(t, act_space)
         return cls(act_space, **kwargs)
 
     # ----------------------------------------------------------------------------- gate
@@ -300,8 +225,8 @@ class HumanSupervisor(Gate):
 
     def episode_extras(self, env_index: int = 0) -> dict[str, float]:
         """What the episode just finished cost the person, stored with it (the gate hook
-        :func:`protege.algos.dagger.run` reads before ``begin_episode``): ``attention_seconds`` (in
-        control) and ``session_seconds`` (watching)."""
+        :func:`protege.algos.engine.run` reads before ``begin_episode``):
+        ``attention_seconds`` (in control) and ``session_seconds`` (watching)."""
         c = self.episode.counts
         return {"attention_seconds": c.attention_seconds, "session_seconds": c.session_seconds}
 
@@ -344,7 +269,7 @@ class HumanSupervisor(Gate):
         ``"rgb_array"``; otherwise image observations, or the numbers) and so a quit truncates
         the episode in flight, which the rollout loop then stores."""
         self._wrapped = True
-        return _HumanView(env, self)
+        return EnvView(env, self)
 
     def make_env(self, task: Task) -> gym.Env:
         """``task``'s env rendering ``rgb_array`` frames (if it can), wrapped by :meth:`wrap`."""
@@ -369,7 +294,7 @@ class HumanSupervisor(Gate):
         self._human_action = self._compute_action()
         self._draw(obs, learner, demo or self._takeover_active())
         self._wait()
-        now = time.perf_counter()
+        now = self.clock.now()
         self._poll()
         if self.quit_requested and not self._wrapped:
             raise TeleopQuit("the person quit")
@@ -378,24 +303,19 @@ class HumanSupervisor(Gate):
         if self.discrete and in_control:
             self._last_discrete = int(self._human_action)
         self._tapped.clear()
+        dt = self.clock.charge(now)
+        self._record(now, dt, learner, in_control, demo)
+        return in_control
 
-        dt = self.period if self._last_decision is None else now - self._last_decision
-        dt = min(dt, self.max_gap)
-        self._last_decision = now
-        # The next decision is due one period after this one was due; if this one came more
-        # than a period late, one period from now (no bursts to catch up).
-        due = now if self._deadline is None else max(self._deadline, now - self.period)
-        self._deadline = due + self.period
-        if self._t0 is None:
-            self._t0 = now
-            self._t0_unix = time.time() - (time.perf_counter() - now)
-        self._rate = 0.9 * self._rate + 0.1 / max(dt, 1e-6) if self._rate else 1.0 / max(dt, 1e-6)
-
+    def _record(
+        self, now: float, dt: float, learner: np.ndarray | None, in_control: bool, demo: bool
+    ) -> None:
+        """Count the step just decided and append it to the episode's log."""
         if in_control and not self._prev_in_control and not demo:
             self._segment_id += 1
         ep = self.episode
         ep.in_control.append(bool(in_control))
-        ep.t0_unix = self._t0_unix
+        ep.t0_unix = self.clock.t0_unix
         interventions = 0 if demo else count_interventions(np.array(ep.in_control, bool))
         new_interventions = interventions - ep.counts.interventions
         for c in (self.counts, ep.counts):
@@ -409,29 +329,26 @@ class HumanSupervisor(Gate):
         ep.learner_actions.append(None if learner is None else _jsonable(learner))
         ep.human_actions.append(_jsonable(self._human_action))
         ep.segment.append(self._segment_id if in_control and not demo else -1)
-        ep.t_wall.append(round(now - self._t0, 4))
+        ep.t_wall.append(round(self.clock.since_start(now), 4))
         ep.dt.append(round(dt, 4))
         if self.quit_requested:
             ep.quit = True
         self._prev_in_control = in_control
         self.in_control = in_control
-        return in_control
 
     def _wait(self) -> None:
         """Sleep until the tick's deadline (input queues up meanwhile), then, while paused,
         keep the window alive until the person resumes or quits."""
-        now = time.perf_counter()
-        if self._deadline is not None and self._deadline > now:
-            time.sleep(self._deadline - now)
+        self.clock.sleep_until_due()
         self._poll()
         if not self.paused:
             return
         while self.paused and not self.quit_requested:
-            self._draw_paused()
-            time.sleep(self.period)
+            pause = f"PAUSED - {str(self.pause_key).upper()} to resume"
+            self.window.banner(pause, height=30, text_top=30)
+            time.sleep(self.clock.period)
             self._poll()
-        self._deadline = None
-        self._last_decision = None  # the pause is not charged
+        self.clock.restart()  # the pause is not charged
 
     def _takeover_active(self) -> bool:
         if self._toggled:
@@ -459,31 +376,15 @@ class HumanSupervisor(Gate):
         value = value.reshape(self._low.shape)
         return np.clip(value, self._low, self._high)
 
-    def _control_keys(self) -> list[str]:
-        return [str(k) for k in self.controls.keys]
-
     # ---------------------------------------------------------------------------- input
     def open(self) -> None:
         """Open the window (and the gamepad) if it is not open. Called by every tick, so a
         window closed by an env's ``close()`` (pygame.quit) comes back."""
-        surface = pygame.display.get_surface() if pygame.display.get_init() else None
-        if surface is not None and surface is self._screen:
+        if self.window.is_open():
             return
-        os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "protege-teleop")
-        pygame.display.init()
-        pygame.font.init()
+        self.window.open()
         self._held.clear()  # keys held across a re-open are not reported again
-        self._screen = None
-        self._layout(self._frame_size(None))
-        self._fonts = (pygame.font.Font(None, 36), pygame.font.Font(None, 22))
-        self._pad = None
-        if self.use_gamepad:
-            try:
-                pygame.joystick.init()
-                if pygame.joystick.get_count() > 0:
-                    self._pad = pygame.joystick.Joystick(0)
-            except pygame.error:
-                self._pad = None
+        self._pad = open_gamepad() if self.use_gamepad else None
 
     def notice(self, text: str) -> None:
         """Show ``text`` over the last frame and drain the input queue once: call it between
@@ -496,21 +397,12 @@ class HumanSupervisor(Gate):
         self._held.clear()
         self._tapped.clear()
         self._toggled = False
-        screen = self._screen
-        if screen is None or self._fonts is None:
-            return
-        label = self._fonts[0].render(text, True, _ORANGE)
-        screen.fill((20, 20, 24), (0, screen.get_height() - 34, screen.get_width(), 34))
-        screen.blit(label, (10, screen.get_height() - 32))
-        pygame.display.flip()
-        self._deadline = None
-        self._last_decision = None  # the wait is not charged
+        self.window.banner(text, height=34, text_top=32)
+        self.clock.restart()  # the wait is not charged
 
     def close(self) -> None:
         """Close the window."""
-        if pygame.display.get_init():
-            pygame.display.quit()
-        self._screen = None
+        self.window.close()
 
     def _poll(self) -> None:
         for ev in pygame.event.get():
@@ -540,177 +432,49 @@ class HumanSupervisor(Gate):
                     self._pad = None
             elif ev.type == pygame.JOYDEVICEREMOVED:
                 self._pad = None
-        self._pad_state = self._read_pad()
-
-    def _read_pad(self) -> PadState | None:
-        pad = self._pad
-        if pad is None:
-            return None
-        try:
-            axes = tuple(float(pad.get_axis(i)) for i in range(pad.get_numaxes()))
-            buttons = tuple(bool(pad.get_button(i)) for i in range(pad.get_numbuttons()))
-            hat = tuple(pad.get_hat(0)) if pad.get_numhats() else (0, 0)
-        except pygame.error:
-            self._pad = None
-            return None
-        return PadState(axes, buttons, (int(hat[0]), int(hat[1])))
+        self._pad_state = None if self._pad is None else read_gamepad(self._pad)
+        if self._pad is not None and self._pad_state is None:
+            self._pad = None  # it has gone
 
     # -------------------------------------------------------------------------- drawing
-    def _frame_size(self, obs: np.ndarray | None) -> tuple[int, int]:
-        img = self._image(obs)
-        if img is None:
-            return _NO_FRAME
-        h, w = img.shape[:2]
-        s = self.scale or float(np.clip(640 / max(h, w), 1.0, 8.0))
-        return (round(w * s), round(h * s))
-
-    def _layout(self, size: tuple[int, int]) -> None:
-        fw, fh = size
-        width = max(fw, 680)
-        # The title first, so the window never appears under SDL's default name.
-        pygame.display.set_caption(self.title)
-        self._screen = pygame.display.set_mode((width, fh + _PANEL))
-        self._frame_rect = ((width - fw) // 2, 0, fw, fh)
-        self._placeholder = size == _NO_FRAME
-
-    def _image(self, obs: np.ndarray | None) -> np.ndarray | None:
-        if self.frame is not None and self.frame.ndim == 3:
-            return self.frame
-        if obs is not None:
-            o = np.asarray(obs)
-            if o.dtype == np.uint8 and (o.ndim == 2 or (o.ndim == 3 and o.shape[-1] in (1, 3))):
-                return o
-        return None
-
     def _draw(self, obs: np.ndarray, learner: np.ndarray | None, human: bool) -> None:
-        img = self._image(obs)
-        if img is not None and self._placeholder:
-            self._layout(self._frame_size(obs))  # the first frame sets the window size
-        screen = self._screen
-        assert screen is not None and self._frame_rect is not None and self._fonts is not None
-        big, small = self._fonts
-        screen.fill((20, 20, 24))
-        x, y, fw, fh = self._frame_rect
-        if img is not None:
-            screen.blit(pygame.transform.scale(_surface(img), (fw, fh)), (x, y))
-        else:
-            self._draw_numbers(obs, x, y)
-        colour = _ORANGE if human else _GREEN
-        pygame.draw.rect(screen, colour, (x, y, fw, fh), 4)
-
         demo = learner is None
         who = "HUMAN" + (" (demonstrating)" if demo else "") if human else "LEARNER"
-        top = fh + 6
-        screen.blit(big.render(f"driving: {who}", True, colour), (10, top))
-        c = self.counts
-        status = f"{self._rate:4.1f} Hz / {self.fps:g}"
-        screen.blit(small.render(status, True, _GREY), (screen.get_width() - 110, top + 6))
-        fmt = self.controls.format
-        lines = [
-            f"learner proposes: {'-' if demo else fmt(learner)}",
-            f"human:  {fmt(self._human_action)}",
-        ]
-        lines.append(
-            f"episode {self.episode.index + 1}  step {len(self.episode) + 1}  labels {c.labels}"
-            f"  takeovers {c.interventions}  attention {c.attention_seconds:.1f} s"
-        )
+        c, fmt = self.counts, self.controls.format
         keys = [] if demo else [f"hold {self.takeover_key.upper()}: take over"]
         if self.toggle_key and not demo:
             keys.append(f"{self.toggle_key.upper()}: toggle")
         if self.pause_key:
             keys.append(f"{self.pause_key.upper()}: pause")
         keys.append(f"{'/'.join(k.upper() for k in sorted(self.quit_keys))}: quit")
-        lines += ["   ".join(keys), self.controls.describe()]
-        for i, text in enumerate(lines):
-            screen.blit(small.render(text, True, (230, 230, 230)), (10, top + 36 + 22 * i))
-        pygame.display.flip()
-
-    def _draw_numbers(self, obs: np.ndarray, x: int, y: int) -> None:
-        assert self._screen is not None and self._fonts is not None
-        small = self._fonts[1]
-        values = np.asarray(obs, np.float64).reshape(-1)[:48]
-        text = " ".join(f"{v:+.3f}" for v in values)
-        words, lines, cur = text.split(" "), [], ""
-        for w in words:
-            if len(cur) + len(w) > 70:
-                lines.append(cur)
-                cur = ""
-            cur = f"{cur} {w}".strip()
-        lines.append(cur)
-        self._screen.blit(small.render("observation:", True, _GREY), (x + 12, y + 12))
-        for i, line in enumerate(lines[:9]):
-            self._screen.blit(small.render(line, True, (230, 230, 230)), (x + 12, y + 36 + 22 * i))
-
-    def _draw_paused(self) -> None:
-        screen = self._screen
-        if screen is None or self._fonts is None:
-            return
-        big = self._fonts[0]
-        label = big.render(f"PAUSED - {str(self.pause_key).upper()} to resume", True, _ORANGE)
-        screen.fill((20, 20, 24), (0, screen.get_height() - 30, screen.get_width(), 30))
-        screen.blit(label, (10, screen.get_height() - 30))
-        pygame.display.flip()
+        lines = [
+            f"learner proposes: {'-' if demo else fmt(learner)}",
+            f"human:  {fmt(self._human_action)}",
+            f"episode {self.episode.index + 1}  step {len(self.episode) + 1}  labels {c.labels}"
+            f"  takeovers {c.interventions}  attention {c.attention_seconds:.1f} s",
+            "   ".join(keys),
+            self.controls.describe(),
+        ]
+        self.window.draw(
+            frame_of(self.frame, obs),
+            obs,
+            human=human,
+            heading=f"driving: {who}",
+            status=f"{self.clock.rate:4.1f} Hz / {self.fps:g}",
+            lines=lines,
+        )
 
 
-class _HumanView(gym.Wrapper):
-    """Hands the env's frames to the supervisor and truncates the episode when it quits."""
+def _registered(name: str | None) -> Task | None:
+    """The registered task called ``name``, or None (no name, or no such task)."""
+    if name is None:
+        return None
+    from protege import tasks
 
-    def __init__(self, env: gym.Env, supervisor: HumanSupervisor):
-        super().__init__(env)
-        self.supervisor = supervisor
-
-    def reset(self, **kwargs: Any) -> Any:
-        out = self.env.reset(**kwargs)
-        self.supervisor.set_frame(self._render())
-        return out
-
-    def step(self, action: Any) -> Any:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if self.supervisor.quit_requested and not (terminated or truncated):
-            truncated = True
-            info = {**info, "teleop_quit": True}
-        self.supervisor.set_frame(self._render())
-        return obs, reward, terminated, truncated, info
-
-    def close(self) -> None:
-        """Close the env but not the supervisor's window: gymnasium's pygame-drawn envs call
-        ``pygame.display.quit()`` and ``pygame.quit()`` in ``close()`` even when they only
-        rendered off-screen, and a run that makes an env per batch of episodes (DAgger) would
-        otherwise close and reopen the window, and forget the keys held, every batch."""
-        quit_display, quit_all = pygame.display.quit, pygame.quit
-        pygame.display.quit = pygame.quit = _no_op
-        try:
-            self.env.close()
-        finally:
-            pygame.display.quit, pygame.quit = quit_display, quit_all
-
-    def _render(self) -> Any:
-        return self.env.render() if self.env.render_mode == "rgb_array" else None
-
-
-def _no_op() -> None:
-    pass
-
-
-# ----------------------------------------------------------------------------- helpers
-def _key_name(name: str) -> str:
-    """pygame's canonical name for a key name ("Space" → "space"); ConfigError if unknown."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "pygame.init() has not been called": not needed
-            return str(pygame.key.name(pygame.key.key_code(name)))
-    except ValueError:
-        raise ConfigError(f"unknown key name {name!r} (use pygame's key names)") from None
-
-
-def _surface(img: np.ndarray) -> Any:
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    elif img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=2)
-    img = np.ascontiguousarray(img, np.uint8)
-    return pygame.image.frombuffer(img.tobytes(), (img.shape[1], img.shape[0]), "RGB")
+        return tasks.make(name)
+    except tasks.UnknownTaskError:
+        return None
 
 
 def _jsonable(a: Any) -> Any:
