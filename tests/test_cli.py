@@ -56,8 +56,10 @@ def test_train_writes_policy_and_train_json_with_flag_names_as_config_names(run_
     assert all("val_loss" in row for row in record["result"]["history"])
 
 
-def test_eval_prints_table_and_writes_json(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    out_json = run_dir / "eval.json"
+def test_eval_prints_table_and_writes_json(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out_json = tmp_path / "eval.json"  # not in run_dir: the module's tests share it
     # --task comes from the policy's config.json
     argv = ["eval", "--policy", str(run_dir / "policy"), "--json", str(out_json), *TOY]
     flags = "--episodes 2 --n-envs 2 --expert"
