@@ -2,8 +2,8 @@
 say which sub-env ran them, toy episodes for stores, and the kill-9 helpers.
 
 Import them as ``from fakes import PushLeft`` (pytest puts ``tests/`` on ``sys.path``, as for
-``store_fuzzing``). A fake used by one test file stays in that file; one used by two lives
-here, once.
+``store_fuzzing``). A fake one test file uses stays in that file; once a second file needs
+it, it moves here, never copied.
 """
 
 from __future__ import annotations

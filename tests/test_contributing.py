@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes import round_numbers, short_demo
+from fakes import CountingExpert, round_numbers, short_demo
 from protege import tasks
 from protege.algos import engine, registry
 from protege.cli import main
@@ -102,6 +102,7 @@ def test_the_example_method_runs_by_name_from_the_cli_and_from_python(
         settings(p=1.5)
 
     short_demo(CARTPOLE, tmp_path / "py" / "store", 60)
+    expert = CountingExpert(CARTPOLE.make_expert())
     result = registry.run_method(
         "coin-flip",
         CARTPOLE,
@@ -109,6 +110,7 @@ def test_the_example_method_runs_by_name_from_the_cli_and_from_python(
         CONFIG,
         settings(p=0.3),
         make_policy=engine.policy_factory(CARTPOLE, hidden_sizes=HIDDEN),
+        expert=expert,
     )
     rows = result.rows
     from_cli = [tuple(row[k] for k in ROW_KEYS) for row in cli_rows]
@@ -118,6 +120,7 @@ def test_the_example_method_runs_by_name_from_the_cli_and_from_python(
     demo, last = rows[0].labels, rows[-1]
     assert demo == 60 and last.expert_steps == 60
     assert demo < last.labels == last.expert_queries < last.expert_steps + last.learner_steps
+    assert expert.asked == last.labels - demo  # asked about the coin's heads, nothing else
     # The learner succeeds on cartpole rollouts where BC from the demonstration fails.
     bc_return = rows[0].mean_return
     assert bc_return < 250
