@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -240,23 +239,6 @@ protege.tasks.register(Task(
     success=lambda outcome: not outcome.terminated,
 ))
 """
-
-
-@pytest.fixture
-def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A registry and plugin state of its own for one test, as in a new process."""
-    from protege import tasks
-
-    tasks.names()  # the built-in tasks are in the copy
-    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
-    monkeypatch.setattr(tasks, "_FILE_PLUGINS", {})
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("PROTEGE_PLUGINS", raising=False)
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith(("my_", "_protege_plugin")):
-            del sys.modules[name]
 
 
 def _forget_plugins() -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,20 +47,6 @@ def test_the_example_in_contributing_md_is_the_file_the_tests_run() -> None:
     assert printed[0] == EXAMPLE.read_text()
 
 
-@pytest.fixture
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The method registry and plugin state of a new process, for one test."""
-    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
-    monkeypatch.setattr(tasks, "_FILE_PLUGINS", {})
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("PROTEGE_PLUGINS", raising=False)
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith(("coin_flip_dagger", "_protege_plugin")):
-            del sys.modules[name]
-
-
 def check_coin_flips(store_path: Path, p: float) -> None:
     """Round 0 is the expert's; in later rounds the learner drove every step and the expert
     labelled about p of them."""
@@ -76,7 +60,7 @@ def check_coin_flips(store_path: Path, p: float) -> None:
 
 
 def test_the_example_method_runs_by_name_from_the_cli_and_from_python(
-    fresh_registry: None, tmp_path: Path, capsys: pytest.CaptureFixture
+    fresh_plugins: None, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """test_dagger.py's toy run and thresholds: from a 60-step demonstration BC stays below
     250; two rounds of coin-flip labels (p = 0.3) lift the learner to at least 400 and twice
