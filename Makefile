@@ -43,8 +43,8 @@ test-all: setup system-deps
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs/examples
+	$(VENV)/bin/ruff format --check src tests benchmarks docs/examples
 	$(VENV)/bin/mypy
 
 clean:

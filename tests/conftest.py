@@ -1,4 +1,6 @@
 import os
+import sys
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -26,3 +28,25 @@ def both_paths(request, monkeypatch):
 
     monkeypatch.setattr(mlp, "FAST_PATHS", request.param)
     return request.param
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The task and method registries and the plugin state of a new process, for one test:
+    what the test's plugins register is gone after it, and so are the plugins' modules
+    (those imported from a file, and any named ``my_*``)."""
+    from protege import tasks
+    from protege.algos import registry
+
+    tasks.names()  # the built-in tasks are in the copy
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
+    monkeypatch.setattr(tasks, "_FILE_PLUGINS", {})
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delenv("PROTEGE_PLUGINS", raising=False)
+    before = set(sys.modules)
+    yield
+    from_files = {m.__name__ for m in tasks._FILE_PLUGINS.values()}
+    for name in set(sys.modules) - before:
+        if name.startswith(("my_", "_protege_plugin")) or name in from_files:
+            del sys.modules[name]

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,8 +55,10 @@ def test_train_writes_policy_and_train_json_with_flag_names_as_config_names(run_
     assert all("val_loss" in row for row in record["result"]["history"])
 
 
-def test_eval_prints_table_and_writes_json(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    out_json = run_dir / "eval.json"
+def test_eval_prints_table_and_writes_json(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out_json = tmp_path / "eval.json"  # not in run_dir: the module's tests share it
     # --task comes from the policy's config.json
     argv = ["eval", "--policy", str(run_dir / "policy"), "--json", str(out_json), *TOY]
     flags = "--episodes 2 --n-envs 2 --expert"
@@ -238,23 +239,6 @@ protege.tasks.register(Task(
     success=lambda outcome: not outcome.terminated,
 ))
 """
-
-
-@pytest.fixture
-def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A registry and plugin state of its own for one test, as in a new process."""
-    from protege import tasks
-
-    tasks.names()  # the built-in tasks are in the copy
-    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
-    monkeypatch.setattr(tasks, "_FILE_PLUGINS", {})
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("PROTEGE_PLUGINS", raising=False)
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith(("my_", "_protege_plugin")):
-            del sys.modules[name]
 
 
 def _forget_plugins() -> None:

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import round_numbers
 from protege.algos import dagger, engine
 from protege.algos.bc import BCConfig
-from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.data.store import Store
 from protege.policies import Policy
@@ -140,26 +140,6 @@ def run_dagger(path: Path, config: DAggerConfig, resume: bool = False) -> Any:
     )
 
 
-def numbers(result: DAggerResult) -> list[tuple]:
-    """Every per-round figure a seeded run must reproduce (not the wall times)."""
-    return [
-        (
-            r.round,
-            r.beta,
-            r.episodes,
-            r.labels,
-            r.expert_steps,
-            r.learner_steps,
-            r.interventions,
-            r.expert_queries,
-            r.mean_return,
-            r.std_return,
-            r.success_rate,
-        )
-        for r in result.rows
-    ]
-
-
 def episodes_by_key(path: Path) -> dict[tuple[int, int], dict[str, np.ndarray]]:
     """Every stored episode by (round, index within the round), with all its arrays."""
     store = Store.open(path)
@@ -188,7 +168,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, config: Any) -> dict
         result = run_dagger(path, config)
     finally:
         torch.set_num_threads(before)
-    return {"config": config, "numbers": numbers(result), "episodes": episodes_by_key(path)}
+    return {"config": config, "numbers": round_numbers(result), "episodes": episodes_by_key(path)}
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +208,7 @@ def check_resume(path: Path, ref: dict[str, Any]) -> None:
     """Resuming reaches the uninterrupted run's numbers and stores the same episodes."""
     config = ref["config"]
     result = run_dagger(path, config, resume=True)
-    assert numbers(result) == ref["numbers"]
+    assert round_numbers(result) == ref["numbers"]
     got = episodes_by_key(path)
     assert sorted(got) == sorted(ref["episodes"])
     for key, arrays in got.items():
@@ -242,7 +222,7 @@ def check_resume(path: Path, ref: dict[str, Any]) -> None:
     assert sorted(stored_rounds(rows_file)) == list(range(config.rounds + 1))
     # A finished run resumes to itself without new work: no round is evaluated again.
     before = rows_file.read_bytes()
-    assert numbers(run_dagger(path, config, resume=True)) == ref["numbers"]
+    assert round_numbers(run_dagger(path, config, resume=True)) == ref["numbers"]
     assert rows_file.read_bytes() == before
 
 

@@ -7,25 +7,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from fakes import kill_when_stalled, round_numbers, short_demo
 from protege.algos import dagger, dart, engine, ensemble_dagger, hg_dagger, registry, thrifty
 from protege.algos.bc import BCConfig
-from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
-from protege.rollout.gates import Decision, ExpertGate, Gate, StepView
+from protege.rollout.gates import Decision, Gate, StepView
 from protege.rollout.loop import count_interventions, rollout
 from protege.rollout.observers import KeepEpisodes
 from protege.tasks import make
@@ -49,35 +47,8 @@ def config(**kw: object) -> DAggerConfig:
     return DAggerConfig(**base)
 
 
-def short_demo(path: Path, steps: int) -> None:
-    """One expert demonstration cut after ``steps`` steps: too little for BC."""
-    env = CARTPOLE.make_vec_env(1)
-    r = rollout(
-        env,
-        1,
-        gate=ExpertGate(),
-        seed=123,
-        expert=CARTPOLE.make_expert(),
-        observers=[KeepEpisodes()],
-    )
-    ep = r.episodes[0]
-    cut = dataclasses.replace(
-        ep,
-        obs=ep.obs[: steps + 1],
-        actions=ep.actions[:steps],
-        rewards=ep.rewards[:steps],
-        executed=ep.executed[:steps],
-        actor=ep.actor[:steps],
-        labeled=ep.labeled[:steps],
-        terminated=False,
-        truncated=True,
-    )
-    with Store.create(path, *CARTPOLE.spaces, task="cartpole") as store:
-        store.append(cut)
-
-
 def test_dagger_improves_where_bc_from_few_demos_fails(tmp_path: Path) -> None:
-    short_demo(tmp_path / "store", 60)
+    short_demo(CARTPOLE, tmp_path / "store", 60)
     res = dagger.run(
         CARTPOLE,
         tmp_path / "store",
@@ -406,17 +377,8 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
         ref = dagger.run(
             CARTPOLE, tmp_path / "ref", cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL)
         )
-        deadline = time.time() + 300
-        while not marker.exists():
-            assert proc.poll() is None, "the child ended before reaching round 2"
-            assert time.time() < deadline
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+        kill_when_stalled(proc, marker)
 
     index = Store.open(killed).index  # the store opens after the kill
     in_round_2 = [e for e in index if e.round == 2]
@@ -428,30 +390,14 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     )
     check_store(killed, 3, 4, 1)
 
-    def numbers(r: DAggerResult) -> list[tuple]:
-        return [
-            (
-                x.round,
-                x.labels,
-                x.expert_steps,
-                x.learner_steps,
-                x.interventions,
-                x.expert_queries,
-                x.mean_return,
-                x.std_return,
-                x.success_rate,
-            )
-            for x in r.rows
-        ]
-
-    assert numbers(res) == numbers(ref)
+    assert round_numbers(res) == round_numbers(ref)
     a, b = Store.open(killed).transitions(), Store.open(tmp_path / "ref").transitions()
     assert len(a) == len(b) and a.n_labels == b.n_labels
 
     again = dagger.run(
         CARTPOLE, killed, cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL), resume=True
     )  # a finished run resumes to itself without new work
-    assert numbers(again) == numbers(ref)
+    assert round_numbers(again) == round_numbers(ref)
     assert len(Store.open(killed)) == len(Store.open(tmp_path / "ref"))
 
 

@@ -2,16 +2,15 @@
 
 from collections import Counter
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
 import protege
+from fakes import TAGGED, TAGGED_SEED
 from protege.data.store import Store
 from protege.experts import CallableExpert, ExpertActor
 from protege.policies import Policy, PolicyConfig
 from protege.rollout import evaluate, evaluate_expert
-from protege.tasks import Task
 
 
 def test_the_expert_never_disagrees_with_itself():
@@ -54,40 +53,6 @@ def test_expert_reference_level():
     assert ev.summary()["who"] == "expert"
 
 
-class _Tagged(gym.Env):
-    """Sub-env i (the one first reset with seed ``SEED + i``) plays episodes of i + 1 steps,
-    so an episode's length says which sub-env ran it. The short episodes of sub-env 0 end
-    far sooner than sub-env 3's: taking episodes in order of completion would crowd the
-    long ones out."""
-
-    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def __init__(self, render_mode=None):
-        self.tag = -1
-        self.t = 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.tag = seed - SEED
-        self.t = 0
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.zeros(1, np.float32), 1.0, self.t > self.tag, False, {}
-
-
-SEED = 40
-TAGGED = Task(
-    name="tagged",
-    env_id=_Tagged,
-    expert_factory=lambda: CallableExpert(lambda obs: np.zeros(len(obs), np.int64)),
-    horizon=10,
-)
-
-
 @pytest.mark.parametrize(("episodes", "n_envs"), [(7, 3), (10, 4), (3, 4), (4, 4)])
 def test_sub_env_i_runs_its_share_of_the_episodes(tmp_path, episodes, n_envs):
     """Sub-env i runs (episodes + i) // n_envs episodes: evaluation, the expert's reference
@@ -95,9 +60,9 @@ def test_sub_env_i_runs_its_share_of_the_episodes(tmp_path, episodes, n_envs):
     used = min(n_envs, episodes)  # no more sub-envs than episodes
     want = {i + 1: (episodes + i) // used for i in range(used)}
     learner = ExpertActor(TAGGED.make_expert())
-    ev = evaluate(learner, TAGGED, episodes=episodes, n_envs=n_envs, seed=SEED)
-    ref = evaluate_expert(TAGGED, episodes=episodes, n_envs=n_envs, seed=SEED)
-    protege.collect(TAGGED, tmp_path / "s", episodes=episodes, n_envs=n_envs, seed=SEED)
+    ev = evaluate(learner, TAGGED, episodes=episodes, n_envs=n_envs, seed=TAGGED_SEED)
+    ref = evaluate_expert(TAGGED, episodes=episodes, n_envs=n_envs, seed=TAGGED_SEED)
+    protege.collect(TAGGED, tmp_path / "s", episodes=episodes, n_envs=n_envs, seed=TAGGED_SEED)
     stored = [e.length for e in Store.open(tmp_path / "s").index]
     for lengths in (ev.lengths.tolist(), ref.lengths.tolist(), stored):
         assert dict(Counter(lengths)) == want

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import CountingExpert, PushLeft
 from protege.algos import engine
 from protege.algos.bc import BCConfig
 from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
@@ -40,31 +41,6 @@ from protege.tasks import make
 from protege.tasks.base import Task
 
 CARTPOLE = make("cartpole")
-
-
-class CountingExpert:
-    """The task's expert, counting every observation it is asked about."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.asked = 0
-
-    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
-        self.asked += len(obs)
-        return self.inner.act(obs, infos)
-
-    def begin_run(self, seed: int | None = None) -> None:
-        pass
-
-
-class PushLeft:
-    """A learner that always pushes the cart left: it leaves the safe set within steps."""
-
-    def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
-        return np.zeros(len(obs), np.int64)
-
-    def episodes_started(self, mask: np.ndarray | None = None) -> None:
-        pass
 
 
 def run_gate(gate: Any, learner: Any = None, episodes: int = 4, n_envs: int = 2, task=CARTPOLE):

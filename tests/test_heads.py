@@ -7,6 +7,7 @@ conditioned on a constant feature vector: a head that averages puts its samples 
 
 from __future__ import annotations
 
+import copy
 from typing import Any, cast
 
 import numpy as np
@@ -17,12 +18,11 @@ from protege.policies import HEADS, Policy, PolicyConfig
 from protege.policies.heads.base import Head, LinearHead
 from protege.policies.heads.binned import BinnedAutoregressiveHead
 from protege.policies.heads.diffusion import (
-    DiffusionHead,
     cosine_alphas_cumprod,
     ddim_timesteps,
     forward_fill_padded,
 )
-from protege.policies.heads.flow import FlowHead, integrate
+from protege.policies.heads.flow import integrate
 from protege.policies.heads.mog import MixtureOfGaussiansHead
 
 EXPRESSIVE = ["mog", "binned", "diffusion", "flow"]
@@ -86,6 +86,16 @@ def fitted() -> dict[str, Head]:
     }
 
 
+def configured(head: Head, **settings: Any) -> Any:
+    """A copy of a fitted head with sampler ``settings`` changed (``num_steps=1``): the
+    module's fitted heads are shared by its tests, so none may change them."""
+    head = copy.deepcopy(head)
+    for name, value in settings.items():
+        assert hasattr(head, name), name
+        setattr(head, name, value)
+    return head
+
+
 # -- statistical fits -------------------------------------------------------------------------
 
 
@@ -115,8 +125,7 @@ def test_binned_mode_is_greedy_bin_centre(fitted: dict[str, Head]) -> None:
 
 @pytest.mark.parametrize("steps", [10, 100])
 def test_diffusion_ddim_recovers_both_modes(fitted: dict[str, Head], steps: int) -> None:
-    head = cast(DiffusionHead, fitted["diffusion"])
-    head.num_inference_steps = steps
+    head = configured(fitted["diffusion"], num_inference_steps=steps)
     assert_recovers_modes(head)
 
 
@@ -124,16 +133,14 @@ def test_diffusion_ddim_recovers_both_modes(fitted: dict[str, Head], steps: int)
 def test_flow_few_steps_recover_both_modes(
     fitted: dict[str, Head], integrator: str, steps: int
 ) -> None:
-    head = cast(FlowHead, fitted["flow"])
-    head.integrator, head.num_steps = integrator, steps
+    head = configured(fitted["flow"], integrator=integrator, num_steps=steps)
     assert_recovers_modes(head)
 
 
 def test_one_euler_step_returns_the_mean(fitted: dict[str, Head]) -> None:
     """x_0 = x_1 − v(x_1, 1) and at t = 1 the optimal v is x_1 − E[x_0]: one step gives the mean
     for every noise draw — the L2 answer a flow head with too few steps falls back to."""
-    head = cast(FlowHead, fitted["flow"])
-    head.integrator, head.num_steps = "euler", 1
+    head = configured(fitted["flow"], integrator="euler", num_steps=1)
     with torch.no_grad():
         x = head.sample(torch.ones(2000, 4), torch.Generator().manual_seed(2)).flatten()
     assert abs(float(x.mean()) - TRUE_MEAN) < 0.05

@@ -1,12 +1,7 @@
 """Learning from pixels: the cnn encoder, frame history, random shift, compressed image stores."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 import zlib
 
 import gymnasium as gym
@@ -15,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fakes import kill_after_appends
 from protege.algos import bc
 from protege.algos.rounds import reorder_episodes
 from protege.data import frames as frames_mod
@@ -273,17 +269,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 def test_kill_9_while_appending_frames_loses_at_most_the_episode_in_flight(tmp_path):
     path = tmp_path / "s"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    committed = 0
-    deadline = time.time() + 60
-    while committed < 10 and time.time() < deadline:
-        committed = int(proc.stdout.readline())
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert committed >= 10
+    committed = kill_after_appends(KILL_SCRIPT, path, at_least=10)
     store = Store.open(path)
     assert committed <= len(store) <= committed + 1
     data = store.transitions()  # CRC-checked

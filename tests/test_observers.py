@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from fakes import TAGGED, TAGGED_SEED
 from protege.data.episode import Episode
 from protege.data.store import Store
 from protege.errors import ConfigError
@@ -25,43 +26,7 @@ from protege.rollout.observers import (
     StoreEpisodes,
     Success,
 )
-from protege.tasks.base import EpisodeOutcome, Task
-
-SEED = 40
-
-
-class _Tagged(gym.Env):
-    """Sub-env i (first reset with seed ``SEED + i``) plays episodes of i + 1 steps, and its
-    observations say which sub-env and step they come from."""
-
-    observation_space = gym.spaces.Box(-100.0, 100.0, (2,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def __init__(self, render_mode: Any = None):
-        self.tag = -1
-        self.t = 0
-
-    def _obs(self) -> np.ndarray:
-        return np.array([self.tag, self.t], np.float32)
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.tag = seed - SEED
-        self.t = 0
-        return self._obs(), {}
-
-    def step(self, action: Any) -> Any:
-        self.t += 1
-        return self._obs(), 1.0, self.t > self.tag, False, {"tag": self.tag}
-
-
-TAGGED = Task(
-    name="tagged",
-    env_id=_Tagged,
-    expert_factory=lambda: CallableExpert(lambda obs: np.ones(len(obs), np.int64)),
-    horizon=10,
-)
+from protege.tasks.base import EpisodeOutcome
 
 
 class Log(Observer):
@@ -101,7 +66,7 @@ class LogGate(Gate):
 def run(observers: list[Observer], gate: Gate, episodes: int = 7, n_envs: int = 3, **kw: Any):
     env = TAGGED.make_vec_env(n_envs)
     try:
-        return rollout(env, episodes, gate=gate, seed=SEED, observers=observers, **kw)
+        return rollout(env, episodes, gate=gate, seed=TAGGED_SEED, observers=observers, **kw)
     finally:
         env.close()
 
@@ -109,7 +74,7 @@ def run(observers: list[Observer], gate: Gate, episodes: int = 7, n_envs: int = 
 def test_observers_hear_each_counted_episode_from_start_to_end_with_its_sub_env() -> None:
     calls: list[tuple] = []
     result = run([Log(calls)], LogGate(calls), expert=TAGGED.make_expert())
-    assert calls[0] == ("rollout", 3, 7, SEED) and calls[-1] == ("done", 7)
+    assert calls[0] == ("rollout", 3, 7, TAGGED_SEED) and calls[-1] == ("done", 7)
     assert result.lengths == [c[2] for c in calls if c[0] == "end"]  # order of completion
     # Sub-env i runs (7 + i) // 3 episodes of i + 1 steps, told begin ... end each time.
     ends = Counter(c[1] for c in calls if c[0] == "end")
@@ -174,7 +139,7 @@ def test_recorded_episodes_go_to_the_store_the_list_and_a_sink_alike(tmp_path) -
     assert len(r.episodes) == len(stored) == len(sunk) == len(kept.episodes) == 7
     for ep, back, (i, other) in zip(r.episodes, stored, sunk, strict=True):
         assert len(ep) == i + 1 and ep.round == back.round == 2 and other.round == 0
-        assert ep.seed == back.seed == other.seed == SEED
+        assert ep.seed == back.seed == other.seed == TAGGED_SEED
         np.testing.assert_array_equal(ep.obs, back.obs)
         np.testing.assert_array_equal(ep.obs, other.obs)
         np.testing.assert_array_equal(ep.obs[:, 0], i)  # every observation from sub-env i

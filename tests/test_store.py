@@ -16,29 +16,11 @@ import numpy as np
 import pytest
 
 import protege
+from fakes import ACT, BOX_ACT, OBS, kill_after_appends, make_episode
 from protege.data.episode import LEARNER, Episode
 from protege.data.store import FIELDS, Store
 from protege.errors import DataError
 from protege.rollout.collect import collect
-
-OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
-ACT = gym.spaces.Discrete(4)
-BOX_ACT = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-
-
-def make_episode(t=5, seed=0, act_space=ACT, **kw):
-    rng = np.random.default_rng(seed)
-    if isinstance(act_space, gym.spaces.Discrete):
-        actions = rng.integers(0, act_space.n, t)
-    else:
-        actions = rng.uniform(-1, 1, (t, *act_space.shape)).astype(np.float32)
-    return Episode(
-        obs=rng.normal(size=(t + 1, 3)).astype(np.float32),
-        actions=actions,
-        rewards=rng.normal(size=t).astype(np.float32),
-        terminated=True,
-        **kw,
-    )
 
 
 def test_round_trip_keeps_every_field(tmp_path):
@@ -136,17 +118,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 def test_kill_9_during_collection_loses_at_most_the_episode_in_flight(tmp_path):
     path = tmp_path / "s"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    committed = 0
-    deadline = time.time() + 60
-    while committed < 20 and time.time() < deadline:
-        committed = int(proc.stdout.readline())
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert committed >= 20
+    committed = kill_after_appends(KILL_SCRIPT, path, at_least=20)
     store = Store.open(path)
     # Every episode reported as appended is there, plus at most the one that was being written.
     assert committed <= len(store) <= committed + 1

@@ -13,13 +13,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from fakes import ACT, OBS, make_episode
 from protege.cli import main
 from protege.data.episode import Episode
 from protege.data.records import FIELDS, EpisodeRecord
 from protege.data.repair import check_store, repair
 from protege.data.store import Store
 from protege.errors import DataError
-from test_store import ACT, OBS, make_episode
 
 SMALL = gym.spaces.Box(0, 255, (12, 12, 3), np.uint8)
 BOX = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)

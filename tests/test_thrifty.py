@@ -7,12 +7,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import PushLeft, kill_when_stalled
 from protege.algos import engine, rounds, thrifty
 from protege.algos.bc import BCConfig
 from protege.algos.ensemble_dagger import PolicyEnsemble
@@ -129,16 +127,6 @@ def test_learned_q_ranks_states_that_lead_to_success_above_those_that_fail() -> 
     right = critic.success(test.obs[decisive], np.ones(decisive.sum(), np.int64))
     left = critic.success(test.obs[decisive], np.zeros(decisive.sum(), np.int64))
     assert decisive.sum() > 100 and (right > left).mean() > 0.95
-
-
-class PushLeft:
-    """A learner that always pushes the cart left: the pole falls within steps."""
-
-    def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
-        return np.zeros(len(obs), np.int64)
-
-    def episodes_started(self, mask: np.ndarray | None = None) -> None:
-        pass
 
 
 def test_episode_success_from_return_and_length(tmp_path: Path) -> None:
@@ -330,21 +318,6 @@ def start_child(tmp_path: Path, store: Path, cfg: DAggerConfig, tc: dict[str, An
             json.dumps(tc),
         ]
     ), marker
-
-
-def kill_when_stalled(proc: Any, marker: Path) -> None:
-    deadline = time.time() + 300
-    try:
-        while not marker.exists():
-            assert proc.poll() is None, "the child ended before stalling in round 2"
-            assert time.time() < deadline
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("calibrate_every", [1, 2])

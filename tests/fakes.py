@@ -1,0 +1,218 @@
+"""Stand-ins the tests share: a counting expert, a scripted learner, a tiny env whose episodes
+say which sub-env ran them, toy episodes for stores, and the kill-9 helpers.
+
+Import them as ``from fakes import PushLeft`` (pytest puts ``tests/`` on ``sys.path``, as for
+``store_fuzzing``). A fake one test file uses stays in that file; once a second file needs
+it, it moves here, never copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from protege.algos.results import DAggerResult
+from protege.data.episode import Episode
+from protege.data.store import Store
+from protege.experts.adapters import CallableExpert
+from protege.rollout.gates import ExpertGate
+from protege.rollout.loop import rollout
+from protege.rollout.observers import KeepEpisodes
+from protege.tasks.base import Task
+
+
+# ------------------------------------------------------------------- experts and learners
+class CountingExpert:
+    """Wraps an expert and counts every observation it is asked about, independently of the
+    rollout loop's own counters."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.asked = 0
+
+    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        self.asked += len(obs)
+        return self.inner.act(obs, infos)
+
+    def begin_run(self, seed: int | None = None) -> None:
+        pass
+
+
+class PushLeft:
+    """A CartPole learner that always pushes the cart left: the pole falls (and the cart
+    leaves any safe set) within steps."""
+
+    def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> Any:
+        return np.zeros(len(obs), np.int64)
+
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- a tiny env
+TAGGED_SEED = 40
+"""Seed of the rollouts over :data:`TAGGED`: sub-env i is first reset with seed
+``TAGGED_SEED + i``."""
+
+
+class TaggedEnv(gym.Env):
+    """Sub-env i (first reset with seed ``TAGGED_SEED + i``) plays episodes of i + 1 steps,
+    and its observations ``[i, t]`` say which sub-env and step they come from. The short
+    episodes of sub-env 0 end far sooner than sub-env 3's: taking episodes in order of
+    completion would crowd the long ones out."""
+
+    observation_space = gym.spaces.Box(-100.0, 100.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode: Any = None):
+        self.tag = -1
+        self.t = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.tag, self.t], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.tag = seed - TAGGED_SEED
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: Any) -> Any:
+        self.t += 1
+        return self._obs(), 1.0, self.t > self.tag, False, {"tag": self.tag}
+
+
+TAGGED = Task(
+    name="tagged",
+    env_id=TaggedEnv,
+    expert_factory=lambda: CallableExpert(lambda obs: np.ones(len(obs), np.int64)),
+    horizon=10,
+)
+"""A task over :class:`TaggedEnv` whose expert always answers 1 (not registered)."""
+
+
+# ---------------------------------------------------------------------- toy store episodes
+OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+"""Observation space of :func:`make_episode`'s episodes."""
+ACT = gym.spaces.Discrete(4)
+"""Default action space of :func:`make_episode`."""
+BOX_ACT = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+
+def make_episode(t: int = 5, seed: int = 0, act_space: gym.Space = ACT, **kw: Any) -> Episode:
+    """A terminated episode of ``t`` steps of seeded noise in :data:`OBS` × ``act_space``;
+    ``kw`` go to :class:`Episode` (``round=2``, ``seed=...``)."""
+    rng = np.random.default_rng(seed)
+    if isinstance(act_space, gym.spaces.Discrete):
+        actions = rng.integers(0, act_space.n, t)
+    else:
+        actions = rng.uniform(-1, 1, (t, *(act_space.shape or ()))).astype(np.float32)
+    return Episode(
+        obs=rng.normal(size=(t + 1, 3)).astype(np.float32),
+        actions=actions,
+        rewards=rng.normal(size=t).astype(np.float32),
+        terminated=True,
+        **kw,
+    )
+
+
+# ------------------------------------------------------------------------ interactive runs
+def short_demo(task: Task, path: Path, steps: int, seed: int = 123) -> None:
+    """Create the store ``path`` holding one expert demonstration of ``task`` cut after
+    ``steps`` steps (60 CartPole steps are too few for BC: its return stays below 250)."""
+    env = task.make_vec_env(1)
+    try:
+        r = rollout(
+            env,
+            1,
+            gate=ExpertGate(),
+            seed=seed,
+            expert=task.make_expert(),
+            observers=[KeepEpisodes()],
+        )
+    finally:
+        env.close()
+    ep = r.episodes[0]
+    cut = dataclasses.replace(
+        ep,
+        obs=ep.obs[: steps + 1],
+        actions=ep.actions[:steps],
+        rewards=ep.rewards[:steps],
+        executed=ep.executed[:steps],
+        actor=ep.actor[:steps],
+        labeled=ep.labeled[:steps],
+        terminated=False,
+        truncated=True,
+    )
+    with Store.create(path, *task.spaces, task=task.name) as store:
+        store.append(cut)
+
+
+def round_numbers(result: DAggerResult) -> list[tuple]:
+    """Every per-round figure a seeded interactive run must reproduce (not the wall times)."""
+    return [
+        (
+            r.round,
+            r.beta,
+            r.episodes,
+            r.labels,
+            r.expert_steps,
+            r.learner_steps,
+            r.interventions,
+            r.expert_queries,
+            r.mean_return,
+            r.std_return,
+            r.success_rate,
+        )
+        for r in result.rows
+    ]
+
+
+# ------------------------------------------------------------------------------- kill -9
+def kill_after_appends(script: str, path: Path, at_least: int, timeout: float = 60) -> int:
+    """Run ``script`` (``python -c``; it appends episodes to the store at ``argv[1]`` and
+    prints how many it has committed after each) and ``kill -9`` it once it has printed
+    ``at_least``. Returns the last count it printed: those episodes must have survived."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    committed = 0
+    deadline = time.time() + timeout
+    try:
+        while committed < at_least and time.time() < deadline:
+            committed = int(proc.stdout.readline())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert committed >= at_least
+    return committed
+
+
+def kill_when_stalled(proc: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
+    """``kill -9`` the child ``proc`` once it has written ``marker`` (where it stalls on
+    purpose, mid-run); fails if it ends first or takes longer than ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    try:
+        while not marker.exists():
+            assert proc.poll() is None, f"the child ended before stalling ({marker.name})"
+            assert time.time() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
