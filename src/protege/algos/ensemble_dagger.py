@@ -12,7 +12,7 @@ it stores far fewer *labels*; set ``discrepancy_threshold=None`` to gate on vari
 resamples of the episodes (and from different seeds).
 
 Example:
-    >>> result = ensemble_engine.run(task, store_path, DAggerConfig(rounds=6),
+    >>> result = ensemble_dagger.run(task, store_path, DAggerConfig(rounds=6),
     ...                              EnsembleConfig(variance_threshold=0.05))
 """
 
@@ -31,15 +31,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from protege.algos import bc, engine, rounds
+from protege.algos import bc, engine, rounds, stacked_bc
 from protege.algos.engine import MethodSpec, RoundContext
 from protege.algos.results import DAggerResult
 from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import EnsembleConfig
 from protege.data.store import Transitions
-from protege.errors import CheckpointError, ConfigError
+from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.policy import Policy
+from protege.policies.stacked import PolicyPlan, stackable
 from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import EnsembleGate
 from protege.tasks.base import Task
@@ -68,6 +69,8 @@ class PolicyEnsemble:
         self.discrete = members[0].config.discrete
         self._cache_obs: np.ndarray | None = None
         self._cache: np.ndarray | None = None
+        self._stackable = stackable(self.members)
+        self._stacked: PolicyPlan | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -75,9 +78,46 @@ class PolicyEnsemble:
     @torch.inference_mode()
     def member_outputs(self, obs: np.ndarray) -> np.ndarray:
         """(K, N, A) actions in env units, or (K, N, n_actions) probabilities if discrete.
-        The last call is cached (the loop and the gate look at the same observations)."""
+        The last call is cached (the loop and the gate look at the same observations).
+        Members that :func:`~protege.policies.stacked.stackable` says stack (MLPs with a
+        ``mse``, ``categorical`` or ``gaussian`` head, one config) answer in one batched
+        pass; others one after another."""
         if self._cache_obs is obs and self._cache is not None:
             return self._cache
+        plan = self._plan()
+        out = self._stacked_outputs(obs, plan) if plan is not None else self._member_loop(obs)
+        self._cache_obs, self._cache = obs, out
+        return out
+
+    def _plan(self) -> PolicyPlan | None:
+        """The members' stacked plan (None if they do not stack), rebuilt when any member's
+        weights or statistics changed. Each member's arithmetic is that of the loop below:
+        probabilities from ``head.linear(features)``, actions from ``predict_chunk``."""
+        if not self._stackable:
+            return None
+        if self._stacked is None or not self._stacked.current():
+            self._stacked = PolicyPlan(self.members, folded=not self.discrete)
+        return self._stacked
+
+    def _stacked_outputs(self, obs: np.ndarray, plan: PolicyPlan) -> np.ndarray:
+        first = self.members[0]
+        obs_t = torch.from_numpy(np.ascontiguousarray(obs))
+        if tuple(obs_t.shape[1:]) != first.config.obs_shape:
+            raise DataError(
+                f"policy expects observations of shape {first.config.obs_shape}, "
+                f"got {tuple(obs_t.shape[1:])}"
+            )
+        out_KND = plan(obs_t)
+        k, n = out_KND.shape[:2]
+        if self.discrete:
+            return F.softmax(out_KND, dim=-1).numpy().astype(np.float64)
+        acts = first.head.output_mode(out_KND.reshape(k * n, -1)).reshape(k, n, -1)
+        out = (acts * plan.act_scale + plan.act_offset).numpy()
+        if first._low.size:
+            out = np.clip(out, first._low, first._high)
+        return out.astype(np.float64)
+
+    def _member_loop(self, obs: np.ndarray) -> np.ndarray:
         obs_t = torch.as_tensor(np.asarray(obs))
         outs = []
         for m in self.members:
@@ -87,8 +127,7 @@ class PolicyEnsemble:
                 outs.append(F.softmax(logits, dim=-1).numpy())
             else:
                 outs.append(m.predict_chunk(obs)[:, 0])
-        self._cache_obs, self._cache = obs, np.stack(outs).astype(np.float64)
-        return self._cache
+        return np.stack(outs).astype(np.float64)
 
     def act(
         self,
@@ -161,7 +200,10 @@ class EnsembleTrainer:
     retrain: str = "scratch"
 
     def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> PolicyEnsemble:
-        out = []
+        """Member k: seed ``derive_seed(seed, k)``, its own bootstrap resample, its own BC
+        run; members that stack train as one network (:mod:`protege.algos.stacked_bc`),
+        others one after another."""
+        policies, subsets, configs = [], [], []
         for k in range(self.members):
             s = rounds.derive_seed(seed, k)
             sub = bootstrap_episodes(data, np.random.default_rng(s)) if self.bootstrap else data
@@ -172,9 +214,15 @@ class EnsembleTrainer:
                 torch.manual_seed(s)
                 policy = self.make_policy()
                 cfg = dataclasses.replace(self.bc, seed=s)
-            bc.fit(policy, sub, cfg)
-            out.append(policy)
-        return PolicyEnsemble(out)
+            policies.append(policy)
+            subsets.append(sub)
+            configs.append(cfg)
+        if stacked_bc.applies(policies, subsets, configs):
+            stacked_bc.fit(policies, subsets, configs)
+        else:
+            for policy, sub, cfg in zip(policies, subsets, configs, strict=True):
+                bc.fit(policy, sub, cfg)
+        return PolicyEnsemble(policies)
 
     def save(self, learner: Any, path: Path) -> None:
         learner.save(path)

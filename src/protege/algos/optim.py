@@ -131,3 +131,47 @@ class TorchAdamW:
         """Drop the gradients (as :meth:`FlatAdamW.release` does)."""
         for p in self.params:
             p.grad = None
+
+
+class RowsAdamW:
+    """AdamW over given flat tensors, each updated as its own :class:`FlatAdamW` would be
+    (one fused kernel call for all of them; each tensor's elements take the kernel's vector
+    or scalar path as they would alone). For the rows of a
+    :class:`~protege.policies.stacked.StackedMLP`: K members, each its own optimizer."""
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        lr: float,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        if not params or len(params) != len(grads):
+            raise ValueError("one gradient per parameter tensor expected")
+        self.params, self.grads = params, grads
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.step_count = torch.zeros((), dtype=torch.float32)
+
+    def step(self, lr: float | None = None) -> None:
+        self.step_count.add_(1)
+        torch._fused_adamw_(
+            self.params,
+            self.grads,
+            self.exp_avg,
+            self.exp_avg_sq,
+            [],
+            [self.step_count] * len(self.params),
+            amsgrad=False,
+            lr=self.lr if lr is None else lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )

@@ -57,10 +57,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from protege.algos import engine, rounds
+from protege.algos import engine, rounds, success_td
 from protege.algos.engine import MethodSpec, RoundContext
 from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
-from protege.algos.optim import FlatAdamW
 from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import ThriftyConfig
@@ -99,6 +98,7 @@ class SuccessQ(nn.Module):
         self.q2 = nn.Sequential(mlp(in_dim, hidden), nn.Linear(hidden[-1], out))
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
+        self._plan: success_td.TwinPlan | None = None
 
     def set_normalization(self, obs: np.ndarray) -> None:
         obs64 = np.asarray(obs, np.float64).reshape(len(obs), -1)
@@ -119,8 +119,11 @@ class SuccessQ(nn.Module):
 
     @torch.inference_mode()
     def success(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        q1, q2 = self.both(torch.as_tensor(np.asarray(obs)), torch.as_tensor(np.asarray(actions)))
-        return torch.minimum(q1, q2).numpy().astype(np.float64)
+        """(N,) the min of the twins' Q at (obs, actions), both twins in one stacked pass."""
+        if self._plan is None or not self._plan.current():
+            self._plan = success_td.TwinPlan(self)
+        q = self._plan(self, torch.as_tensor(np.asarray(obs)), torch.as_tensor(np.asarray(actions)))
+        return torch.minimum(q[0], q[1]).numpy().astype(np.float64)
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -143,7 +146,8 @@ def fit_success_q(
 
     Reward 1 at the last step of an episode whose ``success[e]`` is true, 0 elsewhere; every
     episode end is terminal. Target r + γ(1−d)·min(Q1', Q2')(s', π_r(s')) with Polyak-averaged
-    target nets (updated every 2 steps), batches holding ≥ ``pos_fraction`` successes.
+    target nets (updated every 2 steps), batches holding ≥ ``pos_fraction`` successes. The
+    twins train as one stacked network (:mod:`protege.algos.success_td`).
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -151,27 +155,9 @@ def fit_success_q(
     batch = _td_tensors(data, success, next_action)
     pos = torch.as_tensor(np.flatnonzero(batch["reward"].numpy() > 0))
     n_pos = round(config.pos_fraction * config.q_batch) if len(pos) else 0
-    target = _copy_module(critic)
-    # protege's flat AdamW (weight decay 0: Adam); torch.optim would import torch._dynamo,
-    # seconds of start-up in every process that trains a critic.
-    opt = FlatAdamW(list(critic.q1.parameters()) + list(critic.q2.parameters()), lr=config.q_lr)
-    losses = []
-    try:
-        for step in range(config.q_steps):
-            rows = torch.randint(len(data), (config.q_batch - n_pos,), generator=gen)
-            if n_pos:
-                rows = torch.cat([rows, pos[torch.randint(len(pos), (n_pos,), generator=gen)]])
-            loss = _td_loss(critic, target, batch, rows, config.gamma)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            if step % 2 == 1:
-                _polyak(critic, target, config.polyak)
-    finally:
-        opt.release()
+    loss = success_td.td_fit(critic, batch, pos, n_pos, config, gen)
     critic.eval()
-    return {"q_loss": float(np.mean(losses[-100:])) if losses else float("nan")}
+    return {"q_loss": loss}
 
 
 def _td_tensors(
@@ -195,35 +181,6 @@ def _td_tensors(
         "next_act": torch.as_tensor(a_next),
         "done": torch.as_tensor(last.astype(np.float32)),
     }
-
-
-def _td_loss(
-    critic: SuccessQ,
-    target: SuccessQ,
-    batch: dict[str, torch.Tensor],
-    rows: torch.Tensor,
-    gamma: float,
-) -> torch.Tensor:
-    """Both twins' squared TD error on ``rows``, against the min of the target twins."""
-    with torch.no_grad():
-        t1, t2 = target.both(batch["next_obs"][rows], batch["next_act"][rows])
-        y = batch["reward"][rows] + gamma * (1.0 - batch["done"][rows]) * torch.minimum(t1, t2)
-    q1, q2 = critic.both(batch["obs"][rows], batch["act"][rows])
-    return ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
-
-
-def _polyak(critic: SuccessQ, target: SuccessQ, polyak: float) -> None:
-    """target ← polyak·target + (1 − polyak)·critic, parameter by parameter."""
-    with torch.no_grad():
-        for p, tp in zip(critic.parameters(), target.parameters(), strict=True):
-            tp.mul_(polyak).add_(p.detach(), alpha=1.0 - polyak)
-
-
-def _copy_module(m: SuccessQ) -> SuccessQ:
-    out = SuccessQ(m.obs_dim, m.act_dim, m.n_actions, m.hidden)
-    out.load_state_dict(m.state_dict())
-    out.requires_grad_(False)
-    return out
 
 
 class ThriftyLearner:

@@ -1,0 +1,295 @@
+"""K MLPs of one shape as one network: stacked weights and batched matrix products.
+
+An ensemble's members and ThriftyDAgger's twin Q networks are small MLPs of one shape, and
+training or querying them one after another repeats the same ~20 tensor calls K times. At
+the sizes of control (a few hundred units, batches of 1-256 rows, one CPU core) those calls'
+overhead costs about as much as the arithmetic. Stacked, layer l of every member is one
+``(K, O, I)`` weight and one ``(K, O)`` bias, and the K members' forward and backward passes
+are the calls of one member on ``(K, B, ·)`` tensors (``torch.baddbmm``, ``torch.bmm``).
+
+Member k's arithmetic is its own network's, call for call (the same products, sums and
+elementwise operations on the same values); on the CPUs measured a batched product gives each
+member exactly the bits of its own product, so stacked and one-by-one runs agree bit for bit,
+and elsewhere to float rounding.
+
+* :class:`StackedMLP`: the stacked weights (Linear + ReLU layers, a linear last layer) in one
+  member-major buffer, row k laid out as member k's own parameters (as a
+  :class:`~protege.algos.optim.FlatAdamW` of that member lays them out), with a gradient
+  buffer of the same shape; built from and written back to per-member ``nn.Linear`` layers.
+* :class:`StackedBackprop`: the forward pass keeping activations and the backward pass
+  written out (:class:`~protege.algos.mlp_step.MLPStep`'s arithmetic, batched).
+* :class:`PolicyPlan`: the members of an ensemble answering in one pass, checked against
+  their weights on every call (as a policy's own acting plan is); :func:`stackable` says
+  which policies stack.
+
+Shape letters: K members, B (or N) rows, I inputs, O outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from protege.policies.encoders import MLPEncoder
+from protege.policies.policy import Policy
+
+_threshold_backward = torch.ops.aten.threshold_backward.grad_input
+
+Layer = tuple[torch.Tensor, torch.Tensor]
+"""``(bias (K, 1, O), weight transposed (K, I, O))``: what :func:`stacked_forward` takes."""
+
+
+def stacked_forward(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
+    """``(K, B, O)`` outputs of ``x``: ``(B, I)`` (the same rows into every member) or
+    ``(K, B, I)`` (member k's rows); ReLU after every layer but the last."""
+    k = layers[0][0].shape[0]
+    h = x.expand(k, *x.shape) if x.dim() == 2 else x
+    last = len(layers) - 1
+    for i, (b, w_t) in enumerate(layers):
+        h = torch.baddbmm(b, h, w_t)
+        if i < last:
+            h = h.relu_()
+    return h
+
+
+class StackedMLP:
+    """K MLPs of one shape: ``weights[l]`` ``(K, O_l, I_l)`` and ``biases[l]`` ``(K, O_l)``
+    are views into ``flat`` ``(K, S)``, whose row k holds member k's parameters in its own
+    order (weight, bias, layer by layer) in its first ``size`` entries; ``weight_grads`` and
+    ``bias_grads`` are the same views into ``grad``. With ``align``, rows start 64 bytes
+    apart, as separately allocated buffers do.
+
+    Example:
+        >>> mlp = StackedMLP([policy_layers(p) for p in policies])
+        >>> out_KBO = mlp(obs_BI)          # the same rows into every member
+        >>> mlp.unstack_into([policy_layers(p) for p in policies])
+    """
+
+    def __init__(self, members: Sequence[Sequence[nn.Linear]], align: bool = False) -> None:
+        if not members or not members[0]:
+            raise ValueError("a stacked MLP needs at least one member and one layer")
+        shapes = [tuple(layer.weight.shape) for layer in members[0]]
+        if any([tuple(layer.weight.shape) for layer in m] != shapes for m in members):
+            raise ValueError("stacked members must have layers of one shape")
+        k = len(members)
+        self.size = sum(o * i + o for o, i in shapes)
+        stride = -(-self.size // 16) * 16 if align else self.size
+        self.flat = torch.zeros(k, stride)
+        self.grad = torch.zeros(k, stride)
+        self.weights: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor] = []
+        self.weight_grads: list[torch.Tensor] = []
+        self.bias_grads: list[torch.Tensor] = []
+        offset = 0
+        for o, i in shapes:
+            for buf, ws, bs in (
+                (self.flat, self.weights, self.biases),
+                (self.grad, self.weight_grads, self.bias_grads),
+            ):
+                ws.append(buf[:, offset : offset + o * i].view(k, o, i))
+                bs.append(buf[:, offset + o * i : offset + o * i + o])
+            offset += o * i + o
+        with torch.no_grad():
+            for m, layers in enumerate(members):
+                for layer, w, b in zip(layers, self.weights, self.biases, strict=True):
+                    w[m].copy_(layer.weight)
+                    b[m].copy_(layer.bias)
+
+    @property
+    def members(self) -> int:
+        return int(self.flat.shape[0])
+
+    def rows(self) -> list[torch.Tensor]:
+        """Member k's parameters as one flat ``(size,)`` view, for each k."""
+        return [row[: self.size] for row in self.flat]
+
+    def grad_rows(self) -> list[torch.Tensor]:
+        """Member k's gradient as one flat ``(size,)`` view, for each k."""
+        return [row[: self.size] for row in self.grad]
+
+    def layers(self) -> list[Layer]:
+        """The ``(bias, weight transposed)`` views :func:`stacked_forward` takes."""
+        return [
+            (b.unsqueeze(1), w.transpose(1, 2))
+            for w, b in zip(self.weights, self.biases, strict=True)
+        ]
+
+    def unstack_into(self, members: Sequence[Sequence[nn.Linear]]) -> None:
+        """Copy member k's weights into the k-th list of layers."""
+        with torch.no_grad():
+            for k, layers in enumerate(members):
+                for layer, w, b in zip(layers, self.weights, self.biases, strict=True):
+                    layer.weight.copy_(w[k])
+                    layer.bias.copy_(b[k])
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``(K, B, O)`` outputs of ``x`` (see :func:`stacked_forward`)."""
+        return stacked_forward(self.layers(), x)
+
+
+class StackedBackprop:
+    """The forward and backward pass of a :class:`StackedMLP` without autograd.
+
+    :meth:`forward` keeps every layer's output in buffers allocated once per batch size;
+    :meth:`backward` takes the loss's gradient with respect to the output, written into
+    :meth:`output_grad`'s buffer, and overwrites the network's gradient buffer. Each member's
+    products, sums and ReLU gradients are :class:`~protege.algos.mlp_step.MLPStep`'s.
+    """
+
+    def __init__(self, mlp: StackedMLP) -> None:
+        self.mlp = mlp
+        self.layers = mlp.layers()
+        self.out_features = [int(w.shape[1]) for w in mlp.weights]
+        self.k = mlp.members
+        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._input = torch.empty(0)
+
+    def _buffers_for(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        bufs = self._buffers.get(batch)
+        if bufs is None:
+            outs = [torch.empty(self.k, batch, n) for n in self.out_features]
+            grads = [torch.empty(self.k, batch, n) for n in self.out_features]
+            bufs = self._buffers[batch] = (outs, grads)
+        return bufs
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(K, B, O)`` output for ``x`` ``(B, I)`` (shared) or ``(K, B, I)``; the
+        buffer is reused by the next call with as many rows."""
+        x = x.expand(self.k, *x.shape) if x.dim() == 2 else x
+        outs, _ = self._buffers_for(x.shape[1])
+        last = len(self.layers) - 1
+        h = self._input = x
+        for i, (b, w_t) in enumerate(self.layers):
+            torch.baddbmm(b, h, w_t, out=outs[i])
+            if i < last:
+                outs[i].relu_()
+            h = outs[i]
+        return h
+
+    def output_grad(self) -> torch.Tensor:
+        """The buffer ``(K, B, O)`` for the loss's gradient with respect to the last
+        :meth:`forward`'s output."""
+        return self._buffers_for(self._input.shape[1])[1][-1]
+
+    @torch.no_grad()
+    def backward(self) -> None:
+        """Every stacked parameter's gradient, from :meth:`output_grad`, into the network's
+        gradient buffer."""
+        x = self._input
+        outs, grads = self._buffers_for(x.shape[1])
+        mlp = self.mlp
+        for i in range(len(self.layers) - 1, -1, -1):
+            w_grad, b_grad = mlp.weight_grads[i], mlp.bias_grads[i]
+            torch.bmm(grads[i].transpose(1, 2), outs[i - 1] if i else x, out=w_grad)
+            # Member by member: one sum over dim 1 of (K, B, O) may add in another order
+            # than each member's sum over dim 0 of (B, O).
+            for k in range(self.k):
+                torch.sum(grads[i][k], 0, out=b_grad[k])
+            if i:
+                below = grads[i - 1]
+                torch.bmm(grads[i], mlp.weights[i], out=below)
+                _threshold_backward(below, outs[i - 1], 0.0, grad_input=below)
+
+    def clip_grad_norm_(self, max_norm: float) -> None:
+        """Scale each member's gradient to an L2 norm of at most ``max_norm``, as
+        :meth:`~protege.algos.optim.FlatAdamW.clip_grad_norm` does for one network."""
+        for row in self.mlp.grad_rows():
+            norm = float(row.norm())
+            if norm > max_norm:
+                row.mul_(max_norm / (norm + 1e-6))
+
+
+def policy_layers(policy: Policy) -> list[nn.Linear] | None:
+    """The linear layers of an MLP-encoder policy whose head is one linear layer with a
+    closed-form loss and mode (``Head.linear_output``: ``mse``, ``categorical``,
+    ``gaussian``), one action per step from one observation; None for any other policy."""
+    cfg, head = policy.config, policy.head
+    linear = getattr(head, "linear", None)
+    if (
+        type(policy.encoder) is not MLPEncoder
+        or not head.linear_output
+        or not isinstance(linear, nn.Linear)
+        or sum(1 for _ in head.parameters()) != 2
+        or cfg.chunk_size != 1
+        or cfg.n_obs_steps != 1
+        or any(p.dtype != torch.float32 for p in policy.parameters())
+    ):
+        return None
+    return [*policy.encoder.linears, linear]
+
+
+def stackable(policies: Sequence[Policy]) -> bool:
+    """True if the policies can act and train as one :class:`StackedMLP`: each is an MLP
+    with a linear head (:func:`policy_layers`) and all have the same config (shapes, head,
+    normalization)."""
+    if not policies or any(policy_layers(p) is None for p in policies):
+        return False
+    first = policies[0].config.to_dict()
+    return all(p.config.to_dict() == first for p in policies[1:])
+
+
+class Watch:
+    """Remembers tensors' storage and version counters: :meth:`current` is false once any
+    of them was changed in place (optimizer steps, ``copy_``, ``load_state_dict``) or given
+    new storage (``.to()``)."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor]) -> None:
+        self.tensors = list(tensors)
+        self.key = self._key()
+
+    def _key(self) -> list[tuple[int, int]]:
+        return [(t.data_ptr(), t._version) for t in self.tensors]
+
+    def current(self) -> bool:
+        return self._key() == self.key
+
+
+class PolicyPlan:
+    """:func:`stackable` policies answering in one pass: raw observations ``(N, *obs)`` to
+    each member's head output ``(K, N, O)``, and the action scaling ``act_offset``,
+    ``act_scale`` ``(K, 1, A)``.
+
+    ``folded=True`` mirrors :meth:`Policy.predict_chunk`'s deterministic path (the policy's
+    acting plan: normalization folded into the first layer, weights stored transposed);
+    ``folded=False`` mirrors ``head.linear(policy.features(policy.normalize_obs(obs)))``.
+    """
+
+    def __init__(self, policies: Sequence[Policy], folded: bool) -> None:
+        members = [policy_layers(p) or [] for p in policies]
+        tensors = [t for ls in members for layer in ls for t in (layer.weight, layer.bias)]
+        tensors += [t for p in policies for t in (p.obs_mean, p.obs_std, p.act_offset, p.act_scale)]
+        self.watch = Watch(tensors)
+        self.normalize = policies[0].config.normalize_obs and not folded
+        with torch.no_grad():
+            if folded:
+                plans = [plan for p in policies if (plan := p._fast_plan()) is not None]
+                assert len(plans) == len(policies)  # stackable: MLPs with a linear head
+                self.layers = [
+                    (
+                        torch.stack([pl.layers[i][1] for pl in plans]).unsqueeze(1),
+                        torch.stack([pl.layers[i][0] for pl in plans]),
+                    )
+                    for i in range(len(members[0]))
+                ]
+            else:
+                self.layers = StackedMLP(members).layers()
+            self.obs_mean = torch.stack([p.obs_mean.flatten() for p in policies]).unsqueeze(1)
+            self.obs_std = torch.stack([p.obs_std.flatten() for p in policies]).unsqueeze(1)
+            self.act_offset = torch.stack([p.act_offset for p in policies]).unsqueeze(1)
+            self.act_scale = torch.stack([p.act_scale for p in policies]).unsqueeze(1)
+
+    def current(self) -> bool:
+        """False once any member's weights or statistics changed: rebuild the plan."""
+        return self.watch.current()
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs if obs.dtype == torch.float32 else obs.float()
+        x = x.flatten(1)
+        if self.normalize:
+            x = (x - self.obs_mean) / self.obs_std
+        return stacked_forward(self.layers, x)
