@@ -23,6 +23,7 @@ from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
 from protege.errors import ConfigError
+from protege.policies.thrifty import ThriftyLearner
 from protege.rollout.gates import Decision, Gate, StepView
 from protege.rollout.loop import count_interventions, rollout
 from protege.rollout.observers import KeepEpisodes
@@ -158,7 +159,7 @@ def test_ensemble_thrifty_and_dart_run_and_count(tmp_path: Path) -> None:
     row = thr.rows[-1]
     assert row.labels == row.expert_steps == row.expert_queries
     assert {"novelty_threshold", "risk_threshold", "switch_back_risk"} <= set(row.extras)
-    learner = thrifty.ThriftyLearner.load(tmp_path / "t.run" / "learners" / "round_001")
+    learner = ThriftyLearner.load(tmp_path / "t.run" / "learners" / "round_001")
     assert learner.critic is not None and len(learner.ensemble) == 2
     d = dart.run(
         CARTPOLE,

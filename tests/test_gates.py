@@ -17,12 +17,14 @@ import torch
 from fakes import CountingExpert, PushLeft
 from protege.algos import engine
 from protege.algos.bc import BCConfig
-from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
-from protege.algos.thrifty import ThriftyConfig, ThriftyLearner, ThriftyTrainer, robot_states
+from protege.algos.ensemble_dagger import EnsembleTrainer
+from protege.algos.thrifty import ThriftyConfig, ThriftyTrainer, robot_states
 from protege.data.episode import EXPERT
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.policies import Policy, PolicyConfig
+from protege.policies.ensemble import PolicyEnsemble
+from protege.policies.thrifty import ThriftyLearner
 from protege.rollout.gates import (
     BetaMixture,
     ExpertGate,

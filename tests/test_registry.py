@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from protege.algos import registry
-from protege.algos.ensemble_dagger import PolicyEnsemble
 from protege.algos.registry import LearnerEntry, MethodEntry
-from protege.algos.thrifty import ThriftyLearner
 from protege.errors import CheckpointError, ConfigError
 from protege.policies import Policy, PolicyConfig
+from protege.policies.ensemble import PolicyEnsemble
+from protege.policies.thrifty import ThriftyLearner
 
 
 def small_policy() -> Policy:

@@ -15,11 +15,13 @@ import torch.nn.functional as F
 
 from protege.algos import bc, engine, rounds, stacked_bc, success_td, thrifty
 from protege.algos.bc import BCConfig
-from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble, bootstrap_episodes
+from protege.algos.ensemble_dagger import EnsembleTrainer, bootstrap_episodes
 from protege.algos.optim import FlatAdamW
 from protege.data.store import Store, Transitions
 from protege.policies import Policy, PolicyConfig
+from protege.policies.ensemble import PolicyEnsemble
 from protege.policies.stacked import stackable
+from protege.policies.success_q import SuccessQ
 from protege.rollout.evaluate import evaluate
 from protege.rollout.gates import ExpertGate
 from protege.rollout.loop import rollout
@@ -172,10 +174,10 @@ def test_ensemble_trainer_stacks_and_members_differ_and_succeed(
 
 
 # ------------------------------------------------------------------- success critic
-def reference_td(critic: thrifty.SuccessQ, batch: dict[str, torch.Tensor], cfg: Any) -> None:
+def reference_td(critic: SuccessQ, batch: dict[str, torch.Tensor], cfg: Any) -> None:
     """fit_success_q's TD loop as it was, through autograd (no positives)."""
     gen = torch.Generator().manual_seed(0)
-    target = thrifty.SuccessQ(critic.obs_dim, critic.act_dim, critic.n_actions, critic.hidden)
+    target = SuccessQ(critic.obs_dim, critic.act_dim, critic.n_actions, critic.hidden)
     target.load_state_dict(critic.state_dict())
     target.requires_grad_(False)
     opt = FlatAdamW(list(critic.q1.parameters()) + list(critic.q2.parameters()), lr=cfg.q_lr)
@@ -214,7 +216,7 @@ def test_stacked_td_equals_autograd_and_success_equals_both(n_actions: int) -> N
     critics = []
     for _ in range(2):
         torch.manual_seed(3)
-        c = thrifty.SuccessQ(5, act_dim, n_actions, hidden=(32, 32))
+        c = SuccessQ(5, act_dim, n_actions, hidden=(32, 32))
         c.set_normalization(batch["obs"].numpy())
         critics.append(c)
     reference_td(critics[0], batch, cfg)

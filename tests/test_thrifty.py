@@ -20,13 +20,15 @@ import torch
 from fakes import PushLeft, kill_when_stalled
 from protege.algos import engine, rounds, thrifty
 from protege.algos.bc import BCConfig
-from protege.algos.ensemble_dagger import PolicyEnsemble
 from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store, Transitions
 from protege.errors import CheckpointError, ConfigError
 from protege.policies import Policy, PolicyConfig
+from protege.policies.ensemble import PolicyEnsemble
+from protege.policies.success_q import SuccessQ
+from protege.policies.thrifty import ThriftyLearner
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.loop import rollout
@@ -105,7 +107,7 @@ def chain_episodes(n_episodes: int, rng: np.random.Generator) -> tuple[Transitio
 def test_learned_q_ranks_states_that_lead_to_success_above_those_that_fail() -> None:
     data, success = chain_episodes(300, np.random.default_rng(0))
     assert 0.2 < success.mean() < 0.6
-    critic = thrifty.SuccessQ(2, 1, n_actions=2, hidden=(32, 32))
+    critic = SuccessQ(2, 1, n_actions=2, hidden=(32, 32))
     config = thrifty.ThriftyConfig(q_steps=600, q_batch=128, polyak=0.95)
 
     def push_right(obs: np.ndarray) -> np.ndarray:  # the robot, after the first action
@@ -191,11 +193,11 @@ def expected_thresholds(
     calibration, then before episode e one from the robot-mode states of episodes < e."""
     ordered = rounds.ordered(Store.open(store), max_round=r)
     assert ordered is not None
-    robot = thrifty.ThriftyLearner.load(run_dir / "learners" / f"round_{r - 1:03d}")
+    robot = ThriftyLearner.load(run_dir / "learners" / f"round_{r - 1:03d}")
     before = ordered.select_episodes(ordered.rounds < r)
     previous = None
     if r > 1:
-        previous = thrifty.ThriftyLearner.load(run_dir / "learners" / f"round_{r - 2:03d}")
+        previous = ThriftyLearner.load(run_dir / "learners" / f"round_{r - 2:03d}")
     ctx = engine.RoundContext(SHORT, r, robot, before, cfg, 0.0, previous)
     gate = ThriftyGate(
         robot,
@@ -249,7 +251,7 @@ def robot_mode_counts(run_dir: Path, store: Path, r: int) -> tuple[list[int], in
     recomputed with the recorded thresholds), and the total seen from the actor alone."""
     data = rounds.ordered(Store.open(store), r, r)
     assert data is not None
-    robot = thrifty.ThriftyLearner.load(run_dir / "learners" / f"round_{r - 1:03d}")
+    robot = ThriftyLearner.load(run_dir / "learners" / f"round_{r - 1:03d}")
     sb = thrifty.recorded_switch_back(store, r, data)
     replayed = thrifty.autonomous_mask(data, thrifty.hand_backs(data, robot, sb))
     actor_only = thrifty.autonomous_mask(data)
@@ -350,14 +352,14 @@ def test_kill_9_mid_round_then_resume_gives_the_same_rows(
 
 
 # ------------------------------------------------------------------- checkpoints
-def untrained_learner() -> thrifty.ThriftyLearner:
+def untrained_learner() -> ThriftyLearner:
     obs_space, act_space = CARTPOLE.spaces
     members = []
     for seed in range(2):
         torch.manual_seed(seed)
         members.append(Policy(PolicyConfig.for_spaces(obs_space, act_space, hidden_sizes=(8,))))
-    critic = thrifty.SuccessQ(4, 1, n_actions=2, hidden=(8,))
-    return thrifty.ThriftyLearner(PolicyEnsemble(members), critic, 0.25)
+    critic = SuccessQ(4, 1, n_actions=2, hidden=(8,))
+    return ThriftyLearner(PolicyEnsemble(members), critic, 0.25)
 
 
 def saved_learner(path: Path) -> Path:
@@ -366,7 +368,7 @@ def saved_learner(path: Path) -> Path:
 
 def test_learner_saves_and_loads(tmp_path: Path) -> None:
     learner = untrained_learner()
-    loaded = thrifty.ThriftyLearner.load(learner.save(tmp_path / "l"))
+    loaded = ThriftyLearner.load(learner.save(tmp_path / "l"))
     obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     acts = learner.act(obs)
     assert loaded.switch_back_discrepancy == 0.25
@@ -394,7 +396,7 @@ def test_corrupt_checkpoint_files_raise_checkpoint_errors_naming_them(
     path = saved_learner(tmp_path / "l")
     (path / file).write_bytes(content)
     with pytest.raises(CheckpointError, match=message) as err:
-        thrifty.ThriftyLearner.load(path)
+        ThriftyLearner.load(path)
     assert str(path / file) in str(err.value)
     if file.startswith("ensemble/"):
         with pytest.raises(CheckpointError, match=message):
@@ -405,7 +407,7 @@ def test_missing_files_and_bad_settings_are_reported(tmp_path: Path) -> None:
     path = saved_learner(tmp_path / "l")
     (path / "critic.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"critic\.safetensors"):
-        thrifty.ThriftyLearner.load(path)
+        ThriftyLearner.load(path)
     with pytest.raises(CheckpointError, match=r"ensemble\.json"):
         PolicyEnsemble.load(tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="calibrate_every"):

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from protege.algos import bc, engine, rounds, stacked_bc
 from protege.algos.engine import MethodSpec, RoundContext
@@ -38,147 +36,11 @@ from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import EnsembleConfig
 from protege.data.store import Transitions
-from protege.errors import CheckpointError, ConfigError, DataError
+from protege.policies.ensemble import PolicyEnsemble
 from protege.policies.policy import Policy
-from protege.policies.stacked import PolicyPlan, stackable
 from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import EnsembleGate
 from protege.tasks.base import Task
-
-
-class PolicyEnsemble:
-    """K policies acting as one.
-
-    The action is the members' mean (continuous) or the action with the highest mean
-    probability (discrete). ``novelty`` is ThriftyDAgger's ``variance(o)``: the ensemble's
-    action variance averaged over action dimensions (for discrete actions, the variance of the
-    members' probability vectors). ``discrepancy`` is the squared L2 distance of the mean
-    action from given actions (discrete: 1 − the mean probability of the given action).
-
-    Example:
-        >>> ens = PolicyEnsemble([p1, p2, p3])
-        >>> ens.act(obs_N), ens.novelty(obs_N)
-    """
-
-    def __init__(self, members: Sequence[Policy]):
-        if not members:
-            raise ConfigError("an ensemble needs at least one member")
-        if any(m.config.chunk_size != 1 for m in members):
-            raise ConfigError("PolicyEnsemble members must predict single actions (chunk_size 1)")
-        self.members = list(members)
-        self.discrete = members[0].config.discrete
-        self._cache_obs: np.ndarray | None = None
-        self._cache: np.ndarray | None = None
-        self._stackable = stackable(self.members)
-        self._stacked: PolicyPlan | None = None
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-    @torch.inference_mode()
-    def member_outputs(self, obs: np.ndarray) -> np.ndarray:
-        """(K, N, A) actions in env units, or (K, N, n_actions) probabilities if discrete.
-        The last call is cached (the loop and the gate look at the same observations).
-        Members that :func:`~protege.policies.stacked.stackable` says stack (MLPs with a
-        ``mse``, ``categorical`` or ``gaussian`` head, one config) answer in one batched
-        pass; others one after another."""
-        if self._cache_obs is obs and self._cache is not None:
-            return self._cache
-        plan = self._plan()
-        out = self._stacked_outputs(obs, plan) if plan is not None else self._member_loop(obs)
-        self._cache_obs, self._cache = obs, out
-        return out
-
-    def _plan(self) -> PolicyPlan | None:
-        """The members' stacked plan (None if they do not stack), rebuilt when any member's
-        weights or statistics changed. Each member's arithmetic is that of the loop below:
-        probabilities from ``head.linear(features)``, actions from ``predict_chunk``."""
-        if not self._stackable:
-            return None
-        if self._stacked is None or not self._stacked.current():
-            self._stacked = PolicyPlan(self.members, folded=not self.discrete)
-        return self._stacked
-
-    def _stacked_outputs(self, obs: np.ndarray, plan: PolicyPlan) -> np.ndarray:
-        first = self.members[0]
-        obs_t = torch.from_numpy(np.ascontiguousarray(obs))
-        if tuple(obs_t.shape[1:]) != first.config.obs_shape:
-            raise DataError(
-                f"policy expects observations of shape {first.config.obs_shape}, "
-                f"got {tuple(obs_t.shape[1:])}"
-            )
-        out_KND = plan(obs_t)
-        k, n = out_KND.shape[:2]
-        if self.discrete:
-            return F.softmax(out_KND, dim=-1).numpy().astype(np.float64)
-        acts = first.head.output_mode(out_KND.reshape(k * n, -1)).reshape(k, n, -1)
-        out = (acts * plan.act_scale + plan.act_offset).numpy()
-        if first._low.size:
-            out = np.clip(out, first._low, first._high)
-        return out.astype(np.float64)
-
-    def _member_loop(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(np.asarray(obs))
-        outs = []
-        for m in self.members:
-            feats = m.features(m.normalize_obs(obs_t))
-            if self.discrete:
-                logits = getattr(m.head, "logits")(feats)[:, 0]  # noqa: B009 (categorical)
-                outs.append(F.softmax(logits, dim=-1).numpy())
-            else:
-                outs.append(m.predict_chunk(obs)[:, 0])
-        return np.stack(outs).astype(np.float64)
-
-    def act(
-        self,
-        obs: np.ndarray,
-        deterministic: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
-        out = self.member_outputs(obs)
-        if self.discrete:
-            return out.mean(0).argmax(-1).astype(np.int64)
-        return out.mean(0).astype(np.float32)
-
-    def episodes_started(self, mask: np.ndarray | None = None) -> None:
-        for m in self.members:
-            m.episodes_started(mask)
-
-    def novelty(self, obs: np.ndarray) -> np.ndarray:
-        return self.member_outputs(obs).var(axis=0).mean(-1)
-
-    def discrepancy(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        out = self.member_outputs(obs)
-        if self.discrete:
-            p = out.mean(0)
-            return 1.0 - p[np.arange(len(p)), np.asarray(actions, np.int64).reshape(-1)]
-        diff = out.mean(0) - np.asarray(actions, np.float64).reshape(out.shape[1:])
-        return (diff**2).sum(-1)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        for k, m in enumerate(self.members):
-            m.save(path / f"member_{k}")
-        meta = {"kind": "ensemble", "members": len(self.members)}
-        (path / "ensemble.json").write_text(json.dumps(meta))
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> PolicyEnsemble:
-        """Load a saved ensemble; a missing or corrupt file raises
-        :class:`~protege.errors.CheckpointError` naming it."""
-        path = Path(path)
-        meta_file = path / "ensemble.json"
-        try:
-            k = int(json.loads(meta_file.read_text())["members"])
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-            raise CheckpointError(
-                f"{meta_file}: not a policy ensemble's metadata ({type(exc).__name__}: {exc})"
-            ) from None
-        if k < 1:
-            raise CheckpointError(f"{meta_file}: an ensemble needs at least one member, not {k}")
-        return cls([Policy.load(path / f"member_{i}") for i in range(k)])
 
 
 def bootstrap_episodes(data: Transitions, rng: np.random.Generator) -> Transitions:

@@ -165,8 +165,8 @@ class LearnerEntry:
 LEARNERS: dict[str, LearnerEntry] = {
     e.kind: e
     for e in (
-        LearnerEntry("thrifty", "thrifty.json", "protege.algos.thrifty:ThriftyLearner"),
-        LearnerEntry("ensemble", "ensemble.json", "protege.algos.ensemble_dagger:PolicyEnsemble"),
+        LearnerEntry("thrifty", "thrifty.json", "protege.policies.thrifty:ThriftyLearner"),
+        LearnerEntry("ensemble", "ensemble.json", "protege.policies.ensemble:PolicyEnsemble"),
         LearnerEntry("policy", "config.json", "protege.policies.policy:Policy"),
     )
 }

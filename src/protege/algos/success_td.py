@@ -1,6 +1,6 @@
 """ThriftyDAgger's success critic trained by TD with its twin networks stacked.
 
-:class:`~protege.algos.thrifty.SuccessQ` holds two Q networks of one shape that see the same
+:class:`~protege.policies.success_q.SuccessQ` holds two Q networks of one shape that see the same
 rows; :func:`td_fit` trains them as one :class:`~protege.policies.stacked.StackedMLP` with the
 backward pass written out, instead of two ``nn.Sequential`` forwards and autograd. The
 objective is :func:`~protege.algos.thrifty.fit_success_q`'s: both twins' squared TD error
@@ -17,30 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from protege.algos.optim import RowsAdamW
-from protege.policies.stacked import StackedBackprop, StackedMLP, Watch, stacked_forward
+from protege.policies.stacked import StackedBackprop, StackedMLP, stacked_forward
+from protege.policies.success_q import SuccessQ, critic_inputs, pick, twin_layers
 
 if TYPE_CHECKING:
-    from protege.algos.thrifty import SuccessQ
     from protege.configs.methods import ThriftyConfig
-
-
-def twin_layers(critic: SuccessQ) -> list[list[nn.Linear]]:
-    """The linear layers of the critic's two networks, input to output."""
-    return [
-        [m for m in net.modules() if isinstance(m, nn.Linear)] for net in (critic.q1, critic.q2)
-    ]
-
-
-def critic_inputs(critic: SuccessQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """The networks' input rows: normalized observations, then (continuous actions) the
-    actions, as :meth:`SuccessQ.both` builds them."""
-    x = (obs.float().flatten(1) - critic.obs_mean) / critic.obs_std
-    if critic.n_actions:
-        return x
-    return torch.cat([x, actions.float().reshape(len(x), -1)], dim=1)
 
 
 def td_fit(
@@ -110,32 +93,3 @@ def td_fit(
             torch._foreach_add_(target_params, critic_params, alpha=1.0 - polyak)
     mlp.unstack_into(layers)
     return sum(losses) / len(losses) if losses else float("nan")
-
-
-class TwinPlan:
-    """Both twins of a critic answering in one pass, checked against the critic's weights
-    and statistics on every call (:meth:`current`); each twin's arithmetic is
-    :meth:`SuccessQ.both`'s."""
-
-    def __init__(self, critic: SuccessQ) -> None:
-        layers = twin_layers(critic)
-        tensors = [t for ls in layers for layer in ls for t in (layer.weight, layer.bias)]
-        self.watch = Watch([*tensors, critic.obs_mean, critic.obs_std])
-        self.layers = StackedMLP(layers).layers()
-
-    def current(self) -> bool:
-        return self.watch.current()
-
-    @torch.no_grad()
-    def __call__(self, critic: SuccessQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``(2, N)`` both twins' Q at (obs, actions)."""
-        out = stacked_forward(self.layers, critic_inputs(critic, obs, actions)).sigmoid_()
-        return pick(out, actions if critic.n_actions else None)
-
-
-def pick(out_TBO: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
-    """``(T, B)``: the output of each row's action (discrete), or the one output."""
-    if actions is None:
-        return out_TBO[:, :, 0]
-    idx = actions.long().view(1, -1, 1).expand(out_TBO.shape[0], -1, 1)
-    return out_TBO.gather(2, idx).squeeze(2)

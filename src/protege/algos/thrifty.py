@@ -1,7 +1,7 @@
 """ThriftyDAgger (Hoque, Balakrishna, Novoseller, Wilcox, Brown & Goldberg, CoRL 2021,
 "ThriftyDAgger: Budget-Aware Novelty and Risk Gating for Interactive Imitation Learning").
 
-The robot (a bootstrap ensemble, :class:`~protege.algos.ensemble_dagger.PolicyEnsemble`) asks
+The robot (a bootstrap ensemble, :class:`~protege.policies.ensemble.PolicyEnsemble`) asks
 for help where its state is *novel* (ensemble action variance above δ_h) or *risky* (a learned
 Q(s, a) of task success below β_h), and hands back once its proposal is close to the expert's
 (‖a_r − a_h‖² below δ_r, the mean discrepancy on its BC training data) and Q exceeds β_r
@@ -45,93 +45,30 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
-from torch import nn
 
 from protege.algos import engine, rounds, success_td
 from protege.algos.engine import MethodSpec, RoundContext
-from protege.algos.ensemble_dagger import EnsembleTrainer, PolicyEnsemble
+from protege.algos.ensemble_dagger import EnsembleTrainer
 from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import ThriftyConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store, Transitions
-from protege.errors import CheckpointError, DataError
-from protege.policies.encoders import mlp
-from protege.policies.policy import Policy, load_weights
+from protege.errors import DataError
+from protege.policies.policy import Policy
+from protege.policies.success_q import SuccessQ
+from protege.policies.thrifty import ThriftyLearner
 from protege.rollout.gates import Gate
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.tasks.base import EpisodeOutcome, Task
-
-
-class SuccessQ(nn.Module):
-    """Twin Q networks with sigmoid outputs: Q(s, a) ≈ the discounted probability that the
-    episode ends in success after action a at s, the robot driving afterwards. Discrete
-    actions get one output per action; continuous ones are an input. ``success`` is the min
-    of the twins, as in the paper's code."""
-
-    obs_mean: torch.Tensor
-    obs_std: torch.Tensor
-
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        n_actions: int = 0,
-        hidden: Sequence[int] = (256, 256),
-    ):
-        super().__init__()
-        self.obs_dim, self.act_dim, self.n_actions = obs_dim, act_dim, n_actions
-        self.hidden = tuple(hidden)
-        in_dim = obs_dim + (0 if n_actions else act_dim)
-        out = n_actions or 1
-        self.q1 = nn.Sequential(mlp(in_dim, hidden), nn.Linear(hidden[-1], out))
-        self.q2 = nn.Sequential(mlp(in_dim, hidden), nn.Linear(hidden[-1], out))
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
-        self._plan: success_td.TwinPlan | None = None
-
-    def set_normalization(self, obs: np.ndarray) -> None:
-        obs64 = np.asarray(obs, np.float64).reshape(len(obs), -1)
-        std = obs64.std(0)
-        self.obs_mean.copy_(torch.as_tensor(obs64.mean(0), dtype=torch.float32))
-        self.obs_std.copy_(torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
-
-    def both(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) Q values of both twins at (obs, actions)."""
-        x = (obs.float().flatten(1) - self.obs_mean) / self.obs_std
-        if self.n_actions:
-            idx = actions.long().reshape(-1, 1)
-            q1 = torch.sigmoid(self.q1(x)).gather(1, idx)[:, 0]
-            q2 = torch.sigmoid(self.q2(x)).gather(1, idx)[:, 0]
-            return q1, q2
-        x = torch.cat([x, actions.float().reshape(len(x), -1)], dim=1)
-        return torch.sigmoid(self.q1(x))[:, 0], torch.sigmoid(self.q2(x))[:, 0]
-
-    @torch.inference_mode()
-    def success(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """(N,) the min of the twins' Q at (obs, actions), both twins in one stacked pass."""
-        if self._plan is None or not self._plan.current():
-            self._plan = success_td.TwinPlan(self)
-        q = self._plan(self, torch.as_tensor(np.asarray(obs)), torch.as_tensor(np.asarray(actions)))
-        return torch.minimum(q[0], q[1]).numpy().astype(np.float64)
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "n_actions": self.n_actions,
-            "hidden": list(self.hidden),
-        }
 
 
 def fit_success_q(
@@ -181,76 +118,6 @@ def _td_tensors(
         "next_act": torch.as_tensor(a_next),
         "done": torch.as_tensor(last.astype(np.float32)),
     }
-
-
-class ThriftyLearner:
-    """The robot: an ensemble that acts, its success critic (or None) and δ_r."""
-
-    def __init__(
-        self, ensemble: PolicyEnsemble, critic: SuccessQ | None, switch_back_discrepancy: float
-    ):
-        self.ensemble = ensemble
-        self.critic = critic
-        self.switch_back_discrepancy = switch_back_discrepancy
-
-    def act(
-        self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
-    ) -> np.ndarray:
-        return self.ensemble.act(obs, deterministic, generator)
-
-    def episodes_started(self, mask: np.ndarray | None = None) -> None:
-        self.ensemble.episodes_started(mask)
-
-    def novelty(self, obs: np.ndarray) -> np.ndarray:
-        return self.ensemble.novelty(obs)
-
-    def discrepancy(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        return self.ensemble.discrepancy(obs, actions)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        path = Path(path)
-        self.ensemble.save(path / "ensemble")
-        meta: dict[str, Any] = {
-            "kind": "thrifty",
-            "switch_back_discrepancy": self.switch_back_discrepancy,
-        }
-        if self.critic is not None:
-            meta["critic"] = self.critic.spec()
-            tensors = {k: v.detach().contiguous() for k, v in self.critic.state_dict().items()}
-            save_file(tensors, str(path / "critic.safetensors"))
-        (path / "thrifty.json").write_text(json.dumps(meta))
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ThriftyLearner:
-        """Load a saved learner (JSON and safetensors only); a missing or corrupt file raises
-        :class:`~protege.errors.CheckpointError` naming it."""
-        path = Path(path)
-        meta_file = path / "thrifty.json"
-        try:
-            meta = json.loads(meta_file.read_text())
-            delta_r = float(meta["switch_back_discrepancy"])
-            spec = meta.get("critic")
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
-            raise CheckpointError(
-                f"{meta_file}: not a ThriftyDAgger learner's metadata ({type(e).__name__}: {e})"
-            ) from None
-        critic = None if spec is None else _load_critic(spec, path / "critic.safetensors")
-        return cls(PolicyEnsemble.load(path / "ensemble"), critic, delta_r)
-
-
-def _load_critic(spec: Any, file: Path) -> SuccessQ:
-    """The success critic described by ``spec`` with the weights in ``file``."""
-    try:
-        critic = SuccessQ(
-            int(spec["obs_dim"]), int(spec["act_dim"]), int(spec["n_actions"]), spec["hidden"]
-        )
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file.with_name('thrifty.json')}: bad critic description ({exc})"
-        ) from None
-    load_weights(critic, file, "the critic's description")
-    return critic.eval()
 
 
 def episode_success(task: Task, data: Transitions) -> np.ndarray:

@@ -26,7 +26,7 @@ from protege.rollout.gates import Decision, Gate, StepView
 
 class UncertainLearner(Protocol):
     """A learner that can say how unsure it is: an ensemble (see
-    :class:`protege.algos.ensemble_dagger.PolicyEnsemble`)."""
+    :class:`protege.policies.ensemble.PolicyEnsemble`)."""
 
     def novelty(self, obs: np.ndarray) -> np.ndarray:
         """(N,) ensemble action variance at each observation (mean over action dims)."""

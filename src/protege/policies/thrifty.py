@@ -1,0 +1,88 @@
+"""ThriftyDAgger's learner (:class:`ThriftyLearner`): the bootstrap ensemble that acts and
+its success critic, saved as JSON + safetensors. The method: :mod:`protege.algos.thrifty`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from protege.errors import CheckpointError
+from protege.policies.ensemble import PolicyEnsemble
+from protege.policies.policy import load_weights
+from protege.policies.success_q import SuccessQ
+
+
+class ThriftyLearner:
+    """The robot: an ensemble that acts, its success critic (or None) and δ_r."""
+
+    def __init__(
+        self, ensemble: PolicyEnsemble, critic: SuccessQ | None, switch_back_discrepancy: float
+    ):
+        self.ensemble = ensemble
+        self.critic = critic
+        self.switch_back_discrepancy = switch_back_discrepancy
+
+    def act(
+        self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        return self.ensemble.act(obs, deterministic, generator)
+
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        self.ensemble.episodes_started(mask)
+
+    def novelty(self, obs: np.ndarray) -> np.ndarray:
+        return self.ensemble.novelty(obs)
+
+    def discrepancy(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.ensemble.discrepancy(obs, actions)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        self.ensemble.save(path / "ensemble")
+        meta: dict[str, Any] = {
+            "kind": "thrifty",
+            "switch_back_discrepancy": self.switch_back_discrepancy,
+        }
+        if self.critic is not None:
+            meta["critic"] = self.critic.spec()
+            tensors = {k: v.detach().contiguous() for k, v in self.critic.state_dict().items()}
+            save_file(tensors, str(path / "critic.safetensors"))
+        (path / "thrifty.json").write_text(json.dumps(meta))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ThriftyLearner:
+        """Load a saved learner (JSON and safetensors only); a missing or corrupt file raises
+        :class:`~protege.errors.CheckpointError` naming it."""
+        path = Path(path)
+        meta_file = path / "thrifty.json"
+        try:
+            meta = json.loads(meta_file.read_text())
+            delta_r = float(meta["switch_back_discrepancy"])
+            spec = meta.get("critic")
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise CheckpointError(
+                f"{meta_file}: not a ThriftyDAgger learner's metadata ({type(e).__name__}: {e})"
+            ) from None
+        critic = None if spec is None else load_critic(spec, path / "critic.safetensors")
+        return cls(PolicyEnsemble.load(path / "ensemble"), critic, delta_r)
+
+
+def load_critic(spec: Any, file: Path) -> SuccessQ:
+    """The success critic described by ``spec`` with the weights in ``file``."""
+    try:
+        critic = SuccessQ(
+            int(spec["obs_dim"]), int(spec["act_dim"]), int(spec["n_actions"]), spec["hidden"]
+        )
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CheckpointError(
+            f"{file.with_name('thrifty.json')}: bad critic description ({exc})"
+        ) from None
+    load_weights(critic, file, "the critic's description")
+    return critic.eval()
