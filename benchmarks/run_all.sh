@@ -18,6 +18,7 @@ declare -A CMD=(
   [eval_overhead]="$PY benchmarks/eval_overhead.py"
   [head_latency]="$PY benchmarks/head_latency.py --out $OUT/latency --seed 0"
   [store_load]="$PY benchmarks/store_load.py"
+  [store_fuzz]="$PY benchmarks/store_fuzz.py 100000 --seed 0 --out $OUT/store_fuzz.json"
   [experts]="$PY benchmarks/experts.py"
   [carracing_speed]="$PY benchmarks/carracing_speed.py"
   [image_pipeline]="$PY benchmarks/image_pipeline.py"
@@ -30,7 +31,7 @@ declare -A CMD=(
   [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 3 4 --out $OUT/dagger_lunar"
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
 )
-ORDER=(bc_throughput eval_overhead head_latency store_load carracing_speed image_pipeline
+ORDER=(bc_throughput eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
        dagger_vs_imitation experts horizon obstacle obstacle_8000 chunking dagger_lunar
        dagger_dev_sweep demo_carracing)
 [ $# -gt 0 ] && ORDER=("$@")
