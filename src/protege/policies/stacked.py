@@ -261,8 +261,12 @@ class PolicyPlan:
     def __init__(self, policies: Sequence[Policy], folded: bool) -> None:
         members = [policy_layers(p) or [] for p in policies]
         tensors = [t for ls in members for layer in ls for t in (layer.weight, layer.bias)]
-        tensors += [t for p in policies for t in (p.obs_mean, p.obs_std, p.act_offset, p.act_scale)]
-        self.watch = Watch(tensors)
+        cfg = policies[0].config
+        if cfg.normalize_obs:
+            tensors += [t for p in policies for t in (p.obs_mean, p.obs_std)]
+        if not cfg.discrete:
+            tensors += [t for p in policies for t in (p.act_offset, p.act_scale)]
+        self.watch = Watch(tensors)  # what the plan copied; checked on every call
         self.normalize = policies[0].config.normalize_obs and not folded
         with torch.no_grad():
             if folded:
