@@ -5,11 +5,11 @@ as one stacked network. This script runs each method on the same seeds with the 
 (a git worktree of ``--baseline``, default the tag ``baseline-s10``, made under ``.bench/``
 on first use) and after (this checkout), each run in its own subprocess with ``PYTHONPATH``
 pointing at its side's ``src``; the sides alternate which goes first from seed to seed, so
-a drift of the machine's speed falls on both. Reported per method and seed: wall seconds of
-the whole run and of its parts (the rounds' collection, training and evaluation), the
-before/after ratio, the labels and every round's mean return of both sides, and whether
-they are identical; then the median ratio over seeds. Target (issue 11): ThriftyDAgger at
-least 2× faster, with identical label counts and returns within noise.
+a drift of the machine's speed falls on both. Reported per method and seed: wall and CPU
+seconds of the whole run (CPU time is the steadier figure on a shared machine), the rounds'
+training seconds, the before/after ratios, the labels and every round's mean return of both
+sides and whether they are identical; then the median ratios over seeds. Target (issue 11):
+ThriftyDAgger at least 2× faster, with identical label counts and returns within noise.
 
 The settings are ``protege demo``'s for its interactive methods on LunarLander (4 rounds of 2
 episodes after 1 demonstration, BC of 1,500 steps at batch 64 per round, every round's
@@ -63,12 +63,13 @@ def child(method: str, seed: int, out: Path, threads: int) -> dict[str, Any]:
         eval_seed=seed + EVAL_SEED_OFFSET,
     )
     run = {"thrifty": thrifty.run, "ensemble": ensemble_dagger.run}[method]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = run(task, out / "store", cfg, None, run_dir=out / "run", progress=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = result.rows
     return {
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "collect_seconds": sum(r.collect_seconds for r in rows),
         "train_seconds": sum(r.train_seconds for r in rows),
         "eval_seconds": sum(r.eval_seconds for r in rows),
@@ -94,7 +95,7 @@ def baseline_src(ref: str, given: str | None) -> Path:
     """The baseline's ``src``: ``given``, or a detached worktree of ``ref`` under .bench/."""
     if given:
         return Path(given).resolve()
-    tree = ROOT / ".bench" / f"baseline-{ref}"
+    tree = ROOT / ".bench" / ref
     if not tree.exists():
         subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
@@ -125,8 +126,11 @@ def main() -> None:
     print(f"# machine: {machine()}; load average {os.getloadavg()[0]:.2f} at start")
     print(f"# before: {args.baseline} ({sides['before']}); after: {sides['after']}")
     print(f"# torch threads {args.threads}; seeds {args.seeds}; sides alternate per seed\n")
-    print("| method | seed | before s | after s | ratio | train before/after | labels | returns |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| method | seed | wall s before / after | ratio | CPU s before / after | ratio "
+        "| training s before / after | labels before / after | returns |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     records = []
     for method in args.methods:
         for i, seed in enumerate(args.seeds):
@@ -134,6 +138,7 @@ def main() -> None:
             res = {side: run_side(sides[side], method, seed, args.threads) for side in order}
             b, a = res["before"], res["after"]
             ratio = b["wall_seconds"] / a["wall_seconds"]
+            cpu_ratio = b["cpu_seconds"] / a["cpu_seconds"]
             same_labels = b["round_labels"] == a["round_labels"]
             same_returns = b["returns"] == a["returns"]
             labels = f"{b['labels']} / {a['labels']}" + (" (same)" if same_labels else "")
@@ -142,23 +147,28 @@ def main() -> None:
                 "identical" if same_returns else ", ".join(f"{x:.0f}/{y:.0f}" for x, y in pairs)
             )
             print(
-                f"| {method} | {seed} | {b['wall_seconds']:.1f} | {a['wall_seconds']:.1f} | "
-                f"{ratio:.2f}× | {b['train_seconds']:.1f} / {a['train_seconds']:.1f} | "
+                f"| {method} | {seed} | {b['wall_seconds']:.1f} / {a['wall_seconds']:.1f} | "
+                f"{ratio:.2f}× | {b['cpu_seconds']:.1f} / {a['cpu_seconds']:.1f} | "
+                f"{cpu_ratio:.2f}× | {b['train_seconds']:.1f} / {a['train_seconds']:.1f} | "
                 f"{labels} | {returns} |",
                 flush=True,
             )
-            records.append({"method": method, "seed": seed, "ratio": ratio, **res})
+            records.append(
+                {"method": method, "seed": seed, "ratio": ratio, "cpu_ratio": cpu_ratio, **res}
+            )
     print()
     for method in args.methods:
         ratios = [r["ratio"] for r in records if r["method"] == method]
+        cpu_ratios = [r["cpu_ratio"] for r in records if r["method"] == method]
         same = all(
             r["before"]["round_labels"] == r["after"]["round_labels"]
             for r in records
             if r["method"] == method
         )
         print(
-            f"{method}: median before/after wall ratio {statistics.median(ratios):.2f}× over "
-            f"{len(ratios)} seed(s); label counts {'identical' if same else 'DIFFER'}"
+            f"{method}: median before/after ratio {statistics.median(ratios):.2f}× wall, "
+            f"{statistics.median(cpu_ratios):.2f}× CPU, over {len(ratios)} seed(s); label counts "
+            f"{'identical' if same else 'DIFFER'}"
         )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

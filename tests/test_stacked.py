@@ -236,3 +236,23 @@ def test_stacked_td_equals_autograd_and_success_equals_both(n_actions: int) -> N
     np.testing.assert_allclose(
         critic.success(obs, a), torch.minimum(q1, q2).numpy(), rtol=1e-6, atol=1e-7
     )
+
+
+def test_ensemble_trainer_trains_members_that_do_not_stack_one_by_one(
+    demos: Transitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_stacking(*a: Any, **k: Any) -> None:
+        raise AssertionError("these members do not stack")
+
+    monkeypatch.setattr(stacked_bc, "fit", no_stacking)
+    obs_space, _ = make("cartpole").spaces
+    box = gym.spaces.Box(-1, 1, (1,), np.float32)  # a continuous stand-in for CartPole's action
+    data = dataclasses.replace(demos, actions=demos.actions.astype(np.float32)[:, None] * 2 - 1)
+
+    def make_policy() -> Policy:
+        return Policy(PolicyConfig.for_spaces(obs_space, box, head="mog", hidden_sizes=(16,)))
+
+    trainer = EnsembleTrainer(make_policy, BCConfig(steps=5, batch_size=16, progress=False), 2)
+    ens = trainer.fit(data, 0, 0, None)
+    assert len(ens) == 2 and ens._plan() is None
+    assert ens.act(data.obs[:3]).shape == (3, 1)

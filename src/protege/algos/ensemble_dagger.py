@@ -9,7 +9,10 @@ the expert's action at every step, so it costs as many expert *queries* as DAgge
 it stores far fewer *labels*; set ``discrepancy_threshold=None`` to gate on variance alone.
 
 :class:`PolicyEnsemble` is shared with ThriftyDAgger. Members are trained on bootstrap
-resamples of the episodes (and from different seeds).
+resamples of the episodes (and from different seeds). Members that stack (MLPs with an
+``mse``, ``categorical`` or ``gaussian`` head: the default policies) train and answer as one
+batched network (:mod:`protege.policies.stacked`, :mod:`protege.algos.stacked_bc`), each
+member computing what it would alone; any other members, one after another.
 
 Example:
     >>> result = ensemble_dagger.run(task, store_path, DAggerConfig(rounds=6),

@@ -1,16 +1,18 @@
 """K MLPs of one shape as one network: stacked weights and batched matrix products.
 
 An ensemble's members and ThriftyDAgger's twin Q networks are small MLPs of one shape, and
-training or querying them one after another repeats the same ~20 tensor calls K times. At
-the sizes of control (a few hundred units, batches of 1-256 rows, one CPU core) those calls'
-overhead costs about as much as the arithmetic. Stacked, layer l of every member is one
-``(K, O, I)`` weight and one ``(K, O)`` bias, and the K members' forward and backward passes
-are the calls of one member on ``(K, B, ·)`` tensors (``torch.baddbmm``, ``torch.bmm``).
+training or querying them one after another repeats the same tensor calls K times. Stacked,
+layer l of every member is one ``(K, O, I)`` weight and one ``(K, O)`` bias, and the K
+members' forward and backward passes are the calls of one member on ``(K, B, ·)`` tensors
+(``torch.baddbmm``, ``torch.bmm``): the calls' overhead is paid once, not K times. What
+remains is the arithmetic itself, which stacking does not shrink
+(``benchmarks/ensemble_speed.py``).
 
-Member k's arithmetic is its own network's, call for call (the same products, sums and
-elementwise operations on the same values); on the CPUs measured a batched product gives each
-member exactly the bits of its own product, so stacked and one-by-one runs agree bit for bit,
-and elsewhere to float rounding.
+Member k's arithmetic is its own network's, operation for operation: the same products,
+sums and elementwise operations on the same values, and parameters laid out as its own
+optimizer lays them out. Where a batched product gives each member the bits of its own
+product (MKL on the machine measured, an AMD EPYC; products under ~400 multiply-adds take
+another kernel), stacked and one-by-one runs agree bit for bit; elsewhere to float rounding.
 
 * :class:`StackedMLP`: the stacked weights (Linear + ReLU layers, a linear last layer) in one
   member-major buffer, row k laid out as member k's own parameters (as a
@@ -58,8 +60,9 @@ class StackedMLP:
     """K MLPs of one shape: ``weights[l]`` ``(K, O_l, I_l)`` and ``biases[l]`` ``(K, O_l)``
     are views into ``flat`` ``(K, S)``, whose row k holds member k's parameters in its own
     order (weight, bias, layer by layer) in its first ``size`` entries; ``weight_grads`` and
-    ``bias_grads`` are the same views into ``grad``. With ``align``, rows start 64 bytes
-    apart, as separately allocated buffers do.
+    ``bias_grads`` are the same views into ``grad``. With ``align``, each row starts on a
+    64-byte boundary, as a separately allocated buffer does (products then read member k's
+    weights at the alignment its own network's buffer gives them).
 
     Example:
         >>> mlp = StackedMLP([policy_layers(p) for p in policies])
@@ -185,10 +188,7 @@ class StackedBackprop:
         for i in range(len(self.layers) - 1, -1, -1):
             w_grad, b_grad = mlp.weight_grads[i], mlp.bias_grads[i]
             torch.bmm(grads[i].transpose(1, 2), outs[i - 1] if i else x, out=w_grad)
-            # Member by member: one sum over dim 1 of (K, B, O) may add in another order
-            # than each member's sum over dim 0 of (B, O).
-            for k in range(self.k):
-                torch.sum(grads[i][k], 0, out=b_grad[k])
+            torch.sum(grads[i], 1, out=b_grad)  # adds each member's rows as a (B, O) sum does
             if i:
                 below = grads[i - 1]
                 torch.bmm(grads[i], mlp.weights[i], out=below)
@@ -261,8 +261,12 @@ class PolicyPlan:
     def __init__(self, policies: Sequence[Policy], folded: bool) -> None:
         members = [policy_layers(p) or [] for p in policies]
         tensors = [t for ls in members for layer in ls for t in (layer.weight, layer.bias)]
-        tensors += [t for p in policies for t in (p.obs_mean, p.obs_std, p.act_offset, p.act_scale)]
-        self.watch = Watch(tensors)
+        cfg = policies[0].config
+        if cfg.normalize_obs:
+            tensors += [t for p in policies for t in (p.obs_mean, p.obs_std)]
+        if not cfg.discrete:
+            tensors += [t for p in policies for t in (p.act_offset, p.act_scale)]
+        self.watch = Watch(tensors)  # what the plan copied; checked on every call
         self.normalize = policies[0].config.normalize_obs and not folded
         with torch.no_grad():
             if folded:
