@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protege.data.records import EpisodeRecord
 from protege.data.store import Store
 
 ATTENTION = "attention_seconds"
@@ -155,9 +154,6 @@ def round_row(
     upto = [e for e in store.index if e.round <= r]
     this = [e for e in upto if e.round == r]
 
-    def total(entries: list[EpisodeRecord], key: str) -> float:
-        return sum(e.extras.get(key, 0.0) for e in entries)
-
     labels = sum(e.labels for e in upto)
     learner_steps = sum(e.learner_steps for e in upto)
     steps = sum(e.length for e in upto)
@@ -165,9 +161,7 @@ def round_row(
     for e in this:
         for k, v in e.extras.items():
             if k not in ("episode", "queries", "interventions", "success", ATTENTION):
-                extras[k] = extras.get(k, 0.0) + float(v)
-    # Demonstrations not collected by run() cost one query per labeled step.
-    queries = sum(e.extras.get("queries", e.labels) for e in upto)
+                extras[k] = extras.get(k, 0.0) + v
     return RoundRow(
         round=r,
         beta=beta,
@@ -176,8 +170,8 @@ def round_row(
         round_labels=sum(e.labels for e in this),
         expert_steps=steps - learner_steps,
         learner_steps=learner_steps,
-        interventions=int(total(upto, "interventions")),
-        expert_queries=int(queries),
+        interventions=sum(e.interventions for e in upto),
+        expert_queries=sum(e.queries for e in upto),
         mean_return=ev.mean_return,
         std_return=ev.std_return,
         success_rate=ev.success_rate,
@@ -185,7 +179,7 @@ def round_row(
         train_seconds=train_s,
         eval_seconds=eval_s,
         wall_seconds=wall,
-        attention_seconds=total(upto, ATTENTION),
+        attention_seconds=sum(e.attention_seconds for e in upto),
         extras=extras,
     )
 

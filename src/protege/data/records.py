@@ -164,6 +164,22 @@ class EpisodeRecord:
         value = self.extras.get("episode")
         return None if value is None else int(value)
 
+    @property
+    def queries(self) -> int:
+        """Times the expert was asked during the episode; an episode that did not record it
+        (demonstrations collected outside an interactive run) cost one query per label."""
+        return int(self.extras.get("queries", self.labels))
+
+    @property
+    def interventions(self) -> int:
+        """Times the expert took over from the learner (0 if not recorded)."""
+        return int(self.extras.get("interventions", 0))
+
+    @property
+    def attention_seconds(self) -> float:
+        """Seconds a person spent in control (0 for a scripted or simulated expert)."""
+        return self.extras.get("attention_seconds", 0.0)
+
     def to_json(self, version: int = VERSION) -> dict[str, Any]:
         """The index line's object for a store of format ``version``, without its checksum."""
         head = {"number": self.number, "start": self.start} if version >= 3 else {}
