@@ -23,6 +23,7 @@ declare -A CMD=(
   [carracing_speed]="$PY benchmarks/carracing_speed.py"
   [image_pipeline]="$PY benchmarks/image_pipeline.py"
   [dagger_vs_imitation]="$PY benchmarks/dagger_vs_imitation.py --json $OUT/dagger_vs_imitation.json"
+  [ensemble_speed]="$PY benchmarks/ensemble_speed.py --json $OUT/ensemble_speed.json"
   [horizon]=".venv/bin/protege experiment horizon --out $OUT/horizon --no-progress"
   [obstacle]="$PY benchmarks/obstacle.py --out $OUT/obstacle --seed 0 --episodes 200 --no-progress"
   [obstacle_8000]="$PY benchmarks/obstacle.py --out $OUT/obstacle_8000 --seed 0 --episodes 200 --steps 8000 --no-progress"
@@ -32,7 +33,7 @@ declare -A CMD=(
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
 )
 ORDER=(bc_throughput eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
-       dagger_vs_imitation experts horizon obstacle obstacle_8000 chunking dagger_lunar
+       dagger_vs_imitation ensemble_speed experts horizon obstacle obstacle_8000 chunking dagger_lunar
        dagger_dev_sweep demo_carracing)
 [ $# -gt 0 ] && ORDER=("$@")
 

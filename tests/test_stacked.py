@@ -77,6 +77,12 @@ def test_stacked_ensemble_equals_each_member(head: str, act_space: gym.Space, n:
     np.testing.assert_allclose(
         ens.member_outputs(fresh), one_by_one(policies, fresh), rtol=1e-5, atol=1e-6
     )
+    # So does replacing a member.
+    ens.members[2] = policies[2] = members(head, act_space, k=4)[3]
+    fresh = obs.copy()
+    np.testing.assert_allclose(
+        ens.member_outputs(fresh), one_by_one(policies, fresh), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_members_that_do_not_stack_answer_one_by_one() -> None:

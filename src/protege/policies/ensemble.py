@@ -43,8 +43,9 @@ class PolicyEnsemble:
         self.discrete = members[0].config.discrete
         self._cache_obs: np.ndarray | None = None
         self._cache: np.ndarray | None = None
-        self._stackable = stackable(self.members)
         self._stacked: PolicyPlan | None = None
+        self._stacked_members: list[Policy] = []
+        self._stackable = False
 
     def __len__(self) -> int:
         return len(self.members)
@@ -67,6 +68,9 @@ class PolicyEnsemble:
         """The members' stacked plan (None if they do not stack), rebuilt when any member's
         weights or statistics changed. Each member's arithmetic is that of the loop below:
         probabilities from ``head.linear(features)``, actions from ``predict_chunk``."""
+        if self._stacked_members != self.members:  # first call, or members replaced
+            self._stacked_members = list(self.members)
+            self._stackable, self._stacked = stackable(self.members), None
         if not self._stackable:
             return None
         if self._stacked is None or not self._stacked.current():
