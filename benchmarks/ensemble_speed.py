@@ -2,7 +2,7 @@
 
 Issue 11 part 6 trains and queries an ensemble's members (and ThriftyDAgger's twin Q networks)
 as one stacked network. This script runs each method on the same seeds with the code before
-(a git worktree of ``--baseline``, default the tag ``baseline-s10``, made under ``.bench/``
+(a git worktree of ``--baseline``, default ``426d647``, the commit before the stacking, made under ``.bench/``
 on first use) and after (this checkout), each run in its own subprocess with ``PYTHONPATH``
 pointing at its side's ``src``; the sides alternate which goes first from seed to seed, so
 a drift of the machine's speed falls on both. Reported per method and seed: wall and CPU
@@ -109,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=["thrifty", "ensemble"])
-    ap.add_argument("--baseline", default="baseline-s10", help="git ref of the code before")
+    ap.add_argument("--baseline", default="426d647", help="git ref of the code before")
     ap.add_argument("--baseline-src", help="an existing checkout's src/ to use instead")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the demo's: 1)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/ensemble_speed.json"))
