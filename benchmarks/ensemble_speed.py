@@ -2,7 +2,8 @@
 
 Issue 11 part 6 trains and queries an ensemble's members (and ThriftyDAgger's twin Q networks)
 as one stacked network. This script runs each method on the same seeds with the code before
-(a git worktree of ``--baseline``, default ``426d647``, the commit before the stacking, made under ``.bench/``
+(a git worktree of ``--baseline``, default ``426d647``, the commit before the stacking, made
+under ``.bench/``
 on first use) and after (this checkout), each run in its own subprocess with ``PYTHONPATH``
 pointing at its side's ``src``; the sides alternate which goes first from seed to seed, so
 a drift of the machine's speed falls on both. Reported per method and seed: wall and CPU
