@@ -1,7 +1,9 @@
 """Every private torch internal the CPU fast paths rely on, checked in one place.
 
 The fast paths (:mod:`protege.policies.mlp`'s acting plan, :mod:`protege.algos.mlp_step`,
-:mod:`protege.algos.optim`'s ``FlatAdamW``) use a few things torch does not promise to keep.
+:mod:`protege.algos.optim`'s ``FlatAdamW`` and ``RowsAdamW``, the stacked ensembles and twin
+critics of :mod:`protege.policies.stacked` and :mod:`protege.algos.success_td`) use a few
+things torch does not promise to keep.
 If a torch upgrade changes one, this test fails naming it; until the fast path is adapted,
 ``PROTEGE_FAST_PATH=0`` (or ``BCConfig(fast_path=False)``) runs without any of them.
 """
@@ -87,6 +89,17 @@ def _module_apply() -> None:
     assert len(calls) == 3
 
 
+def _foreach_polyak() -> None:
+    """success_td.td_fit: the target twins' Polyak update, torch._foreach_mul_ then
+    torch._foreach_add_(alpha=) over lists of tensors, in place."""
+    target = [torch.ones(3), torch.full((2,), 2.0)]
+    online = [torch.zeros(3), torch.ones(2)]
+    torch._foreach_mul_(target, 0.5)
+    torch._foreach_add_(target, online, alpha=0.5)
+    assert torch.equal(target[0], torch.full((3,), 0.5))
+    assert torch.equal(target[1], torch.full((2,), 1.5))
+
+
 INTERNALS: dict[str, Callable[[], None]] = {
     "torch._fused_adamw_": _fused_adamw,
     "torch.ops.aten.threshold_backward.grad_input": _threshold_backward,
@@ -94,6 +107,7 @@ INTERNALS: dict[str, Callable[[], None]] = {
     "torch.autograd.graph.increment_version": _increment_version,
     "Parameter .data/.grad as views of flat buffers": _views_of_one_buffer,
     "nn.Module._apply": _module_apply,
+    "torch._foreach_mul_ / torch._foreach_add_": _foreach_polyak,
 }
 
 
