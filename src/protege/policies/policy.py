@@ -14,13 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from protege.configs.policy import PolicyConfig
 from protege.errors import CheckpointError, DataError
 from protege.policies import mlp
+from protege.policies.checks import (
+    ENCODER_ARGS,
+    HEAD_ARGS,
+    check_settings,
+    check_size,
+    read_tensors,
+)
 from protege.policies.chunking import ChunkExecutor
 from protege.policies.encoders import ENCODERS, MLPEncoder
 from protege.policies.heads import HEADS
@@ -70,14 +76,15 @@ class Policy(nn.Module):
         if head_cls.discrete != config.discrete:
             kind = "Discrete" if config.discrete else "Box"
             raise CheckpointError(f"head {config.head!r} does not fit a {kind} action space")
+        encoder_cls = ENCODERS[config.encoder]
+        check_settings(encoder_cls, config.encoder_kwargs, ENCODER_ARGS, "encoder_kwargs")
+        check_settings(head_cls, config.head_kwargs, HEAD_ARGS, "head_kwargs")
         encoder_kwargs = dict(config.encoder_kwargs)
         if config.n_obs_steps != 1:
             encoder_kwargs["n_obs_steps"] = config.n_obs_steps
         if config.random_shift:
             encoder_kwargs["random_shift"] = config.random_shift
-        self.encoder = ENCODERS[config.encoder](
-            config.obs_shape, config.hidden_sizes, **encoder_kwargs
-        )
+        self.encoder = encoder_cls(config.obs_shape, config.hidden_sizes, **encoder_kwargs)
         head_kwargs = dict(config.head_kwargs)
         if config.discrete:
             head_kwargs.setdefault("n_actions", config.n_actions)
@@ -272,7 +279,13 @@ class Policy(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
-        """Load a saved policy. Reads JSON and safetensors only: nothing in the files runs."""
+        """Load a saved policy. Reads JSON and safetensors only: nothing in the files runs.
+
+        Every config field is checked for type and range, head and encoder settings against
+        what they accept, and the network's size (counted without allocating) before it is
+        built; then every tensor against it (:func:`load_weights`). Any problem is one
+        :class:`CheckpointError` naming the file and the field or tensor.
+        """
         path = Path(path)
         cfg_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
         for f in (cfg_file, weights_file):
@@ -284,7 +297,9 @@ class Policy(nn.Module):
             raise CheckpointError(f"{cfg_file}: corrupt JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or "policy" not in meta:
             raise CheckpointError(f"{cfg_file}: not a protege policy config")
-        policy = cls(PolicyConfig.from_dict(meta["policy"], str(cfg_file)))
+        config = PolicyConfig.from_dict(meta["policy"], str(cfg_file))
+        check_size(lambda: cls(config), str(cfg_file))
+        policy = cls(config)
         load_weights(policy, weights_file, "config")
         policy.eval()
         return policy
@@ -294,13 +309,5 @@ def load_weights(module: nn.Module, file: Path, described_by: str) -> None:
     """Load ``file`` (safetensors: nothing in it can run) into ``module``, strictly; any
     problem is one :class:`CheckpointError` naming the file. ``described_by`` names what the
     module was built from, for the mismatch message ("config", "the critic's description")."""
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file}: not a valid safetensors file ({exc}); protege never unpickles"
-        ) from None
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{file}: weights do not match {described_by} ({exc})") from None
+    state = read_tensors(module, file, described_by)
+    module.load_state_dict(state, strict=True)
