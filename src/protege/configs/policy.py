@@ -84,7 +84,7 @@ class PolicyConfig:
                 raise ConfigError(f"{name} must be in [1, {MAX_STEPS}], got {getattr(self, name)}")
         if math.prod(self.obs_shape) * self.n_obs_steps > MAX_PARAMETERS:
             raise ConfigError(
-                f"observations of shape {self.obs_shape} × n_obs_steps {self.n_obs_steps} "
+                f"obs_shape {self.obs_shape} × n_obs_steps {self.n_obs_steps} "
                 f"exceed {MAX_PARAMETERS} values"
             )
         if not 0 <= self.n_actions <= MAX_WIDTH:

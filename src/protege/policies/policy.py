@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from protege.configs.policy import PolicyConfig
-from protege.errors import CheckpointError, DataError
+from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies import mlp
 from protege.policies.checks import (
     ENCODER_ARGS,
@@ -39,6 +39,8 @@ KIND = "policy"
 """The learner kind ``config.json`` records (:func:`protege.algos.registry.load_learner`)."""
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "protege-policy"
+EXTRA_FIELDS = ("task", "data")
+"""What ``save(extra=...)`` may record beside the config (strings: the task, the data)."""
 
 
 class Policy(nn.Module):
@@ -268,7 +270,13 @@ class Policy(nn.Module):
 
     # ---------------------------------------------------------------------- save/load
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into the directory ``path``."""
+        """Write ``config.json`` and ``model.safetensors`` into the directory ``path``;
+        ``extra`` may record strings under the keys of ``EXTRA_FIELDS``."""
+        unknown = sorted(set(extra or {}) - set(EXTRA_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"a policy records only {EXTRA_FIELDS} beside its config, not {unknown}"
+            )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "kind": KIND, "policy": self.config.to_dict(), **(extra or {})}
@@ -297,6 +305,15 @@ class Policy(nn.Module):
             raise CheckpointError(f"{cfg_file}: corrupt JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or "policy" not in meta:
             raise CheckpointError(f"{cfg_file}: not a protege policy config")
+        unknown = sorted(set(meta) - {"format", "kind", "policy", *EXTRA_FIELDS})
+        if unknown:
+            raise CheckpointError(f"{cfg_file}: unknown top-level fields {unknown}")
+        if meta.get("kind", KIND) != KIND:
+            raise CheckpointError(f"{cfg_file}: field 'kind' must be {KIND!r}")
+        for name in EXTRA_FIELDS:
+            value = meta.get(name, "")
+            if not isinstance(value, str) or len(value) > 4096:
+                raise CheckpointError(f"{cfg_file}: field {name!r} must be a string")
         config = PolicyConfig.from_dict(meta["policy"], str(cfg_file))
         check_size(lambda: cls(config), str(cfg_file))
         policy = cls(config)
