@@ -6,6 +6,18 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from protege.configs.checks import (
+    MAX_LAYERS,
+    MAX_PARAMETERS,
+    MAX_STEPS,
+    MAX_WIDTH,
+    require_bool,
+    require_int,
+    require_int_list,
+    require_number,
+    require_settings,
+    require_str,
+)
 from protege.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -55,8 +67,28 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         self.obs_shape = tuple(int(s) for s in self.obs_shape)
         self.hidden_sizes = tuple(int(s) for s in self.hidden_sizes)
-        if self.chunk_size < 1:
-            raise ConfigError(f"chunk_size must be ≥ 1, got {self.chunk_size}")
+        if len(self.obs_shape) > 8 or not all(1 <= s <= MAX_WIDTH for s in self.obs_shape):
+            raise ConfigError(
+                f"obs_shape must have at most 8 dimensions in [1, {MAX_WIDTH}], "
+                f"got {self.obs_shape}"
+            )
+        if len(self.hidden_sizes) > MAX_LAYERS or not all(
+            1 <= s <= MAX_WIDTH for s in self.hidden_sizes
+        ):
+            raise ConfigError(
+                f"hidden_sizes must be at most {MAX_LAYERS} widths in [1, {MAX_WIDTH}], "
+                f"got {self.hidden_sizes}"
+            )
+        for name in ("act_dim", "chunk_size", "n_obs_steps"):
+            if not 1 <= getattr(self, name) <= MAX_STEPS:
+                raise ConfigError(f"{name} must be in [1, {MAX_STEPS}], got {getattr(self, name)}")
+        if math.prod(self.obs_shape) * self.n_obs_steps > MAX_PARAMETERS:
+            raise ConfigError(
+                f"obs_shape {self.obs_shape} × n_obs_steps {self.n_obs_steps} "
+                f"exceed {MAX_PARAMETERS} values"
+            )
+        if not 0 <= self.n_actions <= MAX_WIDTH:
+            raise ConfigError(f"n_actions must be in [0, {MAX_WIDTH}], got {self.n_actions}")
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ConfigError(
                 f"n_action_steps must be in [1, chunk_size={self.chunk_size}], "
@@ -68,8 +100,8 @@ class PolicyConfig:
             raise ConfigError("a discrete policy needs n_actions ≥ 2")
         if self.n_obs_steps < 1:
             raise ConfigError(f"n_obs_steps must be ≥ 1, got {self.n_obs_steps}")
-        if self.random_shift < 0:
-            raise ConfigError(f"random_shift must be ≥ 0, got {self.random_shift}")
+        if not 0 <= self.random_shift <= MAX_STEPS:
+            raise ConfigError(f"random_shift must be in [0, {MAX_STEPS}], got {self.random_shift}")
 
     @classmethod
     def for_spaces(
@@ -104,11 +136,62 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> PolicyConfig:
+        """The config a checkpoint's ``config.json`` describes, every field checked for type
+        and range first (:func:`check_fields`); any problem is a :class:`CheckpointError`
+        naming ``where`` and the field."""
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{where}: the policy config must be an object")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise CheckpointError(f"{where}: unknown fields {unknown}")
+        missing = sorted({"obs_shape", "act_dim"} - set(d))
+        if missing:
+            raise CheckpointError(f"{where}: missing fields {missing}")
         try:
+            check_fields(d)
             return cls(**d)
         except (TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"{where}: invalid policy config ({exc})") from None
+
+
+def check_fields(d: dict[str, Any]) -> None:
+    """Type and range of every field present in a policy config read from JSON; raises
+    :class:`ConfigError` naming the field. Ranges shared with fresh configs are
+    :meth:`PolicyConfig.__post_init__`'s."""
+    require_int_list(d["obs_shape"], "obs_shape", 1, MAX_WIDTH, max_len=8)
+    act_dim = require_int(d["act_dim"], "act_dim", 1, MAX_STEPS)
+    for name in ("discrete", "normalize_obs"):
+        if name in d:
+            require_bool(d[name], name)
+    if "n_actions" in d:
+        require_int(d["n_actions"], "n_actions", 0, MAX_WIDTH)
+    bounds = {}
+    for name in ("action_low", "action_high"):
+        value = d.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list) or len(value) != act_dim:
+            raise ConfigError(f"field {name!r} must be a list of act_dim={act_dim} numbers")
+        bounds[name] = [
+            require_number(v, f"{name}[{i}]", finite=False) for i, v in enumerate(value)
+        ]
+    if len(bounds) == 2 and any(
+        lo > hi for lo, hi in zip(bounds["action_low"], bounds["action_high"], strict=True)
+    ):
+        raise ConfigError("field 'action_low' must not exceed 'action_high'")
+    for name in ("encoder", "head", "action_norm"):
+        if name in d:
+            require_str(d[name], name)
+    if "hidden_sizes" in d:
+        require_int_list(d["hidden_sizes"], "hidden_sizes", 1, MAX_WIDTH)
+    for name in ("chunk_size", "n_action_steps", "n_obs_steps"):
+        if name in d:
+            require_int(d[name], name, 1, MAX_STEPS)
+    if "random_shift" in d:
+        require_int(d["random_shift"], "random_shift", 0, MAX_STEPS)
+    if d.get("temporal_ensemble_coeff") is not None:
+        require_number(d["temporal_ensemble_coeff"], "temporal_ensemble_coeff")
+    for name in ("head_kwargs", "encoder_kwargs"):
+        if name in d:
+            require_settings(d[name], name)

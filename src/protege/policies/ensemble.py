@@ -19,6 +19,9 @@ from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.policy import Policy
 from protege.policies.stacked import PolicyPlan, stackable
 
+MAX_MEMBERS = 256
+"""Members a saved ensemble may have (ThriftyDAgger and EnsembleDAgger use about 5)."""
+
 
 class PolicyEnsemble:
     """K policies acting as one.
@@ -149,11 +152,24 @@ class PolicyEnsemble:
         path = Path(path)
         meta_file = path / "ensemble.json"
         try:
-            k = int(json.loads(meta_file.read_text())["members"])
+            meta = json.loads(meta_file.read_text())
+            k = meta["members"]
         except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(
                 f"{meta_file}: not a policy ensemble's metadata ({type(exc).__name__}: {exc})"
             ) from None
+        unknown = sorted(set(meta) - {"kind", "members"})
+        if unknown or meta.get("kind", "ensemble") != "ensemble":
+            raise CheckpointError(
+                f"{meta_file}: not a policy ensemble's metadata (unknown fields {unknown} "
+                f"or kind {meta.get('kind')!r})"
+            )
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise CheckpointError(f"{meta_file}: field 'members' must be an integer, got {k!r}")
         if k < 1:
             raise CheckpointError(f"{meta_file}: an ensemble needs at least one member, not {k}")
+        if k > MAX_MEMBERS:
+            raise CheckpointError(
+                f"{meta_file}: field 'members' must be in [1, {MAX_MEMBERS}], got {k}"
+            )
         return cls([Policy.load(path / f"member_{i}") for i in range(k)])

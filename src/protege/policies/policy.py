@@ -14,13 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from protege.configs.policy import PolicyConfig
-from protege.errors import CheckpointError, DataError
+from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies import mlp
+from protege.policies.checks import (
+    ENCODER_ARGS,
+    HEAD_ARGS,
+    check_settings,
+    check_size,
+    read_tensors,
+)
 from protege.policies.chunking import ChunkExecutor
 from protege.policies.encoders import ENCODERS, MLPEncoder
 from protege.policies.heads import HEADS
@@ -33,6 +39,8 @@ KIND = "policy"
 """The learner kind ``config.json`` records (:func:`protege.algos.registry.load_learner`)."""
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "protege-policy"
+EXTRA_FIELDS = ("task", "data")
+"""What ``save(extra=...)`` may record beside the config (strings: the task, the data)."""
 
 
 class Policy(nn.Module):
@@ -70,14 +78,15 @@ class Policy(nn.Module):
         if head_cls.discrete != config.discrete:
             kind = "Discrete" if config.discrete else "Box"
             raise CheckpointError(f"head {config.head!r} does not fit a {kind} action space")
+        encoder_cls = ENCODERS[config.encoder]
+        check_settings(encoder_cls, config.encoder_kwargs, ENCODER_ARGS, "encoder_kwargs")
+        check_settings(head_cls, config.head_kwargs, HEAD_ARGS, "head_kwargs")
         encoder_kwargs = dict(config.encoder_kwargs)
         if config.n_obs_steps != 1:
             encoder_kwargs["n_obs_steps"] = config.n_obs_steps
         if config.random_shift:
             encoder_kwargs["random_shift"] = config.random_shift
-        self.encoder = ENCODERS[config.encoder](
-            config.obs_shape, config.hidden_sizes, **encoder_kwargs
-        )
+        self.encoder = encoder_cls(config.obs_shape, config.hidden_sizes, **encoder_kwargs)
         head_kwargs = dict(config.head_kwargs)
         if config.discrete:
             head_kwargs.setdefault("n_actions", config.n_actions)
@@ -261,7 +270,13 @@ class Policy(nn.Module):
 
     # ---------------------------------------------------------------------- save/load
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into the directory ``path``."""
+        """Write ``config.json`` and ``model.safetensors`` into the directory ``path``;
+        ``extra`` may record strings under the keys of ``EXTRA_FIELDS``."""
+        unknown = sorted(set(extra or {}) - set(EXTRA_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"a policy records only {EXTRA_FIELDS} beside its config, not {unknown}"
+            )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "kind": KIND, "policy": self.config.to_dict(), **(extra or {})}
@@ -272,7 +287,13 @@ class Policy(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
-        """Load a saved policy. Reads JSON and safetensors only: nothing in the files runs."""
+        """Load a saved policy. Reads JSON and safetensors only: nothing in the files runs.
+
+        Every config field is checked for type and range, head and encoder settings against
+        what they accept, and the network's size (counted without allocating) before it is
+        built; then every tensor against it (:func:`load_weights`). Any problem is one
+        :class:`CheckpointError` naming the file and the field or tensor.
+        """
         path = Path(path)
         cfg_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
         for f in (cfg_file, weights_file):
@@ -284,7 +305,18 @@ class Policy(nn.Module):
             raise CheckpointError(f"{cfg_file}: corrupt JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or "policy" not in meta:
             raise CheckpointError(f"{cfg_file}: not a protege policy config")
-        policy = cls(PolicyConfig.from_dict(meta["policy"], str(cfg_file)))
+        unknown = sorted(set(meta) - {"format", "kind", "policy", *EXTRA_FIELDS})
+        if unknown:
+            raise CheckpointError(f"{cfg_file}: unknown top-level fields {unknown}")
+        if meta.get("kind", KIND) != KIND:
+            raise CheckpointError(f"{cfg_file}: field 'kind' must be {KIND!r}")
+        for name in EXTRA_FIELDS:
+            value = meta.get(name, "")
+            if not isinstance(value, str) or len(value) > 4096:
+                raise CheckpointError(f"{cfg_file}: field {name!r} must be a string")
+        config = PolicyConfig.from_dict(meta["policy"], str(cfg_file))
+        check_size(lambda: cls(config), str(cfg_file))
+        policy = cls(config)
         load_weights(policy, weights_file, "config")
         policy.eval()
         return policy
@@ -294,13 +326,5 @@ def load_weights(module: nn.Module, file: Path, described_by: str) -> None:
     """Load ``file`` (safetensors: nothing in it can run) into ``module``, strictly; any
     problem is one :class:`CheckpointError` naming the file. ``described_by`` names what the
     module was built from, for the mismatch message ("config", "the critic's description")."""
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file}: not a valid safetensors file ({exc}); protege never unpickles"
-        ) from None
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{file}: weights do not match {described_by} ({exc})") from None
+    state = read_tensors(module, file, described_by)
+    module.load_state_dict(state, strict=True)

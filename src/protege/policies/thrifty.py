@@ -12,7 +12,16 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from protege.errors import CheckpointError
+from protege.configs.checks import (
+    MAX_PARAMETERS,
+    MAX_STEPS,
+    MAX_WIDTH,
+    require_int,
+    require_int_list,
+    require_number,
+)
+from protege.errors import CheckpointError, ConfigError
+from protege.policies.checks import check_size
 from protege.policies.ensemble import PolicyEnsemble
 from protege.policies.policy import load_weights
 from protege.policies.success_q import SuccessQ
@@ -64,25 +73,44 @@ class ThriftyLearner:
         meta_file = path / "thrifty.json"
         try:
             meta = json.loads(meta_file.read_text())
-            delta_r = float(meta["switch_back_discrepancy"])
+            delta_r = meta["switch_back_discrepancy"]
             spec = meta.get("critic")
         except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
             raise CheckpointError(
                 f"{meta_file}: not a ThriftyDAgger learner's metadata ({type(e).__name__}: {e})"
             ) from None
+        unknown = sorted(set(meta) - {"kind", "switch_back_discrepancy", "critic"})
+        if unknown or meta.get("kind", "thrifty") != "thrifty":
+            raise CheckpointError(
+                f"{meta_file}: not a ThriftyDAgger learner's metadata (unknown fields "
+                f"{unknown} or kind {meta.get('kind')!r})"
+            )
+        try:
+            delta_r = require_number(delta_r, "switch_back_discrepancy")
+        except ConfigError as exc:
+            raise CheckpointError(f"{meta_file}: {exc}") from None
         critic = None if spec is None else load_critic(spec, path / "critic.safetensors")
         return cls(PolicyEnsemble.load(path / "ensemble"), critic, delta_r)
 
 
+CRITIC_FIELDS = ("obs_dim", "act_dim", "n_actions", "hidden")
+
+
 def load_critic(spec: Any, file: Path) -> SuccessQ:
-    """The success critic described by ``spec`` with the weights in ``file``."""
+    """The success critic described by ``spec`` (``thrifty.json``'s ``critic``: every field
+    typed and bounded, the network's size counted before it is built) with the weights in
+    ``file`` (names, shapes, dtypes and finite values checked)."""
+    where = file.with_name("thrifty.json")
     try:
-        critic = SuccessQ(
-            int(spec["obs_dim"]), int(spec["act_dim"]), int(spec["n_actions"]), spec["hidden"]
-        )
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file.with_name('thrifty.json')}: bad critic description ({exc})"
-        ) from None
+        if not isinstance(spec, dict) or sorted(spec) != sorted(CRITIC_FIELDS):
+            raise ConfigError(f"field 'critic' must be an object with exactly {CRITIC_FIELDS}")
+        obs_dim = require_int(spec["obs_dim"], "critic.obs_dim", 1, MAX_PARAMETERS)
+        act_dim = require_int(spec["act_dim"], "critic.act_dim", 1, MAX_STEPS)
+        n_actions = require_int(spec["n_actions"], "critic.n_actions", 0, MAX_WIDTH)
+        hidden = require_int_list(spec["hidden"], "critic.hidden", 1, MAX_WIDTH, min_len=1)
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: bad critic description ({exc})") from None
+    check_size(lambda: SuccessQ(obs_dim, act_dim, n_actions, hidden), f"{where}: critic")
+    critic = SuccessQ(obs_dim, act_dim, n_actions, hidden)
     load_weights(critic, file, "the critic's description")
     return critic.eval()

@@ -1,0 +1,91 @@
+"""Type and range checks of values read from untrusted JSON (checkpoints' config files).
+
+Each check returns the value or raises :class:`~protege.errors.ConfigError` naming the field;
+the loaders turn that into a :class:`~protege.errors.CheckpointError` naming the file. Types
+are strict: ``true`` is not an integer, ``"64"`` is not a number, ``NaN`` is not finite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from protege.errors import ConfigError
+
+MAX_WIDTH = 65_536
+"""Any layer width, observation dimension or count of discrete actions."""
+MAX_STEPS = 4_096
+"""Chunk sizes, observation histories and action dimensions."""
+MAX_LAYERS = 64
+"""Entries of a list of layer sizes (and of any list in head or encoder settings)."""
+MAX_PARAMETERS = 100_000_000
+"""Parameters and buffers of one network: 400 MB of float32. protege's largest networks (a
+Nature-CNN on 96×96 frames with a diffusion head) hold a few million; a config beyond this
+bound is refused before anything is allocated."""
+
+
+def require_int(value: Any, field: str, lo: int, hi: int) -> int:
+    """``value`` if it is an integer (not a bool) in ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"field {field!r} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"field {field!r} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def require_bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"field {field!r} must be true or false, got {value!r}")
+    return value
+
+
+def require_number(value: Any, field: str, finite: bool = True) -> float:
+    """``value`` as a float if it is a number (not a bool); never NaN, and finite if asked."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"field {field!r} must be a number, got {value!r}")
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ConfigError(f"field {field!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def require_str(value: Any, field: str, max_len: int = 64) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+        raise ConfigError(f"field {field!r} must be a string of 1 to {max_len} characters")
+    return value
+
+
+def require_int_list(
+    value: Any, field: str, lo: int, hi: int, min_len: int = 0, max_len: int = MAX_LAYERS
+) -> list[int]:
+    """``value`` if it is a list of ``min_len`` to ``max_len`` integers, each in ``[lo, hi]``."""
+    if not isinstance(value, list | tuple) or not min_len <= len(value) <= max_len:
+        raise ConfigError(
+            f"field {field!r} must be a list of {min_len} to {max_len} integers, got {value!r}"
+        )
+    return [require_int(v, f"{field}[{i}]", lo, hi) for i, v in enumerate(value)]
+
+
+def require_settings(value: Any, field: str) -> dict[str, Any]:
+    """A head's or encoder's settings: an object of at most 32 plain JSON values (numbers in
+    range, short strings, short lists of those). Which keys a head accepts is checked where
+    the head is known (:mod:`protege.policies.checks`)."""
+    if not isinstance(value, dict) or len(value) > 32:
+        raise ConfigError(f"field {field!r} must be an object of at most 32 settings")
+    for key, v in value.items():
+        name = f"{field}.{key}"
+        require_str(key, f"{field} key")
+        items = v if isinstance(v, list) else [v]
+        if isinstance(v, list) and len(v) > MAX_LAYERS:
+            raise ConfigError(f"field {name!r} must have at most {MAX_LAYERS} entries")
+        for item in items:
+            if item is None or isinstance(item, bool):
+                continue
+            if isinstance(item, int):
+                require_int(item, name, -MAX_WIDTH, MAX_WIDTH)
+            elif isinstance(item, float):
+                require_number(item, name)
+            elif isinstance(item, str):
+                require_str(item, name)
+            else:
+                raise ConfigError(f"field {name!r} must be a number, string or list of them")
+    return value
