@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from protege.configs.checks import MAX_SIZE, check_float, check_int, check_sizes
 from protege.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -55,8 +56,13 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         self.obs_shape = tuple(int(s) for s in self.obs_shape)
         self.hidden_sizes = tuple(int(s) for s in self.hidden_sizes)
-        if self.chunk_size < 1:
-            raise ConfigError(f"chunk_size must be ≥ 1, got {self.chunk_size}")
+        own = "PolicyConfig"
+        check_sizes(own, "hidden_sizes", self.hidden_sizes)
+        check_int(own, "chunk_size", self.chunk_size, 1, MAX_SIZE)
+        check_int(own, "n_obs_steps", self.n_obs_steps, 1, MAX_SIZE)
+        check_int(own, "random_shift", self.random_shift, 0, MAX_SIZE)
+        if self.temporal_ensemble_coeff is not None:
+            check_float(own, "temporal_ensemble_coeff", self.temporal_ensemble_coeff, -1e3, 1e3)
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ConfigError(
                 f"n_action_steps must be in [1, chunk_size={self.chunk_size}], "
