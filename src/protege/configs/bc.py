@@ -51,7 +51,7 @@ class BCConfig:
             check_int(own, "steps", self.steps, 1, MAX_STEPS)
         check_float(own, "epochs", self.epochs, 0.0, 1e6, lo_open=True)
         check_int(own, "batch_size", self.batch_size, 1, 2**20)
-        check_float(own, "lr", self.lr, 0.0, lo_open=True)
+        check_float(own, "lr", self.lr, 0.0)  # 0: frozen weights (tests use it)
         check_float(own, "weight_decay", self.weight_decay, 0.0)
         if self.grad_clip is not None:
             check_float(own, "grad_clip", self.grad_clip, 0.0)
