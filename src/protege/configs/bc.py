@@ -55,12 +55,11 @@ class BCConfig:
         check_float(own, "weight_decay", self.weight_decay, 0.0)
         if self.grad_clip is not None:
             check_float(own, "grad_clip", self.grad_clip, 0.0)
+        check_float(own, "val_fraction", self.val_fraction, 0.0, 1.0, hi_open=True)
         check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
         if self.patience is not None:
             check_int(own, "patience", self.patience, 1, MAX_STEPS)
         check_int(own, "seed", self.seed, 0, MAX_SEED)
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(
                 f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}"

@@ -48,18 +48,21 @@ def check_float(
     hi: float = math.inf,
     *,
     lo_open: bool = False,
+    hi_open: bool = False,
 ) -> None:
-    """``value`` is a finite number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value > lo if lo_open else value >= lo)
-        and value <= hi
-    )
+    """``value`` is a finite number in ``[lo, hi]`` (``lo_open``, ``hi_open``: excluding
+    that end)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        x = float(value)
+        ok = (
+            math.isfinite(x)
+            and (x > lo if lo_open else x >= lo)
+            and (x < hi if hi_open else x <= hi)
+        )
     if not ok:
         low = f"({lo}" if lo_open else f"[{lo}"
-        high = "∞)" if hi == math.inf else f"{hi}]"
+        high = "∞)" if hi == math.inf else f"{hi})" if hi_open else f"{hi}]"
         raise ConfigError(
             f"{_named(owner, name)} must be a finite number in {low}, {high}, got {value!r}"
         )

@@ -118,8 +118,6 @@ class ObstacleDemoConfig:
             raise ConfigError(
                 f"unknown heads {sorted(unknown)}; choose from {list(OBSTACLE_HEADS)}"
             )
-        if min(self.demos, self.steps, self.episodes, self.n_envs, *self.chunks) < 1:
-            raise ConfigError("demos, steps, episodes, n_envs and chunks must be ≥ 1")
         own = "ObstacleDemoConfig"
         check_int(own, "seed", self.seed, 0, MAX_SEED)
         for name in ("demos", "episodes", "n_envs"):
@@ -170,10 +168,6 @@ class CarRacingDemoConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.demos, self.bc_steps, self.episodes_per_round, self.eval_episodes) < 1:
-            raise ConfigError("demos, bc_steps, episodes_per_round and eval_episodes must be ≥ 1")
-        if self.rounds < 0 or self.round_steps < 1:
-            raise ConfigError("rounds must be ≥ 0 and round_steps ≥ 1")
         own = "CarRacingDemoConfig"
         check_int(own, "seed", self.seed, 0, MAX_SEED)
         for name in ("demos", "episodes_per_round", "eval_episodes", "n_envs", "gif_every"):

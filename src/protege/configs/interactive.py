@@ -77,15 +77,8 @@ class DAggerConfig:
     """Report the labels needed to reach this fraction of the expert's mean return."""
 
     def __post_init__(self) -> None:
-        if self.rounds < 0 or self.episodes_per_round < 1 or self.initial_demos < 0:
-            raise ConfigError(
-                "rounds ≥ 0, episodes_per_round ≥ 1 and initial_demos ≥ 0 are required, got "
-                f"{self.rounds}, {self.episodes_per_round}, {self.initial_demos}"
-            )
         if self.retrain not in RETRAIN:
             raise ConfigError(f"retrain must be one of {RETRAIN}, not {self.retrain!r}")
-        if self.n_envs < 1 or self.eval_envs < 1 or self.eval_episodes < 1:
-            raise ConfigError("n_envs, eval_envs and eval_episodes must be ≥ 1")
         own = "DAggerConfig"
         check_int(own, "rounds", self.rounds, 0, 10**6)
         for name in ("episodes_per_round", "n_envs", "eval_episodes", "eval_envs"):

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from protege.configs.checks import MAX_SIZE, MAX_STEPS, check_float, check_int, check_sizes
-from protege.errors import ConfigError
 
 
 @dataclass
@@ -102,12 +101,9 @@ class ThriftyConfig:
         check_sizes(own, "q_hidden", self.q_hidden)
         check_int(own, "min_calibration", self.min_calibration, 0, MAX_STEPS)
         check_int(own, "calibrate_every", self.calibrate_every, 1, MAX_SIZE)
-        if not 0.0 < self.alpha_h < 1.0:
-            raise ConfigError(f"alpha_h must be in (0, 1), got {self.alpha_h}")
-        if self.calibrate_every < 1:
-            raise ConfigError(f"calibrate_every must be ≥ 1, got {self.calibrate_every}")
-        if not 0.0 <= self.pos_fraction < 1.0 or not 0.0 < self.gamma <= 1.0:
-            raise ConfigError("pos_fraction must be in [0, 1) and gamma in (0, 1]")
+        check_float(own, "alpha_h", self.alpha_h, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_float(own, "pos_fraction", self.pos_fraction, 0.0, 1.0, hi_open=True)
+        check_float(own, "gamma", self.gamma, 0.0, 1.0, lo_open=True)
 
 
 @dataclass
@@ -124,5 +120,3 @@ class DARTConfig:
     def __post_init__(self) -> None:
         check_float("DARTConfig", "initial_noise", self.initial_noise, 0.0)
         check_float("DARTConfig", "noise_scale", self.noise_scale, 0.0)
-        if self.initial_noise < 0 or self.noise_scale < 0:
-            raise ConfigError("initial_noise and noise_scale must be ≥ 0")
