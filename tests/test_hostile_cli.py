@@ -337,3 +337,23 @@ def test_an_expert_without_a_name_is_named_by_its_class(tmp_path: Path) -> None:
     expert = CallableExpert(lambda obs: np.full(len(obs), 9))
     with pytest.raises(ConfigError, match=r"the expert \(CallableExpert\): action 9"):
         protege.collect(protege.tasks.make("cartpole"), tmp_path / "s", episodes=1, expert=expert)
+
+
+def test_a_diverging_stacked_ensemble_keeps_its_initial_weights(store: Path) -> None:
+    from protege.algos import stacked_bc
+    from protege.algos.engine import policy_factory
+
+    data = Store.open(store).transitions()
+    make_policy = policy_factory(protege.tasks.make("cartpole"), hidden_sizes=(16,))
+    policies = [make_policy() for _ in range(2)]
+    cfg = BCConfig(steps=100, lr=1e30, lr_schedule="constant", val_fraction=0.0, progress=False)
+    configs = [BCConfig(**{**vars(cfg), "seed": s}) for s in (1, 2)]
+    assert stacked_bc.applies(policies, [data, data], configs)
+    for p in policies:
+        p.set_normalization(data.obs[data.labeled], data.actions[data.labeled])
+    before = [{k: v.clone() for k, v in p.state_dict().items()} for p in policies]
+    with pytest.raises(TrainingError, match=r"ensemble members \[0, 1\] are not finite"):
+        stacked_bc.fit(policies, [data, data], configs)
+    for p, b in zip(policies, before, strict=True):
+        for k, v in p.state_dict().items():
+            assert v.isfinite().all() and (v == b[k]).all(), k
