@@ -21,3 +21,15 @@ class CheckpointError(ProtegeError):
 
 class ConfigError(ProtegeError):
     """A configuration value is out of range or inconsistent."""
+
+
+class TrainingError(ProtegeError):
+    """Training diverged: the loss became nan or infinite.
+
+    The policy holds its last finite weights (those of ``kept_step``; 0: the initial ones).
+    """
+
+    def __init__(self, message: str, step: int, kept_step: int):
+        super().__init__(message)
+        self.step = step
+        self.kept_step = kept_step

@@ -44,7 +44,7 @@ from protege.algos.optim import FlatAdamW, TorchAdamW
 from protege.configs.bc import BCConfig
 from protege.data.frames import FrameArray
 from protege.data.store import Store, Transitions
-from protege.errors import ConfigError, DataError
+from protege.errors import ConfigError, DataError, TrainingError
 from protege.policies import mlp
 from protege.policies.heads.base import Metrics
 from protege.policies.policy import Policy
@@ -226,6 +226,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     writer = _tensorboard(config.tensorboard_dir)
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
     best_state: dict[str, torch.Tensor] | None = None
+    finite_state, finite_step = _snapshot(policy), 0
     bad_evals = 0
     running: list[float] = []
     train_time = 0.0
@@ -253,6 +254,8 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
             opt.step(_lr(config, step, steps))
             train_time += time.perf_counter() - t0
             running.append(float(loss.detach()))
+            if not math.isfinite(running[-1]):
+                raise _diverged(policy, running[-1], step, finite_state, finite_step)
             if step % config.eval_every == 0 or step == steps:
                 row = {"step": step, "train_loss": float(np.mean(running))}
                 running = []
@@ -266,6 +269,12 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
                         bad_evals = 0
                     else:
                         bad_evals += 1
+                if not math.isfinite(row.get("val_loss", 0.0)):
+                    raise _diverged(policy, row["val_loss"], step, finite_state, finite_step)
+                state = _snapshot(policy)
+                if not all(t.isfinite().all() for t in state.values() if t.is_floating_point()):
+                    raise _diverged(policy, math.nan, step, finite_state, finite_step, "weights")
+                finite_state, finite_step = state, step
                 result.history.append(row)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "step"})
                 if writer is not None:
@@ -289,6 +298,33 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     result.train_seconds = train_time
     result.samples_per_s = result.steps * config.batch_size / max(train_time, 1e-9)
     return result
+
+
+def _snapshot(policy: Policy) -> dict[str, torch.Tensor]:
+    """A copy of the policy's weights (kept at each validation point: the weights a diverged
+    run falls back to)."""
+    return {k: v.detach().clone() for k, v in policy.state_dict().items()}
+
+
+def _diverged(
+    policy: Policy,
+    loss: float,
+    step: int,
+    state: dict[str, torch.Tensor],
+    kept: int,
+    what: str = "loss",
+) -> TrainingError:
+    """Restore the last finite weights and say where training diverged."""
+    with torch.no_grad():
+        policy.load_state_dict(state)
+    policy.eval()
+    found = "are not finite" if what == "weights" else f"is {loss}"
+    return TrainingError(
+        f"training diverged: the {what} {found} at step {step}; kept the weights of step {kept} "
+        "(lower --lr, set --grad-clip, or check the data for huge values)",
+        step=step,
+        kept_step=kept,
+    )
 
 
 def _lr(config: BCConfig, step: int, steps: int) -> float:

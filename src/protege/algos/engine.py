@@ -252,7 +252,7 @@ def run(
         "method_settings": asdict(settings) if settings is not None else None,
     }
     if resume:
-        _check_resumed_config(config_file, written)
+        _check_resumed_config(config_file, written, store)
         # Keep only whole rows: a row torn by a crash is redone, and must not stay in front
         # of the redone one (every later resume would stop reading there).
         write_atomic(rows_file, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
@@ -375,12 +375,21 @@ RESUMABLE_CHANGES = ("rounds", "bc.progress")
 """Settings a resumed run may change: more (or fewer) rounds, and progress bars."""
 
 
-def _check_resumed_config(path: Path, config: dict[str, Any]) -> None:
+def _check_resumed_config(path: Path, config: dict[str, Any], store: Store) -> None:
     """A resumed run must collect, train and evaluate as the interrupted one did (``config``:
     what :func:`run` writes to ``config.json``)."""
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
+        # Written before the first episode: a store with interactive rounds but no config
+        # is another program's, or its run folder lost the file.
+        rounds = sorted({e.round for e in store.index} - {0})
+        if rounds:
+            store.close()
+            raise ConfigError(
+                f"{path}: missing, but {store.path} holds rounds {rounds} of a run; cannot "
+                "check what is resumed (resume in the run's own folder, or start a new run)"
+            ) from None
         return  # the run crashed before writing it: nothing to compare with
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); cannot check the resumed run") from None
@@ -413,7 +422,18 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
     obs_space, act_space = task.spaces
     exists = (path / "meta.json").exists()
+    if resume and not exists:
+        raise ConfigError(
+            f"{path}: no store to resume (no meta.json); start the run without resume "
+            "(--resume), or point it at the run's folder"
+        )
     store = Store.create(path, obs_space, act_space, task=task.name, exist_ok=True)
+    if resume and store.task not in (None, task.name):
+        store.close()
+        raise ConfigError(
+            f"{path}: a run of task {store.task!r}, not {task.name!r}; resume it with "
+            f"--task {store.task}, or start a new run"
+        )
     if exists and not resume:
         rounds = {e.round for e in store.index}
         if rounds - {0} or (rows_file.exists() and rows_file.read_text().strip()):

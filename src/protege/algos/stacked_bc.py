@@ -31,7 +31,7 @@ from protege.algos.bc import BCConfig
 from protege.algos.optim import RowsAdamW
 from protege.data.frames import FrameArray
 from protege.data.store import Transitions
-from protege.errors import DataError
+from protege.errors import DataError, TrainingError
 from protege.policies.heads.base import LinearHead
 from protege.policies.mlp import FAST_PATHS
 from protege.policies.policy import Policy
@@ -137,6 +137,17 @@ def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
             opt.step(bc._lr(config, step, steps))
     finally:
         torch.set_flush_denormal(False)
-    mlp.unstack_into(layers)
     for m in members:
         m.policy.eval()
+    # The losses are never read here (no sync per step): the weights are checked once, and
+    # a member gone non-finite leaves every member of the group with its initial weights.
+    diverged = [i for i, row in enumerate(mlp.rows()) if not bool(row.isfinite().all())]
+    if diverged:
+        raise TrainingError(
+            f"training diverged: the weights of ensemble members {diverged} are not finite "
+            f"after {steps} steps; kept the initial weights (lower the lr, set grad_clip, or "
+            "check the data for huge values)",
+            step=steps,
+            kept_step=0,
+        )
+    mlp.unstack_into(layers)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from protege.cli import output
-from protege.cli.flags import add_config_flags, config_values
+from protege.cli.flags import add_config_flags, config_values, seed_flag
 from protege.cli.registry import command
 from protege.configs.horizon import HorizonConfig
 
@@ -22,7 +22,7 @@ def _horizon_flags(p: argparse.ArgumentParser) -> None:
         "--out", default="reports/horizon", metavar="DIR", help="where the table and plot go"
     )
     add_config_flags(p, HorizonConfig, skip=("seed",))
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+    seed_flag(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="quiet")
 
 

@@ -15,17 +15,67 @@ import ast
 import inspect
 import itertools
 import json
+import math
 import textwrap
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 
+# ============================================================== numbers, range-checked
+def int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[lo, hi]``, else argparse's one-line error
+    ``argument --x: must be an integer in [lo, hi], got '...'`` (exit code 2)."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {text!r}")
+        return value
+
+    convert.__name__ = f"int in [{lo}, {hi}]"
+    return convert
+
+
+def finite_float(text: str) -> float:
+    """An argparse ``type``: a finite number (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def finite_positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+MAX_SEED = 2**63 - 1
+"""= :data:`protege.configs.checks.MAX_SEED`."""
+nonneg_int = int_in(0, MAX_SEED)
+"""A seed, a round: an integer ≥ 0."""
+episodes_int = int_in(1, 10**7)
+"""A number of episodes."""
+size_int = int_in(1, 2**16)
+"""A layer width, a number of sub-envs or threads."""
+
+
 # ========================================================================== common flags
 def seed_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+    p.add_argument(
+        "--seed", type=nonneg_int, default=0, help="seed of everything random (default: 0)"
+    )
 
 
 def run_flags(p: argparse.ArgumentParser) -> None:
@@ -35,7 +85,7 @@ def run_flags(p: argparse.ArgumentParser) -> None:
         "--threads",
         "--torch-threads",
         dest="threads",
-        type=int,
+        type=int_in(1, 1024),
         default=1,
         help="torch CPU threads (default: 1, fastest for small MLPs on few cores)",
     )
@@ -69,9 +119,14 @@ def task_flag(p: argparse.ArgumentParser, required: bool = True, extra: str = ""
 
 def rollout_flags(p: argparse.ArgumentParser, episodes: int) -> None:
     p.add_argument(
-        "--episodes", type=int, default=episodes, help=f"episodes to run (default: {episodes})"
+        "--episodes",
+        type=episodes_int,
+        default=episodes,
+        help=f"episodes to run (default: {episodes})",
     )
-    p.add_argument("--n-envs", type=int, default=8, help="sub-envs of the vector env (default: 8)")
+    p.add_argument(
+        "--n-envs", type=size_int, default=8, help="sub-envs of the vector env (default: 8)"
+    )
 
 
 # ============================================================ dataclass fields as flags
@@ -159,10 +214,13 @@ def flag_kwargs(tp: Any) -> dict[str, Any] | None:
         return {"action": argparse.BooleanOptionalAction}
     if origin in (tuple, list):
         item = typing.get_args(tp)[0]
-        return {"nargs": "+", "type": item, "metavar": item.__name__.upper()}
+        convert = finite_float if item is float else item
+        return {"nargs": "+", "type": convert, "metavar": item.__name__.upper()}
     if origin is dict or tp is dict:
         return {"type": json_object, "metavar": "JSON"}
-    if tp in (int, float, str):
+    if tp is float:  # the range is the dataclass's to check; nan and inf never fit one
+        return {"type": finite_float, "metavar": "FLOAT"}
+    if tp in (int, str):
         return {"type": tp, "metavar": tp.__name__.upper()}
     if tp is Any:
         return {"type": str}

@@ -15,9 +15,13 @@ from protege.cli.flags import (
     add_config_flags,
     config_fields,
     config_values,
+    episodes_int,
+    finite_positive_float,
     flag_kwargs,
     json_object,
+    nonneg_int,
     run_flags,
+    size_int,
     task_flag,
 )
 from protege.cli.registry import command
@@ -66,7 +70,11 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
         "a method a plugin registers (its flags are not known when the command line is read)",
     )
     p.add_argument(
-        "--hidden-sizes", type=int, nargs="+", metavar="INT", help="learner MLP (default: 256 256)"
+        "--hidden-sizes",
+        type=size_int,
+        nargs="+",
+        metavar="INT",
+        help="learner MLP (default: 256 256)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
     p.add_argument(
@@ -77,7 +85,10 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
         "--resume continues); needs a display",
     )
     p.add_argument(
-        "--fps", type=float, default=20.0, help="with --human: control rate in Hz (default: 20)"
+        "--fps",
+        type=finite_positive_float,
+        default=20.0,
+        help="with --human: control rate in Hz (default: 20)",
     )
     add_config_flags(p, DAggerConfig, skip=_DAGGER_SKIP)
     add_config_flags(p, BCConfig, skip=_BC_SKIP)
@@ -283,12 +294,14 @@ def _teleop_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policy", metavar="DIR", help="a learner to supervise (HG-DAgger); none: you drive"
     )
-    p.add_argument("--episodes", type=int, default=5, help="episodes (default: 5)")
-    p.add_argument("--fps", type=float, default=20.0, help="control rate in Hz (default: 20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
+    p.add_argument("--episodes", type=episodes_int, default=5, help="episodes (default: 5)")
+    p.add_argument(
+        "--fps", type=finite_positive_float, default=20.0, help="control rate in Hz (default: 20)"
+    )
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the episodes (default: 0)")
     p.add_argument(
         "--round",
-        type=int,
+        type=nonneg_int,
         metavar="INT",
         help="round tag of the stored episodes (default: 0 when you demonstrate; with "
         "--policy one after the store's highest, so successive sessions are successive rounds)",

@@ -21,7 +21,7 @@ from protege.cli.flags import (
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
 from protege.configs.policy import PolicyConfig
-from protege.errors import ConfigError
+from protege.errors import ConfigError, TrainingError
 
 if TYPE_CHECKING:
     from protege.algos.bc import BCResult
@@ -80,8 +80,13 @@ def train(args: argparse.Namespace) -> None:
     )
     bc_config = BCConfig(**{**config_values(BCConfig, args), "progress": args.progress})
     policy = Policy(policy_config, seed=args.seed)  # initial weights: the seed's alone
-    result = bc.fit(policy, store, bc_config)
-    out = policy.save(args.out, extra={"task": task_name, "data": str(args.data)})
+    extra = {"task": task_name, "data": str(args.data)}
+    try:
+        result = bc.fit(policy, store, bc_config)
+    except TrainingError as exc:  # the policy holds its last finite weights: keep them
+        saved = policy.save(args.out, extra={**extra, "diverged_at_step": exc.step})
+        raise TrainingError(f"{exc}; saved to {saved}", exc.step, exc.kept_step) from None
+    out = policy.save(args.out, extra=extra)
     record = {
         "task": task_name,
         "data": str(args.data),

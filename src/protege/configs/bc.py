@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protege.configs.checks import MAX_SEED, MAX_STEPS, check_float, check_int
 from protege.errors import ConfigError
 
 
@@ -45,10 +46,20 @@ class BCConfig:
     ``PROTEGE_FAST_PATH=0`` in the environment turns the fast paths off for every run."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        own = "BCConfig"
+        if self.steps is not None:
+            check_int(own, "steps", self.steps, 1, MAX_STEPS)
+        check_float(own, "epochs", self.epochs, 0.0, 1e6, lo_open=True)
+        check_int(own, "batch_size", self.batch_size, 1, 2**20)
+        check_float(own, "lr", self.lr, 0.0)  # 0: frozen weights (tests use it)
+        check_float(own, "weight_decay", self.weight_decay, 0.0)
+        if self.grad_clip is not None:
+            check_float(own, "grad_clip", self.grad_clip, 0.0)
+        check_float(own, "val_fraction", self.val_fraction, 0.0, 1.0, hi_open=True)
+        check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
+        if self.patience is not None:
+            check_int(own, "patience", self.patience, 1, MAX_STEPS)
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(
                 f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}"

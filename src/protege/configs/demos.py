@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from protege.configs.checks import (
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    check_float,
+    check_int,
+    check_sizes,
+)
 from protege.errors import ConfigError
 
 EVAL_SEED_OFFSET = 10_000
@@ -67,6 +76,17 @@ class LunarDemoConfig:
     """Evaluation episodes per round and per BC curve point."""
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        own = "LunarDemoConfig"
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        for name in ("episodes", "eval_episodes", "n_envs", "round_eval_episodes"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        for name in ("steps", "batch_size", "round_bc_steps"):
+            check_int(own, name, getattr(self, name), 1, MAX_STEPS)
+        check_int(own, "rounds", self.rounds, 0, 10**6)
+        check_sizes(own, "hidden_sizes", self.hidden_sizes)
+        check_float(own, "val_fraction", self.val_fraction, 0.0, 0.99)
+
     @property
     def eval_seed(self) -> int:
         return self.seed + EVAL_SEED_OFFSET
@@ -98,8 +118,13 @@ class ObstacleDemoConfig:
             raise ConfigError(
                 f"unknown heads {sorted(unknown)}; choose from {list(OBSTACLE_HEADS)}"
             )
-        if min(self.demos, self.steps, self.episodes, self.n_envs, *self.chunks) < 1:
-            raise ConfigError("demos, steps, episodes, n_envs and chunks must be ≥ 1")
+        own = "ObstacleDemoConfig"
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        for name in ("demos", "episodes", "n_envs"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        check_int(own, "steps", self.steps, 1, MAX_STEPS)
+        check_float(own, "lr", self.lr, 0.0, lo_open=True)
+        check_sizes(own, "chunks", self.chunks)
 
     @property
     def eval_seed(self) -> int:
@@ -143,10 +168,20 @@ class CarRacingDemoConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.demos, self.bc_steps, self.episodes_per_round, self.eval_episodes) < 1:
-            raise ConfigError("demos, bc_steps, episodes_per_round and eval_episodes must be ≥ 1")
-        if self.rounds < 0 or self.round_steps < 1:
-            raise ConfigError("rounds must be ≥ 0 and round_steps ≥ 1")
+        own = "CarRacingDemoConfig"
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        for name in ("demos", "episodes_per_round", "eval_episodes", "n_envs", "gif_every"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        for name in ("bc_steps", "round_steps", "batch_size"):
+            check_int(own, name, getattr(self, name), 1, MAX_STEPS)
+        check_int(own, "rounds", self.rounds, 0, 10**6)
+        check_float(own, "lr", self.lr, 0.0, lo_open=True)
+        check_float(own, "dart_noise", self.dart_noise, 0.0)
+        check_sizes(own, "channels", self.channels, empty=False)
+        check_sizes(own, "hidden_sizes", self.hidden_sizes)
+        check_int(own, "n_obs_steps", self.n_obs_steps, 1, MAX_SIZE)
+        check_int(own, "random_shift", self.random_shift, 0, MAX_SIZE)
+        check_int(own, "torch_threads", self.torch_threads, 1, 1024)
 
     @classmethod
     def smoke(cls, **overrides: Any) -> CarRacingDemoConfig:

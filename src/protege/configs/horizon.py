@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from protege.configs.checks import MAX_COUNT, MAX_SEED, check_float, check_int
 from protege.errors import ConfigError
 
 ARMS: tuple[str, ...] = ("bc", "dagger", "dagger-exp", "dagger-linear", "dart", "hg-dagger")
@@ -87,6 +88,15 @@ class HorizonConfig:
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"HorizonConfig: {msg}")
 
+        own = "HorizonConfig"
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        check_float(own, "slips_per_round", self.slips_per_round, 0.0, 1e6, lo_open=True)
+        for name in ("n_demos", "seeds", "mc_envs", "n_envs", "episodes_per_round", "bootstrap"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        check_int(own, "mc_episodes", self.mc_episodes, 0, MAX_COUNT)
+        check_int(own, "dagger_rounds", self.dagger_rounds, 0, 10**4)
+        if any(t > MAX_COUNT for t in self.horizons):
+            raise bad(f"horizons must be at most {MAX_COUNT}, got {self.horizons}")
         if len(self.horizons) < 2 or any(t < 1 for t in self.horizons):
             raise bad(f"horizons needs ≥ 2 positive values, got {self.horizons}")
         if len(set(self.horizons)) != len(self.horizons):

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from protege.configs.bc import BCConfig
+from protege.configs.checks import MAX_COUNT, MAX_SEED, check_float, check_int
 from protege.errors import ConfigError
 
 RETRAIN = ("scratch", "warm")
@@ -76,15 +77,16 @@ class DAggerConfig:
     """Report the labels needed to reach this fraction of the expert's mean return."""
 
     def __post_init__(self) -> None:
-        if self.rounds < 0 or self.episodes_per_round < 1 or self.initial_demos < 0:
-            raise ConfigError(
-                "rounds ≥ 0, episodes_per_round ≥ 1 and initial_demos ≥ 0 are required, got "
-                f"{self.rounds}, {self.episodes_per_round}, {self.initial_demos}"
-            )
         if self.retrain not in RETRAIN:
             raise ConfigError(f"retrain must be one of {RETRAIN}, not {self.retrain!r}")
-        if self.n_envs < 1 or self.eval_envs < 1 or self.eval_episodes < 1:
-            raise ConfigError("n_envs, eval_envs and eval_episodes must be ≥ 1")
+        own = "DAggerConfig"
+        check_int(own, "rounds", self.rounds, 0, 10**6)
+        for name in ("episodes_per_round", "n_envs", "eval_episodes", "eval_envs"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        check_int(own, "initial_demos", self.initial_demos, 0, MAX_COUNT)
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        check_int(own, "eval_seed", self.eval_seed, 0, MAX_SEED)
+        check_float(own, "target_fraction", self.target_fraction, 0.0, 1.0, lo_open=True)
         parse_beta(self.beta)  # validates
 
     def to_dict(self) -> dict[str, Any]:

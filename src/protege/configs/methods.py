@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protege.errors import ConfigError
+from protege.configs.checks import MAX_SIZE, MAX_STEPS, check_float, check_int, check_sizes
 
 
 @dataclass
@@ -32,6 +32,14 @@ class SupervisorConfig:
     """Overrides the task's own risk score (a
     :data:`~protege.rollout.gates_interactive.RiskScore`; Python only)."""
 
+    def __post_init__(self) -> None:
+        own = "SupervisorConfig"
+        if self.disagreement_threshold is not None:
+            check_float(own, "disagreement_threshold", self.disagreement_threshold, 0.0)
+        check_int(own, "window", self.window, 1, MAX_STEPS)
+        check_float(own, "hand_back", self.hand_back)
+        check_int(own, "min_takeover", self.min_takeover, 0, MAX_STEPS)
+
 
 @dataclass
 class EnsembleConfig:
@@ -46,6 +54,13 @@ class EnsembleConfig:
     label_all: bool = False
     """Store every queried state as a label (the paper); False: only expert-driven steps."""
     bootstrap: bool = True
+
+    def __post_init__(self) -> None:
+        own = "EnsembleConfig"
+        check_int(own, "members", self.members, 1, 1024)
+        check_float(own, "variance_threshold", self.variance_threshold, 0.0)
+        if self.discrepancy_threshold is not None:
+            check_float(own, "discrepancy_threshold", self.discrepancy_threshold, 0.0)
 
 
 @dataclass
@@ -77,12 +92,18 @@ class ThriftyConfig:
     bootstrap: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.alpha_h < 1.0:
-            raise ConfigError(f"alpha_h must be in (0, 1), got {self.alpha_h}")
-        if self.calibrate_every < 1:
-            raise ConfigError(f"calibrate_every must be ≥ 1, got {self.calibrate_every}")
-        if not 0.0 <= self.pos_fraction < 1.0 or not 0.0 < self.gamma <= 1.0:
-            raise ConfigError("pos_fraction must be in [0, 1) and gamma in (0, 1]")
+        own = "ThriftyConfig"
+        check_int(own, "members", self.members, 1, 1024)
+        check_int(own, "q_steps", self.q_steps, 0, MAX_STEPS)
+        check_int(own, "q_batch", self.q_batch, 1, 2**20)
+        check_float(own, "q_lr", self.q_lr, 0.0, lo_open=True)
+        check_float(own, "polyak", self.polyak, 0.0, 1.0)
+        check_sizes(own, "q_hidden", self.q_hidden)
+        check_int(own, "min_calibration", self.min_calibration, 0, MAX_STEPS)
+        check_int(own, "calibrate_every", self.calibrate_every, 1, MAX_SIZE)
+        check_float(own, "alpha_h", self.alpha_h, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_float(own, "pos_fraction", self.pos_fraction, 0.0, 1.0, hi_open=True)
+        check_float(own, "gamma", self.gamma, 0.0, 1.0, lo_open=True)
 
 
 @dataclass
@@ -97,5 +118,5 @@ class DARTConfig:
     """Multiplies the fitted noise (DART's α knob)."""
 
     def __post_init__(self) -> None:
-        if self.initial_noise < 0 or self.noise_scale < 0:
-            raise ConfigError("initial_noise and noise_scale must be ≥ 0")
+        check_float("DARTConfig", "initial_noise", self.initial_noise, 0.0)
+        check_float("DARTConfig", "noise_scale", self.noise_scale, 0.0)

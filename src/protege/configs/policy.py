@@ -7,10 +7,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from protege.configs.checks import (
+    MAX_CHUNK,
     MAX_LAYERS,
     MAX_PARAMETERS,
-    MAX_STEPS,
+    MAX_SIZE,
     MAX_WIDTH,
+    check_float,
+    check_int,
+    check_sizes,
     require_bool,
     require_int,
     require_int_list,
@@ -67,6 +71,13 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         self.obs_shape = tuple(int(s) for s in self.obs_shape)
         self.hidden_sizes = tuple(int(s) for s in self.hidden_sizes)
+        own = "PolicyConfig"  # first the flags' ranges, naming the flag; then a checkpoint's
+        check_sizes(own, "hidden_sizes", self.hidden_sizes)
+        check_int(own, "chunk_size", self.chunk_size, 1, MAX_SIZE)
+        check_int(own, "n_obs_steps", self.n_obs_steps, 1, MAX_SIZE)
+        check_int(own, "random_shift", self.random_shift, 0, MAX_SIZE)
+        if self.temporal_ensemble_coeff is not None:
+            check_float(own, "temporal_ensemble_coeff", self.temporal_ensemble_coeff, -1e3, 1e3)
         if len(self.obs_shape) > 8 or not all(1 <= s <= MAX_WIDTH for s in self.obs_shape):
             raise ConfigError(
                 f"obs_shape must have at most 8 dimensions in [1, {MAX_WIDTH}], "
@@ -80,8 +91,8 @@ class PolicyConfig:
                 f"got {self.hidden_sizes}"
             )
         for name in ("act_dim", "chunk_size", "n_obs_steps"):
-            if not 1 <= getattr(self, name) <= MAX_STEPS:
-                raise ConfigError(f"{name} must be in [1, {MAX_STEPS}], got {getattr(self, name)}")
+            if not 1 <= getattr(self, name) <= MAX_CHUNK:
+                raise ConfigError(f"{name} must be in [1, {MAX_CHUNK}], got {getattr(self, name)}")
         if math.prod(self.obs_shape) * self.n_obs_steps > MAX_PARAMETERS:
             raise ConfigError(
                 f"obs_shape {self.obs_shape} × n_obs_steps {self.n_obs_steps} "
@@ -100,8 +111,8 @@ class PolicyConfig:
             raise ConfigError("a discrete policy needs n_actions ≥ 2")
         if self.n_obs_steps < 1:
             raise ConfigError(f"n_obs_steps must be ≥ 1, got {self.n_obs_steps}")
-        if not 0 <= self.random_shift <= MAX_STEPS:
-            raise ConfigError(f"random_shift must be in [0, {MAX_STEPS}], got {self.random_shift}")
+        if not 0 <= self.random_shift <= MAX_CHUNK:
+            raise ConfigError(f"random_shift must be in [0, {MAX_CHUNK}], got {self.random_shift}")
 
     @classmethod
     def for_spaces(
@@ -160,7 +171,7 @@ def check_fields(d: dict[str, Any]) -> None:
     :class:`ConfigError` naming the field. Ranges shared with fresh configs are
     :meth:`PolicyConfig.__post_init__`'s."""
     require_int_list(d["obs_shape"], "obs_shape", 1, MAX_WIDTH, max_len=8)
-    act_dim = require_int(d["act_dim"], "act_dim", 1, MAX_STEPS)
+    act_dim = require_int(d["act_dim"], "act_dim", 1, MAX_CHUNK)
     for name in ("discrete", "normalize_obs"):
         if name in d:
             require_bool(d[name], name)
@@ -187,9 +198,9 @@ def check_fields(d: dict[str, Any]) -> None:
         require_int_list(d["hidden_sizes"], "hidden_sizes", 1, MAX_WIDTH)
     for name in ("chunk_size", "n_action_steps", "n_obs_steps"):
         if name in d:
-            require_int(d[name], name, 1, MAX_STEPS)
+            require_int(d[name], name, 1, MAX_CHUNK)
     if "random_shift" in d:
-        require_int(d["random_shift"], "random_shift", 0, MAX_STEPS)
+        require_int(d["random_shift"], "random_shift", 0, MAX_CHUNK)
     if d.get("temporal_ensemble_coeff") is not None:
         require_number(d["temporal_ensemble_coeff"], "temporal_ensemble_coeff")
     for name in ("head_kwargs", "encoder_kwargs"):

@@ -39,8 +39,10 @@ KIND = "policy"
 """The learner kind ``config.json`` records (:func:`protege.algos.registry.load_learner`)."""
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "protege-policy"
-EXTRA_FIELDS = ("task", "data")
-"""What ``save(extra=...)`` may record beside the config (strings: the task, the data)."""
+EXTRA_FIELDS = ("task", "data", "diverged_at_step")
+"""What ``save(extra=...)`` may record beside the config: the task and the data (strings),
+and the step where training diverged (an integer; ``protege train`` keeps the last finite
+weights of a run whose loss became NaN)."""
 
 
 class Policy(nn.Module):
@@ -310,10 +312,13 @@ class Policy(nn.Module):
             raise CheckpointError(f"{cfg_file}: unknown top-level fields {unknown}")
         if meta.get("kind", KIND) != KIND:
             raise CheckpointError(f"{cfg_file}: field 'kind' must be {KIND!r}")
-        for name in EXTRA_FIELDS:
+        for name in ("task", "data"):
             value = meta.get(name, "")
             if not isinstance(value, str) or len(value) > 4096:
                 raise CheckpointError(f"{cfg_file}: field {name!r} must be a string")
+        step = meta.get("diverged_at_step", 0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise CheckpointError(f"{cfg_file}: field 'diverged_at_step' must be an integer ≥ 0")
         config = PolicyConfig.from_dict(meta["policy"], str(cfg_file))
         check_size(lambda: cls(config), str(cfg_file))
         policy = cls(config)

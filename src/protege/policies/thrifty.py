@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 from protege.configs.checks import (
+    MAX_CHUNK,
     MAX_PARAMETERS,
-    MAX_STEPS,
     MAX_WIDTH,
     require_int,
     require_int_list,
@@ -105,7 +105,7 @@ def load_critic(spec: Any, file: Path) -> SuccessQ:
         if not isinstance(spec, dict) or sorted(spec) != sorted(CRITIC_FIELDS):
             raise ConfigError(f"field 'critic' must be an object with exactly {CRITIC_FIELDS}")
         obs_dim = require_int(spec["obs_dim"], "critic.obs_dim", 1, MAX_PARAMETERS)
-        act_dim = require_int(spec["act_dim"], "critic.act_dim", 1, MAX_STEPS)
+        act_dim = require_int(spec["act_dim"], "critic.act_dim", 1, MAX_CHUNK)
         n_actions = require_int(spec["n_actions"], "critic.n_actions", 0, MAX_WIDTH)
         hidden = require_int_list(spec["hidden"], "critic.hidden", 1, MAX_WIDTH, min_len=1)
     except ConfigError as exc:

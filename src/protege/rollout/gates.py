@@ -12,18 +12,21 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
 from protege.configs.interactive import parse_beta
 from protege.errors import ConfigError
-from protege.experts.base import Expert
+from protege.experts.base import Expert, check_actions
 
 
 class LazyExpert:
     """Asks the wrapped expert only for the sub-envs a gate needs, at most once per step."""
 
-    def __init__(self, expert: Expert | None):
+    def __init__(self, expert: Expert | None, action_space: gym.Space | None = None):
         self.expert = expert
+        self.action_space = action_space
+        """When given, every answer is checked to lie in it (:func:`check_actions`)."""
         self.queries = 0
         self._obs: np.ndarray | None = None
         self._infos: dict[str, Any] | None = None
@@ -72,7 +75,10 @@ class LazyExpert:
         if new.any():
             idx = np.flatnonzero(new)
             sub_infos = _select_infos(self._infos, idx, len(self._obs))
-            self._actions[idx] = self.expert.act(self._obs[idx], sub_infos)
+            answer = self.expert.act(self._obs[idx], sub_infos)
+            if self.action_space is not None:
+                answer = check_actions(self.expert, answer, self.action_space)
+            self._actions[idx] = answer
             self._asked |= new
             self.queries += len(idx)
         return self._actions

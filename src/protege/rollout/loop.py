@@ -75,7 +75,7 @@ def rollout(
         if discrete
         else np.zeros((n, *(act_space.shape or ())), np.asarray(act_space.sample()).dtype)
     )
-    lazy = LazyExpert(expert)
+    lazy = LazyExpert(expert, act_space)
     result = RolloutResult(seed=seed)
     wall0 = time.perf_counter()
 

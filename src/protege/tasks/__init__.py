@@ -143,7 +143,7 @@ def _guarded(spec: str, load: Callable[[], ModuleType]) -> ModuleType:
                 "name, or the path of a .py file)"
             ) from None
         raise _import_failed(spec, exc) from exc
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin calling sys.exit fails like one raising
         raise _import_failed(spec, exc) from exc
 
 
@@ -174,9 +174,12 @@ def _import_file(path: Path) -> ModuleType:
 def _import_failed(spec: str, exc: BaseException) -> ConfigError:
     """One line: which plugin, what went wrong, and where (the plugin's own line if the
     traceback passes through it, else the deepest frame)."""
+    if isinstance(exc, SystemExit):
+        what = f"it called sys.exit({exc.code!r}) while being imported"
+    else:
+        what = f"its import failed with {type(exc).__name__}: {exc}"
     return ConfigError(
-        f"plugin {spec}: its import failed with {type(exc).__name__}: {exc}"
-        + (f" ({where})" if (where := _where(spec, exc)) else "")
+        f"plugin {spec}: {what}" + (f" ({where})" if (where := _where(spec, exc)) else "")
     )
 
 
