@@ -341,3 +341,25 @@ def test_old_stores_are_read_and_appended_to_in_their_format(tmp_path):
     assert store.meta.version == 1 and len(store) == 3
     assert "line_crc" not in (path / "episodes.jsonl").read_text()
     np.testing.assert_array_equal(list(store.episodes())[1].obs, eps[1].obs)
+
+
+def test_a_frame_that_does_not_decompress_is_a_data_error_naming_the_file(tmp_path) -> None:
+    """A frame whose bytes pass the index's CRC (a tool that recomputes CRCs) but are not a
+    zlib stream, or decompress to the wrong size, is refused by name, not as zlib.error."""
+    import numpy as np
+
+    from protege.data.frames import FrameFile, compress_frames
+    from protege.errors import DataError
+
+    good, ends = compress_frames(np.zeros((2, 4, 4, 3), np.uint8))
+    cases = {
+        "garbage": b"not a zlib stream" + good[len(b"not a zlib stream") :],
+        "wrong size": compress_frames(np.zeros((1, 2, 2, 3), np.uint8))[0] * 2,
+    }
+    for name, data in cases.items():
+        file = tmp_path / f"{name}.bin"
+        file.write_bytes(data)
+        cut = ends if name == "garbage" else np.array([len(data) // 2, len(data)])
+        frames = FrameFile(file, cut, (4, 4, 3), np.dtype(np.uint8))
+        with pytest.raises(DataError, match=str(file)):
+            frames.read(np.array([0]))

@@ -29,6 +29,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from protege.errors import DataError
+
 CODEC = "zlib"
 """The only codec so far: one zlib stream per frame (stdlib, no extra dependency)."""
 DEFAULT_LEVEL = 6
@@ -97,9 +99,14 @@ class FrameFile:
             raise IndexError(f"frame index out of range [0, {len(self.ends)})")
         flat = out.reshape(frames.size, -1).view(np.uint8)
         for k, row in enumerate(unique.tolist()):
-            data = zlib.decompress(self._view[self.starts[row] : self.ends[row]])
+            try:
+                data = zlib.decompress(self._view[self.starts[row] : self.ends[row]])
+            except zlib.error as exc:
+                raise DataError(f"{self.path}: frame {row} does not decompress ({exc})") from None
             if len(data) != self.frame_bytes:
-                raise zlib.error(f"frame {row} holds {len(data)} bytes, not {self.frame_bytes}")
+                raise DataError(
+                    f"{self.path}: frame {row} holds {len(data)} bytes, not {self.frame_bytes}"
+                )
             flat[first[k]] = np.frombuffer(data, np.uint8)
         dup = np.flatnonzero(first[inverse] != np.arange(frames.size))
         if dup.size:
