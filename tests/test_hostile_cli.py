@@ -84,6 +84,7 @@ TRAIN_ATTACKS = [
     ("--lr", "nan"),
     ("--lr", "inf"),
     ("--lr", "-1e-3"),
+    ("--lr", "0"),
     ("--batch-size", "0"),
     ("--batch-size", str(10**9)),
     ("--eval-every", "0"),

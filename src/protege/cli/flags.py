@@ -154,6 +154,11 @@ class FieldSpec:
         return (self.doc + f" (default: {shown})").strip().replace("%", "%%")
 
 
+POSITIVE_RATES = ("lr", "q_lr")
+"""Learning rates: > 0 on the command line (the configs also take 0, which Python callers and
+tests use to freeze a policy)."""
+
+
 def add_config_flags(
     p: argparse.ArgumentParser,
     cls: type,
@@ -176,6 +181,8 @@ def add_config_flags(
         if choices and f.name in choices:
             kwargs["choices"] = choices[f.name]
             kwargs.pop("metavar", None)
+        if f.name in POSITIVE_RATES:
+            kwargs["type"] = finite_positive_float
         text = f.help((defaults or {}).get(f.name))
         group.add_argument(f.flag, dest=f.name, default=None, help=text, **kwargs)
 
