@@ -358,3 +358,24 @@ def test_a_diverging_stacked_ensemble_keeps_its_initial_weights(store: Path) -> 
     for p, b in zip(policies, before, strict=True):
         for k, v in p.state_dict().items():
             assert v.isfinite().all() and (v == b[k]).all(), k
+
+
+def test_a_diverging_success_critic_stops_with_a_training_error(tmp_path: Path) -> None:
+    """ThriftyDAgger's critic: a TD fit whose weights leave the finite range is refused."""
+    import numpy as np
+
+    from fakes import short_demo
+    from protege.algos.thrifty import fit_success_q
+    from protege.configs.methods import ThriftyConfig
+    from protege.data.store import Store
+    from protege.errors import TrainingError
+    from protege.policies.success_q import SuccessQ
+    from protege.tasks import make
+
+    task = make("cartpole")
+    short_demo(task, tmp_path / "s", 60)
+    data = Store.open(tmp_path / "s").transitions()
+    critic = SuccessQ(4, 1, n_actions=2, hidden=(8,))
+    cfg = ThriftyConfig(q_steps=20, q_batch=16, q_lr=1e38, q_hidden=(8,))
+    with pytest.raises(TrainingError, match="diverged"):
+        fit_success_q(critic, data, np.ones(1, bool), lambda o: np.zeros(len(o), np.int64), cfg, 0)

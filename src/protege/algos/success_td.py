@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from protege.algos.optim import RowsAdamW
+from protege.errors import TrainingError
 from protege.policies.stacked import StackedBackprop, StackedMLP, stacked_forward
 from protege.policies.success_q import SuccessQ, critic_inputs, pick, twin_layers
 
@@ -92,4 +93,12 @@ def td_fit(
             torch._foreach_mul_(target_params, polyak)
             torch._foreach_add_(target_params, critic_params, alpha=1.0 - polyak)
     mlp.unstack_into(layers)
+    if not all(bool(torch.isfinite(p).all()) for p in critic.parameters()):
+        raise TrainingError(
+            f"the success critic's TD fit diverged within {config.q_steps} steps (its weights "
+            "are not finite); this round's learner is not saved, the earlier rounds' are kept; "
+            "lower q_lr, or check the stored rewards and observations",
+            step=config.q_steps,
+            kept_step=0,
+        )
     return sum(losses) / len(losses) if losses else float("nan")
