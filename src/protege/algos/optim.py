@@ -17,6 +17,37 @@ import torch
 from torch.autograd.graph import increment_version
 
 
+def fused_adamw_step(
+    opt: FlatAdamW | RowsAdamW,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avg: list[torch.Tensor],
+    exp_avg_sq: list[torch.Tensor],
+    lr: float | None,
+) -> None:
+    """One AdamW step of ``opt``'s settings on ``params`` through torch's fused kernel, called
+    directly (torch.optim's functional wrapper, grouping by device and counting steps through
+    _foreach, costs ~30 µs a step). Each tensor is updated as it would be alone."""
+    opt.step_count.add_(1)
+    torch._fused_adamw_(
+        params,
+        grads,
+        exp_avg,
+        exp_avg_sq,
+        [],
+        [opt.step_count] * len(params),
+        amsgrad=False,
+        lr=opt.lr if lr is None else lr,
+        beta1=opt.betas[0],
+        beta2=opt.betas[1],
+        weight_decay=opt.weight_decay,
+        eps=opt.eps,
+        maximize=False,
+        grad_scale=None,
+        found_inf=None,
+    )
+
+
 class FlatAdamW:
     """AdamW whose parameters live in one flat buffer while training.
 
@@ -62,26 +93,7 @@ class FlatAdamW:
         return norm
 
     def step(self, lr: float | None = None) -> None:
-        # torch's fused AdamW kernel, called directly: torch.optim's functional wrapper
-        # (grouping by device, step counting through _foreach) costs ~30 µs a step.
-        self.step_count.add_(1)
-        torch._fused_adamw_(
-            [self.flat],
-            [self.grad],
-            [self.exp_avg],
-            [self.exp_avg_sq],
-            [],
-            [self.step_count],
-            amsgrad=False,
-            lr=self.lr if lr is None else lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            weight_decay=self.weight_decay,
-            eps=self.eps,
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
+        fused_adamw_step(self, [self.flat], [self.grad], [self.exp_avg], [self.exp_avg_sq], lr)
         # The update went through the flat buffer, which the parameters' own version counters
         # do not see: bump them, as an in-place update of each would (autograd's checks and
         # Policy's acting plan rely on them).
@@ -157,21 +169,4 @@ class RowsAdamW:
         self.step_count = torch.zeros((), dtype=torch.float32)
 
     def step(self, lr: float | None = None) -> None:
-        self.step_count.add_(1)
-        torch._fused_adamw_(
-            self.params,
-            self.grads,
-            self.exp_avg,
-            self.exp_avg_sq,
-            [],
-            [self.step_count] * len(self.params),
-            amsgrad=False,
-            lr=self.lr if lr is None else lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            weight_decay=self.weight_decay,
-            eps=self.eps,
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
+        fused_adamw_step(self, self.params, self.grads, self.exp_avg, self.exp_avg_sq, lr)
