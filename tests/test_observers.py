@@ -165,3 +165,24 @@ def test_recording_needs_the_final_observation() -> None:
     record.on_episode_start(0)
     with pytest.raises(ConfigError, match="final_obs"):
         record.on_episode_end(0, EpisodeEnd(EpisodeOutcome(0.0, 0, True, False), 0, None))
+
+
+def test_a_rounds_recorder_judges_stored_success_with_the_final_info(tmp_path) -> None:
+    """The success a round stores with each episode is the task's test on the episode's real
+    final info (Meta-World and the lane task judge success there), not on an empty one."""
+    import dataclasses
+
+    from protege.algos import rounds
+    from protege.rollout.gates import ExpertGate
+
+    def tagged_odd(outcome: EpisodeOutcome) -> bool:
+        return outcome.final_info.get("tag", -1) % 2 == 1
+
+    task = dataclasses.replace(TAGGED, success=tagged_odd)
+    store = Store.create(tmp_path / "s", *task.spaces, task="tagged")
+    sources = rounds.Sources(task, task.make_expert(), make_env=task.make_env)
+    rounds.collect(sources, store, ExpertGate(), None, round=0, indices=range(4), seed=5)
+    tags = [e.seed - TAGGED_SEED for e in store.index]
+    stored = [bool(e.extras["success"]) for e in store.index]
+    assert stored == [t % 2 == 1 for t in tags]
+    assert any(stored) and not all(stored)

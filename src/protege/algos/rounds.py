@@ -25,7 +25,7 @@ from protege.data.store import Store, Transitions
 from protege.experts.base import Expert
 from protege.rollout.gates import Gate
 from protege.rollout.loop import count_interventions, rollout
-from protege.rollout.observers import RecordEpisodes, Step
+from protege.rollout.observers import EpisodeEnd, RecordEpisodes, Step
 from protege.tasks.base import EpisodeOutcome, Task
 
 # ------------------------------------------------------------------------------ seeds
@@ -114,6 +114,7 @@ class Recorder(RecordEpisodes):
         self.run_seed = seed
         self.queries = np.zeros(len(indices), np.int64)
         self.stored = 0
+        self._final_info: dict[int, dict[str, Any]] = {}
 
     def on_episode_start(self, env_index: int) -> None:
         super().on_episode_start(env_index)
@@ -125,12 +126,20 @@ class Recorder(RecordEpisodes):
         super().on_step(step)
         self.queries[step.asked & step.active] += 1
 
+    def on_episode_end(self, env_index: int, end: EpisodeEnd) -> None:
+        # The success test sees the episode's final info (Meta-World's and the lane task's
+        # success is there), so keep it for :meth:`on_episode`, which the base class calls.
+        self._final_info[env_index] = end.outcome.final_info
+        super().on_episode_end(env_index, end)
+
     def on_episode(self, env_index: int, episode: Episode) -> None:
         idx = self.indices[env_index]
         ep = episode
         interventions = count_interventions(ep.actors == EXPERT)
-        # The success test sees no final info here (as ThriftyDAgger's critic labels do).
-        outcome = EpisodeOutcome(ep.episode_return, len(ep), ep.terminated, ep.truncated, {})
+        final_info = self._final_info.pop(env_index, {})
+        outcome = EpisodeOutcome(
+            ep.episode_return, len(ep), ep.terminated, ep.truncated, final_info
+        )
         extras = dict(self.gate.episode_extras(env_index))
         extras.update(
             episode=float(idx),
