@@ -15,6 +15,7 @@ import pytest
 from protege import __version__
 from protege.cli import COMMANDS, build_parser, main, registry
 from protege.cli.core import _with_default_subcommand
+from protege.cli.exit_codes import BAD_INPUT
 from protege.cli.flags import config_fields, flag_kwargs
 from protege.configs.bc import BCConfig
 from protege.configs.demos import CarRacingDemoConfig, LunarDemoConfig, ObstacleDemoConfig
@@ -115,9 +116,9 @@ def _one_error_line(capsys: pytest.CaptureFixture, *fragments: str) -> None:
 
 def test_missing_store_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "nowhere"
-    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "p"), *TOY]) == 1
+    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "p"), *TOY]) == BAD_INPUT
     _one_error_line(capsys, "train: error:", str(missing), "no such store")
-    assert main(["info", str(missing)]) == 1
+    assert main(["info", str(missing)]) == BAD_INPUT
     _one_error_line(capsys, "info: error:", str(missing))
 
 
@@ -128,29 +129,33 @@ def test_corrupt_policy_config_is_one_clear_error(
     bad.mkdir()
     (bad / "model.safetensors").write_bytes((run_dir / "policy" / "model.safetensors").read_bytes())
     (bad / "config.json").write_text('{"format": "protege-policy", "policy": {')
-    assert main(["eval", "--policy", str(bad), "--task", "cartpole", "--episodes", "1", *TOY]) == 1
+    assert (
+        main(["eval", "--policy", str(bad), "--task", "cartpole", "--episodes", "1", *TOY])
+        == BAD_INPUT
+    )
     _one_error_line(capsys, "eval: error:", "config.json", "corrupt JSON")
-    assert main(["info", str(bad)]) == 1
+    assert main(["info", str(bad)]) == BAD_INPUT
     _one_error_line(capsys, "info: error:", "config.json")
 
 
 def test_other_bad_input_is_one_clear_error(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert main(["collect", "--task", "nope", "--out", str(tmp_path / "d"), *TOY]) == 1
+    assert main(["collect", "--task", "nope", "--out", str(tmp_path / "d"), *TOY]) == BAD_INPUT
     _one_error_line(capsys, "unknown task 'nope'", "cartpole")
     # a store of CartPole observations checked against LunarLander's spaces
     args = ["train", "--data", str(run_dir / "demos"), "--out", str(tmp_path / "p"), *TOY]
-    assert main([*args, "--task", "lunarlander"]) == 1
+    assert main([*args, "--task", "lunarlander"]) == BAD_INPUT
     _one_error_line(capsys, "observation space")
-    assert main([*args, "--head", "gaussian"]) == 1
+    assert main([*args, "--head", "gaussian"]) == BAD_INPUT
     _one_error_line(capsys, "gaussian", "Discrete")
-    assert main([*args, "--head", "nope"]) == 1  # checked after plugins, which may add heads
+    # --head is checked after the plugins are loaded, which may add heads
+    assert main([*args, "--head", "nope"]) == BAD_INPUT
     _one_error_line(capsys, "--head 'nope'", "categorical, diffusion")
-    assert main(["eval", "--task", "cartpole", *TOY]) == 1
+    assert main(["eval", "--task", "cartpole", *TOY]) == BAD_INPUT
     _one_error_line(capsys, "--policy")
-    # flag errors are argparse's: usage and exit code 2
-    assert main(["train", "--data", "x", "--out", "y", "--batch-size", "many"]) == 2
+    # flag errors are argparse's: usage, and the same exit code as other bad input
+    assert main(["train", "--data", "x", "--out", "y", "--batch-size", "many"]) == BAD_INPUT
 
 
 def test_train_is_reproducible_from_its_seed(run_dir: Path, tmp_path: Path) -> None:
@@ -215,7 +220,7 @@ def test_eval_deterministic_flag_is_an_alias_of_sample(run_dir: Path, tmp_path: 
     ):
         out = tmp_path / "eval.json"
         assert main([*base, *flags, "--json", str(out)]) == 0
-        assert json.loads(out.read_text())["deterministic"] is deterministic, flags
+        assert json.loads(out.read_text())["settings"]["deterministic"] is deterministic, flags
 
 
 # ============================================================================== plugins
@@ -267,7 +272,7 @@ def test_a_plugin_makes_a_users_task_work_from_collect_to_eval(
     evaluate = ["eval", "--policy", str(policy), "--episodes", "4", "--n-envs", "2", "--expert"]
     assert main([*p, *evaluate, "--json", str(results), *TOY]) == 0
     summary = json.loads(results.read_text())
-    assert summary["task"] == "my-cartpole"
+    assert summary["settings"]["task"] == "my-cartpole"
     assert summary["results"]["expert"]["mean_return"] == 200.0  # the plugin's expert, horizon
     assert summary["results"]["policy"]["mean_return"] > 100  # BC learned from its demos
     capsys.readouterr()
@@ -277,11 +282,11 @@ def test_a_plugin_makes_a_users_task_work_from_collect_to_eval(
     assert "my-cartpole" in capsys.readouterr().out
 
     _forget_plugins()  # a new shell, without --plugin
-    assert main([*train, *TOY]) == 1
+    assert main([*train, *TOY]) == BAD_INPUT
     _one_error_line(capsys, str(demos), "'my-cartpole'", "--plugin", "PROTEGE_PLUGINS")
-    assert main([*evaluate, *TOY]) == 1
+    assert main([*evaluate, *TOY]) == BAD_INPUT
     _one_error_line(capsys, str(policy), "'my-cartpole'", "--plugin", "PROTEGE_PLUGINS")
-    assert main([*collect, *TOY]) == 1
+    assert main([*collect, *TOY]) == BAD_INPUT
     _one_error_line(capsys, "unknown task 'my-cartpole'", "--plugin")
 
 
@@ -307,16 +312,16 @@ def test_protege_plugins_names_modules_and_files(
 def test_a_broken_plugin_is_one_clear_error(
     fresh_plugins: None, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert main(["--plugin", str(tmp_path / "nowhere.py"), "info", "--tasks"]) == 1
+    assert main(["--plugin", str(tmp_path / "nowhere.py"), "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, "info: error:", "nowhere.py", "no such file")
-    assert main(["--plugin", "my_no_such_module", "info", "--tasks"]) == 1
+    assert main(["--plugin", "my_no_such_module", "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, "plugin my_no_such_module", "no module named")
     broken = tmp_path / "my_broken.py"
     broken.write_text("import protege\n\nprotege.tasks.make('not-a-task')\n")
-    assert main(["--plugin", str(broken), "info", "--tasks"]) == 1
+    assert main(["--plugin", str(broken), "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, f"plugin {broken}", "UnknownTaskError", "line 3")
     broken.write_text("def f(:\n")
-    assert main(["--plugin", str(broken), "info", "--tasks"]) == 1
+    assert main(["--plugin", str(broken), "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, f"plugin {broken}", "SyntaxError", "line 1")
 
 
@@ -386,13 +391,13 @@ def test_flags_are_the_config_fields_with_their_docstrings(path, cls, skip) -> N
 
 def test_a_methods_flag_is_refused_for_another_method(tmp_path, capsys) -> None:
     base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r")]
-    assert main([*base, "--alpha-h", "0.05"]) == 1
+    assert main([*base, "--alpha-h", "0.05"]) == BAD_INPUT
     assert "--alpha-h is a setting of --method thrifty, not of --method dagger" in (
         capsys.readouterr().err
     )
-    assert main([*base, "--method", "hg-dagger", "--members", "2"]) == 1
+    assert main([*base, "--method", "hg-dagger", "--members", "2"]) == BAD_INPUT
     assert "--members is a setting of --method ensemble and thrifty" in capsys.readouterr().err
-    assert main([*base, "--method", "smile"]) == 1
+    assert main([*base, "--method", "smile"]) == BAD_INPUT
     assert "unknown method 'smile'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 

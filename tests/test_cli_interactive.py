@@ -3,6 +3,7 @@
 import json
 
 from protege.cli import main
+from protege.cli.exit_codes import BAD_INPUT
 from protege.data.store import Store
 
 
@@ -52,7 +53,7 @@ def test_dagger_cli_method_settings_are_checked(tmp_path, capsys):
         "--method-kwargs",
         '{"nope": 1}',
     ]
-    assert main(argv) == 1
+    assert main(argv) == BAD_INPUT
     assert "--method-kwargs" in capsys.readouterr().err
 
 
@@ -126,8 +127,8 @@ def test_dagger_human_runs_rounds_with_a_person_and_reports_attention(tmp_path, 
 
 def test_dagger_human_flags_are_checked(tmp_path, capsys):
     base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r"), "--human"]
-    assert main(base) == 1
+    assert main(base) == BAD_INPUT
     assert "--human needs --method hg-dagger" in capsys.readouterr().err
-    assert main([*base, "--method", "hg-dagger", "--n-envs", "4"]) == 1
+    assert main([*base, "--method", "hg-dagger", "--n-envs", "4"]) == BAD_INPUT
     assert "one env at a time" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -41,6 +41,9 @@ class Command:
     path: tuple[str, ...]
     run: Run
     flags: Flags
+    interrupted: str = ""
+    """What an interrupted run keeps, formatted with the flags (``"the store {out} ..."``);
+    a command with ``--resume`` says the command that continues it instead."""
 
     @property
     def doc(self) -> str:
@@ -57,12 +60,16 @@ GROUPS: dict[str, tuple[str, str | None]] = {
 """Help line and default subcommand (run when none is named) of each command group."""
 
 
-def command(name: str, flags: Flags) -> Callable[[Run], Run]:
-    """Register ``run`` as the subcommand ``name`` ("train"; "demo obstacle" for a nested one)."""
+def command(name: str, flags: Flags, interrupted: str = "") -> Callable[[Run], Run]:
+    """Register ``run`` as the subcommand ``name`` ("train"; "demo obstacle" for a nested one).
+
+    ``interrupted``: what the command says it kept when Ctrl-C or SIGTERM stops it (default:
+    nothing; see :attr:`Command.interrupted`).
+    """
 
     def register(run: Run) -> Run:
         path = tuple(name.split())
-        COMMANDS[path] = Command(path, run, flags)
+        COMMANDS[path] = Command(path, run, flags, interrupted)
         return run
 
     return register
