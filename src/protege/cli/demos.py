@@ -199,10 +199,10 @@ def demo_carracing(args: argparse.Namespace) -> None:
     common = {"seed": args.seed, "progress": args.progress, "torch_threads": args.threads}
     if args.smoke:
         cfg = CarRacingDemoConfig.smoke(**common, **values)
-        run = run_carracing_demo(args.out, cfg, max_steps=_SMOKE_STEPS)
+        run = run_carracing_demo(args.out, cfg, max_steps=_SMOKE_STEPS, log=output.note)
     else:
         cfg = CarRacingDemoConfig(**common, **values)
-        run = run_carracing_demo(args.out, cfg)
+        run = run_carracing_demo(args.out, cfg, log=output.note)
     table = results_table(run)
     output.print_table("carracing: evaluation on fresh tracks", table.columns, table.rows)
     assert run.page_paths is not None

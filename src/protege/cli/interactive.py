@@ -172,7 +172,9 @@ def dagger(args: argparse.Namespace) -> None:
     task = tasks.make(args.task)  # also imports the plugins of installed packages
     method_config = None if args.human else _method_config(args)
     config = _dagger_config(args)
-    overrides = {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
+    overrides: dict[str, Any] = (
+        {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
+    )
     out = Path(args.out)
     common: dict[str, Any] = dict(
         make_policy=policy_factory(task, **overrides),

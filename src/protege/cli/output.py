@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -69,7 +69,7 @@ def print_table(
     first = [str(c) for c in rows[0]] if rows else []
     for i, col in enumerate(columns):
         numeric = i < len(first) and _numeric(first[i])
-        justify = "right" if numeric else "left"
+        justify: JustifyMethod = "right" if numeric else "left"
         out.add_column(Text(col), justify=justify, style="dim" if not header and i == 0 else None)
     for row in rows:
         out.add_row(*(Text(str(c)) for c in row))
