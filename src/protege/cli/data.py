@@ -218,7 +218,12 @@ def _repair_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the new store (must not exist)")
 
 
-@command("repair", _repair_flags)
+@command(
+    "repair",
+    _repair_flags,
+    interrupted="the new store {out} is incomplete (the original is untouched); delete it and "
+    "run the command again",
+)
 def repair(args: argparse.Namespace) -> None:
     """Copy every episode of a store that verifies into a new store; the original is only read.
 
@@ -328,7 +333,12 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
     progress_flag(p)
 
 
-@command("import", _import_flags)
+@command(
+    "import",
+    _import_flags,
+    interrupted="the new store {out} holds the episodes imported so far; delete it and run "
+    "the command again",
+)
 def import_(args: argparse.Namespace) -> None:
     """Load a local Minari dataset into a new protege store (nothing is downloaded).
 

@@ -33,7 +33,7 @@ def _write_json(args: argparse.Namespace, out: Path, config: Any, **extra: Any) 
     results_json.write(args, settings, json.loads((out / "results.json").read_text()))
 
 
-_INTERRUPTED = "its report folder {out} is incomplete; run the demo again to start over"
+_INTERRUPTED = "its report is incomplete; run the demo again to start over"
 
 
 # ---------------------------------------------------------------------------- lunarlander

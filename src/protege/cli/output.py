@@ -68,7 +68,7 @@ def print_table(
     out = Table(box=box.SIMPLE_HEAD, show_edge=False) if header else Table(show_header=False)
     first = [str(c) for c in rows[0]] if rows else []
     for i, col in enumerate(columns):
-        numeric = i < len(first) and _numeric(first[i])
+        numeric = header and i < len(first) and _numeric(first[i])
         justify: JustifyMethod = "right" if numeric else "left"
         out.add_column(Text(col), justify=justify, style="dim" if not header and i == 0 else None)
     for row in rows:

@@ -15,6 +15,13 @@ Adding a command::
         \"\"\"Train with DAgger ...\"\"\"
         from protege.algos import registry  # the library: only when it runs
 
+A command that reports results prints them with :mod:`protege.cli.output` (``print_table``,
+``facts``: every value whole at any width; notes on progress with ``output.note``, to
+stderr), takes ``--json FILE`` (``json_flag(p)`` in its flags) and ends with
+``results_json.write(args, settings, results)`` (:mod:`protege.cli.results_json`). What it
+keeps when interrupted goes in ``command(..., interrupted="...")``; its exit codes are
+:mod:`protege.cli.exit_codes`'.
+
 Speed: ``protege --help``, ``protege COMMAND --help`` and flag errors must not import torch,
 gymnasium or matplotlib (they took 3 s). So a command module imports at the top only the
 CLI's modules and :mod:`protege.configs` (standard library only), and the library inside
