@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,8 +24,6 @@ from rich.text import Text
 
 console = Console(highlight=False, soft_wrap=True)
 """stdout (whatever ``sys.stdout`` is when it prints); text is never wrapped."""
-errors = Console(highlight=False, soft_wrap=True, stderr=True)
-"""stderr: notes on the run's progress and error messages."""
 
 
 def announce(args: argparse.Namespace) -> None:
@@ -38,8 +37,11 @@ def line(text: str, bold: bool = False) -> None:
 
 
 def note(text: str) -> None:
-    """A note on the run's progress (a round finished, a step done) on stderr."""
-    errors.print(Text(text), soft_wrap=True)
+    """A note on the run's progress (a round finished, a step done) on stderr, above the
+    progress bars if there are any."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
 
 
 def available_width() -> int:
@@ -60,8 +62,8 @@ def print_table(
 ) -> None:
     """Print a results table on stdout, every header and value whole.
 
-    Columns whose first cell is a number are right-aligned. ``header=False`` (with one
-    names) draws a boxed table of named facts, the names dimmed.
+    Columns whose first cell is a number are right-aligned. ``header=False`` draws a boxed
+    table without a header row, its first column dimmed: named facts (:func:`facts`).
     """
     if title:
         console.print(Text(title, style="bold"), soft_wrap=True)
