@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,9 @@ def _info_tasks() -> None:
     rows = []
     for name in tasks.names():
         task = tasks.make(name)
-        rows.append([name, task.horizon, task.description.split(":")[0]])
+        # the description's first clause: a table is printed whole, so keep it a summary
+        summary = re.split(r":|;|\. ", task.description, maxsplit=1)[0]
+        rows.append([name, task.horizon, summary])
     output.print_table("Registered tasks", ["task", "horizon", "description"], rows)
     output.line("heads: " + ", ".join(sorted(HEADS)))
 
