@@ -216,3 +216,66 @@ def kill_when_stalled(proc: subprocess.Popen, marker: Path, timeout: float = 300
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+
+
+# ---------------------------------------------------------------- what the CLI prints
+class PrintedTables:
+    """Records every table the CLI prints (all go through ``protege.cli.output.print_table``)
+    with ``COLUMNS=80``, as in a CI log; :meth:`assert_whole` then checks that each title,
+    header and row came out whole, on one line of stdout (and forgets those tables)."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from protege.cli import output
+
+        self.calls: list[tuple[str | None, list[str], list[list[str]], bool]] = []
+        real = output.print_table
+
+        def spy(title: str | None, columns: Any, rows: Any, **kw: Any) -> None:
+            cells = [[str(c) for c in row] for row in rows]
+            self.calls.append((title, [str(c) for c in columns], cells, kw.get("header", True)))
+            real(title, columns, rows, **kw)
+
+        monkeypatch.setattr(output, "print_table", spy)
+        monkeypatch.setenv("COLUMNS", "80")
+
+    def assert_whole(self, printed: str) -> None:
+        assert self.calls, "no table was printed"
+        lines = printed.splitlines()
+        for title, columns, rows, header in self.calls:
+            if title:
+                assert title in (line.strip() for line in lines), f"title cut: {title!r}"
+            wanted = [[c for c in columns if c]] if header else []
+            for cells in [*wanted, *rows]:
+                assert any(in_order(line, cells) for line in lines), f"not whole: {cells}"
+        self.calls.clear()
+
+
+def in_order(line: str, cells: list[str]) -> bool:
+    """Every cell appears whole in ``line``, in order."""
+    at = 0
+    for cell in cells:
+        at = line.find(cell, at)
+        if at < 0:
+            return False
+        at += len(cell)
+    return True
+
+
+RESULT_KEYS = {"schema", "command", "argv", "seed", "settings", "versions", "results"}
+
+
+def result_json(path: Path, command: str, seed: int) -> dict[str, Any]:
+    """The ``--json`` file of a run, checked against the convention; its ``results``."""
+    import json
+
+    def no_nan(text: str) -> None:
+        raise AssertionError(f"{path}: {text} is not JSON")
+
+    doc = json.loads(path.read_text(), parse_constant=no_nan)
+    assert set(doc) == RESULT_KEYS, sorted(doc)
+    assert doc["schema"] == "protege.result/1" and doc["command"] == command
+    assert doc["seed"] == seed and doc["argv"][: len(command.split())] == command.split()
+    assert set(doc["versions"]) == {"protege", "python", "torch", "gymnasium", "numpy"}
+    assert all(doc["versions"].values()), doc["versions"]
+    assert isinstance(doc["settings"], dict) and doc["settings"]
+    return doc["results"]

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from fakes import PrintedTables, result_json
 from protege import __version__
 from protege.cli import COMMANDS, build_parser, main, registry
 from protege.cli.core import _with_default_subcommand
+from protege.cli.exit_codes import BAD_INPUT
 from protege.cli.flags import config_fields, flag_kwargs
 from protege.configs.bc import BCConfig
 from protege.configs.demos import CarRacingDemoConfig, LunarDemoConfig, ObstacleDemoConfig
@@ -22,6 +24,8 @@ from protege.configs.horizon import HorizonConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import SupervisorConfig, ThriftyConfig
 from protege.configs.policy import PolicyConfig
+from protege.data.store import Store
+from protege.demos.common import json_safe
 
 PROTEGE = Path(sys.executable).with_name("protege")
 TOY = ["--no-progress", "--seed", "3"]
@@ -31,16 +35,49 @@ TOY = ["--no-progress", "--seed", "3"]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store collected by the console script and a policy trained on it."""
     d = tmp_path_factory.mktemp("cli")
-    argv = [str(PROTEGE), "collect", "--out", str(d / "demos"), *TOY]
-    flags = "--task cartpole --episodes 3 --n-envs 2"
+    # stdout piped (a log), 80 columns; progress bars forced on (stderr is not a terminal)
+    argv = [str(PROTEGE), "collect", "--out", str(d / "demos"), "--progress", "--seed", "3"]
+    flags = f"--task cartpole --episodes 3 --n-envs 2 --json {d / 'collect.json'}"
     argv += flags.split()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run(argv, capture_output=True, timeout=120, env=env)  # bytes: keep \r
     assert proc.returncode == 0, proc.stderr
-    assert "seed=3" in proc.stdout and "Collected 3 cartpole episodes" in proc.stdout
+    assert b"seed=3" in proc.stdout and b"Collected 3 cartpole episodes" in proc.stdout
+    (d / "collect.out").write_bytes(proc.stdout)
+    (d / "collect.err").write_bytes(proc.stderr)
     flags = "--task cartpole --steps 30 --eval-every 10 --batch-size 64 --hidden-sizes 32 32"
     argv = ["train", "--data", str(d / "demos"), "--out", str(d / "policy"), *TOY]
+    argv += ["--json", str(d / "train.json")]
     assert main([*argv, *flags.split(), "--val-fraction", "0.34"]) == 0
     return d
+
+
+def test_collect_piped_prints_whole_results_on_stdout_and_bars_on_stderr(run_dir: Path) -> None:
+    out, err = (run_dir / "collect.out").read_bytes(), (run_dir / "collect.err").read_bytes()
+    assert b"\r" not in out and b"ep/s" not in out  # results only
+    assert b"\r" in err and b"collect: 100%" in err  # the bar --progress asked for, on stderr
+    out = out.decode()
+    results = result_json(run_dir / "collect.json", "collect", seed=3)
+    store = Store.open(run_dir / "demos")
+    assert results["episodes"] == 3 == len(store) and results["labels"] == store.n_labels
+    assert results["returns"] == [e.episode_return for e in store.index] == [500.0] * 3
+    # every fact whole on its line at 80 columns, the long store path too
+    facts = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in out.splitlines()
+        if line.count("│") == 3
+    }
+    assert facts["return"] == "500.0 ± 0.0" and facts["labels"] == "1,500"
+    assert facts["store"] == f"{run_dir / 'demos'}: 3 episodes, 1,500 transitions"
+    assert max(map(len, out.splitlines())) > 80  # wider than 80 columns rather than cut
+
+
+def test_train_json_is_the_training_record(run_dir: Path) -> None:
+    results = result_json(run_dir / "train.json", "train", seed=3)
+    record = json.loads((run_dir / "policy" / "train.json").read_text())
+    assert results == json_safe(record["result"])
+    doc = json.loads((run_dir / "train.json").read_text())
+    assert doc["settings"]["bc"] == record["bc"] and doc["settings"]["policy"] == record["policy"]
 
 
 def test_train_writes_policy_and_train_json_with_flag_names_as_config_names(run_dir: Path) -> None:
@@ -56,8 +93,9 @@ def test_train_writes_policy_and_train_json_with_flag_names_as_config_names(run_
 
 
 def test_eval_prints_table_and_writes_json(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tables = PrintedTables(monkeypatch)
     out_json = tmp_path / "eval.json"  # not in run_dir: the module's tests share it
     # --task comes from the policy's config.json
     argv = ["eval", "--policy", str(run_dir / "policy"), "--json", str(out_json), *TOY]
@@ -65,24 +103,33 @@ def test_eval_prints_table_and_writes_json(
     assert main([*argv, *flags.split()]) == 0
     printed = capsys.readouterr().out
     assert "seed=3" in printed and "expert" in printed and "policy" in printed
-    results = json.loads(out_json.read_text())["results"]
+    tables.assert_whole(printed)
+    results = result_json(out_json, "eval", seed=3)
     assert results["expert"]["mean_return"] == 500.0
     assert len(results["policy"]["returns"]) == 2
     assert 0.0 <= results["policy"]["disagreement"] <= 1.0
+    for who, ev in results.items():  # the table printed these numbers
+        row = next(line for line in printed.splitlines() if line.strip().startswith(who))
+        assert f"{ev['mean_return']:.1f} ± {ev['std_return']:.1f}" in row
 
 
 def test_info_describes_a_store_a_policy_and_the_tasks(
-    run_dir: Path, capsys: pytest.CaptureFixture
+    run_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tables = PrintedTables(monkeypatch)
     assert main(["info", str(run_dir / "demos")]) == 0
     printed = capsys.readouterr().out
     assert "1,500" in printed  # 3 episodes × 500 transitions, all labeled
     assert "cartpole" in printed and "0: 3 ep" in printed
+    tables.assert_whole(printed)
     assert main(["info", str(run_dir / "policy")]) == 0
     printed = capsys.readouterr().out
     assert "categorical" in printed and "30 steps" in printed
+    tables.assert_whole(printed)
     assert main(["info", "--tasks"]) == 0
-    assert "lunarlander" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "lunarlander" in printed
+    tables.assert_whole(printed)  # the tasks' descriptions whole, at 80 columns
 
 
 @pytest.mark.parametrize("path", list(COMMANDS), ids=" ".join)
@@ -115,9 +162,9 @@ def _one_error_line(capsys: pytest.CaptureFixture, *fragments: str) -> None:
 
 def test_missing_store_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "nowhere"
-    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "p"), *TOY]) == 1
+    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "p"), *TOY]) == BAD_INPUT
     _one_error_line(capsys, "train: error:", str(missing), "no such store")
-    assert main(["info", str(missing)]) == 1
+    assert main(["info", str(missing)]) == BAD_INPUT
     _one_error_line(capsys, "info: error:", str(missing))
 
 
@@ -128,29 +175,33 @@ def test_corrupt_policy_config_is_one_clear_error(
     bad.mkdir()
     (bad / "model.safetensors").write_bytes((run_dir / "policy" / "model.safetensors").read_bytes())
     (bad / "config.json").write_text('{"format": "protege-policy", "policy": {')
-    assert main(["eval", "--policy", str(bad), "--task", "cartpole", "--episodes", "1", *TOY]) == 1
+    assert (
+        main(["eval", "--policy", str(bad), "--task", "cartpole", "--episodes", "1", *TOY])
+        == BAD_INPUT
+    )
     _one_error_line(capsys, "eval: error:", "config.json", "corrupt JSON")
-    assert main(["info", str(bad)]) == 1
+    assert main(["info", str(bad)]) == BAD_INPUT
     _one_error_line(capsys, "info: error:", "config.json")
 
 
 def test_other_bad_input_is_one_clear_error(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert main(["collect", "--task", "nope", "--out", str(tmp_path / "d"), *TOY]) == 1
+    assert main(["collect", "--task", "nope", "--out", str(tmp_path / "d"), *TOY]) == BAD_INPUT
     _one_error_line(capsys, "unknown task 'nope'", "cartpole")
     # a store of CartPole observations checked against LunarLander's spaces
     args = ["train", "--data", str(run_dir / "demos"), "--out", str(tmp_path / "p"), *TOY]
-    assert main([*args, "--task", "lunarlander"]) == 1
+    assert main([*args, "--task", "lunarlander"]) == BAD_INPUT
     _one_error_line(capsys, "observation space")
-    assert main([*args, "--head", "gaussian"]) == 1
+    assert main([*args, "--head", "gaussian"]) == BAD_INPUT
     _one_error_line(capsys, "gaussian", "Discrete")
-    assert main([*args, "--head", "nope"]) == 1  # checked after plugins, which may add heads
+    # --head is checked after the plugins are loaded, which may add heads
+    assert main([*args, "--head", "nope"]) == BAD_INPUT
     _one_error_line(capsys, "--head 'nope'", "categorical, diffusion")
-    assert main(["eval", "--task", "cartpole", *TOY]) == 1
+    assert main(["eval", "--task", "cartpole", *TOY]) == BAD_INPUT
     _one_error_line(capsys, "--policy")
-    # flag errors are argparse's: usage and exit code 2
-    assert main(["train", "--data", "x", "--out", "y", "--batch-size", "many"]) == 2
+    # flag errors are argparse's: usage, and the same exit code as other bad input
+    assert main(["train", "--data", "x", "--out", "y", "--batch-size", "many"]) == BAD_INPUT
 
 
 def test_train_is_reproducible_from_its_seed(run_dir: Path, tmp_path: Path) -> None:
@@ -162,28 +213,41 @@ def test_train_is_reproducible_from_its_seed(run_dir: Path, tmp_path: Path) -> N
     assert weights[0] == weights[1]
 
 
-def test_demo_obstacle_writes_its_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_demo_obstacle_writes_its_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = PrintedTables(monkeypatch)
     out = tmp_path / "obstacle"
     argv = ["demo", "obstacle", "--out", str(out), "--demos", "10", "--steps", "20"]
     argv += ["--episodes", "5", "--n-envs", "5", "--heads", "mse", "flow", "--chunks", "4"]
-    assert main([*argv, "--no-sweep-steps", *TOY]) == 0
+    assert main([*argv, "--no-sweep-steps", "--json", str(tmp_path / "o.json"), *TOY]) == 0
     printed = capsys.readouterr().out
     assert "flow" in printed and "report:" in printed
+    tables.assert_whole(printed)
     results = json.loads((out / "results.json").read_text())
     assert set(results["rows"]) == {"chunk4/mse", "chunk4/flow"}
     assert results["config"]["seed"] == 3 and results["steps_sweep"] == {}
+    assert result_json(tmp_path / "o.json", "demo obstacle", seed=3) == results
     for file in ("index.html", "report.md", "results.md", "obstacle_chunks.png"):
         assert (out / file).stat().st_size > 0, file
 
 
 def test_demo_carracing_smoke_runs_from_the_command_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The issue's case: `protege demo carracing --smoke | tee log` squeezed the method
+    column out and cut every value; at 80 columns each one is now whole."""
+    tables = PrintedTables(monkeypatch)
     out = tmp_path / "carracing"
-    assert main(["demo", "carracing", "--smoke", "--out", str(out), "--gif", *TOY]) == 0
-    assert "report:" in capsys.readouterr().out
+    argv = ["demo", "carracing", "--smoke", "--out", str(out), "--gif"]
+    assert main([*argv, "--json", str(tmp_path / "c.json"), *TOY]) == 0
+    printed = capsys.readouterr()
+    assert "report:" in printed.out and "[demo]" not in printed.out  # notes go to stderr
+    assert "[demo] BC:" in printed.err
+    tables.assert_whole(printed.out)
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["seed"] == 3
+    assert result_json(tmp_path / "c.json", "demo carracing", seed=3) == results
     assert (out / "index.html").exists() and (out / "return_vs_labels.png").exists()
 
 
@@ -215,7 +279,7 @@ def test_eval_deterministic_flag_is_an_alias_of_sample(run_dir: Path, tmp_path: 
     ):
         out = tmp_path / "eval.json"
         assert main([*base, *flags, "--json", str(out)]) == 0
-        assert json.loads(out.read_text())["deterministic"] is deterministic, flags
+        assert json.loads(out.read_text())["settings"]["deterministic"] is deterministic, flags
 
 
 # ============================================================================== plugins
@@ -267,7 +331,7 @@ def test_a_plugin_makes_a_users_task_work_from_collect_to_eval(
     evaluate = ["eval", "--policy", str(policy), "--episodes", "4", "--n-envs", "2", "--expert"]
     assert main([*p, *evaluate, "--json", str(results), *TOY]) == 0
     summary = json.loads(results.read_text())
-    assert summary["task"] == "my-cartpole"
+    assert summary["settings"]["task"] == "my-cartpole"
     assert summary["results"]["expert"]["mean_return"] == 200.0  # the plugin's expert, horizon
     assert summary["results"]["policy"]["mean_return"] > 100  # BC learned from its demos
     capsys.readouterr()
@@ -277,11 +341,11 @@ def test_a_plugin_makes_a_users_task_work_from_collect_to_eval(
     assert "my-cartpole" in capsys.readouterr().out
 
     _forget_plugins()  # a new shell, without --plugin
-    assert main([*train, *TOY]) == 1
+    assert main([*train, *TOY]) == BAD_INPUT
     _one_error_line(capsys, str(demos), "'my-cartpole'", "--plugin", "PROTEGE_PLUGINS")
-    assert main([*evaluate, *TOY]) == 1
+    assert main([*evaluate, *TOY]) == BAD_INPUT
     _one_error_line(capsys, str(policy), "'my-cartpole'", "--plugin", "PROTEGE_PLUGINS")
-    assert main([*collect, *TOY]) == 1
+    assert main([*collect, *TOY]) == BAD_INPUT
     _one_error_line(capsys, "unknown task 'my-cartpole'", "--plugin")
 
 
@@ -307,16 +371,16 @@ def test_protege_plugins_names_modules_and_files(
 def test_a_broken_plugin_is_one_clear_error(
     fresh_plugins: None, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert main(["--plugin", str(tmp_path / "nowhere.py"), "info", "--tasks"]) == 1
+    assert main(["--plugin", str(tmp_path / "nowhere.py"), "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, "info: error:", "nowhere.py", "no such file")
-    assert main(["--plugin", "my_no_such_module", "info", "--tasks"]) == 1
+    assert main(["--plugin", "my_no_such_module", "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, "plugin my_no_such_module", "no module named")
     broken = tmp_path / "my_broken.py"
     broken.write_text("import protege\n\nprotege.tasks.make('not-a-task')\n")
-    assert main(["--plugin", str(broken), "info", "--tasks"]) == 1
+    assert main(["--plugin", str(broken), "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, f"plugin {broken}", "UnknownTaskError", "line 3")
     broken.write_text("def f(:\n")
-    assert main(["--plugin", str(broken), "info", "--tasks"]) == 1
+    assert main(["--plugin", str(broken), "info", "--tasks"]) == BAD_INPUT
     _one_error_line(capsys, f"plugin {broken}", "SyntaxError", "line 1")
 
 
@@ -386,13 +450,13 @@ def test_flags_are_the_config_fields_with_their_docstrings(path, cls, skip) -> N
 
 def test_a_methods_flag_is_refused_for_another_method(tmp_path, capsys) -> None:
     base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r")]
-    assert main([*base, "--alpha-h", "0.05"]) == 1
+    assert main([*base, "--alpha-h", "0.05"]) == BAD_INPUT
     assert "--alpha-h is a setting of --method thrifty, not of --method dagger" in (
         capsys.readouterr().err
     )
-    assert main([*base, "--method", "hg-dagger", "--members", "2"]) == 1
+    assert main([*base, "--method", "hg-dagger", "--members", "2"]) == BAD_INPUT
     assert "--members is a setting of --method ensemble and thrifty" in capsys.readouterr().err
-    assert main([*base, "--method", "smile"]) == 1
+    assert main([*base, "--method", "smile"]) == BAD_INPUT
     assert "unknown method 'smile'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 

@@ -2,11 +2,15 @@
 
 import json
 
+from fakes import PrintedTables, result_json
 from protege.cli import main
+from protege.cli.exit_codes import BAD_INPUT
 from protege.data.store import Store
+from protege.demos.common import json_safe
 
 
-def test_dagger_cli_runs_counts_labels_and_resumes(tmp_path, capsys):
+def test_dagger_cli_runs_counts_labels_and_resumes(tmp_path, capsys, monkeypatch):
+    tables = PrintedTables(monkeypatch)
     out = tmp_path / "run"
     argv = [
         "dagger",
@@ -29,11 +33,20 @@ def test_dagger_cli_runs_counts_labels_and_resumes(tmp_path, capsys):
         "32",
         "32",
     ]
-    assert main(argv) == 0
+    assert main([*argv, "--json", str(tmp_path / "d.json")]) == 0
+    printed = capsys.readouterr()
+    tables.assert_whole(printed.out)  # the rounds' table, whole at 80 columns
+    assert "[dagger] round 1:" in printed.err and "[dagger]" not in printed.out
     result = json.loads((out / "result.json").read_text())
     store = Store.open(out / "store")
     assert result["totals"]["labels"] == store.n_labels
     assert sorted({e.round for e in store.index}) == [0, 1]
+    reported = result_json(tmp_path / "d.json", "dagger", seed=0)
+    assert {k: reported[k] for k in result} == json_safe(result)
+    assert reported["labels_to_reach_target"] in (None, *(r["labels"] for r in result["rows"]))
+    for row in result["rows"]:
+        line = next(x for x in printed.out.splitlines() if x.split()[:1] == [str(row["round"])])
+        assert f"{row['labels']:,}" in line and f"{row['mean_return']:.1f} ±" in line
     first = result["rows"]
     assert main([*argv, "--resume"]) == 0  # nothing left to do: same numbers
     assert json.loads((out / "result.json").read_text())["rows"] == first
@@ -52,7 +65,7 @@ def test_dagger_cli_method_settings_are_checked(tmp_path, capsys):
         "--method-kwargs",
         '{"nope": 1}',
     ]
-    assert main(argv) == 1
+    assert main(argv) == BAD_INPUT
     assert "--method-kwargs" in capsys.readouterr().err
 
 
@@ -64,7 +77,8 @@ def test_teleop_and_experiment_have_help(capsys):
     assert "--round" in text and "--human" in text
 
 
-def test_experiment_horizon_cli_writes_table_and_plot(tmp_path):
+def test_experiment_horizon_cli_writes_table_and_plot(tmp_path, capsys, monkeypatch):
+    tables = PrintedTables(monkeypatch)
     out = tmp_path / "h"
     argv = [
         "experiment",
@@ -76,11 +90,13 @@ def test_experiment_horizon_cli_writes_table_and_plot(tmp_path):
         *("--mc-episodes", "500", "--bootstrap", "100", "--saturated-epsilon", "0.05"),
         "--no-progress",
     ]  # the toy scale of the fast test in test_horizon.py; the full run is a benchmark
-    assert main(argv) == 0
+    assert main([*argv, "--json", str(tmp_path / "h.json")]) == 0
     slopes = json.loads((out / "horizon.json").read_text())
+    assert result_json(tmp_path / "h.json", "experiment horizon", seed=0) == json_safe(slopes)
     assert (out / "horizon.png").stat().st_size > 10_000
     assert "bc" in (out / "horizon.md").read_text()
     assert slopes
+    tables.assert_whole(capsys.readouterr().out)
 
 
 def test_eval_takes_any_methods_learner(tmp_path, capsys):
@@ -126,8 +142,8 @@ def test_dagger_human_runs_rounds_with_a_person_and_reports_attention(tmp_path, 
 
 def test_dagger_human_flags_are_checked(tmp_path, capsys):
     base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r"), "--human"]
-    assert main(base) == 1
+    assert main(base) == BAD_INPUT
     assert "--human needs --method hg-dagger" in capsys.readouterr().err
-    assert main([*base, "--method", "hg-dagger", "--n-envs", "4"]) == 1
+    assert main([*base, "--method", "hg-dagger", "--n-envs", "4"]) == BAD_INPUT
     assert "one env at a time" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -15,6 +15,7 @@ from fakes import CountingExpert, round_numbers, short_demo
 from protege import tasks
 from protege.algos import engine, registry
 from protege.cli import main
+from protege.cli.exit_codes import BAD_INPUT
 from protege.configs.interactive import DAggerConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.store import Store
@@ -115,5 +116,5 @@ def test_the_example_method_runs_by_name_from_the_cli_and_from_python(
     # resuming with another p is refused, naming it.
     assert main([*argv, "--method-kwargs", '{"p": 0.3}', "--resume"]) == 0
     assert json.loads((out / "result.json").read_text())["rows"] == cli_rows
-    assert main([*argv, "--method-kwargs", '{"p": 0.5}', "--resume"]) == 1
+    assert main([*argv, "--method-kwargs", '{"p": 0.5}', "--resume"]) == BAD_INPUT
     assert "method_settings.p: 0.3 → 0.5" in capsys.readouterr().err

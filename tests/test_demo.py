@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakes import PrintedTables, result_json
 from protege.cli import main
 from protege.configs.demos import LunarDemoConfig
 from protege.demos.common import json_safe, timed, write_json
@@ -101,18 +102,22 @@ def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_pat
     assert "Reaching 95% of the expert's return" in (out / "report.md").read_text()
 
 
-def test_demo_command_prints_where_the_report_is(tmp_path: Path, capsys) -> None:
+def test_demo_command_prints_where_the_report_is(tmp_path: Path, capsys, monkeypatch) -> None:
+    tables = PrintedTables(monkeypatch)
     out = tmp_path / "cli-demo"
     flags = "--task cartpole --episodes 2 --n-envs 2 --steps 10 --hidden-sizes 16 --eval-episodes 2"
     flags += " --methods dagger --rounds 1 --round-eval-episodes 2 --round-bc-steps 7"
-    assert main(["demo", "--out", str(out), *flags.split(), "--no-gif", "--no-progress"]) == 0
+    flags += f" --no-gif --no-progress --json {tmp_path / 'demo.json'}"
+    assert main(["demo", "--out", str(out), *flags.split()]) == 0
     printed = capsys.readouterr().out
+    tables.assert_whole(printed)
     assert "seed=0" in printed and "BC reaches" in printed
     assert "DAgger" in printed and "Reaching 95% of the expert's return" in printed
     assert str(out / "index.html") in printed
     assert (out / "index.html").exists() and not (out / "bc.gif").exists()
     results = json.loads((out / "results.json").read_text())
     assert results["interactive"]["DAgger"]["config"]["bc"]["steps"] == 7  # --round-bc-steps
+    assert result_json(tmp_path / "demo.json", "demo lunarlander", seed=0) == results
 
 
 def test_plots_cope_with_edge_cases(tmp_path: Path) -> None:

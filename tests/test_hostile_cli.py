@@ -17,6 +17,7 @@ import protege
 import protege.tasks
 from protege.algos import bc
 from protege.cli import main
+from protege.cli.exit_codes import BAD_INPUT
 from protege.configs.bc import BCConfig
 from protege.configs.policy import PolicyConfig
 from protege.data.store import Store
@@ -208,7 +209,7 @@ def test_a_diverging_run_stops_naming_the_step_and_keeps_finite_weights(
     argv = ["train", "--data", str(store), "--out", str(out), *QUIET]
     argv += ["--steps", "50", "--eval-every", "10", "--lr", "1e30", "--lr-schedule", "constant"]
     code, err = run_cli(argv, capsys)
-    assert code == 1
+    assert code == BAD_INPUT
     last = assert_one_line_error(code, err, "diverged", "at step", str(out))
     assert "nan" in last or "inf" in last
     weights = load_file(str(out / "model.safetensors"))
@@ -303,7 +304,7 @@ def test_a_failing_plugin_is_reported_naming_its_file(
     plugin = tmp_path / "my_bad_plugin.py"
     plugin.write_text(source)
     code, err = run_cli(["--plugin", str(plugin), "info", "--tasks"], capsys)
-    assert code == 1
+    assert code == BAD_INPUT
     assert_one_line_error(code, err, f"plugin {plugin}", says)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import protege
+from protege.cli.exit_codes import BAD_INPUT
 from protege.data.minari_io import export_to_minari, import_from_minari
 from protege.data.store import Store
 from protege.errors import DataError
@@ -76,5 +77,5 @@ def test_cli_export_then_import(tmp_path, capsys):
     assert main(["export", str(tmp_path / "s"), "me/cp-v0", "--root", root]) == 0
     assert main(["import", "me/cp-v0", "--out", str(tmp_path / "back"), "--root", root]) == 0
     assert Store.open(tmp_path / "back").n_transitions == Store.open(tmp_path / "s").n_transitions
-    assert main(["import", "me/none-v0", "--out", str(tmp_path / "x"), "--root", root]) == 1
+    assert main(["import", "me/none-v0", "--out", str(tmp_path / "x"), "--root", root]) == BAD_INPUT
     assert "cannot open Minari dataset 'me/none-v0'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import pytest
 
 from fakes import ACT, OBS, make_episode
 from protege.cli import main
+from protege.cli.exit_codes import BAD_INPUT
 from protege.data.episode import Episode
 from protege.data.records import FIELDS, EpisodeRecord
 from protege.data.repair import check_store, repair
@@ -265,7 +266,7 @@ def test_check_and_repair_recover_every_intact_episode(tmp_path, capsys):
     before = _files(path)
     report = check_store(path)
     assert [e.line for e in report.episodes if e.problem] == [3, 4]
-    assert main(["info", "--check", str(path)]) == 1
+    assert main(["info", "--check", str(path)]) == BAD_INPUT
     assert "2 of 5 episodes fail" in capsys.readouterr().err
     assert main(["repair", str(path), "--out", str(out)]) == 0
     assert _files(path) == before  # the original is only read

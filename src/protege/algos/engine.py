@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 import torch
+from tqdm.auto import tqdm
 
 from protege.algos import bc
 from protege.algos.results import DAggerResult, read_rows, round_row
@@ -227,6 +228,7 @@ def run(
             ``config.json`` with ``config`` and, like it, checked when the run is resumed.
         resume: continue the run found at ``store_path``/``run_dir``.
         run_dir: where per-round checkpoints and rows go (default ``<store_path>.run``).
+        progress: a bar over the rounds on stderr.
         log: receives one line per round (e.g. ``print``).
     """
     config = config or DAggerConfig()
@@ -270,8 +272,9 @@ def run(
     learner: Any | None = None
     previous: Any | None = None
     wall = rows[-1].wall_seconds if rows else 0.0
+    bar = tqdm(range(config.rounds + 1), desc=method, unit="round", disable=not progress)
     try:
-        for r in range(config.rounds + 1):
+        for r in bar:
             ckpt = run_dir / "learners" / f"round_{r:03d}"
             if r in done_rounds and ckpt.exists():
                 learner = previous = None  # loaded lazily if a later round needs them
@@ -356,6 +359,7 @@ def run(
                 )
             previous, learner = learner, new_learner
     finally:
+        bar.close()
         store.close()
     rows.sort(key=lambda x: x.round)
     return DAggerResult(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from protege import __version__
+from protege.cli import exit_codes
 from protege.cli.registry import COMMANDS, GROUPS, load_plugins, plugin_flag
 from protege.errors import ProtegeError
 
@@ -29,6 +30,8 @@ def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser
         prog="protege",
         description="Imitation learning you can run: collect expert demonstrations, train a "
         "policy, evaluate it on rollouts. `protege COMMAND --help` explains each command.",
+        epilog=exit_codes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # main finds the global options in argv by their full names
     )
     parser.add_argument("--version", action="version", version=f"protege {__version__}")
@@ -97,31 +100,47 @@ def _with_default_subcommand(argv: list[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``protege`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
-    Bad input (a missing store, a corrupt checkpoint, an unknown task...) prints one line
-    ``protege COMMAND: error: ...`` and returns 1; flag errors return argparse's 2.
+    The codes are :mod:`protege.cli.exit_codes`': 0 success; 2 bad input (a flag, argparse's
+    usage error, or what it names: one line ``protege COMMAND: error: ...``); 130 interrupted
+    (Ctrl-C or SIGTERM: what was kept, and the ``--resume`` command where there is one); 70
+    an internal error (where its traceback was written).
     """
     options, rest = _split_global_options(list(sys.argv[1:] if argv is None else argv))
     rest = _with_default_subcommand(rest)
     parser = build_parser(only=_command_path(rest))
     try:
         args = parser.parse_args([*options, *rest])
-    except SystemExit as exc:  # --help, --version and flag errors
-        return exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # --help, --version and flag errors (argparse's code 2)
+        return exc.code if isinstance(exc.code, int) else exit_codes.BAD_INPUT
     if getattr(args, "run", None) is None:
         parser.print_help()
-        return 2
+        return exit_codes.BAD_INPUT
+    args.argv = [*options, *rest]
+    if getattr(args, "progress", False) is None:  # neither --progress nor --no-progress
+        args.progress = sys.stderr.isatty()
     try:
-        load_plugins(args)
-        if hasattr(args, "threads"):
-            import torch
+        with exit_codes.sigterm_interrupts():
+            load_plugins(args)
+            if hasattr(args, "threads"):
+                import torch
 
-            torch.set_num_threads(max(1, args.threads))
-        args.run(args)
+                torch.set_num_threads(max(1, args.threads))
+            args.run(args)
     except (ProtegeError, OSError) as exc:
         message = " ".join(str(exc).split())  # one line, even if a numpy repr spans several
-        print(f"protege {args.command_name}: error: {message}", file=sys.stderr)
-        return 1
+        _say(f"protege {args.command_name}: error: {message}")
+        return exit_codes.BAD_INPUT
     except KeyboardInterrupt:
-        print(f"protege {args.command_name}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        hint = COMMANDS[tuple(args.command_name.split())].interrupted
+        _say(exit_codes.interrupted_message(args, args.argv, hint))
+        return exit_codes.INTERRUPTED
+    except Exception as exc:
+        _say(exit_codes.internal_error_message(args, args.argv, exc))
+        return exit_codes.INTERNAL_ERROR
+    return exit_codes.OK
+
+
+def _say(message: str) -> None:
+    """The one message on stderr that ends a run that failed."""
+    sys.stdout.flush()
+    print(message, file=sys.stderr, flush=True)

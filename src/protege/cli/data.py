@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
-from protege.cli import output
-from protege.cli.flags import bar, progress_flag, rollout_flags, run_flags, task_flag
+from protege.cli import output, results_json
+from protege.cli.flags import bar, json_flag, progress_flag, rollout_flags, run_flags, task_flag
 from protege.cli.registry import command
 from protege.errors import ConfigError, DataError, ProtegeError
 
@@ -19,9 +20,15 @@ def _collect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="store directory (appended to)")
     rollout_flags(p, episodes=100)
     run_flags(p)
+    json_flag(p)
 
 
-@command("collect", _collect_flags)
+@command(
+    "collect",
+    _collect_flags,
+    interrupted="the store {out} keeps every episode that ended (each is saved as it ends); "
+    "collect appends, so a run with another --seed adds more",
+)
 def collect(args: argparse.Namespace) -> None:
     """Run a task's expert and append its episodes to a store.
 
@@ -29,6 +36,8 @@ def collect(args: argparse.Namespace) -> None:
 
     Example: protege collect --task lunarlander --out demos/lunar --episodes 100 --seed 0
     """
+    import numpy as np
+
     from protege import tasks
     from protege.data.store import Store
     from protege.report.page import mean_std
@@ -45,17 +54,41 @@ def collect(args: argparse.Namespace) -> None:
         seed=args.seed,
         progress=bar(args, "collect"),
     )
+    wall = time.perf_counter() - t0
     store = Store.open(args.out)
+    n = max(1, res.n_episodes)
     output.facts(
         f"Collected {res.n_episodes} {task.name} episodes",
         {
             "return": mean_std(res.returns),
-            "success": f"{100 * sum(res.successes) / max(1, res.n_episodes):.0f}%",
-            "length": f"{sum(res.lengths) / max(1, res.n_episodes):.0f}",
+            "success": f"{100 * sum(res.successes) / n:.0f}%",
+            "length": f"{sum(res.lengths) / n:.0f}",
             "labels": f"{res.labels:,}",
             "seed": args.seed,
-            "wall time": f"{time.perf_counter() - t0:.1f} s",
+            "wall time": f"{wall:.1f} s",
             "store": f"{args.out}: {len(store)} episodes, {store.n_transitions:,} transitions",
+        },
+    )
+    settings = {"task": task.name, "out": args.out, "episodes": args.episodes}
+    results_json.write(
+        args,
+        {**settings, "n_envs": args.n_envs},
+        {
+            "episodes": res.n_episodes,
+            "returns": res.returns,
+            "lengths": res.lengths,
+            "successes": res.successes,
+            "mean_return": float(np.mean(res.returns)) if res.returns else None,
+            "std_return": float(np.std(res.returns)) if res.returns else None,
+            "success_rate": sum(res.successes) / n,
+            "labels": res.labels,
+            "wall_seconds": wall,
+            "store": {
+                "path": args.out,
+                "episodes": len(store),
+                "transitions": store.n_transitions,
+                "labels": store.n_labels,
+            },
         },
     )
 
@@ -109,9 +142,11 @@ def _info_tasks() -> None:
     rows = []
     for name in tasks.names():
         task = tasks.make(name)
-        rows.append([name, task.horizon, task.description.split(":")[0]])
-    output.table("Registered tasks", ["task", "horizon", "description"], rows)
-    output.console.print("heads: " + ", ".join(sorted(HEADS)))
+        # the description's first clause: a table is printed whole, so keep it a summary
+        summary = re.split(r":|;|\. ", task.description, maxsplit=1)[0]
+        rows.append([name, task.horizon, summary])
+    output.print_table("Registered tasks", ["task", "horizon", "description"], rows)
+    output.line("heads: " + ", ".join(sorted(HEADS)))
 
 
 def _info_store(path: Path) -> None:
@@ -160,7 +195,7 @@ def _check_store(path: Path) -> None:
     bad = [e for e in report.episodes if e.problem is not None]
     rows = [[e.line, e.record.number if e.record else "?", e.problem] for e in bad[:20]]
     if rows:
-        output.table(f"Episodes that fail ({len(bad)})", ["line", "episode", "problem"], rows)
+        output.print_table(f"Episodes that fail ({len(bad)})", ["line", "episode", "problem"], rows)
     facts: dict[str, Any] = {
         "episodes verified": f"{len(report.intact)} of {len(report.episodes)}",
         "checked": "meta.json; per episode: index line, CRC32 of every field"
@@ -186,7 +221,12 @@ def _repair_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the new store (must not exist)")
 
 
-@command("repair", _repair_flags)
+@command(
+    "repair",
+    _repair_flags,
+    interrupted="the new store {out} is incomplete (the original is untouched); delete it and "
+    "run the command again",
+)
 def repair(args: argparse.Namespace) -> None:
     """Copy every episode of a store that verifies into a new store; the original is only read.
 
@@ -296,7 +336,12 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
     progress_flag(p)
 
 
-@command("import", _import_flags)
+@command(
+    "import",
+    _import_flags,
+    interrupted="the new store {out} holds the episodes imported so far; delete it and run "
+    "the command again",
+)
 def import_(args: argparse.Namespace) -> None:
     """Load a local Minari dataset into a new protege store (nothing is downloaded).
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from protege.algos import registry
-from protege.cli import output
-from protege.cli.flags import add_config_flags, config_fields, config_values, run_flags
+from protege.cli import output, results_json
+from protege.cli.flags import add_config_flags, config_fields, config_values, json_flag, run_flags
 from protege.cli.registry import command
 from protege.configs.demos import (
     INTERACTIVE,
@@ -22,6 +25,15 @@ def _config(cls: type, args: argparse.Namespace, skip: tuple[str, ...]) -> dict[
     """The fields of the demo config ``cls`` given as flags, lists as tuples."""
     values = config_values(cls, args, skip=skip)
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _write_json(args: argparse.Namespace, out: Path, config: Any, **extra: Any) -> None:
+    """``--json``: the demo's settings and, as results, what it saved in ``results.json``."""
+    settings = {"out": str(out), **extra, **dataclasses.asdict(config)}
+    results_json.write(args, settings, json.loads((out / "results.json").read_text()))
+
+
+_INTERRUPTED = "its report is incomplete; run the demo again to start over"
 
 
 # ---------------------------------------------------------------------------- lunarlander
@@ -46,9 +58,10 @@ def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
         ),
     )
     run_flags(p)
+    json_flag(p)
 
 
-@command("demo lunarlander", _demo_lunarlander_flags)
+@command("demo lunarlander", _demo_lunarlander_flags, interrupted=_INTERRUPTED)
 def demo_lunarlander(args: argparse.Namespace) -> None:
     """Expert demonstrations → BC → DAgger, HG-DAgger, ThriftyDAgger → rollouts → a report.
 
@@ -81,14 +94,12 @@ def demo_lunarlander(args: argparse.Namespace) -> None:
         {**{k: f"{v:.1f} s" for k, v in run.timings.items()}, "total": f"{run.wall_seconds:.1f} s"},
     )
     if "BC" in run.methods:
-        output.console.print(f"[bold]{run.headline('BC')}[/]")
+        output.line(run.headline("BC"), bold=True)
     if len(run.curves) > 1:
-        output.console.print(labels_summary(run))
+        output.line(labels_summary(run))
     assert run.page_paths is not None
-    output.console.print(
-        f"report: {run.page_paths[1]}  (and {run.page_paths[0].name}), seed={args.seed}",
-        soft_wrap=True,  # a path to copy, not to break
-    )
+    output.line(f"report: {run.page_paths[1]}  (and {run.page_paths[0].name}), seed={args.seed}")
+    _write_json(args, run.out, cfg)
 
 
 # ------------------------------------------------------------------------------- obstacle
@@ -105,9 +116,10 @@ def _demo_obstacle_flags(p: argparse.ArgumentParser) -> None:
         choices={"heads": heads},
     )
     run_flags(p)
+    json_flag(p)
 
 
-@command("demo obstacle", _demo_obstacle_flags)
+@command("demo obstacle", _demo_obstacle_flags, interrupted=_INTERRUPTED)
 def demo_obstacle(args: argparse.Namespace) -> None:
     """Demonstrators who disagree: which output heads get past the obstacle.
 
@@ -131,24 +143,27 @@ def demo_obstacle(args: argparse.Namespace) -> None:
         rows.append(
             [chunk, head, f"{r['success']:.0%}", f"{r['crash']:.0%}", f"{r['train_seconds']:.0f}"]
         )
-    output.table(
+    output.print_table(
         f"obstacle: {cfg.episodes} evaluation episodes, seed {cfg.eval_seed}",
         ["chunk", "head", "success", "crash", "train s"],
         rows,
     )
     for head, by_steps in run.sweep.items():
-        output.table(
+        output.print_table(
             f"{head}: success against sampling steps (chunk {max(cfg.chunks)})",
             ["steps", *map(str, by_steps)],
             [["success", *(f"{v:.0%}" for v in by_steps.values())]],
         )
-    output.console.print(f"wall time {run.wall_seconds:.0f} s")
+    output.line(f"wall time {run.wall_seconds:.0f} s")
     assert run.page_paths is not None
-    output.console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)
+    output.line(f"report: {run.page_paths[1]}  seed={args.seed}")
+    _write_json(args, run.out, cfg)
 
 
 # ------------------------------------------------------------------------------ carracing
 _CARRACING_SKIP = ("seed", "progress", "torch_threads")
+_SMOKE_STEPS = 60
+"""Episode length of ``--smoke``."""
 
 
 def _demo_carracing_flags(p: argparse.ArgumentParser) -> None:
@@ -156,13 +171,15 @@ def _demo_carracing_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help="a toy run of every step on 60-step episodes (seconds; for checking the set-up)",
+        help=f"a toy run of every step on {_SMOKE_STEPS}-step episodes (seconds; for checking "
+        "the set-up)",
     )
     add_config_flags(p, CarRacingDemoConfig, skip=_CARRACING_SKIP)
     run_flags(p)
+    json_flag(p)
 
 
-@command("demo carracing", _demo_carracing_flags)
+@command("demo carracing", _demo_carracing_flags, interrupted=_INTERRUPTED)
 def demo_carracing(args: argparse.Namespace) -> None:
     """BC and DAgger from pixels on CarRacing-v3: the seeds' tutorial, end to end.
 
@@ -181,12 +198,14 @@ def demo_carracing(args: argparse.Namespace) -> None:
     values = _config(CarRacingDemoConfig, args, _CARRACING_SKIP)
     common = {"seed": args.seed, "progress": args.progress, "torch_threads": args.threads}
     if args.smoke:
-        run = run_carracing_demo(
-            args.out, CarRacingDemoConfig.smoke(**common, **values), max_steps=60
-        )
+        cfg = CarRacingDemoConfig.smoke(**common, **values)
+        run = run_carracing_demo(args.out, cfg, max_steps=_SMOKE_STEPS, log=output.note)
     else:
-        run = run_carracing_demo(args.out, CarRacingDemoConfig(**common, **values))
+        cfg = CarRacingDemoConfig(**common, **values)
+        run = run_carracing_demo(args.out, cfg, log=output.note)
     table = results_table(run)
-    output.table("carracing: evaluation on fresh tracks", table.columns, table.rows)
+    output.print_table("carracing: evaluation on fresh tracks", table.columns, table.rows)
     assert run.page_paths is not None
-    output.console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)
+    output.line(f"report: {run.page_paths[1]}  seed={args.seed}")
+    smoke = {"max_steps": _SMOKE_STEPS} if args.smoke else {}
+    _write_json(args, run.out, cfg, smoke=args.smoke, **smoke)

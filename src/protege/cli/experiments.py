@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from protege.cli import output
-from protege.cli.flags import add_config_flags, config_values, seed_flag
+from protege.cli import output, results_json
+from protege.cli.flags import add_config_flags, config_values, json_flag, progress_flag, seed_flag
 from protege.cli.registry import command
 from protege.configs.horizon import HorizonConfig
 
@@ -23,7 +24,8 @@ def _horizon_flags(p: argparse.ArgumentParser) -> None:
     )
     add_config_flags(p, HorizonConfig, skip=("seed",))
     seed_flag(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="quiet")
+    progress_flag(p)
+    json_flag(p)
 
 
 def _fit_cells(fit: SlopeFit | None) -> list[str]:
@@ -45,7 +47,7 @@ def _slope_rows(result: HorizonResult) -> list[list[str]]:
 
 def _print_sweep(result: HorizonResult) -> None:
     cfg = result.config
-    output.table(
+    output.print_table(
         f"Slope of log E(mistakes) against log T (ε = {cfg.epsilon:g}, seed {cfg.seed})",
         [
             "arm",
@@ -60,10 +62,14 @@ def _print_sweep(result: HorizonResult) -> None:
     for quantity in ("mistakes", "cost"):
         agreement = result.agreement(quantity)
         if agreement is not None:
-            print(f"Monte Carlo vs exact, {agreement}")
+            output.line(f"Monte Carlo vs exact, {agreement}")
 
 
-@command("experiment horizon", _horizon_flags)
+@command(
+    "experiment horizon",
+    _horizon_flags,
+    interrupted="nothing was written to {out}; run the experiment again",
+)
 def horizon(args: argparse.Namespace) -> None:
     """Compounding error against horizon: BC's εT² against DAgger's, DART's and HG-DAgger's εT.
 
@@ -86,7 +92,8 @@ def horizon(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "horizon.md").write_text(result.to_markdown() + "\n")
-    (out / "horizon.json").write_text(json.dumps(result.to_dict(), indent=2))
+    saved = result.to_dict()
+    (out / "horizon.json").write_text(json.dumps(saved, indent=2))
     result.plot(out / "horizon.png")
     for sweep in (result, result.saturated):
         if sweep is not None:
@@ -99,3 +106,4 @@ def horizon(args: argparse.Namespace) -> None:
             "seconds": f"{result.total_seconds:.1f}",
         },
     )
+    results_json.write(args, {"out": str(out), **dataclasses.asdict(config)}, saved)

@@ -93,17 +93,33 @@ def run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def progress_flag(p: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress``; neither: bars when stderr is a terminal (``main``
+    resolves None to ``sys.stderr.isatty()`` before the command runs)."""
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="show progress bars (default: yes; --no-progress hides them)",
+        default=None,
+        help="progress bars on stderr (default: only when stderr is a terminal; --progress "
+        "forces them, --no-progress hides them)",
     )
 
 
 def bar(args: argparse.Namespace, label: str) -> str | bool:
     """The library's ``progress=`` argument: a labelled bar, or none with --no-progress."""
     return label if args.progress else False
+
+
+def json_flag(p: argparse.ArgumentParser) -> None:
+    """``--json FILE``: the command's results as JSON (:mod:`protege.cli.results_json`).
+
+    A command that reports results adds it with this one call and ends with
+    ``results_json.write(args, settings, results)``."""
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the settings, seed, versions and results as JSON to FILE "
+        "(schema protege.result/1; see the README)",
+    )
 
 
 def task_flag(p: argparse.ArgumentParser, required: bool = True, extra: str = "") -> None:

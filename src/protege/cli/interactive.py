@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protege.algos import registry
-from protege.cli import output
+from protege.cli import output, results_json
 from protege.cli.flags import (
     FieldSpec,
     add_config_flags,
@@ -18,6 +18,7 @@ from protege.cli.flags import (
     episodes_int,
     finite_positive_float,
     flag_kwargs,
+    json_flag,
     json_object,
     nonneg_int,
     run_flags,
@@ -27,6 +28,7 @@ from protege.cli.flags import (
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
+from protege.configs.policy import PolicyConfig
 from protege.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -94,6 +96,7 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(p, BCConfig, skip=_BC_SKIP)
     _method_flags(p)
     run_flags(p)
+    json_flag(p)
 
 
 def _method_fields() -> dict[str, list[tuple[str, FieldSpec]]]:
@@ -169,14 +172,16 @@ def dagger(args: argparse.Namespace) -> None:
     task = tasks.make(args.task)  # also imports the plugins of installed packages
     method_config = None if args.human else _method_config(args)
     config = _dagger_config(args)
-    overrides = {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
+    overrides: dict[str, Any] = (
+        {"hidden_sizes": tuple(args.hidden_sizes)} if args.hidden_sizes else {}
+    )
     out = Path(args.out)
     common: dict[str, Any] = dict(
         make_policy=policy_factory(task, **overrides),
         resume=args.resume,
         run_dir=out,
         progress=args.progress,
-        log=lambda line: output.console.print(line, soft_wrap=True),
+        log=output.note,
     )
     if args.human:
         from protege.algos.hg_dagger import run_human
@@ -189,6 +194,19 @@ def dagger(args: argparse.Namespace) -> None:
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     (out / "result.md").write_text(result.to_markdown())
     _dagger_report(args, task, config, result, out)
+    settings = {
+        "task": task.name,
+        "out": str(out),
+        "method": args.method,
+        "human": args.human,
+        "resume": args.resume,
+        **({"fps": args.fps} if args.human else {}),
+        "policy": PolicyConfig.for_spaces(*task.spaces, **overrides).to_dict(),
+        "config": config.to_dict(),
+        "method_settings": asdict(method_config) if method_config is not None else None,
+    }
+    reached = result.labels_to_reach()
+    results_json.write(args, settings, {**result.to_dict(), "labels_to_reach_target": reached})
 
 
 def _dagger_config(args: argparse.Namespace) -> DAggerConfig:
@@ -271,7 +289,7 @@ def _dagger_report(
         for r in result.rows
     ]
     who = f"{args.method}{' (you at the keyboard)' if args.human else ''}"
-    output.table(
+    output.print_table(
         f"{who} on {task.name}, seed {args.seed}: expert {result.expert_return:.1f}",
         _DAGGER_COLUMNS,
         rows,
@@ -306,9 +324,15 @@ def _teleop_flags(p: argparse.ArgumentParser) -> None:
         help="round tag of the stored episodes (default: 0 when you demonstrate; with "
         "--policy one after the store's highest, so successive sessions are successive rounds)",
     )
+    json_flag(p)
 
 
-@command("teleop", _teleop_flags)
+@command(
+    "teleop",
+    _teleop_flags,
+    interrupted="the store {out} keeps every episode that ended (ESC also saves the one in "
+    "progress)",
+)
 def teleop(args: argparse.Namespace) -> None:
     """A person at the keyboard demonstrates, or takes over from a learner (HG-DAgger).
 
@@ -332,6 +356,15 @@ def teleop(args: argparse.Namespace) -> None:
         seed=args.seed,
         fps=args.fps,
         round=args.round,
-        log=lambda line: output.console.print(line, soft_wrap=True),
+        log=output.note,
     )
-    output.console.print(summary.to_text())
+    output.line(summary.to_text())
+    settings = {
+        "task": args.task,
+        "out": args.out,
+        "policy": args.policy,
+        "episodes": args.episodes,
+        "fps": args.fps,
+        "round": summary.round,
+    }
+    results_json.write(args, settings, summary.to_dict())

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protege.cli import output
+from protege.cli import output, results_json
 from protege.cli.data import _policy_meta
 from protege.cli.flags import (
     add_config_flags,
     bar,
     config_values,
+    json_flag,
     rollout_flags,
     run_flags,
     task_flag,
@@ -52,9 +52,14 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         },
     )
     add_config_flags(p, BCConfig, skip=_BC_SKIP)
+    json_flag(p)
 
 
-@command("train", _train_flags)
+@command(
+    "train",
+    _train_flags,
+    interrupted="the policy was not saved; run the command again to train it",
+)
 def train(args: argparse.Namespace) -> None:
     """Train a policy by behavioral cloning on a store's labeled steps.
 
@@ -114,6 +119,8 @@ def train(args: argparse.Namespace) -> None:
             "policy": f"{out} (+ train.json)",
         },
     )
+    settings = {k: record[k] for k in ("task", "data", "bc", "policy")}
+    results_json.write(args, {**settings, "out": str(out)}, record["result"])
 
 
 def weights_kept(result: BCResult, restore_best: bool) -> str:
@@ -177,7 +184,7 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="the same as --no-deterministic: sample actions from the head",
     )
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    json_flag(p)
     rollout_flags(p, episodes=50)
     run_flags(p)
 
@@ -216,16 +223,14 @@ def eval_(args: argparse.Namespace) -> None:
             **kw,
         )
     output.evaluation_table(f"{task.name}: {args.episodes} episodes, seed {args.seed}", evals, {})
-    if args.json:
-        payload = {
-            "policy": args.policy,
-            "task": task.name,
-            "seed": args.seed,
-            "deterministic": args.deterministic,
-            "results": {
-                k: {**ev.summary(), "returns": ev.returns.tolist(), "lengths": ev.lengths.tolist()}
-                for k, ev in evals.items()
-            },
-        }
-        Path(args.json).write_text(json.dumps(payload, indent=2))
-        output.console.print(f"results: {args.json}", soft_wrap=True)
+    settings = {
+        "policy": args.policy,
+        "task": task.name,
+        "expert": args.expert,
+        "deterministic": args.deterministic,
+        **kw,
+    }
+    results = {
+        k: {**ev.summary(), "returns": ev.returns, "lengths": ev.lengths} for k, ev in evals.items()
+    }
+    results_json.write(args, settings, results)

@@ -15,6 +15,13 @@ Adding a command::
         \"\"\"Train with DAgger ...\"\"\"
         from protege.algos import registry  # the library: only when it runs
 
+A command that reports results prints them with :mod:`protege.cli.output` (``print_table``,
+``facts``: every value whole at any width; notes on progress with ``output.note``, to
+stderr), takes ``--json FILE`` (``json_flag(p)`` in its flags) and ends with
+``results_json.write(args, settings, results)`` (:mod:`protege.cli.results_json`). What it
+keeps when interrupted goes in ``command(..., interrupted="...")``; its exit codes are
+:mod:`protege.cli.exit_codes`'.
+
 Speed: ``protege --help``, ``protege COMMAND --help`` and flag errors must not import torch,
 gymnasium or matplotlib (they took 3 s). So a command module imports at the top only the
 CLI's modules and :mod:`protege.configs` (standard library only), and the library inside
@@ -41,6 +48,9 @@ class Command:
     path: tuple[str, ...]
     run: Run
     flags: Flags
+    interrupted: str = ""
+    """What an interrupted run keeps, formatted with the flags (``"the store {out} ..."``);
+    a command with ``--resume`` says the command that continues it instead."""
 
     @property
     def doc(self) -> str:
@@ -57,12 +67,16 @@ GROUPS: dict[str, tuple[str, str | None]] = {
 """Help line and default subcommand (run when none is named) of each command group."""
 
 
-def command(name: str, flags: Flags) -> Callable[[Run], Run]:
-    """Register ``run`` as the subcommand ``name`` ("train"; "demo obstacle" for a nested one)."""
+def command(name: str, flags: Flags, interrupted: str = "") -> Callable[[Run], Run]:
+    """Register ``run`` as the subcommand ``name`` ("train"; "demo obstacle" for a nested one).
+
+    ``interrupted``: what the command says it kept when Ctrl-C or SIGTERM stops it (default:
+    nothing; see :attr:`Command.interrupted`).
+    """
 
     def register(run: Run) -> Run:
         path = tuple(name.split())
-        COMMANDS[path] = Command(path, run, flags)
+        COMMANDS[path] = Command(path, run, flags, interrupted)
         return run
 
     return register

@@ -33,7 +33,9 @@ class BCConfig:
     default: held-out BC loss often bottoms out long before rollout return does (on
     lunarlander the lowest-loss weights reached 69-97% of the expert, the last ones 93-100%)."""
     seed: int = 0
-    progress: bool = True
+    progress: bool = False
+    """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
+    terminal, or with --progress)."""
     tensorboard_dir: str | None = None
     fit_normalization: bool = True
     """Recompute the policy's observation/action statistics from the training split."""

@@ -74,7 +74,9 @@ class LunarDemoConfig:
     """BC steps of each round's learner and of each BC curve point."""
     round_eval_episodes: int = 20
     """Evaluation episodes per round and per BC curve point."""
-    progress: bool = True
+    progress: bool = False
+    """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
+    terminal, or with --progress)."""
 
     def __post_init__(self) -> None:
         own = "LunarDemoConfig"
@@ -110,7 +112,9 @@ class ObstacleDemoConfig:
     """Chunk sizes to compare; each chunk is executed open loop, then re-planned."""
     sweep_steps: bool = True
     """Also measure success against DDIM / Euler steps (chunk-8 diffusion and flow)."""
-    progress: bool = True
+    progress: bool = False
+    """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
+    terminal, or with --progress)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.heads) - set(OBSTACLE_HEADS)
@@ -165,7 +169,9 @@ class CarRacingDemoConfig:
     gif_every: int = 3
     torch_threads: int = 1
     """torch threads; 1 is fastest for this CNN on 2 shared cores (2 threads halve it)."""
-    progress: bool = True
+    progress: bool = False
+    """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
+    terminal, or with --progress)."""
 
     def __post_init__(self) -> None:
         own = "CarRacingDemoConfig"

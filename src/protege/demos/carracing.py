@@ -146,7 +146,7 @@ def run_carracing_demo(
     *,
     task: str = "carracing",
     max_steps: int | None = None,
-    log: Any = print,
+    log: Any = None,
 ) -> CarRacingDemo:
     """Expert laps → BC → DAgger and DART rounds → evaluation on fresh tracks → a report.
 
@@ -159,7 +159,7 @@ def run_carracing_demo(
             for a toy run).
         task: ``"carracing"`` (continuous actions).
         max_steps: cut every episode to this many steps (smoke tests only).
-        log: receives one line per finished stage (None: silent).
+        log: receives one line per finished stage (e.g. ``print``; default None: silent).
     """
     cfg = config or CarRacingDemoConfig()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from protege.data.files import write_atomic
 
 
 @contextmanager
@@ -36,8 +39,13 @@ def json_safe(value: Any) -> Any:
     through nested dicts, lists and tuples (tuples become lists, as ``json`` writes them).
 
     NaN is how the demos say "not measured" (no disagreement for the expert, no validation
-    loss, a car that never left the road); JSON has no NaN.
+    loss, a car that never left the road); JSON has no NaN. Arrays become lists and paths
+    strings.
     """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -49,7 +57,12 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, value: Any) -> Path:
-    """``value`` (see :func:`json_safe`) as indented, strictly valid JSON at ``path``."""
-    path.write_text(json.dumps(json_safe(value), indent=2, allow_nan=False))
+def write_json(path: str | os.PathLike[str], value: Any) -> Path:
+    """``value`` (see :func:`json_safe`) as indented, strictly valid JSON at ``path``.
+
+    Atomically: written to a temporary file beside it, then renamed over it, so a reader
+    (or a crash) never sees half a file.
+    """
+    path = Path(path)
+    write_atomic(path, json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n")
     return path
