@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from protege.tasks import Task
 
 
-_POLICY_SKIP = ("obs_shape", "act_dim", "discrete", "n_actions", "action_low", "action_high")
+_POLICY_SKIP = (
+    "obs_shape", "obs_parts", "act_dim", "discrete", "n_actions", "action_low", "action_high",
+)  # fmt: skip
 _BC_SKIP = ("seed", "progress")
 
 

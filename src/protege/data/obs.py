@@ -15,23 +15,19 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from protege.configs.checks import MAX_PARTS, PART_NAME
 from protege.errors import DataError
 
 Obs = Any
 """An array ``(N, *shape)`` (or a lazy :class:`~protege.data.frames.FrameArray`), or a
 ``dict[str, array]`` of parts with the same N rows each."""
 
-MAX_PARTS = 32
-"""Most parts an observation may have."""
-PART_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
-"""What a part's name may be: it names files of a store (``obs.NAME.bin``)."""
 
 
 def is_parts(obs: Any) -> bool:

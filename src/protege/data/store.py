@@ -72,7 +72,7 @@ from protege.data.files import (
 )
 from protege.data import obs_streams
 from protege.data.frames import CODEC, DEFAULT_LEVEL, FrameArray, is_image_space
-from protege.data.obs import as_numpy, part_spaces, take
+from protege.data.obs import as_numpy, n_rows, part_spaces, take
 from protege.data.index import read_index as _read_index
 from protege.data.index import read_meta
 from protege.data.records import (
@@ -411,7 +411,7 @@ class Store:
         lengths = self._rows_per_episode("actions")
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         # obs has one extra row per episode (the observation after the last step): drop it.
-        keep = np.ones(len(fields["obs"]), bool)
+        keep = np.ones(n_rows(fields["obs"]), bool)
         keep[np.cumsum(lengths + 1) - 1] = False
         return Transitions(
             obs=take(fields["obs"], keep),
