@@ -134,7 +134,9 @@ class _Samples:
         rows = i if self.K == 1 else torch.maximum(i[:, None] + self.back, self.first[i][:, None])
         if self.parts is not None:
             batch = {
-                name: torch.from_numpy(v.take(rows.numpy())) if isinstance(v, FrameArray) else v[rows]
+                name: torch.from_numpy(v.take(rows.numpy()))
+                if isinstance(v, FrameArray)
+                else v[rows]
                 for name, v in self.parts.items()
             }
             return self.policy.normalize_obs(batch)

@@ -11,9 +11,9 @@ from protege.configs.checks import (
     MAX_LAYERS,
     MAX_PARAMETERS,
     MAX_PARTS,
-    PART_NAME,
     MAX_SIZE,
     MAX_WIDTH,
+    PART_NAME,
     check_float,
     check_int,
     check_sizes,
@@ -95,7 +95,9 @@ class PolicyConfig:
                 f"got {self.obs_shape}"
             )
         if (self.obs_parts is None) == (self.obs_shape == ()):
-            raise ConfigError("a policy config has either obs_shape or obs_parts (then obs_shape ())")
+            raise ConfigError(
+                "a policy config has either obs_shape or obs_parts (then obs_shape ())"
+            )
         for name, shape in (self.obs_parts or {}).items():
             if not PART_NAME.fullmatch(name):
                 raise ConfigError(f"obs_parts: part name {name!r} is not a valid part name")

@@ -29,7 +29,6 @@ Obs = Any
 ``dict[str, array]`` of parts with the same N rows each."""
 
 
-
 def is_parts(obs: Any) -> bool:
     """Whether ``obs`` is a dict of parts (rather than one array)."""
     return isinstance(obs, Mapping)
@@ -56,7 +55,9 @@ def part_spaces(space: gym.Space, where: str = "observation space") -> dict[str,
                 "(not starting with '.' or '-')"
             )
         if isinstance(sub, gym.spaces.Dict):
-            raise DataError(f"{where}: part {name!r} is itself a Dict; nested dicts are not supported")
+            raise DataError(
+                f"{where}: part {name!r} is itself a Dict; nested dicts are not supported"
+            )
         if not isinstance(sub, gym.spaces.Box):
             raise DataError(f"{where}: part {name!r} is {sub!r}; every part must be a Box")
         parts[name] = sub

@@ -99,9 +99,7 @@ class Encoded:
     """The index line's other observation fields (``obs_start``... or ``obs_parts``)."""
 
 
-def encode(
-    streams: list[ObsStream], rows: Any, level: int, index: list[EpisodeRecord]
-) -> Encoded:
+def encode(streams: list[ObsStream], rows: Any, level: int, index: list[EpisodeRecord]) -> Encoded:
     """The bytes and index fields of an episode's observations ``rows`` (an array, or a
     dict of parts, each already checked and cast to its storage dtype)."""
     data: dict[str, bytes] = {}

@@ -339,7 +339,13 @@ def parse_record(
     )
     if start is not None and record.start != start:
         raise f.error("start", f"{record.start}; the previous episodes end at step {start}")
-    if compressed and parts is None and obs_start is not None and version >= 3 and record.obs_start != obs_start:
+    if (
+        compressed
+        and parts is None
+        and obs_start is not None
+        and version >= 3
+        and record.obs_start != obs_start
+    ):
         raise f.error("obs_start", f"{record.obs_start}; the previous frames end at {obs_start}")
     if compressed and version < 3:
         record = replace(record, obs_start=obs_start or 0)

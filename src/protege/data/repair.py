@@ -133,9 +133,7 @@ def _check_lines(
             continue
         try:
             if meta.checksummed:
-                record = parse_record(
-                    line, where, None, meta.version, compressed, parts=meta.parts
-                )
+                record = parse_record(line, where, None, meta.version, compressed, parts=meta.parts)
             else:
                 record = parse_record(
                     line, where, n, meta.version, compressed, start, obs_start, meta.parts,
@@ -208,8 +206,8 @@ class _Reader:
         """Every field of episode ``rec``, checked; raises a DataError naming the problem.
         ``"obs"`` is an array, or a dict of them for a store of observation parts."""
         out: dict[str, Any] = {}
-        obs = {s.part: self._obs(rec, s) for s in self.streams}
-        out["obs"] = obs[None] if None in obs else obs
+        parts = {s.part: self._obs(rec, s) for s in self.streams}
+        out["obs"] = parts if self.meta.parts is not None else parts[None]
         for col, name in enumerate(FIELDS[1:], start=1):
             shape, dtype = self.layout[name]
             rows, first = rec.length, rec.start

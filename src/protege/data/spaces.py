@@ -179,7 +179,9 @@ def check_obs_rows(values: Any, space: gym.Space, where: str) -> Any:
     its storage dtype; a DataError names the part that does not fit."""
     if not isinstance(space, gym.spaces.Dict):
         if isinstance(values, dict):
-            raise DataError(f"{where}: observations are parts {sorted(values)}; the store's are one {space}")
+            raise DataError(
+                f"{where}: observations are parts {sorted(values)}; the store's are one {space}"
+            )
         return check_rows(values, space, "observations", where)
     parts = part_spaces(space, where)
     if not isinstance(values, dict):

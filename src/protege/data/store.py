@@ -59,6 +59,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from protege.data import obs_streams
 from protege.data.episode import Episode
 from protege.data.files import append_durably as _append_durably
 from protege.data.files import (
@@ -70,11 +71,10 @@ from protege.data.files import (
     require_size,
     write_atomic,
 )
-from protege.data import obs_streams
 from protege.data.frames import CODEC, DEFAULT_LEVEL, FrameArray, is_image_space
-from protege.data.obs import as_numpy, n_rows, part_spaces, take
 from protege.data.index import read_index as _read_index
 from protege.data.index import read_meta
+from protege.data.obs import as_numpy, n_rows, part_spaces, take
 from protege.data.records import (
     FIELDS,
     VERSION,

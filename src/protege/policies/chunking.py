@@ -50,9 +50,7 @@ class ChunkExecutor:
             self._step = np.full(n, self.n_action_steps, np.int64)
         return self._plan
 
-    def act(
-        self, obs: Any, predict: Predict, act_dim: int, n: int | None = None
-    ) -> np.ndarray:
+    def act(self, obs: Any, predict: Predict, act_dim: int, n: int | None = None) -> np.ndarray:
         """The action of each of the ``n`` sub-envs (default ``len(obs)``; give it for a dict
         of observation parts) this step, predicting new chunks where needed."""
         n = len(obs) if n is None else n

@@ -2,10 +2,10 @@
 
 A task whose observation space is a ``Dict`` of parts (state vectors and camera images, see
 :mod:`protege.data.obs`) gets a policy with ``PolicyConfig.obs_parts`` set and the ``parts``
-encoder (:class:`PartsEncoder`): a CNN per camera part (:class:`~protege.policies.encoders.CNNEncoder`,
-each with its own random-shift augmentation), an MLP (or nothing: the normalized values
-themselves) per vector part, the features concatenated and passed through the trunk's
-Linear+ReLU layers of ``hidden_sizes``. Every head works on the fused features.
+encoder (:class:`PartsEncoder`): a CNN per camera part
+(:class:`~protege.policies.encoders.CNNEncoder`, each with its own random-shift
+augmentation), an MLP (or nothing: the normalized values themselves) per vector part, the
+features concatenated and passed through the trunk's Linear+ReLU layers of ``hidden_sizes``. Every head works on the fused features.
 
 :class:`PartStats` holds one part's normalization statistics (vector parts are z-scored as a
 single observation array is; image parts are scaled by their CNN), and :func:`as_tensors`
@@ -94,7 +94,7 @@ class PartsEncoder(Encoder):
         self.linears = linear_layers(self.trunk)
         self.out_dim = int(hidden_sizes[-1]) if hidden_sizes else fused
 
-    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feats = [enc(obs[name]) for name, enc in zip(self.names, self.parts, strict=True)]
         x = torch.cat(feats, dim=1)
         return mlp_forward(x, transposed(self.linears), relu_last=True)
@@ -121,9 +121,7 @@ class PartStats(nn.Module):
         self.std.copy_(torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
 
 
-def as_tensors(
-    obs: Any, parts: Mapping[str, tuple[int, ...]], k: int
-) -> dict[str, torch.Tensor]:
+def as_tensors(obs: Any, parts: Mapping[str, tuple[int, ...]], k: int) -> dict[str, torch.Tensor]:
     """A numpy batch of parts as tensors ``(N, [K,] *shape)``, every part checked: the parts
     the policy was built for, each ``(N, *shape)`` (taken as K copies, no history) or, with
     ``k > 1``, ``(N, K, *shape)``. A DataError names the part that does not fit."""
@@ -134,7 +132,9 @@ def as_tensors(
         )
     missing, unknown = sorted(set(parts) - set(obs)), sorted(set(obs) - set(parts))
     if missing or unknown:
-        raise DataError(f"policy expects observation parts {list(parts)}: missing {missing}, unknown {unknown}")
+        raise DataError(
+            f"policy expects observation parts {list(parts)}: missing {missing}, unknown {unknown}"
+        )
     out: dict[str, torch.Tensor] = {}
     for name, shape in parts.items():
         t = torch.from_numpy(np.ascontiguousarray(obs[name]))
@@ -148,3 +148,19 @@ def as_tensors(
             )
         out[name] = t
     return out
+
+
+def to_tensors(obs: Any) -> Any:
+    """A numpy batch (an array, or a dict of parts) as tensors, unchecked."""
+    if isinstance(obs, Mapping):
+        return {name: torch.as_tensor(np.asarray(v)) for name, v in obs.items()}
+    return torch.as_tensor(np.asarray(obs))
+
+
+def flat_tensor(obs: Any) -> torch.Tensor:
+    """``(N, D)`` float32: a tensor flattened, or every part flattened and concatenated in
+    order (image bytes as their values 0-255): the input of a network that takes one vector
+    per observation (ThriftyDAgger's success critic)."""
+    if isinstance(obs, Mapping):
+        return torch.cat([v.float().flatten(1) for v in obs.values()], dim=1)
+    return obs.float().flatten(1)

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from protege.configs.policy import PolicyConfig
+from protege.data.obs import n_rows, take
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies import mlp
 from protege.policies.checks import (
@@ -33,7 +34,6 @@ from protege.policies.chunking import ChunkExecutor
 from protege.policies.encoders import ENCODERS, MLPEncoder
 from protege.policies.heads import HEADS
 from protege.policies.heads.base import LinearHead
-from protege.data.obs import n_rows, take
 from protege.policies.history import ObsHistory, PartsHistory
 from protege.policies.mlp import ActingPlan
 from protege.policies.parts import PartStats, as_tensors, is_image_part
@@ -124,7 +124,9 @@ class Policy(nn.Module):
         self.history: ObsHistory | PartsHistory | None = None
         if config.n_obs_steps > 1:
             self.history = (
-                ObsHistory(config.n_obs_steps) if parts is None else PartsHistory(config.n_obs_steps)
+                ObsHistory(config.n_obs_steps)
+                if parts is None
+                else PartsHistory(config.n_obs_steps)
             )
         # The fast paths' case (protege.policies.mlp): an MLP encoder and a LinearHead. Then
         # mlp_layers are all the network's layers, and _fast is the acting plan built from
@@ -148,6 +150,7 @@ class Policy(nn.Module):
         if parts is not None and self.config.normalize_obs:
             for (name, shape), stats in zip(parts.items(), self.part_stats, strict=True):
                 if not is_image_part(shape):
+                    assert isinstance(stats, PartStats)
                     stats.fit(obs[name])
         elif self.config.normalize_obs:
             obs64 = np.asarray(obs, np.float64)
@@ -191,6 +194,7 @@ class Policy(nn.Module):
                 out[name] = x if x.dtype == torch.uint8 else x.float()
                 continue
             x = x if x.dtype == torch.float32 else x.float()
+            assert isinstance(stats, PartStats)
             out[name] = (x - stats.mean) / stats.std if self.config.normalize_obs else x
         return out
 

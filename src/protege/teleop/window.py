@@ -149,7 +149,9 @@ class TeleopWindow:
         assert self._screen is not None and self._fonts is not None
         small = self._fonts[1]
         if isinstance(obs, dict):  # observation parts: the vector parts' numbers
-            vectors = [np.asarray(v, np.float64).reshape(-1) for v in obs.values() if np.ndim(v) < 2]
+            vectors = [
+                np.asarray(v, np.float64).reshape(-1) for v in obs.values() if np.ndim(v) < 2
+            ]
             obs = np.concatenate(vectors) if vectors else np.zeros(0)
         values = np.asarray(obs, np.float64).reshape(-1)[:48]
         text = " ".join(f"{v:+.3f}" for v in values)
