@@ -5,7 +5,8 @@ A task whose observation space is a ``Dict`` of parts (state vectors and camera 
 encoder (:class:`PartsEncoder`): a CNN per camera part
 (:class:`~protege.policies.encoders.CNNEncoder`, each with its own random-shift
 augmentation), an MLP (or nothing: the normalized values themselves) per vector part, the
-features concatenated and passed through the trunk's Linear+ReLU layers of ``hidden_sizes``. Every head works on the fused features.
+features concatenated and passed through the trunk's Linear+ReLU layers of ``hidden_sizes``.
+Every head works on the fused features.
 
 :class:`PartStats` holds one part's normalization statistics (vector parts are z-scored as a
 single observation array is; image parts are scaled by their CNN), and :func:`as_tensors`
