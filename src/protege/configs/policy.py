@@ -98,6 +98,11 @@ class PolicyConfig:
             raise ConfigError(
                 "a policy config has either obs_shape or obs_parts (then obs_shape ())"
             )
+        if (self.obs_parts is not None) != (self.encoder == "parts"):
+            raise ConfigError(
+                "the parts encoder is for observation parts (obs_parts), and they need it; "
+                f"got encoder {self.encoder!r} with obs_parts {self.obs_parts}"
+            )
         for name, shape in (self.obs_parts or {}).items():
             if not PART_NAME.fullmatch(name):
                 raise ConfigError(f"obs_parts: part name {name!r} is not a valid part name")

@@ -93,11 +93,6 @@ class Policy(nn.Module):
         if config.random_shift:
             encoder_kwargs["random_shift"] = config.random_shift
         parts = config.obs_parts
-        if (parts is not None) != (config.encoder == "parts"):
-            raise CheckpointError(
-                "the parts encoder is for observation parts (obs_parts), and they need it; "
-                f"got encoder {config.encoder!r} with obs_parts {parts}"
-            )
         shape_arg = config.obs_shape if parts is None else parts
         self.encoder = encoder_cls(shape_arg, config.hidden_sizes, **encoder_kwargs)
         head_kwargs = dict(config.head_kwargs)

@@ -1,0 +1,280 @@
+"""Observations of several parts (a Dict space of a camera image and a state vector): the
+store keeps each part, the policy encodes each part, BC and DAgger learn from them, and a
+part that does not fit is named in the error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from fakes import CAM_CARTPOLE, CAM_ENCODER, CamCartPole
+
+import protege
+from protege import BCConfig, Policy, PolicyConfig, Store
+from protege.algos import bc, dagger, engine, hg_dagger
+from protege.configs.interactive import DAggerConfig
+from protege.data.episode import Episode
+from protege.data.frames import FrameArray
+from protege.data.repair import check_store
+from protege.errors import CheckpointError, ConfigError, DataError
+from protege.policies.parts import PartsEncoder
+
+pytestmark = pytest.mark.usefixtures("both_paths")
+
+SMALL = {"hidden_sizes": (64,), "encoder_kwargs": CAM_ENCODER}
+CAM = gym.spaces.Box(0, 255, (6, 5, 3), np.uint8)
+STATE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+SPACE = gym.spaces.Dict({"cam": CAM, "state": STATE})
+ACT = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+
+def parts_episode(t: int = 5, seed: int = 0) -> Episode:
+    rng = np.random.default_rng(seed)
+    return Episode(
+        obs={
+            "cam": rng.integers(0, 256, (t + 1, 6, 5, 3), dtype=np.uint8),
+            "state": rng.normal(size=(t + 1, 4)).astype(np.float32),
+        },
+        actions=rng.uniform(-1, 1, (t, 2)).astype(np.float32),
+        rewards=rng.normal(size=t).astype(np.float32),
+        seed=seed,
+    )
+
+
+# ----------------------------------------------------------------------------- store
+def test_store_round_trip_keeps_each_part_and_dtype(tmp_path: Path) -> None:
+    episodes = [parts_episode(5, 0), parts_episode(3, 1)]
+    with Store.create(tmp_path / "s", SPACE, ACT, task="mine") as store:
+        store.extend(episodes)
+    assert sorted(p.name for p in (tmp_path / "s").glob("obs*")) == [
+        "obs.cam.bin",
+        "obs.cam.idx",
+        "obs.state.bin",
+    ]
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert meta["observation_space"]["kind"] == "dict" and meta["obs_codec_parts"] == ["cam"]
+    again = Store.open(tmp_path / "s")
+    assert isinstance(again.observation_space, gym.spaces.Dict)
+    assert again.observation_space == SPACE
+    for got, want in zip(again.episodes(), episodes, strict=True):
+        for name in ("cam", "state"):
+            assert got.obs[name].dtype == want.obs[name].dtype
+            np.testing.assert_array_equal(got.obs[name], want.obs[name])
+    data = again.transitions()
+    assert isinstance(data.obs["cam"], FrameArray) and data.obs["state"].dtype == np.float32
+    assert len(data.obs["cam"]) == len(data.obs["state"]) == 8  # T per episode, not T+1
+    np.testing.assert_array_equal(data.obs["state"][5:], episodes[1].obs["state"][:3])
+    sub = data.take_episodes(np.array([1]))
+    np.testing.assert_array_equal(np.asarray(sub.obs["cam"]), episodes[1].obs["cam"][:3])
+    # Reopened for appending, the frames continue where they ended.
+    with Store.create(tmp_path / "s", SPACE, ACT, exist_ok=True) as store:
+        store.append(parts_episode(2, 2))
+    assert len(Store.open(tmp_path / "s").transitions()) == 10
+    assert check_store(tmp_path / "s").ok
+    # Not compressed at all on request: every part raw.
+    with Store.create(tmp_path / "raw", SPACE, ACT, compress_obs=False) as store:
+        store.append(episodes[0])
+    assert not (tmp_path / "raw" / "obs.cam.idx").exists()
+    np.testing.assert_array_equal(
+        next(Store.open(tmp_path / "raw").episodes()).obs["cam"], episodes[0].obs["cam"]
+    )
+
+
+def test_a_corrupt_part_is_named_by_its_file(tmp_path: Path) -> None:
+    with Store.create(tmp_path / "s", SPACE, ACT) as store:
+        store.extend([parts_episode(5, 0), parts_episode(4, 1)])
+    state = tmp_path / "s" / "obs.state.bin"
+    raw = bytearray(state.read_bytes())
+    raw[-3] ^= 0xFF  # the second episode's last row
+    state.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"obs\.state\.bin: episode 1 is corrupt"):
+        Store.open(tmp_path / "s").transitions()
+    report = check_store(tmp_path / "s")
+    assert [e.problem is None for e in report.episodes] == [True, False]
+    assert "obs.state.bin" in (report.episodes[1].problem or "")
+    out = protege.data.repair.repair(tmp_path / "s", tmp_path / "fixed")
+    assert len(out.intact) == 1 and len(Store.open(tmp_path / "fixed")) == 1
+
+
+def test_a_part_that_does_not_fit_is_named(tmp_path: Path) -> None:
+    good = parts_episode(4)
+    with pytest.raises(DataError, match="part 'state' has 4 rows; expected T\\+1 = 5"):
+        Episode(obs={"cam": good.obs["cam"], "state": good.obs["state"][:4]}, **_rest(good))
+    store = Store.create(tmp_path / "s", SPACE, ACT)
+    bad_shape = {"cam": good.obs["cam"][:, :, :4], "state": good.obs["state"]}
+    with pytest.raises(DataError, match="observation part 'cam' have shape \\(6, 4, 3\\)"):
+        store.append(Episode(obs=bad_shape, **_rest(good)))
+    bad_dtype = {"cam": good.obs["cam"] + 0.5, "state": good.obs["state"]}
+    with pytest.raises(DataError, match="observation part 'cam' have dtype float64"):
+        store.append(Episode(obs=bad_dtype, **_rest(good)))
+    with pytest.raises(DataError, match=r"missing \['state'\]"):
+        store.append(Episode(obs={"cam": good.obs["cam"]}, **_rest(good)))
+    with pytest.raises(DataError, match="the store's are parts"):
+        store.append(Episode(obs=good.obs["state"], **_rest(good)))
+    assert len(store) == 0
+    nested = gym.spaces.Dict({"arm": gym.spaces.Dict({"q": STATE})})
+    with pytest.raises(DataError, match="part 'arm' is itself a Dict; nested dicts"):
+        Store.create(tmp_path / "n", nested, ACT)
+    with pytest.raises(DataError, match="part 'k' is Discrete"):
+        Store.create(tmp_path / "d", gym.spaces.Dict({"k": gym.spaces.Discrete(3)}), ACT)
+    with pytest.raises(DataError, match="only describes observations"):
+        Store.create(tmp_path / "a", STATE, SPACE)
+
+
+def _rest(ep: Episode) -> dict:
+    return {"actions": ep.actions, "rewards": ep.rewards}
+
+
+# ---------------------------------------------------------------------------- policy
+def test_parts_policy_chunks_stacks_history_and_reloads(tmp_path: Path) -> None:
+    """Chunked acting, history per part and a save/load round trip on observation parts;
+    a part of the wrong shape is named."""
+    small_cnn = {"channels": [4], "kernels": [3], "strides": [1], "image_sizes": [8]}
+    cfg = PolicyConfig.for_spaces(
+        SPACE, ACT, hidden_sizes=(16,), chunk_size=3, n_obs_steps=2, encoder_kwargs=small_cnn
+    )
+    assert cfg.encoder == "parts" and cfg.obs_parts == {"cam": (6, 5, 3), "state": (4,)}
+    policy = Policy(cfg, seed=0)
+    ep = parts_episode(6)
+    policy.set_normalization(ep.obs, ep.actions)
+    assert not torch.equal(policy.part_stats[1].mean, torch.zeros(4))
+    obs = {name: part[:2] for name, part in ep.obs.items()}
+    policy.episodes_started()
+    first = [policy.act(obs) for _ in range(3)]
+    assert first[0].shape == (2, 2) and first[0].dtype == np.float32
+    policy.save(tmp_path / "p")
+    loaded = Policy.load(tmp_path / "p")
+    assert loaded.config == cfg
+    loaded.episodes_started()
+    for want in first:
+        np.testing.assert_array_equal(loaded.act(obs), want)
+    with pytest.raises(DataError, match="observation part 'state'"):
+        loaded.act({"cam": obs["cam"], "state": obs["state"][:, :3]})
+    with pytest.raises(DataError, match=r"missing \['cam'\]"):
+        loaded.predict_chunk({"state": obs["state"]})
+    stale = json.loads((tmp_path / "p" / "config.json").read_text())
+    stale["policy"]["encoder"] = "mlp"
+    (tmp_path / "p" / "config.json").write_text(json.dumps(stale))
+    with pytest.raises(CheckpointError, match="parts encoder"):
+        Policy.load(tmp_path / "p")
+
+
+def test_every_camera_part_is_shifted_on_its_own_in_training_only() -> None:
+    parts = {"left": (8, 8, 1), "right": (8, 8, 1), "q": (3,)}
+    torch.manual_seed(0)
+    enc = PartsEncoder(
+        parts, (), random_shift=2, channels=[8], kernels=[3], strides=[1], image_sizes=[16]
+    )
+    enc.parts[1].load_state_dict(enc.parts[0].state_dict())  # two identical cameras
+    frames = torch.randint(0, 256, (64, 8, 8, 1), dtype=torch.uint8)
+    obs = {"left": frames, "right": frames.clone(), "q": torch.randn(64, 3)}
+    enc.eval()
+    quiet = enc(obs).detach()
+    torch.testing.assert_close(quiet[:, :16], quiet[:, 16:32])  # same frames, same features
+    enc.train()
+    torch.manual_seed(0)
+    noisy = enc(obs).detach()
+    assert not torch.equal(noisy[:, :16], quiet[:, :16])
+    assert not torch.equal(noisy[:, :16], noisy[:, 16:32])  # each camera its own shifts
+    torch.testing.assert_close(noisy[:, 32:], quiet[:, 32:])  # the state is not augmented
+    torch.testing.assert_close(quiet[:, 32:], obs["q"])  # no state layers: its values
+
+
+def test_a_box_policy_config_is_written_as_before() -> None:
+    cfg = PolicyConfig.for_spaces(STATE, ACT)
+    assert "obs_parts" not in cfg.to_dict() and cfg.encoder == "mlp"
+    with pytest.raises(ConfigError, match="either obs_shape or obs_parts"):
+        PolicyConfig(obs_shape=(4,), act_dim=2, obs_parts={"q": (4,)}, encoder="parts")
+    with pytest.raises(ConfigError, match="parts encoder is for observation parts"):
+        PolicyConfig(obs_shape=(), act_dim=2, obs_parts={"q": (4,)})
+
+
+# ---------------------------------------------------------------------- learning
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cam") / "demos"
+    protege.collect(CAM_CARTPOLE, path, episodes=10, n_envs=2, seed=0)
+    return path
+
+
+def test_bc_learns_from_camera_and_state(demos: Path, both_paths: bool) -> None:
+    """The positions are only in the image, the velocities only in the state: a policy
+    that balances the pole for the whole horizon reads both parts."""
+    if not both_paths:
+        pytest.skip("the parts encoder has no fast path: one run covers it")
+    data = Store.open(demos).transitions()
+    policy = Policy(PolicyConfig.for_spaces(*CAM_CARTPOLE.spaces, **SMALL), seed=0)
+    bc.fit(policy, data, BCConfig(steps=1500, batch_size=64, seed=0, val_fraction=0.0))
+    ev = protege.evaluate(policy, CAM_CARTPOLE, episodes=8, n_envs=4, seed=100)
+    assert ev.success_rate == 1.0, ev.returns
+    assert ev.disagreement is not None and ev.disagreement < 0.1
+    obs = {name: np.asarray(part[:200]) for name, part in data.obs.items()}
+    acts = policy.act(obs)
+    assert 0.2 < acts.mean() < 0.8
+    blind = policy.act({"cam": np.full_like(obs["cam"], 128), "state": obs["state"]})
+    assert (blind != acts).mean() > 0.1  # the image changes what it does
+
+
+def test_dagger_and_hg_dagger_run_rounds_on_parts(tmp_path: Path, both_paths: bool) -> None:
+    if not both_paths:
+        pytest.skip("the parts encoder has no fast path: one run covers it")
+    cfg = DAggerConfig(
+        rounds=2,
+        episodes_per_round=2,
+        initial_demos=1,
+        n_envs=2,
+        bc=BCConfig(steps=150, batch_size=64, val_fraction=0.0, progress=False),
+        eval_episodes=2,
+        eval_envs=2,
+    )
+    make = engine.policy_factory(CAM_CARTPOLE, **SMALL)
+    res = dagger.run(CAM_CARTPOLE, tmp_path / "d", cfg, make_policy=make)
+    assert len(res.rows) == 3
+    assert res.rows[-1].labels > res.rows[1].labels > res.rows[0].labels
+    data = Store.open(tmp_path / "d").transitions()
+    assert set(data.obs) == {"cam", "state"} and data.labeled.all()
+    assert sorted(set(data.rounds.tolist())) == [0, 1, 2]
+    sc = hg_dagger.SupervisorConfig(use_risk=False, disagreement_threshold=0.5)
+    res = hg_dagger.run(
+        CAM_CARTPOLE, tmp_path / "h", dataclasses.replace(cfg, rounds=1), sc, make_policy=make
+    )
+    row = res.rows[-1]
+    assert row.labels == row.expert_steps == row.expert_queries
+
+
+def test_the_env_s_parts_are_checked_before_the_first_step() -> None:
+    class Wrong(CamCartPole):
+        def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+            out = super().observation(observation)
+            out["state"] = np.zeros(3, np.float32)
+            return out
+
+    task = dataclasses.replace(CAM_CARTPOLE, env_id=lambda render_mode=None: Wrong(
+        gym.make("CartPole-v1")
+    ))  # fmt: skip
+    with pytest.raises(DataError, match="observation part 'state' has shape \\(3,\\)"):
+        protege.evaluate(Policy(PolicyConfig.for_spaces(*CAM_CARTPOLE.spaces, **SMALL)), task, 1)
+
+
+def test_minari_round_trip_of_parts(tmp_path: Path, both_paths: bool) -> None:
+    if not both_paths:
+        pytest.skip("no training or acting here")
+    pytest.importorskip("minari")
+    from protege.data.minari_io import export_to_minari, import_from_minari
+
+    with Store.create(tmp_path / "s", SPACE, ACT) as store:
+        store.extend([parts_episode(5, 0), parts_episode(3, 1)])
+    export_to_minari(tmp_path / "s", "protege/parts-v0", root=tmp_path / "m")
+    back = import_from_minari("protege/parts-v0", tmp_path / "b", root=tmp_path / "m")
+    assert back.observation_space == SPACE
+    for a, b in zip(Store.open(tmp_path / "s").episodes(), back.episodes(), strict=True):
+        for name in ("cam", "state"):
+            assert a.obs[name].dtype == b.obs[name].dtype
+            np.testing.assert_array_equal(a.obs[name], b.obs[name])
+    shutil.rmtree(tmp_path / "m")
