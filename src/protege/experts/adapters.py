@@ -90,7 +90,7 @@ class PolicyExpert:
         cfg = self.policy.config
         if cfg.obs_parts is not None:
             theirs = (
-                {k: tuple(s.shape) for k, s in observation_space.spaces.items()}
+                {k: tuple(s.shape or ()) for k, s in observation_space.spaces.items()}
                 if isinstance(observation_space, gym.spaces.Dict)
                 else None
             )
