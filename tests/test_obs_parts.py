@@ -17,7 +17,7 @@ import torch
 import protege
 from fakes import CAM_CARTPOLE, CAM_ENCODER, CamCartPole
 from protege import BCConfig, Policy, PolicyConfig, Store
-from protege.algos import bc, dagger, engine, hg_dagger
+from protege.algos import bc, dagger, engine, hg_dagger, thrifty
 from protege.configs.interactive import DAggerConfig
 from protege.data.episode import Episode
 from protege.data.frames import FrameArray
@@ -25,6 +25,7 @@ from protege.data.obs import check_obs
 from protege.data.repair import check_store
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.parts import PartsEncoder
+from protege.policies.thrifty import ThriftyLearner
 
 pytestmark = pytest.mark.usefixtures("both_paths")
 
@@ -187,6 +188,24 @@ def test_every_camera_part_is_shifted_on_its_own_in_training_only() -> None:
     torch.testing.assert_close(quiet[:, 32:], obs["q"])  # no state layers: its values
 
 
+def test_a_parts_policy_as_expert_and_the_teleop_window_take_parts() -> None:
+    from protege.experts import PolicyExpert
+    from protege.teleop.window import frame_of
+
+    small_cnn = {"channels": [4], "kernels": [3], "strides": [1], "image_sizes": [8]}
+    policy = Policy(PolicyConfig.for_spaces(SPACE, ACT, encoder_kwargs=small_cnn), seed=0)
+    expert = PolicyExpert(policy, name="mine")
+    expert.check_spaces(SPACE, ACT)
+    with pytest.raises(ConfigError, match="mine"):
+        expert.check_spaces(STATE, ACT)
+    obs = parts_episode(3).obs
+    assert expert.act(obs).shape == (4, 2)
+    row = {name: part[0] for name, part in obs.items()}
+    assert frame_of(None, row) is not None
+    np.testing.assert_array_equal(frame_of(None, row), obs["cam"][0])
+    assert frame_of(None, {"state": obs["state"][0]}) is None
+
+
 def test_a_box_policy_config_is_written_as_before() -> None:
     cfg = PolicyConfig.for_spaces(STATE, ACT)
     assert "obs_parts" not in cfg.to_dict() and cfg.encoder == "mlp"
@@ -250,6 +269,35 @@ def test_dagger_and_hg_dagger_run_rounds_on_parts(tmp_path: Path, both_paths: bo
     assert row.labels == row.expert_steps
     assert row.expert_queries == row.expert_steps + row.learner_steps
     assert set(Store.open(tmp_path / "h").transitions().obs) == {"cam", "state"}
+
+
+def test_thrifty_dagger_runs_on_parts(tmp_path: Path, both_paths: bool) -> None:
+    """ThriftyDAgger's gate on observation parts: the ensemble's novelty, the success critic
+    on the parts flattened, thresholds calibrated, every label counted."""
+    if not both_paths:
+        pytest.skip("the parts encoder has no fast path: one run covers it")
+    cfg = DAggerConfig(
+        rounds=1,
+        episodes_per_round=1,
+        initial_demos=1,
+        n_envs=1,
+        bc=BCConfig(steps=30, batch_size=32, val_fraction=0.0, progress=False),
+        eval_episodes=1,
+        eval_envs=1,
+    )
+    settings = thrifty.ThriftyConfig(members=2, q_steps=20, alpha_h=0.05)
+    make = engine.policy_factory(CAM_CARTPOLE, **SMALL)
+    res = thrifty.run(CAM_CARTPOLE, tmp_path / "t", cfg, settings, make_policy=make)
+    row = res.rows[-1]
+    assert row.labels == row.expert_steps == row.expert_queries
+    assert {"novelty_threshold", "risk_threshold"} <= set(row.extras)
+    learner = ThriftyLearner.load(tmp_path / "t.run" / "learners" / "round_001")
+    assert learner.critic is not None and learner.critic.obs_dim == 16 * 16 + 2
+    obs = {
+        name: np.asarray(v[:5]) for name, v in Store.open(tmp_path / "t").transitions().obs.items()
+    }
+    assert learner.novelty(obs).shape == (5,)
+    assert learner.critic.success(obs, learner.act(obs)).shape == (5,)
 
 
 def test_a_policy_refuses_an_env_whose_part_does_not_fit() -> None:
