@@ -167,6 +167,47 @@ def test_parts_policy_chunks_stacks_history_and_reloads(tmp_path: Path) -> None:
         Policy.load(tmp_path / "p")
 
 
+HEADS = {
+    "mse": {},
+    "gaussian": {},
+    "mog": {},
+    "binned": {"hidden_sizes": [16]},
+    "diffusion": {"hidden_dim": 16},
+    "flow": {"hidden_dim": 16},
+}
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_every_head_trains_on_parts_with_chunks_and_history(
+    tmp_path: Path, head: str, both_paths: bool
+) -> None:
+    """BC on fused features for every continuous head, predicting chunks from a history of
+    two steps per part (compressed camera frames gathered per batch), then acting."""
+    if not both_paths:
+        pytest.skip("the parts encoder has no fast path: one run covers it")
+    with Store.create(tmp_path / "s", SPACE, ACT) as store:
+        store.extend([parts_episode(6, 0), parts_episode(4, 1)])
+    small_cnn = {"channels": [4], "kernels": [3], "strides": [1], "image_sizes": [8]}
+    cfg = PolicyConfig.for_spaces(
+        SPACE,
+        ACT,
+        head=head,
+        head_kwargs=HEADS[head],
+        hidden_sizes=(16,),
+        chunk_size=2,
+        n_obs_steps=2,
+        random_shift=1,
+        encoder_kwargs=small_cnn,
+    )
+    policy = Policy(cfg, seed=0)
+    result = bc.fit(
+        policy, Store.open(tmp_path / "s"), BCConfig(steps=4, batch_size=8, progress=False)
+    )
+    assert np.isfinite(result.history[-1]["train_loss"])
+    acts = policy.act({name: part[:3] for name, part in parts_episode(2, 5).obs.items()})
+    assert acts.shape == (3, 2) and np.isfinite(acts).all()
+
+
 def test_every_camera_part_is_shifted_on_its_own_in_training_only() -> None:
     parts = {"left": (8, 8, 1), "right": (8, 8, 1), "q": (3,)}
     torch.manual_seed(0)
