@@ -108,6 +108,8 @@ def test_a_part_that_does_not_fit_is_named(tmp_path: Path) -> None:
     good = parts_episode(4)
     with pytest.raises(DataError, match="part 'state' has 4 rows; expected T\\+1 = 5"):
         Episode(obs={"cam": good.obs["cam"], "state": good.obs["state"][:4]}, **_rest(good))
+    with pytest.raises(DataError, match="part 'arm' is itself a dict; nested dicts"):
+        Episode(obs={"arm": {"q": good.obs["state"]}}, **_rest(good))
     store = Store.create(tmp_path / "s", SPACE, ACT)
     bad_shape = {"cam": good.obs["cam"][:, :, :4], "state": good.obs["state"]}
     with pytest.raises(DataError, match="observation part 'cam' have shape \\(6, 4, 3\\)"):

@@ -50,7 +50,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         defaults={
             "head": "categorical for Discrete actions, mse for Box actions; "
             "`protege info --tasks` lists the heads",
-            "encoder": "mlp, cnn for image observations",
+            "encoder": "mlp, cnn for image observations, parts for observations of several parts",
         },
     )
     add_config_flags(p, BCConfig, skip=_BC_SKIP)

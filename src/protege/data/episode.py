@@ -55,6 +55,11 @@ class Episode:
             if not self.obs:
                 raise DataError("episode obs is a dict with no parts")
             for name, part in self.obs.items():
+                if isinstance(part, dict):
+                    raise DataError(
+                        f"episode obs part {name!r} is itself a dict; nested dicts are not "
+                        "supported"
+                    )
                 rows = len(part) if np.ndim(part) else 0
                 if rows != t + 1:
                     raise DataError(
