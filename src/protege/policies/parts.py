@@ -148,6 +148,9 @@ def as_tensors(obs: Any, parts: Mapping[str, tuple[int, ...]], k: int) -> dict[s
                 f"policy expects observation part {name!r} of shape {shape}{stacked}, got {got}"
             )
         out[name] = t
+    rows = {name: len(t) for name, t in out.items()}
+    if len(set(rows.values())) > 1:
+        raise DataError(f"observation parts have different numbers of rows: {rows}")
     return out
 
 
