@@ -254,6 +254,9 @@ def test_a_box_policy_config_is_written_as_before() -> None:
     assert "obs_parts" not in cfg.to_dict() and cfg.encoder == "mlp"
     with pytest.raises(ConfigError, match="either obs_shape or obs_parts"):
         PolicyConfig(obs_shape=(4,), act_dim=2, obs_parts={"q": (4,)}, encoder="parts")
+    depth = gym.spaces.Dict({"depth": gym.spaces.Box(0.0, 1.0, (4, 4, 1), np.float32)})
+    with pytest.raises(ConfigError, match="part 'depth': a 3-D part is a camera image"):
+        PolicyConfig.for_spaces(depth, ACT)
     with pytest.raises(ConfigError, match="parts encoder is for observation parts"):
         PolicyConfig(obs_shape=(), act_dim=2, obs_parts={"q": (4,)})
 

@@ -157,12 +157,19 @@ class PolicyConfig:
     ) -> PolicyConfig:
         """A config fitted to the env's spaces; the head defaults to what the action space needs."""
         import gymnasium as gym  # only here: the rest of this module is standard library
+        import numpy as np
 
         kw: dict[str, Any]
         if isinstance(observation_space, gym.spaces.Dict):
             from protege.data.obs import part_spaces
 
             parts = part_spaces(observation_space)
+            for name, box in parts.items():
+                if len(box.shape) == 3 and box.dtype != np.uint8:
+                    raise ConfigError(
+                        f"observation part {name!r}: a 3-D part is a camera image and must be "
+                        f"uint8 (H, W, C), not {box.dtype}; flatten other 3-D data"
+                    )
             kw = {"obs_shape": (), "obs_parts": {k: tuple(b.shape) for k, b in parts.items()}}
             kw["encoder"] = "parts"
         elif not isinstance(observation_space, gym.spaces.Box):
