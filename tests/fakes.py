@@ -279,3 +279,62 @@ def result_json(path: Path, command: str, seed: int) -> dict[str, Any]:
     assert all(doc["versions"].values()), doc["versions"]
     assert isinstance(doc["settings"], dict) and doc["settings"]
     return doc["results"]
+
+
+# ------------------------------------------------------- a task of observation parts
+CAM_SIZE = 16
+
+
+class CamCartPole(gym.ObservationWrapper):
+    """CartPole seen through a synthetic camera: a Dict observation of two parts.
+
+    ``state`` holds the velocities (ẋ, θ̇) only; the positions are in ``cam``, a 16×16×1
+    uint8 image whose top half is lit ``128 + 50·x`` and bottom half ``128 + 1000·θ``
+    (rounded): a policy must read the image to balance the pole. Cheap (no rendering)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        half = np.full(2, np.inf, np.float32)
+        self.observation_space = gym.spaces.Dict(
+            {
+                "cam": gym.spaces.Box(0, 255, (CAM_SIZE, CAM_SIZE, 1), np.uint8),
+                "state": gym.spaces.Box(-half, half, (2,), np.float32),
+            }
+        )
+
+    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        x, v, theta, omega = (float(s) for s in observation)
+        cam = np.empty((CAM_SIZE, CAM_SIZE, 1), np.uint8)
+        cam[: CAM_SIZE // 2] = np.clip(round(128 + 50 * x), 0, 255)
+        cam[CAM_SIZE // 2 :] = np.clip(round(128 + 1000 * theta), 0, 255)
+        return {"cam": cam, "state": np.array([v, omega], np.float32)}
+
+
+def cam_cartpole_expert(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """CartPole's expert on the camera's decoded positions and the state's velocities."""
+    cam = np.asarray(obs["cam"], np.float64)
+    x = (cam[:, 0, 0, 0] - 128) / 50
+    theta = (cam[:, -1, 0, 0] - 128) / 1000
+    state = np.asarray(obs["state"], np.float64)
+    s = np.stack([x, state[:, 0], theta, state[:, 1]], axis=1)
+    return (s @ np.array([0.5, 1.0, 10.0, 2.0]) > 0.0).astype(np.int64)
+
+
+def _cam_cartpole(render_mode: str | None = None) -> gym.Env:
+    return CamCartPole(gym.make("CartPole-v1", render_mode=render_mode))
+
+
+def _survived(outcome: Any) -> bool:
+    return not outcome.terminated
+
+
+CAM_CARTPOLE = Task(
+    name="cartpole-cam",
+    env_id=_cam_cartpole,
+    expert_factory=lambda: CallableExpert(cam_cartpole_expert),
+    horizon=200,
+    success=_survived,
+    description="CartPole with positions in a 16×16 synthetic camera image, velocities in state",
+)
+CAM_ENCODER = {"channels": [8, 16], "kernels": [4, 3], "strides": [2, 2], "image_sizes": [32]}
+"""Settings of the parts encoder that fit CAM_CARTPOLE's 16×16 images."""

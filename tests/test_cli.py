@@ -423,7 +423,7 @@ CONFIG_FLAGS = [
     (
         ("train",),
         PolicyConfig,
-        ("obs_shape", "act_dim", "discrete", "n_actions", "action_low", "action_high"),
+        ("obs_shape", "obs_parts", "act_dim", "discrete", "n_actions", "action_low", "action_high"),
     ),
     (("dagger",), DAggerConfig, ("seed", "bc")),
     (("dagger",), ThriftyConfig, ()),

@@ -43,6 +43,7 @@ from protege.algos.mlp_step import MLPStep
 from protege.algos.optim import FlatAdamW, TorchAdamW
 from protege.configs.bc import BCConfig
 from protege.data.frames import FrameArray
+from protege.data.obs import take as obs_take
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError, TrainingError
 from protege.policies import mlp
@@ -70,7 +71,7 @@ class BCResult:
 
 
 def bc_loss(
-    policy: Policy, obs_B: torch.Tensor, actions_BHA: torch.Tensor, mask_BH: torch.Tensor | None
+    policy: Policy, obs_B: Any, actions_BHA: torch.Tensor, mask_BH: torch.Tensor | None
 ) -> tuple[torch.Tensor, Metrics]:
     """The BC objective: the head's loss. ``obs_B`` and ``actions_BHA`` are already normalized
     (``_Samples`` stores them so); normalizing here again scaled the head's targets twice."""
@@ -90,7 +91,15 @@ class _Samples:
         self.K = cfg.n_obs_steps
         self.policy = policy
         self.frames: FrameArray | None = sub.obs if isinstance(sub.obs, FrameArray) else None
-        if self.frames is None:
+        # Observation parts: each part's raw rows (a tensor, or lazy frames), normalized per
+        # batch (image parts stay uint8 for their CNN).
+        self.parts: dict[str, torch.Tensor | FrameArray] | None = None
+        if isinstance(sub.obs, dict):
+            self.parts = {
+                name: v if isinstance(v, FrameArray) else torch.as_tensor(np.asarray(v))
+                for name, v in sub.obs.items()
+            }
+        elif self.frames is None:
             self.obs = policy.normalize_obs(torch.as_tensor(sub.obs))
         if self.K > 1:
             self.first = torch.as_tensor(np.repeat(sub.episode_starts, sub.episode_lengths))
@@ -104,7 +113,7 @@ class _Samples:
         self.offsets = torch.arange(self.H)
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
-        self.compact = self.H == 1 and self.K == 1 and self.frames is None
+        self.compact = self.H == 1 and self.K == 1 and self.frames is None and self.parts is None
         if self.compact:
             self.obs = self.obs[self.index]
             self.actions = self.actions[self.index][:, None]
@@ -115,16 +124,27 @@ class _Samples:
     @property
     def lazy(self) -> bool:
         """True when observations are decompressed per batch."""
+        if self.parts is not None:
+            return any(isinstance(v, FrameArray) for v in self.parts.values())
         return self.frames is not None
 
-    def observations(self, i: torch.Tensor) -> torch.Tensor:
-        """Encoder inputs of steps ``i``: ``(B, *obs)``, or ``(B, K, *obs)`` with history."""
+    def observations(self, i: torch.Tensor) -> Any:
+        """Encoder inputs of steps ``i``: ``(B, *obs)``, or ``(B, K, *obs)`` with history
+        (for observation parts, a dict of those)."""
         rows = i if self.K == 1 else torch.maximum(i[:, None] + self.back, self.first[i][:, None])
+        if self.parts is not None:
+            batch = {
+                name: torch.from_numpy(v.take(rows.numpy()))
+                if isinstance(v, FrameArray)
+                else v[rows]
+                for name, v in self.parts.items()
+            }
+            return self.policy.normalize_obs(batch)
         if self.frames is None:
             return self.obs[rows]
         return self.policy.normalize_obs(torch.from_numpy(self.frames.take(rows.numpy())))
 
-    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def batch(self, rows: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
         """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
         if self.compact:
             return self.obs.index_select(0, rows), self.actions.index_select(0, rows), None
@@ -139,7 +159,7 @@ class _Samples:
         return self.observations(i), self.actions[target], valid
 
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+Batch = tuple[Any, torch.Tensor, torch.Tensor | None]
 
 
 class _Prefetcher:
@@ -213,7 +233,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     train_eps, val_eps = split_episodes(len(data.episode_lengths), config.val_fraction, rng)
     if config.fit_normalization:
         lab = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), train_eps))
-        policy.set_normalization(lab.obs[lab.labeled], lab.actions[lab.labeled])
+        policy.set_normalization(obs_take(lab.obs, lab.labeled), lab.actions[lab.labeled])
     train = _Samples(policy, data, train_eps)
     val = _Samples(policy, data, val_eps) if len(val_eps) else None
     if len(train) == 0:

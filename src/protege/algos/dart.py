@@ -28,6 +28,7 @@ from protege.algos.engine import MethodSpec, RoundContext
 from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import DARTConfig
+from protege.data.obs import take
 from protege.policies.policy import Policy
 from protege.rollout.gates import Gate, NoisyExpertGate
 from protege.tasks.base import Task
@@ -38,7 +39,7 @@ def learner_error(learner: Any, obs: np.ndarray, actions: np.ndarray, discrete: 
     pred = np.asarray(learner.act(obs))
     if discrete:
         return float(np.mean(pred != np.asarray(actions)))
-    err = (np.asarray(actions, np.float64) - pred).reshape(len(obs), -1)
+    err = (np.asarray(actions, np.float64) - pred).reshape(len(pred), -1)
     return np.atleast_2d(err.T @ err / max(len(err), 1))
 
 
@@ -51,7 +52,7 @@ def noise_for_round(ctx: RoundContext, dc: DARTConfig, discrete: bool) -> Any:
     mask = data.labeled & (step_round == ctx.round - 1)
     if not mask.any():
         return dc.initial_noise
-    err = learner_error(ctx.previous, data.obs[mask], data.actions[mask], discrete)
+    err = learner_error(ctx.previous, take(data.obs, mask), data.actions[mask], discrete)
     return min(1.0, dc.noise_scale * err) if discrete else dc.noise_scale * err
 
 

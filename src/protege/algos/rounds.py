@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from protege.data.episode import EXPERT, Episode
+from protege.data.obs import take
 from protege.data.store import Store, Transitions
 from protege.experts.base import Expert
 from protege.rollout.gates import Gate
@@ -240,4 +241,4 @@ def next_observations(data: Transitions) -> tuple[np.ndarray, np.ndarray]:
     last = np.zeros(n, bool)
     last[data.episode_starts + data.episode_lengths - 1] = True
     idx[last] -= 1
-    return data.obs[idx], last
+    return take(data.obs, idx), last

@@ -61,8 +61,10 @@ from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import ThriftyConfig
 from protege.data.episode import EXPERT, LEARNER
+from protege.data.obs import take
 from protege.data.store import Store, Transitions
 from protege.errors import DataError
+from protege.policies.parts import to_tensors
 from protege.policies.policy import Policy
 from protege.policies.success_q import SuccessQ
 from protege.policies.thrifty import ThriftyLearner
@@ -108,13 +110,13 @@ def _td_tensors(
     reward[ends[np.asarray(success, bool)]] = 1.0
     with torch.inference_mode():
         a_next = np.concatenate(
-            [next_action(next_obs[i : i + 4096]) for i in range(0, len(data), 4096)]
+            [next_action(take(next_obs, slice(i, i + 4096))) for i in range(0, len(data), 4096)]
         )
     return {
-        "obs": torch.as_tensor(data.obs),
+        "obs": to_tensors(data.obs),
         "act": torch.as_tensor(np.asarray(data.executed)),
         "reward": torch.as_tensor(reward),
-        "next_obs": torch.as_tensor(next_obs),
+        "next_obs": to_tensors(next_obs),
         "next_act": torch.as_tensor(a_next),
         "done": torch.as_tensor(last.astype(np.float32)),
     }
@@ -142,13 +144,13 @@ class ThriftyTrainer:
     def fit(self, data: Transitions, round: int, seed: int, previous: Any | None) -> ThriftyLearner:
         ens = self.ensemble.fit(data, round, seed, None)
         lab = data.labeled
-        delta_r = float(np.mean(ens.discrepancy(data.obs[lab], data.actions[lab])))
+        delta_r = float(np.mean(ens.discrepancy(take(data.obs, lab), data.actions[lab])))
         critic = None
         if self.config.use_risk:
             m = ens.members[0].config
             torch.manual_seed(rounds.derive_seed(seed, 998))  # Q's initial weights
             critic = SuccessQ(
-                int(np.prod(m.obs_shape)),
+                m.obs_size,
                 m.act_dim,
                 m.n_actions if m.discrete else 0,
                 self.config.q_hidden,
@@ -184,7 +186,7 @@ def hand_backs(data: Transitions, learner: ThriftyLearner, switch_back: np.ndarr
     for chunk in np.array_split(idx, max(1, -(-len(idx) // 4096))):
         if not len(chunk):
             continue
-        obs = data.obs[chunk]
+        obs = take(data.obs, chunk)
         close = learner.discrepancy(obs, data.actions[chunk]) < per_step[chunk, 0]
         q = np.ones(len(chunk))
         if learner.critic is not None:
@@ -236,7 +238,7 @@ def recorded_switch_back(store_path: Path, round: int, data: Transitions) -> np.
 
 def robot_states(data: Transitions, learner: ThriftyLearner, switch_back: np.ndarray) -> np.ndarray:
     """The observations of ``data``'s robot-mode steps (``learner`` drove them)."""
-    return data.obs[autonomous_mask(data, hand_backs(data, learner, switch_back))]
+    return take(data.obs, autonomous_mask(data, hand_backs(data, learner, switch_back)))
 
 
 def initial_calibration(gate: ThriftyGate, ctx: RoundContext, store_path: Path) -> bool:
@@ -251,7 +253,7 @@ def initial_calibration(gate: ThriftyGate, ctx: RoundContext, store_path: Path) 
         sb = recorded_switch_back(store_path, ctx.round - 1, prev)
         if gate.calibrate(robot_states(prev, ctx.previous, sb)):
             return True
-    return gate.calibrate(data.obs[data.labeled])
+    return gate.calibrate(take(data.obs, data.labeled))
 
 
 def run(

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from protege.tasks import Task
 
 
-_POLICY_SKIP = ("obs_shape", "act_dim", "discrete", "n_actions", "action_low", "action_high")
+_POLICY_SKIP = (
+    "obs_shape", "obs_parts", "act_dim", "discrete", "n_actions", "action_low", "action_high",
+)  # fmt: skip
 _BC_SKIP = ("seed", "progress")
 
 
@@ -48,7 +50,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         defaults={
             "head": "categorical for Discrete actions, mse for Box actions; "
             "`protege info --tasks` lists the heads",
-            "encoder": "mlp, cnn for image observations",
+            "encoder": "mlp, cnn for image observations, parts for observations of several parts",
         },
     )
     add_config_flags(p, BCConfig, skip=_BC_SKIP)

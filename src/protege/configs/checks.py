@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from protege.errors import ConfigError
+
+MAX_PARTS = 32
+"""Most named parts an observation may have (a Dict observation space)."""
+PART_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+"""What an observation part's name may be: it names files of a store (``obs.NAME.bin``)."""
 
 MAX_SIZE = 2**16
 """The largest layer width, chunk size or observation history a config accepts."""

@@ -10,8 +10,10 @@ from protege.configs.checks import (
     MAX_CHUNK,
     MAX_LAYERS,
     MAX_PARAMETERS,
+    MAX_PARTS,
     MAX_SIZE,
     MAX_WIDTH,
+    PART_NAME,
     check_float,
     check_int,
     check_sizes,
@@ -37,6 +39,7 @@ class PolicyConfig:
     """
 
     obs_shape: tuple[int, ...]
+    """The shape of one observation; ``()`` for observations of several parts (``obs_parts``)."""
     act_dim: int
     discrete: bool = False
     n_actions: int = 0
@@ -66,10 +69,18 @@ class PolicyConfig:
     last K observations of every sub-env and ``episodes_started(mask)`` restarts them."""
     random_shift: int = 0
     """Image encoders: pad of DrQ's random-shift augmentation, applied in training mode only
-    (0: off; 4 is DrQ's choice for 84×84 frames)."""
+    (0: off; 4 is DrQ's choice for 84×84 frames). With observation parts, every camera part
+    is shifted on its own."""
+    obs_parts: dict[str, tuple[int, ...]] | None = None
+    """Observations of several named parts (a ``Dict`` observation space): each part's
+    shape, in the space's order; a 3-D part is a camera image ``(H, W, C)``. The ``parts``
+    encoder then encodes each part on its own and concatenates the features; ``obs_shape``
+    is ``()``. None: one observation array of ``obs_shape``."""
 
     def __post_init__(self) -> None:
         self.obs_shape = tuple(int(s) for s in self.obs_shape)
+        if self.obs_parts is not None:
+            self.obs_parts = {str(k): tuple(int(s) for s in v) for k, v in self.obs_parts.items()}
         self.hidden_sizes = tuple(int(s) for s in self.hidden_sizes)
         own = "PolicyConfig"  # first the flags' ranges, naming the flag; then a checkpoint's
         check_sizes(own, "hidden_sizes", self.hidden_sizes)
@@ -83,6 +94,23 @@ class PolicyConfig:
                 f"obs_shape must have at most 8 dimensions in [1, {MAX_WIDTH}], "
                 f"got {self.obs_shape}"
             )
+        if (self.obs_parts is None) == (self.obs_shape == ()):
+            raise ConfigError(
+                "a policy config has either obs_shape or obs_parts (then obs_shape ())"
+            )
+        if (self.obs_parts is not None) != (self.encoder == "parts"):
+            raise ConfigError(
+                "the parts encoder is for observation parts (obs_parts), and they need it; "
+                f"got encoder {self.encoder!r} with obs_parts {self.obs_parts}"
+            )
+        for name, shape in (self.obs_parts or {}).items():
+            if not PART_NAME.fullmatch(name):
+                raise ConfigError(f"obs_parts: part name {name!r} is not a valid part name")
+            if not 1 <= len(shape) <= 8 or not all(1 <= s <= MAX_WIDTH for s in shape):
+                raise ConfigError(
+                    f"obs_parts[{name!r}] must have 1 to 8 dimensions in [1, {MAX_WIDTH}], "
+                    f"got {shape}"
+                )
         if len(self.hidden_sizes) > MAX_LAYERS or not all(
             1 <= s <= MAX_WIDTH for s in self.hidden_sizes
         ):
@@ -93,7 +121,9 @@ class PolicyConfig:
         for name in ("act_dim", "chunk_size", "n_obs_steps"):
             if not 1 <= getattr(self, name) <= MAX_CHUNK:
                 raise ConfigError(f"{name} must be in [1, {MAX_CHUNK}], got {getattr(self, name)}")
-        if math.prod(self.obs_shape) * self.n_obs_steps > MAX_PARAMETERS:
+        if self.obs_parts is not None and not 1 <= len(self.obs_parts) <= MAX_PARTS:
+            raise ConfigError(f"obs_parts must have 1 to {MAX_PARTS} parts")
+        if self.obs_size * self.n_obs_steps > MAX_PARAMETERS:
             raise ConfigError(
                 f"obs_shape {self.obs_shape} × n_obs_steps {self.n_obs_steps} "
                 f"exceed {MAX_PARAMETERS} values"
@@ -114,16 +144,41 @@ class PolicyConfig:
         if not 0 <= self.random_shift <= MAX_CHUNK:
             raise ConfigError(f"random_shift must be in [0, {MAX_CHUNK}], got {self.random_shift}")
 
+    @property
+    def obs_size(self) -> int:
+        """Numbers in one observation (all parts together)."""
+        if self.obs_parts is None:
+            return math.prod(self.obs_shape)
+        return sum(math.prod(shape) for shape in self.obs_parts.values())
+
     @classmethod
     def for_spaces(
         cls, observation_space: gym.Space, action_space: gym.Space, **overrides: Any
     ) -> PolicyConfig:
         """A config fitted to the env's spaces; the head defaults to what the action space needs."""
         import gymnasium as gym  # only here: the rest of this module is standard library
+        import numpy as np
 
-        if not isinstance(observation_space, gym.spaces.Box):
-            raise ConfigError(f"protege policies take Box observations, not {observation_space}")
-        kw: dict[str, Any] = {"obs_shape": tuple(observation_space.shape)}
+        kw: dict[str, Any]
+        if isinstance(observation_space, gym.spaces.Dict):
+            from protege.data.obs import part_spaces
+
+            parts = part_spaces(observation_space)
+            for name, box in parts.items():
+                if len(box.shape) == 3 and box.dtype != np.uint8:
+                    raise ConfigError(
+                        f"observation part {name!r}: a 3-D part is a camera image and must be "
+                        f"uint8 (H, W, C), not {box.dtype}; flatten other 3-D data"
+                    )
+            kw = {"obs_shape": (), "obs_parts": {k: tuple(b.shape) for k, b in parts.items()}}
+            kw["encoder"] = "parts"
+        elif not isinstance(observation_space, gym.spaces.Box):
+            raise ConfigError(
+                f"protege policies take Box observations or a Dict of Box parts, "
+                f"not {observation_space}"
+            )
+        else:
+            kw = {"obs_shape": tuple(observation_space.shape)}
         if isinstance(action_space, gym.spaces.Discrete):
             kw.update(act_dim=1, discrete=True, n_actions=int(action_space.n), head="categorical")
         elif isinstance(action_space, gym.spaces.Box):
@@ -134,7 +189,7 @@ class PolicyConfig:
             )
         else:
             raise ConfigError(f"protege policies take Box or Discrete actions, not {action_space}")
-        if len(observation_space.shape) == 3:
+        if len(kw["obs_shape"]) == 3:
             kw.update(encoder="cnn", normalize_obs=False)
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
@@ -143,6 +198,10 @@ class PolicyConfig:
         d = asdict(self)
         d["obs_shape"] = list(self.obs_shape)
         d["hidden_sizes"] = list(self.hidden_sizes)
+        if self.obs_parts is None:
+            del d["obs_parts"]  # configs of one observation array read as before
+        else:
+            d["obs_parts"] = {k: list(v) for k, v in self.obs_parts.items()}
         return d
 
     @classmethod
@@ -171,6 +230,13 @@ def check_fields(d: dict[str, Any]) -> None:
     :class:`ConfigError` naming the field. Ranges shared with fresh configs are
     :meth:`PolicyConfig.__post_init__`'s."""
     require_int_list(d["obs_shape"], "obs_shape", 1, MAX_WIDTH, max_len=8)
+    parts = d.get("obs_parts")
+    if parts is not None:
+        if not isinstance(parts, dict) or not 1 <= len(parts) <= MAX_PARTS:
+            raise ConfigError(f"field 'obs_parts' must be an object of 1 to {MAX_PARTS} parts")
+        for name, shape in parts.items():
+            require_str(name, "obs_parts key")
+            require_int_list(shape, f"obs_parts[{name!r}]", 1, MAX_WIDTH, min_len=1, max_len=8)
     act_dim = require_int(d["act_dim"], "act_dim", 1, MAX_CHUNK)
     for name in ("discrete", "normalize_obs"):
         if name in d:

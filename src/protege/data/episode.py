@@ -26,8 +26,10 @@ class Episode:
     For plain expert demonstrations the two are equal and every step is labeled.
     """
 
-    obs: np.ndarray
-    """(T+1, *obs_shape): the observations, the last one after the final step."""
+    obs: np.ndarray | dict[str, np.ndarray]
+    """(T+1, *obs_shape): the observations, the last one after the final step; or, for a
+    task whose observations have several parts (a ``Dict`` space), a dict of them, each
+    (T+1, *part_shape)."""
     actions: np.ndarray
     """(T, *act_shape): expert labels; int64 for Discrete, float32 for Box."""
     rewards: np.ndarray
@@ -49,7 +51,21 @@ class Episode:
         t = len(self.actions)
         if t == 0:
             raise DataError("an episode needs at least one step")
-        if len(self.obs) != t + 1:
+        if isinstance(self.obs, dict):
+            if not self.obs:
+                raise DataError("episode obs is a dict with no parts")
+            for name, part in self.obs.items():
+                if isinstance(part, dict):
+                    raise DataError(
+                        f"episode obs part {name!r} is itself a dict; nested dicts are not "
+                        "supported"
+                    )
+                rows = len(part) if np.ndim(part) else 0
+                if rows != t + 1:
+                    raise DataError(
+                        f"episode obs part {name!r} has {rows} rows; expected T+1 = {t + 1}"
+                    )
+        elif len(self.obs) != t + 1:
             raise DataError(f"episode obs has {len(self.obs)} rows; expected T+1 = {t + 1}")
         if len(self.rewards) != t:
             raise DataError(f"episode rewards has {len(self.rewards)} rows; expected T = {t}")

@@ -41,14 +41,30 @@ def read_index(file: Path, meta: StoreMeta | None = None) -> list[EpisodeRecord]
     compressed = meta.obs_codec is not None
     index: list[EpisodeRecord] = []
     start = obs_start = 0
+    parts_start = dict.fromkeys(meta.obs_codec_parts, 0)
     for n, line in enumerate(lines):
         record = parse_record(
-            line, f"{file}: line {n + 1}", n, meta.version, compressed, start, obs_start
+            line,
+            f"{file}: line {n + 1}",
+            n,
+            meta.version,
+            compressed,
+            start,
+            obs_start,
+            meta.parts,
+            parts_start,
         )
         start += record.length
         obs_start += record.obs_bytes or 0
+        advance_parts(parts_start, record)
         index.append(record)
     return index
+
+
+def advance_parts(parts_start: dict[str, int], record: EpisodeRecord) -> None:
+    """Move each compressed part's expected start past ``record``'s frames."""
+    for name in parts_start:
+        parts_start[name] += int(record.obs_stream(name).nbytes or 0)
 
 
 def check_torn(tail: bytes, file: Path, line: int) -> None:

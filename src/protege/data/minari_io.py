@@ -78,7 +78,13 @@ def export_to_minari(
             EpisodeBuffer(
                 id=i,
                 seed=ep.seed,
-                observations=list(ep.obs),
+                # A Dict space's observations are a dict of per-part lists, as Minari's own
+                # collector builds them.
+                observations=(
+                    {name: list(part) for name, part in ep.obs.items()}
+                    if isinstance(ep.obs, dict)
+                    else list(ep.obs)
+                ),
                 actions=list(ep.actions),
                 rewards=[float(r) for r in ep.rewards],
                 terminations=[False] * (len(ep) - 1) + [ep.terminated],
@@ -121,7 +127,8 @@ def import_from_minari(
     """Load the local Minari dataset ``dataset_id`` into a new protege store at ``out``.
 
     Nothing is downloaded: the dataset must already be under ``root`` (or
-    ``MINARI_DATASETS_PATH``). Box and Discrete spaces are supported.
+    ``MINARI_DATASETS_PATH``). Box and Discrete spaces are supported, and Dict observation
+    spaces of Box parts (not nested).
     """
     import minari
 
@@ -141,7 +148,11 @@ def import_from_minari(
             t = len(ep.rewards)
             store.append(
                 Episode(
-                    obs=np.asarray(ep.observations),
+                    obs=(
+                        {name: np.asarray(part) for name, part in ep.observations.items()}
+                        if isinstance(ep.observations, dict)
+                        else np.asarray(ep.observations)
+                    ),
                     actions=np.asarray(ep.actions),
                     rewards=np.asarray(ep.rewards, np.float32),
                     terminated=bool(ep.terminations[-1]),

@@ -126,6 +126,33 @@ def check_extras(extras: Any, where: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class PartRecord:
+    """Where one observation stream of an episode is and its checksums: the single ``obs``
+    of a Box store, or one part of a store of observation parts."""
+
+    crc: int
+    """CRC32 of the stream's bytes for this episode (compressed bytes for frames)."""
+    start: int | None = None
+    """Compressed frames only: byte offset of the episode's first frame in the stream's file."""
+    nbytes: int | None = None
+    """Compressed frames only: bytes its T+1 frames take."""
+    idx_crc: int | None = None
+    """Compressed frames only: CRC32 of its T+1 rows of the stream's ``.idx`` file."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"crc": self.crc}
+        if self.nbytes is not None:
+            out.update(start=self.start, bytes=self.nbytes, idx_crc=self.idx_crc)
+        return out
+
+
+def parts_crc(parts: dict[str, PartRecord]) -> int:
+    """The ``obs`` CRC of an index line of a store of parts: CRC32 of its parts' CRC32s
+    (little-endian uint32, in part order)."""
+    return zlib.crc32(b"".join(p.crc.to_bytes(4, "little") for p in parts.values()))
+
+
+@dataclass(frozen=True)
 class EpisodeRecord:
     """One committed episode, as its line in ``episodes.jsonl`` describes it."""
 
@@ -157,6 +184,16 @@ class EpisodeRecord:
     """Compressed frames only: CRC32 of its T+1 rows of ``obs.idx``."""
     extras: dict[str, float] = field(default_factory=dict, hash=False)
     """Numbers about the episode; see :data:`EXTRAS`."""
+    obs_parts: dict[str, PartRecord] | None = field(default=None, hash=False)
+    """Stores of observation parts only: each part's record (``"obs_parts"`` in the file);
+    ``crc[0]`` is then :func:`parts_crc` of them."""
+
+    def obs_stream(self, part: str | None) -> PartRecord:
+        """The record of observation stream ``part`` (None: the one ``obs`` of a Box store)."""
+        if part is None:
+            return PartRecord(self.crc[0], self.obs_start, self.obs_bytes, self.obs_idx_crc)
+        assert self.obs_parts is not None
+        return self.obs_parts[part]
 
     @property
     def episode(self) -> int | None:
@@ -199,6 +236,8 @@ class EpisodeRecord:
             if version >= 3:
                 entry["obs_start"] = self.obs_start
             entry.update(obs_bytes=self.obs_bytes, obs_idx_crc=self.obs_idx_crc)
+        if self.obs_parts is not None:
+            entry["obs_parts"] = {k: p.to_json() for k, p in self.obs_parts.items()}
         if self.extras:
             entry["extras"] = dict(self.extras)
         return entry
@@ -217,7 +256,7 @@ _LINE_KEYS = {
     "learner_steps", "crc", "obs_bytes", "obs_idx_crc", "extras",
 }  # fmt: skip
 _LINE_CRC = re.compile(rb', "line_crc": (\d{1,10})\}\Z')
-_LINE_KEYS_V3 = _LINE_KEYS | {"number", "start", "obs_start", "line_crc"}
+_LINE_KEYS_V3 = _LINE_KEYS | {"number", "start", "obs_start", "line_crc", "obs_parts"}
 
 
 def parse_record(
@@ -228,13 +267,18 @@ def parse_record(
     compressed: bool,
     start: int | None = None,
     obs_start: int | None = None,
+    parts: dict[str, bool] | None = None,
+    parts_start: dict[str, int] | None = None,
 ) -> EpisodeRecord:
     """The record of index line ``line`` (without its newline), episode ``number`` (None: the
     number the line gives, format version 3 only).
 
     Every field is checked for type and range, the line's checksum (version 3), and, when
     given, that it starts where the previous episode ended (``start`` steps, ``obs_start``
-    compressed bytes). Raises a DataError ``"<where> is corrupt (field 'x': ...)"``."""
+    compressed bytes). A store of observation parts passes ``parts`` (each part's name:
+    whether it is compressed) and ``parts_start`` (where each compressed part's previous
+    frames end) instead of ``compressed`` and ``obs_start``. Raises a DataError
+    ``"<where> is corrupt (field 'x': ...)"``."""
     where = f"{where} is corrupt"
     try:
         obj = json.loads(line)
@@ -263,7 +307,13 @@ def parse_record(
     ):
         raise f.error("seed", f"{seed!r}; expected null or an integer")
     frames: dict[str, Any] = {}
-    if compressed:
+    if parts is not None:
+        frames["obs_parts"] = _parse_parts(f, parts, length, parts_start)
+        if crc[0] != parts_crc(frames["obs_parts"]):
+            raise f.error("crc", "its obs CRC32 is not that of its obs_parts")
+    elif "obs_parts" in obj:
+        raise f.error("obs_parts", "a store of one observation array has no parts")
+    if compressed and parts is None:
         frames["obs_bytes"] = f.int("obs_bytes", length + 1, 2**62)
         frames["obs_idx_crc"] = f.int("obs_idx_crc", 0, _U32 - 1)
         if version >= 3:
@@ -289,11 +339,43 @@ def parse_record(
     )
     if start is not None and record.start != start:
         raise f.error("start", f"{record.start}; the previous episodes end at step {start}")
-    if compressed and obs_start is not None and version >= 3 and record.obs_start != obs_start:
+    if (
+        compressed
+        and parts is None
+        and obs_start is not None
+        and version >= 3
+        and record.obs_start != obs_start
+    ):
         raise f.error("obs_start", f"{record.obs_start}; the previous frames end at {obs_start}")
     if compressed and version < 3:
         record = replace(record, obs_start=obs_start or 0)
     return record
+
+
+def _parse_parts(
+    f: _Fields, parts: dict[str, bool], length: int, parts_start: dict[str, int] | None
+) -> dict[str, PartRecord]:
+    value = f.get("obs_parts")
+    if not isinstance(value, dict) or list(value) != list(parts):
+        raise f.error("obs_parts", f"expected an object of the parts {list(parts)}, in order")
+    out = {}
+    for name, compressed in parts.items():
+        p = _Fields(value[name], f"{f.where} (obs_parts {name!r})")
+        keys = {"crc", "start", "bytes", "idx_crc"} if compressed else {"crc"}
+        p.only(keys)
+        crc = p.int("crc", 0, _U32 - 1)
+        if not compressed:
+            out[name] = PartRecord(crc)
+            continue
+        rec = PartRecord(
+            crc, p.int("start", 0, 2**62), p.int("bytes", length + 1, 2**62),
+            p.int("idx_crc", 0, _U32 - 1),
+        )  # fmt: skip
+        if parts_start is not None and rec.start != parts_start.get(name, 0):
+            want = parts_start.get(name, 0)
+            raise p.error("start", f"{rec.start}; the previous frames end at {want}")
+        out[name] = rec
+    return out
 
 
 # --------------------------------------------------------------------------- meta.json
@@ -309,6 +391,16 @@ class StoreMeta:
     """``"zlib"`` if observations are stored as compressed frames, else None."""
     obs_codec_level: int | None = None
     """The zlib level (1-9) frames are compressed with."""
+    obs_codec_parts: tuple[str, ...] = ()
+    """A store of observation parts: the parts stored as compressed frames (the others raw)."""
+
+    @property
+    def parts(self) -> dict[str, bool] | None:
+        """A store of observation parts (a Dict observation space): each part's name and
+        whether it is stored compressed; None for a store of one observation array."""
+        if not isinstance(self.observation_space, gym.spaces.Dict):
+            return None
+        return {name: name in self.obs_codec_parts for name in self.observation_space.spaces}
 
     @property
     def checksummed(self) -> bool:
@@ -325,6 +417,8 @@ class StoreMeta:
         }
         if self.obs_codec is not None:
             meta.update(obs_codec=self.obs_codec, obs_codec_level=self.obs_codec_level)
+            if self.parts is not None:
+                meta["obs_codec_parts"] = list(self.obs_codec_parts)
         if self.version >= 3:
             meta["crc"] = canonical_crc(meta)
         return meta
@@ -332,6 +426,7 @@ class StoreMeta:
 
 _META_KEYS = {"format", "version", "task", "observation_space", "action_space"}
 _CODEC_KEYS = {"obs_codec", "obs_codec_level"}
+_PARTS_CODEC_KEYS = _CODEC_KEYS | {"obs_codec_parts"}
 
 
 def parse_meta(text: bytes, where: str) -> StoreMeta:
@@ -351,7 +446,12 @@ def parse_meta(text: bytes, where: str) -> StoreMeta:
         if canonical_crc({k: v for k, v in obj.items() if k != "crc"}) != written:
             raise DataError(f"{where}: corrupt (its crc does not match its content)")
     compressed = version == 2 or (version >= 3 and "obs_codec" in obj)
-    allowed = _META_KEYS | (_CODEC_KEYS if compressed else set())
+    desc = obj.get("observation_space")
+    has_parts = isinstance(desc, dict) and desc.get("kind") == "dict"
+    if has_parts and version < 3:
+        raise DataError(f"{where}: a store of version {version} has no observation parts")
+    codec_keys = _PARTS_CODEC_KEYS if has_parts else _CODEC_KEYS
+    allowed = _META_KEYS | (codec_keys if compressed else set())
     f.only(allowed | ({"crc"} if version >= 3 else set()))
     codec = level = None
     if compressed:
@@ -362,7 +462,17 @@ def parse_meta(text: bytes, where: str) -> StoreMeta:
     task = f.get("task")
     if task is not None and not isinstance(task, str):
         raise f.error("task", f"{task!r}; expected a name or null")
-    obs, act = (
-        space_from_json(f.get(k), f"{where}: {k}") for k in ("observation_space", "action_space")
-    )
-    return StoreMeta(version, task, obs, act, codec, level)
+    obs = space_from_json(f.get("observation_space"), f"{where}: observation_space", True)
+    act = space_from_json(f.get("action_space"), f"{where}: action_space")
+    coded: tuple[str, ...] = ()
+    if compressed and isinstance(obs, gym.spaces.Dict):
+        names = f.get("obs_codec_parts")
+        if (
+            not isinstance(names, list)
+            or not names
+            or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and n in obs.spaces for n in names)
+        ):
+            raise f.error("obs_codec_parts", f"{names!r}; expected a list of distinct parts")
+        coded = tuple(n for n in obs.spaces if n in names)
+    return StoreMeta(version, task, obs, act, codec, level, coded)

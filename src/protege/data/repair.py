@@ -26,7 +26,8 @@ import numpy as np
 
 from protege.data.episode import Episode
 from protege.data.files import open_regular, read_bytes, require_size
-from protege.data.index import check_torn, read_meta
+from protege.data.index import advance_parts, check_torn, read_meta
+from protege.data.obs_streams import ObsStream, obs_streams
 from protege.data.records import FIELDS, EpisodeRecord, StoreMeta, parse_record
 from protege.data.spaces import data_shape_dtype
 from protege.errors import DataError
@@ -65,7 +66,7 @@ class StoreCheck:
         return not self.problems and len(self.intact) == len(self.episodes)
 
 
-Keep = Callable[[EpisodeRecord, dict[str, np.ndarray]], None]
+Keep = Callable[[EpisodeRecord, dict[str, Any]], None]
 
 
 def check_store(path: str | os.PathLike, keep: Keep | None = None) -> StoreCheck:
@@ -119,6 +120,7 @@ def _check_lines(
     compressed = meta.obs_codec is not None
     located = True
     start = obs_start = 0
+    parts_start = dict.fromkeys(meta.obs_codec_parts, 0)
     seen: set[int] = set()
     for n, line in enumerate(lines):
         where = f"{index_file}: line {n + 1}"
@@ -131,15 +133,19 @@ def _check_lines(
             continue
         try:
             if meta.checksummed:
-                record = parse_record(line, where, None, meta.version, compressed)
+                record = parse_record(line, where, None, meta.version, compressed, parts=meta.parts)
             else:
-                record = parse_record(line, where, n, meta.version, compressed, start, obs_start)
+                record = parse_record(
+                    line, where, n, meta.version, compressed, start, obs_start, meta.parts,
+                    parts_start,
+                )  # fmt: skip
         except DataError as exc:
             report.episodes.append(EpisodeCheck(n + 1, None, str(exc)))
             located = meta.checksummed
             continue
         start += record.length
         obs_start += record.obs_bytes or 0
+        advance_parts(parts_start, record)
         if record.number in seen:
             problem: str | None = f"{where}: a second line for episode {record.number}"
             report.episodes.append(EpisodeCheck(n + 1, record, problem))
@@ -160,11 +166,9 @@ class _Reader:
 
     def __init__(self, path: Path, meta: StoreMeta):
         self.path, self.meta = path, meta
-        self.compressed = meta.obs_codec is not None
-        obs = data_shape_dtype(meta.observation_space)
+        self.streams = obs_streams(meta)
         act = data_shape_dtype(meta.action_space)
         self.layout = {
-            "obs": obs,
             "actions": act,
             "executed": act,
             "rewards": ((), np.dtype(np.float32)),
@@ -173,8 +177,8 @@ class _Reader:
         }
         self.files: dict[str, IO[bytes]] = {}
         self.errors: list[str] = []
-        names = [f"{n}.bin" for n in FIELDS] + ["obs.idx"] * self.compressed
-        for name in names:
+        names = [name for stream in self.streams for name in stream.file_names]
+        for name in [*names, *(f"{n}.bin" for n in FIELDS[1:])]:
             try:
                 self.files[name] = os.fdopen(open_regular(path / name), "rb")
             except DataError as exc:
@@ -198,16 +202,15 @@ class _Reader:
             raise DataError(f"{file}: truncated before the end of this episode")
         return data
 
-    def episode(self, rec: EpisodeRecord) -> dict[str, np.ndarray]:
-        """Every field of episode ``rec``, checked; raises a DataError naming the problem."""
-        out: dict[str, np.ndarray] = {}
-        for col, name in enumerate(FIELDS):
+    def episode(self, rec: EpisodeRecord) -> dict[str, Any]:
+        """Every field of episode ``rec``, checked; raises a DataError naming the problem.
+        ``"obs"`` is an array, or a dict of them for a store of observation parts."""
+        out: dict[str, Any] = {}
+        parts = {s.part: self._obs(rec, s) for s in self.streams}
+        out["obs"] = parts if self.meta.parts is not None else parts[None]
+        for col, name in enumerate(FIELDS[1:], start=1):
             shape, dtype = self.layout[name]
-            rows = rec.length + (name == "obs")
-            first = rec.start + rec.number if name == "obs" else rec.start
-            if name == "obs" and self.compressed:
-                out[name] = self._frames(rec, shape, dtype)
-                continue
+            rows, first = rec.length, rec.start
             row_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             data = self._read(f"{name}.bin", first * row_bytes, rows * row_bytes)
             if zlib.crc32(data) != rec.crc[col]:
@@ -216,40 +219,52 @@ class _Reader:
         _check_values(out, rec, self.meta.action_space, self.path)
         return out
 
-    def _frames(self, rec: EpisodeRecord, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        rows = rec.length + 1
-        idx = self._read("obs.idx", 8 * (rec.start + rec.number), 8 * rows)
-        if zlib.crc32(idx) != rec.obs_idx_crc:
-            raise DataError(f"{self.path / 'obs.idx'}: CRC32 mismatch")
-        start, size = int(rec.obs_start or 0), int(rec.obs_bytes or 0)
+    def _obs(self, rec: EpisodeRecord, stream: ObsStream) -> np.ndarray:
+        """The episode's T+1 rows of one observation stream, checked."""
+        if stream.compressed:
+            return self._frames(rec, stream)
+        rows, size = rec.length + 1, stream.row_bytes
+        data = self._read(stream.bin_name, (rec.start + rec.number) * size, rows * size)
+        if zlib.crc32(data) != rec.obs_stream(stream.part).crc:
+            raise DataError(f"{self.path / stream.bin_name}: CRC32 mismatch")
+        return np.frombuffer(data, stream.dtype).reshape((rows, *stream.shape))
+
+    def _frames(self, rec: EpisodeRecord, stream: ObsStream) -> np.ndarray:
+        rows, shape, dtype = rec.length + 1, stream.shape, stream.dtype
+        bin_file, idx_file = self.path / stream.bin_name, self.path / stream.idx_name
+        part = rec.obs_stream(stream.part)
+        idx = self._read(stream.idx_name, 8 * (rec.start + rec.number), 8 * rows)
+        if zlib.crc32(idx) != part.idx_crc:
+            raise DataError(f"{idx_file}: CRC32 mismatch")
+        start, size = int(part.start or 0), int(part.nbytes or 0)
         ends = np.frombuffer(idx, "<i8").astype(np.int64)
         bounds = np.concatenate([[start], ends])
         if ends[-1] != start + size or np.any(np.diff(bounds) <= 0):
-            raise DataError(f"{self.path / 'obs.idx'}: inconsistent frame offsets")
-        data = self._read("obs.bin", start, size)
-        if zlib.crc32(data) != rec.crc[0]:
-            raise DataError(f"{self.path / 'obs.bin'}: CRC32 mismatch")
+            raise DataError(f"{idx_file}: inconsistent frame offsets")
+        data = self._read(stream.bin_name, start, size)
+        if zlib.crc32(data) != part.crc:
+            raise DataError(f"{bin_file}: CRC32 mismatch")
         frames = np.empty((rows, *shape), dtype)
         want = frames[0].nbytes
         for i in range(rows):
             try:
                 frame = zlib.decompress(data[bounds[i] - start : bounds[i + 1] - start])
             except zlib.error as exc:
-                raise DataError(
-                    f"{self.path / 'obs.bin'}: frame {i} does not decompress ({exc})"
-                ) from None
+                raise DataError(f"{bin_file}: frame {i} does not decompress ({exc})") from None
             if len(frame) != want:
-                raise DataError(
-                    f"{self.path / 'obs.bin'}: frame {i} has {len(frame)} bytes, not {want}"
-                )
+                raise DataError(f"{bin_file}: frame {i} has {len(frame)} bytes, not {want}")
             frames[i] = np.frombuffer(frame, dtype).reshape(shape)
         return frames
 
 
 def _check_values(
-    out: dict[str, np.ndarray], rec: EpisodeRecord, action_space: gym.Space, path: Path
+    out: dict[str, Any], rec: EpisodeRecord, action_space: gym.Space, path: Path
 ) -> None:
-    for name, values in out.items():
+    obs = out["obs"]
+    named = {f"obs.{k}": v for k, v in obs.items()} if isinstance(obs, dict) else {"obs": obs}
+    for name, values in {**named, **out}.items():
+        if isinstance(values, dict):
+            continue
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise DataError(f"{path / name}.bin: contains NaN or inf")
     if isinstance(action_space, gym.spaces.Discrete):
@@ -282,7 +297,7 @@ def repair(source: str | os.PathLike, out: str | os.PathLike) -> StoreCheck:
         compress_level=meta.obs_codec_level or 6,
     )
 
-    def keep(rec: EpisodeRecord, a: dict[str, np.ndarray]) -> None:
+    def keep(rec: EpisodeRecord, a: dict[str, Any]) -> None:
         store.append(
             Episode(
                 obs=a["obs"],

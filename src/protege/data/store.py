@@ -20,6 +20,11 @@ int64 end offset of every frame; the index line adds where the episode's frames 
 ``transitions().obs`` is then a lazy :class:`~protege.data.frames.FrameArray` that decompresses
 only the rows a batch asks for.
 
+**Observation parts** (a ``Dict`` observation space: state vectors and camera images, see
+:mod:`protege.data.obs`): each part has its own files, ``obs.NAME.bin`` (and ``obs.NAME.idx``
+for a part stored as compressed frames, by default the images); see
+:mod:`protege.data.obs_streams`. ``transitions().obs`` is then a dict of parts.
+
 **Checks.** Opening a store validates ``meta.json`` and every index line field by field (type
 and range) and against their own CRC32 (format version 3; stores of versions 1 and 2 are read
 without those checksums); loading checks every episode's CRC32 per field, that float fields are
@@ -54,6 +59,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from protege.data import obs_streams
 from protege.data.episode import Episode
 from protege.data.files import append_durably as _append_durably
 from protege.data.files import (
@@ -65,10 +71,10 @@ from protege.data.files import (
     require_size,
     write_atomic,
 )
-from protege.data.frames import CODEC, DEFAULT_LEVEL, FrameArray, FrameFile, is_image_space
-from protege.data.frames import compress_frames as _compress_frames
+from protege.data.frames import CODEC, DEFAULT_LEVEL, FrameArray, is_image_space
 from protege.data.index import read_index as _read_index
 from protege.data.index import read_meta
+from protege.data.obs import as_numpy, n_rows, part_spaces, take
 from protege.data.records import (
     FIELDS,
     VERSION,
@@ -78,7 +84,13 @@ from protege.data.records import (
     parse_meta,
     parse_record,
 )
-from protege.data.spaces import check_rows, data_shape_dtype, describe_space, space_to_json
+from protege.data.spaces import (
+    check_obs_rows,
+    check_rows,
+    data_shape_dtype,
+    describe_space,
+    space_to_json,
+)
 from protege.data.transitions import Transitions
 from protege.data.validate import check_counts, check_finite, check_range, check_returns
 from protege.errors import DataError
@@ -102,10 +114,12 @@ class Store:
         self._lock_fd = lock_fd
         self.observation_space = meta.observation_space
         self.action_space = meta.action_space
-        obs_shape, obs_dtype = data_shape_dtype(self.observation_space)
+        self._streams = obs_streams.obs_streams(meta)
         act_shape, act_dtype = data_shape_dtype(self.action_space)
+        first = self._streams[0]
         self._layout: dict[str, tuple[tuple[int, ...], np.dtype]] = {
-            "obs": (obs_shape, obs_dtype),
+            # "obs": the one observation array's row (a store of parts has a stream per part)
+            **({"obs": (first.shape, first.dtype)} if first.part is None else {}),
             "actions": (act_shape, act_dtype),
             "executed": (act_shape, act_dtype),
             "rewards": ((), np.dtype(np.float32)),
@@ -131,7 +145,8 @@ class Store:
         """Create an empty store (or, with ``exist_ok``, open an existing one for appending).
 
         ``compress_obs``: store observations as compressed frames (None: exactly when they are
-        images, uint8 ``(H, W, C)``); ``compress_level`` is the zlib level (1-9).
+        images, uint8 ``(H, W, C)``); ``compress_level`` is the zlib level (1-9). With a
+        ``Dict`` observation space (parts), None or True compress the image parts, False none.
 
         The store is built in a private directory next to ``path`` and renamed into place
         (``path`` must not exist or be an empty directory): of several processes creating
@@ -141,7 +156,13 @@ class Store:
         path = Path(path)
         if file_size(path / "meta.json") is not None:
             return cls._existing(path, observation_space, action_space, exist_ok)
-        if compress_obs is None:
+        coded: tuple[str, ...] = ()
+        if isinstance(observation_space, gym.spaces.Dict):
+            parts = part_spaces(observation_space, f"{path}: observation space")
+            if compress_obs is not False:
+                coded = tuple(n for n, sub in parts.items() if is_image_space(sub))
+            compress_obs = bool(coded)
+        elif compress_obs is None:
             compress_obs = is_image_space(observation_space)
         if compress_obs and not 1 <= compress_level <= 9:
             raise DataError(f"compress_level must be in 1..9, got {compress_level}")
@@ -152,10 +173,13 @@ class Store:
             action_space,
             CODEC if compress_obs else None,
             int(compress_level) if compress_obs else None,
+            coded,
         )
         text = json.dumps(meta.to_json(), indent=2)
         parse_meta(text.encode(), f"{path / 'meta.json'}")  # only what a reader accepts
-        names = [f"{name}.bin" for name in FIELDS] + ["obs.idx"] * bool(compress_obs)
+        streams = obs_streams.obs_streams(meta)
+        names = [f"{name}.bin" for name in FIELDS[1:]]
+        names += [name for stream in streams for name in stream.file_names]
         try:
             empty = dict.fromkeys([*names, "episodes.jsonl"], "")
             lock_fd = create_dir(path, empty, "meta.json", text)
@@ -265,18 +289,9 @@ class Store:
         for episode in episodes:
             where = f"{self.path}: episode {len(self)}"
             rows = self._encode(episode, where)
-            data = {name: rows[name].tobytes() for name in FIELDS}
-            frames: dict[str, Any] = {}
-            idx = b""
-            if self.obs_codec is not None:
-                obs_start = self._obs_bytes_committed()
-                data["obs"], sizes = _compress_frames(rows["obs"], self._level)
-                idx = (obs_start + np.cumsum(sizes)).astype("<i8").tobytes()
-                frames = {
-                    "obs_start": obs_start,
-                    "obs_bytes": len(data["obs"]),
-                    "obs_idx_crc": zlib.crc32(idx),
-                }
+            obs = obs_streams.encode(self._streams, rows["obs"], self._level, self._index)
+            data = {f"{name}.bin": rows[name].tobytes() for name in FIELDS[1:]}
+            crc = (obs.crc, *(zlib.crc32(data[f"{name}.bin"]) for name in FIELDS[1:]))
             record = EpisodeRecord(
                 number=len(self),
                 start=self.n_transitions,
@@ -288,32 +303,38 @@ class Store:
                 episode_return=episode.episode_return,
                 labels=int(rows["labeled"].sum()),
                 learner_steps=int((rows["actor"] == 1).sum()),
-                crc=tuple(zlib.crc32(data[name]) for name in FIELDS),
+                crc=crc,
                 extras=check_extras(dict(episode.extras), f"{where}: extras"),
-                **frames,
+                **obs.record,
             )
             line = record.to_line(self.meta.version)
             # Only what a reader accepts is written (round ≥ 0, a finite return, ...).
             parse_record(
-                line[:-1], f"{where}", len(self), self.meta.version, self.obs_codec is not None
+                line[:-1],
+                f"{where}",
+                len(self),
+                self.meta.version,
+                self.obs_codec is not None,
+                parts=self.meta.parts,
             )
-            if idx:
-                _append_durably(self.path / "obs.idx", idx)
-            for name in FIELDS:
-                _append_durably(self.path / f"{name}.bin", data[name])
+            # Offsets first, then the rows, as before parts existed: obs.idx, obs.bin, ...
+            files = {n: obs.data[n] for n in sorted(obs.data, key=lambda n: not n.endswith(".idx"))}
+            files.update(data)
+            for name, blob in files.items():
+                _append_durably(self.path / name, blob)
             # The commit: once this line (with its newline) is on disk, the episode exists.
             _append_durably(self.path / "episodes.jsonl", line)
             self._index.append(record)
 
     def _encode(self, ep: Episode, where: str) -> dict[str, np.ndarray]:
-        obs = check_rows(ep.obs, self.observation_space, "observations", where)
+        obs = check_obs_rows(ep.obs, self.observation_space, where)
         actions = check_rows(ep.actions, self.action_space, "actions", where)
         executed = check_rows(ep.executed_actions, self.action_space, "executed actions", where)
         rewards = np.asarray(ep.rewards, np.float32).reshape(len(ep))
         if not np.all(np.isfinite(rewards)):
             raise DataError(f"{where}: rewards contain NaN or inf")
         return {
-            "obs": np.ascontiguousarray(obs),
+            "obs": obs,
             "actions": np.ascontiguousarray(actions),
             "executed": np.ascontiguousarray(executed),
             "rewards": rewards,
@@ -330,57 +351,34 @@ class Store:
         shape, dtype = self._layout[name]
         return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
-    def _obs_bytes_committed(self) -> int:
-        return sum(int(e.obs_bytes or 0) for e in self._index)
+    def _committed_files(self) -> list[tuple[Path, int]]:
+        """Every data file and the bytes its committed episodes take."""
+        files = [
+            (self.path / name, size)
+            for stream in self._streams
+            for name, size in obs_streams.committed_files(stream, self._index)
+        ]
+        for name in FIELDS[1:]:
+            need = int(self._rows_per_episode(name).sum()) * self._row_bytes(name)
+            files.append((self.path / f"{name}.bin", need))
+        return files
 
-    def _check_size(self, file: Path, need: int) -> None:
-        have = require_size(file)
-        if have < need:
-            raise DataError(
-                f"{file}: truncated; episodes.jsonl commits {need} bytes but the file has {have}"
-            )
-
-    def _read_frames(self) -> FrameArray:
-        """Every committed frame (T+1 per episode) as a lazy array, after checking the
-        offsets and the CRC32 of every episode's compressed bytes and offsets."""
-        shape, dtype = self._layout["obs"]
-        rows = self._rows_per_episode("obs")
-        total = int(rows.sum())
-        idx_file, obs_file = self.path / "obs.idx", self.path / "obs.bin"
-        self._check_size(idx_file, 8 * total)
-        self._check_size(obs_file, self._obs_bytes_committed())
-        ends = np.frombuffer(read_bytes(idx_file, 0, 8 * total), dtype="<i8").astype(np.int64)
-        bounds = np.concatenate([[0], np.cumsum(rows)])
-        for i, entry in enumerate(self._index):
-            part = ends[bounds[i] : bounds[i + 1]]
-            if zlib.crc32(part.astype("<i8").tobytes()) != entry.obs_idx_crc:
-                raise DataError(f"{idx_file}: episode {i} is corrupt (CRC32 mismatch)")
-            start = int(entry.obs_start or 0)
-            end = start + int(entry.obs_bytes or 0)
-            if int(part[-1]) != end or np.any(np.diff(np.concatenate([[start], part])) <= 0):
-                raise DataError(f"{idx_file}: episode {i} has inconsistent frame offsets")
-        # Plain reads, one episode at a time, not the memory map: checking every byte must
-        # not leave the whole file mapped into this process's resident memory.
-        fd = open_regular(obs_file)
-        with os.fdopen(fd, "rb") as f:
-            for i, entry in enumerate(self._index):
-                if zlib.crc32(f.read(int(entry.obs_bytes or 0))) != entry.crc[0]:
-                    raise DataError(f"{obs_file}: episode {i} is corrupt (CRC32 mismatch)")
-        return FrameArray(FrameFile(obs_file, ends, shape, dtype))
-
-    def _committed_bytes(self, name: str) -> int:
-        if name == "obs" and self.obs_codec is not None:
-            return self._obs_bytes_committed()
-        return int(self._rows_per_episode(name).sum()) * self._row_bytes(name)
+    def _read_obs(self) -> Any:
+        """Every committed observation (T+1 per episode): an array (a lazy FrameArray for
+        compressed frames), or a dict of them for a store of parts."""
+        read = [obs_streams.read(self.path, s, self._index) for s in self._streams]
+        if self.meta.parts is None:
+            return read[0]
+        return {s.part: values for s, values in zip(self._streams, read, strict=True)}
 
     def _read_field(self, name: str) -> Any:
-        if name == "obs" and self.obs_codec is not None:
-            return self._read_frames()
+        if name == "obs":
+            return self._read_obs()
         shape, dtype = self._layout[name]
         file = self.path / f"{name}.bin"
         rows = self._rows_per_episode(name)
         total = int(rows.sum())
-        self._check_size(file, total * self._row_bytes(name))
+        obs_streams.check_size(file, total * self._row_bytes(name))
         fd = open_regular(file)
         with os.fdopen(fd, "rb") as f:
             flat = np.fromfile(f, dtype=dtype, count=total * int(np.prod(shape, dtype=np.int64)))
@@ -413,10 +411,10 @@ class Store:
         lengths = self._rows_per_episode("actions")
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         # obs has one extra row per episode (the observation after the last step): drop it.
-        keep = np.ones(len(fields["obs"]), bool)
+        keep = np.ones(n_rows(fields["obs"]), bool)
         keep[np.cumsum(lengths + 1) - 1] = False
         return Transitions(
-            obs=fields["obs"][keep],
+            obs=take(fields["obs"], keep),
             actions=fields["actions"],
             executed=fields["executed"],
             rewards=fields["rewards"],
@@ -436,8 +434,8 @@ class Store:
         for entry in self._index:
             t = entry.length
             yield Episode(
-                # np.asarray decompresses one episode's frames at a time (a no-op for raw rows)
-                obs=np.asarray(fields["obs"][o0 : o0 + t + 1]),
+                # as_numpy decompresses one episode's frames at a time (a no-op for raw rows)
+                obs=as_numpy(take(fields["obs"], slice(o0, o0 + t + 1))),
                 actions=fields["actions"][t0 : t0 + t],
                 rewards=fields["rewards"][t0 : t0 + t],
                 terminated=entry.terminated,
@@ -460,14 +458,13 @@ class Store:
         untouched, with the way to recover its intact episodes."""
         try:
             if self._index:
-                fields = self._read_fields()
-                if isinstance(fields["obs"], FrameArray):
-                    fields["obs"].file.close()
-            files = [(self.path / f"{name}.bin", self._committed_bytes(name)) for name in FIELDS]
-            if self.obs_codec is not None:
-                files.append((self.path / "obs.idx", 8 * int(self._rows_per_episode("obs").sum())))
+                obs = self._read_fields()["obs"]
+                for values in obs.values() if isinstance(obs, dict) else [obs]:
+                    if isinstance(values, FrameArray):
+                        values.file.close()
+            files = self._committed_files()
             for file, need in files:
-                self._check_size(file, need)
+                obs_streams.check_size(file, need)
         except DataError as exc:
             raise DataError(f"{exc}; {RECOVER.format(path=self.path)}") from None
         self._truncate_to_committed(files)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protege.data.obs import take
+
 
 @dataclass(frozen=True)
 class Transitions:
@@ -16,7 +18,8 @@ class Transitions:
 
     obs: np.ndarray
     """(N, *obs_shape); for a store of compressed frames a lazy
-    :class:`~protege.data.frames.FrameArray` (index it, then ``take`` or ``np.asarray``)."""
+    :class:`~protege.data.frames.FrameArray` (index it, then ``take`` or ``np.asarray``); for
+    a store of observation parts a ``dict`` of those, one per part (:mod:`protege.data.obs`)."""
     actions: np.ndarray
     """(N, *act_shape): expert labels (meaningful where ``labeled``)."""
     executed: np.ndarray
@@ -57,7 +60,7 @@ class Transitions:
         shift = np.repeat(self.episode_starts[order] - starts, lengths)
         steps = np.arange(len(shift)) + shift
         return Transitions(
-            obs=self.obs[steps],
+            obs=take(self.obs, steps),
             actions=self.actions[steps],
             executed=self.executed[steps],
             rewards=self.rewards[steps],

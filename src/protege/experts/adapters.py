@@ -23,6 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from protege.data.obs import n_rows, take
 from protege.data.spaces import describe_space
 from protege.errors import ConfigError
 from protege.policies.policy import Policy
@@ -66,7 +67,7 @@ class CallableExpert:
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
         if self.batched:
             return np.asarray(self.fn(obs))
-        return np.stack([np.asarray(self.fn(o)) for o in obs])
+        return np.stack([np.asarray(self.fn(take(obs, i))) for i in range(n_rows(obs))])
 
     def begin_run(self, seed: int | None = None) -> None:
         pass
@@ -87,7 +88,18 @@ class PolicyExpert:
     def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Raise a ConfigError naming the policy if it was built for other spaces."""
         cfg = self.policy.config
-        if tuple(cfg.obs_shape) != tuple(observation_space.shape or ()):
+        if cfg.obs_parts is not None:
+            theirs = (
+                {k: tuple(s.shape or ()) for k, s in observation_space.spaces.items()}
+                if isinstance(observation_space, gym.spaces.Dict)
+                else None
+            )
+            if theirs != cfg.obs_parts:
+                mine = f"parts {cfg.obs_parts}"
+                raise _mismatch(self.name, "the policy's observations", mine, observation_space)
+        elif isinstance(observation_space, gym.spaces.Dict) or tuple(cfg.obs_shape) != tuple(
+            observation_space.shape or ()
+        ):
             mine = f"shape {tuple(cfg.obs_shape)}"
             raise _mismatch(self.name, "the policy's observations", mine, observation_space)
         if cfg.discrete:
@@ -103,7 +115,10 @@ class PolicyExpert:
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
         shape = tuple(self.policy.config.obs_shape)
-        if np.ndim(obs) != len(shape) + 1 or tuple(np.shape(obs)[1:]) != shape:
+        # Observation parts are checked part by part by the policy itself.
+        if self.policy.config.obs_parts is None and (
+            np.ndim(obs) != len(shape) + 1 or tuple(np.shape(obs)[1:]) != shape
+        ):
             raise ConfigError(
                 f"{self.name}: the policy takes a batch of observations of shape {shape}, "
                 f"got an array of shape {tuple(np.shape(obs))}"

@@ -16,11 +16,13 @@ finished ones.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""predict(obs (N, ...), env_mask (N,) bool) -> chunks (n, H, A) for the envs in the mask."""
+Predict = Callable[[Any, np.ndarray], np.ndarray]
+"""predict(obs (N, ...) or a dict of parts, env_mask (N,) bool) -> chunks (n, H, A) for the
+envs in the mask."""
 
 
 class ChunkExecutor:
@@ -48,8 +50,10 @@ class ChunkExecutor:
             self._step = np.full(n, self.n_action_steps, np.int64)
         return self._plan
 
-    def act(self, obs: np.ndarray, predict: Predict, act_dim: int) -> np.ndarray:
-        n = len(obs)
+    def act(self, obs: Any, predict: Predict, act_dim: int, n: int | None = None) -> np.ndarray:
+        """The action of each of the ``n`` sub-envs (default ``len(obs)``; give it for a dict
+        of observation parts) this step, predicting new chunks where needed."""
+        n = len(obs) if n is None else n
         plan = self._ensure(n, act_dim)
         if self.ensemble_coeff is None:
             need = self._step >= self.n_action_steps

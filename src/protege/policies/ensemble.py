@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from protege.errors import CheckpointError, ConfigError, DataError
+from protege.policies.parts import to_tensors
 from protege.policies.policy import Policy
 from protege.policies.stacked import PolicyPlan, stackable
 
@@ -99,7 +100,7 @@ class PolicyEnsemble:
         return out.astype(np.float64)
 
     def _member_loop(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(np.asarray(obs))
+        obs_t = to_tensors(obs)
         outs = []
         for m in self.members:
             feats = m.features(m.normalize_obs(obs_t))

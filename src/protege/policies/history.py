@@ -59,3 +59,34 @@ class ObsHistory:
                 frames[self._fresh] = obs[self._fresh][:, None]
                 self._fresh[:] = False
         return frames.copy()
+
+
+class PartsHistory:
+    """:class:`ObsHistory` for observations of several parts: one history per part, pushed
+    and restarted together (``push`` takes and returns dicts of parts)."""
+
+    def __init__(self, n_obs_steps: int):
+        self.n_obs_steps = n_obs_steps
+        self.parts: dict[str, ObsHistory] = {}
+
+    def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        """Forget the history of every sub-env (``mask`` None) or of those in ``mask``."""
+        for history in self.parts.values():
+            history.episodes_started(mask)
+
+    def push(
+        self, obs: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
+    ) -> dict[str, np.ndarray]:
+        """Append one observation per sub-env to every part's history; returns each part's
+        ``(N, K, *part_shape)`` stacks."""
+        if not isinstance(obs, dict) or set(obs) != set(shapes):
+            got = sorted(obs) if isinstance(obs, dict) else "one array"
+            raise DataError(f"policy expects observation parts {list(shapes)}, got {got}")
+        out = {}
+        for name, shape in shapes.items():
+            history = self.parts.setdefault(name, ObsHistory(self.n_obs_steps))
+            try:
+                out[name] = history.push(np.asarray(obs[name]), shape)
+            except DataError as exc:
+                raise DataError(f"observation part {name!r}: {exc}") from None
+        return out

@@ -3,6 +3,8 @@
 The policy acts; algorithms learn. Its public edge is batched numpy: ``act(obs_N) -> actions_N``.
 Inside, observations are normalized with statistics computed from the training data and saved
 with the weights, and continuous actions are scaled for the head and unscaled on the way out.
+Observations of several parts (a ``Dict`` space) are dicts of arrays throughout
+(:mod:`protege.policies.parts`: an encoder per part, statistics and history per part).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from protege.configs.policy import PolicyConfig
+from protege.data.obs import n_rows, take
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies import mlp
 from protege.policies.checks import (
@@ -31,8 +34,9 @@ from protege.policies.chunking import ChunkExecutor
 from protege.policies.encoders import ENCODERS, MLPEncoder
 from protege.policies.heads import HEADS
 from protege.policies.heads.base import LinearHead
-from protege.policies.history import ObsHistory
+from protege.policies.history import ObsHistory, PartsHistory
 from protege.policies.mlp import ActingPlan
+from protege.policies.parts import PartStats, as_tensors, is_image_part
 
 CONFIG_FILE = "config.json"
 KIND = "policy"
@@ -88,7 +92,9 @@ class Policy(nn.Module):
             encoder_kwargs["n_obs_steps"] = config.n_obs_steps
         if config.random_shift:
             encoder_kwargs["random_shift"] = config.random_shift
-        self.encoder = encoder_cls(config.obs_shape, config.hidden_sizes, **encoder_kwargs)
+        parts = config.obs_parts
+        shape_arg = config.obs_shape if parts is None else parts
+        self.encoder = encoder_cls(shape_arg, config.hidden_sizes, **encoder_kwargs)
         head_kwargs = dict(config.head_kwargs)
         if config.discrete:
             head_kwargs.setdefault("n_actions", config.n_actions)
@@ -100,13 +106,23 @@ class Policy(nn.Module):
         self.register_buffer("obs_std", torch.ones(obs_shape))
         self.register_buffer("act_offset", torch.zeros(config.act_dim))
         self.register_buffer("act_scale", torch.ones(config.act_dim))
+        # Observation parts: statistics per part (a vector part's shape if normalized, else
+        # scalars), in obs_parts order; obs_mean and obs_std are then unused scalars.
+        self.part_stats = nn.ModuleList(
+            PartStats(s if config.normalize_obs and not is_image_part(s) else ())
+            for s in (parts or {}).values()
+        )
         low = config.action_low if config.action_low is not None else []
         high = config.action_high if config.action_high is not None else []
         self._low = np.asarray(low, np.float32)
         self._high = np.asarray(high, np.float32)
-        self.history: ObsHistory | None = None
+        self.history: ObsHistory | PartsHistory | None = None
         if config.n_obs_steps > 1:
-            self.history = ObsHistory(config.n_obs_steps)
+            self.history = (
+                ObsHistory(config.n_obs_steps)
+                if parts is None
+                else PartsHistory(config.n_obs_steps)
+            )
         # The fast paths' case (protege.policies.mlp): an MLP encoder and a LinearHead. Then
         # mlp_layers are all the network's layers, and _fast is the acting plan built from
         # them (checked on every call; dropped when .to() and friends replace tensors).
@@ -122,9 +138,16 @@ class Policy(nn.Module):
             )
 
     # ------------------------------------------------------------------ normalization
-    def set_normalization(self, obs: np.ndarray, actions: np.ndarray) -> None:
-        """Compute normalization statistics from training observations and actions."""
-        if self.config.normalize_obs:
+    def set_normalization(self, obs: Any, actions: np.ndarray) -> None:
+        """Compute normalization statistics from training observations (an array, or a dict
+        of parts: each vector part's own statistics) and actions."""
+        parts = self.config.obs_parts
+        if parts is not None and self.config.normalize_obs:
+            for (name, shape), stats in zip(parts.items(), self.part_stats, strict=True):
+                if not is_image_part(shape):
+                    assert isinstance(stats, PartStats)
+                    stats.fit(obs[name])
+        elif self.config.normalize_obs:
             obs64 = np.asarray(obs, np.float64)
             self.obs_mean.copy_(torch.as_tensor(obs64.mean(0), dtype=torch.float32))
             std = obs64.std(0)
@@ -141,9 +164,13 @@ class Policy(nn.Module):
             self.act_offset.copy_(torch.as_tensor(offset, dtype=torch.float32))
             self.act_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
-    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+    def normalize_obs(self, obs: Any) -> Any:
         """Observations ``(B, [K,] *obs_shape)`` as the encoder takes them: z-scored floats,
-        or raw uint8 frames for an image encoder without obs normalization (it scales them)."""
+        or raw uint8 frames for an image encoder without obs normalization (it scales them).
+        Observation parts (a dict of tensors): image parts stay raw uint8, vector parts are
+        z-scored with their own statistics."""
+        if isinstance(obs, dict):
+            return self._normalize_parts(obs)
         if obs.dtype == torch.uint8 and not self.config.normalize_obs and self.encoder.takes_uint8:
             return obs
         if obs.dtype != torch.float32:
@@ -151,6 +178,20 @@ class Policy(nn.Module):
         if self.config.normalize_obs:
             return (obs - self.obs_mean) / self.obs_std
         return obs
+
+    def _normalize_parts(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        parts = self.config.obs_parts
+        assert parts is not None, "a policy of one observation array got a dict of parts"
+        out = {}
+        for (name, shape), stats in zip(parts.items(), self.part_stats, strict=True):
+            x = obs[name]
+            if is_image_part(shape):
+                out[name] = x if x.dtype == torch.uint8 else x.float()
+                continue
+            x = x if x.dtype == torch.float32 else x.float()
+            assert isinstance(stats, PartStats)
+            out[name] = (x - stats.mean) / stats.std if self.config.normalize_obs else x
+        return out
 
     def normalize_actions(self, actions_BHA: torch.Tensor) -> torch.Tensor:
         if self.config.discrete:
@@ -163,30 +204,46 @@ class Policy(nn.Module):
         return actions_BHA * self.act_scale + self.act_offset
 
     # ---------------------------------------------------------------------- inference
-    def features(self, obs_norm: torch.Tensor) -> torch.Tensor:
+    def features(self, obs_norm: Any) -> torch.Tensor:
+        """``(B, F)`` features of normalized observations (a tensor, or a dict of parts)."""
         return self.encoder(obs_norm)
 
-    @torch.inference_mode()
-    def predict_chunk(
-        self,
-        obs: np.ndarray,
-        deterministic: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
-        """Predicted action chunks ``(N, H, A)`` in env units (float; indices if discrete).
-
-        With ``n_obs_steps = K > 1``, ``obs`` is ``(N, K, *obs_shape)`` (oldest first); a plain
-        ``(N, *obs_shape)`` is taken as K copies of each observation (no history). This call
-        keeps no state: :meth:`act` is what keeps each sub-env's history.
-        """
+    def obs_tensors(self, obs: Any) -> Any:
+        """A numpy batch as the tensors :meth:`normalize_obs` takes, checked against the
+        config: ``(N, *obs_shape)``, or a dict of parts (each part's shape checked)."""
+        k, parts = self.config.n_obs_steps, self.config.obs_parts
+        if parts is not None:
+            return as_tensors(obs, parts, k)
+        if isinstance(obs, dict):
+            raise DataError(
+                f"policy expects observations of shape {self.config.obs_shape}, "
+                f"got observation parts {sorted(obs)}"
+            )
         obs_t = torch.from_numpy(np.ascontiguousarray(obs))
-        k, shape = self.config.n_obs_steps, self.config.obs_shape
+        shape = self.config.obs_shape
         got = tuple(obs_t.shape[1:])
         if k > 1 and got == shape:
             obs_t = obs_t[:, None].expand(-1, k, *shape)
         elif got != ((k, *shape) if k > 1 else shape):
             stacked = f" (or {(k, *shape)} with history)" if k > 1 else ""
             raise DataError(f"policy expects observations of shape {shape}{stacked}, got {got}")
+        return obs_t
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Predicted action chunks ``(N, H, A)`` in env units (float; indices if discrete).
+
+        With ``n_obs_steps = K > 1``, ``obs`` is ``(N, K, *obs_shape)`` (oldest first); a plain
+        ``(N, *obs_shape)`` is taken as K copies of each observation (no history). Observation
+        parts are a dict, each part shaped so. This call keeps no state: :meth:`act` is what
+        keeps each sub-env's history.
+        """
+        obs_t = self.obs_tensors(obs)
         plan = self._fast_plan() if deterministic else None
         if plan is not None:
             acts = self.head.output_mode(plan.output(obs_t))
@@ -234,13 +291,14 @@ class Policy(nn.Module):
 
     def act(
         self,
-        obs: np.ndarray,
+        obs: Any,
         deterministic: bool = True,
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
         """One action per observation: ``(N,)`` int64 if discrete, else ``(N, A)`` float32.
 
-        ``obs`` is one observation per sub-env, ``(N, *obs_shape)``. With ``n_obs_steps > 1``
+        ``obs`` is one observation per sub-env, ``(N, *obs_shape)`` (or a dict of parts, each
+        ``(N, *part_shape)``, as a vector env returns them). With ``n_obs_steps > 1``
         each call is one step of every sub-env: the policy appends ``obs`` to each sub-env's
         history (see :meth:`episodes_started`) and acts on the last K.
         """
@@ -248,15 +306,18 @@ class Policy(nn.Module):
             plan = self._fast_plan()
             if plan is not None:
                 return self._act_fast(obs, plan)
-        if self.history is not None:
+        if isinstance(self.history, PartsHistory):
+            obs = self.history.push(obs, self.config.obs_parts or {})
+        elif self.history is not None:
             obs = self.history.push(np.asarray(obs), self.config.obs_shape)
         if self.executor is None:
             acts = self.predict_chunk(obs, deterministic, generator)[:, 0]
         else:
             acts = self.executor.act(
                 obs,
-                lambda o, m: self.predict_chunk(o[m], deterministic, generator),
+                lambda o, m: self.predict_chunk(take(o, m), deterministic, generator),
                 self.config.act_dim,
+                n_rows(obs),
             )
         if self.config.discrete:
             return acts[:, 0].round().astype(np.int64)

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from protege.data.obs import flat
 from protege.policies.encoders import mlp
+from protege.policies.parts import flat_tensor, to_tensors
 from protege.policies.stacked import StackedMLP, Watch, stacked_forward
 
 
@@ -43,15 +45,17 @@ class SuccessQ(nn.Module):
         self.register_buffer("obs_std", torch.ones(obs_dim))
         self._plan: TwinPlan | None = None
 
-    def set_normalization(self, obs: np.ndarray) -> None:
-        obs64 = np.asarray(obs, np.float64).reshape(len(obs), -1)
+    def set_normalization(self, obs: Any) -> None:
+        """Statistics of observations ``obs`` (an array, or a dict of parts, flattened and
+        concatenated in order)."""
+        obs64 = flat(obs)
         std = obs64.std(0)
         self.obs_mean.copy_(torch.as_tensor(obs64.mean(0), dtype=torch.float32))
         self.obs_std.copy_(torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
 
-    def both(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) Q values of both twins at (obs, actions)."""
-        x = (obs.float().flatten(1) - self.obs_mean) / self.obs_std
+    def both(self, obs: Any, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) Q values of both twins at (obs, actions); ``obs`` a tensor or a dict of parts."""
+        x = (flat_tensor(obs) - self.obs_mean) / self.obs_std
         if self.n_actions:
             idx = actions.long().reshape(-1, 1)
             q1 = torch.sigmoid(self.q1(x)).gather(1, idx)[:, 0]
@@ -61,11 +65,11 @@ class SuccessQ(nn.Module):
         return torch.sigmoid(self.q1(x))[:, 0], torch.sigmoid(self.q2(x))[:, 0]
 
     @torch.inference_mode()
-    def success(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    def success(self, obs: Any, actions: np.ndarray) -> np.ndarray:
         """(N,) the min of the twins' Q at (obs, actions), both twins in one stacked pass."""
         if self._plan is None or not self._plan.current():
             self._plan = TwinPlan(self)
-        q = self._plan(self, torch.as_tensor(np.asarray(obs)), torch.as_tensor(np.asarray(actions)))
+        q = self._plan(self, to_tensors(obs), torch.as_tensor(np.asarray(actions)))
         return torch.minimum(q[0], q[1]).numpy().astype(np.float64)
 
     def spec(self) -> dict[str, Any]:
@@ -84,10 +88,11 @@ def twin_layers(critic: SuccessQ) -> list[list[nn.Linear]]:
     ]
 
 
-def critic_inputs(critic: SuccessQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """The networks' input rows: normalized observations, then (continuous actions) the
-    actions, as :meth:`SuccessQ.both` builds them."""
-    x = (obs.float().flatten(1) - critic.obs_mean) / critic.obs_std
+def critic_inputs(critic: SuccessQ, obs: Any, actions: torch.Tensor) -> torch.Tensor:
+    """The networks' input rows: normalized observations (a dict of parts flattened and
+    concatenated), then (continuous actions) the actions, as :meth:`SuccessQ.both` builds
+    them."""
+    x = (flat_tensor(obs) - critic.obs_mean) / critic.obs_std
     if critic.n_actions:
         return x
     return torch.cat([x, actions.float().reshape(len(x), -1)], dim=1)
@@ -108,7 +113,7 @@ class TwinPlan:
         return self.watch.current()
 
     @torch.no_grad()
-    def __call__(self, critic: SuccessQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, critic: SuccessQ, obs: Any, actions: torch.Tensor) -> torch.Tensor:
         """``(2, N)`` both twins' Q at (obs, actions)."""
         out = stacked_forward(self.layers, critic_inputs(critic, obs, actions)).sigmoid_()
         return pick(out, actions if critic.n_actions else None)

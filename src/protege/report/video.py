@@ -57,7 +57,12 @@ def record_gif(
         while not done:
             if t % every == 0 and len(frames) < max_frames:
                 frames.append(_frame(env.render(), scale))
-            action = actor.act(np.asarray(obs)[None])[0]
+            batch = (
+                {k: np.asarray(v)[None] for k, v in obs.items()}
+                if isinstance(obs, dict)
+                else np.asarray(obs)[None]
+            )
+            action = actor.act(batch)[0]
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             t += 1

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from protege.configs.interactive import parse_beta
+from protege.data.obs import n_rows, take
 from protege.errors import ConfigError
 from protege.experts.base import Expert, check_actions
 
@@ -45,8 +46,9 @@ class LazyExpert:
         never asked about the others (they only keep stepping until the batch is done)."""
         self._obs, self._infos = obs, infos
         self._actions = np.zeros_like(template)
-        self._asked = np.zeros(len(obs), bool)
-        self._active = np.ones(len(obs), bool) if active is None else np.asarray(active, bool)
+        n = n_rows(obs)
+        self._asked = np.zeros(n, bool)
+        self._active = np.ones(n, bool) if active is None else np.asarray(active, bool)
 
     @property
     def active(self) -> np.ndarray:
@@ -70,12 +72,13 @@ class LazyExpert:
         assert self._obs is not None and self._actions is not None
         if self.expert is None:
             raise ValueError("this rollout has no expert to ask")
-        mask = np.ones(len(self._obs), bool) if mask is None else np.asarray(mask, bool)
+        n = n_rows(self._obs)
+        mask = np.ones(n, bool) if mask is None else np.asarray(mask, bool)
         new = mask & ~self._asked & self._active
         if new.any():
             idx = np.flatnonzero(new)
-            sub_infos = _select_infos(self._infos, idx, len(self._obs))
-            answer = self.expert.act(self._obs[idx], sub_infos)
+            sub_infos = _select_infos(self._infos, idx, n)
+            answer = self.expert.act(take(self._obs, idx), sub_infos)
             if self.action_space is not None:
                 answer = check_actions(self.expert, answer, self.action_space)
             self._actions[idx] = answer
@@ -103,7 +106,9 @@ def _select_infos(infos: dict[str, Any] | None, idx: np.ndarray, n: int) -> dict
 class StepView:
     """What a gate may look at."""
 
-    obs: np.ndarray
+    obs: Any
+    """(N, ...) observations, or a dict of parts (:mod:`protege.data.obs`): count them with
+    ``n_rows``, slice them with ``take``."""
     infos: dict[str, Any]
     learner_action: np.ndarray | None
     """(N, ...) the learner's proposal, or None when there is no learner."""
@@ -187,7 +192,7 @@ class ExpertGate(Gate):
     """The expert acts and labels every step: collecting demonstrations."""
 
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         return Decision(expert_acts=np.ones(n, bool), label=np.ones(n, bool))
 
 
@@ -199,7 +204,7 @@ class LearnerGate(Gate):
         self.label = label
 
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         return Decision(expert_acts=np.zeros(n, bool), label=np.full(n, self.label))
 
 
@@ -298,7 +303,7 @@ class BetaMixture(_PerEpisodeRandom):
         self.beta = float(beta)
 
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         u = np.array([self.rng(i).random() for i in range(n)])
         return Decision(expert_acts=u < self.beta, label=np.ones(n, bool))
 
@@ -348,7 +353,7 @@ class NoisyExpertGate(_PerEpisodeRandom):
         return self._chol
 
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         clean = step.expert()
         noisy = np.array(clean, copy=True)
         if self.covariance is not None:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from protege.data.obs import n_rows
 from protege.errors import ConfigError
 from protege.rollout.gates import Decision, Gate, StepView
 
@@ -150,7 +151,7 @@ class SimulatedSupervisorGate(_Modes):
         self._gaps[env_index] = []
 
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         driving = self._mode(n)
         if step.learner_action is None:
             raise ConfigError("SimulatedSupervisorGate needs a learner to supervise")
@@ -216,7 +217,7 @@ class EnsembleGate(Gate):
         return {k: float(v) for k, v in self._counts.get(env_index, {}).items()}
 
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         novel = self.learner.novelty(step.obs) > self.variance_threshold
         far = np.zeros(n, bool)
         if self.discrepancy_threshold is not None:
@@ -309,7 +310,7 @@ class ThriftyGate(_Modes):
     def calibrate(self, obs: np.ndarray, actions: np.ndarray | None = None) -> bool:
         """:meth:`calibrate_values` at autonomous states ``obs`` (robot actions recomputed if
         not given)."""
-        if len(obs) <= self.min_calibration:
+        if n_rows(obs) <= self.min_calibration:
             return False
         novelty = self.learner.novelty(obs)
         q = None
@@ -332,7 +333,7 @@ class ThriftyGate(_Modes):
 
     # --------------------------------------------------------------------------- gate
     def decide(self, step: StepView) -> Decision:
-        n = len(step.obs)
+        n = n_rows(step.obs)
         human = self._mode(n)
         robot_action = step.learner_action
         if robot_action is None:

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from protege.data.obs import check_obs
 from protege.experts.base import Expert
 from protege.rollout.gates import Gate, LazyExpert, StepView
 from protege.rollout.observers import EpisodeEnd, Observer, RolloutResult, Step
@@ -29,7 +30,7 @@ class Actor(Protocol):
     """A learner as the loop sees it (a :class:`protege.policies.Policy` is one)."""
 
     def act(
-        self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
+        self, obs: Any, deterministic: bool = True, generator: torch.Generator | None = None
     ) -> np.ndarray: ...
 
     def episodes_started(self, mask: np.ndarray | None = None) -> None:
@@ -82,6 +83,7 @@ def rollout(
     for o in observers:
         o.on_rollout_start(env, n_episodes, seed)
     obs, infos = env.reset(seed=seed)
+    check_obs(obs, env.single_observation_space, "the env's first observations")
     if learner is not None:
         learner.episodes_started()
     for i in range(n):

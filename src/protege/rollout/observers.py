@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from protege.data.episode import EXPERT, LEARNER, Episode
+from protege.data.obs import stack, take
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.rollout.gates import Decision, StepView
@@ -71,8 +72,8 @@ class Step:
     True belong to episodes that count; the others (sub-envs past their quota, stepping until
     the batch is done) are stepped but never recorded."""
 
-    obs: np.ndarray
-    """(N, ...) the observations acted on."""
+    obs: Any
+    """(N, ...) the observations acted on (or a dict of parts, :mod:`protege.data.obs`)."""
     infos: dict[str, Any]
     """Their info dict (what the gate and the expert saw)."""
     t: np.ndarray
@@ -251,7 +252,7 @@ class RecordEpisodes(Observer):
         actor = np.where(step.decision.expert_acts, EXPERT, LEARNER)
         for i in np.flatnonzero(step.active).tolist():
             b = self._open[i]
-            b.obs.append(step.obs[i])
+            b.obs.append(take(step.obs, i))
             b.actions.append(label[i])
             b.executed.append(step.executed[i])
             b.rewards.append(float(step.reward[i]))
@@ -316,7 +317,7 @@ class _Buffer:
 
     def to_episode(self, terminated: bool, truncated: bool, round: int, seed: int) -> Episode:
         return Episode(
-            obs=np.stack(self.obs),
+            obs=stack(self.obs),
             actions=np.stack(self.actions),
             rewards=np.asarray(self.rewards, np.float32),
             terminated=bool(terminated),

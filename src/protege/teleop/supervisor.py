@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from protege.data.obs import as_numpy, n_rows, take
 from protege.errors import ConfigError
 from protege.rollout.gates import Decision, Gate, StepView
 from protege.rollout.loop import count_interventions
@@ -213,12 +214,12 @@ class HumanSupervisor(Gate):
     def decide(self, step: StepView) -> Decision:
         """The person controls (and labels) this step iff they hold the takeover key (or have
         toggled control); with no learner they control every step."""
-        n = len(step.obs)
+        n = n_rows(step.obs)
         if n != 1:
             raise ConfigError(f"a person supervises one env at a time; this vector env has {n}")
         learner = None if step.learner_action is None else np.asarray(step.learner_action)[0]
         active = bool(step.expert.active[0]) if len(step.expert.active) else True
-        in_control = self._tick(step.obs[0], learner, demo=learner is None) and active
+        in_control = self._tick(take(step.obs, 0), learner, demo=learner is None) and active
         self._fresh = True
         flag = np.array([in_control])
         return Decision(expert_acts=flag, label=flag.copy())
@@ -252,11 +253,11 @@ class HumanSupervisor(Gate):
         the expert under another gate, e.g. ``ExpertGate`` for demonstrations), each call is one
         tick of the control loop in which the person drives and labels.
         """
-        n = len(obs)
+        n = n_rows(obs)
         if not self._fresh:
             if n != 1:
                 raise ConfigError(f"a person drives one env at a time; asked about {n} at once")
-            self._tick(np.asarray(obs)[0], None, demo=True)
+            self._tick(take(as_numpy(obs), 0), None, demo=True)
         self._fresh = False
         if self.discrete:
             return np.full(n, int(self._human_action), np.int64)

@@ -145,9 +145,14 @@ class TeleopWindow:
         self._frame_rect = ((width - fw) // 2, 0, fw, fh)
         self._placeholder = size == NO_FRAME
 
-    def _draw_numbers(self, obs: np.ndarray, x: int, y: int) -> None:
+    def _draw_numbers(self, obs: Any, x: int, y: int) -> None:
         assert self._screen is not None and self._fonts is not None
         small = self._fonts[1]
+        if isinstance(obs, dict):  # observation parts: the vector parts' numbers
+            vectors = [
+                np.asarray(v, np.float64).reshape(-1) for v in obs.values() if np.ndim(v) < 2
+            ]
+            obs = np.concatenate(vectors) if vectors else np.zeros(0)
         values = np.asarray(obs, np.float64).reshape(-1)[:48]
         text = " ".join(f"{v:+.3f}" for v in values)
         words, lines, cur = text.split(" "), [], ""
@@ -162,11 +167,15 @@ class TeleopWindow:
             self._screen.blit(small.render(line, True, _TEXT), (x + 12, y + 36 + 22 * i))
 
 
-def frame_of(frame: np.ndarray | None, obs: np.ndarray | None) -> np.ndarray | None:
+def frame_of(frame: np.ndarray | None, obs: Any) -> np.ndarray | None:
     """What the window shows: the env's rendered ``frame`` (H×W×3), else an image
-    observation (uint8, H×W or H×W×1/3), else None (the numbers are shown)."""
+    observation (uint8, H×W or H×W×1/3; of observation parts, the first image part), else
+    None (the numbers are shown)."""
     if frame is not None and frame.ndim == 3:
         return frame
+    if isinstance(obs, dict):
+        images = [v for v in obs.values() if frame_of(None, v) is not None]
+        return np.asarray(images[0]) if images else None
     if obs is not None:
         o = np.asarray(obs)
         if o.dtype == np.uint8 and (o.ndim == 2 or (o.ndim == 3 and o.shape[-1] in (1, 3))):
