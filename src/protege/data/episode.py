@@ -26,8 +26,9 @@ class Episode:
     For plain expert demonstrations the two are equal and every step is labeled.
     """
 
-    obs: np.ndarray
-    """(T+1, *obs_shape): the observations, the last one after the final step."""
+    obs: np.ndarray | dict[str, np.ndarray]
+    """(T+1, *obs_shape): the observations, the last one after the final step; or a dict of
+    named parts (a state vector, camera images), each (T+1, *part_shape)."""
     actions: np.ndarray
     """(T, *act_shape): expert labels; int64 for Discrete, float32 for Box."""
     rewards: np.ndarray
@@ -49,8 +50,13 @@ class Episode:
         t = len(self.actions)
         if t == 0:
             raise DataError("an episode needs at least one step")
-        if len(self.obs) != t + 1:
-            raise DataError(f"episode obs has {len(self.obs)} rows; expected T+1 = {t + 1}")
+        parts = self.obs.items() if isinstance(self.obs, dict) else [("", self.obs)]
+        if not parts:
+            raise DataError("episode obs is an empty dict; expected at least one part")
+        for name, part in parts:
+            if len(part) != t + 1:
+                what = f"obs part {name!r}" if name else "obs"
+                raise DataError(f"episode {what} has {len(part)} rows; expected T+1 = {t + 1}")
         if len(self.rewards) != t:
             raise DataError(f"episode rewards has {len(self.rewards)} rows; expected T = {t}")
         for name in ("executed", "actor", "labeled"):

@@ -306,6 +306,11 @@ class Store:
             self._index.append(record)
 
     def _encode(self, ep: Episode, where: str) -> dict[str, np.ndarray]:
+        if isinstance(ep.obs, dict):
+            raise DataError(
+                f"{where}: observations are a dict of parts {sorted(ep.obs)}; "
+                f"this store keeps one array ({describe_space(self.observation_space)})"
+            )
         obs = check_rows(ep.obs, self.observation_space, "observations", where)
         actions = check_rows(ep.actions, self.action_space, "actions", where)
         executed = check_rows(ep.executed_actions, self.action_space, "executed actions", where)
