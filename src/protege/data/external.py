@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,36 +113,48 @@ def import_dataset(
     source: str | os.PathLike,
     out: str | os.PathLike,
     task: str | None = None,
+    parts: list[str] | None = None,
 ) -> tuple[Any, ExternalDataset]:
     """Read ``source`` (``fmt``: "lerobot" or "robomimic") into a new protege store at ``out``.
 
     A dataset with one observation part (a state vector, or one camera) becomes a store with
     that part as its Box observation; several parts need a store with a Dict observation space.
     The part names, per-dimension names, fps, task text and format metadata go into the
-    store's ``source.json`` so :func:`export_dataset` writes them back. Returns (the store,
-    what was read).
+    store's ``source.json`` so :func:`export_dataset` writes them back. ``parts``: import
+    only these observation parts (e.g. ``["state"]`` of a dataset that also has camera
+    images). Returns (the store, what was read).
     """
     from protege.data.store import Store
 
     data = read_external(fmt, source)
     if not data.episodes:
         raise DataError(f"{source}: the dataset has no episodes")
-    parts = data.parts
+    if parts:
+        data = select_parts(data, parts, str(source))
+    found = data.parts
     action_space = action_space_of(np.concatenate([ep.actions for ep in data.episodes]))
-    if len(parts) == 1:
-        ((name, (shape, dtype)),) = parts.items()
+    if len(found) == 1:
+        ((name, (shape, dtype)),) = found.items()
         obs_space: gym.Space = part_space(shape, dtype)
         episodes = [_with_obs(ep, ep.obs[name]) for ep in data.episodes]  # type: ignore[index]
     else:
-        obs_space = gym.spaces.Dict({k: part_space(s, d) for k, (s, d) in parts.items()})
+        obs_space = gym.spaces.Dict({k: part_space(s, d) for k, (s, d) in found.items()})
         episodes = data.episodes
-    store = Store.create(out, obs_space, action_space, task=task)
+    try:
+        store = Store.create(out, obs_space, action_space, task=task)
+    except DataError as exc:
+        if not isinstance(obs_space, gym.spaces.Dict):
+            raise
+        raise DataError(
+            f"{source}: {exc}: the dataset has {len(found)} observation parts "
+            f"({', '.join(found)}); import one of them with --parts NAME (parts=[NAME])"
+        ) from None
     store.extend(episodes)
     (store.path / SOURCE_FILE).write_text(
         json.dumps(
             {
                 "format": fmt,
-                "parts": list(parts),
+                "parts": list(found),
                 "keys": data.keys,
                 "names": data.names,
                 "fps": data.fps,
@@ -220,7 +232,7 @@ def read_external(fmt: str, source: str | os.PathLike) -> ExternalDataset:
 def write_external(fmt: str, data: ExternalDataset, out: str | os.PathLike, **options: Any) -> Path:
     """Write ``data`` at ``out`` in format ``fmt``; returns the written path."""
     if fmt == "lerobot":
-        from protege.data.lerobot_io import write_lerobot
+        from protege.data.lerobot_write import write_lerobot
 
         return write_lerobot(data, out, **options)
     if fmt == "robomimic":
@@ -228,6 +240,25 @@ def write_external(fmt: str, data: ExternalDataset, out: str | os.PathLike, **op
 
         return write_robomimic(data, out, **options)
     raise DataError(f"unknown dataset format {fmt!r}; expected one of {FORMATS}")
+
+
+def select_parts(data: ExternalDataset, parts: list[str], where: str) -> ExternalDataset:
+    """``data`` with only the observation ``parts`` (part names or the format's own names)."""
+    by_key = {key: part for part, key in data.keys.items()}
+    chosen = [by_key.get(p, p) for p in parts]
+    unknown = [p for p, c in zip(parts, chosen, strict=True) if c not in data.parts]
+    if unknown:
+        raise DataError(
+            f"{where}: no observation part {unknown[0]!r}; the parts are "
+            + ", ".join(f"{p} ({data.keys.get(p, p)})" for p in data.parts)
+        )
+    episodes = [_with_obs(ep, {c: ep.obs[c] for c in chosen}) for ep in data.episodes]  # type: ignore[index]
+    return replace(
+        data,
+        episodes=episodes,
+        keys={c: data.keys[c] for c in chosen if c in data.keys},
+        names={k: v for k, v in data.names.items() if k in chosen or k == "action"},
+    )
 
 
 def _read_source(path: Path) -> dict[str, Any]:

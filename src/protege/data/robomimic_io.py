@@ -1,0 +1,217 @@
+"""robomimic's HDF5 dataset layout, read and written with h5py.
+
+The layout (as robomimic 0.3 reads it)::
+
+    data                  attrs: env_args (JSON: env_name, type, env_kwargs), total (steps)
+    data/demo_0           attrs: num_samples (T)
+    data/demo_0/obs/<key>        (T, *shape): float state vectors, uint8 (H, W, C) images
+    data/demo_0/next_obs/<key>   (T, *shape): the observation after each step
+    data/demo_0/actions          (T, A) float32
+    data/demo_0/rewards          (T,) float64
+    data/demo_0/dones            (T,) float64, 1 where the episode ended
+    mask/<split>          names of the demos in a split (train, valid), as bytes
+
+Each ``obs/<key>`` is the protege part ``<key>``. The final observation (T+1-th) is
+``next_obs[T-1]``; on export ``obs`` holds rows 0..T-1 of an episode's observations and
+``next_obs`` rows 1..T, so a round trip is exact. ``dones[T-1]`` is the episode's
+``terminated`` flag (an episode that did not terminate is read back as truncated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protege.data.episode import Episode
+from protege.data.external import ExternalDataset, check_same_parts, is_image
+from protege.errors import DataError
+
+GYM_ENV_TYPE = 2
+"""robomimic's ``EnvType.GYM_TYPE``: what ``env_args["type"]`` says for a gymnasium task."""
+VALID_FRACTION = 0.1
+"""Share of demos (at least one, when there are two or more) in the ``valid`` mask written
+for a dataset that has no masks of its own: the last ones."""
+
+
+def _demo_number(name: str) -> tuple[int, str]:
+    m = re.fullmatch(r"demo_(\d+)", name)
+    return (int(m.group(1)) if m else 1 << 62, name)
+
+
+def read_robomimic(path: str | os.PathLike) -> ExternalDataset:
+    """Read the robomimic HDF5 file at ``path``: one episode per ``data/demo_*`` group, in
+    demo-number order. Raises a DataError naming the file (and group) that is malformed."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not an HDF5 file ({exc})") from None
+    with f:
+        if not isinstance(f.get("data"), h5py.Group):
+            raise DataError(f"{path}: no 'data' group; not a robomimic dataset")
+        data = f["data"]
+        demos = sorted(data.keys(), key=_demo_number)
+        if not demos:
+            raise DataError(f"{path}: the 'data' group has no demos")
+        episodes, inconsistent = [], 0
+        for name in demos:
+            ep, same = _read_demo(data[name], f"{path}: data/{name}")
+            episodes.append(ep)
+            inconsistent += not same
+        info: dict[str, Any] = {}
+        if "env_args" in data.attrs:
+            raw = data.attrs["env_args"]
+            try:
+                info["env_args"] = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+                raise DataError(f"{path}: data.attrs['env_args'] is not JSON") from None
+        masks = f.get("mask")
+        if isinstance(masks, h5py.Group):
+            info["masks"] = {
+                split: [n.decode() if isinstance(n, bytes) else str(n) for n in masks[split][()]]
+                for split in masks
+                if isinstance(masks[split], h5py.Dataset)
+            }
+    check_same_parts(episodes, str(path))
+    notes = []
+    if inconsistent:
+        notes.append(
+            f"in {inconsistent} of {len(demos)} demos next_obs is not obs shifted by one step; "
+            "protege keeps obs and takes only the last next_obs as the final observation"
+        )
+    first = episodes[0].obs
+    assert isinstance(first, dict)
+    return ExternalDataset(
+        episodes=episodes,
+        keys={k: k for k in first},
+        tasks=[],
+        info=info,
+        notes=notes,
+    )
+
+
+def _read_demo(group: Any, where: str) -> tuple[Episode, bool]:
+    """One demo as an Episode, and whether its next_obs equals its obs shifted by one."""
+    import h5py
+
+    for needed in ("obs", "actions"):
+        if needed not in group:
+            raise DataError(f"{where}: no {needed!r}")
+    actions = np.asarray(group["actions"][()])
+    t = len(actions)
+    if t == 0:
+        raise DataError(f"{where}: no steps")
+    obs: dict[str, np.ndarray] = {}
+    same = True
+    next_obs = group.get("next_obs")
+    for key, ds in group["obs"].items():
+        if not isinstance(ds, h5py.Dataset):
+            raise DataError(f"{where}: obs/{key} is not a dataset")
+        rows = np.asarray(ds[()])
+        if rows.ndim == 1:
+            rows = rows[:, None]
+        if len(rows) != t:
+            raise DataError(f"{where}: obs/{key} has {len(rows)} rows; actions have {t}")
+        if not is_image(rows.shape[1:], rows.dtype):
+            rows = rows.astype(np.float32)
+        final = rows[-1:]
+        if next_obs is not None and key in next_obs:
+            nxt = np.asarray(next_obs[key][()]).reshape(rows.shape).astype(rows.dtype)
+            final = nxt[-1:]
+            same = same and np.array_equal(nxt[:-1], rows[1:])
+        obs[key] = np.concatenate([rows, final])
+    if not obs:
+        raise DataError(f"{where}: the obs group is empty")
+    rewards = np.zeros(t, np.float32)
+    if "rewards" in group:
+        rewards = np.asarray(group["rewards"][()], np.float32).reshape(-1)
+    done = bool(np.asarray(group["dones"][()]).reshape(-1)[-1]) if "dones" in group else False
+    if len(rewards) != t:
+        raise DataError(f"{where}: rewards has {len(rewards)} rows; actions have {t}")
+    if actions.dtype.kind == "f":
+        actions = actions.astype(np.float32)
+    elif actions.ndim == 2 and actions.shape[1] == 1:
+        actions = actions[:, 0].astype(np.int64)
+    return Episode(obs, actions, rewards, terminated=done, truncated=not done), same
+
+
+def write_robomimic(data: ExternalDataset, out: str | os.PathLike) -> Path:
+    """Write ``data`` as a robomimic HDF5 file at ``out`` (which must not exist); returns it.
+
+    Images are gzip-compressed (as robomimic's own conversion scripts do), other datasets
+    are stored plain. ``mask/train`` and ``mask/valid`` come from the source's masks when it
+    had them, else the last :data:`VALID_FRACTION` of demos is ``valid``.
+    """
+    import h5py
+
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"{out}: already exists")
+    if not data.episodes:
+        raise DataError(f"{out}: no episodes to write")
+    check_same_parts(data.episodes, str(out))
+    keys = {p: data.keys.get(p) or p for p in data.parts}
+    keys = {p: (k if "/" not in k and "." not in k else p) for p, k in keys.items()}
+    names = [f"demo_{i}" for i in range(len(data.episodes))]
+    env_args = data.info.get("env_args") or {
+        "env_name": data.info.get("task") or "protege",
+        "type": GYM_ENV_TYPE,
+        "env_kwargs": {},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with h5py.File(tmp, "w") as f:
+        group = f.create_group("data")
+        total = 0
+        for name, ep in zip(names, data.episodes, strict=True):
+            assert isinstance(ep.obs, dict)
+            t = len(ep)
+            demo = group.create_group(name)
+            demo.attrs["num_samples"] = np.int64(t)
+            for where, rows in (("obs", slice(0, t)), ("next_obs", slice(1, t + 1))):
+                sub = demo.create_group(where)
+                for part, key in keys.items():
+                    values = np.asarray(ep.obs[part][rows])
+                    image = is_image(values.shape[1:], values.dtype)
+                    sub.create_dataset(
+                        key,
+                        data=values if image else values.astype(np.float32),
+                        compression="gzip" if image else None,
+                    )
+            actions = np.asarray(ep.actions)
+            demo.create_dataset(
+                "actions",
+                data=actions.astype(np.float32) if actions.dtype.kind == "f" else actions[:, None],
+            )
+            demo.create_dataset("rewards", data=np.asarray(ep.rewards, np.float64))
+            dones = np.zeros(t, np.float64)
+            dones[-1] = float(ep.terminated)
+            demo.create_dataset("dones", data=dones)
+            total += t
+        group.attrs["env_args"] = json.dumps(env_args)
+        group.attrs["total"] = np.int64(total)
+        masks = _masks(data.info.get("masks"), names)
+        mask = f.create_group("mask")
+        for split, members in masks.items():
+            mask.create_dataset(split, data=np.array(members, dtype="S"))
+    tmp.replace(out)
+    return out
+
+
+def _masks(given: Any, names: list[str]) -> dict[str, list[str]]:
+    if isinstance(given, dict) and given:
+        known = set(names)
+        kept = {s: [n for n in m if n in known] for s, m in given.items() if isinstance(m, list)}
+        if kept:
+            return kept
+    n_valid = max(1, round(VALID_FRACTION * len(names))) if len(names) >= 2 else 0
+    return {"train": names[: len(names) - n_valid], "valid": names[len(names) - n_valid :]}
