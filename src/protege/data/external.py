@@ -136,7 +136,7 @@ def import_dataset(
     if len(found) == 1:
         ((name, (shape, dtype)),) = found.items()
         obs_space: gym.Space = part_space(shape, dtype)
-        episodes = [_with_obs(ep, ep.obs[name]) for ep in data.episodes]  # type: ignore[index]
+        episodes = [_with_obs(ep, ep.obs[name]) for ep in data.episodes]
     else:
         obs_space = gym.spaces.Dict({k: part_space(s, d) for k, (s, d) in found.items()})
         episodes = data.episodes
@@ -252,7 +252,7 @@ def select_parts(data: ExternalDataset, parts: list[str], where: str) -> Externa
             f"{where}: no observation part {unknown[0]!r}; the parts are "
             + ", ".join(f"{p} ({data.keys.get(p, p)})" for p in data.parts)
         )
-    episodes = [_with_obs(ep, {c: ep.obs[c] for c in chosen}) for ep in data.episodes]  # type: ignore[index]
+    episodes = [_with_obs(ep, {c: ep.obs[c] for c in chosen}) for ep in data.episodes]
     return replace(
         data,
         episodes=episodes,

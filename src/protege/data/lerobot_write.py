@@ -198,13 +198,13 @@ def _features(data: ExternalDataset, video: str | None, fps: int) -> dict[str, A
     if actions.dtype.kind in "iu":
         features["action"] = {"dtype": "int64", "shape": [1], "names": None}
     else:
-        shape = list(actions.shape[1:])
-        names = data.names.get("action") or [f"action_{i}" for i in range(int(np.prod(shape)))]
-        features["action"] = {"dtype": "float32", "shape": shape, "names": names}
+        act_shape = list(actions.shape[1:])
+        names = data.names.get("action") or [f"action_{i}" for i in range(int(np.prod(act_shape)))]
+        features["action"] = {"dtype": "float32", "shape": act_shape, "names": names}
     features[REWARD] = {"dtype": "float32", "shape": [1], "names": None}
     features[DONE] = {"dtype": "bool", "shape": [1], "names": None}
-    for key, dtype in _SCALAR.items():
-        features[key] = {"dtype": dtype, "shape": [1], "names": None}
+    for key, scalar in _SCALAR.items():
+        features[key] = {"dtype": scalar, "shape": [1], "names": None}
     return features
 
 

@@ -42,7 +42,7 @@ class VideoWriter:
         """Frames written so far."""
         self.n_bytes = 0
         """Bytes of encoded video muxed so far."""
-        self._container = av.open(str(self.path), "w", format="mp4")
+        self._container: Any = av.open(str(self.path), "w", format="mp4")
         self._stream: Any = None
 
     def add(self, frames: Iterable[np.ndarray]) -> None:
