@@ -10,7 +10,7 @@ import pytest
 
 import protege
 from protege.cli import main
-from protege.data.external import export_dataset, import_dataset
+from protege.data.interop import export_dataset, import_dataset
 from protege.data.lerobot_io import read_lerobot
 from protege.data.store import Store
 from protege.errors import DataError

@@ -333,7 +333,7 @@ def export(args: argparse.Namespace) -> None:
         )
         output.facts("Exported", {"dataset": args.dataset_id, "path": path})
         return
-    from protege.data.external import export_dataset
+    from protege.data.interop import export_dataset
 
     if args.dataset_id is not None or args.out is None:
         raise ConfigError(f"--format {args.format} writes to --out PATH, not to a dataset ID")
@@ -387,7 +387,7 @@ def import_(args: argparse.Namespace) -> None:
             args.source, args.out, root=args.root, task=args.task, progress=args.progress
         )
     else:
-        from protege.data.external import import_dataset
+        from protege.data.interop import import_dataset
 
         parts = [p for p in (args.parts or "").split(",") if p]
         store, data = import_dataset(
