@@ -142,3 +142,15 @@ def test_camera_and_state_import_and_export(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         back.episodes[1].obs["state"], read_lerobot(IMAGE).episodes[1].obs["state"]
     )
+
+
+def test_an_import_that_fails_part_way_leaves_no_store(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.hdf5"
+    with h5py.File(bad, "w") as f:
+        for i, rows in enumerate((3, 4)):  # demo_1's obs has one row too many
+            f.create_dataset(f"data/demo_{i}/actions", data=np.zeros((3, 2), np.float32))
+            f.create_dataset(f"data/demo_{i}/obs/state", data=np.zeros((rows, 2), np.float32))
+    out = tmp_path / "s"
+    assert main(["import", "--format", "robomimic", str(bad), "--out", str(out)]) == 1
+    assert "data/demo_1: obs/state has 4 rows; actions have 3" in capsys.readouterr().err
+    assert not out.exists()

@@ -65,6 +65,10 @@ def test_reads_the_reference_av1_video_dataset() -> None:
         assert np.abs(frames[:, 10:22, 10:22, 1] - 200).max() <= 10
         assert frames[:, :6, :6, 1].max() <= 10
         assert not np.array_equal(frames, ref.obs["image"])
+    # episodes load one at a time, in any order: each seeks to its place in the shared mp4
+    again = read_lerobot(VIDEO).episodes
+    for e in (2, 0, 1):
+        np.testing.assert_array_equal(again[e].obs["image"], data.episodes[e].obs["image"])
 
 
 def _features(root: Path) -> dict:

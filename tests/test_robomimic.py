@@ -124,7 +124,8 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     with h5py.File(broken, "w") as f:
         f.create_dataset("data/demo_0/actions", data=np.zeros((3, 2)))
         f.create_dataset("data/demo_0/obs/state", data=np.zeros((4, 2)))
+    data = read_robomimic(broken)  # the metadata is fine; the demo is read when loaded
     with pytest.raises(DataError, match=r"data/demo_0: obs/state has 4 rows; actions have 3"):
-        read_robomimic(broken)
+        list(data.episodes)
     with pytest.raises(DataError, match="already exists"):
         write_robomimic(ExternalDataset(_episodes()), broken)

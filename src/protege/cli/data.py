@@ -343,6 +343,7 @@ def export(args: argparse.Namespace) -> None:
         args.store,
         args.out,
         fps=args.fps,
+        progress=args.progress,
         **(options if args.format == "lerobot" else {}),
     )
     output.facts("Exported", {"format": args.format, "path": path})
@@ -391,7 +392,12 @@ def import_(args: argparse.Namespace) -> None:
 
         parts = [p for p in (args.parts or "").split(",") if p]
         store, data = import_dataset(
-            args.format, args.source, args.out, task=args.task, parts=parts or None
+            args.format,
+            args.source,
+            args.out,
+            task=args.task,
+            parts=parts or None,
+            progress=args.progress,
         )
         facts["observation parts"] = ", ".join(f"{data.keys.get(p, p)} → {p}" for p in data.parts)
         facts.update({f"note {i + 1}": note for i, note in enumerate(data.notes)})

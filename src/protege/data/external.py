@@ -23,8 +23,9 @@ rows 1..T, so a robomimic round trip is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 import gymnasium as gym
 import numpy as np
@@ -33,12 +34,39 @@ from protege.data.episode import Episode
 from protege.errors import DataError
 
 
+class LazyEpisodes(Sequence[Episode]):
+    """Episodes loaded one at a time, when indexed or iterated: a dataset need not fit in
+    memory. Loading in order is fastest (readers keep the current file open)."""
+
+    def __init__(self, n: int, load: Callable[[int], Episode]):
+        self._n, self._load = n, load
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Episode: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Episode]: ...
+    def __getitem__(self, i: int | slice) -> Episode | list[Episode]:
+        if isinstance(i, slice):
+            return [self._load(j) for j in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(f"episode {i} of {self._n}")
+        return self._load(i % self._n)
+
+
+Parts = dict[str, tuple[tuple[int, ...], np.dtype]]
+"""Part name → (per-step shape, dtype)."""
+
+
 @dataclass
 class ExternalDataset:
     """Episodes read from (or to be written to) another project's dataset format."""
 
-    episodes: list[Episode]
-    """Each ``obs`` a dict of parts, every part ``(T+1, *part_shape)``."""
+    episodes: Sequence[Episode]
+    """Each ``obs`` a dict of parts, every part ``(T+1, *part_shape)``; readers return a
+    :class:`LazyEpisodes`."""
     keys: dict[str, str] = field(default_factory=dict)
     """Part name → the format's own name (``"state"`` → ``"observation.state"``); a part not
     listed gets the default name of the format it is written to."""
@@ -52,16 +80,19 @@ class ExternalDataset:
     """Other metadata of the source: ``robot_type`` (LeRobot), ``env_args`` and ``masks``
     (robomimic)."""
     notes: list[str] = field(default_factory=list)
-    """What a reader noticed and the user should know (not errors)."""
+    """What a reader noticed and the user should know (not errors); a reader may add notes
+    while its episodes are loaded."""
+    parts: Parts = field(default_factory=dict)
+    """Every episode's parts; by default those of the first episode."""
+    action_space: gym.Space | None = None
+    """What the actions imply (readers set it; see :func:`action_space_of`)."""
 
-    @property
-    def parts(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Part name → (per-step shape, dtype), from the first episode."""
-        if not self.episodes:
-            return {}
-        obs = self.episodes[0].obs
-        assert isinstance(obs, dict)
-        return {k: (tuple(v.shape[1:]), v.dtype) for k, v in obs.items()}
+    def __post_init__(self) -> None:
+        if not self.parts and len(self.episodes):
+            obs = self.episodes[0].obs
+            if not isinstance(obs, dict):
+                raise DataError("episode 0 observations are not a dict of parts")
+            self.parts = {k: (tuple(v.shape[1:]), np.dtype(v.dtype)) for k, v in obs.items()}
 
 
 def is_image(shape: tuple[int, ...], dtype: np.dtype) -> bool:
@@ -77,45 +108,43 @@ def part_space(shape: tuple[int, ...], dtype: np.dtype) -> gym.spaces.Box:
 
 
 def action_space_of(actions: np.ndarray) -> gym.Space:
-    """The action space a dataset's actions imply: Discrete for integer scalars, else Box."""
+    """The action space a dataset's actions (all of them, concatenated) imply: Discrete(max+1)
+    for integer scalars, else an unbounded float32 Box."""
     if actions.dtype.kind in "iu" and actions.ndim == 1:
         return gym.spaces.Discrete(int(actions.max()) + 1 if actions.size else 1)
     return gym.spaces.Box(-np.inf, np.inf, tuple(actions.shape[1:]), np.float32)
 
 
-def check_same_parts(episodes: list[Episode], where: str) -> None:
-    """Raise a DataError unless every episode has the same parts with the same shapes."""
-    first: dict[str, tuple[tuple[int, ...], str]] | None = None
-    for i, ep in enumerate(episodes):
-        if not isinstance(ep.obs, dict):
-            raise DataError(f"{where}: episode {i} observations are not a dict of parts")
-        parts = {k: (tuple(v.shape[1:]), np.dtype(v.dtype).name) for k, v in ep.obs.items()}
-        if first is None:
-            first = parts
-        elif parts != first:
-            raise DataError(f"{where}: episode {i} has parts {parts}; episode 0 has {first}")
+def check_parts(ep: Episode, parts: Parts, where: str) -> dict[str, np.ndarray]:
+    """``ep.obs`` if it has exactly ``parts`` (names, shapes, dtypes), else a DataError."""
+    if not isinstance(ep.obs, dict):
+        raise DataError(f"{where}: observations are not a dict of parts")
+    found = {k: (tuple(v.shape[1:]), np.dtype(v.dtype)) for k, v in ep.obs.items()}
+    if found != parts:
+        raise DataError(f"{where}: parts {found}; the first episode has {parts}")
+    return ep.obs
 
 
-def select_parts(data: ExternalDataset, parts: list[str], where: str) -> ExternalDataset:
-    """``data`` with only the observation ``parts`` (part names or the format's own names)."""
-    by_key = {key: part for part, key in data.keys.items()}
-    chosen = [by_key.get(p, p) for p in parts]
-    unknown = [p for p, c in zip(parts, chosen, strict=True) if c not in data.parts]
-    if unknown:
-        raise DataError(
-            f"{where}: no observation part {unknown[0]!r}; the parts are "
-            + ", ".join(f"{p} ({data.keys.get(p, p)})" for p in data.parts)
-        )
-    episodes = [with_obs(ep, {c: ep.obs[c] for c in chosen}) for ep in data.episodes]
-    return replace(
-        data,
-        episodes=episodes,
-        keys={c: data.keys[c] for c in chosen if c in data.keys},
-        names={k: v for k, v in data.names.items() if k in chosen or k == "action"},
-    )
+def choose_parts(available: dict[str, str], wanted: list[str] | None, where: str) -> dict[str, str]:
+    """The entries of ``available`` (part → the format's name) that ``wanted`` names, by part
+    name or by the format's name; all of them for None."""
+    if not wanted:
+        return dict(available)
+    by_key = {key: part for part, key in available.items()}
+    chosen = {}
+    for name in wanted:
+        part = by_key.get(name, name)
+        if part not in available:
+            raise DataError(
+                f"{where}: no observation part {name!r}; the parts are "
+                + ", ".join(f"{p} ({k})" for p, k in available.items())
+            )
+        chosen[part] = available[part]
+    return chosen
 
 
 def with_obs(ep: Episode, obs: Any) -> Episode:
+    """``ep`` with other observations."""
     return Episode(
         obs=obs,
         actions=ep.actions,

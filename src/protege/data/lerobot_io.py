@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from protege.data.episode import Episode
-from protege.data.external import ExternalDataset
+from protege.data.external import ExternalDataset, LazyEpisodes, action_space_of, choose_parts
 from protege.errors import DataError
 
 CODEBASE_VERSION = "v3.0"
@@ -57,89 +57,188 @@ def feature_key(part: str, image: bool) -> str:
 
 
 # ===================================================================================== read
-def read_lerobot(root: str | os.PathLike) -> ExternalDataset:
+def read_lerobot(root: str | os.PathLike, parts: list[str] | None = None) -> ExternalDataset:
     """Read the LeRobotDataset v3.0 at ``root`` (a local directory; nothing is downloaded).
 
     Every episode's observation parts are the ``observation.*`` features (state vectors as
-    float32, images and video frames as uint8 (H, W, C)); actions are ``action``; rewards
-    ``next.reward`` (zeros without it); ``terminated`` is the last ``next.done`` (without
-    it, episodes are marked truncated). Raises a DataError naming the file that is missing
-    or malformed.
-    """
-    import pyarrow.parquet as pq
+    float32, images and video frames as uint8 (H, W, C)); ``parts`` keeps only those named
+    (part or feature names). Actions are ``action``; rewards ``next.reward`` (zeros without
+    it); ``terminated`` is the last ``next.done`` (without it, episodes are truncated).
 
+    The metadata is read and checked now; the episodes are loaded when indexed or iterated
+    (:class:`~protege.data.external.LazyEpisodes`), so datasets larger than memory stream.
+    Raises a DataError naming the file that is missing or malformed.
+    """
     root = Path(root)
     info = _read_info(root)
     features: dict[str, Any] = info["features"]
-    fps = info.get("fps")
     obs_keys = [k for k in features if k.startswith("observation.")]
     if "action" not in features:
         raise DataError(f"{root / 'meta/info.json'}: no 'action' feature")
     if not obs_keys:
         raise DataError(f"{root / 'meta/info.json'}: no 'observation.*' feature")
-    parts: dict[str, str] = {}
+    available: dict[str, str] = {}
     for key in obs_keys:
-        parts[part_name(key, set(parts))] = key
+        available[part_name(key, set(available))] = key
+    keys = choose_parts(available, parts, str(root))
     episodes_meta = _read_episodes_meta(root)
     tasks = _read_tasks(root)
-    wanted = [*obs_keys, "action", REWARD, DONE, "episode_index", "frame_index", "timestamp"]
-    columns_of: dict[tuple[int, int], dict[str, Any]] = {}
-    videos: dict[str, tuple[Path, tuple[np.ndarray, np.ndarray]]] = {}
-    out: list[Episode] = []
-    task_texts: list[str] = []
+    loader = _Loader(root, info, keys)
+    action_space = action_space_of(loader.all_actions(episodes_meta))  # reads every data file
+    loader.check_videos(episodes_meta)
+    task_texts = []
     for meta in episodes_meta:
-        where = (int(meta["data/chunk_index"]), int(meta["data/file_index"]))
-        if where not in columns_of:
-            path = root / info["data_path"].format(chunk_index=where[0], file_index=where[1])
-            if not path.is_file():
-                raise DataError(f"{path}: data file not found")
-            try:
-                parquet = pq.ParquetFile(path)
-                table = parquet.read(columns=[c for c in wanted if c in parquet.schema_arrow.names])
-            except Exception as exc:  # pyarrow raises several types for a bad file
-                raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-            columns_of[where] = {"path": path, "table": table}
-        file = columns_of[where]
-        rows = _episode_rows(file, int(meta["episode_index"]), int(meta["length"]))
-        obs: dict[str, np.ndarray] = {}
-        for name, key in parts.items():
-            ft = features[key]
-            if ft["dtype"] == "video":
-                frames = _video_frames(root, info, key, meta, rows["timestamp"], fps, videos)
-            elif ft["dtype"] == "image":
-                frames = _decode_images(rows[key], file["path"], key)
-            else:
-                frames = _to_numpy(rows[key], ft, file["path"], key).astype(np.float32)
-            obs[name] = np.concatenate([frames, frames[-1:]])  # final obs: repeat the last
-        actions = _to_numpy(rows["action"], features["action"], file["path"], "action")
-        if actions.dtype.kind == "f":
-            actions = actions.astype(np.float32)
-        elif tuple(features["action"]["shape"]) == (1,):
-            actions = actions.reshape(-1).astype(np.int64)
-        t = len(actions)
-        rewards = np.zeros(t, np.float32)
-        if REWARD in rows:
-            rewards = _to_numpy(rows[REWARD], features[REWARD], file["path"], REWARD)
-            rewards = rewards.reshape(t).astype(np.float32)
-        done = False
-        if DONE in rows:
-            done = bool(_to_numpy(rows[DONE], features[DONE], file["path"], DONE).reshape(t)[-1])
-        out.append(Episode(obs, actions, rewards, terminated=done, truncated=not done, round=0))
         ep_tasks = list(meta.get("tasks") or [])
         task_texts.append(str(ep_tasks[0]) if ep_tasks else (tasks[0] if tasks else ""))
-    names = {p: features[k].get("names") for p, k in parts.items()}
+    names = {p: features[k].get("names") for p, k in keys.items()}
     names["action"] = features["action"].get("names")
     ignored = sorted(set(features) - {*obs_keys, "action", REWARD, DONE, *DEFAULT_FEATURES})
     notes = [f"features not imported: {', '.join(ignored)}"] if ignored else []
+    fps = info.get("fps")
     return ExternalDataset(
-        episodes=out,
-        keys=parts,
+        episodes=LazyEpisodes(len(episodes_meta), lambda i: loader.load(episodes_meta[i])),
+        keys=keys,
         names=names,
         fps=int(fps) if fps is not None else None,
         tasks=task_texts,
         info={"robot_type": info.get("robot_type")},
         notes=notes,
+        parts={p: _part_spec(features[k]) for p, k in keys.items()},
+        action_space=action_space,
     )
+
+
+def _part_spec(ft: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype]:
+    shape = tuple(ft["shape"])
+    if ft["dtype"] in ("image", "video"):
+        if ft.get("names") == ["channels", "height", "width"]:
+            shape = (shape[1], shape[2], shape[0])
+        return shape, np.dtype(np.uint8)
+    return shape, np.dtype(np.float32)
+
+
+class _Loader:
+    """Loads episodes, keeping the current data file and one open video per camera."""
+
+    def __init__(self, root: Path, info: dict[str, Any], keys: dict[str, str]):
+        self.root, self.info, self.keys = root, info, keys
+        self.features: dict[str, Any] = info["features"]
+        self.fps = float(info.get("fps") or 30)
+        self._file: dict[str, Any] = {}
+        self._videos: dict[str, Any] = {}
+
+    def _data_file(self, meta: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+        import pyarrow.parquet as pq
+
+        chunk, file = int(meta["data/chunk_index"]), int(meta["data/file_index"])
+        path = self.root / self.info["data_path"].format(chunk_index=chunk, file_index=file)
+        if self._file.get("path") != path or not set(columns) <= self._file["columns"]:
+            if not path.is_file():
+                raise DataError(f"{path}: data file not found")
+            try:
+                parquet = pq.ParquetFile(path)
+                names = parquet.schema_arrow.names
+                missing = [c for c in ("action", "episode_index", "frame_index") if c not in names]
+                if missing:
+                    raise DataError(f"{path}: no column {missing[0]!r}")
+                table = parquet.read(columns=[c for c in columns if c in names])
+            except DataError:
+                raise
+            except Exception as exc:  # pyarrow raises several types for a bad file
+                raise DataError(f"{path}: not a readable parquet file ({exc})") from None
+            self._file = {"path": path, "table": table, "columns": set(columns)}
+        return self._file
+
+    def all_actions(self, episodes_meta: list[dict[str, Any]]) -> np.ndarray:
+        """Every episode's actions, concatenated (the action column only: cheap)."""
+        out = []
+        for meta in episodes_meta:
+            file = self._data_file(meta, ["action", "episode_index", "frame_index"])
+            rows = _episode_rows(file, int(meta["episode_index"]), int(meta["length"]))
+            out.append(self._actions(rows, file["path"]))
+        return np.concatenate(out)
+
+    def check_videos(self, episodes_meta: list[dict[str, Any]]) -> None:
+        """Open every video file the episodes use: each exists and has a decodable codec."""
+        from protege.data.video_io import VideoReader
+
+        for key in self.keys.values():
+            if self.features[key]["dtype"] == "video":
+                for path in dict.fromkeys(self._video_path(key, meta) for meta in episodes_meta):
+                    VideoReader(path).close()
+
+    def _video_path(self, key: str, meta: dict[str, Any]) -> Path:
+        try:
+            chunk = int(meta[f"videos/{key}/chunk_index"])
+            file = int(meta[f"videos/{key}/file_index"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"{self.root / 'meta/episodes'}: episode {meta['episode_index']} has no video "
+                f"location for {key!r}"
+            ) from None
+        return self.root / self.info["video_path"].format(
+            video_key=key, chunk_index=chunk, file_index=file
+        )
+
+    def _actions(self, rows: dict[str, Any], path: Path) -> np.ndarray:
+        ft = self.features["action"]
+        actions = _to_numpy(rows["action"], ft, path, "action")
+        if actions.dtype.kind == "f":
+            return actions.astype(np.float32)
+        if actions.dtype.kind in "iu" and tuple(ft["shape"]) == (1,):
+            return actions.reshape(-1).astype(np.int64)
+        raise DataError(f"{path}: actions of dtype {actions.dtype}; expected floats or integers")
+
+    def load(self, meta: dict[str, Any]) -> Episode:
+        """The episode ``meta`` (a row of the episodes metadata) describes."""
+        stored = [k for k in self.keys.values() if self.features[k]["dtype"] != "video"]
+        columns = [*stored, "action", REWARD, DONE, "episode_index", "frame_index", "timestamp"]
+        file = self._data_file(meta, columns)
+        path = file["path"]
+        rows = _episode_rows(file, int(meta["episode_index"]), int(meta["length"]))
+        obs: dict[str, np.ndarray] = {}
+        for name, key in self.keys.items():
+            ft = self.features[key]
+            if ft["dtype"] == "video":
+                frames = self._video_frames(key, meta, rows)
+            elif ft["dtype"] == "image":
+                frames = _decode_images(rows[key], path, key)
+            else:
+                frames = _to_numpy(rows[key], ft, path, key).astype(np.float32)
+            obs[name] = np.concatenate([frames, frames[-1:]])  # final obs: repeat the last
+        actions = self._actions(rows, path)
+        t = len(actions)
+        rewards = np.zeros(t, np.float32)
+        if REWARD in rows:
+            rewards = _to_numpy(rows[REWARD], self.features[REWARD], path, REWARD)
+            rewards = rewards.reshape(t).astype(np.float32)
+        done = False
+        if DONE in rows:
+            done = bool(_to_numpy(rows[DONE], self.features[DONE], path, DONE).reshape(t)[-1])
+        return Episode(obs, actions, rewards, terminated=done, truncated=not done)
+
+    def _video_frames(self, key: str, meta: dict[str, Any], rows: dict[str, Any]) -> np.ndarray:
+        """One episode's frames of the video feature ``key``, found by timestamp."""
+        from protege.data.video_io import VideoReader
+
+        path = self._video_path(key, meta)
+        try:
+            start = float(meta[f"videos/{key}/from_timestamp"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"{self.root / 'meta/episodes'}: episode {meta['episode_index']} has no "
+                f"from_timestamp for {key!r}"
+            ) from None
+        reader = self._videos.get(key)
+        if reader is None or reader.path != path:
+            if reader is not None:
+                reader.close()
+            reader = self._videos[key] = VideoReader(path)
+        if "timestamp" in rows:
+            stamps = np.asarray(rows["timestamp"].to_numpy(), np.float64)
+        else:
+            stamps = np.arange(int(meta["length"])) / self.fps
+        return reader.frames_at(start + stamps, tolerance=0.25 / self.fps)
 
 
 def _read_info(root: Path) -> dict[str, Any]:
@@ -267,44 +366,3 @@ def _decode_images(column: Any, path: Path, key: str) -> np.ndarray:
             raise DataError(f"{path}: {key!r} frame {i} is not a readable image ({exc})") from None
         frames.append(frame[..., None] if frame.ndim == 2 else frame)
     return np.stack(frames).astype(np.uint8)
-
-
-def _video_frames(
-    root: Path,
-    info: dict[str, Any],
-    key: str,
-    meta: dict[str, Any],
-    timestamps: Any,
-    fps: Any,
-    cache: dict[str, tuple[Path, tuple[np.ndarray, np.ndarray]]],
-) -> np.ndarray:
-    """One episode's frames of the video feature ``key``, matched by timestamp."""
-    from protege.data.video_io import decode_video
-
-    try:
-        chunk, file = int(meta[f"videos/{key}/chunk_index"]), int(meta[f"videos/{key}/file_index"])
-        start = float(meta[f"videos/{key}/from_timestamp"])
-    except (KeyError, TypeError, ValueError):
-        raise DataError(
-            f"{root / 'meta/episodes'}: episode {meta['episode_index']} has no video location "
-            f"for {key!r}"
-        ) from None
-    path = root / info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
-    if cache.get(key, (None, None))[0] != path:  # one decoded file per camera at a time
-        frames, times = decode_video(path)
-        order = np.argsort(times, kind="stable")
-        cache[key] = (path, (frames[order], times[order]))
-    frames, times = cache[key][1]
-    wanted = start + np.asarray(timestamps.to_numpy(), np.float64)
-    after = np.searchsorted(times, wanted)
-    lo, hi = np.clip(after - 1, 0, len(times) - 1), np.clip(after, 0, len(times) - 1)
-    nearest = np.where(np.abs(times[lo] - wanted) <= np.abs(times[hi] - wanted), lo, hi)
-    tolerance = 0.25 / float(fps or 30)
-    off = np.abs(times[nearest] - wanted)
-    if np.any(off > tolerance):
-        first = int(np.argmax(off > tolerance))
-        raise DataError(
-            f"{path}: no frame at {wanted[first]:.4f} s (episode {meta['episode_index']}, "
-            f"frame {first}); the video has {len(times)} frames up to {times[-1]:.4f} s"
-        )
-    return frames[nearest]

@@ -16,10 +16,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from protege import __version__
-from protege.data.external import ExternalDataset, check_same_parts, is_image
+from protege.data.external import ExternalDataset, check_parts, is_image
 from protege.data.lerobot_io import CODEBASE_VERSION, DONE, REWARD, feature_key
 from protege.data.lerobot_stats import aggregate_stats, feature_stats
 from protege.errors import DataError
@@ -56,9 +57,8 @@ def write_lerobot(
         raise DataError(f"{out}: already exists and is not empty")
     if video is not None and video not in ENCODERS:
         raise DataError(f"unknown video codec {video!r}; expected one of {sorted(ENCODERS)}")
-    if not data.episodes:
+    if not len(data.episodes):
         raise DataError(f"{out}: no episodes to write")
-    check_same_parts(data.episodes, str(out))
     fps = int(data.fps or 30)
     features = _features(data, video, fps)
     keys = {p: k for k, p in _part_of_key(data).items()}
@@ -76,6 +76,7 @@ def write_lerobot(
     index = 0
     try:
         for e, ep in enumerate(data.episodes):
+            check_parts(ep, data.parts, f"{out}: episode {e}")
             t = len(ep)
             task = data.tasks[e] if e < len(data.tasks) else task_list[0]
             columns = _episode_columns(ep, keys, features, index, e, task_list.index(task), fps)
@@ -194,11 +195,15 @@ def _features(data: ExternalDataset, video: str | None, fps: int) -> dict[str, A
         else:
             names = data.names.get(part) or [f"{part}_{i}" for i in range(int(np.prod(shape)))]
             features[key] = {"dtype": "float32", "shape": list(shape), "names": names}
-    actions = data.episodes[0].actions
-    if actions.dtype.kind in "iu":
+    space = data.action_space
+    if space is None:
+        first = data.episodes[0].actions
+        discrete, act_shape = first.dtype.kind in "iu", list(first.shape[1:])
+    else:
+        discrete, act_shape = isinstance(space, gym.spaces.Discrete), list(space.shape or ())
+    if discrete:
         features["action"] = {"dtype": "int64", "shape": [1], "names": None}
     else:
-        act_shape = list(actions.shape[1:])
         names = data.names.get("action") or [f"action_{i}" for i in range(int(np.prod(act_shape)))]
         features["action"] = {"dtype": "float32", "shape": act_shape, "names": names}
     features[REWARD] = {"dtype": "float32", "shape": [1], "names": None}

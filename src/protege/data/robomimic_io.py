@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from protege.data.episode import Episode
-from protege.data.external import ExternalDataset, check_same_parts, is_image
+from protege.data.external import (
+    ExternalDataset,
+    LazyEpisodes,
+    action_space_of,
+    check_parts,
+    choose_parts,
+    is_image,
+)
 from protege.errors import DataError
 
 GYM_ENV_TYPE = 2
@@ -43,30 +50,34 @@ def _demo_number(name: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else 1 << 62, name)
 
 
-def read_robomimic(path: str | os.PathLike) -> ExternalDataset:
+def read_robomimic(path: str | os.PathLike, parts: list[str] | None = None) -> ExternalDataset:
     """Read the robomimic HDF5 file at ``path``: one episode per ``data/demo_*`` group, in
-    demo-number order. Raises a DataError naming the file (and group) that is malformed."""
+    demo-number order; ``parts`` keeps only the ``obs`` keys named.
+
+    The metadata (and every demo's actions) is read and checked now; the episodes are loaded
+    when indexed or iterated (:class:`~protege.data.external.LazyEpisodes`). Raises a
+    DataError naming the file (and group) that is malformed.
+    """
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(f"{path}: not an HDF5 file ({exc})") from None
-    with f:
+    with _open(path) as f:
         if not isinstance(f.get("data"), h5py.Group):
             raise DataError(f"{path}: no 'data' group; not a robomimic dataset")
         data = f["data"]
         demos = sorted(data.keys(), key=_demo_number)
         if not demos:
             raise DataError(f"{path}: the 'data' group has no demos")
-        episodes, inconsistent = [], 0
-        for name in demos:
-            ep, same = _read_demo(data[name], f"{path}: data/{name}")
-            episodes.append(ep)
-            inconsistent += not same
+        first = data[demos[0]]
+        if not isinstance(first.get("obs"), h5py.Group) or not len(first["obs"]):
+            raise DataError(f"{path}: data/{demos[0]} has no obs datasets")
+        keys = choose_parts({k: k for k in first["obs"]}, parts, str(path))
+        spec = {}
+        for key in keys:
+            ds = first["obs"][key]
+            shape = tuple(ds.shape[1:]) or (1,)
+            spec[key] = (shape, np.dtype(np.uint8 if is_image(shape, ds.dtype) else np.float32))
+        actions = [_actions(data[name], f"{path}: data/{name}") for name in demos]
         info: dict[str, Any] = {}
         if "env_args" in data.attrs:
             raw = data.attrs["env_args"]
@@ -81,41 +92,67 @@ def read_robomimic(path: str | os.PathLike) -> ExternalDataset:
                 for split in masks
                 if isinstance(masks[split], h5py.Dataset)
             }
-    check_same_parts(episodes, str(path))
-    notes = []
-    if inconsistent:
-        notes.append(
-            f"in {inconsistent} of {len(demos)} demos next_obs is not obs shifted by one step; "
-            "protege keeps obs and takes only the last next_obs as the final observation"
-        )
-    first = episodes[0].obs
-    assert isinstance(first, dict)
+    notes: list[str] = []
+
+    def load(i: int) -> Episode:
+        where = f"{path}: data/{demos[i]}"
+        with _open(path) as f:
+            ep, same = _read_demo(f["data"][demos[i]], where, list(keys))
+        check_parts(ep, spec, where)
+        if not same and not notes:
+            notes.append(
+                f"next_obs is not obs shifted by one step (first in {demos[i]}); protege keeps "
+                "obs and takes only the last next_obs as the final observation"
+            )
+        return ep
+
     return ExternalDataset(
-        episodes=episodes,
-        keys={k: k for k in first},
-        tasks=[],
+        episodes=LazyEpisodes(len(demos), load),
+        keys=keys,
         info=info,
         notes=notes,
+        parts=spec,
+        action_space=action_space_of(np.concatenate(actions)),
     )
 
 
-def _read_demo(group: Any, where: str) -> tuple[Episode, bool]:
+def _open(path: Path) -> Any:
+    import h5py
+
+    if not path.is_file():
+        raise DataError(f"{path}: not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not an HDF5 file ({exc})") from None
+
+
+def _actions(group: Any, where: str) -> np.ndarray:
+    if "actions" not in group:
+        raise DataError(f"{where}: no 'actions'")
+    actions = np.asarray(group["actions"][()])
+    if len(actions) == 0:
+        raise DataError(f"{where}: no steps")
+    if actions.dtype.kind == "f":
+        return actions.astype(np.float32)
+    if actions.dtype.kind in "iu" and actions.ndim == 2 and actions.shape[1] == 1:
+        return actions[:, 0].astype(np.int64)
+    raise DataError(f"{where}: actions of dtype {actions.dtype}, shape {actions.shape}")
+
+
+def _read_demo(group: Any, where: str, keys: list[str]) -> tuple[Episode, bool]:
     """One demo as an Episode, and whether its next_obs equals its obs shifted by one."""
     import h5py
 
-    for needed in ("obs", "actions"):
-        if needed not in group:
-            raise DataError(f"{where}: no {needed!r}")
-    actions = np.asarray(group["actions"][()])
+    actions = _actions(group, where)
     t = len(actions)
-    if t == 0:
-        raise DataError(f"{where}: no steps")
     obs: dict[str, np.ndarray] = {}
     same = True
     next_obs = group.get("next_obs")
-    for key, ds in group["obs"].items():
+    for key in keys:
+        ds = group.get(f"obs/{key}")
         if not isinstance(ds, h5py.Dataset):
-            raise DataError(f"{where}: obs/{key} is not a dataset")
+            raise DataError(f"{where}: no dataset obs/{key}")
         rows = np.asarray(ds[()])
         if rows.ndim == 1:
             rows = rows[:, None]
@@ -125,22 +162,19 @@ def _read_demo(group: Any, where: str) -> tuple[Episode, bool]:
             rows = rows.astype(np.float32)
         final = rows[-1:]
         if next_obs is not None and key in next_obs:
-            nxt = np.asarray(next_obs[key][()]).reshape(rows.shape).astype(rows.dtype)
+            nxt = np.asarray(next_obs[key][()])
+            if nxt.size != rows.size:
+                raise DataError(f"{where}: next_obs/{key} has shape {nxt.shape}; obs {rows.shape}")
+            nxt = nxt.reshape(rows.shape).astype(rows.dtype)
             final = nxt[-1:]
             same = same and np.array_equal(nxt[:-1], rows[1:])
         obs[key] = np.concatenate([rows, final])
-    if not obs:
-        raise DataError(f"{where}: the obs group is empty")
     rewards = np.zeros(t, np.float32)
     if "rewards" in group:
         rewards = np.asarray(group["rewards"][()], np.float32).reshape(-1)
-    done = bool(np.asarray(group["dones"][()]).reshape(-1)[-1]) if "dones" in group else False
     if len(rewards) != t:
         raise DataError(f"{where}: rewards has {len(rewards)} rows; actions have {t}")
-    if actions.dtype.kind == "f":
-        actions = actions.astype(np.float32)
-    elif actions.ndim == 2 and actions.shape[1] == 1:
-        actions = actions[:, 0].astype(np.int64)
+    done = bool(np.asarray(group["dones"][()]).reshape(-1)[-1]) if "dones" in group else False
     return Episode(obs, actions, rewards, terminated=done, truncated=not done), same
 
 
@@ -156,9 +190,8 @@ def write_robomimic(data: ExternalDataset, out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists():
         raise DataError(f"{out}: already exists")
-    if not data.episodes:
+    if not len(data.episodes):
         raise DataError(f"{out}: no episodes to write")
-    check_same_parts(data.episodes, str(out))
     keys = {p: data.keys.get(p) or p for p in data.parts}
     keys = {p: (k if "/" not in k and "." not in k else p) for p, k in keys.items()}
     names = [f"demo_{i}" for i in range(len(data.episodes))]
@@ -173,7 +206,7 @@ def write_robomimic(data: ExternalDataset, out: str | os.PathLike) -> Path:
         group = f.create_group("data")
         total = 0
         for name, ep in zip(names, data.episodes, strict=True):
-            assert isinstance(ep.obs, dict)
+            check_parts(ep, data.parts, f"{out}: episode {name}")
             t = len(ep)
             demo = group.create_group(name)
             demo.attrs["num_samples"] = np.int64(t)

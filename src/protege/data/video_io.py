@@ -94,27 +94,76 @@ class VideoWriter:
         self.close()
 
 
-def decode_video(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of the first video stream of ``path``: ((N, H, W, 3) uint8 RGB, (N,) seconds).
+class VideoReader:
+    """Frames of the first video stream of an mp4 (or any container FFmpeg reads), fetched by
+    time: :meth:`frames_at` seeks to the keyframe before the first time asked for and decodes
+    only up to the last, so one episode of a long file is read without the others.
 
     Raises a DataError naming the file if it is missing or cannot be decoded.
     """
-    import av
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: video file not found")
-    frames, times = [], []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
+    def __init__(self, path: str | os.PathLike):
+        import av
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: video file not found")
+        try:
+            self._container: Any = av.open(str(self.path))
+        except (av.FFmpegError, ValueError) as exc:
+            raise DataError(f"{self.path}: cannot decode the video ({exc})") from None
+        if not self._container.streams.video:
+            self.close()
+            raise DataError(f"{self.path}: cannot decode the video (no video stream)")
+        self._stream = self._container.streams.video[0]
+        if self._stream.codec_context is None:
+            self.close()
+            raise DataError(
+                f"{self.path}: cannot decode the video (this FFmpeg has no decoder for its codec)"
+            )
+
+    def frames_at(self, times: np.ndarray, tolerance: float) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB: the frame shown at each of ``times`` (seconds, ascending),
+        which must be within ``tolerance`` of a frame's presentation time."""
+        import av
+
+        times = np.asarray(times, np.float64)
+        first, last = float(times.min()) - tolerance, float(times.max()) + tolerance
+        frames, shown = [], []
+        try:
+            base = self._stream.time_base
+            offset = max(0, int(first / base)) if base else 0
+            self._container.seek(offset, stream=self._stream, backward=True)
+            for frame in self._container.decode(self._stream):
+                t = frame.time
+                if t is None or t < first:
+                    continue
+                if t > last:
+                    break
                 frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(float(frame.time) if frame.time is not None else np.nan)
-    except (av.FFmpegError, ValueError) as exc:
-        raise DataError(f"{path}: cannot decode the video ({exc})") from None
-    if not frames:
-        raise DataError(f"{path}: cannot decode the video (no frames decoded)")
-    return np.stack(frames), np.asarray(times, np.float64)
+                shown.append(float(t))
+        except (av.FFmpegError, ValueError) as exc:
+            raise DataError(f"{self.path}: cannot decode the video ({exc})") from None
+        if not frames:
+            raise DataError(
+                f"{self.path}: cannot decode the video (no frame between {first:.4f} s and "
+                f"{last:.4f} s)"
+            )
+        order = np.argsort(shown, kind="stable")  # decoders give presentation order; be sure
+        at = np.asarray(shown)[order]
+        frames = [frames[i] for i in order]
+        after = np.searchsorted(at, times)
+        lo, hi = np.clip(after - 1, 0, len(at) - 1), np.clip(after, 0, len(at) - 1)
+        nearest = np.where(np.abs(at[lo] - times) <= np.abs(at[hi] - times), lo, hi)
+        off = np.abs(at[nearest] - times)
+        if np.any(off > tolerance):
+            i = int(np.argmax(off > tolerance))
+            raise DataError(
+                f"{self.path}: no frame at {times[i]:.4f} s (the nearest is at "
+                f"{at[nearest[i]]:.4f} s)"
+            )
+        return np.stack(frames)[nearest]
+
+    def close(self) -> None:
+        """Close the file."""
+        self._container.close()
