@@ -136,7 +136,24 @@ def test_export_has_the_reference_layout(tmp_path: Path, video: str | None) -> N
                 assert np.allclose(stats[key][name], st[name], atol=1e-5), (key, name)
             assert np.shape(stats[key][name]) == np.shape(st[name]), (key, name)
     if video:
-        assert (out / "videos/observation.image/chunk-000/file-000.mp4").is_file()
+        mp4 = "videos/observation.image/chunk-000/file-000.mp4"
+        assert _stream(out / mp4) == _stream(ref / mp4)
+
+
+def _stream(path: Path) -> dict:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [f.time for f in container.decode(stream)]
+        return {
+            "format": container.format.name,
+            "codec": stream.codec_context.codec.name,  # the decoder: libdav1d for AV1
+            "size": (stream.codec_context.width, stream.codec_context.height),
+            "pix_fmt": stream.codec_context.pix_fmt,
+            "rate": stream.average_rate,
+            "times": [round(t, 6) for t in times],
+        }
 
 
 def _episodes(n: int = 3, discrete: bool = False) -> list[Episode]:
@@ -242,3 +259,17 @@ def test_other_bad_input(tmp_path: Path) -> None:
         read_lerobot(root)
     with pytest.raises(DataError, match="already exists and is not empty"):
         write_lerobot(read_lerobot(IMAGE), root)
+
+
+def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    odd = [
+        Episode(
+            obs={"cam": np.zeros((4, 15, 15, 3), np.uint8)},
+            actions=np.zeros((3, 2), np.float32),
+            rewards=np.zeros(3, np.float32),
+        )
+    ]
+    with pytest.raises(DataError, match=r"cannot be written as yuv420p video"):
+        write_lerobot(ExternalDataset(odd), tmp_path / "d", video="h264")
+    assert not (tmp_path / "d").exists()
+    assert write_lerobot(ExternalDataset(odd), tmp_path / "d").is_dir()  # as PNG it works

@@ -129,3 +129,13 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
         list(data.episodes)
     with pytest.raises(DataError, match="already exists"):
         write_robomimic(ExternalDataset(_episodes()), broken)
+
+
+def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    first, second = _episodes()
+    other = Episode(
+        {"robot0_eef_pos": second.obs["robot0_eef_pos"]}, second.actions, second.rewards
+    )
+    with pytest.raises(DataError, match=r"episode demo_1: parts"):
+        write_robomimic(ExternalDataset([first, other]), tmp_path / "d.hdf5")
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,10 @@ def write_lerobot(
 
     ``video``: None keeps camera images as PNGs in the parquet files (lossless); "h264" or
     "av1" encodes them as mp4 video (smaller, lossy: pixels come back close, not equal).
-    Frames 0..T-1 of each episode are written (the final observation is dropped).
+    Frames 0..T-1 of each episode are written (the final observation is dropped). If writing
+    fails part way, what was written is removed.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from protege.data.video_io import ENCODERS, VideoWriter
+    from protege.data.video_io import ENCODERS
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -59,6 +58,23 @@ def write_lerobot(
         raise DataError(f"unknown video codec {video!r}; expected one of {sorted(ENCODERS)}")
     if not len(data.episodes):
         raise DataError(f"{out}: no episodes to write")
+    existed = out.exists()
+    try:
+        _write(data, out, video, robot_type)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        if existed:
+            out.mkdir()
+        raise
+    return out
+
+
+def _write(data: ExternalDataset, out: Path, video: str | None, robot_type: str | None) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from protege.data.video_io import VideoWriter
+
     fps = int(data.fps or 30)
     features = _features(data, video, fps)
     keys = {p: k for k, p in _part_of_key(data).items()}
@@ -153,7 +169,6 @@ def write_lerobot(
         "features": features,
     }
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=4))
-    return out
 
 
 def _next(at: tuple[int, int]) -> tuple[int, int]:

@@ -185,16 +185,11 @@ def write_robomimic(data: ExternalDataset, out: str | os.PathLike) -> Path:
     are stored plain. ``mask/train`` and ``mask/valid`` come from the source's masks when it
     had them, else the last :data:`VALID_FRACTION` of demos is ``valid``.
     """
-    import h5py
-
     out = Path(out)
     if out.exists():
         raise DataError(f"{out}: already exists")
     if not len(data.episodes):
         raise DataError(f"{out}: no episodes to write")
-    keys = {p: data.keys.get(p) or p for p in data.parts}
-    keys = {p: (k if "/" not in k and "." not in k else p) for p, k in keys.items()}
-    names = [f"demo_{i}" for i in range(len(data.episodes))]
     env_args = data.info.get("env_args") or {
         "env_name": data.info.get("task") or "protege",
         "type": GYM_ENV_TYPE,
@@ -202,11 +197,25 @@ def write_robomimic(data: ExternalDataset, out: str | os.PathLike) -> Path:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        _write(data, tmp, env_args, str(out))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _write(data: ExternalDataset, tmp: Path, env_args: Any, where: str) -> None:
+    import h5py
+
+    keys = {p: data.keys.get(p) or p for p in data.parts}
+    keys = {p: (k if "/" not in k and "." not in k else p) for p, k in keys.items()}
+    names = [f"demo_{i}" for i in range(len(data.episodes))]
     with h5py.File(tmp, "w") as f:
         group = f.create_group("data")
         total = 0
         for name, ep in zip(names, data.episodes, strict=True):
-            check_parts(ep, data.parts, f"{out}: episode {name}")
+            check_parts(ep, data.parts, f"{where}: episode {name}")
             t = len(ep)
             demo = group.create_group(name)
             demo.attrs["num_samples"] = np.int64(t)
@@ -236,8 +245,6 @@ def write_robomimic(data: ExternalDataset, out: str | os.PathLike) -> Path:
         mask = f.create_group("mask")
         for split, members in masks.items():
             mask.create_dataset(split, data=np.array(members, dtype="S"))
-    tmp.replace(out)
-    return out
 
 
 def _masks(given: Any, names: list[str]) -> dict[str, list[str]]:
