@@ -273,3 +273,19 @@ def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
         write_lerobot(ExternalDataset(odd), tmp_path / "d", video="h264")
     assert not (tmp_path / "d").exists()
     assert write_lerobot(ExternalDataset(odd), tmp_path / "d").is_dir()  # as PNG it works
+
+
+def test_image_stats_from_the_histogram_equal_numpys() -> None:
+    from protege.data.lerobot_stats import QUANTILES, feature_stats
+
+    rng = np.random.default_rng(0)
+    for high in (2, 17, 256):
+        frames = rng.integers(0, high, (7, 5, 6, 3), dtype=np.uint8)
+        stats = feature_stats(frames, image=True)
+        assert stats["count"] == [7]
+        for c in range(3):
+            v = frames[..., c].ravel() / 255.0
+            want = {"min": v.min(), "max": v.max(), "mean": v.mean(), "std": v.std()}
+            want.update({k: np.quantile(v, q) for k, q in QUANTILES.items()})
+            for key, value in want.items():
+                assert stats[key][c] == [[pytest.approx(value, abs=1e-12)]], key

@@ -12,33 +12,27 @@ from typing import Any
 import numpy as np
 
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
-_MAX_IMAGE_VALUES = 1_000_000
-"""Most pixel values per channel an image's quantiles are computed from (a regular subsample)."""
 
 
 def feature_stats(values: np.ndarray, image: bool = False) -> dict[str, Any]:
-    """The statistics of one feature over one episode: ``values`` is (T, *shape)."""
+    """The statistics of one feature over one episode: ``values`` is (T, *shape).
+
+    Images (uint8 (T, H, W, C)) are summarized per channel from a 256-bin histogram: exact,
+    the quantiles as numpy's default (linear) method gives them, without sorting pixels.
+    """
     n = len(values)
-    if image:  # (T, H, W, C) uint8 -> (C, T*H*W) in [0, 1]
-        flat = values.reshape(-1, values.shape[-1]).T.astype(np.float64) / 255.0
-        step = max(1, flat.shape[1] // _MAX_IMAGE_VALUES)
-        sample = flat[:, ::step]
-
-        def per_channel(a: np.ndarray) -> list[Any]:
-            return a.reshape(-1, 1, 1).tolist()
-
+    if image:
+        per_channel = [_uint8_stats(values[..., c]) for c in range(values.shape[-1])]
         stats: dict[str, Any] = {
-            "min": per_channel(flat.min(axis=1)),
-            "max": per_channel(flat.max(axis=1)),
-            "mean": per_channel(flat.mean(axis=1)),
-            "std": per_channel(flat.std(axis=1)),
-            "count": [n],
+            k: [[[ch[k] / 255.0]] for ch in per_channel] for k in ("min", "max", "mean", "std")
         }
-        stats.update({k: per_channel(np.quantile(sample, q, axis=1)) for k, q in QUANTILES.items()})
+        stats["count"] = [n]
+        stats.update({k: [[[ch[k] / 255.0]] for ch in per_channel] for k in QUANTILES})
         return stats
     flat = values.reshape(n, -1)
     is_int = flat.dtype.kind in "iub"
     as_float = flat.astype(np.float64)
+    quantiles = np.quantile(as_float, list(QUANTILES.values()), axis=0)
     stats = {
         "min": (flat.min(axis=0) if is_int else as_float.min(axis=0)).tolist(),
         "max": (flat.max(axis=0) if is_int else as_float.max(axis=0)).tolist(),
@@ -46,8 +40,29 @@ def feature_stats(values: np.ndarray, image: bool = False) -> dict[str, Any]:
         "std": as_float.std(axis=0).tolist(),
         "count": [n],
     }
-    stats.update({k: np.quantile(as_float, q, axis=0).tolist() for k, q in QUANTILES.items()})
+    stats.update({k: q.tolist() for k, q in zip(QUANTILES, quantiles, strict=True)})
     return stats
+
+
+def _uint8_stats(pixels: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(pixels.reshape(-1), minlength=256).astype(np.float64)
+    total = counts.sum()
+    levels = np.arange(256, dtype=np.float64)
+    mean = float(counts @ levels / total)
+    out = {
+        "min": float(np.flatnonzero(counts)[0]),
+        "max": float(np.flatnonzero(counts)[-1]),
+        "mean": mean,
+        "std": float(np.sqrt(counts @ (levels - mean) ** 2 / total)),
+    }
+    below = np.cumsum(counts)  # below[v]: how many pixels are <= v
+    for key, q in QUANTILES.items():
+        h = (total - 1) * q  # the position in the sorted pixels, as numpy's linear method
+        lo = int(np.floor(h))
+        v_lo = float(np.searchsorted(below, lo, side="right"))
+        v_hi = float(np.searchsorted(below, min(lo + 1, total - 1), side="right"))
+        out[key] = v_lo + (h - lo) * (v_hi - v_lo)
+    return out
 
 
 def aggregate_stats(per_episode: list[dict[str, Any]]) -> dict[str, Any]:
