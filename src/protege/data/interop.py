@@ -163,6 +163,8 @@ def _store_episodes(store: Any, name: str, progress: bool) -> LazyEpisodes:
             state["next"] += 1
             if state["next"] - 1 == i:
                 bar.update(1)
+                if state["next"] == len(store):
+                    bar.close()
                 return ep if isinstance(ep.obs, dict) else with_obs(ep, {name: ep.obs})
 
     return LazyEpisodes(len(store), load)
