@@ -154,3 +154,20 @@ def test_an_import_that_fails_part_way_leaves_no_store(tmp_path: Path, capsys) -
     assert main(["import", "--format", "robomimic", str(bad), "--out", str(out)]) == 1
     assert "data/demo_1: obs/state has 4 rows; actions have 3" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_episodes_take_a_dict_of_parts(tmp_path: Path) -> None:
+    from protege.data.episode import Episode
+
+    obs = {"state": np.zeros((4, 2), np.float32), "cam": np.zeros((4, 8, 8, 3), np.uint8)}
+    ep = Episode(obs, np.zeros((3, 2), np.float32), np.zeros(3, np.float32))
+    assert len(ep) == 3
+    with pytest.raises(DataError, match=r"obs part 'cam' has 3 rows; expected T\+1 = 4"):
+        Episode({**obs, "cam": obs["cam"][:3]}, ep.actions, ep.rewards)
+    with pytest.raises(DataError, match="a dict with no parts"):
+        Episode({}, ep.actions, ep.rewards)
+    import gymnasium as gym
+
+    store = Store.create(tmp_path / "s", gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-1, 1, (2,)))
+    with pytest.raises(DataError, match=r"\[.cam., .state.\]"):  # the parts are named
+        store.append(ep)

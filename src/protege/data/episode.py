@@ -52,7 +52,7 @@ class Episode:
             raise DataError("an episode needs at least one step")
         parts = self.obs.items() if isinstance(self.obs, dict) else [("", self.obs)]
         if not parts:
-            raise DataError("episode obs is an empty dict; expected at least one part")
+            raise DataError("episode obs is a dict with no parts")
         for name, part in parts:
             if len(part) != t + 1:
                 what = f"obs part {name!r}" if name else "obs"
