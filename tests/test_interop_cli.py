@@ -14,9 +14,9 @@ from protege.data.interop import export_dataset, import_dataset
 from protege.data.lerobot_io import read_lerobot
 from protege.data.store import Store
 from protege.errors import DataError
+from shared_fixtures import LEROBOT_IMAGE, ROBOMIMIC
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-IMAGE, ROBOMIMIC = FIXTURES / "lerobot-v3-image", FIXTURES / "robomimic-toy.hdf5"
+IMAGE = LEROBOT_IMAGE
 
 
 def test_lerobot_state_import_and_export_keep_names(tmp_path: Path, capsys) -> None:

@@ -13,9 +13,9 @@ from protege.data.external import ExternalDataset
 from protege.data.lerobot_io import read_lerobot
 from protege.data.lerobot_write import write_lerobot
 from protege.errors import DataError
+from shared_fixtures import LEROBOT_AV1, LEROBOT_IMAGE
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-IMAGE, VIDEO = FIXTURES / "lerobot-v3-image", FIXTURES / "lerobot-v3-video-av1"
+IMAGE, VIDEO = LEROBOT_IMAGE, LEROBOT_AV1
 DATA, EPISODES = "data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet"
 
 

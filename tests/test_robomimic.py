@@ -11,8 +11,9 @@ from protege.data.episode import Episode
 from protege.data.external import ExternalDataset
 from protege.data.robomimic_io import read_robomimic, write_robomimic
 from protege.errors import DataError
+from shared_fixtures import ROBOMIMIC
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "robomimic-toy.hdf5"
+FIXTURE = ROBOMIMIC
 
 
 def test_reads_the_reference_file() -> None:
