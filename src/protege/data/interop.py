@@ -28,6 +28,7 @@ from protege.data.external import (
     part_space,
     with_obs,
 )
+from protege.data.spaces import space_to_json
 from protege.errors import ConfigError, DataError
 
 FORMATS = ("lerobot", "robomimic")
@@ -74,15 +75,15 @@ def import_dataset(
     else:
         obs_space = gym.spaces.Dict({k: part_space(s, d) for k, (s, d) in found.items()})
         episodes = data.episodes
-    try:
-        store = Store.create(out, obs_space, action_space, task=task)
-    except DataError as exc:
-        if not isinstance(obs_space, gym.spaces.Dict):
-            raise
-        raise DataError(
-            f"{source}: {exc}: the dataset has {len(found)} observation parts "
-            f"({', '.join(found)}); import one of them with --parts NAME (parts=[NAME])"
-        ) from None
+    if isinstance(obs_space, gym.spaces.Dict):
+        try:
+            space_to_json(obs_space)  # what a store can hold
+        except DataError as exc:
+            raise DataError(
+                f"{source}: the dataset has {len(found)} observation parts ({', '.join(found)}) "
+                f"and {exc}; import one of them with --parts NAME (parts=[NAME])"
+            ) from None
+    store = Store.create(out, obs_space, action_space, task=task)
     try:
         store.extend(tqdm(episodes, total=len(data.episodes), disable=not progress))
         source_json = {
