@@ -188,7 +188,7 @@ class CarRacingDemoConfig:
         """A toy run for tests: every step runs, on a few hundred frames (seconds, not minutes).
 
         Episodes are still full CarRacing episodes; use ``max_steps`` of
-        :func:`run_carracing_demo` to cut them short.
+        :func:`~protege.demos.carracing.run_carracing_demo` to cut them short.
         """
         kw: dict[str, Any] = {
             "demos": 2,

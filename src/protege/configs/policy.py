@@ -169,7 +169,7 @@ class PolicyConfig:
 def check_fields(d: dict[str, Any]) -> None:
     """Type and range of every field present in a policy config read from JSON; raises
     :class:`ConfigError` naming the field. Ranges shared with fresh configs are
-    :meth:`PolicyConfig.__post_init__`'s."""
+    ``PolicyConfig.__post_init__``'s."""
     require_int_list(d["obs_shape"], "obs_shape", 1, MAX_WIDTH, max_len=8)
     act_dim = require_int(d["act_dim"], "act_dim", 1, MAX_CHUNK)
     for name in ("discrete", "normalize_obs"):

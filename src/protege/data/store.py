@@ -31,7 +31,7 @@ appends and fsyncs its index line. An episode exists once its index line does: a
 ``kill -9``) loses at most the episode being written. Opening a store for writing first
 verifies every committed episode; only then are the stray bytes of an interrupted append cut
 off. A store that does not verify is never modified: the error says how to recover its intact
-episodes (``protege info --check``, ``protege repair``; :mod:`protege.data.check`). Creating a
+episodes (``protege info --check``, ``protege repair``; :mod:`protege.data.repair`). Creating a
 store builds it in a private directory and renames it into place, so of two processes creating
 the same store one wins and the other gets a DataError.
 
