@@ -129,10 +129,14 @@ def test_sphinx_roles_become_links_or_code() -> None:
     text = textwrap.dedent(
         """\
         :class:`~protege.tasks.base.Task` :func:`lane_success` :class:`np.ndarray`
-        :attr:`Task.risk <protege.tasks.base.Task.risk>` :class:`int` :func:`missing`"""
+        :attr:`Task.risk <protege.tasks.base.Task.risk>` :class:`int` :func:`missing`
+        reStructuredText's literal block::
+
+            code"""
     )
     assert roles.convert(lane, text) == (
         "[`Task`][protege.tasks.base.Task] "
         "[`lane_success`][protege.tasks.lane.lane_success] `np.ndarray`\n"
-        "[`Task.risk`][protege.tasks.base.Task.risk] `int` [`missing`][missing]"
+        "[`Task.risk`][protege.tasks.base.Task.risk] `int` [`missing`][missing]\n"
+        "reStructuredText's literal block:\n\n    code"
     )

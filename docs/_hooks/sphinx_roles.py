@@ -18,6 +18,8 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:py:)?(?:func|mod|class|meth|attr|data|obj|exc|const):`(~?)([^`]+)`")
+LITERAL = re.compile(r"(?<=\S)::\n\n(?=[ \t])")
+"""``tasks::`` then a blank line and an indented block: the block is code in Markdown too."""
 EXTERNAL = {"np", "numpy", "torch", "nn", "gym", "gymnasium", "argparse", "os", "pathlib"}
 EXTERNAL |= {"dataclasses", "typing", "collections", "json", "pygame", "minari", "h5py"}
 EXTERNAL |= {"stable_baselines3", "safetensors", "matplotlib", "tqdm", "rich", "threading"}
@@ -38,7 +40,8 @@ def _expand(obj: griffe.Object, target: str) -> str | None:
 
 
 def convert(obj: griffe.Object, text: str) -> str:
-    """``text`` with every Sphinx role replaced by a cross-reference or inline code."""
+    """``text`` with every Sphinx role replaced by a cross-reference or inline code, and
+    reStructuredText's ``::`` before a literal block by Markdown's ``:``."""
 
     def replace(m: re.Match[str]) -> str:
         tilde, text = m.group(1), m.group(2).strip()
@@ -53,7 +56,7 @@ def convert(obj: griffe.Object, text: str) -> str:
             return f"`{title}`"
         return f"[`{title}`][{full or target}]"
 
-    return ROLE.sub(replace, text)
+    return LITERAL.sub(":\n\n", ROLE.sub(replace, text))
 
 
 class SphinxRoles(griffe.Extension):
