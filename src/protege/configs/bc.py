@@ -37,7 +37,6 @@ class BCConfig:
     default: held-out BC loss often bottoms out long before rollout return does (on
     lunarlander the lowest-loss weights reached 69-97% of the expert, the last ones 93-100%)."""
     seed: int = 0
-    """Seeds the validation split, the batches and the noise of stochastic losses."""
     progress: bool = True
     tensorboard_dir: str | None = None
     """Write losses to TensorBoard event files in this folder (needs ``protege[tensorboard]``)."""
