@@ -81,6 +81,10 @@ def test_the_api_reference_renders_field_docstrings_and_links_roles(site: Path) 
     assert ":class:" not in tasks and ":func:" not in tasks
     # lane.py's :data:`~protege.tasks.lane_dynamics.STEER` is a link to its anchor
     assert re.search(r'<a [^>]*href="#protege\.tasks\.lane_dynamics\.STEER"', tasks)
+    # a method without a docstring shows its base class's (Head.loss, on MoGHead.loss)
+    heads = (site / "reference" / "heads.html").read_text()
+    mog_loss = heads.split('id="protege.policies.heads.mog.MixtureOfGaussiansHead.loss"')[1]
+    assert "Scalar training loss averaged over valid" in re.split(r"<h[1-6] ", mog_loss)[0]
 
 
 def test_a_broken_cross_reference_fails_the_strict_build(tmp_path: Path) -> None:

@@ -69,8 +69,9 @@ class SphinxRoles(griffe.Extension):
         if obj.path in seen:
             return
         seen.add(obj.path)
-        if obj.docstring is not None:
-            obj.docstring.value = convert(obj, obj.docstring.value)
+        doc = obj.docstring
+        if doc is not None and doc.parent in (None, obj):  # a docstring shared with a base
+            doc.value = convert(obj, doc.value)  # class is converted once, in its own scope
         for member in obj.members.values():
             if not member.is_alias:
                 self._walk(member, seen)  # type: ignore[arg-type]
