@@ -87,6 +87,7 @@ RECOVER = (
     "nothing was changed; `protege info --check {path}` reports every episode and "
     "`protege repair {path} --out NEWDIR` copies the intact ones into a new store"
 )
+"""The advice a refused store's error ends with (``{path}`` filled in)."""
 
 
 class Store:
@@ -96,12 +97,15 @@ class Store:
         self, path: Path, meta: StoreMeta, index: list[EpisodeRecord], lock_fd: int | None = None
     ):
         self.path = path
+        """The store's directory."""
         self.meta = meta
         """The validated ``meta.json``."""
         self._index = index
         self._lock_fd = lock_fd
         self.observation_space = meta.observation_space
+        """The observation space every episode's observations are in."""
         self.action_space = meta.action_space
+        """The action space of the labels and executed actions."""
         obs_shape, obs_dtype = data_shape_dtype(self.observation_space)
         act_shape, act_dtype = data_shape_dtype(self.action_space)
         self._layout: dict[str, tuple[tuple[int, ...], np.dtype]] = {
@@ -206,6 +210,7 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Release the write lock (a store opened for reading holds none); ``with`` does it."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -223,6 +228,7 @@ class Store:
     # ----------------------------------------------------------------------------- queries
     @property
     def task(self) -> str | None:
+        """The name of the task the store was collected on (None if not recorded)."""
         return self.meta.task
 
     def __len__(self) -> int:
@@ -230,10 +236,12 @@ class Store:
 
     @property
     def n_transitions(self) -> int:
+        """Steps over all committed episodes."""
         return sum(e.length for e in self._index)
 
     @property
     def n_labels(self) -> int:
+        """Labelled steps (expert labels) over all committed episodes."""
         return sum(e.labels for e in self._index)
 
     @property
