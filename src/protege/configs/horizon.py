@@ -81,7 +81,7 @@ class HorizonConfig:
     saturated_mc: bool = True
     """Run the Monte Carlo cross-check in the saturated sweep too."""
     arms: tuple[str, ...] = ARMS
-    """The arms to run (names from :data:`ARMS`)."""
+    """The arms to run (names from ``ARMS``)."""
     scratch_dir: str | None = None
     """Where the runs' stores go while they train (deleted after each run); default /dev/shm
     when it is writable, else the system's temporary directory."""

@@ -53,8 +53,8 @@ class PolicyConfig:
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Widths of the encoder's fully connected layers."""
     head: str = "mse"
-    """A registered head (:data:`~protege.policies.heads.base.HEADS`): "mse", "categorical",
-    "gaussian", "mog", "binned", "diffusion", "flow" or a plugin's."""
+    """A registered head: "mse", "categorical", "gaussian", "mog", "binned", "diffusion",
+    "flow" or a plugin's."""
     chunk_size: int = 1
     """Actions predicted per call (H)."""
     n_action_steps: int = 1
