@@ -8,6 +8,7 @@ writes, for each command, its help line and its full ``--help`` text at 100 colu
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import sys
 from collections.abc import Iterator
@@ -52,7 +53,8 @@ def page() -> str:
         lines = [INTRO, "| command | what it does |", "|---|---|"]
         for path, help_line, _ in found[1:]:
             anchor = "-".join(("protege", *path))
-            lines.append(f"| [`protege {' '.join(path)}`](#{anchor}) | {help_line} |")
+            cell = html.escape(help_line).replace("|", "\\|")  # help text, not Markdown
+            lines.append(f"| [`protege {' '.join(path)}`](#{anchor}) | {cell} |")
         for path, _, parser in found:
             name = " ".join(("protege", *path))
             anchor = "-".join(("protege", *path))
