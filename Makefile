@@ -1,6 +1,7 @@
 # protege: two commands on a fresh machine.
 #   make demo   set up .venv and run the main job (collect → BC → evaluate → report)
 #   make test   set up .venv and run the test suite
+#   make docs   build the documentation (guides, API and CLI reference) into site/, strict
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup demo test test-slow test-display test-all lint bench clean system-deps
+.PHONY: setup demo test test-slow test-display test-all lint docs bench clean system-deps
 
 setup: $(STAMP)
 
@@ -43,9 +44,13 @@ test-all: setup system-deps
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks docs/examples
-	$(VENV)/bin/ruff format --check src tests benchmarks docs/examples
+	$(VENV)/bin/ruff check src tests benchmarks docs
+	$(VENV)/bin/ruff format --check src tests benchmarks docs
 	$(VENV)/bin/mypy
 
+# Offline and strict (mkdocs.yml): any warning, broken link or cross-reference fails it.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .bench reports
+	rm -rf $(VENV) .bench reports site

@@ -24,29 +24,44 @@ class RoundRow:
     """One round: what it cost (cumulative over rounds 0..round) and how its learner did."""
 
     round: int
+    """The round (0: the demonstrations)."""
     beta: float | None
+    """DAgger's β in this round (the expert's share of control); None where it has none."""
     episodes: int
     """Episodes collected in this round."""
     labels: int
     """Expert labels stored so far (rounds 0..round), demonstrations included."""
     round_labels: int
+    """Expert labels stored in this round alone."""
     expert_steps: int
+    """Steps the expert drove so far."""
     learner_steps: int
+    """Steps the learner drove so far."""
     interventions: int
     """Interventions so far (:func:`~protege.rollout.loop.count_interventions`)."""
     expert_queries: int
+    """Times the expert was asked for an action so far (each one counted, labelled or
+    not)."""
     mean_return: float
+    """Mean return of this round's learner on the run's evaluation episodes."""
     std_return: float
+    """Standard deviation of those returns."""
     success_rate: float
+    """Fraction of those episodes that succeeded."""
     collect_seconds: float
+    """Wall time of this round's collection."""
     train_seconds: float
+    """Wall time of this round's training."""
     eval_seconds: float
+    """Wall time of this round's evaluation."""
     wall_seconds: float
     """Cumulative wall time (collection, training and evaluation) up to this round."""
     attention_seconds: float = 0.0
     """Seconds a person spent in control so far (rounds 0..round); 0 for a scripted or
     simulated expert."""
     extras: dict[str, float] = field(default_factory=dict)
+    """The method's own per-round figures (this round's episode extras summed, and the
+    gate's thresholds)."""
 
 
 @dataclass
@@ -55,13 +70,21 @@ class DAggerResult:
     round's collection, evaluated on the run's fixed evaluation episodes."""
 
     method: str
+    """The method's registered name."""
     task: str
+    """The task's name."""
     seed: int
+    """The run's seed."""
     expert_return: float
+    """The expert's mean return on the run's evaluation episodes."""
     expert_success: float
+    """The expert's success rate on them."""
     target_fraction: float
+    """The fraction of the expert's return a learner must reach (``labels_to_reach``)."""
     rows: list[RoundRow]
+    """One row per round, in order."""
     config: dict[str, Any] = field(default_factory=dict)
+    """The run's ``DAggerConfig`` as a dict."""
     stopped: bool = False
     """The run was stopped before its last round (a person quit); ``resume=True`` continues."""
 
@@ -81,6 +104,8 @@ class DAggerResult:
 
     @property
     def totals(self) -> dict[str, Any]:
+        """The last round's cumulative costs, its return, the best return and the labels to
+        reach the target."""
         last = self.rows[-1] if self.rows else None
         return {
             "labels": last.labels if last else 0,
@@ -96,6 +121,7 @@ class DAggerResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (what ``result.json`` holds)."""
         return {
             "method": self.method,
             "task": self.task,
@@ -111,6 +137,7 @@ class DAggerResult:
         }
 
     def to_markdown(self) -> str:
+        """The rows as a Markdown table, under a line about the expert and the target."""
         head = (
             f"**{self.method}** on `{self.task}`, seed {self.seed}: expert mean return "
             f"{self.expert_return:.1f} (success {self.expert_success:.0%}); target "

@@ -192,7 +192,8 @@ def collect(
 
 # ---------------------------------------------------------------------- in order
 def has_external_demos(store: Store) -> bool:
-    """Round-0 episodes not collected by :func:`run` (no episode index): demonstrations."""
+    """Round-0 episodes not collected by :func:`~protege.algos.engine.run` (no episode index):
+    demonstrations."""
     return any(e.round == 0 and e.episode is None for e in store.index)
 
 

@@ -17,11 +17,15 @@ class BCConfig:
     epochs: float = 20.0
     """Passes over the training split (used when ``steps`` is None)."""
     batch_size: int = 256
+    """Transitions (or chunks) per gradient step."""
     lr: float = 1e-3
+    """AdamW learning rate (the peak of the cosine schedule)."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     lr_schedule: str = "cosine"
     """"cosine" (decay to 0 over the run) or "constant"."""
     grad_clip: float | None = None
+    """Clip the gradients' global L2 norm to this (None: no clipping)."""
     val_fraction: float = 0.1
     """Fraction of *episodes* held out for validation (split by episode, not by step)."""
     eval_every: int = 500
@@ -37,6 +41,7 @@ class BCConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
     tensorboard_dir: str | None = None
+    """Write losses to TensorBoard event files in this folder (needs ``protege[tensorboard]``)."""
     fit_normalization: bool = True
     """Recompute the policy's observation/action statistics from the training split."""
     fast_path: bool = True

@@ -48,6 +48,7 @@ class LunarDemoConfig:
     task: str = "lunarlander"
     """Run the same pipeline on another task."""
     seed: int = 0
+    """Seeds everything; evaluation episodes use ``seed + EVAL_SEED_OFFSET``."""
     episodes: int = 100
     """Expert demonstrations."""
     eval_episodes: int = 50
@@ -99,15 +100,19 @@ class ObstacleDemoConfig:
     """Budgets of the comparison (defaults: about 10 minutes on 2 cores)."""
 
     seed: int = 0
+    """Seeds everything; evaluation episodes use ``seed + 1000``."""
     demos: int = 200
     """Expert demonstrations (60% left, 40% right)."""
     steps: int = 4000
     """BC gradient steps per head (batch 256)."""
     lr: float = 1e-3
+    """BC learning rate of every head."""
     episodes: int = 100
     """Evaluation episodes per row, the same seeded ones for every head."""
     n_envs: int = 25
+    """Sub-envs of the evaluation."""
     heads: tuple[str, ...] = OBSTACLE_HEADS
+    """The heads compared (registered names)."""
     chunks: tuple[int, ...] = (8, 1)
     """Chunk sizes to compare; each chunk is executed open loop, then re-planned."""
     sweep_steps: bool = True
@@ -140,6 +145,7 @@ class CarRacingDemoConfig:
     """Budgets of the tutorial (the defaults: about 16 minutes on 2 shared cores)."""
 
     seed: int = 0
+    """Seeds everything; evaluation tracks use ``seed + EVAL_SEED_OFFSET``."""
     demos: int = 10
     """Expert laps recorded for BC (round 0 of DAgger and DART)."""
     bc_steps: int = 2000
@@ -147,15 +153,21 @@ class CarRacingDemoConfig:
     rounds: int = 2
     """DAgger and DART rounds after round 0."""
     episodes_per_round: int = 4
+    """Laps collected in each DAgger and DART round."""
     round_steps: int = 1000
     """Gradient steps per round, continuing from the previous round's policy."""
     batch_size: int = 64
+    """Frames per gradient step."""
     lr: float = 1e-3
+    """Learning rate of every training run."""
     channels: tuple[int, ...] = (16, 32, 32)
     """CNN channels (the Nature CNN's 32-64-64 trains about 3× slower on this CPU)."""
     hidden_sizes: tuple[int, ...] = (256,)
+    """Widths of the fully connected layers after the CNN."""
     n_obs_steps: int = 1
+    """Frames stacked per observation (1: the current frame only)."""
     random_shift: int = 4
+    """Pad of DrQ's random-shift augmentation (0: off)."""
     dart_noise: float = 0.05
     """DART's action-noise variance per dimension in round 1 (later rounds fit it)."""
     bc_control: bool = True
@@ -165,8 +177,11 @@ class CarRacingDemoConfig:
     eval_episodes: int = 6
     """Fresh tracks every method is evaluated on (also DAgger's and DART's per-round rows)."""
     n_envs: int = 4
+    """Sub-envs of collection and evaluation."""
     gif: bool = True
+    """Record a GIF of each method driving the first evaluation track."""
     gif_every: int = 3
+    """Keep every this many frames in the GIFs."""
     torch_threads: int = 1
     """torch threads; 1 is fastest for this CNN on 2 shared cores (2 threads halve it)."""
     progress: bool = False
@@ -194,7 +209,7 @@ class CarRacingDemoConfig:
         """A toy run for tests: every step runs, on a few hundred frames (seconds, not minutes).
 
         Episodes are still full CarRacing episodes; use ``max_steps`` of
-        :func:`run_carracing_demo` to cut them short.
+        :func:`~protege.demos.carracing.run_carracing_demo` to cut them short.
         """
         kw: dict[str, Any] = {
             "demos": 2,

@@ -32,6 +32,7 @@ class HorizonConfig:
     """
 
     horizons: tuple[int, ...] = (50, 100, 200, 500, 1000)
+    """The horizons T swept (at least two, for a slope)."""
     epsilon: float = 2.5e-4
     """Learner slip rate at training-time rollouts and at evaluation."""
     epsilon_dart: float = 0.05
@@ -39,6 +40,7 @@ class HorizonConfig:
     n_demos: int = 20
     """K: expert demonstrations (episodes of length T) for BC, DART and round 0."""
     dagger_rounds: int = 5
+    """Interactive rounds of DAgger, DART and HG-DAgger after round 0."""
     episodes_per_round: int = 4
     """Fewest episodes of an interactive round (see ``slips_per_round``)."""
     slips_per_round: float = 5.0
@@ -61,18 +63,25 @@ class HorizonConfig:
     bootstrap: int = 2000
     """Bootstrap resamples (over episodes) of each Monte Carlo slope."""
     ci: float = 0.95
+    """Coverage of the slopes' confidence intervals."""
     seed: int = 0
+    """Seeds every run (with the arm, T and replicate)."""
     width: int = 5
     """W: the corridor's half-width (:data:`protege.tasks.lane_dynamics.WIDTH`)."""
     p_turn: float = 0.0
+    """Winding road: the centreline moves ±1 with this probability per step (0: straight)."""
     cliff: bool = False
+    """Make ``|d| ≥ cliff_offset`` absorbing (the cliff variant)."""
     cliff_offset: int | None = None
+    """Where the cliff starts (None: the corridor's half-width W)."""
     init_offset_spread: int = 0
+    """Draw the initial offset uniformly from −s..s (0: start on the centreline)."""
     saturated_epsilon: float | None = 1e-2
     """Rerun the sweep at this ε to show saturation; ``None`` skips it."""
     saturated_mc: bool = True
     """Run the Monte Carlo cross-check in the saturated sweep too."""
     arms: tuple[str, ...] = ARMS
+    """The arms to run (names from ``ARMS``)."""
     scratch_dir: str | None = None
     """Where the runs' stores go while they train (deleted after each run); default /dev/shm
     when it is writable, else the system's temporary directory."""

@@ -49,6 +49,7 @@ class DAggerConfig:
     rounds: int = 8
     """Interactive rounds after round 0 (the demonstrations)."""
     episodes_per_round: int = 4
+    """Episodes collected in each interactive round."""
     initial_demos: int = 4
     """Expert episodes collected as round 0 (unless the store already holds demonstrations)."""
     beta: str = "indicator"
@@ -69,8 +70,11 @@ class DAggerConfig:
     n_envs: int = 4
     """Episodes collected in parallel; also the most a crash can lose."""
     seed: int = 0
+    """Seeds every episode (from seed, round, episode) and every training run (seed, round)."""
     eval_episodes: int = 50
+    """Evaluation episodes of the expert and of every round's learner."""
     eval_envs: int = 8
+    """Sub-envs of the evaluation."""
     eval_seed: int = 100_000
     """Every round's learner and the expert are evaluated on the same episodes."""
     target_fraction: float = 0.95

@@ -24,10 +24,12 @@ class SupervisorConfig:
     """Take over when the novice's mean disagreement over ``window`` steps exceeds it (1/0
     per step for discrete actions, L2 distance for continuous). None: never."""
     window: int = 10
+    """Steps over which the novice's disagreement is averaged."""
     hand_back: float = 0.7
     """Hand back once the risk is at most this (LunarLander's expert is below 0.7 in 75% of
     its own states)."""
     min_takeover: int = 10
+    """Fewest steps the supervisor drives once it takes over."""
     risk: Callable[[Any, Any], Any] | None = None
     """Overrides the task's own risk score (a
     :data:`~protege.rollout.gates_interactive.RiskScore`; Python only)."""
@@ -46,6 +48,7 @@ class EnsembleConfig:
     """EnsembleDAgger's gate: χ (variance) and τ (discrepancy), hand-set as in the paper."""
 
     members: int = 5
+    """Policies in the ensemble (ensemble and thrifty)."""
     variance_threshold: float = 0.02
     """χ: the expert drives where the ensemble's action variance exceeds it."""
     discrepancy_threshold: float | None = None
@@ -54,6 +57,7 @@ class EnsembleConfig:
     label_all: bool = False
     """Store every queried state as a label (the paper); False: only expert-driven steps."""
     bootstrap: bool = True
+    """Train each member on its own bootstrap resample of the episodes (else all on all)."""
 
     def __post_init__(self) -> None:
         own = "EnsembleConfig"
@@ -70,18 +74,23 @@ class ThriftyConfig:
     alpha_h: float = 0.01
     """Target rate of robot-to-human context switches (``--targetrate``)."""
     members: int = 5
+    """Policies in the robot's ensemble (novelty is their action variance)."""
     use_risk: bool = True
     """False: the novelty-only ablation (no Q network)."""
     gamma: float = 0.9999
+    """Discount of the success critic Q (the discounted probability of success)."""
     q_steps: int = 2000
     """Q gradient steps per round."""
     q_batch: int = 256
     """The paper uses 50; larger batches cost little on a CPU and steady the targets."""
     q_lr: float = 1e-3
+    """Learning rate of the success critic."""
     pos_fraction: float = 0.1
     """Each Q batch holds at least this fraction of success (reward 1) transitions."""
     polyak: float = 0.995
+    """Averaging rate of the critic's target network."""
     q_hidden: tuple[int, ...] = (256, 256)
+    """Widths of the success critic's MLP."""
     min_calibration: int = 25
     """Re-calibrate only from more than this many autonomous states."""
     calibrate_every: int = 1
@@ -90,6 +99,7 @@ class ThriftyConfig:
     re-calibrated after every batch (faster on several cores; a crash loses up to k
     episodes). Replaces ``DAggerConfig.n_envs`` in :func:`protege.algos.thrifty.run`."""
     bootstrap: bool = True
+    """Train each member on its own bootstrap resample of the episodes (else all on all)."""
 
     def __post_init__(self) -> None:
         own = "ThriftyConfig"

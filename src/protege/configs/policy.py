@@ -41,15 +41,22 @@ class PolicyConfig:
     obs_shape: tuple[int, ...]
     """The shape of one observation; ``()`` for observations of several parts (``obs_parts``)."""
     act_dim: int
+    """Action dimension A (1 for a Discrete space)."""
     discrete: bool = False
+    """Discrete actions (then ``n_actions`` of them); False: a Box."""
     n_actions: int = 0
     """Number of discrete actions (Discrete spaces only)."""
     action_low: list[float] | None = None
+    """Box lower bounds, ``act_dim`` numbers (None for Discrete)."""
     action_high: list[float] | None = None
     """Box bounds; sampled actions are clipped to them."""
     encoder: str = "mlp"
+    """A registered encoder: "mlp", or "cnn" for image observations."""
     hidden_sizes: tuple[int, ...] = (256, 256)
+    """Widths of the encoder's fully connected layers."""
     head: str = "mse"
+    """A registered head: "mse", "categorical", "gaussian", "mog", "binned", "diffusion",
+    "flow" or a plugin's."""
     chunk_size: int = 1
     """Actions predicted per call (H)."""
     n_action_steps: int = 1
@@ -57,11 +64,14 @@ class PolicyConfig:
     temporal_ensemble_coeff: float | None = None
     """ACT's exponential weight; None executes chunks as a queue."""
     normalize_obs: bool = True
+    """Z-score observations with the training data's statistics (off for images)."""
     action_norm: str = "std"
     """How continuous actions are scaled for the head: "std" (z-score) or "minmax" (to [-1, 1],
     what diffusion and flow heads prefer)."""
     head_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The head's own constructor arguments (``{"n_components": 5}`` for "mog")."""
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The encoder's own constructor arguments (``{"channels": (16, 32, 32)}`` for "cnn")."""
     n_obs_steps: int = 1
     """Observations of history the encoder sees (frame stacking): the current one and the
     K−1 before it, oldest first. Training stacks stored single frames at sample time
@@ -228,7 +238,7 @@ class PolicyConfig:
 def check_fields(d: dict[str, Any]) -> None:
     """Type and range of every field present in a policy config read from JSON; raises
     :class:`ConfigError` naming the field. Ranges shared with fresh configs are
-    :meth:`PolicyConfig.__post_init__`'s."""
+    ``PolicyConfig.__post_init__``'s."""
     require_int_list(d["obs_shape"], "obs_shape", 1, MAX_WIDTH, max_len=8)
     parts = d.get("obs_parts")
     if parts is not None:

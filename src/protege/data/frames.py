@@ -59,7 +59,8 @@ class FrameFile:
     Args:
         path: the compressed frames.
         ends: ``(N,)`` int64 end offset of every frame (the ``obs.idx`` values).
-        shape, dtype: of one frame.
+        shape: the shape of one frame.
+        dtype: the dtype of one frame.
     """
 
     def __init__(self, path: Path, ends: np.ndarray, shape: tuple[int, ...], dtype: np.dtype):

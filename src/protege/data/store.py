@@ -36,7 +36,7 @@ appends and fsyncs its index line. An episode exists once its index line does: a
 ``kill -9``) loses at most the episode being written. Opening a store for writing first
 verifies every committed episode; only then are the stray bytes of an interrupted append cut
 off. A store that does not verify is never modified: the error says how to recover its intact
-episodes (``protege info --check``, ``protege repair``; :mod:`protege.data.check`). Creating a
+episodes (``protege info --check``, ``protege repair``; :mod:`protege.data.repair`). Creating a
 store builds it in a private directory and renames it into place, so of two processes creating
 the same store one wins and the other gets a DataError.
 
@@ -99,6 +99,7 @@ RECOVER = (
     "nothing was changed; `protege info --check {path}` reports every episode and "
     "`protege repair {path} --out NEWDIR` copies the intact ones into a new store"
 )
+"""The advice a refused store's error ends with (``{path}`` filled in)."""
 
 
 class Store:
@@ -108,12 +109,15 @@ class Store:
         self, path: Path, meta: StoreMeta, index: list[EpisodeRecord], lock_fd: int | None = None
     ):
         self.path = path
+        """The store's directory."""
         self.meta = meta
         """The validated ``meta.json``."""
         self._index = index
         self._lock_fd = lock_fd
         self.observation_space = meta.observation_space
+        """The observation space every episode's observations are in."""
         self.action_space = meta.action_space
+        """The action space of the labels and executed actions."""
         self._streams = obs_streams.obs_streams(meta)
         act_shape, act_dtype = data_shape_dtype(self.action_space)
         first = self._streams[0]
@@ -230,6 +234,7 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Release the write lock (a store opened for reading holds none); ``with`` does it."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -247,6 +252,7 @@ class Store:
     # ----------------------------------------------------------------------------- queries
     @property
     def task(self) -> str | None:
+        """The name of the task the store was collected on (None if not recorded)."""
         return self.meta.task
 
     def __len__(self) -> int:
@@ -254,10 +260,12 @@ class Store:
 
     @property
     def n_transitions(self) -> int:
+        """Steps over all committed episodes."""
         return sum(e.length for e in self._index)
 
     @property
     def n_labels(self) -> int:
+        """Labelled steps (expert labels) over all committed episodes."""
         return sum(e.labels for e in self._index)
 
     @property

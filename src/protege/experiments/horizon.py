@@ -3,7 +3,7 @@
 On the :class:`~protege.tasks.lane_env.DriftCorridor` lane-keeping corridor a learner slips with
 probability ε on every step it drives (a "trembling hand": one of the two other actions is
 executed; the expert never slips). Every arm is protege's own algorithm, run by
-:func:`protege.algos.dagger.run` (through :func:`~protege.algos.dagger.run_method`) on the
+:func:`protege.algos.dagger.run` (through :func:`~protege.algos.registry.run_method`) on the
 ``lane`` task, so its data come through the one rollout loop and the library's gates; the
 learner is the same tabular 1-nearest-neighbour table on (d, Δc) for all arms, trained by
 :class:`~protege.experiments.tabular.TabularTrainer` and driving as a

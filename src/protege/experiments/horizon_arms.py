@@ -1,5 +1,5 @@
 """The horizon experiment's arms: each one a run of protege's own algorithms on the ``lane``
-task (:func:`protege.algos.dagger.run_method`), learning a slipping tabular policy.
+task (:func:`protege.algos.registry.run_method`), learning a slipping tabular policy.
 
 Which algorithm and settings make each arm: :func:`arm_setup` (and the docstring of
 :mod:`protege.experiments.horizon`).
@@ -56,7 +56,7 @@ def arm_setup(
     arm: str, cfg: HorizonConfig, horizon: int, seed: int
 ) -> tuple[str, Any, DAggerConfig]:
     """``(method, method settings, DAggerConfig)`` that make ``arm`` a run of
-    :func:`protege.algos.dagger.run_method` (see the module docstring)."""
+    :func:`protege.algos.registry.run_method` (see the module docstring)."""
     common: dict[str, Any] = {
         "n_envs": cfg.n_envs,
         "seed": seed,
@@ -91,7 +91,7 @@ def arm_setup(
 
 
 def train_arm(arm: str, cfg: HorizonConfig, horizon: int, seed: int, scratch: Path) -> Trained:
-    """Run ``arm`` at horizon T through :func:`~protege.algos.dagger.run_method` in a store
+    """Run ``arm`` at horizon T through :func:`~protege.algos.registry.run_method` in a store
     under ``scratch`` (deleted afterwards) and return its final learner's table."""
     method, method_config, dcfg = arm_setup(arm, cfg, horizon, seed)
     trainer = TabularTrainer(cfg.epsilon, cfg.width)

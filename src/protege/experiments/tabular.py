@@ -54,7 +54,7 @@ class TabularNearestNeighbor:
 
     ``counts[g, cell, a]`` holds how often action index ``a`` was labelled at ``cell`` in
     dataset g. Each labelled cell predicts its majority label; any other cell copies the
-    nearest labelled cell (ties: see :func:`_preference_order`). With no data it steers 0.
+    nearest labelled cell (ties: see ``_preference_order``). With no data it steers 0.
     ``tables`` (G, n_cells) holds steer values −1..1.
     """
 

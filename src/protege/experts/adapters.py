@@ -62,14 +62,18 @@ class CallableExpert:
 
     def __init__(self, fn: Callable[[np.ndarray], Any], batched: bool = True):
         self.fn = fn
+        """The function: ``obs_N -> actions_N``, or ``obs -> action`` with ``batched=False``."""
         self.batched = batched
+        """False: ``fn`` takes one observation and is applied row by row."""
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        """The function's actions for a batch of observations (``infos`` is not passed on)."""
         if self.batched:
             return np.asarray(self.fn(obs))
         return np.stack([np.asarray(self.fn(take(obs, i))) for i in range(n_rows(obs))])
 
     def begin_run(self, seed: int | None = None) -> None:
+        """Nothing to reset: a function keeps no state."""
         pass
 
 
@@ -78,11 +82,13 @@ class PolicyExpert:
 
     def __init__(self, policy: Policy, name: str = "the expert policy"):
         self.policy = policy
+        """The policy whose deterministic first action of each chunk is the label."""
         self.name = name
         """How errors name it: its ``config.json`` when loaded from a directory."""
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PolicyExpert:
+        """The policy saved in ``path`` as an expert."""
         return cls(Policy.load(path), name=str(os.path.join(path, "config.json")))
 
     def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -114,6 +120,9 @@ class PolicyExpert:
             raise _mismatch(self.name, "the policy's action space", mine, action_space)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        """The policy's deterministic actions for a batch of observations of its shape (a
+        ConfigError naming the policy otherwise). Each call is independent: chunked policies
+        predict a fresh chunk and take its first action."""
         shape = tuple(self.policy.config.obs_shape)
         # Observation parts are checked part by part by the policy itself.
         if self.policy.config.obs_parts is None and (
@@ -131,6 +140,7 @@ class PolicyExpert:
         return first.astype(np.float32)
 
     def begin_run(self, seed: int | None = None) -> None:
+        """Nothing to reset: each call is independent of the previous ones."""
         pass
 
 
@@ -142,8 +152,11 @@ class SB3Expert:
 
     def __init__(self, model: Any, deterministic: bool = True):
         self.model = model
+        """The stable-baselines3 model (anything with ``predict`` and its spaces)."""
         self.deterministic = deterministic
+        """Passed to ``model.predict``."""
         self.name = f"SB3Expert ({type(model).__name__} model)"
+        """How errors name it."""
 
     def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Raise a ConfigError if the model was trained on other spaces than these."""
@@ -155,6 +168,8 @@ class SB3Expert:
                 raise _mismatch(self.name, what, describe_space(mine), theirs)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+        """``model.predict`` on a batch of observations of the model's shape (a ConfigError
+        naming the model otherwise)."""
         shape = tuple(self.model.observation_space.shape or ())
         if np.ndim(obs) != len(shape) + 1 or tuple(np.shape(obs)[1:]) != shape:
             raise ConfigError(
@@ -167,6 +182,7 @@ class SB3Expert:
         return np.asarray(actions, np.float32).reshape(len(obs), *self.model.action_space.shape)
 
     def begin_run(self, seed: int | None = None) -> None:
+        """Nothing to reset."""
         pass
 
 
@@ -176,9 +192,12 @@ class ExpertActor:
 
     def __init__(self, expert: Any):
         self.expert = expert
+        """The expert that acts."""
 
     def act(self, obs: np.ndarray, deterministic: bool = True, generator: Any = None) -> np.ndarray:
+        """The expert's actions (``deterministic`` and ``generator`` do not apply; no infos)."""
         return self.expert.act(obs, None)
 
     def episodes_started(self, mask: np.ndarray | None = None) -> None:
+        """Nothing to reset."""
         pass

@@ -66,8 +66,10 @@ class CarRacingExpert:
     Args:
         discrete: return Discrete(5) actions (int64, shape (N,)) instead of continuous
             ``(N, 3)`` float32 (steer, gas, brake).
-        lookahead_gain, lookahead_min, lookahead_max: pure-pursuit look-ahead distance
-            ``clip(lookahead_min + lookahead_gain · speed, ., lookahead_max)`` (world units).
+        lookahead_gain: pure-pursuit look-ahead distance per unit of speed: the look-ahead
+            is ``clip(lookahead_min + lookahead_gain · speed, ., lookahead_max)`` (world units).
+        lookahead_min: the shortest look-ahead distance.
+        lookahead_max: the longest look-ahead distance.
         lateral_accel: the lateral acceleration the speed plan allows in curves (units/s²);
             default :data:`CONTINUOUS_LATERAL_ACCEL` or :data:`DISCRETE_LATERAL_ACCEL`.
         brake_accel: the deceleration the speed plan assumes when braking for a curve.

@@ -96,7 +96,9 @@ class CNNEncoder(Encoder):
         hidden_sizes: the fully connected layers after the convolutions.
         n_obs_steps: frames of history per sample (K).
         random_shift: pad P of the random-shift augmentation (0: off).
-        channels, kernels, strides: the convolutions (same length each).
+        channels: output channels of each convolution.
+        kernels: kernel size of each convolution (as many as ``channels``).
+        strides: stride of each convolution (as many as ``channels``).
         activation: of the fully connected layers; only ``"relu"``.
     """
 

@@ -36,13 +36,13 @@ def is_image_part(shape: Sequence[int]) -> bool:
 class PartsEncoder(Encoder):
     """An encoder per observation part, features concatenated, then a trunk.
 
-    Built as ``PartsEncoder(obs_parts, hidden_sizes, ...)`` where ``obs_parts`` maps each
+    Built as ``PartsEncoder(obs_shape, hidden_sizes, ...)`` where ``obs_shape`` maps each
     part's name to its shape (``PolicyConfig.obs_parts``). Takes a dict of ``(B, [K,]
     *part_shape)`` tensors (image parts raw uint8, vector parts normalized floats) and returns
     ``(B, out_dim)`` features.
 
     Args:
-        obs_parts: part name → shape, in order; a 3-D part is an image.
+        obs_shape: part name → shape, in order; a 3-D part is an image.
         hidden_sizes: the trunk's Linear+ReLU layers after the concatenation (empty: the
             concatenated features go to the head as they are).
         n_obs_steps: observations of history per part (K).
@@ -50,8 +50,10 @@ class PartsEncoder(Encoder):
         state_sizes: each vector part's own Linear+ReLU layers (empty: its normalized values
             are its features).
         image_sizes: each image part's fully connected layers after its convolutions.
-        channels, kernels, strides: every image part's convolutions (see
+        channels: every image part's convolution channels (see
             :class:`~protege.policies.encoders.CNNEncoder`; small images need small kernels).
+        kernels: every image part's convolution kernel sizes.
+        strides: every image part's convolution strides.
         activation: only ``"relu"``.
     """
 

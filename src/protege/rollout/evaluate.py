@@ -25,11 +25,17 @@ class Evaluation:
     """Rollout metrics of one policy (or the expert) on one task."""
 
     task: str
+    """The task's name."""
     who: str
+    """What was evaluated: "policy" (:func:`evaluate`) or "expert" (:func:`evaluate_expert`)."""
     seed: int
+    """Seed of the first episode (sub-env i's first episode is seeded ``seed + i``)."""
     returns: np.ndarray
+    """(episodes,) the return of each episode."""
     lengths: np.ndarray
+    """(episodes,) the steps of each episode."""
     successes: np.ndarray
+    """(episodes,) bool: the task's success test on each episode."""
     disagreement_by_step: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """(T_max,) mean disagreement with the expert at each time step over the episodes that
     reached that step with the learner acting (NaN where none did)."""
@@ -38,27 +44,37 @@ class Evaluation:
     disagreement: float = float("nan")
     """Mean per-step disagreement over all learner steps."""
     expert_queries: int = 0
+    """Times the expert was asked for an action (to measure the disagreement)."""
     env_seconds: float = 0.0
+    """Seconds spent stepping the envs."""
     policy_seconds: float = 0.0
+    """Seconds spent in the policy's ``act``."""
     wall_seconds: float = 0.0
+    """Wall time of the whole evaluation."""
 
     @property
     def mean_return(self) -> float:
+        """Mean return over the episodes."""
         return float(np.mean(self.returns))
 
     @property
     def std_return(self) -> float:
+        """Standard deviation of the returns (population, ``np.std``)."""
         return float(np.std(self.returns))
 
     @property
     def success_rate(self) -> float:
+        """Fraction of the episodes that succeeded."""
         return float(np.mean(self.successes))
 
     @property
     def mean_length(self) -> float:
+        """Mean episode length."""
         return float(np.mean(self.lengths))
 
     def summary(self) -> dict[str, Any]:
+        """The headline numbers as a JSON-ready dict (task, who, seed, episodes, returns,
+        success, length, disagreement)."""
         return {
             "task": self.task,
             "who": self.who,
@@ -73,6 +89,7 @@ class Evaluation:
 
     @classmethod
     def from_rollout(cls, task: str, who: str, r: RolloutResult) -> Evaluation:
+        """The evaluation of a finished rollout's result (``r``)."""
         by_step, counts = _per_step_mean(r.disagreement)
         flat = np.concatenate(r.disagreement) if r.disagreement else np.zeros(0)
         flat = flat[~np.isnan(flat)]

@@ -27,14 +27,19 @@ class EpisodeOutcome:
     """What the success test sees of one finished episode."""
 
     episode_return: float
+    """Sum of the episode's rewards."""
     length: int
+    """Steps taken."""
     terminated: bool
+    """The env ended the episode (a terminal state: landed, crashed, fell)."""
     truncated: bool
+    """The episode was cut short (the task's horizon)."""
     final_info: dict[str, Any] = field(default_factory=dict)
     """The info dict of the last step of this episode (one sub-env's, not batched)."""
 
 
 SuccessTest = Callable[[EpisodeOutcome], bool]
+"""``success(outcome) -> bool``: whether a finished episode counts as a success."""
 
 
 def _never(outcome: EpisodeOutcome) -> bool:
@@ -53,13 +58,19 @@ class Task:
     """
 
     name: str
+    """The name the registry knows it by (``protege.tasks.make(name)``, ``--task``)."""
     env_id: str | Callable[..., gym.Env]
     """A gymnasium id, or a callable returning an env (it receives ``render_mode``)."""
     expert_factory: Callable[[], Expert]
+    """Makes a new queryable expert (:class:`~protege.experts.base.Expert`) for a run."""
     horizon: int
+    """Most steps of an episode: every env is wrapped in a TimeLimit at it."""
     success: SuccessTest = _never
+    """Whether a finished episode succeeded (default: never)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of ``gym.make`` (or of the ``env_id`` callable)."""
     description: str = ""
+    """One line about the task; ``protege info --tasks`` shows it up to its first colon."""
     expert_return: float | None = None
     """The level the expert's mean return reaches over 20 seeded episodes (tested)."""
     risk: RiskScore | None = None
@@ -102,6 +113,7 @@ class Task:
         return gym.vector.SyncVectorEnv(fns, **kwargs)
 
     def make_expert(self) -> Expert:
+        """A new expert, from ``expert_factory``."""
         return self.expert_factory()
 
     @property
@@ -115,6 +127,7 @@ class Task:
 
 
 def is_discrete(space: gym.Space) -> bool:
+    """Whether ``space`` is Discrete (else protege expects a Box)."""
     return isinstance(space, gym.spaces.Discrete)
 
 
@@ -128,6 +141,7 @@ def action_shape(space: gym.Space) -> tuple[int, ...]:
 
 
 def obs_dtype(space: gym.Space) -> np.dtype:
+    """The dtype of a Box observation space; a TypeError for any other space."""
     if not isinstance(space, gym.spaces.Box):
         raise TypeError(f"protege supports Box observation spaces, not {space!r}")
     return np.dtype(space.dtype)

@@ -145,7 +145,9 @@ class CarRacingEnv(CarRacing):
         render_mode: as for CarRacing-v3 (``None``, ``"rgb_array"``, ``"human"``, ...).
         continuous: Box(3) actions (steer, gas, brake) if True, else Discrete(5).
         fast_render: use the vectorised, bit-identical road renderer (see module docstring).
-        lap_complete_percent, domain_randomize, verbose: passed to CarRacing.
+        lap_complete_percent: passed to CarRacing.
+        domain_randomize: passed to CarRacing.
+        verbose: passed to CarRacing.
     """
 
     def __init__(

@@ -11,7 +11,8 @@ Structured Prediction to No-Regret Online Learning").
 the straight road (``p_turn = 0``, the default) Δc ≡ 0; on the winding road Δc_t is drawn
 i.i.d. with ``P(+1) = P(−1) = p_turn / 2``.
 
-**Actions.** ``Discrete(3)``: index 0, 1, 2 means steer −1, 0, +1 (:data:`STEER`).
+**Actions.** ``Discrete(3)``: index 0, 1, 2 means steer −1, 0, +1
+(:data:`~protege.tasks.lane_dynamics.STEER`).
 
 **Dynamics.** ``d_{t+1} = clip(d_t + ã_t − Δc_t, −W, W)`` where ``ã_t`` is the *executed*
 steer (:func:`~protege.tasks.lane_dynamics.lane_transition`, and

@@ -40,8 +40,9 @@ def lane_transition(
     """Next offset ``clip(d + ã − Δc, −W, W)``; with a cliff, ``|d| ≥ cliff_offset`` stays put.
 
     Vectorised over any broadcastable integer arrays (``executed`` is the steer ã, not an
-    action index): the dynamics of :class:`DriftCorridorVector` and of the experiment's exact
-    evaluator. :func:`next_offset` is its one-env twin (a test checks they agree everywhere).
+    action index): the dynamics of :class:`~protege.tasks.lane_env.DriftCorridorVector` and of
+    the experiment's exact evaluator. :func:`next_offset` is its one-env twin (a test checks
+    they agree everywhere).
     """
     d = np.asarray(d, dtype=np.int64)
     nxt = np.clip(

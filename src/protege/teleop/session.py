@@ -134,7 +134,9 @@ def teleop(
         fps: the fixed control rate in Hz.
         controls: the key mapping (default: the task's, see
             :func:`protege.teleop.controls.controls_for`).
-        takeover_key, toggle_key, implicit_takeover: see :class:`HumanSupervisor`.
+        takeover_key: see :class:`HumanSupervisor`.
+        toggle_key: see :class:`HumanSupervisor`.
+        implicit_takeover: see :class:`HumanSupervisor`.
         round: the round tag of the stored episodes (default 0 for demonstrations; with a
             learner, one after the store's highest round, see :func:`next_round`).
         supervisor: use this supervisor (its settings win over the arguments above).
