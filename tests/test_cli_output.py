@@ -132,8 +132,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_sigint_stops_collect_with_130_keeping_its_episodes(tmp_path: Path) -> None:
     out = tmp_path / "demos"
     argv = [str(PROTEGE), "collect", "--task", "cartpole", "--out", str(out), "--n-envs", "1"]
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored
+    # (and Python then keeps it ignored): give the child the default, as a terminal would.
     proc = subprocess.Popen(
-        [*argv, "--episodes", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--episodes", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         index, deadline = out / "episodes.jsonl", time.time() + 60
