@@ -163,7 +163,8 @@ class AggreVaTeGate(_PerEpisodeRandom):
             self.replayed[i] = int(replayed[i]) if replayed is not None else 0
         branch = np.array([self.branch.get(i, -1) for i in range(n)])
         rollin = branch < 0
-        coin = np.array([self.rng(i).random() < self.beta if rollin[i] else True for i in range(n)])
+        beta = float(self.beta or 0.0)
+        coin = np.array([self.rng(i).random() < beta if rollin[i] else True for i in range(n)])
         expert_acts = np.where(rollin, coin, True)
         tried = ~rollin & starts
         executed = None

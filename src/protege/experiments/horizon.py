@@ -155,7 +155,7 @@ def _run_setting(cfg: HorizonConfig, progress: bool) -> HorizonResult:
     t1 = time.perf_counter()
     if cfg.mc_at:
         for a in cfg.arms:
-            arms[a].mc = cross_check(cfg, a, [t.table for t in trained[a][0]])
+            arms[a].mc = cross_check(cfg, a, trained[a][0])
             _log(progress, cfg, f"Monte Carlo of {a} done")
     return HorizonResult(
         config=cfg,

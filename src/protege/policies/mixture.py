@@ -23,7 +23,7 @@ MAX_COMPONENTS = 4096
 """Components a saved mixture may have (SMILe adds one per round)."""
 
 
-def _check_weights(weights: Sequence[float], where: str) -> np.ndarray:
+def _check_weights(weights: Sequence[float] | np.ndarray, where: str) -> np.ndarray:
     w = np.asarray(weights, np.float64).reshape(-1)
     if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError(f"{where}: weights must be finite, ≥ 0 and not all 0, got {list(w)}")
@@ -52,7 +52,7 @@ class MixturePolicy:
     def __init__(
         self,
         components: Sequence[Any],
-        weights: Sequence[float],
+        weights: Sequence[float] | np.ndarray,
         seed: int = 0,
         expert_weight: float = 0.0,
     ):
