@@ -342,6 +342,33 @@ def report(args: argparse.Namespace, out: Path) -> None:
     log(f"wrote {out / 'results.md'}, results.json and return_vs_labels.png")
 
 
+def brief(out: Path, seeds: list[int], methods: list[str]) -> None:
+    """Per seed and method, from the saved runs alone (no BC curve): labels and expert
+    queries to 95% and at the end, env steps (AggreVaTe's replayed ones included), returns."""
+    results = load_results(out, seeds)
+    lines = [
+        "| seed | method | labels to 95% | final labels | expert queries | env steps "
+        "| final return | best return | wall s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for seed in sorted(results):
+        for m in methods:
+            res = results[seed].get(m)
+            if res is None:
+                continue
+            t = res["totals"]
+            replayed = sum(r["extras"].get("aggrevate_replayed_steps", 0.0) for r in res["rows"])
+            steps = t["expert_steps"] + t["learner_steps"] + int(replayed)
+            lines.append(
+                f"| {seed} | {m} | {t['labels_to_target'] or 'not reached'} | {t['labels']:,} "
+                f"| {t['expert_queries']:,} | {steps:,} | {t['final_return']:.1f} "
+                f"| {t['best_return']:.1f} | {t['wall_seconds']:.0f} |"
+            )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (out / "brief.md").write_text(text)
+
+
 def _ratios(summary: list[dict[str, Any]]) -> list[str]:
     """Labels to 95% relative to DAgger's, per seed and for the medians over seeds."""
     by: dict[str, dict[int, int | None]] = {}
@@ -410,6 +437,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/dagger_lunar"))
     ap.add_argument("--report", action="store_true", help="only tabulate saved runs")
+    ap.add_argument(
+        "--brief", action="store_true", help="only a per-seed table of the saved runs (no BC)"
+    )
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--episodes-per-round", type=int, default=2)
@@ -439,6 +469,9 @@ def main() -> None:
         f"machine: {machine()}; torch threads {args.threads}; seeds {args.seeds}; "
         f"load average {os.getloadavg()}"
     )
+    if args.brief:
+        brief(args.out, args.seeds, args.methods)
+        return
     if not args.report:
         for seed in args.seeds:
             for m in args.methods:

@@ -392,8 +392,8 @@ def test_a_methods_flag_is_refused_for_another_method(tmp_path, capsys) -> None:
     )
     assert main([*base, "--method", "hg-dagger", "--members", "2"]) == 1
     assert "--members is a setting of --method ensemble and thrifty" in capsys.readouterr().err
-    assert main([*base, "--method", "smile"]) == 1
-    assert "unknown method 'smile'" in capsys.readouterr().err
+    assert main([*base, "--method", "gail"]) == 1
+    assert "unknown method 'gail'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
