@@ -23,6 +23,10 @@ ARMS: tuple[str, ...] = (
     "aggrevate",
 )
 """Every arm the experiment knows, in reporting order."""
+DEFAULT_ARMS: tuple[str, ...] = ARMS[:6]
+"""The arms a sweep runs unless told (``--arms``): all but SMILe and AggreVaTe, whose
+training (per-round policies; cost-to-go completions over replayed states) takes several
+times as long as the six others together."""
 
 DAGGER_BETA = {"dagger": "indicator", "dagger-exp": "exponential:0.5", "dagger-linear": "linear"}
 """The β schedule of each DAgger arm (``linear`` gets its ramp from the config)."""
@@ -83,7 +87,8 @@ class HorizonConfig:
     """Rerun the sweep at this ε to show saturation; ``None`` skips it."""
     saturated_mc: bool = True
     """Run the Monte Carlo cross-check in the saturated sweep too."""
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    """The arms to run (any of :data:`ARMS`; ``smile`` and ``aggrevate`` are opt-in)."""
     scratch_dir: str | None = None
     """Where the runs' stores go while they train (deleted after each run); default /dev/shm
     when it is writable, else the system's temporary directory."""
