@@ -2,7 +2,7 @@
 (ε = 2.5e-4, T = 50..1000, W = 5, K = 20, 5 rounds) with one data seed and no saturated sweep
 (the other arms' figures are the full run's: ``protege experiment horizon``).
 
-    .venv/bin/python benchmarks/horizon_smile_aggrevate.py --out benchmarks/results/horizon_smile_aggrevate
+    .venv/bin/python benchmarks/horizon_smile_aggrevate.py   # → results/horizon_smile_aggrevate
 """
 
 from __future__ import annotations
