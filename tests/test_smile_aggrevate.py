@@ -284,3 +284,18 @@ def test_a_run_stopped_mid_round_resumes_to_the_same_numbers(tmp_path: Path, met
         return [(r.labels, r.expert_queries, r.learner_steps, r.mean_return) for r in res.rows]
 
     assert numbers(resumed) == numbers(whole)
+
+
+def test_continuous_actions_try_the_experts_then_perturbations_of_it() -> None:
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    assert aggrevate.tried_actions(space, AggreVaTeConfig(explore_actions=4)) == 4
+    assert aggrevate.tried_actions(gym.spaces.Discrete(5), AggreVaTeConfig()) == 5
+    gate = aggrevate.AggreVaTeGate(0.0, space, explore_std=0.5, seed=0)
+    gate.seed_episode(0, 7)
+    a_star = np.array([0.2, 0.9], np.float32)
+    np.testing.assert_array_equal(gate._tried_action(0, 0, a_star), a_star)
+    tried = np.stack([gate._tried_action(0, 1, a_star) for _ in range(400)])
+    assert np.all(tried >= -1.0) and np.all(tried <= 1.0)  # clipped to the box
+    assert tried[:, 0].std() == pytest.approx(0.5, rel=0.15)  # σ = 0.5 × half range
+    gate.seed_episode(0, 7)
+    np.testing.assert_array_equal(gate._tried_action(0, 1, a_star), tried[0])  # pinned
