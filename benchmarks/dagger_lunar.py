@@ -1,5 +1,5 @@
 """Interactive imitation on LunarLander: return against expert labels for BC, DAgger,
-HG-DAgger (simulated supervisor), EnsembleDAgger and ThriftyDAgger.
+HG-DAgger (simulated supervisor), EnsembleDAgger, ThriftyDAgger, SMILe and AggreVaTe.
 
 Every method uses the same network (a 2×256 ReLU MLP with a categorical head), the same
 round-0 demonstrations (same seeds), the same BC settings per round and the same evaluation
@@ -32,7 +32,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from protege.algos import bc, dagger, engine, ensemble_dagger, hg_dagger, rounds, thrifty
+from protege.algos import (
+    aggrevate,
+    bc,
+    dagger,
+    engine,
+    ensemble_dagger,
+    hg_dagger,
+    rounds,
+    smile,
+    thrifty,
+)
 from protege.algos.bc import BCConfig
 from protege.algos.results import DAggerResult
 from protege.configs.interactive import DAggerConfig
@@ -41,7 +51,7 @@ from protege.rollout.evaluate import evaluate
 from protege.tasks import make
 from store_load import machine
 
-METHODS = ("dagger", "hg-dagger", "ensemble", "thrifty")
+METHODS = ("dagger", "hg-dagger", "ensemble", "thrifty", "smile", "aggrevate")
 TASK = "lunarlander"
 
 
@@ -99,6 +109,13 @@ def run_method(name: str, args: argparse.Namespace, seed: int, path: Path) -> DA
     if name == "thrifty":
         tc = thrifty.ThriftyConfig(alpha_h=args.alpha_h, members=args.members, q_steps=args.q_steps)
         return thrifty.run(task, store, cfg, tc, **kw)  # re-calibrates before every episode
+    if name == "smile":
+        return smile.run(task, store, cfg, smile.SmileConfig(alpha=args.smile_alpha), **kw)
+    if name == "aggrevate":
+        ac = aggrevate.AggreVaTeConfig(completion_horizon=args.agg_horizon)
+        # Roll-ins per round: AggreVaTe samples one state per roll-in.
+        cfg = dataclasses.replace(cfg, episodes_per_round=args.agg_rollins, n_envs=args.agg_envs)
+        return aggrevate.run(task, store, cfg, ac, **kw)
     raise ValueError(name)
 
 
@@ -325,6 +342,33 @@ def report(args: argparse.Namespace, out: Path) -> None:
     log(f"wrote {out / 'results.md'}, results.json and return_vs_labels.png")
 
 
+def brief(out: Path, seeds: list[int], methods: list[str]) -> None:
+    """Per seed and method, from the saved runs alone (no BC curve): labels and expert
+    queries to 95% and at the end, env steps (AggreVaTe's replayed ones included), returns."""
+    results = load_results(out, seeds)
+    lines = [
+        "| seed | method | labels to 95% | final labels | expert queries | env steps "
+        "| final return | best return | wall s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for seed in sorted(results):
+        for m in methods:
+            res = results[seed].get(m)
+            if res is None:
+                continue
+            t = res["totals"]
+            replayed = sum(r["extras"].get("aggrevate_replayed_steps", 0.0) for r in res["rows"])
+            steps = t["expert_steps"] + t["learner_steps"] + int(replayed)
+            lines.append(
+                f"| {seed} | {m} | {t['labels_to_target'] or 'not reached'} | {t['labels']:,} "
+                f"| {t['expert_queries']:,} | {steps:,} | {t['final_return']:.1f} "
+                f"| {t['best_return']:.1f} | {t['wall_seconds']:.0f} |"
+            )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (out / "brief.md").write_text(text)
+
+
 def _ratios(summary: list[dict[str, Any]]) -> list[str]:
     """Labels to 95% relative to DAgger's, per seed and for the medians over seeds."""
     by: dict[str, dict[int, int | None]] = {}
@@ -359,6 +403,7 @@ def plot(path: Path, curves: dict, bc_points: dict, results: dict) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = {"dagger": "C0", "hg-dagger": "C1", "ensemble": "C2", "thrifty": "C3", "bc": "k"}
+    colors.update({"smile": "C4", "aggrevate": "C5"})
     for m, runs in curves.items():
         for k, (_seed, xs, ys) in enumerate(runs):
             ax.plot(xs, ys, "o-", color=colors[m], alpha=0.85, ms=3, label=m if k == 0 else None)
@@ -392,6 +437,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/dagger_lunar"))
     ap.add_argument("--report", action="store_true", help="only tabulate saved runs")
+    ap.add_argument(
+        "--brief", action="store_true", help="only a per-seed table of the saved runs (no BC)"
+    )
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--episodes-per-round", type=int, default=2)
@@ -410,6 +458,10 @@ def main() -> None:
     ap.add_argument("--ens-tau", type=float, default=0.5)
     ap.add_argument("--alpha-h", type=float, default=0.01)
     ap.add_argument("--q-steps", type=int, default=2000)
+    ap.add_argument("--smile-alpha", type=float, default=0.1)
+    ap.add_argument("--agg-rollins", type=int, default=8, help="AggreVaTe's roll-ins per round")
+    ap.add_argument("--agg-envs", type=int, default=4)
+    ap.add_argument("--agg-horizon", type=int, default=None, help="AggreVaTe's completion horizon")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -417,6 +469,9 @@ def main() -> None:
         f"machine: {machine()}; torch threads {args.threads}; seeds {args.seeds}; "
         f"load average {os.getloadavg()}"
     )
+    if args.brief:
+        brief(args.out, args.seeds, args.methods)
+        return
     if not args.report:
         for seed in args.seeds:
             for m in args.methods:

@@ -25,6 +25,7 @@ declare -A CMD=(
   [dagger_vs_imitation]="$PY benchmarks/dagger_vs_imitation.py --json $OUT/dagger_vs_imitation.json"
   [ensemble_speed]="$PY benchmarks/ensemble_speed.py --json $OUT/ensemble_speed.json"
   [horizon]=".venv/bin/protege experiment horizon --out $OUT/horizon --no-progress"
+  [horizon_smile_aggrevate]="$PY benchmarks/horizon_smile_aggrevate.py --out $OUT/horizon_smile_aggrevate"
   [obstacle]="$PY benchmarks/obstacle.py --out $OUT/obstacle --seed 0 --episodes 200 --no-progress"
   [obstacle_8000]="$PY benchmarks/obstacle.py --out $OUT/obstacle_8000 --seed 0 --episodes 200 --steps 8000 --no-progress"
   [chunking]="$PY benchmarks/chunking.py --out $OUT/chunking --seed 0"
@@ -34,8 +35,8 @@ declare -A CMD=(
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
 )
 ORDER=(bc_throughput eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
-       dagger_vs_imitation ensemble_speed experts horizon obstacle obstacle_8000 chunking dagger_lunar
-       dagger_dev_sweep demo_carracing interop_io)
+       dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
+       chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do

@@ -456,8 +456,8 @@ def test_a_methods_flag_is_refused_for_another_method(tmp_path, capsys) -> None:
     )
     assert main([*base, "--method", "hg-dagger", "--members", "2"]) == BAD_INPUT
     assert "--members is a setting of --method ensemble and thrifty" in capsys.readouterr().err
-    assert main([*base, "--method", "smile"]) == BAD_INPUT
-    assert "unknown method 'smile'" in capsys.readouterr().err
+    assert main([*base, "--method", "gail"]) == BAD_INPUT
+    assert "unknown method 'gail'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

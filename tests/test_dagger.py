@@ -271,7 +271,7 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
         make_policy=engine.policy_factory(CARTPOLE, **SMALL),
     )
     with pytest.raises(ConfigError, match="unknown method"):
-        registry.run_method("smile", CARTPOLE, tmp_path / "x")
+        registry.run_method("gail", CARTPOLE, tmp_path / "x")
     with pytest.raises(ConfigError, match="SupervisorConfig"):
         registry.run_method("hg-dagger", CARTPOLE, tmp_path / "x", method_config=dart.DARTConfig())
     assert registry.entry("thrifty").config_class() is thrifty.ThriftyConfig

@@ -22,7 +22,15 @@ def small_policy() -> Policy:
 
 
 def test_every_method_module_exports_the_spec_its_entry_describes() -> None:
-    assert registry.names() == ("dagger", "hg-dagger", "ensemble", "thrifty", "dart")
+    assert registry.names() == (
+        "dagger",
+        "hg-dagger",
+        "ensemble",
+        "thrifty",
+        "dart",
+        "smile",
+        "aggrevate",
+    )
     for name in registry.names():
         entry = registry.entry(name)
         spec = entry.spec()
@@ -34,8 +42,8 @@ def test_an_entry_that_disagrees_with_its_module_is_refused() -> None:
     wrong = MethodEntry("dagger-again", "protege.algos.dagger", "DAgger")
     with pytest.raises(ConfigError, match="does not match its registry entry"):
         wrong.spec()
-    with pytest.raises(ConfigError, match="unknown method 'smile'; known: dagger, hg-dagger"):
-        registry.entry("smile")
+    with pytest.raises(ConfigError, match="unknown method 'gail'; known: dagger, hg-dagger"):
+        registry.entry("gail")
 
 
 def test_a_plugin_registers_a_method(monkeypatch: pytest.MonkeyPatch) -> None:

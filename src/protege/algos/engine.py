@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from protege.algos import bc
 from protege.algos.results import DAggerResult, read_rows, round_row
 from protege.algos.rounds import (
+    EpisodeEnv,
     EpisodeHook,
     Sources,
     collect,
@@ -191,6 +192,8 @@ def run(
     demo_gate: Gate | None = None,
     stop: Callable[[], bool] | None = None,
     after_episode: EpisodeHook | None = None,
+    round_episodes: Callable[[int], int] | None = None,
+    episode_env: EpisodeEnv | None = None,
     method: str = "dagger",
     settings: Any | None = None,
     resume: bool = False,
@@ -223,6 +226,10 @@ def run(
             returns True the run ends there (``DAggerResult.stopped``), every stored episode
             kept, and ``resume=True`` continues it.
         after_episode: called after each episode is appended (see :data:`EpisodeHook`).
+        round_episodes: the episodes round r ≥ 1 collects (default
+            ``config.episodes_per_round``); AggreVaTe's rounds are roll-ins then completions.
+        episode_env: wraps each episode's sub-env knowing its round and index (see
+            :data:`~protege.algos.rounds.EpisodeEnv`).
         method: the method's name, in the result and ``config.json``.
         settings: the method's own settings (a dataclass, e.g. ``ThriftyConfig``): written to
             ``config.json`` with ``config`` and, like it, checked when the run is resumed.
@@ -266,7 +273,7 @@ def run(
 
     expert_eval = _expert_reference(task, config, run_dir)
     expert.begin_run(config.seed)
-    sources = Sources(task, expert, make_env, after_episode)
+    sources = Sources(task, expert, make_env, after_episode, episode_env)
     stopped = False
     external_demos = has_external_demos(store)
     learner: Any | None = None
@@ -286,6 +293,8 @@ def run(
             t_round = time.perf_counter()
             beta = schedule(r)
             target = config.initial_demos if r == 0 else config.episodes_per_round
+            if r > 0 and round_episodes is not None:
+                target = round_episodes(r)
             if r == 0 and external_demos:
                 target = 0
             data_before = ordered(store, max_round=r - 1)

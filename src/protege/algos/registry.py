@@ -12,7 +12,7 @@ with :func:`register` and a learner kind with :func:`register_learner`.
 
 Example:
     >>> registry.names()
-    ('dagger', 'hg-dagger', 'ensemble', 'thrifty', 'dart')
+    ('dagger', 'hg-dagger', 'ensemble', 'thrifty', 'dart', 'smile', 'aggrevate')
     >>> run_method("thrifty", tasks.make("lunarlander"), "runs/t/store",
     ...            DAggerConfig(rounds=6), ThriftyConfig(alpha_h=0.01), resume=True)
     >>> learner = load_learner("runs/t/store.run/learners/round_006")
@@ -94,6 +94,13 @@ METHODS: dict[str, MethodEntry] = {
             "protege.configs.methods:ThriftyConfig",
         ),
         MethodEntry("dart", "protege.algos.dart", "DART", "protege.configs.methods:DARTConfig"),
+        MethodEntry("smile", "protege.algos.smile", "SMILe", "protege.configs.methods:SmileConfig"),
+        MethodEntry(
+            "aggrevate",
+            "protege.algos.aggrevate",
+            "AggreVaTe",
+            "protege.configs.methods:AggreVaTeConfig",
+        ),
     )
 }
 """Every interactive method, by name, in the order the CLI lists them."""
@@ -167,6 +174,7 @@ LEARNERS: dict[str, LearnerEntry] = {
     for e in (
         LearnerEntry("thrifty", "thrifty.json", "protege.policies.thrifty:ThriftyLearner"),
         LearnerEntry("ensemble", "ensemble.json", "protege.policies.ensemble:PolicyEnsemble"),
+        LearnerEntry("mixture", "mixture.json", "protege.algos.registry:MixtureLoader"),
         LearnerEntry("policy", "config.json", "protege.policies.policy:Policy"),
     )
 }
@@ -206,5 +214,16 @@ def learner_kind(path: str | os.PathLike[str]) -> str:
 
 def load_learner(path: str | os.PathLike[str]) -> Actor:
     """A learner checkpoint of any method: a policy, a policy ensemble, a ThriftyDAgger
-    learner, or a kind a plugin registered (see :func:`learner_kind`)."""
+    learner, a SMILe mixture, or a kind a plugin registered (see :func:`learner_kind`)."""
     return LEARNERS[learner_kind(path)].load(Path(path))
+
+
+class MixtureLoader:
+    """Loads a :class:`~protege.policies.mixture.MixturePolicy` (SMILe's learner) whose
+    components are learners of any registered kind."""
+
+    @staticmethod
+    def load(path: Path) -> Actor:
+        from protege.policies.mixture import MixturePolicy
+
+        return MixturePolicy.load(path, load_learner)

@@ -85,11 +85,20 @@ class Sources:
     expert: Expert
     make_env: Callable[[], gym.Env] | None = None
     after_episode: EpisodeHook | None = None
+    episode_env: EpisodeEnv | None = None
 
 
-def _make_env(sources: Sources, seed: int) -> gym.Env:
+EpisodeEnv = Callable[[gym.Env, int, int], gym.Env]
+"""``(env, round, index) -> env``: wraps the sub-env made for episode ``index`` of ``round``
+before its first (seeded) reset; AggreVaTe restores a roll-in's state in it."""
+
+
+def _make_env(sources: Sources, round: int, index: int, seed: int) -> gym.Env:
     make = sources.make_env or sources.task.make_env
-    return SeedFirstReset(make(), seed)
+    env = make()
+    if sources.episode_env is not None:
+        env = sources.episode_env(env, round, index)
+    return SeedFirstReset(env, seed)
 
 
 class Recorder(RecordEpisodes):
@@ -170,7 +179,7 @@ def collect(
     task = sources.task
     seeds = [episode_seed(seed, round, e) for e in indices]
     env = gym.vector.SyncVectorEnv(
-        [partial(_make_env, sources, s) for s in seeds],
+        [partial(_make_env, sources, round, e, s) for e, s in zip(indices, seeds, strict=True)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
     recorder = Recorder(gate, store, task, round, indices, seed, sources.after_episode)

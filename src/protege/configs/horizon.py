@@ -12,8 +12,21 @@ from dataclasses import dataclass
 from protege.configs.checks import MAX_COUNT, MAX_SEED, check_float, check_int
 from protege.errors import ConfigError
 
-ARMS: tuple[str, ...] = ("bc", "dagger", "dagger-exp", "dagger-linear", "dart", "hg-dagger")
+ARMS: tuple[str, ...] = (
+    "bc",
+    "dagger",
+    "dagger-exp",
+    "dagger-linear",
+    "dart",
+    "hg-dagger",
+    "smile",
+    "aggrevate",
+)
 """Every arm the experiment knows, in reporting order."""
+DEFAULT_ARMS: tuple[str, ...] = ARMS[:6]
+"""The arms a sweep runs unless told (``--arms``): all but SMILe and AggreVaTe, whose
+training (per-round policies; cost-to-go completions over replayed states) takes several
+times as long as the six others together."""
 
 DAGGER_BETA = {"dagger": "indicator", "dagger-exp": "exponential:0.5", "dagger-linear": "linear"}
 """The β schedule of each DAgger arm (``linear`` gets its ramp from the config)."""
@@ -49,6 +62,8 @@ class HorizonConfig:
     """R of the linear β schedule; ``None`` means ``dagger_rounds`` (last round β = 0)."""
     hg_threshold: int = 1
     """HG-DAgger's supervisor takes over at ``|d| ≥ hg_threshold`` and returns at d = 0."""
+    smile_alpha: float = 0.1
+    """SMILe's α (the paper's experiments use 0.1)."""
     seeds: int = 2
     """Data replicates: each reruns every arm's training with other draws."""
     mc_episodes: int = 10_000
@@ -80,8 +95,8 @@ class HorizonConfig:
     """Rerun the sweep at this ε to show saturation; ``None`` skips it."""
     saturated_mc: bool = True
     """Run the Monte Carlo cross-check in the saturated sweep too."""
-    arms: tuple[str, ...] = ARMS
-    """The arms to run (names from ``ARMS``)."""
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    """The arms to run (any of :data:`ARMS`; ``smile`` and ``aggrevate`` are opt-in)."""
     scratch_dir: str | None = None
     """Where the runs' stores go while they train (deleted after each run); default /dev/shm
     when it is writable, else the system's temporary directory."""
@@ -110,7 +125,7 @@ class HorizonConfig:
             raise bad(f"horizons needs ≥ 2 positive values, got {self.horizons}")
         if len(set(self.horizons)) != len(self.horizons):
             raise bad(f"horizons must be distinct, got {self.horizons}")
-        for name in ("epsilon", "epsilon_dart", "p_turn"):
+        for name in ("epsilon", "epsilon_dart", "p_turn", "smile_alpha"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise bad(f"{name} must be in [0, 1], got {v}")
@@ -149,6 +164,11 @@ class HorizonConfig:
         """Episodes per interactive round at horizon T (about ``slips_per_round`` slips)."""
         slips = math.ceil(self.slips_per_round / (self.epsilon * horizon))
         return max(self.episodes_per_round, slips)
+
+    def rollins_for(self, horizon: int) -> int:
+        """AggreVaTe's roll-ins per round at horizon T: :meth:`episodes_for` rounded up to a
+        multiple of ``n_envs`` (its completions start in a batch of their own)."""
+        return math.ceil(self.episodes_for(horizon) / self.n_envs) * self.n_envs
 
     def beta(self, arm: str) -> str:
         """The β schedule (``DAggerConfig.beta``) of a DAgger arm."""

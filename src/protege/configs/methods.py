@@ -130,3 +130,38 @@ class DARTConfig:
     def __post_init__(self) -> None:
         check_float("DARTConfig", "initial_noise", self.initial_noise, 0.0)
         check_float("DARTConfig", "noise_scale", self.noise_scale, 0.0)
+
+
+@dataclass
+class SmileConfig:
+    """SMILe's mixing rate (Ross & Bagnell 2010)."""
+
+    alpha: float = 0.1
+    """α: each round moves this fraction of the expert's remaining weight to the new policy
+    (after n rounds the expert weighs (1 − α)^n, policy j weighs α(1 − α)^(j−1)); the
+    paper's experiments use 0.1."""
+
+    def __post_init__(self) -> None:
+        check_float("SmileConfig", "alpha", self.alpha, 0.0, 1.0, lo_open=True)
+
+
+@dataclass
+class AggreVaTeConfig:
+    """AggreVaTe's exploration and cost-to-go estimates (Ross & Bagnell 2014)."""
+
+    explore_actions: int = 3
+    """Continuous actions: actions tried at each sampled state, the expert's own first, then
+    Gaussian perturbations of it. Discrete actions: ignored, every action is tried."""
+    explore_std: float = 0.3
+    """Continuous actions: the perturbations' standard deviation, as a fraction of each
+    action dimension's half range."""
+    completion_horizon: int | None = None
+    """The expert completes each tried action for at most this many steps after it (None:
+    to the end of the episode, the paper's cost-to-go)."""
+
+    def __post_init__(self) -> None:
+        own = "AggreVaTeConfig"
+        check_int(own, "explore_actions", self.explore_actions, 1, 1024)
+        check_float(own, "explore_std", self.explore_std, 0.0)
+        if self.completion_horizon is not None:
+            check_int(own, "completion_horizon", self.completion_horizon, 1, MAX_STEPS)

@@ -35,6 +35,22 @@ learner is the same tabular 1-nearest-neighbour table on (d, Δc) for all arms, 
     :class:`~protege.rollout.gates_interactive.SimulatedSupervisorGate` takes over when
     ``|d| ≥ hg_threshold`` (:class:`~protege.tasks.lane.LaneRisk`), drives until d = 0 and
     only those takeover steps are labelled.
+``smile``
+    SMILe (Ross & Bagnell 2010) by :func:`protege.algos.smile.run`: round 0 = K
+    demonstrations, then N rounds (as DAgger's) driven by π_{n} = (1 − α)^n π* + α Σ_j
+    (1 − α)^(j−1) π̂_j mixed per step (α = ``smile_alpha``), every visited state labelled; each
+    π̂_j is a table fitted on its own round only. The evaluated learner is the mixture without
+    the expert, a *stochastic* table: its exact values propagate the per-cell action
+    probabilities Σ_j w_j 𝟙[π̂_j(cell) = a] through the same ε-kernel
+    (:func:`~protege.experiments.horizon_exact.exact_expectations_mixed`), and its Monte Carlo
+    drives the :class:`~protege.policies.mixture.MixturePolicy` of slipping tables.
+``aggrevate``
+    AggreVaTe (Ross & Bagnell 2014) by :func:`protege.algos.aggrevate.run`: round 0 = K
+    demonstrations, then N rounds of :meth:`~protege.configs.horizon.HorizonConfig.rollins_for`
+    roll-ins by the slipping learner; at a uniformly drawn step of each, restored by replay,
+    all three actions are completed by the expert to T, and the table is fitted on each
+    sampled cell's action of highest return (with the demonstrations). Its labels count every
+    expert step of the completions.
 
 **Exact evaluation (the headline).** Each learned policy is a table over the 3(2W+1) cells
 (d, Δc), so the expected mistakes ``E[M] = E Σ_t 𝟙[ã_t ≠ π*(o_t)]`` and cost ``E[C] = E Σ_t
@@ -155,7 +171,7 @@ def _run_setting(cfg: HorizonConfig, progress: bool) -> HorizonResult:
     t1 = time.perf_counter()
     if cfg.mc_at:
         for a in cfg.arms:
-            arms[a].mc = cross_check(cfg, a, [t.table for t in trained[a][0]])
+            arms[a].mc = cross_check(cfg, a, trained[a][0])
             _log(progress, cfg, f"Monte Carlo of {a} done")
     return HorizonResult(
         config=cfg,

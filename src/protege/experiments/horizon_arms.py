@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from protege.algos.registry import run_method
+from protege.algos.rounds import derive_seed
 from protege.configs.horizon import HorizonConfig
 from protege.configs.interactive import DAggerConfig
-from protege.configs.methods import DARTConfig, SupervisorConfig
-from protege.experiments.tabular import TabularTrainer
+from protege.configs.methods import AggreVaTeConfig, DARTConfig, SmileConfig, SupervisorConfig
+from protege.experiments.tabular import SlippingTable, TabularTrainer
+from protege.policies.mixture import MixturePolicy
 from protege.tasks.base import Task
 from protege.tasks.lane import LANE, LaneRisk
 
@@ -45,11 +47,34 @@ class Trained:
     """What training one arm at one horizon produced."""
 
     table: np.ndarray
-    """(n_cells,) the final learner's steer per cell."""
+    """(n_cells,) the final learner's steer per cell; for a mixture (SMILe), (n_cells, 3)
+    the probability of each action index per cell."""
     labels: int
     """Expert labels stored (demonstrations included)."""
     queries: int
-    """Times the expert was asked (labels, supervision)."""
+    """Times the expert was asked (labels, supervision, cost-to-go completions)."""
+    components: np.ndarray | None = None
+    """A mixture's (K, n_cells) component tables (None for one table)."""
+    weights: np.ndarray | None = None
+    """A mixture's (K,) component probabilities."""
+
+    def actor(self, epsilon: float, seed: int, width: int) -> SlippingTable | MixturePolicy:
+        """The learner as it drives: one slipping table, or the per-step mixture of them."""
+        if self.components is None:
+            return SlippingTable(self.table, epsilon, seed, width)
+        tables = [
+            SlippingTable(t, epsilon, derive_seed(seed, k), width)
+            for k, t in enumerate(self.components)
+        ]
+        assert self.weights is not None
+        return MixturePolicy(tables, self.weights, derive_seed(seed, len(tables)))
+
+
+def mixture_probabilities(tables: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n_cells, 3): the probability that a per-step mixture of ``tables`` (K, n_cells)
+    with probabilities ``weights`` (K,) intends each action index in each cell."""
+    onehot = np.eye(3)[np.asarray(tables, np.int64) + 1]  # (K, n, 3)
+    return np.einsum("k,kna->na", np.asarray(weights, np.float64), onehot)
 
 
 def arm_setup(
@@ -87,6 +112,14 @@ def arm_setup(
             min_takeover=1,
         )
         return "hg-dagger", supervisor, rounds
+    if arm == "smile":
+        return "smile", SmileConfig(alpha=cfg.smile_alpha), rounds
+    if arm == "aggrevate":
+        return (
+            "aggrevate",
+            AggreVaTeConfig(),
+            dataclasses.replace(rounds, episodes_per_round=cfg.rollins_for(horizon)),
+        )
     return "dagger", None, dataclasses.replace(rounds, beta=cfg.beta(arm))
 
 
@@ -100,10 +133,20 @@ def train_arm(arm: str, cfg: HorizonConfig, horizon: int, seed: int, scratch: Pa
         result = run_method(
             method, lane_task(cfg, horizon), store, dcfg, method_config, trainer=trainer
         )
-        final = trainer.load(Path(f"{store}.run") / "learners" / f"round_{dcfg.rounds:03d}")
+        path = Path(f"{store}.run") / "learners" / f"round_{dcfg.rounds:03d}"
+        if method == "smile":
+            mix = MixturePolicy.load(path, trainer.load)
+            components = np.stack([c.table for c in mix.components])
+        else:
+            final = trainer.load(path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     last = result.rows[-1]
+    if method == "smile":
+        probs = mixture_probabilities(components, mix.probabilities)
+        return Trained(
+            probs, last.labels, last.expert_queries, components, mix.probabilities.copy()
+        )
     return Trained(final.table, last.labels, last.expert_queries)
 
 

@@ -54,6 +54,54 @@ def exact_expectations(
         w = np.broadcast_to(q * px, executed.shape)
         np.add.at(P, (g_idx, src[None, :], nxt), w)
         np.add.at(m, (g_idx, src[None, :]), w * (executed != expert))
+    return _propagate(P, m, horizon, width, init_offset_spread)
+
+
+def exact_expectations_mixed(
+    probs: np.ndarray,
+    horizon: int,
+    epsilon: float,
+    *,
+    width: int = WIDTH,
+    p_turn: float = 0.0,
+    cliff_offset: int | None = None,
+    init_offset_spread: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`exact_expectations` of stochastic tabular policies: ``probs`` (G, n_cells, 3)
+    holds the probability that the policy *intends* each action index in each cell (a
+    per-step mixture of tables, SMILe's learner); the intended action then slips with
+    probability ε to each of the two others with ε/2."""
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim == 2:
+        probs = probs[None]
+    G = probs.shape[0]
+    S = 2 * width + 1
+    road = road_probs(p_turn)
+    d_cells, dc_cells = cell_coords(width)
+    expert = expert_steer(d_cells, dc_cells)
+    q = road[dc_cells + 1]
+    slip = np.full((3, 3), epsilon / 2)
+    np.fill_diagonal(slip, 1.0 - epsilon)
+    executed = probs @ slip  # (G, n, 3): P(executed action index | cell)
+    P = np.zeros((G, S, S))
+    m = np.zeros((G, S))
+    src = d_cells + width
+    for a in range(3):
+        steer = np.full_like(d_cells, a - 1)
+        nxt = lane_transition(d_cells, steer, dc_cells, width, cliff_offset) + width
+        w = q[None, :] * executed[:, :, a]
+        for g in range(G):
+            np.add.at(P[g], (src, nxt), w[g])
+            np.add.at(m[g], src, w[g] * (steer != expert))
+    return _propagate(P, m, horizon, width, init_offset_spread)
+
+
+def _propagate(
+    P: np.ndarray, m: np.ndarray, horizon: int, width: int, init_offset_spread: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """E[mistakes] and E[cost] over ``horizon`` steps of the kernels ``P`` (G, S, S) with
+    per-state expected mistakes ``m`` (G, S), from the initial offsets."""
+    G, S = m.shape
     off = np.ones(S)
     off[width] = 0.0
     c = P @ off  # (G, S): P(off-centre after the step | d)
@@ -72,9 +120,11 @@ def exact_expectations(
 def exact_for(
     cfg: HorizonConfig, tables: np.ndarray, horizon: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`exact_expectations` of ``tables`` on the road and at the ε of ``cfg``."""
+    """:func:`exact_expectations` of ``tables`` on the road and at the ε of ``cfg``;
+    (G, n_cells, 3) action probabilities go to :func:`exact_expectations_mixed`."""
     cliff = (cfg.cliff_offset or cfg.width) if cfg.cliff else None
-    return exact_expectations(
+    exact = exact_expectations_mixed if np.asarray(tables).ndim == 3 else exact_expectations
+    return exact(
         tables,
         horizon,
         cfg.epsilon,

@@ -14,10 +14,10 @@ from protege.configs.horizon import (
     STREAM_MC,
     HorizonConfig,
 )
+from protege.experiments.horizon_arms import Trained
 from protege.experiments.horizon_exact import exact_for
 from protege.experiments.horizon_results import MonteCarlo
 from protege.experiments.slopes import bootstrap_episodes_slope
-from protege.experiments.tabular import SlippingTable
 from protege.rollout.gates import LearnerGate
 from protege.rollout.loop import rollout
 from protege.rollout.observers import Disagreement
@@ -26,9 +26,14 @@ from protege.tasks.lane_env import DriftCorridorVector
 
 
 def monte_carlo_episodes(
-    table: np.ndarray, cfg: HorizonConfig, horizon: int, episodes: int, seed: int
+    table: np.ndarray | Trained,
+    cfg: HorizonConfig,
+    horizon: int,
+    episodes: int,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-episode mistakes and off-centre steps of ``table`` slipping at ε, measured by
+    """Per-episode mistakes and off-centre steps of ``table`` (or a trained arm's learner,
+    e.g. SMILe's mixture of tables) slipping at ε, measured by
     :func:`protege.rollout.loop.rollout` (:class:`LearnerGate`, the expert asked at every
     step to measure disagreement) on a :class:`DriftCorridorVector`."""
     env = DriftCorridorVector(
@@ -40,7 +45,8 @@ def monte_carlo_episodes(
         cliff_offset=cfg.cliff_offset,
         init_offset_spread=cfg.init_offset_spread,
     )
-    learner = SlippingTable(table, cfg.epsilon, derive_seed(seed, 1), cfg.width)
+    trained = table if isinstance(table, Trained) else Trained(table, 0, 0)
+    learner = trained.actor(cfg.epsilon, derive_seed(seed, 1), cfg.width)
     result = rollout(
         env,
         episodes,
@@ -55,18 +61,18 @@ def monte_carlo_episodes(
     return mistakes, cost
 
 
-def cross_check(cfg: HorizonConfig, arm: str, tables: list[np.ndarray]) -> MonteCarlo:
-    """The MC cross-check of ``arm``'s replicate-0 ``tables`` (one per horizon)."""
+def cross_check(cfg: HorizonConfig, arm: str, runs: list[Trained]) -> MonteCarlo:
+    """The MC cross-check of ``arm``'s replicate-0 learners ``runs`` (one per horizon)."""
     hs = cfg.mc_at
     samples: dict[str, list[np.ndarray]] = {"mistakes": [], "cost": []}
     exact_m, exact_c = [], []
     for T in hs:
-        table = tables[cfg.horizons.index(T)]
+        run = runs[cfg.horizons.index(T)]
         seed = derive_seed(cfg.seed, STREAM_MC, ARM_CODE[arm], T)
-        m, c = monte_carlo_episodes(table, cfg, T, cfg.mc_episodes_for(T), seed)
+        m, c = monte_carlo_episodes(run, cfg, T, cfg.mc_episodes_for(T), seed)
         samples["mistakes"].append(m)
         samples["cost"].append(c)
-        em, ec = exact_for(cfg, table[None], T)
+        em, ec = exact_for(cfg, run.table[None], T)
         exact_m.append(em[0])
         exact_c.append(ec[0])
     boot = [np.random.default_rng([cfg.seed, STREAM_BOOT, ARM_CODE[arm], k]) for k in (0, 1)]
