@@ -161,3 +161,16 @@ def _transitions(eps, obs_space, act_space):
     with Store.create(f"{path}/s", obs_space, act_space) as store:
         store.extend(eps)
     return Store.open(f"{path}/s").transitions()
+
+
+def test_a_continuous_policy_acts_after_fit_with_autograd_on(tmp_path) -> None:
+    """The fast acting path after BC on Box actions, outside ``torch.no_grad`` (as DAgger's
+    rounds and evaluation call it): numpy actions, not "Can't call numpy() on Tensor that
+    requires grad"."""
+    task = protege.tasks.make("pendulum")
+    collect(task, tmp_path / "s", episodes=1, seed=0)
+    policy = Policy(PolicyConfig.for_spaces(*task.spaces, hidden_sizes=(16, 16)), 0)
+    bc.fit(policy, Store.open(tmp_path / "s"), bc.BCConfig(steps=30))
+    assert torch.is_grad_enabled()
+    acts = policy.act(np.zeros((2, 3), np.float32))
+    assert acts.shape == (2, 1) and acts.dtype == np.float32

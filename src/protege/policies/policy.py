@@ -255,6 +255,7 @@ class Policy(nn.Module):
             out = np.clip(out, self._low, self._high)
         return out
 
+    @torch.no_grad()
     def _act_fast(self, obs: np.ndarray, plan: ActingPlan) -> np.ndarray:
         """:meth:`act` for one-step, history-free MLP policies with a linear head: the
         evaluation hot path, in as few calls as possible (between env steps, every call runs
