@@ -75,6 +75,8 @@ def main() -> None:
     p.add_argument("--bc-weight", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--minibatch-size", type=int, default=64)
+    p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--rollout-steps", type=int, default=1024)
     p.add_argument("--n-envs", type=int, default=4)
     p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
@@ -90,7 +92,15 @@ def main() -> None:
     t_start = time.time()
     for seed in args.seeds:
         out = args.out / f"seed{seed}"
-        ppo = PPOConfig(rollout_steps=args.rollout_steps, epochs=args.epochs, lr=args.lr, seed=seed)
+        ppo = PPOConfig(
+            rollout_steps=args.rollout_steps,
+            n_envs=args.n_envs,
+            epochs=args.epochs,
+            minibatch_size=args.minibatch_size,
+            gamma=args.gamma,
+            lr=args.lr,
+            seed=seed,
+        )
         eval_seed = seed + EVAL_SEED_OFFSET
         expert = evaluate_expert(
             task, episodes=args.eval_episodes, n_envs=args.n_envs, seed=eval_seed
@@ -98,7 +108,7 @@ def main() -> None:
         level = 0.95 * expert
         start, demos = bc_from_demos(task, out, args.demos, "expert", seed, args.bc_steps, (64, 64))
         bc_ret = evaluate(
-            start, task, args.eval_episodes, seed=eval_seed, measure_disagreement=False
+            start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
         ).mean_return
         print(f"seed {seed}: expert {expert:.1f}, BC on {args.demos} demos {bc_ret:.1f}")
         for key, arm in chosen.items():
@@ -140,11 +150,11 @@ def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> d
     eval_seed = seed + EVAL_SEED_OFFSET
     drift = ExpertActor(CallableExpert(DriftingCartPoleExpert().act))
     demo_ret = evaluate(
-        drift, task, args.eval_episodes, seed=eval_seed, measure_disagreement=False
+        drift, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
     ).mean_return
     start, demos = bc_from_demos(task, out / "beyond", 5, "drifting", seed, 1000, (64, 64))
     bc_ret = evaluate(
-        start, task, args.eval_episodes, seed=eval_seed, measure_disagreement=False
+        start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
     ).mean_return
     arm = Arm("beyond", kl=args.kl, kl_decay=args.kl_decay, value_warmup=2)
     r: FinetuneResult = run_arm(

@@ -259,3 +259,24 @@ def test_heads_without_log_probability_and_bad_coefficients_are_refused(tmp_path
             FinetuneConfig(bc_weight=1.0),
         )
     assert not (tmp_path / "mse").exists()
+
+
+def test_cli_fine_tunes_a_policy_that_eval_reads(
+    weak: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protege.cli import main
+
+    out = tmp_path / "ft"
+    flags = "--steps 300 --rollout-steps 150 --n-envs 2 --eval-episodes 2 --no-progress"
+    argv = ["finetune", "--policy", str(weak), "--task", "cartpole", "--out", str(out)]
+    argv += flags.split()
+    assert main([*argv, "--no-tensorboard", "--kl", "0.2", "--seed", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "seed=5" in text and "KL" in text
+    record = json.loads((out / "finetune.json").read_text())
+    assert record["finetune"]["kl"] == 0.2 and record["ppo"]["seed"] == 5
+    assert main(["eval", "--policy", str(out), "--episodes", "2", "--no-progress"]) == 0
+    assert main([*argv, "--no-tensorboard", "--kl", "0.2", "--seed", "5"]) == 1  # run exists
+    assert "holds a fine-tuning run" in capsys.readouterr().err
+    assert main([*argv, "--kl", "nan"]) == 2
+    assert "--kl: must be a finite number" in capsys.readouterr().err
