@@ -75,14 +75,24 @@ def main() -> None:
     p.add_argument("--bc-weight", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--minibatch-size", type=int, default=64)
+    p.add_argument("--minibatch-size", type=int, default=256)
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--rollout-steps", type=int, default=1024)
     p.add_argument("--n-envs", type=int, default=4)
     p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
     p.add_argument("--no-beyond", action="store_true", help="skip beyond-the-demonstrator")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
+    p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="only print the tables of earlier runs' finetune.json files, seeds pooled "
+        "(seeds run as separate processes)",
+    )
     args = p.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
     torch.set_num_threads(1)
     task = protege.tasks.make(args.task)
     all_arms = arms(args.kl, args.kl_decay, args.bc_weight)
@@ -179,6 +189,16 @@ def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> d
     }
     print(f"  beyond: demonstrator {demo_ret:.1f}, BC {bc_ret:.1f}, fine-tuned {row['final']:.1f}")
     return row
+
+
+def merge(files: list[Path]) -> None:
+    runs = [json.loads(f.read_text()) for f in files]
+    first = argparse.Namespace(**runs[0]["args"])
+    first.seeds = [s for r in runs for s in r["args"]["seeds"]]
+    rows = {k: [x for r in runs for x in r["rows"][k]] for k in runs[0]["rows"]}
+    beyond = [b for r in runs for b in r["beyond"]]
+    all_arms = arms(first.kl, first.kl_decay, first.bc_weight)
+    report(rows, {k: all_arms[k] for k in rows}, beyond, first)
 
 
 def report(rows: dict, chosen: dict[str, Arm], beyond: list[dict], args) -> None:

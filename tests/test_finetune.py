@@ -71,15 +71,15 @@ def numbers(result) -> list:
 def test_fine_tuning_with_kl_keeps_a_trained_cartpole_policy_at_its_return(
     trained: Path, tmp_path: Path
 ) -> None:
-    cfg = FinetuneConfig(steps=5000, kl=1.0, value_warmup=1, eval_every=1, eval_episodes=4)
-    ppo = PPOConfig(rollout_steps=1000, n_envs=4, seed=0)
+    cfg = FinetuneConfig(steps=3000, kl=1.0, value_warmup=1, eval_every=1, eval_episodes=2)
+    ppo = PPOConfig(rollout_steps=1000, n_envs=2, seed=0)
     result = finetune(Policy.load(trained), CARTPOLE, tmp_path, cfg, ppo, tensorboard=False)
     start = result.evals[0]["mean_return"]
     assert start >= 450  # a trained policy: the test is about keeping it there
     assert result.updates >= 3  # a warm-up update, then the policy moved
     assert any("kl" in h for h in result.history)
     assert min(e["mean_return"] for e in result.evals) >= 0.9 * start
-    again = protege.evaluate(Policy.load(tmp_path), CARTPOLE, episodes=4, seed=10_000)
+    again = protege.evaluate(Policy.load(tmp_path), CARTPOLE, episodes=2, n_envs=2, seed=10_000)
     assert again.mean_return == result.evals[-1]["mean_return"]  # what `protege eval` reads
 
 
@@ -220,7 +220,8 @@ def test_bc_term_and_decays(demos: Path) -> None:
     assert [term.weight(u) for u in (0, 1, 2, 3)] == [2.0, 2.0, 1.0, 0.5]
     good, bad = bc_policy(demos, 300), bc_policy(demos, 1)
     mb = {"obs_n": torch.zeros(1, 4)}
-    assert float(term.loss(good, mb, 5)) < 0.5 < float(term.loss(bad, mb, 5))
+    with torch.no_grad():
+        assert term.loss(good, mb, 5).item() < 0.5 < term.loss(bad, mb, 5).item()
     kl = KLAnchor(good, 0.1, 0.9, start=2)
     assert kl.weight(1) == 0.1 and math.isclose(kl.weight(4), 0.1 * 0.81)
 
@@ -280,3 +281,19 @@ def test_cli_fine_tunes_a_policy_that_eval_reads(
     assert "holds a fine-tuning run" in capsys.readouterr().err
     assert main([*argv, "--kl", "nan"]) == 2
     assert "--kl: must be a finite number" in capsys.readouterr().err
+
+
+def test_renormalizing_observations_keeps_the_policy_s_function(demos: Path) -> None:
+    from protege.algos.ppo import renormalize_obs
+
+    policy = bc_policy(demos, 50)
+    obs = np.random.default_rng(0).normal(0, 0.5, (256, 4)).astype(np.float32)
+    t = torch.from_numpy(obs)
+    before = policy.head.logits(policy.features(policy.normalize_obs(t))).detach()
+    old_std = policy.obs_std.clone()
+    assert renormalize_obs(policy, obs)
+    after = policy.head.logits(policy.features(policy.normalize_obs(t))).detach()
+    assert not torch.allclose(policy.obs_std, old_std)
+    assert torch.allclose(policy.obs_std, torch.from_numpy(obs.std(0)), rtol=1e-4)
+    assert torch.allclose(before, after, atol=1e-4)
+    np.testing.assert_array_equal(policy.act(obs), before.argmax(-1)[:, 0].numpy())

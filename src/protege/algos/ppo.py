@@ -49,6 +49,7 @@ from protege.algos.rl_rollout import (
 )
 from protege.configs.rl import PPOConfig
 from protege.errors import ConfigError, TrainingError
+from protege.policies.encoders import MLPEncoder
 from protege.policies.heads import HEADS
 from protege.policies.policy import Policy
 from protege.rollout.gates import LearnerGate
@@ -78,6 +79,37 @@ def check_trainable(policy: Policy, where: str) -> None:
             f"{where}: RL fine-tunes one-step policies (chunk_size 1, n_obs_steps 1), "
             f"not chunk_size {cfg.chunk_size}, n_obs_steps {cfg.n_obs_steps}"
         )
+
+
+@torch.no_grad()
+def renormalize_obs(policy: Policy, obs: np.ndarray) -> bool:
+    """Re-express ``policy``'s observation normalization with the mean and standard deviation
+    of ``obs`` (its own rollouts), changing the first layer so the policy's function stays the
+    same (to float rounding). Returns False (and changes nothing) unless the policy normalizes
+    observations with an MLP encoder.
+
+    Why: statistics from a few demonstrations are narrow (an expert keeps CartPole's pole
+    within a hundredth of a radian), so the states RL explores become inputs of size 10-100
+    and every gradient step on the first layer moves the policy far. In the rollouts' own
+    units the same function is well conditioned. With ``x̃ = (x − μ)/σ`` and first layer
+    ``W x̃ + b``, new statistics (μ', σ') give ``W' = W·diag(σ'/σ)``, ``b' = b + W (μ' − μ)/σ``.
+    """
+    if not policy.config.normalize_obs or type(policy.encoder) is not MLPEncoder:
+        return False
+    if not policy.encoder.linears:
+        return False
+    x = np.asarray(obs, np.float64).reshape(len(obs), -1)
+    mean_new = torch.as_tensor(x.mean(0), dtype=torch.float32)
+    std = x.std(0)
+    std_new = torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32)
+    mean_old, std_old = policy.obs_mean.reshape(-1), policy.obs_std.reshape(-1)
+    first = policy.encoder.linears[0]
+    w = first.weight.double()
+    first.bias.copy_(first.bias.double() + w @ ((mean_new - mean_old) / std_old).double())
+    first.weight.copy_(w * (std_new / std_old).double()[None, :])
+    policy.obs_mean.copy_(mean_new.reshape(policy.obs_mean.shape))
+    policy.obs_std.copy_(std_new.reshape(policy.obs_std.shape))
+    return True
 
 
 class Critic(nn.Module):
@@ -222,6 +254,9 @@ class PPO:
     def update(self, batch: RolloutBatch, update: int, train_policy: bool) -> dict[str, float]:
         """One PPO update on ``batch``; returns its metrics (means over minibatches)."""
         cfg, policy = self.config, self.policy
+        if update == 0 and cfg.renormalize_obs and renormalize_obs(policy, batch.obs):
+            with torch.no_grad():  # the untrained critic's values, in the new units
+                batch.values = self._value(torch.from_numpy(batch.obs))
         metrics: dict[str, float] = dict(self.reward.update(batch, update))
         rewards = np.asarray(self.reward.rewards(batch), np.float64)
         with torch.no_grad():

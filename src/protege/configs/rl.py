@@ -42,6 +42,10 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     critic_hidden_sizes: tuple[int, ...] = (64, 64)
     """The critic MLP's hidden layers (tanh)."""
+    renormalize_obs: bool = True
+    """At the first update, re-express the policy's observation normalization in the units
+    of its own rollouts, its function unchanged (the first layer absorbs the change): a policy
+    normalized on a few demonstrations otherwise sees explored states as huge inputs."""
     seed: int = 0
 
     def __post_init__(self) -> None:
