@@ -14,6 +14,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -29,6 +30,9 @@ from protege.demos.finetune_arms import Arm, bc_from_demos, demonstrator, dip, r
 from protege.experts.adapters import ExpertActor
 from protege.report import page as pg
 from protege.rollout.evaluate import evaluate, evaluate_expert
+
+PPO_SETTINGS: dict[str, Any] = {"rollout_steps": 1024, "n_envs": 4, "epochs": 10, "lr": 1e-3}
+"""The demo's PPO settings (those of ``benchmarks/finetune.py``; the rest are PPOConfig's)."""
 
 
 @dataclass
@@ -67,14 +71,14 @@ def run_finetune_demo(out: str | Path | None, cfg: FinetuneDemoConfig) -> Finetu
             task, out, cfg.demos, cfg.demonstrator, cfg.seed, cfg.bc_steps, (64, 64)
         )
     with timed(run.timings, "evaluate expert, demonstrator, BC"):
-        n, seed = cfg.eval_episodes, cfg.eval_seed
-        run.expert = evaluate_expert(task, n, seed=seed).mean_return
+        n, seed, envs = cfg.eval_episodes, cfg.eval_seed, int(PPO_SETTINGS["n_envs"])
+        run.expert = evaluate_expert(task, n, envs, seed).mean_return
         actor = ExpertActor(demonstrator(task, cfg.demonstrator))
         run.demonstrator = evaluate(
             actor, task, n, seed=seed, measure_disagreement=False
         ).mean_return
-        run.bc = evaluate(start, task, n, seed=seed, measure_disagreement=False).mean_return
-    ppo = PPOConfig(rollout_steps=2048, epochs=10, seed=cfg.seed)
+        run.bc = evaluate(start, task, n, envs, seed, measure_disagreement=False).mean_return
+    ppo = PPOConfig(**PPO_SETTINGS, seed=cfg.seed)
     arms = {
         "with KL": Arm("with KL", cfg.kl, cfg.kl_decay, cfg.value_warmup),
         "without KL": Arm("without KL", 0.0, 1.0, cfg.value_warmup),
