@@ -50,12 +50,12 @@ class FinetuneDemo:
     page_paths: tuple[Path, Path] | None = None
 
     def headline(self) -> str:
-        kl = self.runs.get("with KL")
-        best = max(e["mean_return"] for e in kl.evals) if kl else float("nan")
+        best = {k: max(e["mean_return"] for e in r.evals) for k, r in self.runs.items()}
+        runs = "; ".join(f"fine-tuned {k}: best evaluation {v:.1f}" for k, v in best.items())
         return (
-            f"BC on {self.config.demos} demonstrations: {self.bc:.1f} "
-            f"(demonstrator {self.demonstrator:.1f}, expert {self.expert:.1f}); fine-tuned "
-            f"with the KL anchor: best evaluation {best:.1f} within {self.config.steps:,} env steps"
+            f"BC on {self.config.demos} demonstrations: {self.bc:.1f} (demonstrator "
+            f"{self.demonstrator:.1f}, expert {self.expert:.1f}); {runs} "
+            f"(within {self.config.steps:,} env steps each)"
         )
 
 
