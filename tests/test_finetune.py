@@ -297,3 +297,25 @@ def test_renormalizing_observations_keeps_the_policy_s_function(demos: Path) -> 
     assert torch.allclose(policy.obs_std, torch.from_numpy(obs.std(0)), rtol=1e-4)
     assert torch.allclose(before, after, atol=1e-4)
     np.testing.assert_array_equal(policy.act(obs), before.argmax(-1)[:, 0].numpy())
+
+
+def test_continuous_actions_fine_tune_with_kl_and_bc_term(tmp_path: Path) -> None:
+    pend = protege.tasks.make("pendulum")
+    protege.collect(pend, tmp_path / "demos", episodes=1, n_envs=1, seed=0)
+    data = Store.open(tmp_path / "demos").transitions()
+    for head in ("gaussian", "mog"):
+        cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head=head)
+        policy = Policy(cfg, seed=0)
+        protege.bc.fit(policy, data, BCConfig(steps=20, batch_size=32, seed=0, progress=False))
+        settings = FinetuneConfig(
+            steps=800, kl=0.5, value_warmup=1, bc_weight=1.0, eval_every=10**6, eval_episodes=1
+        )
+        ppo = PPOConfig(rollout_steps=200, n_envs=2, minibatch_size=100, epochs=1, seed=0)
+        out = tmp_path / head
+        result = finetune(policy, pend, out, settings, ppo, demos=data, tensorboard=False)
+        assert result.updates == 2 and {"kl", "bc"} <= set(result.history[-1])
+        episodes = list(Store.open(out / "store").episodes())
+        actions = np.concatenate([e.executed_actions for e in episodes])
+        assert actions.shape == (800, 1) and np.abs(actions).max() <= 2.0
+        assert len(np.unique(actions)) > 100  # sampled from the head, not its mode
+        assert Policy.load(out).config.head == head
