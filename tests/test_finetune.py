@@ -319,3 +319,17 @@ def test_continuous_actions_fine_tune_with_kl_and_bc_term(tmp_path: Path) -> Non
         assert actions.shape == (800, 1) and np.abs(actions).max() <= 2.0
         assert len(np.unique(actions)) > 100  # sampled from the head, not its mode
         assert Policy.load(out).config.head == head
+
+
+@pytest.mark.slow
+def test_demo_finetune_writes_its_report(tmp_path: Path) -> None:
+    from protege.cli import main
+
+    flags = "--steps 1500 --bc-steps 50 --eval-every 500 --eval-episodes 2 --no-progress"
+    assert main(["demo", "finetune", "--out", str(tmp_path), *flags.split()]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["runs"]) == {"with KL", "without KL"}
+    assert results["demonstrator"] < 200 < results["expert"]
+    for name in ("report.md", "index.html", "finetune_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "with KL: best evaluation" in (tmp_path / "report.md").read_text()
