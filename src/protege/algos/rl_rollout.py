@@ -56,8 +56,8 @@ class SamplingActor:
         out = p.unnormalize_actions(raw).numpy()[:, 0]
         if p.config.discrete:
             return out[:, 0].round().astype(np.int64)
-        if p._low.size:
-            out = np.clip(out, p._low, p._high)
+        if p.config.action_low is not None and p.config.action_high is not None:
+            out = np.clip(out, p.config.action_low, p.config.action_high)
         return out.astype(np.float32)
 
     def episodes_started(self, mask: np.ndarray | None = None) -> None:
