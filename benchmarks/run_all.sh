@@ -33,10 +33,12 @@ declare -A CMD=(
   [dagger_dev_sweep]="$PY benchmarks/dagger_dev_sweep.py"
   [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 3 4 --out $OUT/dagger_lunar"
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
+  [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
+  [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
 )
 ORDER=(bc_throughput eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
        dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
-       chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io)
+       chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do

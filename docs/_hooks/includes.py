@@ -73,6 +73,10 @@ def rewrite_links(text: str, page_uri: str) -> str:
             path = PAGES[path]
         elif path.startswith("docs/"):
             path = path.removeprefix("docs/")
+        elif not m.group(1).startswith("!"):
+            # A file of the repository that is not on the site (a benchmark's report): the
+            # link text, with the path to find it in a checkout.
+            return f"{m.group(1)[1:-2]} (`{target}` in the repository)"
         else:
             return m.group(0)
         relative = posixpath.relpath(path, posixpath.dirname(page_uri) or ".")

@@ -10,6 +10,7 @@ from protege.cli import (  # noqa: F401  (importing registers the commands)
     experiments,
     interactive,
     learn,
+    rl,
 )
 from protege.cli.core import build_parser, main
 from protege.cli.registry import COMMANDS, command

@@ -140,6 +140,58 @@ class ObstacleDemoConfig:
         return self.seed + OBSTACLE_EVAL_SEED_OFFSET
 
 
+FINETUNE_DEMONSTRATORS = ("expert", "drifting")
+"""Who demonstrates in ``protege demo finetune``: the task's expert, or CartPole's drifting
+demonstrator (:class:`protege.demos.finetune_arms.DriftingCartPoleExpert`)."""
+
+
+@dataclass
+class FinetuneDemoConfig:
+    """Budgets of ``protege demo finetune`` (the defaults: 2-4 minutes on 2 shared cores)."""
+
+    task: str = "cartpole"
+    seed: int = 0
+    demos: int = 2
+    """Demonstrations BC learns from."""
+    demonstrator: str = "drifting"
+    """Who demonstrates: ``expert`` (the task's) or ``drifting`` (CartPole's degraded expert,
+    mean return ≈ 140: fine-tuning has to go past it)."""
+    bc_steps: int = 1000
+    """BC gradient steps (batch 64, a 2×64 MLP)."""
+    steps: int = 30_000
+    """Env steps of each fine-tuning run."""
+    kl: float = 0.1
+    """KL coefficient of the anchored run (the other runs without)."""
+    kl_decay: float = 0.9
+    """The KL coefficient's factor per update."""
+    value_warmup: int = 2
+    """Critic-only updates before the policy moves (both runs)."""
+    eval_every: int = 2000
+    """Env steps between evaluations."""
+    eval_episodes: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        own = "FinetuneDemoConfig"
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        for name in ("demos", "eval_episodes"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        for name in ("bc_steps", "steps", "eval_every"):
+            check_int(own, name, getattr(self, name), 1, MAX_STEPS)
+        check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
+        check_float(own, "kl", self.kl, 0.0)
+        check_float(own, "kl_decay", self.kl_decay, 0.0, 1.0)
+        if self.demonstrator not in FINETUNE_DEMONSTRATORS:
+            raise ConfigError(
+                f"FinetuneDemoConfig.demonstrator (--demonstrator) must be one of "
+                f"{FINETUNE_DEMONSTRATORS}, not {self.demonstrator!r}"
+            )
+
+    @property
+    def eval_seed(self) -> int:
+        return self.seed + EVAL_SEED_OFFSET
+
+
 @dataclass
 class CarRacingDemoConfig:
     """Budgets of the tutorial (the defaults: about 16 minutes on 2 shared cores)."""

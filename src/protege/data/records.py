@@ -40,6 +40,8 @@ EXTRAS: dict[str, str] = {
     "success": "1 if the task judged the episode a success, else 0",
     "attention_seconds": "seconds a person spent in control",
     "session_seconds": "seconds a person spent watching",
+    "rl_update": "the RL update whose rollouts collected the episode (`protege finetune`; "
+    "with `episode`, its index within that update)",
 }
 """The known per-episode extras (``Episode.extras``) and what they hold. Gates add their own
 counters (``robot_steps``, ``switch_novel``, ``takeover_unsafe``...) and thresholds

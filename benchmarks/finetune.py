@@ -1,0 +1,242 @@
+"""RL fine-tuning from BC against PPO from scratch, the KL anchor and value warm-up, pattern 2
+(BC term) against pattern 1, and fine-tuning past a degraded demonstrator (issue 15).
+
+For each seed: BC on ``--demos`` expert demonstrations (well below the expert), then every arm
+with the same PPO settings and seeds, evaluated (deterministic actions) on the same seeded
+episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max]):
+
+- env steps and training seconds to 95% of the expert's return (evaluations excluded), for
+  fine-tuning against PPO from scratch;
+- the unlearning dip below BC's return (worst evaluation, evaluations more than 10% below,
+  env steps until back) with and without the KL anchor and value warm-up;
+- pattern 2 (BC term on the demonstrations) against pattern 1 at the same budget;
+- beyond the demonstrator: the drifting demonstrator's return, BC's on its demonstrations and
+  the fine-tuned policy's.
+
+    python benchmarks/finetune.py --seeds 0 1 2 --out benchmarks/results/finetune
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import protege
+from protege.algos.finetune import FinetuneResult
+from protege.configs.demos import EVAL_SEED_OFFSET
+from protege.configs.rl import PPOConfig
+from protege.demos.finetune_arms import (
+    Arm,
+    DriftingCartPoleExpert,
+    bc_from_demos,
+    dip,
+    run_arm,
+    steps_to,
+)
+from protege.experts.adapters import CallableExpert, ExpertActor
+from protege.rollout.evaluate import evaluate, evaluate_expert
+
+
+def arms(kl: float, kl_decay: float, bc_weight: float) -> dict[str, Arm]:
+    return {
+        "scratch": Arm("PPO from scratch", scratch=True),
+        "kl": Arm("fine-tune, KL + warm-up", kl=kl, kl_decay=kl_decay, value_warmup=2),
+        "nokl": Arm("fine-tune, no KL, warm-up", value_warmup=2),
+        "kl_nowarm": Arm("fine-tune, KL, no warm-up", kl=kl, kl_decay=kl_decay),
+        "nokl_nowarm": Arm("fine-tune, no KL, no warm-up"),
+        "bcterm": Arm("pattern 2: BC term, warm-up", bc_weight=bc_weight, value_warmup=2),
+    }
+
+
+def med(values: list[float], fmt: str = "{:.0f}") -> str:
+    if not values:
+        return "–"
+    m = statistics.median(values)
+    return f"{fmt.format(m)} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="cartpole")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--demos", type=int, default=1, help="expert demonstrations for BC")
+    p.add_argument("--bc-steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=20_000, help="env steps of each fine-tuning arm")
+    p.add_argument("--scratch-steps", type=int, default=60_000)
+    p.add_argument("--eval-every", type=int, default=2000)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--kl", type=float, default=0.1)
+    p.add_argument("--kl-decay", type=float, default=0.9)
+    p.add_argument("--bc-weight", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--minibatch-size", type=int, default=256)
+    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--rollout-steps", type=int, default=1024)
+    p.add_argument("--n-envs", type=int, default=4)
+    p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
+    p.add_argument("--no-beyond", action="store_true", help="skip beyond-the-demonstrator")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
+    p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="only print the tables of earlier runs' finetune.json files, seeds pooled "
+        "(seeds run as separate processes)",
+    )
+    args = p.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
+    torch.set_num_threads(1)
+    task = protege.tasks.make(args.task)
+    all_arms = arms(args.kl, args.kl_decay, args.bc_weight)
+    chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
+    rows: dict[str, list[dict]] = {k: [] for k in chosen}
+    beyond: list[dict] = []
+    t_start = time.time()
+    for seed in args.seeds:
+        out = args.out / f"seed{seed}"
+        ppo = PPOConfig(
+            rollout_steps=args.rollout_steps,
+            n_envs=args.n_envs,
+            epochs=args.epochs,
+            minibatch_size=args.minibatch_size,
+            gamma=args.gamma,
+            lr=args.lr,
+            seed=seed,
+        )
+        eval_seed = seed + EVAL_SEED_OFFSET
+        expert = evaluate_expert(
+            task, episodes=args.eval_episodes, n_envs=args.n_envs, seed=eval_seed
+        ).mean_return
+        level = 0.95 * expert
+        start, demos = bc_from_demos(task, out, args.demos, "expert", seed, args.bc_steps, (64, 64))
+        bc_ret = evaluate(
+            start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
+        ).mean_return
+        print(f"seed {seed}: expert {expert:.1f}, BC on {args.demos} demos {bc_ret:.1f}")
+        for key, arm in chosen.items():
+            steps = args.scratch_steps if arm.scratch else args.steps
+            r = run_arm(
+                arm, task, start, demos, out / key, steps, ppo, args.eval_every, args.eval_episodes
+            )
+            hit = steps_to(r, level)
+            row = {
+                "seed": seed,
+                "expert": expert,
+                "bc": bc_ret,
+                "steps_to_95": hit[0] if hit else None,
+                "seconds_to_95": hit[1] if hit else None,
+                "final": r.evals[-1]["mean_return"],
+                "first_policy_evals": [e["mean_return"] for e in r.evals[:6]],
+                **dip(r, r.evals[0]["mean_return"]),
+                "evals": r.evals,
+            }
+            rows[key].append(row)
+            print(
+                f"  {arm.name:32s} to 95%: {row['steps_to_95']} steps "
+                f"({row['seconds_to_95'] and round(row['seconds_to_95'], 1)} s); final "
+                f"{row['final']:.1f}; dip {row['depth']:.0%}, {row['evals_below']:.0f} evals "
+                f"below, {row['steps_below']:.0f} steps",
+                flush=True,
+            )
+        if not args.no_beyond and args.task == "cartpole":
+            beyond.append(_beyond(task, out, seed, ppo, args, level))
+    report(rows, chosen, beyond, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "finetune.json").write_text(
+        json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows, "beyond": beyond})
+    )
+    print(f"# total wall seconds {time.time() - t_start:.0f}")
+
+
+def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> dict:
+    eval_seed = seed + EVAL_SEED_OFFSET
+    drift = ExpertActor(CallableExpert(DriftingCartPoleExpert().act))
+    demo_ret = evaluate(
+        drift, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
+    ).mean_return
+    start, demos = bc_from_demos(task, out / "beyond", 5, "drifting", seed, 1000, (64, 64))
+    bc_ret = evaluate(
+        start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
+    ).mean_return
+    arm = Arm("beyond", kl=args.kl, kl_decay=args.kl_decay, value_warmup=2)
+    r: FinetuneResult = run_arm(
+        arm,
+        task,
+        start,
+        demos,
+        out / "beyond" / "ft",
+        args.steps,
+        ppo,
+        args.eval_every,
+        args.eval_episodes,
+    )
+    hit = steps_to(r, level)
+    row = {
+        "seed": seed,
+        "demonstrator": demo_ret,
+        "bc": bc_ret,
+        "final": r.evals[-1]["mean_return"],
+        "best": max(e["mean_return"] for e in r.evals),
+        "steps_to_95": hit[0] if hit else None,
+    }
+    print(f"  beyond: demonstrator {demo_ret:.1f}, BC {bc_ret:.1f}, fine-tuned {row['final']:.1f}")
+    return row
+
+
+def merge(files: list[Path]) -> None:
+    runs = [json.loads(f.read_text()) for f in files]
+    first = argparse.Namespace(**runs[0]["args"])
+    first.seeds = [s for r in runs for s in r["args"]["seeds"]]
+    rows = {k: [x for r in runs for x in r["rows"][k]] for k in runs[0]["rows"]}
+    beyond = [b for r in runs for b in r["beyond"]]
+    all_arms = arms(first.kl, first.kl_decay, first.bc_weight)
+    report(rows, {k: all_arms[k] for k in rows}, beyond, first)
+
+
+def report(rows: dict, chosen: dict[str, Arm], beyond: list[dict], args) -> None:
+    print(f"\n## {args.task}: {len(args.seeds)} seeds, median [min, max]\n")
+    print(
+        "| arm | env steps to 95% of expert | train s to 95% | reached | final return |"
+        " worst eval below BC | evals >10% below BC | steps until back |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for key, arm in chosen.items():
+        rs = rows[key]
+        hits = [r["steps_to_95"] for r in rs if r["steps_to_95"] is not None]
+        secs = [r["seconds_to_95"] for r in rs if r["seconds_to_95"] is not None]
+        print(
+            f"| {arm.name} | {med(hits)} | {med(secs, '{:.1f}')} | {len(hits)}/{len(rs)} | "
+            f"{med([r['final'] for r in rs], '{:.1f}')} | "
+            f"{med([100 * r['depth'] for r in rs], '{:.0f}')}% | "
+            f"{med([r['evals_below'] for r in rs])} | {med([r['steps_below'] for r in rs])} |"
+        )
+    bc = [r["bc"] for r in next(iter(rows.values()))]
+    ex = [r["expert"] for r in next(iter(rows.values()))]
+    print(f"\nBC on {args.demos} demo(s): {med(bc, '{:.1f}')}; expert: {med(ex, '{:.1f}')}")
+    if beyond:
+        print(
+            "\n| beyond the demonstrator | demonstrator | BC on its demos | fine-tuned (final) "
+            "| fine-tuned (best eval) | env steps to 95% of expert |"
+        )
+        print("|---|---|---|---|---|---|")
+        print(
+            f"| drifting CartPole, {len(beyond)} seeds | "
+            f"{med([b['demonstrator'] for b in beyond], '{:.1f}')} | "
+            f"{med([b['bc'] for b in beyond], '{:.1f}')} | "
+            f"{med([b['final'] for b in beyond], '{:.1f}')} | "
+            f"{med([b['best'] for b in beyond], '{:.1f}')} | "
+            f"{med([b['steps_to_95'] for b in beyond if b['steps_to_95'] is not None])} "
+            f"({sum(b['steps_to_95'] is not None for b in beyond)}/{len(beyond)}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+"""Fine-tune a trained policy with reward: IL then RL (KL anchor) and IL + RL (DAPG-style).
+
+:func:`finetune` runs the PPO learner (:mod:`protege.algos.ppo`) from a protege policy (BC,
+DAgger, any head with a log-probability) on the task's reward:
+
+- **Value warm-up.** For the first ``value_warmup`` updates only the critic learns, on the
+  starting policy's own rollouts; without it the first policy updates follow the advantages of
+  a critic that knows nothing and undo what imitation learned (``benchmarks/finetune.py``
+  measures that dip).
+- **KL anchor (pattern 1).** ``kl · kl_decay^u · KL(π ‖ π_start)`` to the frozen starting
+  policy: exact for a categorical head, otherwise the non-negative estimator
+  ``E[(r − 1) − log r]``, ``r = π_start(a)/π(a)``, importance-weighted from the rollout's actions.
+- **BC term (pattern 2).** ``bc_weight · bc_decay^u · (−log π(a|s))`` on demonstrations.
+
+The run lives in ``out``: the fine-tuned policy itself (``config.json`` +
+``model.safetensors``, what ``protege eval`` reads), ``start/`` (the frozen starting policy),
+``store/`` (every RL episode, marked as RL's: :class:`~protege.algos.rl_rollout.RLEpisodes`),
+``checkpoint/`` (the learner's full state after the latest update, written durably: a run
+killed with ``kill -9`` resumes from it with ``resume=True`` and reaches the same numbers),
+``tb/`` (a TensorBoard log, when tensorboard is installed) and ``finetune.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from protege.algos.ppo import PPO, PolicyTerm, RewardSource, check_trainable
+from protege.algos.rl_rollout import RLEpisodes, derived_seed
+from protege.configs.demos import EVAL_SEED_OFFSET
+from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.data.files import write_atomic
+from protege.data.store import Store
+from protege.data.transitions import Transitions
+from protege.errors import CheckpointError, ConfigError, DataError
+from protege.policies.heads.categorical import CategoricalHead
+from protege.policies.policy import Policy
+from protege.rollout.evaluate import evaluate
+from protege.tasks.base import Task
+
+CHECKPOINT_FORMAT = "protege-finetune-checkpoint"
+
+
+class KLAnchor(PolicyTerm):
+    """KL(π ‖ π_anchor) on the minibatch's states, weight ``coef · decay^(u − start)``."""
+
+    name = "kl"
+
+    def __init__(self, anchor: Policy, coef: float, decay: float = 1.0, start: int = 0):
+        self.anchor = anchor.eval().requires_grad_(False)
+        self.coef, self.decay, self.start = coef, decay, start
+
+    def weight(self, update: int) -> float:
+        return self.coef * self.decay ** max(update - self.start, 0)
+
+    def loss(self, policy: Policy, mb: dict[str, torch.Tensor], update: int) -> torch.Tensor:
+        with torch.no_grad():
+            anchor_feats = self.anchor.features(mb["obs_n"])
+        if isinstance(policy.head, CategoricalHead):
+            assert isinstance(self.anchor.head, CategoricalHead)
+            logp = F.log_softmax(policy.head.logits(mb["feats"]), -1)
+            logq = F.log_softmax(self.anchor.head.logits(anchor_feats), -1)
+            return (logp.exp() * (logp - logq)).sum(-1).mean()
+        with torch.no_grad():
+            logq = self.anchor.head.log_prob(anchor_feats, mb["raw"])[:, 0]
+        log_r = logq - mb["logp"]
+        w = (mb["logp"] - mb["logp_old"]).exp()
+        return (w * (log_r.exp() - 1 - log_r)).mean()
+
+
+class BCTerm(PolicyTerm):
+    """−log π(a|s) on a minibatch of demonstrations' labeled steps, weight
+    ``w · decay^(u − start)``; minibatches drawn from ``(seed, update)``."""
+
+    name = "bc"
+
+    def __init__(
+        self,
+        data: Transitions,
+        weight: float,
+        decay: float,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        where: str = "the demonstrations",
+    ):
+        keep = np.flatnonzero(data.labeled)
+        if len(keep) == 0:
+            raise DataError(f"{where}: no labeled steps for the BC term")
+        self.obs = torch.as_tensor(np.asarray(data.obs[keep]), dtype=torch.float32)
+        self.actions = torch.as_tensor(np.asarray(data.actions[keep]))
+        self.w, self.decay, self.start = weight, decay, start
+        self.batch_size, self.seed = batch_size, seed
+        self._update = -1
+        self._g = torch.Generator()
+
+    def weight(self, update: int) -> float:
+        return self.w * self.decay ** max(update - self.start, 0)
+
+    def loss(self, policy: Policy, mb: dict[str, torch.Tensor], update: int) -> torch.Tensor:
+        if update != self._update:
+            self._update = update
+            self._g.manual_seed(derived_seed(self.seed, update, 4))
+        idx = torch.randint(len(self.obs), (self.batch_size,), generator=self._g)
+        a = self.actions[idx].float()
+        a = a.view(len(idx), 1, -1)
+        feats = policy.features(policy.normalize_obs(self.obs[idx]))
+        return -policy.head.log_prob(feats, policy.normalize_actions(a)).mean()
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tuning run measured: evaluations on rollouts and per-update metrics."""
+
+    seed: int
+    evals: list[dict[str, float]] = field(default_factory=list)
+    """Per evaluation: ``update``, ``env_steps``, ``mean_return``, ``std_return``,
+    ``success_rate``, ``wall_seconds`` (training time so far, evaluations excluded)."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    """Per update: ``update``, ``env_steps`` and the learner's metrics."""
+    env_steps: int = 0
+    updates: int = 0
+    wall_seconds: float = 0.0
+    resumed_from: int | None = None
+    """The update a resumed run continued after (None: not resumed)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def finetune(
+    policy: Policy,
+    task: Task,
+    out: str | os.PathLike[str],
+    config: FinetuneConfig | None = None,
+    ppo: PPOConfig | None = None,
+    *,
+    demos: Transitions | None = None,
+    reward: RewardSource | None = None,
+    resume: bool = False,
+    progress: bool | str = False,
+    tensorboard: bool = True,
+    extra: dict[str, str] | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``policy`` (in place) on ``task`` with PPO; write the run to ``out``.
+
+    Args:
+        demos: demonstrations for the BC term (needed when ``config.bc_weight > 0``).
+        reward: the reward source (the env's by default).
+        resume: continue the run in ``out`` from its checkpoint (same settings; ``steps`` may
+            differ). Without it, ``out`` must not hold a run.
+        extra: what the saved policy records beside its config (``task``, ``data``).
+    """
+    cfg, ppo_cfg = config or FinetuneConfig(), ppo or PPOConfig()
+    out = Path(out)
+    check_trainable(policy, "the policy to fine-tune")
+    if cfg.bc_weight > 0 and demos is None:
+        raise ConfigError("FinetuneConfig.bc_weight > 0 needs demonstrations (--bc-data STORE)")
+    settings = {"finetune": asdict(cfg), "ppo": asdict(ppo_cfg), "task": task.name}
+    ckpt = out / "checkpoint"
+    state = _read_checkpoint(ckpt) if resume else None
+    started = (out / "start" / "config.json").exists()
+    if resume and not started:
+        raise ConfigError(f"{out}: no fine-tuning run to resume (start it without --resume)")
+    if not resume and started:
+        raise ConfigError(f"{out}: holds a fine-tuning run; resume it (--resume) or pick --out")
+    if state is not None:
+        _check_same(out, state["settings"], settings)
+    if resume:  # from the checkpoint, or from the start if killed before the first one
+        anchor = Policy.load(out / "start")
+        policy.load_state_dict(anchor.state_dict())
+    else:
+        anchor = Policy.load(policy.save(out / "start", extra=extra))
+    terms: list[PolicyTerm] = []
+    if cfg.kl > 0:
+        terms.append(KLAnchor(anchor, cfg.kl, cfg.kl_decay, cfg.value_warmup))
+    if cfg.bc_weight > 0:
+        assert demos is not None
+        terms.append(
+            BCTerm(
+                demos,
+                cfg.bc_weight,
+                cfg.bc_decay,
+                cfg.bc_batch_size,
+                ppo_cfg.seed,
+                cfg.value_warmup,
+            )
+        )
+    obs_space, act_space = task.spaces
+    store = Store.create(out / "store", obs_space, act_space, task=task.name, exist_ok=resume)
+    learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=[RLEpisodes(store)])
+    result = FinetuneResult(seed=ppo_cfg.seed)
+    if state is not None:
+        tensors = load_file(str(ckpt / state["weights"]))
+        learner.load_state(tensors, state["numbers"])
+        result.evals, result.history = state["evals"], state["history"]
+        result.wall_seconds = float(state["wall_seconds"])
+        result.resumed_from = learner.updates
+    writer = _tensorboard(out / "tb", learner.env_steps) if tensorboard else None
+    eval_seed = ppo_cfg.seed + EVAL_SEED_OFFSET
+    bar = _bar(progress, cfg.steps, learner.env_steps)
+
+    def run_eval() -> None:
+        ev = evaluate(
+            policy, task, cfg.eval_episodes, ppo_cfg.n_envs, eval_seed, measure_disagreement=False
+        )
+        row = {
+            "update": learner.updates,
+            "env_steps": learner.env_steps,
+            "mean_return": ev.mean_return,
+            "std_return": ev.std_return,
+            "success_rate": ev.success_rate,
+            "wall_seconds": result.wall_seconds,
+        }
+        result.evals.append(row)
+        if writer is not None:
+            writer.add_scalar("eval/mean_return", ev.mean_return, learner.env_steps)
+            writer.add_scalar("eval/success_rate", ev.success_rate, learner.env_steps)
+        if bar is not None:
+            bar.set_postfix(eval_return=f"{ev.mean_return:.1f}")
+
+    try:
+        if not result.evals:
+            run_eval()
+        while learner.env_steps < cfg.steps:
+            t0 = time.perf_counter()
+            before = learner.env_steps
+            metrics = learner.step(train_policy=learner.updates >= cfg.value_warmup)
+            result.wall_seconds += time.perf_counter() - t0
+            row = {"update": learner.updates - 1, "env_steps": learner.env_steps, **metrics}
+            result.history.append(row)
+            if writer is not None:
+                for k, v in metrics.items():
+                    writer.add_scalar(f"train/{k}", v, learner.env_steps)
+            if bar is not None:
+                bar.update(learner.env_steps - before)
+            if learner.env_steps // cfg.eval_every > before // cfg.eval_every:
+                run_eval()
+            if learner.updates % cfg.checkpoint_every == 0:
+                _write_checkpoint(ckpt, learner, settings, result)
+        if result.evals[-1]["env_steps"] != learner.env_steps:
+            run_eval()
+    finally:
+        learner.close()
+        store.close()
+        if writer is not None:
+            writer.close()
+        if bar is not None:
+            bar.close()
+    result.env_steps, result.updates = learner.env_steps, learner.updates
+    policy.save(out, extra=extra)
+    record = {**settings, "result": result.to_dict()}
+    write_atomic(out / "finetune.json", json.dumps(record, indent=2))
+    return result
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _write_checkpoint(
+    ckpt: Path, learner: PPO, settings: dict[str, Any], result: FinetuneResult
+) -> None:
+    """Weights to a new file (fsynced), then ``state.json`` naming it atomically, then the
+    older weights removed: a crash at any point leaves a complete checkpoint."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tensors, numbers = learner.state()
+    name = f"learner-{learner.updates:06d}.safetensors"
+    save_file(tensors, str(ckpt / name), metadata={"format": CHECKPOINT_FORMAT})
+    fd = os.open(ckpt / name, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "weights": name,
+        "numbers": numbers,
+        "settings": settings,
+        "evals": result.evals,
+        "history": result.history,
+        "wall_seconds": result.wall_seconds,
+    }
+    write_atomic(ckpt / "state.json", json.dumps(state))
+    for old in ckpt.glob("learner-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def _read_checkpoint(ckpt: Path) -> dict[str, Any] | None:
+    file = ckpt / "state.json"
+    if not file.exists():
+        return None
+    try:
+        state = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{file}: corrupt JSON ({exc})") from None
+    keys = {"format", "weights", "numbers", "settings", "evals", "history", "wall_seconds"}
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{file}: not a protege fine-tuning checkpoint")
+    if set(state) != keys:
+        raise CheckpointError(f"{file}: expected the fields {sorted(keys)}")
+    weights = state["weights"]
+    if not isinstance(weights, str) or "/" in weights or not (ckpt / weights).is_file():
+        raise CheckpointError(f"{file}: field 'weights' names no file in {ckpt}")
+    return state
+
+
+def _check_same(out: Path, recorded: dict[str, Any], now: dict[str, Any]) -> None:
+    """A resumed run must train as the interrupted one did; only ``steps`` may change."""
+    a = json.loads(json.dumps(recorded))
+    b = json.loads(json.dumps(now))
+    a["finetune"].pop("steps", None)
+    b["finetune"].pop("steps", None)
+    if a != b:
+        diff = sorted(
+            f"{part}.{k}"
+            for part in ("finetune", "ppo")
+            for k in set(a[part]) | set(b[part])
+            if a[part].get(k) != b[part].get(k)
+        )
+        if a["task"] != b["task"]:
+            diff.append("task")
+        raise ConfigError(
+            f"{out}: the run was started with other settings ({', '.join(diff)}); "
+            "resume with the same settings, or start a new run"
+        )
+
+
+def _tensorboard(path: Path, step: int) -> Any:
+    """A TensorBoard writer (None if tensorboard is not installed); a resumed run's log
+    drops the points after its checkpoint (``purge_step``)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path), purge_step=step or None)
+
+
+def _bar(progress: bool | str, total: int, done: int) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    desc = progress if isinstance(progress, str) else "fine-tune"
+    return tqdm(total=total, initial=min(done, total), desc=desc, unit="step", leave=False)

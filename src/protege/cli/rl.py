@@ -1,0 +1,152 @@
+"""protege finetune: improve a trained policy with reward (PPO, KL anchor, BC term)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from protege.cli import output, results_json
+from protege.cli.flags import add_config_flags, config_values, json_flag, run_flags, task_flag
+from protege.cli.learn import _make_task
+from protege.cli.registry import command
+from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.errors import ConfigError
+
+
+def _finetune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", required=True, metavar="DIR", help="the policy to start from")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder (the policy too)")
+    task_flag(p, required=False, extra=" (default: the task recorded with the policy)")
+    p.add_argument("--algo", default="ppo", choices=["ppo"], help="the RL learner (default: ppo)")
+    p.add_argument(
+        "--bc-data",
+        metavar="STORE",
+        help="demonstrations for the BC term (pattern 2, with --bc-weight > 0)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    p.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write a TensorBoard log to OUT/tb (needs tensorboard installed; default: yes)",
+    )
+    add_config_flags(p, FinetuneConfig)
+    add_config_flags(p, PPOConfig, skip=("seed",))
+    run_flags(p)
+    json_flag(p)
+
+
+@command(
+    "finetune",
+    _finetune_flags,
+    interrupted="its last checkpoint is kept: run the same command with --resume to continue",
+)
+def finetune(args: argparse.Namespace) -> None:
+    """Fine-tune a trained policy with reinforcement learning on the task's reward.
+
+    PPO starts from the policy (any head with a log-probability: categorical, gaussian, mog,
+    binned), warms up its value function first (--value-warmup updates), and keeps a KL
+    penalty to the frozen starting policy (--kl, decayed by --kl-decay per update). With
+    --bc-data and --bc-weight it also adds a BC loss on those demonstrations (DAPG-style,
+    decayed by --bc-decay). Evaluates every --eval-every env steps; writes the fine-tuned
+    policy (what `protege eval` reads), its RL episodes (OUT/store), a checkpoint after every
+    update (--resume continues from it, even after kill -9), a TensorBoard log and
+    finetune.json to --out.
+
+    Example:
+    protege finetune --policy runs/bc --task lunarlander --kl 0.1 --steps 300000 --out runs/ft
+    """
+    from protege.algos.finetune import finetune as run
+    from protege.cli.data import _policy_meta
+    from protege.data.store import Store
+    from protege.policies import Policy
+
+    output.announce(args)
+    if not args.tensorboard:
+        tb = False
+    else:
+        try:
+            import tensorboard  # noqa: F401
+
+            tb = True
+        except ImportError:
+            tb = False
+            output.note(
+                "no TensorBoard log: tensorboard is not installed "
+                "(pip install 'protege[tensorboard]')"
+            )
+    policy = Policy.load(args.policy)
+    task_name = args.task or _policy_meta(args.policy).get("task")
+    if not task_name:
+        raise ConfigError(f"{args.policy}: the policy records no task; give --task")
+    task = _make_task(task_name, None if args.task else f"{args.policy}")
+    cfg = FinetuneConfig(**config_values(FinetuneConfig, args))
+    ppo = PPOConfig(**config_values(PPOConfig, args, skip=("seed",)), seed=args.seed)
+    demos = None
+    if args.bc_data is not None:
+        store = Store.open(args.bc_data)
+        store.check_spaces(*task.spaces)
+        demos = store.transitions()
+    elif cfg.bc_weight > 0:
+        raise ConfigError("--bc-weight > 0 needs demonstrations: give --bc-data STORE")
+    result = run(
+        policy,
+        task,
+        args.out,
+        cfg,
+        ppo,
+        demos=demos,
+        resume=args.resume,
+        progress="fine-tune" if args.progress else False,
+        tensorboard=tb,
+        extra={"task": task.name, "data": str(args.bc_data or args.policy)},
+    )
+    rows = [
+        [
+            f"{e['env_steps']:,}",
+            str(e["update"]),
+            f"{e['mean_return']:.1f} ± {e['std_return']:.1f}",
+            f"{e['success_rate']:.0%}",
+        ]
+        for e in result.evals
+    ]
+    output.print_table(
+        f"{task.name}: {cfg.eval_episodes} evaluation episodes each, seed {ppo.seed}",
+        ["env steps", "update", "return", "success"],
+        rows,
+    )
+    output.facts(
+        "Fine-tuning",
+        {
+            "algo": "ppo",
+            "KL": f"{cfg.kl} × {cfg.kl_decay}^update" if cfg.kl else "off",
+            "BC term": f"{cfg.bc_weight} × {cfg.bc_decay}^update" if cfg.bc_weight else "off",
+            "env steps": f"{result.env_steps:,} ({result.updates} updates)",
+            "resumed after update": "–" if result.resumed_from is None else result.resumed_from,
+            "train time": f"{result.wall_seconds:.1f} s",
+            "seed": args.seed,
+            "policy": f"{args.out} (+ store/, checkpoint/, finetune.json)",
+        },
+    )
+    settings = {
+        "policy": args.policy,
+        "out": args.out,
+        "task": task.name,
+        "bc_data": args.bc_data,
+        "resume": args.resume,
+        "finetune": dataclasses.asdict(cfg),
+        "ppo": dataclasses.asdict(ppo),
+    }
+    results_json.write(
+        args,
+        settings,
+        {
+            "evals": result.evals,
+            "env_steps": result.env_steps,
+            "updates": result.updates,
+            "resumed_from": result.resumed_from,
+            "wall_seconds": result.wall_seconds,
+        },
+    )

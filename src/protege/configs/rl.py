@@ -1,0 +1,109 @@
+"""Settings of reinforcement learning from a policy: the PPO learner and ``protege finetune``.
+
+(:mod:`protege.algos.ppo`, :mod:`protege.algos.finetune`.) Standard library only: the
+command's flags are these fields, their docstrings the help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protege.configs.checks import (
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_STEPS,
+    check_float,
+    check_int,
+    check_sizes,
+)
+
+
+@dataclass
+class PPOConfig:
+    """The PPO learner (:class:`protege.algos.ppo.PPO`): clipped surrogate, GAE, a separate
+    critic with its own optimizer. Each update collects at least ``rollout_steps`` steps of
+    whole episodes through protege's rollout loop, then runs ``epochs`` passes over them."""
+
+    rollout_steps: int = 2048
+    """Steps collected (whole episodes) before each update."""
+    n_envs: int = 8
+    """Sub-envs of the vector env the learner collects on."""
+    epochs: int = 4
+    """Passes over each update's steps."""
+    minibatch_size: int = 256
+    lr: float = 3e-4
+    """The policy's Adam learning rate."""
+    critic_lr: float = 1e-3
+    """The critic's Adam learning rate."""
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    """PPO's ratio clip ε."""
+    max_grad_norm: float = 0.5
+    critic_hidden_sizes: tuple[int, ...] = (64, 64)
+    """The critic MLP's hidden layers (tanh)."""
+    renormalize_obs: bool = True
+    """At the first update, re-express the policy's observation normalization in the units
+    of its own rollouts, its function unchanged (the first layer absorbs the change): a policy
+    normalized on a few demonstrations otherwise sees explored states as huge inputs."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        own = "PPOConfig"
+        check_int(own, "rollout_steps", self.rollout_steps, 1, MAX_STEPS)
+        check_int(own, "n_envs", self.n_envs, 1, 1024)
+        check_int(own, "epochs", self.epochs, 1, 1000)
+        check_int(own, "minibatch_size", self.minibatch_size, 1, 2**20)
+        check_float(own, "lr", self.lr, 0.0)
+        check_float(own, "critic_lr", self.critic_lr, 0.0)
+        check_float(own, "gamma", self.gamma, 0.0, 1.0)
+        check_float(own, "gae_lambda", self.gae_lambda, 0.0, 1.0)
+        check_float(own, "clip", self.clip, 0.0, 10.0, lo_open=True)
+        check_float(own, "max_grad_norm", self.max_grad_norm, 0.0, lo_open=True)
+        check_sizes(own, "critic_hidden_sizes", self.critic_hidden_sizes)
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+
+
+@dataclass
+class FinetuneConfig:
+    """``protege finetune``: RL from a trained policy on the task's reward.
+
+    Pattern 1 (IL then RL): PPO starts from the policy, with a KL penalty
+    ``kl · kl_decay^u · KL(π ‖ π_start)`` to the frozen starting policy at update ``u``.
+    Pattern 2 (IL + RL, DAPG-style): with demonstrations, a BC loss
+    ``bc_weight · bc_decay^u · (−log π(a_demo | s_demo))`` is added as well.
+    """
+
+    steps: int = 100_000
+    """Env steps of fine-tuning (value warm-up included)."""
+    kl: float = 0.1
+    """KL coefficient to the frozen starting policy (0: no anchor)."""
+    kl_decay: float = 1.0
+    """The KL coefficient is multiplied by this after every update (1: constant)."""
+    value_warmup: int = 2
+    """Updates in which only the critic learns, on the starting policy's rollouts."""
+    bc_weight: float = 0.0
+    """Weight of the BC loss on --bc-data's demonstrations (pattern 2; 0: off)."""
+    bc_decay: float = 0.95
+    """The BC weight is multiplied by this after every update."""
+    bc_batch_size: int = 256
+    """Demonstration transitions per BC-loss minibatch."""
+    eval_every: int = 10_000
+    """Evaluate (deterministic actions) every this many env steps, and at the start and end."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (the same seeded ones every time)."""
+    checkpoint_every: int = 1
+    """Write the resumable checkpoint every this many updates."""
+
+    def __post_init__(self) -> None:
+        own = "FinetuneConfig"
+        check_int(own, "steps", self.steps, 1, MAX_STEPS)
+        check_float(own, "kl", self.kl, 0.0)
+        check_float(own, "kl_decay", self.kl_decay, 0.0, 1.0)
+        check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
+        check_float(own, "bc_weight", self.bc_weight, 0.0)
+        check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)
+        check_int(own, "bc_batch_size", self.bc_batch_size, 1, 2**20)
+        check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
+        check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
+        check_int(own, "checkpoint_every", self.checkpoint_every, 1, MAX_COUNT)

@@ -1,0 +1,341 @@
+"""RL fine-tuning from a trained policy (issue 15): PPO through protege's rollout loop, the KL
+anchor, the BC term, checkpoints, resume after kill -9, seeding and the errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import protege
+from fakes import kill_when_stalled
+from protege.algos.finetune import BCTerm, KLAnchor, finetune
+from protege.algos.ppo import PPO
+from protege.algos.rl_rollout import gae
+from protege.configs.bc import BCConfig
+from protege.configs.policy import PolicyConfig
+from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.data.episode import LEARNER
+from protege.data.store import Store
+from protege.errors import ConfigError
+from protege.policies.policy import Policy
+
+CARTPOLE = protege.tasks.make("cartpole")
+TINY = PPOConfig(rollout_steps=200, n_envs=2, minibatch_size=64, epochs=2, seed=3)
+"""A few hundred steps per update: enough to exercise every path in a second."""
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ft") / "demos"
+    protege.collect(CARTPOLE, path, episodes=4, n_envs=4, seed=0)
+    return path
+
+
+def bc_policy(demos: Path, steps: int, seed: int = 0, head: str = "categorical") -> Policy:
+    policy = Policy(
+        PolicyConfig.for_spaces(*CARTPOLE.spaces, hidden_sizes=(32, 32), head=head), seed=seed
+    )
+    data = Store.open(demos).transitions()
+    protege.bc.fit(policy, data, BCConfig(steps=steps, batch_size=64, seed=seed, progress=False))
+    return policy
+
+
+@pytest.fixture(scope="module")
+def trained(demos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BC policy that balances the pole (saved; each test loads its own copy)."""
+    return bc_policy(demos, 400).save(tmp_path_factory.mktemp("ft") / "bc")
+
+
+@pytest.fixture(scope="module")
+def weak(demos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A barely trained policy: short episodes, so a few hundred steps are many updates."""
+    return bc_policy(demos, 20).save(tmp_path_factory.mktemp("ft") / "weak")
+
+
+def numbers(result) -> list:
+    """Every evaluation and update figure but the wall-clock times."""
+    rows = result.evals + result.history
+    return [sorted((k, v) for k, v in r.items() if k != "wall_seconds") for r in rows]
+
+
+def test_fine_tuning_with_kl_keeps_a_trained_cartpole_policy_at_its_return(
+    trained: Path, tmp_path: Path
+) -> None:
+    cfg = FinetuneConfig(steps=3000, kl=1.0, value_warmup=1, eval_every=1, eval_episodes=2)
+    ppo = PPOConfig(rollout_steps=1000, n_envs=2, seed=0)
+    result = finetune(Policy.load(trained), CARTPOLE, tmp_path, cfg, ppo, tensorboard=False)
+    start = result.evals[0]["mean_return"]
+    assert start >= 450  # a trained policy: the test is about keeping it there
+    assert result.updates >= 3  # a warm-up update, then the policy moved
+    assert any("kl" in h for h in result.history)
+    assert min(e["mean_return"] for e in result.evals) >= 0.9 * start
+    again = protege.evaluate(Policy.load(tmp_path), CARTPOLE, episodes=2, n_envs=2, seed=10_000)
+    assert again.mean_return == result.evals[-1]["mean_return"]  # what `protege eval` reads
+
+
+def test_rl_episodes_are_stored_as_rl_and_runs_are_seeded(weak: Path, tmp_path: Path) -> None:
+    cfg = FinetuneConfig(steps=500, value_warmup=1, eval_every=10**6, eval_episodes=2)
+    a = finetune(Policy.load(weak), CARTPOLE, tmp_path / "a", cfg, TINY, tensorboard=False)
+    b = finetune(Policy.load(weak), CARTPOLE, tmp_path / "b", cfg, TINY, tensorboard=False)
+    assert numbers(a) == numbers(b)
+    other = dataclasses.replace(TINY, seed=4)
+    c = finetune(Policy.load(weak), CARTPOLE, tmp_path / "c", cfg, other, tensorboard=False)
+    assert numbers(c) != numbers(a)
+    store = Store.open(tmp_path / "a" / "store")
+    assert len(store) == sum(h["episodes"] for h in a.history)
+    assert {(int(r.extras["rl_update"])) for r in store.index} == set(range(a.updates))
+    episodes = list(store.episodes())
+    assert all((e.actors == LEARNER).all() and not e.label_mask.any() for e in episodes)
+    assert sum(len(e) for e in episodes) == a.env_steps
+    saved = json.loads((tmp_path / "a" / "finetune.json").read_text())
+    assert saved["result"]["env_steps"] == a.env_steps
+
+
+def test_checkpoint_round_trip_continues_as_if_never_stopped(weak: Path, tmp_path: Path) -> None:
+    cfg = FinetuneConfig(steps=600, value_warmup=1, eval_every=10**6, eval_episodes=2)
+    whole = finetune(Policy.load(weak), CARTPOLE, tmp_path / "whole", cfg, TINY, tensorboard=False)
+    short = dataclasses.replace(cfg, steps=200)
+    finetune(Policy.load(weak), CARTPOLE, tmp_path / "part", short, TINY, tensorboard=False)
+    with pytest.raises(ConfigError, match="holds a fine-tuning run"):
+        finetune(Policy.load(weak), CARTPOLE, tmp_path / "part", cfg, TINY, tensorboard=False)
+    with pytest.raises(ConfigError, match=r"other settings \(finetune.kl\)"):
+        finetune(
+            Policy.load(weak),
+            CARTPOLE,
+            tmp_path / "part",
+            dataclasses.replace(cfg, kl=0.5),
+            TINY,
+            resume=True,
+            tensorboard=False,
+        )
+    rest = finetune(
+        Policy.load(weak), CARTPOLE, tmp_path / "part", cfg, TINY, resume=True, tensorboard=False
+    )
+    assert rest.resumed_from is not None and 0 < rest.resumed_from < whole.updates
+    # the evaluations differ only where the short run evaluated at its own end
+    assert [sorted(h.items()) for h in rest.history] == [sorted(h.items()) for h in whole.history]
+    assert rest.evals[-1] == {**whole.evals[-1], "wall_seconds": rest.evals[-1]["wall_seconds"]}
+    a = Policy.load(tmp_path / "whole").state_dict()
+    b = Policy.load(tmp_path / "part").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(Store.open(tmp_path / "part" / "store")) == len(
+        Store.open(tmp_path / "whole" / "store")
+    )
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    import torch
+    torch.set_num_threads(1)
+    import protege
+    from protege.algos.finetune import finetune
+    from protege.algos.ppo import RewardSource
+    from protege.configs.rl import FinetuneConfig, PPOConfig
+    from protege.policies.policy import Policy
+
+    policy, out, marker, cfg, ppo = sys.argv[1:6]
+
+    class Stall(RewardSource):
+        # Mid-update 2 (its episodes partly stored, updates 0-1 checkpointed): wait for kill -9.
+        def update(self, batch, update):
+            if update == 2:
+                open(marker, "w").close()
+                time.sleep(600)
+            return {}
+
+    finetune(Policy.load(policy), protege.tasks.make("cartpole"), out,
+             FinetuneConfig(**json.loads(cfg)), PPOConfig(**json.loads(ppo)),
+             reward=Stall(), tensorboard=False)
+    """
+)
+
+
+def test_kill_9_mid_update_then_resume_reaches_the_same_numbers(weak: Path, tmp_path: Path) -> None:
+    cfg = FinetuneConfig(steps=900, value_warmup=1, eval_every=400, eval_episodes=2)
+    ppo = dataclasses.replace(TINY, critic_hidden_sizes=(16,))
+    killed, marker = tmp_path / "killed", tmp_path / "stalled"
+    as_json = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(ppo).items()
+    }
+    args = [str(weak), str(killed), str(marker), json.dumps(dataclasses.asdict(cfg))]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args, json.dumps(as_json)],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    try:  # the uninterrupted reference run, meanwhile, in this process
+        ref = finetune(Policy.load(weak), CARTPOLE, tmp_path / "ref", cfg, ppo, tensorboard=False)
+    finally:
+        kill_when_stalled(proc, marker)
+    state = json.loads((killed / "checkpoint" / "state.json").read_text())
+    assert state["numbers"]["updates"] == 2
+    res = finetune(Policy.load(weak), CARTPOLE, killed, cfg, ppo, resume=True, tensorboard=False)
+    assert res.resumed_from == 2
+    assert numbers(res) == numbers(ref)
+    ref_store, store = Store.open(tmp_path / "ref" / "store"), Store.open(killed / "store")
+    assert [r.extras for r in store.index] == [r.extras for r in ref_store.index]
+
+
+# ----------------------------------------------------------------------------- the terms
+def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> None:
+    for head in ("categorical", "mog"):
+        if head == "mog":  # a continuous head: the sampled estimator
+            pend = protege.tasks.make("pendulum")
+            cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="mog")
+            policy = Policy(cfg, seed=0)
+            obs = torch.randn(4096, 3)
+        else:
+            policy = bc_policy(demos, 50, head=head)
+            obs = torch.randn(4096, 4)
+        anchor = KLAnchor(Policy.load(policy.save(demos.parent / f"anchor-{head}")), 1.0)
+        feats = policy.features(policy.normalize_obs(obs))
+        g = torch.Generator().manual_seed(0)
+        raw = policy.head.sample(feats, g)
+        logp = policy.head.log_prob(feats, raw)[:, 0]
+        mb = {"obs_n": policy.normalize_obs(obs), "feats": feats, "raw": raw}
+        at = anchor.loss(policy, {**mb, "logp": logp, "logp_old": logp.detach()}, 0)
+        assert abs(at.item()) < 1e-6
+        with torch.no_grad():
+            for p in policy.head.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=g))
+        feats = policy.features(policy.normalize_obs(obs))
+        logp = policy.head.log_prob(feats, raw)[:, 0]
+        away = anchor.loss(policy, {**mb, "feats": feats, "logp": logp, "logp_old": logp}, 0)
+        assert away.item() > 1e-3
+
+
+def test_bc_term_and_decays(demos: Path) -> None:
+    data = Store.open(demos).transitions()
+    term = BCTerm(data, weight=2.0, decay=0.5, batch_size=32, seed=0, start=1)
+    assert [term.weight(u) for u in (0, 1, 2, 3)] == [2.0, 2.0, 1.0, 0.5]
+    good, bad = bc_policy(demos, 300), bc_policy(demos, 1)
+    mb = {"obs_n": torch.zeros(1, 4)}
+    with torch.no_grad():
+        assert term.loss(good, mb, 5).item() < 0.5 < term.loss(bad, mb, 5).item()
+    kl = KLAnchor(good, 0.1, 0.9, start=2)
+    assert kl.weight(1) == 0.1 and math.isclose(kl.weight(4), 0.1 * 0.81)
+
+
+def test_gae_bootstraps_truncated_episodes_only() -> None:
+    r = np.array([1.0, 1.0, 1.0, 1.0])
+    v = np.zeros(4)
+    nxt = np.full(4, 10.0)
+    last = np.array([False, True, False, True])
+    terminal = np.array([False, True, False, False])  # ep 1 terminated, ep 2 truncated
+    adv, target = gae(r, v, nxt, terminal, last, gamma=0.5, lam=1.0)
+    assert np.allclose(adv, [1.5, 1.0, 1 + 0.5 * (1 + 5), 1 + 5])
+    assert np.allclose(target, adv)
+
+
+# ------------------------------------------------------------------------------- errors
+def test_heads_without_log_probability_and_bad_coefficients_are_refused(tmp_path: Path) -> None:
+    pend = protege.tasks.make("pendulum")
+    mse = Policy(PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(8,), head="mse"))
+    with pytest.raises(ConfigError, match=r"head 'mse' has no log-probability.*gaussian.*--head"):
+        finetune(mse, pend, tmp_path / "mse")
+    with pytest.raises(ConfigError, match=r"head 'mse'.*categorical, gaussian, mog"):
+        PPO(mse, pend, PPOConfig())
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ConfigError, match=r"FinetuneConfig.kl \(--kl\) must be a finite"):
+            FinetuneConfig(kl=bad)
+        with pytest.raises(ConfigError, match=r"bc_weight"):
+            FinetuneConfig(bc_weight=bad)
+    with pytest.raises(ConfigError, match="kl_decay"):
+        FinetuneConfig(kl_decay=1.5)
+    with pytest.raises(ConfigError, match="needs demonstrations"):
+        finetune(
+            Policy(PolicyConfig.for_spaces(*CARTPOLE.spaces, hidden_sizes=(8,))),
+            CARTPOLE,
+            tmp_path / "bc",
+            FinetuneConfig(bc_weight=1.0),
+        )
+    assert not (tmp_path / "mse").exists()
+
+
+def test_cli_fine_tunes_a_policy_that_eval_reads(
+    weak: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fakes import result_json
+    from protege.cli import main
+    from protege.cli.exit_codes import BAD_INPUT
+
+    out = tmp_path / "ft"
+    flags = "--steps 300 --rollout-steps 150 --n-envs 2 --eval-episodes 2 --no-progress"
+    argv = ["finetune", "--policy", str(weak), "--task", "cartpole", "--out", str(out)]
+    argv += flags.split()
+    js = tmp_path / "ft.json"
+    assert main([*argv, "--no-tensorboard", "--kl", "0.2", "--seed", "5", "--json", str(js)]) == 0
+    text = capsys.readouterr().out
+    assert "seed=5" in text and "KL" in text
+    record = json.loads((out / "finetune.json").read_text())
+    assert record["finetune"]["kl"] == 0.2 and record["ppo"]["seed"] == 5
+    results = result_json(js, "finetune", 5)
+    assert results["evals"] == record["result"]["evals"]
+    assert results["env_steps"] == record["result"]["env_steps"]
+    assert main(["eval", "--policy", str(out), "--episodes", "2", "--no-progress"]) == 0
+    assert main([*argv, "--no-tensorboard", "--kl", "0.2", "--seed", "5"]) == BAD_INPUT  # exists
+    assert "holds a fine-tuning run" in capsys.readouterr().err
+    assert main([*argv, "--kl", "nan"]) == BAD_INPUT
+    assert "--kl: must be a finite number" in capsys.readouterr().err
+
+
+def test_renormalizing_observations_keeps_the_policy_s_function(demos: Path) -> None:
+    from protege.algos.ppo import renormalize_obs
+
+    policy = bc_policy(demos, 50)
+    obs = np.random.default_rng(0).normal(0, 0.5, (256, 4)).astype(np.float32)
+    t = torch.from_numpy(obs)
+    before = policy.head.logits(policy.features(policy.normalize_obs(t))).detach()
+    old_std = policy.obs_std.clone()
+    assert renormalize_obs(policy, obs)
+    after = policy.head.logits(policy.features(policy.normalize_obs(t))).detach()
+    assert not torch.allclose(policy.obs_std, old_std)
+    assert torch.allclose(policy.obs_std, torch.from_numpy(obs.std(0)), rtol=1e-4)
+    assert torch.allclose(before, after, atol=1e-4)
+    np.testing.assert_array_equal(policy.act(obs), before.argmax(-1)[:, 0].numpy())
+
+
+def test_continuous_actions_fine_tune_with_kl_and_bc_term(tmp_path: Path) -> None:
+    pend = protege.tasks.make("pendulum")
+    protege.collect(pend, tmp_path / "demos", episodes=1, n_envs=1, seed=0)
+    data = Store.open(tmp_path / "demos").transitions()
+    for head in ("gaussian", "mog"):
+        cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head=head)
+        policy = Policy(cfg, seed=0)
+        protege.bc.fit(policy, data, BCConfig(steps=20, batch_size=32, seed=0, progress=False))
+        settings = FinetuneConfig(
+            steps=800, kl=0.5, value_warmup=1, bc_weight=1.0, eval_every=10**6, eval_episodes=1
+        )
+        ppo = PPOConfig(rollout_steps=200, n_envs=2, minibatch_size=100, epochs=1, seed=0)
+        out = tmp_path / head
+        result = finetune(policy, pend, out, settings, ppo, demos=data, tensorboard=False)
+        assert result.updates == 2 and {"kl", "bc"} <= set(result.history[-1])
+        episodes = list(Store.open(out / "store").episodes())
+        actions = np.concatenate([e.executed_actions for e in episodes])
+        assert actions.shape == (800, 1) and np.abs(actions).max() <= 2.0
+        assert len(np.unique(actions)) > 100  # sampled from the head, not its mode
+        assert Policy.load(out).config.head == head
+
+
+@pytest.mark.slow
+def test_demo_finetune_writes_its_report(tmp_path: Path) -> None:
+    from protege.cli import main
+
+    flags = "--steps 1500 --bc-steps 50 --eval-every 500 --eval-episodes 2 --no-progress"
+    assert main(["demo", "finetune", "--out", str(tmp_path), *flags.split()]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["runs"]) == {"with KL", "without KL"}
+    assert results["demonstrator"] < 200 < results["expert"]
+    for name in ("report.md", "index.html", "finetune_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "with KL: best evaluation" in (tmp_path / "report.md").read_text()
