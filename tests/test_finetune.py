@@ -263,9 +263,9 @@ def test_heads_without_log_probability_and_bad_coefficients_are_refused(tmp_path
 
 
 def test_cli_fine_tunes_a_policy_that_eval_reads(
-    weak: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    weak: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fakes import result_json
+    from fakes import PrintedTables, result_json
     from protege.cli import main
     from protege.cli.exit_codes import BAD_INPUT
 
@@ -274,8 +274,10 @@ def test_cli_fine_tunes_a_policy_that_eval_reads(
     argv = ["finetune", "--policy", str(weak), "--task", "cartpole", "--out", str(out)]
     argv += flags.split()
     js = tmp_path / "ft.json"
+    tables = PrintedTables(monkeypatch)
     assert main([*argv, "--no-tensorboard", "--kl", "0.2", "--seed", "5", "--json", str(js)]) == 0
     text = capsys.readouterr().out
+    tables.assert_whole(text)
     assert "seed=5" in text and "KL" in text
     record = json.loads((out / "finetune.json").read_text())
     assert record["finetune"]["kl"] == 0.2 and record["ppo"]["seed"] == 5

@@ -169,7 +169,10 @@ class FinetuneDemoConfig:
     eval_every: int = 2000
     """Env steps between evaluations."""
     eval_episodes: int = 10
-    progress: bool = True
+    """Evaluation episodes at each evaluation."""
+    progress: bool = False
+    """Progress bars on stderr (the command line shows them when stderr is a
+    terminal, or with --progress)."""
 
     def __post_init__(self) -> None:
         own = "FinetuneDemoConfig"
