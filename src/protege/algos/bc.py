@@ -302,13 +302,13 @@ def fit(
                 loss, _ = bc_loss(policy, obs, acts, mask)
                 opt.zero_grad()
                 loss.backward()
-            if world is not None:
-                world.average_gradients(opt)
+            if world is not None:  # the gradient and the loss, averaged over ranks
+                mean_loss = world.average_gradients(opt, loss)
             if config.grad_clip:
                 opt.clip_grad_norm(config.grad_clip)
             opt.step(_lr(config, step, steps))
             train_time += time.perf_counter() - t0
-            running.append(float(loss.detach()) if world is None else world.mean(loss))
+            running.append(float(loss.detach()) if world is None else mean_loss)
             if not math.isfinite(running[-1]):
                 raise _diverged(policy, running[-1], step, finite_state, finite_step)
             if step % config.eval_every == 0 or step == steps:
