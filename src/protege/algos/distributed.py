@@ -64,6 +64,13 @@ class World:
         """True on rank 0, the one rank that writes checkpoints and logs."""
         return self.rank == 0
 
+    def device(self, requested: torch.device) -> torch.device:
+        """Where this rank trains: ``cuda`` without an index means this node's GPU number
+        ``LOCAL_RANK`` (one GPU per process); any other device as requested."""
+        if requested.type == "cuda" and requested.index is None:
+            return torch.device("cuda", self.local_rank)
+        return requested
+
     def check_batch(self, batch_size: int) -> None:
         """Refuse a batch that does not split evenly across the ranks."""
         if batch_size % self.size:
