@@ -22,8 +22,9 @@ import torch
 
 from fakes import short_demo
 from protege import tasks
-from protege.algos import bc
+from protege.algos import bc, distributed
 from protege.algos.distributed import World, from_env
+from protege.algos.optim import FlatAdamW, TorchAdamW
 from protege.cli import main
 from protege.cli.exit_codes import BAD_INPUT
 from protege.configs.bc import BCConfig
@@ -139,3 +140,45 @@ def test_world_from_torchrun_environment_and_batch_slices() -> None:
         from_env({"RANK": "x", "WORLD_SIZE": "2"})
     with pytest.raises(ConfigError, match="multiple of 4"):
         World(0, 4).check_batch(30)
+
+
+@pytest.mark.parametrize("optimizer", [FlatAdamW, TorchAdamW])
+def test_gradient_and_loss_are_averaged_in_one_all_reduce(
+    optimizer: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ranks simulated: the other rank's gradient and loss are all ones."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    opt = optimizer(net.parameters(), lr=1e-3)
+    loss = net(torch.randn(5, 3)).square().mean()
+    opt.zero_grad()
+    loss.backward()
+    mine = [p.grad.clone() for p in net.parameters()]
+    calls = []
+
+    def all_reduce(buf: torch.Tensor) -> None:
+        calls.append(buf.numel())
+        buf.add_(1.0)
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    mean = World(0, 2).average_gradients(opt, loss)
+    assert calls == [sum(g.numel() for g in mine) + 1]  # one collective: gradient + loss
+    assert mean == pytest.approx((float(loss.detach()) + 1) / 2)
+    for p, g in zip(net.parameters(), mine, strict=True):
+        torch.testing.assert_close(p.grad, (g + 1) / 2)
+    opt.release()
+
+
+def test_ranks_with_different_weights_fail_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = torch.nn.Linear(3, 2)
+    other = {"flip": False}
+
+    def all_gather(out: list[torch.Tensor], mine: torch.Tensor) -> None:
+        out[0].copy_(mine)
+        out[1].copy_(mine if not other["flip"] else 255 - mine)
+
+    monkeypatch.setattr(distributed.dist, "all_gather", all_gather)
+    hashes = World(0, 2).weight_hashes(net)
+    assert len(hashes) == 2 and hashes[0] == hashes[1] and len(hashes[0]) == 64
+    other["flip"] = True
+    with pytest.raises(RuntimeError, match="2 training processes ended with different weights"):
+        World(0, 2).weight_hashes(net)
