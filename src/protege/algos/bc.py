@@ -268,13 +268,14 @@ def fit(
 
     steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
     fast = config.fast_path and mlp.FAST_PATHS
+    if world is not None:
+        world.broadcast(policy)  # rank 0's initial weights everywhere
     optimizer = FlatAdamW if fast else TorchAdamW
     opt = optimizer(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     main = world is None or world.main
     writer = _tensorboard(config.tensorboard_dir) if main else None
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
     if world is not None:
-        world.broadcast(policy)
         result.world_size = world.size
     best_state: dict[str, torch.Tensor] | None = None
     finite_state, finite_step = _snapshot(policy), 0
