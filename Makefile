@@ -30,6 +30,11 @@ system-deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool >/dev/null; \
 		else echo "Xvfb/xdotool missing and not root: display tests will be skipped"; fi; \
 	fi
+	@if ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null; \
+		else echo "ip/unshare missing and not root: the torchrun test will be skipped"; fi; \
+	fi
 
 demo: setup
 	$(VENV)/bin/protege demo

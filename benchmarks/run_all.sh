@@ -30,13 +30,14 @@ declare -A CMD=(
   [obstacle_8000]="$PY benchmarks/obstacle.py --out $OUT/obstacle_8000 --seed 0 --episodes 200 --steps 8000 --no-progress"
   [chunking]="$PY benchmarks/chunking.py --out $OUT/chunking --seed 0"
   [interop_io]="$PY benchmarks/interop_io.py"
+  [ddp_train]="$PY benchmarks/ddp_train.py --json $OUT/ddp_train.json"
   [dagger_dev_sweep]="$PY benchmarks/dagger_dev_sweep.py"
   [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 3 4 --out $OUT/dagger_lunar"
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
   [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
   [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
 )
-ORDER=(bc_throughput eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
+ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
        dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
        chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune)
 [ $# -gt 0 ] && ORDER=("$@")

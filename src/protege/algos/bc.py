@@ -33,7 +33,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from protege.policies import mlp
 from protege.policies.heads.base import Metrics
 from protege.policies.policy import Policy
 
+if TYPE_CHECKING:
+    from protege.algos.distributed import World
+
 
 @dataclass
 class BCResult:
@@ -65,6 +68,10 @@ class BCResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
     samples_per_s: float = 0.0
+    world_size: int = 1
+    """Training processes (torchrun); ``samples_per_s`` counts the global batch."""
+    rank_weights_sha256: list[str] = field(default_factory=list)
+    """With several processes: each rank's hash of its final weights (all equal)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,8 +177,15 @@ class _Prefetcher:
     cores the next batch is decompressed while the network trains on this one.
     """
 
-    def __init__(self, samples: _Samples, batch_size: int, gen: torch.Generator, depth: int = 3):
-        self._samples, self._batch_size, self._gen = samples, batch_size, gen
+    def __init__(
+        self,
+        samples: _Samples,
+        batch_size: int,
+        gen: torch.Generator,
+        world: World | None = None,
+        depth: int = 3,
+    ):
+        self._samples, self._batch_size, self._gen, self._world = samples, batch_size, gen, world
         self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bc-prefetch", daemon=True)
@@ -181,6 +195,8 @@ class _Prefetcher:
         try:
             while not self._stop.is_set():
                 rows = torch.randint(len(self._samples), (self._batch_size,), generator=self._gen)
+                if self._world is not None:
+                    rows = self._world.shard(rows)
                 item: Batch | BaseException = self._samples.batch(rows)
                 while not self._stop.is_set():
                     try:
@@ -215,21 +231,32 @@ def split_episodes(
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = None) -> BCResult:
+def fit(
+    policy: Policy,
+    data: Transitions | Store,
+    config: BCConfig | None = None,
+    world: World | None = None,
+) -> BCResult:
     """Train ``policy`` by behavioral cloning on the labeled steps of ``data``.
+
+    ``world``: this process's place among torchrun's processes (inside their process group;
+    :mod:`protege.algos.distributed`), None for one process.
 
     Example:
         >>> policy = Policy(PolicyConfig.for_spaces(env.observation_space, env.action_space))
         >>> result = bc.fit(policy, Store.open("demos"), BCConfig(steps=5000, seed=0))
     """
     config = config or BCConfig()
+    if world is not None:
+        world.check_batch(config.batch_size)
     if isinstance(data, Store):
         data = data.transitions()
     if data.n_labels == 0:
         raise DataError("no labeled steps to train on")
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)  # stochastic losses (diffusion, flow) draw from torch's RNG
+    # stochastic losses (diffusion, flow) draw from torch's RNG: other noise on each rank
+    torch.manual_seed(config.seed + (world.rank if world is not None else 0))
     train_eps, val_eps = split_episodes(len(data.episode_lengths), config.val_fraction, rng)
     if config.fit_normalization:
         lab = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), train_eps))
@@ -241,10 +268,15 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
 
     steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
     fast = config.fast_path and mlp.FAST_PATHS
+    if world is not None:
+        world.broadcast(policy)  # rank 0's initial weights everywhere
     optimizer = FlatAdamW if fast else TorchAdamW
     opt = optimizer(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    writer = _tensorboard(config.tensorboard_dir)
+    main = world is None or world.main
+    writer = _tensorboard(config.tensorboard_dir) if main else None
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
+    if world is not None:
+        result.world_size = world.size
     best_state: dict[str, torch.Tensor] | None = None
     finite_state, finite_step = _snapshot(policy), 0
     bad_evals = 0
@@ -252,14 +284,16 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     train_time = 0.0
     policy.train()
     fused = MLPStep(policy) if fast and MLPStep.applies(policy) else None
-    bar = tqdm(range(1, steps + 1), desc="bc", disable=not config.progress, leave=False)
-    prefetch = _Prefetcher(train, config.batch_size, gen) if train.lazy else None
+    bar = tqdm(range(1, steps + 1), desc="bc", disable=not (config.progress and main), leave=False)
+    prefetch = _Prefetcher(train, config.batch_size, gen, world) if train.lazy else None
     try:
         torch.set_flush_denormal(True)
         for step in bar:
             t0 = time.perf_counter()
             if prefetch is None:
                 rows = torch.randint(len(train), (config.batch_size,), generator=gen)
+                if world is not None:
+                    rows = world.shard(rows)
                 obs, acts, mask = train.batch(rows)
             else:
                 obs, acts, mask = prefetch.next()
@@ -269,11 +303,13 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
                 loss, _ = bc_loss(policy, obs, acts, mask)
                 opt.zero_grad()
                 loss.backward()
+            if world is not None:  # the gradient and the loss, averaged over ranks
+                mean_loss = world.average_gradients(opt, loss)
             if config.grad_clip:
                 opt.clip_grad_norm(config.grad_clip)
             opt.step(_lr(config, step, steps))
             train_time += time.perf_counter() - t0
-            running.append(float(loss.detach()))
+            running.append(float(loss.detach()) if world is None else mean_loss)
             if not math.isfinite(running[-1]):
                 raise _diverged(policy, running[-1], step, finite_state, finite_step)
             if step % config.eval_every == 0 or step == steps:
@@ -313,6 +349,8 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     if config.restore_best and best_state is not None:
         policy.load_state_dict(best_state)
     policy.eval()
+    if world is not None:
+        result.rank_weights_sha256 = world.weight_hashes(policy)
     if writer is not None:
         writer.close()
     result.train_seconds = train_time

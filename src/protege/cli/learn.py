@@ -70,13 +70,18 @@ def train(args: argparse.Namespace) -> None:
     actions, mse for continuous ones.
 
     Example: protege train --data demos/lunar --out runs/bc --steps 4000 --hidden-sizes 256 256
+
+    Under torchrun (several processes, data parallel; README "torchrun"), each process trains
+    on its slice of every batch and rank 0 alone writes --out.
     """
-    from protege.algos import bc
+    from protege.algos import bc, distributed
     from protege.data.store import Store
     from protege.policies import Policy
     from protege.report.page import command_line
 
-    output.announce(args)
+    world = distributed.from_env()
+    if world is None or world.main:
+        output.announce(args)
     _check_registered(args)
     store = Store.open(args.data)
     task_name = args.task or store.task
@@ -86,13 +91,24 @@ def train(args: argparse.Namespace) -> None:
         store.observation_space, store.action_space, **config_values(PolicyConfig, args)
     )
     bc_config = BCConfig(**{**config_values(BCConfig, args), "progress": args.progress})
+    if world is not None:
+        world.check_batch(bc_config.batch_size)
     policy = Policy(policy_config, seed=args.seed)  # initial weights: the seed's alone
     extra = {"task": task_name, "data": str(args.data)}
     try:
-        result = bc.fit(policy, store, bc_config)
+        if world is None:
+            result = bc.fit(policy, store, bc_config)
+        else:
+            device = next(policy.parameters()).device
+            with distributed.process_group(world, device):
+                result = bc.fit(policy, store, bc_config, world)
     except TrainingError as exc:  # the policy holds its last finite weights: keep them
+        if world is not None and not world.main:
+            raise
         saved = policy.save(args.out, extra={**extra, "diverged_at_step": exc.step})
         raise TrainingError(f"{exc}; saved to {saved}", exc.step, exc.kept_step) from None
+    if world is not None and not world.main:
+        return  # rank 0 writes the policy and the record
     out = policy.save(args.out, extra=extra)
     record = {
         "task": task_name,
@@ -115,7 +131,8 @@ def train(args: argparse.Namespace) -> None:
             if result.n_val
             else "– (no validation episodes)",
             "weights kept": weights_kept(result, bc_config.restore_best),
-            "samples/s": f"{result.samples_per_s:,.0f}",
+            "samples/s": f"{result.samples_per_s:,.0f}"
+            + (f" ({result.world_size} processes)" if result.world_size > 1 else ""),
             "train time": f"{result.train_seconds:.1f} s",
             "seed": args.seed,
             "policy": f"{out} (+ train.json)",
