@@ -83,8 +83,15 @@ class _Samples:
     batch. Compressed frames (a :class:`FrameArray`) stay compressed: a batch decompresses
     only its rows."""
 
-    def __init__(self, policy: Policy, data: Transitions, episodes: np.ndarray):
-        sub = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), episodes))
+    def __init__(
+        self,
+        policy: Policy,
+        data: Transitions,
+        episodes: np.ndarray,
+        weights: np.ndarray | None = None,
+    ):
+        keep = np.isin(np.arange(len(data.episode_lengths)), episodes)
+        sub = data.select_episodes(keep)
         cfg = policy.config
         self.H = cfg.chunk_size
         self.K = cfg.n_obs_steps
@@ -102,12 +109,18 @@ class _Samples:
         self.ends = torch.as_tensor(ends)
         self.index = torch.as_tensor(np.flatnonzero(sub.labeled))
         self.offsets = torch.arange(self.H)
+        # Per-step weights (weighted BC): each row's loss counts w / Σw over its batch.
+        self.weights: torch.Tensor | None = None
+        if weights is not None:
+            self.weights = torch.as_tensor(weights[keep[data.episode_of_step()]], dtype=torch.float32)
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
         self.compact = self.H == 1 and self.K == 1 and self.frames is None
         if self.compact:
             self.obs = self.obs[self.index]
             self.actions = self.actions[self.index][:, None]
+            if self.weights is not None:
+                self.weights = self.weights[self.index]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -125,18 +138,22 @@ class _Samples:
         return self.policy.normalize_obs(torch.from_numpy(self.frames.take(rows.numpy())))
 
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
+        """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid). With
+        per-step weights the mask is float: each row's weight where its target is valid."""
         if self.compact:
-            return self.obs.index_select(0, rows), self.actions.index_select(0, rows), None
+            obs, acts = self.obs.index_select(0, rows), self.actions.index_select(0, rows)
+            w = None if self.weights is None else self.weights.index_select(0, rows)[:, None]
+            return obs, acts, w
         i = self.index[rows]
+        w = None if self.weights is None else self.weights[i][:, None]
         if self.H == 1:
-            return self.observations(i), self.actions[i][:, None], None
+            return self.observations(i), self.actions[i][:, None], w
         target = i[:, None] + self.offsets
         end = self.ends[i][:, None]
         valid = target < end
         target = torch.minimum(target, end - 1)
         valid &= self.labeled[target]
-        return self.observations(i), self.actions[target], valid
+        return self.observations(i), self.actions[target], valid if w is None else valid * w
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -195,8 +212,17 @@ def split_episodes(
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = None) -> BCResult:
+def fit(
+    policy: Policy,
+    data: Transitions | Store,
+    config: BCConfig | None = None,
+    weights: np.ndarray | None = None,
+) -> BCResult:
     """Train ``policy`` by behavioral cloning on the labeled steps of ``data``.
+
+    ``weights`` (N,), one finite number ≥ 0 per step of ``data``, makes it weighted BC: each
+    batch's loss is ``Σ w·loss / Σ w`` over its rows (the advantage-weighted methods of
+    :mod:`protege.algos.offline` extract their policies so).
 
     Example:
         >>> policy = Policy(PolicyConfig.for_spaces(env.observation_space, env.action_space))
@@ -207,6 +233,10 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
         data = data.transitions()
     if data.n_labels == 0:
         raise DataError("no labeled steps to train on")
+    if weights is not None:
+        weights = np.asarray(weights, np.float32)
+        if weights.shape != (len(data),) or not np.isfinite(weights).all() or (weights < 0).any():
+            raise DataError(f"weights must be {len(data)} finite numbers ≥ 0 (one per step)")
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # stochastic losses (diffusion, flow) draw from torch's RNG
@@ -214,8 +244,8 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     if config.fit_normalization:
         lab = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), train_eps))
         policy.set_normalization(lab.obs[lab.labeled], lab.actions[lab.labeled])
-    train = _Samples(policy, data, train_eps)
-    val = _Samples(policy, data, val_eps) if len(val_eps) else None
+    train = _Samples(policy, data, train_eps, weights)
+    val = _Samples(policy, data, val_eps, weights) if len(val_eps) else None
     if len(train) == 0:
         raise DataError("the training split has no labeled steps")
 
