@@ -120,7 +120,9 @@ def test_a_float_mask_weights_each_step_of_the_loss(head: str) -> None:
     acts = torch.randint(0, 3, (6, 1, 1)).float() if discrete else torch.randn(6, 1, 2)
     w = torch.tensor([[0.0], [1.0], [3.0], [0.5], [0.0], [2.0]])
     weighted, _ = module.loss(feats, acts, w)
-    per_step = torch.stack([module.loss(feats[i : i + 1], acts[i : i + 1], None)[0] for i in range(6)])
+    per_step = torch.stack(
+        [module.loss(feats[i : i + 1], acts[i : i + 1], None)[0] for i in range(6)]
+    )
     expected = (per_step * w[:, 0]).sum() / w.sum()
     assert torch.allclose(weighted, expected, rtol=1e-5, atol=1e-6)
 
@@ -160,9 +162,7 @@ def test_reward_methods_refuse_a_store_without_rewards_naming_it(tmp_path: Path)
     collect(pendulum, tmp_path / "pendulum", 1, n_envs=1)
     config = PolicyConfig.for_spaces(*pendulum.spaces, head="diffusion", hidden_sizes=(8,))
     with pytest.raises(ConfigError, match="head 'diffusion' has neither"):
-        offline.fit(
-            Policy(config), Store.open(tmp_path / "pendulum"), None, OfflineConfig("awr")
-        )
+        offline.fit(Policy(config), Store.open(tmp_path / "pendulum"), None, OfflineConfig("awr"))
 
 
 def test_cli_refuses_bad_dial_flags_in_one_line(
@@ -181,3 +181,69 @@ def test_cli_refuses_bad_dial_flags_in_one_line(
     assert main(["collect", "--task", "cartpole", "--out", str(tmp_path / "m"), "--mix",
                  "expert:0.5", *TOY]) == 1  # fmt: skip
     assert "sum to 0.5" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ learning
+@pytest.fixture(scope="module")
+def pendulum_mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny mixed Pendulum store: 6 expert episodes, 14 random ones (shared: never
+    changed)."""
+    path = tmp_path_factory.mktemp("offline") / "pendulum-mix"
+    task = protege.tasks.make("pendulum")
+    collect_mix(task, path, parse_mix("expert:0.3,random:0.7"), 20, n_envs=10, seed=0)
+    return path
+
+
+def _by_source(path: Path) -> np.ndarray:
+    store = Store.open(path)
+    lengths = [e.length for e in store.index]
+    return np.repeat([e.extras["epsilon"] for e in store.index], lengths)
+
+
+def test_awr_weights_favour_the_experts_steps(pendulum_mix: Path) -> None:
+    from protege.algos import critics
+
+    data = Store.open(pendulum_mix).transitions()
+    config = OfflineConfig("awr", critic_steps=600, critic_hidden=(64, 64))
+    adv, result = critics.awr_advantages(data, config, seed=0)
+    weights, summary = offline.advantage_weights(adv, config)
+    eps = _by_source(pendulum_mix)
+    assert weights[eps == 0].mean() > 2 * weights[eps == 1].mean(), summary
+    assert result.steps == 600 and result.samples_per_s > 0
+
+
+def test_weighted_bc_imitates_only_the_steps_it_weights(tmp_path: Path) -> None:
+    task = protege.tasks.make("cartpole")
+    collect_mix(task, tmp_path / "mix", parse_mix("expert:0.5,random:0.5"), 6, n_envs=6)
+    data = Store.open(tmp_path / "mix").transitions()
+    expert_steps = _by_source(tmp_path / "mix") == 0
+    returns = {}
+    for name, weights in [("expert", expert_steps), ("random", ~expert_steps)]:
+        policy = Policy(PolicyConfig.for_spaces(*task.spaces, hidden_sizes=(32,)), seed=0)
+        config = BCConfig(steps=300, seed=0, progress=False, val_fraction=0.0)
+        protege.bc.fit(policy, data, config, weights=weights.astype(np.float32))
+        returns[name] = protege.evaluate(policy, task, episodes=4, n_envs=4, seed=9).mean_return
+    assert returns["expert"] > 250.0 and returns["random"] < 60.0, returns
+    with pytest.raises(DataError, match="finite numbers ≥ 0"):
+        protege.bc.fit(policy, data, config, weights=-np.ones(len(data), np.float32))
+
+
+@pytest.mark.slow
+def test_awr_and_iql_beat_bc_on_all_of_a_mixed_pendulum_store(
+    pendulum_mix: Path, tmp_path: Path
+) -> None:
+    task = protege.tasks.make("pendulum")
+    store = Store.open(pendulum_mix)
+    returns = {}
+    for algo in ("bc", "awr", "iql"):
+        policy = Policy(PolicyConfig.for_spaces(*task.spaces, hidden_sizes=(64, 64)), seed=0)
+        config = OfflineConfig(algo, critic_steps=4000, critic_hidden=(64, 64))
+        offline.fit(policy, store, BCConfig(steps=4000, seed=0, progress=False), config)
+        returns[algo] = protege.evaluate(policy, task, episodes=10, n_envs=10, seed=100)
+        policy.save(tmp_path / algo)
+        loaded = Policy.load(tmp_path / algo)  # a normal policy: the checkpoint round-trips
+        obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+        assert np.array_equal(loaded.act(obs), policy.act(obs))
+    bc = returns["bc"].mean_return
+    assert returns["awr"].mean_return > bc + 150, {k: v.mean_return for k, v in returns.items()}
+    assert returns["iql"].mean_return > bc + 150, {k: v.mean_return for k, v in returns.items()}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from episodes import env_spec, run_episodes  # noqa: E402
+from episodes import env_spec, run_episodes
 
 
 def main() -> None:

@@ -112,7 +112,9 @@ class _Samples:
         # Per-step weights (weighted BC): each row's loss counts w / Σw over its batch.
         self.weights: torch.Tensor | None = None
         if weights is not None:
-            self.weights = torch.as_tensor(weights[keep[data.episode_of_step()]], dtype=torch.float32)
+            self.weights = torch.as_tensor(
+                weights[keep[data.episode_of_step()]], dtype=torch.float32
+            )
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
         self.compact = self.H == 1 and self.K == 1 and self.frames is None

@@ -1,10 +1,12 @@
 """Value functions fit on a store's rewards, for the advantage-weighted methods of the offline
 dial (:mod:`protege.algos.offline`).
 
-* AWR (:func:`awr_advantages`): a value network ``V(s)`` regressed on each step's Monte Carlo
-  return ``G_t = Σ_k γ^k r_{t+k}`` (to the episode's end; an episode cut off by a time limit
-  is not bootstrapped), and ``A = G_t − V(s_t)``. Peng et al. (2019) fit ``V`` by TD(λ); Monte
-  Carlo is its λ = 1 end, the simplest estimate on a fixed data set.
+* AWR (:func:`awr_advantages`): a value network ``V(s)`` regressed on each step's TD(λ)
+  return ``G^λ_t = r_t + γ ((1 − λ) V(s_{t+1}) + λ G^λ_{t+1})`` (Peng et al. 2019, λ = 0.95),
+  the targets recomputed from the current ``V`` every 1000 steps; an episode's last step
+  bootstraps from ``V`` of its final observation unless it terminated (so a time limit is
+  not mistaken for the end of all reward: plain Monte Carlo returns shrink toward the end of
+  every truncated episode). ``A = G^λ_t − V(s_t)``.
 * IQL (:func:`iql_advantages`): ``V(s)`` by expectile regression (τ) on ``min(Q₁, Q₂)`` of
   target networks, twin ``Q(s, a)`` by TD on ``r + γ (1 − terminal) V(s')``, targets by Polyak
   averaging, all in one update per step (Kostrikov, Nair & Levine 2021); ``A = min Q̄ − V``.
@@ -87,18 +89,55 @@ def _check_finite(loss: float, step: int, what: str) -> None:
         )
 
 
+AWR_LAMBDA = 0.95
+"""λ of AWR's TD(λ) value targets (Peng et al. 2019)."""
+AWR_REFRESH = 1000
+"""AWR recomputes its TD(λ) targets from the current value network every this many steps."""
+
+
+def lambda_returns(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    data: Transitions,
+    discount: float,
+    lam: float,
+) -> np.ndarray:
+    """(N,) TD(λ) returns: ``G_t = r_t + γ ((1 − λ) V(s_{t+1}) + λ G_{t+1})`` inside an
+    episode; at its last step ``r + γ V(s_final)``, or ``r`` if it terminated. ``values``
+    are ``V(s_t)``, ``next_values`` ``V(s_{t+1})`` (the final observation's at the last)."""
+    out = np.empty(len(rewards), np.float64)
+    terminal = data.step_terminal()
+    for start, length in zip(data.episode_starts, data.episode_lengths, strict=True):
+        last = start + length - 1
+        acc = rewards[last] + (0.0 if terminal[last] else discount * next_values[last])
+        out[last] = acc
+        for i in range(last - 1, start - 1, -1):
+            acc = rewards[i] + discount * ((1 - lam) * values[i + 1] + lam * acc)
+            out[i] = acc
+    return out
+
+
 def awr_advantages(
     data: Transitions, config: OfflineConfig, seed: int, progress: bool = False
 ) -> tuple[np.ndarray, CriticResult]:
-    """(N,) advantages ``G_t − V(s_t)`` (in scaled reward units) and how ``V`` was fit."""
+    """(N,) advantages ``G^λ_t − V(s_t)`` (scaled reward units) and how ``V`` was fit."""
     gen = torch.Generator().manual_seed(seed)
-    returns = mc_returns(data, config.discount)
-    scale = 1.0 / max(float(returns.std()), 1e-6)
-    target = torch.as_tensor(returns * scale, dtype=torch.float32)
-    obs = _Standardize(data.obs)(data.obs)
+    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    rewards = np.asarray(data.rewards, np.float64) * scale
+    norm = _Standardize(data.obs)
+    obs, next_obs = norm(data.obs), norm(data.next_obs())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         value = _net(obs.shape[1], tuple(config.critic_hidden), 1)
+
+    def targets() -> torch.Tensor:
+        with torch.no_grad():
+            v = torch.cat([value(c)[:, 0] for c in obs.split(8192)]).double().numpy()
+            v_next = torch.cat([value(c)[:, 0] for c in next_obs.split(8192)]).double().numpy()
+        g = lambda_returns(rewards, v, v_next, data, config.discount, AWR_LAMBDA)
+        return torch.as_tensor(g, dtype=torch.float32)
+
     opt = FlatAdamW(value.parameters(), lr=config.critic_lr)
     result = CriticResult(steps=config.critic_steps, reward_scale=scale)
     t0, running = time.perf_counter(), []
@@ -106,6 +145,8 @@ def awr_advantages(
         for step in tqdm(
             range(1, config.critic_steps + 1), desc="value", disable=not progress, leave=False
         ):
+            if step % AWR_REFRESH == 1:
+                target = targets()
             rows = torch.randint(len(obs), (config.critic_batch_size,), generator=gen)
             loss = (value(obs[rows])[:, 0] - target[rows]).square().mean()
             opt.zero_grad()
@@ -120,6 +161,7 @@ def awr_advantages(
         opt.release()
     result.seconds = time.perf_counter() - t0
     result.samples_per_s = config.critic_steps * config.critic_batch_size / result.seconds
+    target = targets()
     with torch.no_grad():
         v = torch.cat([value(chunk)[:, 0] for chunk in obs.split(8192)])
     return (target - v).numpy().astype(np.float64), result

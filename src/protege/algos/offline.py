@@ -48,13 +48,17 @@ class OfflineResult:
     """mean, max and the fraction of steps at the clip (awr, iql)."""
 
     @property
+    def train_seconds(self) -> float:
+        """Seconds of training: the critics' updates and the policy's."""
+        return self.bc.train_seconds + (self.critic.seconds if self.critic else 0.0)
+
+    @property
     def samples_per_s(self) -> float:
-        """Training samples per second over the critics' and the policy's updates."""
-        seconds = self.bc.train_seconds + (self.critic.seconds if self.critic else 0.0)
+        """The policy's training samples (its steps × batch size) per second of
+        :attr:`train_seconds`: for IQL with as many critic as policy steps, the samples one
+        joint update (V, twin Q, policy) of Kostrikov et al.'s loop goes through per second."""
         samples = self.bc.samples_per_s * self.bc.train_seconds
-        if self.critic is not None:
-            samples += self.critic.samples_per_s * self.critic.seconds
-        return samples / max(seconds, 1e-9)
+        return samples / max(self.train_seconds, 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "samples_per_s": self.samples_per_s}
@@ -135,7 +139,9 @@ def kept_episodes(data: Transitions, config: OfflineConfig, where: str) -> np.nd
     return keep
 
 
-def advantage_weights(adv: np.ndarray, config: OfflineConfig) -> tuple[np.ndarray, dict[str, float]]:
+def advantage_weights(
+    adv: np.ndarray, config: OfflineConfig
+) -> tuple[np.ndarray, dict[str, float]]:
     """``min(exp(A / (β·std A)), max_weight)`` per step, and a summary (mean, max, fraction
     at the clip)."""
     scale = max(float(np.std(adv)), 1e-8) * config.temperature

@@ -51,7 +51,11 @@ def collect(
             gate=gate or ExpertGate(),
             seed=seed,
             expert=expert,
-            observers=[Success(task.success), StoreEpisodes(store, extras=extras), *progress_bar(progress)],
+            observers=[
+                Success(task.success),
+                StoreEpisodes(store, extras=extras),
+                *progress_bar(progress),
+            ],
         )
     finally:
         env.close()

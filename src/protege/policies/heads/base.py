@@ -61,8 +61,9 @@ class Head(nn.Module):
 
         ``pad_mask_BH=None`` means every step is valid (the common single-action case, which
         skips the masking arithmetic on the hot path). A float mask weights the steps: the
-        loss is ``Σ w·loss / Σ w`` (weighted BC; a weight of 0 is a padded step). Metrics beyond the loss itself (e.g.
-        accuracy) are computed only when gradients are off, i.e. during validation.
+        loss is ``Σ w·loss / Σ w`` (weighted BC; a weight of 0 is a padded step). Metrics
+        beyond the loss itself (e.g. accuracy) are computed only when gradients are off, i.e.
+        during validation.
         """
         raise NotImplementedError
 
