@@ -127,6 +127,15 @@ def test_a_float_mask_weights_each_step_of_the_loss(head: str) -> None:
     assert torch.allclose(weighted, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_policy_with_one_continuous_action_acts() -> None:
+    # The acting plan kept the head's (1, F) weight's transpose, a view that still required
+    # grad, so every Pendulum or MountainCarContinuous policy failed to act.
+    task = protege.tasks.make("pendulum")
+    policy = Policy(PolicyConfig.for_spaces(*task.spaces, hidden_sizes=(8,)), seed=0)
+    actions = policy.act(np.zeros((2, 3), np.float32))
+    assert actions.shape == (2, 1) and np.isfinite(actions).all()
+
+
 # ------------------------------------------------------------------ stores and errors
 def test_mixed_collection_labels_each_episode_with_its_source(tmp_path: Path) -> None:
     task = protege.tasks.make("cartpole")
