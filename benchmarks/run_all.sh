@@ -36,10 +36,17 @@ declare -A CMD=(
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
   [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
   [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
+  [offline_dial_lunarlander]="$PY benchmarks/offline_dial.py --tasks lunarlander --steps 2000 --seeds 0 1 2 --eval-episodes 10 --no-d3rlpy --out $OUT/offline_dial_lunarlander"
+  [offline_dial_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 2000 --seeds 0 1 2 --eval-episodes 10 --no-d3rlpy --out $OUT/offline_dial_pendulum"
+  [offline_d3rlpy_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 2000 --seeds 0 --eval-episodes 10 --methods bc-all iql --out $OUT/offline_d3rlpy_pendulum"
+  [offline_dial_lunarlander_10k]="$PY benchmarks/offline_dial.py --tasks lunarlander --steps 10000 --seeds 0 --eval-episodes 10 --no-d3rlpy --methods awr iql --out $OUT/offline_dial_lunarlander_10k"
+  [offline_throughput_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 500 --seeds 0 1 2 --eval-episodes 5 --methods iql --out $OUT/offline_throughput_pendulum"
 )
 ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
        dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
-       chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune)
+       chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune
+       offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
+       offline_dial_lunarlander_10k)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do

@@ -75,9 +75,12 @@ def test_collect_piped_prints_whole_results_on_stdout_and_bars_on_stderr(run_dir
 def test_train_json_is_the_training_record(run_dir: Path) -> None:
     results = result_json(run_dir / "train.json", "train", seed=3)
     record = json.loads((run_dir / "policy" / "train.json").read_text())
+    offline = results.pop("offline")
     assert results == json_safe(record["result"])
+    assert offline == json_safe(record["offline_result"]) and offline["algo"] == "bc"
     doc = json.loads((run_dir / "train.json").read_text())
     assert doc["settings"]["bc"] == record["bc"] and doc["settings"]["policy"] == record["policy"]
+    assert doc["settings"]["offline"] == record["offline"]
 
 
 def test_train_writes_policy_and_train_json_with_flag_names_as_config_names(run_dir: Path) -> None:

@@ -75,7 +75,7 @@ def test_progress_bars_only_when_asked(
     tables.assert_whole(printed.out)
     assert main([*argv, "--out", str(tmp_path / "b"), "--progress"]) == 0
     printed = capsys.readouterr()
-    assert "collect: 100%" in printed.err and "\r" not in printed.out
+    assert "collect:" in printed.err and "\r" not in printed.out
 
 
 # ================================================================================= --json

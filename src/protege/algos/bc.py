@@ -91,8 +91,15 @@ class _Samples:
     batch. Compressed frames (a :class:`FrameArray`) stay compressed: a batch decompresses
     only its rows."""
 
-    def __init__(self, policy: Policy, data: Transitions, episodes: np.ndarray):
-        sub = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), episodes))
+    def __init__(
+        self,
+        policy: Policy,
+        data: Transitions,
+        episodes: np.ndarray,
+        weights: np.ndarray | None = None,
+    ):
+        keep = np.isin(np.arange(len(data.episode_lengths)), episodes)
+        sub = data.select_episodes(keep)
         cfg = policy.config
         self.H = cfg.chunk_size
         self.K = cfg.n_obs_steps
@@ -118,12 +125,20 @@ class _Samples:
         self.ends = torch.as_tensor(ends)
         self.index = torch.as_tensor(np.flatnonzero(sub.labeled))
         self.offsets = torch.arange(self.H)
+        # Per-step weights (weighted BC): each row's loss counts w / Σw over its batch.
+        self.weights: torch.Tensor | None = None
+        if weights is not None:
+            self.weights = torch.as_tensor(
+                weights[keep[data.episode_of_step()]], dtype=torch.float32
+            )
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
         self.compact = self.H == 1 and self.K == 1 and self.frames is None and self.parts is None
         if self.compact:
             self.obs = self.obs[self.index]
             self.actions = self.actions[self.index][:, None]
+            if self.weights is not None:
+                self.weights = self.weights[self.index]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -154,16 +169,19 @@ class _Samples:
     def batch(self, rows: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
         """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
         if self.compact:
-            return self.obs.index_select(0, rows), self.actions.index_select(0, rows), None
+            obs, acts = self.obs.index_select(0, rows), self.actions.index_select(0, rows)
+            w = None if self.weights is None else self.weights.index_select(0, rows)[:, None]
+            return obs, acts, w
         i = self.index[rows]
+        w = None if self.weights is None else self.weights[i][:, None]
         if self.H == 1:
-            return self.observations(i), self.actions[i][:, None], None
+            return self.observations(i), self.actions[i][:, None], w
         target = i[:, None] + self.offsets
         end = self.ends[i][:, None]
         valid = target < end
         target = torch.minimum(target, end - 1)
         valid &= self.labeled[target]
-        return self.observations(i), self.actions[target], valid
+        return self.observations(i), self.actions[target], valid if w is None else valid * w
 
 
 Batch = tuple[Any, torch.Tensor, torch.Tensor | None]
@@ -236,11 +254,16 @@ def fit(
     data: Transitions | Store,
     config: BCConfig | None = None,
     world: World | None = None,
+    weights: np.ndarray | None = None,
 ) -> BCResult:
     """Train ``policy`` by behavioral cloning on the labeled steps of ``data``.
 
     ``world``: this process's place among torchrun's processes (inside their process group;
     :mod:`protege.algos.distributed`), None for one process.
+
+    ``weights`` (N,), one finite number ≥ 0 per step of ``data``, makes it weighted BC: each
+    batch's loss is ``Σ w·loss / Σ w`` over its rows (the advantage-weighted methods of
+    :mod:`protege.algos.offline` extract their policies so).
 
     Example:
         >>> policy = Policy(PolicyConfig.for_spaces(env.observation_space, env.action_space))
@@ -253,6 +276,10 @@ def fit(
         data = data.transitions()
     if data.n_labels == 0:
         raise DataError("no labeled steps to train on")
+    if weights is not None:
+        weights = np.asarray(weights, np.float32)
+        if weights.shape != (len(data),) or not np.isfinite(weights).all() or (weights < 0).any():
+            raise DataError(f"weights must be {len(data)} finite numbers ≥ 0 (one per step)")
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     # stochastic losses (diffusion, flow) draw from torch's RNG: other noise on each rank
@@ -261,8 +288,8 @@ def fit(
     if config.fit_normalization:
         lab = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), train_eps))
         policy.set_normalization(obs_take(lab.obs, lab.labeled), lab.actions[lab.labeled])
-    train = _Samples(policy, data, train_eps)
-    val = _Samples(policy, data, val_eps) if len(val_eps) else None
+    train = _Samples(policy, data, train_eps, weights)
+    val = _Samples(policy, data, val_eps, weights) if len(val_eps) else None
     if len(train) == 0:
         raise DataError("the training split has no labeled steps")
 

@@ -18,6 +18,14 @@ from protege.errors import ConfigError, DataError, ProtegeError
 def _collect_flags(p: argparse.ArgumentParser) -> None:
     task_flag(p)
     p.add_argument("--out", required=True, metavar="DIR", help="store directory (appended to)")
+    p.add_argument(
+        "--mix",
+        metavar="SPEC",
+        help="data of known, mixed quality instead of the expert's: sources and their "
+        "fractions of --episodes, e.g. expert:0.1,eps0.3:0.3,random:0.6 (epsX: the expert "
+        "taking a uniformly random action with probability X; each episode records its "
+        "source's ε as the extra 'epsilon')",
+    )
     rollout_flags(p, episodes=100)
     run_flags(p)
     json_flag(p)
@@ -46,6 +54,8 @@ def collect(args: argparse.Namespace) -> None:
     output.announce(args)
     task = tasks.make(args.task)
     t0 = time.perf_counter()
+    if args.mix is not None:
+        return _collect_mix(args, task, t0)
     res = collect_episodes(
         task,
         args.out,
@@ -89,6 +99,60 @@ def collect(args: argparse.Namespace) -> None:
                 "transitions": store.n_transitions,
                 "labels": store.n_labels,
             },
+        },
+    )
+
+
+def _collect_mix(args: argparse.Namespace, task: Any, t0: float) -> None:
+    """``collect --mix``: each source's episodes, then a row per source."""
+    from protege.configs.offline import parse_mix
+    from protege.data.store import Store
+    from protege.report.page import mean_std
+    from protege.rollout.collect import collect_mix
+
+    sources = parse_mix(args.mix)
+    runs = collect_mix(
+        task,
+        args.out,
+        sources,
+        args.episodes,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        progress=bar(args, "collect"),
+    )
+    rows = [
+        [s.name, f"{s.epsilon:g}", r.n_episodes, mean_std(r.returns), f"{sum(r.lengths):,}"]
+        for s, r in runs
+    ]
+    output.print_table(
+        f"Collected {sum(r.n_episodes for _, r in runs)} {task.name} episodes of mixed quality",
+        ["source", "ε", "episodes", "return", "steps"],
+        rows,
+    )
+    store = Store.open(args.out)
+    output.facts(
+        "",
+        {
+            "seed": args.seed,
+            "wall time": f"{time.perf_counter() - t0:.1f} s",
+            "store": f"{args.out}: {len(store)} episodes, {store.n_transitions:,} transitions",
+        },
+    )
+    results_json.write(
+        args,
+        {"task": task.name, "out": args.out, "episodes": args.episodes, "mix": args.mix},
+        {
+            "sources": [
+                {
+                    "name": s.name,
+                    "epsilon": s.epsilon,
+                    "episodes": r.n_episodes,
+                    "returns": r.returns,
+                    "lengths": r.lengths,
+                }
+                for s, r in runs
+            ],
+            "store": {"path": args.out, "episodes": len(store), "transitions": store.n_transitions},
         },
     )
 

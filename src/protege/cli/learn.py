@@ -20,6 +20,7 @@ from protege.cli.flags import (
 )
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
+from protege.configs.offline import ALGOS, OfflineConfig
 from protege.configs.policy import PolicyConfig
 from protege.errors import ConfigError, TrainingError
 
@@ -55,6 +56,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     )
     add_config_flags(p, BCConfig, skip=_BC_SKIP)
     json_flag(p)
+    add_config_flags(p, OfflineConfig, choices={"algo": list(ALGOS)})
 
 
 @command(
@@ -63,18 +65,23 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     interrupted="the policy was not saved; run the command again to train it",
 )
 def train(args: argparse.Namespace) -> None:
-    """Train a policy by behavioral cloning on a store's labeled steps.
+    """Train a policy by behavioral cloning on a store's labeled steps, or by a position of
+    the offline dial that uses the store's rewards (--algo).
 
-    Writes the policy (config.json + model.safetensors) and train.json (settings and losses)
-    to --out. The head defaults to what the action space needs: categorical for discrete
-    actions, mse for continuous ones.
+    --algo bc (default) clones every labeled step; filtered-bc clones the best episodes by
+    return (--top-fraction, --min-return); awr and iql clone every executed step weighted by
+    exp(A/β), with advantages from value functions fit on the rewards. Writes the policy
+    (config.json + model.safetensors) and train.json (settings and losses) to --out. The head
+    defaults to what the action space needs: categorical for discrete actions, mse for
+    continuous ones.
 
     Example: protege train --data demos/lunar --out runs/bc --steps 4000 --hidden-sizes 256 256
+             protege train --data demos/mixed --out runs/iql --algo iql --steps 20000
 
     Under torchrun (several processes, data parallel; README "torchrun"), each process trains
-    on its slice of every batch and rank 0 alone writes --out.
+    on its slice of every batch and rank 0 alone writes --out (--algo bc only).
     """
-    from protege.algos import bc, distributed
+    from protege.algos import bc, distributed, offline
     from protege.data.store import Store
     from protege.policies import Policy
     from protege.report.page import command_line
@@ -91,17 +98,24 @@ def train(args: argparse.Namespace) -> None:
         store.observation_space, store.action_space, **config_values(PolicyConfig, args)
     )
     bc_config = BCConfig(**{**config_values(BCConfig, args), "progress": args.progress})
+    dial = OfflineConfig(**config_values(OfflineConfig, args))
     if world is not None:
         world.check_batch(bc_config.batch_size)
+        if dial.algo != "bc":
+            raise ConfigError(
+                f"--algo {dial.algo} trains on one process; under torchrun only --algo bc does"
+            )
     policy = Policy(policy_config, seed=args.seed)  # initial weights: the seed's alone
     extra = {"task": task_name, "data": str(args.data)}
     try:
         if world is None:
-            result = bc.fit(policy, store, bc_config)
+            run = offline.fit(policy, store, bc_config, dial)
+            result, samples_per_s = run.bc, run.samples_per_s
         else:
             device = next(policy.parameters()).device
             with distributed.process_group(world, device):
                 result = bc.fit(policy, store, bc_config, world)
+            run, samples_per_s = None, result.samples_per_s
     except TrainingError as exc:  # the policy holds its last finite weights: keep them
         if world is not None and not world.main:
             raise
@@ -115,15 +129,29 @@ def train(args: argparse.Namespace) -> None:
         "data": str(args.data),
         "seed": args.seed,
         "bc": asdict(bc_config),
+        "offline": asdict(dial),
         "policy": policy_config.to_dict(),
         "result": result.to_dict(),
+        "offline_result": None
+        if run is None
+        else {k: v for k, v in run.to_dict().items() if k != "bc"},
         "command": command_line(),
     }
     (out / "train.json").write_text(json.dumps(record, indent=2))
     last = result.history[-1] if result.history else {}
+    if run is None or dial.algo == "bc":
+        title = f"BC on {len(store)} episodes ({store.n_labels:,} labels)"
+    else:
+        title = f"{dial.algo} on {run.episodes_kept} of {len(store)} episodes"
+    facts = {}
+    if run is not None and run.critic is not None:
+        facts["critics"] = f"{run.critic.steps} steps, {run.critic.seconds:.1f} s"
+        w = run.weights
+        facts["weights"] = f"mean {w['mean']:.3g}, max {w['max']:.3g}, {w['at_clip']:.1%} clipped"
     output.facts(
-        f"BC on {len(store)} episodes ({store.n_labels:,} labels)",
+        title,
         {
+            **facts,
             "head": f"{policy_config.head}, MLP {' × '.join(map(str, policy_config.hidden_sizes))}",
             "steps": f"{result.steps}" + (" (stopped early)" if result.stopped_early else ""),
             "train loss (last)": f"{last.get('train_loss', float('nan')):.4g}",
@@ -131,15 +159,16 @@ def train(args: argparse.Namespace) -> None:
             if result.n_val
             else "– (no validation episodes)",
             "weights kept": weights_kept(result, bc_config.restore_best),
-            "samples/s": f"{result.samples_per_s:,.0f}"
+            "samples/s": f"{samples_per_s:,.0f}"
             + (f" ({result.world_size} processes)" if result.world_size > 1 else ""),
             "train time": f"{result.train_seconds:.1f} s",
             "seed": args.seed,
             "policy": f"{out} (+ train.json)",
         },
     )
-    settings = {k: record[k] for k in ("task", "data", "bc", "policy")}
-    results_json.write(args, {**settings, "out": str(out)}, record["result"])
+    settings = {k: record[k] for k in ("task", "data", "bc", "offline", "policy")}
+    results = {**record["result"], "offline": record["offline_result"]}
+    results_json.write(args, {**settings, "out": str(out)}, results)
 
 
 def weights_kept(result: BCResult, restore_best: bool) -> str:

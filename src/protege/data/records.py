@@ -42,6 +42,8 @@ EXTRAS: dict[str, str] = {
     "session_seconds": "seconds a person spent watching",
     "rl_update": "the RL update whose rollouts collected the episode (`protege finetune`; "
     "with `episode`, its index within that update)",
+    "epsilon": "probability of a uniformly random action at each step of the source that "
+    "collected the episode (`protege collect --mix`: 0 the expert, 1 a random policy)",
 }
 """The known per-episode extras (``Episode.extras``) and what they hold. Gates add their own
 counters (``robot_steps``, ``switch_novel``, ``takeover_unsafe``...) and thresholds
@@ -121,6 +123,8 @@ def check_extras(extras: Any, where: str) -> dict[str, float]:
             raise DataError(f"{where} (extra {key!r}: {value!r}; expected a count ≥ 0)")
         if key == "success" and v not in (0.0, 1.0):
             raise DataError(f"{where} (extra 'success': {value!r}; expected 0 or 1)")
+        if key == "epsilon" and not 0.0 <= v <= 1.0:
+            raise DataError(f"{where} (extra 'epsilon': {value!r}; expected a probability)")
         if key in _SECONDS and not (0 <= v < math.inf):
             raise DataError(f"{where} (extra {key!r}: {value!r}; expected seconds ≥ 0)")
         out[key] = v

@@ -431,6 +431,8 @@ class Store:
             episode_starts=starts,
             episode_lengths=lengths,
             rounds=np.array([e.round for e in self._index], np.int64),
+            final_obs=fields["obs"][~keep],
+            terminated=np.array([e.terminated for e in self._index], bool),
         )
 
     def episodes(self) -> Iterator[Episode]:

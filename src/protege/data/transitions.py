@@ -36,6 +36,12 @@ class Transitions:
     """(E,) int64."""
     rounds: np.ndarray
     """(E,) int64: the round each episode was collected in."""
+    final_obs: np.ndarray | None = None
+    """(E, *obs_shape): the observation after each episode's last step (what offline RL
+    bootstraps from); None when not read (then only whole-episode methods apply)."""
+    terminated: np.ndarray | None = None
+    """(E,) bool: whether each episode ended in a terminal state (no value after it), as
+    opposed to being cut off by a time limit; None when not read."""
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -69,4 +75,27 @@ class Transitions:
             episode_starts=starts,
             episode_lengths=lengths,
             rounds=self.rounds[order],
+            final_obs=None if self.final_obs is None else self.final_obs[order],
+            terminated=None if self.terminated is None else self.terminated[order],
         )
+
+    def next_obs(self) -> np.ndarray:
+        """(N, *obs_shape): the observation after each step (the next step's, or the
+        episode's final one). Needs ``final_obs``; raw observations only."""
+        if self.final_obs is None:
+            raise ValueError("these transitions carry no final observations")
+        obs = np.asarray(self.obs)
+        out = np.empty_like(obs)
+        out[:-1] = obs[1:]
+        last = self.episode_starts + self.episode_lengths - 1
+        out[last] = np.asarray(self.final_obs)
+        return out
+
+    def step_terminal(self) -> np.ndarray:
+        """(N,) bool: True at the last step of each episode that ended in a terminal state
+        (the steps after which nothing more is earned)."""
+        done = np.zeros(len(self), bool)
+        if self.terminated is not None:
+            last = self.episode_starts + self.episode_lengths - 1
+            done[last] = self.terminated
+        return done

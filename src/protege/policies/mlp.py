@@ -123,7 +123,7 @@ class ActingPlan:
         stats = list(obs_stats) if obs_stats is not None else []
         watched = [t for m in layers for t in (m.weight, m.bias)] + stats
         with torch.no_grad():
-            plan = [(m.weight.t().contiguous(), m.bias.detach()) for m in layers]
+            plan = [(m.weight.detach().t().contiguous(), m.bias.detach()) for m in layers]
             if stats:
                 w_t, b = plan[0]
                 n_in = w_t.shape[0]

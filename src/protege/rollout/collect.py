@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
+from protege.configs.offline import MixSource, mix_counts
 from protege.data.store import Store
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
+from protege.experts.noisy import EpsilonExpert
 from protege.rollout.gates import ExpertGate, Gate
 from protege.rollout.loop import rollout
 from protege.rollout.observers import RolloutResult, StoreEpisodes, Success, progress_bar
@@ -22,10 +26,12 @@ def collect(
     expert: Expert | None = None,
     gate: Gate | None = None,
     progress: bool | str = False,
+    extras: dict[str, float] | None = None,
 ) -> RolloutResult:
     """Run the task's expert for ``episodes`` episodes and append each one durably to ``store``.
 
     A path creates the store (or appends to the one there, if its spaces match the task's).
+    ``extras`` are numbers stored with every episode (:data:`protege.data.records.EXTRAS`).
 
     Example:
         >>> collect(protege.tasks.make("lunarlander"), "demos/lunar", episodes=100, seed=0)
@@ -45,7 +51,51 @@ def collect(
             gate=gate or ExpertGate(),
             seed=seed,
             expert=expert,
-            observers=[Success(task.success), StoreEpisodes(store), *progress_bar(progress)],
+            observers=[
+                Success(task.success),
+                StoreEpisodes(store, extras=extras),
+                *progress_bar(progress),
+            ],
         )
     finally:
         env.close()
+
+
+def collect_mix(
+    task: Task,
+    store: Store | str | os.PathLike,
+    sources: list[MixSource],
+    episodes: int,
+    n_envs: int = 8,
+    seed: int = 0,
+    progress: bool | str = False,
+) -> list[tuple[MixSource, RolloutResult]]:
+    """Data of known, mixed quality: ``episodes`` split among ``sources`` by their fractions
+    (:func:`~protege.configs.offline.mix_counts`), each source the task's expert with
+    ε-random actions (:class:`~protege.experts.noisy.EpsilonExpert`). Every step stores what
+    the source did, labeled; every episode records its source's ε as the extra ``epsilon``.
+    Source k's episodes are seeded from ``(seed, k)``.
+
+    Example:
+        >>> collect_mix(task, "demos/mixed", parse_mix("expert:0.1,random:0.9"), 100)
+    """
+    out = []
+    space = task.spaces[1]
+    for k, (source, count) in enumerate(zip(sources, mix_counts(sources, episodes), strict=True)):
+        if count == 0:
+            continue
+        expert = EpsilonExpert(task.make_expert(), source.epsilon, space)
+        run_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        label = f"{progress} {source.name}" if isinstance(progress, str) else progress
+        result = collect(
+            task,
+            store,
+            count,
+            n_envs=n_envs,
+            seed=run_seed,
+            expert=expert,
+            progress=label,
+            extras={"epsilon": source.epsilon},
+        )
+        out.append((source, result))
+    return out

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium as gym
@@ -280,11 +280,15 @@ class StoreEpisodes(RecordEpisodes):
     """Appends every finished episode to ``store``, durably, the moment it ends: a crash
     loses only the episodes in flight."""
 
-    def __init__(self, store: Store, *, round: int = 0):
+    def __init__(self, store: Store, *, round: int = 0, extras: dict[str, float] | None = None):
         super().__init__(round=round)
         self.store = store
+        self.extras = dict(extras or {})
+        """Numbers stored with every episode (e.g. the source of a mixed collection)."""
 
     def on_episode(self, env_index: int, episode: Episode) -> None:
+        if self.extras:
+            episode = replace(episode, extras={**episode.extras, **self.extras})
         self.store.append(episode)
 
 

@@ -60,8 +60,10 @@ class Head(nn.Module):
         """Scalar training loss averaged over valid (``pad_mask_BH`` true) steps.
 
         ``pad_mask_BH=None`` means every step is valid (the common single-action case, which
-        skips the masking arithmetic on the hot path). Metrics beyond the loss itself (e.g.
-        accuracy) are computed only when gradients are off, i.e. during validation.
+        skips the masking arithmetic on the hot path). A float mask weights the steps: the
+        loss is ``Σ w·loss / Σ w`` (weighted BC; a weight of 0 is a padded step). Metrics
+        beyond the loss itself (e.g. accuracy) are computed only when gradients are off, i.e.
+        during validation.
         """
         raise NotImplementedError
 

@@ -97,7 +97,8 @@ def forward_fill_padded(
     if pad_mask_BH is None:
         return actions_BHA
     H = actions_BHA.shape[1]
-    idx_BH = torch.where(pad_mask_BH, torch.arange(H), -1).cummax(dim=1).values
+    valid_BH = pad_mask_BH if pad_mask_BH.dtype == torch.bool else pad_mask_BH > 0  # weights
+    idx_BH = torch.where(valid_BH, torch.arange(H), -1).cummax(dim=1).values
     filled = actions_BHA.gather(1, idx_BH.clamp(min=0)[..., None].expand_as(actions_BHA))
     return torch.where((idx_BH >= 0)[..., None], filled, torch.zeros_like(filled))
 

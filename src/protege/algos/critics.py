@@ -1,0 +1,253 @@
+"""Value functions fit on a store's rewards, for the advantage-weighted methods of the offline
+dial (:mod:`protege.algos.offline`).
+
+* AWR (:func:`awr_advantages`): a value network ``V(s)`` regressed on each step's TD(λ)
+  return ``G^λ_t = r_t + γ ((1 − λ) V(s_{t+1}) + λ G^λ_{t+1})`` (Peng et al. 2019, λ = 0.95),
+  the targets recomputed from the current ``V`` every 1000 steps; an episode's last step
+  bootstraps from ``V`` of its final observation unless it terminated (so a time limit is
+  not mistaken for the end of all reward: plain Monte Carlo returns shrink toward the end of
+  every truncated episode). ``A = G^λ_t − V(s_t)``.
+* IQL (:func:`iql_advantages`): ``V(s)`` by expectile regression (τ) on ``min(Q₁, Q₂)`` of
+  target networks, twin ``Q(s, a)`` by TD on ``r + γ (1 − terminal) V(s')``, targets by Polyak
+  averaging, all in one update per step (Kostrikov, Nair & Levine 2021); ``A = min Q̄ − V``.
+
+Rewards are divided by the standard deviation of the Monte Carlo returns over the data, so
+values are O(1) on every task (the paper rescales per benchmark instead); the advantages
+returned are in those units. Observations are standardized; continuous actions too (as the Q
+network's input). Discrete actions: the Q networks output one value per action.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from protege.algos.optim import FlatAdamW
+from protege.configs.offline import OfflineConfig
+from protege.data.transitions import Transitions
+from protege.errors import TrainingError
+from protege.policies.encoders import mlp
+
+
+@dataclass
+class CriticResult:
+    """What fitting the value functions did: steps, time, losses."""
+
+    steps: int
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+    reward_scale: float = 1.0
+    """Rewards were multiplied by this (1 / std of the Monte Carlo returns)."""
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mc_returns(data: Transitions, discount: float) -> np.ndarray:
+    """(N,) float64: each step's discounted return to its episode's end."""
+    out = np.empty(len(data), np.float64)
+    rewards = np.asarray(data.rewards, np.float64)
+    for start, length in zip(data.episode_starts, data.episode_lengths, strict=True):
+        acc = 0.0
+        for i in range(start + length - 1, start - 1, -1):
+            acc = rewards[i] + discount * acc
+            out[i] = acc
+    return out
+
+
+class _Standardize:
+    """(x − mean) / std with statistics of the data (std floored at 1e-6 → 1)."""
+
+    def __init__(self, x: np.ndarray):
+        x64 = np.asarray(x, np.float64).reshape(len(x), -1)
+        std = x64.std(0)
+        self.mean = torch.as_tensor(x64.mean(0), dtype=torch.float32)
+        self.std = torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32)
+
+    def __call__(self, x: np.ndarray) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(x, np.float32).reshape(len(x), -1))
+        return (t - self.mean) / self.std
+
+
+def _net(in_dim: int, hidden: tuple[int, ...], out: int) -> nn.Sequential:
+    return nn.Sequential(mlp(in_dim, hidden), nn.Linear(hidden[-1], out))
+
+
+def _check_finite(loss: float, step: int, what: str) -> None:
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"{what} diverged: the loss is {loss} at step {step} (lower --critic-lr)", step, 0
+        )
+
+
+AWR_LAMBDA = 0.95
+"""λ of AWR's TD(λ) value targets (Peng et al. 2019)."""
+AWR_REFRESH = 1000
+"""AWR recomputes its TD(λ) targets from the current value network every this many steps."""
+
+
+def lambda_returns(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    data: Transitions,
+    discount: float,
+    lam: float,
+) -> np.ndarray:
+    """(N,) TD(λ) returns: ``G_t = r_t + γ ((1 − λ) V(s_{t+1}) + λ G_{t+1})`` inside an
+    episode; at its last step ``r + γ V(s_final)``, or ``r`` if it terminated. ``values``
+    are ``V(s_t)``, ``next_values`` ``V(s_{t+1})`` (the final observation's at the last)."""
+    out = np.empty(len(rewards), np.float64)
+    terminal = data.step_terminal()
+    for start, length in zip(data.episode_starts, data.episode_lengths, strict=True):
+        last = start + length - 1
+        acc = rewards[last] + (0.0 if terminal[last] else discount * next_values[last])
+        out[last] = acc
+        for i in range(last - 1, start - 1, -1):
+            acc = rewards[i] + discount * ((1 - lam) * values[i + 1] + lam * acc)
+            out[i] = acc
+    return out
+
+
+def awr_advantages(
+    data: Transitions, config: OfflineConfig, seed: int, progress: bool = False
+) -> tuple[np.ndarray, CriticResult]:
+    """(N,) advantages ``G^λ_t − V(s_t)`` (scaled reward units) and how ``V`` was fit."""
+    gen = torch.Generator().manual_seed(seed)
+    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    rewards = np.asarray(data.rewards, np.float64) * scale
+    norm = _Standardize(data.obs)
+    obs, next_obs = norm(data.obs), norm(data.next_obs())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        value = _net(obs.shape[1], tuple(config.critic_hidden), 1)
+
+    def targets() -> torch.Tensor:
+        with torch.no_grad():
+            v = torch.cat([value(c)[:, 0] for c in obs.split(8192)]).double().numpy()
+            v_next = torch.cat([value(c)[:, 0] for c in next_obs.split(8192)]).double().numpy()
+        g = lambda_returns(rewards, v, v_next, data, config.discount, AWR_LAMBDA)
+        return torch.as_tensor(g, dtype=torch.float32)
+
+    opt = FlatAdamW(value.parameters(), lr=config.critic_lr)
+    result = CriticResult(steps=config.critic_steps, reward_scale=scale)
+    t0, running = time.perf_counter(), []
+    try:
+        for step in tqdm(
+            range(1, config.critic_steps + 1), desc="value", disable=not progress, leave=False
+        ):
+            if step % AWR_REFRESH == 1:
+                target = targets()
+            rows = torch.randint(len(obs), (config.critic_batch_size,), generator=gen)
+            loss = (value(obs[rows])[:, 0] - target[rows]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(loss.item())
+            if step % 1000 == 0 or step == config.critic_steps:
+                _check_finite(running[-1], step, "the value fit")
+                result.history.append({"step": step, "value_loss": float(np.mean(running))})
+                running = []
+    finally:
+        opt.release()
+    result.seconds = time.perf_counter() - t0
+    result.samples_per_s = config.critic_steps * config.critic_batch_size / result.seconds
+    target = targets()
+    with torch.no_grad():
+        v = torch.cat([value(chunk)[:, 0] for chunk in obs.split(8192)])
+    return (target - v).numpy().astype(np.float64), result
+
+
+def iql_advantages(
+    data: Transitions,
+    config: OfflineConfig,
+    seed: int,
+    n_actions: int = 0,
+    progress: bool = False,
+) -> tuple[np.ndarray, CriticResult]:
+    """(N,) advantages ``min(Q̄₁, Q̄₂)(s, a) − V(s)`` (scaled reward units, ``a`` the executed
+    action) and how the critics were fit. ``n_actions`` > 0: Discrete actions."""
+    gen = torch.Generator().manual_seed(seed)
+    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    norm = _Standardize(data.obs)
+    obs, next_obs = norm(data.obs), norm(data.next_obs())
+    reward = torch.as_tensor(np.asarray(data.rewards, np.float64) * scale, dtype=torch.float32)
+    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.discount
+    hidden = tuple(config.critic_hidden)
+    if n_actions:
+        acts = torch.as_tensor(np.asarray(data.executed).reshape(-1), dtype=torch.long)
+        q_in, q_out = obs.shape[1], n_actions
+    else:
+        acts = _Standardize(data.executed)(data.executed)
+        q_in, q_out = obs.shape[1] + acts.shape[1], 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        value = _net(obs.shape[1], hidden, 1)
+        q1, q2 = _net(q_in, hidden, q_out), _net(q_in, hidden, q_out)
+    target1, target2 = copy.deepcopy(q1), copy.deepcopy(q2)
+    for p in [*target1.parameters(), *target2.parameters()]:
+        p.requires_grad_(False)
+    # One flat buffer for V, Q₁, Q₂ (one fused Adam step); the Q part is its tail, and the
+    # targets live in a flat copy of that tail, so the Polyak update is one lerp_.
+    opt = FlatAdamW([*value.parameters(), *q1.parameters(), *q2.parameters()], config.critic_lr)
+    n_v = sum(p.numel() for p in value.parameters())
+    q_flat = opt.flat[n_v:]
+    target_flat = q_flat.clone()
+    offset = 0
+    for p in [*target1.parameters(), *target2.parameters()]:
+        p.data = target_flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+
+    def q_values(net: nn.Module, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        if n_actions:
+            return net(s).gather(1, a[:, None])[:, 0]
+        return net(torch.cat([s, a], 1))[:, 0]
+
+    tau, B = config.tau, config.critic_batch_size
+    result = CriticResult(steps=config.critic_steps, reward_scale=scale)
+    t0, running = time.perf_counter(), []
+    try:
+        for step in tqdm(
+            range(1, config.critic_steps + 1), desc="iql critics", disable=not progress, leave=False
+        ):
+            rows = torch.randint(len(obs), (B,), generator=gen)
+            s, a = obs[rows], acts[rows]
+            v_both = value(torch.cat([s, next_obs[rows]]))[:, 0]
+            v, v_next = v_both[:B], v_both[B:].detach()
+            with torch.no_grad():
+                q_target = torch.minimum(q_values(target1, s, a), q_values(target2, s, a))
+                td_target = reward[rows] + not_done[rows] * v_next
+            diff = q_target - v
+            v_loss = (torch.where(diff < 0, 1.0 - tau, tau) * diff.square()).mean()
+            q_loss = (q_values(q1, s, a) - td_target).square().mean() + (
+                q_values(q2, s, a) - td_target
+            ).square().mean()
+            loss = v_loss + q_loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            target_flat.lerp_(q_flat, config.target_update)
+            running.append(loss.item())
+            if step % 1000 == 0 or step == config.critic_steps:
+                _check_finite(running[-1], step, "the IQL critics")
+                result.history.append({"step": step, "critic_loss": float(np.mean(running))})
+                running = []
+    finally:
+        opt.release()
+    result.seconds = time.perf_counter() - t0
+    result.samples_per_s = config.critic_steps * B / result.seconds
+    with torch.no_grad():
+        adv = [
+            torch.minimum(q_values(target1, s, a), q_values(target2, s, a)) - value(s)[:, 0]
+            for s, a in zip(obs.split(8192), acts.split(8192), strict=True)
+        ]
+    return torch.cat(adv).numpy().astype(np.float64), result
