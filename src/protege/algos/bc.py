@@ -45,6 +45,7 @@ from protege.configs.bc import BCConfig
 from protege.data.frames import FrameArray
 from protege.data.obs import take as obs_take
 from protege.data.store import Store, Transitions
+from protege.device import autocast, fast_paths_apply, pinned, resolve_device
 from protege.errors import ConfigError, DataError, TrainingError
 from protege.policies import mlp
 from protege.policies.heads.base import Metrics
@@ -87,6 +88,9 @@ class _Samples:
     def __init__(self, policy: Policy, data: Transitions, episodes: np.ndarray):
         sub = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), episodes))
         cfg = policy.config
+        # Everything but compressed frames moves to the policy's device once; a batch of
+        # frames is decompressed on the host and copied over (pinned memory, on CUDA).
+        self.device = dev = policy.device
         self.H = cfg.chunk_size
         self.K = cfg.n_obs_steps
         self.policy = policy
@@ -96,21 +100,22 @@ class _Samples:
         self.parts: dict[str, torch.Tensor | FrameArray] | None = None
         if isinstance(sub.obs, dict):
             self.parts = {
-                name: v if isinstance(v, FrameArray) else torch.as_tensor(np.asarray(v))
+                name: v if isinstance(v, FrameArray) else torch.as_tensor(np.asarray(v), device=dev)
                 for name, v in sub.obs.items()
             }
         elif self.frames is None:
-            self.obs = policy.normalize_obs(torch.as_tensor(sub.obs))
+            self.obs = policy.normalize_obs(torch.as_tensor(sub.obs, device=dev))
         if self.K > 1:
-            self.first = torch.as_tensor(np.repeat(sub.episode_starts, sub.episode_lengths))
-            self.back = torch.arange(1 - self.K, 1)
+            starts = np.repeat(sub.episode_starts, sub.episode_lengths)
+            self.first = torch.as_tensor(starts, device=dev)
+            self.back = torch.arange(1 - self.K, 1, device=dev)
         acts = np.asarray(sub.actions, np.float32).reshape(len(sub), -1)
-        self.actions = policy.normalize_actions(torch.as_tensor(acts))
-        self.labeled = torch.as_tensor(sub.labeled)
+        self.actions = policy.normalize_actions(torch.as_tensor(acts, device=dev))
+        self.labeled = torch.as_tensor(sub.labeled, device=dev)
         ends = np.repeat(sub.episode_starts + sub.episode_lengths, sub.episode_lengths)
-        self.ends = torch.as_tensor(ends)
-        self.index = torch.as_tensor(np.flatnonzero(sub.labeled))
-        self.offsets = torch.arange(self.H)
+        self.ends = torch.as_tensor(ends, device=dev)
+        self.index = torch.as_tensor(np.flatnonzero(sub.labeled), device=dev)
+        self.offsets = torch.arange(self.H, device=dev)
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
         self.compact = self.H == 1 and self.K == 1 and self.frames is None and self.parts is None
@@ -134,18 +139,23 @@ class _Samples:
         rows = i if self.K == 1 else torch.maximum(i[:, None] + self.back, self.first[i][:, None])
         if self.parts is not None:
             batch = {
-                name: torch.from_numpy(v.take(rows.numpy()))
-                if isinstance(v, FrameArray)
-                else v[rows]
+                name: self._frames(v, rows) if isinstance(v, FrameArray) else v[rows]
                 for name, v in self.parts.items()
             }
             return self.policy.normalize_obs(batch)
         if self.frames is None:
             return self.obs[rows]
-        return self.policy.normalize_obs(torch.from_numpy(self.frames.take(rows.numpy())))
+        return self.policy.normalize_obs(self._frames(self.frames, rows))
+
+    def _frames(self, frames: FrameArray, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of compressed frames, decompressed on the host, on the device."""
+        host = torch.from_numpy(frames.take(rows.cpu().numpy()))
+        return pinned(host, self.device).to(self.device, non_blocking=True)
 
     def batch(self, rows: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-        """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
+        """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid); ``rows``
+        may be on the host (the seeded generator's draw)."""
+        rows = rows.to(self.device)
         if self.compact:
             return self.obs.index_select(0, rows), self.actions.index_select(0, rows), None
         i = self.index[rows]
@@ -227,8 +237,10 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
         data = data.transitions()
     if data.n_labels == 0:
         raise DataError("no labeled steps to train on")
+    device = resolve_device(config.device)
+    policy.to(device)
     rng = np.random.default_rng(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)  # on the host: the same rows anywhere
     torch.manual_seed(config.seed)  # stochastic losses (diffusion, flow) draw from torch's RNG
     train_eps, val_eps = split_episodes(len(data.episode_lengths), config.val_fraction, rng)
     if config.fit_normalization:
@@ -240,7 +252,9 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
         raise DataError("the training split has no labeled steps")
 
     steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
-    fast = config.fast_path and mlp.FAST_PATHS
+    # The CPU fast paths: on the CPU in fp32 only; anywhere else autograd and torch's AdamW.
+    fast = config.fast_path and mlp.FAST_PATHS and fast_paths_apply(device)
+    fast = fast and config.precision == "fp32"
     optimizer = FlatAdamW if fast else TorchAdamW
     opt = optimizer(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = _tensorboard(config.tensorboard_dir)
@@ -266,7 +280,8 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
             if fused is not None:
                 loss = fused(obs, acts, mask)
             else:
-                loss, _ = bc_loss(policy, obs, acts, mask)
+                with autocast(device, config.precision):
+                    loss, _ = bc_loss(policy, obs, acts, mask)
                 opt.zero_grad()
                 loss.backward()
             if config.grad_clip:
@@ -280,7 +295,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
                 row = {"step": step, "train_loss": float(np.mean(running))}
                 running = []
                 if val is not None:
-                    row["val_loss"] = _validate(policy, val, gen)
+                    row["val_loss"] = _validate(policy, val, config.precision)
                     policy.train()
                     if not row["val_loss"] >= result.best_val_loss:  # also true for the first (nan)
                         result.best_val_loss, result.best_step = row["val_loss"], step
@@ -356,18 +371,20 @@ def _lr(config: BCConfig, step: int, steps: int) -> float:
 
 
 @torch.no_grad()
-def _validate(policy: Policy, val: _Samples, gen: torch.Generator, max_rows: int = 8192) -> float:
+def _validate(policy: Policy, val: _Samples, precision: str, max_rows: int = 8192) -> float:
     policy.eval()
+    device = policy.device
     rows = torch.arange(len(val))
     if len(rows) > max_rows:  # a fixed subset keeps validation cheap and comparable
         rows = rows[torch.linspace(0, len(val) - 1, max_rows).long()]
     losses, weights = [], []
     for chunk in rows.split(2048):
         obs, acts, mask = val.batch(chunk)
-        state = torch.random.get_rng_state()
-        torch.manual_seed(0)  # stochastic losses (diffusion, flow) use the same noise each time
-        loss, _ = bc_loss(policy, obs, acts, mask)
-        torch.random.set_rng_state(state)
+        # Stochastic losses (diffusion, flow) use the same noise each time.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(0)
+            with autocast(device, precision):
+                loss, _ = bc_loss(policy, obs, acts, mask)
         losses.append(float(loss))
         weights.append(float(mask.sum()) if mask is not None else float(len(chunk)))
     return float(np.average(losses, weights=weights))
