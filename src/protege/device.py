@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from protege.configs.checks import check_device_spec, check_precision
 from protege.errors import ConfigError
@@ -68,15 +67,6 @@ def _mps_available() -> bool:
 def fast_paths_apply(device: torch.device) -> bool:
     """True when the CPU fast paths may run on tensors of ``device`` (the CPU only)."""
     return device.type == "cpu"
-
-
-def module_device(module: nn.Module) -> torch.device:
-    """The device of a module's first parameter or buffer (the CPU for an empty module)."""
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

@@ -66,6 +66,9 @@ class BCResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
     samples_per_s: float = 0.0
+    device: str = "cpu"
+    """Where it trained (``BCConfig.device`` resolved)."""
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,6 +262,7 @@ def fit(policy: Policy, data: Transitions | Store, config: BCConfig | None = Non
     opt = optimizer(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = _tensorboard(config.tensorboard_dir)
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
+    result.device, result.precision = str(device), config.precision
     best_state: dict[str, torch.Tensor] | None = None
     finite_state, finite_step = _snapshot(policy), 0
     bad_evals = 0

@@ -61,6 +61,7 @@ from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.policy import PolicyConfig
 from protege.data.store import Store, Transitions, write_atomic
+from protege.device import resolve_device
 from protege.errors import ConfigError, DataError
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
@@ -116,7 +117,7 @@ class PolicyTrainer:
         learner.save(path)
 
     def load(self, path: Path) -> Policy:
-        return Policy.load(path)
+        return Policy.load(path).to(resolve_device(self.bc.device))
 
 
 # ------------------------------------------------------------------------------ gates

@@ -15,6 +15,7 @@ from protege.cli.flags import (
     add_config_flags,
     config_fields,
     config_values,
+    device_flag,
     episodes_int,
     finite_positive_float,
     flag_kwargs,
@@ -93,7 +94,8 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
         help="with --human: control rate in Hz (default: 20)",
     )
     add_config_flags(p, DAggerConfig, skip=_DAGGER_SKIP)
-    add_config_flags(p, BCConfig, skip=_BC_SKIP)
+    add_config_flags(p, BCConfig, skip=(*_BC_SKIP, "device"))
+    device_flag(p)
     _method_flags(p)
     run_flags(p)
     json_flag(p)

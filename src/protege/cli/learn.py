@@ -13,6 +13,7 @@ from protege.cli.flags import (
     add_config_flags,
     bar,
     config_values,
+    device_flag,
     json_flag,
     rollout_flags,
     run_flags,
@@ -53,7 +54,8 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
             "encoder": "mlp, cnn for image observations, parts for observations of several parts",
         },
     )
-    add_config_flags(p, BCConfig, skip=_BC_SKIP)
+    add_config_flags(p, BCConfig, skip=(*_BC_SKIP, "device"))
+    device_flag(p)
     json_flag(p)
 
 
@@ -115,6 +117,7 @@ def train(args: argparse.Namespace) -> None:
             if result.n_val
             else "– (no validation episodes)",
             "weights kept": weights_kept(result, bc_config.restore_best),
+            "device": f"{result.device}, {result.precision}",
             "samples/s": f"{result.samples_per_s:,.0f}",
             "train time": f"{result.train_seconds:.1f} s",
             "seed": args.seed,
@@ -189,6 +192,7 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     json_flag(p)
     rollout_flags(p, episodes=50)
     run_flags(p)
+    device_flag(p)
 
 
 @command("eval", _eval_flags)
@@ -207,7 +211,7 @@ def eval_(args: argparse.Namespace) -> None:
     if args.policy is None and not args.expert:
         raise ConfigError("nothing to evaluate: give --policy DIR, --expert, or both")
     output.announce(args)
-    policy = load_learner(args.policy) if args.policy else None
+    policy = load_learner(args.policy, args.device or "auto") if args.policy else None
     task_name = args.task or (_policy_meta(args.policy).get("task") if args.policy else None)
     if task_name is None:
         raise ConfigError(f"{args.policy}: the policy records no task; give --task")
@@ -227,6 +231,7 @@ def eval_(args: argparse.Namespace) -> None:
     output.evaluation_table(f"{task.name}: {args.episodes} episodes, seed {args.seed}", evals, {})
     settings = {
         "policy": args.policy,
+        "device": str(args.device or "auto"),
         "task": task.name,
         "expert": args.expert,
         "deterministic": args.deterministic,
