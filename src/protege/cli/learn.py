@@ -21,6 +21,7 @@ from protege.cli.flags import (
 )
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
+from protege.configs.checks import PRECISIONS
 from protege.configs.policy import PolicyConfig
 from protege.errors import ConfigError, TrainingError
 
@@ -54,7 +55,9 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
             "encoder": "mlp, cnn for image observations, parts for observations of several parts",
         },
     )
-    add_config_flags(p, BCConfig, skip=(*_BC_SKIP, "device"))
+    add_config_flags(
+        p, BCConfig, skip=(*_BC_SKIP, "device"), choices={"precision": list(PRECISIONS)}
+    )
     device_flag(p)
     json_flag(p)
 

@@ -14,8 +14,10 @@ from protege.configs.checks import (
     MAX_SEED,
     MAX_SIZE,
     MAX_STEPS,
+    check_device_spec,
     check_float,
     check_int,
+    check_precision,
     check_sizes,
 )
 from protege.errors import ConfigError
@@ -78,8 +80,12 @@ class LunarDemoConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
 
+    device: str = "auto"
+    """Where the policies train and act (``BCConfig.device``): auto, cpu, cuda, cuda:N, mps."""
+
     def __post_init__(self) -> None:
         own = "LunarDemoConfig"
+        check_device_spec("device", self.device)
         check_int(own, "seed", self.seed, 0, MAX_SEED)
         for name in ("episodes", "eval_episodes", "n_envs", "round_eval_episodes"):
             check_int(own, name, getattr(self, name), 1, MAX_COUNT)
@@ -116,8 +122,12 @@ class ObstacleDemoConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
 
+    device: str = "auto"
+    """Where the policies train and act (``BCConfig.device``): auto, cpu, cuda, cuda:N, mps."""
+
     def __post_init__(self) -> None:
         unknown = set(self.heads) - set(OBSTACLE_HEADS)
+        check_device_spec("device", self.device)
         if unknown:
             raise ConfigError(
                 f"unknown heads {sorted(unknown)}; choose from {list(OBSTACLE_HEADS)}"
@@ -173,8 +183,15 @@ class CarRacingDemoConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
 
+    device: str = "auto"
+    """Where the policies train and act (``BCConfig.device``): auto, cpu, cuda, cuda:N, mps."""
+    precision: str = "fp32"
+    """fp32, or bf16 autocast for the CNN's training (``BCConfig.precision``)."""
+
     def __post_init__(self) -> None:
         own = "CarRacingDemoConfig"
+        check_device_spec("device", self.device)
+        check_precision("precision", self.precision)
         check_int(own, "seed", self.seed, 0, MAX_SEED)
         for name in ("demos", "episodes_per_round", "eval_episodes", "n_envs", "gif_every"):
             check_int(own, name, getattr(self, name), 1, MAX_COUNT)
