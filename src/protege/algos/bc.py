@@ -375,7 +375,9 @@ def _lr(config: BCConfig, step: int, steps: int) -> float:
 
 
 @torch.no_grad()
-def _validate(policy: Policy, val: _Samples, precision: str, max_rows: int = 8192) -> float:
+def _validate(
+    policy: Policy, val: _Samples, precision: str = "fp32", max_rows: int = 8192
+) -> float:
     policy.eval()
     device = policy.device
     rows = torch.arange(len(val))

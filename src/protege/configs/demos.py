@@ -81,7 +81,8 @@ class LunarDemoConfig:
     terminal, or with --progress)."""
 
     device: str = "auto"
-    """Where the policies train and act (``BCConfig.device``): auto, cpu, cuda, cuda:N, mps."""
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
 
     def __post_init__(self) -> None:
         own = "LunarDemoConfig"
@@ -123,7 +124,8 @@ class ObstacleDemoConfig:
     terminal, or with --progress)."""
 
     device: str = "auto"
-    """Where the policies train and act (``BCConfig.device``): auto, cpu, cuda, cuda:N, mps."""
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
 
     def __post_init__(self) -> None:
         unknown = set(self.heads) - set(OBSTACLE_HEADS)
@@ -184,7 +186,8 @@ class CarRacingDemoConfig:
     terminal, or with --progress)."""
 
     device: str = "auto"
-    """Where the policies train and act (``BCConfig.device``): auto, cpu, cuda, cuda:N, mps."""
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
     precision: str = "fp32"
     """fp32, or bf16 autocast for the CNN's training (``BCConfig.precision``)."""
 
