@@ -92,8 +92,13 @@ class _Samples:
         sub = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), episodes))
         cfg = policy.config
         # Everything but compressed frames moves to the policy's device once; a batch of
-        # frames is decompressed on the host and copied over (pinned memory, on CUDA).
+        # frames is decompressed on the host and copied over (pinned memory, on CUDA). With
+        # frames, the row indices stay on the host, where decompression needs them.
         self.device = dev = policy.device
+        is_frames = isinstance(sub.obs, FrameArray) or (
+            isinstance(sub.obs, dict) and any(isinstance(v, FrameArray) for v in sub.obs.values())
+        )
+        host = torch.device("cpu") if is_frames else dev
         self.H = cfg.chunk_size
         self.K = cfg.n_obs_steps
         self.policy = policy
@@ -110,15 +115,15 @@ class _Samples:
             self.obs = policy.normalize_obs(torch.as_tensor(sub.obs, device=dev))
         if self.K > 1:
             starts = np.repeat(sub.episode_starts, sub.episode_lengths)
-            self.first = torch.as_tensor(starts, device=dev)
-            self.back = torch.arange(1 - self.K, 1, device=dev)
+            self.first = torch.as_tensor(starts, device=host)
+            self.back = torch.arange(1 - self.K, 1, device=host)
         acts = np.asarray(sub.actions, np.float32).reshape(len(sub), -1)
         self.actions = policy.normalize_actions(torch.as_tensor(acts, device=dev))
-        self.labeled = torch.as_tensor(sub.labeled, device=dev)
+        self.labeled = torch.as_tensor(sub.labeled, device=host)
         ends = np.repeat(sub.episode_starts + sub.episode_lengths, sub.episode_lengths)
-        self.ends = torch.as_tensor(ends, device=dev)
-        self.index = torch.as_tensor(np.flatnonzero(sub.labeled), device=dev)
-        self.offsets = torch.arange(self.H, device=dev)
+        self.ends = torch.as_tensor(ends, device=host)
+        self.index = torch.as_tensor(np.flatnonzero(sub.labeled), device=host)
+        self.offsets = torch.arange(self.H, device=host)
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
         self.compact = self.H == 1 and self.K == 1 and self.frames is None and self.parts is None
@@ -142,7 +147,7 @@ class _Samples:
         rows = i if self.K == 1 else torch.maximum(i[:, None] + self.back, self.first[i][:, None])
         if self.parts is not None:
             batch = {
-                name: self._frames(v, rows) if isinstance(v, FrameArray) else v[rows]
+                name: self._frames(v, rows) if isinstance(v, FrameArray) else v[rows.to(v.device)]
                 for name, v in self.parts.items()
             }
             return self.policy.normalize_obs(batch)
@@ -158,18 +163,19 @@ class _Samples:
     def batch(self, rows: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
         """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid); ``rows``
         may be on the host (the seeded generator's draw)."""
-        rows = rows.to(self.device)
+        rows = rows.to(self.index.device)
         if self.compact:
             return self.obs.index_select(0, rows), self.actions.index_select(0, rows), None
         i = self.index[rows]
         if self.H == 1:
-            return self.observations(i), self.actions[i][:, None], None
+            return self.observations(i), self.actions[i.to(self.device)][:, None], None
         target = i[:, None] + self.offsets
         end = self.ends[i][:, None]
         valid = target < end
         target = torch.minimum(target, end - 1)
         valid &= self.labeled[target]
-        return self.observations(i), self.actions[target], valid
+        dev = self.device
+        return self.observations(i), self.actions[target.to(dev)], valid.to(dev)
 
 
 Batch = tuple[Any, torch.Tensor, torch.Tensor | None]

@@ -209,11 +209,13 @@ def load_learner(path: str | os.PathLike[str], device: str | None = None) -> Act
     learner, or a kind a plugin registered (see :func:`learner_kind`). Loaded on the CPU,
     then moved to ``device`` (``--device``: auto, cpu, cuda, cuda:N, mps; None: stays on
     the CPU) when the learner has a ``to`` method."""
-    learner = LEARNERS[learner_kind(path)].load(Path(path))
-    if device is not None:
+    target = None
+    if device is not None:  # a missing device is refused before any loading
         from protege.device import resolve_device  # imports torch: not at --help
 
         target = resolve_device(device)
+    learner = LEARNERS[learner_kind(path)].load(Path(path))
+    if target is not None:
         move = getattr(learner, "to", None)
         if move is not None:
             move(target)

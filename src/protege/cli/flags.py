@@ -115,9 +115,9 @@ def device_spec(text: str) -> str:
     from protege.errors import ConfigError
 
     try:
-        return check_device_spec("--device", text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        return check_device_spec("device", text)
+    except ConfigError as exc:  # argparse names the flag: "argument --device: must be ..."
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("device ")) from None
 
 
 def progress_flag(p: argparse.ArgumentParser) -> None:

@@ -218,9 +218,11 @@ class DiffusionHead(Head):
         self.net = DenoiserMLP(
             chunk_size * act_dim, feature_dim, hidden_dim, n_blocks, time_embed_dim
         )
-        self.register_buffer(
-            "alphas_cumprod", cosine_alphas_cumprod(num_train_steps), persistent=False
-        )
+        alphas_cumprod = cosine_alphas_cumprod(num_train_steps)
+        self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
+        # The same values as Python floats for DDIM's scalar arithmetic: read from the host
+        # once, not from the device at every call.
+        self._alphas: list[float] = alphas_cumprod.tolist()
 
     def loss(
         self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
@@ -243,7 +245,7 @@ class DiffusionHead(Head):
             torch.tensor(steps, dtype=torch.float32, device=features_BF.device)
         )[:, None]
         mod = self.net.modulation(features_BF, temb)
-        alphas = self.alphas_cumprod.tolist()
+        alphas = self._alphas
         x = x_T
         for i, t in enumerate(steps):
             alpha_prev = alphas[steps[i + 1]] if i + 1 < len(steps) else 1.0
