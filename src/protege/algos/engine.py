@@ -400,6 +400,9 @@ def _check_resumed_config(path: Path, config: dict[str, Any], store: Store) -> N
         raise ConfigError(f"{path}: unreadable ({exc}); cannot check the resumed run") from None
     now = _flat(json.loads(json.dumps(config, default=str)))
     before = _flat(stored) if isinstance(stored, dict) else {}
+    if before:  # written before BCConfig had a device and a precision: their defaults
+        before.setdefault("bc.device", "auto")
+        before.setdefault("bc.precision", "fp32")
     changed = sorted(
         k
         for k in set(before) | set(now)
