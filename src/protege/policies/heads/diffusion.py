@@ -220,9 +220,9 @@ class DiffusionHead(Head):
         )
         alphas_cumprod = cosine_alphas_cumprod(num_train_steps)
         self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
-        # The same values as Python floats for DDIM's scalar arithmetic: read from the host
-        # once, not from the device at every call.
-        self._alphas: list[float] = alphas_cumprod.tolist()
+        self._alphas: list[float] | None = None
+        """The same values as Python floats for DDIM's scalar arithmetic: computed on the
+        host at the first sampling call, not read back from the device at every call."""
 
     def loss(
         self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
@@ -245,6 +245,9 @@ class DiffusionHead(Head):
             torch.tensor(steps, dtype=torch.float32, device=features_BF.device)
         )[:, None]
         mod = self.net.modulation(features_BF, temb)
+        if self._alphas is None:
+            with torch.device("cpu"):
+                self._alphas = cosine_alphas_cumprod(self.num_train_steps).tolist()
         alphas = self._alphas
         x = x_T
         for i, t in enumerate(steps):
