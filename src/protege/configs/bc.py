@@ -59,7 +59,8 @@ class BCConfig:
     else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
     precision: str = "fp32"
     """fp32, or bf16: the forward pass and loss under bfloat16 autocast (for CNN encoders
-    and diffusion/flow heads; works on the CPU too). bf16 trains through autograd."""
+    and diffusion/flow heads; works on the CPU too, but is slow on CPUs without native
+    bfloat16). bf16 trains through autograd."""
 
     def __post_init__(self) -> None:
         own = "BCConfig"
