@@ -21,6 +21,12 @@ are flushed to zero (``torch.set_flush_denormal``): Adam's moments of units that
 getting gradient decay through the subnormal range, where arithmetic on them is many times
 slower, and a long run would slow down by half or more for values below 1e-38.
 
+Device: ``BCConfig.device`` (:mod:`protege.device`). The policy moves there and the whole step
+runs there: the store's arrays are moved once, compressed frames are decompressed per batch on
+the host and copied over (pinned on CUDA); rows are drawn by the seeded host generator, so a
+seed draws the same batches on any device. The fast paths above run on the CPU in fp32 only;
+``BCConfig.precision="bf16"`` runs the loss under bfloat16 autocast through autograd.
+
 Judge the result on rollouts (``protege.evaluate``), never on the training loss.
 """
 
@@ -69,6 +75,7 @@ class BCResult:
     device: str = "cpu"
     """Where it trained (``BCConfig.device`` resolved)."""
     precision: str = "fp32"
+    """``BCConfig.precision``: fp32 or bf16."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
