@@ -87,7 +87,7 @@ def test_early_stopping_restores_the_best_weights():
     from protege.algos.bc import _Samples, _validate, split_episodes
 
     _, val_eps = split_episodes(20, 0.25, np.random.default_rng(0))
-    again = _validate(policy, _Samples(policy, data, val_eps), torch.Generator())
+    again = _validate(policy, _Samples(policy, data, val_eps))
     assert again == pytest.approx(result.best_val_loss, rel=1e-5)
     assert again < val_losses[-1]
 

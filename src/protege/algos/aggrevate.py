@@ -275,7 +275,9 @@ def _concat(parts: list[Transitions]) -> Transitions:
     lengths = np.concatenate([p.episode_lengths for p in parts])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     cat: dict[str, Any] = {
-        f.name: np.concatenate([np.asarray(getattr(p, f.name)) for p in parts])
+        f.name: None
+        if any(getattr(p, f.name) is None for p in parts)  # optional fields not read
+        else np.concatenate([np.asarray(getattr(p, f.name)) for p in parts])
         for f in dataclasses.fields(Transitions)
         if f.name not in ("episode_starts", "episode_lengths")
     }

@@ -21,6 +21,12 @@ are flushed to zero (``torch.set_flush_denormal``): Adam's moments of units that
 getting gradient decay through the subnormal range, where arithmetic on them is many times
 slower, and a long run would slow down by half or more for values below 1e-38.
 
+Device: ``BCConfig.device`` (:mod:`protege.device`). The policy moves there and the whole step
+runs there: the store's arrays are moved once, compressed frames are decompressed per batch on
+the host and copied over (pinned on CUDA); rows are drawn by the seeded host generator, so a
+seed draws the same batches on any device. The fast paths above run on the CPU in fp32 only;
+``BCConfig.precision="bf16"`` runs the loss under bfloat16 autocast through autograd.
+
 Judge the result on rollouts (``protege.evaluate``), never on the training loss.
 """
 
@@ -45,6 +51,7 @@ from protege.configs.bc import BCConfig
 from protege.data.frames import FrameArray
 from protege.data.obs import take as obs_take
 from protege.data.store import Store, Transitions
+from protege.device import autocast, fast_paths_apply, pinned, resolve_device
 from protege.errors import ConfigError, DataError, TrainingError
 from protege.policies import mlp
 from protege.policies.heads.base import Metrics
@@ -72,6 +79,10 @@ class BCResult:
     """Training processes (torchrun); ``samples_per_s`` counts the global batch."""
     rank_weights_sha256: list[str] = field(default_factory=list)
     """With several processes: each rank's hash of its final weights (all equal)."""
+    device: str = "cpu"
+    """Where it trained (``BCConfig.device`` resolved)."""
+    precision: str = "fp32"
+    """``BCConfig.precision``: fp32 or bf16."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +112,14 @@ class _Samples:
         keep = np.isin(np.arange(len(data.episode_lengths)), episodes)
         sub = data.select_episodes(keep)
         cfg = policy.config
+        # Everything but compressed frames moves to the policy's device once; a batch of
+        # frames is decompressed on the host and copied over (pinned memory, on CUDA). With
+        # frames, the row indices stay on the host, where decompression needs them.
+        self.device = dev = policy.device
+        is_frames = isinstance(sub.obs, FrameArray) or (
+            isinstance(sub.obs, dict) and any(isinstance(v, FrameArray) for v in sub.obs.values())
+        )
+        host = torch.device("cpu") if is_frames else dev
         self.H = cfg.chunk_size
         self.K = cfg.n_obs_steps
         self.policy = policy
@@ -110,26 +129,27 @@ class _Samples:
         self.parts: dict[str, torch.Tensor | FrameArray] | None = None
         if isinstance(sub.obs, dict):
             self.parts = {
-                name: v if isinstance(v, FrameArray) else torch.as_tensor(np.asarray(v))
+                name: v if isinstance(v, FrameArray) else torch.as_tensor(np.asarray(v), device=dev)
                 for name, v in sub.obs.items()
             }
         elif self.frames is None:
-            self.obs = policy.normalize_obs(torch.as_tensor(sub.obs))
+            self.obs = policy.normalize_obs(torch.as_tensor(sub.obs, device=dev))
         if self.K > 1:
-            self.first = torch.as_tensor(np.repeat(sub.episode_starts, sub.episode_lengths))
-            self.back = torch.arange(1 - self.K, 1)
+            starts = np.repeat(sub.episode_starts, sub.episode_lengths)
+            self.first = torch.as_tensor(starts, device=host)
+            self.back = torch.arange(1 - self.K, 1, device=host)
         acts = np.asarray(sub.actions, np.float32).reshape(len(sub), -1)
-        self.actions = policy.normalize_actions(torch.as_tensor(acts))
-        self.labeled = torch.as_tensor(sub.labeled)
+        self.actions = policy.normalize_actions(torch.as_tensor(acts, device=dev))
+        self.labeled = torch.as_tensor(sub.labeled, device=host)
         ends = np.repeat(sub.episode_starts + sub.episode_lengths, sub.episode_lengths)
-        self.ends = torch.as_tensor(ends)
-        self.index = torch.as_tensor(np.flatnonzero(sub.labeled))
-        self.offsets = torch.arange(self.H)
+        self.ends = torch.as_tensor(ends, device=host)
+        self.index = torch.as_tensor(np.flatnonzero(sub.labeled), device=host)
+        self.offsets = torch.arange(self.H, device=host)
         # Per-step weights (weighted BC): each row's loss counts w / Σw over its batch.
         self.weights: torch.Tensor | None = None
         if weights is not None:
             self.weights = torch.as_tensor(
-                weights[keep[data.episode_of_step()]], dtype=torch.float32
+                weights[keep[data.episode_of_step()]], dtype=torch.float32, device=host
             )
         # One action per step from one observation (the common case): keep just the labeled
         # rows, so a batch is two row gathers.
@@ -156,18 +176,23 @@ class _Samples:
         rows = i if self.K == 1 else torch.maximum(i[:, None] + self.back, self.first[i][:, None])
         if self.parts is not None:
             batch = {
-                name: torch.from_numpy(v.take(rows.numpy()))
-                if isinstance(v, FrameArray)
-                else v[rows]
+                name: self._frames(v, rows) if isinstance(v, FrameArray) else v[rows.to(v.device)]
                 for name, v in self.parts.items()
             }
             return self.policy.normalize_obs(batch)
         if self.frames is None:
             return self.obs[rows]
-        return self.policy.normalize_obs(torch.from_numpy(self.frames.take(rows.numpy())))
+        return self.policy.normalize_obs(self._frames(self.frames, rows))
+
+    def _frames(self, frames: FrameArray, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of compressed frames, decompressed on the host, on the device."""
+        host = torch.from_numpy(frames.take(rows.cpu().numpy()))
+        return pinned(host, self.device).to(self.device, non_blocking=True)
 
     def batch(self, rows: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-        """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid)."""
+        """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid); ``rows``
+        may be on the host (the seeded generator's draw)."""
+        rows = rows.to(self.index.device)
         if self.compact:
             obs, acts = self.obs.index_select(0, rows), self.actions.index_select(0, rows)
             w = None if self.weights is None else self.weights.index_select(0, rows)[:, None]
@@ -175,13 +200,16 @@ class _Samples:
         i = self.index[rows]
         w = None if self.weights is None else self.weights[i][:, None]
         if self.H == 1:
-            return self.observations(i), self.actions[i][:, None], w
+            w_dev = None if w is None else w.to(self.device)
+            return self.observations(i), self.actions[i.to(self.device)][:, None], w_dev
         target = i[:, None] + self.offsets
         end = self.ends[i][:, None]
         valid = target < end
         target = torch.minimum(target, end - 1)
         valid &= self.labeled[target]
-        return self.observations(i), self.actions[target], valid if w is None else valid * w
+        dev = self.device
+        valid_dev = valid.to(dev) if w is None else valid.to(dev) * w.to(dev)
+        return self.observations(i), self.actions[target.to(dev)], valid_dev
 
 
 Batch = tuple[Any, torch.Tensor, torch.Tensor | None]
@@ -280,8 +308,10 @@ def fit(
         weights = np.asarray(weights, np.float32)
         if weights.shape != (len(data),) or not np.isfinite(weights).all() or (weights < 0).any():
             raise DataError(f"weights must be {len(data)} finite numbers ≥ 0 (one per step)")
+    device = resolve_device(config.device)
+    policy.to(device)
     rng = np.random.default_rng(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)  # on the host: the same rows anywhere
     # stochastic losses (diffusion, flow) draw from torch's RNG: other noise on each rank
     torch.manual_seed(config.seed + (world.rank if world is not None else 0))
     train_eps, val_eps = split_episodes(len(data.episode_lengths), config.val_fraction, rng)
@@ -294,7 +324,9 @@ def fit(
         raise DataError("the training split has no labeled steps")
 
     steps = config.steps or max(1, math.ceil(config.epochs * len(train) / config.batch_size))
-    fast = config.fast_path and mlp.FAST_PATHS
+    # The CPU fast paths: on the CPU in fp32 only; anywhere else autograd and torch's AdamW.
+    fast = config.fast_path and mlp.FAST_PATHS and fast_paths_apply(device)
+    fast = fast and config.precision == "fp32"
     if world is not None:
         world.broadcast(policy)  # rank 0's initial weights everywhere
     optimizer = FlatAdamW if fast else TorchAdamW
@@ -304,6 +336,7 @@ def fit(
     result = BCResult(seed=config.seed, steps=0, n_train=len(train), n_val=len(val or []))
     if world is not None:
         result.world_size = world.size
+    result.device, result.precision = str(device), config.precision
     best_state: dict[str, torch.Tensor] | None = None
     finite_state, finite_step = _snapshot(policy), 0
     bad_evals = 0
@@ -327,7 +360,8 @@ def fit(
             if fused is not None:
                 loss = fused(obs, acts, mask)
             else:
-                loss, _ = bc_loss(policy, obs, acts, mask)
+                with autocast(device, config.precision):
+                    loss, _ = bc_loss(policy, obs, acts, mask)
                 opt.zero_grad()
                 loss.backward()
             if world is not None:  # the gradient and the loss, averaged over ranks
@@ -343,7 +377,7 @@ def fit(
                 row = {"step": step, "train_loss": float(np.mean(running))}
                 running = []
                 if val is not None:
-                    row["val_loss"] = _validate(policy, val, gen)
+                    row["val_loss"] = _validate(policy, val, config.precision)
                     policy.train()
                     if not row["val_loss"] >= result.best_val_loss:  # also true for the first (nan)
                         result.best_val_loss, result.best_step = row["val_loss"], step
@@ -421,18 +455,22 @@ def _lr(config: BCConfig, step: int, steps: int) -> float:
 
 
 @torch.no_grad()
-def _validate(policy: Policy, val: _Samples, gen: torch.Generator, max_rows: int = 8192) -> float:
+def _validate(
+    policy: Policy, val: _Samples, precision: str = "fp32", max_rows: int = 8192
+) -> float:
     policy.eval()
+    device = policy.device
     rows = torch.arange(len(val))
     if len(rows) > max_rows:  # a fixed subset keeps validation cheap and comparable
         rows = rows[torch.linspace(0, len(val) - 1, max_rows).long()]
     losses, weights = [], []
     for chunk in rows.split(2048):
         obs, acts, mask = val.batch(chunk)
-        state = torch.random.get_rng_state()
-        torch.manual_seed(0)  # stochastic losses (diffusion, flow) use the same noise each time
-        loss, _ = bc_loss(policy, obs, acts, mask)
-        torch.random.set_rng_state(state)
+        # Stochastic losses (diffusion, flow) use the same noise each time.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(0)
+            with autocast(device, precision):
+                loss, _ = bc_loss(policy, obs, acts, mask)
         losses.append(float(loss))
         weights.append(float(mask.sum()) if mask is not None else float(len(chunk)))
     return float(np.average(losses, weights=weights))

@@ -62,6 +62,7 @@ from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.policy import PolicyConfig
 from protege.data.store import Store, Transitions, write_atomic
+from protege.device import resolve_device
 from protege.errors import ConfigError, DataError
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
@@ -117,7 +118,7 @@ class PolicyTrainer:
         learner.save(path)
 
     def load(self, path: Path) -> Policy:
-        return Policy.load(path)
+        return Policy.load(path).to(resolve_device(self.bc.device))
 
 
 # ------------------------------------------------------------------------------ gates
@@ -408,6 +409,9 @@ def _check_resumed_config(path: Path, config: dict[str, Any], store: Store) -> N
         raise ConfigError(f"{path}: unreadable ({exc}); cannot check the resumed run") from None
     now = _flat(json.loads(json.dumps(config, default=str)))
     before = _flat(stored) if isinstance(stored, dict) else {}
+    if before:  # written before BCConfig had a device and a precision: their defaults
+        before.setdefault("bc.device", "auto")
+        before.setdefault("bc.precision", "fp32")
     changed = sorted(
         k
         for k in set(before) | set(now)

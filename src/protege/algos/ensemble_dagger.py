@@ -39,6 +39,7 @@ from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import EnsembleConfig
 from protege.data.store import Transitions
+from protege.device import resolve_device
 from protege.policies.ensemble import PolicyEnsemble
 from protege.policies.policy import Policy
 from protege.rollout.gates import Gate
@@ -93,7 +94,7 @@ class EnsembleTrainer:
         learner.save(path)
 
     def load(self, path: Path) -> PolicyEnsemble:
-        return PolicyEnsemble.load(path)
+        return PolicyEnsemble.load(path).to(resolve_device(self.bc.device))
 
 
 def run(

@@ -212,10 +212,24 @@ def learner_kind(path: str | os.PathLike[str]) -> str:
     return "policy"
 
 
-def load_learner(path: str | os.PathLike[str]) -> Actor:
+def load_learner(path: str | os.PathLike[str], device: str | None = None) -> Actor:
     """A learner checkpoint of any method: a policy, a policy ensemble, a ThriftyDAgger
-    learner, a SMILe mixture, or a kind a plugin registered (see :func:`learner_kind`)."""
-    return LEARNERS[learner_kind(path)].load(Path(path))
+    learner, or a kind a plugin registered (see :func:`learner_kind`). Loaded on the CPU,
+    then moved to ``device`` (``--device``: auto, cpu, cuda, cuda:N, mps; None: stays on
+    the CPU) when the learner has a ``to`` method."""
+    target = None
+    if device is not None:  # a missing device is refused before any loading
+        from protege.device import resolve_device  # imports torch: not at --help
+
+        target = resolve_device(device)
+    learner = LEARNERS[learner_kind(path)].load(Path(path))
+    if target is not None:
+        move = getattr(learner, "to", None)
+        if move is not None:
+            move(target)
+        elif target.type != "cpu":
+            raise ConfigError(f"{path}: this kind of learner cannot move to {target}; use cpu")
+    return learner
 
 
 class MixtureLoader:

@@ -31,6 +31,7 @@ from protege.algos.bc import BCConfig
 from protege.algos.optim import RowsAdamW
 from protege.data.frames import FrameArray
 from protege.data.store import Transitions
+from protege.device import fast_paths_apply, resolve_device
 from protege.errors import DataError, TrainingError
 from protege.policies.heads.base import LinearHead
 from protege.policies.mlp import FAST_PATHS
@@ -54,6 +55,8 @@ def applies(
         and first.tensorboard_dir is None
         and first.fast_path
         and FAST_PATHS
+        and first.precision == "fp32"
+        and fast_paths_apply(resolve_device(first.device))
         and not any(isinstance(d.obs, FrameArray) for d in data)
     )
 

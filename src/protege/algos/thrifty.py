@@ -63,6 +63,7 @@ from protege.configs.methods import ThriftyConfig
 from protege.data.episode import EXPERT, LEARNER
 from protege.data.obs import take
 from protege.data.store import Store, Transitions
+from protege.device import resolve_device
 from protege.errors import DataError
 from protege.policies.parts import to_tensors
 from protege.policies.policy import Policy
@@ -169,7 +170,7 @@ class ThriftyTrainer:
         learner.save(path)
 
     def load(self, path: Path) -> ThriftyLearner:
-        return ThriftyLearner.load(path)
+        return ThriftyLearner.load(path).to(resolve_device(self.ensemble.bc.device))
 
 
 def hand_backs(data: Transitions, learner: ThriftyLearner, switch_back: np.ndarray) -> np.ndarray:

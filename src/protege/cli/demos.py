@@ -10,8 +10,16 @@ from typing import Any
 
 from protege.algos import registry
 from protege.cli import output, results_json
-from protege.cli.flags import add_config_flags, config_fields, config_values, json_flag, run_flags
+from protege.cli.flags import (
+    add_config_flags,
+    config_fields,
+    config_values,
+    device_flag,
+    json_flag,
+    run_flags,
+)
 from protege.cli.registry import command
+from protege.configs.checks import PRECISIONS
 from protege.configs.demos import (
     FINETUNE_DEMONSTRATORS,
     INTERACTIVE,
@@ -44,7 +52,7 @@ _LUNAR_SKIP = ("seed", "progress", "methods")
 
 def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="report folder (default: reports/demo-TASK)")
-    add_config_flags(p, LunarDemoConfig, skip=_LUNAR_SKIP)
+    add_config_flags(p, LunarDemoConfig, skip=(*_LUNAR_SKIP, "device"))
     # --methods with nothing after it means none (BC alone): nargs="*", not a derived flag's "+"
     methods = list(registry.names())
     spec = next(f for f in config_fields(LunarDemoConfig) if f.name == "methods")
@@ -60,6 +68,7 @@ def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
         ),
     )
     run_flags(p)
+    device_flag(p)
     json_flag(p)
 
 
@@ -114,10 +123,11 @@ def _demo_obstacle_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(
         p,
         ObstacleDemoConfig,
-        skip=_OBSTACLE_SKIP,
+        skip=(*_OBSTACLE_SKIP, "device"),
         choices={"heads": heads},
     )
     run_flags(p)
+    device_flag(p)
     json_flag(p)
 
 
@@ -176,8 +186,14 @@ def _demo_carracing_flags(p: argparse.ArgumentParser) -> None:
         help=f"a toy run of every step on {_SMOKE_STEPS}-step episodes (seconds; for checking "
         "the set-up)",
     )
-    add_config_flags(p, CarRacingDemoConfig, skip=_CARRACING_SKIP)
+    add_config_flags(
+        p,
+        CarRacingDemoConfig,
+        skip=(*_CARRACING_SKIP, "device"),
+        choices={"precision": list(PRECISIONS)},
+    )
     run_flags(p)
+    device_flag(p)
     json_flag(p)
 
 

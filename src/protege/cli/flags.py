@@ -92,6 +92,34 @@ def run_flags(p: argparse.ArgumentParser) -> None:
     progress_flag(p)
 
 
+def device_flag(p: argparse.ArgumentParser) -> None:
+    """``--device``, on every command that trains or acts: :attr:`BCConfig.device`'s flag
+    (its docstring is the help). The spelling is checked here; whether the machine has the
+    device, when the command resolves it (:func:`protege.device.resolve_device`)."""
+    from protege.configs.bc import BCConfig  # stdlib only: --help imports no torch
+
+    spec = next(f for f in config_fields(BCConfig) if f.name == "device")
+    p.add_argument(
+        "--device",
+        dest="device",
+        default=None,
+        type=device_spec,
+        metavar="DEVICE",
+        help=spec.help(),
+    )
+
+
+def device_spec(text: str) -> str:
+    """An argparse ``type``: auto, cpu, cuda, cuda:N or mps."""
+    from protege.configs.checks import check_device_spec
+    from protege.errors import ConfigError
+
+    try:
+        return check_device_spec("device", text)
+    except ConfigError as exc:  # argparse names the flag: "argument --device: must be ..."
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("device ")) from None
+
+
 def progress_flag(p: argparse.ArgumentParser) -> None:
     """``--progress`` / ``--no-progress``; neither: bars when stderr is a terminal (``main``
     resolves None to ``sys.stderr.isatty()`` before the command runs)."""

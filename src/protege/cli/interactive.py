@@ -15,6 +15,7 @@ from protege.cli.flags import (
     add_config_flags,
     config_fields,
     config_values,
+    device_flag,
     episodes_int,
     finite_positive_float,
     flag_kwargs,
@@ -27,6 +28,7 @@ from protege.cli.flags import (
 )
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
+from protege.configs.checks import PRECISIONS
 from protege.configs.interactive import DAggerConfig
 from protege.configs.policy import PolicyConfig
 from protege.errors import ConfigError
@@ -93,7 +95,10 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
         help="with --human: control rate in Hz (default: 20)",
     )
     add_config_flags(p, DAggerConfig, skip=_DAGGER_SKIP)
-    add_config_flags(p, BCConfig, skip=_BC_SKIP)
+    add_config_flags(
+        p, BCConfig, skip=(*_BC_SKIP, "device"), choices={"precision": list(PRECISIONS)}
+    )
+    device_flag(p)
     _method_flags(p)
     run_flags(p)
     json_flag(p)
@@ -324,6 +329,7 @@ def _teleop_flags(p: argparse.ArgumentParser) -> None:
         help="round tag of the stored episodes (default: 0 when you demonstrate; with "
         "--policy one after the store's highest, so successive sessions are successive rounds)",
     )
+    device_flag(p)
     json_flag(p)
 
 
@@ -357,6 +363,7 @@ def teleop(args: argparse.Namespace) -> None:
         fps=args.fps,
         round=args.round,
         log=output.note,
+        device=args.device or "auto",
     )
     output.line(summary.to_text())
     settings = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from protege.cli import output, results_json
@@ -13,6 +13,7 @@ from protege.cli.flags import (
     add_config_flags,
     bar,
     config_values,
+    device_flag,
     json_flag,
     rollout_flags,
     run_flags,
@@ -20,6 +21,7 @@ from protege.cli.flags import (
 )
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
+from protege.configs.checks import PRECISIONS
 from protege.configs.offline import ALGOS, OfflineConfig
 from protege.configs.policy import PolicyConfig
 from protege.errors import ConfigError, TrainingError
@@ -54,7 +56,10 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
             "encoder": "mlp, cnn for image observations, parts for observations of several parts",
         },
     )
-    add_config_flags(p, BCConfig, skip=_BC_SKIP)
+    add_config_flags(
+        p, BCConfig, skip=(*_BC_SKIP, "device"), choices={"precision": list(PRECISIONS)}
+    )
+    device_flag(p)
     json_flag(p)
     add_config_flags(p, OfflineConfig, choices={"algo": list(ALGOS)})
 
@@ -112,7 +117,11 @@ def train(args: argparse.Namespace) -> None:
             run = offline.fit(policy, store, bc_config, dial)
             result, samples_per_s = run.bc, run.samples_per_s
         else:
-            device = next(policy.parameters()).device
+            from protege.device import resolve_device
+
+            # one GPU per process: plain `cuda` means this node's GPU number LOCAL_RANK
+            device = world.device(resolve_device(bc_config.device))
+            bc_config = replace(bc_config, device=str(device))
             with distributed.process_group(world, device):
                 result = bc.fit(policy, store, bc_config, world)
             run, samples_per_s = None, result.samples_per_s
@@ -159,6 +168,7 @@ def train(args: argparse.Namespace) -> None:
             if result.n_val
             else "– (no validation episodes)",
             "weights kept": weights_kept(result, bc_config.restore_best),
+            "device": f"{result.device}, {result.precision}",
             "samples/s": f"{samples_per_s:,.0f}"
             + (f" ({result.world_size} processes)" if result.world_size > 1 else ""),
             "train time": f"{result.train_seconds:.1f} s",
@@ -235,6 +245,7 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     json_flag(p)
     rollout_flags(p, episodes=50)
     run_flags(p)
+    device_flag(p)
 
 
 @command("eval", _eval_flags)
@@ -253,7 +264,7 @@ def eval_(args: argparse.Namespace) -> None:
     if args.policy is None and not args.expert:
         raise ConfigError("nothing to evaluate: give --policy DIR, --expert, or both")
     output.announce(args)
-    policy = load_learner(args.policy) if args.policy else None
+    policy = load_learner(args.policy, args.device or "auto") if args.policy else None
     task_name = args.task or (_policy_meta(args.policy).get("task") if args.policy else None)
     if task_name is None:
         raise ConfigError(f"{args.policy}: the policy records no task; give --task")
@@ -273,6 +284,7 @@ def eval_(args: argparse.Namespace) -> None:
     output.evaluation_table(f"{task.name}: {args.episodes} episodes, seed {args.seed}", evals, {})
     settings = {
         "policy": args.policy,
+        "device": str(args.device or "auto"),
         "task": task.name,
         "expert": args.expert,
         "deterministic": args.deterministic,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protege.configs.checks import MAX_SEED, MAX_STEPS, check_float, check_int
+from protege.configs.checks import (
+    MAX_SEED,
+    MAX_STEPS,
+    check_device_spec,
+    check_float,
+    check_int,
+    check_precision,
+)
 from protege.errors import ConfigError
 
 
@@ -50,7 +57,15 @@ class BCConfig:
     backward pass (``MLPStep``); the same loss and gradients as autograd to float rounding,
     several times faster at control's sizes. False: autograd and ``torch.optim.AdamW`` (no
     private torch internals), to the same quality but not to the same bits.
-    ``PROTEGE_FAST_PATH=0`` in the environment turns the fast paths off for every run."""
+    ``PROTEGE_FAST_PATH=0`` in the environment turns the fast paths off for every run.
+    They run only on the CPU: on any other ``device`` the plain torch path is taken."""
+    device: str = "auto"
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
+    precision: str = "fp32"
+    """fp32, or bf16: the forward pass and loss under bfloat16 autocast (for CNN encoders
+    and diffusion/flow heads; works on the CPU too, but is slow on CPUs without native
+    bfloat16). bf16 trains through autograd."""
 
     def __post_init__(self) -> None:
         own = "BCConfig"
@@ -67,6 +82,8 @@ class BCConfig:
         if self.patience is not None:
             check_int(own, "patience", self.patience, 1, MAX_STEPS)
         check_int(own, "seed", self.seed, 0, MAX_SEED)
+        check_device_spec("device", self.device)
+        check_precision("precision", self.precision)
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(
                 f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}"

@@ -168,3 +168,24 @@ def require_settings(value: Any, field: str) -> dict[str, Any]:
             else:
                 raise ConfigError(f"field {name!r} must be a number, string or list of them")
     return value
+
+
+DEVICE_SPEC = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
+"""What ``--device`` takes: auto, cpu, cuda, cuda:N or mps."""
+PRECISIONS = ("fp32", "bf16")
+"""What ``--precision`` takes."""
+
+
+def check_device_spec(field: str, value: Any) -> str:
+    """``value`` if it names a device (auto, cpu, cuda, cuda:N, mps), else a ConfigError.
+    Whether this machine has it is :func:`protege.device.resolve_device`'s to say."""
+    if not isinstance(value, str) or not DEVICE_SPEC.match(value):
+        raise ConfigError(f"{field} must be auto, cpu, cuda, cuda:N or mps, not {value!r}")
+    return value
+
+
+def check_precision(field: str, value: Any) -> str:
+    """``value`` if it is fp32 or bf16, else a ConfigError."""
+    if value not in PRECISIONS:
+        raise ConfigError(f"{field} must be one of {PRECISIONS}, not {value!r}")
+    return str(value)

@@ -14,8 +14,10 @@ from protege.configs.checks import (
     MAX_SEED,
     MAX_SIZE,
     MAX_STEPS,
+    check_device_spec,
     check_float,
     check_int,
+    check_precision,
     check_sizes,
 )
 from protege.errors import ConfigError
@@ -79,8 +81,13 @@ class LunarDemoConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
 
+    device: str = "auto"
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
+
     def __post_init__(self) -> None:
         own = "LunarDemoConfig"
+        check_device_spec("device", self.device)
         check_int(own, "seed", self.seed, 0, MAX_SEED)
         for name in ("episodes", "eval_episodes", "n_envs", "round_eval_episodes"):
             check_int(own, name, getattr(self, name), 1, MAX_COUNT)
@@ -121,8 +128,13 @@ class ObstacleDemoConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
 
+    device: str = "auto"
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
+
     def __post_init__(self) -> None:
         unknown = set(self.heads) - set(OBSTACLE_HEADS)
+        check_device_spec("device", self.device)
         if unknown:
             raise ConfigError(
                 f"unknown heads {sorted(unknown)}; choose from {list(OBSTACLE_HEADS)}"
@@ -243,8 +255,16 @@ class CarRacingDemoConfig:
     """Progress bars on stderr (off unless asked for: the command line asks when stderr is a
     terminal, or with --progress)."""
 
+    device: str = "auto"
+    """Where training runs and the trained policy acts: auto (CUDA if available, else MPS,
+    else the CPU), cpu, cuda, cuda:N or mps. A device this machine lacks is an error."""
+    precision: str = "fp32"
+    """fp32, or bf16 autocast for the CNN's training (``BCConfig.precision``)."""
+
     def __post_init__(self) -> None:
         own = "CarRacingDemoConfig"
+        check_device_spec("device", self.device)
+        check_precision("precision", self.precision)
         check_int(own, "seed", self.seed, 0, MAX_SEED)
         for name in ("demos", "episodes_per_round", "eval_episodes", "n_envs", "gif_every"):
             check_int(own, name, getattr(self, name), 1, MAX_COUNT)

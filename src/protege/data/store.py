@@ -431,7 +431,7 @@ class Store:
             episode_starts=starts,
             episode_lengths=lengths,
             rounds=np.array([e.round for e in self._index], np.int64),
-            final_obs=fields["obs"][~keep],
+            final_obs=take(fields["obs"], ~keep),
             terminated=np.array([e.terminated for e in self._index], bool),
         )
 

@@ -75,7 +75,7 @@ class Transitions:
             episode_starts=starts,
             episode_lengths=lengths,
             rounds=self.rounds[order],
-            final_obs=None if self.final_obs is None else self.final_obs[order],
+            final_obs=None if self.final_obs is None else take(self.final_obs, order),
             terminated=None if self.terminated is None else self.terminated[order],
         )
 

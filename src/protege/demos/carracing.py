@@ -61,6 +61,7 @@ from protege.data.store import Store, Transitions
 from protege.demos.carracing_driving import CONTROL, Driving, drive
 from protege.demos.carracing_report import write_report
 from protege.demos.common import timed
+from protege.device import resolve_device
 from protege.errors import ConfigError
 from protege.policies import Policy, PolicyConfig
 from protege.report import page as pg
@@ -211,6 +212,8 @@ def _bc_config(cfg: CarRacingDemoConfig, steps: int) -> BCConfig:
         eval_every=max(1, steps // 20),
         seed=cfg.seed,
         progress=cfg.progress,
+        device=cfg.device,
+        precision=cfg.precision,
     )
 
 
@@ -310,7 +313,8 @@ def _interactive(run: CarRacingDemo, task: Task, method: str, say: Any) -> None:
                 log=lines,
             )
     run.curves[method] = result
-    run.policies[method] = Policy.load(folder / "run" / "learners" / f"round_{cfg.rounds:03d}")
+    last = Policy.load(folder / "run" / "learners" / f"round_{cfg.rounds:03d}")
+    run.policies[method] = last.to(resolve_device(cfg.device))
     say(
         f"[demo] {method}: {result.rows[-1].labels:,} labels, final return "
         f"{result.rows[-1].mean_return:.1f}"

@@ -167,10 +167,13 @@ def run_demo(
         eval_every=max(1, cfg.steps // 20),
         seed=cfg.seed,
         progress=cfg.progress,
+        device=cfg.device,
     )
     train_bc(run, bc_config, cfg.hidden_sizes)
     if cfg.methods:
-        round_bc = dataclasses.replace(DAggerConfig().bc, steps=cfg.round_bc_steps)
+        round_bc = dataclasses.replace(
+            DAggerConfig().bc, steps=cfg.round_bc_steps, device=cfg.device
+        )
         bc_learning_curve(run, round_bc, cfg.hidden_sizes, cfg.round_eval_episodes)
         for method in cfg.methods:
             run_interactive(
@@ -290,7 +293,9 @@ def run_interactive(
             progress=run.config.progress,
         )
     final = result.rows[-1].round
-    run.policies[name] = registry.load_learner(path / "run" / "learners" / f"round_{final:03d}")
+    run.policies[name] = registry.load_learner(
+        path / "run" / "learners" / f"round_{final:03d}", run.config.device
+    )
     run.labels[name] = result.totals["labels"]
     run.interactive[name] = result
     curve = Curve()

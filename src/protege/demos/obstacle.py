@@ -134,7 +134,13 @@ def train_head(
     )
     policy = Policy(config)
     bc_config = bc.BCConfig(
-        steps=cfg.steps, batch_size=256, lr=cfg.lr, val_fraction=0.0, progress=False, seed=cfg.seed
+        steps=cfg.steps,
+        batch_size=256,
+        lr=cfg.lr,
+        val_fraction=0.0,
+        progress=False,
+        seed=cfg.seed,
+        device=cfg.device,
     )
     bc.fit(policy, data, bc_config)
     return policy

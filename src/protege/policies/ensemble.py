@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from protege.device import to_device, to_numpy
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.parts import to_tensors
 from protege.policies.policy import Policy
@@ -53,6 +54,12 @@ class PolicyEnsemble:
 
     def __len__(self) -> int:
         return len(self.members)
+
+    def to(self, device: torch.device) -> PolicyEnsemble:
+        """Every member moved to ``device`` (numpy in and out as before)."""
+        for m in self.members:
+            m.to(device)
+        return self
 
     @torch.inference_mode()
     def member_outputs(self, obs: np.ndarray) -> np.ndarray:
@@ -103,10 +110,10 @@ class PolicyEnsemble:
         obs_t = to_tensors(obs)
         outs = []
         for m in self.members:
-            feats = m.features(m.normalize_obs(obs_t))
+            feats = m.features(m.normalize_obs(to_device(obs_t, m.device)))
             if self.discrete:
                 logits = getattr(m.head, "logits")(feats)[:, 0]  # noqa: B009 (categorical)
-                outs.append(F.softmax(logits, dim=-1).numpy())
+                outs.append(to_numpy(F.softmax(logits, dim=-1)))
             else:
                 outs.append(m.predict_chunk(obs)[:, 0])
         return np.stack(outs).astype(np.float64)

@@ -21,6 +21,7 @@ from torch import nn
 
 from protege.configs.policy import PolicyConfig
 from protege.data.obs import n_rows, take
+from protege.device import fast_paths_apply, to_device, to_numpy
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies import mlp
 from protege.policies.checks import (
@@ -203,6 +204,12 @@ class Policy(nn.Module):
             return actions_BHA
         return actions_BHA * self.act_scale + self.act_offset
 
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's weights are (``policy.to(device)`` moves them); it takes numpy
+        observations and returns numpy actions wherever that is."""
+        return self.act_scale.device
+
     # ---------------------------------------------------------------------- inference
     def features(self, obs_norm: Any) -> torch.Tensor:
         """``(B, F)`` features of normalized observations (a tensor, or a dict of parts)."""
@@ -213,7 +220,7 @@ class Policy(nn.Module):
         config: ``(N, *obs_shape)``, or a dict of parts (each part's shape checked)."""
         k, parts = self.config.n_obs_steps, self.config.obs_parts
         if parts is not None:
-            return as_tensors(obs, parts, k)
+            return to_device(as_tensors(obs, parts, k), self.device)
         if isinstance(obs, dict):
             raise DataError(
                 f"policy expects observations of shape {self.config.obs_shape}, "
@@ -227,7 +234,7 @@ class Policy(nn.Module):
         elif got != ((k, *shape) if k > 1 else shape):
             stacked = f" (or {(k, *shape)} with history)" if k > 1 else ""
             raise DataError(f"policy expects observations of shape {shape}{stacked}, got {got}")
-        return obs_t
+        return obs_t.to(self.device)
 
     @torch.inference_mode()
     def predict_chunk(
@@ -250,7 +257,7 @@ class Policy(nn.Module):
         else:
             feats = self.features(self.normalize_obs(obs_t))
             acts = self.head.mode(feats) if deterministic else self.head.sample(feats, generator)
-        out = self.unnormalize_actions(acts).numpy()
+        out = to_numpy(self.unnormalize_actions(acts))
         if self._low.size:
             out = np.clip(out, self._low, self._high)
         return out
@@ -276,9 +283,10 @@ class Policy(nn.Module):
 
     def _fast_plan(self) -> ActingPlan | None:
         """The plan for deterministic acting with an MLP encoder and a ``linear_output``
-        head (None otherwise, or with the fast paths off: ``mlp.FAST_PATHS``). Rebuilt when
-        any weight or normalization statistic is changed in place or given new storage."""
-        if not self.mlp_layers or not mlp.FAST_PATHS:
+        head (None otherwise, off the CPU, or with the fast paths off: ``mlp.FAST_PATHS``).
+        Rebuilt when any weight or normalization statistic is changed in place or given new
+        storage."""
+        if not self.mlp_layers or not mlp.FAST_PATHS or not fast_paths_apply(self.device):
             return None
         plan = self._fast
         if plan is None or not plan.current():
@@ -345,7 +353,8 @@ class Policy(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "kind": KIND, "policy": self.config.to_dict(), **(extra or {})}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        # On the host: a checkpoint saved from any device loads on the CPU.
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(tensors, str(path / WEIGHTS_FILE), metadata={"format": FORMAT})
         return path
 

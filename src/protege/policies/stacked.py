@@ -225,8 +225,8 @@ def policy_layers(policy: Policy) -> list[nn.Linear] | None:
 def stackable(policies: Sequence[Policy]) -> bool:
     """True if the policies can act and train as one :class:`StackedMLP`: each is an MLP
     with a linear head (:func:`policy_layers`) and all have the same config (shapes, head,
-    normalization)."""
-    if not policies or any(policy_layers(p) is None for p in policies):
+    normalization), on the CPU (the stacked plan is a CPU fast path)."""
+    if not policies or any(policy_layers(p) is None or p.device.type != "cpu" for p in policies):
         return False
     first = policies[0].config.to_dict()
     return all(p.config.to_dict() == first for p in policies[1:])

@@ -37,6 +37,12 @@ class ThriftyLearner:
         self.critic = critic
         self.switch_back_discrepancy = switch_back_discrepancy
 
+    def to(self, device: torch.device) -> ThriftyLearner:
+        """The ensemble moved to ``device``; the success critic stays on the CPU (its TD
+        step is the stacked CPU path of :mod:`protege.algos.success_td`)."""
+        self.ensemble.to(device)
+        return self
+
     def act(
         self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
     ) -> np.ndarray:
@@ -60,7 +66,9 @@ class ThriftyLearner:
         }
         if self.critic is not None:
             meta["critic"] = self.critic.spec()
-            tensors = {k: v.detach().contiguous() for k, v in self.critic.state_dict().items()}
+            tensors = {
+                k: v.detach().cpu().contiguous() for k, v in self.critic.state_dict().items()
+            }
             save_file(tensors, str(path / "critic.safetensors"))
         (path / "thrifty.json").write_text(json.dumps(meta))
         return path

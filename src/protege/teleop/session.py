@@ -122,6 +122,7 @@ def teleop(
     round: int | None = None,
     supervisor: HumanSupervisor | None = None,
     log: Callable[[str], None] | None = None,
+    device: str = "auto",
 ) -> TeleopSummary:
     """A person demonstrates (``policy=None``) or supervises ``policy`` on ``task``.
 
@@ -141,6 +142,7 @@ def teleop(
             learner, one after the store's highest round, see :func:`next_round`).
         supervisor: use this supervisor (its settings win over the arguments above).
         log: receives one line per stored episode (e.g. ``print``).
+        device: where a saved ``policy`` acts (auto, cpu, cuda, cuda:N, mps).
 
     Returns:
         A :class:`TeleopSummary` of the episodes stored in this session.
@@ -150,9 +152,9 @@ def teleop(
     t = tasks.make(task) if isinstance(task, str) else task
     learner: Actor | None
     if policy is None or isinstance(policy, str | os.PathLike):
-        from protege.policies.policy import Policy
+        from protege.algos.registry import load_learner
 
-        learner = None if policy is None else Policy.load(policy)
+        learner = None if policy is None else load_learner(policy, device)
     else:
         learner = policy
     sup = supervisor or HumanSupervisor.for_task(

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protege.device import multinomial, rand
 from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
 from protege.policies.heads.diffusion import NORMALIZED_LIMIT, forward_fill_padded
 
@@ -124,16 +125,16 @@ class BinnedAutoregressiveHead(Head):
     ) -> torch.Tensor:
         B = features_BF.shape[0]
         cond = self.cond_proj(features_BF)
-        prev_BL = torch.zeros(B, self.L)
-        out_BL = torch.zeros(B, self.L)
+        prev_BL = features_BF.new_zeros(B, self.L)
+        out_BL = features_BF.new_zeros(B, self.L)
         for j in range(self.L):
             logits = self.body(self.prev_proj(prev_BL) + self.pos_embed[j] + cond)
             if greedy:
                 k_B = logits.argmax(-1)
                 out_BL[:, j] = self.centers[k_B]
             else:
-                k_B = torch.multinomial(F.softmax(logits, -1), 1, generator=generator)[:, 0]
-                u_B = torch.rand(B, generator=generator)
+                k_B = multinomial(F.softmax(logits, -1), generator)[:, 0]
+                u_B = rand((B,), generator, features_BF)
                 out_BL[:, j] = self.centers[k_B] + (u_B - 0.5) * self.bin_width
             prev_BL[:, j] = self.centers[k_B]
         return out_BL.view(B, self.chunk_size, self.act_dim)

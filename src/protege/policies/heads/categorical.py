@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protege.device import multinomial
 from protege.policies.heads.base import (
     LinearHead,
     Metrics,
@@ -77,5 +78,5 @@ class CategoricalHead(LinearHead):
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         probs_BHK = F.softmax(self.logits(features_BF), dim=-1)
-        flat = torch.multinomial(probs_BHK.flatten(0, 1), 1, generator=generator)
+        flat = multinomial(probs_BHK.flatten(0, 1), generator)
         return flat.view(-1, self.chunk_size, 1).float()

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protege.device import randn
 from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
 
 NORMALIZED_LIMIT = {"minmax": 1.0, "std": 3.0}
@@ -79,7 +80,9 @@ def ddim_step(
 def sinusoidal_embedding(t_B: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Transformer-style embedding ``(B, dim)`` of (possibly fractional) timesteps ``(B,)``."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t_B.device) / half
+    )
     args = t_B.float()[:, None] * freqs
     return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
@@ -98,7 +101,9 @@ def forward_fill_padded(
         return actions_BHA
     H = actions_BHA.shape[1]
     valid_BH = pad_mask_BH if pad_mask_BH.dtype == torch.bool else pad_mask_BH > 0  # weights
-    idx_BH = torch.where(valid_BH, torch.arange(H), -1).cummax(dim=1).values
+    idx_BH = (
+        torch.where(valid_BH, torch.arange(H, device=pad_mask_BH.device), -1).cummax(dim=1).values
+    )
     filled = actions_BHA.gather(1, idx_BH.clamp(min=0)[..., None].expand_as(actions_BHA))
     return torch.where((idx_BH >= 0)[..., None], filled, torch.zeros_like(filled))
 
@@ -212,9 +217,11 @@ class DiffusionHead(Head):
         self.net = DenoiserMLP(
             chunk_size * act_dim, feature_dim, hidden_dim, n_blocks, time_embed_dim
         )
-        self.register_buffer(
-            "alphas_cumprod", cosine_alphas_cumprod(num_train_steps), persistent=False
-        )
+        alphas_cumprod = cosine_alphas_cumprod(num_train_steps)
+        self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
+        self._alphas: list[float] | None = None
+        """The same values as Python floats for DDIM's scalar arithmetic: computed on the
+        host at the first sampling call, not read back from the device at every call."""
 
     def loss(
         self, features_BF: torch.Tensor, actions_BHA: torch.Tensor, pad_mask_BH: torch.Tensor | None
@@ -233,9 +240,14 @@ class DiffusionHead(Head):
     def denoise(self, features_BF: torch.Tensor, x_T: torch.Tensor) -> torch.Tensor:
         """Run DDIM from the noise ``x_T`` (B, H·A) to actions ``(B, H, A)``."""
         steps = ddim_timesteps(self.num_train_steps, self.num_inference_steps)
-        temb = self.net.embed_time(torch.tensor(steps, dtype=torch.float32))[:, None]
+        temb = self.net.embed_time(
+            torch.tensor(steps, dtype=torch.float32, device=features_BF.device)
+        )[:, None]
         mod = self.net.modulation(features_BF, temb)
-        alphas = self.alphas_cumprod.tolist()
+        if self._alphas is None:
+            with torch.device("cpu"):
+                self._alphas = cosine_alphas_cumprod(self.num_train_steps).tolist()
+        alphas = self._alphas
         x = x_T
         for i, t in enumerate(steps):
             alpha_prev = alphas[steps[i + 1]] if i + 1 < len(steps) else 1.0
@@ -247,8 +259,8 @@ class DiffusionHead(Head):
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         shape = (features_BF.shape[0], self.chunk_size * self.act_dim)
-        return self.denoise(features_BF, torch.randn(shape, generator=generator))
+        return self.denoise(features_BF, randn(shape, generator, features_BF))
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         shape = (features_BF.shape[0], self.chunk_size * self.act_dim)
-        return self.denoise(features_BF, torch.zeros(shape))
+        return self.denoise(features_BF, features_BF.new_zeros(shape))

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from protege.device import randn
 from protege.policies.heads.base import Head, Metrics, masked_mean, register_head
 from protege.policies.heads.diffusion import DenoiserMLP, forward_fill_padded
 
@@ -129,7 +130,9 @@ class FlowHead(Head):
     def generate(self, features_BF: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """Integrate from the noise ``x1`` (B, H·A) to actions ``(B, H, A)``."""
         times = evaluation_times(self.num_steps, self.integrator)
-        temb = self.net.embed_time(torch.tensor(times) * TIME_SCALE)[:, None]
+        temb = self.net.embed_time(torch.tensor(times, device=features_BF.device) * TIME_SCALE)[
+            :, None
+        ]
         mod = self.net.modulation(features_BF, temb)
         index = {t: i for i, t in enumerate(times)}
 
@@ -144,8 +147,8 @@ class FlowHead(Head):
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         shape = (features_BF.shape[0], self.chunk_size * self.act_dim)
-        return self.generate(features_BF, torch.randn(shape, generator=generator))
+        return self.generate(features_BF, randn(shape, generator, features_BF))
 
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         shape = (features_BF.shape[0], self.chunk_size * self.act_dim)
-        return self.generate(features_BF, torch.zeros(shape))
+        return self.generate(features_BF, features_BF.new_zeros(shape))

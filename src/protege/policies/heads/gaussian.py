@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from protege.device import randn
 from protege.policies.heads.base import LinearHead, register_head, valid_weights
 
 LOG_STD_MIN, LOG_STD_MAX = -7.0, 2.0
@@ -74,5 +75,5 @@ class GaussianHead(LinearHead):
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         mean, log_std = self._params(features_BF)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = randn(mean.shape, generator, mean)
         return mean + noise * log_std.exp()

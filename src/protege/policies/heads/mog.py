@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protege.device import multinomial, randn
 from protege.policies.heads.base import Head, Metrics, register_head
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -77,7 +78,7 @@ class MixtureOfGaussiansHead(Head):
         logp_BKH = gaussian_log_density(actions_BHA, mean, log_std)
         if pad_mask_BH is None:
             chunk_logp_BK = logp_BKH.sum(-1)
-            n_valid = torch.tensor(float(logp_BKH.shape[0] * self.chunk_size))
+            n_valid = logp_BKH.new_tensor(float(logp_BKH.shape[0] * self.chunk_size))
         else:
             mask = pad_mask_BH.to(logp_BKH.dtype)
             chunk_logp_BK, n_valid = (logp_BKH * mask[:, None]).sum(-1), mask.sum().clamp_min(1.0)
@@ -90,14 +91,14 @@ class MixtureOfGaussiansHead(Head):
     def mode(self, features_BF: torch.Tensor) -> torch.Tensor:
         log_w, mean, _ = self.distribution(features_BF)
         k_B = log_w.argmax(-1)
-        return mean[torch.arange(len(k_B)), k_B]
+        return mean[torch.arange(len(k_B), device=k_B.device), k_B]
 
     def sample(
         self, features_BF: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         log_w, mean, log_std = self.distribution(features_BF)
-        k_B = torch.multinomial(log_w.exp(), 1, generator=generator).squeeze(-1)
-        rows = torch.arange(len(k_B))
+        k_B = multinomial(log_w.exp(), generator).squeeze(-1)
+        rows = torch.arange(len(k_B), device=k_B.device)
         mean_BHA, log_std_BHA = mean[rows, k_B], log_std[rows, k_B]
-        noise = torch.randn(mean_BHA.shape, generator=generator, dtype=mean_BHA.dtype)
+        noise = randn(mean_BHA.shape, generator, mean_BHA)
         return mean_BHA + noise * log_std_BHA.exp()
