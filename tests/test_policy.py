@@ -237,3 +237,13 @@ def test_fast_acting_path_sees_flat_adamw_steps_and_bc_training(tmp_path):
     bc.fit(policy, store.transitions(), cfg)
     assert (policy.act(obs[:-1]) == acts).mean() > 0.95
     np.testing.assert_array_equal(policy.act(obs[:-1]), _reference_act(policy, obs[:-1]))
+
+
+def test_a_policy_saved_without_a_task_loads(tmp_path) -> None:
+    """``protege train`` on a store that records no task saves ``task=None``: the checkpoint
+    leaves the field out (it used to write null, which loading then refused)."""
+    policy = Policy(PolicyConfig.for_spaces(OBS, gym.spaces.Discrete(2), hidden_sizes=(8,)), 0)
+    policy.save(tmp_path / "p", extra={"task": None, "data": "somewhere"})
+    back = Policy.load(tmp_path / "p")
+    obs = np.zeros((3, 4), np.float32)
+    np.testing.assert_array_equal(back.act(obs), policy.act(obs))

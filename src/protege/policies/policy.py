@@ -343,7 +343,8 @@ class Policy(nn.Module):
     # ---------------------------------------------------------------------- save/load
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into the directory ``path``;
-        ``extra`` may record strings under the keys of ``EXTRA_FIELDS``."""
+        ``extra`` may record strings under the keys of ``EXTRA_FIELDS`` (a ``None`` value is
+        left out: an unknown task is no task)."""
         unknown = sorted(set(extra or {}) - set(EXTRA_FIELDS))
         if unknown:
             raise ConfigError(
@@ -351,7 +352,8 @@ class Policy(nn.Module):
             )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT, "kind": KIND, "policy": self.config.to_dict(), **(extra or {})}
+        given = {k: v for k, v in (extra or {}).items() if v is not None}
+        meta = {"format": FORMAT, "kind": KIND, "policy": self.config.to_dict(), **given}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         # On the host: a checkpoint saved from any device loads on the CPU.
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
