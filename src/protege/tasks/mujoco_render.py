@@ -22,7 +22,6 @@ import atexit
 import contextlib
 import ctypes.util
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,11 +45,23 @@ def ensure_gl_backend() -> str:
     if current or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return current or "glfw"
     backend = "egl" if ctypes.util.find_library("EGL") else "osmesa"
-    if "mujoco" in sys.modules:
-        # Too late for this process: MuJoCo chose its backend when it was imported.
-        return backend
+    # If mujoco is already imported its default context class is chosen; protege's renderer
+    # picks the backend's class itself (:func:`_gl_context`), so the order does not matter.
     os.environ["MUJOCO_GL"] = backend
     return backend
+
+
+def _gl_context(width: int, height: int) -> Any:
+    """A GL context of the backend :func:`ensure_gl_backend` chose (EGL or OSMesa taken
+    directly, so it works even when ``mujoco`` was imported before ``MUJOCO_GL`` was set)."""
+    backend = ensure_gl_backend()
+    if backend == "egl":
+        from mujoco.egl import GLContext
+    elif backend == "osmesa":
+        from mujoco.osmesa import GLContext
+    else:
+        from mujoco.gl_context import GLContext
+    return GLContext(width, height)
 
 
 def fast_settings(model: Any) -> None:
@@ -69,14 +80,13 @@ class SharedRenderer:
 
     def __init__(self, model: Any, width: int, height: int, fast: bool) -> None:
         import mujoco
-        from mujoco import gl_context
 
         if fast:
             fast_settings(model)
         glob = model.vis.global_
         glob.offwidth, glob.offheight = max(glob.offwidth, width), max(glob.offheight, height)
         self.width, self.height, self.fast = width, height, fast
-        self._gl = gl_context.GLContext(width, height)
+        self._gl = _gl_context(width, height)
         self._gl.make_current()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
