@@ -12,13 +12,13 @@ import pytest
 pytest.importorskip("metaworld")
 pytest.importorskip("gymnasium_robotics")
 
-from protege import tasks  # noqa: E402
-from protege.errors import ConfigError  # noqa: E402
-from protege.experts.metaworld import MetaWorldExpert  # noqa: E402
-from protege.rollout.evaluate import evaluate_expert  # noqa: E402
-from protege.tasks import mujoco_render  # noqa: E402
-from protege.tasks.metaworld_env import GOAL  # noqa: E402
-from protege.tasks.metaworld_names import HEADLINE_TASKS, METAWORLD_TASKS  # noqa: E402
+from protege import tasks
+from protege.errors import ConfigError
+from protege.experts.metaworld import MetaWorldExpert
+from protege.rollout.evaluate import evaluate_expert
+from protege.tasks import mujoco_render
+from protege.tasks.metaworld_env import GOAL
+from protege.tasks.metaworld_names import HEADLINE_TASKS, METAWORLD_TASKS
 
 
 def test_registering_imports_neither_metaworld_nor_mujoco() -> None:
