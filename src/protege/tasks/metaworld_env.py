@@ -89,15 +89,9 @@ class MetaWorldEnv(gym.Env):
         self.terminate_on_success = terminate_on_success
         self.fast_render = fast_render
         self.render_mode = render_mode
-        env = env_cls()
-        # The goal is always in Meta-World's observation (info["state"]); hidden_goal hides it
-        # from ours. Configurations come from the env's own seeded generator at each reset.
-        env._partially_observable = False
-        del env.sawyer_observation_space  # a cached property of the observability
-        env._set_task_called = True
-        env._freeze_rand_vec = False
-        env.seeded_rand_vec = True
-        self._env = env
+        pool = _POOL.setdefault(env_name, [])
+        env = pool.pop() if pool else _new_env(env_cls)
+        self._env: Any = env
         self.action_space = env.action_space
         mujoco_render.camera_id(env.model, camera)  # an unknown camera fails here
         self.observation_space = self._observation_space()
@@ -182,12 +176,36 @@ class MetaWorldEnv(gym.Env):
         return np.ascontiguousarray(frame[::-1, ::-1]) if up_z < 0 else frame
 
     def close(self) -> None:
-        self._env.close()
+        """Hand the Meta-World environment back to this process's pool (see
+        :data:`_POOL`); the next env of the task reuses it."""
+        if self._env is not None:
+            _POOL.setdefault(self.env_name, []).append(self._env)
+            self._env = None
 
     @property
     def mujoco_env(self) -> Any:
         """The Meta-World environment inside (privileged: experts and tests only)."""
         return self._env
+
+
+_POOL: dict[str, list[Any]] = {}
+"""Closed Meta-World environments by task, reused by the next :class:`MetaWorldEnv`.
+
+Making one compiles its MuJoCo model from XML (~0.5 s), and protege makes envs often (every
+evaluation, every GIF, ``Task.spaces``). Reuse is safe: ``reset`` sets the whole simulation
+state, the configuration and the episode counters, and the seed decides the configuration."""
+
+
+def _new_env(env_cls: Any) -> Any:
+    env = env_cls()
+    # The goal is always in Meta-World's observation (info["state"]); hidden_goal hides it from
+    # ours. Configurations come from the env's own generator, seeded by reset(seed=...).
+    env._partially_observable = False
+    del env.sawyer_observation_space  # a cached property of the observability
+    env._set_task_called = True
+    env._freeze_rand_vec = False
+    env.seeded_rand_vec = True
+    return env
 
 
 def _env_class(env_name: str) -> Any:
