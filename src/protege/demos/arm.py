@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from protege import tasks
 from protege.algos import dagger, engine
@@ -218,30 +217,25 @@ def _run_setting(run: ArmDemo, setting: Setting, say: Any) -> None:
     demos = int(getattr(cfg, setting.demos_field))
     folder = run.out / setting.name
     lines = (lambda s: say(f"[arm/{setting.name}] {s}")) if cfg.progress else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small MLP: one thread is fastest on 2 shared cores
-    try:
-        with timed(run.timings, setting.name):
-            result = engine.run(
-                task,
-                engine.policy_factory(task, hidden_sizes=cfg.hidden_sizes),
-                folder / "store",
-                _dagger_config(cfg, demos),
-                dagger.dagger_gate,
-                method="dagger",
-                run_dir=folder / "run",
-                log=lines,
-            )
-            last = Policy.load(folder / "run" / "learners" / f"round_{cfg.rounds:03d}")
-            final = evaluate(
-                last,
-                task,
-                episodes=cfg.eval_episodes,
-                n_envs=min(cfg.n_envs, cfg.eval_episodes),
-                seed=cfg.eval_seed,
-            )
-    finally:
-        torch.set_num_threads(threads)
+    with timed(run.timings, setting.name):
+        result = engine.run(
+            task,
+            engine.policy_factory(task, hidden_sizes=cfg.hidden_sizes),
+            folder / "store",
+            _dagger_config(cfg, demos),
+            dagger.dagger_gate,
+            method="dagger",
+            run_dir=folder / "run",
+            log=lines,
+        )
+        last = Policy.load(folder / "run" / "learners" / f"round_{cfg.rounds:03d}")
+        final = evaluate(
+            last,
+            task,
+            episodes=cfg.eval_episodes,
+            n_envs=min(cfg.n_envs, cfg.eval_episodes),
+            seed=cfg.eval_seed,
+        )
     run.results[setting.name] = result
     run.final[setting.name] = final
     per_round, bc_by_step = _disagreement(Store.open(folder / "store"), cfg.rounds)
