@@ -243,6 +243,8 @@ def demo_arm(args: argparse.Namespace) -> None:
     run = run_arm_demo(args.out, cfg, log=output.console.print if args.progress else None)
     table = results_table(run)
     output.table("pick-place: success per round", table.columns, table.rows)
-    output.console.print(f"wall time {run.wall_seconds:.0f} s")
+    output.console.print(
+        f"wall time {run.wall_seconds:.0f} s ({run.cpu_seconds:.0f} s of CPU time)"
+    )
     assert run.page_paths is not None
     output.console.print(f"report: {run.page_paths[1]}  seed={args.seed}", soft_wrap=True)

@@ -118,12 +118,20 @@ class ArmDemo:
     step), per setting."""
     gifs: dict[str, pg.Figure] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per setting (and for the GIFs)."""
+    cpu_timings: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of this process per setting: on a shared machine, about the wall time
+    the step would take with a core to itself (the demo is mostly serial)."""
     notes: dict[str, str] = field(default_factory=dict)
     page_paths: tuple[Path, Path] | None = None
 
     @property
     def wall_seconds(self) -> float:
         return sum(self.timings.values())
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_timings.values())
 
     def success(self, setting: str) -> list[float]:
         """Success rate of BC (round 0) and of each DAgger round's learner."""
@@ -146,6 +154,8 @@ class ArmDemo:
             },
             "timings": self.timings,
             "wall_seconds": self.wall_seconds,
+            "cpu_timings": self.cpu_timings,
+            "cpu_seconds": self.cpu_seconds,
             "load_average": os.getloadavg(),
             "notes": self.notes,
             "command": pg.command_line(),
@@ -217,7 +227,7 @@ def _run_setting(run: ArmDemo, setting: Setting, say: Any) -> None:
     demos = int(getattr(cfg, setting.demos_field))
     folder = run.out / setting.name
     lines = (lambda s: say(f"[arm/{setting.name}] {s}")) if cfg.progress else None
-    with timed(run.timings, setting.name):
+    with timed(run.timings, setting.name, run.cpu_timings):
         result = engine.run(
             task,
             engine.policy_factory(task, hidden_sizes=cfg.hidden_sizes),
@@ -280,7 +290,7 @@ def _disagreement(
 def _gifs(run: ArmDemo) -> None:
     """BC and the last DAgger learner of each setting on the first evaluation episode."""
     cfg = run.config
-    with timed(run.timings, "GIFs"):
+    with timed(run.timings, "GIFs", run.cpu_timings):
         for name in run.results:
             setting = SETTINGS[name]
             task = setting_task(setting, cfg)

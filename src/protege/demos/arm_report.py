@@ -154,11 +154,12 @@ def write_report(run: ArmDemo) -> None:
     facts = {"seed": f"{run.config.seed} (evaluation rollouts: seeds {run.config.eval_seed}+)"}
     facts.update(run.notes)
     for step, seconds in run.timings.items():
-        facts[f"wall time: {step}"] = pg.seconds(seconds)
+        cpu = run.cpu_timings.get(step, 0.0)
+        facts[f"wall time: {step}"] = f"{pg.seconds(seconds)} ({pg.seconds(cpu)} CPU)"
     load = os.getloadavg()
     facts["wall time: total"] = (
-        f"{pg.seconds(run.wall_seconds)} (load average {load[0]:.1f} / {load[2]:.1f} over "
-        "1 / 15 min at the end)"
+        f"{pg.seconds(run.wall_seconds)} ({pg.seconds(run.cpu_seconds)} of CPU time in this "
+        f"process; load average {load[0]:.1f} / {load[2]:.1f} over 1 / 15 min at the end)"
     )
     facts["camera + proprioception"] = (
         "not run yet: it needs dict observations (issue 14, part 2); it joins as one more "
