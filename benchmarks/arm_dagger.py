@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from protege.configs.demos import ARM_SETTINGS, ArmDemoConfig
-from protege.demos.arm import SETTINGS, run_arm_demo
+from protege.demos.arm import run_arm_demo
+from protege.demos.arm_settings import SETTINGS
 from store_load import machine
 
 RESULTS = Path(__file__).parent / "results" / "arm_dagger.json"

@@ -49,6 +49,8 @@ from protege.configs.demos import ArmDemoConfig
 from protege.configs.interactive import DAggerConfig
 from protege.data.episode import LEARNER
 from protege.data.store import Store
+from protege.demos.arm_report import write_report
+from protege.demos.arm_settings import SETTINGS, Setting
 from protege.demos.common import timed
 from protege.errors import ConfigError
 from protege.policies import Policy
@@ -56,48 +58,6 @@ from protege.report import page as pg
 from protege.report.video import record_gif
 from protege.rollout.evaluate import Evaluation, evaluate
 from protege.tasks.base import Task
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One row group of the report: a task and how many demonstrations BC starts from."""
-
-    name: str
-    title: str
-    task: str
-    demos_field: str
-    """The :class:`ArmDemoConfig` field holding its number of demonstrations."""
-    lesson: str
-
-
-SETTINGS: dict[str, Setting] = {
-    "main": Setting(
-        "main",
-        "State, 50 demonstrations",
-        "metaworld/pick-place",
-        "demos",
-        "BC from the full state and many demonstrations: the expert's skill is easy to copy.",
-    ),
-    "few": Setting(
-        "few",
-        "State, 3 demonstrations",
-        "metaworld/pick-place",
-        "few_demos",
-        "BC from a handful of demonstrations drifts off them; DAgger labels the states the "
-        "learner reaches and success rises round by round.",
-    ),
-    "hidden": Setting(
-        "hidden",
-        "Goal hidden from the learner",
-        "metaworld/pick-place-hidden",
-        "demos",
-        "The expert reads the goal from the simulator; the learner cannot see it. Labels on "
-        "its own states teach it everything but where the goal is: the gap that remains is "
-        "what the privileged expert knows and the learner cannot observe.",
-    ),
-    # "camera": Setting("camera", "Camera + proprioception", "metaworld/pick-place-camera",
-    #                   "demos", ...)  -- once dict observations land (issue 14, part 2)
-}
 
 
 @dataclass
@@ -173,8 +133,6 @@ def run_arm_demo(
     a report in ``out`` (``index.html``, ``report.md``, ``results.json``, figures, GIFs, and
     per setting its store and learners in ``<setting>/``). An existing report is replaced.
     """
-    from protege.demos.arm_report import write_report
-
     cfg = config or ArmDemoConfig()
     out = Path(out)
     if out.exists():

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from protege.demos.arm_settings import SETTINGS
 from protege.demos.common import write_json
 from protege.report import page as pg
 from protege.report import plots
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 
 def _titles(run: ArmDemo) -> dict[str, str]:
-    from protege.demos.arm import SETTINGS
-
     return {name: SETTINGS[name].title for name in run.results}
 
 
@@ -173,6 +172,4 @@ def write_report(run: ArmDemo) -> None:
 
 
 def _lesson(name: str) -> str:
-    from protege.demos.arm import SETTINGS
-
     return SETTINGS[name].lesson
