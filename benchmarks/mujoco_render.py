@@ -6,9 +6,10 @@ loop: env step + the scripted expert + one camera frame per step. "fast" renders
 protege's shared renderer (:mod:`protege.tasks.mujoco_render`: no shadows, reflections or
 multisampling); "default" through the env's own ``render()`` (gymnasium's MuJoCo renderer with
 the model's settings: Meta-World asks for a 4096² shadow map and 4× multisampling). Blocks of
-the two alternate (``--repeats`` each) so that the load of a shared machine hits both alike;
-medians are reported, with the step + expert loop alone (no frames) as the ceiling. Every
-frame is checked not to be blank.
+the two alternate (``--repeats`` each, every block in a fresh process with one renderer) so
+that the load of a shared machine hits both alike; medians are reported, with the step +
+expert loop alone (no frames) as the ceiling. The first frame of every block is checked not
+to be blank (and is not timed: it makes the renderer).
 
     .venv/bin/python benchmarks/mujoco_render.py [--steps 200] [--default-steps 40]
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -69,45 +72,47 @@ def loop(
     return steps / (time.perf_counter() - t0)
 
 
-def bench(name: str, size: int, steps: int, default_steps: int, repeats: int) -> dict[str, float]:
-    if name == "metaworld/pick-place":
-        task = tasks.make(name)
-        ours = task.make_env(render_mode="rgb_array")
-        ours.unwrapped.render_size = size
-        default_env, default_render = metaworld_default(size)
+def worker(name: str, variant: str, size: int, steps: int) -> float:
+    """Steps/s of one block, in this process (which makes exactly one renderer)."""
+    task = tasks.make(name)
+    expert = task.make_expert()
+    if variant == "default" and name.startswith("metaworld/"):
         from protege.experts.metaworld import MetaWorldExpert
 
+        env, render = metaworld_default(size)
         expert = MetaWorldExpert("pick-place")
-
-        def pick(obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-            return np.asarray(obs, np.float64)
-
-        fast_env, fast_render = ours, ours.render
-        default_step = default_env
-    else:
-        task = tasks.make(name)
-        ours = task.make_env(render_mode="rgb_array")
-        ours.unwrapped.render_size = size
-        fast_env, fast_render = ours, ours.render
+    elif variant == "default":
         import gymnasium as gym
 
-        raw = gym.make("FetchPush-v4", render_mode="rgb_array", width=size, height=size)
-        parts = ("observation", "achieved_goal", "desired_goal")
+        env = gym.make("FetchPush-v4", render_mode="rgb_array", width=size, height=size)
+        render = env.render
+    else:
+        env = task.make_env(render_mode="rgb_array")
+        env.unwrapped.render_size = size
+        render = env.render if variant == "fast" else None
+    parts = ("observation", "achieved_goal", "desired_goal")
 
-        def pick(obs: Any, info: dict[str, Any]) -> np.ndarray:
-            if isinstance(obs, dict):
-                return np.concatenate([obs[k] for k in parts])
-            return np.asarray(obs)
+    def pick(obs: Any, info: dict[str, Any]) -> np.ndarray:
+        if isinstance(obs, dict):
+            return np.concatenate([obs[k] for k in parts])
+        return np.asarray(obs, np.float64)
 
-        default_step, default_render = raw, raw.render
-        expert = task.make_expert()
+    try:
+        return loop(env, render, expert, steps, pick)
+    finally:
+        env.close()
+
+
+def bench(name: str, size: int, steps: int, default_steps: int, repeats: int) -> dict[str, float]:
+    """Median steps/s per variant; blocks alternate, each in a fresh process (a second
+    renderer in one process returned blank frames in trials: never two here)."""
     rows: dict[str, list[float]] = {"no frames": [], "fast": [], "default": []}
     for _ in range(repeats):
-        rows["no frames"].append(loop(fast_env, None, expert, steps, pick))
-        rows["fast"].append(loop(fast_env, fast_render, expert, steps, pick))
-        rows["default"].append(loop(default_step, default_render, expert, default_steps, pick))
-    fast_env.close()
-    default_step.close()
+        for variant in rows:
+            n = default_steps if variant == "default" else steps
+            cmd = [sys.executable, __file__, "--worker", name, variant, str(size), str(n)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            rows[variant].append(float(out.strip().splitlines()[-1]))
     return {k: float(np.median(v)) for k, v in rows.items()}
 
 
@@ -119,8 +124,13 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[84, 128])
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.worker:
+        name, variant, size, steps = args.worker
+        print(worker(name, variant, int(size), int(steps)))
+        return
     print(f"machine: {machine()}; MUJOCO_GL={os.environ.get('MUJOCO_GL')}; load {os.getloadavg()}")
     print(
         f"steps/s of step + expert + one frame, medians of {args.repeats} alternating blocks "

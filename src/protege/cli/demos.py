@@ -240,8 +240,9 @@ def demo_arm(args: argparse.Namespace) -> None:
     common = {"seed": args.seed, "progress": args.progress}
     make = ArmDemoConfig.smoke if args.smoke else ArmDemoConfig
     cfg = make(**common, **values)
-    run = run_arm_demo(args.out, cfg, log=output.console.print if args.progress else None)
-    table = results_table(run)
+    say = (lambda line: output.console.print(line, markup=False)) if args.progress else None
+    run = run_arm_demo(args.out, cfg, log=say)
+    table = results_table(run, short=True)
     output.table("pick-place: success per round", table.columns, table.rows)
     output.console.print(
         f"wall time {run.wall_seconds:.0f} s ({run.cpu_seconds:.0f} s of CPU time)"

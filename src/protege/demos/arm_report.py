@@ -54,10 +54,12 @@ def _plot_rounds(run: ArmDemo, path: Path, what: str) -> Path:
     return plots._save(fig, path)
 
 
-def results_table(run: ArmDemo) -> pg.Table:
-    """One row per setting and round: labels, success, disagreement, wall time."""
+def results_table(run: ArmDemo, short: bool = False) -> pg.Table:
+    """One row per setting and round: labels, success, disagreement, wall time (settings by
+    their key with ``short``, for a terminal)."""
     rows = []
     for name, title in _titles(run).items():
+        title = name if short else title
         res = run.results[name]
         for r in res.rows:
             d = run.disagreement[name][r.round] if r.round < len(run.disagreement[name]) else None
