@@ -91,7 +91,12 @@ def test_fetch_experts_succeed(name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["fetch/pick-place", "fetch/push", *(f"metaworld/{n}-hidden" for n in HEADLINE_TASKS)]
+    "name",
+    [
+        "fetch/pick-place",
+        "fetch/push",
+        *(f"metaworld/{n}{v}" for n in HEADLINE_TASKS for v in ("", "-hidden")),
+    ],
 )
 def test_experts_succeed_20_of_20(name: str) -> None:
     ev = evaluate_expert(tasks.make(name), episodes=20, n_envs=4, seed=100)
