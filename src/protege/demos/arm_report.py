@@ -107,18 +107,25 @@ def write_report(run: ArmDemo) -> None:
         ),
     ]
     if run.by_step:
-        series = {f"{titles[k]}: BC": v for k, v in run.by_step.items()}
+        last = run.config.rounds
+        series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for k, v in run.by_step.items():
+            series[f"{k}: BC"] = v
+            ev = run.final[k]
+            series[f"{k}: DAgger {last}"] = (ev.disagreement_by_step, ev.episodes_by_step)
         figures.append(
             pg.Figure(
                 plots.plot_disagreement(
                     series,
                     run.out / "disagreement_by_step.png",
-                    title="BC's disagreement with the expert along its own rollouts",
+                    title="Disagreement with the expert along the learner's own rollouts",
                     discrete=False,
                 ).name,
-                "BC's disagreement by time step",
-                "BC's first DAgger rollouts, every state labelled by the expert: where along "
-                "the episode BC's actions leave the expert's.",
+                "Disagreement by time step",
+                "BC on its DAgger round-1 rollouts (every state labelled by the expert) and the "
+                "last DAgger learner on the evaluation rollouts: where along the episode the "
+                "learner's actions leave the expert's. Episodes end at success, so late steps "
+                "rest on the episodes that have not succeeded yet.",
             )
         )
     figures += list(run.gifs.values())
