@@ -84,6 +84,7 @@ def worker(name: str, variant: str, size: int, steps: int) -> float:
     elif variant == "default":
         import gymnasium as gym
 
+        task.make_env().close()  # imports gymnasium-robotics, which registers FetchPush-v4
         env = gym.make("FetchPush-v4", render_mode="rgb_array", width=size, height=size)
         render = env.render
     else:
@@ -124,6 +125,7 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[84, 128])
+    ap.add_argument("--tasks", nargs="+", default=["metaworld/pick-place", "fetch/push"])
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -138,7 +140,7 @@ def main() -> None:
     )
     print("| task | image | no frames | fast render | default render | fast / default |")
     print("|---|---|---:|---:|---:|---:|")
-    for name in ("metaworld/pick-place", "fetch/push"):
+    for name in args.tasks:
         for size in args.sizes:
             r = bench(name, size, args.steps, args.default_steps, args.repeats)
             print(
