@@ -136,7 +136,8 @@ def main() -> None:
     print(f"machine: {machine()}; MUJOCO_GL={os.environ.get('MUJOCO_GL')}; load {os.getloadavg()}")
     print(
         f"steps/s of step + expert + one frame, medians of {args.repeats} alternating blocks "
-        f"of {args.steps} steps (shared, loaded machine)"
+        f"of {args.steps} steps ({args.default_steps} with the default render; shared, loaded "
+        "machine)"
     )
     print("| task | image | no frames | fast render | default render | fast / default |")
     print("|---|---|---:|---:|---:|---:|")
