@@ -225,7 +225,7 @@ def demo_arm(args: argparse.Namespace) -> None:
     rollouts each, the expert labels every state) → a report with success per round, the
     disagreement with the expert, and GIFs from the camera. Also runs the settings where the
     lesson shows: 3 demonstrations, and the goal hidden from the learner (the expert reads
-    it from the simulator). Needs the 'arm' extra (pip install 'protege[arm]'). A few
+    it from the simulator). Needs the 'arm' extra (pip install 'protege[arm]'). About 3
     minutes on 2 cores.
 
     Example: protege demo arm        protege demo arm --smoke

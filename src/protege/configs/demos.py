@@ -218,7 +218,7 @@ ARM_SETTINGS = ("main", "few", "hidden")
 
 @dataclass
 class ArmDemoConfig:
-    """Budgets of the weekend arm project (the defaults: a few minutes on 2 cores)."""
+    """Budgets of the weekend arm project (the defaults: about 3 minutes on 2 quiet cores)."""
 
     seed: int = 0
     demos: int = 50
