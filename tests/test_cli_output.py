@@ -79,8 +79,14 @@ def test_progress_bars_only_when_asked(
 
 
 # ================================================================================= --json
-REPORTING = ["collect", "train", "eval", "dagger", "teleop", "demo lunarlander", "demo obstacle"]
-REPORTING += ["demo carracing", "experiment horizon"]
+NOT_REPORTING = {"info", "repair", "import", "export"}
+"""Commands that manage data and files rather than report results: no ``--json``."""
+REPORTING = sorted(" ".join(c) for c in COMMANDS if " ".join(c) not in NOT_REPORTING)
+
+
+def test_the_reporting_list_holds_every_command_a_user_runs_for_results() -> None:
+    assert {"collect", "train", "eval", "dagger", "teleop", "finetune"} <= set(REPORTING)
+    assert {"demo arm", "demo finetune", "demo lunarlander", "experiment horizon"} <= set(REPORTING)
 
 
 @pytest.mark.parametrize("name", REPORTING)

@@ -306,3 +306,80 @@ class CarRacingDemoConfig:
     @property
     def eval_seed(self) -> int:
         return self.seed + EVAL_SEED_OFFSET
+
+
+ARM_SETTINGS = ("main", "few", "hidden")
+"""The settings ``protege demo arm`` runs by default
+(:data:`protege.demos.arm_settings.SETTINGS`)."""
+
+
+@dataclass
+class ArmDemoConfig:
+    """Budgets of the weekend arm project (the defaults: about 3 minutes on 2 quiet cores)."""
+
+    seed: int = 0
+    demos: int = 50
+    """Expert demonstrations of the main and hidden-goal settings."""
+    few_demos: int = 3
+    """Expert demonstrations of the few-demonstrations setting."""
+    settings: tuple[str, ...] = ARM_SETTINGS
+    """main (state, ``demos`` demonstrations), few (state, ``few_demos``), hidden (the goal
+    hidden from the learner, the expert privileged)."""
+    rounds: int = 3
+    """DAgger rounds after BC (round 0)."""
+    episodes_per_round: int = 20
+    """Learner rollouts per DAgger round; the expert labels every state they reach."""
+    eval_episodes: int = 20
+    """Evaluation rollouts of BC and of each round's learner (the same seeded ones)."""
+    steps: int = 3000
+    """BC gradient steps of each round's learner (trained from scratch on every label)."""
+    batch_size: int = 256
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """MLP widths."""
+    n_envs: int = 4
+    """Sub-envs of collection and evaluation."""
+    horizon: int = 150
+    """Steps per episode (an episode also ends at success)."""
+    gif: bool = True
+    """GIFs from the camera of BC and of the last DAgger learner."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        own = "ArmDemoConfig"
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+        for name in ("demos", "few_demos", "episodes_per_round", "eval_episodes", "n_envs"):
+            check_int(own, name, getattr(self, name), 1, MAX_COUNT)
+        for name in ("steps", "batch_size"):
+            check_int(own, name, getattr(self, name), 1, MAX_STEPS)
+        check_int(own, "rounds", self.rounds, 0, 10**6)
+        check_int(own, "horizon", self.horizon, 1, 500)
+        check_sizes(own, "hidden_sizes", self.hidden_sizes)
+        unknown = set(self.settings) - set(ARM_SETTINGS)
+        if unknown or not self.settings:
+            raise ConfigError(
+                f"ArmDemoConfig.settings {list(self.settings)}: choose one or more of "
+                f"{list(ARM_SETTINGS)}"
+            )
+
+    @classmethod
+    def smoke(cls, **overrides: Any) -> ArmDemoConfig:
+        """A toy run for tests: every step of every setting, on a few short episodes."""
+        kw: dict[str, Any] = {
+            "demos": 2,
+            "few_demos": 1,
+            "rounds": 1,
+            "episodes_per_round": 2,
+            "eval_episodes": 2,
+            "steps": 10,
+            "batch_size": 16,
+            "hidden_sizes": (16,),
+            "n_envs": 2,
+            "horizon": 25,
+            "progress": False,
+        }
+        kw.update(overrides)
+        return cls(**kw)
+
+    @property
+    def eval_seed(self) -> int:
+        return self.seed + EVAL_SEED_OFFSET

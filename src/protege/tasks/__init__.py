@@ -90,6 +90,8 @@ _BUILTIN_MODULES: list[str] = [
     "protege.tasks.lane",
     "protege.tasks.carracing",
     "protege.tasks.obstacle",
+    "protege.tasks.metaworld",
+    "protege.tasks.fetch",
 ]
 
 

@@ -1,0 +1,85 @@
+"""The weekend arm project over several seeds: success of BC and of each DAgger round, labels
+and wall time, per setting of ``protege demo arm``.
+
+Runs :func:`protege.demos.arm.run_arm_demo` (the demo's own code, default budgets: 50 or 3
+demonstrations, 3000 BC steps per round, 3 DAgger rounds of 20 learner rollouts, 20
+evaluation rollouts) for each seed, without GIFs, and prints per setting the mean and the
+per-seed success of each round, the labels and the wall and CPU time. Writes
+``benchmarks/results/arm_dagger.json``.
+
+    .venv/bin/python benchmarks/arm_dagger.py [--seeds 0 1 2] [--settings few hidden main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protege.configs.demos import ARM_SETTINGS, ArmDemoConfig
+from protege.demos.arm import run_arm_demo
+from protege.demos.arm_settings import SETTINGS
+from store_load import machine
+
+RESULTS = Path(__file__).parent / "results" / "arm_dagger.json"
+
+
+def save(path: Path, seeds: list[int], runs: dict[str, dict[int, dict]]) -> None:
+    """Everything measured so far (written after every run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seeds": seeds, "machine": machine(), "runs": runs}, indent=2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument(
+        "--settings", nargs="+", default=["few", "hidden", "main"], choices=ARM_SETTINGS
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    runs: dict[str, dict[int, dict]] = {name: {} for name in args.settings}
+    for name in args.settings:  # one setting over every seed, then the next
+        for seed in args.seeds:
+            cfg = ArmDemoConfig(seed=seed, settings=(name,), gif=False, progress=False)
+            with tempfile.TemporaryDirectory() as tmp:
+                run = run_arm_demo(Path(tmp) / "arm", cfg, log=None)
+            res = run.results[name]
+            runs[name][seed] = {
+                "success": run.success(name),
+                "labels": [r.labels for r in res.rows],
+                "disagreement": run.disagreement[name],
+                "expert_success": res.expert_success,
+                "wall_seconds": run.timings[name],
+                "cpu_seconds": run.cpu_timings[name],
+            }
+            print(f"{name} seed {seed}: {runs[name][seed]}", flush=True)
+            save(args.out, args.seeds, runs)
+    print(f"\nmachine: {machine()}; load at the end {os.getloadavg()} (shared, loaded machine)")
+    rounds = ArmDemoConfig().rounds
+    head = " | ".join(["BC", *(f"DAgger {r}" for r in range(1, rounds + 1))])
+    print(f"| setting | {head} | labels (last) | wall s | CPU s |")
+    print("|---|" + "---:|" * (rounds + 4))
+    for name, by_seed in runs.items():
+        success = np.array([v["success"] for v in by_seed.values()])
+        cells = [
+            f"{100 * m:.0f}% ({'/'.join(f'{100 * x:.0f}' for x in col)})"
+            for m, col in zip(success.mean(axis=0), success.T, strict=True)
+        ]
+        labels = np.mean([v["labels"][-1] for v in by_seed.values()])
+        wall = np.mean([v["wall_seconds"] for v in by_seed.values()])
+        cpu = np.mean([v["cpu_seconds"] for v in by_seed.values()])
+        print(
+            f"| {SETTINGS[name].title} | {' | '.join(cells)} | {labels:,.0f} | {wall:.0f} | "
+            f"{cpu:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

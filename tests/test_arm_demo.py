@@ -1,0 +1,62 @@
+"""``protege demo arm``: the weekend arm project end to end (a smoke run, and the lesson)."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+pytest.importorskip("metaworld")
+
+from protege.cli import main
+from protege.configs.demos import ArmDemoConfig
+from protege.data.episode import LEARNER
+from protege.data.store import Store
+from protege.errors import ConfigError
+from protege.tasks.mujoco_render import is_blank
+
+
+def test_smoke_run_of_the_cli_writes_the_whole_report(tmp_path):
+    out = tmp_path / "arm"
+    assert main(["demo", "arm", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    cfg = ArmDemoConfig.smoke()
+    assert list(results["settings"]) == ["main", "few", "hidden"]
+    horizon, per_round = cfg.horizon, cfg.episodes_per_round
+    for name, s in results["settings"].items():
+        assert len(s["success"]) == len(s["labels"]) == cfg.rounds + 1
+        assert len(s["disagreement"]) == cfg.rounds + 1
+        assert all(d is not None and d >= 0 for d in s["disagreement"])
+        store = Store.open(out / name / "store")
+        demos = cfg.few_demos if name == "few" else cfg.demos
+        assert sum(e.round == 0 for e in store.index) == demos
+        # Every state the learner reached in a DAgger round carries the expert's label.
+        for ep in store.episodes():
+            if ep.round > 0:
+                assert np.all(ep.actor == LEARNER) and (ep.labeled is None or ep.labeled.all())
+        # None of the smoke episodes succeeds in 25 steps, so each runs to the horizon.
+        assert s["labels"][1] - s["labels"][0] == per_round * horizon
+    assert "hidden" in results["settings"]["hidden"]["task"]
+    for file in ("index.html", "report.md", "success.png", "disagreement.png"):
+        assert (out / file).exists(), file
+    report = (out / "report.md").read_text()
+    assert "DAgger 1" in report and "camera + proprioception" in report
+    for gif in ("main-round0.gif", "main-round1.gif", "hidden-round1.gif"):
+        frames = imageio.mimread(out / gif)
+        assert len(frames) > 2 and not is_blank(frames[0])
+
+
+def test_unknown_settings_say_so():
+    with pytest.raises(ConfigError, match="camera"):
+        ArmDemoConfig(settings=("main", "camera"))
+
+
+@pytest.mark.slow
+def test_dagger_lifts_the_few_demonstrations_learner(tmp_path):
+    from protege.demos.arm import run_arm_demo
+
+    run = run_arm_demo(tmp_path / "arm", ArmDemoConfig(settings=("few",), gif=False), log=None)
+    success = run.success("few")
+    assert success[-1] >= success[0] + 0.3, success
