@@ -118,3 +118,13 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_the_import_graph_of_protege_has_no_cycle() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles:\n" + "\n".join(" ↔ ".join(c) for c in found)
+
+
+def test_no_source_file_is_over_500_lines() -> None:
+    """Modules stay small and named for one job (issue 11): split a file that grows past 500."""
+    long = {
+        str(path.relative_to(SRC)): n
+        for path in sorted(SRC.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > 500
+    }
+    assert not long, long

@@ -9,6 +9,7 @@ from protege.cli import (  # noqa: F401  (importing registers the commands)
     demos,
     experiments,
     interactive,
+    interop,
     learn,
     rl,
 )
