@@ -163,6 +163,32 @@ def test_metaworld_camera_and_state_shows_the_arm_not_the_block(tmp_path: Path) 
     assert data.obs["state"].shape == (10, 8) and data.obs["state"].dtype == np.float32
 
 
+def test_fetch_observes_its_dict_and_the_expert_reads_either_form() -> None:
+    from protege.experts.fetch import FetchPushExpert
+    from protege.tasks.fetch import PARTS
+
+    task = tasks.make("fetch/push")
+    space = task.spaces[0]
+    assert isinstance(space, gym.spaces.Dict)
+    assert {k: b.shape for k, b in space.items()} == {
+        "observation": (25,),
+        "achieved_goal": (3,),
+        "desired_goal": (3,),
+    }
+    env = task.make_env()
+    try:
+        obs, _ = env.reset(seed=0)
+    finally:
+        env.close()
+    assert space.contains(obs)
+    batch = {k: v[None] for k, v in obs.items()}
+    flat = np.concatenate([batch[k] for k in PARTS], axis=1)  # the flat order
+    expert = FetchPushExpert()
+    assert np.array_equal(expert.act(batch), expert.act(flat))
+    with pytest.raises(ValueError, match="desired_goal"):
+        expert.act({k: v for k, v in batch.items() if k != "desired_goal"})
+
+
 def test_fetch_frames_are_upright() -> None:
     env = tasks.make("fetch/push").make_env(render_mode="rgb_array")
     try:
