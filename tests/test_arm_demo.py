@@ -23,15 +23,17 @@ def test_smoke_run_of_the_cli_writes_the_whole_report(tmp_path):
     assert main(["demo", "arm", "--smoke", "--out", str(out), "--no-progress"]) == 0
     results = json.loads((out / "results.json").read_text())
     cfg = ArmDemoConfig.smoke()
-    assert list(results["settings"]) == ["main", "few", "hidden"]
+    assert list(results["settings"]) == ["main", "few", "hidden", "camera"]
     horizon, per_round = cfg.horizon, cfg.episodes_per_round
     for name, s in results["settings"].items():
         assert len(s["success"]) == len(s["labels"]) == cfg.rounds + 1
         assert len(s["disagreement"]) == cfg.rounds + 1
         assert all(d is not None and d >= 0 for d in s["disagreement"])
         store = Store.open(out / name / "store")
-        demos = cfg.few_demos if name == "few" else cfg.demos
+        demos = {"few": cfg.few_demos, "camera": cfg.camera_demos}.get(name, cfg.demos)
         assert sum(e.round == 0 for e in store.index) == demos
+        parts = {"corner", "state"} if name == "camera" else None
+        assert (set(store.transitions().obs) if name == "camera" else None) == parts
         # Every state the learner reached in a DAgger round carries the expert's label.
         for ep in store.episodes():
             if ep.round > 0:
@@ -42,15 +44,31 @@ def test_smoke_run_of_the_cli_writes_the_whole_report(tmp_path):
     for file in ("index.html", "report.md", "success.png", "disagreement.png"):
         assert (out / file).exists(), file
     report = (out / "report.md").read_text()
-    assert "DAgger 1" in report and "camera + proprioception" in report
-    for gif in ("main-round0.gif", "main-round1.gif", "hidden-round1.gif"):
+    assert "DAgger 1" in report and "Camera + proprioception" in report
+    assert "not run (opt-in" not in report
+    for gif in ("main-round0.gif", "main-round1.gif", "hidden-round1.gif", "camera-round1.gif"):
         frames = imageio.mimread(out / gif)
         assert len(frames) > 2 and not is_blank(frames[0])
 
 
 def test_unknown_settings_say_so():
     with pytest.raises(ConfigError, match="camera"):
-        ArmDemoConfig(settings=("main", "camera"))
+        ArmDemoConfig(settings=("main", "cmaera"))
+
+
+def test_camera_is_opt_in_and_learns_through_a_cnn(tmp_path):
+    from protege.demos.arm import setting_task
+    from protege.demos.arm_settings import SETTINGS
+    from protege.policies import Policy, PolicyConfig
+
+    assert "camera" not in ArmDemoConfig().settings
+    cfg = ArmDemoConfig(settings=("camera",))
+    setting = SETTINGS["camera"]
+    task = setting_task(setting, cfg)
+    policy = Policy(PolicyConfig.for_spaces(*task.spaces, **setting.policy))
+    assert policy.config.encoder == "parts" and policy.config.random_shift == 4
+    assert policy.config.obs_parts == {"corner": (84, 84, 3), "state": (8,)}
+    assert sum(p.numel() for p in policy.parameters()) < 300_000
 
 
 @pytest.mark.slow

@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 pytest.importorskip("metaworld")
 pytest.importorskip("gymnasium_robotics")
 
-from protege import tasks
+import protege
+from protege import Store, tasks
 from protege.errors import ConfigError
 from protege.experts.metaworld import MetaWorldExpert
 from protege.rollout.evaluate import evaluate_expert
@@ -40,6 +43,7 @@ def test_the_whole_family_is_registered() -> None:
     for n in METAWORLD_TASKS:
         assert {f"metaworld/{n}", f"metaworld/{n}-hidden"} <= names
     assert {f"metaworld/{n}-pixels" for n in HEADLINE_TASKS} <= names
+    assert {f"metaworld/{n}-camera" for n in HEADLINE_TASKS} <= names
 
 
 def test_the_seed_given_to_reset_decides_the_configuration() -> None:
@@ -126,6 +130,63 @@ def test_metaworld_pixels_are_upright_and_not_blank() -> None:
             wood = _wood(frame)
             assert wood[half:].mean() > 0.2 > 0.02 > wood[:half].mean()  # table at the bottom
     assert big.shape == (240, 240, 3)
+
+
+def test_metaworld_camera_and_state_shows_the_arm_not_the_block(tmp_path: Path) -> None:
+    task = tasks.make("metaworld/pick-place-camera")
+    space = task.spaces[0]
+    assert isinstance(space, gym.spaces.Dict) and list(space) == ["corner", "state"]
+    assert space["corner"].shape == (84, 84, 3) and space["corner"].dtype == np.uint8
+    assert space["state"].shape == (8,) and space["state"].dtype == np.float32
+    env = task.make_env()
+    try:
+        obs, info = env.reset(seed=0)
+        frame, state = obs["corner"], obs["state"]
+        assert space.contains(obs)
+        assert not mujoco_render.is_blank(frame)
+        wood = _wood(frame)
+        assert wood[42:].mean() > 0.2 > 0.02 > wood[:42].mean()  # upright
+        full = info["state"]
+        assert np.allclose(state, full[[0, 1, 2, 3, 18, 19, 20, 21]], atol=1e-6)
+        for hidden in (full[4:7], full[GOAL]):  # block and goal positions
+            assert not np.any(np.isclose(state[:, None], hidden[None, :], atol=1e-4)), hidden
+        obs2, *_ = env.step(np.array([1.0, 0.0, 0.0, 0.0], np.float32))
+        assert np.allclose(obs2["state"][4:], state[:4], atol=1e-6)  # the previous frame's
+        assert not np.array_equal(obs2["corner"], frame)  # the arm moved in view
+    finally:
+        env.close()
+    assert evaluate_expert(task, episodes=2, n_envs=2, seed=0).success_rate == 1.0
+    protege.collect(dataclasses.replace(task, horizon=5), tmp_path / "s", episodes=2, seed=0)
+    data = Store.open(tmp_path / "s").transitions()
+    assert set(data.obs) == {"corner", "state"} and len(data) == 10
+    assert data.obs["corner"].shape == (10, 84, 84, 3) and data.obs["corner"].dtype == np.uint8
+    assert data.obs["state"].shape == (10, 8) and data.obs["state"].dtype == np.float32
+
+
+def test_fetch_observes_its_dict_and_the_expert_reads_either_form() -> None:
+    from protege.experts.fetch import FetchPushExpert
+    from protege.tasks.fetch import PARTS
+
+    task = tasks.make("fetch/push")
+    space = task.spaces[0]
+    assert isinstance(space, gym.spaces.Dict)
+    assert {k: b.shape for k, b in space.items()} == {
+        "observation": (25,),
+        "achieved_goal": (3,),
+        "desired_goal": (3,),
+    }
+    env = task.make_env()
+    try:
+        obs, _ = env.reset(seed=0)
+    finally:
+        env.close()
+    assert space.contains(obs)
+    batch = {k: v[None] for k, v in obs.items()}
+    flat = np.concatenate([batch[k] for k in PARTS], axis=1)  # the flat order
+    expert = FetchPushExpert()
+    assert np.array_equal(expert.act(batch), expert.act(flat))
+    with pytest.raises(ValueError, match="desired_goal"):
+        expert.act({k: v for k, v in batch.items() if k != "desired_goal"})
 
 
 def test_fetch_frames_are_upright() -> None:

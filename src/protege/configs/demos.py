@@ -311,6 +311,10 @@ class CarRacingDemoConfig:
 ARM_SETTINGS = ("main", "few", "hidden")
 """The settings ``protege demo arm`` runs by default
 (:data:`protege.demos.arm_settings.SETTINGS`)."""
+ARM_OPT_IN = ("camera",)
+"""Settings run only when asked for (``--settings camera``): camera + proprioception trains a
+CNN, minutes more than the default three together."""
+ARM_ALL_SETTINGS = ARM_SETTINGS + ARM_OPT_IN
 
 
 @dataclass
@@ -322,9 +326,12 @@ class ArmDemoConfig:
     """Expert demonstrations of the main and hidden-goal settings."""
     few_demos: int = 3
     """Expert demonstrations of the few-demonstrations setting."""
+    camera_demos: int = 30
+    """Expert demonstrations of the camera + proprioception setting."""
     settings: tuple[str, ...] = ARM_SETTINGS
     """main (state, ``demos`` demonstrations), few (state, ``few_demos``), hidden (the goal
-    hidden from the learner, the expert privileged)."""
+    hidden from the learner, the expert privileged); opt-in: camera (the corner camera and the
+    arm's proprioception, ``camera_demos``, a CNN trained ``camera_steps``)."""
     rounds: int = 3
     """DAgger rounds after BC (round 0)."""
     episodes_per_round: int = 20
@@ -334,6 +341,10 @@ class ArmDemoConfig:
     steps: int = 3000
     """BC gradient steps of each round's learner (trained from scratch on every label)."""
     batch_size: int = 256
+    camera_steps: int = 2000
+    """BC gradient steps of each round's learner in the camera setting."""
+    camera_batch_size: int = 64
+    """BC batch size of the camera setting."""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """MLP widths."""
     n_envs: int = 4
@@ -347,18 +358,19 @@ class ArmDemoConfig:
     def __post_init__(self) -> None:
         own = "ArmDemoConfig"
         check_int(own, "seed", self.seed, 0, MAX_SEED)
-        for name in ("demos", "few_demos", "episodes_per_round", "eval_episodes", "n_envs"):
+        counts = ("demos", "few_demos", "camera_demos", "episodes_per_round", "eval_episodes")
+        for name in (*counts, "n_envs"):
             check_int(own, name, getattr(self, name), 1, MAX_COUNT)
-        for name in ("steps", "batch_size"):
+        for name in ("steps", "batch_size", "camera_steps", "camera_batch_size"):
             check_int(own, name, getattr(self, name), 1, MAX_STEPS)
         check_int(own, "rounds", self.rounds, 0, 10**6)
         check_int(own, "horizon", self.horizon, 1, 500)
         check_sizes(own, "hidden_sizes", self.hidden_sizes)
-        unknown = set(self.settings) - set(ARM_SETTINGS)
+        unknown = set(self.settings) - set(ARM_ALL_SETTINGS)
         if unknown or not self.settings:
             raise ConfigError(
                 f"ArmDemoConfig.settings {list(self.settings)}: choose one or more of "
-                f"{list(ARM_SETTINGS)}"
+                f"{list(ARM_ALL_SETTINGS)}"
             )
 
     @classmethod
@@ -367,11 +379,15 @@ class ArmDemoConfig:
         kw: dict[str, Any] = {
             "demos": 2,
             "few_demos": 1,
+            "camera_demos": 1,
+            "settings": ARM_ALL_SETTINGS,
             "rounds": 1,
             "episodes_per_round": 2,
             "eval_episodes": 2,
             "steps": 10,
             "batch_size": 16,
+            "camera_steps": 5,
+            "camera_batch_size": 8,
             "hidden_sizes": (16,),
             "n_envs": 2,
             "horizon": 25,

@@ -20,10 +20,10 @@ With the full state and 50 demonstrations BC is already near the expert, so the 
 the settings where the lesson shows (:data:`SETTINGS`): **few** demonstrations (3: BC fails,
 DAgger's labels on the learner's own states recover), and the **hidden** goal (the learner's
 observation lacks the goal, the expert reads it from the simulator: the asymmetric pair DAgger
-is made for, and what it can and cannot fix). A setting is one :class:`Setting`: the camera +
-proprioception setting joins as one more entry once protege's dict observations land (a task
-``metaworld/pick-place-camera`` whose observation is a dict of the corner camera and the arm's
-state; see :mod:`protege.tasks.metaworld_env`).
+is made for, and what it can and cannot fix). A setting is one :class:`Setting`. Opt-in, the
+**camera** setting (``metaworld/pick-place-camera``): the learner sees the corner camera and the
+arm's proprioception, not the block or the goal, through a small CNN (the parts encoder; see
+:mod:`protege.tasks.metaworld_env`).
 
 Example:
     >>> run = run_arm_demo("reports/demo-arm", ArmDemoConfig(seed=0))
@@ -156,7 +156,8 @@ def setting_task(setting: Setting, config: ArmDemoConfig) -> Task:
     return dataclasses.replace(tasks.make(setting.task), horizon=config.horizon)
 
 
-def _dagger_config(cfg: ArmDemoConfig, demos: int) -> DAggerConfig:
+def _dagger_config(cfg: ArmDemoConfig, setting: Setting) -> DAggerConfig:
+    demos = int(getattr(cfg, setting.demos_field))
     return DAggerConfig(
         rounds=cfg.rounds,
         episodes_per_round=cfg.episodes_per_round,
@@ -164,10 +165,10 @@ def _dagger_config(cfg: ArmDemoConfig, demos: int) -> DAggerConfig:
         beta="indicator",  # the expert drives round 0 (the demonstrations), the learner after
         retrain="scratch",
         bc=BCConfig(
-            steps=cfg.steps,
-            batch_size=cfg.batch_size,
+            steps=int(getattr(cfg, setting.steps_field)),
+            batch_size=int(getattr(cfg, setting.batch_field)),
             val_fraction=0.0,
-            eval_every=max(1, cfg.steps),
+            eval_every=max(1, int(getattr(cfg, setting.steps_field))),
             seed=cfg.seed,
             progress=False,
         ),
@@ -188,9 +189,9 @@ def _run_setting(run: ArmDemo, setting: Setting, say: Any) -> None:
     with timed(run.timings, setting.name, run.cpu_timings):
         result = engine.run(
             task,
-            engine.policy_factory(task, hidden_sizes=cfg.hidden_sizes),
+            engine.policy_factory(task, hidden_sizes=cfg.hidden_sizes, **setting.policy),
             folder / "store",
-            _dagger_config(cfg, demos),
+            _dagger_config(cfg, setting),
             dagger.dagger_gate,
             method="dagger",
             run_dir=folder / "run",

@@ -2,26 +2,36 @@
 
 No expert ships with Fetch, so protege writes its own: stateless functions of the
 observation (the gripper, the block, the fingers and the goal), so they label any state a
-learner reaches. They read the flat observation of protege's Fetch tasks
+learner reaches. They read the dict observation of protege's Fetch tasks
 (:mod:`protege.tasks.fetch`: ``observation`` (25), ``achieved_goal`` (3), ``desired_goal``
-(3)). Actions are (dx, dy, dz, fingers) in [-1, 1]: a displacement of the gripper (±1 is
-5 cm per step) and +1 opens the fingers, −1 closes them.
+(3)), or those parts flattened in that order (31 numbers). Actions are (dx, dy, dz, fingers)
+in [-1, 1]: a displacement of the gripper (±1 is 5 cm per step) and +1 opens the fingers, −1
+closes them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+PARTS = ("observation", "achieved_goal", "desired_goal")
+"""Fetch's observation parts, in the order of the flat form."""
 OBS_DIM = 31
 GAIN = 10.0
 """Action per metre of error: 1 cm off → 0.1 (5 mm per step), saturating at 10 cm."""
 OPEN, CLOSE = 1.0, -1.0
 
 
-def parse(obs: np.ndarray) -> dict[str, np.ndarray]:
-    """The parts of a batch of flat Fetch observations, each (N, k)."""
+def parse(obs: np.ndarray | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The parts of a batch of Fetch observations, each (N, k): dicts of ``observation``,
+    ``achieved_goal`` and ``desired_goal`` (each (N, k)), or those flattened, (N, 31)."""
+    if isinstance(obs, Mapping):
+        missing = [k for k in PARTS if k not in obs]
+        if missing:
+            raise ValueError(f"Fetch observations lack the parts {missing}; got {list(obs)}")
+        obs = np.concatenate([np.asarray(obs[k], np.float64) for k in PARTS], axis=-1)
     o = np.asarray(obs, np.float64)
     if o.ndim != 2 or o.shape[1] != OBS_DIM:
         raise ValueError(f"expected observations of shape (N, {OBS_DIM}), got {o.shape}")
@@ -52,7 +62,9 @@ class FetchPickPlaceExpert:
     aligned = 0.01
     reach = 0.01
 
-    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray | Mapping[str, Any], infos: dict[str, Any] | None = None
+    ) -> np.ndarray:
         p = parse(obs)
         grip, block, goal = p["grip"], p["block"], p["goal"]
         rel = block - grip
@@ -83,7 +95,9 @@ class FetchPushExpert:
     rise = 0.07
     line = 0.015
 
-    def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray | Mapping[str, Any], infos: dict[str, Any] | None = None
+    ) -> np.ndarray:
         p = parse(obs)
         grip, block, goal = p["grip"], p["block"], p["goal"]
         to_goal = goal[:, :2] - block[:, :2]

@@ -2,12 +2,11 @@
 ``fetch/push``, with protege's scripted experts (:mod:`protege.experts.fetch`).
 
 Fetch observes a dict (``observation`` (25): gripper, block, fingers and velocities;
-``achieved_goal`` (3): the block; ``desired_goal`` (3)). Until protege's dict observations
-land (issue 14, part 2), :class:`FetchEnv` flattens it, in that order, into one (31,)
-float32 vector; that is where the dict passes through unchanged afterwards (see
-``_observation``). Episodes last 50 steps (Fetch's own limit) and never end early; success is
-``info["is_success"]`` at the last step (the block at the goal, within 5 cm), Fetch's own
-measure. Registering imports neither gymnasium-robotics nor MuJoCo.
+``achieved_goal`` (3): the block; ``desired_goal`` (3)), and so do protege's Fetch tasks: a
+``spaces.Dict`` of those three float32 parts, in that order (:mod:`protege.data.obs`; a policy
+on it gets the ``parts`` encoder). Episodes last 50 steps (Fetch's own limit) and never end
+early; success is ``info["is_success"]`` at the last step (the block at the goal, within 5 cm),
+Fetch's own measure. Registering imports neither gymnasium-robotics nor MuJoCo.
 """
 
 from __future__ import annotations
@@ -21,18 +20,18 @@ import gymnasium as gym
 import numpy as np
 
 from protege.errors import ConfigError
+from protege.experts.fetch import PARTS
 from protege.tasks import mujoco_render, register
 from protege.tasks.base import EpisodeOutcome, Task
 
 HORIZON = 50
-PARTS = ("observation", "achieved_goal", "desired_goal")
 ENV_IDS = {"pick-place": "FetchPickAndPlace-v4", "push": "FetchPush-v4"}
 CAMERA = {"distance": 1.4, "azimuth": 150.0, "elevation": -25.0, "lookat": [1.3, 0.75, 0.5]}
 """The free camera of ``render()``: the table, closer than gymnasium-robotics' default."""
 
 
 class FetchEnv(gym.Env):
-    """A Fetch task with its dict observation flattened (``PARTS`` in order)."""
+    """A Fetch task, its dict observation as float32 parts (``PARTS`` in order)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium declares it so)
 
@@ -68,23 +67,32 @@ class FetchEnv(gym.Env):
         self._env: Any = gym.make(ENV_IDS[task]).unwrapped
         self.action_space = self._env.action_space
         spaces: Any = self._env.observation_space
-        low = np.concatenate([spaces[k].low for k in PARTS]).astype(np.float32)
-        high = np.concatenate([spaces[k].high for k in PARTS]).astype(np.float32)
-        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.observation_space = gym.spaces.Dict(
+            {
+                k: gym.spaces.Box(
+                    spaces[k].low.astype(np.float32),
+                    spaces[k].high.astype(np.float32),
+                    dtype=np.float32,
+                )
+                for k in PARTS
+            }
+        )
 
     @staticmethod
-    def _observation(obs: dict[str, np.ndarray]) -> np.ndarray:
-        """The flat vector; with dict observations, ``obs`` itself."""
-        return np.concatenate([np.asarray(obs[k], np.float32) for k in PARTS])
+    def _observation(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Fetch's parts in ``PARTS`` order, as float32."""
+        return {k: np.asarray(obs[k], np.float32) for k in PARTS}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         obs, info = self._env.reset(seed=seed, options=options)
         return self._observation(obs), {"is_success": 0.0, **info}
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self._env.step(action)
         info = {**info, "is_success": float(info.get("is_success", 0.0))}
         return self._observation(obs), float(reward), bool(terminated), bool(truncated), info
@@ -125,8 +133,8 @@ def _push_expert() -> Any:
 
 
 _DESCRIPTION = (
-    "Fetch {what} (gymnasium-robotics, MuJoCo): observation, achieved_goal, desired_goal "
-    "flattened to 31 numbers; 4 actions (gripper dx dy dz, fingers); protege's scripted "
+    "Fetch {what} (gymnasium-robotics, MuJoCo): a dict of observation (25), achieved_goal (3) "
+    "and desired_goal (3); 4 actions (gripper dx dy dz, fingers); protege's scripted "
     "expert; success = info['is_success'] at step 50"
 )
 

@@ -16,7 +16,9 @@ Variants, for every task:
 and for the five headline tasks (:data:`HEADLINE_TASKS`):
 
 * ``metaworld/<name>-pixels``: the ``corner`` camera at 84×84 only (the expert privileged).
-  A stand-in until dict observations land; camera + proprioception then replaces it.
+* ``metaworld/<name>-camera``: camera + proprioception, a dict observation of the ``corner``
+  camera at 84×84 and the arm's 8 numbers (hand xyz and gripper, now and one frame before),
+  no object or goal position: the camera must show them (the expert privileged).
 
 :func:`metaworld_task` builds any other combination (camera, image size, horizon...).
 """
@@ -75,7 +77,7 @@ def metaworld_task(
         raise ConfigError(f"horizon {horizon}: Meta-World episodes last 1 to 500 steps")
     privileged = hidden_goal or observation != "state"
     suffix = "-hidden" if hidden_goal else ""
-    suffix += "" if observation == "state" else f"-{observation}"
+    suffix += {"state": "", "camera+state": "-camera"}.get(observation, f"-{observation}")
     kwargs: dict[str, Any] = {
         "env_name": env_name,
         "hidden_goal": hidden_goal,
@@ -86,7 +88,11 @@ def metaworld_task(
         "fast_render": fast_render,
     }
     shown = "the goal hidden from the learner, " if hidden_goal else ""
-    seen = "the 39-number state" if observation == "state" else f"{camera} camera {size}×{size}"
+    seen = {
+        "state": "the 39-number state",
+        "pixels": f"{camera} camera {size}×{size}",
+        "camera+state": f"{camera} camera {size}×{size} + hand xyz and gripper (now, before)",
+    }.get(observation, observation)
     return Task(
         name=name or f"metaworld/{env_name}{suffix}",
         env_id=make_metaworld_env,
@@ -108,5 +114,6 @@ for _name in METAWORLD_TASKS:
     register(metaworld_task(_name, hidden_goal=True))
 for _name in HEADLINE_TASKS:
     register(metaworld_task(_name, observation="pixels"))
+    register(metaworld_task(_name, observation="camera+state"))
 
 __all__ = ["HORIZON", "metaworld_success", "metaworld_task"]

@@ -1,5 +1,6 @@
 """One Meta-World (v3) environment as protege needs it: seeded per episode, goal shown or
-hidden, state or camera pixels, and the privileged state an expert reads in ``info``.
+hidden, state, camera pixels or camera and proprioception, and the privileged state an expert
+reads in ``info``.
 
 Meta-World's own entry points don't fit protege's seeding promise: ``Meta-World/MT1`` draws
 each reset from 50 configurations fixed when it is made, and ignores ``reset(seed=...)``.
@@ -15,10 +16,11 @@ Observations (``observation=``):
   quaternions padded to 14, the previous frame's 18, the goal xyz), as float32. With
   ``hidden_goal`` the last three are 0 (as in ``Meta-World/goal_hidden``).
 * ``"pixels"``: the ``camera`` image, ``size``×``size``×3 uint8, the right way up.
-
-Camera plus proprioception together (a ``spaces.Dict`` of a camera image and the 18-number
-robot and object state) plugs in here as a third ``observation`` mode once protege's dict
-observations land (issue 14, part 2): see ``_observation``.
+* ``"camera+state"``: a ``spaces.Dict`` of two parts (see :mod:`protege.data.obs`): the
+  ``camera`` image under the camera's name, as ``"pixels"``, and ``"state"``, the arm's
+  proprioception: hand xyz and gripper opening, this frame's and the previous frame's
+  (8 float32 numbers, :data:`PROPRIO`). Neither the object nor the goal is in it: the camera
+  must show them.
 
 ``info`` always carries the privileged state an expert may read and the learner never sees:
 ``info["state"]`` (the full 39 numbers, goal included) and ``info["goal"]`` (the goal xyz), and
@@ -41,7 +43,10 @@ GOAL = slice(36, 39)
 """Where the goal sits in Meta-World's observation."""
 MAX_PATH_LENGTH = 500
 """Meta-World's own episode limit: its ``step`` refuses to go further."""
-OBSERVATIONS = ("state", "pixels")
+PROPRIO = np.r_[0:4, 18:22]
+"""Where the arm's proprioception sits in Meta-World's observation: hand xyz and gripper
+opening, then the previous frame's."""
+OBSERVATIONS = ("state", "pixels", "camera+state")
 
 
 class MetaWorldEnv(gym.Env):
@@ -49,7 +54,7 @@ class MetaWorldEnv(gym.Env):
 
     Args:
         hidden_goal: zero the goal in the observation (the expert reads ``info["state"]``).
-        observation: ``"state"`` or ``"pixels"`` (see the module).
+        observation: ``"state"``, ``"pixels"`` or ``"camera+state"`` (see the module).
         camera: the camera of pixel observations and of ``render()`` (Meta-World's cameras:
             ``corner``, ``corner2``, ``corner3``, ``topview``, ``behindGripper``,
             ``gripperPOV``).
@@ -99,23 +104,28 @@ class MetaWorldEnv(gym.Env):
 
     # ------------------------------------------------------------------------- spaces
     def _observation_space(self) -> gym.Space:
+        pixels = gym.spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)
         if self.observation == "pixels":
-            return gym.spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)
+            return pixels
         space = self._env.sawyer_observation_space
         low = np.asarray(space.low, np.float32).copy()
         high = np.asarray(space.high, np.float32).copy()
+        if self.observation == "camera+state":
+            state = gym.spaces.Box(low[PROPRIO], high[PROPRIO], (len(PROPRIO),), np.float32)
+            return gym.spaces.Dict({self.camera: pixels, "state": state})
         if self.hidden_goal:
             low[GOAL] = high[GOAL] = 0.0
         return gym.spaces.Box(low, high, (OBS_DIM,), np.float32)
 
-    def _observation(self, state: np.ndarray) -> np.ndarray:
-        """What the learner sees of Meta-World's full state (goal included).
-
-        The camera + proprioception mode goes here: a dict of this frame and ``state[:18]``
-        (hand, gripper, object) once ``spaces.Dict`` observations are supported.
-        """
+    def _observation(self, state: np.ndarray) -> Any:
+        """What the learner sees of Meta-World's full state (goal included)."""
         if self.observation == "pixels":
             return self.camera_frame(self.size)
+        if self.observation == "camera+state":
+            return {
+                self.camera: self.camera_frame(self.size),
+                "state": np.asarray(state, np.float32)[PROPRIO].copy(),
+            }
         obs = np.asarray(state, np.float32).copy()
         if self.hidden_goal:
             obs[GOAL] = 0.0
@@ -124,7 +134,7 @@ class MetaWorldEnv(gym.Env):
     # --------------------------------------------------------------------------- gym
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._env.seed(int(seed))
@@ -132,7 +142,7 @@ class MetaWorldEnv(gym.Env):
         self._succeeded = False
         return self._observation(state), self._info(state, 0.0)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         state, reward, _, truncated, info = self._env.step(np.asarray(action, np.float32))
         success = float(info.get("success", 0.0))
         self._succeeded = self._succeeded or success > 0
