@@ -1,6 +1,9 @@
 """Observations of several parts (a Dict space of a camera image and a state vector): the
 store keeps each part, the policy encodes each part, BC and DAgger learn from them, and a
-part that does not fit is named in the error."""
+part that does not fit is named in the error.
+
+Each test runs once: the parts encoder has no CPU fast path, so the `both_paths` fixture
+(fast paths on, then off) would run the same arithmetic twice."""
 
 from __future__ import annotations
 
@@ -26,8 +29,6 @@ from protege.data.repair import check_store
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.parts import PartsEncoder
 from protege.policies.thrifty import ThriftyLearner
-
-pytestmark = pytest.mark.usefixtures("both_paths")
 
 SMALL = {"hidden_sizes": (64,), "encoder_kwargs": CAM_ENCODER}
 CAM = gym.spaces.Box(0, 255, (6, 5, 3), np.uint8)
@@ -180,13 +181,9 @@ HEADS = {
 
 
 @pytest.mark.parametrize("head", sorted(HEADS))
-def test_every_head_trains_on_parts_with_chunks_and_history(
-    tmp_path: Path, head: str, both_paths: bool
-) -> None:
+def test_every_head_trains_on_parts_with_chunks_and_history(tmp_path: Path, head: str) -> None:
     """BC on fused features for every continuous head, predicting chunks from a history of
     two steps per part (compressed camera frames gathered per batch), then acting."""
-    if not both_paths:
-        pytest.skip("the parts encoder has no fast path: one run covers it")
     with Store.create(tmp_path / "s", SPACE, ACT) as store:
         store.extend([parts_episode(6, 0), parts_episode(4, 1)])
     small_cnn = {"channels": [4], "kernels": [3], "strides": [1], "image_sizes": [8]}
@@ -269,11 +266,9 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_bc_learns_from_camera_and_state(demos: Path, both_paths: bool) -> None:
+def test_bc_learns_from_camera_and_state(demos: Path) -> None:
     """The positions are only in the image, the velocities only in the state: a policy
     that balances the pole for the whole horizon reads both parts."""
-    if not both_paths:
-        pytest.skip("the parts encoder has no fast path: one run covers it")
     data = Store.open(demos).transitions()
     policy = Policy(PolicyConfig.for_spaces(*CAM_CARTPOLE.spaces, **SMALL), seed=0)
     settings = BCConfig(steps=1500, lr=3e-3, batch_size=32, seed=0, val_fraction=0.0)
@@ -290,9 +285,7 @@ def test_bc_learns_from_camera_and_state(demos: Path, both_paths: bool) -> None:
     assert tilted.mean() > acts.mean() + 0.2, (tilted.mean(), acts.mean())
 
 
-def test_dagger_and_hg_dagger_run_rounds_on_parts(tmp_path: Path, both_paths: bool) -> None:
-    if not both_paths:
-        pytest.skip("the parts encoder has no fast path: one run covers it")
+def test_dagger_and_hg_dagger_run_rounds_on_parts(tmp_path: Path) -> None:
     cfg = DAggerConfig(
         rounds=2,
         episodes_per_round=2,
@@ -320,11 +313,9 @@ def test_dagger_and_hg_dagger_run_rounds_on_parts(tmp_path: Path, both_paths: bo
     assert set(Store.open(tmp_path / "h").transitions().obs) == {"cam", "state"}
 
 
-def test_thrifty_dagger_runs_on_parts(tmp_path: Path, both_paths: bool) -> None:
+def test_thrifty_dagger_runs_on_parts(tmp_path: Path) -> None:
     """ThriftyDAgger's gate on observation parts: the ensemble's novelty, the success critic
     on the parts flattened, thresholds calibrated, every label counted."""
-    if not both_paths:
-        pytest.skip("the parts encoder has no fast path: one run covers it")
     cfg = DAggerConfig(
         rounds=1,
         episodes_per_round=1,
@@ -376,9 +367,7 @@ def test_a_policy_refuses_an_env_whose_part_does_not_fit() -> None:
                   CAM_CARTPOLE.spaces[0], "here")  # fmt: skip
 
 
-def test_minari_round_trip_of_parts(tmp_path: Path, both_paths: bool) -> None:
-    if not both_paths:
-        pytest.skip("no training or acting here")
+def test_minari_round_trip_of_parts(tmp_path: Path) -> None:
     pytest.importorskip("minari")
     from protege.data.minari_io import export_to_minari, import_from_minari
 
