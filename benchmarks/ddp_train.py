@@ -57,17 +57,7 @@ def synthetic(model: str, seed: int = 0):  # -> (Transitions, obs space, action 
     actions = rng.integers(0, n_act, n).astype(np.int64)
     ep_len = 500 if n >= 5000 else 100
     lengths = np.full(n // ep_len, ep_len, np.int64)
-    data = Transitions(
-        obs=obs,
-        actions=actions,
-        executed=actions,
-        rewards=np.zeros(n, np.float32),
-        actor=np.zeros(n, np.uint8),
-        labeled=np.ones(n, bool),
-        episode_starts=np.arange(len(lengths), dtype=np.int64) * ep_len,
-        episode_lengths=lengths,
-        rounds=np.zeros(len(lengths), np.int64),
-    )
+    data = Transitions.labeled_steps(obs, actions, lengths)
     return data, space, gym.spaces.Discrete(n_act)
 
 

@@ -257,18 +257,7 @@ def cost_sensitive_examples(data: Transitions, layout: Layout) -> Transitions:
 
 
 def _one_episode(obs: np.ndarray, actions: np.ndarray, round: int) -> Transitions:
-    n = len(obs)
-    return Transitions(
-        obs=obs,
-        actions=actions,
-        executed=actions,
-        rewards=np.zeros(n, np.float32),
-        actor=np.zeros(n, np.uint8),
-        labeled=np.ones(n, bool),
-        episode_starts=np.zeros(1, np.int64),
-        episode_lengths=np.array([n], np.int64),
-        rounds=np.array([round], np.int64),
-    )
+    return Transitions.labeled_steps(obs, actions, [len(obs)], round)
 
 
 def _concat(parts: list[Transitions]) -> Transitions:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from protege.data.obs import take
+from protege.data.obs import Obs, take
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,28 @@ class Transitions:
     terminated: np.ndarray | None = None
     """(E,) bool: whether each episode ended in a terminal state (no value after it), as
     opposed to being cut off by a time limit; None when not read."""
+
+    @classmethod
+    def labeled_steps(
+        cls, obs: Obs, actions: np.ndarray, lengths: Any, round: int = 0
+    ) -> Transitions:
+        """Steps the expert labeled and drove throughout (no rewards), cut into episodes of
+        ``lengths``: training data made from (observation, action) pairs."""
+        lengths = np.asarray(lengths, np.int64)
+        n = len(actions)
+        if int(lengths.sum()) != n:
+            raise ValueError(f"episode lengths sum to {int(lengths.sum())}, not the {n} steps")
+        return cls(
+            obs=obs,
+            actions=actions,
+            executed=actions,
+            rewards=np.zeros(n, np.float32),
+            actor=np.zeros(n, np.uint8),
+            labeled=np.ones(n, bool),
+            episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+            episode_lengths=lengths,
+            rounds=np.full(len(lengths), round, np.int64),
+        )
 
     def __len__(self) -> int:
         return len(self.actions)
