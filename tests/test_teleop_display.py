@@ -97,15 +97,23 @@ def xdotool(display: str, *args: str, timeout: float = 10.0) -> str:
     return out.stdout.strip()
 
 
-def window_name(display: str, wid: str, wait: float = 5.0) -> str:
-    """The window's title, once it has one of its own: X may show the window a moment before
-    its title property is set."""
+def teleop_window(display: str, pid: int, wait: float = 15.0) -> tuple[str, str]:
+    """(window id, title) of the process's window once it has its own title. X may show a
+    window a moment before its title is set, and SDL may replace the first window it maps
+    (then the id found first is gone: BadWindow), so look again until one answers."""
     deadline = time.monotonic() + wait
-    name = xdotool(display, "getwindowname", wid)
-    while "protege" not in name and time.monotonic() < deadline:
+    while True:
+        found = xdotool(display, "search", "--sync", "--pid", str(pid), timeout=wait).split()
+        for wid in found:
+            try:
+                name = xdotool(display, "getwindowname", wid)
+            except RuntimeError:  # the window went away between search and query
+                continue
+            if "protege" in name or time.monotonic() >= deadline:
+                return wid, name
+        if time.monotonic() >= deadline:
+            return found[0], ""
         time.sleep(0.05)
-        name = xdotool(display, "getwindowname", wid)
-    return name
 
 
 def timed_key(display: str, action: str, key: str) -> tuple[float, float]:
@@ -134,8 +142,8 @@ def test_person_takes_over_in_a_real_window(xvfb: str, tmp_path: Path) -> None:
     try:
         # xdotool 3.2016 cannot match SDL's UTF8_STRING titles with --name; the window's
         # _NET_WM_PID finds it, and its name is checked after.
-        wid = xdotool(xvfb, "search", "--sync", "--pid", str(proc.pid), timeout=15).split()[0]
-        assert "protege teleop" in window_name(xvfb, wid)
+        wid, name = teleop_window(xvfb, proc.pid)
+        assert "protege teleop" in name
         xdotool(xvfb, "windowfocus", wid)
         xdotool(xvfb, "mousemove", "--window", wid, "50", "50")
         time.sleep(0.8)  # the learner drives
