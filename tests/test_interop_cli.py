@@ -54,6 +54,13 @@ def test_lerobot_state_import_and_export_keep_names(tmp_path: Path, capsys) -> N
     assert "observation.image" not in info["features"]
     assert read_lerobot(out).tasks == ["reach the dot"] * 3
 
+    # a repaired copy keeps the original names
+    fixed, again = tmp_path / "fixed", tmp_path / "again"
+    assert main(["repair", str(store_dir), "--out", str(fixed)]) == 0
+    assert main(["export", "--format", "lerobot", str(fixed), "--out", str(again)]) == 0
+    assert read_lerobot(again).tasks == ["reach the dot"] * 3
+    assert json.loads((again / "meta/info.json").read_text())["robot_type"] == "toy"
+
 
 def test_robomimic_import_and_export_keep_the_layout(tmp_path: Path) -> None:
     store_dir, out = tmp_path / "s", tmp_path / "back.hdf5"

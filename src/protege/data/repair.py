@@ -15,6 +15,7 @@ be recovered.
 from __future__ import annotations
 
 import os
+import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -282,9 +283,11 @@ def _check_values(
 
 def repair(source: str | os.PathLike, out: str | os.PathLike) -> StoreCheck:
     """Copy every episode of ``source`` that verifies into a new store at ``out`` (format
-    version 3, same task, spaces and codec), in line order; ``source`` is only read.
+    version 3, same task, spaces and codec), in line order; ``source`` is only read. An
+    imported store's ``source.json`` (the dataset's original names, for export) comes along.
 
     Returns the check of ``source`` (which episodes were copied, which not, and why)."""
+    from protege.data.interop import SOURCE_FILE
     from protege.data.store import Store
 
     meta = read_meta(Path(source))
@@ -314,5 +317,7 @@ def repair(source: str | os.PathLike, out: str | os.PathLike) -> StoreCheck:
             )
         )
 
+    if (Path(source) / SOURCE_FILE).exists():
+        shutil.copyfile(Path(source) / SOURCE_FILE, Path(out) / SOURCE_FILE)
     with store:
         return check_store(source, keep)
