@@ -33,6 +33,7 @@ def test_round_trip_keeps_every_field(tmp_path):
         actor=np.full(7, LEARNER, np.uint8),
         labeled=np.array([1, 0, 1, 0, 1, 1, 0], bool),
         round=2,
+        extras={"success": 1.0, "queries": 4.0},
     )
     with Store.create(tmp_path / "s", OBS, ACT, task="toy") as store:
         store.extend(eps)
@@ -50,6 +51,7 @@ def test_round_trip_keeps_every_field(tmp_path):
     back = list(store.episodes())
     np.testing.assert_array_equal(back[2].obs, eps[2].obs)  # final obs kept here
     assert back[1].round == 2
+    assert back[1].extras == {"success": 1.0, "queries": 4.0} and back[0].extras == {}
 
 
 def test_reopen_appends_and_checks_spaces(tmp_path):

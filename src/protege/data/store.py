@@ -436,7 +436,7 @@ class Store:
         )
 
     def episodes(self) -> Iterator[Episode]:
-        """Yield the stored episodes, with their final observations."""
+        """Yield the stored episodes, with their final observations and extras."""
         if not self._index:
             return
         fields = self._read_fields()
@@ -455,6 +455,7 @@ class Store:
                 labeled=fields["labeled"][t0 : t0 + t].astype(bool),
                 round=entry.round,
                 seed=entry.seed,
+                extras=dict(entry.extras),
             )
             t0 += t
             o0 += t + 1
