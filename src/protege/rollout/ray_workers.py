@@ -66,6 +66,42 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def start_local(num_cpus: int | None, **kwargs: Any) -> str:
+    """Start a single-node Ray in this process (``ray.init(address="local")``) bound to
+    127.0.0.1 only, in a new short temp dir under /tmp (Unix socket paths must stay under
+    ~107 characters), which it returns; ``ray.shutdown()`` stops it.
+
+    Ray decides at import time whether to use the network card's address (its
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` switch, read into ``ray_constants``): the switch is
+    set for the processes this starts, and for this process while it starts them, even if Ray
+    was imported before."""
+    ray = _import_ray()
+    from ray._private import ray_constants
+
+    temp = tempfile.mkdtemp(prefix="pr-", dir="/tmp")
+    before_env, before = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            _temp_dir=temp,
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            **kwargs,
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = before_env
+    return temp
+
+
 class _Worker:
     """The actor: loads the plugins, then runs units, streaming their messages."""
 
@@ -142,6 +178,8 @@ class RayWorkers:
         self.threads = threads
         self.started = False
         self._temp: str | None = None
+        if address is not None:
+            check_address(address)
         if not ray.is_initialized():
             self._connect(workers, address)
         cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -162,17 +200,8 @@ class RayWorkers:
             include_dashboard=False, log_to_driver=False, configure_logging=False
         )
         if address is None:
-            os.environ.setdefault(LOOPBACK_ENV, "0")
-            self._temp = tempfile.mkdtemp(prefix="pr-", dir="/tmp")
-            ray.init(
-                address="local",
-                num_cpus=workers,
-                _temp_dir=self._temp,
-                _node_ip_address="127.0.0.1",
-                **kwargs,
-            )
+            self._temp = start_local(workers)
         else:
-            check_address(address)
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
