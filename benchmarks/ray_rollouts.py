@@ -1,0 +1,134 @@
+"""Rollouts on Ray workers against one process (issue 17, part 5): overhead and throughput.
+
+Expert collection (``protege.rollout.collect.collect``, every episode appended durably to a
+store by this process) on an expensive env, CarRacing from pixels (96×96×3, ~70–85 env
+steps/s on one core of this machine), with the task's horizon cut to ``--horizon`` steps so
+a repeat takes seconds. Four set-ups, run interleaved ``--repeats`` times (a shared machine's
+speed drifts over minutes):
+
+- ``local 1``: one process, a one-env vector env (``--n-envs 1``);
+- ``ray 1``: the same episodes on one Ray worker (``--workers 1 --n-envs 1``): the overhead
+  of shipping each episode (pixels) to the driver, which writes the store;
+- ``local 2``: one process, a two-env vector env (``--n-envs 2``);
+- ``ray 2``: the same episodes on two workers (``--workers 2 --n-envs 2``).
+
+Every Ray run is checked to give the local run's returns (same seed, same episodes). The
+local Ray (127.0.0.1 only) and its actors are started once, before the timed runs; their
+start-up is reported apart. Wall time covers collection and the store's appends.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="carracing")
+    p.add_argument("--horizon", type=int, default=200)
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+
+    import ray
+    import torch
+
+    from protege import tasks
+    from protege.rollout.collect import collect
+    from protege.rollout.ray_workers import RayWorkers, start_local
+
+    torch.set_num_threads(1)
+    task = dataclasses.replace(tasks.make(args.task), horizon=args.horizon)
+    t0 = time.perf_counter()
+    temp = start_local(3)  # logical CPUs: a 1-worker and a 2-worker pool side by side
+    ray_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pools = {1: RayWorkers(1), 2: RayWorkers(2)}
+    actors_start = time.perf_counter() - t0
+    print(f"ray start {ray_start:.1f} s, 3 actors ready {actors_start:.1f} s", flush=True)
+    setups = [("local 1", 1, None), ("ray 1", 1, 1), ("local 2", 2, None), ("ray 2", 2, 2)]
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in setups}
+    scratch = Path(tempfile.mkdtemp(prefix="ray-bench-"))
+    try:
+        warm = dataclasses.replace(task, horizon=10)  # first env, imports, on every process
+        for _name, n_envs, w in setups:
+            collect(warm, scratch / f"warm-{n_envs}-{w}", n_envs, n_envs=n_envs, seed=0,
+                    workers=pools[w] if w else None)  # fmt: skip
+        for rep in range(args.repeats):
+            returns = {}
+            for name, n_envs, w in setups:
+                out = scratch / f"{rep}-{name.replace(' ', '')}"
+                t = time.perf_counter()
+                r = collect(
+                    task,
+                    out,
+                    args.episodes,
+                    n_envs=n_envs,
+                    seed=args.seed + rep,
+                    workers=pools[w] if w else None,
+                )
+                wall = time.perf_counter() - t
+                steps = sum(r.lengths)
+                shutil.rmtree(out)
+                returns.setdefault(n_envs, r.returns)
+                if r.returns != returns[n_envs]:
+                    raise SystemExit(f"{name}: returns differ from the local run's")
+                row = {"wall_s": wall, "steps": steps, "steps_per_s": steps / wall}
+                runs[name].append(row)
+                print(
+                    f"repeat {rep} {name:8s} {wall:6.2f} s  {steps / wall:6.1f} steps/s", flush=True
+                )
+    finally:
+        for pool in pools.values():
+            pool.close()
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    def ratios(a: str, b: str) -> list[float]:
+        return [x["wall_s"] / y["wall_s"] for x, y in zip(runs[a], runs[b], strict=True)]
+
+    summary = {
+        name: {
+            "median_wall_s": statistics.median(r["wall_s"] for r in rows),
+            "median_steps_per_s": statistics.median(r["steps_per_s"] for r in rows),
+        }
+        for name, rows in runs.items()
+    }
+    paired = {
+        "ray 1 / local 1 (wall)": ratios("ray 1", "local 1"),
+        "ray 2 / local 2 (wall)": ratios("ray 2", "local 2"),
+        "ray 1 / ray 2 (wall)": ratios("ray 1", "ray 2"),
+    }
+    print(json.dumps({"summary": summary, "paired_ratios": paired}, indent=2))
+    if args.json:
+        record = {
+            "args": vars(args) | {"json": str(args.json)},
+            "python": sys.version.split()[0],
+            "ray_start_s": ray_start,
+            "actors_start_s": actors_start,
+            "load_average": os.getloadavg(),
+            "runs": runs,
+            "summary": summary,
+            "paired_ratios": paired,
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
