@@ -130,3 +130,39 @@ def test_interactive_rounds_on_units_match_one_process(tmp_path: Path, method: A
 def test_unit_done_sums_a_rollouts_counts() -> None:
     done = UnitDone(labels=3, expert_queries=4)
     assert (done.labels, done.expert_queries, done.learner_steps) == (3, 4, 0)
+
+
+class DriverDied(Exception):
+    """Stands for the driver killed between two appends."""
+
+
+def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path: Path) -> None:
+    make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
+    local = dagger.run(LUNAR, tmp_path / "a", CONFIG, make_policy=make_policy)
+    appended: list[int] = []
+
+    def die_after_three(episode: Any, index: int) -> None:
+        appended.append(index)
+        if len(appended) == 3:  # round 0's demonstration, then two of round 1's episodes
+            raise DriverDied
+
+    with pytest.raises(DriverDied):
+        dagger.run(
+            LUNAR,
+            tmp_path / "b",
+            CONFIG,
+            make_policy=make_policy,
+            workers=InProcessWorkers(4),
+            after_episode=die_after_three,
+        )
+    assert len(Store.open(tmp_path / "b")) == 3
+    resumed = dagger.run(
+        LUNAR,
+        tmp_path / "b",
+        CONFIG,
+        make_policy=make_policy,
+        workers=InProcessWorkers(5),
+        resume=True,
+    )
+    assert round_numbers(resumed) == round_numbers(local)
+    assert len(Store.open(tmp_path / "b")) == len(Store.open(tmp_path / "a"))
