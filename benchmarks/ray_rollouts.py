@@ -3,8 +3,8 @@
 Expert collection (``protege.rollout.collect.collect``, every episode appended durably to a
 store by this process) on an expensive env, CarRacing from pixels (96×96×3, ~70–85 env
 steps/s on one core of this machine), with the task's horizon cut to ``--horizon`` steps so
-a repeat takes seconds. Four set-ups, run interleaved ``--repeats`` times (a shared machine's
-speed drifts over minutes):
+a repeat takes seconds. Four set-ups, run interleaved ``--repeats`` times, odd repeats in
+reverse order (a shared machine's speed drifts over minutes):
 
 - ``local 1``: one process, a one-env vector env (``--n-envs 1``);
 - ``ray 1``: the same episodes on one Ray worker (``--workers 1 --n-envs 1``): the overhead
@@ -16,7 +16,8 @@ Every Ray run is checked to give the local run's returns (same seed, same episod
 local Ray (127.0.0.1 only) and its actors are started once, before the timed runs; their
 start-up is reported apart. Wall time covers collection and the store's appends.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 3] [--json out.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
+        [--scratch /dev/shm] [--json out.json]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -42,6 +44,13 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="where the stores go (default: a temp dir on disk; /dev/shm takes the cost of "
+        "fsync out of the comparison)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
@@ -63,7 +72,7 @@ def main() -> None:
     print(f"ray start {ray_start:.1f} s, 3 actors ready {actors_start:.1f} s", flush=True)
     setups = [("local 1", 1, None), ("ray 1", 1, 1), ("local 2", 2, None), ("ray 2", 2, 2)]
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in setups}
-    scratch = Path(tempfile.mkdtemp(prefix="ray-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="ray-bench-", dir=args.scratch))
     try:
         warm = dataclasses.replace(task, horizon=10)  # first env, imports, on every process
         for _name, n_envs, w in setups:
@@ -71,7 +80,9 @@ def main() -> None:
                     workers=pools[w] if w else None)  # fmt: skip
         for rep in range(args.repeats):
             returns = {}
-            for name, n_envs, w in setups:
+            # ABBA: even repeats in the listed order, odd ones reversed, so a drift of the
+            # machine's load over a repeat weighs on every set-up alike.
+            for name, n_envs, w in setups if rep % 2 == 0 else setups[::-1]:
                 out = scratch / f"{rep}-{name.replace(' ', '')}"
                 t = time.perf_counter()
                 r = collect(
@@ -100,8 +111,9 @@ def main() -> None:
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
-    def ratios(a: str, b: str) -> list[float]:
-        return [x["wall_s"] / y["wall_s"] for x, y in zip(runs[a], runs[b], strict=True)]
+    def ratios(a: str, b: str) -> dict[str, Any]:
+        each = [x["wall_s"] / y["wall_s"] for x, y in zip(runs[a], runs[b], strict=True)]
+        return {"median": statistics.median(each), "each": each}
 
     summary = {
         name: {

@@ -5,6 +5,7 @@ itself is tested in test_ray_workers.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,27 @@ def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path
     )
     assert round_numbers(resumed) == round_numbers(local)
     assert len(Store.open(tmp_path / "b")) == len(Store.open(tmp_path / "a"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["hg-dagger", "ensemble", "thrifty"])
+def test_the_gated_methods_on_units_match_one_process(tmp_path: Path, method: str) -> None:
+    """ThriftyDAgger re-calibrates between batches: its batches run one after another."""
+    from protege.algos import registry
+
+    runs = []
+    for name, workers in (("a", None), ("b", InProcessWorkers(6, die=1))):
+        kw = {} if workers is None else {"workers": workers}
+        res = registry.run_method(
+            method,
+            LUNAR,
+            tmp_path / name,
+            dataclasses.replace(CONFIG, episodes_per_round=4),
+            None,
+            make_policy=engine.policy_factory(LUNAR, hidden_sizes=(16,)),
+            **kw,
+        )
+        runs.append(res)
+    assert round_numbers(runs[0]) == round_numbers(runs[1])
+    for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y

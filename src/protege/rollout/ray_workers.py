@@ -176,6 +176,8 @@ class RayWorkers:
 
         self.plugins = list(loaded_plugins() if plugins is None else plugins)
         self.threads = threads
+        self.lost = 0
+        """Units re-run because their worker died (over this object's life)."""
         self.started = False
         self._temp: str | None = None
         if address is not None:
@@ -274,7 +276,6 @@ class RayWorkers:
             t.start()
         dedupe = Deduplicate()
         remaining = len(units)
-        self.lost = getattr(self, "lost", 0)
         try:
             while remaining:
                 item = out.get()
