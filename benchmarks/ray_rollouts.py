@@ -14,7 +14,10 @@ reverse order (a shared machine's speed drifts over minutes):
 
 Every Ray run is checked to give the local run's returns (same seed, same episodes). The
 local Ray (127.0.0.1 only) and its actors are started once, before the timed runs; their
-start-up is reported apart. Wall time covers collection and the store's appends.
+start-up is reported apart. Wall time covers collection and the store's appends. On a
+loaded machine wall time depends on the share of the cores each set-up's processes get
+(a Ray run has more busy processes), so the CPU seconds of the processes involved are
+reported too: for a Ray run, the driver, the workers and the local Ray's own processes.
 
     PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
         [--scratch /dev/shm] [--json out.json]
@@ -35,6 +38,38 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (the local Ray's GCS, raylet, agents, workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [pid], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` together: work done, whatever share of a loaded machine the
+    processes got (wall time depends on that share, CPU time much less)."""
+    return sum(_cpu_seconds(p) for p in pids)
 
 
 def main() -> None:
@@ -84,6 +119,10 @@ def main() -> None:
             # machine's load over a repeat weighs on every set-up alike.
             for name, n_envs, w in setups if rep % 2 == 0 else setups[::-1]:
                 out = scratch / f"{rep}-{name.replace(' ', '')}"
+                # Local runs: this process; Ray runs: this process, the local Ray's own
+                # processes (GCS, raylet, agents) and every worker (idle ones poll too).
+                pids = [os.getpid()] if w is None else _tree(os.getpid())
+                cpu0 = cpu_of(pids)
                 t = time.perf_counter()
                 r = collect(
                     task,
@@ -94,15 +133,18 @@ def main() -> None:
                     workers=pools[w] if w else None,
                 )
                 wall = time.perf_counter() - t
+                cpu = cpu_of(pids) - cpu0
                 steps = sum(r.lengths)
                 shutil.rmtree(out)
                 returns.setdefault(n_envs, r.returns)
                 if r.returns != returns[n_envs]:
                     raise SystemExit(f"{name}: returns differ from the local run's")
-                row = {"wall_s": wall, "steps": steps, "steps_per_s": steps / wall}
+                row = {"wall_s": wall, "cpu_s": cpu, "steps": steps, "steps_per_s": steps / wall}
                 runs[name].append(row)
+                rate = steps / wall
                 print(
-                    f"repeat {rep} {name:8s} {wall:6.2f} s  {steps / wall:6.1f} steps/s", flush=True
+                    f"repeat {rep} {name:8s} {wall:6.2f} s  {rate:6.1f} steps/s  cpu {cpu:6.2f} s",
+                    flush=True,
                 )
     finally:
         for pool in pools.values():
@@ -111,14 +153,15 @@ def main() -> None:
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
-    def ratios(a: str, b: str) -> dict[str, Any]:
-        each = [x["wall_s"] / y["wall_s"] for x, y in zip(runs[a], runs[b], strict=True)]
+    def ratios(a: str, b: str, key: str = "wall_s") -> dict[str, Any]:
+        each = [x[key] / y[key] for x, y in zip(runs[a], runs[b], strict=True)]
         return {"median": statistics.median(each), "each": each}
 
     summary = {
         name: {
             "median_wall_s": statistics.median(r["wall_s"] for r in rows),
             "median_steps_per_s": statistics.median(r["steps_per_s"] for r in rows),
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in rows),
         }
         for name, rows in runs.items()
     }
@@ -126,6 +169,8 @@ def main() -> None:
         "ray 1 / local 1 (wall)": ratios("ray 1", "local 1"),
         "ray 2 / local 2 (wall)": ratios("ray 2", "local 2"),
         "ray 1 / ray 2 (wall)": ratios("ray 1", "ray 2"),
+        "ray 1 / local 1 (cpu)": ratios("ray 1", "local 1", "cpu_s"),
+        "ray 2 / local 2 (cpu)": ratios("ray 2", "local 2", "cpu_s"),
     }
     print(json.dumps({"summary": summary, "paired_ratios": paired}, indent=2))
     if args.json:
@@ -139,7 +184,7 @@ def main() -> None:
             "summary": summary,
             "paired_ratios": paired,
         }
-        args.json.write_text(json.dumps(record, indent=2))
+        args.json.write_text(json.dumps(record, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -223,7 +223,8 @@ MULTI = textwrap.dedent(
     set -e
     ip link set lo up
     RAY="$(dirname "$PY")/ray"
-    export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    export RAY_AUTH_MODE=token   # Ray 2.60's default; every node and the driver share a token
+    export RAY_AUTH_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_hex(32))')"
     "$RAY" start --head --port "$PORT" --num-cpus 1 --temp-dir "$TEMP" \\
         --include-dashboard false --disable-usage-stats >/dev/null
     "$RAY" start --address "127.0.0.1:$PORT" --num-cpus 1 --disable-usage-stats >/dev/null
@@ -239,7 +240,8 @@ def test_a_two_node_cluster_in_a_private_network_collects_the_local_episodes(
     tmp_path: Path,
 ) -> None:
     """A head and a second node on this machine, inside a user, network and PID namespace
-    with only ``lo``: every process they start dies with the namespace."""
+    with only ``lo`` (there Ray's address detection finds 127.0.0.1; the loopback switch
+    would refuse the second node): every process they start dies with the namespace."""
     temp = tempfile.mkdtemp(prefix="pr-", dir="/tmp")
     env = {
         **os.environ,
