@@ -491,7 +491,7 @@ def test_the_configs_import_only_the_standard_library() -> None:
     assert json.loads(proc.stdout) == ["protege"]
 
 
-HEAVY = ("torch", "gymnasium", "matplotlib")
+HEAVY = ("torch", "gymnasium", "matplotlib", "ray")
 HELP_CHECK = """
 import json, sys
 heavy = {heavy!r}

@@ -47,13 +47,14 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.algos import bc
+from protege.algos.remote_rounds import collect_batches
 from protege.algos.results import DAggerResult, read_rows, round_row
 from protege.algos.rounds import (
     EpisodeEnv,
     EpisodeHook,
     Sources,
-    collect,
     has_external_demos,
+    missing_batches,
     ordered,
     stored_indices,
     train_seed,
@@ -201,6 +202,7 @@ def run(
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    workers: Any | None = None,
 ) -> DAggerResult:
     """Run an interactive imitation method round by round; returns per-round rows.
 
@@ -238,6 +240,9 @@ def run(
         run_dir: where per-round checkpoints and rows go (default ``<store_path>.run``).
         progress: a bar over the rounds on stderr.
         log: receives one line per round (e.g. ``print``).
+        workers: run every rollout (the rounds' batches, the evaluations) on these Ray
+            workers (:class:`~protege.rollout.ray_workers.RayWorkers`), with the same
+            episodes, labels and numbers (:mod:`protege.algos.remote_rounds`).
     """
     config = config or DAggerConfig()
     schedule = beta_schedule(config.beta)
@@ -272,7 +277,7 @@ def run(
         write_atomic(config_file, json.dumps(written, indent=2, default=str))
     done_rounds = {r.round for r in rows}
 
-    expert_eval = _expert_reference(task, config, run_dir)
+    expert_eval = _expert_reference(task, config, run_dir, workers)
     expert.begin_run(config.seed)
     sources = Sources(task, expert, make_env, after_episode, episode_env)
     stopped = False
@@ -304,19 +309,21 @@ def run(
             have = stored_indices(store, r)
             # Batches sit at fixed places (episodes k·n_envs … k·n_envs + n_envs − 1), and the
             # hook sees only the episodes before its batch, so a resumed round calls it with
-            # what the uninterrupted round had at the same point.
-            for start in range(0, target, config.n_envs):
-                batch = [
-                    e for e in range(start, min(start + config.n_envs, target)) if e not in have
-                ]
-                if not batch:
-                    continue
+            # what the uninterrupted round had at the same point. Workers run a round's
+            # batches at once unless the hook must see each one's predecessors.
+            n = config.n_envs
+            todo = missing_batches(target, n, have)
+            hooked = before_batch is not None and r > 0
+            groups = [[b] for b in todo] if workers is None or hooked else [todo][: len(todo)]
+            for group in groups:
                 if stop is not None and stop():
                     stopped = True
                     break
                 if before_batch is not None and r > 0:
+                    start = group[0][0] // n * n
                     before_batch(gate, ctx, ordered(store, r, r, before_episode=start))
-                collect(sources, store, gate, learner if r > 0 else None, r, batch, config.seed)
+                actor = learner if r > 0 else None
+                collect_batches(sources, store, gate, actor, r, group, config.seed, workers)
             if stopped or (stop is not None and stop()):
                 stopped = True
                 if log is not None:
@@ -350,6 +357,7 @@ def run(
                 n_envs=config.eval_envs,
                 seed=config.eval_seed,
                 measure_disagreement=False,
+                workers=workers,
             )
             eval_s = time.perf_counter() - t0
             wall += time.perf_counter() - t_round
@@ -462,7 +470,9 @@ def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
     return store
 
 
-def _expert_reference(task: Task, config: DAggerConfig, run_dir: Path) -> dict[str, Any]:
+def _expert_reference(
+    task: Task, config: DAggerConfig, run_dir: Path, workers: Any | None
+) -> dict[str, Any]:
     """The expert's mean return on the run's evaluation episodes (cached in run_dir)."""
     file = run_dir / "expert.json"
     key = {"episodes": config.eval_episodes, "seed": config.eval_seed, "envs": config.eval_envs}
@@ -477,7 +487,11 @@ def _expert_reference(task: Task, config: DAggerConfig, run_dir: Path) -> dict[s
         write_atomic(file, json.dumps(out))
         return out
     ev = evaluate_expert(
-        task, episodes=config.eval_episodes, n_envs=config.eval_envs, seed=config.eval_seed
+        task,
+        episodes=config.eval_episodes,
+        n_envs=config.eval_envs,
+        seed=config.eval_seed,
+        workers=workers,
     )
     out = {"key": key, "mean_return": ev.mean_return, "success_rate": ev.success_rate}
     write_atomic(file, json.dumps(out))

@@ -199,6 +199,13 @@ def collect(
         raise RuntimeError(f"collected {recorder.stored} of {len(indices)} episodes")
 
 
+def missing_batches(target: int, n_envs: int, have: set[int]) -> list[list[int]]:
+    """The batches of a round of ``target`` episodes still to collect: episodes
+    ``k·n_envs … k·n_envs + n_envs − 1`` not in ``have``, the empty ones left out."""
+    spans = (range(s, min(s + n_envs, target)) for s in range(0, target, n_envs))
+    return [b for span in spans if (b := [e for e in span if e not in have])]
+
+
 # ---------------------------------------------------------------------- in order
 def has_external_demos(store: Store) -> bool:
     """Round-0 episodes not collected by :func:`~protege.algos.engine.run` (no episode index):

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from protege.cli import output, results_json
-from protege.cli.flags import bar, json_flag, rollout_flags, run_flags, task_flag
+from protege.cli.flags import (
+    bar,
+    json_flag,
+    open_workers,
+    rollout_flags,
+    run_flags,
+    task_flag,
+    workers_flags,
+)
 from protege.cli.registry import command
 from protege.errors import ConfigError, DataError, ProtegeError
 
@@ -27,6 +35,7 @@ def _collect_flags(p: argparse.ArgumentParser) -> None:
         "source's ε as the extra 'epsilon')",
     )
     rollout_flags(p, episodes=100)
+    workers_flags(p)
     run_flags(p)
     json_flag(p)
 
@@ -55,15 +64,22 @@ def collect(args: argparse.Namespace) -> None:
     task = tasks.make(args.task)
     t0 = time.perf_counter()
     if args.mix is not None:
+        if args.workers is not None or args.ray_address is not None:
+            raise ConfigError(
+                "--mix runs in one process (its sources' random draws are shared by the "
+                "sub-envs); drop --workers/--ray-address"
+            )
         return _collect_mix(args, task, t0)
-    res = collect_episodes(
-        task,
-        args.out,
-        args.episodes,
-        n_envs=args.n_envs,
-        seed=args.seed,
-        progress=bar(args, "collect"),
-    )
+    with open_workers(args) as workers:
+        res = collect_episodes(
+            task,
+            args.out,
+            args.episodes,
+            n_envs=args.n_envs,
+            seed=args.seed,
+            progress=bar(args, "collect"),
+            workers=workers,
+        )
     wall = time.perf_counter() - t0
     store = Store.open(args.out)
     n = max(1, res.n_episodes)

@@ -173,6 +173,40 @@ def rollout_flags(p: argparse.ArgumentParser, episodes: int) -> None:
     )
 
 
+def workers_flags(p: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--ray-address``: run the command's rollouts on Ray workers
+    (:class:`protege.rollout.ray_workers.RayWorkers`; needs ``protege[distributed]``)."""
+    p.add_argument(
+        "--workers",
+        type=int_in(1, 4096),
+        default=None,
+        metavar="N",
+        help="run the rollouts on N Ray workers (one CPU each) with the same episodes and "
+        "numbers as one process; without --ray-address a local Ray is started on 127.0.0.1 "
+        "(default: no workers, one process)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the Ray cluster to run the workers on (its head's address, or 'auto'); "
+        "without --workers, one worker per CPU of the cluster",
+    )
+
+
+def open_workers(args: argparse.Namespace) -> Any:
+    """A context giving the :class:`~protege.rollout.ray_workers.RayWorkers` the flags ask
+    for (closed at its end), or None without ``--workers``/``--ray-address``."""
+    import contextlib
+
+    workers, address = getattr(args, "workers", None), getattr(args, "ray_address", None)
+    if workers is None and address is None:
+        return contextlib.nullcontext(None)
+    from protege.rollout.ray_workers import RayWorkers
+
+    return RayWorkers(workers, address, threads=getattr(args, "threads", 1))
+
+
 # ============================================================ dataclass fields as flags
 @dataclass(frozen=True)
 class FieldSpec:

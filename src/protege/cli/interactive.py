@@ -22,9 +22,11 @@ from protege.cli.flags import (
     json_flag,
     json_object,
     nonneg_int,
+    open_workers,
     run_flags,
     size_int,
     task_flag,
+    workers_flags,
 )
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
@@ -100,6 +102,7 @@ def _dagger_flags(p: argparse.ArgumentParser) -> None:
     )
     device_flag(p)
     _method_flags(p)
+    workers_flags(p)
     run_flags(p)
     json_flag(p)
 
@@ -189,13 +192,18 @@ def dagger(args: argparse.Namespace) -> None:
         log=output.note,
     )
     if args.human:
+        if args.workers is not None or args.ray_address is not None:
+            raise ConfigError("--human: a person supervises in this process; drop --workers")
         from protege.algos.hg_dagger import run_human
 
         result = run_human(task, out / "store", config, fps=args.fps, **common)
     else:
-        result = registry.run_method(
-            args.method, task, out / "store", config, method_config, **common
-        )
+        with open_workers(args) as workers:
+            if workers is not None:
+                common["workers"] = workers
+            result = registry.run_method(
+                args.method, task, out / "store", config, method_config, **common
+            )
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     (out / "result.md").write_text(result.to_markdown())
     _dagger_report(args, task, config, result, out)

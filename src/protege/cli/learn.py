@@ -15,9 +15,11 @@ from protege.cli.flags import (
     config_values,
     device_flag,
     json_flag,
+    open_workers,
     rollout_flags,
     run_flags,
     task_flag,
+    workers_flags,
 )
 from protege.cli.registry import command
 from protege.configs.bc import BCConfig
@@ -244,6 +246,7 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     )
     json_flag(p)
     rollout_flags(p, episodes=50)
+    workers_flags(p)
     run_flags(p)
     device_flag(p)
 
@@ -271,16 +274,20 @@ def eval_(args: argparse.Namespace) -> None:
     task = _make_task(task_name, None if args.task else f"{args.policy}")
     kw: dict[str, Any] = {"episodes": args.episodes, "n_envs": args.n_envs, "seed": args.seed}
     evals = {}
-    if args.expert:
-        evals["expert"] = evaluate_expert(task, progress=bar(args, "eval expert"), **kw)
-    if policy is not None:
-        evals["policy"] = evaluate(
-            policy,
-            task,
-            deterministic=args.deterministic,
-            progress=bar(args, "eval policy"),
-            **kw,
-        )
+    with open_workers(args) as workers:
+        if args.expert:
+            evals["expert"] = evaluate_expert(
+                task, progress=bar(args, "eval expert"), workers=workers, **kw
+            )
+        if policy is not None:
+            evals["policy"] = evaluate(
+                policy,
+                task,
+                deterministic=args.deterministic,
+                progress=bar(args, "eval policy"),
+                workers=workers,
+                **kw,
+            )
     output.evaluation_table(f"{task.name}: {args.episodes} episodes, seed {args.seed}", evals, {})
     settings = {
         "policy": args.policy,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,7 +15,11 @@ from protege.experts.noisy import EpsilonExpert
 from protege.rollout.gates import ExpertGate, Gate
 from protege.rollout.loop import rollout
 from protege.rollout.observers import RolloutResult, StoreEpisodes, Success, progress_bar
+from protege.rollout.remote import SlotEpisode, SlotUnit, run_slots, slot_units, with_seed
 from protege.tasks.base import Task
+
+if TYPE_CHECKING:
+    from protege.rollout.ray_workers import RayWorkers
 
 
 def collect(
@@ -27,15 +32,21 @@ def collect(
     gate: Gate | None = None,
     progress: bool | str = False,
     extras: dict[str, float] | None = None,
+    workers: RayWorkers | None = None,
 ) -> RolloutResult:
     """Run the task's expert for ``episodes`` episodes and append each one durably to ``store``.
 
     A path creates the store (or appends to the one there, if its spaces match the task's).
     ``extras`` are numbers stored with every episode (:data:`protege.data.records.EXTRAS`).
+    With ``workers`` the sub-envs run on Ray workers (:mod:`protege.rollout.remote`) and
+    this process appends what they stream back: the same episodes, in the same order.
 
     Example:
         >>> collect(protege.tasks.make("lunarlander"), "demos/lunar", episodes=100, seed=0)
     """
+    if workers is not None:
+        args = (task, store, episodes, n_envs, seed, expert, gate, progress, extras)
+        return _collect_on(workers, *args)
     expert = expert or task.make_expert()
     env = task.make_vec_env(min(n_envs, episodes))
     try:
@@ -59,6 +70,35 @@ def collect(
         )
     finally:
         env.close()
+
+
+def _collect_on(
+    workers: RayWorkers,
+    task: Task,
+    store: Store | str | os.PathLike,
+    episodes: int,
+    n_envs: int,
+    seed: int,
+    expert: Expert | None,
+    gate: Gate | None,
+    progress: bool | str,
+    extras: dict[str, float] | None,
+) -> RolloutResult:
+    obs_space, act_space = task.spaces
+    check_expert(expert or task.make_expert(), obs_space, act_space)
+    if not isinstance(store, Store):
+        store = Store.create(store, obs_space, act_space, task=task.name, exist_ok=True)
+    sink = store
+
+    def unit(slot: int, slot_seed: int, n: int) -> SlotUnit:
+        return SlotUnit(task, slot, slot_seed, n, gate or ExpertGate(), expert, True, record=True)
+
+    def commit(msg: SlotEpisode) -> None:
+        assert msg.episode is not None
+        sink.append(with_seed(msg.episode, seed, extras))
+
+    units = slot_units(episodes, n_envs, seed, unit)
+    return run_slots(workers, units, seed, commit, progress)
 
 
 def collect_mix(

@@ -17,6 +17,7 @@ from protege.experts.adapters import check_expert
 from protege.rollout.gates import ExpertGate, LearnerGate
 from protege.rollout.loop import Actor, rollout
 from protege.rollout.observers import Disagreement, RolloutResult, Success, progress_bar
+from protege.rollout.remote import SlotUnit, run_slots, slot_units
 from protege.tasks.base import Task
 
 
@@ -133,13 +134,39 @@ def evaluate(
     deterministic: bool = True,
     measure_disagreement: bool = True,
     progress: bool | str = False,
+    workers: Any | None = None,
 ) -> Evaluation:
     """Roll ``policy`` out for ``episodes`` episodes on ``task`` and measure it.
+
+    With ``workers`` the sub-envs run on Ray workers (:mod:`protege.rollout.remote`): the
+    same episodes and numbers (a stochastic policy's draws differ: each sub-env samples from
+    its own generator there, seeded from (seed, sub-env)).
 
     Example:
         >>> ev = protege.evaluate(policy, protege.tasks.make("lunarlander"), episodes=50, seed=0)
         >>> ev.mean_return, ev.success_rate, ev.disagreement
     """
+    if workers is not None:
+
+        def unit(slot: int, slot_seed: int, n: int) -> SlotUnit:
+            return SlotUnit(
+                task,
+                slot,
+                slot_seed,
+                n,
+                LearnerGate(label=False),
+                None,
+                measure_disagreement,
+                learner=policy,
+                measure_disagreement=measure_disagreement,
+                deterministic=deterministic,
+                generator_seed=None if deterministic else slot_seed,
+            )
+
+        units = slot_units(episodes, n_envs, seed, unit)
+        return Evaluation.from_rollout(
+            task.name, "policy", run_slots(workers, units, seed, progress=progress)
+        )
     env = task.make_vec_env(min(n_envs, episodes))
     try:
         expert = task.make_expert() if measure_disagreement else None
@@ -166,9 +193,24 @@ def evaluate(
 
 
 def evaluate_expert(
-    task: Task, episodes: int = 50, n_envs: int = 8, seed: int = 0, progress: bool | str = False
+    task: Task,
+    episodes: int = 50,
+    n_envs: int = 8,
+    seed: int = 0,
+    progress: bool | str = False,
+    workers: Any | None = None,
 ) -> Evaluation:
-    """The task's expert on the same protocol as :func:`evaluate` (the reference level)."""
+    """The task's expert on the same protocol as :func:`evaluate` (the reference level);
+    ``workers`` as there."""
+    if workers is not None:
+
+        def unit(slot: int, slot_seed: int, n: int) -> SlotUnit:
+            return SlotUnit(task, slot, slot_seed, n, ExpertGate(), None, True)
+
+        units = slot_units(episodes, n_envs, seed, unit)
+        return Evaluation.from_rollout(
+            task.name, "expert", run_slots(workers, units, seed, progress=progress)
+        )
     env = task.make_vec_env(min(n_envs, episodes))
     try:
         expert = task.make_expert()

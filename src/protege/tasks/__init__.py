@@ -112,7 +112,28 @@ def load_plugins(specs: Iterable[str] = (), *, env: bool = False) -> list[Module
     specs = list(specs)
     if env:
         specs += plugins_from_env()
-    return [_import_plugin(spec) for spec in specs]
+    modules = [_import_plugin(spec) for spec in specs]
+    for spec in specs:
+        name = _loaded_name(spec)
+        if name not in _LOADED:
+            _LOADED.append(name)
+    return modules
+
+
+_LOADED: list[str] = []
+"""Every plugin :func:`load_plugins` imported: a file's resolved path, or a module name."""
+
+
+def loaded_plugins() -> list[str]:
+    """The plugins this process imported with :func:`load_plugins` (files by absolute path),
+    in order: what a Ray worker imports to know the same tasks and methods."""
+    return list(_LOADED)
+
+
+def _loaded_name(spec: str) -> str:
+    if spec.endswith(".py") or "/" in spec or os.sep in spec:
+        return str(Path(spec).expanduser().resolve())
+    return spec
 
 
 def plugins_from_env() -> list[str]:
@@ -232,6 +253,7 @@ __all__ = [
     "action_shape",
     "is_discrete",
     "load_plugins",
+    "loaded_plugins",
     "make",
     "names",
     "plugins_from_env",

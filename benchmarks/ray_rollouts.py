@@ -1,0 +1,191 @@
+"""Rollouts on Ray workers against one process (issue 17, part 5): overhead and throughput.
+
+Expert collection (``protege.rollout.collect.collect``, every episode appended durably to a
+store by this process) on an expensive env, CarRacing from pixels (96×96×3, ~70–85 env
+steps/s on one core of this machine), with the task's horizon cut to ``--horizon`` steps so
+a repeat takes seconds. Four set-ups, run interleaved ``--repeats`` times, odd repeats in
+reverse order (a shared machine's speed drifts over minutes):
+
+- ``local 1``: one process, a one-env vector env (``--n-envs 1``);
+- ``ray 1``: the same episodes on one Ray worker (``--workers 1 --n-envs 1``): the overhead
+  of shipping each episode (pixels) to the driver, which writes the store;
+- ``local 2``: one process, a two-env vector env (``--n-envs 2``);
+- ``ray 2``: the same episodes on two workers (``--workers 2 --n-envs 2``).
+
+Every Ray run is checked to give the local run's returns (same seed, same episodes). The
+local Ray (127.0.0.1 only) and its actors are started once, before the timed runs; their
+start-up is reported apart. Wall time covers collection and the store's appends. On a
+loaded machine wall time depends on the share of the cores each set-up's processes get
+(a Ray run has more busy processes), so the CPU seconds of the processes involved are
+reported too: for a Ray run, the driver, the workers and the local Ray's own processes.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
+        [--scratch /dev/shm] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (the local Ray's GCS, raylet, agents, workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [pid], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` together: work done, whatever share of a loaded machine the
+    processes got (wall time depends on that share, CPU time much less)."""
+    return sum(_cpu_seconds(p) for p in pids)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="carracing")
+    p.add_argument("--horizon", type=int, default=200)
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="where the stores go (default: a temp dir on disk; /dev/shm takes the cost of "
+        "fsync out of the comparison)",
+    )
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+
+    import ray
+    import torch
+
+    from protege import tasks
+    from protege.rollout.collect import collect
+    from protege.rollout.ray_workers import RayWorkers, start_local
+
+    torch.set_num_threads(1)
+    task = dataclasses.replace(tasks.make(args.task), horizon=args.horizon)
+    t0 = time.perf_counter()
+    temp = start_local(3)  # logical CPUs: a 1-worker and a 2-worker pool side by side
+    ray_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pools = {1: RayWorkers(1), 2: RayWorkers(2)}
+    actors_start = time.perf_counter() - t0
+    print(f"ray start {ray_start:.1f} s, 3 actors ready {actors_start:.1f} s", flush=True)
+    setups = [("local 1", 1, None), ("ray 1", 1, 1), ("local 2", 2, None), ("ray 2", 2, 2)]
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in setups}
+    scratch = Path(tempfile.mkdtemp(prefix="ray-bench-", dir=args.scratch))
+    try:
+        warm = dataclasses.replace(task, horizon=10)  # first env, imports, on every process
+        for _name, n_envs, w in setups:
+            collect(warm, scratch / f"warm-{n_envs}-{w}", n_envs, n_envs=n_envs, seed=0,
+                    workers=pools[w] if w else None)  # fmt: skip
+        for rep in range(args.repeats):
+            returns = {}
+            # ABBA: even repeats in the listed order, odd ones reversed, so a drift of the
+            # machine's load over a repeat weighs on every set-up alike.
+            for name, n_envs, w in setups if rep % 2 == 0 else setups[::-1]:
+                out = scratch / f"{rep}-{name.replace(' ', '')}"
+                # Local runs: this process; Ray runs: this process, the local Ray's own
+                # processes (GCS, raylet, agents) and every worker (idle ones poll too).
+                pids = [os.getpid()] if w is None else _tree(os.getpid())
+                cpu0 = cpu_of(pids)
+                t = time.perf_counter()
+                r = collect(
+                    task,
+                    out,
+                    args.episodes,
+                    n_envs=n_envs,
+                    seed=args.seed + rep,
+                    workers=pools[w] if w else None,
+                )
+                wall = time.perf_counter() - t
+                cpu = cpu_of(pids) - cpu0
+                steps = sum(r.lengths)
+                shutil.rmtree(out)
+                returns.setdefault(n_envs, r.returns)
+                if r.returns != returns[n_envs]:
+                    raise SystemExit(f"{name}: returns differ from the local run's")
+                row = {"wall_s": wall, "cpu_s": cpu, "steps": steps, "steps_per_s": steps / wall}
+                runs[name].append(row)
+                rate = steps / wall
+                print(
+                    f"repeat {rep} {name:8s} {wall:6.2f} s  {rate:6.1f} steps/s  cpu {cpu:6.2f} s",
+                    flush=True,
+                )
+    finally:
+        for pool in pools.values():
+            pool.close()
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    def ratios(a: str, b: str, key: str = "wall_s") -> dict[str, Any]:
+        each = [x[key] / y[key] for x, y in zip(runs[a], runs[b], strict=True)]
+        return {"median": statistics.median(each), "each": each}
+
+    summary = {
+        name: {
+            "median_wall_s": statistics.median(r["wall_s"] for r in rows),
+            "median_steps_per_s": statistics.median(r["steps_per_s"] for r in rows),
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in rows),
+        }
+        for name, rows in runs.items()
+    }
+    paired = {
+        "ray 1 / local 1 (wall)": ratios("ray 1", "local 1"),
+        "ray 2 / local 2 (wall)": ratios("ray 2", "local 2"),
+        "ray 1 / ray 2 (wall)": ratios("ray 1", "ray 2"),
+        "ray 1 / local 1 (cpu)": ratios("ray 1", "local 1", "cpu_s"),
+        "ray 2 / local 2 (cpu)": ratios("ray 2", "local 2", "cpu_s"),
+    }
+    print(json.dumps({"summary": summary, "paired_ratios": paired}, indent=2))
+    if args.json:
+        record = {
+            "args": vars(args) | {"json": str(args.json)},
+            "python": sys.version.split()[0],
+            "ray_start_s": ray_start,
+            "actors_start_s": actors_start,
+            "load_average": os.getloadavg(),
+            "runs": runs,
+            "summary": summary,
+            "paired_ratios": paired,
+        }
+        args.json.write_text(json.dumps(record, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""Ray workers that run rollout units (:mod:`protege.rollout.remote`) and stream episodes back.
+
+:class:`RayWorkers` connects to a Ray cluster (``address``), or starts a local one bound to
+127.0.0.1 when only a number of workers is given, and holds that many actors (one CPU each).
+Each actor loads the run's plugins, then runs one unit at a time; every message a unit emits
+(a finished episode) is streamed to the driver as it is produced (a Ray streaming generator),
+and the driver alone commits it. A worker that dies (killed, out of memory, its node lost) is
+replaced and its unit run again from the start on the new one; the driver drops the messages
+it already has (:class:`~protege.rollout.remote.Deduplicate`), so nothing is committed twice.
+
+Ray is optional (``pip install 'protege[distributed]'``): it is imported only here, when
+workers are asked for.
+
+Example:
+    >>> with RayWorkers(2) as workers:            # a local Ray on 127.0.0.1, 2 actors
+    ...     result = collect(task, "demos/lunar", 100, seed=0, workers=workers)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import socket
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from protege.errors import ConfigError, ProtegeError
+from protege.rollout.remote import Deduplicate, UnitDone
+
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Set to "0", a single-node Ray binds 127.0.0.1 instead of the network card's address."""
+MAX_ATTEMPTS = 3
+"""Runs of one unit on workers that died before it is given up (a unit that kills every
+worker it runs on is a bug, not bad luck)."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--workers/--ray-address need Ray: pip install 'protege[distributed]'"
+        ) from None
+    return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """A ConfigError unless something listens at ``address`` (``host:port`` of a Ray head's
+    GCS; "auto" and ``ray://`` addresses are left to Ray)."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r}: expected HOST:PORT (or 'auto')")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray-address {address}: no Ray cluster reachable there ({exc}); start one with "
+            "`ray start --head` on that machine, or check the address and port"
+        ) from None
+
+
+def start_local(num_cpus: int | None, **kwargs: Any) -> str:
+    """Start a single-node Ray in this process (``ray.init(address="local")``) bound to
+    127.0.0.1 only, in a new short temp dir under /tmp (Unix socket paths must stay under
+    ~107 characters), which it returns; ``ray.shutdown()`` stops it.
+
+    Ray decides at import time whether to use the network card's address (its
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` switch, read into ``ray_constants``): the switch is
+    set for the processes this starts, and for this process while it starts them, even if Ray
+    was imported before."""
+    ray = _import_ray()
+    from ray._private import ray_constants
+
+    temp = tempfile.mkdtemp(prefix="pr-", dir="/tmp")
+    before_env, before = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            _temp_dir=temp,
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            **kwargs,
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = before_env
+    return temp
+
+
+class _Worker:
+    """The actor: loads the plugins, then runs units, streaming their messages."""
+
+    def setup(self, plugins: list[str], threads: int) -> int:
+        import torch
+
+        from protege.tasks import load_plugins
+
+        torch.set_num_threads(threads)
+        try:
+            load_plugins(plugins)
+        except ProtegeError as exc:
+            raise ConfigError(
+                f"a Ray worker on {socket.gethostname()} cannot load the plugins: {exc} "
+                "(every node needs the plugin: the same path, shared storage, or an "
+                "installed package)"
+            ) from None
+        return os.getpid()
+
+    def run(self, unit: Any) -> Iterator[Any]:
+        messages: queue.Queue[Any] = queue.Queue()
+        end = object()
+
+        def target() -> None:
+            try:
+                unit.run(messages.put)
+                messages.put(end)
+            except BaseException as exc:  # handed to the generator, raised there
+                messages.put(_Failed(exc))
+
+        threading.Thread(target=target, daemon=True).start()
+        while True:
+            item = messages.get()
+            if item is end:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+class RayWorkers:
+    """``workers`` Ray actors that run rollout units; the driver commits what they stream.
+
+    Args:
+        workers: actors (one CPU each). None with an ``address``: one per CPU of the cluster.
+        address: a running cluster's ``HOST:PORT`` (or "auto"); None starts a local Ray bound
+            to 127.0.0.1 in a short temp dir, shut down by :meth:`close`. If this process is
+            already connected to Ray (``ray.init`` was called), that connection is used.
+        plugins: plugins each worker imports before its first unit (default: the ones this
+            process loaded, :func:`protege.tasks.loaded_plugins`).
+        threads: torch threads per worker.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        address: str | None = None,
+        plugins: Sequence[str] | None = None,
+        threads: int = 1,
+    ):
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers {workers}: needs at least 1 worker")
+        if workers is None and address is None:
+            raise ConfigError("RayWorkers needs a number of workers or a Ray address")
+        ray = self.ray = _import_ray()
+        from protege.tasks import loaded_plugins
+
+        self.plugins = list(loaded_plugins() if plugins is None else plugins)
+        self.threads = threads
+        self.lost = 0
+        """Units re-run because their worker died (over this object's life)."""
+        self.started = False
+        self._temp: str | None = None
+        if address is not None:
+            check_address(address)
+        if not ray.is_initialized():
+            self._connect(workers, address)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        self.n = cpus if workers is None else workers
+        if self.n < 1 or self.n > cpus:
+            where = address or "the local Ray"
+            self.close()
+            raise ConfigError(
+                f"--workers {self.n}: {where} has {cpus} CPUs (one per worker); ask for fewer "
+                "workers or add nodes"
+            )
+        self.actors = [self._actor() for _ in range(self.n)]
+        self.pids = [self._setup(a) for a in self.actors]
+
+    def _connect(self, workers: int | None, address: str | None) -> None:
+        ray = self.ray
+        kwargs: dict[str, Any] = dict(
+            include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
+        if address is None:
+            self._temp = start_local(workers)
+        else:
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(
+                    f"--ray-address {address}: cannot join the cluster: {exc}"
+                ) from None
+        self.started = True
+
+    def _actor(self) -> Any:
+        cls = self.ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Worker)
+        return cls.remote()
+
+    def _setup(self, actor: Any) -> int:
+        try:
+            return int(self.ray.get(actor.setup.remote(self.plugins, self.threads)))
+        except self.ray.exceptions.RayTaskError as exc:
+            self.close()
+            cause = exc.cause if isinstance(exc.cause, ProtegeError) else None
+            raise cause or ConfigError(f"a Ray worker failed to start: {exc}") from None
+        except self.ray.exceptions.RayActorError as exc:
+            self.close()
+            raise ConfigError(
+                f"a Ray worker failed to start ({exc}); every node needs protege and its "
+                "dependencies installed (pip install 'protege[distributed]')"
+            ) from None
+
+    # ---------------------------------------------------------------------- running
+    def run(self, units: Sequence[Any], feed: Callable[[int, Any], None]) -> None:
+        """Run every unit on the workers; ``feed(unit_index, message)`` receives each
+        message once, in the order its unit emitted them, units interleaved. Returns when
+        every unit has sent its :class:`~protege.rollout.remote.UnitDone`. A worker's error
+        is raised here (a protege error as itself)."""
+        ray = self.ray
+        todo: deque[int] = deque(range(len(units)))
+        attempts = [0] * len(units)
+        lock = threading.Lock()
+        out: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        stop = threading.Event()
+
+        def serve(w: int) -> None:
+            while not stop.is_set():
+                with lock:
+                    if not todo:
+                        return
+                    u = todo.popleft()
+                try:
+                    gen = self.actors[w].run.options(num_returns="streaming").remote(units[u])
+                    for seq, ref in enumerate(gen):
+                        out.put(("msg", u, seq, ray.get(ref)))
+                except ray.exceptions.RayTaskError as exc:
+                    out.put(("error", exc.cause if exc.cause is not None else exc))
+                    return
+                except ray.exceptions.RayActorError as exc:
+                    attempts[u] += 1
+                    if attempts[u] >= MAX_ATTEMPTS or stop.is_set():
+                        out.put(("error", RuntimeError(f"unit {u}: {attempts[u]} workers died")))
+                        return
+                    try:
+                        self.actors[w] = actor = self._actor()
+                        self.pids[w] = int(ray.get(actor.setup.remote(self.plugins, self.threads)))
+                    except Exception as again:
+                        out.put(("error", again))
+                        return
+                    out.put(("lost", u, str(exc).splitlines()[0] if str(exc) else ""))
+                    with lock:
+                        todo.appendleft(u)
+
+        threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in range(self.n)]
+        for t in threads:
+            t.start()
+        dedupe = Deduplicate()
+        remaining = len(units)
+        try:
+            while remaining:
+                item = out.get()
+                if item[0] == "error":
+                    raise item[1]
+                if item[0] == "lost":
+                    self.lost += 1
+                    continue
+                _, u, seq, msg = item
+                if dedupe.fresh(u, seq):
+                    feed(u, msg)
+                    if isinstance(msg, UnitDone):
+                        remaining -= 1
+        finally:
+            stop.set()
+
+    # ---------------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Kill the actors; shut down the Ray this object started (only that one)."""
+        for actor in getattr(self, "actors", []):
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor)
+        self.actors = []
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = None
+
+    def __enter__(self) -> RayWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

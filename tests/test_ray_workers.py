@@ -1,0 +1,263 @@
+"""Rollouts on Ray workers (protege.rollout.ray_workers), on one local Ray cluster per module,
+bound to 127.0.0.1: the same episodes, store and numbers as one process; a worker killed
+mid-episode costs only a re-run of its unit, and nothing is committed twice; clear errors.
+
+The cluster is started with ``ray.init(address="local")`` and stopped with ``ray.shutdown()``
+(never ``ray stop``, which kills every Ray process on the machine by name).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fakes import round_numbers
+from protege import tasks
+from protege.algos import dagger, engine
+from protege.configs.bc import BCConfig
+from protege.configs.interactive import DAggerConfig
+from protege.data.store import Store
+from protege.errors import ConfigError
+from protege.rollout.collect import collect
+from protege.rollout.ray_workers import RayWorkers, _Worker, start_local
+
+ray = pytest.importorskip("ray")
+LUNAR = tasks.make("lunarlander")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """One local Ray (2 CPUs) for the module, on 127.0.0.1, in a short temp dir."""
+    temp = start_local(2)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def killer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plugin task, ``killer-lunar``, whose env SIGKILLs the Ray worker running it once,
+    at its 120th step (in its first episode) (a marker file records which process died)."""
+    folder = tmp_path_factory.mktemp("killer")
+    plugin = folder / "killer_plugin.py"
+    plugin.write_text(KILLER.format(marker=str(folder / "killed"), driver=os.getpid(), at=120))
+    tasks.load_plugins([str(plugin)])  # the workers load it too (tasks.loaded_plugins)
+    return folder / "killed"
+
+
+@pytest.fixture(scope="module")
+def workers(cluster: Any, killer: Path) -> Iterator[RayWorkers]:
+    with RayWorkers(2) as w:
+        yield w
+
+
+def _store(path: Path) -> tuple[Any, ...]:
+    store = Store.open(path)
+    t = store.transitions()
+    index = [(e.seed, e.round, e.length, sorted(e.extras.items())) for e in store.index]
+    return t.obs, t.actions, t.labeled, index
+
+
+def _same_store(a: Path, b: Path) -> None:
+    for x, y in zip(_store(a), _store(b), strict=True):
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+
+
+KILLER = """
+import dataclasses, os, signal
+from pathlib import Path
+import gymnasium as gym
+from protege import tasks
+
+MARKER, DRIVER, AT = Path({marker!r}), {driver}, {at}
+
+
+class KillOnce(gym.Wrapper):
+    steps = 0
+
+    def step(self, action):
+        KillOnce.steps += 1
+        if KillOnce.steps == AT and os.getpid() != DRIVER and not MARKER.exists():
+            MARKER.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-episode
+        return self.env.step(action)
+
+
+base = tasks.make("lunarlander")
+
+
+def make_env(render_mode=None, **kwargs):
+    return KillOnce(gym.make("LunarLander-v3", render_mode=render_mode, **kwargs))
+
+
+tasks.register(dataclasses.replace(base, name="killer-lunar", env_id=make_env))
+"""
+
+
+def test_a_killed_worker_reruns_its_unit_and_nothing_is_committed_twice(
+    workers: RayWorkers, killer: Path, tmp_path: Path
+) -> None:
+    task = tasks.make("killer-lunar")
+    local = collect(task, tmp_path / "local", 3, n_envs=2, seed=4)
+    pids = list(workers.pids)
+    remote = collect(task, tmp_path / "ray", 3, n_envs=2, seed=4, workers=workers)
+    assert workers.lost == 1
+    assert int(killer.read_text()) in pids  # a worker, not this process, was killed
+    assert remote.returns == local.returns and remote.labels == local.labels
+    _same_store(tmp_path / "local", tmp_path / "ray")
+
+
+@pytest.mark.slow
+def test_interactive_rounds_and_evaluation_on_workers_match_one_process(
+    workers: RayWorkers, tmp_path: Path
+) -> None:
+    config = DAggerConfig(
+        rounds=1,
+        episodes_per_round=3,
+        initial_demos=1,
+        n_envs=2,
+        bc=BCConfig(steps=30, batch_size=32, progress=False),
+        eval_episodes=2,
+        eval_envs=2,
+    )
+    make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
+    local = dagger.run(LUNAR, tmp_path / "a", config, make_policy=make_policy)
+    remote = dagger.run(LUNAR, tmp_path / "b", config, make_policy=make_policy, workers=workers)
+    assert round_numbers(remote) == round_numbers(local)
+    _same_store(tmp_path / "a", tmp_path / "b")
+
+
+PLUGIN_ERROR = r"a Ray worker on .* cannot load the plugins: plugin .*not_on_this_node.py"
+
+
+def test_a_worker_that_cannot_import_the_plugin_says_so(tmp_path: Path) -> None:
+    """What a worker raises (in this process: fast; through Ray: the next test)."""
+    with pytest.raises(ConfigError, match=PLUGIN_ERROR):
+        _Worker().setup([str(tmp_path / "not_on_this_node.py")], 1)
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_import_the_plugin_is_a_clear_error(
+    cluster: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=PLUGIN_ERROR):
+        RayWorkers(1, plugins=[str(tmp_path / "not_on_this_node.py")])
+
+
+def test_workers_need_a_cluster_with_the_cpus(workers: RayWorkers) -> None:
+    with pytest.raises(ConfigError, match=r"--workers 3: .* has 2 CPUs"):
+        RayWorkers(3)
+    with pytest.raises(ConfigError, match="at least 1 worker"):
+        RayWorkers(0)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return found
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_the_local_cluster_listens_on_loopback_only(workers: RayWorkers) -> None:
+    ours = _descendants(os.getpid())
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    listening = []
+    for line in out.splitlines():
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if pids & ours:
+            listening.append(line.split()[3] + " " + ",".join(re.findall(r"\(\"([^\"]+)\"", line)))
+    assert listening, out  # the GCS, the raylet and the workers do listen
+    bad = [a for a in listening if not re.match(r"(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]):", a)]
+    assert not bad, listening
+
+
+def test_an_unreachable_ray_address_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from protege.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    argv = f"collect --task cartpole --out x --ray-address 127.0.0.1:{port} --workers 1"
+    assert main(argv.split()) == 2
+    err = capsys.readouterr().err
+    assert f"--ray-address 127.0.0.1:{port}: no Ray cluster reachable there" in err
+
+
+CLI_ZERO = "collect --task cartpole --out x --workers 0"
+
+
+def test_zero_workers_is_a_flag_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from protege.cli import main
+
+    assert main(CLI_ZERO.split()) == 2
+    assert "--workers: must be an integer in [1, 4096], got '0'" in capsys.readouterr().err
+
+
+MULTI = textwrap.dedent(
+    """
+    set -e
+    ip link set lo up
+    RAY="$(dirname "$PY")/ray"
+    export RAY_AUTH_MODE=token   # Ray 2.60's default; every node and the driver share a token
+    export RAY_AUTH_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_hex(32))')"
+    "$RAY" start --head --port "$PORT" --num-cpus 1 --temp-dir "$TEMP" \\
+        --include-dashboard false --disable-usage-stats >/dev/null
+    "$RAY" start --address "127.0.0.1:$PORT" --num-cpus 1 --disable-usage-stats >/dev/null
+    "$PY" -m protege.cli collect --task lunarlander --out "$OUT" --episodes 4 --n-envs 2 \\
+        --seed 6 --ray-address "127.0.0.1:$PORT" --workers 2 --no-progress
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
+def test_a_two_node_cluster_in_a_private_network_collects_the_local_episodes(
+    tmp_path: Path,
+) -> None:
+    """A head and a second node on this machine, inside a user, network and PID namespace
+    with only ``lo`` (there Ray's address detection finds 127.0.0.1; the loopback switch
+    would refuse the second node): every process they start dies with the namespace."""
+    temp = tempfile.mkdtemp(prefix="pr-", dir="/tmp")
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "PORT": "6391",
+        "TEMP": temp,
+        "OUT": str(tmp_path / "ray"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    try:
+        proc = subprocess.run(
+            ["unshare", "-rnpf", "--mount-proc", "sh", "-c", MULTI],
+            capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    collect(LUNAR, tmp_path / "local", 4, n_envs=2, seed=6)
+    _same_store(tmp_path / "local", tmp_path / "ray")

@@ -1,0 +1,193 @@
+"""Rollouts cut into units (protege.rollout.remote) give the single-process run's episodes,
+numbers and store, whatever order the units' messages arrive in and however often a unit is
+re-run after its worker died. Units run in this process here (no Ray: fast); the Ray backend
+itself is tested in test_ray_workers.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from fakes import round_numbers
+from protege.algos import dagger, dart, engine
+from protege.configs.bc import BCConfig
+from protege.configs.interactive import DAggerConfig
+from protege.configs.policy import PolicyConfig
+from protege.data.store import Store
+from protege.policies import Policy
+from protege.rollout.collect import collect
+from protege.rollout.evaluate import evaluate, evaluate_expert
+from protege.rollout.remote import Deduplicate, UnitDone, slot_targets
+from protege.tasks import make
+
+LUNAR = make("lunarlander")
+
+
+class InProcessWorkers:
+    """Runs every unit here, then feeds the messages interleaved in a seeded random order
+    (each unit's own order kept); unit ``die`` is first run as if its worker died after
+    ``die_after`` messages, then run again from its start (as RayWorkers does)."""
+
+    def __init__(self, seed: int = 0, die: int | None = None, die_after: int = 1):
+        self.rng = random.Random(seed)
+        self.die, self.die_after = die, die_after
+        self.fed = 0
+
+    def run(self, units: list[Any], feed: Any) -> None:
+        streams: list[list[tuple[int, int, Any]]] = []
+        for u, unit in enumerate(units):
+            out: list[Any] = []
+            unit.run(out.append)
+            runs = [out]
+            if u == self.die:
+                again: list[Any] = []
+                unit.run(again.append)
+                runs = [out[: self.die_after], again]
+            streams.append([(u, seq, m) for run in runs for seq, m in enumerate(run)])
+        dedupe = Deduplicate()
+        while any(streams):
+            stream = self.rng.choice([s for s in streams if s])
+            u, seq, msg = stream.pop(0)
+            if dedupe.fresh(u, seq):
+                self.fed += 1
+                feed(u, msg)
+
+
+def _store_arrays(path: Path) -> tuple[Any, ...]:
+    store = Store.open(path)
+    t = store.transitions()
+    index = [(e.seed, e.round, e.length, sorted(e.extras.items())) for e in store.index]
+    return t.obs, t.actions, t.rewards, t.labeled, index
+
+
+def test_slot_targets_are_the_loops_split() -> None:
+    assert slot_targets(7, 3) == [2, 2, 3]
+    assert sum(slot_targets(50, 8)) == 50
+
+
+def test_a_rerun_units_messages_pass_once() -> None:
+    d = Deduplicate()
+    assert [d.fresh(0, s) for s in (0, 1, 0, 1, 2)] == [True, True, False, False, True]
+    assert d.fresh(1, 0)
+
+
+def test_collect_on_units_matches_one_process_episode_for_episode(tmp_path: Path) -> None:
+    """LunarLander episodes differ in length, so the order of completion matters."""
+    local = collect(LUNAR, tmp_path / "a", 7, n_envs=3, seed=1)
+    workers = InProcessWorkers(1, die=1, die_after=1)
+    remote = collect(LUNAR, tmp_path / "b", 7, n_envs=3, seed=1, workers=workers)
+    assert remote.returns == local.returns and remote.lengths == local.lengths
+    assert remote.successes == local.successes
+    assert (remote.labels, remote.expert_queries) == (local.labels, local.expert_queries)
+    assert remote.expert_steps == local.expert_steps
+    for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+    assert workers.fed == 7 + 3  # every episode and every unit's end, once
+
+
+def test_evaluate_on_units_matches_one_process() -> None:
+    torch.manual_seed(0)
+    policy = Policy(PolicyConfig.for_spaces(*LUNAR.spaces, hidden_sizes=(16,)))
+    local = evaluate(policy, LUNAR, episodes=5, n_envs=2, seed=3)
+    remote = evaluate(policy, LUNAR, episodes=5, n_envs=2, seed=3, workers=InProcessWorkers(1))
+    assert np.array_equal(remote.returns, local.returns)
+    assert np.array_equal(remote.disagreement_by_step, local.disagreement_by_step, equal_nan=True)
+    assert remote.expert_queries == local.expert_queries
+    expert = evaluate_expert(LUNAR, 3, n_envs=3, seed=9, workers=InProcessWorkers(2))
+    assert np.array_equal(expert.returns, evaluate_expert(LUNAR, 3, n_envs=3, seed=9).returns)
+
+
+CONFIG = DAggerConfig(
+    rounds=1,
+    episodes_per_round=3,
+    initial_demos=1,
+    n_envs=2,
+    bc=BCConfig(steps=30, batch_size=32, progress=False),
+    eval_episodes=2,
+    eval_envs=2,
+)
+"""Round 1 is two batches (2 + 1 episodes) of a learner that crashes the lander quickly."""
+
+
+@pytest.mark.parametrize("method", [dagger, dart])
+def test_interactive_rounds_on_units_match_one_process(tmp_path: Path, method: Any) -> None:
+    make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
+    runs = []
+    for name, workers in (("a", None), ("b", InProcessWorkers(3, die=2, die_after=1))):
+        kw = {} if workers is None else {"workers": workers}
+        res = method.run(LUNAR, tmp_path / name, CONFIG, make_policy=make_policy, **kw)
+        runs.append(res)
+    assert round_numbers(runs[0]) == round_numbers(runs[1])
+    for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+
+
+def test_unit_done_sums_a_rollouts_counts() -> None:
+    done = UnitDone(labels=3, expert_queries=4)
+    assert (done.labels, done.expert_queries, done.learner_steps) == (3, 4, 0)
+
+
+class DriverDied(Exception):
+    """Stands for the driver killed between two appends."""
+
+
+def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path: Path) -> None:
+    make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
+    local = dagger.run(LUNAR, tmp_path / "a", CONFIG, make_policy=make_policy)
+    appended: list[int] = []
+
+    def die_after_three(episode: Any, index: int) -> None:
+        appended.append(index)
+        if len(appended) == 3:  # round 0's demonstration, then two of round 1's episodes
+            raise DriverDied
+
+    with pytest.raises(DriverDied):
+        dagger.run(
+            LUNAR,
+            tmp_path / "b",
+            CONFIG,
+            make_policy=make_policy,
+            workers=InProcessWorkers(4),
+            after_episode=die_after_three,
+        )
+    assert len(Store.open(tmp_path / "b")) == 3
+    resumed = dagger.run(
+        LUNAR,
+        tmp_path / "b",
+        CONFIG,
+        make_policy=make_policy,
+        workers=InProcessWorkers(5),
+        resume=True,
+    )
+    assert round_numbers(resumed) == round_numbers(local)
+    assert len(Store.open(tmp_path / "b")) == len(Store.open(tmp_path / "a"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["hg-dagger", "ensemble", "thrifty"])
+def test_the_gated_methods_on_units_match_one_process(tmp_path: Path, method: str) -> None:
+    """ThriftyDAgger re-calibrates between batches: its batches run one after another."""
+    from protege.algos import registry
+
+    runs = []
+    for name, workers in (("a", None), ("b", InProcessWorkers(6, die=1))):
+        kw = {} if workers is None else {"workers": workers}
+        res = registry.run_method(
+            method,
+            LUNAR,
+            tmp_path / name,
+            dataclasses.replace(CONFIG, episodes_per_round=4),
+            None,
+            make_policy=engine.policy_factory(LUNAR, hidden_sizes=(16,)),
+            **kw,
+        )
+        runs.append(res)
+    assert round_numbers(runs[0]) == round_numbers(runs[1])
+    for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
