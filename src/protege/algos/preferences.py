@@ -95,9 +95,12 @@ def learn_from_preferences(
     settings_file = out / SETTINGS_FILE
     if resume and settings_file.exists():
         recorded = json.loads(settings_file.read_text())
-        if recorded != json.loads(json.dumps(settings)):
+        now = json.loads(json.dumps(settings))
+        if recorded != now:
             changed = sorted(
-                k for k in recorded["preferences"] if recorded["preferences"][k] != asdict(cfg)[k]
+                k
+                for k in now["preferences"]
+                if recorded.get("preferences", {}).get(k) != now["preferences"][k]
             )
             raise ConfigError(
                 f"{out}: the run was started with other preference settings "
