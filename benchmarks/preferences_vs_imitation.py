@@ -12,6 +12,9 @@ steps, PPO with the same settings (2×64 policy, 1,024 steps per update, 10 epoc
 - ``protege-untrained``: the same learner on the reward model's output before any training
   (no preference at all): the control that says how much of the return the preferences bought
   (on CartPole any positive reward per step already teaches survival);
+- with ``--center``: the protege arms with the learned reward centered as well
+  (``PreferenceConfig.center_reward``), so its offset cannot teach survival: only the shape
+  learned from the answers can (the untrained control then shows what a random shape does);
 - ``imitation-B``: ``benchmarks/imitation_side/preference_run.py`` in the peer venv
   (``benchmarks/imitation_peer.py``), 10 iterations, hyperbolic query schedule.
 
@@ -61,14 +64,17 @@ def protege_arm(out: Path, budget: int, seed: int, a: argparse.Namespace) -> dic
     ppo = PPOConfig(rollout_steps=1024, n_envs=4, epochs=10, lr=1e-3, seed=seed)
     run = PreferenceRunConfig(steps=a.steps, eval_every=a.eval_every, eval_episodes=a.eval_episodes)
     cfg = PreferenceConfig(
-        preferences=max(budget, 1), initial_pairs=max(1, budget // 4), segment_length=25
+        preferences=max(budget, 1),
+        initial_pairs=max(1, budget // 4),
+        segment_length=25,
+        center_reward=a.center,
     )
     source = Untrained if budget == 0 else preference_source.PreferenceReward
     t0 = time.perf_counter()
     res = learn_from_preferences(tasks.make("cartpole"), out, cfg, run, ppo, source=source)
     wall = time.perf_counter() - t0
     return {
-        "library": "protege",
+        "library": "protege (centered)" if a.center else "protege",
         "budget": budget,
         "seed": seed,
         "preferences_used": 0 if budget == 0 else res.preferences["total"],
@@ -107,7 +113,7 @@ def run(a: argparse.Namespace) -> None:
             print(f"protege budget {budget} seed {seed}: {row['final_return']:.1f} "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
             rows.append(row)
-            if budget and not a.no_imitation:
+            if budget and not a.no_imitation and not a.center:
                 t = time.perf_counter()
                 row = imitation_arm(budget, seed, a)
                 row["wall_seconds_with_evals"] = time.perf_counter() - t
@@ -163,8 +169,13 @@ def plot(arms: dict[tuple[str, int], list[dict[str, Any]]], file: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for lib, colour in (("protege", "tab:blue"), ("imitation", "tab:orange")):
+    colours = (
+        ("protege", "tab:blue"), ("protege (centered)", "tab:green"), ("imitation", "tab:orange")
+    )  # fmt: skip
+    for lib, colour in colours:
         budgets = sorted(b for (name, b) in arms if name == lib)
+        if not budgets:
+            continue
         finals = [[r["final_return"] for r in arms[(lib, b)]] for b in budgets]
         ax1.errorbar(
             budgets,
@@ -207,6 +218,12 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=4000)
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--no-imitation", action="store_true")
+    p.add_argument(
+        "--center",
+        action="store_true",
+        help="protege arms only, with PreferenceConfig.center_reward (the reward's offset "
+        "removed: survival must come from its shape)",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/preferences"))
     p.add_argument("--merge", type=Path, nargs="+", help="pool earlier runs' result.json")
     a = p.parse_args()

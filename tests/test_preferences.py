@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from protege import tasks
-from protege.algos.rl_rollout import RolloutBatch
 from protege.algos.preferences import learn_from_preferences
+from protege.algos.rl_rollout import RolloutBatch
 from protege.configs.preferences import PreferenceConfig, PreferenceRunConfig
 from protege.configs.rl import PPOConfig
 from protege.errors import CheckpointError, ConfigError, DataError
@@ -168,9 +168,7 @@ def test_the_query_schedule_decays_and_stops_at_the_budget() -> None:
 
 
 def small_run(out: Path, labeler=None, resume: bool = False, steps: int = 1500, budget=12):
-    cfg = PreferenceConfig(
-        preferences=budget, initial_pairs=6, pairs_per_update=4, reward_epochs=5
-    )
+    cfg = PreferenceConfig(preferences=budget, initial_pairs=6, pairs_per_update=4, reward_epochs=5)
     run = PreferenceRunConfig(steps=steps, hidden_sizes=(16,), eval_every=10**6, eval_episodes=2)
     ppo = PPOConfig(rollout_steps=500, n_envs=2, epochs=2, minibatch_size=128, seed=1)
     return learn_from_preferences(
@@ -210,9 +208,10 @@ def test_answers_survive_a_crash_and_the_resumed_run_asks_nobody_twice(tmp_path:
     assert resumed.run.resumed_from == 1
     assert file.read_bytes().startswith(kept)
     assert file.read_bytes() == (tmp_path / "whole" / "preferences.jsonl").read_bytes()
-    assert resumed.run.evals[-1] == pytest.approx(whole.run.evals[-1], rel=1e-6, abs=1e-9) or (
-        resumed.run.evals[-1]["mean_return"] == whole.run.evals[-1]["mean_return"]
-    )
+    assert [h["episode_return"] for h in resumed.run.history] == [
+        h["episode_return"] for h in whole.run.history
+    ]  # the same numbers as the run that was never interrupted
+    assert resumed.run.evals[-1]["mean_return"] == whole.run.evals[-1]["mean_return"]
     a = load_reward_model(tmp_path / "whole" / "reward").state_dict()
     b = load_reward_model(tmp_path / "crashed" / "reward").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -285,8 +284,16 @@ def test_the_cli_refuses_human_with_another_oracle(tmp_path: Path) -> None:
     from protege.cli import main
 
     code = main(
-        ["preferences", "--task", "cartpole", "--out", str(tmp_path / "o"), "--human",
-         "--oracle", "noisy"]  # fmt: skip
+        [
+            "preferences",
+            "--task",
+            "cartpole",
+            "--out",
+            str(tmp_path / "o"),
+            "--human",
+            "--oracle",
+            "noisy",
+        ]
     )
     assert code == 2
 

@@ -68,6 +68,10 @@ class PreferenceConfig:
     """Preferences per Bradley–Terry minibatch."""
     reward_weight_decay: float = 1e-4
     """The reward model's L2 weight decay (AdamW)."""
+    center_reward: bool = False
+    """Subtract the learned reward's batch mean as well as dividing by its standard deviation:
+    then only its shape matters, not its offset (on a task whose episodes end early, such as
+    CartPole, any positive reward per step already teaches survival)."""
 
     def __post_init__(self) -> None:
         own = "PreferenceConfig"

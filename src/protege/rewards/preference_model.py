@@ -78,6 +78,10 @@ class RewardSpec:
 class RewardModel(nn.Module):
     """``members`` MLPs r(obs, action, next_obs, done); the reward is their mean."""
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    fitted: torch.Tensor
+
     def __init__(self, spec: RewardSpec, hidden_sizes: Sequence[int] = (64, 64), members: int = 1):
         super().__init__()
         self.spec, self.hidden_sizes = spec, tuple(hidden_sizes)

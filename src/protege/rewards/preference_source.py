@@ -8,7 +8,7 @@ synthetic oracle or a person) about each, appends every answer durably to the ru
 the Bradley–Terry reward model on all answers so far. It then labels the batch with the
 learned reward divided by its standard deviation over the batch (the scale normalized, the
 sign and offset kept: on a task whose episodes end early, like CartPole, the offset is what
-makes surviving worth it).
+makes surviving worth it; ``center_reward`` subtracts the batch mean too).
 
 With an ensemble, a query is the most disputed of ``candidates`` drawn pairs (the spread of
 the members' predicted preference probabilities).
@@ -130,6 +130,8 @@ class PreferenceReward(RewardSource):
     @torch.no_grad()
     def rewards(self, batch: RolloutBatch) -> np.ndarray:
         r = self.model(batch.obs, batch.actions, batch.next_obs, batch.terminal).double().numpy()
+        if self.config.center_reward:
+            r = r - r.mean()
         scale = float(np.std(r))
         return r / scale if scale > 1e-8 else r
 

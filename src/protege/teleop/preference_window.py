@@ -151,9 +151,10 @@ class PersonLabeler:
         if self.render is None:
             return None
         frames = [self.render(o) for o in seg.obs]
-        if any(f is None for f in frames):
+        shown = [f for f in frames if f is not None]
+        if len(shown) < len(frames):
             return None
-        return [pygame.transform.smoothscale(_surface(f), PANE) for f in frames]
+        return [pygame.transform.smoothscale(_surface(f), PANE) for f in shown]
 
     def _draw(
         self, views: list[Any], segs: tuple[Segment, Segment], tick: int, status: str
