@@ -74,7 +74,7 @@ def protege_arm(out: Path, budget: int, seed: int, a: argparse.Namespace) -> dic
     res = learn_from_preferences(tasks.make("cartpole"), out, cfg, run, ppo, source=source)
     wall = time.perf_counter() - t0
     return {
-        "library": "protege (centered)" if a.center else "protege",
+        "library": "protege, centered reward" if a.center else "protege",
         "budget": budget,
         "seed": seed,
         "preferences_used": 0 if budget == 0 else res.preferences["total"],
@@ -90,16 +90,18 @@ def protege_arm(out: Path, budget: int, seed: int, a: argparse.Namespace) -> dic
     }
 
 
-def imitation_arm(budget: int, seed: int, a: argparse.Namespace) -> dict[str, Any]:
+def imitation_arm(budget: int, seed: int, fragment: int, a: argparse.Namespace) -> dict[str, Any]:
     out = run_in_venv(
         "preference_run.py",
         [
             "--comparisons", str(budget), "--steps", str(a.steps), "--iterations", "10",
             "--eval-episodes", str(a.eval_episodes), "--seed", str(seed),
+            "--fragment-length", str(fragment),
         ],
         env={"OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    return {**out, "library": "imitation", "budget": budget, "train_seconds": None}
+    name = "imitation" if fragment == 25 else f"imitation (fragments {fragment})"
+    return {**out, "library": name, "budget": budget, "train_seconds": None}
 
 
 def run(a: argparse.Namespace) -> None:
@@ -113,12 +115,14 @@ def run(a: argparse.Namespace) -> None:
             print(f"protege budget {budget} seed {seed}: {row['final_return']:.1f} "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
             rows.append(row)
-            if budget and not a.no_imitation and not a.center:
+            shutil.rmtree(a.out / f"protege-{budget}-s{seed}")  # the run itself: 2-5 MB
+            for fragment in [] if a.no_imitation or not budget else a.imitation_fragments:
                 t = time.perf_counter()
-                row = imitation_arm(budget, seed, a)
+                row = imitation_arm(budget, seed, fragment, a)
                 row["wall_seconds_with_evals"] = time.perf_counter() - t
-                print(f"imitation budget {budget} seed {seed}: {row['final_return']:.1f} "
-                      f"{row.get('error') or ''}", flush=True)  # fmt: skip
+                err = row.get("error") or ""
+                print(f"{row['library']} budget {budget} seed {seed}: "
+                      f"{row['final_return']:.1f} {err}", flush=True)  # fmt: skip
                 rows.append(row)
     record = {"argv": sys.argv, "machine": machine(), "steps": a.steps, "rows": rows}
     (a.out / "result.json").write_text(json.dumps(record, indent=1))
@@ -170,8 +174,11 @@ def plot(arms: dict[tuple[str, int], list[dict[str, Any]]], file: Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     colours = (
-        ("protege", "tab:blue"), ("protege (centered)", "tab:green"), ("imitation", "tab:orange")
-    )  # fmt: skip
+        ("protege", "tab:blue"),
+        ("protege, centered reward", "tab:green"),
+        ("imitation", "tab:orange"),
+        ("imitation (fragments 10)", "tab:red"),
+    )
     for lib, colour in colours:
         budgets = sorted(b for (name, b) in arms if name == lib)
         if not budgets:
@@ -218,6 +225,13 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=4000)
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--no-imitation", action="store_true")
+    p.add_argument(
+        "--imitation-fragments",
+        type=int,
+        nargs="+",
+        default=[25],
+        help="imitation's fragment lengths (25: the same as protege's segments)",
+    )
     p.add_argument(
         "--center",
         action="store_true",
