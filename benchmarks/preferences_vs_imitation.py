@@ -128,10 +128,11 @@ def run(a: argparse.Namespace) -> None:
     (a.out / "result.json").write_text(json.dumps(record, indent=1))
 
 
-def med(values: list[float]) -> str:
+def med(values: list[float], fmt: str = "{:.1f}") -> str:
     if not values:
         return "–"
-    return f"{statistics.median(values):.1f} [{min(values):.1f}, {max(values):.1f}]"
+    m, lo, hi = (fmt.format(v) for v in (statistics.median(values), min(values), max(values)))
+    return f"{m} [{lo}, {hi}]"
 
 
 def merge(files: list[Path], out: Path) -> None:
@@ -140,8 +141,8 @@ def merge(files: list[Path], out: Path) -> None:
     for r in rows:
         arms.setdefault((r["library"], r["budget"]), []).append(r)
     print("| arm | preferences asked | seeds | final return | best evaluation | "
-          "reached 475 | env steps to 475 | stopped early |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "reached 475 | env steps to 475 | train s | stopped early |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     summary = []
     for (lib, budget), rs in sorted(arms.items()):
         finals = [r["final_return"] for r in rs]
@@ -152,14 +153,17 @@ def merge(files: list[Path], out: Path) -> None:
         reached = [h for h in hits if h is not None]
         errors = sum(bool(r.get("error")) for r in rs)
         used = [r["preferences_used"] for r in rs]
+        secs = [r["curve"][-1]["wall_seconds"] for r in rs]  # training only, evaluations out
         name = f"{lib}, untrained reward (control)" if budget == 0 else f"{lib}, budget {budget}"
         print(
-            f"| {name} | {med(used)} | {len(rs)} | {med(finals)} | {med(best)} | "
-            f"{len(reached)}/{len(rs)} | {med(reached)} | {errors}/{len(rs)} |"
+            f"| {name} | {med(used, '{:.0f}')} | {len(rs)} | {med(finals)} | {med(best)} | "
+            f"{len(reached)}/{len(rs)} | {med(reached, '{:,.0f}')} | {med(secs, '{:.0f}')} | "
+            f"{errors}/{len(rs)} |"
         )
         summary.append(
             {"library": lib, "budget": budget, "final": finals, "best": best, "to_475": hits,
-             "errors": [r.get("error") for r in rs], "preferences_used": used}
+             "errors": [r.get("error") for r in rs], "preferences_used": used,
+             "train_seconds": secs}
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
