@@ -146,7 +146,7 @@ def merge(files: list[Path], out: Path) -> None:
     summary = []
     for (lib, budget), rs in sorted(arms.items()):
         finals = [r["final_return"] for r in rs]
-        best = [max(c["mean_return"] for c in r["curve"]) for r in rs]
+        best = [max(c["mean_return"] for c in r["curve"][1:]) for r in rs]  # after training
         hits = [
             next((c["env_steps"] for c in r["curve"] if c["mean_return"] >= 475), None) for r in rs
         ]
