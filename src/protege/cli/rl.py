@@ -150,3 +150,128 @@ def finetune(args: argparse.Namespace) -> None:
             "wall_seconds": result.wall_seconds,
         },
     )
+
+
+def _preferences_flags(p: argparse.ArgumentParser) -> None:
+    from protege.configs.preferences import ORACLES, PreferenceConfig, PreferenceRunConfig
+
+    task_flag(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    p.add_argument(
+        "--human",
+        action="store_true",
+        help="a person answers in a pygame window (the same as --oracle human)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (no answer is lost)"
+    )
+    add_config_flags(p, PreferenceConfig, choices={"oracle": list(ORACLES)})
+    add_config_flags(p, PreferenceRunConfig)
+    add_config_flags(p, PPOConfig, skip=("seed",))
+    run_flags(p)
+    json_flag(p)
+
+
+@command(
+    "preferences",
+    _preferences_flags,
+    interrupted="every answer is kept in {out}/preferences.jsonl: run the same command with "
+    "--resume to continue",
+)
+def preferences(args: argparse.Namespace) -> None:
+    """Learn a reward from preferences between pairs of the learner's segments, and PPO on it.
+
+    Christiano et al. (2017): a fresh policy collects episodes with PPO; at each update the
+    query schedule allows (--initial-pairs, then --pairs-per-update decaying by --pairs-decay,
+    until --preferences answers), pairs of --segment-length-step segments of its episodes
+    are shown to the oracle (--oracle true: the task's true reward summed; noisy: the same,
+    Boltzmann-rational with --temperature and wrong with --error-rate) or to a person in a
+    pygame window (--human: ←/1 left better, →/2 right, ↑/E equal, ↓/S skip, Esc stop).
+    Every answer is appended to OUT/preferences.jsonl and fsynced before the next is asked.
+    A Bradley–Terry reward model (--ensemble members) is trained on all answers; PPO learns
+    on its reward (scale-normalized). Evaluations use the task's true reward. Writes the
+    policy, the reward model (OUT/reward), a checkpoint after every update (--resume
+    continues, even after kill -9, asking nobody twice) and preferences.json to --out.
+
+    Example:
+    protege preferences --task cartpole --preferences 100 --steps 30000 --out runs/prefs
+    """
+    from protege.algos.preferences import learn_from_preferences
+    from protege.configs.preferences import PreferenceConfig, PreferenceRunConfig
+
+    output.announce(args)
+    values = config_values(PreferenceConfig, args)
+    if args.human:
+        if values.get("oracle", "human") != "human":
+            raise ConfigError(f"--human and --oracle {values['oracle']} contradict; give one")
+        values["oracle"] = "human"
+    cfg = PreferenceConfig(**values)
+    run_cfg = PreferenceRunConfig(**config_values(PreferenceRunConfig, args))
+    ppo = PPOConfig(**config_values(PPOConfig, args, skip=("seed",)), seed=args.seed)
+    task = _make_task(args.task, None)
+    labeler = None
+    if cfg.oracle == "human":
+        from protege.teleop.preference_window import PersonLabeler, state_renderer
+
+        labeler = PersonLabeler(state_renderer(task), title=f"protege preferences - {task.name}")
+    result = learn_from_preferences(
+        task,
+        args.out,
+        cfg,
+        run_cfg,
+        ppo,
+        labeler=labeler,
+        resume=args.resume,
+        progress="preferences" if args.progress else False,
+    )
+    rows = [
+        [f"{c['env_steps']:,}", f"{c['preferences']:.0f}", f"{c['mean_return']:.1f}"]
+        for c in result.curve
+    ]
+    output.print_table(
+        f"{task.name}: true return, {run_cfg.eval_episodes} evaluation episodes each, "
+        f"seed {ppo.seed}",
+        ["env steps", "preferences", "return"],
+        rows,
+    )
+    counts = result.preferences
+    output.facts(
+        "Preferences",
+        {
+            "answered by": counts["source"],
+            "answers": f"{counts['total']} (left {counts['left']}, right {counts['right']}, "
+            f"equal {counts['equal']}, skipped {counts['skip']})",
+            "asked in this run": counts["asked_this_run"],
+            "torn last line repaired": f"{result.repaired_bytes} bytes"
+            if result.repaired_bytes
+            else "–",
+            "env steps": f"{result.run.env_steps:,} ({result.run.updates} updates)",
+            "resumed after update": "–"
+            if result.run.resumed_from is None
+            else result.run.resumed_from,
+            "train time": f"{result.run.wall_seconds:.1f} s",
+            "seed": args.seed,
+            "run": f"{args.out} (preferences.jsonl, reward/, policy, checkpoint/)",
+        },
+    )
+    settings = {
+        "task": task.name,
+        "out": args.out,
+        "resume": args.resume,
+        "preferences": dataclasses.asdict(cfg),
+        "run": dataclasses.asdict(run_cfg),
+        "ppo": dataclasses.asdict(ppo),
+    }
+    results_json.write(
+        args,
+        settings,
+        {
+            "curve": result.curve,
+            "preferences": counts,
+            "repaired_bytes": result.repaired_bytes,
+            "env_steps": result.run.env_steps,
+            "updates": result.run.updates,
+            "resumed_from": result.run.resumed_from,
+            "wall_seconds": result.run.wall_seconds,
+        },
+    )
