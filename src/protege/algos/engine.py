@@ -143,6 +143,10 @@ class RoundContext:
 GateFactory = Callable[[RoundContext], Gate]
 BatchHook = Callable[[Gate, RoundContext, "Transitions | None"], None]
 """Called before each batch of episodes with the round's stored steps so far (or None)."""
+Collector = Callable[[Sources, Store, Gate, Any, int, list[int], int], None]
+"""``(sources, store, gate, learner, round, batch, seed)``: collects an interactive round's
+batch of episode indices (all of them, stored ones too: it must not store those again) in
+place of :func:`~protege.algos.rounds.collect` (fleet mode, :mod:`protege.algos.fleet`)."""
 
 
 # ------------------------------------------------------------------------------ methods
@@ -188,6 +192,7 @@ def run(
     *,
     trainer: Trainer | None = None,
     before_batch: BatchHook | None = None,
+    collector: Collector | None = None,
     expert: Expert | None = None,
     make_env: Callable[[], gym.Env] | None = None,
     demo_gate: Gate | None = None,
@@ -215,6 +220,7 @@ def run(
             policy, retrained per ``config.retrain``).
         before_batch: called before each batch of ``config.n_envs`` episodes (ThriftyDAgger
             re-calibrates its thresholds there).
+        collector: collects the batches of rounds ≥ 1 (see :data:`Collector`).
         expert: who labels and takes over (default: ``task.make_expert()``). A person's
             :class:`~protege.teleop.supervisor.HumanSupervisor` is expert, gate (from
             ``gate_factory``) and ``demo_gate`` at once (see
@@ -306,9 +312,8 @@ def run(
             # hook sees only the episodes before its batch, so a resumed round calls it with
             # what the uninterrupted round had at the same point.
             for start in range(0, target, config.n_envs):
-                batch = [
-                    e for e in range(start, min(start + config.n_envs, target)) if e not in have
-                ]
+                whole = list(range(start, min(start + config.n_envs, target)))
+                batch = [e for e in whole if e not in have]
                 if not batch:
                     continue
                 if stop is not None and stop():
@@ -316,7 +321,10 @@ def run(
                     break
                 if before_batch is not None and r > 0:
                     before_batch(gate, ctx, ordered(store, r, r, before_episode=start))
-                collect(sources, store, gate, learner if r > 0 else None, r, batch, config.seed)
+                if collector is not None and r > 0:
+                    collector(sources, store, gate, learner, r, whole, config.seed)
+                else:
+                    collect(sources, store, gate, learner if r > 0 else None, r, batch, config.seed)
             if stopped or (stop is not None and stop()):
                 stopped = True
                 if log is not None:
