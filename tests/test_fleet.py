@@ -30,7 +30,7 @@ from protege.rollout.allocation import (
 from protege.rollout.fleet import DONE, Fleet
 from protege.rollout.gates_interactive import ThriftyGate
 
-from fakes import short_demo
+from fakes import round_numbers, short_demo
 
 
 def _signals(failed: Any, u: Any, r: Any) -> Signals:
@@ -177,7 +177,9 @@ def test_a_failed_robot_waits_for_a_supervisor_to_reset_it() -> None:
 SHORT_POLE = dataclasses.replace(tasks.make("cartpole"), name="cartpole-200", horizon=200)
 
 
-def _small_run(tmp_path: Path, allocation: str = "priority", rounds: int = 2) -> Any:
+def _small_run(
+    tmp_path: Path, allocation: str = "priority", rounds: int = 2, **kwargs: Any
+) -> Any:
     torch.set_num_threads(1)
     config = DAggerConfig(
         rounds=rounds,
@@ -191,8 +193,9 @@ def _small_run(tmp_path: Path, allocation: str = "priority", rounds: int = 2) ->
         robots=4, supervisors=1, members=3, q_steps=100, q_hidden=(32, 32), allocation=allocation
     )
     make = engine.policy_factory(SHORT_POLE, hidden_sizes=(32, 32))
-    short_demo(SHORT_POLE, tmp_path / "store", 20)  # round 0: too short for BC
-    return fleet.run(SHORT_POLE, tmp_path / "store", config, fc, make_policy=make)
+    if not kwargs.get("resume"):
+        short_demo(SHORT_POLE, tmp_path / "store", 20)  # round 0: too short for BC
+    return fleet.run(SHORT_POLE, tmp_path / "store", config, fc, make_policy=make, **kwargs)
 
 
 def test_fleet_rounds_improve_the_learner_and_store_every_label(tmp_path: Path) -> None:
@@ -211,3 +214,25 @@ def test_fleet_rounds_improve_the_learner_and_store_every_label(tmp_path: Path) 
         sum(e.extras["supervisor_steps"] for e in fleet_eps) * 0.1
     )
     assert last.attention_seconds > 0
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_round_cut_short_resumes_to_the_same_numbers(tmp_path: Path) -> None:
+    ref = _small_run(tmp_path / "ref", rounds=1)
+
+    def crash_after_three(episode: Any, index: int) -> None:
+        if episode.round == 1 and sum(e.round == 1 for e in Store.open(cut).index) == 3:
+            raise _Crash
+
+    cut = tmp_path / "cut" / "store"
+    with pytest.raises(_Crash):
+        _small_run(tmp_path / "cut", rounds=1, after_episode=crash_after_three)
+    assert sum(e.round == 1 for e in Store.open(cut).index) == 3
+    resumed = _small_run(tmp_path / "cut", rounds=1, resume=True)
+    assert round_numbers(resumed) == round_numbers(ref)
+    assert resumed.rows[-1].extras == ref.rows[-1].extras  # supervisor time, idle, requests
+    stored = sorted(e.episode for e in Store.open(cut).index if e.round == 1)
+    assert stored == list(range(8))  # none stored twice

@@ -54,8 +54,18 @@ from protege.tasks.base import EpisodeOutcome, SuccessTest
 AUTO, ASKING, SWITCH, TELEOP, FAILED, RESET, DONE = range(7)
 """Driving itself; asked and waiting (paused); a supervisor is taking in its situation; a
 supervisor drives; failed, waiting for a reset; being reset; no more episodes."""
-COUNTERS = ("fleet_idle_steps", "supervisor_steps", "fleet_requests", "fleet_visits", "resets")
-"""Per-episode figures a fleet stores with each episode (and rows sum per round)."""
+COUNTERS = (
+    "fleet_idle_steps",
+    "fleet_robot_steps",
+    "supervisor_steps",
+    "fleet_requests",
+    "fleet_visits",
+    "resets",
+    "fleet_successes",
+)
+"""Per-episode figures a fleet stores with each episode (a round's row sums them): steps
+waited, steps on the fleet's clock (moving or waiting), supervisor steps spent on it,
+requests, visits, hard resets, and 1 if it succeeded."""
 
 
 class Robots(Protocol):
@@ -143,15 +153,14 @@ class FleetResult:
 
     @property
     def rohe(self) -> float:
-        """Return on human effort: successes per supervisor-minute (inf if none was spent)."""
-        minutes = self.supervisor_seconds / 60.0
-        return self.successes / minutes if minutes else float("inf")
+        """Return on human effort: successes per supervisor-minute (no supervisor time: inf
+        if anything succeeded, else nan)."""
+        return _per_minute(self.successes, self.supervisor_seconds)
 
     @property
     def return_per_minute(self) -> float:
         """Summed return of finished episodes per supervisor-minute."""
-        minutes = self.supervisor_seconds / 60.0
-        return self.returns / minutes if minutes else float("inf")
+        return _per_minute(self.returns, self.supervisor_seconds)
 
     def to_dict(self) -> dict[str, float]:
         """Every count and the derived rates, JSON-ready."""
@@ -241,8 +250,10 @@ class Fleet:
             return True
 
         def finish(i: int, end: EpisodeEnd) -> None:
+            won = bool(self.success(end.outcome))
+            self.counts["fleet_successes"][i] = int(won)
             res.episodes += 1
-            res.successes += int(self.success(end.outcome))
+            res.successes += int(won)
             res.returns += end.outcome.episode_return
             res.interventions += end.interventions
             for o in observers:
@@ -283,8 +294,10 @@ class Fleet:
                 eligible &= (self.mode == ASKING) | (self.mode == FAILED) | (self.mode == AUTO)
             n_free = cfg.supervisors - int(helped.sum())
             if cfg.supervisor_share is not None and not self.allocator.uses_requests:
+                # Paced: a visit starts only if its least cost fits the budget so far.
                 budget = cfg.supervisor_share * cfg.supervisors * (res.steps + 1)
-                n_free = n_free if res.supervisor_steps < budget else 0
+                least = cfg.switch_steps + cfg.min_takeover
+                n_free = min(n_free, max(0, int((budget - res.supervisor_steps) // least)))
             for i in map(int, self.allocator.choose(signals, eligible, n_free, rng)):
                 helped[i] = True
                 res.visits += 1
@@ -323,6 +336,7 @@ class Fleet:
             res.idle_steps += int(idle.sum())
             self.counts["fleet_idle_steps"][idle] += 1
             res.robot_steps += int(live.sum())
+            self.counts["fleet_robot_steps"][live] += 1
             res.steps += 1
 
             idx = np.flatnonzero(moving)
@@ -402,6 +416,12 @@ class Fleet:
         out["attention_seconds"] = out["supervisor_steps"] * self.config.step_seconds
         out.update(self.gate.thresholds())
         return out
+
+
+def _per_minute(amount: float, seconds: float) -> float:
+    if seconds > 0:
+        return amount / (seconds / 60.0)
+    return float("inf") if amount > 0 else float("nan")
 
 
 def _template(space: gym.Space, n: int) -> np.ndarray:
