@@ -173,6 +173,17 @@ def test_a_failed_robot_waits_for_a_supervisor_to_reset_it() -> None:
     assert robots.resets.tolist() == [1, 1]  # a robot with no episode left is not reset again
 
 
+def test_baselines_spend_no_more_than_their_share_of_supervisor_time() -> None:
+    for alloc in ("random", "round-robin"):
+        f = _fleet(_Robots(6), supervisors=2, allocation=alloc, supervisor_share=0.2)
+        res = f.run(range(6), lambda e: e, np.random.default_rng(1), max_steps=300)
+        # 0.2 of 2 supervisors over 300 steps is 120 supervisor-steps; a visit costs 5.
+        assert 115 <= res.supervisor_steps <= 120, alloc
+        unpaced = _fleet(_Robots(6), supervisors=2, allocation=alloc)
+        full = unpaced.run(range(6), lambda e: e, np.random.default_rng(1), max_steps=300)
+        assert full.supervisor_steps == 600  # both always busy
+
+
 # ------------------------------------------------------------------ Fleet-DAgger rounds
 SHORT_POLE = dataclasses.replace(tasks.make("cartpole"), name="cartpole-200", horizon=200)
 

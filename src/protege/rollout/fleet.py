@@ -265,12 +265,12 @@ class Fleet:
         template = _template(self.action_space, n)
         while (self.mode != DONE).any() and (max_steps is None or res.steps < max_steps):
             # Finished switches and resets from the last step take effect now.
-            for i in np.flatnonzero((self.mode == SWITCH) & (self.timer <= 0)):
-                self.mode[i], self.timer[i] = TELEOP, 0
-            for i in np.flatnonzero((self.mode == RESET) & (self.timer <= 0)):
-                finish(int(i), self._pending.pop(int(i)))
+            switched = (self.mode == SWITCH) & (self.timer <= 0)
+            self.mode[switched], self.timer[switched] = TELEOP, 0
+            for i in map(int, np.flatnonzero((self.mode == RESET) & (self.timer <= 0))):
+                finish(i, self._pending.pop(i))
                 helped[i] = False
-                if start(int(i)):
+                if start(i):
                     learner.episodes_started(np.arange(n) == i)
             live = self.mode != DONE
             if not live.any():
@@ -371,9 +371,9 @@ class Fleet:
 
             # Switches and resets tick on; hand-backs; finished episodes.
             self.timer[(self.mode == SWITCH) | (self.mode == RESET)] -= 1
-            for i in np.flatnonzero(back & ~(term | trunc)):
-                self.mode[i], self.timer[i] = AUTO, 0
-                helped[i] = False
+            handed = back & ~(term | trunc)
+            self.mode[handed], self.timer[handed] = AUTO, 0
+            helped[handed] = False
             for i in map(int, np.flatnonzero(moving & (term | trunc))):
                 outcome = EpisodeOutcome(float(ret[i]), int(t[i]), bool(term[i]), bool(trunc[i]))
                 end = EpisodeEnd(outcome, count_interventions(np.array(expert_drove[i])), obs[i])
