@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import round_numbers, short_demo
 from protege import tasks
 from protege.algos import engine, fleet
 from protege.configs.bc import BCConfig
@@ -29,8 +30,6 @@ from protege.rollout.allocation import (
 )
 from protege.rollout.fleet import DONE, Fleet
 from protege.rollout.gates_interactive import ThriftyGate
-
-from fakes import round_numbers, short_demo
 
 
 def _signals(failed: Any, u: Any, r: Any) -> Signals:
@@ -188,9 +187,7 @@ def test_baselines_spend_no_more_than_their_share_of_supervisor_time() -> None:
 SHORT_POLE = dataclasses.replace(tasks.make("cartpole"), name="cartpole-200", horizon=200)
 
 
-def _small_run(
-    tmp_path: Path, allocation: str = "priority", rounds: int = 2, **kwargs: Any
-) -> Any:
+def _small_run(tmp_path: Path, allocation: str = "priority", rounds: int = 2, **kwargs: Any) -> Any:
     torch.set_num_threads(1)
     config = DAggerConfig(
         rounds=rounds,
