@@ -11,7 +11,9 @@ projects them with the assumptions below, naming the resource that binds at each
 * scripted expert query: LunarLander's expert on one observation;
 * store append: one LunarLander-sized episode (``--episode-length`` steps of 8 floats) appended
   to a protege store, its ``.bin`` files and index line fsynced (what the driver does for every
-  episode: one writer, durable appends);
+  episode: one writer, durable appends); and the same on ``/dev/shm``, where fsync costs
+  almost nothing, to price a *group commit* (``GROUP_COMMIT`` episodes per fsync: not in
+  protege yet);
 * weights: the 2×256 policy's safetensors bytes and the time to serialize them;
 * training: one BC gradient step at batch 256 on that policy (protege's CPU fast path).
 
@@ -32,8 +34,9 @@ projects them with the assumptions below, naming the resource that binds at each
   fetched node to node (a broadcast tree of depth log2(nodes), ``WORKERS_PER_NODE`` per node);
   two policy sizes: the 2×256 MLP (measured) and a ResNet-18-sized vision policy
   (``VISION_PARAMS`` float32 parameters);
-* training: one learner process, or DDP over ``DDP_RANKS`` ranks whose gradient all-reduce
-  moves 2·(G−1)/G of the weights per step over ``DDP_LINK``; a step's compute grows with the
+* training: one learner process, or DDP over ``DDP_RANKS`` ranks each on a batch of 256,
+  whose gradient all-reduce costs ``ALLREDUCE_LATENCY_S`` plus 2·(G−1)/G of the weights per
+  step over ``DDP_LINK``; a step's compute grows with the
   parameter count (the vision policy's step = the MLP's × the size ratio: crude, CPU-bound);
   each label is seen ``EPOCHS_PER_LABEL`` times.
 
@@ -80,7 +83,12 @@ EXPENSIVE_EXPERT_FACTOR = 50.0
 ROUND_SECONDS = 60.0
 VISION_PARAMS = 11_700_000
 DDP_RANKS = 8
+ALLREDUCE_LATENCY_S = 0.004
+"""A gloo all-reduce's fixed cost per step, as measured on this machine (BENCHMARKS.md,
+"Training with torchrun": torchrun 1 against 1 proc, ~4 ms)."""
 EPOCHS_PER_LABEL = 4.0
+GROUP_COMMIT = 64
+"""Episodes sharing one fsync in the group-commit variant (what protege should add)."""
 STEP_BYTES_EXTRA = 4 + 4 + 4 + 2
 """Per stored step besides the observation: label, executed action, reward, flags."""
 
@@ -128,18 +136,27 @@ def measure(repeats: int, episode_length: int) -> dict[str, float]:
     m["policy_forward_256_per_row_s"] = median_time(lambda: policy.act(batch), repeats, 50) / 256
     m["expert_query_1_s"] = median_time(lambda: expert.act(one), repeats, 500)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store.create(Path(tmp) / "s", obs_space, act_space, task=task.name)
-        rng = np.random.default_rng(1)
-        t = episode_length
-        ep = Episode(
-            obs=rng.normal(size=(t + 1, 8)).astype(np.float32),
-            actions=rng.integers(0, 4, t),
-            rewards=rng.normal(size=t).astype(np.float32),
-            terminated=True,
-        )
-        m["store_append_episode_s"] = median_time(lambda: store.append(ep), repeats, 20)
-        store.close()
+    rng = np.random.default_rng(1)
+    t = episode_length
+    ep = Episode(
+        obs=rng.normal(size=(t + 1, 8)).astype(np.float32),
+        actions=rng.integers(0, 4, t),
+        rewards=rng.normal(size=t).astype(np.float32),
+        terminated=True,
+    )
+    # On the working disk (fsync waits for it), and on a RAM file system, where fsync is
+    # nearly free: the second is the cost of an append whose fsync is shared by many
+    # episodes (a group commit).
+    shm = Path("/dev/shm")
+    for key, where in (("", None), ("_tmpfs", shm if shm.is_dir() else None)):
+        if key and where is None:
+            continue
+        with tempfile.TemporaryDirectory(dir=where) as tmp:
+            store = Store.create(Path(tmp) / "s", obs_space, act_space, task=task.name)
+            m[f"store_append_episode{key}_s"] = median_time(
+                lambda store=store: store.append(ep), repeats, 20
+            )
+            store.close()
 
     state = {k: v.contiguous() for k, v in policy.state_dict().items()}
     blob = save(state)
@@ -182,12 +199,16 @@ def project(m: dict[str, float]) -> list[dict[str, Any]]:
             per_worker = 1.0 / (worker_step + (m["expert_query_1_s"] if cheap else 0.0))
             caps = {"workers": w * per_worker}
             caps["driver store writes"] = ep_len / m["store_append_episode_s"]
+            grouped = m.get("store_append_episode_tmpfs_s", 0.0)
+            grouped += m["store_append_episode_s"] / GROUP_COMMIT
             caps["driver network"] = DRIVER_NIC / step_bytes
             if not cheap:
                 per_query = m["policy_forward_256_per_row_s"] * EXPENSIVE_EXPERT_FACTOR
                 caps["expert service"] = EXPERT_SERVICE_CORES / per_query / label_fraction
             bottleneck = min(caps, key=lambda k: caps[k])
             steps_per_s = caps[bottleneck]
+            fixed = {**caps, "driver store writes": ep_len / grouped}
+            next_bottleneck = min(fixed, key=lambda k: fixed[k])
             labels_per_s = steps_per_s * label_fraction
             train_capacity = 256 / m["train_step_256_s"]
             row: dict[str, Any] = {
@@ -197,7 +218,12 @@ def project(m: dict[str, float]) -> list[dict[str, Any]]:
                 "labels_per_s": labels_per_s,
                 "bottleneck": bottleneck,
                 "caps": caps,
+                "group_commit_steps_per_s": fixed[next_bottleneck],
+                "group_commit_bottleneck": next_bottleneck,
                 "train_samples_needed_per_s": labels_per_s * EPOCHS_PER_LABEL,
+                "train_samples_needed_group_commit_per_s": fixed[next_bottleneck]
+                * label_fraction
+                * EPOCHS_PER_LABEL,
                 "train_capacity_1_proc": train_capacity,
             }
             for name, size in (("mlp", m["weights_bytes_mlp"]), ("vision", VISION_PARAMS * 4.0)):
@@ -205,7 +231,7 @@ def project(m: dict[str, float]) -> list[dict[str, Any]]:
                 row[f"broadcast_naive_s_{name}"] = w * size / DRIVER_NIC
                 depth = math.ceil(math.log2(nodes)) + 1
                 row[f"broadcast_tree_s_{name}"] = size / DRIVER_NIC * depth
-                allreduce = 2 * (DDP_RANKS - 1) / DDP_RANKS * size / DDP_LINK
+                allreduce = ALLREDUCE_LATENCY_S + 2 * (DDP_RANKS - 1) / DDP_RANKS * size / DDP_LINK
                 step = m["train_step_256_s"] * size / m["weights_bytes_mlp"]
                 row[f"ddp_capacity_{name}"] = DDP_RANKS * 256 / (step + allreduce)
             rows.append(row)
@@ -228,15 +254,21 @@ def main() -> None:
         print(f"  {k:32s} {v:.6g}{unit}")
     rows = project(m)
     print(
-        "\n| workers | expert | steps/s | labels/s | bottleneck | train samples/s needed "
-        "(1 proc can) | weights to workers, naive / tree (MLP; vision) |"
+        "\n| workers | expert | workers could step/s | collected steps/s | labels/s | "
+        "bottleneck | with group commit: steps/s, bottleneck | training needs samples/s "
+        "(now; group commit) | 1 proc / 8-rank DDP can (MLP) | weights to workers, naive / "
+        "tree (MLP; vision) |"
     )
-    print("|---:|---|---:|---:|---|---:|---|")
+    print("|---:|---|---:|---:|---:|---|---|---:|---:|---|")
     for r in rows:
         print(
-            f"| {r['workers']} | {r['expert']} | {r['collect_steps_per_s']:,.0f} | "
+            f"| {r['workers']} | {r['expert']} | {r['caps']['workers']:,.0f} | "
+            f"{r['collect_steps_per_s']:,.0f} | "
             f"{r['labels_per_s']:,.0f} | {r['bottleneck']} | "
-            f"{r['train_samples_needed_per_s']:,.0f} ({r['train_capacity_1_proc']:,.0f}) | "
+            f"{r['group_commit_steps_per_s']:,.0f}, {r['group_commit_bottleneck']} | "
+            f"{r['train_samples_needed_per_s']:,.0f}; "
+            f"{r['train_samples_needed_group_commit_per_s']:,.0f} | "
+            f"{r['train_capacity_1_proc']:,.0f} / {r['ddp_capacity_mlp']:,.0f} | "
             f"{r['broadcast_naive_s_mlp']:.3f} / {r['broadcast_tree_s_mlp']:.4f} s; "
             f"{r['broadcast_naive_s_vision']:.1f} / {r['broadcast_tree_s_vision']:.2f} s |"
         )
@@ -262,14 +294,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             ax.plot(ws, [r["caps"][cap] for r in sel], "--", marker=".", label=f"cap: {cap}")
         got = [r["collect_steps_per_s"] for r in sel]
         ax.plot(ws, got, "k-", marker="o", lw=2, label="collection")
+        grouped = [r["group_commit_steps_per_s"] for r in sel]
+        ax.plot(ws, grouped, "k:", marker="s", lw=2, label="collection, group commit")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(ws, [str(w) for w in ws])
         ax.set_xlabel("workers")
         ax.set_title(f"expert: {kind}")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="center right")
     axes[0].set_ylabel("env steps per second")
-    axes[0].legend(fontsize=7)
     fig.suptitle("Projected from per-unit costs measured on a 2-core AMD EPYC VM (shared, loaded)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
