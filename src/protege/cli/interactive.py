@@ -261,7 +261,8 @@ def _method_config(args: argparse.Namespace) -> Any:
     mine = {f.name for f in fields(cls)} if cls is not None else set()
     for name in given:
         if name not in mine:
-            owners = " and ".join(m for m, _ in _method_fields()[name])
+            names = [m for m, _ in _method_fields()[name]]
+            owners = " and ".join([", ".join(names[:-1]), names[-1]] if names[:-1] else names)
             raise ConfigError(
                 f"{_flags({name: 0})[0]} is a setting of --method {owners}, "
                 f"not of --method {args.method}"
