@@ -454,11 +454,12 @@ def test_flags_are_the_config_fields_with_their_docstrings(path, cls, skip) -> N
 def test_a_methods_flag_is_refused_for_another_method(tmp_path, capsys) -> None:
     base = ["dagger", "--task", "cartpole", "--out", str(tmp_path / "r")]
     assert main([*base, "--alpha-h", "0.05"]) == BAD_INPUT
-    assert "--alpha-h is a setting of --method thrifty, not of --method dagger" in (
+    assert "--alpha-h is a setting of --method thrifty and fleet, not of --method dagger" in (
         capsys.readouterr().err
     )
     assert main([*base, "--method", "hg-dagger", "--members", "2"]) == BAD_INPUT
-    assert "--members is a setting of --method ensemble and thrifty" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--members is a setting of --method ensemble, thrifty and fleet" in err
     assert main([*base, "--method", "gail"]) == BAD_INPUT
     assert "unknown method 'gail'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -30,6 +30,7 @@ def test_every_method_module_exports_the_spec_its_entry_describes() -> None:
         "dart",
         "smile",
         "aggrevate",
+        "fleet",
     )
     for name in registry.names():
         entry = registry.entry(name)

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from protege.algos import bc
 from protege.algos.remote_rounds import collect_batches
 from protege.algos.results import DAggerResult, read_rows, round_row
+from protege.algos.resume import check_resumed_config, open_run_store
 from protege.algos.rounds import (
     EpisodeEnv,
     EpisodeHook,
@@ -144,6 +145,10 @@ class RoundContext:
 GateFactory = Callable[[RoundContext], Gate]
 BatchHook = Callable[[Gate, RoundContext, "Transitions | None"], None]
 """Called before each batch of episodes with the round's stored steps so far (or None)."""
+Collector = Callable[[Sources, Store, Gate, Any, int, list[int], int], None]
+"""``(sources, store, gate, learner, round, batch, seed)``: collects an interactive round's
+batch of episode indices (all of them, stored ones too: it must not store those again) in
+place of :func:`~protege.algos.rounds.collect` (fleet mode, :mod:`protege.algos.fleet`)."""
 
 
 # ------------------------------------------------------------------------------ methods
@@ -189,6 +194,7 @@ def run(
     *,
     trainer: Trainer | None = None,
     before_batch: BatchHook | None = None,
+    collector: Collector | None = None,
     expert: Expert | None = None,
     make_env: Callable[[], gym.Env] | None = None,
     demo_gate: Gate | None = None,
@@ -217,6 +223,7 @@ def run(
             policy, retrained per ``config.retrain``).
         before_batch: called before each batch of ``config.n_envs`` episodes (ThriftyDAgger
             re-calibrates its thresholds there).
+        collector: collects the batches of rounds ≥ 1 (see :data:`Collector`).
         expert: who labels and takes over (default: ``task.make_expert()``). A person's
             :class:`~protege.teleop.supervisor.HumanSupervisor` is expert, gate (from
             ``gate_factory``) and ``demo_gate`` at once (see
@@ -257,7 +264,7 @@ def run(
     store_path = Path(store_path)
     run_dir = Path(run_dir) if run_dir is not None else Path(f"{store_path}.run")
     rows_file = run_dir / "rounds.jsonl"
-    store = _open_store(store_path, task, resume, rows_file)
+    store = open_run_store(store_path, task, resume, rows_file)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = read_rows(rows_file) if resume else []
     config_file = run_dir / "config.json"
@@ -267,7 +274,7 @@ def run(
         "method_settings": asdict(settings) if settings is not None else None,
     }
     if resume:
-        _check_resumed_config(config_file, written, store)
+        check_resumed_config(config_file, written, store)
         # Keep only whole rows: a row torn by a crash is redone, and must not stay in front
         # of the redone one (every later resume would stop reading there).
         write_atomic(rows_file, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
@@ -313,17 +320,21 @@ def run(
             # batches at once unless the hook must see each one's predecessors.
             n = config.n_envs
             todo = missing_batches(target, n, have)
-            hooked = before_batch is not None and r > 0
+            hooked = (before_batch is not None or collector is not None) and r > 0
             groups = [[b] for b in todo] if workers is None or hooked else [todo][: len(todo)]
             for group in groups:
                 if stop is not None and stop():
                     stopped = True
                     break
+                start = group[0][0] // n * n
                 if before_batch is not None and r > 0:
-                    start = group[0][0] // n * n
                     before_batch(gate, ctx, ordered(store, r, r, before_episode=start))
-                actor = learner if r > 0 else None
-                collect_batches(sources, store, gate, actor, r, group, config.seed, workers)
+                if collector is not None and r > 0:  # the whole batch: it stores what's missing
+                    whole = list(range(start, min(start + n, target)))
+                    collector(sources, store, gate, learner, r, whole, config.seed)
+                else:
+                    actor = learner if r > 0 else None
+                    collect_batches(sources, store, gate, actor, r, group, config.seed, workers)
             if stopped or (stop is not None and stop()):
                 stopped = True
                 if log is not None:
@@ -391,83 +402,6 @@ def run(
         config=config.to_dict(),
         stopped=stopped,
     )
-
-
-RESUMABLE_CHANGES = ("rounds", "bc.progress")
-"""Settings a resumed run may change: more (or fewer) rounds, and progress bars."""
-
-
-def _check_resumed_config(path: Path, config: dict[str, Any], store: Store) -> None:
-    """A resumed run must collect, train and evaluate as the interrupted one did (``config``:
-    what :func:`run` writes to ``config.json``)."""
-    try:
-        stored = json.loads(path.read_text())
-    except FileNotFoundError:
-        # Written before the first episode: a store with interactive rounds but no config
-        # is another program's, or its run folder lost the file.
-        rounds = sorted({e.round for e in store.index} - {0})
-        if rounds:
-            store.close()
-            raise ConfigError(
-                f"{path}: missing, but {store.path} holds rounds {rounds} of a run; cannot "
-                "check what is resumed (resume in the run's own folder, or start a new run)"
-            ) from None
-        return  # the run crashed before writing it: nothing to compare with
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable ({exc}); cannot check the resumed run") from None
-    now = _flat(json.loads(json.dumps(config, default=str)))
-    before = _flat(stored) if isinstance(stored, dict) else {}
-    if before:  # written before BCConfig had a device and a precision: their defaults
-        before.setdefault("bc.device", "auto")
-        before.setdefault("bc.precision", "fp32")
-    changed = sorted(
-        k
-        for k in set(before) | set(now)
-        if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k)
-    )
-    if changed:
-        diffs = "; ".join(f"{k}: {before.get(k)!r} → {now.get(k)!r}" for k in changed)
-        raise ConfigError(
-            f"{path}: resuming with settings that differ from the interrupted run ({diffs}); "
-            "resume with the same settings, or start a new run"
-        )
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-# --------------------------------------------------------------------------- store I/O
-def _open_store(path: Path, task: Task, resume: bool, rows_file: Path) -> Store:
-    obs_space, act_space = task.spaces
-    exists = (path / "meta.json").exists()
-    if resume and not exists:
-        raise ConfigError(
-            f"{path}: no store to resume (no meta.json); start the run without resume "
-            "(--resume), or point it at the run's folder"
-        )
-    store = Store.create(path, obs_space, act_space, task=task.name, exist_ok=True)
-    if resume and store.task not in (None, task.name):
-        store.close()
-        raise ConfigError(
-            f"{path}: a run of task {store.task!r}, not {task.name!r}; resume it with "
-            f"--task {store.task}, or start a new run"
-        )
-    if exists and not resume:
-        rounds = {e.round for e in store.index}
-        if rounds - {0} or (rows_file.exists() and rows_file.read_text().strip()):
-            store.close()
-            raise ConfigError(
-                f"{path}: holds an earlier run (rounds {sorted(rounds)}); pass resume=True "
-                "to continue it, or choose a new path"
-            )
-    return store
 
 
 def _expert_reference(

@@ -101,6 +101,9 @@ METHODS: dict[str, MethodEntry] = {
             "AggreVaTe",
             "protege.configs.methods:AggreVaTeConfig",
         ),
+        MethodEntry(
+            "fleet", "protege.algos.fleet", "Fleet-DAgger", "protege.configs.fleet:FleetConfig"
+        ),
     )
 }
 """Every interactive method, by name, in the order the CLI lists them."""

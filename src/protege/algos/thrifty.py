@@ -274,6 +274,30 @@ def run(
     config = config or DAggerConfig()
     tc = method_config or ThriftyConfig()
     store = Path(store_path)
+    trainer, gate_factory, before_batch = parts(task, store, config, tc, make_policy)
+    kwargs.setdefault("method", "thrifty-dagger")
+    kwargs.setdefault("settings", tc)
+    return engine.run(
+        task,
+        None,
+        store,
+        dataclasses.replace(config, n_envs=tc.calibrate_every),
+        gate_factory,
+        trainer=trainer,
+        before_batch=before_batch,
+        **kwargs,
+    )
+
+
+def parts(
+    task: Task,
+    store: Path,
+    config: DAggerConfig,
+    tc: ThriftyConfig,
+    make_policy: Callable[[], Policy] | None = None,
+) -> tuple[ThriftyTrainer, engine.GateFactory, engine.BatchHook]:
+    """ThriftyDAgger's trainer, gate factory (the gate calibrated for the round's start) and
+    re-calibration hook, for :func:`protege.algos.engine.run` (fleet mode uses them too)."""
     ens = EnsembleTrainer(
         make_policy or engine.policy_factory(task), config.bc, tc.members, tc.bootstrap
     )
@@ -300,18 +324,7 @@ def run(
             sb = recorded_switch_back(store, ctx.round, round_data)
             gate.calibrate(robot_states(round_data, ctx.learner, sb))
 
-    kwargs.setdefault("method", "thrifty-dagger")
-    kwargs.setdefault("settings", tc)
-    return engine.run(
-        task,
-        None,
-        store,
-        dataclasses.replace(config, n_envs=tc.calibrate_every),
-        gate_factory,
-        trainer=trainer,
-        before_batch=before_batch,
-        **kwargs,
-    )
+    return trainer, gate_factory, before_batch
 
 
 SPEC = MethodSpec("thrifty", "ThriftyDAgger", ThriftyConfig, run, ThriftyLearner.load)

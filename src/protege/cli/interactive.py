@@ -269,7 +269,8 @@ def _method_config(args: argparse.Namespace) -> Any:
     mine = {f.name for f in fields(cls)} if cls is not None else set()
     for name in given:
         if name not in mine:
-            owners = " and ".join(m for m, _ in _method_fields()[name])
+            names = [m for m, _ in _method_fields()[name]]
+            owners = " and ".join([", ".join(names[:-1]), names[-1]] if names[:-1] else names)
             raise ConfigError(
                 f"{_flags({name: 0})[0]} is a setting of --method {owners}, "
                 f"not of --method {args.method}"
@@ -316,7 +317,25 @@ def _dagger_report(
     }
     if result.stopped:
         facts["stopped"] = "before the last round: add --resume to continue"
+    facts.update(_fleet_facts(result))
     output.facts("Result", facts)
+
+
+def _fleet_facts(result: DAggerResult) -> dict[str, Any]:
+    """Fleet mode: what the supervisors' time bought over the interactive rounds."""
+    rows = [r for r in result.rows if "fleet_visits" in r.extras]
+    if not rows:
+        return {}
+    total = {k: sum(r.extras.get(k, 0.0) for r in rows) for k in rows[0].extras}
+    seconds = rows[-1].attention_seconds
+    idle = total["fleet_idle_steps"] / max(total["fleet_robot_steps"], 1.0)
+    rohe = total["fleet_successes"] / (seconds / 60.0) if seconds else float("inf")
+    return {
+        "supervisor time": f"{seconds:.1f} s ({total['fleet_visits']:.0f} visits, "
+        f"{total['resets']:.0f} resets)",
+        "robot idle time": f"{idle:.1%} of the robots' time",
+        "return on human effort": f"{rohe:.2f} successes per supervisor-minute",
+    }
 
 
 def _teleop_flags(p: argparse.ArgumentParser) -> None:
