@@ -202,7 +202,7 @@ def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> 
         g = torch.Generator().manual_seed(0)
         raw = policy.head.sample(feats, g)
         logp = policy.head.log_prob(feats, raw)[:, 0]
-        mb = {"obs_n": policy.normalize_obs(obs), "feats": feats, "raw": raw}
+        mb = {"obs": obs, "obs_n": policy.normalize_obs(obs), "feats": feats, "raw": raw}
         at = anchor.loss(policy, {**mb, "logp": logp, "logp_old": logp.detach()}, 0)
         assert abs(at.item()) < 1e-6
         with torch.no_grad():
@@ -212,6 +212,21 @@ def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> 
         logp = policy.head.log_prob(feats, raw)[:, 0]
         away = anchor.loss(policy, {**mb, "feats": feats, "logp": logp, "logp_old": logp}, 0)
         assert away.item() > 1e-3
+
+
+def test_kl_anchor_is_still_zero_after_the_learner_renormalizes_the_policy(demos: Path) -> None:
+    """The learner re-expresses the policy's observation normalization at its first update;
+    the frozen anchor keeps its own, so it must normalize the raw observations itself."""
+    from protege.algos.ppo import renormalize_obs
+
+    policy = bc_policy(demos, 50)
+    anchor = KLAnchor(Policy.load(policy.save(demos.parent / "anchor-renorm")), 1.0)
+    obs = torch.from_numpy(np.random.default_rng(1).normal(0, 0.5, (512, 4)).astype(np.float32))
+    assert renormalize_obs(policy, obs.numpy())
+    obs_n = policy.normalize_obs(obs)
+    feats = policy.features(obs_n)
+    mb = {"obs": obs, "obs_n": obs_n, "feats": feats}
+    assert abs(anchor.loss(policy, mb, 0).item()) < 1e-5
 
 
 def test_bc_term_and_decays(demos: Path) -> None:

@@ -64,7 +64,9 @@ class KLAnchor(PolicyTerm):
 
     def loss(self, policy: Policy, mb: dict[str, torch.Tensor], update: int) -> torch.Tensor:
         with torch.no_grad():
-            anchor_feats = self.anchor.features(mb["obs_n"])
+            # the anchor's own normalization: the learner re-expresses the policy's at its
+            # first update, so mb["obs_n"] is in units the anchor's first layer never saw
+            anchor_feats = self.anchor.features(self.anchor.normalize_obs(mb["obs"]))
         if isinstance(policy.head, CategoricalHead):
             assert isinstance(self.anchor.head, CategoricalHead)
             logp = F.log_softmax(policy.head.logits(mb["feats"]), -1)
