@@ -18,7 +18,7 @@ import torch
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.finetune import BCTerm, KLAnchor, finetune
+from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import gae
 from protege.configs.bc import BCConfig
@@ -227,6 +227,39 @@ def test_kl_anchor_is_still_zero_after_the_learner_renormalizes_the_policy(demos
     feats = policy.features(obs_n)
     mb = {"obs": obs, "obs_n": obs_n, "feats": feats}
     assert abs(anchor.loss(policy, mb, 0).item()) < 1e-5
+
+
+def test_temperature_softens_the_start_but_keeps_its_most_likely_action(
+    demos: Path, tmp_path: Path
+) -> None:
+    obs = torch.from_numpy(np.random.default_rng(2).normal(0, 0.5, (256, 4)).astype(np.float32))
+    policy = bc_policy(demos, 100)
+
+    def probs(p: Policy) -> torch.Tensor:
+        return p.head.logits(p.features(p.normalize_obs(obs))).softmax(-1)[:, 0].detach()
+
+    before = probs(policy)
+    soften(policy, 4.0)
+    after = probs(policy)
+    assert torch.equal(before.argmax(-1), after.argmax(-1))
+    assert after.max(-1).values.mean() < before.max(-1).values.mean() - 0.05
+    pend = protege.tasks.make("pendulum")
+    cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="gaussian")
+    g = Policy(cfg, seed=0)
+    x = torch.randn(64, 3)
+    mean0, log_std0 = g.head._params(g.features(x))
+    soften(g, 2.0)
+    mean1, log_std1 = g.head._params(g.features(x))
+    assert torch.allclose(mean0, mean1)
+    assert torch.allclose(log_std1 - log_std0, torch.full_like(log_std0, math.log(2.0)))
+    mog = Policy(PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="mog"), seed=0)
+    with pytest.raises(ConfigError, match="categorical and gaussian"):
+        soften(mog, 2.0)
+    # finetune anchors to the softened start: its saved start policy is the softened one
+    fresh = bc_policy(demos, 100)
+    settings = FinetuneConfig(steps=200, kl=0.1, temperature=4.0, eval_every=10**6, eval_episodes=1)
+    finetune(fresh, CARTPOLE, tmp_path / "ft", settings, TINY, tensorboard=False)
+    assert torch.allclose(probs(Policy.load(tmp_path / "ft" / "start")), after, atol=1e-5)
 
 
 def test_bc_term_and_decays(demos: Path) -> None:
