@@ -42,7 +42,8 @@ from protege.experts.adapters import CallableExpert, ExpertActor
 from protege.rollout.evaluate import evaluate, evaluate_expert
 
 
-def arms(kl: float, kl_decay: float, bc_weight: float) -> dict[str, Arm]:
+def arms(kl: float, kl_decay: float, bc_weight: float, temperature: float = 4.0) -> dict[str, Arm]:
+    soft = f"T={temperature:g}"
     return {
         "scratch": Arm("PPO from scratch", scratch=True),
         "kl": Arm("fine-tune, KL + warm-up", kl=kl, kl_decay=kl_decay, value_warmup=2),
@@ -50,6 +51,16 @@ def arms(kl: float, kl_decay: float, bc_weight: float) -> dict[str, Arm]:
         "kl_nowarm": Arm("fine-tune, KL, no warm-up", kl=kl, kl_decay=kl_decay),
         "nokl_nowarm": Arm("fine-tune, no KL, no warm-up"),
         "bcterm": Arm("pattern 2: BC term, warm-up", bc_weight=bc_weight, value_warmup=2),
+        "kl_soft": Arm(
+            f"fine-tune, KL + warm-up, {soft}",
+            kl=kl,
+            kl_decay=kl_decay,
+            value_warmup=2,
+            temperature=temperature,
+        ),
+        "nokl_soft": Arm(
+            f"fine-tune, no KL, warm-up, {soft}", value_warmup=2, temperature=temperature
+        ),
     }
 
 
@@ -73,6 +84,9 @@ def main() -> None:
     p.add_argument("--kl", type=float, default=0.1)
     p.add_argument("--kl-decay", type=float, default=0.9)
     p.add_argument("--bc-weight", type=float, default=0.1)
+    p.add_argument(
+        "--temperature", type=float, default=4.0, help="of the *_soft arms (FinetuneConfig)"
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--minibatch-size", type=int, default=256)
@@ -95,7 +109,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     task = protege.tasks.make(args.task)
-    all_arms = arms(args.kl, args.kl_decay, args.bc_weight)
+    all_arms = arms(args.kl, args.kl_decay, args.bc_weight, args.temperature)
     chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
     rows: dict[str, list[dict]] = {k: [] for k in chosen}
     beyond: list[dict] = []
@@ -197,7 +211,7 @@ def merge(files: list[Path]) -> None:
     first.seeds = [s for r in runs for s in r["args"]["seeds"]]
     rows = {k: [x for r in runs for x in r["rows"][k]] for k in runs[0]["rows"]}
     beyond = [b for r in runs for b in r["beyond"]]
-    all_arms = arms(first.kl, first.kl_decay, first.bc_weight)
+    all_arms = arms(first.kl, first.kl_decay, first.bc_weight, getattr(first, "temperature", 4.0))
     report(rows, {k: all_arms[k] for k in rows}, beyond, first)
 
 

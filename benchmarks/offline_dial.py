@@ -66,7 +66,13 @@ def export_npz(store: Store, path: Path) -> None:
 
 
 def protege_run(
-    name: str, task: Any, store: Store, steps: int, seed: int, evals: dict[str, Any]
+    name: str,
+    task: Any,
+    store: Store,
+    steps: int,
+    seed: int,
+    evals: dict[str, Any],
+    target_update: float | None = None,
 ) -> dict[str, Any]:
     """One protege method on the store, scored on the evaluation episodes."""
     data = store.transitions()
@@ -74,7 +80,7 @@ def protege_run(
         "bc-all": ("bc", {}),
         "filtered-bc": ("filtered-bc", {"top_fraction": 0.1}),
         "awr": ("awr", {}),
-        "iql": ("iql", {}),
+        "iql": ("iql", {} if target_update is None else {"target_update": target_update}),
         "bc-expert": ("bc", {}),
     }[name]
     if name == "bc-expert":
@@ -161,6 +167,12 @@ def main() -> None:
     p.add_argument("--eval-seed", type=int, default=10_000)
     p.add_argument("--no-d3rlpy", dest="d3rlpy", action="store_false")
     p.add_argument("--methods", nargs="+", default=list(PROTEGE))
+    p.add_argument(
+        "--target-update",
+        type=float,
+        default=None,
+        help="protege IQL's Polyak rate (OfflineConfig.target_update; default: its default)",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/offline_dial"))
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -206,7 +218,7 @@ def main() -> None:
             for side in sides:
                 if side == "protege":
                     for method in a.methods:
-                        r = protege_run(method, task, store, a.steps, seed, evals)
+                        r = protege_run(method, task, store, a.steps, seed, evals, a.target_update)
                         rows.append({"task": task_name, **r})
                         print(f"[{task_name} seed {seed}] protege {method}: {r['mean_return']:.1f} "
                               f"({r['samples_per_s']:,.0f} samples/s)", flush=True)  # fmt: skip

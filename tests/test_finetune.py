@@ -18,7 +18,7 @@ import torch
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.finetune import BCTerm, KLAnchor, finetune
+from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import gae
 from protege.configs.bc import BCConfig
@@ -202,7 +202,7 @@ def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> 
         g = torch.Generator().manual_seed(0)
         raw = policy.head.sample(feats, g)
         logp = policy.head.log_prob(feats, raw)[:, 0]
-        mb = {"obs_n": policy.normalize_obs(obs), "feats": feats, "raw": raw}
+        mb = {"obs": obs, "obs_n": policy.normalize_obs(obs), "feats": feats, "raw": raw}
         at = anchor.loss(policy, {**mb, "logp": logp, "logp_old": logp.detach()}, 0)
         assert abs(at.item()) < 1e-6
         with torch.no_grad():
@@ -212,6 +212,54 @@ def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> 
         logp = policy.head.log_prob(feats, raw)[:, 0]
         away = anchor.loss(policy, {**mb, "feats": feats, "logp": logp, "logp_old": logp}, 0)
         assert away.item() > 1e-3
+
+
+def test_kl_anchor_is_still_zero_after_the_learner_renormalizes_the_policy(demos: Path) -> None:
+    """The learner re-expresses the policy's observation normalization at its first update;
+    the frozen anchor keeps its own, so it must normalize the raw observations itself."""
+    from protege.algos.ppo import renormalize_obs
+
+    policy = bc_policy(demos, 50)
+    anchor = KLAnchor(Policy.load(policy.save(demos.parent / "anchor-renorm")), 1.0)
+    obs = torch.from_numpy(np.random.default_rng(1).normal(0, 0.5, (512, 4)).astype(np.float32))
+    assert renormalize_obs(policy, obs.numpy())
+    obs_n = policy.normalize_obs(obs)
+    feats = policy.features(obs_n)
+    mb = {"obs": obs, "obs_n": obs_n, "feats": feats}
+    assert abs(anchor.loss(policy, mb, 0).item()) < 1e-5
+
+
+def test_temperature_softens_the_start_but_keeps_its_most_likely_action(
+    demos: Path, tmp_path: Path
+) -> None:
+    obs = torch.from_numpy(np.random.default_rng(2).normal(0, 0.5, (256, 4)).astype(np.float32))
+    policy = bc_policy(demos, 100)
+
+    def probs(p: Policy) -> torch.Tensor:
+        return p.head.logits(p.features(p.normalize_obs(obs))).softmax(-1)[:, 0].detach()
+
+    before = probs(policy)
+    soften(policy, 4.0)
+    after = probs(policy)
+    assert torch.equal(before.argmax(-1), after.argmax(-1))
+    assert after.max(-1).values.mean() < before.max(-1).values.mean() - 0.05
+    pend = protege.tasks.make("pendulum")
+    cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="gaussian")
+    g = Policy(cfg, seed=0)
+    x = torch.randn(64, 3)
+    mean0, log_std0 = g.head._params(g.features(x))
+    soften(g, 2.0)
+    mean1, log_std1 = g.head._params(g.features(x))
+    assert torch.allclose(mean0, mean1)
+    assert torch.allclose(log_std1 - log_std0, torch.full_like(log_std0, math.log(2.0)))
+    mog = Policy(PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="mog"), seed=0)
+    with pytest.raises(ConfigError, match="categorical and gaussian"):
+        soften(mog, 2.0)
+    # finetune anchors to the softened start: its saved start policy is the softened one
+    fresh = bc_policy(demos, 100)
+    settings = FinetuneConfig(steps=200, kl=0.1, temperature=4.0, eval_every=10**6, eval_episodes=1)
+    finetune(fresh, CARTPOLE, tmp_path / "ft", settings, TINY, tensorboard=False)
+    assert torch.allclose(probs(Policy.load(tmp_path / "ft" / "start")), after, atol=1e-5)
 
 
 def test_bc_term_and_decays(demos: Path) -> None:

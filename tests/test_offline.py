@@ -238,6 +238,26 @@ def test_weighted_bc_imitates_only_the_steps_it_weights(tmp_path: Path) -> None:
         protege.bc.fit(policy, data, config, weights=-np.ones(len(data), np.float32))
 
 
+def test_weighted_bc_draws_its_batches_in_proportion_to_the_weights(pendulum_mix: Path) -> None:
+    """Rows are drawn ∝ weight and count once: a batch is not spent on rows of weight ≈ 0
+    (uniform rows with weighted losses left the 30% expert steps a third of every batch)."""
+    from protege.algos.bc import _Samples
+
+    data = Store.open(pendulum_mix).transitions()
+    expert = _by_source(pendulum_mix) == 0
+    weights = np.where(expert, 1.0, 1e-3).astype(np.float32)
+    policy = Policy(PolicyConfig.for_spaces(*protege.tasks.make("pendulum").spaces), seed=0)
+    episodes = np.arange(len(data.episode_lengths))
+    samples = _Samples(policy, data, episodes, weights, sample_by_weight=True)
+    rows = samples.draw(20_000, torch.Generator().manual_seed(0))
+    share = expert[rows.numpy()].mean()
+    assert share == pytest.approx(expert.sum() / (expert.sum() + 1e-3 * (~expert).sum()), abs=0.01)
+    assert samples.batch(rows[:8])[2] is None  # drawn ∝ weight: the losses are not weighted
+    assert samples.draw(8, torch.Generator().manual_seed(0)).dtype == torch.int64
+    with pytest.raises(DataError, match="some > 0"):
+        protege.bc.fit(policy, data, BCConfig(steps=1), weights=np.zeros(len(data), np.float32))
+
+
 @pytest.mark.slow
 def test_awr_and_iql_beat_bc_on_all_of_a_mixed_pendulum_store(
     pendulum_mix: Path, tmp_path: Path

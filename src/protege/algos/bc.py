@@ -108,6 +108,7 @@ class _Samples:
         data: Transitions,
         episodes: np.ndarray,
         weights: np.ndarray | None = None,
+        sample_by_weight: bool = False,
     ):
         keep = np.isin(np.arange(len(data.episode_lengths)), episodes)
         sub = data.select_episodes(keep)
@@ -159,6 +160,9 @@ class _Samples:
             self.actions = self.actions[self.index][:, None]
             if self.weights is not None:
                 self.weights = self.weights[self.index]
+        w = self.weights if self.compact or self.weights is None else self.weights[self.index]
+        self.cdf = torch.cumsum(w.double(), 0) if sample_by_weight and w is not None else None
+        self.weights = None if self.cdf is not None else self.weights  # drawn ∝ w: unweighted
 
     def __len__(self) -> int:
         return len(self.index)
@@ -188,6 +192,13 @@ class _Samples:
         """Rows of compressed frames, decompressed on the host, on the device."""
         host = torch.from_numpy(frames.take(rows.cpu().numpy()))
         return pinned(host, self.device).to(self.device, non_blocking=True)
+
+    def draw(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+        """Rows of a batch: uniform, or ∝ weight (no batch spent on rows of weight ≈ 0)."""
+        if self.cdf is None:
+            return torch.randint(len(self), (batch_size,), generator=gen)
+        u = torch.rand(batch_size, generator=gen, dtype=torch.float64) * self.cdf[-1]
+        return torch.searchsorted(self.cdf, u, right=True).clamp_(max=len(self) - 1)
 
     def batch(self, rows: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
         """(obs_B, actions_BHA, pad_mask_BH or None when every target step is valid); ``rows``
@@ -240,7 +251,7 @@ class _Prefetcher:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                rows = torch.randint(len(self._samples), (self._batch_size,), generator=self._gen)
+                rows = self._samples.draw(self._batch_size, self._gen)
                 if self._world is not None:
                     rows = self._world.shard(rows)
                 item: Batch | BaseException = self._samples.batch(rows)
@@ -289,9 +300,9 @@ def fit(
     ``world``: this process's place among torchrun's processes (inside their process group;
     :mod:`protege.algos.distributed`), None for one process.
 
-    ``weights`` (N,), one finite number ≥ 0 per step of ``data``, makes it weighted BC: each
-    batch's loss is ``Σ w·loss / Σ w`` over its rows (the advantage-weighted methods of
-    :mod:`protege.algos.offline` extract their policies so).
+    ``weights`` (N,), one finite number ≥ 0 per step of ``data``, makes it weighted BC: the
+    objective ``Σ w·loss / Σ w``, training batches drawn ∝ ``w`` (validation: losses weighted),
+    as the advantage-weighted methods of :mod:`protege.algos.offline` extract their policies.
 
     Example:
         >>> policy = Policy(PolicyConfig.for_spaces(env.observation_space, env.action_space))
@@ -306,8 +317,9 @@ def fit(
         raise DataError("no labeled steps to train on")
     if weights is not None:
         weights = np.asarray(weights, np.float32)
-        if weights.shape != (len(data),) or not np.isfinite(weights).all() or (weights < 0).any():
-            raise DataError(f"weights must be {len(data)} finite numbers ≥ 0 (one per step)")
+        bad = weights.shape != (len(data),) or not np.isfinite(weights).all() or (weights < 0).any()
+        if bad or not weights[np.asarray(data.labeled, bool)].any():
+            raise DataError(f"weights: {len(data)} finite numbers ≥ 0 (one per step), some > 0")
     device = resolve_device(config.device)
     policy.to(device)
     rng = np.random.default_rng(config.seed)
@@ -318,7 +330,7 @@ def fit(
     if config.fit_normalization:
         lab = data.select_episodes(np.isin(np.arange(len(data.episode_lengths)), train_eps))
         policy.set_normalization(obs_take(lab.obs, lab.labeled), lab.actions[lab.labeled])
-    train = _Samples(policy, data, train_eps, weights)
+    train = _Samples(policy, data, train_eps, weights, sample_by_weight=True)
     val = _Samples(policy, data, val_eps, weights) if len(val_eps) else None
     if len(train) == 0:
         raise DataError("the training split has no labeled steps")
@@ -351,7 +363,7 @@ def fit(
         for step in bar:
             t0 = time.perf_counter()
             if prefetch is None:
-                rows = torch.randint(len(train), (config.batch_size,), generator=gen)
+                rows = train.draw(config.batch_size, gen)
                 if world is not None:
                     rows = world.shard(rows)
                 obs, acts, mask = train.batch(rows)

@@ -221,9 +221,9 @@ def iql_advantages(
         ):
             rows = torch.randint(len(obs), (B,), generator=gen)
             s, a = obs[rows], acts[rows]
-            v_both = value(torch.cat([s, next_obs[rows]]))[:, 0]
-            v, v_next = v_both[:B], v_both[B:].detach()
-            with torch.no_grad():
+            v = value(s)[:, 0]
+            with torch.no_grad():  # V(s') only as a target: no backward pass through it
+                v_next = value(next_obs[rows])[:, 0]
                 q_target = torch.minimum(q_values(target1, s, a), q_values(target2, s, a))
                 td_target = reward[rows] + not_done[rows] * v_next
             diff = q_target - v
@@ -236,10 +236,11 @@ def iql_advantages(
             loss.backward()
             opt.step()
             target_flat.lerp_(q_flat, config.target_update)
-            running.append(loss.item())
+            running.append(loss.detach())
             if step % 1000 == 0 or step == config.critic_steps:
-                _check_finite(running[-1], step, "the IQL critics")
-                result.history.append({"step": step, "critic_loss": float(np.mean(running))})
+                losses = torch.stack(running)  # one read per 1000 steps, not one per step
+                _check_finite(float(losses[-1]), step, "the IQL critics")
+                result.history.append({"step": step, "critic_loss": float(losses.mean())})
                 running = []
     finally:
         opt.release()

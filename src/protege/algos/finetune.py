@@ -3,6 +3,10 @@
 :func:`finetune` runs the PPO learner (:mod:`protege.algos.ppo`) from a protege policy (BC,
 DAgger, any head with a log-probability) on the task's reward:
 
+- **Temperature.** ``temperature`` > 1 softens the starting policy (:func:`soften`) without
+  changing its most likely action. BC on few demonstrations is sure of itself everywhere,
+  also where it is wrong; PPO learns only from actions it samples, so an action with
+  probability 10⁻³ is practically never corrected (``benchmarks/finetune.py`` measures it).
 - **Value warm-up.** For the first ``value_warmup`` updates only the critic learns, on the
   starting policy's own rollouts; without it the first policy updates follow the advantages of
   a critic that knows nothing and undo what imitation learned (``benchmarks/finetune.py``
@@ -23,6 +27,7 @@ killed with ``kill -9`` resumes from it with ``resume=True`` and reaches the sam
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +48,7 @@ from protege.data.store import Store
 from protege.data.transitions import Transitions
 from protege.errors import CheckpointError, ConfigError, DataError
 from protege.policies.heads.categorical import CategoricalHead
+from protege.policies.heads.gaussian import GaussianHead
 from protege.policies.policy import Policy
 from protege.rollout.evaluate import evaluate
 from protege.tasks.base import Task
@@ -64,7 +70,9 @@ class KLAnchor(PolicyTerm):
 
     def loss(self, policy: Policy, mb: dict[str, torch.Tensor], update: int) -> torch.Tensor:
         with torch.no_grad():
-            anchor_feats = self.anchor.features(mb["obs_n"])
+            # the anchor's own normalization: the learner re-expresses the policy's at its
+            # first update, so mb["obs_n"] is in units the anchor's first layer never saw
+            anchor_feats = self.anchor.features(self.anchor.normalize_obs(mb["obs"]))
         if isinstance(policy.head, CategoricalHead):
             assert isinstance(self.anchor.head, CategoricalHead)
             logp = F.log_softmax(policy.head.logits(mb["feats"]), -1)
@@ -75,6 +83,28 @@ class KLAnchor(PolicyTerm):
         log_r = logq - mb["logp"]
         w = (mb["logp"] - mb["logp_old"]).exp()
         return (w * (log_r.exp() - 1 - log_r)).mean()
+
+
+@torch.no_grad()
+def soften(policy: Policy, temperature: float, where: str = "the policy") -> None:
+    """Raise ``policy``'s sampling temperature in place, its most likely action unchanged:
+    a categorical head's logits divided by ``temperature``, a Gaussian head's standard
+    deviation multiplied by it (its log-std output shifted by ``log temperature``)."""
+    if temperature == 1.0:
+        return
+    head = policy.head
+    if isinstance(head, CategoricalHead):
+        head.linear.weight.div_(temperature)
+        head.linear.bias.div_(temperature)
+    elif isinstance(head, GaussianHead):
+        h, a = head.chunk_size, head.act_dim
+        rows = torch.arange(h * 2 * a).view(h, 2, a)[:, 1].reshape(-1)
+        head.linear.bias[rows] += math.log(temperature)
+    else:
+        raise ConfigError(
+            f"{where}: --temperature softens categorical and gaussian heads, not "
+            f"{policy.config.head!r}; fine-tune it with --temperature 1"
+        )
 
 
 class BCTerm(PolicyTerm):
@@ -179,6 +209,7 @@ def finetune(
         anchor = Policy.load(out / "start")
         policy.load_state_dict(anchor.state_dict())
     else:
+        soften(policy, cfg.temperature, "the policy to fine-tune")
         anchor = Policy.load(policy.save(out / "start", extra=extra))
     terms: list[PolicyTerm] = []
     if cfg.kl > 0:

@@ -162,8 +162,11 @@ class PolicyTerm:
         return 0.0
 
     def loss(self, policy: Policy, mb: dict[str, torch.Tensor], update: int) -> torch.Tensor:
-        """The term on one PPO minibatch ``mb`` (``obs_n``: normalized observations,
-        ``raw``: head-space actions, ``logp_old``: their log-probabilities when sampled)."""
+        """The term on one PPO minibatch ``mb`` (``obs``: observations, ``obs_n``: them
+        normalized by the policy, ``raw``: head-space actions, ``logp_old``: their
+        log-probabilities when sampled). A frozen policy normalizes ``obs`` itself: the
+        learner re-expresses the policy's normalization at its first update
+        (``PPOConfig.renormalize_obs``), so ``obs_n`` is in the policy's units only."""
         raise NotImplementedError
 
 
@@ -267,7 +270,8 @@ class PPO:
         )
         if self.value_scale == 0.0:
             self.value_scale = float(max(np.std(targets), 1e-3))
-        obs_n = policy.normalize_obs(torch.from_numpy(batch.obs)).detach()
+        obs_t = torch.from_numpy(batch.obs)
+        obs_n = policy.normalize_obs(obs_t).detach()
         adv_t = torch.as_tensor(adv, dtype=torch.float32)
         adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8) if len(adv_t) > 1 else adv_t * 0
         target_t = torch.as_tensor(targets / self.value_scale, dtype=torch.float32)
@@ -279,6 +283,7 @@ class PPO:
             for start in range(0, len(batch), cfg.minibatch_size):
                 idx = order[start : start + cfg.minibatch_size]
                 mb = {
+                    "obs": obs_t[idx],
                     "obs_n": obs_n[idx],
                     "raw": batch.raw_actions[idx],
                     "logp_old": batch.logp[idx],

@@ -19,10 +19,13 @@ from protege.errors import ConfigError
 
 ALGOS = ("bc", "filtered-bc", "awr", "iql")
 """The positions of the dial, from full trust in the data to least."""
-DEFAULT_BETA = {"awr": 1.0, "iql": 1.0 / 3.0}
+DEFAULT_BETA = {"awr": 1.0 / 3.0, "iql": 1.0 / 3.0}
 """β (temperature of ``exp(A/β)``, the advantage in units of its standard deviation) when
-``OfflineConfig.beta`` is None: AWR's 1.0 (Peng et al. 2019); IQL's 1/3, Kostrikov et al.'s
-inverse temperature 3 for locomotion."""
+``OfflineConfig.beta`` is None: 1/3 for both (IQL: Kostrikov et al.'s inverse temperature 3
+for locomotion). Peng et al.'s β = 1 for AWR is in reward units; in units of the advantage's
+spread it is too soft for data that is mostly poor: on the dial's Pendulum store (10% expert
+episodes) it gave the expert's steps 48% of the total weight, 1/3 gives them 91%
+(BENCHMARKS.md, the offline dial)."""
 DEFAULT_MAX_WEIGHT = {"awr": 20.0, "iql": 100.0}
 """The clip on ``exp(A/β)`` when ``OfflineConfig.max_weight`` is None: 20 (Peng et al.),
 100 (Kostrikov et al.)."""
@@ -43,7 +46,7 @@ class OfflineConfig:
     """filtered-bc: keep the episodes whose return is at least this."""
     beta: float | None = None
     """awr, iql: temperature β of the weights exp(A/β), A in units of its standard deviation
-    over the data (default: 1.0 for awr, 1/3 for iql)."""
+    over the data (default 1/3)."""
     max_weight: float | None = None
     """awr, iql: clip the weights at this (default: 20 for awr, 100 for iql)."""
     discount: float = 0.99

@@ -82,6 +82,12 @@ class FinetuneConfig:
     """The KL coefficient is multiplied by this after every update (1: constant)."""
     value_warmup: int = 2
     """Updates in which only the critic learns, on the starting policy's rollouts."""
+    temperature: float = 1.0
+    """Soften the starting policy before fine-tuning (the KL anchor is the softened policy):
+    a categorical head's logits are divided by it, a Gaussian head's standard deviation
+    multiplied by it. Its most likely action does not change (deterministic evaluation
+    starts where BC is), but actions BC is sure are wrong get sampled, so PPO can learn
+    that they are not (1: unchanged; categorical and gaussian heads)."""
     bc_weight: float = 0.0
     """Weight of the BC loss on --bc-data's demonstrations (pattern 2; 0: off)."""
     bc_decay: float = 0.95
@@ -101,6 +107,7 @@ class FinetuneConfig:
         check_float(own, "kl", self.kl, 0.0)
         check_float(own, "kl_decay", self.kl_decay, 0.0, 1.0)
         check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
+        check_float(own, "temperature", self.temperature, 0.0, 100.0, lo_open=True)
         check_float(own, "bc_weight", self.bc_weight, 0.0)
         check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)
         check_int(own, "bc_batch_size", self.bc_batch_size, 1, 2**20)

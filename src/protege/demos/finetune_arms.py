@@ -81,6 +81,7 @@ class Arm:
     kl: float = 0.0
     kl_decay: float = 1.0
     value_warmup: int = 0
+    temperature: float = 1.0
     bc_weight: float = 0.0
     bc_decay: float = 0.95
     scratch: bool = False
@@ -110,6 +111,7 @@ def run_arm(
         kl=arm.kl,
         kl_decay=arm.kl_decay,
         value_warmup=arm.value_warmup,
+        temperature=arm.temperature,
         bc_weight=arm.bc_weight,
         bc_decay=arm.bc_decay,
         eval_every=eval_every,
