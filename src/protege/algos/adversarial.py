@@ -190,10 +190,18 @@ class AdversarialReward(RewardSource):
                 alpha = torch.rand(cfg.disc_batch_size, 1, generator=g)
                 xi = {k: (alpha * xe[k] + (1 - alpha) * xp[k]).requires_grad_() for k in xe}
                 done_i = torch.where(alpha[:, 0] > 0.5, e["done"], p["done"])
-                lpi = None if lpe is None or lpp is None else alpha[:, 0] * lpe + (1 - alpha[:, 0]) * lpp
+                lpi = (
+                    None
+                    if lpe is None or lpp is None
+                    else alpha[:, 0] * lpe + (1 - alpha[:, 0]) * lpp
+                )
                 li = net.logit(xi, done_i, lpi)
-                grads = torch.autograd.grad(li.sum(), list(xi.values()), create_graph=True, allow_unused=True)
-                gp = sum((gr.pow(2).sum(-1) for gr in grads if gr is not None), torch.zeros(1)).mean()
+                grads = torch.autograd.grad(
+                    li.sum(), list(xi.values()), create_graph=True, allow_unused=True
+                )
+                gp = sum(
+                    (gr.pow(2).sum(-1) for gr in grads if gr is not None), torch.zeros(1)
+                ).mean()
                 loss = loss + cfg.grad_penalty * gp
             self.opt.zero_grad()
             loss.backward()
@@ -368,6 +376,7 @@ def train(
         extra={"task": task.name, "data": data_name},
         settings={"method": method, "adversarial": settings, "demo_steps": len(expert)},
         name=method,
+        store_episodes=cfg.store_episodes,
     )
     save_reward(out / "reward", net, net.spec())
     result = AdversarialResult(

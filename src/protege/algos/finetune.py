@@ -152,6 +152,7 @@ def finetune(
     extra: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
     name: str = "finetune",
+    store_episodes: bool = True,
 ) -> FinetuneResult:
     """Fine-tune ``policy`` (in place) on ``task`` with PPO; write the run to ``out``.
 
@@ -164,6 +165,7 @@ def finetune(
         settings: more settings a resumed run must match (a reward source's: GAIL's), recorded
             with the run's own in ``{name}.json``.
         name: the run's name (its JSON record ``{name}.json`` and progress bar).
+        store_episodes: append every RL episode to ``out/store`` (durably: one fsync each).
     """
     cfg, ppo_cfg = config or FinetuneConfig(), ppo or PPOConfig()
     out = Path(out)
@@ -206,8 +208,13 @@ def finetune(
             )
         )
     obs_space, act_space = task.spaces
-    store = Store.create(out / "store", obs_space, act_space, task=task.name, exist_ok=resume)
-    learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=[RLEpisodes(store)])
+    store = (
+        Store.create(out / "store", obs_space, act_space, task=task.name, exist_ok=resume)
+        if store_episodes
+        else None
+    )
+    observers = [RLEpisodes(store)] if store is not None else []
+    learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers)
     result = FinetuneResult(seed=ppo_cfg.seed)
     if state is not None:
         tensors = load_file(str(ckpt / state["weights"]))
@@ -261,7 +268,8 @@ def finetune(
             run_eval()
     finally:
         learner.close()
-        store.close()
+        if store is not None:
+            store.close()
         if writer is not None:
             writer.close()
         if bar is not None:

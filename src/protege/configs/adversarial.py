@@ -57,6 +57,9 @@ class AdversarialConfig:
     of a step's reward, and so what ending an episode early is worth, stays)."""
     policy_hidden_sizes: tuple[int, ...] = (64, 64)
     """The policy's hidden layers (it starts untrained)."""
+    store_episodes: bool = False
+    """Also append every RL episode to ``OUT/store`` (durably, one fsync per episode: on short
+    episodes that costs more wall time than the learning)."""
     eval_every: int = 10_000
     """Evaluate on rollouts (deterministic actions, true reward) every this many env steps."""
     eval_episodes: int = 10

@@ -84,14 +84,19 @@ def load_reward(path: str | os.PathLike[str]) -> nn.Module:
         raise CheckpointError(f"{file}: not a protege learned reward (format {FORMAT!r})")
     kind = record.get("kind")
     if kind not in REWARD_KINDS:
-        raise CheckpointError(f"{file}: unknown reward kind {kind!r}; known: {sorted(REWARD_KINDS)}")
+        raise CheckpointError(
+            f"{file}: unknown reward kind {kind!r}; known: {sorted(REWARD_KINDS)}"
+        )
     build = REWARD_KINDS[kind]
     if isinstance(build, str):
         module, _, name = build.partition(":")
         build = getattr(importlib.import_module(module), name)
     assert callable(build)
+    config = record.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{file}: field 'config' must be an object")
     try:
-        model = build(record.get("config"))
+        model = build(config)
     except ConfigError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
     weights = path / WEIGHTS
@@ -106,9 +111,7 @@ def load_reward(path: str | os.PathLike[str]) -> nn.Module:
 
 
 @torch.no_grad()
-def reward_of(
-    model: nn.Module, obs: Any, action: Any, next_obs: Any, done: Any
-) -> np.ndarray:
+def reward_of(model: nn.Module, obs: Any, action: Any, next_obs: Any, done: Any) -> np.ndarray:
     """``model``'s rewards of a numpy batch of steps, as float64 ``(B,)``."""
 
     def t(x: Any) -> torch.Tensor:

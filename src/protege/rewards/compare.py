@@ -107,7 +107,11 @@ def plot_reward_vs_true(
         c = PALETTE[i % len(PALETTE)]
         ax_t.plot(steps, z(t.true, true_all), color=c, lw=1.2, label="true" if i == 0 else None)
         ax_t.plot(
-            steps, z(t.learned, learned_all), color=c, lw=1.0, ls="--",
+            steps,
+            z(t.learned, learned_all),
+            color=c,
+            lw=1.0,
+            ls="--",
             label="learned" if i == 0 else None,
         )
         start += len(t.true) + 5

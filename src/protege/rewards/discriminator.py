@@ -49,6 +49,11 @@ class DiscriminatorNet(nn.Module):
             ``obs_mean``/``obs_std`` (lists), ``act_low``/``act_high`` (lists, continuous).
     """
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    act_offset: torch.Tensor
+    act_scale: torch.Tensor
+
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
         self._spec = check_spec(spec)
@@ -70,7 +75,9 @@ class DiscriminatorNet(nn.Module):
         else:
             width = obs_dim if self.state_only else obs_dim + act_dim
         self.g = _mlp(width, s["hidden_sizes"], s["spectral_norm"])
-        self.h = _mlp(obs_dim, s["hidden_sizes"], s["spectral_norm"]) if self.kind == "airl" else None
+        self.h = (
+            _mlp(obs_dim, s["hidden_sizes"], s["spectral_norm"]) if self.kind == "airl" else None
+        )
 
     def spec(self) -> dict[str, Any]:
         """The JSON-able settings that rebuild this network (its artefact's config)."""
