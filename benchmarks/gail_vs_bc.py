@@ -10,7 +10,7 @@ step only to measure the disagreement (:func:`protege.rollout.evaluate`), whose 
 the time step is the figure (:func:`protege.report.plots.plot_disagreement`, curves pooled
 over the seeds).
 
-    .venv/bin/python benchmarks/gail_vs_bc.py --seeds 0 1 2 --out benchmarks/results/gail_vs_bc
+    .venv/bin/python benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 --out benchmarks/results/gail_vs_bc
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def pooled(evs: list[Evaluation]) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demos", type=int, default=2)
-    ap.add_argument("--cut", type=int, default=50)
+    ap.add_argument("--demos", type=int, default=1)
+    ap.add_argument("--cut", type=int, default=40)
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--bc-steps", type=int, default=2000)
     ap.add_argument("--episodes", type=int, default=20)
