@@ -14,11 +14,13 @@ deterministic policy every ``--eval-every`` env steps on the same seeded episode
 Each (task, method, seed) runs both sides back to back, the order alternating between runs,
 so that load on the (shared) machine hits both alike. Reported: return against env steps,
 and the env steps and training wall time (evaluation excluded) at which the learner first
-reaches 90% of the expert (the first evaluation after step 0 at that level), measured as ``random + 0.9 · (expert − random)`` of the mean
-returns on the evaluation episodes (so that Pendulum's negative returns work too).
+reaches 90% of the expert (the first evaluation after step 0 at that level), measured as
+``random + 0.9 · (expert − random)`` of the mean returns on the evaluation episodes (so that
+Pendulum's negative returns work too).
 
-    .venv/bin/python benchmarks/adversarial_vs_imitation.py --tasks cartpole pendulum \
-        --seeds 0 1 2 --steps cartpole=60000 pendulum=100000 --out benchmarks/results/adv
+    .venv/bin/python benchmarks/adversarial_vs_imitation.py --tasks cartpole --seeds 0 1 2 \\
+        --steps cartpole=36000 --eval-every 4096 --out benchmarks/results/adv/cartpole
+    .venv/bin/python benchmarks/adversarial_vs_imitation.py --report benchmarks/results/adv/*/results.json
 """
 
 from __future__ import annotations
@@ -248,8 +250,34 @@ def summarize(results: dict) -> list[dict]:
     return rows
 
 
+def fmt(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def report(paths: list[str]) -> None:
+    """A markdown table of the runs recorded in ``paths`` (results.json files; runs still in
+    progress when a file was last written are not in it)."""
+    print(
+        "| task | method | seeds | side | reached 90% | env steps to 90% (median) "
+        "| train s to 90% (median) | final return (mean) | train s, whole budget (median) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        results = json.loads(Path(path).read_text())
+        for row in summarize(results):
+            for side in ("protege", "imitation"):
+                r = row[side]
+                print(
+                    f"| {row['task']} | {row['method'].upper()} | {row['seeds']} | {side} "
+                    f"| {r['reached']}/{len(row['seeds'])} | {fmt(r['median_steps_to_90'])} "
+                    f"| {fmt(r['median_wall_to_90'], 1)} | {fmt(r['final_return'], 1)} "
+                    f"| {fmt(r['train_seconds'], 1)} |"
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", nargs="+", metavar="RESULTS_JSON", help="only print the table")
     ap.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum", "lunarlander"])
     ap.add_argument("--methods", nargs="+", default=["gail", "airl"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -266,6 +294,9 @@ def main() -> None:
     ap.add_argument("--venv-dir", default=str(VENV_DIR))
     ap.add_argument("--out", default="benchmarks/results/adversarial_vs_imitation")
     args = ap.parse_args()
+    if args.report:
+        report(args.report)
+        return
     torch.set_num_threads(1)
     budgets = {k: int(v) for k, v in (s.split("=") for s in args.steps)}
     out = Path(args.out)

@@ -10,7 +10,8 @@ step only to measure the disagreement (:func:`protege.rollout.evaluate`), whose 
 the time step is the figure (:func:`protege.report.plots.plot_disagreement`, curves pooled
 over the seeds).
 
-    .venv/bin/python benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 --out benchmarks/results/gail_vs_bc
+    .venv/bin/python benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 \\
+        --out benchmarks/results/gail_vs_bc
 """
 
 from __future__ import annotations
