@@ -20,7 +20,8 @@ Pendulum's negative returns work too).
 
     .venv/bin/python benchmarks/adversarial_vs_imitation.py --tasks cartpole --seeds 0 1 2 \\
         --steps cartpole=36000 --eval-every 4096 --out benchmarks/results/adv/cartpole
-    .venv/bin/python benchmarks/adversarial_vs_imitation.py --report benchmarks/results/adv/*/results.json
+    .venv/bin/python benchmarks/adversarial_vs_imitation.py \\
+        --report benchmarks/results/adv/*/results.json
 """
 
 from __future__ import annotations
