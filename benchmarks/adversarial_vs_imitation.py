@@ -194,6 +194,7 @@ def plot(results: dict, path: Path) -> None:
         ref = results["tasks"][t]
         for j, m in enumerate(methods):
             ax = axes[i][j]
+            labelled: set[str] = set()
             for run in results["runs"]:
                 if run["task"] != t or run["method"] != m:
                     continue
@@ -205,8 +206,9 @@ def plot(results: dict, path: Path) -> None:
                         color=colors[side],
                         alpha=0.6,
                         lw=1.2,
-                        label=side if run["seed"] == results["seeds"][0] else None,
+                        label=None if side in labelled else f"{side} (one line per seed)",
                     )
+                    labelled.add(side)
             ax.axhline(ref["expert_return"], color="#444444", ls="--", lw=1, label="expert")
             ax.axhline(ref["threshold"], color="#888888", ls=":", lw=1, label="90% level")
             ax.set_title(f"{m.upper()} on {t}")
@@ -255,16 +257,26 @@ def fmt(x: float | None, digits: int = 0) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
-def report(paths: list[str]) -> None:
+def report(paths: list[str], figure: Path | None = None) -> None:
     """A markdown table of the runs recorded in ``paths`` (results.json files; runs still in
-    progress when a file was last written are not in it)."""
+    progress when a file was last written are not in it), and with ``figure`` their return
+    against env steps in one PNG."""
+    merged: dict[str, Any] = {"tasks": {}, "runs": [], "seeds": [], "methods": []}
+    for path in paths:
+        results = json.loads(Path(path).read_text())
+        merged["tasks"].update(results["tasks"])
+        merged["runs"] += results["runs"]
+        merged["seeds"] += [s for s in results["seeds"] if s not in merged["seeds"]]
+        merged["methods"] += [m for m in results["methods"] if m not in merged["methods"]]
+    merged["seeds"] = sorted({r["seed"] for r in merged["runs"]})
+    if figure is not None:
+        plot(merged, figure)
     print(
         "| task | method | seeds | side | reached 90% | env steps to 90% (median) "
         "| train s to 90% (median) | final return (mean) | train s, whole budget (median) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for path in paths:
-        results = json.loads(Path(path).read_text())
+    for results in [merged]:
         for row in summarize(results):
             for side in ("protege", "imitation"):
                 r = row[side]
@@ -296,7 +308,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/adversarial_vs_imitation")
     args = ap.parse_args()
     if args.report:
-        report(args.report)
+        report(args.report, Path(args.out) / "return_vs_steps.png")
         return
     torch.set_num_threads(1)
     budgets = {k: int(v) for k, v in (s.split("=") for s in args.steps)}
