@@ -308,6 +308,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/adversarial_vs_imitation")
     args = ap.parse_args()
     if args.report:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
         report(args.report, Path(args.out) / "return_vs_steps.png")
         return
     torch.set_num_threads(1)
