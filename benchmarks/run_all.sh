@@ -34,6 +34,9 @@ declare -A CMD=(
   [dagger_dev_sweep]="$PY benchmarks/dagger_dev_sweep.py"
   [dagger_lunar]="$PY benchmarks/dagger_lunar.py --seeds 0 1 2 3 4 --out $OUT/dagger_lunar"
   [demo_carracing]=".venv/bin/protege demo carracing --out $OUT/demo_carracing --no-progress"
+  [adversarial_vs_imitation_cartpole]="$PY benchmarks/adversarial_vs_imitation.py --tasks cartpole --seeds 0 1 2 --steps cartpole=36000 --eval-every 4096 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/cartpole"
+  [adversarial_vs_imitation_pendulum]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --seeds 0 1 --steps pendulum=50000 --eval-every 10240 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/pendulum"
+  [gail_vs_bc]="$PY benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 --out $OUT/gail_vs_bc"
   [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
   [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
   [offline_dial_lunarlander]="$PY benchmarks/offline_dial.py --tasks lunarlander --steps 2000 --seeds 0 1 2 --eval-episodes 10 --no-d3rlpy --out $OUT/offline_dial_lunarlander"
@@ -51,7 +54,8 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_fuzz 
        dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
        chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune
        offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
-       offline_dial_lunarlander_10k ray_rollouts scaling_model preference_ranking preferences fleet)
+       offline_dial_lunarlander_10k ray_rollouts scaling_model preference_ranking preferences fleet
+       adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum gail_vs_bc)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do

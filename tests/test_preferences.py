@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -21,6 +22,7 @@ from protege.algos.rl_rollout import RolloutBatch
 from protege.configs.preferences import PreferenceConfig, PreferenceRunConfig
 from protege.configs.rl import PPOConfig
 from protege.errors import CheckpointError, ConfigError, DataError
+from protege.rewards.artefact import LearnedRewardWrapper, load_reward, save_reward
 from protege.rewards.oracle import SyntheticOracle
 from protege.rewards.preference_data import (
     Preference,
@@ -28,13 +30,7 @@ from protege.rewards.preference_data import (
     Segment,
     sample_pairs,
 )
-from protege.rewards.preference_model import (
-    RewardSpec,
-    load_reward_model,
-    new_model,
-    save_reward_model,
-    train,
-)
+from protege.rewards.preference_model import RewardSpec, model_config, new_model, train
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,8 +208,8 @@ def test_answers_survive_a_crash_and_the_resumed_run_asks_nobody_twice(tmp_path:
         h["episode_return"] for h in whole.run.history
     ]  # the same numbers as the run that was never interrupted
     assert resumed.run.evals[-1]["mean_return"] == whole.run.evals[-1]["mean_return"]
-    a = load_reward_model(tmp_path / "whole" / "reward").state_dict()
-    b = load_reward_model(tmp_path / "crashed" / "reward").state_dict()
+    a = load_reward(tmp_path / "whole" / "reward").state_dict()
+    b = load_reward(tmp_path / "crashed" / "reward").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -247,18 +243,25 @@ def test_a_torn_last_line_is_cut_off_and_a_corrupt_line_is_an_error(tmp_path: Pa
 def test_the_reward_model_file_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
     spec = RewardSpec(obs_shape=(3,), act_dim=1)
     model = new_model(spec, (8,), 2, seed=3)
-    save_reward_model(tmp_path / "r", model, {"task": "pendulum"})
-    back = load_reward_model(tmp_path / "r")
+    save_reward(tmp_path / "r", model, model_config(model, task="pendulum"))
+    back = load_reward(tmp_path / "r")
     x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     a = np.ones((5, 1), np.float32)
     done = np.zeros(5, bool)
     assert torch.equal(model(x, a, x, done), back(x, a, x, done))
     assert json.loads((tmp_path / "r" / "config.json").read_text())["kind"] == "preference"
+    env = LearnedRewardWrapper(gym.make("Pendulum-v1"), back)  # pays the learned reward
+    obs, _ = env.reset(seed=0)
+    nxt, reward, *_, info = env.step(np.ones(1, np.float32))
+    expected = back(obs[None], np.ones((1, 1), np.float32), nxt[None], np.zeros(1, bool))
+    assert reward == pytest.approx(float(expected[0]), rel=1e-5) and "true_reward" in info
     with pytest.raises(CheckpointError, match="missing"):
-        load_reward_model(tmp_path / "nothing")
-    (tmp_path / "r" / "config.json").write_text('{"format": "protege-reward", "kind": "gail"}')
-    with pytest.raises(CheckpointError, match="kind 'gail'"):
-        load_reward_model(tmp_path / "r")
+        load_reward(tmp_path / "nothing")
+    (tmp_path / "r" / "config.json").write_text(
+        '{"format": "protege-reward", "kind": "preference", "config": {"members": 2}}'
+    )
+    with pytest.raises(CheckpointError, match="spec, hidden_sizes or members missing"):
+        load_reward(tmp_path / "r")
 
 
 def test_bad_settings_are_config_errors(tmp_path: Path) -> None:

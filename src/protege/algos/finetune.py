@@ -180,6 +180,9 @@ def finetune(
     progress: bool | str = False,
     tensorboard: bool = True,
     extra: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
+    name: str = "finetune",
+    store_episodes: bool = True,
 ) -> FinetuneResult:
     """Fine-tune ``policy`` (in place) on ``task`` with PPO; write the run to ``out``.
 
@@ -189,13 +192,22 @@ def finetune(
         resume: continue the run in ``out`` from its checkpoint (same settings; ``steps`` may
             differ). Without it, ``out`` must not hold a run.
         extra: what the saved policy records beside its config (``task``, ``data``).
+        settings: more settings a resumed run must match (a reward source's: GAIL's), recorded
+            with the run's own in ``{name}.json``.
+        name: the run's name (its JSON record ``{name}.json`` and progress bar).
+        store_episodes: append every RL episode to ``out/store`` (durably: one fsync each).
     """
     cfg, ppo_cfg = config or FinetuneConfig(), ppo or PPOConfig()
     out = Path(out)
     check_trainable(policy, "the policy to fine-tune")
     if cfg.bc_weight > 0 and demos is None:
         raise ConfigError("FinetuneConfig.bc_weight > 0 needs demonstrations (--bc-data STORE)")
-    settings = {"finetune": asdict(cfg), "ppo": asdict(ppo_cfg), "task": task.name}
+    settings = {
+        **(settings or {}),
+        "finetune": asdict(cfg),
+        "ppo": asdict(ppo_cfg),
+        "task": task.name,
+    }
     ckpt = out / "checkpoint"
     state = _read_checkpoint(ckpt) if resume else None
     started = (out / "start" / "config.json").exists()
@@ -227,8 +239,13 @@ def finetune(
             )
         )
     obs_space, act_space = task.spaces
-    store = Store.create(out / "store", obs_space, act_space, task=task.name, exist_ok=resume)
-    learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=[RLEpisodes(store)])
+    store = (
+        Store.create(out / "store", obs_space, act_space, task=task.name, exist_ok=resume)
+        if store_episodes
+        else None
+    )
+    observers = [RLEpisodes(store)] if store is not None else []
+    learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers)
     result = FinetuneResult(seed=ppo_cfg.seed)
     if state is not None:
         tensors = load_file(str(ckpt / state["weights"]))
@@ -238,7 +255,7 @@ def finetune(
         result.resumed_from = learner.updates
     writer = _tensorboard(out / "tb", learner.env_steps) if tensorboard else None
     eval_seed = ppo_cfg.seed + EVAL_SEED_OFFSET
-    bar = _bar(progress, cfg.steps, learner.env_steps)
+    bar = _bar(progress if progress is not True else name, cfg.steps, learner.env_steps)
 
     def run_eval() -> None:
         ev = evaluate(
@@ -282,7 +299,8 @@ def finetune(
             run_eval()
     finally:
         learner.close()
-        store.close()
+        if store is not None:
+            store.close()
         if writer is not None:
             writer.close()
         if bar is not None:
@@ -290,7 +308,7 @@ def finetune(
     result.env_steps, result.updates = learner.env_steps, learner.updates
     policy.save(out, extra=extra)
     record = {**settings, "result": result.to_dict()}
-    write_atomic(out / "finetune.json", json.dumps(record, indent=2))
+    write_atomic(out / f"{name}.json", json.dumps(record, indent=2))
     return result
 
 
@@ -350,14 +368,13 @@ def _check_same(out: Path, recorded: dict[str, Any], now: dict[str, Any]) -> Non
     a["finetune"].pop("steps", None)
     b["finetune"].pop("steps", None)
     if a != b:
-        diff = sorted(
-            f"{part}.{k}"
-            for part in ("finetune", "ppo")
-            for k in set(a[part]) | set(b[part])
-            if a[part].get(k) != b[part].get(k)
-        )
-        if a["task"] != b["task"]:
-            diff.append("task")
+        diff = []
+        for part in sorted(set(a) | set(b)):
+            x, y = a.get(part), b.get(part)
+            if isinstance(x, dict) and isinstance(y, dict):
+                diff += sorted(f"{part}.{k}" for k in set(x) | set(y) if x.get(k) != y.get(k))
+            elif x != y:
+                diff.append(part)
         raise ConfigError(
             f"{out}: the run was started with other settings ({', '.join(diff)}); "
             "resume with the same settings, or start a new run"

@@ -29,9 +29,10 @@ from protege.configs.rl import FinetuneConfig, PPOConfig
 from protege.data.files import write_atomic
 from protege.errors import ConfigError
 from protege.policies.policy import Policy, PolicyConfig
+from protege.rewards.artefact import save_reward
 from protege.rewards.oracle import Labeler, SyntheticOracle
 from protege.rewards.preference_data import PreferenceFile
-from protege.rewards.preference_model import RewardSpec, save_reward_model
+from protege.rewards.preference_model import RewardSpec, model_config
 from protege.rewards.preference_source import PreferenceReward
 from protege.tasks.base import Task
 
@@ -141,7 +142,8 @@ def learn_from_preferences(
         tensorboard=tensorboard,
         extra={"task": task.name, "data": "preferences"},
     )
-    save_reward_model(out / "reward", reward.model, {"task": task.name, "seed": ppo_cfg.seed})
+    config = model_config(reward.model, task=task.name, seed=ppo_cfg.seed)
+    save_reward(out / "reward", reward.model, config)
     answered_by = {h["update"]: h.get("preferences", 0.0) for h in result.history}
     curve = []
     for e in result.evals:

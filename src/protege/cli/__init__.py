@@ -5,6 +5,7 @@ Each command group lives in its own module and registers its commands on import 
 """
 
 from protege.cli import (  # noqa: F401  (importing registers the commands)
+    adversarial,
     data,
     demos,
     experiments,

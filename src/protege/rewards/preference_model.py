@@ -7,9 +7,9 @@ prefers segment A to B with probability ``sigmoid(Σ_A r − Σ_B r)``; :func:`t
 the cross-entropy of that against the answers (1, 0 or ½ for "equal"; skips are not used),
 each member with its own initialization and minibatch order, every draw from the seed given.
 
-:func:`save_reward_model` writes ``config.json`` (``kind: "preference"``, the spaces, the
-sizes) and ``model.safetensors``; :func:`load_reward_model` reads them back, every field
-checked.
+:func:`protege.rewards.artefact.save_reward` writes it as the learned-reward artefact of kind
+``preference`` (``model_config`` gives its config; :func:`build` rebuilds it, every field
+checked) and :func:`protege.rewards.artefact.load_reward` reads it back.
 
 Example:
     >>> model = RewardModel(RewardSpec(obs_shape=(4,), n_actions=2), (64, 64), members=3)
@@ -19,27 +19,19 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from protege.algos.rl_rollout import derived_seed
-from protege.data.files import write_atomic
-from protege.errors import CheckpointError
+from protege.errors import CheckpointError, ConfigError
 from protege.rewards.preference_data import Preference, Segment
-
-KIND = "preference"
-FORMAT = "protege-reward"
 
 
 @dataclass(frozen=True)
@@ -77,6 +69,8 @@ class RewardSpec:
 
 class RewardModel(nn.Module):
     """``members`` MLPs r(obs, action, next_obs, done); the reward is their mean."""
+
+    kind = "preference"
 
     obs_mean: torch.Tensor
     obs_std: torch.Tensor
@@ -213,40 +207,21 @@ def new_model(
 
 
 # ---------------------------------------------------------------------------------- files
-def save_reward_model(
-    path: str | os.PathLike[str], model: RewardModel, extra: dict[str, Any] | None = None
-) -> Path:
-    """Write ``model`` to the directory ``path``: config.json + model.safetensors."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path / "model.safetensors"), metadata={"format": FORMAT})
-    config = {
-        "format": FORMAT,
-        "kind": KIND,
+def model_config(model: RewardModel, **extra: Any) -> dict[str, Any]:
+    """What :func:`build` needs to rebuild ``model`` (plus ``extra`` facts such as the task),
+    for :func:`protege.rewards.artefact.save_reward`."""
+    return {
         "spec": asdict(model.spec),
         "hidden_sizes": list(model.hidden_sizes),
         "members": len(model.members),
-        **(extra or {}),
+        **extra,
     }
-    write_atomic(path / "config.json", json.dumps(config, indent=1))
-    return path
 
 
-def load_reward_model(path: str | os.PathLike[str]) -> RewardModel:
-    """The reward model saved at ``path`` (:func:`save_reward_model`), every field checked."""
-    path = Path(path)
-    file = path / "config.json"
-    try:
-        config = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: missing; {path} is not a saved reward model") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{file}: cannot be read as JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{file}: not a protege reward model (format {FORMAT!r})")
-    if config.get("kind") != KIND:
-        raise CheckpointError(f"{file}: kind {config.get('kind')!r}, expected {KIND!r}")
+def build(config: dict[str, Any]) -> RewardModel:
+    """The (untrained) reward model ``config`` describes: what
+    :func:`protege.rewards.artefact.load_reward` calls for the kind ``preference``; every
+    field checked (a ConfigError names the bad one)."""
     try:
         spec_d = config["spec"]
         spec = RewardSpec(
@@ -257,9 +232,7 @@ def load_reward_model(path: str | os.PathLike[str]) -> RewardModel:
         hidden = [int(h) for h in config["hidden_sizes"]]
         members = int(config["members"])
     except (KeyError, TypeError, ValueError):
-        raise CheckpointError(
-            f"{file}: spec, hidden_sizes or members missing or malformed"
-        ) from None
+        raise ConfigError("spec, hidden_sizes or members missing or malformed") from None
     bad = (
         not spec.obs_shape
         or min(spec.obs_shape) < 1
@@ -269,17 +242,5 @@ def load_reward_model(path: str | os.PathLike[str]) -> RewardModel:
         or math.prod(spec.obs_shape) > 2**24
     )
     if bad:
-        raise CheckpointError(f"{file}: spec, hidden_sizes or members out of range")
-    model = RewardModel(spec, hidden, members)
-    weights = path / "model.safetensors"
-    try:
-        tensors = load_file(str(weights))
-    except FileNotFoundError:
-        raise CheckpointError(f"{weights}: missing") from None
-    except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{weights}: does not match {file} ({exc})") from None
-    return model.eval()
+        raise ConfigError("spec, hidden_sizes or members out of range")
+    return RewardModel(spec, hidden, members)

@@ -1,0 +1,405 @@
+"""GAIL and AIRL: adversarial imitation on the PPO learner, the discriminator as its reward.
+
+:class:`AdversarialReward` is a :class:`~protege.algos.ppo.RewardSource`: on every PPO update
+it adds the policy's newest batch to a replay of generator samples, takes ``disc_updates``
+discriminator steps (expert steps labelled ``1 − ε``, replayed generator steps ``ε``, a
+gradient penalty on interpolated inputs), then labels the batch with the discriminator's
+reward, divided by its running standard deviation. Its weights, optimizer moments, replay and
+reward statistics travel in the learner's checkpoint, so a run killed with ``kill -9``
+resumes to the same numbers.
+
+:func:`train` runs the whole method through :func:`protege.algos.finetune.finetune` (the RL
+run: evaluation on rollouts with the true reward, checkpoints and ``resume``, TensorBoard,
+the store of RL episodes) from a fresh policy, then saves the learned reward as an artefact
+(``OUT/reward``: :mod:`protege.rewards.artefact`) and compares it with the task's reward
+along the trained policy's trajectories (``OUT/reward_vs_true.png``, correlations in
+``OUT/{method}.json``).
+
+Example:
+    >>> data = Store.open("demos/cartpole").transitions()
+    >>> result = train("gail", tasks.make("cartpole"), data, "runs/gail",
+    ...                AdversarialConfig(steps=100_000), PPOConfig(seed=0))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from protege.algos.finetune import finetune
+from protege.algos.ppo import RewardSource
+from protege.algos.rl_rollout import RolloutBatch, derived_seed
+from protege.configs.adversarial import AdversarialConfig
+from protege.configs.demos import EVAL_SEED_OFFSET
+from protege.configs.policy import PolicyConfig
+from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.data.files import write_atomic
+from protege.data.transitions import Transitions
+from protege.errors import DataError
+from protege.policies.policy import Policy
+from protege.rewards.artefact import save_reward
+from protege.rewards.compare import correlations, plot_reward_vs_true, trace_rewards
+from protege.rewards.discriminator import DiscriminatorNet, spec_for
+from protege.tasks.base import Task
+
+METHODS = ("gail", "airl")
+
+
+@dataclass
+class ExpertSteps:
+    """The demonstrations' steps the discriminator learns from (env units, numpy)."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    next_obs: np.ndarray
+    done: np.ndarray
+
+    @classmethod
+    def of(cls, data: Transitions, state_only: bool, where: str) -> ExpertSteps:
+        """Every step of ``data`` (``state_only``), else its labelled steps; a DataError
+        naming ``where`` if the method needs action labels and there are none."""
+        if isinstance(data.obs, dict):
+            raise DataError(f"{where}: adversarial imitation takes Box observations, not parts")
+        if data.final_obs is None:
+            raise DataError(f"{where}: the demonstrations carry no final observations")
+        keep = np.arange(len(data)) if state_only else np.flatnonzero(data.labeled)
+        if len(keep) == 0:
+            raise DataError(
+                f"{where}: no step carries an expert action label, and this method learns "
+                "from actions; use --state-only (observations alone) or labelled demonstrations"
+            )
+        obs = np.asarray(data.obs, np.float32)
+        actions = data.actions if not state_only else data.executed
+        return cls(
+            obs=obs[keep],
+            actions=np.asarray(actions)[keep],
+            next_obs=data.next_obs().astype(np.float32)[keep],
+            done=data.step_terminal()[keep],
+        )
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+
+class AdversarialReward(RewardSource):
+    """The discriminator as PPO's reward source (see the module docstring)."""
+
+    def __init__(
+        self,
+        net: DiscriminatorNet,
+        policy: Policy,
+        expert: ExpertSteps,
+        config: AdversarialConfig,
+        seed: int,
+    ):
+        self.name = net.kind
+        self.net, self.policy, self.expert, self.config, self.seed = (
+            net,
+            policy,
+            expert,
+            config,
+            seed,
+        )
+        self.opt = torch.optim.Adam(net.parameters(), lr=config.disc_lr)
+        self.capacity = max(config.replay_size, 1)
+        self.replay: dict[str, torch.Tensor] = {}
+        self.pos = 0
+        self.size = 0
+        self.stats = torch.zeros(3, dtype=torch.float64)  # count, mean, M2 of raw rewards
+        self._expert = {
+            "obs": torch.from_numpy(expert.obs),
+            "act": torch.as_tensor(expert.actions),
+            "next": torch.from_numpy(expert.next_obs),
+            "done": torch.as_tensor(expert.done),
+        }
+        if net.kind == "airl":
+            self._expert["raw"] = self._raw_of(self._expert["act"])
+
+    def _raw_of(self, actions: torch.Tensor) -> torch.Tensor:
+        """Head-space (B, 1, A) actions of env-unit ones (AIRL's log π of the expert's)."""
+        b = len(actions)
+        if self.policy.config.discrete:
+            return actions.reshape(b, 1, 1).float()
+        return self.policy.normalize_actions(actions.reshape(b, 1, -1).float())
+
+    # -------------------------------------------------------------------- replay
+    def _add(self, batch: RolloutBatch) -> None:
+        rows = {
+            "obs": torch.from_numpy(batch.obs),
+            "act": torch.as_tensor(batch.actions),
+            "next": torch.from_numpy(batch.next_obs),
+            "done": torch.as_tensor(batch.terminal),
+            "raw": batch.raw_actions.detach(),
+        }
+        n = len(batch)
+        if self.config.replay_size == 0 or not self.replay:
+            cap = n if self.config.replay_size == 0 else self.capacity
+            self.replay = {k: v.new_zeros((cap, *v.shape[1:])) for k, v in rows.items()}
+            self.pos = self.size = 0
+        cap = len(self.replay["obs"])
+        if n >= cap:  # the newest rows fill the replay
+            for k, v in rows.items():
+                self.replay[k].copy_(v[n - cap :])
+            self.pos, self.size = 0, cap
+            return
+        idx = (self.pos + torch.arange(n)) % cap
+        for k, v in rows.items():
+            self.replay[k][idx] = v.to(self.replay[k].dtype)
+        self.pos = int((self.pos + n) % cap)
+        self.size = min(self.size + n, cap)
+
+    # ----------------------------------------------------------------- learning
+    def _logp(self, obs: torch.Tensor, raw: torch.Tensor) -> torch.Tensor | None:
+        if self.net.kind != "airl":
+            return None
+        with torch.no_grad():
+            p = self.policy
+            return p.head.log_prob(p.features(p.normalize_obs(obs)), raw)[:, 0]
+
+    def update(self, batch: RolloutBatch, update: int) -> dict[str, float]:
+        """Add ``batch`` to the replay, then ``disc_updates`` discriminator steps."""
+        cfg, net = self.config, self.net
+        self._add(batch)
+        g = torch.Generator().manual_seed(derived_seed(self.seed, update, 11))
+        eps = cfg.label_smoothing
+        sums = {"disc_loss": 0.0, "disc_expert_acc": 0.0, "disc_policy_acc": 0.0, "disc_gp": 0.0}
+        net.train()
+        for _ in range(cfg.disc_updates):
+            ie = torch.randint(len(self.expert), (cfg.disc_batch_size,), generator=g)
+            ig = torch.randint(self.size, (cfg.disc_batch_size,), generator=g)
+            e = {k: v[ie] for k, v in self._expert.items()}
+            p = {k: v[ig] for k, v in self.replay.items()}
+            xe = net.inputs(e["obs"], e["act"], e["next"])
+            xp = net.inputs(p["obs"], p["act"], p["next"])
+            lpe = self._logp(e["obs"], e["raw"]) if net.kind == "airl" else None
+            lpp = self._logp(p["obs"], p["raw"]) if net.kind == "airl" else None
+            le, lp = net.logit(xe, e["done"], lpe), net.logit(xp, p["done"], lpp)
+            loss = F.binary_cross_entropy_with_logits(
+                le, torch.full_like(le, 1.0 - eps)
+            ) + F.binary_cross_entropy_with_logits(lp, torch.full_like(lp, eps))
+            gp = torch.zeros(())
+            if cfg.grad_penalty > 0:
+                alpha = torch.rand(cfg.disc_batch_size, 1, generator=g)
+                xi = {k: (alpha * xe[k] + (1 - alpha) * xp[k]).requires_grad_() for k in xe}
+                done_i = torch.where(alpha[:, 0] > 0.5, e["done"], p["done"])
+                lpi = (
+                    None
+                    if lpe is None or lpp is None
+                    else alpha[:, 0] * lpe + (1 - alpha[:, 0]) * lpp
+                )
+                li = net.logit(xi, done_i, lpi)
+                grads = torch.autograd.grad(
+                    li.sum(), list(xi.values()), create_graph=True, allow_unused=True
+                )
+                gp = sum(
+                    (gr.pow(2).sum(-1) for gr in grads if gr is not None), torch.zeros(1)
+                ).mean()
+                loss = loss + cfg.grad_penalty * gp
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            sums["disc_loss"] += loss.item()
+            sums["disc_expert_acc"] += float((le > 0).float().mean())
+            sums["disc_policy_acc"] += float((lp < 0).float().mean())
+            sums["disc_gp"] += float(gp.detach())
+        net.eval()
+        n = max(cfg.disc_updates, 1)
+        return {k: v / n for k, v in sums.items()}
+
+    @torch.no_grad()
+    def raw_rewards(self, batch: RolloutBatch) -> torch.Tensor:
+        """The discriminator's reward of every step of ``batch``, before normalization."""
+        net = self.net
+        x = net.inputs(
+            torch.from_numpy(batch.obs),
+            torch.as_tensor(batch.actions),
+            torch.from_numpy(batch.next_obs),
+        )
+        return net.policy_reward(x, torch.as_tensor(batch.terminal), batch.logp)
+
+    def rewards(self, batch: RolloutBatch) -> np.ndarray:
+        r = self.raw_rewards(batch).double()
+        if not self.config.normalize_reward:
+            return r.numpy()
+        # Welford merge of the batch into the running count, mean and M2.
+        n0, mean0, m20 = self.stats.tolist()
+        n1, mean1 = float(len(r)), float(r.mean())
+        m21 = float(((r - mean1) ** 2).sum())
+        n = n0 + n1
+        delta = mean1 - mean0
+        mean = mean0 + delta * n1 / n
+        m2 = m20 + m21 + delta**2 * n0 * n1 / n
+        self.stats = torch.tensor([n, mean, m2], dtype=torch.float64)
+        std = max((m2 / max(n - 1, 1)) ** 0.5, 1e-8)
+        return (r / std).numpy()
+
+    # -------------------------------------------------------------------- state
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        for i, s in self.opt.state_dict()["state"].items():
+            for k, v in s.items():
+                out[f"opt.{i}.{k}"] = torch.as_tensor(v)
+        out.update({f"replay.{k}": v[: self.size] for k, v in self.replay.items()})
+        out["replay_pos"] = torch.tensor([self.pos, self.size])
+        out["stats"] = self.stats.clone()
+        return out
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        sd = self.opt.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, v in tensors.items():
+            if key.startswith("opt."):
+                i, k = key[4:].split(".", 1)
+                state.setdefault(int(i), {})[k] = v
+        sd["state"] = state
+        self.opt.load_state_dict(sd)
+        self.pos, self.size = (int(x) for x in tensors["replay_pos"].tolist())
+        rows = {k[7:]: v for k, v in tensors.items() if k.startswith("replay.")}
+        if rows:
+            cap = self.capacity if self.config.replay_size else self.size
+            self.replay = {k: v.new_zeros((cap, *v.shape[1:])) for k, v in rows.items()}
+            for k, v in rows.items():
+                self.replay[k][: len(v)] = v
+        self.stats = tensors["stats"].double().clone()
+
+
+@dataclass
+class AdversarialResult:
+    """What a GAIL or AIRL run measured (the RL run's figures and the learned reward's)."""
+
+    method: str
+    seed: int
+    evals: list[dict[str, float]] = field(default_factory=list)
+    """Per evaluation on rollouts (true reward): ``env_steps``, ``mean_return``, ... as
+    :class:`protege.algos.finetune.FinetuneResult` records them."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    env_steps: int = 0
+    wall_seconds: float = 0.0
+    resumed_from: int | None = None
+    reward_correlation: dict[str, float] = field(default_factory=dict)
+    """Learned against true reward along the trained policy's trajectories
+    (:func:`protege.rewards.compare.correlations`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_policy(task: Task, expert: ExpertSteps, config: AdversarialConfig, seed: int) -> Policy:
+    """A fresh policy for ``task``: a categorical or Gaussian head, observations normalized
+    with the demonstrations' statistics and actions with the space's bounds."""
+    obs_space, act_space = task.spaces
+    head = "categorical" if isinstance(act_space, gym.spaces.Discrete) else "gaussian"
+    cfg = PolicyConfig.for_spaces(
+        obs_space, act_space, hidden_sizes=tuple(config.policy_hidden_sizes), head=head
+    )
+    policy = Policy(cfg, seed=derived_seed(seed, 5) % 2**63)
+    with torch.no_grad():
+        x = torch.as_tensor(expert.obs, dtype=torch.float32).reshape(len(expert), -1)
+        std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1])
+        policy.obs_mean.copy_(x.mean(0).reshape(policy.obs_mean.shape))
+        policy.obs_std.copy_(torch.where(std < 1e-6, 1.0, std).reshape(policy.obs_std.shape))
+        if isinstance(act_space, gym.spaces.Box):
+            lo = torch.as_tensor(act_space.low, dtype=torch.float32).reshape(-1)
+            hi = torch.as_tensor(act_space.high, dtype=torch.float32).reshape(-1)
+            policy.act_offset.copy_((hi + lo) / 2)
+            policy.act_scale.copy_((hi - lo) / 2)
+    return policy
+
+
+def train(
+    method: str,
+    task: Task,
+    demos: Transitions,
+    out: str | os.PathLike[str],
+    config: AdversarialConfig | None = None,
+    ppo: PPOConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    tensorboard: bool = True,
+    data_name: str = "",
+    reward_episodes: int = 4,
+) -> AdversarialResult:
+    """Train a policy on ``task`` by ``method`` (``"gail"`` or ``"airl"``) from ``demos``;
+    write the run to ``out`` (see the module docstring). ``resume`` continues a run killed
+    mid-way (same settings; ``steps`` may grow)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    cfg, ppo_cfg = config or AdversarialConfig(), ppo or PPOConfig()
+    out = Path(out)
+    where = data_name or "the demonstrations"
+    expert = ExpertSteps.of(demos, cfg.state_only, where)
+    policy = make_policy(task, expert, cfg, ppo_cfg.seed)
+    obs_space, act_space = task.spaces
+    spec = spec_for(
+        method,
+        obs_space,
+        act_space,
+        expert.obs,
+        state_only=cfg.state_only,
+        hidden_sizes=cfg.disc_hidden_sizes,
+        gamma=ppo_cfg.gamma,
+        spectral_norm=cfg.spectral_norm,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(ppo_cfg.seed, 6) % 2**63)
+        net = DiscriminatorNet(spec)
+    reward = AdversarialReward(net, policy, expert, cfg, ppo_cfg.seed)
+    ft = FinetuneConfig(
+        steps=cfg.steps,
+        kl=0.0,
+        value_warmup=0,
+        eval_every=cfg.eval_every,
+        eval_episodes=cfg.eval_episodes,
+        checkpoint_every=cfg.checkpoint_every,
+    )
+    settings = {k: v for k, v in asdict(cfg).items() if k != "steps"}
+    run = finetune(
+        policy,
+        task,
+        out,
+        ft,
+        ppo_cfg,
+        reward=reward,
+        resume=resume,
+        progress=method if progress else False,
+        tensorboard=tensorboard,
+        extra={"task": task.name, "data": data_name},
+        settings={"method": method, "adversarial": settings, "demo_steps": len(expert)},
+        name=method,
+        store_episodes=cfg.store_episodes,
+    )
+    save_reward(out / "reward", net, net.spec())
+    result = AdversarialResult(
+        method=method,
+        seed=ppo_cfg.seed,
+        evals=run.evals,
+        history=run.history,
+        env_steps=run.env_steps,
+        wall_seconds=run.wall_seconds,
+        resumed_from=run.resumed_from,
+    )
+    if reward_episodes > 0:
+        traces = trace_rewards(
+            net,
+            task,
+            lambda o: policy.act(np.asarray(o)[None])[0],
+            reward_episodes,
+            ppo_cfg.seed + EVAL_SEED_OFFSET,
+            method,
+        )
+        result.reward_correlation = correlations(traces)
+        plot_reward_vs_true(traces, out / "reward_vs_true.png", f"{method.upper()} on {task.name}:")
+    record = json.loads((out / f"{method}.json").read_text())
+    record["reward_correlation"] = result.reward_correlation
+    write_atomic(out / f"{method}.json", json.dumps(record, indent=2))
+    return result

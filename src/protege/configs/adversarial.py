@@ -1,0 +1,83 @@
+"""Settings of adversarial imitation: ``protege gail`` and ``protege airl``.
+
+(:mod:`protege.algos.adversarial`.) Standard library only: the commands' flags are these
+fields, their docstrings the help. The PPO learner's own settings are
+:class:`protege.configs.rl.PPOConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protege.configs.checks import (
+    MAX_COUNT,
+    MAX_STEPS,
+    check_float,
+    check_int,
+    check_sizes,
+)
+
+
+@dataclass
+class AdversarialConfig:
+    """GAIL (Ho & Ermon 2016) and AIRL (Fu et al. 2018) on the PPO learner.
+
+    A discriminator learns to tell the demonstrations' steps from the policy's; its output is
+    the policy's reward. GAIL's discriminator is one MLP ``D(s, a)`` (``D(s, s')`` state-only)
+    and the reward ``−log(1 − D)``; AIRL's logit is ``f − log π(a|s)`` with
+    ``f = g(s[, a]) + γ h(s') − h(s)`` (reward ``g`` and shaping ``h``) and the reward ``f``
+    (``g`` alone is the exported reward). The defaults below train on the built-in tasks
+    without tuning."""
+
+    steps: int = 200_000
+    """Env steps the policy collects (every step labels the discriminator's generator side)."""
+    state_only: bool = False
+    """Learn from observations alone: the discriminator never sees actions (GAIL: D(s, s'),
+    AIRL: g(s)), so demonstrations need no action labels."""
+    disc_hidden_sizes: tuple[int, ...] = (64, 64)
+    """The discriminator's hidden layers (AIRL: g's and h's each)."""
+    disc_lr: float = 3e-4
+    """The discriminator's Adam learning rate."""
+    disc_updates: int = 4
+    """Discriminator gradient steps per generator round (per PPO update)."""
+    disc_batch_size: int = 256
+    """Expert and generator samples per discriminator step (each)."""
+    grad_penalty: float = 1.0
+    """Weight of the gradient penalty ``E‖∇D‖²`` on interpolated inputs (0: off)."""
+    spectral_norm: bool = False
+    """Spectral normalization on the discriminator's layers (instead of, or with, the
+    gradient penalty)."""
+    label_smoothing: float = 0.1
+    """Expert labels are ``1 − ε``, generator labels ``ε``."""
+    replay_size: int = 20_000
+    """Generator steps kept for the discriminator (the newest batch always among them): a
+    replay of older policies that keeps it from forgetting them (0: the newest batch only)."""
+    normalize_reward: bool = True
+    """Divide the policy's rewards by their running standard deviation (not centred: the sign
+    of a step's reward, and so what ending an episode early is worth, stays)."""
+    policy_hidden_sizes: tuple[int, ...] = (64, 64)
+    """The policy's hidden layers (it starts untrained)."""
+    store_episodes: bool = False
+    """Also append every RL episode to ``OUT/store`` (durably, one fsync per episode: on short
+    episodes that costs more wall time than the learning)."""
+    eval_every: int = 10_000
+    """Evaluate on rollouts (deterministic actions, true reward) every this many env steps."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (the same seeded ones every time)."""
+    checkpoint_every: int = 1
+    """Write the resumable checkpoint every this many PPO updates."""
+
+    def __post_init__(self) -> None:
+        own = "AdversarialConfig"
+        check_int(own, "steps", self.steps, 1, MAX_STEPS)
+        check_sizes(own, "disc_hidden_sizes", self.disc_hidden_sizes)
+        check_float(own, "disc_lr", self.disc_lr, 0.0, lo_open=True)
+        check_int(own, "disc_updates", self.disc_updates, 0, 10_000)
+        check_int(own, "disc_batch_size", self.disc_batch_size, 1, 2**20)
+        check_float(own, "grad_penalty", self.grad_penalty, 0.0)
+        check_float(own, "label_smoothing", self.label_smoothing, 0.0, 0.5)
+        check_int(own, "replay_size", self.replay_size, 0, MAX_STEPS)
+        check_sizes(own, "policy_hidden_sizes", self.policy_hidden_sizes)
+        check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
+        check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
+        check_int(own, "checkpoint_every", self.checkpoint_every, 1, MAX_COUNT)
