@@ -142,8 +142,8 @@ def learn_from_preferences(
         tensorboard=tensorboard,
         extra={"task": task.name, "data": "preferences"},
     )
-    config = model_config(reward.model, task=task.name, seed=ppo_cfg.seed)
-    save_reward(out / "reward", reward.model, config)
+    reward_config = model_config(reward.model, task=task.name, seed=ppo_cfg.seed)
+    save_reward(out / "reward", reward.model, reward_config)
     answered_by = {h["update"]: h.get("preferences", 0.0) for h in result.history}
     curve = []
     for e in result.evals:

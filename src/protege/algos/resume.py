@@ -17,7 +17,7 @@ RESUMABLE_CHANGES = ("rounds", "bc.progress")
 
 def check_resumed_config(path: Path, config: dict[str, Any], store: Store) -> None:
     """A resumed run must collect, train and evaluate as the interrupted one did (``config``:
-    what :func:`run` writes to ``config.json``)."""
+    what :func:`protege.algos.engine.run` writes to ``config.json``)."""
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
