@@ -32,16 +32,20 @@ Centreline points are ``TRACK_DETAIL_STEP`` = 3.5 units apart, so ``track_ahead`
 border and grass polygons with Python ``Vector2`` calls before culling almost all of them:
 75 % of a step. With ``fast_render=True`` (the default) :class:`CarRacingEnv` instead
 
-* transforms all polygons of a track in one numpy affine transform. The rotation
-  coefficients are taken from pygame's own ``Vector2.rotate_rad`` and the arithmetic is the
-  same IEEE double sequence (``(cos·x − sin·y)·zoom + tx``), so every vertex is the same
-  double gymnasium computes;
-* culls with gymnasium's own test (vectorised), and further skips polygons whose bounding box
-  misses the window by more than 3 px (gymnasium draws those, ~380 px off-screen, to no
+* transforms, in one numpy affine transform, the polygons near the view (their centres within
+  the window's half-diagonal plus their radius). The rotation coefficients come from pygame's
+  own ``Vector2.rotate_rad`` and the arithmetic is the same IEEE double sequence
+  (``(cos·x − sin·y)·zoom + tx``), so every vertex is the double gymnasium computes;
+* culls with gymnasium's own test, and further skips polygons whose bounding box misses the
+  visible window by more than 3 px (gymnasium draws those, up to ~380 px off-screen, to no
   effect); the rest go, in gymnasium's order and colours, to the same two gfxdraw calls;
 * fills the window with the background colour when the background polygon covers it with a
-  4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms), and otherwise
-  draws that polygon as gymnasium does;
+  4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms);
+* reuses its window surfaces, and makes the frame without flipping the 1000×800 window:
+  ``smoothscale`` shrinks rows first, each on its own, so the road layer's rows are shrunk
+  unflipped and then put in reverse order, the indicator strip's rows (drawn where
+  gymnasium draws them) after them, and a column-only ``smoothscale`` finishes (see
+  :meth:`CarRacingEnv._frame`); the 100 rows the strip hides are not drawn;
 * loads the score font once and reuses the score text surface while the text is unchanged.
 
 None of these can change a pixel, and every frame is **bit-identical** to gymnasium's: the
