@@ -15,12 +15,16 @@ round ``round_steps`` more gradient steps on every label so far, warm-started):
 * ``steer-alpha``: noise on steering alone, fitted and rescaled to the paper's α =
   ``--alpha`` (the expected squared steering error of the final policy).
 
+``--noisy-expert`` instead drives the expert alone with noise of several sizes (no
+learning): what each noise does to the laps DART records.
+
 Every round's learner drives the same ``--eval-episodes`` fresh tracks (the engine's round
 rows; round 0 is the shared BC policy). Prints one JSON line per arm (every round's labels,
 return, noise variances) and a Markdown table.
 
     SDL_VIDEODRIVER=dummy nice -n 10 .venv/bin/python benchmarks/dart_carracing.py \\
         --seed 0 --arms clean demo steer-fit steer-alpha --out /tmp/dart-cr
+    SDL_VIDEODRIVER=dummy nice -n 10 .venv/bin/python benchmarks/dart_carracing.py --noisy-expert
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from typing import Any
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
+import numpy as np
 import torch
+from gymnasium.envs.box2d.car_racing import TRACK_WIDTH
 
 from protege import tasks
 from protege.algos import bc, dart
@@ -47,6 +53,55 @@ from protege.data.store import Store
 from protege.demos.carracing import _bc_config, _ContinueFromBC, _policy, _short_task
 from protege.policies import Policy
 from protege.rollout.collect import collect
+
+NOISE_SETTINGS: dict[str, list[float]] = {
+    "none": [0.0, 0.0, 0.0],
+    "steer, gas, brake 0.05 (the tutorial's round 1)": [0.05, 0.05, 0.05],
+    "gas, brake 0.05": [0.0, 0.05, 0.05],
+    "steer 0.05": [0.05, 0.0, 0.0],
+    "steer 0.01": [0.01, 0.0, 0.0],
+    "steer 0.005": [0.005, 0.0, 0.0],
+}
+"""Variances per action dimension (steer, gas, brake) of ``--noisy-expert``."""
+
+
+def noisy_expert(seeds: list[int]) -> None:
+    """The expert driving with i.i.d. Gaussian noise added to what it executes (clipped to
+    the action box, as DART's gate does): return, lap length, share of steps off the road
+    (|offset from the centreline| > the road's half-width) and share of clipped actions."""
+    task = tasks.make("carracing")
+    expert = task.make_expert()
+    _, space = task.spaces
+    env = task.make_vec_env(len(seeds))
+    print("| noise variance | return | steps | steps off the road | clipped (steer, gas, brake) |")
+    print("|---|---:|---:|---:|---|")
+    try:
+        for name, var in NOISE_SETTINGS.items():
+            rng = np.random.default_rng(0)
+            obs, infos = env.reset(seed=seeds)
+            ret, steps, off = np.zeros(len(seeds)), np.zeros(len(seeds)), 0.0
+            done = np.zeros(len(seeds), bool)
+            clipped, total = np.zeros(3), 0
+            while not done.all():
+                clean = expert.act(obs, infos)
+                noisy = clean + rng.standard_normal(clean.shape) * np.sqrt(var)
+                executed = np.clip(noisy, space.low, space.high)
+                clipped += (executed != noisy)[~done].sum(0)
+                total += int((~done).sum())
+                obs, r, term, trunc, infos = env.step(executed.astype(np.float32))
+                live = ~done
+                ret += np.where(live, r, 0.0)
+                steps += live
+                off += float((live & (np.abs(infos["track_offset"]) > TRACK_WIDTH)).sum())
+                done |= term | trunc
+            share = ", ".join(f"{c / total:.0%}" for c in clipped)
+            print(
+                f"| {name} | {ret.mean():.1f} ± {ret.std():.1f} | {steps.mean():.0f} | "
+                f"{off / steps.sum():.1%} | {share} |",
+                flush=True,
+            )
+    finally:
+        env.close()
 
 
 def arm_config(name: str, args: argparse.Namespace) -> DARTConfig:
@@ -78,8 +133,16 @@ def main() -> None:
     parser.add_argument("--steer-noise", type=float, default=0.01)
     parser.add_argument("--alpha", type=float, default=0.005)
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes (smoke runs)")
+    parser.add_argument(
+        "--noisy-expert",
+        action="store_true",
+        help="only drive the expert with noise (no learning) on tracks 100-103 and print a table",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.noisy_expert:
+        noisy_expert([100, 101, 102, 103])
+        return
 
     cfg = CarRacingDemoConfig(
         seed=args.seed,

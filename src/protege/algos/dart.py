@@ -11,8 +11,9 @@ learner on round r−1's episodes. Continuous actions get Σ = the covariance of
 (the code's ``EpsSupervisor``). ``DARTConfig.final_error`` rescales Σ̂ to the paper's α, the
 expected error of the final policy (a learner early on errs far more than the one it will
 become); ``DARTConfig.noise_dims`` confines the noise, and the fit, to some action
-dimensions (CarRacing: steering, since noise on gas and brake, clipped at 0, is a bias that
-slows every lap, not an error the learner makes).
+dimensions (CarRacing: steering; the expert's brake sits at 0 and its gas often at 0 or 1, the
+edges of the action box, so noise there is clipped to a one-sided push that slows every lap
+rather than copying the learner's errors).
 
 Example:
     >>> result = dart.run(task, "runs/dart/store", DAggerConfig(rounds=4), DARTConfig())
