@@ -15,8 +15,10 @@ round ``round_steps`` more gradient steps on every label so far, warm-started):
 * ``steer-alpha``: noise on steering alone, fitted and rescaled to the paper's α =
   ``--alpha`` (the expected squared steering error of the final policy).
 
-``--noisy-expert`` instead drives the expert alone with noise of several sizes (no
-learning): what each noise does to the laps DART records.
+``--errors`` reports, for runs already made, the BC policy's error covariance on each arm's
+round-1 states (what DART's fit measures). ``--noisy-expert`` instead drives the expert
+alone with noise of several sizes (no learning): what each noise does to the laps DART
+records.
 
 Every round's learner drives the same ``--eval-episodes`` fresh tracks (the engine's round
 rows; round 0 is the shared BC policy). Prints one JSON line per arm (every round's labels,
@@ -25,6 +27,7 @@ return, noise variances) and a Markdown table.
     SDL_VIDEODRIVER=dummy nice -n 10 .venv/bin/python benchmarks/dart_carracing.py \\
         --seed 0 --arms clean demo steer-fit steer-alpha --out /tmp/dart-cr
     SDL_VIDEODRIVER=dummy nice -n 10 .venv/bin/python benchmarks/dart_carracing.py --noisy-expert
+    .venv/bin/python benchmarks/dart_carracing.py --errors --arms clean steer-alpha --out ...
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ from gymnasium.envs.box2d.car_racing import TRACK_WIDTH
 
 from protege import tasks
 from protege.algos import bc, dart
+from protege.algos.rounds import ordered
 from protege.configs.demos import CarRacingDemoConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import DARTConfig
+from protege.data.obs import take
 from protege.data.store import Store
 from protege.demos.carracing import _bc_config, _ContinueFromBC, _policy, _short_task
 from protege.policies import Policy
@@ -104,6 +109,22 @@ def noisy_expert(seeds: list[int]) -> None:
         env.close()
 
 
+def error_report(out: Path, arms: list[str]) -> None:
+    """The BC policy's error covariance (steer, gas, brake variances) on each arm's round-1
+    states, which it was not trained on: what DART's fit (``dart.learner_error``) measures."""
+    bc_policy = Policy.load(out / "bc")
+    for name in arms:
+        data = ordered(Store.open(out / name / "store"), min_round=1, max_round=1)
+        if data is None:
+            continue
+        mask = data.labeled
+        cov = dart.learner_error(bc_policy, take(data.obs, mask), data.actions[mask], False)
+        print(
+            f"{name}: {int(mask.sum())} round-1 states; BC's error variance (steer, gas, "
+            f"brake) {np.round(np.diag(cov), 4).tolist()}, trace {np.trace(cov):.4f}"
+        )
+
+
 def arm_config(name: str, args: argparse.Namespace) -> DARTConfig:
     """The DART settings of one arm."""
     if name == "clean":
@@ -138,10 +159,16 @@ def main() -> None:
         action="store_true",
         help="only drive the expert with noise (no learning) on tracks 100-103 and print a table",
     )
+    parser.add_argument(
+        "--errors", action="store_true", help="only report BC's error on the arms' round 1"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.noisy_expert:
         noisy_expert([100, 101, 102, 103])
+        return
+    if args.errors:
+        error_report(args.out / f"seed{args.seed}", args.arms)
         return
 
     cfg = CarRacingDemoConfig(
