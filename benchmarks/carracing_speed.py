@@ -4,13 +4,15 @@ Measures env steps per second, single process and in a 2-worker AsyncVectorEnv, 
 gymnasium's CarRacing-v3 (``gym.make``) and protege's task (fast renderer, bit-identical
 frames; also with ``fast_render=False`` to show the privileged-info wrapper's own cost). Every
 variant steps the same seeded random actions (steer U(-1,1), gas U(0,1), brake U(0,0.3)) with
-auto-reset, after a warm-up, over a fixed wall-clock window. Then it runs the expert on 20
+auto-reset, after a warm-up. The variants take turns (``--blocks`` turns of
+``--seconds / --blocks`` each), so on a loaded machine a change in load hits them alike; the
+speed-up is the median over turns of each turn's ratio. Then it runs the expert on 20
 seeded tracks and prints the mean ± std score. Prints a Markdown table, the speed-ups, the
 machine and the command.
 
 Usage:
     SDL_VIDEODRIVER=dummy .venv/bin/python benchmarks/carracing_speed.py [--seconds 8]
-        [--episodes 20] [--no-score]
+        [--blocks 8] [--episodes 20] [--no-score] [--no-async]
 """
 
 from __future__ import annotations
@@ -42,47 +44,72 @@ def _actions(n: int, rng: np.random.Generator) -> np.ndarray:
     return a
 
 
-def bench_single(make: Callable[[], gym.Env], seconds: float) -> tuple[float, float]:
-    """Env steps per wall-clock second and per CPU second of one env in this process."""
-    env = make()
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
+class Single:
+    """One env in this process, stepped in timed blocks (so variants can take turns)."""
 
-    def run(n_max: int, t_max: float) -> tuple[int, float, float]:
+    def __init__(self, make: Callable[[], gym.Env]) -> None:
+        self.env = make()
+        self.rng = np.random.default_rng(0)
+        self.env.reset(seed=0)
+        self.block(WARMUP_STEPS, 1e9)
+
+    def block(self, n_max: int, seconds: float) -> tuple[int, float, float]:
+        """Steps until ``n_max`` steps or ``seconds``: (steps, wall s, CPU s of this process)."""
         t0, c0 = time.perf_counter(), time.process_time()
         n = 0
-        while n < n_max and time.perf_counter() - t0 < t_max:
-            _, _, term, trunc, _ = env.step(_actions(1, rng)[0])
+        while n < n_max and time.perf_counter() - t0 < seconds:
+            _, _, term, trunc, _ = self.env.step(_actions(1, self.rng)[0])
             n += 1
             if term or trunc:
-                env.reset()
+                self.env.reset()
         return n, time.perf_counter() - t0, time.process_time() - c0
 
-    run(WARMUP_STEPS, 1e9)
-    n, dt, cpu = run(10**9, seconds)
-    env.close()
-    return n / dt, n / cpu
+    def close(self) -> None:
+        self.env.close()
 
 
-def bench_async(
-    make: Callable[[], gym.Env], seconds: float, n_envs: int = 2
-) -> tuple[float, float]:
-    """Total env steps/s of ``n_envs`` envs in an AsyncVectorEnv (one process each)."""
-    env = gym.vector.AsyncVectorEnv(
-        [make] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    for _ in range(WARMUP_STEPS):
-        env.step(_actions(n_envs, rng))
-    t0 = time.perf_counter()
-    n = 0
-    while time.perf_counter() - t0 < seconds:
-        env.step(_actions(n_envs, rng))
-        n += n_envs
-    dt = time.perf_counter() - t0
-    env.close()
-    return n / dt, float("nan")  # the workers' CPU time is not measured
+class Async:
+    """``n_envs`` envs in an AsyncVectorEnv (one process each), stepped in timed blocks."""
+
+    def __init__(self, make: Callable[[], gym.Env], n_envs: int = 2) -> None:
+        self.n_envs = n_envs
+        self.env = gym.vector.AsyncVectorEnv(
+            [make] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
+        self.rng = np.random.default_rng(0)
+        self.env.reset(seed=0)
+        for _ in range(WARMUP_STEPS):
+            self.env.step(_actions(n_envs, self.rng))
+
+    def block(self, n_max: int, seconds: float) -> tuple[int, float, float]:
+        t0 = time.perf_counter()
+        n = 0
+        while n < n_max and time.perf_counter() - t0 < seconds:
+            self.env.step(_actions(self.n_envs, self.rng))
+            n += self.n_envs
+        return n, time.perf_counter() - t0, float("nan")  # the workers' CPU is not measured
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def interleaved(
+    variants: dict[str, Callable[[], Single | Async]], seconds: float, blocks: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Steps/s (wall, CPU) of each variant in ``blocks`` turns of ``seconds / blocks`` each,
+    the variants taking turns, so a change in the machine's load hits all of them alike."""
+    runners = {name: make() for name, make in variants.items()}
+    rates: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in runners}
+    try:
+        for _ in range(blocks):
+            for name, runner in runners.items():
+                n, wall, cpu = runner.block(10**9, seconds / blocks)
+                rates[name][0].append(n / wall)
+                rates[name][1].append(n / cpu if cpu == cpu else float("nan"))
+    finally:
+        for runner in runners.values():
+            runner.close()
+    return rates
 
 
 def expert_scores(n_episodes: int) -> np.ndarray:
@@ -132,9 +159,11 @@ def _cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="timing window per row")
+    parser.add_argument("--seconds", type=float, default=8.0, help="timing per variant")
+    parser.add_argument("--blocks", type=int, default=8, help="turns the variants take")
     parser.add_argument("--episodes", type=int, default=20, help="expert episodes (seeds 0..)")
     parser.add_argument("--no-score", action="store_true", help="skip the expert's score")
+    parser.add_argument("--no-async", action="store_true", help="skip the AsyncVectorEnv rows")
     args = parser.parse_args()
 
     raw1 = "gymnasium CarRacing-v3, 1 process"
@@ -142,33 +171,43 @@ def main() -> None:
     fast1 = "protege carracing (fast render), 1 process"
     raw2 = "gymnasium CarRacing-v3, AsyncVectorEnv ×2"
     fast2 = "protege carracing (fast render), AsyncVectorEnv ×2"
-    variants: list[tuple[str, Callable[[], tuple[float, float]]]] = [
-        (raw1, lambda: bench_single(_raw, args.seconds)),
-        (slow1, lambda: bench_single(_slow, args.seconds)),
-        (fast1, lambda: bench_single(_fast, args.seconds)),
-        (raw2, lambda: bench_async(_raw, args.seconds)),
-        (fast2, lambda: bench_async(_fast, args.seconds)),
-    ]
-    wall_of: dict[str, float] = {}
-    cpu_of: dict[str, float] = {}
     load_before = os.getloadavg()
-    for name, fn in variants:
-        wall_of[name], cpu_of[name] = fn()
-        print(f"  {name}: {wall_of[name]:.1f} steps/s", file=sys.stderr, flush=True)
+    rates = interleaved(
+        {raw1: lambda: Single(_raw), slow1: lambda: Single(_slow), fast1: lambda: Single(_fast)},
+        args.seconds,
+        args.blocks,
+    )
+    if not args.no_async:
+        rates.update(
+            interleaved(
+                {raw2: lambda: Async(_raw), fast2: lambda: Async(_fast)},
+                args.seconds,
+                args.blocks,
+            )
+        )
     load_after = os.getloadavg()
+
+    def med(xs: list[float]) -> float:
+        return float(np.median(xs))
 
     print("| env | steps/s (wall clock) | steps per CPU-second |")
     print("|---|---:|---:|")
-    for name, _ in variants:
-        cpu = "—" if np.isnan(cpu_of[name]) else f"{cpu_of[name]:.1f}"
-        print(f"| {name} | {wall_of[name]:.1f} | {cpu} |")
+    for name, (wall, cpu) in rates.items():
+        c = "—" if np.isnan(med(cpu)) else f"{med(cpu):.1f}"
+        print(f"| {name} | {med(wall):.1f} | {c} |")
     print()
-    print(
-        f"Speed-up of protege's carracing over gymnasium's: "
-        f"{wall_of[fast1] / wall_of[raw1]:.2f}× single process "
-        f"({cpu_of[fast1] / cpu_of[raw1]:.2f}× per CPU-second), "
-        f"{wall_of[fast2] / wall_of[raw2]:.2f}× in AsyncVectorEnv ×2."
+    # The ratio of each turn's pair (same moment, same load), then the median over turns.
+    ratio_wall = med([f / r for f, r in zip(rates[fast1][0], rates[raw1][0], strict=True)])
+    ratio_cpu = med([f / r for f, r in zip(rates[fast1][1], rates[raw1][1], strict=True)])
+    line = (
+        f"Speed-up of protege's carracing over gymnasium's, 1 process (median over "
+        f"{args.blocks} turns of the per-turn ratio): {ratio_wall:.2f}× in wall-clock steps/s, "
+        f"{ratio_cpu:.2f}× per CPU-second"
     )
+    if not args.no_async:
+        ratio2 = med([f / r for f, r in zip(rates[fast2][0], rates[raw2][0], strict=True)])
+        line += f"; {ratio2:.2f}× in AsyncVectorEnv ×2"
+    print(line + ".")
 
     if not args.no_score:
         t0 = time.perf_counter()

@@ -132,6 +132,29 @@ def test_fast_renderer_frames_are_bit_identical_to_gymnasium() -> None:
     assert compared > 300
 
 
+def test_frames_stay_identical_when_the_indicator_bars_reach_above_their_strip() -> None:
+    """The frame is assembled without flipping the window while the speed and wheel bars
+    stay inside the black strip; taller bars (a spinning wheel) take gymnasium's path. Both
+    sides of the switch, and bars of every height, give gymnasium's pixels."""
+    ref = CarRacing(render_mode="rgb_array")
+    fast = CarRacingEnv(render_mode="rgb_array")
+    ref.reset(seed=4)
+    fast.reset(seed=4)
+    action = np.array([0.3, 1.0, 0.0], dtype=np.float32)
+    for _ in range(60):
+        ref.step(action)
+        fast.step(action)
+    framed = []
+    for omega in (-500.0, 0.0, 120.0, 380.0, 394.0, 396.0, 400.0, 460.0, 700.0):
+        for env in (ref, fast):
+            for wheel in env.car.wheels:
+                wheel.omega = omega
+        framed.append(fast._indicators_fit_strip())
+        assert np.array_equal(ref._render("state_pixels"), fast._render("state_pixels")), omega
+        assert np.array_equal(ref.render(), fast.render()), omega
+    assert any(framed) and not all(framed)
+
+
 def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:
     """The 1000×800 road layer, before downscaling, at random poses, zooms and angles.
 

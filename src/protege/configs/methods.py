@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protege.configs.checks import MAX_SIZE, MAX_STEPS, check_float, check_int, check_sizes
+from protege.errors import ConfigError
 
 
 @dataclass
@@ -125,11 +126,31 @@ class DARTConfig:
     fit_noise: bool = True
     """Re-fit the noise each round to the learner's held-out error (else keep the initial)."""
     noise_scale: float = 1.0
-    """Multiplies the fitted noise (DART's α knob)."""
+    """Multiplies the fitted noise (ignored when ``final_error`` is set)."""
+    final_error: float | None = None
+    """The paper's α: the expected error of the final policy, as a per-step squared error
+    summed over the noisy action dimensions (for a tremble: the disagreement rate). If set,
+    each fitted Σ̂ is rescaled to this trace (α·Σ̂/tr Σ̂; ε = α), so the error's shape comes
+    from the learner and its size from the policy it will become; None: Σ̂ × noise_scale."""
+    noise_dims: tuple[int, ...] | None = None
+    """Continuous actions: the action dimensions that get noise, and whose error is fitted
+    (e.g. ``(0,)``, steering alone in CarRacing); the others execute the expert's action
+    exactly. None: every dimension."""
 
     def __post_init__(self) -> None:
         check_float("DARTConfig", "initial_noise", self.initial_noise, 0.0)
         check_float("DARTConfig", "noise_scale", self.noise_scale, 0.0)
+        if self.final_error is not None:
+            check_float("DARTConfig", "final_error", self.final_error, 0.0)
+        if self.noise_dims is not None:
+            dims = tuple(self.noise_dims)
+            if not dims or len(set(dims)) != len(dims):
+                raise ConfigError(
+                    f"DARTConfig.noise_dims must list distinct action dimensions, got {dims}"
+                )
+            for i, d in enumerate(dims):
+                check_int("DARTConfig", f"noise_dims[{i}]", d, 0, MAX_SIZE)
+            self.noise_dims = dims
 
 
 @dataclass

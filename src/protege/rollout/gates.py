@@ -313,7 +313,8 @@ class NoisyExpertGate(_PerEpisodeRandom):
     injected into the *executed* action while its clean action is stored as the label.
 
     Continuous actions: ``a + N(0, covariance)`` clipped to ``[low, high]`` (``covariance``
-    a scalar variance, a per-dimension vector or a full matrix). Discrete actions: with
+    a scalar variance, a per-dimension vector or a full matrix; dimensions of zero variance
+    execute the clean action exactly). Discrete actions: with
     probability ``epsilon`` a uniformly random action is executed (DART's ``EpsSupervisor``,
     the analogue of a trembling hand). Every step is labeled.
 
@@ -341,16 +342,27 @@ class NoisyExpertGate(_PerEpisodeRandom):
         self.n_actions = n_actions
         self.low, self.high = low, high
         self.covariance = None if covariance is None else np.asarray(covariance, np.float64)
-        self._chol: np.ndarray | None = None
+        self._chol: tuple[np.ndarray, np.ndarray] | None = None
 
-    def _cholesky(self, act_dim: int) -> np.ndarray:
+    def _cholesky(self, act_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The dimensions with noise and the Cholesky factor of their covariance block."""
         if self._chol is None:
             assert self.covariance is not None
             cov = self.covariance
             if cov.ndim < 2:
                 cov = np.diag(np.broadcast_to(cov, (act_dim,)))
-            self._chol = np.linalg.cholesky(cov + 1e-12 * np.eye(act_dim))
+            # Dimensions without variance execute the expert's action exactly.
+            dims = np.flatnonzero(np.diag(cov) > 0)
+            block = cov[np.ix_(dims, dims)]
+            self._chol = (dims, np.linalg.cholesky(block + 1e-12 * np.eye(len(dims))))
         return self._chol
+
+    def thresholds(self) -> dict[str, float]:
+        """The noise of this gate: ``epsilon``, or the variance of each action dimension."""
+        if self.covariance is None:
+            return {"epsilon": self.epsilon}
+        var = self.covariance if self.covariance.ndim < 2 else np.diag(self.covariance)
+        return {f"noise_var_{i}": float(v) for i, v in enumerate(np.atleast_1d(var))}
 
     def decide(self, step: StepView) -> Decision:
         n = n_rows(step.obs)
@@ -358,11 +370,13 @@ class NoisyExpertGate(_PerEpisodeRandom):
         noisy = np.array(clean, copy=True)
         if self.covariance is not None:
             flat = np.asarray(clean, np.float64).reshape(n, -1)
-            chol = self._cholesky(flat.shape[1])
-            z = np.stack([self.rng(i).standard_normal(flat.shape[1]) for i in range(n)])
-            moved = (flat + z @ chol.T).reshape(np.shape(clean))
+            dims, chol = self._cholesky(flat.shape[1])
+            z = np.stack([self.rng(i).standard_normal(len(dims)) for i in range(n)])
+            moved: np.ndarray = flat.copy()
+            moved[:, dims] += z @ chol.T
+            moved = moved.reshape(np.shape(clean))
             if self.low is not None and self.high is not None:
-                moved = np.clip(moved, self.low, self.high)
+                moved = np.asarray(np.clip(moved, self.low, self.high))
             noisy = moved.astype(clean.dtype)
         else:
             assert self.n_actions is not None

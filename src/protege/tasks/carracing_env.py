@@ -32,16 +32,20 @@ Centreline points are ``TRACK_DETAIL_STEP`` = 3.5 units apart, so ``track_ahead`
 border and grass polygons with Python ``Vector2`` calls before culling almost all of them:
 75 % of a step. With ``fast_render=True`` (the default) :class:`CarRacingEnv` instead
 
-* transforms all polygons of a track in one numpy affine transform. The rotation
-  coefficients are taken from pygame's own ``Vector2.rotate_rad`` and the arithmetic is the
-  same IEEE double sequence (``(cos·x − sin·y)·zoom + tx``), so every vertex is the same
-  double gymnasium computes;
-* culls with gymnasium's own test (vectorised), and further skips polygons whose bounding box
-  misses the window by more than 3 px (gymnasium draws those, ~380 px off-screen, to no
+* transforms, in one numpy affine transform, the polygons near the view (their centres within
+  the window's half-diagonal plus their radius). The rotation coefficients come from pygame's
+  own ``Vector2.rotate_rad`` and the arithmetic is the same IEEE double sequence
+  (``(cos·x − sin·y)·zoom + tx``), so every vertex is the double gymnasium computes;
+* culls with gymnasium's own test, and further skips polygons whose bounding box misses the
+  visible window by more than 3 px (gymnasium draws those, up to ~380 px off-screen, to no
   effect); the rest go, in gymnasium's order and colours, to the same two gfxdraw calls;
 * fills the window with the background colour when the background polygon covers it with a
-  4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms), and otherwise
-  draws that polygon as gymnasium does;
+  4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms);
+* reuses its window surfaces, and makes the frame without flipping the 1000×800 window:
+  ``smoothscale`` shrinks rows first, each on its own, so the road layer's rows are shrunk
+  unflipped and then put in reverse order, the indicator strip's rows (drawn where
+  gymnasium draws them) after them, and a column-only ``smoothscale`` finishes (see
+  :meth:`CarRacingEnv._frame`); the 100 rows the strip hides are not drawn;
 * loads the score font once and reuses the score text surface while the text is unchanged.
 
 None of these can change a pixel, and every frame is **bit-identical** to gymnasium's: the
@@ -107,16 +111,24 @@ def _grass_polygons() -> np.ndarray:
 
 _GRASS = _grass_polygons()
 
+_STRIP_ROW = round(_cr.WINDOW_H - _cr.WINDOW_H * 5 / 40)
+"""First window row of the indicators' black strip (700)."""
+_STRIP_MAX_BAR = (_cr.WINDOW_H - _STRIP_ROW) / (_cr.WINDOW_H / 40) - 1 - 1 / 20
+
+_VIEW_RADIUS = math.hypot(_cr.WINDOW_W / 2, _cr.WINDOW_H / 2)
+"""Half the window's diagonal, px."""
+
 _SCREEN_MARGIN = 4.0
 _CULL_MARGIN = 3.0
-_SCREEN_CORNERS = np.array(
-    [
-        (-_SCREEN_MARGIN, -_SCREEN_MARGIN),
-        (_cr.WINDOW_W + _SCREEN_MARGIN, -_SCREEN_MARGIN),
-        (_cr.WINDOW_W + _SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
-        (-_SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
-    ]
+_SCREEN_CORNERS = (
+    (-_SCREEN_MARGIN, -_SCREEN_MARGIN),
+    (_cr.WINDOW_W + _SCREEN_MARGIN, -_SCREEN_MARGIN),
+    (_cr.WINDOW_W + _SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
+    (-_SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
 )
+_FIELD = [(_cr.PLAYFIELD, _cr.PLAYFIELD), (_cr.PLAYFIELD, -_cr.PLAYFIELD)]
+_FIELD += [(-_cr.PLAYFIELD, -_cr.PLAYFIELD), (-_cr.PLAYFIELD, _cr.PLAYFIELD)]
+"""gymnasium's background polygon, in its order."""
 
 
 def _is_integral(color: Any) -> bool:
@@ -124,18 +136,21 @@ def _is_integral(color: Any) -> bool:
     return arr.shape == (3,) and bool(np.all(arr == np.round(arr)))
 
 
-def _covers_screen(poly: np.ndarray, c: float, s: float, zoom: float, tx: float, ty: float) -> bool:
-    """Whether the convex world polygon, on screen, contains the window plus a 4-pixel margin.
+def _covers_screen(c: float, s: float, zoom: float, tx: float, ty: float) -> bool:
+    """Whether the playfield square, on screen, contains the window plus a 4-pixel margin.
 
     The margin dwarfs the sub-pixel differences between this float test and gfxdraw's
     integer rasterisation, so when it holds every window pixel is inside the filled polygon.
     """
-    x, y = poly[:, 0], poly[:, 1]
-    pts = np.stack([(c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty], axis=-1)
-    edges = np.roll(pts, -1, axis=0) - pts  # (V, 2)
-    rel = _SCREEN_CORNERS[None, :, :] - pts[:, None, :]  # (V, 4, 2)
-    cross = edges[:, None, 0] * rel[..., 1] - edges[:, None, 1] * rel[..., 0]
-    return bool(np.all(cross > 0) or np.all(cross < 0))
+    pts = [((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty) for x, y in _FIELD]
+    signs = set()
+    for i, (x0, y0) in enumerate(pts):
+        x1, y1 = pts[(i + 1) % len(pts)]
+        for cx, cy in _SCREEN_CORNERS:
+            signs.add((x1 - x0) * (cy - y0) - (y1 - y0) * (cx - x0) > 0)
+            if len(signs) > 1:
+                return False
+    return True
 
 
 class CarRacingEnv(CarRacing):
@@ -179,9 +194,14 @@ class CarRacingEnv(CarRacing):
         self._centre = np.zeros((0, 2))
         self._track_idx = 0
         self._road_cache_src: list[Any] | None = None
-        self._road_verts = np.zeros((0, 4, 2))
+        self._verts = np.zeros((0, 4, 2))
+        self._centres = np.zeros((0, 2))
+        self._radii = np.zeros(0)
         self._font: pygame.font.Font | None = None
         self._text_cache: tuple[str, pygame.Surface] | None = None
+        self._canvas: pygame.Surface | None = None
+        self._overlay: pygame.Surface | None = None
+        self._columns: dict[int, pygame.Surface] = {}
 
     # ------------------------------------------------------------------ gym API
 
@@ -250,7 +270,9 @@ class CarRacingEnv(CarRacing):
         """Gymnasium's ``CarRacing._render`` with the road drawn by :meth:`_render_road_fast`.
 
         Line for line the same as gymnasium 1.4's method otherwise, except that the score
-        font is loaded once and the score text surface is reused while the text is unchanged.
+        font is loaded once and the score text surface is reused while the text is unchanged,
+        and that frames (``state_pixels``, ``rgb_array``) are assembled by :meth:`_frame`
+        without flipping the 1000×800 window.
         """
         if not self.fast_render:
             return super()._render(mode)
@@ -266,7 +288,14 @@ class CarRacingEnv(CarRacing):
         if "t" not in self.__dict__:
             return None  # reset() not called yet
 
-        surf = pygame.Surface((_cr.WINDOW_W, _cr.WINDOW_H))
+        framed = mode != "human" and self._indicators_fit_strip()
+        if framed:
+            if self._canvas is None:
+                self._canvas = pygame.Surface((_cr.WINDOW_W, _cr.WINDOW_H))
+                self._overlay = pygame.Surface((_cr.WINDOW_W, _cr.WINDOW_H))
+            surf = self._canvas
+        else:
+            surf = pygame.Surface((_cr.WINDOW_W, _cr.WINDOW_H))
         self.surf = surf  # type: ignore[assignment]
 
         assert self.car is not None
@@ -277,7 +306,9 @@ class CarRacingEnv(CarRacing):
         trans_v = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         trans = (_cr.WINDOW_W / 2 + trans_v[0], _cr.WINDOW_H / 4 + trans_v[1])
 
-        self._render_road_fast(surf, zoom, trans, angle)
+        # Window rows the frame never shows (canvas rows above the strip's mirror image).
+        hidden = _cr.WINDOW_H - _STRIP_ROW if framed else 0
+        self._render_road_fast(surf, zoom, trans, angle, first_row=hidden)
         self.car.draw(
             surf,
             zoom,
@@ -286,7 +317,11 @@ class CarRacingEnv(CarRacing):
             mode not in ["state_pixels_list", "state_pixels"],
         )
 
-        surf = pygame.transform.flip(surf, False, True)
+        if framed:
+            assert self._overlay is not None
+            surf = self._overlay  # the strip is drawn at its place in an unflipped window
+        else:
+            surf = pygame.transform.flip(surf, False, True)
         self.surf = surf  # type: ignore[assignment]
 
         self._render_indicators(_cr.WINDOW_W, _cr.WINDOW_H)
@@ -304,11 +339,48 @@ class CarRacingEnv(CarRacing):
             self.screen.blit(surf, (0, 0))
             pygame.display.flip()
             return None
-        if mode == "rgb_array":
-            return self._create_image_array(surf, (_cr.VIDEO_W, _cr.VIDEO_H))
-        if mode == "state_pixels":
-            return self._create_image_array(surf, (_cr.STATE_W, _cr.STATE_H))
-        return self.isopen
+        size = (_cr.VIDEO_W, _cr.VIDEO_H) if mode == "rgb_array" else (_cr.STATE_W, _cr.STATE_H)
+        if framed:
+            return self._frame(size)
+        return self._create_image_array(surf, size)
+
+    def _indicators_fit_strip(self) -> bool:
+        """Whether every indicator bar stays inside the black strip (rows 700–799 of the frame).
+
+        The speed and wheel bars grow up by 20 px per unit of their value and leave the strip
+        above 4; then :meth:`_render` takes gymnasium's flip path (1 px of margin).
+        """
+        assert self.car is not None
+        vx, vy = self.car.hull.linearVelocity
+        values = [0.02 * math.sqrt(vx * vx + vy * vy)]
+        values.extend(0.01 * w.omega for w in self.car.wheels)
+        return max(values) < _STRIP_MAX_BAR
+
+    def _frame(self, size: tuple[int, int]) -> np.ndarray:
+        """The ``size`` frame gymnasium would downscale from the flipped window, bit for bit.
+
+        pygame's ``smoothscale`` shrinks every row in x into 8-bit pixels, then the columns
+        in y. Rows are independent in the x pass, so the x pass of the flipped window is the
+        x pass of the unflipped road layer with its rows reversed (window rows 0–699 are
+        canvas rows 799–100) and of the indicator strip (rows 700–799, which its black
+        polygon covers entirely); a y-only ``smoothscale`` of that finishes the frame.
+        """
+        assert self._canvas is not None and self._overlay is not None
+        w, h = size
+        cols = self._columns.get(w)
+        if cols is None:
+            cols = pygame.Surface((w, _cr.WINDOW_H), 0, self._canvas)
+            self._columns[w] = cols
+        top, rest = _STRIP_ROW, _cr.WINDOW_H - _STRIP_ROW
+        road = self._canvas.subsurface((0, rest, _cr.WINDOW_W, top))
+        pygame.transform.smoothscale(road, (w, top), cols.subsurface((0, 0, w, top)))
+        px = pygame.surfarray.pixels2d(cols)  # (x, y) view
+        px[:, :top] = px[:, top - 1 :: -1].copy()
+        del px
+        strip = self._overlay.subsurface((0, top, _cr.WINDOW_W, rest))
+        pygame.transform.smoothscale(strip, (w, rest), cols.subsurface((0, top, w, rest)))
+        out = pygame.transform.smoothscale(cols, (w, h))
+        return np.transpose(np.array(pygame.surfarray.pixels3d(out)), axes=(1, 0, 2))
 
     def _score_text(self, text: str) -> pygame.Surface:
         if self._text_cache is not None and self._text_cache[0] == text:
@@ -325,15 +397,15 @@ class CarRacingEnv(CarRacing):
         zoom: float,
         translation: tuple[float, float],
         angle: float,
+        first_row: int = 0,
     ) -> None:
         """Draw background, grass and road exactly as ``CarRacing._render_road`` does.
 
         All polygons are transformed at once with the same double arithmetic as
         ``_draw_colored_polygon``; those that gymnasium's test would cull are skipped, and the
-        rest go, in gymnasium's order, to the same two gfxdraw calls.
+        rest go, in gymnasium's order, to the same two gfxdraw calls. Polygons wholly above
+        ``first_row`` (window rows nobody sees) are skipped too.
         """
-        b = _cr.PLAYFIELD
-        field = [(b, b), (b, -b), (-b, -b), (-b, b)]
         # Rotation coefficients exactly as pygame computes them (incl. its special-casing of
         # multiples of 90°): rotating (1, 0) gives (cos, sin).
         unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
@@ -341,61 +413,68 @@ class CarRacingEnv(CarRacing):
         tx, ty = translation
 
         bg = self.bg_color
-        if _is_integral(bg) and _covers_screen(np.array(field), c, s, zoom, tx, ty):
+        if _is_integral(bg) and _covers_screen(c, s, zoom, tx, ty):
             # The background polygon covers the whole window with margin, so filling it
             # (a single opaque colour, every pixel written) is what the 0.9 ms scan-line
             # fill of the ~10,000-pixel-high polygon amounts to; its anti-aliased outline
             # lies entirely off-screen.
-            surf.fill(tuple(int(v) for v in bg))
+            surf.fill((int(bg[0]), int(bg[1]), int(bg[2])))
         else:
-            # (gymnasium's helper draws into self.surf whatever surface it is passed)
+            # (gymnasium's helper draws into self.surf whatever surface it is passed; it
+            # draws on a new, black window, and the reused canvas must start as one)
             assert surf is self.surf
-            self._draw_colored_polygon(surf, field, bg, zoom, translation, angle, clip=False)
+            surf.fill((0, 0, 0))
+            self._draw_colored_polygon(surf, _FIELD, bg, zoom, translation, angle, clip=False)
 
-        if self._road_cache_src is not self.road_poly or len(self._road_verts) != len(
+        if self._road_cache_src is not self.road_poly or len(self._verts) != len(_GRASS) + len(
             self.road_poly
         ):
-            self._road_verts = np.array(
-                [[(p[0], p[1]) for p in poly] for poly, _ in self.road_poly], dtype=np.float64
-            ).reshape(-1, 4, 2)
+            road = [[(p[0], p[1]) for p in poly] for poly, _ in self.road_poly]
+            road_verts = np.array(road, dtype=np.float64).reshape(-1, 4, 2)
+            self._verts = np.concatenate([_GRASS, road_verts])
+            self._centres = self._verts.mean(axis=1)
+            self._radii = np.sqrt(((self._verts - self._centres[:, None]) ** 2).sum(-1)).max(1)
             self._road_cache_src = self.road_poly
 
-        lo = -_cr.MAX_SHAPE_DIM
-        hi_x = _cr.WINDOW_W + _cr.MAX_SHAPE_DIM
-        hi_y = _cr.WINDOW_H + _cr.MAX_SHAPE_DIM
+        # Only polygons near the window can touch it: a polygon whose centre is farther from
+        # the window's centre than the window's half-diagonal plus its own radius is
+        # off-screen. (A coarse, conservative pre-selection: the exact tests below decide.)
+        sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
+        cx, cy = (c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom  # the centre, in world
+        reach = (_VIEW_RADIUS + _CULL_MARGIN + 1.0) / zoom + self._radii
+        dx, dy = self._centres[:, 0] - cx, self._centres[:, 1] - cy
+        near = np.flatnonzero(dx * dx + dy * dy <= reach * reach)
+        verts = self._verts[near]
 
-        def visible(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            x, y = verts[..., 0], verts[..., 1]
-            px = (c * x - s * y) * zoom + tx
-            py = (s * x + c * y) * zoom + ty
-            inside = (lo <= px) & (px <= hi_x) & (lo <= py) & (py <= hi_y)
-            # Gymnasium's test (kept exactly) also passes polygons up to MAX_SHAPE_DIM
-            # (~380 px) off-screen, which draw nothing. Skipping those whose bounding box
-            # misses the window by more than _CULL_MARGIN px (covering the truncation to
-            # integer pixels and the anti-aliased outline's extra pixel) is invisible.
-            m = _CULL_MARGIN
-            touches = (
-                (px.max(axis=1) >= -m)
-                & (px.min(axis=1) <= _cr.WINDOW_W - 1 + m)
-                & (py.max(axis=1) >= -m)
-                & (py.min(axis=1) <= _cr.WINDOW_H - 1 + m)
-            )
-            keep = np.flatnonzero(inside.any(axis=1) & touches)
-            return keep, np.stack([px[keep], py[keep]], axis=-1)
-
-        keep, pts = visible(_GRASS)
+        # Gymnasium's test (kept exactly: some vertex within MAX_SHAPE_DIM of the window)
+        # also passes polygons up to ~380 px off-screen, which draw nothing. Skipping those
+        # whose bounding box misses the window by more than _CULL_MARGIN px (covering the
+        # truncation to integer pixels and the anti-aliased outline's extra pixel) is
+        # invisible.
+        x, y = verts[..., 0], verts[..., 1]
+        px = (c * x - s * y) * zoom + tx
+        py = (s * x + c * y) * zoom + ty
+        lo, m = -_cr.MAX_SHAPE_DIM, _CULL_MARGIN
+        keep = np.flatnonzero(
+            (
+                (lo <= px)
+                & (px <= _cr.WINDOW_W + _cr.MAX_SHAPE_DIM)
+                & (lo <= py)
+                & (py <= _cr.WINDOW_H + _cr.MAX_SHAPE_DIM)
+            ).any(axis=1)
+            & (px.max(axis=1) >= -m)
+            & (px.min(axis=1) <= _cr.WINDOW_W - 1 + m)
+            & (py.max(axis=1) >= first_row - m)
+            & (py.min(axis=1) <= _cr.WINDOW_H - 1 + m)
+        )
+        pts = np.stack([px[keep], py[keep]], axis=-1).tolist()
+        n_grass = len(_GRASS)
         grass_color = self.grass_color
-        for poly in pts.tolist():
-            gfxdraw.aapolygon(surf, poly, grass_color)
-            gfxdraw.filled_polygon(surf, poly, grass_color)
-
-        if len(self._road_verts):
-            keep, pts = visible(self._road_verts)
-            road_poly = self.road_poly
-            for i, poly in zip(keep.tolist(), pts.tolist(), strict=True):
-                color = [int(v) for v in road_poly[i][1]]
-                gfxdraw.aapolygon(surf, poly, color)
-                gfxdraw.filled_polygon(surf, poly, color)
+        road_poly = self.road_poly
+        for i, poly in zip(near[keep].tolist(), pts, strict=True):
+            color = grass_color if i < n_grass else [int(v) for v in road_poly[i - n_grass][1]]
+            gfxdraw.aapolygon(surf, poly, color)
+            gfxdraw.filled_polygon(surf, poly, color)
 
 
 def make_carracing_env(
