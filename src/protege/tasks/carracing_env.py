@@ -45,7 +45,7 @@ border and grass polygons with Python ``Vector2`` calls before culling almost al
   ``smoothscale`` shrinks rows first, each on its own, so the road layer's rows are shrunk
   unflipped and then put in reverse order, the indicator strip's rows (drawn where
   gymnasium draws them) after them, and a column-only ``smoothscale`` finishes (see
-  :meth:`CarRacingEnv._frame`); the 100 rows the strip hides are not drawn;
+  ``CarRacingEnv._frame``); the 100 rows the strip hides are not drawn;
 * loads the score font once and reuses the score text surface while the text is unchanged.
 
 None of these can change a pixel, and every frame is **bit-identical** to gymnasium's: the
@@ -271,7 +271,7 @@ class CarRacingEnv(CarRacing):
 
         Line for line the same as gymnasium 1.4's method otherwise, except that the score
         font is loaded once and the score text surface is reused while the text is unchanged,
-        and that frames (``state_pixels``, ``rgb_array``) are assembled by :meth:`_frame`
+        and that frames (``state_pixels``, ``rgb_array``) are assembled by ``_frame``
         without flipping the 1000×800 window.
         """
         if not self.fast_render:
