@@ -124,11 +124,18 @@ def _td_tensors(
 
 
 def episode_success(task: Task, data: Transitions) -> np.ndarray:
-    """(E,) the task's success test per episode, from its return and length (an episode
-    shorter than the horizon is taken as terminated; tests reading ``final_info`` see {})."""
+    """(E,) whether each episode succeeded: the verdict recorded when it was collected
+    (``data.success``, judged on the episode's real final info), else the task's success
+    test from its return and length (an episode shorter than the horizon is taken as
+    terminated; a test reading ``final_info`` sees {} there, so external demonstrations of
+    a task whose success lives in the info count as failures unless they recorded it)."""
     returns = np.add.reduceat(data.rewards.astype(np.float64), data.episode_starts)
+    recorded = data.success if data.success is not None else np.full(len(returns), np.nan)
     out = []
-    for ret, n in zip(returns, data.episode_lengths, strict=True):
+    for ret, n, rec in zip(returns, data.episode_lengths, recorded, strict=True):
+        if not np.isnan(rec):
+            out.append(bool(rec))
+            continue
         term = int(n) < task.horizon
         out.append(bool(task.success(EpisodeOutcome(float(ret), int(n), term, not term, {}))))
     return np.array(out, bool)
