@@ -77,9 +77,7 @@ def register(name: str) -> str:
     base = tasks.make("lunarlander")
     kwargs = dict(CANDIDATES[name])
     expert = partial(TightLander, **kwargs.pop("expert", {}))
-    task = dataclasses.replace(
-        base, name=f"dev-{name}", env_kwargs=kwargs, expert_factory=expert
-    )
+    task = dataclasses.replace(base, name=f"dev-{name}", env_kwargs=kwargs, expert_factory=expert)
     tasks.register(task, overwrite=True)
     return task.name
 
