@@ -41,17 +41,14 @@ OBSTACLE_HEADS = ("mse", "gaussian", "mog", "binned", "diffusion", "flow")
 class LunarDemoConfig:
     """Budgets of ``protege demo`` (the defaults fit LunarLander in under 5 minutes on 2 cores).
 
-    The task is ``lunarlander-tight`` (the lander with a tight pilot, where BC's compounding
-    error costs labels: ``benchmarks/lesson_dev_sweep.py`` chose it on development seeds).
-    100 demonstrations (about 30,000 labels), 4000 BC steps of batch 256 on a 2×256 MLP; BC on
+    100 demonstrations (about 25,000 labels), 4000 BC steps of batch 256 on a 2×256 MLP; BC on
     the first 1-16 of them; each interactive method from one demonstration, ``rounds`` rounds
     of two episodes, every round's learner scored on ``round_eval_episodes`` seeded episodes;
     then every final learner and the expert on the same ``eval_episodes`` seeded episodes.
     """
 
-    task: str = "lunarlander-tight"
-    """Run the same pipeline on another task (``lunarlander``: the calm pilot, where BC needs
-    no more labels than the interactive methods)."""
+    task: str = "lunarlander"
+    """Run the same pipeline on another task (``lunarlander-tight``: the tight pilot)."""
     seed: int = 0
     """Seeds everything; evaluation episodes use ``seed + EVAL_SEED_OFFSET``."""
     episodes: int = 100

@@ -150,8 +150,8 @@ register(
         expert_factory=partial(LunarLanderExpert, continuous=False, deadband=0.02),
         horizon=1000,
         success=return_at_least_200,
-        description="LunarLander with a tight pilot (dead band 0.02): it holds a narrow path, "
-        "so BC's learner drifts off it; the task of `make demo` (success = return ≥ 200).",
+        description="LunarLander with a tight pilot (dead band 0.02: it corrects sooner); "
+        "success = return ≥ 200.",
         expert_return=250.0,
         risk=lunar_risk,
         controls=_LANDER_KEYS,
