@@ -33,7 +33,15 @@ Differences from the paper's code (each keeps the run resumable to the same numb
   kept in memory: learner-driven steps, the steps right after them, and the steps after a
   hand-back, found by replaying the hand-back rule with the thresholds each episode
   recorded (:func:`autonomous_mask`).
-* Q is trained on stored episodes only (not on extra autonomous test rollouts).
+* Q is trained on stored episodes only (not on the code's 10 extra autonomous test
+  rollouts per iteration, which show Q the robot's own failures without costing labels).
+* Each round's policy trains ``config.bc``'s steps (the code: ``grad_steps · (bc_epochs +
+  t)``, growing with iteration t).
+* Discrete actions: the discrepancy is 1 − p̄(a_expert) under the ensemble's mean
+  probabilities (the code has continuous actions: a squared distance).
+
+Q's success labels are the verdicts recorded with each episode as it was collected
+(:func:`episode_success`), so tasks whose success is in the final info train Q correctly.
 
 Example:
     >>> result = thrifty.run(task, "runs/thrifty/store", DAggerConfig(rounds=6),
