@@ -12,6 +12,7 @@ results.md and return_vs_labels.png in ``--out``.
     .venv/bin/python benchmarks/dagger_lunar.py                      # everything, seed 0
     .venv/bin/python benchmarks/dagger_lunar.py --methods thrifty    # one method (parallel runs)
     .venv/bin/python benchmarks/dagger_lunar.py --report             # tables/plot from saved runs
+    .venv/bin/python benchmarks/dagger_lunar.py --task lunarlander-tight --out OUT  # another task
 
 Runs are resumable (``--resume``): each method's store and checkpoints live in
 ``--out/seed_<s>/<method>``.
