@@ -12,6 +12,7 @@ results.md and return_vs_labels.png in ``--out``.
     .venv/bin/python benchmarks/dagger_lunar.py                      # everything, seed 0
     .venv/bin/python benchmarks/dagger_lunar.py --methods thrifty    # one method (parallel runs)
     .venv/bin/python benchmarks/dagger_lunar.py --report             # tables/plot from saved runs
+    .venv/bin/python benchmarks/dagger_lunar.py --task lunarlander-tight --out OUT  # another task
 
 Runs are resumable (``--resume``): each method's store and checkpoints live in
 ``--out/seed_<s>/<method>``.
@@ -53,6 +54,7 @@ from store_load import machine
 
 METHODS = ("dagger", "hg-dagger", "ensemble", "thrifty", "smile", "aggrevate")
 TASK = "lunarlander"
+"""The default ``--task``."""
 
 
 def log(msg: str) -> None:
@@ -77,12 +79,12 @@ def base_config(args: argparse.Namespace, seed: int) -> DAggerConfig:
         seed=seed,
         eval_episodes=args.eval_episodes,
         eval_envs=8,
-        eval_seed=100_000,
+        eval_seed=args.eval_seed,
     )
 
 
 def run_method(name: str, args: argparse.Namespace, seed: int, path: Path) -> DAggerResult:
-    task = make(TASK)
+    task = make(args.task)
     cfg = base_config(args, seed)
     store = path / "store"
     kw: dict[str, Any] = dict(resume=args.resume and store.exists(), log=log)
@@ -130,7 +132,7 @@ def bc_at_budgets(
     )
     todo = sorted({b for b in budgets if str(b) not in cache})
     if todo:
-        task = make(TASK)
+        task = make(args.task)
         cfg = base_config(args, seed)
         demos = out / "demos"
         # Round-0 episodes with dagger.run's seeds: BC's first demos are every method's demos.
@@ -227,11 +229,11 @@ def report(args: argparse.Namespace, out: Path) -> None:
         log("no saved runs to report")
         return
     lines = [
-        f"# Interactive IL on `{TASK}` (2×256 MLP, categorical head)\n",
+        f"# Interactive IL on `{args.task}` (2×256 MLP, categorical head)\n",
         f"Machine: {machine()}; {platform.platform()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; Python {platform.python_version()}.",
         f"Seeds: {sorted(results)}; evaluation: {args.eval_episodes} episodes from seed "
-        "100000 for every learner and the expert. Settings: "
+        f"{args.eval_seed} for every learner and the expert. Settings: "
         f"{args.initial_demos} demo(s), {args.episodes_per_round} episodes/round, "
         f"{args.rounds} rounds, BC {args.bc_steps} steps/round at batch {args.bc_batch}, "
         f"lr {args.bc_lr}, from scratch.\n",
@@ -338,7 +340,7 @@ def report(args: argparse.Namespace, out: Path) -> None:
     (out / "results.json").write_text(
         json.dumps({"summary": summary, "runs": results, "bc": bc_points}, indent=1, default=str)
     )
-    plot(out / "return_vs_labels.png", curves, bc_points, results)
+    plot(out / "return_vs_labels.png", curves, bc_points, results, args.task)
     log(f"wrote {out / 'results.md'}, results.json and return_vs_labels.png")
 
 
@@ -395,7 +397,7 @@ def _ratios(summary: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def plot(path: Path, curves: dict, bc_points: dict, results: dict) -> None:
+def plot(path: Path, curves: dict, bc_points: dict, results: dict, task: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -424,7 +426,7 @@ def plot(path: Path, curves: dict, bc_points: dict, results: dict) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("expert labels")
     ax.set_ylabel(f"mean return ({first['config']['eval_episodes']} episodes)")
-    ax.set_title("LunarLander: return vs expert labels")
+    ax.set_title(f"{task}: return vs expert labels")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -440,6 +442,8 @@ def main() -> None:
     ap.add_argument(
         "--brief", action="store_true", help="only a per-seed table of the saved runs (no BC)"
     )
+    ap.add_argument("--task", default=TASK, help="a registered task with a discrete action")
+    ap.add_argument("--eval-seed", type=int, default=100_000, help="first evaluation episode's")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--episodes-per-round", type=int, default=2)

@@ -18,6 +18,7 @@ from store_load import machine
 TASKS = [
     "cartpole",
     "lunarlander",
+    "lunarlander-tight",
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",

@@ -21,6 +21,7 @@ from protege.tasks import EpisodeOutcome, Task
 CLASSIC = [
     "cartpole",
     "lunarlander",
+    "lunarlander-tight",
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",
@@ -32,6 +33,7 @@ MIN_SUCCESS = {
     "cartpole": 1.0,
     "mountaincar-continuous": 1.0,
     "lunarlander": 0.9,
+    "lunarlander-tight": 0.9,
     "lunarlander-continuous": 0.9,
     "pendulum": 0.5,  # return ≥ −200 is out of reach from some bottom starts
 }

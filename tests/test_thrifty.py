@@ -153,6 +153,34 @@ def test_episode_success_from_return_and_length(tmp_path: Path) -> None:
     )  # the expert balances to the horizon; pushing left drops the pole
 
 
+def test_episode_success_reads_the_recorded_verdict(tmp_path: Path) -> None:
+    """A success test that reads the final info (Meta-World's, the lane task's) cannot be
+    re-judged from stored steps: the verdict the Recorder stored (extra ``success``) wins,
+    and only episodes without one fall back to return and length."""
+    in_info = dataclasses.replace(
+        SHORT, success=lambda o: bool(o.final_info.get("is_success", False))
+    )
+    store = Store.create(tmp_path / "s", *SHORT.spaces, task="cartpole")
+    for extras in ({"success": 1.0}, None):
+        env = SHORT.make_vec_env(2)
+        rollout(
+            env,
+            2,
+            gate=ExpertGate(),
+            seed=0,
+            expert=SHORT.make_expert(),
+            observers=[StoreEpisodes(store, extras=extras)],
+        )
+        env.close()
+    data = store.transitions()
+    np.testing.assert_array_equal(data.success, [1.0, 1.0, np.nan, np.nan])
+    assert list(data.take_episodes(np.array([2, 0])).success[1:]) == [1.0]
+    # Recorded: success although the empty final info says no; not recorded: {} → failure.
+    np.testing.assert_array_equal(
+        thrifty.episode_success(in_info, data), [True, True, False, False]
+    )
+
+
 # ---------------------------------------------------------------- robot-mode states
 def steps(actor: str) -> Transitions:
     """Episodes written as actor strings, "RRHHHRR|HHR" (R: the robot drove, H: the expert)."""

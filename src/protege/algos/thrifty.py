@@ -33,7 +33,15 @@ Differences from the paper's code (each keeps the run resumable to the same numb
   kept in memory: learner-driven steps, the steps right after them, and the steps after a
   hand-back, found by replaying the hand-back rule with the thresholds each episode
   recorded (:func:`autonomous_mask`).
-* Q is trained on stored episodes only (not on extra autonomous test rollouts).
+* Q is trained on stored episodes only (not on the code's 10 extra autonomous test
+  rollouts per iteration, which show Q the robot's own failures without costing labels).
+* Each round's policy trains ``config.bc``'s steps (the code: ``grad_steps · (bc_epochs +
+  t)``, growing with iteration t).
+* Discrete actions: the discrepancy is 1 − p̄(a_expert) under the ensemble's mean
+  probabilities (the code has continuous actions: a squared distance).
+
+Q's success labels are the verdicts recorded with each episode as it was collected
+(:func:`episode_success`), so tasks whose success is in the final info train Q correctly.
 
 Example:
     >>> result = thrifty.run(task, "runs/thrifty/store", DAggerConfig(rounds=6),
@@ -124,11 +132,18 @@ def _td_tensors(
 
 
 def episode_success(task: Task, data: Transitions) -> np.ndarray:
-    """(E,) the task's success test per episode, from its return and length (an episode
-    shorter than the horizon is taken as terminated; tests reading ``final_info`` see {})."""
+    """(E,) whether each episode succeeded: the verdict recorded when it was collected
+    (``data.success``, judged on the episode's real final info), else the task's success
+    test from its return and length (an episode shorter than the horizon is taken as
+    terminated; a test reading ``final_info`` sees {} there, so external demonstrations of
+    a task whose success lives in the info count as failures unless they recorded it)."""
     returns = np.add.reduceat(data.rewards.astype(np.float64), data.episode_starts)
+    recorded = data.success if data.success is not None else np.full(len(returns), np.nan)
     out = []
-    for ret, n in zip(returns, data.episode_lengths, strict=True):
+    for ret, n, rec in zip(returns, data.episode_lengths, recorded, strict=True):
+        if not np.isnan(rec):
+            out.append(bool(rec))
+            continue
         term = int(n) < task.horizon
         out.append(bool(task.success(EpisodeOutcome(float(ret), int(n), term, not term, {}))))
     return np.array(out, bool)

@@ -48,7 +48,7 @@ class LunarDemoConfig:
     """
 
     task: str = "lunarlander"
-    """Run the same pipeline on another task."""
+    """Run the same pipeline on another task (``lunarlander-tight``: the tight pilot)."""
     seed: int = 0
     """Seeds everything; evaluation episodes use ``seed + EVAL_SEED_OFFSET``."""
     episodes: int = 100

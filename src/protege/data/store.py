@@ -433,6 +433,7 @@ class Store:
             rounds=np.array([e.round for e in self._index], np.int64),
             final_obs=take(fields["obs"], ~keep),
             terminated=np.array([e.terminated for e in self._index], bool),
+            success=np.array([e.extras.get("success", np.nan) for e in self._index], float),
         )
 
     def episodes(self) -> Iterator[Episode]:

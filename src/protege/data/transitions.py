@@ -43,6 +43,10 @@ class Transitions:
     terminated: np.ndarray | None = None
     """(E,) bool: whether each episode ended in a terminal state (no value after it), as
     opposed to being cut off by a time limit; None when not read."""
+    success: np.ndarray | None = None
+    """(E,) float: the task's success verdict recorded with each episode when it was
+    collected (its ``success`` extra, judged on the episode's final info: 1 or 0), NaN where
+    none was recorded (e.g. demonstrations from ``protege collect``); None when not read."""
 
     @classmethod
     def labeled_steps(
@@ -100,6 +104,7 @@ class Transitions:
             rounds=self.rounds[order],
             final_obs=None if self.final_obs is None else take(self.final_obs, order),
             terminated=None if self.terminated is None else self.terminated[order],
+            success=None if self.success is None else self.success[order],
         )
 
     def next_obs(self) -> np.ndarray:

@@ -72,11 +72,11 @@ def write_report(run: DemoRun) -> None:
 
 
 def labels_summary(run: DemoRun, fraction: float = 0.95) -> str:
-    """Which methods reached ``fraction`` of the expert's return, and at how many labels."""
-    expert = run.methods["expert"].evaluation.mean_return
-    target = expert - (1 - fraction) * abs(expert)
+    """Which methods reached ``fraction`` of the expert's return, and at how many labels,
+    then the lesson those numbers teach (:func:`lesson`)."""
+    target = _target(run, fraction)
     parts = []
-    for name, curve in run.curves.items():
+    for name, curve in _curves_with_final_bc(run).items():
         n = curve.labels_to_reach(target)
         parts.append(
             f"{name} at {n:,} labels"
@@ -85,8 +85,74 @@ def labels_summary(run: DemoRun, fraction: float = 0.95) -> str:
         )
     return (
         f"Reaching {fraction:.0%} of the expert's return ({target:.1f}) on the per-round "
-        f"evaluation episodes: {'; '.join(parts)}."
+        f"evaluation episodes: {'; '.join(parts)}. {lesson(run, fraction)}"
     )
+
+
+def lesson(run: DemoRun, fraction: float = 0.95) -> str:
+    """One sentence with this run's numbers: how many labels the best interactive method
+    needed to reach ``fraction`` of the expert's return against BC on demonstrations (its
+    curve: the first 1, 2, 4, ... demonstrations, then all of them)."""
+    target = _target(run, fraction)
+    curves = _curves_with_final_bc(run)
+    bc_curve = curves.get("BC")
+    reached = {
+        name: n
+        for name, c in curves.items()
+        if name != "BC" and (n := c.labels_to_reach(target)) is not None
+    }
+    if bc_curve is None or not reached:
+        return (
+            f"No interactive method reached {fraction:.0%} of the expert's return within its "
+            "budget here, so this run does not show which costs fewer labels."
+        )
+    best = min(reached, key=lambda k: reached[k])
+    n = reached[best]
+    bc_n = bc_curve.labels_to_reach(target)
+    below = [r for lab, r in zip(bc_curve.labels, bc_curve.mean_return, strict=True) if lab <= n]
+    at_budget = (
+        f"; with at most {n:,} labels of demonstrations BC scored {max(below):.1f} at best"
+        if below
+        else ""
+    )
+    if bc_n is None:
+        return (
+            f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert labels; "
+            f"BC on demonstrations did not reach it with up to {bc_curve.labels[-1]:,} "
+            f"({bc_curve.labels[-1] / n:.1f}× as many){at_budget}: labels on the states the "
+            "learner drifts into were worth more than more demonstrations."
+        )
+    if bc_n > n:
+        return (
+            f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert labels, "
+            f"BC on demonstrations needed {bc_n:,} ({bc_n / n:.1f}× as many){at_budget}: labels "
+            "on the states the learner drifts into were worth more than more demonstrations."
+        )
+    return (
+        f"BC on demonstrations reached {fraction:.0%} of the expert's return with {bc_n:,} "
+        f"labels, no more than the best interactive method ({best}, {n:,}): on this run "
+        "compounding error cost BC nothing that interactive labels bought back."
+    )
+
+
+def _target(run: DemoRun, fraction: float) -> float:
+    expert = run.methods["expert"].evaluation.mean_return
+    return expert - (1 - fraction) * abs(expert)
+
+
+def _curves_with_final_bc(run: DemoRun) -> dict[str, Any]:
+    """The return-against-labels curves, BC's extended by the main BC policy (every
+    demonstration, scored on the full evaluation)."""
+    curves: dict[str, Any] = dict(run.curves)
+    if "BC" in curves and "BC" in run.methods:
+        ev, c = run.methods["BC"].evaluation, curves["BC"]
+        curves["BC"] = dataclasses.replace(
+            c,
+            labels=[*c.labels, run.labels["BC"]],
+            mean_return=[*c.mean_return, float(ev.mean_return)],
+            std_return=[*c.std_return, float(ev.std_return)],
+        )
+    return curves
 
 
 def _loss_figure(run: DemoRun, result: bc.BCResult, policy: Policy) -> pg.Figure:

@@ -115,14 +115,21 @@ class LunarLanderExpert:
     sideways speed is killed. Over seeds 300–899 this lifts the discrete mean return from ≈243
     (91% of episodes ≥ 200) to ≈267 (98.5%) and leaves the continuous one at ≈282.
     ``robust=False`` reproduces ``gymnasium.envs.box2d.lunar_lander.heuristic`` exactly.
+
+    ``deadband`` (discrete only; gymnasium's 0.05): the size of ``angle_todo`` and
+    ``hover_todo`` below which no engine fires. A narrower band (0.02, the ``lunarlander-wind``
+    task's pilot) corrects sooner and tighter: it holds the lander on a narrower path and
+    copes with gusts better (seeds 1000–1029 in wind 5, turbulence 0.5: 97% of episodes
+    ≥ 200 against 87%).
     """
 
     hover_vx_gain = 0.7
     hover_vx_deadband = 0.2
 
-    def __init__(self, continuous: bool = False, robust: bool = True) -> None:
+    def __init__(self, continuous: bool = False, robust: bool = True, deadband: float = 0.05):
         self.continuous = continuous
         self.robust = robust
+        self.deadband = float(deadband)
 
     def act(self, obs: np.ndarray, infos: dict[str, Any] | None = None) -> np.ndarray:
         # float32 throughout, like gymnasium's heuristic on a float32 observation row.
@@ -143,10 +150,11 @@ class LunarLanderExpert:
         if self.continuous:
             a = np.stack([hover_todo * 20 - 1, -angle_todo * 20], axis=1)
             return np.clip(a, -1, 1).astype(np.float32)
+        d = np.float32(self.deadband)
         a = np.zeros(len(s), dtype=np.int64)
-        a = np.where(angle_todo > 0.05, 1, a)
-        a = np.where(angle_todo < -0.05, 3, a)
-        a = np.where((hover_todo > np.abs(angle_todo)) & (hover_todo > 0.05), 2, a)
+        a = np.where(angle_todo > d, 1, a)
+        a = np.where(angle_todo < -d, 3, a)
+        a = np.where((hover_todo > np.abs(angle_todo)) & (hover_todo > d), 2, a)
         return a.astype(np.int64)
 
     def begin_run(self, seed: int | None = None) -> None:

@@ -145,6 +145,21 @@ register(
 
 register(
     Task(
+        name="lunarlander-tight",
+        env_id="LunarLander-v3",
+        expert_factory=partial(LunarLanderExpert, continuous=False, deadband=0.02),
+        horizon=1000,
+        success=return_at_least_200,
+        description="LunarLander with a tight pilot (dead band 0.02: it corrects sooner); "
+        "success = return ≥ 200.",
+        expert_return=250.0,
+        risk=lunar_risk,
+        controls=_LANDER_KEYS,
+    )
+)
+
+register(
+    Task(
         name="lunarlander-continuous",
         env_id="LunarLander-v3",
         expert_factory=partial(LunarLanderExpert, continuous=True),
