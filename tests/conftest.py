@@ -42,6 +42,7 @@ def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
     monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
     monkeypatch.setattr(tasks, "_FILE_PLUGINS", {})
+    monkeypatch.setattr(tasks, "_LOADED", [])  # what Ray workers would be asked to load
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delenv("PROTEGE_PLUGINS", raising=False)
     before = set(sys.modules)
