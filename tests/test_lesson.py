@@ -65,12 +65,14 @@ def test_the_lesson_states_the_measured_numbers() -> None:
     )
     text = lesson(run)
     assert text.startswith("HG reached 95% of the expert's return with 500 expert labels")
-    assert "BC on demonstrations needed 2,400 (4.8× as many)" in text
+    assert "BC on demonstrations needed more than 1,200 and at most 2,400 (2.4–4.8×" in text
     assert "with at most 500 labels of demonstrations BC scored 50.0 at best" in text
     assert "Reaching 95% of the expert's return (190.0)" in labels_summary(run)
     assert "BC at 2,400 labels" in labels_summary(run)
     # BC reached only with every demonstration
     run = _run([(300, 50.0), (600, 150.0)], (30_000, 195.0), HG=[(300, 50.0), (500, 192.0)])
+    assert "needed more than 600 and at most 30,000 (1.2–60.0× as many; its curve" in lesson(run)
+    run = _run([], (30_000, 195.0), HG=[(300, 50.0), (500, 192.0)])  # BC only at the end
     assert "BC on demonstrations needed 30,000 (60.0× as many)" in lesson(run)
     # BC never reached
     run = _run([(300, 50.0)], (30_000, 100.0), HG=[(300, 50.0), (500, 192.0)])

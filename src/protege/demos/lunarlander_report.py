@@ -123,10 +123,18 @@ def lesson(run: DemoRun, fraction: float = 0.95) -> str:
             "learner drifts into were worth more than more demonstrations."
         )
     if bc_n > n:
+        # BC's curve is coarse (1, 2, 4 … demonstrations, then all): say between which points
+        short = [lab for lab in bc_curve.labels if lab < bc_n]
+        needed = (
+            f"more than {max(short):,} and at most {bc_n:,} "
+            f"({max(short) / n:.1f}–{bc_n / n:.1f}× as many; its curve has no point between)"
+            if short
+            else f"{bc_n:,} ({bc_n / n:.1f}× as many)"
+        )
         return (
             f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert labels, "
-            f"BC on demonstrations needed {bc_n:,} ({bc_n / n:.1f}× as many){at_budget}: labels "
-            "on the states the learner drifts into were worth more than more demonstrations."
+            f"BC on demonstrations needed {needed}{at_budget}: labels on the states the "
+            "learner drifts into were worth more than more demonstrations."
         )
     return (
         f"BC on demonstrations reached {fraction:.0%} of the expert's return with {bc_n:,} "
