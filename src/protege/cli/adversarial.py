@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 
 from protege.cli import output, results_json
-from protege.cli.flags import add_config_flags, config_values, json_flag, run_flags, task_flag
+from protege.cli.flags import config_values, task_flag
 from protege.cli.learn import _make_task
 from protege.cli.registry import command
+from protege.cli.rl import ppo_run_flags
 from protege.configs.adversarial import AdversarialConfig
 from protege.configs.rl import PPOConfig
 from protege.errors import ConfigError
@@ -18,19 +19,7 @@ def _adversarial_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="STORE", help="the demonstrations")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (the policy too)")
     task_flag(p, required=False, extra=" (default: the task recorded in the store)")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
-    )
-    p.add_argument(
-        "--tensorboard",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="write a TensorBoard log to OUT/tb (needs tensorboard installed; default: yes)",
-    )
-    add_config_flags(p, AdversarialConfig)
-    add_config_flags(p, PPOConfig, skip=("seed",))
-    run_flags(p)
-    json_flag(p)
+    ppo_run_flags(p, AdversarialConfig)
 
 
 _INTERRUPTED = "its last checkpoint is kept: run the same command with --resume to continue"

@@ -23,6 +23,12 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
         metavar="STORE",
         help="demonstrations for the BC term (pattern 2, with --bc-weight > 0)",
     )
+    ppo_run_flags(p, FinetuneConfig)
+
+
+def ppo_run_flags(p: argparse.ArgumentParser, config: type) -> None:
+    """What every command that runs the PPO learner takes after its own flags: ``--resume``,
+    ``--tensorboard``, ``config``'s flags and PPO's, the seed and progress, ``--json``."""
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
@@ -32,7 +38,7 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
         default=True,
         help="write a TensorBoard log to OUT/tb (needs tensorboard installed; default: yes)",
     )
-    add_config_flags(p, FinetuneConfig)
+    add_config_flags(p, config)
     add_config_flags(p, PPOConfig, skip=("seed",))
     run_flags(p)
     json_flag(p)
