@@ -119,19 +119,8 @@ def short_demo(task: Any, path: Path, steps: int, seed: int) -> None:
     finally:
         env.close()
     ep = kept.episodes[0]
-    cut = dataclasses.replace(
-        ep,
-        obs=ep.obs[: steps + 1],
-        actions=ep.actions[:steps],
-        rewards=ep.rewards[:steps],
-        executed=ep.executed[:steps],
-        actor=ep.actor[:steps],
-        labeled=ep.labeled[:steps],
-        terminated=False,
-        truncated=True,
-    )
     with Store.create(path, *task.spaces, task=task.name) as store:
-        store.append(cut)
+        store.append(ep.head(steps))
 
 
 def learning(task: Any, out: Path, rounds: int, seed: int) -> dict[str, Any]:

@@ -8,7 +8,6 @@ it, it moves here, never copied.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -143,19 +142,8 @@ def short_demo(task: Task, path: Path, steps: int, seed: int = 123) -> None:
     finally:
         env.close()
     ep = r.episodes[0]
-    cut = dataclasses.replace(
-        ep,
-        obs=ep.obs[: steps + 1],
-        actions=ep.actions[:steps],
-        rewards=ep.rewards[:steps],
-        executed=ep.executed[:steps],
-        actor=ep.actor[:steps],
-        labeled=ep.labeled[:steps],
-        terminated=False,
-        truncated=True,
-    )
     with Store.create(path, *task.spaces, task=task.name) as store:
-        store.append(cut)
+        store.append(ep.head(steps))
 
 
 def round_numbers(result: DAggerResult) -> list[tuple]:

@@ -460,3 +460,27 @@ def test_collection_with_the_same_seed_gives_the_same_store(tmp_path):
     assert a["lengths"] != c["lengths"]
     assert a["returns"] != c["returns"]
     assert not np.array_equal(a["obs"][0], c["obs"][0])  # other initial states
+
+
+def test_an_episode_head_is_its_first_steps_cut_off(tmp_path):
+    ep = Episode(
+        obs=np.arange(6 * 3, dtype=np.float32).reshape(6, 3),
+        actions=np.array([0, 1, 2, 3, 0]),
+        rewards=np.ones(5, np.float32),
+        terminated=True,
+        actor=np.array([0, 1, 1, 0, 0], np.uint8),
+        labeled=np.array([1, 0, 1, 1, 1], bool),
+    )
+    head = ep.head(3)
+    assert len(head) == 3 and head.truncated and not head.terminated
+    np.testing.assert_array_equal(head.obs, ep.obs[:4])  # the observation after the cut too
+    np.testing.assert_array_equal(head.labeled, [1, 0, 1])
+    np.testing.assert_array_equal(head.actor, [0, 1, 1])
+    assert head.executed is None and ep.head(5) is ep and ep.head(9) is ep
+    with Store.create(tmp_path / "s", OBS, ACT) as store:
+        store.append(head)
+    assert Store.open(tmp_path / "s").index[0].length == 3
+    parts = Episode(obs={"a": ep.obs, "b": ep.obs[:, :1]}, actions=ep.actions, rewards=ep.rewards)
+    assert {k: len(v) for k, v in parts.head(2).obs.items()} == {"a": 3, "b": 3}
+    with pytest.raises(DataError, match="at least one step"):
+        ep.head(0)

@@ -6,6 +6,7 @@ B = batch, H = chunk (horizon) length, A = action dimension, F = feature dimensi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,3 +93,31 @@ class Episode:
     @property
     def episode_return(self) -> float:
         return float(np.sum(self.rewards, dtype=np.float64))
+
+    def head(self, steps: int) -> Episode:
+        """The first ``steps`` steps (every step if it has fewer), cut off rather than ended
+        (``truncated``, not ``terminated``): a shorter demonstration from the same start."""
+        if steps >= len(self):
+            return self
+        if steps < 1:
+            raise DataError(f"an episode's head needs at least one step, not {steps}")
+
+        def cut(a: np.ndarray | None, n: int) -> np.ndarray | None:
+            return None if a is None else a[:n]
+
+        obs = (
+            {k: v[: steps + 1] for k, v in self.obs.items()}
+            if isinstance(self.obs, dict)
+            else self.obs[: steps + 1]
+        )
+        return dataclasses.replace(
+            self,
+            obs=obs,
+            actions=self.actions[:steps],
+            rewards=self.rewards[:steps],
+            executed=cut(self.executed, steps),
+            actor=cut(self.actor, steps),
+            labeled=cut(self.labeled, steps),
+            terminated=False,
+            truncated=True,
+        )
