@@ -51,11 +51,16 @@ from protege import tasks
 from protege.algos import bc, dart
 from protege.algos.rounds import ordered
 from protege.configs.demos import CarRacingDemoConfig
-from protege.configs.interactive import DAggerConfig
 from protege.configs.methods import DARTConfig
 from protege.data.obs import take
 from protege.data.store import Store
-from protege.demos.carracing import _bc_config, _ContinueFromBC, _policy, _short_task
+from protege.demos.carracing import (
+    _bc_config,
+    _ContinueFromBC,
+    _policy,
+    _short_task,
+    rounds_config,
+)
 from protege.policies import Policy
 from protege.rollout.collect import collect
 
@@ -199,19 +204,7 @@ def main() -> None:
         folder = out / name
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(demos, folder / "store", ignore=shutil.ignore_patterns(".lock"))
-        dcfg = DAggerConfig(
-            rounds=cfg.rounds,
-            episodes_per_round=cfg.episodes_per_round,
-            initial_demos=0,
-            beta="indicator",
-            retrain="warm",
-            bc=_bc_config(cfg, cfg.round_steps),
-            n_envs=min(cfg.n_envs, cfg.episodes_per_round),
-            seed=cfg.seed,
-            eval_episodes=cfg.eval_episodes,
-            eval_envs=min(cfg.n_envs, cfg.eval_episodes),
-            eval_seed=cfg.eval_seed,
-        )
+        dcfg = rounds_config(cfg)
         trainer = _ContinueFromBC(start, dcfg.bc)
         result = dart.run(
             task,

@@ -267,13 +267,10 @@ def _collect_and_train_bc(run: CarRacingDemo, task: Task, say: Any) -> None:
         )
 
 
-def _interactive(run: CarRacingDemo, task: Task, method: str, say: Any) -> None:
-    """DAgger or DART rounds starting from the BC policy (round 0 = the demonstrations)."""
-    cfg = run.config
-    folder = run.out / method.lower()
-    store_path = folder / "store"
-    shutil.copytree(run.out / "demos", store_path, ignore=shutil.ignore_patterns(".lock"))
-    dcfg = DAggerConfig(
+def rounds_config(cfg: CarRacingDemoConfig) -> DAggerConfig:
+    """The interactive rounds after BC (DAgger or DART): the demo's own settings ``cfg``,
+    round 0 = the demonstrations already stored, the expert in control whenever it labels."""
+    return DAggerConfig(
         rounds=cfg.rounds,
         episodes_per_round=cfg.episodes_per_round,
         initial_demos=0,
@@ -286,6 +283,15 @@ def _interactive(run: CarRacingDemo, task: Task, method: str, say: Any) -> None:
         eval_envs=min(cfg.n_envs, cfg.eval_episodes),
         eval_seed=cfg.eval_seed,
     )
+
+
+def _interactive(run: CarRacingDemo, task: Task, method: str, say: Any) -> None:
+    """DAgger or DART rounds starting from the BC policy (round 0 = the demonstrations)."""
+    cfg = run.config
+    folder = run.out / method.lower()
+    store_path = folder / "store"
+    shutil.copytree(run.out / "demos", store_path, ignore=shutil.ignore_patterns(".lock"))
+    dcfg = rounds_config(cfg)
     trainer = _ContinueFromBC(run.policies["BC"], dcfg.bc)
     lines = (lambda s: say(f"[demo] {s}")) if cfg.progress else None
     with timed(run.timings, method, run.cpu_timings):
