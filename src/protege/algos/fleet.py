@@ -55,7 +55,8 @@ from protege.errors import ConfigError
 from protege.experts.base import Expert
 from protege.policies.policy import Policy
 from protege.policies.thrifty import ThriftyLearner
-from protege.rollout.fleet import Fleet, FleetResult, LocalRobots, Robots
+from protege.rollout.fleet import Fleet, LocalRobots, Robots
+from protege.rollout.fleet_result import FleetResult
 from protege.rollout.gates import Decision, Gate, LearnerGate, StepView
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.loop import rollout

@@ -20,6 +20,10 @@ same :class:`~protege.rollout.observers.Observer` hooks (the round engine's reco
 them to the store the moment they end). A failed episode ends when its reset is done, so its
 stored record holds the time it cost.
 
+**Who supervises** is the task's expert with modelled time costs (above), or people
+(:class:`People`: one teleop window each, :class:`protege.teleop.desk.Desk`), who take
+over, reset and hand back when they press a key, and whose keys are the labels.
+
 **Where robots live** is a :class:`Robots`: :class:`LocalRobots` steps gymnasium envs in this
 process; a source that steps them elsewhere (Ray actors, real robots) implements the same
 three methods. All N robots' observations go through the learner as one batch every step
@@ -34,7 +38,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import gymnasium as gym
@@ -42,8 +45,10 @@ import numpy as np
 
 from protege.configs.fleet import FleetConfig
 from protege.data.obs import stack
+from protege.errors import ConfigError
 from protege.experts.base import Expert
 from protege.rollout.allocation import Signals, make_allocator
+from protege.rollout.fleet_result import FleetResult
 from protege.rollout.gates import Decision, LazyExpert
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.loop import Actor, count_interventions
@@ -88,6 +93,35 @@ class Robots(Protocol):
     def close(self) -> None: ...
 
 
+class PeopleStep(Protocol):
+    """What the people at their windows did at one tick, per robot (N,): ``go``: the person
+    with the robot pressed to take over (or to reset it, if it failed); ``back``: they
+    pressed to hand back; ``actions``: their actions (rows of robots nobody drives: any)."""
+
+    go: np.ndarray
+    back: np.ndarray
+    actions: np.ndarray
+    quit: bool
+    """Someone asked to end the run."""
+
+
+class People(Protocol):
+    """Supervisors who decide for themselves (people at teleop windows): supervisor ``k``
+    helps the robot ``i`` with ``fleet.helper[i] == k``. Each fleet step is one tick of
+    their fixed-rate clock (:meth:`tick` sleeps until it is due)."""
+
+    count: int
+
+    def tick(self, fleet: Fleet, obs: Sequence[Any]) -> PeopleStep:
+        """Show each person their robot (``obs``: every robot's latest observation), wait
+        for the tick, and read what they pressed."""
+        ...
+
+
+WAIT = np.iinfo(np.int64).max // 2
+"""The timer of a switch or reset a person ends by pressing a key, not by counting steps."""
+
+
 class LocalRobots:
     """``n`` gymnasium envs from ``make_env``, stepped in this process."""
 
@@ -108,70 +142,14 @@ class LocalRobots:
             out.append((obs, float(r), bool(term), bool(trunc), info))
         return out
 
+    def render(self, i: int) -> np.ndarray | None:
+        """Robot ``i``'s frame (H×W×3) if its env renders ``rgb_array``, else None."""
+        env = self.envs[i]
+        return np.asarray(env.render()) if env.render_mode == "rgb_array" else None
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
-
-
-@dataclass
-class FleetResult:
-    """What a fleet run did and what its supervisors' time bought."""
-
-    steps: int = 0
-    """Fleet steps (every robot's clock)."""
-    episodes: int = 0
-    successes: int = 0
-    returns: float = 0.0
-    """Summed return of the finished episodes."""
-    labels: int = 0
-    """Supervisor-driven steps, each an expert label."""
-    expert_queries: int = 0
-    interventions: int = 0
-    """Interventions in finished episodes (:func:`~protege.rollout.loop.count_interventions`)."""
-    supervisor_steps: int = 0
-    """Steps some supervisor was busy (switching, driving or resetting), summed over them."""
-    idle_steps: int = 0
-    """Robot-steps spent waiting: asked, being taken over, failed or being reset."""
-    robot_steps: int = 0
-    """Robot-steps of robots with an episode to run (moving or waiting)."""
-    requests: int = 0
-    """Times a robot asked for help."""
-    visits: int = 0
-    """Times a supervisor went to a robot."""
-    resets: int = 0
-    """Hard resets of failed robots."""
-    step_seconds: float = 0.1
-
-    @property
-    def supervisor_seconds(self) -> float:
-        return self.supervisor_steps * self.step_seconds
-
-    @property
-    def idle_fraction(self) -> float:
-        """Share of the robots' time spent waiting."""
-        return self.idle_steps / self.robot_steps if self.robot_steps else 0.0
-
-    @property
-    def rohe(self) -> float:
-        """Return on human effort: successes per supervisor-minute (no supervisor time: inf
-        if anything succeeded, else nan)."""
-        return _per_minute(self.successes, self.supervisor_seconds)
-
-    @property
-    def return_per_minute(self) -> float:
-        """Summed return of finished episodes per supervisor-minute."""
-        return _per_minute(self.returns, self.supervisor_seconds)
-
-    def to_dict(self) -> dict[str, float]:
-        """Every count and the derived rates, JSON-ready."""
-        out: dict[str, float] = {k: float(v) for k, v in vars(self).items()}
-        out.update(
-            supervisor_seconds=self.supervisor_seconds,
-            idle_fraction=self.idle_fraction,
-            rohe=self.rohe,
-            return_per_minute=self.return_per_minute,
-        )
-        return out
 
 
 class Fleet:
@@ -179,7 +157,9 @@ class Fleet:
     supervisors played by ``expert``, allocated by ``config.allocation``.
 
     ``gate`` supplies the signals and thresholds: its learner's novelty and discrepancy, its
-    critic's Q, and δ_h, β_h, δ_r, β_r as calibrated (:class:`ThriftyGate`)."""
+    critic's Q, and δ_h, β_h, δ_r, β_r as calibrated (:class:`ThriftyGate`). With ``people``
+    the supervisors are those people (``expert`` is not asked): a switch lasts until the
+    person takes over, a reset until they reset, a takeover until they hand back."""
 
     def __init__(
         self,
@@ -189,16 +169,21 @@ class Fleet:
         config: FleetConfig,
         success: SuccessTest,
         action_space: gym.Space,
+        people: People | None = None,
     ):
         self.robots, self.gate, self.expert, self.config = robots, gate, expert, config
-        self.success, self.action_space = success, action_space
+        self.success, self.action_space, self.people = success, action_space, people
         n = robots.num_robots
+        if people is not None and people.count != config.supervisors:
+            raise ConfigError(f"{people.count} people for {config.supervisors} supervisors")
         self.allocator = make_allocator(config.allocation, config.priority_order)
         self.mode = np.full(n, DONE)
         self.timer = np.zeros(n, np.int64)
         """Steps left of a switch or reset; steps driven in a takeover."""
         self.position = np.full(n, -1)
         """The episode (position in the run's list) each robot is on."""
+        self.helper = np.full(n, -1)
+        """The supervisor (0..K−1) with each robot; −1: none."""
         self.counts = {k: np.zeros(n, np.int64) for k in COUNTERS}
         self._pending: dict[int, EpisodeEnd] = {}
 
@@ -225,7 +210,7 @@ class Fleet:
         todo = iter(episodes)
         res = FleetResult(step_seconds=cfg.step_seconds)
         lazy = LazyExpert(self.expert, self.action_space)
-        helped = np.zeros(n, bool)  # a supervisor is with the robot
+        self.helper[:] = -1
         obs: list[Any] = [None] * n
         t = np.zeros(n, np.int64)
         ret = np.zeros(n)
@@ -264,12 +249,17 @@ class Fleet:
         filler = next((o for o in obs if o is not None), None)  # rows of robots with no episode
         template = _template(self.action_space, n)
         while (self.mode != DONE).any() and (max_steps is None or res.steps < max_steps):
+            if self.people is not None:  # people end switches and resets by pressing a key
+                desk = self.people.tick(self, obs)
+                if desk.quit:
+                    break
+                self.timer[desk.go & ((self.mode == SWITCH) | (self.mode == RESET))] = 0
             # Finished switches and resets from the last step take effect now.
             switched = (self.mode == SWITCH) & (self.timer <= 0)
             self.mode[switched], self.timer[switched] = TELEOP, 0
             for i in map(int, np.flatnonzero((self.mode == RESET) & (self.timer <= 0))):
                 finish(i, self._pending.pop(i))
-                helped[i] = False
+                self.helper[i] = -1
                 if start(i):
                     learner.episodes_started(np.arange(n) == i)
             live = self.mode != DONE
@@ -289,6 +279,7 @@ class Fleet:
                 self.counts["fleet_requests"][asks] += 1
                 if cfg.wait == "pause":
                     self.mode[asks] = ASKING
+            helped = self.helper >= 0
             eligible = live & ~helped
             if self.allocator.uses_requests:
                 eligible &= (self.mode == ASKING) | (self.mode == FAILED) | (self.mode == AUTO)
@@ -298,16 +289,21 @@ class Fleet:
                 budget = cfg.supervisor_share * cfg.supervisors * (res.steps + 1)
                 least = cfg.switch_steps + cfg.min_takeover
                 n_free = min(n_free, max(0, int((budget - res.supervisor_steps) // least)))
+            free = [k for k in range(cfg.supervisors) if k not in self.helper]
+            people = self.people is not None
             for i in map(int, self.allocator.choose(signals, eligible, n_free, rng)):
-                helped[i] = True
+                self.helper[i] = free.pop(0)
                 res.visits += 1
                 self.counts["fleet_visits"][i] += 1
                 if self.mode[i] == FAILED:
                     self.mode[i], self.timer[i] = RESET, cfg.switch_steps + cfg.reset_steps
                 else:
                     self.mode[i], self.timer[i] = SWITCH, cfg.switch_steps
-                    if cfg.switch_steps == 0:
+                    if cfg.switch_steps == 0 and not people:
                         self.mode[i] = TELEOP
+                if people:
+                    self.timer[i] = WAIT
+            helped = self.helper >= 0
             if cfg.wait == "continue":
                 self.mode[self.mode == ASKING] = AUTO
 
@@ -315,9 +311,14 @@ class Fleet:
             teleop = self.mode == TELEOP
             moving = (self.mode == AUTO) | teleop
             lazy.begin_step(batch, {}, template, moving)
-            expert_action = lazy(teleop) if teleop.any() else lazy.actions
             back = np.zeros(n, bool)
-            if teleop.any():
+            if people:  # the people's keys: their actions, their hand-backs
+                expert_action, asked = desk.actions.astype(template.dtype), teleop
+                back = teleop & desk.back
+            else:
+                expert_action = lazy(teleop) if teleop.any() else lazy.actions
+                asked = lazy.asked
+            if teleop.any() and not people:
                 self.timer[teleop] += 1
                 close = self.gate.learner.discrepancy(batch, expert_action)
                 back = teleop & (self.timer >= cfg.min_takeover)
@@ -356,7 +357,7 @@ class Fleet:
                     active=moving,
                     learner_action=proposal,
                     expert_action=expert_action,
-                    asked=lazy.asked,
+                    asked=asked,
                     decision=decision,
                     executed=executed,
                     reward=reward,
@@ -373,7 +374,7 @@ class Fleet:
             self.timer[(self.mode == SWITCH) | (self.mode == RESET)] -= 1
             handed = back & ~(term | trunc)
             self.mode[handed], self.timer[handed] = AUTO, 0
-            helped[handed] = False
+            self.helper[handed] = -1
             for i in map(int, np.flatnonzero(moving & (term | trunc))):
                 outcome = EpisodeOutcome(float(ret[i]), int(t[i]), bool(term[i]), bool(trunc[i]))
                 end = EpisodeEnd(outcome, count_interventions(np.array(expert_drove[i])), obs[i])
@@ -381,12 +382,12 @@ class Fleet:
                     res.resets += 1
                     self.counts["resets"][i] += 1
                     self._pending[i] = end
-                    if helped[i]:  # the supervisor driving it resets it at once
-                        self.mode[i], self.timer[i] = RESET, cfg.reset_steps
+                    if self.helper[i] >= 0:  # the supervisor driving it resets it at once
+                        self.mode[i], self.timer[i] = RESET, WAIT if people else cfg.reset_steps
                     else:
                         self.mode[i] = FAILED
                     continue
-                helped[i] = False
+                self.helper[i] = -1
                 finish(i, end)
                 if start(i):
                     learner.episodes_started(np.arange(n) == i)
@@ -416,12 +417,6 @@ class Fleet:
         out["attention_seconds"] = out["supervisor_steps"] * self.config.step_seconds
         out.update(self.gate.thresholds())
         return out
-
-
-def _per_minute(amount: float, seconds: float) -> float:
-    if seconds > 0:
-        return amount / (seconds / 60.0)
-    return float("inf") if amount > 0 else float("nan")
 
 
 def _template(space: gym.Space, n: int) -> np.ndarray:
