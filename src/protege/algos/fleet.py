@@ -31,8 +31,9 @@ import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
 from protege.algos import engine, thrifty
@@ -63,6 +64,9 @@ from protege.rollout.loop import rollout
 from protege.rollout.observers import KeepEpisodes
 from protege.tasks.base import Task
 
+if TYPE_CHECKING:
+    from protege.teleop.desk import Desk
+
 _FLEET = 7
 """Seed key of a round's fleet draws (priority ties, random allocation)."""
 
@@ -74,6 +78,20 @@ on ``sources.make_env`` or the task's env); a Ray-backed source plugs in here.""
 def local_robots(sources: Sources, n: int) -> Robots:
     """N gymnasium envs in this process."""
     return LocalRobots(sources.make_env or sources.task.make_env, n)
+
+
+def rendered_robots(sources: Sources, n: int) -> Robots:
+    """N gymnasium envs in this process rendering ``rgb_array`` frames (if the task's env
+    can), for people's windows."""
+    task = sources.task
+
+    def make() -> gym.Env:
+        try:
+            return task.make_env(render_mode="rgb_array")
+        except (TypeError, ValueError, gym.error.Error):
+            return task.make_env()
+
+    return LocalRobots(make, n)
 
 
 class _Book(Gate):
@@ -121,8 +139,11 @@ class FleetRecorder(Recorder):
             super().on_episode(env_index, episode)
 
 
-def fleet_collector(config: FleetConfig, robots: RobotSource = local_robots) -> engine.Collector:
-    """The engine's collector for a fleet round (see :data:`engine.Collector`)."""
+def fleet_collector(
+    config: FleetConfig, robots: RobotSource = local_robots, people: Desk | None = None
+) -> engine.Collector:
+    """The engine's collector for a fleet round (see :data:`engine.Collector`); ``people``:
+    the supervisors are people at these windows (a round they quit ends early)."""
 
     def collect(
         sources: Sources,
@@ -139,7 +160,9 @@ def fleet_collector(config: FleetConfig, robots: RobotSource = local_robots) -> 
         source = robots(sources, config.robots)
         try:
             task = sources.task
-            fleet = Fleet(source, gate, sources.expert, config, task.success, task.spaces[1])
+            fleet = Fleet(
+                source, gate, sources.expert, config, task.success, task.spaces[1], people
+            )
             rec = FleetRecorder(fleet, store, task, round, seed, sources.after_episode, have)
             rng = np.random.default_rng(derive_seed(seed, _FLEET, round, batch[0]))
             fleet.run(
@@ -151,6 +174,10 @@ def fleet_collector(config: FleetConfig, robots: RobotSource = local_robots) -> 
             )
         finally:
             source.close()
+        if people is not None:
+            if people.quit_requested:
+                return  # the engine's stop() ends the run; --resume re-runs what is missing
+            people.notice(f"round {round} done: the learner is training")
         if rec.seen != len(batch):
             raise RuntimeError(f"fleet ran {rec.seen} of {len(batch)} episodes")
 
@@ -164,33 +191,54 @@ def run(
     method_config: FleetConfig | None = None,
     *,
     make_policy: Callable[[], Policy] | None = None,
-    robots: RobotSource = local_robots,
+    robots: RobotSource | None = None,
+    people: Desk | None = None,
     **kwargs: Any,
 ) -> DAggerResult:
     """Fleet-DAgger through :func:`protege.algos.engine.run` (same keyword arguments).
 
     Each interactive round's ``config.episodes_per_round`` episodes run as one fleet of
     ``method_config.robots`` robots (``config.n_envs`` is not used); round 0 is the expert's
-    demonstrations, as in every method. ``robots`` says where the robots live."""
+    demonstrations, as in every method. ``robots`` says where the robots live (default: in
+    this process, rendering frames when people watch).
+
+    With ``method_config.people`` the supervisors are people at ``people`` (default: a
+    window each, :meth:`~protege.teleop.desk.Desk.open`, closed at the end): the round's
+    fleet runs at their pace, ESC at any window ends the run after the episodes already
+    finished (all stored), and ``resume=True`` re-runs the cut round's missing episodes."""
     if kwargs.get("workers") is not None:
         raise ConfigError("--method fleet: the robots run in this process; drop --workers")
     config = config or DAggerConfig()
     fc = method_config or FleetConfig()
+    if people is not None and not fc.people:
+        raise ConfigError("people= needs FleetConfig(people=True) (--people)")
     store = Path(store_path)
     trainer, gate_factory, before_batch = thrifty.parts(task, store, config, fc, make_policy)
     kwargs.setdefault("method", "fleet")
     kwargs.setdefault("settings", fc)
-    return engine.run(
-        task,
-        None,
-        store,
-        dataclasses.replace(config, n_envs=max(config.episodes_per_round, 1)),
-        gate_factory,
-        trainer=trainer,
-        before_batch=before_batch,
-        collector=fleet_collector(fc, robots),
-        **kwargs,
-    )
+    desk = people
+    if fc.people and desk is None:
+        from protege.teleop.desk import Desk
+
+        desk = Desk.open(task, fc.supervisors, fps=1.0 / fc.step_seconds)
+    if desk is not None:
+        kwargs.setdefault("stop", lambda: desk.quit_requested)
+    source = robots or (rendered_robots if fc.people else local_robots)
+    try:
+        return engine.run(
+            task,
+            None,
+            store,
+            dataclasses.replace(config, n_envs=max(config.episodes_per_round, 1)),
+            gate_factory,
+            trainer=trainer,
+            before_batch=before_batch,
+            collector=fleet_collector(fc, source, desk),
+            **kwargs,
+        )
+    finally:
+        if desk is not None and people is None:
+            desk.close()
 
 
 def calibrated_gate(

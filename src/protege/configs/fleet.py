@@ -56,6 +56,12 @@ class FleetConfig(ThriftyConfig):
     waits for it)."""
     step_seconds: float = 0.1
     """Seconds per step (a 10 Hz teleoperation rate): turns steps into supervisor-seconds."""
+    people: bool = False
+    """The K supervisors are people, one teleop window each (needs a display): a free person
+    is given the waiting robot of highest priority, presses SPACE to take over, drives with
+    the task's keys (each step a label) and presses ENTER to hand back (SPACE also resets a
+    failed robot; ESC ends the run). The fleet then steps at ``1 / step_seconds`` Hz, and
+    the switch, takeover and reset times are the people's (:mod:`protege.teleop.desk`)."""
     supervisor_share: float | None = None
     """Random and round-robin only: the largest share of the supervisors' time they may
     spend (a free supervisor starts a visit only while under this pace), to compare with

@@ -94,7 +94,7 @@ class WindowStation:
     """A window in its own process (:mod:`protege.teleop.station`) titled ``title``;
     ``env``: that process's environment (default this one's: ``DISPLAY`` picks the screen)."""
 
-    def __init__(self, title: str, env: Mapping[str, str] | None = None):
+    def __init__(self, title: str, env: Mapping[str, str] | None = None, wait: bool = True):
         self.title = title
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "protege.teleop.station", title],
@@ -103,11 +103,30 @@ class WindowStation:
             env=None if env is None else dict(env),
         )
         self.closed = False
+        if wait:
+            self.wait_ready()
+
+    @classmethod
+    def open_many(cls, titles: Sequence[str], env: Mapping[str, str] | None = None) -> list[Any]:
+        """A window per title, their processes started at once (each takes a second to
+        import pygame); all closed if one cannot open."""
+        stations = [cls(title, env, wait=False) for title in titles]
+        try:
+            for station in stations:
+                station.wait_ready()
+        except BaseException:
+            for station in stations:
+                station.close()
+            raise
+        return stations
+
+    def wait_ready(self) -> None:
+        """Wait until the window is open; ConfigError if it cannot open (no display)."""
         first = self._read()
         if not first.get("ready"):
             self.close()
             why = first.get("error", "the window process ended")
-            raise ConfigError(f"cannot open the window {title!r}: {why} (needs a display)")
+            raise ConfigError(f"cannot open the window {self.title!r}: {why} (needs a display)")
 
     @property
     def pid(self) -> int:
@@ -239,6 +258,18 @@ class Desk:
         """A desk with ``task``'s own controls."""
         space = task.spaces[1]
         return cls(stations, controls_for(task, space), space, fps)
+
+    @classmethod
+    def open(
+        cls, task: Task, people: int, fps: float, env: Mapping[str, str] | None = None
+    ) -> Desk:
+        """``people`` windows (:class:`WindowStation`, ``env`` for their processes) for
+        ``task``, titled "protege fleet - supervisor k/K - task"."""
+        titles = [
+            f"protege fleet - supervisor {k + 1}/{people} - {task.name}" for k in range(people)
+        ]
+        stations = WindowStation.open_many(titles, env)
+        return cls.for_task(task, stations, fps)
 
     def tick(self, fleet: Fleet, obs: Sequence[Any]) -> DeskStep:
         """Show each person their robot, wait for the tick, read their keys."""
