@@ -4,21 +4,32 @@ key sources (:class:`ScriptedStation`): the same desk and fleet code a real wind
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
+from fakes import short_demo
+from protege.algos import engine
+from protege.algos import fleet as fleet_method
+from protege.configs.bc import BCConfig
 from protege.configs.fleet import FleetConfig
+from protege.configs.interactive import DAggerConfig
+from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.experts.adapters import CallableExpert
 from protege.rollout.fleet import AUTO, Fleet
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.observers import Observer, Step
 from protege.teleop.controls import DiscreteControls
-from protege.teleop.desk import Desk, ScriptedStation, View
+from protege.teleop.desk import Desk, ScriptedStation, View, WindowStation
+from test_fleet import SHORT_POLE
 
 PUSH = DiscreteControls({"left": 0, "right": 1}, noop=None, initial=0)
 
@@ -156,3 +167,57 @@ def test_the_people_must_be_the_configured_supervisors() -> None:
         desk = Desk([ScriptedStation(lambda t, v: [])], PUSH, gym.spaces.Discrete(2), fps=10)
         Fleet(Robots(2), gate, CallableExpert(lambda o: o), FleetConfig(supervisors=2),
               lambda o: True, gym.spaces.Discrete(2), people=desk)  # fmt: skip
+
+
+# ------------------------------------------------------------ Fleet-DAgger with people
+def _people_run(tmp_path: Path, scripts: Sequence[Any], **kwargs: Any) -> Any:
+    torch.set_num_threads(1)
+    config = DAggerConfig(
+        rounds=1,
+        episodes_per_round=4,
+        initial_demos=1,
+        eval_episodes=2,
+        seed=3,
+        bc=BCConfig(steps=20, batch_size=64, lr=3e-3, val_fraction=0.0, progress=False),
+    )
+    fc = FleetConfig(robots=2, supervisors=len(scripts), members=2, q_steps=20, people=True)
+    fc = dataclasses.replace(fc, q_hidden=(16, 16))
+    space = SHORT_POLE.spaces[1]
+    desk = Desk([ScriptedStation(s) for s in scripts], PUSH, space, fps=1000)
+    make = engine.policy_factory(SHORT_POLE, hidden_sizes=(16, 16))
+    if not kwargs.get("resume"):
+        short_demo(SHORT_POLE, tmp_path / "store", 40)
+    result = fleet_method.run(
+        SHORT_POLE, tmp_path / "store", config, fc, make_policy=make, people=desk, **kwargs
+    )
+    return result, desk
+
+
+def test_the_people_s_labels_are_stored_and_escape_stops_a_resumable_run(tmp_path: Path) -> None:
+    helper = person(drive=5)  # takes over (or resets) any robot shown, drives it pushing right
+
+    def quits_at_60(tick: int, view: View) -> list[str]:
+        return ["escape"] if tick == 60 else helper(tick, view)
+
+    cut, desk = _people_run(tmp_path, [quits_at_60])
+    assert cut.stopped and desk.quit_requested
+    store = Store.open(tmp_path / "store")
+    done = [e.episode for e in store.index if e.round == 1]
+    assert len(done) < 4  # ESC cut the round; the finished episodes are stored
+    resumed, _ = _people_run(tmp_path, [person(drive=5)], resume=True)
+    assert not resumed.stopped
+    store = Store.open(tmp_path / "store")
+    assert sorted(e.episode for e in store.index if e.round == 1) == [0, 1, 2, 3]
+    data = store.transitions()
+    people = data.labeled.astype(bool) & (np.repeat(data.rounds, data.episode_lengths) > 0)
+    assert people.sum() > 0 and (data.actions[people] == 1).all()  # the person's "right"
+    extras = [e.extras for e in store.index if e.round == 1]
+    assert sum(x["fleet_visits"] for x in extras) > 0
+    assert resumed.rows[-1].attention_seconds > 0
+
+
+def test_a_window_with_no_display_is_a_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("SDL_VIDEODRIVER", None)  # SDL would fall back to an invisible window
+    with pytest.raises(ConfigError, match="cannot open the window 'me'.*no display"):
+        WindowStation("me", env)

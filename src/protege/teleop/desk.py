@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -159,7 +160,8 @@ class WindowStation:
         self.closed = True
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError, ValueError):  # a pipe to a process gone
+                    pipe.close()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:

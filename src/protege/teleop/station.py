@@ -33,6 +33,9 @@ from protege.teleop.window import TeleopWindow
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
+HEADLESS = ("offscreen", "dummy")
+"""SDL video drivers that show nothing: accepted only when asked for (``SDL_VIDEODRIVER``)."""
+
 
 class Keys:
     """What the keyboard did since the last poll."""
@@ -69,6 +72,11 @@ def serve(title: str, inp: BinaryIO, out: TextIO) -> None:
     window = TeleopWindow(title)
     try:
         window.open()
+        driver = pygame.display.get_driver()
+        if driver in HEADLESS and not os.environ.get("SDL_VIDEODRIVER"):
+            # SDL falls back to an invisible window when there is no display: nobody could
+            # see the robots or press a key, and the fleet would wait for ever.
+            raise pygame.error(f"no display (SDL fell back to its {driver!r} driver)")
     except pygame.error as exc:
         out.write(json.dumps({"ready": False, "error": str(exc)}) + "\n")
         out.flush()
