@@ -219,5 +219,5 @@ def test_the_people_s_labels_are_stored_and_escape_stops_a_resumable_run(tmp_pat
 def test_a_window_with_no_display_is_a_clear_error() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.pop("SDL_VIDEODRIVER", None)  # SDL would fall back to an invisible window
-    with pytest.raises(ConfigError, match="cannot open the window 'me'.*no display"):
+    with pytest.raises(ConfigError, match=r"cannot open the window 'me'.*no display"):
         WindowStation("me", env)
