@@ -221,3 +221,5 @@ def test_a_window_with_no_display_is_a_clear_error() -> None:
     env.pop("SDL_VIDEODRIVER", None)  # SDL would fall back to an invisible window
     with pytest.raises(ConfigError, match=r"cannot open the window 'me'.*no display"):
         WindowStation("me", env)
+    with pytest.raises(ConfigError, match="names 1 displays for 2 supervisors"):
+        FleetConfig(supervisors=2, people=True, displays=(":0",))

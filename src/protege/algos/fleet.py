@@ -220,7 +220,7 @@ def run(
     if fc.people and desk is None:
         from protege.teleop.desk import Desk
 
-        desk = Desk.open(task, fc.supervisors, fps=1.0 / fc.step_seconds)
+        desk = Desk.open(task, fc.supervisors, 1.0 / fc.step_seconds, fc.displays)
     if desk is not None:
         kwargs.setdefault("stop", lambda: desk.quit_requested)
     source = robots or (rendered_robots if fc.people else local_robots)

@@ -62,6 +62,11 @@ class FleetConfig(ThriftyConfig):
     the task's keys (each step a label) and presses ENTER to hand back (SPACE also resets a
     failed robot; ESC ends the run). The fleet then steps at ``1 / step_seconds`` Hz, and
     the switch, takeover and reset times are the people's (:mod:`protege.teleop.desk`)."""
+    displays: tuple[str, ...] = ()
+    """With ``people``: the X display of each person's window (e.g. ``:0 :1``, or
+    ``otherhost:10`` through ``ssh -X``), one per supervisor; X gives one keyboard focus per
+    display, so people who type at once need a display each. Empty: every window on
+    ``DISPLAY`` (one person at a time types)."""
     supervisor_share: float | None = None
     """Random and round-robin only: the largest share of the supervisors' time they may
     spend (a free supervisor starts a visit only while under this pace), to compare with
@@ -79,6 +84,11 @@ class FleetConfig(ThriftyConfig):
         check_float(own, "step_seconds", self.step_seconds, 0.0, lo_open=True)
         if self.supervisor_share is not None:
             check_float(own, "supervisor_share", self.supervisor_share, 0.0, 1.0, lo_open=True)
+        if self.displays and len(self.displays) != self.supervisors:
+            raise ConfigError(
+                f"FleetConfig.displays (--displays) names {len(self.displays)} displays for "
+                f"{self.supervisors} supervisors: give one per supervisor, or none"
+            )
         if self.allocation not in ALLOCATIONS:
             raise ConfigError(
                 f"FleetConfig.allocation (--allocation) must be one of {', '.join(ALLOCATIONS)}, "

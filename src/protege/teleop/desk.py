@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -108,10 +109,13 @@ class WindowStation:
             self.wait_ready()
 
     @classmethod
-    def open_many(cls, titles: Sequence[str], env: Mapping[str, str] | None = None) -> list[Any]:
-        """A window per title, their processes started at once (each takes a second to
-        import pygame); all closed if one cannot open."""
-        stations = [cls(title, env, wait=False) for title in titles]
+    def open_many(
+        cls, titles: Sequence[str], envs: Sequence[Mapping[str, str] | None]
+    ) -> list[Any]:
+        """A window per title (``envs[k]``: window k's process environment), their processes
+        started at once (each takes a second to import pygame); all closed if one cannot
+        open."""
+        stations = [cls(t, e, wait=False) for t, e in zip(titles, envs, strict=True)]
         try:
             for station in stations:
                 station.wait_ready()
@@ -263,14 +267,22 @@ class Desk:
 
     @classmethod
     def open(
-        cls, task: Task, people: int, fps: float, env: Mapping[str, str] | None = None
+        cls,
+        task: Task,
+        people: int,
+        fps: float,
+        displays: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Desk:
-        """``people`` windows (:class:`WindowStation`, ``env`` for their processes) for
-        ``task``, titled "protege fleet - supervisor k/K - task"."""
+        """``people`` windows for ``task`` (:class:`WindowStation`), titled "protege fleet -
+        supervisor k/K - task", person k's on ``displays[k]`` (default: ``DISPLAY``);
+        ``env``: the windows' processes' environment (default: this one's)."""
         titles = [
             f"protege fleet - supervisor {k + 1}/{people} - {task.name}" for k in range(people)
         ]
-        stations = WindowStation.open_many(titles, env)
+        base = dict(os.environ if env is None else env)
+        envs = [{**base, "DISPLAY": d} for d in displays] if displays else [base] * people
+        stations = WindowStation.open_many(titles, envs)
         return cls.for_task(task, stations, fps)
 
     def tick(self, fleet: Fleet, obs: Sequence[Any]) -> DeskStep:
