@@ -56,7 +56,7 @@ def test_two_people_at_two_windows_supervise_a_fleet(xvfb: str) -> None:
     t0 = time.perf_counter()
     env = {**os.environ, "DISPLAY": xvfb, "SDL_VIDEODRIVER": "x11"}
     stations = WindowStation.open_many(
-        [f"protege fleet - supervisor {k + 1}/2" for k in (0, 1)], env
+        [f"protege fleet - supervisor {k + 1}/2" for k in (0, 1)], [env, env]
     )
     desk = Desk(stations, PUSH, gym.spaces.Discrete(2), fps=30)
     robots, seen = Rendered(3), Steps()
