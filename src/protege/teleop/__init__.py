@@ -10,4 +10,6 @@ the key mappings never starts pygame):
 * :mod:`~protege.teleop.controls`: key and gamepad mappings to actions (no pygame).
 * :mod:`~protege.teleop.log`: the per-step record of what the person did and what it cost.
 * :mod:`~protege.teleop.session`: ``protege teleop``, a session and its summary.
+* :mod:`~protege.teleop.desk`: people at teleop windows as a fleet's supervisors (a window
+  per person, each its own :mod:`~protege.teleop.station` process).
 """
