@@ -22,15 +22,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from fakes import round_numbers
 from protege import tasks
 from protege.algos import dagger, engine
 from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
+from protege.configs.policy import PolicyConfig
 from protege.data.store import Store
 from protege.errors import ConfigError
+from protege.policies import Policy
 from protege.rollout.collect import collect
+from protege.rollout.evaluate import evaluate
 from protege.rollout.ray_workers import RayWorkers, _Worker, start_local
 
 ray = pytest.importorskip("ray")
@@ -119,6 +123,24 @@ def test_a_killed_worker_reruns_its_unit_and_nothing_is_committed_twice(
     assert int(killer.read_text()) in pids  # a worker, not this process, was killed
     assert remote.returns == local.returns and remote.labels == local.labels
     _same_store(tmp_path / "local", tmp_path / "ray")
+
+
+def test_workers_act_with_the_weights_put_once(workers: RayWorkers) -> None:
+    """The learner goes to the workers as one object put once per call (not inside each
+    unit), and they act with its weights: the same returns as this process."""
+    torch.manual_seed(1)
+    policy = Policy(PolicyConfig.for_spaces(*LUNAR.spaces, hidden_sizes=(16,)))
+    local = evaluate(policy, LUNAR, episodes=3, n_envs=2, seed=5)
+    puts = workers.shared_puts
+    remote = evaluate(policy, LUNAR, episodes=3, n_envs=2, seed=5, workers=workers)
+    assert workers.shared_puts == puts + 1
+    assert np.array_equal(remote.returns, local.returns)
+    with torch.no_grad():  # other weights, other actions: the workers use the new ones
+        for p in policy.parameters():
+            p.add_(torch.randn_like(p))
+    changed = evaluate(policy, LUNAR, episodes=3, n_envs=2, seed=5, workers=workers)
+    assert np.array_equal(changed.returns, evaluate(policy, LUNAR, 3, n_envs=2, seed=5).returns)
+    assert not np.array_equal(changed.returns, remote.returns)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ itself is tested in test_ray_workers.py."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from fakes import round_numbers
 from protege.algos import dagger, dart, engine
+from protege.algos.remote_rounds import BatchUnit
 from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
 from protege.configs.policy import PolicyConfig
@@ -23,14 +25,23 @@ from protege.data.store import Store
 from protege.policies import Policy
 from protege.rollout.collect import collect
 from protege.rollout.evaluate import evaluate, evaluate_expert
-from protege.rollout.remote import Deduplicate, UnitDone, slot_targets
+from protege.rollout.gates import LearnerGate
+from protege.rollout.remote import (
+    SHARED,
+    Deduplicate,
+    UnitDone,
+    join_shared,
+    slot_targets,
+    split_shared,
+)
 from protege.tasks import make
 
 LUNAR = make("lunarlander")
 
 
 class InProcessWorkers:
-    """Runs every unit here, then feeds the messages interleaved in a seeded random order
+    """Runs every unit here (each with its own copy of the objects the units share, as
+    Ray workers get them), then feeds the messages interleaved in a seeded random order
     (each unit's own order kept); unit ``die`` is first run as if its worker died after
     ``die_after`` messages, then run again from its start (as RayWorkers does)."""
 
@@ -41,6 +52,8 @@ class InProcessWorkers:
 
     def run(self, units: list[Any], feed: Any) -> None:
         streams: list[list[tuple[int, int, Any]]] = []
+        stripped, common = split_shared(units)  # as RayWorkers sends them: each unit gets
+        units = [join_shared(u, copy.deepcopy(common)) for u in stripped]  # a fresh copy
         for u, unit in enumerate(units):
             out: list[Any] = []
             unit.run(out.append)
@@ -126,6 +139,23 @@ def test_interactive_rounds_on_units_match_one_process(tmp_path: Path, method: A
     assert round_numbers(runs[0]) == round_numbers(runs[1])
     for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
         assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+
+
+def test_the_units_of_a_round_send_the_learner_once() -> None:
+    """A round's batches hold one learner (and gate, expert, task): it is split off to be
+    sent once, and each unit keeps only its own episodes (the weights in no unit)."""
+    policy = Policy(PolicyConfig.for_spaces(*LUNAR.spaces, hidden_sizes=(16,)))
+    gate, expert = LearnerGate(), LUNAR.make_expert()
+    units = [BatchUnit(LUNAR, expert, gate, policy, 1, [2 * b, 2 * b + 1], 7) for b in range(3)]
+    stripped, shared = split_shared(units)
+    assert shared == {"task": LUNAR, "expert": expert, "gate": gate, "learner": policy}
+    for b, unit in enumerate(stripped):
+        assert (unit.learner, unit.gate, unit.expert, unit.task) == (SHARED,) * 4
+        assert (unit.round, unit.indices, unit.seed) == (1, [2 * b, 2 * b + 1], 7)
+        assert join_shared(unit, shared) == units[b]
+    # Units holding different objects keep them.
+    other = dataclasses.replace(units[1], learner=Policy(policy.config))
+    assert "learner" not in split_shared([units[0], other])[1]
 
 
 def test_unit_done_sums_a_rollouts_counts() -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from protege.errors import ConfigError, ProtegeError
-from protege.rollout.remote import Deduplicate, UnitDone
+from protege.rollout.remote import Deduplicate, UnitDone, join_shared, split_shared
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to "0", a single-node Ray binds 127.0.0.1 instead of the network card's address."""
@@ -121,7 +121,8 @@ class _Worker:
             ) from None
         return os.getpid()
 
-    def run(self, unit: Any) -> Iterator[Any]:
+    def run(self, unit: Any, shared: dict[str, Any] | None = None) -> Iterator[Any]:
+        unit = join_shared(unit, shared)  # Ray resolved the shared object's ref to a copy
         messages: queue.Queue[Any] = queue.Queue()
         end = object()
 
@@ -179,6 +180,8 @@ class RayWorkers:
         self.lost = 0
         """Units re-run because their worker died (over this object's life)."""
         self.started = False
+        self.shared_puts = 0
+        """Objects put once for all the units of a :meth:`run` (over this object's life)."""
         self._temp: str | None = None
         if address is not None:
             check_address(address)
@@ -235,8 +238,15 @@ class RayWorkers:
         """Run every unit on the workers; ``feed(unit_index, message)`` receives each
         message once, in the order its unit emitted them, units interleaved. Returns when
         every unit has sent its :class:`~protege.rollout.remote.UnitDone`. A worker's error
-        is raised here (a protege error as itself)."""
+        is raised here (a protege error as itself).
+
+        What all the units hold alike (the learner's weights, the gate, the expert) is put in
+        Ray's object store once (:func:`~protege.rollout.remote.split_shared`) and each
+        call passes its ref: the weights are serialized once per call, not once per unit."""
         ray = self.ray
+        units, common = split_shared(units)
+        shared = ray.put(common) if common else None
+        self.shared_puts += shared is not None
         todo: deque[int] = deque(range(len(units)))
         attempts = [0] * len(units)
         lock = threading.Lock()
@@ -250,7 +260,8 @@ class RayWorkers:
                         return
                     u = todo.popleft()
                 try:
-                    gen = self.actors[w].run.options(num_returns="streaming").remote(units[u])
+                    call = self.actors[w].run.options(num_returns="streaming")
+                    gen = call.remote(units[u], shared)
                     for seq, ref in enumerate(gen):
                         out.put(("msg", u, seq, ray.get(ref)))
                 except ray.exceptions.RayTaskError as exc:

@@ -15,6 +15,11 @@ labels, numbers and store:
   and DART): one batch of a round, exactly as :func:`protege.algos.rounds.collect` runs it
   locally (its episodes are seeded from (seed, round, index)).
 
+**Weights go out once.** The objects every unit of a call holds (the learner and its
+weights, the gate, the expert, the task) are split off (:func:`split_shared`): the workers
+get them as one object put once per call (a round's batches, an evaluation), and each unit
+only names them; a worker puts them back (:func:`join_shared`) before it runs the unit.
+
 A unit is deterministic, so a unit whose worker died is run again from its start, and the
 messages the driver already has from it are dropped (:class:`Deduplicate`): an episode is
 committed once. This module imports no Ray.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,3 +343,35 @@ def slot_units(
     ``make(slot, seed + slot, episodes_of_slot)`` for each sub-env."""
     n = min(n_envs, episodes)
     return [make(i, seed + i, k) for i, k in enumerate(slot_targets(episodes, n))]
+
+
+# ===================================================================== shared objects
+SHARED = "<shared>"
+"""What a unit holds in place of an object split off by :func:`split_shared`."""
+_PLAIN = (int, float, str, bool, bytes, type(None))
+
+
+def split_shared(units: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The units with every field that holds the same object in all of them (and is not a
+    plain value) replaced by :data:`SHARED`, and those objects by field name: one object to
+    send once (a worker gets a fresh copy of it with each unit, so no state is carried over
+    from unit to unit, as when each unit is sent whole)."""
+    if not units or not all(dataclasses.is_dataclass(u) for u in units):
+        return list(units), {}
+    first = units[0]
+    names = [
+        f.name
+        for f in dataclasses.fields(first)
+        if not isinstance(getattr(first, f.name), _PLAIN)
+        and all(getattr(u, f.name) is getattr(first, f.name) for u in units)
+    ]
+    shared = {name: getattr(first, name) for name in names}
+    stripped = [dataclasses.replace(u, **dict.fromkeys(names, SHARED)) for u in units]
+    return stripped, shared
+
+
+def join_shared(unit: Any, shared: dict[str, Any] | None) -> Any:
+    """``unit`` with the objects :func:`split_shared` took from it put back."""
+    if not shared:
+        return unit
+    return dataclasses.replace(unit, **shared)
