@@ -13,7 +13,7 @@ projects them with the assumptions below, naming the resource that binds at each
   to a protege store, its ``.bin`` files and index line fsynced (what the driver does for every
   episode: one writer, durable appends); and the same on ``/dev/shm``, where fsync costs
   almost nothing, to price a *group commit* (``GROUP_COMMIT`` episodes per fsync: not in
-  protege yet);
+  protege, see below);
 * weights: the 2×256 policy's safetensors bytes and the time to serialize them;
 * training: one BC gradient step at batch 256 on that policy (protege's CPU fast path).
 
@@ -39,6 +39,32 @@ projects them with the assumptions below, naming the resource that binds at each
   step over ``DDP_LINK``; a step's compute grows with the
   parameter count (the vision policy's step = the MLP's × the size ratio: crude, CPU-bound);
   each label is seen ``EPOCHS_PER_LABEL`` times.
+
+**What protege does about each limit** (the code, not the model):
+
+* *Driver store writes.* The driver alone writes the store and commits every episode on its
+  own: its rows to each ``.bin`` file, fsynced, then its index line, fsynced
+  (:meth:`protege.data.store.Store.extend`), before the episode is counted (progress, result,
+  the ``after_episode`` hook) and before the next one is written. That is what lets a
+  ``kill -9`` of the driver lose only the episodes in flight, which ``--resume`` re-runs.
+  Group commit is *not* built: the driver commits in the single-process order, one episode
+  at a time as the mergers release it (:class:`protege.rollout.remote.SlotMerger`,
+  :class:`protege.algos.remote_rounds.BatchMerger`, the fleet's recorder), and
+  ``Store.extend`` encodes each episode's offsets from the committed index; sharing one fsync
+  needs a store append that encodes a group against pending records and mergers that hand
+  over what has arrived as one group, counted only after it is on disk. It binds from about
+  10 workers in this model, above what a 2-core machine runs; the model prices it
+  (``GROUP_COMMIT``) so the gain is known when a cluster needs it.
+* *The expert.* Each worker holds its own expert (the task's, made on the worker, or the
+  object passed in Python): the built-in experts are scripted and answer in microseconds,
+  less than a round trip to a shared service. There is no expert service; gated methods
+  (HG-DAgger, EnsembleDAgger, ThriftyDAgger, fleet mode) ask the expert only where they
+  label, which is what keeps an expensive expert from binding.
+* *The learner's weights.* Every call that sends rollout units to the workers (a round's
+  batches, an evaluation) puts what the units share (the learner and its weights, the gate,
+  the expert) in Ray's object store once (``ray.put``) and passes each unit its ref
+  (:func:`protege.rollout.remote.split_shared`); Ray moves the object node to node, so the
+  model's "tree" column is what protege does, and the "naive" column what it no longer does.
 
     .venv/bin/python benchmarks/scaling_model.py [--json benchmarks/results/scaling_model.json]
 """
@@ -88,7 +114,7 @@ ALLREDUCE_LATENCY_S = 0.004
 "Training with torchrun": torchrun 1 against 1 proc, ~4 ms)."""
 EPOCHS_PER_LABEL = 4.0
 GROUP_COMMIT = 64
-"""Episodes sharing one fsync in the group-commit variant (what protege should add)."""
+"""Episodes sharing one fsync in the group-commit variant (priced here; not in protege)."""
 STEP_BYTES_EXTRA = 4 + 4 + 4 + 2
 """Per stored step besides the observation: label, executed action, reward, flags."""
 
