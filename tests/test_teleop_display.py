@@ -13,6 +13,7 @@ Needs Xvfb and xdotool (``make system-deps`` installs them); skipped, saying so,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -48,6 +49,14 @@ print("SUMMARY " + json.dumps(summary.to_dict()), flush=True)
 
 @pytest.fixture
 def xvfb() -> Iterator[str]:
+    with xvfb_display() as display:
+        yield display
+
+
+@contextlib.contextmanager
+def xvfb_display() -> Iterator[str]:
+    """A private Xvfb server (a free display number, chosen by Xvfb), stopped at the end;
+    skips (fails under ``PROTEGE_REQUIRE_DISPLAY``) without Xvfb and xdotool."""
     missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
     if missing:
         why = f"{' and '.join(missing)} not installed (`make system-deps` installs them)"
