@@ -5,7 +5,6 @@ key sources (:class:`ScriptedStation`): the same desk and fleet code a real wind
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import torch
 from fakes import short_demo
 from protege.algos import engine
 from protege.algos import fleet as fleet_method
+from protege.cli import main
+from protege.cli.exit_codes import BAD_INPUT
 from protege.configs.bc import BCConfig
 from protege.configs.fleet import FleetConfig
 from protege.configs.interactive import DAggerConfig
@@ -28,7 +29,7 @@ from protege.rollout.fleet import AUTO, Fleet
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.observers import Observer, Step
 from protege.teleop.controls import DiscreteControls
-from protege.teleop.desk import Desk, ScriptedStation, View, WindowStation
+from protege.teleop.desk import Desk, ScriptedStation, View
 from test_fleet import SHORT_POLE
 
 PUSH = DiscreteControls({"left": 0, "right": 1}, noop=None, initial=0)
@@ -216,10 +217,15 @@ def test_the_people_s_labels_are_stored_and_escape_stops_a_resumable_run(tmp_pat
     assert resumed.rows[-1].attention_seconds > 0
 
 
-def test_a_window_with_no_display_is_a_clear_error() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.pop("SDL_VIDEODRIVER", None)  # SDL would fall back to an invisible window
-    with pytest.raises(ConfigError, match=r"cannot open the window 'me'.*no display"):
-        WindowStation("me", env)
+def test_people_with_no_display_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):  # SDL would fall back to
+        monkeypatch.delenv(name, raising=False)  # an invisible window nobody can type in
+    argv = ["dagger", "--task", "cartpole", "--method", "fleet", "--people", "--supervisors"]
+    assert main([*argv, "2", "--rounds", "1", "--out", str(tmp_path / "run")]) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert "cannot open the window 'protege fleet - supervisor 1/2 - cartpole'" in err
+    assert "no display" in err
     with pytest.raises(ConfigError, match="names 1 displays for 2 supervisors"):
         FleetConfig(supervisors=2, people=True, displays=(":0",))
