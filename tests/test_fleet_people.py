@@ -5,6 +5,7 @@ key sources (:class:`ScriptedStation`): the same desk and fleet code a real wind
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from fakes import short_demo
 from protege.algos import engine
 from protege.algos import fleet as fleet_method
+from protege.algos.resume import check_resumed_config
 from protege.cli import main
 from protege.cli.exit_codes import BAD_INPUT
 from protege.configs.bc import BCConfig
@@ -229,3 +231,15 @@ def test_people_with_no_display_is_a_clear_error(
     assert "no display" in err
     with pytest.raises(ConfigError, match="names 1 displays for 2 supervisors"):
         FleetConfig(supervisors=2, people=True, displays=(":0",))
+
+
+def test_a_people_run_resumes_at_other_displays(tmp_path: Path) -> None:
+    def settings(people: bool, displays: list[str]) -> dict[str, Any]:
+        bc = {"device": "auto", "precision": "fp32"}
+        return {"rounds": 2, "bc": bc, "method_settings": {"people": people, "displays": displays}}
+
+    (tmp_path / "config.json").write_text(json.dumps(settings(True, [":0", ":1"])))
+    check = check_resumed_config
+    check(tmp_path / "config.json", settings(True, [":5", ":6"]), None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="people"):
+        check(tmp_path / "config.json", settings(False, [":0", ":1"]), None)  # type: ignore[arg-type]

@@ -11,8 +11,9 @@ from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.tasks.base import Task
 
-RESUMABLE_CHANGES = ("rounds", "bc.progress")
-"""Settings a resumed run may change: more (or fewer) rounds, and progress bars."""
+RESUMABLE_CHANGES = ("rounds", "bc.progress", "method_settings.displays")
+"""Settings a resumed run may change: more (or fewer) rounds, progress bars, and the X
+displays a fleet's people sit at."""
 
 
 def check_resumed_config(path: Path, config: dict[str, Any], store: Store) -> None:
