@@ -12,9 +12,13 @@ Needs Xvfb and xdotool (``make system-deps``); skipped, saying so, without (fail
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -23,6 +27,7 @@ import pytest
 
 from protege import tasks
 from protege.configs.fleet import FleetConfig
+from protege.data.store import Store
 from protege.experts.adapters import CallableExpert
 from protege.rollout.fleet import Fleet
 from protege.rollout.gates_interactive import ThriftyGate
@@ -118,3 +123,48 @@ def test_two_people_at_their_own_displays_supervise_a_fleet_at_once(xvfb: str) -
     assert not np.array([s.active[0] for s in seen.steps]).any()
     assert all(s.proc.poll() is not None for s in stations)  # the windows' processes ended
     assert time.perf_counter() - t0 < 25
+
+
+@pytest.mark.slow
+def test_the_cli_runs_fleet_dagger_with_a_person_at_a_window(xvfb: str, tmp_path: Path) -> None:
+    """``protege dagger --method fleet --people``: round 0 the expert's demonstrations, then a
+    fleet round where a person (xdotool: SPACE with Right, then ENTER, over and over) takes
+    over or resets whatever robot their window shows; every label is stored and the run
+    reports the supervisor time."""
+    out = tmp_path / "run"
+    flags = "--task cartpole --method fleet --people --supervisors 1 --robots 2 --rounds 1"
+    flags += " --episodes-per-round 2 --initial-demos 1 --eval-episodes 2 --steps 100"
+    flags += " --members 2 --q-steps 50 --step-seconds 0.02 --seed 0"
+    env = {**os.environ, "DISPLAY": xvfb, "SDL_VIDEODRIVER": "x11"}
+    cmd = [sys.executable, "-m", "protege.cli", "dagger", *flags.split(), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            for pid in _children(proc.pid):
+                with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                    wid = xdotool(xvfb, "search", "--pid", str(pid), timeout=2).split()[0]
+                    xdotool(xvfb, "windowfocus", wid, "keydown", "Right", "key", "space")
+                    time.sleep(0.3)
+                    xdotool(xvfb, "key", "Return", "keyup", "Right")
+            time.sleep(0.2)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "supervisor time" in stdout and "return on human effort" in stdout
+    store = Store.open(out / "store")
+    people = [e for e in store.index if e.round == 1]
+    assert sorted(e.episode for e in people) == [0, 1]
+    assert sum(e.labels for e in people) > 0  # the person's steps, labeled
+    data = store.transitions()
+    mine = data.labeled.astype(bool) & (np.repeat(data.rounds, data.episode_lengths) == 1)
+    assert (data.actions[mine] == 1).all()  # pushed right, as the person did
+
+
+def _children(pid: int) -> list[int]:
+    """The window processes of the CLI run ``pid``."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
