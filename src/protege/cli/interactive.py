@@ -166,10 +166,13 @@ def dagger(args: argparse.Namespace) -> None:
     With --human (and --method hg-dagger) you are the supervisor: a window shows one episode
     at a time; round 0 you demonstrate, later rounds the learner drives and you hold SPACE to
     take over (T toggles, P pauses); the learner is retrained between rounds. ESC stops after
-    saving the episode in progress; --resume continues.
+    saving the episode in progress; --resume continues. With --method fleet --people, K
+    people supervise a fleet of robots, a window each (SPACE takes over the robot shown,
+    ENTER hands back).
 
     Example: protege dagger --task lunarlander --method thrifty --rounds 6 --out runs/thrifty
     Example: protege dagger --method hg-dagger --human --task lunarlander --rounds 3 --out me
+    Example: protege dagger --method fleet --people --supervisors 2 --task cartpole --out fl
     """
     from protege import tasks
     from protege.algos.engine import policy_factory

@@ -15,7 +15,9 @@ on stdin and stdout (a frame's bytes follow its line raw; no pickle):
   was closed.
 * ``{"op": "close"}`` or end of input: close the window and exit.
 
-The first line written is ``{"ready": true}`` once the window is open (or the error that
+Between messages (the driver training the learner) the window keeps handling its events, so
+it stays responsive; the keys pressed meanwhile wait for the next poll. The first line
+written is ``{"ready": true}`` once the window is open (or the error that
 kept it shut, and exit status 1).
 """
 
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
+import threading
 from typing import Any, BinaryIO, TextIO
 
 import numpy as np
@@ -84,11 +88,19 @@ def serve(title: str, inp: BinaryIO, out: TextIO) -> None:
     keys = Keys()
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
+    messages: queue.Queue[tuple[dict[str, Any], bytes] | None] = queue.Queue()
+    threading.Thread(target=_read, args=(inp, messages), daemon=True).start()
     while True:
-        line = inp.readline()
-        if not line:
+        try:
+            item = messages.get(timeout=0.05)
+        except queue.Empty:
+            # Nothing sent (the learner is training): keep the window responsive; the keys
+            # pressed meanwhile stay queued for the next poll.
+            pygame.event.pump()
+            continue
+        if item is None:
             break
-        msg = json.loads(line)
+        msg, raw = item
         if msg["op"] == "close":
             break
         if msg["op"] == "poll":
@@ -97,10 +109,7 @@ def serve(title: str, inp: BinaryIO, out: TextIO) -> None:
             out.flush()
             continue
         shape = msg.get("shape")
-        frame = None
-        if shape:
-            raw = inp.read(int(np.prod(shape)))
-            frame = np.frombuffer(raw, np.uint8).reshape(shape)
+        frame = np.frombuffer(raw, np.uint8).reshape(shape) if shape else None
         obs = np.asarray(msg.get("obs") or [], np.float64)
         window.draw(
             frame,
@@ -112,6 +121,19 @@ def serve(title: str, inp: BinaryIO, out: TextIO) -> None:
         )
         keys.poll()
     window.close()
+
+
+def _read(inp: BinaryIO, messages: queue.Queue[tuple[dict[str, Any], bytes] | None]) -> None:
+    """Read the driver's messages (with their frames' bytes) into ``messages``; None at the
+    end of input."""
+    while True:
+        line = inp.readline()
+        if not line:
+            break
+        msg = json.loads(line)
+        shape = msg.get("shape")
+        messages.put((msg, inp.read(int(np.prod(shape))) if shape else b""))
+    messages.put(None)
 
 
 if __name__ == "__main__":
