@@ -75,7 +75,8 @@ requests, visits, hard resets, and 1 if it succeeded."""
 
 class Robots(Protocol):
     """Where a fleet's robots live: the seam for robots stepped elsewhere (Ray actors, real
-    robots). Only the robots named are reset or stepped."""
+    robots). Only the robots named are reset or stepped. For people's windows a source may
+    also have ``render(i)``: robot i's frame (H×W×3 uint8), else its numbers are shown."""
 
     num_robots: int
 
