@@ -127,6 +127,12 @@ def main() -> None:
     p.add_argument("--gamma", type=float)
     p.add_argument("--rollout-steps", type=int)
     p.add_argument("--n-envs", type=int)
+    p.add_argument(
+        "--no-renormalize-obs",
+        action="store_true",
+        help="PPOConfig.renormalize_obs off: the policy keeps its observation normalization "
+        "(a fresh policy's: none)",
+    )
     p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
     p.add_argument("--no-beyond", action="store_true", help="skip beyond-the-demonstrator")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
@@ -160,6 +166,7 @@ def main() -> None:
             minibatch_size=args.minibatch_size,
             gamma=args.gamma,
             lr=args.lr,
+            renormalize_obs=not args.no_renormalize_obs,
             seed=seed,
         )
         eval_seed = seed + EVAL_SEED_OFFSET
