@@ -287,10 +287,10 @@ def scratch_ratios(rows: dict, chosen: dict[str, Arm]) -> str:
             if s is None or r["steps_to_95"] is None:
                 cells.append(f"seed {r['seed']}: –")
             elif s["steps_to_95"] is not None:
-                cells.append(f"seed {r['seed']}: {r['steps_to_95'] / s['steps_to_95']:.2f}")
+                cells.append(f"seed {r['seed']}: {r['steps_to_95'] / s['steps_to_95']:.3f}")
             else:
                 budget = s["evals"][-1]["env_steps"]
-                cells.append(f"seed {r['seed']}: < {r['steps_to_95'] / budget:.2f}")
+                cells.append(f"seed {r['seed']}: < {r['steps_to_95'] / budget:.3f}")
         lines.append(f"| {arm.name} | {'; '.join(cells)} |")
     return "\n".join(lines)
 
