@@ -22,6 +22,7 @@ TASKS = [
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",
+    "mountaincar",
     "obstacle",
     "carracing",
 ]

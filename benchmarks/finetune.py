@@ -5,8 +5,10 @@ For each seed: BC on ``--demos`` expert demonstrations (well below the expert), 
 with the same PPO settings and seeds, evaluated (deterministic actions) on the same seeded
 episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max]):
 
-- env steps and training seconds to 95% of the expert's return (evaluations excluded), for
-  fine-tuning against PPO from scratch;
+- env steps and training seconds to 95% of the expert (returns normalized between a uniformly
+  random policy's, 0, and the expert's, 1, on the same episodes; evaluations excluded), for
+  fine-tuning against PPO from scratch, and their ratio per seed (a scratch run that never
+  gets there bounds it: fine-tuning's steps / the scratch budget);
 - the unlearning dip below BC's return (worst evaluation, evaluations more than 10% below,
   env steps until back) with and without the KL anchor and value warm-up;
 - pattern 2 (BC term on the demonstrations) against pattern 1 at the same budget;
@@ -14,6 +16,12 @@ episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max
   the fine-tuned policy's.
 
     python benchmarks/finetune.py --seeds 0 1 2 --out benchmarks/results/finetune
+    python benchmarks/finetune.py --task mountaincar --seeds 0 --out benchmarks/results/ft-mc
+
+Settings default per task (``PRESETS``; a flag overrides). On CartPole PPO from scratch solves
+the task in ~7,000 steps, so a prior has little to save; on the discrete MountainCar the
+reward (−1 per step until the flag) tells a policy that never reaches the flag nothing, and
+PPO from scratch rarely gets there by chance.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from protege.demos.finetune_arms import (
     steps_to,
 )
 from protege.experts.adapters import CallableExpert, ExpertActor
+from protege.experts.noisy import EpsilonExpert
 from protege.rollout.evaluate import evaluate, evaluate_expert
 
 
@@ -64,6 +73,30 @@ def arms(kl: float, kl_decay: float, bc_weight: float, temperature: float = 4.0)
     }
 
 
+PRESETS: dict[str, dict[str, float | int]] = {
+    "cartpole": {
+        "demos": 1,
+        "bc_steps": 300,
+        "steps": 20_000,
+        "scratch_steps": 60_000,
+        "eval_every": 2000,
+        "eval_episodes": 10,
+        "lr": 1e-3,
+        "epochs": 10,
+        "minibatch_size": 256,
+        "gamma": 0.99,
+        "rollout_steps": 1024,
+        "n_envs": 4,
+    },
+}
+"""Each task's settings (those of the first CartPole measurements in BENCHMARKS.md)."""
+PRESETS["mountaincar"] = PRESETS["cartpole"] | {
+    "steps": 25_000,
+    "scratch_steps": 125_000,
+    "eval_episodes": 20,  # BC's return varies a lot by start: 10 episodes were too noisy
+}
+
+
 def med(values: list[float], fmt: str = "{:.0f}") -> str:
     if not values:
         return "–"
@@ -73,26 +106,33 @@ def med(values: list[float], fmt: str = "{:.0f}") -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="cartpole")
+    p.add_argument("--task", default="cartpole", choices=sorted(PRESETS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--demos", type=int, default=1, help="expert demonstrations for BC")
-    p.add_argument("--bc-steps", type=int, default=300)
-    p.add_argument("--steps", type=int, default=20_000, help="env steps of each fine-tuning arm")
-    p.add_argument("--scratch-steps", type=int, default=60_000)
-    p.add_argument("--eval-every", type=int, default=2000)
-    p.add_argument("--eval-episodes", type=int, default=10)
+    # defaults None: the task's PRESETS
+    p.add_argument("--demos", type=int, help="expert demonstrations for BC")
+    p.add_argument("--bc-steps", type=int)
+    p.add_argument("--steps", type=int, help="env steps of each fine-tuning arm")
+    p.add_argument("--scratch-steps", type=int)
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--eval-episodes", type=int)
     p.add_argument("--kl", type=float, default=0.1)
     p.add_argument("--kl-decay", type=float, default=0.9)
     p.add_argument("--bc-weight", type=float, default=0.1)
     p.add_argument(
         "--temperature", type=float, default=4.0, help="of the *_soft arms (FinetuneConfig)"
     )
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--minibatch-size", type=int, default=256)
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--rollout-steps", type=int, default=1024)
-    p.add_argument("--n-envs", type=int, default=4)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--minibatch-size", type=int)
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--rollout-steps", type=int)
+    p.add_argument("--n-envs", type=int)
+    p.add_argument(
+        "--no-renormalize-obs",
+        action="store_true",
+        help="PPOConfig.renormalize_obs off: the policy keeps its observation normalization "
+        "(a fresh policy's: none)",
+    )
     p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
     p.add_argument("--no-beyond", action="store_true", help="skip beyond-the-demonstrator")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
@@ -100,10 +140,13 @@ def main() -> None:
         "--merge",
         type=Path,
         nargs="+",
-        help="only print the tables of earlier runs' finetune.json files, seeds pooled "
-        "(seeds run as separate processes)",
+        help="only print the tables of earlier runs' finetune.json files, seeds and arms "
+        "pooled (seeds or arms run as separate processes)",
     )
     args = p.parse_args()
+    for key, value in PRESETS[args.task].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.merge:
         merge(args.merge)
         return
@@ -123,18 +166,30 @@ def main() -> None:
             minibatch_size=args.minibatch_size,
             gamma=args.gamma,
             lr=args.lr,
+            renormalize_obs=not args.no_renormalize_obs,
             seed=seed,
         )
         eval_seed = seed + EVAL_SEED_OFFSET
         expert = evaluate_expert(
             task, episodes=args.eval_episodes, n_envs=args.n_envs, seed=eval_seed
         ).mean_return
-        level = 0.95 * expert
+        rand = evaluate(
+            ExpertActor(EpsilonExpert(task.make_expert(), 1.0, task.spaces[1])),
+            task,
+            args.eval_episodes,
+            args.n_envs,
+            eval_seed,
+            measure_disagreement=False,
+        ).mean_return
+        level = rand + 0.95 * (expert - rand)
         start, demos = bc_from_demos(task, out, args.demos, "expert", seed, args.bc_steps, (64, 64))
         bc_ret = evaluate(
             start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
         ).mean_return
-        print(f"seed {seed}: expert {expert:.1f}, BC on {args.demos} demos {bc_ret:.1f}")
+        print(
+            f"seed {seed}: expert {expert:.1f}, random {rand:.1f}, BC on {args.demos} demos "
+            f"{bc_ret:.1f} ({(bc_ret - rand) / (expert - rand):.0%} of the way); 95%: {level:.1f}"
+        )
         for key, arm in chosen.items():
             steps = args.scratch_steps if arm.scratch else args.steps
             r = run_arm(
@@ -144,6 +199,8 @@ def main() -> None:
             row = {
                 "seed": seed,
                 "expert": expert,
+                "random": rand,
+                "level": level,
                 "bc": bc_ret,
                 "steps_to_95": hit[0] if hit else None,
                 "seconds_to_95": hit[1] if hit else None,
@@ -208,11 +265,34 @@ def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> d
 def merge(files: list[Path]) -> None:
     runs = [json.loads(f.read_text()) for f in files]
     first = argparse.Namespace(**runs[0]["args"])
-    first.seeds = [s for r in runs for s in r["args"]["seeds"]]
-    rows = {k: [x for r in runs for x in r["rows"][k]] for k in runs[0]["rows"]}
+    first.seeds = sorted({s for r in runs for s in r["args"]["seeds"]})
+    keys = list(dict.fromkeys(k for r in runs for k in r["rows"]))  # runs may split the arms
+    rows = {k: [x for r in runs for x in r["rows"].get(k, [])] for k in keys}
     beyond = [b for r in runs for b in r["beyond"]]
     all_arms = arms(first.kl, first.kl_decay, first.bc_weight, getattr(first, "temperature", 4.0))
     report(rows, {k: all_arms[k] for k in rows}, beyond, first)
+
+
+def scratch_ratios(rows: dict, chosen: dict[str, Arm]) -> str:
+    """Per seed, each fine-tuning arm's env steps to 95% over PPO from scratch's; where the
+    scratch run never got there, ``<`` the ratio to its last evaluation's env steps."""
+    scratch = {r["seed"]: r for r in rows["scratch"]}
+    lines = ["\n| arm | env steps to 95% ÷ PPO from scratch's, per seed |", "|---|---|"]
+    for key, arm in chosen.items():
+        if key == "scratch":
+            continue
+        cells = []
+        for r in rows[key]:
+            s = scratch.get(r["seed"])
+            if s is None or r["steps_to_95"] is None:
+                cells.append(f"seed {r['seed']}: –")
+            elif s["steps_to_95"] is not None:
+                cells.append(f"seed {r['seed']}: {r['steps_to_95'] / s['steps_to_95']:.3f}")
+            else:
+                budget = s["evals"][-1]["env_steps"]
+                cells.append(f"seed {r['seed']}: < {r['steps_to_95'] / budget:.3f}")
+        lines.append(f"| {arm.name} | {'; '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def report(rows: dict, chosen: dict[str, Arm], beyond: list[dict], args) -> None:
@@ -232,9 +312,18 @@ def report(rows: dict, chosen: dict[str, Arm], beyond: list[dict], args) -> None
             f"{med([100 * r['depth'] for r in rs], '{:.0f}')}% | "
             f"{med([r['evals_below'] for r in rs])} | {med([r['steps_below'] for r in rs])} |"
         )
-    bc = [r["bc"] for r in next(iter(rows.values()))]
-    ex = [r["expert"] for r in next(iter(rows.values()))]
+    first = next(iter(rows.values()))
+    bc, ex = [r["bc"] for r in first], [r["expert"] for r in first]
     print(f"\nBC on {args.demos} demo(s): {med(bc, '{:.1f}')}; expert: {med(ex, '{:.1f}')}")
+    if all("random" in r for r in first):  # runs before the random baseline: 95% of expert
+        rand = [r["random"] for r in first]
+        share = [(r["bc"] - r["random"]) / (r["expert"] - r["random"]) for r in first]
+        print(
+            f"random policy: {med(rand, '{:.1f}')}; BC normalized (random 0, expert 1): "
+            f"{med(share, '{:.2f}')}; 95% level: {med([r['level'] for r in first], '{:.1f}')}"
+        )
+    if "scratch" in rows:
+        print(scratch_ratios(rows, chosen))
     if beyond:
         print(
             "\n| beyond the demonstrator | demonstrator | BC on its demos | fine-tuned (final) "

@@ -25,6 +25,7 @@ CLASSIC = [
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",
+    "mountaincar",
 ]
 N_EPISODES = 20
 
@@ -32,6 +33,7 @@ N_EPISODES = 20
 MIN_SUCCESS = {
     "cartpole": 1.0,
     "mountaincar-continuous": 1.0,
+    "mountaincar": 1.0,
     "lunarlander": 0.9,
     "lunarlander-tight": 0.9,
     "lunarlander-continuous": 0.9,

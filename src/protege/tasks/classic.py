@@ -16,6 +16,7 @@ from protege.experts.classic import (
     CartPoleExpert,
     LunarLanderExpert,
     MountainCarContinuousExpert,
+    MountainCarExpert,
     PendulumExpert,
 )
 from protege.tasks import register
@@ -106,6 +107,12 @@ _PENDULUM_KEYS = BoxControls(
     pad_axes={0: PadAxis(0, -2.0, 2.0)},
     names=("torque",),
     help="Left/Right: torque -2/+2 (max)  no key: 0",
+)
+_MOUNTAINCAR_DISCRETE_KEYS = DiscreteControls(
+    {"left": 0, "right": 2},
+    noop=1,
+    names=("push left", "no push", "push right"),
+    help="Left/Right: push the car left/right  no key: no push",
 )
 _MOUNTAINCAR_KEYS = BoxControls(
     {"left": {0: -1.0}, "right": {0: 1.0}},
@@ -198,5 +205,19 @@ register(
         description="Rock an underpowered car up the right hill; success = it reaches the flag.",
         expert_return=90.0,
         controls=_MOUNTAINCAR_KEYS,
+    )
+)
+
+register(
+    Task(
+        name="mountaincar",
+        env_id="MountainCar-v0",
+        expert_factory=MountainCarExpert,
+        horizon=200,
+        success=reached_goal,
+        description="Rock an underpowered car up the right hill with 3 discrete pushes "
+        "(−1 per step, 200 steps at most); success = it reaches the flag.",
+        expert_return=-120.0,
+        controls=_MOUNTAINCAR_DISCRETE_KEYS,
     )
 )
