@@ -211,7 +211,7 @@ def run(a: argparse.Namespace) -> None:
     for seed in a.seeds:
         if seed in a.true_reward_seeds:
             protege(None, seed)
-        for budget in [0, *a.budgets]:
+        for budget in [*([] if a.no_control else [0]), *a.budgets]:
             if budget and turn % 2:  # alternate which side runs first
                 imitation(budget, seed)
                 protege(budget, seed)
@@ -389,6 +389,7 @@ def main() -> None:
     p.add_argument("--initial-fraction", type=float, default=0.25)
     p.add_argument("--imitation-iterations", type=int, default=10)
     p.add_argument("--no-imitation", action="store_true")
+    p.add_argument("--no-control", action="store_true", help="no untrained-reward arm")
     p.add_argument(
         "--imitation-fragments",
         type=int,
