@@ -81,9 +81,12 @@ class ThriftyConfig:
     gamma: float = 0.9999
     """Discount of the success critic Q (the discounted probability of success)."""
     q_steps: int = 2000
-    """Q gradient steps per round."""
-    q_batch: int = 256
-    """The paper uses 50; larger batches cost little on a CPU and steady the targets."""
+    """Q gradient steps per round. The paper's code takes 12,500 (5 × 5 × 500) at batch 50,
+    more arithmetic than protege's 2,000 at either batch (BENCHMARKS.md, "ThriftyDAgger's
+    critic at the paper's batch"); protege keeps 2,000."""
+    q_batch: int = 50
+    """Rows per Q step: the paper's 50 (protege used 256 until the measurement in
+    BENCHMARKS.md: a fifth of the arithmetic per round, labels and returns within noise)."""
     q_lr: float = 1e-3
     """Learning rate of the success critic."""
     pos_fraction: float = 0.1
