@@ -1,17 +1,17 @@
 """ThriftyDAgger's and EnsembleDAgger's wall time before and after (stacking, critic's batch).
 
 Issue 11 part 6 trains and queries an ensemble's members (and ThriftyDAgger's twin Q networks)
-as one stacked network; issue 13 part 2 then gave the success critic the paper's batch of 50
-rows (``ThriftyConfig.q_batch``, 256 before). This script runs each method on the same seeds
-with the code before (a git worktree of ``--baseline``, default ``426d647``, the commit
-before the stacking, made under ``.bench/`` on first use, or ``--baseline-src``) and after
-(this checkout), each with its own defaults, each run in its own subprocess with
-``PYTHONPATH`` pointing at its side's ``src``; the sides alternate which goes first from seed
-to seed, so a drift of the machine's speed falls on both. Reported per method and seed: wall
-and CPU seconds of the whole run (CPU time is the steadier figure on a shared machine), the
-rounds' training seconds, the before/after ratios, the labels, the labels at which a round's
-learner first reached 95% of the expert's return, and every round's mean return of both
-sides (or "identical"); then the median ratios, labels and labels to 95% over seeds. Target
+as one stacked network; ``--after-settings q_batch=50`` measures the success critic at the
+paper's batch instead of protege's 256 (issue 13 part 2). This script runs each method on the
+same seeds with the code before (a git worktree of ``--baseline``, default ``426d647``, the
+commit before the stacking, made under ``.bench/`` on first use, or ``--baseline-src``) and
+after (this checkout, its method settings changed by ``--after-settings``), each run in its own
+subprocess with ``PYTHONPATH`` pointing at its side's ``src``; the sides alternate which goes
+first from seed to seed, so a drift of the machine's speed falls on both. Reported per method
+and seed: wall and CPU seconds of the whole run (CPU time is the steadier figure on a shared
+machine), the rounds' training seconds, the before/after ratios, the labels, the labels at which
+a round's learner first reached 95% of the expert's return, and every round's mean return of
+both sides (or "identical"); then the median ratios, labels and labels to 95% over seeds. Target
 (issue 11): ThriftyDAgger at least 2× faster, labels and returns within noise.
 
 The settings are ``protege demo``'s for its interactive methods on LunarLander (4 rounds of 2
@@ -21,8 +21,8 @@ the demo does not run, gets the same. Why a worktree and not a switch in the cod
 baseline is the code as it was, not a path kept alive only to be measured.
 
 ``--merge`` prints one table from several runs' JSON files (seeds run side by side);
-``--td-fit ROWS`` times only one round's success-critic fit under the old, the current and
-the paper's Q settings.
+``--td-fit ROWS`` times only one round's success-critic fit under protege's and the paper's Q
+settings.
 
     .venv/bin/python benchmarks/ensemble_speed.py [--seeds 0 1 2] [--methods thrifty ensemble]
     .venv/bin/python benchmarks/ensemble_speed.py --merge a.json b.json --json out.json
@@ -97,8 +97,8 @@ def child(
 
 
 TD_SETTINGS = {
-    "protege before (batch 256, 2,000 steps)": {"q_batch": 256, "q_steps": 2000},
-    "protege now (batch 50, 2,000 steps)": {"q_batch": 50, "q_steps": 2000},
+    "protege's default (batch 256, 2,000 steps)": {"q_batch": 256, "q_steps": 2000},
+    "the paper's batch, protege's steps (batch 50, 2,000 steps)": {"q_batch": 50, "q_steps": 2000},
     "the paper's code (batch 50, 12,500 steps)": {"q_batch": 50, "q_steps": 12_500},
 }
 
@@ -135,18 +135,22 @@ def td_fit_seconds(rows: int, repeats: int) -> None:
             success_td.td_fit(critic, batch, positives, n_pos, cfg, torch.Generator())
             best[name] = min(best.get(name, float("inf")), time.process_time() - t0)
     base = next(iter(best.values()))
-    print(f"| settings | CPU s per round ({rows:,} rows, best of {repeats}) | against before |")
+    print(f"| settings | CPU s per round ({rows:,} rows, best of {repeats}) | against default |")
     print("|---|---:|---:|")
     for name, sec in best.items():
         print(f"| {name} | {sec:.1f} | {sec / base:.2f}× |")
 
 
-def run_side(src: Path, method: str, seed: int, threads: int) -> dict[str, Any]:
-    """``child`` in a subprocess importing protege from ``src``."""
+def run_side(
+    src: Path, method: str, seed: int, threads: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """``child`` in a subprocess importing protege from ``src``, the method's config with
+    ``settings``."""
     env = {**os.environ, "PYTHONPATH": str(src), "SDL_VIDEODRIVER": "dummy"}
     with tempfile.TemporaryDirectory(prefix="ensemble_speed_") as tmp:
         cmd = [sys.executable, __file__, "--child", method, "--seed", str(seed)]
         cmd += ["--threads", str(threads), "--child-out", tmp]
+        cmd += ["--child-settings", json.dumps(settings)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{method} seed {seed} from {src} failed:\n{proc.stderr[-3000:]}")
@@ -250,16 +254,27 @@ def main() -> None:
         "--td-fit",
         type=int,
         metavar="ROWS",
-        help="only time one round's success-critic fit on ROWS transitions under the old, "
-        "the current and the paper's Q settings",
+        help="only time one round's success-critic fit on ROWS transitions under protege's "
+        "and the paper's Q settings",
     )
     ap.add_argument("--repeats", type=int, default=1, help="--td-fit: the best of this many")
+    ap.add_argument(
+        "--after-settings",
+        nargs="+",
+        default=[],
+        metavar="FIELD=INT",
+        help="method settings of the after side only (e.g. q_batch=50: the paper's batch)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-settings", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.seed, Path(args.child_out), args.threads)))
+        settings = json.loads(args.child_settings)
+        print(
+            json.dumps(child(args.child, args.seed, Path(args.child_out), args.threads, settings))
+        )
         return
     print(f"# command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     if args.td_fit:
@@ -284,15 +299,20 @@ def main() -> None:
         return
 
     sides = {"before": baseline_src(args.baseline, args.baseline_src), "after": ROOT / "src"}
+    after = {k: int(v) for k, v in (a.split("=", 1) for a in args.after_settings)}
+    settings: dict[str, dict[str, Any]] = {"before": {}, "after": after}
     print(f"# machine: {machine()}; load average {os.getloadavg()[0]:.2f} at start")
-    print(f"# before: {args.baseline} ({sides['before']}); after: {sides['after']}")
+    print(f"# before: {args.baseline} ({sides['before']}); after: {sides['after']} {after}")
     print(f"# torch threads {args.threads}; seeds {args.seeds}; sides alternate per seed\n")
     print(HEADER)
     records = []
     for method in args.methods:
         for i, seed in enumerate(args.seeds):
             order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
-            res = {side: run_side(sides[side], method, seed, args.threads) for side in order}
+            res = {
+                side: run_side(sides[side], method, seed, args.threads, settings[side])
+                for side in order
+            }
             records.append(row(method, seed, res))
     summary(records)
     meta = {"machine": machine(), "argv": sys.argv, "baseline": args.baseline}
