@@ -251,6 +251,10 @@ def plot(results: dict, path: Path) -> None:
         for j, m in enumerate(methods):
             ax = axes[i][j]
             labelled: set[str] = set()
+            if not any(r["task"] == t and r["method"] == m for r in results["runs"]):
+                ax.set_title(f"{m.upper()} on {t}: not measured")
+                ax.set_axis_off()
+                continue
             for run in results["runs"]:
                 if run["task"] != t or run["method"] != m:
                     continue
@@ -348,6 +352,26 @@ def report(paths: list[str], figure: Path | None = None) -> None:
                     f"| {fmt(r['median_wall_to_90'], 1)} | {fmt(r['final_return'], 1)} "
                     f"| {fmt(r['train_seconds'], 1)} |"
                 )
+    print()
+    print(
+        "| task | method | seed | side (order) | env steps to 90% | train s to 90% "
+        "| final return | train s, whole budget | process s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in merged["runs"]:
+        ref = merged["tasks"][run["task"]]
+        for side in ("protege", "imitation"):
+            if side not in run:
+                continue
+            ev = run[side]["evals"]
+            x = first_reach(ev, ref["threshold"])
+            first = "first" if run["order"][0] == side else "second"
+            print(
+                f"| {run['task']} | {run['method'].upper()} | {run['seed']} | {side} ({first}) "
+                f"| {fmt(x['env_steps'])} | {fmt(x['wall_seconds'], 1)} "
+                f"| {fmt(ev[-1]['mean_return'], 1)} | {fmt(ev[-1]['wall_seconds'], 1)} "
+                f"| {fmt(run[side]['process_seconds'], 0)} |"
+            )
 
 
 def main() -> None:
