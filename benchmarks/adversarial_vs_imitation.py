@@ -3,13 +3,22 @@
 Per task, protege's expert records ``--demos`` episodes (seed 0) into a store; imitation gets
 the very same episodes (an ``.npz`` of the store's steps). Both sides then train from scratch
 on the same env-step budget (``--steps TASK=N``), one torch thread each, evaluating the
-deterministic policy every ``--eval-every`` env steps on the same seeded episodes
-(``10_000 + i``), outside the timed span:
+deterministic policy every ``--eval-every`` env steps on the same seeded episodes (run seed
+``s``: episodes reset with ``10_000 + s + i``, protege's own evaluation episodes), outside
+the timed span:
 
 * protege: :func:`protege.algos.adversarial.train` with :class:`AdversarialConfig`'s and
   :class:`PPOConfig`'s defaults (2,048 env steps per PPO update over 8 envs).
 * imitation: ``imitation_side/adversarial_run.py`` in its own venv (``imitation_peer.py``):
   imitation's documented GAIL/AIRL examples, generator rounds of the same 2,048 steps.
+
+``--learner`` gives both sides the same PPO settings where a task needs its own (Pendulum:
+``pendulum:gamma=0.9`` ...; PPOConfig's names, mapped to SB3 PPO's arguments on the other
+side). protege's updates collect whole episodes, so its evaluation after the update that
+crosses a multiple of ``--eval-every`` lands up to one update later than imitation's (which
+lands on it exactly): with ``--eval-every`` no larger than one update, both sides are
+evaluated after every update. ``--sides protege`` and ``--adversarial KEY=VALUE`` are for
+development runs of protege alone with settings other than its defaults.
 
 Each (task, method, seed) runs both sides back to back, the order alternating between runs,
 so that load on the (shared) machine hits both alike. Reported: return against env steps,
@@ -19,7 +28,7 @@ reaches 90% of the expert (the first evaluation after step 0 at that level), mea
 Pendulum's negative returns work too).
 
     .venv/bin/python benchmarks/adversarial_vs_imitation.py --tasks cartpole --seeds 0 1 2 \\
-        --steps cartpole=36000 --eval-every 4096 --out benchmarks/results/adv/cartpole
+        --steps cartpole=36000 --eval-every 2048 --out benchmarks/results/adv/cartpole
     .venv/bin/python benchmarks/adversarial_vs_imitation.py \\
         --report benchmarks/results/adv/*/results.json
 """
@@ -111,6 +120,45 @@ def prepare(task_name: str, episodes: int, out: Path, eval_episodes: int) -> dic
     }
 
 
+# The PPO settings ``--learner`` may set on both sides: PPOConfig's name -> the imitation
+# side's flag (SB3 PPO's argument there).
+LEARNER_FLAGS = {
+    "rollout_steps": "--rollout-steps",
+    "n_envs": "--n-envs",
+    "epochs": "--n-epochs",
+    "minibatch_size": "--batch-size",
+    "lr": "--lr",
+    "gamma": "--gamma",
+    "gae_lambda": "--gae-lambda",
+    "clip": "--clip",
+}
+
+
+def key_values(items: list[str], what: str) -> dict[str, Any]:
+    """``["a=1", "b=0.5"]`` -> ``{"a": 1, "b": 0.5}`` (numbers parsed as JSON)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{what}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def learner_settings(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """The ``--learner`` settings that apply to ``task`` (``TASK:KEY=VALUE`` or ``KEY=VALUE``)."""
+    mine = [x.split(":", 1)[1] for x in args.learner if x.startswith(f"{task}:")]
+    common = [x for x in args.learner if ":" not in x.split("=", 1)[0]]
+    out = key_values(common + mine, "--learner")
+    unknown = set(out) - set(LEARNER_FLAGS)
+    if unknown:
+        raise SystemExit(f"--learner: unknown {sorted(unknown)}; known: {list(LEARNER_FLAGS)}")
+    return out
+
+
 def run_protege(ref: dict, method: str, seed: int, steps: int, args: argparse.Namespace) -> dict:
     task = protege.tasks.make(ref["task"])
     data = Store.open(ref["store"]).transitions()
@@ -123,9 +171,12 @@ def run_protege(ref: dict, method: str, seed: int, steps: int, args: argparse.Na
         data,
         out,
         AdversarialConfig(
-            steps=steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes
+            steps=steps,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
+            **key_values(args.adversarial, "--adversarial"),
         ),
-        PPOConfig(seed=seed),
+        PPOConfig(seed=seed, **learner_settings(args, ref["task"])),
         tensorboard=False,
         reward_episodes=args.reward_episodes,
     )
@@ -158,9 +209,14 @@ def run_imitation(ref: dict, method: str, seed: int, steps: int, args: argparse.
             "--eval-episodes",
             str(args.eval_episodes),
             "--eval-seed",
-            str(EVAL_SEED_OFFSET),
+            str(seed + EVAL_SEED_OFFSET),  # the episodes protege's run evaluates on
             "--seed",
             str(seed),
+            *[
+                str(x)
+                for k, v in learner_settings(args, ref["task"]).items()
+                for x in (LEARNER_FLAGS[k], v)
+            ],
         ],
         venv_dir=Path(args.venv_dir),
         env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
@@ -195,10 +251,16 @@ def plot(results: dict, path: Path) -> None:
         for j, m in enumerate(methods):
             ax = axes[i][j]
             labelled: set[str] = set()
+            if not any(r["task"] == t and r["method"] == m for r in results["runs"]):
+                ax.set_title(f"{m.upper()} on {t}: not measured")
+                ax.set_axis_off()
+                continue
             for run in results["runs"]:
                 if run["task"] != t or run["method"] != m:
                     continue
                 for side in ("protege", "imitation"):
+                    if side not in run:
+                        continue
                     ev = run[side]["evals"]
                     ax.plot(
                         [e["env_steps"] for e in ev],
@@ -237,6 +299,8 @@ def summarize(results: dict) -> list[dict]:
                 continue
             row: dict[str, Any] = {"task": t, "method": m, "seeds": [r["seed"] for r in runs]}
             for side in ("protege", "imitation"):
+                if not all(side in r for r in runs):
+                    continue
                 reach = [first_reach(r[side]["evals"], ref["threshold"]) for r in runs]
                 row[side] = {
                     "reached": sum(x["env_steps"] is not None for x in reach),
@@ -279,6 +343,8 @@ def report(paths: list[str], figure: Path | None = None) -> None:
     for results in [merged]:
         for row in summarize(results):
             for side in ("protege", "imitation"):
+                if side not in row:
+                    continue
                 r = row[side]
                 print(
                     f"| {row['task']} | {row['method'].upper()} | {row['seeds']} | {side} "
@@ -286,6 +352,26 @@ def report(paths: list[str], figure: Path | None = None) -> None:
                     f"| {fmt(r['median_wall_to_90'], 1)} | {fmt(r['final_return'], 1)} "
                     f"| {fmt(r['train_seconds'], 1)} |"
                 )
+    print()
+    print(
+        "| task | method | seed | side (order) | env steps to 90% | train s to 90% "
+        "| final return | train s, whole budget | process s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in merged["runs"]:
+        ref = merged["tasks"][run["task"]]
+        for side in ("protege", "imitation"):
+            if side not in run:
+                continue
+            ev = run[side]["evals"]
+            x = first_reach(ev, ref["threshold"])
+            first = "first" if run["order"][0] == side else "second"
+            print(
+                f"| {run['task']} | {run['method'].upper()} | {run['seed']} | {side} ({first}) "
+                f"| {fmt(x['env_steps'])} | {fmt(x['wall_seconds'], 1)} "
+                f"| {fmt(ev[-1]['mean_return'], 1)} | {fmt(ev[-1]['wall_seconds'], 1)} "
+                f"| {fmt(run[side]['process_seconds'], 0)} |"
+            )
 
 
 def main() -> None:
@@ -304,6 +390,29 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=6000)
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--reward-episodes", type=int, default=0)
+    ap.add_argument(
+        "--learner",
+        nargs="+",
+        default=[],
+        metavar="[TASK:]KEY=VALUE",
+        help="PPO settings for both sides (PPOConfig names: "
+        + ", ".join(LEARNER_FLAGS)
+        + "), e.g. pendulum:gamma=0.9; default: each side's own",
+    )
+    ap.add_argument(
+        "--adversarial",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="protege's AdversarialConfig settings other than its defaults (development runs)",
+    )
+    ap.add_argument(
+        "--sides",
+        nargs="+",
+        default=["protege", "imitation"],
+        choices=["protege", "imitation"],
+        help="which sides to run (protege alone: development runs)",
+    )
     ap.add_argument("--venv-dir", default=str(VENV_DIR))
     ap.add_argument("--out", default="benchmarks/results/adversarial_vs_imitation")
     args = ap.parse_args()
@@ -324,6 +433,8 @@ def main() -> None:
         "budgets": budgets,
         "eval_every": args.eval_every,
         "eval_episodes": args.eval_episodes,
+        "learner": {t: learner_settings(args, t) for t in args.tasks},
+        "adversarial": key_values(args.adversarial, "--adversarial"),
         "tasks": {},
         "runs": [],
     }
@@ -339,6 +450,7 @@ def main() -> None:
             for m in args.methods:
                 run: dict[str, Any] = {"task": t, "method": m, "seed": seed}
                 sides = ["protege", "imitation"] if k % 2 == 0 else ["imitation", "protege"]
+                sides = [x for x in sides if x in args.sides]
                 run["order"] = sides
                 k += 1
                 for side in sides:

@@ -12,7 +12,9 @@ a 512-sample generator replay, 8 (GAIL) or 16 (AIRL) discriminator updates per r
 demo batches of 1024 (GAIL) or 2048 (AIRL), capped at the number of demonstration steps.
 One change: PPO's ``n_steps`` is ``--rollout-steps / --n-envs`` so that a generator round
 collects the same 2,048 steps as one protege PPO update (imitation's example collects
-16,384 with 8 envs: fewer, larger rounds).
+16,384 with 8 envs: fewer, larger rounds). ``--n-epochs``, ``--batch-size``, ``--lr``,
+``--gamma``, ``--gae-lambda`` and ``--clip`` replace the example's PPO settings where a task
+needs its own (the caller gives protege's learner the same).
 
 Training runs in chunks of ``--eval-every`` env steps (``trainer.train(chunk)``); after each
 chunk the policy is evaluated deterministically on episodes reset with ``--eval-seed + i``,
@@ -89,6 +91,14 @@ def main() -> None:
     p.add_argument("--rollout-steps", type=int, default=2048)
     p.add_argument("--n-envs", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    # Learner settings other than the example's (both sides get the same: the caller's
+    # --learner); unset, the documented example's values below.
+    p.add_argument("--n-epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--gae-lambda", type=float)
+    p.add_argument("--clip", type=float)
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     th.set_num_threads(1)
@@ -102,18 +112,30 @@ def main() -> None:
         post_wrappers=[lambda env, _: RolloutInfoWrapper(env)],
     )
     gail = a.algo == "gail"
+    ppo_kwargs = {
+        "batch_size": 64,
+        "ent_coef": 0.0,
+        "learning_rate": 0.0004 if gail else 0.0005,
+        "gamma": 0.95,
+        "n_epochs": 5,
+        **({} if gail else {"clip_range": 0.1, "vf_coef": 0.1}),
+    }
+    given = {
+        "n_epochs": a.n_epochs,
+        "batch_size": a.batch_size,
+        "learning_rate": a.lr,
+        "gamma": a.gamma,
+        "gae_lambda": a.gae_lambda,
+        "clip_range": a.clip,
+    }
+    ppo_kwargs.update({k: v for k, v in given.items() if v is not None})
     learner = PPO(
         env=venv,
         policy=MlpPolicy,
-        batch_size=64,
-        ent_coef=0.0,
-        learning_rate=0.0004 if gail else 0.0005,
-        gamma=0.95,
-        n_epochs=5,
         n_steps=max(a.rollout_steps // a.n_envs, 2),
         seed=a.seed,
         device="cpu",
-        **({} if gail else {"clip_range": 0.1, "vf_coef": 0.1}),
+        **ppo_kwargs,
     )
     net_cls = BasicRewardNet if gail else BasicShapedRewardNet
     reward_net = net_cls(
