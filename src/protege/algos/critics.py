@@ -126,7 +126,7 @@ def awr_advantages(
 ) -> tuple[np.ndarray, CriticResult]:
     """(N,) advantages ``G^λ_t − V(s_t)`` (scaled reward units) and how ``V`` was fit."""
     gen = torch.Generator().manual_seed(seed)
-    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    scale = 1.0 / max(float(mc_returns(data, config.gamma).std()), 1e-6)
     rewards = np.asarray(data.rewards, np.float64) * scale
     norm = _Standardize(data.obs)
     obs, next_obs = norm(data.obs), norm(data.next_obs())
@@ -138,7 +138,7 @@ def awr_advantages(
         with torch.no_grad():
             v = torch.cat([value(c)[:, 0] for c in obs.split(8192)]).double().numpy()
             v_next = torch.cat([value(c)[:, 0] for c in next_obs.split(8192)]).double().numpy()
-        g = lambda_returns(rewards, v, v_next, data, config.discount, AWR_LAMBDA)
+        g = lambda_returns(rewards, v, v_next, data, config.gamma, AWR_LAMBDA)
         return torch.as_tensor(g, dtype=torch.float32)
 
     opt = FlatAdamW(value.parameters(), lr=config.critic_lr)
@@ -186,11 +186,11 @@ def iql_advantages(
     and one fused Adam step. The arithmetic is that of ``V``, ``Q₁``, ``Q₂`` as separate
     ``nn.Sequential`` networks under autograd, to float rounding (a test checks)."""
     gen = torch.Generator().manual_seed(seed)
-    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    scale = 1.0 / max(float(mc_returns(data, config.gamma).std()), 1e-6)
     norm = _Standardize(data.obs)
     obs, next_obs = norm(data.obs), norm(data.next_obs())
     reward = torch.as_tensor(np.asarray(data.rewards, np.float64) * scale, dtype=torch.float32)
-    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.discount
+    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.gamma
     hidden = tuple(config.critic_hidden)
     n_obs = obs.shape[1]
     if n_actions:
