@@ -25,11 +25,11 @@ def _autograd_iql(
     """The IQL update as separate networks under autograd: V by expectile regression on the
     target twins' min, twin Q by TD on r + γ(1 − d)V(s'), Polyak targets, one Adam step."""
     gen = torch.Generator().manual_seed(seed)
-    scale = 1.0 / max(float(critics.mc_returns(data, config.discount).std()), 1e-6)
+    scale = 1.0 / max(float(critics.mc_returns(data, config.gamma).std()), 1e-6)
     norm = critics._Standardize(data.obs)
     obs, next_obs = norm(data.obs), norm(data.next_obs())
     reward = torch.as_tensor(np.asarray(data.rewards, np.float64) * scale, dtype=torch.float32)
-    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.discount
+    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.gamma
     hidden = tuple(config.critic_hidden)
     if n_actions:
         acts = torch.as_tensor(np.asarray(data.executed).reshape(-1), dtype=torch.long)
