@@ -33,7 +33,7 @@ far ahead ``V`` looks, and on tasks whose decisive reward comes at the end of lo
 (LunarLander: +100 for landing, −100 for crashing, 100–300 steps after the start) 0.99
 discounts the outcome of an early action to a tenth: on the dial's LunarLander dev stores
 (seeds 100–102) 0.999 gave the expert's steps 76–83% of the total weight instead of 68–75%
-and scores of 90–99% instead of 85–92% (BENCHMARKS.md, the offline dial). IQL: 0.99
+and scores of 91–99% instead of 86–92% (BENCHMARKS.md, the offline dial). IQL: 0.99
 (Kostrikov et al.); its TD targets propagate value one step per target update, and a longer
 horizon needs more of them."""
 DEFAULT_MAX_WEIGHT = {"awr": 20.0, "iql": 100.0}
