@@ -237,15 +237,15 @@ def iql_advantages(
         # mean(|τ − 1(d < 0)|·d²) with d = Q̄ − V, and of Σ_k mean((Q_k − y)²).
         diff = q_target - v_net.forward(b[:, :n_obs])[0, :, 0]
         w = torch.where(diff < 0, 1.0 - tau, tau)
-        v_err = pick(q_net.forward(x_q), a) - y
-        running.append((w * diff.square()).mean() + v_err.square().mean(1).sum())
+        q_err = pick(q_net.forward(x_q), a) - y
+        running.append((w * diff.square()).mean() + q_err.square().mean(1).sum())
         v_net.output_grad()[0, :, 0] = diff.mul_(w).mul_(-2.0 / B)
         grad_q = q_net.output_grad()
         if a is None:
-            grad_q[:, :, 0] = v_err.mul_(2.0 / B)
+            grad_q[:, :, 0] = q_err.mul_(2.0 / B)
         else:
             index = a.long().view(1, -1, 1).expand(2, -1, 1)
-            grad_q.zero_().scatter_(2, index, v_err.mul_(2.0 / B).unsqueeze(2))
+            grad_q.zero_().scatter_(2, index, q_err.mul_(2.0 / B).unsqueeze(2))
         v_net.backward()
         q_net.backward()
         opt.step()
