@@ -49,6 +49,14 @@ def test_bad_settings_are_refused_naming_the_flag(field: str, value: object) -> 
         OfflineConfig(**{field: value})  # type: ignore[arg-type]
 
 
+def test_discount_defaults_to_the_methods_own() -> None:
+    """AWR looks 0.999 ahead (LunarLander's landing or crash comes hundreds of steps after
+    the actions that decide it), IQL 0.99; a given discount is used as given."""
+    assert OfflineConfig("awr").gamma == 0.999 and OfflineConfig("iql").gamma == 0.99
+    assert OfflineConfig("awr", discount=0.9).gamma == 0.9
+    assert OfflineConfig("iql", discount=0.0).gamma == 0.0
+
+
 def test_mix_spec_is_parsed_and_split_by_largest_remainder() -> None:
     sources = parse_mix("expert:0.1,eps0.3:0.3,random:0.6")
     assert [(s.name, s.epsilon) for s in sources] == [

@@ -10,6 +10,8 @@ dial (:mod:`protege.algos.offline`).
 * IQL (:func:`iql_advantages`): ``V(s)`` by expectile regression (τ) on ``min(Q₁, Q₂)`` of
   target networks, twin ``Q(s, a)`` by TD on ``r + γ (1 − terminal) V(s')``, targets by Polyak
   averaging, all in one update per step (Kostrikov, Nair & Levine 2021); ``A = min Q̄ − V``.
+  The twins and their targets are stacked (:mod:`protege.policies.stacked`): one batched
+  product per layer for both, the backward pass written out.
 
 Rewards are divided by the standard deviation of the Monte Carlo returns over the data, so
 values are O(1) on every task (the paper rescales per benchmark instead); the advantages
@@ -19,7 +21,6 @@ network's input). Discrete actions: the Q networks output one value per action.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,11 +31,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from protege.algos.optim import FlatAdamW
+from protege.algos.optim import FlatAdamW, RowsAdamW
 from protege.configs.offline import OfflineConfig
 from protege.data.transitions import Transitions
 from protege.errors import TrainingError
 from protege.policies.encoders import mlp
+from protege.policies.stacked import StackedBackprop, StackedMLP, stacked_forward
+from protege.policies.success_q import pick
 
 
 @dataclass
@@ -123,7 +126,7 @@ def awr_advantages(
 ) -> tuple[np.ndarray, CriticResult]:
     """(N,) advantages ``G^λ_t − V(s_t)`` (scaled reward units) and how ``V`` was fit."""
     gen = torch.Generator().manual_seed(seed)
-    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    scale = 1.0 / max(float(mc_returns(data, config.gamma).std()), 1e-6)
     rewards = np.asarray(data.rewards, np.float64) * scale
     norm = _Standardize(data.obs)
     obs, next_obs = norm(data.obs), norm(data.next_obs())
@@ -135,7 +138,7 @@ def awr_advantages(
         with torch.no_grad():
             v = torch.cat([value(c)[:, 0] for c in obs.split(8192)]).double().numpy()
             v_next = torch.cat([value(c)[:, 0] for c in next_obs.split(8192)]).double().numpy()
-        g = lambda_returns(rewards, v, v_next, data, config.discount, AWR_LAMBDA)
+        g = lambda_returns(rewards, v, v_next, data, config.gamma, AWR_LAMBDA)
         return torch.as_tensor(g, dtype=torch.float32)
 
     opt = FlatAdamW(value.parameters(), lr=config.critic_lr)
@@ -175,80 +178,92 @@ def iql_advantages(
     progress: bool = False,
 ) -> tuple[np.ndarray, CriticResult]:
     """(N,) advantages ``min(Q̄₁, Q̄₂)(s, a) − V(s)`` (scaled reward units, ``a`` the executed
-    action) and how the critics were fit. ``n_actions`` > 0: Discrete actions."""
+    action) and how the critics were fit. ``n_actions`` > 0: Discrete actions.
+
+    The twin Q networks (and their targets) are one :class:`StackedMLP` of two members, and
+    ``V`` one of one member; both train with the backward pass written out
+    (:class:`StackedBackprop`) instead of autograd, so an update is a few batched products
+    and one fused Adam step. The arithmetic is that of ``V``, ``Q₁``, ``Q₂`` as separate
+    ``nn.Sequential`` networks under autograd, to float rounding (a test checks)."""
     gen = torch.Generator().manual_seed(seed)
-    scale = 1.0 / max(float(mc_returns(data, config.discount).std()), 1e-6)
+    scale = 1.0 / max(float(mc_returns(data, config.gamma).std()), 1e-6)
     norm = _Standardize(data.obs)
     obs, next_obs = norm(data.obs), norm(data.next_obs())
     reward = torch.as_tensor(np.asarray(data.rewards, np.float64) * scale, dtype=torch.float32)
-    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.discount
+    not_done = torch.as_tensor(~data.step_terminal(), dtype=torch.float32) * config.gamma
     hidden = tuple(config.critic_hidden)
+    n_obs = obs.shape[1]
     if n_actions:
         acts = torch.as_tensor(np.asarray(data.executed).reshape(-1), dtype=torch.long)
-        q_in, q_out = obs.shape[1], n_actions
+        act_cols = acts[:, None].float()
+        q_in, q_out = n_obs, n_actions
     else:
-        acts = _Standardize(data.executed)(data.executed)
-        q_in, q_out = obs.shape[1] + acts.shape[1], 1
+        act_cols = _Standardize(data.executed)(data.executed)
+        q_in, q_out = n_obs + act_cols.shape[1], 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        value = _net(obs.shape[1], hidden, 1)
+        value = _net(n_obs, hidden, 1)
         q1, q2 = _net(q_in, hidden, q_out), _net(q_in, hidden, q_out)
-    target1, target2 = copy.deepcopy(q1), copy.deepcopy(q2)
-    for p in [*target1.parameters(), *target2.parameters()]:
-        p.requires_grad_(False)
-    # One flat buffer for V, Q₁, Q₂ (one fused Adam step); the Q part is its tail, and the
-    # targets live in a flat copy of that tail, so the Polyak update is one lerp_.
-    opt = FlatAdamW([*value.parameters(), *q1.parameters(), *q2.parameters()], config.critic_lr)
-    n_v = sum(p.numel() for p in value.parameters())
-    q_flat = opt.flat[n_v:]
-    target_flat = q_flat.clone()
-    offset = 0
-    for p in [*target1.parameters(), *target2.parameters()]:
-        p.data = target_flat[offset : offset + p.numel()].view_as(p)
-        offset += p.numel()
-
-    def q_values(net: nn.Module, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        if n_actions:
-            return net(s).gather(1, a[:, None])[:, 0]
-        return net(torch.cat([s, a], 1))[:, 0]
+    v_mlp = StackedMLP([_linears(value)])
+    q_mlp = StackedMLP([_linears(q1), _linears(q2)])
+    target = StackedMLP([_linears(q1), _linears(q2)])
+    v_net, q_net = StackedBackprop(v_mlp), StackedBackprop(q_mlp)
+    v_layers, target_layers = v_mlp.layers(), target.layers()
+    opt = RowsAdamW(
+        [v_mlp.flat.view(-1), q_mlp.flat.view(-1)],
+        [v_mlp.grad.view(-1), q_mlp.grad.view(-1)],
+        lr=config.critic_lr,
+    )
+    # Every row in one tensor, so a batch is one gather: s (and, continuous, a: the Q input
+    # is the first q_in columns), s', r, γ(1 − terminal), and a Discrete action's index.
+    packed = torch.cat([obs, act_cols, next_obs, reward[:, None], not_done[:, None]], 1)
+    c_next = n_obs + act_cols.shape[1]
+    c_r = c_next + n_obs
 
     tau, B = config.tau, config.critic_batch_size
     result = CriticResult(steps=config.critic_steps, reward_scale=scale)
     t0, running = time.perf_counter(), []
-    try:
-        for step in tqdm(
-            range(1, config.critic_steps + 1), desc="iql critics", disable=not progress, leave=False
-        ):
-            rows = torch.randint(len(obs), (B,), generator=gen)
-            s, a = obs[rows], acts[rows]
-            v = value(s)[:, 0]
-            with torch.no_grad():  # V(s') only as a target: no backward pass through it
-                v_next = value(next_obs[rows])[:, 0]
-                q_target = torch.minimum(q_values(target1, s, a), q_values(target2, s, a))
-                td_target = reward[rows] + not_done[rows] * v_next
-            diff = q_target - v
-            v_loss = (torch.where(diff < 0, 1.0 - tau, tau) * diff.square()).mean()
-            q_loss = (q_values(q1, s, a) - td_target).square().mean() + (
-                q_values(q2, s, a) - td_target
-            ).square().mean()
-            loss = v_loss + q_loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            target_flat.lerp_(q_flat, config.target_update)
-            running.append(loss.detach())
-            if step % 1000 == 0 or step == config.critic_steps:
-                losses = torch.stack(running)  # one read per 1000 steps, not one per step
-                _check_finite(float(losses[-1]), step, "the IQL critics")
-                result.history.append({"step": step, "critic_loss": float(losses.mean())})
-                running = []
-    finally:
-        opt.release()
+    for step in tqdm(
+        range(1, config.critic_steps + 1), desc="iql critics", disable=not progress, leave=False
+    ):
+        b = packed.index_select(0, torch.randint(len(packed), (B,), generator=gen))
+        a = b[:, n_obs] if n_actions else None
+        x_q = b[:, :q_in]
+        # Targets (no gradient): V(s') of the current V, min of the target twins at (s, a).
+        v_next = stacked_forward(v_layers, b[:, c_next:c_r])[0, :, 0]
+        y = b[:, c_r] + b[:, c_r + 1] * v_next
+        q_target = pick(stacked_forward(target_layers, x_q), a).amin(0)
+        # V: expectile regression on the target twins; Q: TD on y. Gradients of
+        # mean(|τ − 1(d < 0)|·d²) with d = Q̄ − V, and of Σ_k mean((Q_k − y)²).
+        diff = q_target - v_net.forward(b[:, :n_obs])[0, :, 0]
+        w = torch.where(diff < 0, 1.0 - tau, tau)
+        q_err = pick(q_net.forward(x_q), a) - y
+        running.append((w * diff.square()).mean() + q_err.square().mean(1).sum())
+        v_net.output_grad()[0, :, 0] = diff.mul_(w).mul_(-2.0 / B)
+        grad_q = q_net.output_grad()
+        if a is None:
+            grad_q[:, :, 0] = q_err.mul_(2.0 / B)
+        else:
+            index = a.long().view(1, -1, 1).expand(2, -1, 1)
+            grad_q.zero_().scatter_(2, index, q_err.mul_(2.0 / B).unsqueeze(2))
+        v_net.backward()
+        q_net.backward()
+        opt.step()
+        target.flat.lerp_(q_mlp.flat, config.target_update)
+        if step % 1000 == 0 or step == config.critic_steps:
+            losses = torch.stack(running)  # one read per 1000 steps, not one per step
+            _check_finite(float(losses[-1]), step, "the IQL critics")
+            result.history.append({"step": step, "critic_loss": float(losses.mean())})
+            running = []
     result.seconds = time.perf_counter() - t0
     result.samples_per_s = config.critic_steps * B / result.seconds
-    with torch.no_grad():
-        adv = [
-            torch.minimum(q_values(target1, s, a), q_values(target2, s, a)) - value(s)[:, 0]
-            for s, a in zip(obs.split(8192), acts.split(8192), strict=True)
-        ]
+    adv = []
+    for chunk in packed.split(8192):
+        a = chunk[:, n_obs] if n_actions else None
+        q = pick(stacked_forward(target_layers, chunk[:, :q_in]), a).amin(0)
+        adv.append(q - stacked_forward(v_layers, chunk[:, :n_obs])[0, :, 0])
     return torch.cat(adv).numpy().astype(np.float64), result
+
+
+def _linears(net: nn.Module) -> list[nn.Linear]:
+    return [m for m in net.modules() if isinstance(m, nn.Linear)]
