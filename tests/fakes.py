@@ -20,6 +20,8 @@ import gymnasium as gym
 import numpy as np
 
 from protege.algos.results import DAggerResult
+from protege.configs.bc import BCConfig
+from protege.configs.interactive import DAggerConfig
 from protege.data.episode import Episode
 from protege.data.store import Store
 from protege.experts.adapters import CallableExpert
@@ -326,3 +328,16 @@ CAM_CARTPOLE = Task(
 )
 CAM_ENCODER = {"channels": [8, 16], "kernels": [4, 3], "strides": [2, 2], "image_sizes": [32]}
 """Settings of the parts encoder that fit CAM_CARTPOLE's 16×16 images."""
+
+
+TINY_ROUND = DAggerConfig(
+    rounds=1,
+    episodes_per_round=3,
+    initial_demos=1,
+    n_envs=2,
+    bc=BCConfig(steps=30, batch_size=32, progress=False),
+    eval_episodes=2,
+    eval_envs=2,
+)
+"""One interactive round on LunarLander in two batches (2 + 1 episodes) of a learner that
+crashes the lander quickly: the remote-rollout tests' run, local against workers."""

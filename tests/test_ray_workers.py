@@ -24,11 +24,9 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import round_numbers
+from fakes import TINY_ROUND, round_numbers
 from protege import tasks
 from protege.algos import dagger, engine
-from protege.configs.bc import BCConfig
-from protege.configs.interactive import DAggerConfig
 from protege.configs.policy import PolicyConfig
 from protege.data.store import Store
 from protege.errors import ConfigError
@@ -147,15 +145,7 @@ def test_workers_act_with_the_weights_put_once(workers: RayWorkers) -> None:
 def test_interactive_rounds_and_evaluation_on_workers_match_one_process(
     workers: RayWorkers, tmp_path: Path
 ) -> None:
-    config = DAggerConfig(
-        rounds=1,
-        episodes_per_round=3,
-        initial_demos=1,
-        n_envs=2,
-        bc=BCConfig(steps=30, batch_size=32, progress=False),
-        eval_episodes=2,
-        eval_envs=2,
-    )
+    config = TINY_ROUND
     make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
     local = dagger.run(LUNAR, tmp_path / "a", config, make_policy=make_policy)
     remote = dagger.run(LUNAR, tmp_path / "b", config, make_policy=make_policy, workers=workers)

@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import round_numbers
+from fakes import TINY_ROUND, round_numbers
 from protege.algos import dagger, dart, engine
 from protege.algos.remote_rounds import BatchUnit
-from protege.configs.bc import BCConfig
-from protege.configs.interactive import DAggerConfig
 from protege.configs.policy import PolicyConfig
 from protege.data.store import Store
 from protege.policies import Policy
@@ -116,25 +114,13 @@ def test_evaluate_on_units_matches_one_process() -> None:
     assert np.array_equal(expert.returns, evaluate_expert(LUNAR, 3, n_envs=3, seed=9).returns)
 
 
-CONFIG = DAggerConfig(
-    rounds=1,
-    episodes_per_round=3,
-    initial_demos=1,
-    n_envs=2,
-    bc=BCConfig(steps=30, batch_size=32, progress=False),
-    eval_episodes=2,
-    eval_envs=2,
-)
-"""Round 1 is two batches (2 + 1 episodes) of a learner that crashes the lander quickly."""
-
-
 @pytest.mark.parametrize("method", [dagger, dart])
 def test_interactive_rounds_on_units_match_one_process(tmp_path: Path, method: Any) -> None:
     make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
     runs = []
     for name, workers in (("a", None), ("b", InProcessWorkers(3, die=2, die_after=1))):
         kw = {} if workers is None else {"workers": workers}
-        res = method.run(LUNAR, tmp_path / name, CONFIG, make_policy=make_policy, **kw)
+        res = method.run(LUNAR, tmp_path / name, TINY_ROUND, make_policy=make_policy, **kw)
         runs.append(res)
     assert round_numbers(runs[0]) == round_numbers(runs[1])
     for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
@@ -169,7 +155,7 @@ class DriverDied(Exception):
 
 def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path: Path) -> None:
     make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
-    local = dagger.run(LUNAR, tmp_path / "a", CONFIG, make_policy=make_policy)
+    local = dagger.run(LUNAR, tmp_path / "a", TINY_ROUND, make_policy=make_policy)
     appended: list[int] = []
 
     def die_after_three(episode: Any, index: int) -> None:
@@ -181,7 +167,7 @@ def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path
         dagger.run(
             LUNAR,
             tmp_path / "b",
-            CONFIG,
+            TINY_ROUND,
             make_policy=make_policy,
             workers=InProcessWorkers(4),
             after_episode=die_after_three,
@@ -190,7 +176,7 @@ def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path
     resumed = dagger.run(
         LUNAR,
         tmp_path / "b",
-        CONFIG,
+        TINY_ROUND,
         make_policy=make_policy,
         workers=InProcessWorkers(5),
         resume=True,
@@ -212,7 +198,7 @@ def test_the_gated_methods_on_units_match_one_process(tmp_path: Path, method: st
             method,
             LUNAR,
             tmp_path / name,
-            dataclasses.replace(CONFIG, episodes_per_round=4),
+            dataclasses.replace(TINY_ROUND, episodes_per_round=4),
             None,
             make_policy=engine.policy_factory(LUNAR, hidden_sizes=(16,)),
             **kw,
