@@ -1,10 +1,14 @@
 """Rollouts on Ray workers against one process (issue 17, part 5): overhead and throughput.
 
 Expert collection (``protege.rollout.collect.collect``, every episode appended durably to a
-store by this process) on an expensive env, CarRacing from pixels (96×96×3, ~70–85 env
-steps/s on one core of this machine), with the task's horizon cut to ``--horizon`` steps so
-a repeat takes seconds. Four set-ups, run interleaved ``--repeats`` times, odd repeats in
-reverse order (a shared machine's speed drifts over minutes):
+store by this process) on an expensive env, with the task's horizon cut to ``--horizon``
+steps so a repeat takes seconds: CarRacing from pixels (96×96×3, ~70–85 env steps/s on one
+core of this machine; the default), or MuJoCo with a camera, ``--task
+metaworld/pick-place-camera`` (a dict observation of the 84×84 corner camera and 8
+proprioceptive numbers, rendered offscreen by protege's one renderer per process, the
+scripted expert reading the simulator; episodes end on success). Four set-ups, run
+interleaved ``--repeats`` times, odd repeats in reverse order (a shared machine's speed
+drifts over minutes):
 
 - ``local 1``: one process, a one-env vector env (``--n-envs 1``);
 - ``ray 1``: the same episodes on one Ray worker (``--workers 1 --n-envs 1``): the overhead
@@ -12,7 +16,9 @@ reverse order (a shared machine's speed drifts over minutes):
 - ``local 2``: one process, a two-env vector env (``--n-envs 2``);
 - ``ray 2``: the same episodes on two workers (``--workers 2 --n-envs 2``).
 
-Every Ray run is checked to give the local run's returns (same seed, same episodes). The
+Every Ray run is checked to store the local run's episodes (same seed): the same number of
+episodes and, per episode, the same CRC32 of every field (observations, camera frames
+included; actions, rewards, ...) in the store's index, and the same returns. The
 local Ray (127.0.0.1 only) and its actors are started once, before the timed runs; their
 start-up is reported apart. Wall time covers collection and the store's appends. On a
 loaded machine wall time depends on the share of the cores each set-up's processes get
@@ -20,7 +26,7 @@ loaded machine wall time depends on the share of the cores each set-up's process
 reported too: for a Ray run, the driver, the workers and the local Ray's own processes.
 
     PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
-        [--scratch /dev/shm] [--json out.json]
+        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--json out.json]
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ def main() -> None:
     import torch
 
     from protege import tasks
+    from protege.data.store import Store
     from protege.rollout.collect import collect
     from protege.rollout.ray_workers import RayWorkers, start_local
 
@@ -105,6 +112,7 @@ def main() -> None:
     pools = {1: RayWorkers(1), 2: RayWorkers(2)}
     actors_start = time.perf_counter() - t0
     print(f"ray start {ray_start:.1f} s, 3 actors ready {actors_start:.1f} s", flush=True)
+    load_start = os.getloadavg()
     setups = [("local 1", 1, None), ("ray 1", 1, 1), ("local 2", 2, None), ("ray 2", 2, 2)]
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in setups}
     scratch = Path(tempfile.mkdtemp(prefix="ray-bench-", dir=args.scratch))
@@ -135,10 +143,14 @@ def main() -> None:
                 wall = time.perf_counter() - t
                 cpu = cpu_of(pids) - cpu0
                 steps = sum(r.lengths)
+                with Store.open(out) as stored:  # per episode, the CRC32 of every field
+                    crcs = [(e.length, e.crc, e.seed, e.episode_return) for e in stored.index]
                 shutil.rmtree(out)
-                returns.setdefault(n_envs, r.returns)
-                if r.returns != returns[n_envs]:
+                ref = returns.setdefault(n_envs, (r.returns, crcs))
+                if r.returns != ref[0]:
                     raise SystemExit(f"{name}: returns differ from the local run's")
+                if crcs != ref[1] or len(crcs) != args.episodes:
+                    raise SystemExit(f"{name}: stored episodes differ from the local run's")
                 row = {"wall_s": wall, "cpu_s": cpu, "steps": steps, "steps_per_s": steps / wall}
                 runs[name].append(row)
                 rate = steps / wall
@@ -179,6 +191,7 @@ def main() -> None:
             "python": sys.version.split()[0],
             "ray_start_s": ray_start,
             "actors_start_s": actors_start,
+            "load_average_start": load_start,
             "load_average": os.getloadavg(),
             "runs": runs,
             "summary": summary,

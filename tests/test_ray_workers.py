@@ -162,6 +162,39 @@ def test_a_worker_that_cannot_import_the_plugin_says_so(tmp_path: Path) -> None:
         _Worker().setup([str(tmp_path / "not_on_this_node.py")], 1)
 
 
+class _ThreadUnit:
+    """A unit that emits the thread it runs on (and fails with ``error`` if given)."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+    def run(self, emit: Any) -> None:
+        import threading
+
+        emit(threading.get_ident())
+        if self.error is not None:
+            raise self.error
+
+
+def test_a_worker_runs_every_unit_on_one_thread() -> None:
+    """A GL context (MuJoCo's renderer) is current in one thread: a worker that started a
+    thread per unit failed with EGL_BAD_ACCESS on camera tasks (in this process: fast)."""
+    worker = _Worker()
+    threads = [next(iter(worker.run(_ThreadUnit()))) for _ in range(3)]
+    assert len(set(threads)) == 1
+
+
+def test_a_workers_error_that_ray_cannot_send_arrives_as_its_text() -> None:
+    """An OpenGL error holds ctypes pointers, which no pickler sends: its text does."""
+    import ctypes
+
+    unpicklable = OSError("EGL_BAD_ACCESS", ctypes.pointer(ctypes.c_int(1)))
+    with pytest.raises(RuntimeError, match=r"(?s)on a Ray worker: .*OSError.*EGL_BAD_ACCESS"):
+        list(_Worker().run(_ThreadUnit(unpicklable)))
+    with pytest.raises(ConfigError, match="sent as itself"):
+        list(_Worker().run(_ThreadUnit(ConfigError("sent as itself"))))
+
+
 @pytest.mark.slow
 def test_a_worker_that_cannot_import_the_plugin_is_a_clear_error(
     cluster: Any, tmp_path: Path

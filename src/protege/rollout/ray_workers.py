@@ -25,6 +25,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -103,7 +104,21 @@ def start_local(num_cpus: int | None, **kwargs: Any) -> str:
 
 
 class _Worker:
-    """The actor: loads the plugins, then runs units, streaming their messages."""
+    """The actor: loads the plugins, then runs units, streaming their messages.
+
+    Every unit runs on the same thread, the worker's one runner thread (started with its
+    first unit), while the actor's own thread streams the messages: a GL context (MuJoCo's
+    offscreen renderer, one per process) is current in one thread at a time, and a unit on a
+    new thread while the previous unit's thread was still exiting failed with EGL_BAD_ACCESS.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Callable[[], None]] | None = None
+
+    def _runner(self) -> None:
+        assert self._jobs is not None
+        while True:
+            self._jobs.get()()
 
     def setup(self, plugins: list[str], threads: int) -> int:
         import torch
@@ -133,19 +148,35 @@ class _Worker:
             except BaseException as exc:  # handed to the generator, raised there
                 messages.put(_Failed(exc))
 
-        threading.Thread(target=target, daemon=True).start()
+        if self._jobs is None:
+            self._jobs = queue.Queue()
+            threading.Thread(target=self._runner, daemon=True, name="protege-unit").start()
+        self._jobs.put(target)
         while True:
             item = messages.get()
             if item is end:
                 return
             if isinstance(item, _Failed):
-                raise item.exc
+                raise item.sendable()
             yield item
 
 
 class _Failed:
     def __init__(self, exc: BaseException):
         self.exc = exc
+
+    def sendable(self) -> BaseException:
+        """The error, or, if Ray could not send it (an OpenGL error holds ctypes pointers),
+        a RuntimeError with its type, text and traceback: the driver sees what happened,
+        not Ray's failure to pickle it."""
+        from ray import cloudpickle  # what Ray sends an error with
+
+        try:
+            cloudpickle.dumps(self.exc)
+        except Exception:
+            text = "".join(traceback.format_exception(self.exc))
+            return RuntimeError(f"on a Ray worker: {text}")
+        return self.exc
 
 
 class RayWorkers:
