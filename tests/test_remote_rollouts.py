@@ -41,14 +41,18 @@ class InProcessWorkers:
     """Runs every unit here (each with its own copy of the objects the units share, as
     Ray workers get them), then feeds the messages interleaved in a seeded random order
     (each unit's own order kept); unit ``die`` is first run as if its worker died after
-    ``die_after`` messages, then run again from its start (as RayWorkers does)."""
+    ``die_after`` messages, then run again from its start (as RayWorkers does). ``flush``
+    is called after groups of 1 to ``group`` messages (seeded sizes), as RayWorkers calls
+    it after the messages that arrived together."""
 
-    def __init__(self, seed: int = 0, die: int | None = None, die_after: int = 1):
+    def __init__(self, seed: int = 0, die: int | None = None, die_after: int = 1, group: int = 1):
         self.rng = random.Random(seed)
         self.die, self.die_after = die, die_after
+        self.group = group
         self.fed = 0
+        self.flushes = 0
 
-    def run(self, units: list[Any], feed: Any) -> None:
+    def run(self, units: list[Any], feed: Any, flush: Any = None) -> None:
         streams: list[list[tuple[int, int, Any]]] = []
         stripped, common = split_shared(units)  # as RayWorkers sends them: each unit gets
         units = [join_shared(u, copy.deepcopy(common)) for u in stripped]  # a fresh copy
@@ -62,12 +66,18 @@ class InProcessWorkers:
                 runs = [out[: self.die_after], again]
             streams.append([(u, seq, m) for run in runs for seq, m in enumerate(run)])
         dedupe = Deduplicate()
+        size = self.rng.randint(1, self.group)
         while any(streams):
             stream = self.rng.choice([s for s in streams if s])
             u, seq, msg = stream.pop(0)
             if dedupe.fresh(u, seq):
                 self.fed += 1
                 feed(u, msg)
+            size -= 1
+            if flush is not None and (size == 0 or not any(streams)):
+                flush()
+                self.flushes += 1
+                size = self.rng.randint(1, self.group)
 
 
 def _store_arrays(path: Path) -> tuple[Any, ...]:
@@ -91,7 +101,7 @@ def test_a_rerun_units_messages_pass_once() -> None:
 def test_collect_on_units_matches_one_process_episode_for_episode(tmp_path: Path) -> None:
     """LunarLander episodes differ in length, so the order of completion matters."""
     local = collect(LUNAR, tmp_path / "a", 7, n_envs=3, seed=1)
-    workers = InProcessWorkers(1, die=1, die_after=1)
+    workers = InProcessWorkers(1, die=1, die_after=1, group=4)  # group commits
     remote = collect(LUNAR, tmp_path / "b", 7, n_envs=3, seed=1, workers=workers)
     assert remote.returns == local.returns and remote.lengths == local.lengths
     assert remote.successes == local.successes
@@ -100,6 +110,7 @@ def test_collect_on_units_matches_one_process_episode_for_episode(tmp_path: Path
     for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
         assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
     assert workers.fed == 7 + 3  # every episode and every unit's end, once
+    assert 1 < workers.flushes < workers.fed
 
 
 def test_evaluate_on_units_matches_one_process() -> None:
@@ -183,6 +194,46 @@ def test_a_driver_killed_mid_round_resumes_on_units_to_the_same_numbers(tmp_path
     )
     assert round_numbers(resumed) == round_numbers(local)
     assert len(Store.open(tmp_path / "b")) == len(Store.open(tmp_path / "a"))
+
+
+@pytest.mark.slow  # 3 runs; fast: test_store_group.py, the collect test's group commits
+def test_a_driver_killed_mid_group_loses_that_group_and_resumes_to_the_same_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 1's first group commit (2 episodes) dies after writing its rows, before its
+    index lines: the store keeps round 0 only, and the resumed run re-runs the lost
+    episodes with their seeds."""
+    from protege.data import store as store_module
+
+    make_policy = engine.policy_factory(LUNAR, hidden_sizes=(16,))
+    local = dagger.run(LUNAR, tmp_path / "a", TINY_ROUND, make_policy=make_policy)
+    real, commits = store_module._append_durably, []
+
+    def dies_on_second_commit(path: Path, data: bytes) -> None:
+        if path.name == "episodes.jsonl":
+            commits.append(data.count(b"\n"))
+            if len(commits) == 2:
+                raise DriverDied
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "_append_durably", dies_on_second_commit)
+    with pytest.raises(DriverDied):
+        workers = InProcessWorkers(0, group=3)
+        dagger.run(LUNAR, tmp_path / "b", TINY_ROUND, make_policy=make_policy, workers=workers)
+    monkeypatch.undo()
+    assert commits == [1, 2]  # round 0's demonstration, then a group of two
+    assert len(Store.open(tmp_path / "b")) == 1
+    resumed = dagger.run(
+        LUNAR,
+        tmp_path / "b",
+        TINY_ROUND,
+        make_policy=make_policy,
+        workers=InProcessWorkers(5, group=3),
+        resume=True,
+    )
+    assert round_numbers(resumed) == round_numbers(local)
+    for x, y in zip(_store_arrays(tmp_path / "a"), _store_arrays(tmp_path / "b"), strict=True):
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
 
 
 @pytest.mark.slow

@@ -5,7 +5,10 @@ The single-process engine collects a round batch by batch (:func:`protege.algos.
 (:class:`~protege.rollout.ray_workers.RayWorkers`) each batch is a :class:`BatchUnit` that
 runs exactly that on a worker, so its episodes, labels and gate draws are the local ones; the
 driver appends them to the store (:class:`BatchMerger`: batch b's episodes after batches
-0..b-1, in the order they ended, as the local run appends them).
+0..b-1, in the order they ended, as the local run appends them), the ones that arrived
+together as one group commit (:class:`~protege.rollout.remote.GroupCommit`): the
+``after_episode`` hook sees an episode once its group is on disk. A driver killed mid-group
+loses that group's episodes; ``--resume`` runs them again with their seeds.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.experts.base import Expert
 from protege.rollout.gates import Gate
-from protege.rollout.remote import Emit, UnitDone
+from protege.rollout.remote import Emit, GroupCommit, UnitDone
 from protege.tasks.base import Task
 
 
@@ -114,14 +117,17 @@ def collect_batches(
             "AggreVaTe's roll-in states); run it without workers"
         )
 
+    group = GroupCommit(store)
+    hook = sources.after_episode
+
     def commit(episode: Episode) -> None:
-        store.append(episode)
-        if sources.after_episode is not None:
-            sources.after_episode(episode, len(store) - 1)
+        then = None if hook is None else lambda index: hook(episode, index)
+        group.add(episode, then)
 
     units = [
         BatchUnit(sources.task, sources.expert, gate, learner, round, list(b), seed)
         for b in batches
     ]
     merger = BatchMerger(len(units), commit)
-    workers.run(units, merger.feed)
+    workers.run(units, merger.feed, group.flush)
+    group.flush()

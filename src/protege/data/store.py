@@ -33,7 +33,9 @@ files are read: a FIFO, a directory or a symlink loop where a file should be is 
 
 **Durability.** Appending an episode writes its rows to the ``.bin`` files, fsyncs them, then
 appends and fsyncs its index line. An episode exists once its index line does: a crash (even
-``kill -9``) loses at most the episode being written. Opening a store for writing first
+``kill -9``) loses at most the episode being written. :meth:`Store.append_group` commits
+several episodes with one fsync per file (a group commit, :mod:`protege.data.store_commit`):
+a crash then loses at most that group. Opening a store for writing first
 verifies every committed episode; only then are the stray bytes of an interrupted append cut
 off. A store that does not verify is never modified: the error says how to recover its intact
 episodes (``protege info --check``, ``protege repair``; :mod:`protege.data.repair`). Creating a
@@ -52,14 +54,14 @@ import contextlib
 import json
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from protege.data import obs_streams
+from protege.data import obs_streams, store_commit
 from protege.data.episode import Episode
 from protege.data.files import append_durably as _append_durably
 from protege.data.files import (
@@ -80,13 +82,9 @@ from protege.data.records import (
     VERSION,
     EpisodeRecord,
     StoreMeta,
-    check_extras,
     parse_meta,
-    parse_record,
 )
 from protege.data.spaces import (
-    check_obs_rows,
-    check_rows,
     data_shape_dtype,
     describe_space,
     space_to_json,
@@ -288,67 +286,25 @@ class Store:
     # ----------------------------------------------------------------------------- writing
     def append(self, episode: Episode) -> None:
         """Validate ``episode`` and append it durably."""
-        self.extend([episode])
+        self.append_group([episode])
 
     def extend(self, episodes: Iterable[Episode]) -> None:
         """Append several episodes, each committed (fsynced) before the next is written."""
+        for episode in episodes:
+            self.append_group([episode])
+
+    def append_group(self, episodes: Sequence[Episode]) -> None:
+        """Append ``episodes`` as one group commit (:mod:`protege.data.store_commit`): all
+        validated before anything is written, each file fsynced once for the group, then
+        their index lines written and fsynced at once. They count (``len``, :attr:`index`)
+        only once all are on disk; a crash loses at most this group's episodes."""
         if self._lock_fd is None:
             raise DataError(f"{self.path}: opened read-only; use Store.open(path, writable=True)")
-        for episode in episodes:
-            where = f"{self.path}: episode {len(self)}"
-            rows = self._encode(episode, where)
-            obs = obs_streams.encode(self._streams, rows["obs"], self._level, self._index)
-            data = {f"{name}.bin": rows[name].tobytes() for name in FIELDS[1:]}
-            crc = (obs.crc, *(zlib.crc32(data[f"{name}.bin"]) for name in FIELDS[1:]))
-            record = EpisodeRecord(
-                number=len(self),
-                start=self.n_transitions,
-                length=len(episode),
-                round=int(episode.round),
-                terminated=bool(episode.terminated),
-                truncated=bool(episode.truncated),
-                seed=episode.seed,
-                episode_return=episode.episode_return,
-                labels=int(rows["labeled"].sum()),
-                learner_steps=int((rows["actor"] == 1).sum()),
-                crc=crc,
-                extras=check_extras(dict(episode.extras), f"{where}: extras"),
-                **obs.record,
-            )
-            line = record.to_line(self.meta.version)
-            # Only what a reader accepts is written (round ≥ 0, a finite return, ...).
-            parse_record(
-                line[:-1],
-                f"{where}",
-                len(self),
-                self.meta.version,
-                self.obs_codec is not None,
-                parts=self.meta.parts,
-            )
-            # Offsets first, then the rows, as before parts existed: obs.idx, obs.bin, ...
-            files = {n: obs.data[n] for n in sorted(obs.data, key=lambda n: not n.endswith(".idx"))}
-            files.update(data)
-            for name, blob in files.items():
-                _append_durably(self.path / name, blob)
-            # The commit: once this line (with its newline) is on disk, the episode exists.
-            _append_durably(self.path / "episodes.jsonl", line)
-            self._index.append(record)
-
-    def _encode(self, ep: Episode, where: str) -> dict[str, np.ndarray]:
-        obs = check_obs_rows(ep.obs, self.observation_space, where)
-        actions = check_rows(ep.actions, self.action_space, "actions", where)
-        executed = check_rows(ep.executed_actions, self.action_space, "executed actions", where)
-        rewards = np.asarray(ep.rewards, np.float32).reshape(len(ep))
-        if not np.all(np.isfinite(rewards)):
-            raise DataError(f"{where}: rewards contain NaN or inf")
-        return {
-            "obs": obs,
-            "actions": np.ascontiguousarray(actions),
-            "executed": np.ascontiguousarray(executed),
-            "rewards": rewards,
-            "actor": np.asarray(ep.actors, np.uint8),
-            "labeled": np.asarray(ep.label_mask, np.uint8),
-        }
+        group = store_commit.encode(
+            self.path, self.meta, self._streams, self._level, self._index, episodes
+        )
+        store_commit.write(self.path, group, _append_durably)
+        self._index.extend(group.records)
 
     # ----------------------------------------------------------------------------- reading
     def _rows_per_episode(self, name: str) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from protege.configs.offline import MixSource, mix_counts
+from protege.data.episode import Episode
 from protege.data.store import Store
 from protege.experts.adapters import check_expert
 from protege.experts.base import Expert
@@ -39,7 +40,8 @@ def collect(
     A path creates the store (or appends to the one there, if its spaces match the task's).
     ``extras`` are numbers stored with every episode (:data:`protege.data.records.EXTRAS`).
     With ``workers`` the sub-envs run on Ray workers (:mod:`protege.rollout.remote`) and
-    this process appends what they stream back: the same episodes, in the same order.
+    this process appends what they stream back: the same episodes, in the same order, the
+    ones that arrive together committed as one group (one fsync per file).
 
     Example:
         >>> collect(protege.tasks.make("lunarlander"), "demos/lunar", episodes=100, seed=0)
@@ -88,17 +90,16 @@ def _collect_on(
     check_expert(expert or task.make_expert(), obs_space, act_space)
     if not isinstance(store, Store):
         store = Store.create(store, obs_space, act_space, task=task.name, exist_ok=True)
-    sink = store
 
     def unit(slot: int, slot_seed: int, n: int) -> SlotUnit:
         return SlotUnit(task, slot, slot_seed, n, gate or ExpertGate(), expert, True, record=True)
 
-    def commit(msg: SlotEpisode) -> None:
+    def stored(msg: SlotEpisode) -> Episode:
         assert msg.episode is not None
-        sink.append(with_seed(msg.episode, seed, extras))
+        return with_seed(msg.episode, seed, extras)
 
     units = slot_units(episodes, n_envs, seed, unit)
-    return run_slots(workers, units, seed, commit, progress)
+    return run_slots(workers, units, seed, progress, store, stored)
 
 
 def collect_mix(

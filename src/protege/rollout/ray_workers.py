@@ -7,6 +7,8 @@ Each actor loads the run's plugins, then runs one unit at a time; every message 
 and the driver alone commits it. A worker that dies (killed, out of memory, its node lost) is
 replaced and its unit run again from the start on the new one; the driver drops the messages
 it already has (:class:`~protege.rollout.remote.Deduplicate`), so nothing is committed twice.
+The messages that arrive together are fed as a group and then flushed: the driver appends
+their episodes with one fsync per file (a group commit) and counts them once on disk.
 
 Ray is optional (``pip install 'protege[distributed]'``): it is imported only here, when
 workers are asked for.
@@ -35,6 +37,8 @@ from protege.rollout.remote import Deduplicate, UnitDone, join_shared, split_sha
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to "0", a single-node Ray binds 127.0.0.1 instead of the network card's address."""
+MAX_GROUP = 64
+"""Most messages the driver takes off the queue (and so commits) as one group."""
 MAX_ATTEMPTS = 3
 """Runs of one unit on workers that died before it is given up (a unit that kills every
 worker it runs on is a bug, not bad luck)."""
@@ -265,11 +269,21 @@ class RayWorkers:
             ) from None
 
     # ---------------------------------------------------------------------- running
-    def run(self, units: Sequence[Any], feed: Callable[[int, Any], None]) -> None:
+    def run(
+        self,
+        units: Sequence[Any],
+        feed: Callable[[int, Any], None],
+        flush: Callable[[], None] | None = None,
+    ) -> None:
         """Run every unit on the workers; ``feed(unit_index, message)`` receives each
         message once, in the order its unit emitted them, units interleaved. Returns when
         every unit has sent its :class:`~protege.rollout.remote.UnitDone`. A worker's error
         is raised here (a protege error as itself).
+
+        ``flush()`` is called each time the messages that had arrived together (up to
+        :data:`MAX_GROUP`) have all been fed, and before a worker's error is raised: the
+        driver commits them to the store as one group
+        (:class:`~protege.rollout.remote.GroupCommit`), one fsync for all of them.
 
         What all the units hold alike (the learner's weights, the gate, the expert) is put in
         Ray's object store once (:func:`~protege.rollout.remote.split_shared`) and each
@@ -320,17 +334,25 @@ class RayWorkers:
         remaining = len(units)
         try:
             while remaining:
-                item = out.get()
-                if item[0] == "error":
-                    raise item[1]
-                if item[0] == "lost":
-                    self.lost += 1
-                    continue
-                _, u, seq, msg = item
-                if dedupe.fresh(u, seq):
-                    feed(u, msg)
-                    if isinstance(msg, UnitDone):
-                        remaining -= 1
+                items = [out.get()]  # and whatever else has arrived by now: one group
+                with contextlib.suppress(queue.Empty):
+                    while len(items) < MAX_GROUP:
+                        items.append(out.get_nowait())
+                for item in items:
+                    if item[0] == "error":
+                        if flush is not None:
+                            flush()
+                        raise item[1]
+                    if item[0] == "lost":
+                        self.lost += 1
+                        continue
+                    _, u, seq, msg = item
+                    if dedupe.fresh(u, seq):
+                        feed(u, msg)
+                        if isinstance(msg, UnitDone):
+                            remaining -= 1
+                if flush is not None:
+                    flush()
         finally:
             stop.set()
 

@@ -295,16 +295,54 @@ class Deduplicate:
         return True
 
 
+# ======================================================================= group commit
+class GroupCommit:
+    """The driver's appends to a store, committed a group at a time.
+
+    :meth:`add` holds an episode; :meth:`flush` (called by the workers' :meth:`run` once the
+    messages that arrived together are fed) appends every held episode with one
+    :meth:`~protege.data.store.Store.append_group`: one fsync per file for the group
+    instead of one per episode. Each episode's ``then(store_index)`` (counting it: a hook,
+    a progress bar) runs only once its group is on disk. A crash loses at most the group
+    being committed; an interactive run's resume re-runs those episodes with their seeds
+    (:func:`protege.algos.rounds.missing_batches`)."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.pending: list[tuple[Episode, Callable[[int], None] | None]] = []
+        self.groups = 0
+        """Commits made (each one fsync per file)."""
+
+    def add(self, episode: Episode, then: Callable[[int], None] | None = None) -> None:
+        """Hold ``episode`` for the next commit."""
+        self.pending.append((episode, then))
+
+    def flush(self) -> None:
+        """Commit every held episode as one group, then run their ``then``s in order."""
+        if not self.pending:
+            return
+        group, self.pending = self.pending, []
+        self.store.append_group([episode for episode, _ in group])
+        self.groups += 1
+        first = len(self.store) - len(group)
+        for i, (_, then) in enumerate(group):
+            if then is not None:
+                then(first + i)
+
+
 def run_slots(
     workers: Any,
     units: list[SlotUnit],
     seed: int,
-    commit: Callable[[SlotEpisode], None] | None = None,
     progress: bool | str = False,
+    store: Any | None = None,
+    stored: Callable[[SlotEpisode], Episode] | None = None,
 ) -> RolloutResult:
     """Run ``units`` on ``workers`` (:class:`~protege.rollout.ray_workers.RayWorkers`) and
-    merge them into the result the single-process rollout returns; ``commit`` receives each
-    episode in that run's order, as soon as it can be placed."""
+    merge them into the result the single-process rollout returns. With a ``store``, each
+    episode goes there as ``stored(msg)``, in that run's order: the episodes that arrived
+    together are committed as one group (:class:`GroupCommit`), and the progress bar counts
+    them once they are on disk."""
     bar = tqdm(
         total=sum(u.episodes for u in units),
         desc=progress if isinstance(progress, str) else "rollout",
@@ -312,16 +350,23 @@ def run_slots(
         leave=False,
         disable=not progress,
     )
+    group = GroupCommit(store) if store is not None else None
 
     def told(msg: SlotEpisode) -> None:
-        bar.update(1)
-        if commit is not None:
-            commit(msg)
+        if group is None:
+            bar.update(1)
+        else:
+            assert stored is not None
+            group.add(stored(msg), lambda _: bar.update(1))
 
     merger = SlotMerger(len(units), seed, told)
     t0 = time.perf_counter()
     try:
-        workers.run(units, merger.feed)
+        if group is None:
+            workers.run(units, merger.feed)
+        else:
+            workers.run(units, merger.feed, group.flush)
+            group.flush()
     finally:
         bar.close()
     result = merger.finish()
