@@ -227,6 +227,12 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def test_the_local_clusters_workers_run_at_the_drivers_priority(workers: RayWorkers) -> None:
+    """Ray niced its workers by 15: rollouts on a busy machine got a fraction of the CPU."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers.pids] == [mine] * workers.n
+
+
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
 def test_the_local_cluster_listens_on_loopback_only(workers: RayWorkers) -> None:
     ours = _descendants(os.getpid())
