@@ -49,17 +49,19 @@ declare -A CMD=(
   [offline_d3rlpy_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 2000 --seeds 0 1 2 --eval-episodes 10 --methods bc-all iql --out $OUT/offline_d3rlpy_pendulum"
   [offline_dial_lunarlander_10k]="$PY benchmarks/offline_dial.py --tasks lunarlander --steps 10000 --seeds 0 --eval-episodes 10 --no-d3rlpy --methods awr iql --out $OUT/offline_dial_lunarlander_10k"
   [ray_rollouts]="$PY benchmarks/ray_rollouts.py --repeats 6 --horizon 100 --scratch /dev/shm --json $OUT/ray_rollouts.json"
+  [ray_rollouts_camera]="$PY benchmarks/ray_rollouts.py --task metaworld/pick-place-camera --horizon 100 --episodes 6 --repeats 6 --scratch /dev/shm --json $OUT/ray_rollouts_camera.json"
+  [store_group]="$PY benchmarks/store_load.py --no-load --groups 1 8 64 --blocks 5 --group-episodes 256 --json $OUT/store_group.json"
   [preferences]="$PY benchmarks/preferences_vs_imitation.py --seeds 0 1 2 --budgets 25 100 --steps 20000 --out $OUT/preferences/all"
   [preference_ranking]="$PY benchmarks/preference_ranking.py --seeds 0 1 2 --out $OUT/preference_ranking.json"
   [fleet]="$PY benchmarks/fleet.py --out $OUT/fleet --seeds 0 1 --steps 2000 --plot docs/fleet.png"
   [scaling_model]="$PY benchmarks/scaling_model.py --json $OUT/scaling_model.json --plot docs/scaling_model.png"
   [offline_throughput_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 500 --seeds 0 1 2 --eval-episodes 5 --methods iql --out $OUT/offline_throughput_pendulum"
 )
-ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_fuzz carracing_speed image_pipeline
+ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group store_fuzz carracing_speed image_pipeline
        dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
        chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune
        offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
-       offline_dial_lunarlander_10k ray_rollouts scaling_model preference_ranking preferences fleet
+       offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet
        adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
        finetune_mountaincar preferences_pendulum iql_critics_ab ensemble_speed_td_fit)
 [ $# -gt 0 ] && ORDER=("$@")

@@ -9,11 +9,13 @@ projects them with the assumptions below, naming the resource that binds at each
 * policy forward: protege's 2×256 MLP policy acting on one observation (what a worker does
   each step) and on a batch of 256 (per row: what a batched expert service does);
 * scripted expert query: LunarLander's expert on one observation;
-* store append: one LunarLander-sized episode (``--episode-length`` steps of 8 floats) appended
-  to a protege store, its ``.bin`` files and index line fsynced (what the driver does for every
-  episode: one writer, durable appends); and the same on ``/dev/shm``, where fsync costs
-  almost nothing, to price a *group commit* (``GROUP_COMMIT`` episodes per fsync: not in
-  protege, see below);
+* store append: LunarLander-sized episodes (``--episode-length`` steps of 8 floats) appended
+  to a protege store by one writer, durably: committed in groups of ``MAX_GROUP``
+  (:meth:`protege.data.store.Store.append_group`, one fsync per file per group: what the
+  driver does with the episodes that arrived together), and, for comparison, one at a time
+  (``Store.append``, every episode's files and index line fsynced: what the driver did
+  before group commit); the per-episode commit also on ``/dev/shm``, where fsync costs
+  almost nothing;
 * weights: the 2×256 policy's safetensors bytes and the time to serialize them;
 * training: one BC gradient step at batch 256 on that policy (protege's CPU fast path).
 
@@ -21,8 +23,10 @@ projects them with the assumptions below, naming the resource that binds at each
 
 * one worker = one core running one env and a copy of the policy, stepping as fast as the
   measured env step + policy forward allow (no vector env; no simulator slower than Box2D);
-* the driver alone writes the store, one fsynced append per episode (as protege does now),
-  receiving each step's observation, action, label and reward over a ``DRIVER_NIC`` link;
+* the driver alone writes the store, committing what has arrived from the workers as one
+  group of up to ``MAX_GROUP`` episodes (as protege does now); where the driver's writes
+  bind, episodes arrive faster than it commits, so the queue holds a full group each time;
+  it receives each step's observation, action, label and reward over a ``DRIVER_NIC`` link;
 * DAgger-style labelling asks the expert at every step (``LABEL_FRACTION_DAGGER`` = 1); a
   gated method (ThriftyDAgger, HG-DAgger) at ``LABEL_FRACTION_GATED`` of the steps;
 * a *cheap* expert (scripted) runs inside each worker; an *expensive* one (a large learned
@@ -42,19 +46,19 @@ projects them with the assumptions below, naming the resource that binds at each
 
 **What protege does about each limit** (the code, not the model):
 
-* *Driver store writes.* The driver alone writes the store and commits every episode on its
-  own: its rows to each ``.bin`` file, fsynced, then its index line, fsynced
-  (:meth:`protege.data.store.Store.extend`), before the episode is counted (progress, result,
-  the ``after_episode`` hook) and before the next one is written. That is what lets a
-  ``kill -9`` of the driver lose only the episodes in flight, which ``--resume`` re-runs.
-  Group commit is *not* built: the driver commits in the single-process order, one episode
-  at a time as the mergers release it (:class:`protege.rollout.remote.SlotMerger`,
-  :class:`protege.algos.remote_rounds.BatchMerger`, the fleet's recorder), and
-  ``Store.extend`` encodes each episode's offsets from the committed index; sharing one fsync
-  needs a store append that encodes a group against pending records and mergers that hand
-  over what has arrived as one group, counted only after it is on disk. It binds from about
-  10 workers in this model, above what a 2-core machine runs; the model prices it
-  (``GROUP_COMMIT``) so the gain is known when a cluster needs it.
+* *Driver store writes.* The driver alone writes the store, and counts an episode (progress,
+  result, the ``after_episode`` hook) only once it is on disk, which is what lets a
+  ``kill -9`` of the driver lose only the episodes in flight, which ``--resume`` re-runs with
+  their seeds. It commits by *group*: the workers' messages that arrived together (up to
+  ``MAX_GROUP``, :class:`protege.rollout.ray_workers.RayWorkers`) are put in the
+  single-process order by the mergers and appended with one
+  :meth:`~protege.data.store.Store.append_group` (:class:`protege.rollout.remote.GroupCommit`,
+  :mod:`protege.data.store_commit`): each file fsynced once per group, then the group's index
+  lines in one write and one fsync. A crash loses at most the group being committed. The
+  limit moves from one fsync round per episode to the encoding, CRC and writing of the
+  episodes themselves (the ``Store.append_group`` rate). Past that: shard the store (one
+  writer per node on shared storage, merged by (round, episode) index, which protege's
+  ordering already uses): not built.
 * *The expert.* Each worker holds its own expert (the task's, made on the worker, or the
   object passed in Python): the built-in experts are scripted and answer in microseconds,
   less than a round trip to a shared service. There is no expert service; gated methods
@@ -93,6 +97,7 @@ from protege.data.episode import Episode
 from protege.data.store import Store
 from protege.data.transitions import Transitions
 from protege.policies import Policy, PolicyConfig
+from protege.rollout.ray_workers import MAX_GROUP
 from store_load import machine
 
 WORKERS = (8, 64, 512)
@@ -113,8 +118,6 @@ ALLREDUCE_LATENCY_S = 0.004
 """A gloo all-reduce's fixed cost per step, as measured on this machine (BENCHMARKS.md,
 "Training with torchrun": torchrun 1 against 1 proc, ~4 ms)."""
 EPOCHS_PER_LABEL = 4.0
-GROUP_COMMIT = 64
-"""Episodes sharing one fsync in the group-commit variant (priced here; not in protege)."""
 STEP_BYTES_EXTRA = 4 + 4 + 4 + 2
 """Per stored step besides the observation: label, executed action, reward, flags."""
 
@@ -170,9 +173,8 @@ def measure(repeats: int, episode_length: int) -> dict[str, float]:
         rewards=rng.normal(size=t).astype(np.float32),
         terminated=True,
     )
-    # On the working disk (fsync waits for it), and on a RAM file system, where fsync is
-    # nearly free: the second is the cost of an append whose fsync is shared by many
-    # episodes (a group commit).
+    # One episode per commit on the working disk (fsync waits for it) and on a RAM file
+    # system (fsync nearly free); MAX_GROUP episodes per commit on the disk, per episode.
     shm = Path("/dev/shm")
     for key, where in (("", None), ("_tmpfs", shm if shm.is_dir() else None)):
         if key and where is None:
@@ -183,6 +185,13 @@ def measure(repeats: int, episode_length: int) -> dict[str, float]:
                 lambda store=store: store.append(ep), repeats, 20
             )
             store.close()
+    group = [ep] * MAX_GROUP
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.create(Path(tmp) / "s", obs_space, act_space, task=task.name)
+        m["store_append_group_per_episode_s"] = (
+            median_time(lambda store=store: store.append_group(group), repeats, 2) / MAX_GROUP
+        )
+        store.close()
 
     state = {k: v.contiguous() for k, v in policy.state_dict().items()}
     blob = save(state)
@@ -224,17 +233,15 @@ def project(m: dict[str, float]) -> list[dict[str, Any]]:
             cheap = expert_kind.startswith("scripted")
             per_worker = 1.0 / (worker_step + (m["expert_query_1_s"] if cheap else 0.0))
             caps = {"workers": w * per_worker}
-            caps["driver store writes"] = ep_len / m["store_append_episode_s"]
-            grouped = m.get("store_append_episode_tmpfs_s", 0.0)
-            grouped += m["store_append_episode_s"] / GROUP_COMMIT
+            caps["driver store writes"] = ep_len / m["store_append_group_per_episode_s"]
             caps["driver network"] = DRIVER_NIC / step_bytes
             if not cheap:
                 per_query = m["policy_forward_256_per_row_s"] * EXPENSIVE_EXPERT_FACTOR
                 caps["expert service"] = EXPERT_SERVICE_CORES / per_query / label_fraction
             bottleneck = min(caps, key=lambda k: caps[k])
             steps_per_s = caps[bottleneck]
-            fixed = {**caps, "driver store writes": ep_len / grouped}
-            next_bottleneck = min(fixed, key=lambda k: fixed[k])
+            before = {**caps, "driver store writes": ep_len / m["store_append_episode_s"]}
+            before_bottleneck = min(before, key=lambda k: before[k])
             labels_per_s = steps_per_s * label_fraction
             train_capacity = 256 / m["train_step_256_s"]
             row: dict[str, Any] = {
@@ -244,12 +251,9 @@ def project(m: dict[str, float]) -> list[dict[str, Any]]:
                 "labels_per_s": labels_per_s,
                 "bottleneck": bottleneck,
                 "caps": caps,
-                "group_commit_steps_per_s": fixed[next_bottleneck],
-                "group_commit_bottleneck": next_bottleneck,
+                "per_episode_commit_steps_per_s": before[before_bottleneck],
+                "per_episode_commit_bottleneck": before_bottleneck,
                 "train_samples_needed_per_s": labels_per_s * EPOCHS_PER_LABEL,
-                "train_samples_needed_group_commit_per_s": fixed[next_bottleneck]
-                * label_fraction
-                * EPOCHS_PER_LABEL,
                 "train_capacity_1_proc": train_capacity,
             }
             for name, size in (("mlp", m["weights_bytes_mlp"]), ("vision", VISION_PARAMS * 4.0)):
@@ -281,9 +285,8 @@ def main() -> None:
     rows = project(m)
     print(
         "\n| workers | expert | workers could step/s | collected steps/s | labels/s | "
-        "bottleneck | with group commit: steps/s, bottleneck | training needs samples/s "
-        "(now; group commit) | 1 proc / 8-rank DDP can (MLP) | weights to workers, naive / "
-        "tree (MLP; vision) |"
+        "bottleneck | before group commit: steps/s, bottleneck | training needs samples/s "
+        "| 1 proc / 8-rank DDP can (MLP) | weights to workers, naive / tree (MLP; vision) |"
     )
     print("|---:|---|---:|---:|---:|---|---|---:|---:|---|")
     for r in rows:
@@ -291,9 +294,9 @@ def main() -> None:
             f"| {r['workers']} | {r['expert']} | {r['caps']['workers']:,.0f} | "
             f"{r['collect_steps_per_s']:,.0f} | "
             f"{r['labels_per_s']:,.0f} | {r['bottleneck']} | "
-            f"{r['group_commit_steps_per_s']:,.0f}, {r['group_commit_bottleneck']} | "
-            f"{r['train_samples_needed_per_s']:,.0f}; "
-            f"{r['train_samples_needed_group_commit_per_s']:,.0f} | "
+            f"{r['per_episode_commit_steps_per_s']:,.0f}, "
+            f"{r['per_episode_commit_bottleneck']} | "
+            f"{r['train_samples_needed_per_s']:,.0f} | "
             f"{r['train_capacity_1_proc']:,.0f} / {r['ddp_capacity_mlp']:,.0f} | "
             f"{r['broadcast_naive_s_mlp']:.3f} / {r['broadcast_tree_s_mlp']:.4f} s; "
             f"{r['broadcast_naive_s_vision']:.1f} / {r['broadcast_tree_s_vision']:.2f} s |"
@@ -319,9 +322,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         for cap in sel[0]["caps"]:
             ax.plot(ws, [r["caps"][cap] for r in sel], "--", marker=".", label=f"cap: {cap}")
         got = [r["collect_steps_per_s"] for r in sel]
-        ax.plot(ws, got, "k-", marker="o", lw=2, label="collection")
-        grouped = [r["group_commit_steps_per_s"] for r in sel]
-        ax.plot(ws, grouped, "k:", marker="s", lw=2, label="collection, group commit")
+        ax.plot(ws, got, "k-", marker="o", lw=2, label="collection (group commit)")
+        before = [r["per_episode_commit_steps_per_s"] for r in sel]
+        ax.plot(ws, before, "k:", marker="s", lw=2, label="collection, a commit per episode")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(ws, [str(w) for w in ws])
