@@ -23,10 +23,15 @@ local Ray (127.0.0.1 only) and its actors are started once, before the timed run
 start-up is reported apart. Wall time covers collection and the store's appends. On a
 loaded machine wall time depends on the share of the cores each set-up's processes get
 (a Ray run has more busy processes), so the CPU seconds of the processes involved are
-reported too: for a Ray run, the driver, the workers and the local Ray's own processes.
+reported too: for a Ray run, the driver, the workers and the local Ray's own processes;
+and, to tell where an overhead comes from, the driver's own CPU seconds (receiving and
+storing the episodes) and the seconds the rollout loop spent in env steps (on the workers).
+``--worker-niceness 15`` runs the workers as Ray does by default (niced by 15, see
+:func:`protege.rollout.ray_workers.start_local`).
 
     PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
-        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--json out.json]
+        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--worker-niceness N]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -92,6 +97,13 @@ def main() -> None:
         help="where the stores go (default: a temp dir on disk; /dev/shm takes the cost of "
         "fsync out of the comparison)",
     )
+    p.add_argument(
+        "--worker-niceness",
+        type=int,
+        default=None,
+        help="Ray's worker_niceness for the local Ray (default: protege's, 0, the driver's "
+        "priority; Ray's own default is 15)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
@@ -106,7 +118,9 @@ def main() -> None:
     torch.set_num_threads(1)
     task = dataclasses.replace(tasks.make(args.task), horizon=args.horizon)
     t0 = time.perf_counter()
-    temp = start_local(3)  # logical CPUs: a 1-worker and a 2-worker pool side by side
+    nice = {} if args.worker_niceness is None else {"worker_niceness": args.worker_niceness}
+    # logical CPUs: a 1-worker and a 2-worker pool side by side
+    temp = start_local(3, _system_config=nice)
     ray_start = time.perf_counter() - t0
     t0 = time.perf_counter()
     pools = {1: RayWorkers(1), 2: RayWorkers(2)}
@@ -130,7 +144,7 @@ def main() -> None:
                 # Local runs: this process; Ray runs: this process, the local Ray's own
                 # processes (GCS, raylet, agents) and every worker (idle ones poll too).
                 pids = [os.getpid()] if w is None else _tree(os.getpid())
-                cpu0 = cpu_of(pids)
+                cpu0, driver0 = cpu_of(pids), time.process_time()
                 t = time.perf_counter()
                 r = collect(
                     task,
@@ -142,6 +156,7 @@ def main() -> None:
                 )
                 wall = time.perf_counter() - t
                 cpu = cpu_of(pids) - cpu0
+                driver = time.process_time() - driver0
                 steps = sum(r.lengths)
                 with Store.open(out) as stored:  # per episode, the CRC32 of every field
                     crcs = [(e.length, e.crc, e.seed, e.episode_return) for e in stored.index]
@@ -151,11 +166,21 @@ def main() -> None:
                     raise SystemExit(f"{name}: returns differ from the local run's")
                 if crcs != ref[1] or len(crcs) != args.episodes:
                     raise SystemExit(f"{name}: stored episodes differ from the local run's")
-                row = {"wall_s": wall, "cpu_s": cpu, "steps": steps, "steps_per_s": steps / wall}
+                # env_s: the seconds the rollout loop spent in env steps (on the workers for
+                # a Ray run); driver_cpu_s: this process's CPU (receiving and storing).
+                row = {
+                    "wall_s": wall,
+                    "cpu_s": cpu,
+                    "driver_cpu_s": driver,
+                    "env_s": r.env_seconds,
+                    "steps": steps,
+                    "steps_per_s": steps / wall,
+                }
                 runs[name].append(row)
                 rate = steps / wall
                 print(
-                    f"repeat {rep} {name:8s} {wall:6.2f} s  {rate:6.1f} steps/s  cpu {cpu:6.2f} s",
+                    f"repeat {rep} {name:8s} {wall:6.2f} s  {rate:6.1f} steps/s  cpu {cpu:6.2f} s"
+                    f"  driver cpu {driver:5.2f} s  env {r.env_seconds:6.2f} s",
                     flush=True,
                 )
     finally:
@@ -174,6 +199,8 @@ def main() -> None:
             "median_wall_s": statistics.median(r["wall_s"] for r in rows),
             "median_steps_per_s": statistics.median(r["steps_per_s"] for r in rows),
             "median_cpu_s": statistics.median(r["cpu_s"] for r in rows),
+            "median_driver_cpu_s": statistics.median(r["driver_cpu_s"] for r in rows),
+            "median_env_s": statistics.median(r["env_s"] for r in rows),
         }
         for name, rows in runs.items()
     }
@@ -183,6 +210,7 @@ def main() -> None:
         "ray 1 / ray 2 (wall)": ratios("ray 1", "ray 2"),
         "ray 1 / local 1 (cpu)": ratios("ray 1", "local 1", "cpu_s"),
         "ray 2 / local 2 (cpu)": ratios("ray 2", "local 2", "cpu_s"),
+        "ray 1 / local 1 (env s)": ratios("ray 1", "local 1", "env_s"),
     }
     print(json.dumps({"summary": summary, "paired_ratios": paired}, indent=2))
     if args.json:
