@@ -26,12 +26,12 @@ loaded machine wall time depends on the share of the cores each set-up's process
 reported too: for a Ray run, the driver, the workers and the local Ray's own processes;
 and, to tell where an overhead comes from, the driver's own CPU seconds (receiving and
 storing the episodes) and the seconds the rollout loop spent in env steps (on the workers).
-``--worker-niceness 15`` runs the workers as Ray does by default (niced by 15, see
+``--niced`` adds a fifth set-up, ``ray 1 niced``: one worker reniced by +15 as Ray runs its
+workers by default (protege's local Ray runs them at the driver's priority, see
 :func:`protege.rollout.ray_workers.start_local`).
 
     PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
-        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--worker-niceness N]
-        [--json out.json]
+        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--niced] [--json out.json]
 """
 
 from __future__ import annotations
@@ -98,11 +98,10 @@ def main() -> None:
         "fsync out of the comparison)",
     )
     p.add_argument(
-        "--worker-niceness",
-        type=int,
-        default=None,
-        help="Ray's worker_niceness for the local Ray (default: protege's, 0, the driver's "
-        "priority; Ray's own default is 15)",
+        "--niced",
+        action="store_true",
+        help="add 'ray 1 niced': one worker reniced by +15, as Ray's default worker_niceness "
+        "runs workers (protege's local Ray runs them at the driver's priority)",
     )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -118,22 +117,26 @@ def main() -> None:
     torch.set_num_threads(1)
     task = dataclasses.replace(tasks.make(args.task), horizon=args.horizon)
     t0 = time.perf_counter()
-    nice = {} if args.worker_niceness is None else {"worker_niceness": args.worker_niceness}
-    # logical CPUs: a 1-worker and a 2-worker pool side by side
-    temp = start_local(3, _system_config=nice)
+    # logical CPUs: a 1-worker and a 2-worker pool (and the niced one) side by side
+    temp = start_local(4 if args.niced else 3)
     ray_start = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pools = {1: RayWorkers(1), 2: RayWorkers(2)}
+    pools = {"1": RayWorkers(1), "2": RayWorkers(2)}
+    setups = [("local 1", 1, None), ("ray 1", 1, "1"), ("local 2", 2, None), ("ray 2", 2, "2")]
+    if args.niced:
+        pools["1 niced"] = RayWorkers(1)
+        for pid in pools["1 niced"].pids:
+            os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + 15))
+        setups.insert(2, ("ray 1 niced", 1, "1 niced"))
     actors_start = time.perf_counter() - t0
-    print(f"ray start {ray_start:.1f} s, 3 actors ready {actors_start:.1f} s", flush=True)
+    print(f"ray start {ray_start:.1f} s, actors ready {actors_start:.1f} s", flush=True)
     load_start = os.getloadavg()
-    setups = [("local 1", 1, None), ("ray 1", 1, 1), ("local 2", 2, None), ("ray 2", 2, 2)]
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in setups}
     scratch = Path(tempfile.mkdtemp(prefix="ray-bench-", dir=args.scratch))
     try:
         warm = dataclasses.replace(task, horizon=10)  # first env, imports, on every process
         for _name, n_envs, w in setups:
-            collect(warm, scratch / f"warm-{n_envs}-{w}", n_envs, n_envs=n_envs, seed=0,
+            collect(warm, scratch / f"warm-{_name}", n_envs, n_envs=n_envs, seed=0,
                     workers=pools[w] if w else None)  # fmt: skip
         for rep in range(args.repeats):
             returns = {}
@@ -212,6 +215,10 @@ def main() -> None:
         "ray 2 / local 2 (cpu)": ratios("ray 2", "local 2", "cpu_s"),
         "ray 1 / local 1 (env s)": ratios("ray 1", "local 1", "env_s"),
     }
+    if args.niced:
+        paired["ray 1 niced / local 1 (wall)"] = ratios("ray 1 niced", "local 1")
+        paired["ray 1 niced / local 1 (cpu)"] = ratios("ray 1 niced", "local 1", "cpu_s")
+        paired["ray 1 niced / local 1 (env s)"] = ratios("ray 1 niced", "local 1", "env_s")
     print(json.dumps({"summary": summary, "paired_ratios": paired}, indent=2))
     if args.json:
         record = {

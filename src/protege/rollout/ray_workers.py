@@ -39,7 +39,7 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to "0", a single-node Ray binds 127.0.0.1 instead of the network card's address."""
 WORKER_NICENESS = 0
 """What a local Ray's workers add to their niceness (Ray's ``worker_niceness``; its default,
-15, leaves the rollouts the CPU no one else wants). A cluster's own setting is its own."""
+15, gives the rollouts only the CPU other processes leave). A cluster keeps its own."""
 MAX_GROUP = 64
 """Most messages the driver takes off the queue (and so commits) as one group."""
 MAX_ATTEMPTS = 3
@@ -85,9 +85,8 @@ def start_local(num_cpus: int | None, **kwargs: Any) -> str:
     was imported before.
 
     The workers run at this process's priority (:data:`WORKER_NICENESS`): Ray's default
-    lowers theirs by 15, and on a busy machine rollouts on workers niced that way got a
-    fraction of the CPU the same rollouts get in this process (see BENCHMARKS.md, "Rollouts
-    on Ray")."""
+    lowers theirs by 15, so on a busy machine they get less CPU than the same rollouts in
+    this process (see BENCHMARKS.md, "Rollouts on Ray")."""
     ray = _import_ray()
     system = {"worker_niceness": WORKER_NICENESS, **kwargs.pop("_system_config", {})}
     from ray._private import ray_constants
