@@ -28,10 +28,13 @@ and, to tell where an overhead comes from, the driver's own CPU seconds (receivi
 storing the episodes) and the seconds the rollout loop spent in env steps (on the workers).
 ``--niced`` adds a fifth set-up, ``ray 1 niced``: one worker reniced by +15 as Ray runs its
 workers by default (protege's local Ray runs them at the driver's priority, see
-:func:`protege.rollout.ray_workers.start_local`).
+:func:`protege.rollout.ray_workers.start_local`). ``--in-task`` adds ``in ray task``: the
+local run's collection inside one Ray task, to tell the cost of running on a Ray worker's
+process from the cost of protege's streaming.
 
     PYTHONPATH=src .venv/bin/python benchmarks/ray_rollouts.py [--repeats 6] [--horizon 100]
-        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--niced] [--json out.json]
+        [--task carracing] [--episodes 4] [--scratch /dev/shm] [--niced] [--in-task]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -83,6 +86,17 @@ def cpu_of(pids: list[int]) -> float:
     return sum(_cpu_seconds(p) for p in pids)
 
 
+def collect_here(task: Any, out: Path, episodes: int, seed: int) -> Any:
+    """``collect`` in one process (one env) and its result: run as a Ray task, the whole
+    rollout happens on a Ray worker, without protege's streaming (``--in-task``)."""
+    import torch
+
+    from protege.rollout.collect import collect
+
+    torch.set_num_threads(1)
+    return collect(task, out, episodes, n_envs=1, seed=seed)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="carracing")
@@ -103,6 +117,12 @@ def main() -> None:
         help="add 'ray 1 niced': one worker reniced by +15, as Ray's default worker_niceness "
         "runs workers (protege's local Ray runs them at the driver's priority)",
     )
+    p.add_argument(
+        "--in-task",
+        action="store_true",
+        help="add 'in ray task': the local run's collection inside one Ray task on a worker "
+        "(the worker's process, without protege's streaming; it writes the store itself)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
@@ -118,7 +138,7 @@ def main() -> None:
     task = dataclasses.replace(tasks.make(args.task), horizon=args.horizon)
     t0 = time.perf_counter()
     # logical CPUs: a 1-worker and a 2-worker pool (and the niced one) side by side
-    temp = start_local(4 if args.niced else 3)
+    temp = start_local(3 + args.niced + args.in_task)
     ray_start = time.perf_counter() - t0
     t0 = time.perf_counter()
     pools = {"1": RayWorkers(1), "2": RayWorkers(2)}
@@ -128,6 +148,9 @@ def main() -> None:
         for pid in pools["1 niced"].pids:
             os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + 15))
         setups.insert(2, ("ray 1 niced", 1, "1 niced"))
+    in_task = ray.remote(num_cpus=1)(collect_here)
+    if args.in_task:
+        setups.insert(2, ("in ray task", 1, "task"))
     actors_start = time.perf_counter() - t0
     print(f"ray start {ray_start:.1f} s, actors ready {actors_start:.1f} s", flush=True)
     load_start = os.getloadavg()
@@ -136,6 +159,9 @@ def main() -> None:
     try:
         warm = dataclasses.replace(task, horizon=10)  # first env, imports, on every process
         for _name, n_envs, w in setups:
+            if w == "task":
+                ray.get(in_task.remote(warm, scratch / "warm-task", 1, 0))
+                continue
             collect(warm, scratch / f"warm-{_name}", n_envs, n_envs=n_envs, seed=0,
                     workers=pools[w] if w else None)  # fmt: skip
         for rep in range(args.repeats):
@@ -149,14 +175,17 @@ def main() -> None:
                 pids = [os.getpid()] if w is None else _tree(os.getpid())
                 cpu0, driver0 = cpu_of(pids), time.process_time()
                 t = time.perf_counter()
-                r = collect(
-                    task,
-                    out,
-                    args.episodes,
-                    n_envs=n_envs,
-                    seed=args.seed + rep,
-                    workers=pools[w] if w else None,
-                )
+                if w == "task":
+                    r = ray.get(in_task.remote(task, out, args.episodes, args.seed + rep))
+                else:
+                    r = collect(
+                        task,
+                        out,
+                        args.episodes,
+                        n_envs=n_envs,
+                        seed=args.seed + rep,
+                        workers=pools[w] if w else None,
+                    )
                 wall = time.perf_counter() - t
                 cpu = cpu_of(pids) - cpu0
                 driver = time.process_time() - driver0
@@ -219,6 +248,10 @@ def main() -> None:
         paired["ray 1 niced / local 1 (wall)"] = ratios("ray 1 niced", "local 1")
         paired["ray 1 niced / local 1 (cpu)"] = ratios("ray 1 niced", "local 1", "cpu_s")
         paired["ray 1 niced / local 1 (env s)"] = ratios("ray 1 niced", "local 1", "env_s")
+    if args.in_task:
+        paired["in ray task / local 1 (wall)"] = ratios("in ray task", "local 1")
+        paired["in ray task / local 1 (env s)"] = ratios("in ray task", "local 1", "env_s")
+        paired["ray 1 / in ray task (wall)"] = ratios("ray 1", "in ray task")
     print(json.dumps({"summary": summary, "paired_ratios": paired}, indent=2))
     if args.json:
         record = {

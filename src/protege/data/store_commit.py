@@ -91,7 +91,8 @@ def encode(
         number = len(index) + len(records)
         where = f"{path}: episode {number}"
         rows = encode_rows(episode, meta, where)
-        obs = obs_streams.encode(streams, rows["obs"], level, [*index, *records])
+        before = [*index, *records] if records else index  # frames start after these
+        obs = obs_streams.encode(streams, rows["obs"], level, before)
         data = {f"{name}.bin": rows[name].tobytes() for name in FIELDS[1:]}
         crc = (obs.crc, *(zlib.crc32(data[f"{name}.bin"]) for name in FIELDS[1:]))
         record = EpisodeRecord(
