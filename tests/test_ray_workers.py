@@ -228,8 +228,8 @@ def _descendants(pid: int) -> set[int]:
 
 
 def test_the_local_clusters_workers_run_at_the_drivers_priority(workers: RayWorkers) -> None:
-    """Ray nices its workers by 15 by default: on a busy machine they got less CPU than the
-    same rollouts in one process."""
+    """Ray nices its workers by 15 by default; protege's local Ray keeps them at the
+    driver's priority, as the rollouts would run in one process."""
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers.pids] == [mine] * workers.n
 

@@ -84,9 +84,9 @@ def start_local(num_cpus: int | None, **kwargs: Any) -> str:
     set for the processes this starts, and for this process while it starts them, even if Ray
     was imported before.
 
-    The workers run at this process's priority (:data:`WORKER_NICENESS`): Ray's default
-    lowers theirs by 15, so on a busy machine they get less CPU than the same rollouts in
-    this process (see BENCHMARKS.md, "Rollouts on Ray")."""
+    The workers run at this process's priority (:data:`WORKER_NICENESS`), as the rollouts
+    would in this process: Ray's default lowers theirs by 15, which on a busy machine gives
+    them less CPU (a small, inconsistent effect in BENCHMARKS.md's "Rollouts on Ray")."""
     ray = _import_ray()
     system = {"worker_niceness": WORKER_NICENESS, **kwargs.pop("_system_config", {})}
     from ray._private import ray_constants
