@@ -290,6 +290,7 @@ class Store:
 
     def extend(self, episodes: Iterable[Episode]) -> None:
         """Append several episodes, each committed (fsynced) before the next is written."""
+        self._require_writable()
         for episode in episodes:
             self.append_group([episode])
 
@@ -298,13 +299,16 @@ class Store:
         validated before anything is written, each file fsynced once for the group, then
         their index lines written and fsynced at once. They count (``len``, :attr:`index`)
         only once all are on disk; a crash loses at most this group's episodes."""
-        if self._lock_fd is None:
-            raise DataError(f"{self.path}: opened read-only; use Store.open(path, writable=True)")
+        self._require_writable()
         group = store_commit.encode(
             self.path, self.meta, self._streams, self._level, self._index, episodes
         )
         store_commit.write(self.path, group, _append_durably)
         self._index.extend(group.records)
+
+    def _require_writable(self) -> None:
+        if self._lock_fd is None:
+            raise DataError(f"{self.path}: opened read-only; use Store.open(path, writable=True)")
 
     # ----------------------------------------------------------------------------- reading
     def _rows_per_episode(self, name: str) -> np.ndarray:
