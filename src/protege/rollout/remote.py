@@ -299,8 +299,9 @@ class Deduplicate:
 class GroupCommit:
     """The driver's appends to a store, committed a group at a time.
 
-    :meth:`add` holds an episode; :meth:`flush` (called by the workers' :meth:`run` once the
-    messages that arrived together are fed) appends every held episode with one
+    :meth:`add` holds an episode; :meth:`flush` (called by
+    :meth:`~protege.rollout.ray_workers.RayWorkers.run` once the messages that arrived
+    together are fed) appends every held episode with one
     :meth:`~protege.data.store.Store.append_group`: one fsync per file for the group
     instead of one per episode. Each episode's ``then(store_index)`` (counting it: a hook,
     a progress bar) runs only once its group is on disk. A crash loses at most the group
