@@ -29,6 +29,7 @@ from protege.rollout.fleet import Fleet, LocalRobots
 from protege.rollout.fleet_shards import RobotShard, ShardedRobots
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.remote import join_shared, split_shared
+from protege.tasks.base import Task
 from protege.teleop.desk import Desk, ScriptedStation
 from test_fleet import SHORT_POLE, _small_run
 from test_fleet_people import PUSH, FirstStepNovelty, Steps, person
@@ -86,16 +87,18 @@ CONFIG = FleetConfig(
 )
 
 
-def _simulate(workers: Any = None, **settings: Any) -> tuple[dict[str, float], Steps]:
+def _simulate(
+    workers: Any = None, task: Task = SHORT_POLE, **settings: Any
+) -> tuple[dict[str, float], Steps]:
     """120 fleet steps of 5 robots and 2 simulated supervisors; what it did, every step."""
     cfg = FleetConfig(**{**vars(CONFIG), **settings})
-    gate, expert, seen = _gate(), SHORT_POLE.make_expert(), Steps()
+    gate, expert, seen = _gate(), task.make_expert(), Steps()
     robots = (
-        LocalRobots(SHORT_POLE.make_env, cfg.robots)
+        LocalRobots(task.make_env, cfg.robots)
         if workers is None
-        else ShardedRobots(workers, SHORT_POLE, cfg.robots, expert)
+        else ShardedRobots(workers, task, cfg.robots, expert)
     )
-    fleet = Fleet(robots, gate, expert, cfg, SHORT_POLE.success, SHORT_POLE.spaces[1])
+    fleet = Fleet(robots, gate, expert, cfg, task.success, task.spaces[1])
     result = fleet.run(
         range(10_000), lambda e: 1000 + e, np.random.default_rng(0), observers=[seen], max_steps=120
     )
