@@ -198,3 +198,20 @@ def test_fleet_dagger_rounds_on_workers_store_the_local_episodes(tmp_path: Path)
     assert [(e.round, e.episode, e.seed, e.extras) for e in a.index] == [
         (e.round, e.episode, e.seed, e.extras) for e in b.index
     ]
+
+
+def test_bad_input_for_robots_on_workers_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from protege.algos.fleet import sharded_robots
+    from protege.algos.rounds import Sources
+    from protege.cli import main
+
+    argv = "dagger --method fleet --task cartpole --out x --workers 0"
+    assert main(argv.split()) == 2
+    assert "--workers: must be an integer in [1, 4096], got '0'" in capsys.readouterr().err
+    own_envs = Sources(SHORT_POLE, SHORT_POLE.make_expert(), make_env=SHORT_POLE.make_env)
+    with pytest.raises(ConfigError, match="the workers make the task's own envs"):
+        sharded_robots(InProcessHolders(2))(own_envs, 4)
+    with pytest.raises(ConfigError, match="at least one robot"):
+        ShardedRobots(InProcessHolders(2), SHORT_POLE, 0, None)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +62,7 @@ from protege.rollout.fleet_shards import Holders, ShardedRobots
 from protege.rollout.gates import Decision, Gate, LearnerGate, StepView
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.loop import rollout
-from protege.rollout.observers import KeepEpisodes
+from protege.rollout.observers import KeepEpisodes, Observer
 from protege.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -302,11 +302,13 @@ def simulate(
     expert: Expert | None = None,
     robots: Robots | None = None,
     workers: Holders | None = None,
+    observers: Sequence[Observer] = (),
 ) -> FleetResult:
     """Run a fleet of ``config.robots`` robots driven by ``gate``'s learner for ``steps``
     fleet steps, episodes without end (seeded from ``seed``), nothing stored: what the
     allocation alone buys, for a fixed learner (``benchmarks/fleet.py``). The robots live in
-    this process, or on ``workers`` (the same numbers), or in ``robots``."""
+    this process, or on ``workers`` (the same numbers), or in ``robots``; ``observers`` are
+    told every step and episode."""
     expert = task.make_expert() if expert is None else expert
     expert.begin_run(seed)
     if robots is None and workers is not None:
@@ -318,6 +320,7 @@ def simulate(
             itertools.count(),
             lambda e: episode_seed(seed, 0, e),
             np.random.default_rng(gate_seed(seed, 0, 0)),
+            observers=observers,
             max_steps=steps,
         )
     finally:

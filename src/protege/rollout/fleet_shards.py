@@ -12,11 +12,12 @@ the answers are the step results and the expert's actions, so a run gives the lo
 episodes, labels, allocation and numbers (for an expert whose action depends on the
 observation only, as every scripted expert's does).
 
-**A worker that dies** is replaced (:meth:`RayWorkers.call`) by one holding a fresh copy of
-its shard; each of its robots with an episode in flight re-runs that episode from its seed
-with the actions it already took (the driver keeps them; the expert is not asked again) and
-must arrive where it was, then the step is sent again. Only those episodes are re-run,
-nothing reaches the store twice (the driver alone writes it), and the numbers are those of an
+**A worker that dies** is replaced
+(:meth:`~protege.rollout.ray_workers.RayWorkers.call`) by one holding a fresh copy of its
+shard; each of its robots with an episode in flight re-runs that episode from its seed with
+the actions it already took (the driver keeps them; the expert is not asked again) and must
+arrive where it was, then the step is sent again. Only those episodes are re-run, nothing
+reaches the store twice (the driver alone writes it), and the numbers are those of an
 uninterrupted run. An env that does not arrive at the same observation is not reproducible
 from its seed: an error says so.
 
@@ -241,7 +242,7 @@ class ShardedRobots:
     # ------------------------------------------------------------------ lost workers
     def _call(self, calls: Calls) -> dict[int, Any]:
         """``calls`` on the workers; a worker that died is replaced, its robots' episodes in
-        flight re-run (:meth:`_restore`) and its call sent again."""
+        flight re-run and its call sent again."""
         out: dict[int, Any] = {}
         pending, losses = dict(calls), dict.fromkeys(calls, 0)
         while pending:
