@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--robots", type=int, default=8)
     ap.add_argument("--supervisors", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "fleet_workers")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "fleet" / "workers")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -237,7 +238,9 @@ class ShardedRobots:
         return frame
 
     def close(self) -> None:
-        self.workers.call({w: ("close", ()) for w in range(len(self.shards))})
+        """Close the workers' envs (best effort: a run that failed keeps its own error)."""
+        with contextlib.suppress(Exception):
+            self.workers.call({w: ("close", ()) for w in range(len(self.shards))})
 
     # ------------------------------------------------------------------ lost workers
     def _call(self, calls: Calls) -> dict[int, Any]:

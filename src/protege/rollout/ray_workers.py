@@ -347,6 +347,10 @@ class RayWorkers:
         worker's error is raised here (a protege error as itself)."""
         ray = self.ray
         refs = {w: self.actors[w].call.remote(method, *args) for w, (method, args) in calls.items()}
+        try:  # all at once (one wait); on a failure, each apart to find whose it is
+            return dict(zip(refs, ray.get(list(refs.values())), strict=True)), []
+        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError):
+            pass
         answers: dict[int, Any] = {}
         lost: list[int] = []
         for w, ref in refs.items():
