@@ -54,6 +54,7 @@ declare -A CMD=(
   [preferences]="$PY benchmarks/preferences_vs_imitation.py --seeds 0 1 2 --budgets 25 100 --steps 20000 --out $OUT/preferences/all"
   [preference_ranking]="$PY benchmarks/preference_ranking.py --seeds 0 1 2 --out $OUT/preference_ranking.json"
   [fleet]="$PY benchmarks/fleet.py --out $OUT/fleet --seeds 0 1 --steps 2000 --plot docs/fleet.png"
+  [fleet_workers]="$PY benchmarks/fleet_workers.py --steps 400 --repeats 3 --json $OUT/fleet_workers.json"
   [scaling_model]="$PY benchmarks/scaling_model.py --json $OUT/scaling_model.json --plot docs/scaling_model.png"
   [offline_throughput_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 500 --seeds 0 1 2 --eval-episodes 5 --methods iql --out $OUT/offline_throughput_pendulum"
 )
@@ -61,7 +62,7 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group
        dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
        chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune
        offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
-       offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet
+       offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet fleet_workers
        adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
        finetune_mountaincar preferences_pendulum iql_critics_ab ensemble_speed_td_fit)
 [ $# -gt 0 ] && ORDER=("$@")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +58,11 @@ from protege.policies.policy import Policy
 from protege.policies.thrifty import ThriftyLearner
 from protege.rollout.fleet import Fleet, LocalRobots, Robots
 from protege.rollout.fleet_result import FleetResult
+from protege.rollout.fleet_shards import Holders, ShardedRobots
 from protege.rollout.gates import Decision, Gate, LearnerGate, StepView
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.rollout.loop import rollout
-from protege.rollout.observers import KeepEpisodes
+from protege.rollout.observers import KeepEpisodes, Observer
 from protege.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -72,12 +73,29 @@ _FLEET = 7
 
 RobotSource = Callable[[Sources, int], Robots]
 """``(sources, n) -> robots``: where a round's N robots live (default :class:`LocalRobots`
-on ``sources.make_env`` or the task's env); a Ray-backed source plugs in here."""
+on ``sources.make_env`` or the task's env; on Ray workers: :func:`sharded_robots`)."""
 
 
 def local_robots(sources: Sources, n: int) -> Robots:
     """N gymnasium envs in this process."""
     return LocalRobots(sources.make_env or sources.task.make_env, n)
+
+
+def sharded_robots(workers: Holders, rgb: bool = False) -> RobotSource:
+    """N robots on ``workers`` (:class:`~protege.rollout.ray_workers.RayWorkers`), each
+    holding its share of the envs and a copy of the expert (``rgb``: envs render frames for
+    people's windows; people's robots act on the driver's keys)."""
+
+    def make(sources: Sources, n: int) -> Robots:
+        if sources.make_env is not None or sources.episode_env is not None:
+            raise ConfigError(
+                "--method fleet --workers: the workers make the task's own envs; this run "
+                "makes its envs on the driver"
+            )
+        expert = None if rgb else sources.expert
+        return ShardedRobots(workers, sources.task, n, expert, rgb=rgb)
+
+    return make
 
 
 def rendered_robots(sources: Sources, n: int) -> Robots:
@@ -200,14 +218,15 @@ def run(
     Each interactive round's ``config.episodes_per_round`` episodes run as one fleet of
     ``method_config.robots`` robots (``config.n_envs`` is not used); round 0 is the expert's
     demonstrations, as in every method. ``robots`` says where the robots live (default: in
-    this process, rendering frames when people watch).
+    this process, rendering frames when people watch; with ``workers=``, a
+    :class:`~protege.rollout.ray_workers.RayWorkers`, on those workers
+    (:func:`sharded_robots`), with the same episodes and numbers, and the demonstrations and
+    evaluations on them too).
 
     With ``method_config.people`` the supervisors are people at ``people`` (default: a
     window each, :meth:`~protege.teleop.desk.Desk.open`, closed at the end): the round's
     fleet runs at their pace, ESC at any window ends the run after the episodes already
     finished (all stored), and ``resume=True`` re-runs the cut round's missing episodes."""
-    if kwargs.get("workers") is not None:
-        raise ConfigError("--method fleet: the robots run in this process; drop --workers")
     config = config or DAggerConfig()
     fc = method_config or FleetConfig()
     if people is not None and not fc.people:
@@ -223,6 +242,9 @@ def run(
         desk = Desk.open(task, fc.supervisors, 1.0 / fc.step_seconds, fc.displays)
     if desk is not None:
         kwargs.setdefault("stop", lambda: desk.quit_requested)
+    workers = kwargs.get("workers")
+    if robots is None and workers is not None:
+        robots = sharded_robots(workers, rgb=fc.people)
     source = robots or (rendered_robots if fc.people else local_robots)
     try:
         return engine.run(
@@ -279,12 +301,18 @@ def simulate(
     *,
     expert: Expert | None = None,
     robots: Robots | None = None,
+    workers: Holders | None = None,
+    observers: Sequence[Observer] = (),
 ) -> FleetResult:
     """Run a fleet of ``config.robots`` robots driven by ``gate``'s learner for ``steps``
     fleet steps, episodes without end (seeded from ``seed``), nothing stored: what the
-    allocation alone buys, for a fixed learner (``benchmarks/fleet.py``)."""
+    allocation alone buys, for a fixed learner (``benchmarks/fleet.py``). The robots live in
+    this process, or on ``workers`` (the same numbers), or in ``robots``; ``observers`` are
+    told every step and episode."""
     expert = task.make_expert() if expert is None else expert
     expert.begin_run(seed)
+    if robots is None and workers is not None:
+        robots = ShardedRobots(workers, task, config.robots, expert)
     source = robots or LocalRobots(task.make_env, config.robots)
     try:
         fleet = Fleet(source, gate, expert, config, task.success, task.spaces[1])
@@ -292,6 +320,7 @@ def simulate(
             itertools.count(),
             lambda e: episode_seed(seed, 0, e),
             np.random.default_rng(gate_seed(seed, 0, 0)),
+            observers=observers,
             max_steps=steps,
         )
     finally:

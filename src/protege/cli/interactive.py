@@ -168,11 +168,14 @@ def dagger(args: argparse.Namespace) -> None:
     take over (T toggles, P pauses); the learner is retrained between rounds. ESC stops after
     saving the episode in progress; --resume continues. With --method fleet --people, K
     people supervise a fleet of robots, a window each (SPACE takes over the robot shown,
-    ENTER hands back).
+    ENTER hands back). With --method fleet --workers W, the fleet's robots (their envs and
+    the simulated supervisors' expert) are stepped on W Ray workers, the learner, the
+    allocation, the people's windows and the store staying here: the same numbers.
 
     Example: protege dagger --task lunarlander --method thrifty --rounds 6 --out runs/thrifty
     Example: protege dagger --method hg-dagger --human --task lunarlander --rounds 3 --out me
     Example: protege dagger --method fleet --people --supervisors 2 --task cartpole --out fl
+    Example: protege dagger --method fleet --robots 8 --workers 2 --task cartpole --out fw
     """
     from protege import tasks
     from protege.algos.engine import policy_factory

@@ -29,8 +29,9 @@ class FleetConfig(ThriftyConfig):
     used: the thresholds are re-calibrated between rounds."""
 
     robots: int = 8
-    """N: robots running at once (sub-envs); each round's episodes are handed out to them
-    as they finish."""
+    """N: robots running at once (envs in this process, or shared out among the Ray
+    workers with ``--workers``); each round's episodes are handed out to them as they
+    finish."""
     supervisors: int = 2
     """K: supervisors (the task's expert, with the time costs below)."""
     allocation: str = "priority"

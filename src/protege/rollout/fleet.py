@@ -25,9 +25,12 @@ stored record holds the time it cost.
 over, reset and hand back when they press a key, and whose keys are the labels.
 
 **Where robots live** is a :class:`Robots`: :class:`LocalRobots` steps gymnasium envs in this
-process; a source that steps them elsewhere (Ray actors, real robots) implements the same
-three methods. All N robots' observations go through the learner as one batch every step
-(waiting ones too), so the numbers do not depend on which robots moved.
+process; :class:`~protege.rollout.fleet_shards.ShardedRobots` steps them on Ray workers (each
+holding its share of the envs and a copy of the simulated supervisors' expert, which then acts
+where its robot is: ``runs_expert``, ``step_supervised``); other sources (real robots)
+implement the same methods. The learner stays here: all N robots' observations go through it
+as one batch every step (waiting ones too), so the numbers depend neither on which robots
+moved nor on where they live (a batched forward pass's last bits depend on the batch size).
 
 Example:
     >>> fleet = Fleet(LocalRobots(task.make_env, 8), gate, expert, config, task.success)
@@ -76,7 +79,13 @@ requests, visits, hard resets, and 1 if it succeeded."""
 class Robots(Protocol):
     """Where a fleet's robots live: the seam for robots stepped elsewhere (Ray actors, real
     robots). Only the robots named are reset or stepped. For people's windows a source may
-    also have ``render(i)``: robot i's frame (H×W×3 uint8), else its numbers are shown."""
+    also have ``render(i)``: robot i's frame (H×W×3 uint8), else its numbers are shown.
+
+    A source whose ``runs_expert`` is True holds the simulated supervisors' expert where its
+    robots are, and the fleet steps it with ``step_supervised(idx, actions, supervised)``:
+    the robots in ``supervised`` (a bool per robot of ``idx``) act on the expert's action
+    instead; it returns the step results, the expert's actions of those robots (in order)
+    and the expert's queries."""
 
     num_robots: int
 
@@ -249,6 +258,7 @@ class Fleet:
             start(i)
         filler = next((o for o in obs if o is not None), None)  # rows of robots with no episode
         template = _template(self.action_space, n)
+        onboard = bool(getattr(self.robots, "runs_expert", False))
         while (self.mode != DONE).any() and (max_steps is None or res.steps < max_steps):
             if self.people is not None:  # people end switches and resets by pressing a key
                 desk = self.people.tick(self, obs)
@@ -311,14 +321,28 @@ class Fleet:
             # Who moves: robots driving themselves and those a supervisor drives.
             teleop = self.mode == TELEOP
             moving = (self.mode == AUTO) | teleop
-            lazy.begin_step(batch, {}, template, moving)
+            idx = np.flatnonzero(moving)
             back = np.zeros(n, bool)
-            if people:  # the people's keys: their actions, their hand-backs
-                expert_action, asked = desk.actions.astype(template.dtype), teleop
-                back = teleop & desk.back
+            mask = teleop.reshape((n,) + (1,) * (template.ndim - 1))
+            if onboard and not people:  # the robots' side asks the expert, then steps
+                executed = np.asarray(proposal).astype(template.dtype)
+                stepped, rows, queries = self.robots.step_supervised(  # type: ignore[attr-defined]
+                    idx.tolist(), executed[idx], teleop[idx]
+                )
+                expert_action, asked = np.zeros_like(template), teleop
+                expert_action[teleop] = rows
+                executed = np.where(mask, expert_action, proposal).astype(template.dtype)
+                res.expert_queries += queries
             else:
-                expert_action = lazy(teleop) if teleop.any() else lazy.actions
-                asked = lazy.asked
+                lazy.begin_step(batch, {}, template, moving)
+                if people:  # the people's keys: their actions, their hand-backs
+                    expert_action, asked = desk.actions.astype(template.dtype), teleop
+                    back = teleop & desk.back
+                else:
+                    expert_action = lazy(teleop) if teleop.any() else lazy.actions
+                    asked = lazy.asked
+                executed = np.where(mask, expert_action, proposal).astype(template.dtype)
+                stepped = self.robots.step(idx.tolist(), executed[idx])
             if teleop.any() and not people:
                 self.timer[teleop] += 1
                 close = self.gate.learner.discrepancy(batch, expert_action)
@@ -327,8 +351,6 @@ class Fleet:
                     q > self.gate.switch_back_risk
                 )
                 back |= teleop & (self.timer >= cfg.max_takeover)
-            mask = teleop.reshape((n,) + (1,) * (template.ndim - 1))
-            executed = np.where(mask, expert_action, proposal).astype(template.dtype)
 
             # Time: busy supervisors, waiting robots.
             res.supervisor_steps += int(helped.sum())
@@ -341,8 +363,6 @@ class Fleet:
             self.counts["fleet_robot_steps"][live] += 1
             res.steps += 1
 
-            idx = np.flatnonzero(moving)
-            stepped = self.robots.step(idx.tolist(), executed[idx])
             reward, term, trunc = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
             next_obs = list(obs)
             for k, i in enumerate(idx.tolist()):

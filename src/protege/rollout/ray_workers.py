@@ -29,7 +29,7 @@ import tempfile
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from protege.errors import ConfigError, ProtegeError
@@ -173,6 +173,14 @@ class _Worker:
                 raise item.sendable()
             yield item
 
+    def hold(self, obj: Any, shared: dict[str, Any] | None = None) -> None:
+        """Keep ``obj`` (with its shared parts put back) for :meth:`call` (a fleet's shard)."""
+        self.held = join_shared(obj, shared)
+
+    def call(self, method: str, *args: Any) -> Any:
+        """``method(*args)`` of the object held."""
+        return getattr(self.held, method)(*args)
+
 
 class _Failed:
     def __init__(self, exc: BaseException):
@@ -222,11 +230,14 @@ class RayWorkers:
         self.plugins = list(loaded_plugins() if plugins is None else plugins)
         self.threads = threads
         self.lost = 0
-        """Units re-run because their worker died (over this object's life)."""
+        """Workers that died and were replaced (over this object's life): each cost a re-run
+        of its unit, or of its held robots' episodes in flight."""
         self.started = False
         self.shared_puts = 0
         """Objects put once for all the units of a :meth:`run` (over this object's life)."""
         self._temp: str | None = None
+        self._held: list[Any] = []
+        self._held_shared: Any = None
         if address is not None:
             check_address(address)
         if not ray.is_initialized():
@@ -327,8 +338,7 @@ class RayWorkers:
                         out.put(("error", RuntimeError(f"unit {u}: {attempts[u]} workers died")))
                         return
                     try:
-                        self.actors[w] = actor = self._actor()
-                        self.pids[w] = int(ray.get(actor.setup.remote(self.plugins, self.threads)))
+                        self._replace(w)
                     except Exception as again:
                         out.put(("error", again))
                         return
@@ -364,6 +374,58 @@ class RayWorkers:
                     flush()
         finally:
             stop.set()
+
+    def _replace(self, w: int) -> None:
+        """A new actor in place of worker ``w`` (which died), set up, holding what it held."""
+        self.actors[w] = actor = self._actor()
+        self.pids[w] = int(self.ray.get(actor.setup.remote(self.plugins, self.threads)))
+        if w < len(self._held):
+            self.ray.get(actor.hold.remote(self._held[w], self._held_shared))
+
+    # --------------------------------------------------------------- held objects
+    def hold(self, objects: Sequence[Any]) -> None:
+        """Worker w holds ``objects[w]`` for :meth:`call` (one object each, replacing what it
+        held; a fleet's :class:`~protege.rollout.fleet_shards.RobotShard`). What they hold
+        alike (the task, the expert) is put in Ray's object store once."""
+        if len(objects) > self.n:
+            raise ConfigError(f"{len(objects)} objects to hold on {self.n} workers")
+        stripped, common = split_shared(objects)
+        self._held, self._held_shared = stripped, self.ray.put(common) if common else None
+        self.shared_puts += self._held_shared is not None
+        refs = [self.actors[w].hold.remote(o, self._held_shared) for w, o in enumerate(stripped)]
+        for w, ref in enumerate(refs):
+            try:
+                self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:  # died since its last unit: replaced
+                self.lost += 1
+                self._replace(w)
+
+    def call(
+        self, calls: Mapping[int, tuple[str, tuple[Any, ...]]]
+    ) -> tuple[dict[int, Any], list[int]]:
+        """``{w: (method, args)}``: the methods of the objects the workers hold, run at once;
+        the answers by worker, and the workers that died meanwhile (each replaced by a new one
+        holding a fresh copy of the object first sent: the caller restores its state). A
+        worker's error is raised here (a protege error as itself)."""
+        ray = self.ray
+        refs = {w: self.actors[w].call.remote(method, *args) for w, (method, args) in calls.items()}
+        try:  # all at once (one wait); on a failure, each apart to find whose it is
+            return dict(zip(refs, ray.get(list(refs.values())), strict=True)), []
+        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError):
+            pass
+        answers: dict[int, Any] = {}
+        lost: list[int] = []
+        for w, ref in refs.items():
+            try:
+                answers[w] = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                raise (exc.cause if exc.cause is not None else exc) from None
+            except ray.exceptions.RayActorError:
+                lost.append(w)
+        for w in lost:
+            self.lost += 1
+            self._replace(w)
+        return answers, lost
 
     # ---------------------------------------------------------------------- closing
     def close(self) -> None:
