@@ -110,6 +110,14 @@ tasks.register(dataclasses.replace(base, name="killer-lunar", env_id=make_env))
 """
 
 
+@pytest.mark.slow  # before the module's `workers` hold both CPUs
+def test_a_worker_that_cannot_import_the_plugin_is_a_clear_error(
+    cluster: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=PLUGIN_ERROR):
+        RayWorkers(1, plugins=[str(tmp_path / "not_on_this_node.py")])
+
+
 def test_a_killed_worker_reruns_its_unit_and_nothing_is_committed_twice(
     workers: RayWorkers, killer: Path, tmp_path: Path
 ) -> None:
@@ -196,11 +204,12 @@ def test_a_workers_error_that_ray_cannot_send_arrives_as_its_text() -> None:
 
 
 @pytest.mark.slow
-def test_a_worker_that_cannot_import_the_plugin_is_a_clear_error(
-    cluster: Any, tmp_path: Path
+def test_a_worker_without_a_free_cpu_is_a_clear_error(
+    workers: RayWorkers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(ConfigError, match=PLUGIN_ERROR):
-        RayWorkers(1, plugins=[str(tmp_path / "not_on_this_node.py")])
+    monkeypatch.setattr(RayWorkers, "start_timeout", 3.0)
+    with pytest.raises(ConfigError, match=r"did not start within 3 s: .* 2 CPUs, 0 free"):
+        RayWorkers(1)
 
 
 def test_workers_need_a_cluster_with_the_cpus(workers: RayWorkers) -> None:

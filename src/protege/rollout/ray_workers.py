@@ -211,7 +211,13 @@ class RayWorkers:
         plugins: plugins each worker imports before its first unit (default: the ones this
             process loaded, :func:`protege.tasks.loaded_plugins`).
         threads: torch threads per worker.
+
+    A worker that cannot get a CPU within :attr:`start_timeout` seconds (the cluster's CPUs
+    held by another job) is a :class:`~protege.errors.ConfigError`, not a wait without end.
     """
+
+    start_timeout: float = 300.0
+    """Seconds a worker may wait for a CPU and start (an autoscaling cluster may need more)."""
 
     def __init__(
         self,
@@ -276,7 +282,17 @@ class RayWorkers:
 
     def _setup(self, actor: Any) -> int:
         try:
-            return int(self.ray.get(actor.setup.remote(self.plugins, self.threads)))
+            ready = actor.setup.remote(self.plugins, self.threads)
+            return int(self.ray.get(ready, timeout=self.start_timeout))
+        except self.ray.exceptions.GetTimeoutError:
+            free = self.ray.available_resources().get("CPU", 0)
+            total = self.ray.cluster_resources().get("CPU", 0)
+            self.close()
+            raise ConfigError(
+                f"a Ray worker did not start within {self.start_timeout:.0f} s: the cluster has "
+                f"{total:.0f} CPUs, {free:.0f} free (each worker needs one; another job or "
+                "another set of workers may hold them)"
+            ) from None
         except self.ray.exceptions.RayTaskError as exc:
             self.close()
             cause = exc.cause if isinstance(exc.cause, ProtegeError) else None
