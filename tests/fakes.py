@@ -341,3 +341,24 @@ TINY_ROUND = DAggerConfig(
 )
 """One interactive round on LunarLander in two batches (2 + 1 episodes) of a learner that
 crashes the lander quickly: the remote-rollout tests' run, local against workers."""
+
+
+class FirstStepNovelty:
+    """A fleet learner: robot i (observation ``[i, t]``) is novel (0.1·(i+1)) at the first
+    step of its episode only and pushes left; its discrepancy with the supervisor is always
+    ``discrepancy`` (1: never hands back early; 0: would hand back at once)."""
+
+    def __init__(self, discrepancy: float = 1.0):
+        self._discrepancy = discrepancy
+
+    def act(self, obs: Any, deterministic: bool = True, generator: Any = None) -> Any:
+        return np.zeros(len(obs), np.int64)
+
+    def episodes_started(self, mask: Any = None) -> None:
+        pass
+
+    def novelty(self, obs: Any) -> Any:
+        return np.where(obs[:, 1] < 1, 0.1 * (obs[:, 0] + 1), 0.0)
+
+    def discrepancy(self, obs: Any, actions: Any) -> Any:
+        return np.full(len(obs), self._discrepancy)

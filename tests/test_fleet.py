@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import round_numbers, short_demo
+from fakes import FirstStepNovelty, round_numbers, short_demo
 from protege import tasks
 from protege.algos import engine, fleet
 from protege.configs.bc import BCConfig
@@ -96,25 +96,8 @@ class _Robots:
         pass
 
 
-class _FirstStepNovelty:
-    """Robot i is novel (0.1·(i+1)) at the first step of its episode only; its proposals
-    never match the supervisor's (no early hand-back)."""
-
-    def act(self, obs: Any, deterministic: bool = True, generator: Any = None) -> Any:
-        return np.zeros(len(obs), np.int64)
-
-    def episodes_started(self, mask: Any = None) -> None:
-        pass
-
-    def novelty(self, obs: Any) -> Any:
-        return np.where(obs[:, 1] < 1, 0.1 * (obs[:, 0] + 1), 0.0)
-
-    def discrepancy(self, obs: Any, actions: Any) -> Any:
-        return np.ones(len(obs))
-
-
 def _fleet(source: _Robots, **settings: Any) -> Fleet:
-    gate = ThriftyGate(_FirstStepNovelty(), None, novelty_threshold=0.05)
+    gate = ThriftyGate(FirstStepNovelty(), None, novelty_threshold=0.05)
     cfg = FleetConfig(
         **{"robots": source.num_robots, "switch_steps": 2, "min_takeover": 3, "max_takeover": 3}
         | settings

@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from fakes import FirstStepNovelty
 from protege import tasks
 from protege.configs.fleet import FleetConfig
 from protege.data.store import Store
@@ -32,7 +33,7 @@ from protege.experts.adapters import CallableExpert
 from protege.rollout.fleet import Fleet
 from protege.rollout.gates_interactive import ThriftyGate
 from protege.teleop.desk import Desk
-from test_fleet_people import FirstStepNovelty, Robots, Steps
+from test_fleet_people import Robots, Steps
 from test_teleop_display import teleop_window, xdotool, xvfb, xvfb_display
 
 pytestmark = pytest.mark.display
@@ -69,7 +70,7 @@ def test_two_people_at_their_own_displays_supervise_a_fleet_at_once(xvfb: str) -
         desk = Desk.open(cartpole, 2, fps=30, displays=displays, env=env)
         stations: list[Any] = desk.stations
         robots, seen = Rendered(3), Steps()
-        gate = ThriftyGate(FirstStepNovelty(), None, novelty_threshold=0.05)
+        gate = ThriftyGate(FirstStepNovelty(discrepancy=0.0), None, novelty_threshold=0.05)
         cfg = FleetConfig(robots=3, supervisors=2, wait="pause", people=True, displays=displays)
         never = CallableExpert(lambda obs: pytest.fail("a fleet with people asked the expert"))
         space = gym.spaces.Discrete(2)

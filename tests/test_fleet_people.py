@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import short_demo
+from fakes import FirstStepNovelty, short_demo
 from protege.algos import engine
 from protege.algos import fleet as fleet_method
 from protege.algos.resume import check_resumed_config
@@ -60,22 +60,6 @@ class Robots:
         pass
 
 
-class FirstStepNovelty:
-    """Robot i is novel (0.1·(i+1)) at the first step of its episode only; it pushes left."""
-
-    def act(self, obs: Any, deterministic: bool = True, generator: Any = None) -> Any:
-        return np.zeros(len(obs), np.int64)
-
-    def episodes_started(self, mask: Any = None) -> None:
-        pass
-
-    def novelty(self, obs: Any) -> Any:
-        return np.where(obs[:, 1] < 1, 0.1 * (obs[:, 0] + 1), 0.0)
-
-    def discrepancy(self, obs: Any, actions: Any) -> Any:
-        return np.zeros(len(obs))  # would hand back at once: people decide, not this rule
-
-
 def person(drive: int, key: str = "right", wait: int = 0) -> Callable[[int, View], list[str]]:
     """A scripted person: ``wait`` ticks looking at a robot that asks, SPACE (with ``key``),
     ``drive`` ticks holding ``key``, ENTER."""
@@ -108,7 +92,7 @@ class Steps(Observer):
 
 
 def fleet(robots: Robots, scripts: Sequence[Callable[[int, View], list[str]]]) -> Fleet:
-    gate = ThriftyGate(FirstStepNovelty(), None, novelty_threshold=0.05)
+    gate = ThriftyGate(FirstStepNovelty(discrepancy=0.0), None, novelty_threshold=0.05)
     cfg = FleetConfig(robots=robots.num_robots, supervisors=len(scripts), wait="pause")
     desk = Desk([ScriptedStation(s) for s in scripts], PUSH, gym.spaces.Discrete(2), fps=1000)
     never = CallableExpert(lambda obs: pytest.fail("a fleet with people asked the expert"))
@@ -166,7 +150,7 @@ def test_two_people_work_at_once_and_escape_ends_the_run() -> None:
 
 def test_the_people_must_be_the_configured_supervisors() -> None:
     with pytest.raises(ConfigError, match="1 people for 2 supervisors"):
-        gate = ThriftyGate(FirstStepNovelty(), None, novelty_threshold=0.05)
+        gate = ThriftyGate(FirstStepNovelty(discrepancy=0.0), None, novelty_threshold=0.05)
         desk = Desk([ScriptedStation(lambda t, v: [])], PUSH, gym.spaces.Discrete(2), fps=10)
         Fleet(Robots(2), gate, CallableExpert(lambda o: o), FleetConfig(supervisors=2),
               lambda o: True, gym.spaces.Discrete(2), people=desk)  # fmt: skip

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import round_numbers
+from fakes import FirstStepNovelty, round_numbers
 from protege.configs.fleet import FleetConfig
 from protege.configs.policy import PolicyConfig
 from protege.data.store import Store
@@ -32,7 +32,7 @@ from protege.rollout.remote import join_shared, split_shared
 from protege.tasks.base import Task
 from protege.teleop.desk import Desk, ScriptedStation
 from test_fleet import SHORT_POLE, _small_run
-from test_fleet_people import PUSH, FirstStepNovelty, Steps, person
+from test_fleet_people import PUSH, Steps, person
 from test_remote_rollouts import InProcessWorkers
 
 
@@ -165,7 +165,7 @@ def test_people_drive_robots_on_workers_from_the_driver() -> None:
             if workers is None
             else ShardedRobots(workers, SHORT_POLE, 3, None, rgb=True)
         )
-        gate = ThriftyGate(FirstStepNovelty(), None, novelty_threshold=0.05)
+        gate = ThriftyGate(FirstStepNovelty(discrepancy=0.0), None, novelty_threshold=0.05)
         cfg = FleetConfig(robots=3, supervisors=1, wait="pause")
         space = SHORT_POLE.spaces[1]
         desk = Desk([ScriptedStation(person(drive=3, wait=1))], PUSH, space, fps=1000)
