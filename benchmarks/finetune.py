@@ -299,7 +299,9 @@ def merge(files: list[Path]) -> None:
 
 def scratch_ratios(rows: dict, chosen: dict[str, Arm]) -> str:
     """Per seed, each fine-tuning arm's env steps to 95% over PPO from scratch's; where the
-    scratch run never got there, ``<`` the ratio to its last evaluation's env steps."""
+    scratch run never got there, ``<`` the ratio to its last evaluation's env steps; where
+    the fine-tuning run never got there (and scratch did), ``>`` its last evaluation's env
+    steps over scratch's."""
     scratch = {r["seed"]: r for r in rows["scratch"]}
     lines = ["\n| arm | env steps to 95% ÷ PPO from scratch's, per seed |", "|---|---|"]
     for key, arm in chosen.items():
@@ -308,7 +310,10 @@ def scratch_ratios(rows: dict, chosen: dict[str, Arm]) -> str:
         cells = []
         for r in rows[key]:
             s = scratch.get(r["seed"])
-            if s is None or r["steps_to_95"] is None:
+            if s is not None and r["steps_to_95"] is None and s["steps_to_95"] is not None:
+                ran = r["evals"][-1]["env_steps"]
+                cells.append(f"seed {r['seed']}: > {ran / s['steps_to_95']:.3f}")
+            elif s is None or r["steps_to_95"] is None:
                 cells.append(f"seed {r['seed']}: –")
             elif s["steps_to_95"] is not None:
                 cells.append(f"seed {r['seed']}: {r['steps_to_95'] / s['steps_to_95']:.3f}")
