@@ -230,6 +230,8 @@ def main() -> None:
                 "seconds_to_95": hit[1] if hit else None,
                 "final": r.evals[-1]["mean_return"],
                 "first_policy_evals": [e["mean_return"] for e in r.evals[:6]],
+                # the sampling policy's training episodes, per update (warm-up: the start's)
+                "sampled_returns": [h["episode_return"] for h in r.history],
                 **dip(r, r.evals[0]["mean_return"]),
                 "evals": r.evals,
             }
