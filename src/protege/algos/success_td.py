@@ -14,6 +14,7 @@ Shape letters: T twins (2), B rows, I inputs, O outputs.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -26,6 +27,13 @@ from protege.policies.success_q import SuccessQ, critic_inputs, pick, twin_layer
 
 if TYPE_CHECKING:
     from protege.configs.methods import ThriftyConfig
+
+
+def _hidden(
+    target: StackedBackprop, s_next: torch.Tensor, net: StackedBackprop, s: torch.Tensor, m: slice
+) -> None:
+    target.hidden(s_next, m)
+    net.hidden(s, m)
 
 
 def td_fit(
@@ -75,12 +83,7 @@ def td_fit(
         torch.index_select(packed, 0, rows, out=b)
         a, a_next = (b[:, c_r + 2], b[:, c_r + 3]) if critic.n_actions else (None, None)
         s_next, s_now = target_net.prepare(b[:, n_in:c_r]), net.prepare(b[:, :n_in])
-
-        def hidden(m: slice) -> None:
-            target_net.hidden(s_next, m)
-            net.hidden(s_now, m)
-
-        member_threads.run(hidden, twins)
+        member_threads.run(partial(_hidden, target_net, s_next, net, s_now), twins)
         t = pick(target_net.last().sigmoid_(), a_next)
         torch.addcmul(b[:, c_r], b[:, c_r + 1], torch.minimum(t[0], t[1]), out=y)
         q = pick(net.last().sigmoid_(), a)
