@@ -13,7 +13,9 @@ order), learning-rate schedule and AdamW state (the update is elementwise) are t
 ``bc.fit`` would use; losses and gradients agree to float rounding. Members whose step counts
 differ (``BCConfig.steps=None`` derives them from their data sizes) train in groups of equal
 step counts. ``bc.fit``'s validation is skipped: :func:`applies` holds only where it would
-change nothing in the weights (no early stopping, no restoring the best weights).
+change nothing in the weights (no early stopping, no restoring the best weights). Where
+more CPUs are free, groups of members take their steps in parallel threads
+(:mod:`~protege.policies.member_threads`), with the bits of one thread.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ objective is :func:`~protege.algos.thrifty.fit_success_q`'s: both twins' squared
 against r + γ(1−d)·min(Q1', Q2')(s', a'), Q = sigmoid of the network's output (the output of
 the executed action where actions are discrete), Polyak-averaged target twins updated every
 second step, Adam (protege's flat AdamW, no weight decay). Batches draw the same rows from
-the same generator; values agree with autograd's to float rounding.
+the same generator; values agree with autograd's to float rounding. Where a second CPU is
+free, each twin's hidden layers and backward pass run in their own thread
+(:mod:`~protege.policies.member_threads`), with the bits of one thread.
 
 Shape letters: T twins (2), B rows, I inputs, O outputs.
 """

@@ -7,13 +7,17 @@ product and lose badly on a busy machine), :func:`run` splits the members into c
 groups and computes each group's products in its own thread (the calling thread takes the
 first group); torch releases the GIL inside each product, so the groups run in parallel.
 Every member's arithmetic is the same products on the same values as in one batched call,
-so the results are bit-identical to one thread (``tests/test_stacked.py``); a thread waiting
-for the others sleeps rather than spins, so on a loaded machine the cost is a few thread
-switches per step.
+so the results are bit-identical to one thread (``tests/test_member_threads.py``; MKL on the
+machine measured, an AMD EPYC): a group's batched product gives each member the bits of the
+whole stack's, except a lone member's product with one output column (another kernel), which
+is why :class:`~protege.policies.stacked.StackedBackprop` takes every member's last layer in
+one call. A thread waiting for the others sleeps rather than spins, so on a loaded machine
+the cost is a few thread switches per step (``benchmarks/ensemble_speed.py``).
 
-The thread count (:func:`threads`): one per member up to the CPUs this process may use, when
-torch itself runs on one thread; with more torch threads the products are already parallel
-and the members stay in the calling thread. :func:`set_threads` fixes it (1: never).
+The thread count (:func:`threads`): one per member up to the CPUs this process may use
+(``taskset -c 0 …`` gives it one), when torch itself runs on one thread; with more torch
+threads the products are already parallel and the members stay in the calling thread.
+:func:`set_threads` fixes it (1: never).
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 
 _pool: ThreadPoolExecutor | None = None
+_workers = 0
 _fixed: int | None = None
+
+
+def _forget_pool() -> None:
+    # A forked child has none of the parent's threads: it starts its own pool if it needs one.
+    global _pool, _workers
+    _pool, _workers = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def set_threads(n: int | None) -> None:
@@ -86,14 +101,15 @@ def run(fn: Callable[[slice], None], parts: list[slice], flush_denormal: bool = 
     others in worker threads; returns once all are done, raising the first error.
     ``flush_denormal``: the workers flush denormals (as ``torch.set_flush_denormal(True)``
     makes the calling thread do)."""
-    global _pool
+    global _pool, _workers
     if len(parts) == 1:
         fn(parts[0])
         return
-    if _pool is None or _pool._max_workers < len(parts) - 1:
+    if _pool is None or _workers < len(parts) - 1:
         if _pool is not None:
             _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(len(parts) - 1, "protege-members", _worker_init)
+        _workers = len(parts) - 1
+        _pool = ThreadPoolExecutor(_workers, "protege-members", _worker_init)
     futures: list[Future[None]] = [
         _pool.submit(_in_worker, fn, g, flush_denormal) for g in parts[1:]
     ]
