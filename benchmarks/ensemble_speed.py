@@ -22,11 +22,12 @@ baseline is the code as it was, not a path kept alive only to be measured.
 
 ``--merge`` prints one table from several runs' JSON files (seeds run side by side);
 ``--td-fit ROWS`` times only one round's success-critic fit under protege's and the paper's Q
-settings.
+settings (with ``--threads-ab``: under protege's, its twins in one thread and in parallel
+threads, :mod:`protege.policies.member_threads`).
 
     .venv/bin/python benchmarks/ensemble_speed.py [--seeds 0 1 2] [--methods thrifty ensemble]
     .venv/bin/python benchmarks/ensemble_speed.py --merge a.json b.json --json out.json
-    .venv/bin/python benchmarks/ensemble_speed.py --td-fit 4000
+    .venv/bin/python benchmarks/ensemble_speed.py --td-fit 4000 [--threads-ab]
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def child(
     result = run(task, out / "store", cfg, mc, run_dir=out / "run", progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = result.rows
+    try:  # the parallel member threads of the stacked fits, where this side has them
+        from protege.policies import member_threads
+
+        fit_threads = member_threads.threads(5)
+    except ImportError:
+        fit_threads = 1
     return {
         "wall_seconds": wall,
         "cpu_seconds": cpu,
@@ -93,6 +100,7 @@ def child(
         "expert_return": float(result.expert_return),
         "labels_to_95": result.labels_to_reach(),
         "settings": dataclasses.asdict(mc),
+        "fit_threads": fit_threads,
     }
 
 
@@ -103,15 +111,19 @@ TD_SETTINGS = {
 }
 
 
-def td_fit_seconds(rows: int, repeats: int) -> None:
+def td_fit_seconds(rows: int, repeats: int, threads_ab: bool = False) -> None:
     """CPU seconds of one round's success-critic fit (:func:`protege.algos.success_td.td_fit`)
     under each of :data:`TD_SETTINGS`, on ``rows`` LunarLander-shaped transitions (8-d
     observations, 4 actions, 1% successes; the arithmetic does not depend on the values),
-    one torch thread; the best of ``repeats``, settings interleaved."""
+    one torch thread; the best of ``repeats``, settings interleaved. ``threads_ab``: instead,
+    protege's default settings with the twins in one thread and in parallel threads
+    (:mod:`protege.policies.member_threads`), wall and CPU seconds, and whether the weights
+    are bit-identical."""
     import torch
 
     from protege.algos import success_td
     from protege.configs.methods import ThriftyConfig
+    from protege.policies import member_threads
     from protege.policies.success_q import SuccessQ
 
     torch.set_num_threads(1)
@@ -125,20 +137,36 @@ def td_fit_seconds(rows: int, repeats: int) -> None:
         "done": (torch.rand(rows, generator=g) < 0.01).float(),
     }
     positives = torch.nonzero(batch["reward"] > 0)[:, 0]
-    best: dict[str, float] = {}
+    settings = TD_SETTINGS
+    if threads_ab:
+        settings = {"twins in one thread": {}, "twins in parallel threads": {}}
+    best: dict[str, tuple[float, float]] = {}
+    weights: dict[str, torch.Tensor] = {}
     for _ in range(repeats):
-        for name, settings in TD_SETTINGS.items():
-            cfg = ThriftyConfig(**settings)
+        for name, fields in settings.items():
+            if threads_ab:
+                member_threads.set_threads(1 if name == "twins in one thread" else None)
+            cfg = ThriftyConfig(**fields)
+            torch.manual_seed(0)
             critic = SuccessQ(8, 1, 4, cfg.q_hidden)
             n_pos = round(cfg.pos_fraction * cfg.q_batch)
-            t0 = time.process_time()
+            t0, c0 = time.perf_counter(), time.process_time()
             success_td.td_fit(critic, batch, positives, n_pos, cfg, torch.Generator())
-            best[name] = min(best.get(name, float("inf")), time.process_time() - t0)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            old = best.get(name, (float("inf"), float("inf")))
+            best[name] = (min(old[0], wall), min(old[1], cpu))
+            weights[name] = torch.cat([p.detach().flatten() for p in critic.parameters()])
+    member_threads.set_threads(None)
     base = next(iter(best.values()))
-    print(f"| settings | CPU s per round ({rows:,} rows, best of {repeats}) | against default |")
-    print("|---|---:|---:|")
-    for name, sec in best.items():
-        print(f"| {name} | {sec:.1f} | {sec / base:.2f}× |")
+    print(
+        f"| settings | wall s ({rows:,} rows, best of {repeats}) | CPU s | wall against the "
+        "first |\n|---|---:|---:|---:|"
+    )
+    for name, (wall, cpu) in best.items():
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {wall / base[0]:.2f}× |")
+    if threads_ab:
+        same = torch.equal(*weights.values())
+        print(f"\nweights bit-identical: {same}; member threads: {member_threads.threads(2)}")
 
 
 def run_side(
@@ -259,6 +287,11 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=1, help="--td-fit: the best of this many")
     ap.add_argument(
+        "--threads-ab",
+        action="store_true",
+        help="--td-fit: the default settings with the twins in one thread and in parallel",
+    )
+    ap.add_argument(
         "--after-settings",
         nargs="+",
         default=[],
@@ -279,7 +312,7 @@ def main() -> None:
     print(f"# command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     if args.td_fit:
         print(f"# machine: {machine()}; load average {os.getloadavg()[0]:.2f} at start")
-        td_fit_seconds(args.td_fit, args.repeats)
+        td_fit_seconds(args.td_fit, args.repeats, args.threads_ab)
         return
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,11 +24,14 @@ def fused_adamw_step(
     exp_avg: list[torch.Tensor],
     exp_avg_sq: list[torch.Tensor],
     lr: float | None,
+    count: bool = True,
 ) -> None:
     """One AdamW step of ``opt``'s settings on ``params`` through torch's fused kernel, called
     directly (torch.optim's functional wrapper, grouping by device and counting steps through
-    _foreach, costs ~30 µs a step). Each tensor is updated as it would be alone."""
-    opt.step_count.add_(1)
+    _foreach, costs ~30 µs a step). Each tensor is updated as it would be alone. ``count``:
+    advance the step count first (else it already was, for this step)."""
+    if count:
+        opt.step_count.add_(1)
     torch._fused_adamw_(
         params,
         grads,
@@ -170,3 +173,20 @@ class RowsAdamW:
 
     def step(self, lr: float | None = None) -> None:
         fused_adamw_step(self, self.params, self.grads, self.exp_avg, self.exp_avg_sq, lr)
+
+    def count(self) -> None:
+        """Advance the step count: a step then made of :meth:`update` calls on parts."""
+        self.step_count.add_(1)
+
+    def update(self, lr: float | None, members: slice) -> None:
+        """The step of the tensors ``members`` (after :meth:`count`): parts updated in any
+        order, or in parallel, make the same step as :meth:`step`."""
+        fused_adamw_step(
+            self,
+            self.params[members],
+            self.grads[members],
+            self.exp_avg[members],
+            self.exp_avg_sq[members],
+            lr,
+            count=False,
+        )

@@ -13,7 +13,9 @@ order), learning-rate schedule and AdamW state (the update is elementwise) are t
 ``bc.fit`` would use; losses and gradients agree to float rounding. Members whose step counts
 differ (``BCConfig.steps=None`` derives them from their data sizes) train in groups of equal
 step counts. ``bc.fit``'s validation is skipped: :func:`applies` holds only where it would
-change nothing in the weights (no early stopping, no restoring the best weights).
+change nothing in the weights (no early stopping, no restoring the best weights). Where
+more CPUs are free, groups of members take their steps in parallel threads
+(:mod:`~protege.policies.member_threads`), with the bits of one thread.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -33,6 +36,7 @@ from protege.data.frames import FrameArray
 from protege.data.store import Transitions
 from protege.device import fast_paths_apply, resolve_device
 from protege.errors import DataError, TrainingError
+from protege.policies import member_threads
 from protege.policies.heads.base import LinearHead
 from protege.policies.mlp import FAST_PATHS
 from protege.policies.policy import Policy
@@ -100,6 +104,31 @@ def fit(
     torch.manual_seed(configs[-1].seed)
 
 
+def _update(
+    net: StackedBackprop,
+    head: LinearHead,
+    out: torch.Tensor,
+    targets: torch.Tensor,
+    opt: RowsAdamW,
+    lr: float,
+    grad_clip: float | None,
+    members: slice,
+) -> None:
+    """The gradient and AdamW step of ``members`` (a group: :mod:`member_threads`) after the
+    forward pass ``out``; the step count was advanced (:meth:`RowsAdamW.count`)."""
+    grad = net.output_grad()
+    # Member by member: each member's loss weighs its own B rows (one call over all K·B rows
+    # would weigh them 1/(K·B) and round differently).
+    for i in range(len(out))[members]:
+        _, member_grad = head.output_loss(out[i], targets[i], None, with_grad=True)
+        assert member_grad is not None
+        grad[i].copy_(member_grad)
+    net.backward(members)
+    if grad_clip:
+        net.clip_grad_norm_(grad_clip, members)
+    opt.update(lr, members)
+
+
 def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
     """Members with the same number of steps, trained as one stacked network."""
     layers = [policy_layers(m.policy) or [] for m in members]
@@ -114,6 +143,7 @@ def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
     acts = torch.cat([m.train.actions for m in members])
     sizes = [len(m.train) for m in members]
     offsets = torch.as_tensor(np.cumsum([0, *sizes[:-1]]))[:, None]
+    parts = member_threads.groups(k)  # groups of members in parallel threads
     bar = tqdm(range(1, steps + 1), desc=f"bc ×{k}", disable=not config.progress, leave=False)
     try:
         torch.set_flush_denormal(True)
@@ -125,19 +155,14 @@ def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
                 ]
             )
             flat = (rows + offsets).view(-1)
-            out = net.forward(obs.index_select(0, flat).view(k, b, -1))
-            grad = net.output_grad()
+            x = net.prepare(obs.index_select(0, flat).view(k, b, -1))
             targets = acts.index_select(0, flat).view(k, b, *acts.shape[1:])
-            # Member by member: each member's loss weighs its own B rows (one call over all
-            # K·B rows would weigh them 1/(K·B) and round differently).
-            for i in range(k):
-                _, member_grad = head.output_loss(out[i], targets[i], None, with_grad=True)
-                assert member_grad is not None
-                grad[i].copy_(member_grad)
-            net.backward()
-            if config.grad_clip:
-                net.clip_grad_norm_(config.grad_clip)
-            opt.step(bc._lr(config, step, steps))
+            member_threads.run(partial(net.hidden, x), parts, flush_denormal=True)
+            out = net.last()
+            opt.count()
+            lr = bc._lr(config, step, steps)
+            update = partial(_update, net, head, out, targets, opt, lr, config.grad_clip)
+            member_threads.run(update, parts, flush_denormal=True)
     finally:
         torch.set_flush_denormal(False)
     for m in members:

@@ -87,7 +87,9 @@ def run_flags(p: argparse.ArgumentParser) -> None:
         dest="threads",
         type=int_in(1, 1024),
         default=1,
-        help="torch CPU threads (default: 1, fastest for small MLPs on few cores)",
+        help="torch CPU threads (default: 1, fastest for small MLPs on few cores; with 1, "
+        "stacked ensembles and critics train their members in parallel threads on the "
+        "free CPUs, same numbers)",
     )
     progress_flag(p)
 

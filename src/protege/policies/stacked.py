@@ -39,6 +39,9 @@ from protege.policies.policy import Policy
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
+ALL = slice(None)
+"""Every member of a stacked network."""
+
 Layer = tuple[torch.Tensor, torch.Tensor]
 """``(bias (K, 1, O), weight transposed (K, I, O))``: what :func:`stacked_forward` takes."""
 
@@ -158,20 +161,42 @@ class StackedBackprop:
             bufs = self._buffers[batch] = (outs, grads)
         return bufs
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Take ``x`` ``(B, I)`` or ``(K, B, I)`` as the input of the next pass and return
+        its ``(K, B, I)`` view; the buffers for B rows exist afterwards (threads computing
+        groups of members share them)."""
+        x = x.expand(self.k, *x.shape) if x.dim() == 2 else x
+        self._buffers_for(x.shape[1])
+        self._input = x
+        return x
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(K, B, O)`` output for ``x`` ``(B, I)`` (shared) or ``(K, B, I)``; the
         buffer is reused by the next call with as many rows."""
-        x = x.expand(self.k, *x.shape) if x.dim() == 2 else x
+        self.hidden(self.prepare(x))
+        return self.last()
+
+    @torch.no_grad()
+    def hidden(self, x: torch.Tensor, members: slice = ALL) -> None:
+        """Every layer but the last, for ``members``, on ``x`` as :meth:`prepare` returned
+        it. Groups of members may run in parallel (:mod:`~protege.policies.member_threads`);
+        :meth:`last` then takes every member's last layer in one call (a lone member's
+        product with one output column would take another kernel than the stacked one)."""
         outs, _ = self._buffers_for(x.shape[1])
-        last = len(self.layers) - 1
-        h = self._input = x
-        for i, (b, w_t) in enumerate(self.layers):
-            torch.baddbmm(b, h, w_t, out=outs[i])
-            if i < last:
-                outs[i].relu_()
-            h = outs[i]
-        return h
+        h = x[members]
+        for i, (b, w_t) in enumerate(self.layers[:-1]):
+            out = outs[i][members]
+            torch.baddbmm(b[members], h, w_t[members], out=out)
+            h = out.relu_()
+
+    @torch.no_grad()
+    def last(self) -> torch.Tensor:
+        """The last layer of every member after :meth:`hidden`: the ``(K, B, O)`` output."""
+        outs, _ = self._buffers_for(self._input.shape[1])
+        b, w_t = self.layers[-1]
+        h = outs[-2] if len(outs) > 1 else self._input
+        return torch.baddbmm(b, h, w_t, out=outs[-1])
 
     def output_grad(self) -> torch.Tensor:
         """The buffer ``(K, B, O)`` for the loss's gradient with respect to the last
@@ -179,25 +204,25 @@ class StackedBackprop:
         return self._buffers_for(self._input.shape[1])[1][-1]
 
     @torch.no_grad()
-    def backward(self) -> None:
-        """Every stacked parameter's gradient, from :meth:`output_grad`, into the network's
-        gradient buffer."""
+    def backward(self, members: slice = ALL) -> None:
+        """Every stacked parameter's gradient (with ``members``, those members'), from
+        :meth:`output_grad`, into the network's gradient buffer."""
         x = self._input
         outs, grads = self._buffers_for(x.shape[1])
-        mlp = self.mlp
+        mlp, m = self.mlp, members
         for i in range(len(self.layers) - 1, -1, -1):
-            w_grad, b_grad = mlp.weight_grads[i], mlp.bias_grads[i]
-            torch.bmm(grads[i].transpose(1, 2), outs[i - 1] if i else x, out=w_grad)
-            torch.sum(grads[i], 1, out=b_grad)  # adds each member's rows as a (B, O) sum does
+            w_grad, b_grad, g = mlp.weight_grads[i][m], mlp.bias_grads[i][m], grads[i][m]
+            torch.bmm(g.transpose(1, 2), (outs[i - 1] if i else x)[m], out=w_grad)
+            torch.sum(g, 1, out=b_grad)  # adds each member's rows as a (B, O) sum does
             if i:
-                below = grads[i - 1]
-                torch.bmm(grads[i], mlp.weights[i], out=below)
-                _threshold_backward(below, outs[i - 1], 0.0, grad_input=below)
+                below = grads[i - 1][m]
+                torch.bmm(g, mlp.weights[i][m], out=below)
+                _threshold_backward(below, outs[i - 1][m], 0.0, grad_input=below)
 
-    def clip_grad_norm_(self, max_norm: float) -> None:
+    def clip_grad_norm_(self, max_norm: float, members: slice = ALL) -> None:
         """Scale each member's gradient to an L2 norm of at most ``max_norm``, as
         :meth:`~protege.algos.optim.FlatAdamW.clip_grad_norm` does for one network."""
-        for row in self.mlp.grad_rows():
+        for row in self.mlp.grad_rows()[members]:
             norm = float(row.norm())
             if norm > max_norm:
                 row.mul_(max_norm / (norm + 1e-6))
