@@ -43,6 +43,7 @@ declare -A CMD=(
   [preferences_pendulum]="$PY benchmarks/preferences_vs_imitation.py --task pendulum --seeds 0 1 --steps 80000 --budgets 25 100 400 --rollout-steps 4000 --gamma 0.9 --match-schedule --initial-fraction 0.25 --eval-every 8000 --true-reward-seeds 0 --out $OUT/preferences_pendulum"
   [iql_critics_ab]="$PY benchmarks/iql_critics_ab.py --store $OUT/offline_throughput_pendulum/pendulum/seed_0/store --rev 6a978d9 --steps 500 --reps 6"
   [ensemble_speed_td_fit]="$PY benchmarks/ensemble_speed.py --td-fit 3000"
+  [ensemble_speed_threads_ab]="$PY benchmarks/ensemble_speed.py --td-fit 3000 --threads-ab --repeats 2"
   [gail_vs_bc]="$PY benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 --out $OUT/gail_vs_bc"
   [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
   [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
@@ -66,7 +67,7 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group
        offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
        offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet fleet_workers
        adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
-       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long preferences_pendulum iql_critics_ab ensemble_speed_td_fit)
+       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
