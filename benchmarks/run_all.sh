@@ -37,6 +37,8 @@ declare -A CMD=(
   [adversarial_vs_imitation_cartpole]="$PY benchmarks/adversarial_vs_imitation.py --tasks cartpole --methods gail airl --seeds 0 1 2 3 4 --steps cartpole=36000 --eval-every 2048 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/cartpole"
   [adversarial_vs_imitation_pendulum]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --methods gail --seeds 0 1 --steps pendulum=160000 --eval-every 8000 --eval-episodes 10 --learner rollout_steps=4000 n_envs=4 epochs=10 minibatch_size=64 lr=0.001 gamma=0.9 gae_lambda=0.95 clip=0.2 --out $OUT/adversarial_vs_imitation/pendulum"
   [adversarial_vs_imitation_lunarlander]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods gail --seeds 0 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander"
+  [adversarial_dev_cartpole]="$PY benchmarks/adversarial_vs_imitation.py --sides protege --tasks cartpole --methods gail --seeds 100 101 102 103 104 --steps cartpole=28000 --eval-every 2048 --out $OUT/adversarial_vs_imitation/dev_cartpole_gail"
+  [adversarial_profile_pendulum]="$PY benchmarks/adversarial_profile.py --task pendulum --steps 8000"
   [finetune_mountaincar]="$PY benchmarks/finetune.py --task mountaincar --seeds 0 1 2 --out $OUT/finetune_mountaincar"
   [preferences_pendulum]="$PY benchmarks/preferences_vs_imitation.py --task pendulum --seeds 0 1 --steps 80000 --budgets 25 100 400 --rollout-steps 4000 --gamma 0.9 --match-schedule --initial-fraction 0.25 --eval-every 8000 --true-reward-seeds 0 --out $OUT/preferences_pendulum"
   [iql_critics_ab]="$PY benchmarks/iql_critics_ab.py --store $OUT/offline_throughput_pendulum/pendulum/seed_0/store --rev 6a978d9 --steps 500 --reps 6"
@@ -61,6 +63,7 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_fuzz 
        offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
        offline_dial_lunarlander_10k ray_rollouts scaling_model preference_ranking preferences fleet
        adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
+       adversarial_dev_cartpole adversarial_profile_pendulum
        finetune_mountaincar preferences_pendulum iql_critics_ab ensemble_speed_td_fit)
 [ $# -gt 0 ] && ORDER=("$@")
 
