@@ -7,8 +7,9 @@ deterministic policy every ``--eval-every`` env steps on the same seeded episode
 ``s``: episodes reset with ``10_000 + s + i``, protege's own evaluation episodes), outside
 the timed span:
 
-* protege: :func:`protege.algos.adversarial.train` with :class:`AdversarialConfig`'s and
-  :class:`PPOConfig`'s defaults (2,048 env steps per PPO update over 8 envs).
+* protege: :func:`protege.algos.adversarial.train` with :class:`AdversarialConfig`'s
+  defaults and GAIL's and AIRL's PPO defaults (:func:`ppo_config`: at least 2,048 env steps
+  of whole episodes per PPO update over 8 envs).
 * imitation: ``imitation_side/adversarial_run.py`` in its own venv (``imitation_peer.py``):
   imitation's documented GAIL/AIRL examples, generator rounds of the same 2,048 steps.
 
@@ -40,6 +41,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,8 @@ import torch
 import protege
 from imitation_peer import VENV_DIR, read_marker, run_in_venv
 from protege.algos.adversarial import train
-from protege.configs.adversarial import AdversarialConfig
+from protege.configs.adversarial import AdversarialConfig, ppo_config
 from protege.configs.demos import EVAL_SEED_OFFSET
-from protege.configs.rl import PPOConfig
 from protege.data.store import Store
 from protege.rollout.evaluate import evaluate_expert
 from store_load import machine
@@ -176,7 +177,7 @@ def run_protege(ref: dict, method: str, seed: int, steps: int, args: argparse.Na
             eval_episodes=args.eval_episodes,
             **key_values(args.adversarial, "--adversarial"),
         ),
-        PPOConfig(seed=seed, **learner_settings(args, ref["task"])),
+        ppo_config(seed=seed, **learner_settings(args, ref["task"])),
         tensorboard=False,
         reward_episodes=args.reward_episodes,
     )
@@ -434,6 +435,7 @@ def main() -> None:
         "eval_every": args.eval_every,
         "eval_episodes": args.eval_episodes,
         "learner": {t: learner_settings(args, t) for t in args.tasks},
+        "protege_ppo": {t: asdict(ppo_config(**learner_settings(args, t))) for t in args.tasks},
         "adversarial": key_values(args.adversarial, "--adversarial"),
         "tasks": {},
         "runs": [],

@@ -4,7 +4,9 @@ The task is CartPole with ``--demos`` expert demonstrations each cut after ``--c
 (seeds 0, 1, ...): so few, and so short, that BC's policy leaves the states they cover and
 never comes back. GAIL trains on exactly the same steps (no further expert label and no
 reward: only the policy's own rollouts), ``--steps`` env steps with
-:class:`AdversarialConfig`'s and :class:`PPOConfig`'s defaults. Both are evaluated the same
+:class:`AdversarialConfig`'s and :class:`PPOConfig`'s defaults (not GAIL's own PPO defaults,
+``configs.adversarial.PPO_DEFAULTS``, which came later: the recorded figures are with
+PPOConfig's). Both are evaluated the same
 way on ``--episodes`` seeded episodes (deterministic actions), with the expert asked at every
 step only to measure the disagreement (:func:`protege.rollout.evaluate`), whose curve against
 the time step is the figure (:func:`protege.report.plots.plot_disagreement`, curves pooled

@@ -21,7 +21,7 @@ import protege
 from fakes import kill_when_stalled
 from protege.algos.adversarial import ExpertSteps, train
 from protege.cli import main
-from protege.configs.adversarial import AdversarialConfig
+from protege.configs.adversarial import PPO_DEFAULTS, AdversarialConfig, ppo_config
 from protege.configs.rl import PPOConfig
 from protege.data.store import Store
 from protege.errors import CheckpointError, ConfigError, DataError
@@ -123,7 +123,7 @@ def test_airl_reaches_the_expert_s_level_on_cartpole(demos: Path, tmp_path: Path
         data_of(demos),
         tmp_path / "airl",
         cfg,
-        PPOConfig(seed=0),
+        ppo_config(seed=0),
         tensorboard=False,
         reward_episodes=0,
     )
@@ -373,6 +373,17 @@ def test_cli_trains_gail_and_refuses_demonstrations_of_another_task(
     assert record["results"]["seed"] == 4 and record["results"]["env_steps"] >= 400
     assert (out / "reward_vs_true.png").exists() and (out / "gail.json").exists()
     assert load_reward(out / "reward").kind == "gail"
+    # GAIL's own PPO defaults where no flag is given (finetune's are PPOConfig's), flags first
+    ppo = json.loads((out / "gail.json").read_text())["ppo"]
+    assert (
+        (ppo["epochs"], ppo["minibatch_size"])
+        == (
+            PPO_DEFAULTS["epochs"],
+            PPO_DEFAULTS["minibatch_size"],
+        )
+        != (PPOConfig().epochs, PPOConfig().minibatch_size)
+    )
+    assert (ppo["rollout_steps"], ppo["n_envs"], ppo["lr"]) == (200, 2, PPOConfig().lr)
     assert main(["eval", "--policy", str(out), "--episodes", "2"]) == 0
     code = main(["airl", "--data", str(demos), "--task", "pendulum", "--out", str(tmp_path / "p")])
     assert code == 2

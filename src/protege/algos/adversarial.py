@@ -18,7 +18,7 @@ along the trained policy's trajectories (``OUT/reward_vs_true.png``, correlation
 Example:
     >>> data = Store.open("demos/cartpole").transitions()
     >>> result = train("gail", tasks.make("cartpole"), data, "runs/gail",
-    ...                AdversarialConfig(steps=100_000), PPOConfig(seed=0))
+    ...                AdversarialConfig(steps=100_000), ppo_config(seed=0))
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from protege.algos.finetune import finetune
 from protege.algos.ppo import RewardSource
 from protege.algos.rl_rollout import RolloutBatch, derived_seed
-from protege.configs.adversarial import AdversarialConfig
+from protege.configs.adversarial import AdversarialConfig, ppo_config
 from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.policy import PolicyConfig
 from protege.configs.rl import FinetuneConfig, PPOConfig
@@ -330,11 +330,12 @@ def train(
     reward_episodes: int = 4,
 ) -> AdversarialResult:
     """Train a policy on ``task`` by ``method`` (``"gail"`` or ``"airl"``) from ``demos``;
-    write the run to ``out`` (see the module docstring). ``resume`` continues a run killed
-    mid-way (same settings; ``steps`` may grow)."""
+    write the run to ``out`` (see the module docstring). ``ppo`` defaults to
+    :func:`~protege.configs.adversarial.ppo_config` (GAIL's and AIRL's PPO settings);
+    ``resume`` continues a run killed mid-way (same settings; ``steps`` may grow)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    cfg, ppo_cfg = config or AdversarialConfig(), ppo or PPOConfig()
+    cfg, ppo_cfg = config or AdversarialConfig(), ppo or ppo_config()
     out = Path(out)
     where = data_name or "the demonstrations"
     expert = ExpertSteps.of(demos, cfg.state_only, where)

@@ -10,7 +10,7 @@ from protege.cli.flags import config_values, task_flag
 from protege.cli.learn import _make_task
 from protege.cli.registry import command
 from protege.cli.rl import ppo_run_flags
-from protege.configs.adversarial import AdversarialConfig
+from protege.configs.adversarial import PPO_DEFAULTS, AdversarialConfig, ppo_config
 from protege.configs.rl import PPOConfig
 from protege.errors import ConfigError
 
@@ -19,7 +19,7 @@ def _adversarial_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="STORE", help="the demonstrations")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (the policy too)")
     task_flag(p, required=False, extra=" (default: the task recorded in the store)")
-    ppo_run_flags(p, AdversarialConfig)
+    ppo_run_flags(p, AdversarialConfig, {k: str(v) for k, v in PPO_DEFAULTS.items()})
 
 
 _INTERRUPTED = "its last checkpoint is kept: run the same command with --resume to continue"
@@ -83,7 +83,7 @@ def _run(method: str, args: argparse.Namespace) -> None:
     task = _make_task(task_name, None if args.task else str(args.data))
     store.check_spaces(*task.spaces)
     cfg = AdversarialConfig(**config_values(AdversarialConfig, args))
-    ppo = PPOConfig(**config_values(PPOConfig, args, skip=("seed",)), seed=args.seed)
+    ppo = ppo_config(**config_values(PPOConfig, args, skip=("seed",)), seed=args.seed)
     result = train(
         method,
         task,

@@ -26,9 +26,12 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     ppo_run_flags(p, FinetuneConfig)
 
 
-def ppo_run_flags(p: argparse.ArgumentParser, config: type) -> None:
+def ppo_run_flags(
+    p: argparse.ArgumentParser, config: type, ppo_defaults: dict[str, str] | None = None
+) -> None:
     """What every command that runs the PPO learner takes after its own flags: ``--resume``,
-    ``--tensorboard``, ``config``'s flags and PPO's, the seed and progress, ``--json``."""
+    ``--tensorboard``, ``config``'s flags and PPO's, the seed and progress, ``--json``
+    (``ppo_defaults``: PPO defaults the command uses instead of PPOConfig's, for the help)."""
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
@@ -39,7 +42,7 @@ def ppo_run_flags(p: argparse.ArgumentParser, config: type) -> None:
         help="write a TensorBoard log to OUT/tb (needs tensorboard installed; default: yes)",
     )
     add_config_flags(p, config)
-    add_config_flags(p, PPOConfig, skip=("seed",))
+    add_config_flags(p, PPOConfig, skip=("seed",), defaults=ppo_defaults)
     run_flags(p)
     json_flag(p)
 
