@@ -362,3 +362,49 @@ class FirstStepNovelty:
 
     def discrepancy(self, obs: Any, actions: Any) -> Any:
         return np.full(len(obs), self._discrepancy)
+
+
+_KILLER = """
+import dataclasses, os, signal
+from pathlib import Path
+import gymnasium as gym
+from protege import tasks
+
+MARKER, DRIVER, AT = Path({marker!r}), {driver}, {at}
+
+
+class KillOnce(gym.Wrapper):
+    steps = 0
+
+    def step(self, action):
+        KillOnce.steps += 1
+        if KillOnce.steps == AT and os.getpid() != DRIVER and not MARKER.exists():
+            MARKER.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-episode
+        return self.env.step(action)
+
+
+base = tasks.make({base!r})
+
+
+def make_env(render_mode=None, **kwargs):
+    return KillOnce(gym.make({env_id!r}, render_mode=render_mode, **kwargs))
+
+
+tasks.register(dataclasses.replace(base, name={name!r}, env_id=make_env, **{extra!r}))
+"""
+
+
+def killer_plugin(folder: Path, name: str, base: str, env_id: str, at: int, **extra: Any) -> Path:
+    """Write and load a plugin task ``name`` (the task ``base`` on the gymnasium env
+    ``env_id``, with ``extra`` fields replaced) whose env SIGKILLs the Ray worker running it
+    once, at that worker's ``at``-th env step (never in this process). The workers load it
+    too (``tasks.loaded_plugins``). Returns the marker file that records which process died."""
+    from protege import tasks
+
+    marker = folder / "killed"
+    plugin = folder / f"{name.replace('-', '_')}.py"
+    fields = dict(marker=str(marker), driver=os.getpid(), at=at, base=base, env_id=env_id)
+    plugin.write_text(_KILLER.format(name=name, extra=extra, **fields))
+    tasks.load_plugins([str(plugin)])
+    return marker

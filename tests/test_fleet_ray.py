@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fakes import round_numbers
+from fakes import killer_plugin, round_numbers
 from protege import tasks
 from protege.rollout.ray_workers import RayWorkers, start_local
 from test_fleet import _small_run
@@ -22,48 +22,13 @@ from test_fleet_shards import _local, _same_steps, _simulate
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-KILLER = """
-import dataclasses, os, signal
-from pathlib import Path
-import gymnasium as gym
-from protege import tasks
-
-MARKER, DRIVER, AT = Path({marker!r}), {driver}, {at}
-
-
-class KillOnce(gym.Wrapper):
-    steps = 0
-
-    def step(self, action):
-        KillOnce.steps += 1
-        if KillOnce.steps == AT and os.getpid() != DRIVER and not MARKER.exists():
-            MARKER.write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-episode
-        return self.env.step(action)
-
-
-base = tasks.make("cartpole")
-
-
-def make_env(render_mode=None, **kwargs):
-    return KillOnce(gym.make("CartPole-v1", render_mode=render_mode, **kwargs))
-
-
-tasks.register(dataclasses.replace(base, name="killer-pole", env_id=make_env, horizon=200))
-"""
-
 
 @pytest.fixture(scope="module")
 def killer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plugin task, ``killer-pole`` (CartPole, 200 steps), whose env SIGKILLs the Ray
     worker running it once, at that worker's 150th env step."""
-    import os
-
     folder = tmp_path_factory.mktemp("killer")
-    plugin = folder / "killer_pole.py"
-    plugin.write_text(KILLER.format(marker=str(folder / "killed"), driver=os.getpid(), at=150))
-    tasks.load_plugins([str(plugin)])  # the workers load it too (tasks.loaded_plugins)
-    return folder / "killed"
+    return killer_plugin(folder, "killer-pole", "cartpole", "CartPole-v1", at=150, horizon=200)
 
 
 @pytest.fixture(scope="module")

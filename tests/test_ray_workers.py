@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import TINY_ROUND, round_numbers
+from fakes import TINY_ROUND, killer_plugin, round_numbers
 from protege import tasks
 from protege.algos import dagger, engine
 from protege.configs.policy import PolicyConfig
@@ -55,10 +55,7 @@ def killer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plugin task, ``killer-lunar``, whose env SIGKILLs the Ray worker running it once,
     at its 120th step (in its first episode) (a marker file records which process died)."""
     folder = tmp_path_factory.mktemp("killer")
-    plugin = folder / "killer_plugin.py"
-    plugin.write_text(KILLER.format(marker=str(folder / "killed"), driver=os.getpid(), at=120))
-    tasks.load_plugins([str(plugin)])  # the workers load it too (tasks.loaded_plugins)
-    return folder / "killed"
+    return killer_plugin(folder, "killer-lunar", "lunarlander", "LunarLander-v3", at=120)
 
 
 @pytest.fixture(scope="module")
@@ -77,37 +74,6 @@ def _store(path: Path) -> tuple[Any, ...]:
 def _same_store(a: Path, b: Path) -> None:
     for x, y in zip(_store(a), _store(b), strict=True):
         assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
-
-
-KILLER = """
-import dataclasses, os, signal
-from pathlib import Path
-import gymnasium as gym
-from protege import tasks
-
-MARKER, DRIVER, AT = Path({marker!r}), {driver}, {at}
-
-
-class KillOnce(gym.Wrapper):
-    steps = 0
-
-    def step(self, action):
-        KillOnce.steps += 1
-        if KillOnce.steps == AT and os.getpid() != DRIVER and not MARKER.exists():
-            MARKER.write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-episode
-        return self.env.step(action)
-
-
-base = tasks.make("lunarlander")
-
-
-def make_env(render_mode=None, **kwargs):
-    return KillOnce(gym.make("LunarLander-v3", render_mode=render_mode, **kwargs))
-
-
-tasks.register(dataclasses.replace(base, name="killer-lunar", env_id=make_env))
-"""
 
 
 @pytest.mark.slow  # before the module's `workers` hold both CPUs
