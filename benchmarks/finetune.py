@@ -19,6 +19,7 @@ episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max
     python benchmarks/finetune.py --task mountaincar --seeds 0 --out benchmarks/results/ft-mc
     python benchmarks/finetune.py --task lunarlander --seeds 0 --arms scratch kl_soft \
         --temperature 2 --kl-decay 0.7 --out benchmarks/results/ft-ll
+    python benchmarks/finetune.py --task lunarlander --demos 10 --seeds 0 1 2 --bc-only
 
 Settings default per task (``PRESETS``; a flag overrides). On CartPole PPO from scratch solves
 the task in ~7,000 steps, so a prior has little to save; on the discrete MountainCar the
@@ -158,6 +159,11 @@ def main() -> None:
     )
     p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
     p.add_argument("--no-beyond", action="store_true", help="skip beyond-the-demonstrator")
+    p.add_argument(
+        "--bc-only",
+        action="store_true",
+        help="only print each seed's expert, random and BC returns (no arms; demos go to --out)",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
     p.add_argument(
         "--merge",
@@ -214,6 +220,8 @@ def main() -> None:
             f"seed {seed}: expert {expert:.1f}, random {rand:.1f}, BC on {args.demos} demos "
             f"{bc_ret:.1f} ({(bc_ret - rand) / (expert - rand):.0%} of the way); 95%: {level:.1f}"
         )
+        if args.bc_only:
+            continue
         for key, arm in chosen.items():
             steps = args.scratch_steps if arm.scratch else args.steps
             r = run_arm(
@@ -245,6 +253,8 @@ def main() -> None:
             )
         if not args.no_beyond and args.task == "cartpole":
             beyond.append(_beyond(task, out, seed, ppo, args, level))
+    if args.bc_only:
+        return
     report(rows, chosen, beyond, args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "finetune.json").write_text(
