@@ -45,6 +45,12 @@ declare -A CMD=(
   [adversarial_vs_imitation_lunarlander_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods airl --seeds 0 1 2 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander_airl"
   [adversarial_dev_cartpole]="$PY benchmarks/adversarial_vs_imitation.py --sides protege --tasks cartpole --methods gail --seeds 100 101 102 103 104 --steps cartpole=28000 --eval-every 2048 --out $OUT/adversarial_vs_imitation/dev_cartpole_gail"
   [adversarial_profile_pendulum]="$PY benchmarks/adversarial_profile.py --task pendulum --steps 8000"
+  [adversarial_dev_lunarlander]="$PY benchmarks/adversarial_vs_imitation.py --sides protege --tasks lunarlander --methods gail --seeds 100 --steps lunarlander=600000 --eval-every 25000 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/dev_lunarlander_gail/defaults"
+  [adversarial_vs_imitation_lunarlander_500k_s02]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods gail --seeds 0 2 --out $OUT/adversarial_vs_imitation/lunarlander_500k_gail_s02"
+  [adversarial_vs_imitation_lunarlander_500k_s1]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods gail --seeds 1 --out $OUT/adversarial_vs_imitation/lunarlander_500k_gail_s1"
+  [adversarial_vs_imitation_lunarlander_airl_500k_s0]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods airl --seeds 0 --out $OUT/adversarial_vs_imitation/lunarlander_500k_airl_s0"
+  [adversarial_vs_imitation_lunarlander_airl_500k_s1]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods airl --seeds 1 --out $OUT/adversarial_vs_imitation/lunarlander_500k_airl_s1"
+  [adversarial_vs_imitation_lunarlander_airl_500k_s2]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods airl --seeds 2 --out $OUT/adversarial_vs_imitation/lunarlander_500k_airl_s2"
   [finetune_mountaincar]="$PY benchmarks/finetune.py --task mountaincar --seeds 0 1 2 --out $OUT/finetune_mountaincar"
   [preferences_pendulum]="$PY benchmarks/preferences_vs_imitation.py --task pendulum --seeds 0 1 --steps 80000 --budgets 25 100 400 --rollout-steps 4000 --gamma 0.9 --match-schedule --initial-fraction 0.25 --eval-every 8000 --true-reward-seeds 0 --out $OUT/preferences_pendulum"
   [iql_critics_ab]="$PY benchmarks/iql_critics_ab.py --store $OUT/offline_throughput_pendulum/pendulum/seed_0/store --rev 6a978d9 --steps 500 --reps 6"
@@ -74,7 +80,9 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group
        offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet fleet_workers
        adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
        adversarial_dev_cartpole adversarial_profile_pendulum adversarial_vs_imitation_pendulum_airl adversarial_vs_imitation_lunarlander_airl
-       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long finetune_lunarlander_demos10 finetune_lunarlander_demos10_r2048 preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab)
+       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long finetune_lunarlander_demos10 finetune_lunarlander_demos10_r2048 preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab
+       adversarial_dev_lunarlander adversarial_vs_imitation_lunarlander_500k_s02 adversarial_vs_imitation_lunarlander_500k_s1
+       adversarial_vs_imitation_lunarlander_airl_500k_s0 adversarial_vs_imitation_lunarlander_airl_500k_s1 adversarial_vs_imitation_lunarlander_airl_500k_s2)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
