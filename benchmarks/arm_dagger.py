@@ -43,7 +43,7 @@ def save(path: Path, seeds: list[int], runs: dict[str, dict[int, dict]]) -> None
 
 def rounds_of(folders: list[Path]) -> None:
     """The rounds done so far in each report folder (see the module)."""
-    print("| folder | setting | round | success | labels | disagreement | wall s (cumulative) |")
+    print("| folder | setting | round | success | labels | disagreement | wall s, cumulative |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for folder in folders:
         for name in ARM_ALL_SETTINGS:
@@ -53,14 +53,18 @@ def rounds_of(folders: list[Path]) -> None:
             rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
             rows = [r for r in rows if "round" in r]
             done = max((r["round"] for r in rows), default=0)
-            gaps, _ = _disagreement(Store.open(folder / name / "store"), done + 1)
-            wall = 0.0
+            store = Store.open(folder / name / "store")
+            gaps, _ = _disagreement(store, done + 1)
+            run_cfg = json.loads((folder / name / "run" / "config.json").read_text())
             for r in rows:
-                wall += r["wall_seconds"]
-                gap = gaps[r["round"]] if np.isfinite(gaps[r["round"]]) else None
+                k = r["round"]
+                gap = f"{gaps[k]:.2f}" if np.isfinite(gaps[k]) else "–"
+                stored = sum(e.round == k + 1 for e in store.index)
+                if k + 1 > done and np.isfinite(gaps[k]):  # the next round is still running
+                    gap += f" ({stored} of {run_cfg['episodes_per_round']} rollouts)"
                 print(
-                    f"| {folder} | {name} | {r['round']} | {100 * r['success_rate']:.0f}% | "
-                    f"{r['labels']:,} | {'–' if gap is None else f'{gap:.2f}'} | {wall:.0f} |"
+                    f"| {folder} | {name} | {k} | {100 * r['success_rate']:.0f}% | "
+                    f"{r['labels']:,} | {gap} | {r['wall_seconds']:.0f} |"
                 )
 
 
