@@ -8,6 +8,11 @@ per-seed success of each round, the labels and the wall and CPU time. Writes
 ``benchmarks/results/arm_dagger.json``.
 
     .venv/bin/python benchmarks/arm_dagger.py [--seeds 0 1 2] [--settings few hidden main]
+
+``--rounds-of DIR [DIR ...]`` instead reads the report folders of ``protege demo arm`` runs,
+finished or still running (each setting's ``run/rounds.jsonl``, written as each round ends, and
+its store), and prints per setting and folder the success, labels and wall seconds of every
+round done, and the disagreement of each learner whose successor's rollouts are stored.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.configs.demos import ARM_SETTINGS, ArmDemoConfig
-from protege.demos.arm import run_arm_demo
+from protege.configs.demos import ARM_ALL_SETTINGS, ARM_SETTINGS, ArmDemoConfig
+from protege.data.store import Store
+from protege.demos.arm import _disagreement, run_arm_demo
 from protege.demos.arm_settings import SETTINGS
 from store_load import machine
 
@@ -35,6 +41,33 @@ def save(path: Path, seeds: list[int], runs: dict[str, dict[int, dict]]) -> None
     path.write_text(json.dumps({"seeds": seeds, "machine": machine(), "runs": runs}, indent=2))
 
 
+def rounds_of(folders: list[Path]) -> None:
+    """The rounds done so far in each report folder (see the module)."""
+    print("| folder | setting | round | success | labels | disagreement | wall s, cumulative |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for folder in folders:
+        for name in ARM_ALL_SETTINGS:
+            log = folder / name / "run" / "rounds.jsonl"
+            if not log.exists():
+                continue
+            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            rows = [r for r in rows if "round" in r]
+            done = max((r["round"] for r in rows), default=0)
+            store = Store.open(folder / name / "store")
+            gaps, _ = _disagreement(store, done + 1)
+            run_cfg = json.loads((folder / name / "run" / "config.json").read_text())
+            for r in rows:
+                k = r["round"]
+                gap = f"{gaps[k]:.2f}" if np.isfinite(gaps[k]) else "–"
+                stored = sum(e.round == k + 1 for e in store.index)
+                if k + 1 > done and np.isfinite(gaps[k]):  # the next round is still running
+                    gap += f" ({stored} of {run_cfg['episodes_per_round']} rollouts)"
+                print(
+                    f"| {folder} | {name} | {k} | {100 * r['success_rate']:.0f}% | "
+                    f"{r['labels']:,} | {gap} | {r['wall_seconds']:.0f} |"
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -42,7 +75,11 @@ def main() -> None:
         "--settings", nargs="+", default=["few", "hidden", "main"], choices=ARM_SETTINGS
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--rounds-of", type=Path, nargs="+", metavar="DIR")
     args = ap.parse_args()
+    if args.rounds_of:
+        rounds_of(args.rounds_of)
+        return
     torch.set_num_threads(1)
     runs: dict[str, dict[int, dict]] = {name: {} for name in args.settings}
     for name in args.settings:  # one setting over every seed, then the next

@@ -32,7 +32,7 @@ def test_smoke_run_of_the_cli_writes_the_whole_report(tmp_path):
         store = Store.open(out / name / "store")
         demos = {"few": cfg.few_demos, "camera": cfg.camera_demos}.get(name, cfg.demos)
         assert sum(e.round == 0 for e in store.index) == demos
-        parts = {"corner", "state"} if name == "camera" else None
+        parts = {"workspace", "state"} if name == "camera" else None
         assert (set(store.transitions().obs) if name == "camera" else None) == parts
         # Every state the learner reached in a DAgger round carries the expert's label.
         for ep in store.episodes():
@@ -57,7 +57,7 @@ def test_unknown_settings_say_so():
 
 
 def test_camera_is_opt_in_and_learns_through_a_cnn(tmp_path):
-    from protege.demos.arm import setting_task
+    from protege.demos.arm import _dagger_config, setting_task
     from protege.demos.arm_settings import SETTINGS
     from protege.policies import Policy, PolicyConfig
 
@@ -67,8 +67,11 @@ def test_camera_is_opt_in_and_learns_through_a_cnn(tmp_path):
     task = setting_task(setting, cfg)
     policy = Policy(PolicyConfig.for_spaces(*task.spaces, **setting.policy))
     assert policy.config.encoder == "parts" and policy.config.random_shift == 4
-    assert policy.config.obs_parts == {"corner": (84, 84, 3), "state": (8,)}
+    assert policy.config.obs_parts == {"workspace": (84, 84, 3), "state": (8,)}
     assert sum(p.numel() for p in policy.parameters()) < 300_000
+    # Each DAgger round's CNN continues from the last one; the state settings start afresh.
+    assert _dagger_config(cfg, setting).retrain == "warm"
+    assert _dagger_config(cfg, SETTINGS["few"]).retrain == "scratch"
 
 
 @pytest.mark.slow

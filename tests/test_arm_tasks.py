@@ -21,7 +21,7 @@ from protege.experts.metaworld import MetaWorldExpert
 from protege.rollout.evaluate import evaluate_expert
 from protege.tasks import mujoco_render
 from protege.tasks.metaworld_env import GOAL
-from protege.tasks.metaworld_names import HEADLINE_TASKS, METAWORLD_TASKS
+from protege.tasks.metaworld_names import HEADLINE_TASKS, METAWORLD_TASKS, WORKSPACE_TASKS
 
 
 def test_registering_imports_neither_metaworld_nor_mujoco() -> None:
@@ -44,6 +44,7 @@ def test_the_whole_family_is_registered() -> None:
         assert {f"metaworld/{n}", f"metaworld/{n}-hidden"} <= names
     assert {f"metaworld/{n}-pixels" for n in HEADLINE_TASKS} <= names
     assert {f"metaworld/{n}-camera" for n in HEADLINE_TASKS} <= names
+    assert {f"metaworld/{n}-camera-workspace" for n in WORKSPACE_TASKS} <= names
 
 
 def test_the_seed_given_to_reset_decides_the_configuration() -> None:
@@ -161,6 +162,22 @@ def test_metaworld_camera_and_state_shows_the_arm_not_the_block(tmp_path: Path) 
     assert set(data.obs) == {"corner", "state"} and len(data) == 10
     assert data.obs["corner"].shape == (10, 84, 84, 3) and data.obs["corner"].dtype == np.uint8
     assert data.obs["state"].shape == (10, 8) and data.obs["state"].dtype == np.float32
+
+
+def test_the_workspace_camera_shows_the_goal_several_times_larger() -> None:
+    def goal_pixels(name: str, part: str) -> int:
+        env = tasks.make(name).make_env()
+        try:
+            obs, _ = env.reset(seed=0)
+        finally:
+            env.close()
+        f = obs[part].astype(int)
+        assert f.shape == (84, 84, 3) and not mujoco_render.is_blank(obs[part])
+        return int(((f[..., 2] > 120) & (f[..., 0] < 80) & (f[..., 1] < 80)).sum())  # blue
+
+    corner = goal_pixels("metaworld/pick-place-camera", "corner")
+    near = goal_pixels("metaworld/pick-place-camera-workspace", "workspace")
+    assert 0 < 4 * corner < near, (corner, near)
 
 
 def test_fetch_observes_its_dict_and_the_expert_reads_either_form() -> None:

@@ -19,7 +19,7 @@ from protege.data.frames import FrameArray
 from protege.data.store import Store, Transitions
 from protege.errors import ConfigError, DataError
 from protege.policies import Policy, PolicyConfig
-from protege.policies.encoders import CNNEncoder, random_shift
+from protege.policies.encoders import CNNEncoder, SpatialSoftmax, random_shift
 from protege.policies.heads import HEADS
 from protege.policies.history import ObsHistory
 
@@ -158,6 +158,32 @@ def test_cnn_policy_save_load_round_trip(tmp_path):
     cfg = json.loads((tmp_path / "p" / "config.json").read_text())["policy"]
     del cfg["n_obs_steps"], cfg["random_shift"]  # a checkpoint written before these existed
     assert PolicyConfig.from_dict(cfg).n_obs_steps == 1
+
+
+def test_keypoints_are_where_each_map_peaks_and_reload(tmp_path):
+    soft = SpatialSoftmax(channels=2, height=5, width=9, keypoints=2)
+    with torch.no_grad():  # keypoint k = 30 × channel k: a sharp softmax
+        soft.proj.weight.copy_(30 * torch.eye(2)[:, :, None, None])
+        soft.proj.bias.zero_()
+    maps = torch.zeros(3, 2, 5, 9)
+    spots = [((0, 0), (4, 8)), ((2, 4), (1, 6)), ((4, 2), (3, 0))]  # (row, col) per channel
+    for i, pair in enumerate(spots):
+        for ch, (r, c) in enumerate(pair):
+            maps[i, ch, r, c] = 1.0
+    expected = [[c / 4 - 1, r / 2 - 1] for pair in spots for (r, c) in pair]  # x, y in [-1, 1]
+    got = soft(maps).reshape(-1, 2)
+    assert torch.allclose(got, torch.tensor(expected), atol=1e-6)
+    assert "grid" not in soft.state_dict()  # rebuilt from the shape, not a weight
+
+    policy = small_policy(encoder_kwargs={**TINY_CNN, "keypoints": 6}, random_shift=2)
+    assert policy.encoder.conv_dim == 12 and policy.encoder.out_dim == 16
+    obs = frames(4, seed=5)
+    policy.save(tmp_path / "kp")
+    loaded = Policy.load(tmp_path / "kp")
+    assert loaded.config.encoder_kwargs["keypoints"] == 6
+    np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))
+    with pytest.raises(ConfigError, match="keypoints"):
+        small_policy(encoder_kwargs={**TINY_CNN, "keypoints": -1})
 
 
 # ---------------------------------------------------------------------------- image store

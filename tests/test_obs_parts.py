@@ -138,14 +138,16 @@ def _rest(ep: Episode) -> dict:
 
 # ---------------------------------------------------------------------------- policy
 def test_parts_policy_chunks_stacks_history_and_reloads(tmp_path: Path) -> None:
-    """Chunked acting, history per part and a save/load round trip on observation parts;
-    a part of the wrong shape is named."""
+    """Chunked acting, history per part and a save/load round trip on observation parts
+    (the camera through spatial-softmax keypoints); a part of the wrong shape is named."""
     small_cnn = {"channels": [4], "kernels": [3], "strides": [1], "image_sizes": [8]}
+    small_cnn["keypoints"] = 3
     cfg = PolicyConfig.for_spaces(
         SPACE, ACT, hidden_sizes=(16,), chunk_size=3, n_obs_steps=2, encoder_kwargs=small_cnn
     )
     assert cfg.encoder == "parts" and cfg.obs_parts == {"cam": (6, 5, 3), "state": (4,)}
     policy = Policy(cfg, seed=0)
+    assert policy.encoder.parts[0].conv_dim == 6  # 3 keypoints (x, y)
     ep = parts_episode(6)
     policy.set_normalization(ep.obs, ep.actions)
     assert not torch.equal(policy.part_stats[1].mean, torch.zeros(4))

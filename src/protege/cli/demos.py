@@ -303,7 +303,7 @@ def _demo_arm_flags(p: argparse.ArgumentParser) -> None:
         choices=list(ARM_ALL_SETTINGS),
         metavar="SETTING",
         help=f"which settings to run: {' '.join(ARM_ALL_SETTINGS)} (default: "
-        f"{' '.join(ARM_SETTINGS)}; camera, a CNN on the corner camera plus the arm's "
+        f"{' '.join(ARM_SETTINGS)}; camera, a CNN on a camera on the table plus the arm's "
         "proprioception, is opt-in: minutes more; --smoke runs all four)",
     )
     add_config_flags(p, ArmDemoConfig, skip=_ARM_SKIP)
@@ -320,8 +320,8 @@ def demo_arm(args: argparse.Namespace) -> None:
     disagreement with the expert, and GIFs from the camera. Also runs the settings where the
     lesson shows: 3 demonstrations, and the goal hidden from the learner (the expert reads
     it from the simulator). Needs the 'arm' extra (pip install 'protege[arm]'). About 3
-    minutes on 2 cores. Opt-in: --settings camera, the learner on the corner camera (84×84)
-    and the arm's proprioception (a CNN; several minutes more).
+    minutes on 2 cores. Opt-in: --settings camera, the learner on a camera on the table
+    (84×84) and the arm's proprioception (a CNN; several minutes more).
 
     Example: protege demo arm        protege demo arm --smoke
              protege demo arm --settings camera

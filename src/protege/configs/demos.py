@@ -326,12 +326,12 @@ class ArmDemoConfig:
     """Expert demonstrations of the main and hidden-goal settings."""
     few_demos: int = 3
     """Expert demonstrations of the few-demonstrations setting."""
-    camera_demos: int = 30
+    camera_demos: int = 50
     """Expert demonstrations of the camera + proprioception setting."""
     settings: tuple[str, ...] = ARM_SETTINGS
     """main (state, ``demos`` demonstrations), few (state, ``few_demos``), hidden (the goal
     hidden from the learner, the expert privileged); opt-in: camera (the corner camera and the
-    arm's proprioception, ``camera_demos``, a CNN trained ``camera_steps``)."""
+    arm's proprioception, ``camera_demos``, a CNN trained ``camera_steps`` per round)."""
     rounds: int = 3
     """DAgger rounds after BC (round 0)."""
     episodes_per_round: int = 20
@@ -342,7 +342,8 @@ class ArmDemoConfig:
     """BC gradient steps of each round's learner (trained from scratch on every label)."""
     batch_size: int = 256
     camera_steps: int = 2000
-    """BC gradient steps of each round's learner in the camera setting."""
+    """BC gradient steps of each round's learner in the camera setting (each DAgger round's
+    learner continues from the previous round's weights)."""
     camera_batch_size: int = 64
     """BC batch size of the camera setting."""
     hidden_sizes: tuple[int, ...] = (256, 256)

@@ -21,9 +21,10 @@ the settings where the lesson shows (:data:`SETTINGS`): **few** demonstrations (
 DAgger's labels on the learner's own states recover), and the **hidden** goal (the learner's
 observation lacks the goal, the expert reads it from the simulator: the asymmetric pair DAgger
 is made for, and what it can and cannot fix). A setting is one :class:`Setting`. Opt-in, the
-**camera** setting (``metaworld/pick-place-camera``): the learner sees the corner camera and the
-arm's proprioception, not the block or the goal, through a small CNN (the parts encoder; see
-:mod:`protege.tasks.metaworld_env`).
+**camera** setting (``metaworld/pick-place-camera-workspace``): the learner sees a camera on the
+table and the arm's proprioception, not the block or the goal, through a small CNN (the parts
+encoder; see :mod:`protege.tasks.metaworld_env`), each DAgger round's learner starting from the
+previous round's weights.
 
 Example:
     >>> run = run_arm_demo("reports/demo-arm", ArmDemoConfig(seed=0))
@@ -163,7 +164,7 @@ def _dagger_config(cfg: ArmDemoConfig, setting: Setting) -> DAggerConfig:
         episodes_per_round=cfg.episodes_per_round,
         initial_demos=demos,
         beta="indicator",  # the expert drives round 0 (the demonstrations), the learner after
-        retrain="scratch",
+        retrain=setting.retrain,
         bc=BCConfig(
             steps=int(getattr(cfg, setting.steps_field)),
             batch_size=int(getattr(cfg, setting.batch_field)),
@@ -246,6 +247,10 @@ def _disagreement(
         return means, (np.where(count > 0, total / np.maximum(count, 1), np.nan), count)
 
 
+def _camera(task: Task) -> str:
+    return str(task.env_kwargs.get("camera", "corner"))
+
+
 def _gifs(run: ArmDemo) -> None:
     """BC and the last DAgger learner of each setting on the first evaluation episode."""
     cfg = run.config
@@ -265,8 +270,8 @@ def _gifs(run: ArmDemo) -> None:
                 run.gifs[f"{name}/{r}"] = pg.Figure(
                     file,
                     f"{setting.title}: {label}",
-                    f"{label} on the first evaluation episode (seed {cfg.eval_seed}), corner "
-                    f"camera, one frame in 3: {clip.length} steps; "
+                    f"{label} on the first evaluation episode (seed {cfg.eval_seed}), "
+                    f"{_camera(task)} camera, one frame in 3: {clip.length} steps; "
                     + (
                         "it succeeded (the episode ends at success)."
                         if clip.length < task.horizon

@@ -171,8 +171,8 @@ def write_report(run: ArmDemo) -> None:
     )
     if "camera" not in run.results:
         facts["camera + proprioception"] = (
-            "not run (opt-in: protege demo arm --settings camera; a CNN on the corner camera "
-            "and the arm's proprioception, several minutes more)"
+            "not run (opt-in: protege demo arm --settings camera; a CNN on a camera on the "
+            "table and the arm's proprioception, several minutes more)"
         )
     facts["command"] = pg.command_line()
     facts["machine"] = pg.machine()

@@ -35,6 +35,9 @@ class Setting:
     """The config field holding the BC batch size."""
     policy: Mapping[str, Any] = field(default_factory=dict)
     """Policy settings besides the config's ``hidden_sizes`` (e.g. the camera's encoder)."""
+    retrain: str = "scratch"
+    """Each DAgger round's learner: trained from scratch on every label so far, or "warm":
+    from the previous round's weights (``DAggerConfig.retrain``)."""
 
 
 SETTINGS: dict[str, Setting] = {
@@ -65,14 +68,15 @@ SETTINGS: dict[str, Setting] = {
     "camera": Setting(
         "camera",
         "Camera + proprioception",
-        "metaworld/pick-place-camera",
+        "metaworld/pick-place-camera-workspace",
         "camera_demos",
-        "The learner sees the corner camera (84×84) and the arm's own position and grip, not "
-        "where the block or the goal is: a CNN must find them in the image. The expert reads "
-        "the simulator (privileged).",
+        "The learner sees a camera on the table (84×84) and the arm's own position and grip, "
+        "not where the block or the goal is: a CNN must find them in the image. The expert "
+        "reads the simulator (privileged).",
         steps_field="camera_steps",
         batch_field="camera_batch_size",
         policy={"encoder_kwargs": CAMERA_ENCODER, "random_shift": 4},
+        retrain="warm",
     ),
 }
 """Every setting of the demo; :data:`protege.configs.demos.ARM_SETTINGS` are those run by

@@ -83,6 +83,13 @@ class CNNEncoder(Encoder):
     ReLU (``channels`` (32, 64, 64) by default), flatten, and Linear+ReLU layers of
     ``hidden_sizes``. On 96×96 frames the conv output is 64×8×8 = 4096 features.
 
+    **Keypoints** (``keypoints = K > 0``; the spatial softmax of Levine et al. 2016, which
+    robomimic puts after its ResNet): instead of flattening, a 1×1 convolution makes K feature
+    maps, each is turned into a distribution over its positions by a softmax, and its expected
+    (x, y) in [-1, 1]² is the feature: 2K numbers saying *where* things are, finer than the
+    map's cells, with far fewer weights after them than a flattened map needs. For tasks
+    where the policy must find a small object in the frame.
+
     **Random shift** (DrQ, Kostrikov, Yarats & Fergus 2020): with ``random_shift = P > 0`` and
     the module in training mode, each sample (all K frames of it alike) is padded by P pixels
     on every side by repeating the border and cropped back to H×W at a random offset in
@@ -99,6 +106,8 @@ class CNNEncoder(Encoder):
         channels: output channels of each convolution.
         kernels: kernel size of each convolution (as many as ``channels``).
         strides: stride of each convolution (as many as ``channels``).
+        keypoints: K > 0: spatial softmax to K keypoints after the convolutions instead of
+            flattening them (0: flatten).
         activation: of the fully connected layers; only ``"relu"``.
     """
 
@@ -114,6 +123,7 @@ class CNNEncoder(Encoder):
         channels: Sequence[int] = (32, 64, 64),
         kernels: Sequence[int] = (8, 4, 3),
         strides: Sequence[int] = (4, 2, 1),
+        keypoints: int = 0,
         activation: str = "relu",
         **kw: Any,
     ) -> None:
@@ -125,6 +135,8 @@ class CNNEncoder(Encoder):
             )
         if not len(channels) == len(kernels) == len(strides) >= 1:
             raise ConfigError("channels, kernels and strides need the same (≥ 1) length")
+        if not 0 <= int(keypoints) <= 1024:
+            raise ConfigError(f"keypoints must be in [0, 1024], got {keypoints}")
         if not 0 <= random_shift < min(obs_shape[0], obs_shape[1]) or n_obs_steps < 1:
             raise ConfigError(
                 f"random_shift must be in [0, {min(obs_shape[0], obs_shape[1])}) and "
@@ -145,7 +157,8 @@ class CNNEncoder(Encoder):
                     f"frames of shape {tuple(obs_shape)} are too small for these convolutions"
                 )
         self.convs = nn.Sequential(*layers)
-        self.conv_dim = in_ch * h * w
+        self.keypoints = SpatialSoftmax(in_ch, h, w, int(keypoints)) if keypoints else None
+        self.conv_dim = 2 * int(keypoints) if keypoints else in_ch * h * w
         self.fc = mlp(self.conv_dim, hidden_sizes)
         self.linears = linear_layers(self.fc)
         self.out_dim = int(hidden_sizes[-1]) if hidden_sizes else self.conv_dim
@@ -162,7 +175,30 @@ class CNNEncoder(Encoder):
         if self.random_shift > 0 and self.training and torch.is_grad_enabled():
             x = random_shift(x, self.random_shift)
         x = self.convs(x.float().mul_(1.0 / 255.0))
+        if self.keypoints is not None:
+            x = self.keypoints(x)
         return mlp_forward(x.flatten(1), transposed(self.linears), relu_last=True)
+
+
+class SpatialSoftmax(nn.Module):
+    """Feature maps ``(B, C, H, W)`` → ``(B, 2K)`` keypoints: a 1×1 convolution to K maps, a
+    softmax over each map's H·W positions, and each map's expected (x, y), both in [-1, 1]
+    (x = -1 the left column, y = -1 the top row), ordered x₁, y₁, x₂, y₂, ..."""
+
+    grid: torch.Tensor
+
+    def __init__(self, channels: int, height: int, width: int, keypoints: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, keypoints, 1)
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij"
+        )
+        # Rebuilt from the shape, not saved: checkpoints hold only learned weights.
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], 1), False)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.proj(maps).flatten(2), dim=-1)  # (B, K, H·W)
+        return (weights @ self.grid).flatten(1)
 
 
 def random_shift(

@@ -54,6 +54,8 @@ class PartsEncoder(Encoder):
             :class:`~protege.policies.encoders.CNNEncoder`; small images need small kernels).
         kernels: every image part's convolution kernel sizes.
         strides: every image part's convolution strides.
+        keypoints: every image part's spatial-softmax keypoints (0: its convolutions'
+            output flattened; see :class:`~protege.policies.encoders.CNNEncoder`).
         activation: only ``"relu"``.
     """
 
@@ -71,6 +73,7 @@ class PartsEncoder(Encoder):
         channels: Sequence[int] = (32, 64, 64),
         kernels: Sequence[int] = (8, 4, 3),
         strides: Sequence[int] = (4, 2, 1),
+        keypoints: int = 0,
         activation: str = "relu",
         **kw: Any,
     ) -> None:
@@ -84,7 +87,14 @@ class PartsEncoder(Encoder):
             if is_image_part(shape):
                 try:
                     enc: Encoder = CNNEncoder(
-                        shape, image_sizes, n_obs_steps, random_shift, channels, kernels, strides
+                        shape,
+                        image_sizes,
+                        n_obs_steps,
+                        random_shift,
+                        channels,
+                        kernels,
+                        strides,
+                        keypoints,
                     )
                 except ConfigError as exc:
                     raise ConfigError(f"observation part {name!r}: {exc}") from None

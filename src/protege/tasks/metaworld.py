@@ -20,6 +20,13 @@ and for the five headline tasks (:data:`HEADLINE_TASKS`):
   camera at 84×84 and the arm's 8 numbers (hand xyz and gripper, now and one frame before),
   no object or goal position: the camera must show them (the expert privileged).
 
+and for pick-place, push and reach (:data:`WORKSPACE_TASKS`):
+
+* ``metaworld/<name>-camera-workspace``: camera + proprioception as ``-camera``, through
+  protege's ``workspace`` camera (84×84, closer to the table: the block is about twice as
+  wide in the frame as in the ``corner`` camera's; see
+  :data:`~protege.tasks.metaworld_env.VIEWS`).
+
 :func:`metaworld_task` builds any other combination (camera, image size, horizon...).
 """
 
@@ -35,7 +42,7 @@ from protege.experts.base import Expert
 from protege.tasks import register
 from protege.tasks.base import EpisodeOutcome, Task
 from protege.tasks.metaworld_env import MAX_PATH_LENGTH, make_metaworld_env
-from protege.tasks.metaworld_names import HEADLINE_TASKS, METAWORLD_TASKS
+from protege.tasks.metaworld_names import HEADLINE_TASKS, METAWORLD_TASKS, WORKSPACE_TASKS
 
 HORIZON = 150
 
@@ -69,7 +76,7 @@ def metaworld_task(
 
     The expert reads the simulator's state from ``info`` (privileged) whenever the observation
     lacks the goal or is pixels. ``name`` defaults to ``metaworld/<env_name>`` with the
-    variant's suffix.
+    variant's suffix (and ``-<camera>`` for a camera other than ``corner``).
     """
     if env_name not in METAWORLD_TASKS:
         raise ConfigError(f"Meta-World task {env_name!r}: choose from {list(METAWORLD_TASKS)}")
@@ -78,6 +85,8 @@ def metaworld_task(
     privileged = hidden_goal or observation != "state"
     suffix = "-hidden" if hidden_goal else ""
     suffix += {"state": "", "camera+state": "-camera"}.get(observation, f"-{observation}")
+    if observation != "state" and camera != "corner":
+        suffix += f"-{camera}"
     kwargs: dict[str, Any] = {
         "env_name": env_name,
         "hidden_goal": hidden_goal,
@@ -115,5 +124,7 @@ for _name in METAWORLD_TASKS:
 for _name in HEADLINE_TASKS:
     register(metaworld_task(_name, observation="pixels"))
     register(metaworld_task(_name, observation="camera+state"))
+for _name in WORKSPACE_TASKS:
+    register(metaworld_task(_name, observation="camera+state", camera="workspace"))
 
 __all__ = ["HORIZON", "metaworld_success", "metaworld_task"]

@@ -47,6 +47,18 @@ PROPRIO = np.r_[0:4, 18:22]
 """Where the arm's proprioception sits in Meta-World's observation: hand xyz and gripper
 opening, then the previous frame's."""
 OBSERVATIONS = ("state", "pixels", "camera+state")
+VIEWS: dict[str, dict[str, Any]] = {
+    "workspace": {
+        "lookat": (0.0, 0.75, 0.12),
+        "distance": 0.8,
+        "azimuth": -60.0,
+        "elevation": -40.0,
+    },
+}
+"""protege's own cameras, named like the model's (free cameras: ``lookat``, ``distance``,
+``azimuth``, ``elevation``). ``workspace`` looks at the table from 0.8 m, where the block and the
+goal of pick-place (and of push and reach) lie: at 84×84 the block is ~5 pixels across,
+against ~2-3 in Meta-World's ``corner`` camera, which shows the whole table and the arm."""
 
 
 class MetaWorldEnv(gym.Env):
@@ -55,9 +67,9 @@ class MetaWorldEnv(gym.Env):
     Args:
         hidden_goal: zero the goal in the observation (the expert reads ``info["state"]``).
         observation: ``"state"``, ``"pixels"`` or ``"camera+state"`` (see the module).
-        camera: the camera of pixel observations and of ``render()`` (Meta-World's cameras:
-            ``corner``, ``corner2``, ``corner3``, ``topview``, ``behindGripper``,
-            ``gripperPOV``).
+        camera: the camera of pixel observations and of ``render()``: Meta-World's
+            (``corner``, ``corner2``, ``corner3``, ``topview``, ``behindGripper``,
+            ``gripperPOV``) or one of protege's :data:`VIEWS` (``workspace``).
         size: side of pixel observations.
         render_size: side of ``render()`` frames (GIFs).
         terminate_on_success: end the episode at the first successful step.
@@ -98,7 +110,11 @@ class MetaWorldEnv(gym.Env):
         env = pool.pop() if pool else _new_env(env_cls)
         self._env: Any = env
         self.action_space = env.action_space
-        mujoco_render.camera_id(env.model, camera)  # an unknown camera fails here
+        if camera not in VIEWS:
+            try:
+                mujoco_render.camera_id(env.model, camera)  # an unknown camera fails here
+            except ConfigError as exc:
+                raise ConfigError(f"{exc}, or protege's views {list(VIEWS)}") from None
         self.observation_space = self._observation_space()
         self._succeeded = False
 
@@ -174,12 +190,15 @@ class MetaWorldEnv(gym.Env):
         Meta-World's ``corner`` camera has its y axis pointing down: its image is upside
         down, and flipping the rows alone would mirror the scene. A camera whose up axis
         points below the horizon is turned by 180° (rows and columns), the view a camera at
-        the same place looking the same way would have held upright.
+        the same place looking the same way would have held upright. A view of
+        :data:`VIEWS` is a free camera, always upright.
         """
         env = self._env
         model, data = env.model, env.data
         scene = f"metaworld/{self.env_name}"
         r = mujoco_render.renderer(scene, model, size, size, self.fast_render)
+        if self.camera in VIEWS:
+            return r.render(model, data, VIEWS[self.camera])
         frame = r.render(model, data, self.camera)
         cid = mujoco_render.camera_id(model, self.camera)
         up_z = float(np.asarray(data.cam_xmat[cid]).reshape(3, 3)[2, 1])  # world z of cam y

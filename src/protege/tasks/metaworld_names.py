@@ -21,3 +21,7 @@ METAWORLD_TASKS: tuple[str, ...] = (
 
 HEADLINE_TASKS: tuple[str, ...] = ("pick-place", "push", "reach", "drawer-open", "button-press")
 """The tasks whose scripted expert protege tests (and the ones with a pixels variant)."""
+
+WORKSPACE_TASKS: tuple[str, ...] = ("pick-place", "push", "reach")
+"""The tasks whose block and goal lie where protege's ``workspace`` camera looks (a
+``-camera-workspace`` variant each; see :data:`protege.tasks.metaworld_env.VIEWS`)."""
