@@ -6,7 +6,9 @@ what makes its episodes differ in flight (the terrain only differs away from the
 :func:`make_lunar_lander` scales that bound for the duration of one reset, so ``push=0.2``
 draws the same random numbers as the stock env but pushes with a fifth of the force:
 a near-deterministic start whose demonstrations all follow nearly the same path. ``push=1``
-is the stock env (tested).
+is the stock env (tested). The bound is gymnasium's module constant, set for the reset's
+duration: two of these envs must not reset at the same moment in threads of one process
+(vector envs reset their sub-envs one after another, or in processes of their own).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class _ScaledPushLander(lunar_lander.LunarLander):
         super().__init__(**kwargs)
         self.push = float(push)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):  # type: ignore[override]
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
         stock = lunar_lander.INITIAL_RANDOM
         lunar_lander.INITIAL_RANDOM = stock * self.push
         try:
