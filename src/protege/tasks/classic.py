@@ -49,8 +49,8 @@ def return_at_least_minus_200(outcome: EpisodeOutcome) -> bool:
 
 STEADY_PUSH = 0.2
 """``lunarlander-steady``'s start: the reset's random push at this fraction of gymnasium's
-(chosen on development seeds, issue 13: BC on demonstrations needs several times HG-DAgger's
-labels there; see BENCHMARKS.md)."""
+(issue 13's candidate, chosen on development seeds; on fresh seeds HG-DAgger needs 0.60× the
+labels BC on demonstrations needs to reach 95% of the expert, median of 5: see BENCHMARKS.md)."""
 
 
 # Safe sets of HG-DAgger's simulated supervisor (> 1 is outside).
