@@ -13,6 +13,7 @@ results.md and return_vs_labels.png in ``--out``.
     .venv/bin/python benchmarks/dagger_lunar.py --methods thrifty    # one method (parallel runs)
     .venv/bin/python benchmarks/dagger_lunar.py --report             # tables/plot from saved runs
     .venv/bin/python benchmarks/dagger_lunar.py --task lunarlander-tight --out OUT  # another task
+    .venv/bin/python benchmarks/dagger_lunar.py --report --bc-grid 500 750 --out OUT  # finer BC
 
 Runs are resumable (``--resume``): each method's store and checkpoints live in
 ``--out/seed_<s>/<method>``.
@@ -256,6 +257,7 @@ def report(args: argparse.Namespace, out: Path) -> None:
                 budgets.add(t["labels_to_target"])
         top = max(budgets)
         budgets |= {b for b in (1000, 2000, 4000, 8000, 16000) if b < top}
+        budgets |= set(args.bc_grid)
         bc_res = bc_at_budgets(args, seed, sorted(budgets), out / f"seed_{seed}" / "bc")
         bc_points[seed] = bc_res
         bc_reach = next((b for b in sorted(bc_res) if bc_res[b]["mean_return"] >= target), None)
@@ -466,6 +468,13 @@ def main() -> None:
     ap.add_argument("--agg-rollins", type=int, default=8, help="AggreVaTe's roll-ins per round")
     ap.add_argument("--agg-envs", type=int, default=4)
     ap.add_argument("--agg-horizon", type=int, default=None, help="AggreVaTe's completion horizon")
+    ap.add_argument(
+        "--bc-grid",
+        type=int,
+        nargs="+",
+        default=[],
+        help="more label budgets for BC on demonstrations (--report)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

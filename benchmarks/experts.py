@@ -19,6 +19,7 @@ TASKS = [
     "cartpole",
     "lunarlander",
     "lunarlander-tight",
+    "lunarlander-steady",
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",

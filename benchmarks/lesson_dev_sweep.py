@@ -31,6 +31,7 @@ import torch
 import dagger_lunar
 from protege import tasks
 from protege.experts.classic import LunarLanderExpert
+from protege.tasks.lunar_start import make_lunar_lander
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     "calm": {},
@@ -47,6 +48,15 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "expert": {"deadband": 0.02},
     },
     "wind10-calm-turb": {"enable_wind": True, "wind_power": 10.0, "turbulence_power": 0.0},
+    # A gentler random start (the reset's push scaled): narrow demonstrations.
+    "push0": {"push": 0.0},
+    "push0.05": {"push": 0.05},
+    "push0.1": {"push": 0.1},
+    "push0.2": {"push": 0.2},
+    "push0.3": {"push": 0.3},
+    "push0.4": {"push": 0.4},
+    "tight-push0.1": {"push": 0.1, "expert": {"deadband": 0.02}},
+    "tight-push0.2": {"push": 0.2, "expert": {"deadband": 0.02}},
 }
 BC_GRID = (250, 500, 1000, 2000, 4000, 8000)
 
@@ -77,7 +87,10 @@ def register(name: str) -> str:
     base = tasks.make("lunarlander")
     kwargs = dict(CANDIDATES[name])
     expert = partial(TightLander, **kwargs.pop("expert", {}))
-    task = dataclasses.replace(base, name=f"dev-{name}", env_kwargs=kwargs, expert_factory=expert)
+    env_id = partial(make_lunar_lander, push=kwargs.pop("push", 1.0))
+    task = dataclasses.replace(
+        base, name=f"dev-{name}", env_id=env_id, env_kwargs=kwargs, expert_factory=expert
+    )
     tasks.register(task, overwrite=True)
     return task.name
 
@@ -128,7 +141,7 @@ def run(name: str, seed: int, ns: argparse.Namespace) -> dict[str, Any]:
                 "curve": [(r.labels, round(r.mean_return, 1)) for r in res.rows],
                 "interventions": t["interventions"],
             }
-        bc = dagger_lunar.bc_at_budgets(args, seed, list(BC_GRID), root / "bc")
+        bc = dagger_lunar.bc_at_budgets(args, seed, list(ns.bc_grid), root / "bc")
         reach = next((b for b in sorted(bc) if bc[b]["mean_return"] >= res.target_return), None)
         out["methods"]["bc"] = {
             "labels_to_95": reach,
@@ -166,6 +179,7 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=7000)
     ap.add_argument("--eval-episodes", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--bc-grid", type=int, nargs="+", default=list(BC_GRID))
     ap.add_argument("--summary", type=Path, nargs="+", help="summarize these JSON-lines files")
     ns = ap.parse_args()
     if ns.summary:

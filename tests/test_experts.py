@@ -22,6 +22,7 @@ CLASSIC = [
     "cartpole",
     "lunarlander",
     "lunarlander-tight",
+    "lunarlander-steady",
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",
@@ -36,6 +37,7 @@ MIN_SUCCESS = {
     "mountaincar": 1.0,
     "lunarlander": 0.9,
     "lunarlander-tight": 0.9,
+    "lunarlander-steady": 1.0,
     "lunarlander-continuous": 0.9,
     "pendulum": 0.5,  # return ≥ −200 is out of reach from some bottom starts
 }

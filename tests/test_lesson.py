@@ -1,18 +1,23 @@
-"""Issue 13's candidate task (``lunarlander-tight``: the lander with a tight pilot) and the
-demo's one-sentence lesson, computed from the run's own curves."""
+"""Issue 13's candidate tasks (``lunarlander-tight``: the lander with a tight pilot;
+``lunarlander-steady``: with a gentle random start) and the demo's one-sentence lesson,
+computed from the run's own curves."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from protege import tasks
 from protege.configs.demos import LunarDemoConfig
 from protege.demos.lunarlander import Curve
 from protege.demos.lunarlander_report import labels_summary, lesson
+from protege.errors import ConfigError
 from protege.experts.classic import LunarLanderExpert
 from protege.rollout.evaluate import evaluate_expert
+from protege.tasks.classic import STEADY_PUSH
+from protege.tasks.lunar_start import make_lunar_lander
 
 TIGHT = tasks.make("lunarlander-tight")
 
@@ -39,6 +44,30 @@ def test_the_tight_lander_is_seeded() -> None:
     b = evaluate_expert(TIGHT, episodes=2, n_envs=2, seed=5)
     np.testing.assert_array_equal(a.returns, b.returns)
     assert (a.returns >= 200).all()
+
+
+def _starts(env, seeds: range) -> np.ndarray:
+    try:
+        return np.stack([env.reset(seed=s)[0] for s in seeds])
+    finally:
+        env.close()
+
+
+def test_the_steady_lander_is_the_stock_one_pushed_less() -> None:
+    steady = tasks.make("lunarlander-steady")
+    assert steady.env_kwargs == {"push": STEADY_PUSH} and 0 < STEADY_PUSH < 1
+    assert steady.risk is tasks.make("lunarlander").risk
+    seeds = range(12)
+    stock = _starts(tasks.make("lunarlander").make_env(), seeds)
+    np.testing.assert_array_equal(_starts(make_lunar_lander(push=1.0), seeds), stock)
+    gentle = _starts(steady.make_env(), seeds)
+    # The same random draws, a fifth of the push: the first step's velocities (vx, vy) shrink
+    # by about the push's factor (gravity's part of vy is the same for all).
+    vx_ratio = np.std(gentle[:, 2]) / np.std(stock[:, 2])
+    assert abs(vx_ratio - STEADY_PUSH) < 0.05, vx_ratio
+    assert np.std(gentle[:, 3]) < 0.3 * np.std(stock[:, 3])
+    with pytest.raises(ConfigError, match="push=-1"):
+        make_lunar_lander(push=-1.0)
 
 
 def _run(bc: list[tuple[int, float]], final_bc: tuple[int, float], **methods) -> SimpleNamespace:

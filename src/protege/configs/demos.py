@@ -48,7 +48,8 @@ class LunarDemoConfig:
     """
 
     task: str = "lunarlander"
-    """Run the same pipeline on another task (``lunarlander-tight``: the tight pilot)."""
+    """Run the same pipeline on another task (``lunarlander-tight``: the tight pilot;
+    ``lunarlander-steady``: a gentler random start)."""
     seed: int = 0
     """Seeds everything; evaluation episodes use ``seed + EVAL_SEED_OFFSET``."""
     episodes: int = 100
