@@ -214,6 +214,7 @@ class Progress(Observer):
         self.bar.update(1)
 
     def on_rollout_end(self, result: RolloutResult) -> None:
+        self.bar.refresh()  # draw the finished count (tqdm skips updates within mininterval)
         self.bar.close()
 
 
