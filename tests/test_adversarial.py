@@ -19,7 +19,8 @@ import torch
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.adversarial import ExpertSteps, train
+from protege.algos.adversarial import train
+from protege.algos.adversarial_inputs import ExpertSteps
 from protege.cli import main
 from protege.configs.adversarial import PPO_DEFAULTS, AdversarialConfig, ppo_config
 from protege.configs.rl import PPOConfig
@@ -36,8 +37,11 @@ SMALL = AdversarialConfig(
     eval_episodes=5,
     policy_hidden_sizes=(32, 32),
     disc_hidden_sizes=(32, 32),
+    bc_steps=0,
+    value_warmup=0,
+    bc_weight=0.0,
 )
-"""Small enough to learn CartPole in seconds."""
+"""Small enough to learn CartPole in seconds, from scratch (no BC warm start)."""
 PPO_SMALL = PPOConfig(rollout_steps=500, n_envs=4, minibatch_size=128, lr=1e-3, seed=1)
 TINY = dataclasses.replace(
     SMALL,
@@ -79,6 +83,20 @@ def test_gail_reaches_the_expert_s_level_on_cartpole(demos: Path, tmp_path: Path
     )
     assert res.evals[0]["mean_return"] < 50
     assert res.evals[-1]["mean_return"] >= 0.8 * 500, res.evals
+
+
+def test_gail_starts_from_bc_on_the_same_demonstrations(demos: Path, tmp_path: Path) -> None:
+    """The default start: BC on the demonstrations before the first evaluation (its seconds
+    on the run's clock), a critic warm-up, then a decaying BC term in the policy's loss."""
+    cfg = dataclasses.replace(TINY, bc_steps=300, value_warmup=1, bc_weight=1.0, bc_decay=0.5)
+    res = train(
+        "gail", CARTPOLE, data_of(demos), tmp_path / "g", cfg, PPO_TINY,
+        tensorboard=False, reward_episodes=0,
+    )  # fmt: skip
+    assert res.evals[0]["mean_return"] > 100 and res.evals[0]["wall_seconds"] > 0, res.evals
+    assert "bc" not in res.history[0] and "bc" in res.history[1]
+    last = res.history[-1]
+    assert last["bc_weight"] == pytest.approx(0.5 ** (last["update"] - 1))
 
 
 def test_airl_s_reward_ranks_the_expert_s_steps_above_a_random_policy_s(
@@ -154,7 +172,7 @@ def test_state_only_needs_no_labels_and_action_methods_refuse_a_store_without_th
         CARTPOLE,
         unlabelled,
         tmp_path / "so",
-        dataclasses.replace(TINY, state_only=True),
+        dataclasses.replace(TINY, state_only=True, bc_steps=300, bc_weight=1.0),  # ignored
         PPO_TINY,
         tensorboard=False,
         reward_episodes=0,

@@ -6,11 +6,17 @@ discriminator steps (expert steps labelled ``1 − ε``, replayed generator step
 gradient penalty on interpolated inputs), then labels the batch with the discriminator's
 reward, divided by its running standard deviation. Its weights, optimizer moments, replay and
 reward statistics travel in the learner's checkpoint, so a run killed with ``kill -9``
-resumes to the same numbers.
+resumes to the same numbers. Where the demonstrations' episodes terminate (rather than run
+to the time limit), terminations lead to an absorbing state (``AdversarialConfig.absorbing``,
+:mod:`protege.algos.adversarial_inputs`): the discriminator learns its reward from the share
+of each side's occupancy it takes, and the learner's returns bootstrap a termination with it
+(:meth:`AdversarialReward.terminal_value`).
 
 :func:`train` runs the whole method through :func:`protege.algos.finetune.finetune` (the RL
 run: evaluation on rollouts with the true reward, checkpoints and ``resume``, TensorBoard,
-the store of RL episodes) from a fresh policy, then saves the learned reward as an artefact
+the store of RL episodes) from a policy warm-started by BC on the same demonstrations, with
+a critic warm-up and a decaying BC term (``bc_steps``, ``value_warmup``, ``bc_weight``: 0
+starts untrained, as Ho & Ermon's), then saves the learned reward as an artefact
 (``OUT/reward``: :mod:`protege.rewards.artefact`) and compares it with the task's reward
 along the trained policy's trajectories (``OUT/reward_vs_true.png``, correlations in
 ``OUT/{method}.json``).
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +41,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from protege.algos import bc
+from protege.algos.adversarial_inputs import ExpertSteps, absorbing_mass, uses_absorbing
 from protege.algos.finetune import finetune
 from protege.algos.ppo import RewardSource
 from protege.algos.rl_rollout import RolloutBatch, derived_seed
 from protege.configs.adversarial import AdversarialConfig, ppo_config
+from protege.configs.bc import BCConfig
 from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.policy import PolicyConfig
 from protege.configs.rl import FinetuneConfig, PPOConfig
@@ -53,42 +63,6 @@ from protege.tasks.base import Task
 METHODS = ("gail", "airl")
 
 
-@dataclass
-class ExpertSteps:
-    """The demonstrations' steps the discriminator learns from (env units, numpy)."""
-
-    obs: np.ndarray
-    actions: np.ndarray
-    next_obs: np.ndarray
-    done: np.ndarray
-
-    @classmethod
-    def of(cls, data: Transitions, state_only: bool, where: str) -> ExpertSteps:
-        """Every step of ``data`` (``state_only``), else its labelled steps; a DataError
-        naming ``where`` if the method needs action labels and there are none."""
-        if isinstance(data.obs, dict):
-            raise DataError(f"{where}: adversarial imitation takes Box observations, not parts")
-        if data.final_obs is None:
-            raise DataError(f"{where}: the demonstrations carry no final observations")
-        keep = np.arange(len(data)) if state_only else np.flatnonzero(data.labeled)
-        if len(keep) == 0:
-            raise DataError(
-                f"{where}: no step carries an expert action label, and this method learns "
-                "from actions; use --state-only (observations alone) or labelled demonstrations"
-            )
-        obs = np.asarray(data.obs, np.float32)
-        actions = data.actions if not state_only else data.executed
-        return cls(
-            obs=obs[keep],
-            actions=np.asarray(actions)[keep],
-            next_obs=data.next_obs().astype(np.float32)[keep],
-            done=data.step_terminal()[keep],
-        )
-
-    def __len__(self) -> int:
-        return len(self.obs)
-
-
 class AdversarialReward(RewardSource):
     """The discriminator as PPO's reward source (see the module docstring)."""
 
@@ -99,6 +73,7 @@ class AdversarialReward(RewardSource):
         expert: ExpertSteps,
         config: AdversarialConfig,
         seed: int,
+        horizon: int = 1,
     ):
         self.name = net.kind
         self.net, self.policy, self.expert, self.config, self.seed = (
@@ -114,6 +89,8 @@ class AdversarialReward(RewardSource):
         self.pos = 0
         self.size = 0
         self.stats = torch.zeros(3, dtype=torch.float64)  # count, mean, M2 of raw rewards
+        self.horizon = horizon
+        self._terminal_reward = 0.0
         self._expert = {
             "obs": torch.from_numpy(expert.obs),
             "act": torch.as_tensor(expert.actions),
@@ -122,6 +99,8 @@ class AdversarialReward(RewardSource):
         }
         if net.kind == "airl":
             self._expert["raw"] = self._raw_of(self._expert["act"])
+        length = expert.length if expert.length is not None else np.full(len(expert), horizon - 1)
+        self._expert_mass = float(absorbing_mass(expert.done, length, horizon).sum())
 
     def _raw_of(self, actions: torch.Tensor) -> torch.Tensor:
         """Head-space (B, 1, A) actions of env-unit ones (AIRL's log π of the expert's)."""
@@ -139,6 +118,11 @@ class AdversarialReward(RewardSource):
             "done": torch.as_tensor(batch.terminal),
             "raw": batch.raw_actions.detach(),
         }
+        if self.net.absorbing:
+            length = np.zeros(len(batch), np.int64)
+            length[np.flatnonzero(batch.last)] = batch.episode_lengths
+            mass = absorbing_mass(batch.terminal, length, self.horizon)
+            rows["mass"] = torch.from_numpy(mass)
         n = len(batch)
         if self.config.replay_size == 0 or not self.replay:
             cap = n if self.config.replay_size == 0 else self.capacity
@@ -164,27 +148,63 @@ class AdversarialReward(RewardSource):
             p = self.policy
             return p.head.log_prob(p.features(p.normalize_obs(obs)), raw)[:, 0]
 
+    def _absorbing_logit(self) -> torch.Tensor:
+        """(1,) the discriminator's logit of the absorbing state's step (AIRL: log π = 0
+        there, its one action being certain)."""
+        net, act = self.net, self._expert["act"][:1]
+        obs = self._expert["obs"][:1]
+        x = net.inputs(
+            torch.zeros_like(obs), torch.zeros_like(act), torch.zeros_like(obs), None,
+            torch.ones(1, dtype=torch.bool),
+        )  # fmt: skip
+        no = torch.zeros(1, dtype=torch.bool)
+        return net.logit(x, no, torch.zeros(1) if net.kind == "airl" else None)
+
+    def absorbing_shares(self) -> tuple[float, float]:
+        """The absorbing state's share of the expert's and of the replayed policy's
+        occupancy: its mass (what the time limit had left of every terminated episode)
+        over that plus the steps."""
+        mass_p = float(self.replay["mass"][: self.size].sum()) if "mass" in self.replay else 0.0
+        e = self._expert_mass / (self._expert_mass + len(self.expert))
+        return e, mass_p / (mass_p + self.size)
+
     def update(self, batch: RolloutBatch, update: int) -> dict[str, float]:
         """Add ``batch`` to the replay, then ``disc_updates`` discriminator steps."""
         cfg, net = self.config, self.net
+        n_up = max(cfg.disc_updates, 1)
         self._add(batch)
         g = torch.Generator().manual_seed(derived_seed(self.seed, update, 11))
         eps = cfg.label_smoothing
         sums = {"disc_loss": 0.0, "disc_expert_acc": 0.0, "disc_policy_acc": 0.0, "disc_gp": 0.0}
+        if net.absorbing:
+            share_e, share_p = self.absorbing_shares()
+            sums.update(
+                absorbing_share_expert=share_e * n_up, absorbing_share_policy=share_p * n_up
+            )
+            sums["disc_absorbing_d"] = 0.0
         net.train()
         for _ in range(cfg.disc_updates):
             ie = torch.randint(len(self.expert), (cfg.disc_batch_size,), generator=g)
             ig = torch.randint(self.size, (cfg.disc_batch_size,), generator=g)
             e = {k: v[ie] for k, v in self._expert.items()}
             p = {k: v[ig] for k, v in self.replay.items()}
-            xe = net.inputs(e["obs"], e["act"], e["next"])
-            xp = net.inputs(p["obs"], p["act"], p["next"])
+            xe = net.inputs(e["obs"], e["act"], e["next"], e["done"])
+            xp = net.inputs(p["obs"], p["act"], p["next"], p["done"])
             lpe = self._logp(e["obs"], e["raw"]) if net.kind == "airl" else None
             lpp = self._logp(p["obs"], p["raw"]) if net.kind == "airl" else None
             le, lp = net.logit(xe, e["done"], lpe), net.logit(xp, p["done"], lpp)
-            loss = F.binary_cross_entropy_with_logits(
-                le, torch.full_like(le, 1.0 - eps)
-            ) + F.binary_cross_entropy_with_logits(lp, torch.full_like(lp, eps))
+            bce_e = F.binary_cross_entropy_with_logits(le, torch.full_like(le, 1.0 - eps))
+            bce_p = F.binary_cross_entropy_with_logits(lp, torch.full_like(lp, eps))
+            if net.absorbing:  # the absorbing state's share of each side's occupancy
+                la = self._absorbing_logit()
+                bce_e = (1 - share_e) * bce_e + share_e * F.binary_cross_entropy_with_logits(
+                    la, torch.full_like(la, 1.0 - eps)
+                )
+                bce_p = (1 - share_p) * bce_p + share_p * F.binary_cross_entropy_with_logits(
+                    la, torch.full_like(la, eps)
+                )
+                sums["disc_absorbing_d"] += float(torch.sigmoid(la.detach())[0])
+            loss = bce_e + bce_p
             gp = torch.zeros(())
             if cfg.grad_penalty > 0:
                 alpha = torch.rand(cfg.disc_batch_size, 1, generator=g)
@@ -211,22 +231,38 @@ class AdversarialReward(RewardSource):
             sums["disc_policy_acc"] += float((lp < 0).float().mean())
             sums["disc_gp"] += float(gp.detach())
         net.eval()
-        n = max(cfg.disc_updates, 1)
-        return {k: v / n for k, v in sums.items()}
+        return {k: v / n_up for k, v in sums.items()}
 
     @torch.no_grad()
     def raw_rewards(self, batch: RolloutBatch) -> torch.Tensor:
         """The discriminator's reward of every step of ``batch``, before normalization."""
         net = self.net
+        done = torch.as_tensor(batch.terminal)
         x = net.inputs(
             torch.from_numpy(batch.obs),
             torch.as_tensor(batch.actions),
             torch.from_numpy(batch.next_obs),
+            done,
         )
-        return net.policy_reward(x, torch.as_tensor(batch.terminal), batch.logp)
+        return net.policy_reward(x, done, batch.logp)
+
+    @torch.no_grad()
+    def absorbing_reward(self) -> float:
+        """The discriminator's reward of the absorbing state's step (before normalization;
+        0 without absorbing states)."""
+        if not self.net.absorbing:
+            return 0.0
+        logit = self._absorbing_logit()
+        return float(F.softplus(logit)[0] if self.net.kind == "gail" else logit[0])
+
+    def terminal_value(self, gamma: float) -> float:
+        """The absorbing state's reward (normalized like the latest batch's) summed forever:
+        ``r / (1 − γ)``; 0 without absorbing states."""
+        return self._terminal_reward / (1.0 - gamma) if gamma < 1.0 else 0.0
 
     def rewards(self, batch: RolloutBatch) -> np.ndarray:
         r = self.raw_rewards(batch).double()
+        self._terminal_reward = self.absorbing_reward()
         if not self.config.normalize_reward:
             return r.numpy()
         # Welford merge of the batch into the running count, mean and M2.
@@ -239,6 +275,7 @@ class AdversarialReward(RewardSource):
         m2 = m20 + m21 + delta**2 * n0 * n1 / n
         self.stats = torch.tensor([n, mean, m2], dtype=torch.float64)
         std = max((m2 / max(n - 1, 1)) ** 0.5, 1e-8)
+        self._terminal_reward /= std
         return (r / std).numpy()
 
     # -------------------------------------------------------------------- state
@@ -315,6 +352,29 @@ def make_policy(task: Task, expert: ExpertSteps, config: AdversarialConfig, seed
     return policy
 
 
+def warm_start(
+    policy: Policy, demos: Transitions, config: AdversarialConfig, seed: int, where: str
+) -> float:
+    """BC on ``demos`` for ``config.bc_steps`` steps (none: nothing, nor with
+    ``state_only``); returns its seconds."""
+    if config.bc_steps == 0 or config.state_only:
+        return 0.0
+    if demos.n_labels == 0:
+        raise DataError(f"{where}: no step carries an expert action label for --bc-steps")
+    t0 = time.perf_counter()
+    bc_config = BCConfig(
+        steps=config.bc_steps,
+        batch_size=64,
+        val_fraction=0.0,
+        seed=derived_seed(seed, 8) % 2**31,
+        device="cpu",
+    )
+    with torch.random.fork_rng(devices=[]):
+        bc.fit(policy, demos, bc_config)
+    policy.eval()
+    return time.perf_counter() - t0
+
+
 def train(
     method: str,
     task: Task,
@@ -340,7 +400,9 @@ def train(
     where = data_name or "the demonstrations"
     expert = ExpertSteps.of(demos, cfg.state_only, where)
     policy = make_policy(task, expert, cfg, ppo_cfg.seed)
+    bc_seconds = 0.0 if resume else warm_start(policy, demos, cfg, ppo_cfg.seed, where)
     obs_space, act_space = task.spaces
+    absorbing = uses_absorbing(cfg, expert)
     spec = spec_for(
         method,
         obs_space,
@@ -350,15 +412,18 @@ def train(
         hidden_sizes=cfg.disc_hidden_sizes,
         gamma=ppo_cfg.gamma,
         spectral_norm=cfg.spectral_norm,
+        absorbing=absorbing,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derived_seed(ppo_cfg.seed, 6) % 2**63)
         net = DiscriminatorNet(spec)
-    reward = AdversarialReward(net, policy, expert, cfg, ppo_cfg.seed)
+    reward = AdversarialReward(net, policy, expert, cfg, ppo_cfg.seed, task.horizon)
     ft = FinetuneConfig(
         steps=cfg.steps,
         kl=0.0,
-        value_warmup=0,
+        value_warmup=cfg.value_warmup,
+        bc_weight=0.0 if cfg.state_only else cfg.bc_weight,
+        bc_decay=cfg.bc_decay,
         eval_every=cfg.eval_every,
         eval_episodes=cfg.eval_episodes,
         checkpoint_every=cfg.checkpoint_every,
@@ -375,9 +440,16 @@ def train(
         progress=method if progress else False,
         tensorboard=tensorboard,
         extra={"task": task.name, "data": data_name},
-        settings={"method": method, "adversarial": settings, "demo_steps": len(expert)},
+        settings={
+            "method": method,
+            "adversarial": settings,
+            "absorbing_states": absorbing,
+            "demo_steps": len(expert),
+        },
         name=method,
         store_episodes=cfg.store_episodes,
+        demos=demos if cfg.bc_weight > 0 and not cfg.state_only else None,
+        start_seconds=bc_seconds,
     )
     save_reward(out / "reward", net, net.spec())
     result = AdversarialResult(

@@ -183,6 +183,7 @@ def finetune(
     settings: dict[str, Any] | None = None,
     name: str = "finetune",
     store_episodes: bool = True,
+    start_seconds: float = 0.0,
 ) -> FinetuneResult:
     """Fine-tune ``policy`` (in place) on ``task`` with PPO; write the run to ``out``.
 
@@ -196,6 +197,8 @@ def finetune(
             with the run's own in ``{name}.json``.
         name: the run's name (its JSON record ``{name}.json`` and progress bar).
         store_episodes: append every RL episode to ``out/store`` (durably: one fsync each).
+        start_seconds: training seconds spent before the run on what it starts from (a warm
+            start's BC): its clock, which evaluations record, starts there.
     """
     cfg, ppo_cfg = config or FinetuneConfig(), ppo or PPOConfig()
     out = Path(out)
@@ -246,7 +249,7 @@ def finetune(
     )
     observers = [RLEpisodes(store)] if store is not None else []
     learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers)
-    result = FinetuneResult(seed=ppo_cfg.seed)
+    result = FinetuneResult(seed=ppo_cfg.seed, wall_seconds=start_seconds)
     if state is not None:
         tensors = load_file(str(ckpt / state["weights"]))
         learner.load_state(tensors, state["numbers"])

@@ -146,6 +146,12 @@ class RewardSource:
         """(len(batch),) the reward of every step."""
         return batch.env_rewards
 
+    def terminal_value(self, gamma: float) -> float:
+        """The value of what follows a termination, in the units of the latest
+        :meth:`rewards` (0: nothing; a source with an absorbing state returns its reward's
+        discounted sum, ``r / (1 − γ)``). Truncated episodes bootstrap from the critic."""
+        return 0.0
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {}
 
@@ -262,11 +268,21 @@ class PPO:
                 batch.values = self._value(torch.from_numpy(batch.obs))
         metrics: dict[str, float] = dict(self.reward.update(batch, update))
         rewards = np.asarray(self.reward.rewards(batch), np.float64)
+        terminal_value = float(self.reward.terminal_value(cfg.gamma))
+        if terminal_value != 0.0:
+            metrics["terminal_value"] = terminal_value
         with torch.no_grad():
             next_v = self._value(torch.from_numpy(batch.next_obs)).numpy().astype(np.float64)
         values = batch.values.numpy().astype(np.float64)
         adv, targets = gae(
-            rewards, values, next_v, batch.terminal, batch.last, cfg.gamma, cfg.gae_lambda
+            rewards,
+            values,
+            next_v,
+            batch.terminal,
+            batch.last,
+            cfg.gamma,
+            cfg.gae_lambda,
+            terminal_value=terminal_value,
         )
         if self.value_scale == 0.0:
             self.value_scale = float(max(np.std(targets), 1e-3))

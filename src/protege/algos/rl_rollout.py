@@ -188,18 +188,20 @@ def gae(
     last: np.ndarray,
     gamma: float,
     lam: float,
+    terminal_value: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generalized advantage estimates and value targets over concatenated whole episodes.
 
     ``next_values[k]`` is V(next_obs[k]) (used only at an episode's last step: the bootstrap
-    of a truncated episode; a terminated one bootstraps from 0). Returns (advantages, targets).
+    of a truncated episode; a terminated one bootstraps from ``terminal_value``, 0 unless the
+    reward has an absorbing state). Returns (advantages, targets).
     """
     n = len(rewards)
     adv = np.zeros(n, np.float64)
     running = 0.0
     for k in range(n - 1, -1, -1):
         if last[k]:
-            bootstrap = 0.0 if terminal[k] else next_values[k]
+            bootstrap = terminal_value if terminal[k] else next_values[k]
             running = 0.0
         else:
             bootstrap = values[k + 1]

@@ -19,6 +19,9 @@ from protege.configs.checks import (
     check_sizes,
 )
 from protege.configs.rl import PPOConfig
+from protege.errors import ConfigError
+
+ABSORBING = ("auto", "on", "off")
 
 PPO_DEFAULTS: dict[str, Any] = {
     "rollout_steps": 1024,
@@ -56,7 +59,8 @@ class AdversarialConfig:
     """Env steps the policy collects (every step labels the discriminator's generator side)."""
     state_only: bool = False
     """Learn from observations alone: the discriminator never sees actions (GAIL: D(s, s'),
-    AIRL: g(s)), so demonstrations need no action labels."""
+    AIRL: g(s)), so demonstrations need no action labels; the policy then starts untrained
+    and has no BC term (``bc_steps`` and ``bc_weight`` apply to labelled actions only)."""
     disc_hidden_sizes: tuple[int, ...] = (64, 64)
     """The discriminator's hidden layers (AIRL: g's and h's each)."""
     disc_lr: float = 3e-4
@@ -75,11 +79,37 @@ class AdversarialConfig:
     replay_size: int = 20_000
     """Generator steps kept for the discriminator (the newest batch always among them): a
     replay of older policies that keeps it from forgetting them (0: the newest batch only)."""
+    absorbing: str = "auto"
+    """Terminations as absorbing states (Kostrikov et al. 2019): a terminated episode moves
+    to one absorbing state whose reward the discriminator learns (the expert's episodes end
+    in it too) and the policy's returns bootstrap a termination with that reward forever
+    instead of 0, so that coming to rest like the expert is not a loss under GAIL's
+    positive reward. Time-limit truncations are not terminations. "on", "off", or "auto":
+    on when some demonstration episode terminated (LunarLander's, which land), off when
+    none did (CartPole's and Pendulum's run to the time limit)."""
     normalize_reward: bool = True
     """Divide the policy's rewards by their running standard deviation (not centred: the sign
     of a step's reward, and so what ending an episode early is worth, stays)."""
     policy_hidden_sizes: tuple[int, ...] = (64, 64)
-    """The policy's hidden layers (it starts untrained)."""
+    """The policy's hidden layers (it starts from BC on the demonstrations: ``bc_steps``)."""
+    bc_steps: int = 2000
+    """Behavioral-cloning gradient steps (minibatches of 64) on the demonstrations' labelled
+    steps before adversarial training starts, their seconds counted in the run's (0: the
+    policy starts untrained, as in Ho & Ermon; ignored with ``state_only``). The same
+    demonstrations, no more labels."""
+    value_warmup: int = 2
+    """PPO updates at the start in which the policy does not move: the critic (and the
+    discriminator) learn on its rollouts first, so that a warm-started policy is not pushed
+    by the advantages of a critic that knows nothing."""
+    bc_weight: float = 1.0
+    """Weight of a BC term ``−log π(a|s)`` on the demonstrations' labelled steps added to
+    the policy's PPO loss after the warm-up, multiplied by ``bc_decay`` every update (0:
+    none; ignored with ``state_only``). It keeps the policy near the demonstrations while
+    the discriminator's reward is still wrong: on LunarLander, without it, a BC start
+    drifted within 50,000 steps to hovering until the time limit."""
+    bc_decay: float = 0.99
+    """The BC term's weight decays by this factor per PPO update (0.99: to a third after
+    about 110 updates)."""
     store_episodes: bool = False
     """Also append every RL episode to ``OUT/store`` (durably, one fsync per episode: on short
     episodes that costs more wall time than the learning)."""
@@ -100,7 +130,15 @@ class AdversarialConfig:
         check_float(own, "grad_penalty", self.grad_penalty, 0.0)
         check_float(own, "label_smoothing", self.label_smoothing, 0.0, 0.5)
         check_int(own, "replay_size", self.replay_size, 0, MAX_STEPS)
+        if self.absorbing not in ABSORBING:
+            raise ConfigError(
+                f"{own}.absorbing must be one of {', '.join(ABSORBING)}, not {self.absorbing!r}"
+            )
         check_sizes(own, "policy_hidden_sizes", self.policy_hidden_sizes)
+        check_int(own, "bc_steps", self.bc_steps, 0, MAX_STEPS)
+        check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
+        check_float(own, "bc_weight", self.bc_weight, 0.0)
+        check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)
         check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
         check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
         check_int(own, "checkpoint_every", self.checkpoint_every, 1, MAX_COUNT)

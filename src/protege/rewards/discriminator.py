@@ -11,6 +11,14 @@ bounds, one-hot discrete actions) and so is a self-contained learned reward: cal
 - **AIRL**: ``f = g(s[, a]) + γ (1 − done) h(s') − h(s)``, logit ``ℓ = f − log π(a|s)``; the
   exported reward is ``g`` alone (the disentangled reward, without the shaping ``h``), the
   policy is trained on ``f``.
+
+**Absorbing states** (``absorbing`` in the spec; Kostrikov et al. 2019, "DAC"): a terminated
+episode does not stop, it moves to one absorbing state that loops on itself forever. Every
+state input gains a flag (1: the absorbing state, whose observation and action are zeroed),
+a terminal step's next state is the absorbing one (so AIRL's ``h(s')`` is ``h`` of it, not
+0), and the discriminator learns the absorbing state's reward from how often each side's
+episodes end in it. The policy's learner bootstraps a termination with that reward's
+discounted sum (:meth:`protege.algos.ppo.RewardSource.terminal_value`) instead of 0.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ class DiscriminatorNet(nn.Module):
         self.discrete: bool = s["discrete"]
         self.state_only: bool = s["state_only"]
         self.gamma: float = s["gamma"]
+        self.absorbing: bool = s["absorbing"]
         obs_dim, act_dim = s["obs_dim"], s["act_dim"]
         self.register_buffer("obs_mean", torch.tensor(s["obs_mean"], dtype=torch.float32))
         self.register_buffer("obs_std", torch.tensor(s["obs_std"], dtype=torch.float32))
@@ -70,14 +79,13 @@ class DiscriminatorNet(nn.Module):
         hi = torch.tensor(high or [1.0] * act_dim, dtype=torch.float32)
         self.register_buffer("act_offset", (hi + lo) / 2)
         self.register_buffer("act_scale", ((hi - lo) / 2).clamp_min(1e-6))
+        state = obs_dim + 1 if self.absorbing else obs_dim  # + the absorbing flag
         if self.kind == "gail":
-            width = obs_dim * 2 if self.state_only else obs_dim + act_dim
+            width = state * 2 if self.state_only else state + act_dim
         else:
-            width = obs_dim if self.state_only else obs_dim + act_dim
+            width = state if self.state_only else state + act_dim
         self.g = _mlp(width, s["hidden_sizes"], s["spectral_norm"])
-        self.h = (
-            _mlp(obs_dim, s["hidden_sizes"], s["spectral_norm"]) if self.kind == "airl" else None
-        )
+        self.h = _mlp(state, s["hidden_sizes"], s["spectral_norm"]) if self.kind == "airl" else None
 
     def spec(self) -> dict[str, Any]:
         """The JSON-able settings that rebuild this network (its artefact's config)."""
@@ -85,9 +93,18 @@ class DiscriminatorNet(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     def inputs(
-        self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        next_obs: torch.Tensor,
+        done: torch.Tensor | None = None,
+        absorbing: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Normalized network inputs of env-unit batches: ``s``, ``a``, ``s2`` (B, ·)."""
+        """Normalized network inputs of env-unit batches: ``s``, ``a``, ``s2`` (B, ·).
+
+        With absorbing states (else both are ignored): ``done`` (B,) marks terminal steps,
+        whose next state is the absorbing one, ``absorbing`` (B,) the absorbing state's own
+        step (state, action and next state all the absorbing ones)."""
         b = len(obs)
         s = (obs.reshape(b, -1).float() - self.obs_mean) / self.obs_std
         s2 = (next_obs.reshape(b, -1).float() - self.obs_mean) / self.obs_std
@@ -95,6 +112,12 @@ class DiscriminatorNet(nn.Module):
             a = F.one_hot(action.reshape(b).long(), len(self.act_offset)).float()
         else:
             a = (action.reshape(b, -1).float() - self.act_offset) / self.act_scale
+        if self.absorbing:
+            here = torch.zeros(b) if absorbing is None else absorbing.float().reshape(b)
+            nxt = here if done is None else torch.maximum(done.float().reshape(b), here)
+            s = torch.cat([s * (1.0 - here)[:, None], here[:, None]], -1)
+            s2 = torch.cat([s2 * (1.0 - nxt)[:, None], nxt[:, None]], -1)
+            a = a * (1.0 - here)[:, None]
         return {"s": s, "a": a, "s2": s2}
 
     def g_of(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -106,11 +129,13 @@ class DiscriminatorNet(nn.Module):
         return self.g(torch.cat(parts, -1)).squeeze(-1)
 
     def f_of(self, x: dict[str, torch.Tensor], done: torch.Tensor) -> torch.Tensor:
-        """GAIL: the logit; AIRL: ``f = g + γ (1 − done) h(s') − h(s)``. (B,)."""
+        """GAIL: the logit; AIRL: ``f = g + γ (1 − done) h(s') − h(s)`` (with absorbing
+        states ``f = g + γ h(s') − h(s)``, ``s'`` the absorbing state after a terminal step).
+        (B,)."""
         g = self.g_of(x)
         if self.h is None:
             return g
-        keep = 1.0 - done.float().reshape(-1)
+        keep = torch.ones(()) if self.absorbing else 1.0 - done.float().reshape(-1)
         return g + self.gamma * keep * self.h(x["s2"]).squeeze(-1) - self.h(x["s"]).squeeze(-1)
 
     def logit(
@@ -136,7 +161,7 @@ class DiscriminatorNet(nn.Module):
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, done: torch.Tensor
     ) -> torch.Tensor:
         """The learned reward of env-unit steps (B,): GAIL ``−log(1 − D)``, AIRL ``g``."""
-        x = self.inputs(obs, action, next_obs)
+        x = self.inputs(obs, action, next_obs, done)
         if self.kind == "gail":
             return F.softplus(self.g_of(x))
         return self.g_of(x)
@@ -155,6 +180,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
     out["discrete"] = require_bool(spec.get("discrete"), "discrete")
     out["state_only"] = require_bool(spec.get("state_only"), "state_only")
     out["spectral_norm"] = require_bool(spec.get("spectral_norm", False), "spectral_norm")
+    out["absorbing"] = require_bool(spec.get("absorbing", False), "absorbing")
     out["hidden_sizes"] = require_int_list(spec.get("hidden_sizes"), "hidden_sizes", 1, 2**16)
     out["gamma"] = require_number(spec.get("gamma", 0.99), "gamma")
     for key, n in (("obs_mean", out["obs_dim"]), ("obs_std", out["obs_dim"])):
@@ -187,9 +213,10 @@ def spec_for(
     hidden_sizes: Sequence[int],
     gamma: float,
     spectral_norm: bool,
+    absorbing: bool = False,
 ) -> dict[str, Any]:
     """The spec of a discriminator for the task's spaces, observations normalized with the
-    demonstrations' ``obs`` statistics."""
+    demonstrations' ``obs`` statistics (``absorbing``: with an absorbing state)."""
     import gymnasium as gym
 
     x = np.asarray(obs, np.float64).reshape(len(obs), -1)
@@ -201,6 +228,7 @@ def spec_for(
         "hidden_sizes": [int(h) for h in hidden_sizes],
         "gamma": float(gamma),
         "spectral_norm": bool(spectral_norm),
+        "absorbing": bool(absorbing),
         "obs_mean": x.mean(0).tolist(),
         "obs_std": np.where(std < 1e-6, 1.0, std).tolist(),
     }
