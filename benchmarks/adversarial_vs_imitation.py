@@ -322,15 +322,33 @@ def fmt(x: float | None, digits: int = 0) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
+def merge_sides(runs: list[dict]) -> list[dict]:
+    """``runs`` with the sides of one (task, method, seed) recorded separately joined."""
+    out: dict[tuple, dict] = {}
+    for run in runs:
+        key = (run["task"], run["method"], run["seed"])
+        if key not in out:
+            out[key] = dict(run)
+            continue
+        both = out[key]
+        for side in ("protege", "imitation"):
+            if side in run and side not in both:
+                both[side] = run[side]
+                both["order"] = [*both["order"], *run["order"]]
+                both["parallel"] = True
+    return list(out.values())
+
+
 def report(paths: list[str], figure: Path | None = None) -> None:
     """A markdown table of the runs recorded in ``paths`` (results.json files; runs still in
     progress when a file was last written are not in it), and with ``figure`` their return
-    against env steps in one PNG."""
+    against env steps in one PNG. The two sides of one (task, method, seed) found in two
+    files (run by two processes at once with ``--sides``) are one run, marked "parallel"."""
     merged: dict[str, Any] = {"tasks": {}, "runs": [], "seeds": [], "methods": []}
     for path in paths:
         results = json.loads(Path(path).read_text())
         merged["tasks"].update(results["tasks"])
-        merged["runs"] += results["runs"]
+        merged["runs"] = merge_sides(merged["runs"] + results["runs"])
         merged["seeds"] += [s for s in results["seeds"] if s not in merged["seeds"]]
         merged["methods"] += [m for m in results["methods"] if m not in merged["methods"]]
     merged["seeds"] = sorted({r["seed"] for r in merged["runs"]})
@@ -367,6 +385,7 @@ def report(paths: list[str], figure: Path | None = None) -> None:
             ev = run[side]["evals"]
             x = first_reach(ev, ref["threshold"])
             first = "first" if run["order"][0] == side else "second"
+            first = "parallel" if run.get("parallel") else first
             print(
                 f"| {run['task']} | {run['method'].upper()} | {run['seed']} | {side} ({first}) "
                 f"| {fmt(x['env_steps'])} | {fmt(x['wall_seconds'], 1)} "

@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from protege.algos.adversarial import AdversarialReward
-from protege.algos.adversarial_inputs import ExpertSteps, absorbing_mass, uses_absorbing
+from protege.algos.adversarial_inputs import (
+    ExpertSteps,
+    absorbing_mass,
+    uses_absorbing,
+    uses_bc_start,
+)
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import gae
 from protege.configs.adversarial import AdversarialConfig
@@ -89,7 +94,10 @@ def test_terminations_not_truncations_end_in_the_absorbing_state() -> None:
     cfg = AdversarialConfig(disc_updates=2, disc_batch_size=8, disc_hidden_sizes=(8,))
     assert uses_absorbing(cfg, expert)
     assert not uses_absorbing(AdversarialConfig(absorbing="off"), expert)
-    assert not uses_absorbing(cfg, dataclasses.replace(expert, done=np.zeros(5, bool)))
+    never = dataclasses.replace(expert, done=np.zeros(5, bool))  # CartPole's, Pendulum's
+    assert not uses_absorbing(cfg, never) and not uses_bc_start(cfg, never)
+    assert uses_bc_start(cfg, expert)
+    assert not uses_bc_start(AdversarialConfig(state_only=True), expert)
     spec = spec_for(
         "gail", *COIN.spaces, expert.obs, state_only=False, hidden_sizes=(8,), gamma=0.9,
         spectral_norm=False, absorbing=True,
@@ -134,3 +142,5 @@ def test_the_absorbing_state_is_its_own_flagged_input() -> None:
     assert plain.inputs(obs, act, obs, done, here)["s"].shape == (3, 2)
     with pytest.raises(ConfigError, match="absorbing"):
         AdversarialConfig(absorbing="yes")
+    with pytest.raises(ConfigError, match="bc_start must be one of auto, on, off"):
+        AdversarialConfig(bc_start="bc")

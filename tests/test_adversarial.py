@@ -37,11 +37,8 @@ SMALL = AdversarialConfig(
     eval_episodes=5,
     policy_hidden_sizes=(32, 32),
     disc_hidden_sizes=(32, 32),
-    bc_steps=0,
-    value_warmup=0,
-    bc_weight=0.0,
 )
-"""Small enough to learn CartPole in seconds, from scratch (no BC warm start)."""
+"""Small enough to learn CartPole in seconds."""
 PPO_SMALL = PPOConfig(rollout_steps=500, n_envs=4, minibatch_size=128, lr=1e-3, seed=1)
 TINY = dataclasses.replace(
     SMALL,
@@ -86,9 +83,10 @@ def test_gail_reaches_the_expert_s_level_on_cartpole(demos: Path, tmp_path: Path
 
 
 def test_gail_starts_from_bc_on_the_same_demonstrations(demos: Path, tmp_path: Path) -> None:
-    """The default start: BC on the demonstrations before the first evaluation (its seconds
-    on the run's clock), a critic warm-up, then a decaying BC term in the policy's loss."""
-    cfg = dataclasses.replace(TINY, bc_steps=300, value_warmup=1, bc_weight=1.0, bc_decay=0.5)
+    """The BC start (by default where demonstrations terminate; CartPole's run to the time
+    limit): BC on the demonstrations before the first evaluation (its seconds on the run's
+    clock), a critic warm-up, then a decaying BC term in the policy's loss."""
+    cfg = dataclasses.replace(TINY, bc_start="on", bc_steps=300, value_warmup=1, bc_decay=0.5)
     res = train(
         "gail", CARTPOLE, data_of(demos), tmp_path / "g", cfg, PPO_TINY,
         tensorboard=False, reward_episodes=0,
@@ -172,7 +170,7 @@ def test_state_only_needs_no_labels_and_action_methods_refuse_a_store_without_th
         CARTPOLE,
         unlabelled,
         tmp_path / "so",
-        dataclasses.replace(TINY, state_only=True, bc_steps=300, bc_weight=1.0),  # ignored
+        dataclasses.replace(TINY, state_only=True, bc_start="on"),  # no labels: no BC start
         PPO_TINY,
         tensorboard=False,
         reward_episodes=0,

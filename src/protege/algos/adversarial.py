@@ -14,9 +14,9 @@ of each side's occupancy it takes, and the learner's returns bootstrap a termina
 
 :func:`train` runs the whole method through :func:`protege.algos.finetune.finetune` (the RL
 run: evaluation on rollouts with the true reward, checkpoints and ``resume``, TensorBoard,
-the store of RL episodes) from a policy warm-started by BC on the same demonstrations, with
-a critic warm-up and a decaying BC term (``bc_steps``, ``value_warmup``, ``bc_weight``: 0
-starts untrained, as Ho & Ermon's), then saves the learned reward as an artefact
+the store of RL episodes) from a fresh policy, or (``bc_start``; by default where the
+demonstrations terminate) from BC on the same demonstrations with a critic warm-up and a
+decaying BC term, then saves the learned reward as an artefact
 (``OUT/reward``: :mod:`protege.rewards.artefact`) and compares it with the task's reward
 along the trained policy's trajectories (``OUT/reward_vs_true.png``, correlations in
 ``OUT/{method}.json``).
@@ -42,7 +42,12 @@ import torch
 import torch.nn.functional as F
 
 from protege.algos import bc
-from protege.algos.adversarial_inputs import ExpertSteps, absorbing_mass, uses_absorbing
+from protege.algos.adversarial_inputs import (
+    ExpertSteps,
+    absorbing_mass,
+    uses_absorbing,
+    uses_bc_start,
+)
 from protege.algos.finetune import finetune
 from protege.algos.ppo import RewardSource
 from protege.algos.rl_rollout import RolloutBatch, derived_seed
@@ -355,9 +360,8 @@ def make_policy(task: Task, expert: ExpertSteps, config: AdversarialConfig, seed
 def warm_start(
     policy: Policy, demos: Transitions, config: AdversarialConfig, seed: int, where: str
 ) -> float:
-    """BC on ``demos`` for ``config.bc_steps`` steps (none: nothing, nor with
-    ``state_only``); returns its seconds."""
-    if config.bc_steps == 0 or config.state_only:
+    """BC on ``demos`` for ``config.bc_steps`` steps; returns its seconds."""
+    if config.bc_steps == 0:
         return 0.0
     if demos.n_labels == 0:
         raise DataError(f"{where}: no step carries an expert action label for --bc-steps")
@@ -400,7 +404,10 @@ def train(
     where = data_name or "the demonstrations"
     expert = ExpertSteps.of(demos, cfg.state_only, where)
     policy = make_policy(task, expert, cfg, ppo_cfg.seed)
-    bc_seconds = 0.0 if resume else warm_start(policy, demos, cfg, ppo_cfg.seed, where)
+    bc_start = uses_bc_start(cfg, expert)
+    bc_seconds = 0.0
+    if bc_start and not resume:
+        bc_seconds = warm_start(policy, demos, cfg, ppo_cfg.seed, where)
     obs_space, act_space = task.spaces
     absorbing = uses_absorbing(cfg, expert)
     spec = spec_for(
@@ -421,8 +428,8 @@ def train(
     ft = FinetuneConfig(
         steps=cfg.steps,
         kl=0.0,
-        value_warmup=cfg.value_warmup,
-        bc_weight=0.0 if cfg.state_only else cfg.bc_weight,
+        value_warmup=cfg.value_warmup if bc_start else 0,
+        bc_weight=cfg.bc_weight if bc_start else 0.0,
         bc_decay=cfg.bc_decay,
         eval_every=cfg.eval_every,
         eval_episodes=cfg.eval_episodes,
@@ -444,11 +451,12 @@ def train(
             "method": method,
             "adversarial": settings,
             "absorbing_states": absorbing,
+            "bc_start": bc_start,
             "demo_steps": len(expert),
         },
         name=method,
         store_episodes=cfg.store_episodes,
-        demos=demos if cfg.bc_weight > 0 and not cfg.state_only else None,
+        demos=demos if bc_start and cfg.bc_weight > 0 else None,
         start_seconds=bc_seconds,
     )
     save_reward(out / "reward", net, net.spec())

@@ -67,3 +67,12 @@ def uses_absorbing(config: AdversarialConfig, expert: ExpertSteps) -> bool:
     """Whether terminations lead to an absorbing state: ``config.absorbing`` "on", or "auto"
     and some demonstration episode terminated (rather than ran to its time limit)."""
     return config.absorbing == "on" or (config.absorbing == "auto" and bool(expert.done.any()))
+
+
+def uses_bc_start(config: AdversarialConfig, expert: ExpertSteps) -> bool:
+    """Whether the policy starts from BC (with the critic warm-up and the BC term):
+    ``config.bc_start`` "on", or "auto" and some demonstration episode terminated; never
+    with ``state_only``."""
+    if config.state_only:
+        return False
+    return config.bc_start == "on" or (config.bc_start == "auto" and bool(expert.done.any()))

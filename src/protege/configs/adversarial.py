@@ -21,7 +21,7 @@ from protege.configs.checks import (
 from protege.configs.rl import PPOConfig
 from protege.errors import ConfigError
 
-ABSORBING = ("auto", "on", "off")
+SWITCH = ("auto", "on", "off")
 
 PPO_DEFAULTS: dict[str, Any] = {
     "rollout_steps": 1024,
@@ -60,7 +60,7 @@ class AdversarialConfig:
     state_only: bool = False
     """Learn from observations alone: the discriminator never sees actions (GAIL: D(s, s'),
     AIRL: g(s)), so demonstrations need no action labels; the policy then starts untrained
-    and has no BC term (``bc_steps`` and ``bc_weight`` apply to labelled actions only)."""
+    (``bc_start`` needs labelled actions)."""
     disc_hidden_sizes: tuple[int, ...] = (64, 64)
     """The discriminator's hidden layers (AIRL: g's and h's each)."""
     disc_lr: float = 3e-4
@@ -91,24 +91,31 @@ class AdversarialConfig:
     """Divide the policy's rewards by their running standard deviation (not centred: the sign
     of a step's reward, and so what ending an episode early is worth, stays)."""
     policy_hidden_sizes: tuple[int, ...] = (64, 64)
-    """The policy's hidden layers (it starts from BC on the demonstrations: ``bc_steps``)."""
+    """The policy's hidden layers."""
+    bc_start: str = "auto"
+    """Start the policy from BC on the same demonstrations (``bc_steps``; no more labels),
+    let the critic learn first (``value_warmup``) and add a decaying BC term to the policy's
+    loss (``bc_weight``, ``bc_decay``). "on", "off" (an untrained policy, as in Ho & Ermon),
+    or "auto": on when some demonstration episode terminated, like ``absorbing``. What an
+    expert does to end its episodes (LunarLander's: come to rest) leads out of the game, so
+    the discriminator rewards it only through the absorbing state, one input among many and
+    learned slowly; the BC term teaches it from the demonstrations meanwhile (on LunarLander
+    a BC start without it drifted within 50,000 env steps to hovering until the time limit).
+    Where the episodes run to the time limit, BC may be far worse than GAIL's own start
+    (Pendulum: −895 from 8 demonstrations) and the term holds the policy near it. Off with
+    ``state_only`` (no actions to clone)."""
     bc_steps: int = 2000
-    """Behavioral-cloning gradient steps (minibatches of 64) on the demonstrations' labelled
-    steps before adversarial training starts, their seconds counted in the run's (0: the
-    policy starts untrained, as in Ho & Ermon; ignored with ``state_only``). The same
-    demonstrations, no more labels."""
+    """Behavioral-cloning gradient steps (minibatches of 64) of the BC start; their seconds
+    are counted in the run's."""
     value_warmup: int = 2
-    """PPO updates at the start in which the policy does not move: the critic (and the
-    discriminator) learn on its rollouts first, so that a warm-started policy is not pushed
-    by the advantages of a critic that knows nothing."""
+    """With the BC start: PPO updates at the start in which the policy does not move (the
+    critic and the discriminator learn on its rollouts first, so that the BC policy is not
+    pushed by the advantages of a critic that knows nothing)."""
     bc_weight: float = 1.0
-    """Weight of a BC term ``−log π(a|s)`` on the demonstrations' labelled steps added to
-    the policy's PPO loss after the warm-up, multiplied by ``bc_decay`` every update (0:
-    none; ignored with ``state_only``). It keeps the policy near the demonstrations while
-    the discriminator's reward is still wrong: on LunarLander, without it, a BC start
-    drifted within 50,000 steps to hovering until the time limit."""
+    """With the BC start: the weight of a BC term ``−log π(a|s)`` on the demonstrations'
+    labelled steps in the policy's PPO loss after the warm-up (0: none)."""
     bc_decay: float = 0.99
-    """The BC term's weight decays by this factor per PPO update (0.99: to a third after
+    """The BC term's weight is multiplied by this every PPO update (0.99: a third after
     about 110 updates)."""
     store_episodes: bool = False
     """Also append every RL episode to ``OUT/store`` (durably, one fsync per episode: on short
@@ -130,10 +137,11 @@ class AdversarialConfig:
         check_float(own, "grad_penalty", self.grad_penalty, 0.0)
         check_float(own, "label_smoothing", self.label_smoothing, 0.0, 0.5)
         check_int(own, "replay_size", self.replay_size, 0, MAX_STEPS)
-        if self.absorbing not in ABSORBING:
-            raise ConfigError(
-                f"{own}.absorbing must be one of {', '.join(ABSORBING)}, not {self.absorbing!r}"
-            )
+        for name in ("absorbing", "bc_start"):
+            if getattr(self, name) not in SWITCH:
+                raise ConfigError(
+                    f"{own}.{name} must be one of {', '.join(SWITCH)}, not {getattr(self, name)!r}"
+                )
         check_sizes(own, "policy_hidden_sizes", self.policy_hidden_sizes)
         check_int(own, "bc_steps", self.bc_steps, 0, MAX_STEPS)
         check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
