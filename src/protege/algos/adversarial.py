@@ -69,7 +69,10 @@ METHODS = ("gail", "airl")
 
 
 class AdversarialReward(RewardSource):
-    """The discriminator as PPO's reward source (see the module docstring)."""
+    """The discriminator as PPO's reward source (see the module docstring).
+
+    ``horizon``: the task's time limit; with an absorbing state (``net.absorbing``) a
+    terminated episode spends what it left there (1: one step per termination)."""
 
     def __init__(
         self,

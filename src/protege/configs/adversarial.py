@@ -81,12 +81,13 @@ class AdversarialConfig:
     replay of older policies that keeps it from forgetting them (0: the newest batch only)."""
     absorbing: str = "auto"
     """Terminations as absorbing states (Kostrikov et al. 2019): a terminated episode moves
-    to one absorbing state whose reward the discriminator learns (the expert's episodes end
-    in it too) and the policy's returns bootstrap a termination with that reward forever
-    instead of 0, so that coming to rest like the expert is not a loss under GAIL's
-    positive reward. Time-limit truncations are not terminations. "on", "off", or "auto":
-    on when some demonstration episode terminated (LunarLander's, which land), off when
-    none did (CartPole's and Pendulum's run to the time limit)."""
+    to one absorbing state and stays there for what its time limit had left; the
+    discriminator learns that state's reward from how much of each side's occupancy it is
+    (the expert's episodes end in it too), and the policy's returns bootstrap a termination
+    with that reward forever instead of 0, so that coming to rest like the expert is not a
+    loss under GAIL's positive reward. Time-limit truncations are not terminations. "on",
+    "off", or "auto": on when some demonstration episode terminated (LunarLander's, which
+    land), off when none did (CartPole's and Pendulum's run to the time limit)."""
     normalize_reward: bool = True
     """Divide the policy's rewards by their running standard deviation (not centred: the sign
     of a step's reward, and so what ending an episode early is worth, stays)."""
