@@ -40,6 +40,8 @@ declare -A CMD=(
   [finetune_lunarlander]="$PY benchmarks/finetune.py --task lunarlander --seeds 0 1 2 --arms scratch kl_soft nokl_soft --temperature 2 --kl-decay 0.7 --out $OUT/finetune_lunarlander"
   [finetune_lunarlander_demos10]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --seeds 0 1 2 --arms nokl_nowarm scratch --steps 40000 --out $OUT/finetune_lunarlander_demos10"
   [finetune_lunarlander_demos10_r2048]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --rollout-steps 2048 --seeds 0 1 2 --arms nokl_nowarm --steps 40000 --out $OUT/finetune_lunarlander_demos10_r2048"
+  [finetune_lunarlander_sampled]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --rollout-steps 2048 --seeds 0 1 2 --arms nokl_nowarm --steps 60000 --eval-sampled --stop-at-level --out $OUT/finetune_lunarlander_sampled"
+  [finetune_lunarlander_sampled_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --seeds 0 1 2 --arms scratch --eval-sampled --stop-at-level --out $OUT/finetune_lunarlander_sampled_scratch"
   [finetune_lunarlander_long]="$PY benchmarks/finetune.py --task lunarlander --seeds 0 1 --arms nokl_soft --temperature 2 --steps 200000 --out $OUT/finetune_lunarlander_long"
   [adversarial_vs_imitation_pendulum_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --methods airl --seeds 0 1 2 --steps pendulum=160000 --eval-every 8000 --eval-episodes 10 --learner rollout_steps=4000 n_envs=4 epochs=10 minibatch_size=64 lr=0.001 gamma=0.9 gae_lambda=0.95 clip=0.2 --out $OUT/adversarial_vs_imitation/pendulum_airl"
   [adversarial_vs_imitation_lunarlander_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods airl --seeds 0 1 2 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander_airl"
@@ -80,7 +82,7 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group
        offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet fleet_workers
        adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
        adversarial_dev_cartpole adversarial_profile_pendulum adversarial_vs_imitation_pendulum_airl adversarial_vs_imitation_lunarlander_airl
-       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long finetune_lunarlander_demos10 finetune_lunarlander_demos10_r2048 preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab
+       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long finetune_lunarlander_demos10 finetune_lunarlander_demos10_r2048 finetune_lunarlander_sampled finetune_lunarlander_sampled_scratch preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab
        adversarial_dev_lunarlander adversarial_vs_imitation_lunarlander_500k_s02 adversarial_vs_imitation_lunarlander_500k_s1
        adversarial_vs_imitation_lunarlander_airl_500k_s0 adversarial_vs_imitation_lunarlander_airl_500k_s1 adversarial_vs_imitation_lunarlander_airl_500k_s2)
 [ $# -gt 0 ] && ORDER=("$@")
