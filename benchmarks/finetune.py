@@ -6,7 +6,8 @@ with the same PPO settings and seeds, evaluated (deterministic actions) on the s
 episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max]):
 
 - env steps and training seconds to 95% of the expert (returns normalized between a uniformly
-  random policy's, 0, and the expert's, 1, on the same episodes; evaluations excluded), for
+  random policy's, 0, and the expert's, 1, on the same episodes; evaluations excluded; with
+  ``--eval-sampled`` also on sampled actions, and to 0.95 × the expert's return), for
   fine-tuning against PPO from scratch, and their ratio per seed (a scratch run that never
   gets there bounds it: fine-tuning's steps / the scratch budget);
 - the unlearning dip below BC's return (worst evaluation, evaluations more than 10% below,
@@ -20,6 +21,8 @@ episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max
     python benchmarks/finetune.py --task lunarlander --seeds 0 --arms scratch kl_soft \
         --temperature 2 --kl-decay 0.7 --out benchmarks/results/ft-ll
     python benchmarks/finetune.py --task lunarlander --demos 10 --seeds 0 1 2 --bc-only
+    python benchmarks/finetune.py --task lunarlander --demos 10 --rollout-steps 2048 --seeds 0 \
+        --arms nokl_nowarm --steps 60000 --eval-sampled --stop-at-level --out runs/ft-s
 
 Settings default per task (``PRESETS``; a flag overrides). On CartPole PPO from scratch solves
 the task in ~7,000 steps, so a prior has little to save; on the discrete MountainCar the
