@@ -6,7 +6,8 @@ with the same PPO settings and seeds, evaluated (deterministic actions) on the s
 episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max]):
 
 - env steps and training seconds to 95% of the expert (returns normalized between a uniformly
-  random policy's, 0, and the expert's, 1, on the same episodes; evaluations excluded), for
+  random policy's, 0, and the expert's, 1, on the same episodes; evaluations excluded; with
+  ``--eval-sampled`` also on sampled actions, and to 0.95 × the expert's return), for
   fine-tuning against PPO from scratch, and their ratio per seed (a scratch run that never
   gets there bounds it: fine-tuning's steps / the scratch budget);
 - the unlearning dip below BC's return (worst evaluation, evaluations more than 10% below,
@@ -20,6 +21,8 @@ episodes every ``--eval-every`` env steps. Reports, over seeds (median [min, max
     python benchmarks/finetune.py --task lunarlander --seeds 0 --arms scratch kl_soft \
         --temperature 2 --kl-decay 0.7 --out benchmarks/results/ft-ll
     python benchmarks/finetune.py --task lunarlander --demos 10 --seeds 0 1 2 --bc-only
+    python benchmarks/finetune.py --task lunarlander --demos 10 --rollout-steps 2048 --seeds 0 \
+        --arms nokl_nowarm --steps 60000 --eval-sampled --stop-at-level --out runs/ft-s
 
 Settings default per task (``PRESETS``; a flag overrides). On CartPole PPO from scratch solves
 the task in ~7,000 steps, so a prior has little to save; on the discrete MountainCar the
@@ -157,6 +160,19 @@ def main() -> None:
         help="PPOConfig.renormalize_obs off: the policy keeps its observation normalization "
         "(a fresh policy's: none)",
     )
+    p.add_argument(
+        "--eval-sampled",
+        action="store_true",
+        help="also evaluate with sampled actions (FinetuneConfig.eval_sampled): steps to 95%% "
+        "reported for both",
+    )
+    p.add_argument(
+        "--stop-at-level",
+        action="store_true",
+        help="end each arm once every evaluated return (deterministic and, with "
+        "--eval-sampled, sampled) reaches the higher of the 95%% level and 0.95 x the "
+        "expert's return (FinetuneConfig.stop_return)",
+    )
     p.add_argument("--arms", nargs="+", default=None, help="arm keys (default: all)")
     p.add_argument("--no-beyond", action="store_true", help="skip beyond-the-demonstrator")
     p.add_argument(
@@ -212,6 +228,7 @@ def main() -> None:
             measure_disagreement=False,
         ).mean_return
         level = rand + 0.95 * (expert - rand)
+        strict = 0.95 * expert  # the line as a share of the expert's return alone
         start, demos = bc_from_demos(task, out, args.demos, "expert", seed, args.bc_steps, (64, 64))
         bc_ret = evaluate(
             start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
@@ -225,7 +242,17 @@ def main() -> None:
         for key, arm in chosen.items():
             steps = args.scratch_steps if arm.scratch else args.steps
             r = run_arm(
-                arm, task, start, demos, out / key, steps, ppo, args.eval_every, args.eval_episodes
+                arm,
+                task,
+                start,
+                demos,
+                out / key,
+                steps,
+                ppo,
+                args.eval_every,
+                args.eval_episodes,
+                eval_sampled=args.eval_sampled,
+                stop_return=max(level, strict) if args.stop_at_level else None,
             )
             hit = steps_to(r, level)
             row = {
@@ -243,9 +270,20 @@ def main() -> None:
                 **dip(r, r.evals[0]["mean_return"]),
                 "evals": r.evals,
             }
+            if args.eval_sampled:
+                sampled = steps_to(r, level, "sampled_return")
+                row["steps_to_95_sampled"] = sampled[0] if sampled else None
+                row["seconds_to_95_sampled"] = sampled[1] if sampled else None
+                row["final_sampled"] = r.evals[-1]["sampled_return"]
+                row["bc_sampled"] = r.evals[0]["sampled_return"]
+            for name, key_ in (("", "mean_return"), ("_sampled", "sampled_return")):
+                if key_ in r.evals[0]:
+                    at = steps_to(r, strict, key_)
+                    row[f"steps_to_strict{name}"] = at[0] if at else None
             rows[key].append(row)
             print(
                 f"  {arm.name:32s} to 95%: {row['steps_to_95']} steps "
+                f"(sampled: {row.get('steps_to_95_sampled', '-')}) "
                 f"({row['seconds_to_95'] and round(row['seconds_to_95'], 1)} s); final "
                 f"{row['final']:.1f}; dip {row['depth']:.0%}, {row['evals_below']:.0f} evals "
                 f"below, {row['steps_below']:.0f} steps",
@@ -309,31 +347,66 @@ def merge(files: list[Path]) -> None:
     report(rows, {k: all_arms[k] for k in rows}, beyond, first)
 
 
-def scratch_ratios(rows: dict, chosen: dict[str, Arm]) -> str:
-    """Per seed, each fine-tuning arm's env steps to 95% over PPO from scratch's; where the
+def scratch_ratios(
+    rows: dict, chosen: dict[str, Arm], field: str = "steps_to_95", what: str = "95%"
+) -> str:
+    """Per seed, each fine-tuning arm's env steps to 95% (``field``: a row's steps to which
+    line, on which evaluation; ``what`` names it) over PPO from scratch's; where the
     scratch run never got there, ``<`` the ratio to its last evaluation's env steps; where
     the fine-tuning run never got there (and scratch did), ``>`` its last evaluation's env
     steps over scratch's."""
     scratch = {r["seed"]: r for r in rows["scratch"]}
-    lines = ["\n| arm | env steps to 95% ÷ PPO from scratch's, per seed |", "|---|---|"]
+    lines = [f"\n| arm | env steps to {what} ÷ PPO from scratch's, per seed |", "|---|---|"]
     for key, arm in chosen.items():
         if key == "scratch":
             continue
         cells = []
         for r in rows[key]:
             s = scratch.get(r["seed"])
-            if s is not None and r["steps_to_95"] is None and s["steps_to_95"] is not None:
-                ran = r["evals"][-1]["env_steps"]
-                cells.append(f"seed {r['seed']}: > {ran / s['steps_to_95']:.3f}")
-            elif s is None or r["steps_to_95"] is None:
+            if s is None or field not in r or field not in s:
                 cells.append(f"seed {r['seed']}: –")
-            elif s["steps_to_95"] is not None:
-                cells.append(f"seed {r['seed']}: {r['steps_to_95'] / s['steps_to_95']:.3f}")
+            elif r[field] is None and s[field] is not None:
+                ran = r["evals"][-1]["env_steps"]
+                cells.append(f"seed {r['seed']}: > {ran / s[field]:.3f}")
+            elif r[field] is None:
+                cells.append(f"seed {r['seed']}: –")
+            elif s[field] is not None:
+                cells.append(f"seed {r['seed']}: {r[field] / s[field]:.3f}")
             else:
                 budget = s["evals"][-1]["env_steps"]
-                cells.append(f"seed {r['seed']}: < {r['steps_to_95'] / budget:.3f}")
+                cells.append(f"seed {r['seed']}: < {r[field] / budget:.3f}")
         lines.append(f"| {arm.name} | {'; '.join(cells)} |")
     return "\n".join(lines)
+
+
+def sampled_report(rows: dict, chosen: dict[str, Arm]) -> None:
+    """The runs evaluated with sampled actions as well (``--eval-sampled``): steps to the 95%
+    level and to 0.95 × the expert's return, on either evaluation, and the ratios."""
+    print("\n### sampled actions (--eval-sampled), median [min, max]\n")
+    print(
+        "| arm | env steps to 95% (sampled) | train s | reached | BC's first eval (sampled) "
+        "| final (sampled) | steps to 0.95 × expert: deterministic / sampled |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for key, arm in chosen.items():
+        rs = [r for r in rows[key] if "steps_to_95_sampled" in r]
+        if not rs:
+            continue
+        hits = [r["steps_to_95_sampled"] for r in rs if r["steps_to_95_sampled"] is not None]
+        secs = [r["seconds_to_95_sampled"] for r in rs if r["seconds_to_95_sampled"] is not None]
+        strict = [
+            f"{r['steps_to_strict']} / {r['steps_to_strict_sampled']}".replace("None", "never")
+            for r in rs
+        ]
+        print(
+            f"| {arm.name} | {med(hits)} | {med(secs, '{:.1f}')} | {len(hits)}/{len(rs)} | "
+            f"{med([r['bc_sampled'] for r in rs], '{:.1f}')} | "
+            f"{med([r['final_sampled'] for r in rs], '{:.1f}')} | {'; '.join(strict)} |"
+        )
+    if "scratch" in rows:
+        print(scratch_ratios(rows, chosen, "steps_to_95_sampled", "95% (sampled)"))
+        print(scratch_ratios(rows, chosen, "steps_to_strict_sampled", "0.95 × expert (sampled)"))
+        print(scratch_ratios(rows, chosen, "steps_to_strict", "0.95 × expert (deterministic)"))
 
 
 def report(rows: dict, chosen: dict[str, Arm], beyond: list[dict], args) -> None:
@@ -365,6 +438,8 @@ def report(rows: dict, chosen: dict[str, Arm], beyond: list[dict], args) -> None
         )
     if "scratch" in rows:
         print(scratch_ratios(rows, chosen))
+    if any("steps_to_95_sampled" in r for rs in rows.values() for r in rs):
+        sampled_report(rows, chosen)
     if beyond:
         print(
             "\n| beyond the demonstrator | demonstrator | BC on its demos | fine-tuned (final) "

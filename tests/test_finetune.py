@@ -22,6 +22,7 @@ from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import gae
 from protege.configs.bc import BCConfig
+from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.policy import PolicyConfig
 from protege.configs.rl import FinetuneConfig, PPOConfig
 from protege.data.episode import LEARNER
@@ -184,6 +185,33 @@ def test_kill_9_mid_update_then_resume_reaches_the_same_numbers(weak: Path, tmp_
     assert numbers(res) == numbers(ref)
     ref_store, store = Store.open(tmp_path / "ref" / "store"), Store.open(killed / "store")
     assert [r.extras for r in store.index] == [r.extras for r in ref_store.index]
+
+
+def test_sampled_evaluation_leaves_training_alone_and_stop_return_ends_the_run(
+    tmp_path: Path,
+) -> None:
+    # an untrained policy: episodes of ~10-30 steps, so every evaluation is quick
+    fresh = Policy(PolicyConfig.for_spaces(*CARTPOLE.spaces, hidden_sizes=(32, 32)), seed=0)
+    start = fresh.save(tmp_path / "fresh")
+    quiet = {"tensorboard": False, "store_episodes": False}
+    cfg = FinetuneConfig(steps=200, value_warmup=0, eval_every=10**6, eval_episodes=2)
+    plain = finetune(Policy.load(start), CARTPOLE, tmp_path / "a", cfg, TINY, **quiet)
+    both = dataclasses.replace(cfg, eval_sampled=True)
+    s = finetune(Policy.load(start), CARTPOLE, tmp_path / "b", both, TINY, **quiet)
+    assert numbers(s)[len(s.evals) :] == numbers(plain)[len(plain.evals) :]  # same updates
+    assert [e["mean_return"] for e in s.evals] == [e["mean_return"] for e in plain.evals]
+    again = protege.evaluate(
+        Policy.load(tmp_path / "b"), CARTPOLE, 2, TINY.n_envs, TINY.seed + EVAL_SEED_OFFSET,
+        deterministic=False, measure_disagreement=False,
+    )  # fmt: skip
+    assert s.evals[-1]["sampled_return"] == again.mean_return
+    assert "sampled_return" not in plain.evals[0] and plain.updates >= 1
+    # every CartPole episode lasts >= 8 steps, sampled or not: the first evaluation ends it
+    stop = dataclasses.replace(both, stop_return=8.0)
+    ended = finetune(Policy.load(start), CARTPOLE, tmp_path / "c", stop, TINY, **quiet)
+    assert ended.updates == 0 and len(ended.evals) == 1
+    with pytest.raises(ConfigError, match="stop_return"):
+        FinetuneConfig(stop_return=math.nan)
 
 
 # ----------------------------------------------------------------------------- the terms

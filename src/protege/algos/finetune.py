@@ -154,7 +154,8 @@ class FinetuneResult:
     seed: int
     evals: list[dict[str, float]] = field(default_factory=list)
     """Per evaluation: ``update``, ``env_steps``, ``mean_return``, ``std_return``,
-    ``success_rate``, ``wall_seconds`` (training time so far, evaluations excluded)."""
+    ``success_rate``, ``wall_seconds`` (training time so far, evaluations excluded); with
+    ``FinetuneConfig.eval_sampled`` also ``sampled_return``, ``sampled_std``."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Per update: ``update``, ``env_steps`` and the learner's metrics."""
     env_steps: int = 0
@@ -272,17 +273,39 @@ def finetune(
             "success_rate": ev.success_rate,
             "wall_seconds": result.wall_seconds,
         }
+        if cfg.eval_sampled:
+            sampled = evaluate(
+                policy,
+                task,
+                cfg.eval_episodes,
+                ppo_cfg.n_envs,
+                eval_seed,
+                deterministic=False,
+                measure_disagreement=False,
+            )
+            row["sampled_return"] = sampled.mean_return
+            row["sampled_std"] = sampled.std_return
         result.evals.append(row)
         if writer is not None:
             writer.add_scalar("eval/mean_return", ev.mean_return, learner.env_steps)
             writer.add_scalar("eval/success_rate", ev.success_rate, learner.env_steps)
+            if cfg.eval_sampled:
+                writer.add_scalar("eval/sampled_return", row["sampled_return"], learner.env_steps)
         if bar is not None:
             bar.set_postfix(eval_return=f"{ev.mean_return:.1f}")
+
+    def reached() -> bool:
+        """The latest evaluation's returns all reach ``stop_return``."""
+        if cfg.stop_return is None:
+            return False
+        last = result.evals[-1]
+        keys = ("mean_return", "sampled_return") if cfg.eval_sampled else ("mean_return",)
+        return all(last[k] >= cfg.stop_return for k in keys)
 
     try:
         if not result.evals:
             run_eval()
-        while learner.env_steps < cfg.steps:
+        while learner.env_steps < cfg.steps and not reached():
             t0 = time.perf_counter()
             before = learner.env_steps
             metrics = learner.step(train_policy=learner.updates >= cfg.value_warmup)

@@ -98,6 +98,14 @@ class FinetuneConfig:
     """Evaluate (deterministic actions) every this many env steps, and at the start and end."""
     eval_episodes: int = 20
     """Episodes per evaluation (the same seeded ones every time)."""
+    eval_sampled: bool = False
+    """Also evaluate with sampled actions (the stochastic policy PPO trains, its draws seeded
+    per episode) on the same episodes, recorded as ``sampled_return`` beside the
+    deterministic ``mean_return``: a policy that mixes actions can do far better sampled
+    than by its most likely action, and PPO improves the sampled policy first."""
+    stop_return: float | None = None
+    """End the run at the first evaluation whose returns (the deterministic one and, with
+    --eval-sampled, the sampled one) all reach this (default: run all --steps)."""
     checkpoint_every: int = 1
     """Write the resumable checkpoint every this many updates."""
 
@@ -114,3 +122,5 @@ class FinetuneConfig:
         check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
         check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
         check_int(own, "checkpoint_every", self.checkpoint_every, 1, MAX_COUNT)
+        if self.stop_return is not None:
+            check_float(own, "stop_return", self.stop_return)

@@ -98,8 +98,11 @@ def run_arm(
     eval_every: int,
     eval_episodes: int,
     progress: bool | str = False,
+    eval_sampled: bool = False,
+    stop_return: float | None = None,
 ) -> FinetuneResult:
-    """Run ``arm`` for ``steps`` env steps into ``out`` (replaced) and return its result."""
+    """Run ``arm`` for ``steps`` env steps into ``out`` (replaced) and return its result
+    (``eval_sampled``, ``stop_return``: :class:`FinetuneConfig`'s)."""
     shutil.rmtree(out, ignore_errors=True)
     if arm.scratch:
         policy = Policy(start.config, seed=ppo.seed)
@@ -116,6 +119,8 @@ def run_arm(
         bc_decay=arm.bc_decay,
         eval_every=eval_every,
         eval_episodes=eval_episodes,
+        eval_sampled=eval_sampled,
+        stop_return=stop_return,
     )
     data = Store.open(demos).transitions() if demos is not None and arm.bc_weight > 0 else None
     return finetune(
@@ -131,10 +136,13 @@ def run_arm(
     )
 
 
-def steps_to(result: FinetuneResult, level: float) -> tuple[int, float] | None:
-    """(env steps, training seconds) at the first evaluation reaching ``level``; None if none."""
+def steps_to(
+    result: FinetuneResult, level: float, key: str = "mean_return"
+) -> tuple[int, float] | None:
+    """(env steps, training seconds) at the first evaluation whose ``key`` (``mean_return``:
+    deterministic actions, ``sampled_return``: sampled) reaches ``level``; None if none."""
     for e in result.evals:
-        if e["mean_return"] >= level:
+        if e[key] >= level:
             return int(e["env_steps"]), float(e["wall_seconds"])
     return None
 
