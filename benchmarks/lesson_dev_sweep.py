@@ -11,6 +11,8 @@ every learner scored on the same seeded episodes as the expert. One JSON line pe
 
     .venv/bin/python benchmarks/lesson_dev_sweep.py --candidates calm wind5 wind10 > sweep.jsonl
     .venv/bin/python benchmarks/lesson_dev_sweep.py --summary sweep.jsonl
+    .venv/bin/python benchmarks/lesson_dev_sweep.py --candidates push0.2-noise0.05 --methods \
+        --seeds 10 --bc-grid 500 1000 2000 4000      # BC only: a cheap screen
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 import dagger_lunar
 from protege import tasks
 from protege.experts.classic import LunarLanderExpert
+from protege.rollout.evaluate import evaluate_expert
 from protege.tasks.classic import lunar_risk
 from protege.tasks.lunar_start import CleanStatePilot, make_lunar_lander
 
@@ -213,20 +216,28 @@ def args_for(task: str, ns: argparse.Namespace) -> argparse.Namespace:
 def run(name: str, seed: int, ns: argparse.Namespace) -> dict[str, Any]:
     args = args_for(register(name), ns)
     out: dict[str, Any] = {"candidate": name, "seed": seed, "methods": {}}
+    target = float("nan")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for m in ns.methods:
             res = dagger_lunar.run_method(m, args, seed, root / m)
             t = res.totals
             out["expert"] = round(res.expert_return, 1)
-            out["target"] = round(res.target_return, 1)
+            out["target"], target = round(res.target_return, 1), res.target_return
             out["methods"][m] = {
                 "labels_to_95": t["labels_to_target"],
                 "curve": [(r.labels, round(r.mean_return, 1)) for r in res.rows],
                 "interventions": t["interventions"],
             }
+        if not ns.methods:  # BC only: the expert's level from the same evaluation episodes
+            ev = evaluate_expert(
+                tasks.make(args.task), episodes=ns.eval_episodes, n_envs=8, seed=ns.eval_seed
+            )
+            out["expert"] = round(ev.mean_return, 1)
+            target = 0.95 * ev.mean_return
+            out["target"] = round(target, 1)
         bc = dagger_lunar.bc_at_budgets(args, seed, list(ns.bc_grid), root / "bc")
-        reach = next((b for b in sorted(bc) if bc[b]["mean_return"] >= res.target_return), None)
+        reach = next((b for b in sorted(bc) if bc[b]["mean_return"] >= target), None)
         out["methods"]["bc"] = {
             "labels_to_95": reach,
             "curve": [(b, round(bc[b]["mean_return"], 1)) for b in sorted(bc)],
@@ -258,7 +269,9 @@ def summary(files: list[Path]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=["calm"])
-    ap.add_argument("--methods", nargs="+", default=["hg-dagger", "dagger"])
+    ap.add_argument(
+        "--methods", nargs="*", default=["hg-dagger", "dagger"], help="none: BC only (a screen)"
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     ap.add_argument("--eval-seed", type=int, default=7000)
     ap.add_argument("--eval-episodes", type=int, default=30)
