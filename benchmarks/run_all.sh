@@ -87,6 +87,15 @@ declare -A CMD=(
   [fleet]="$PY benchmarks/fleet.py --out $OUT/fleet --seeds 0 1 --steps 2000 --plot docs/fleet.png"
   [fleet_workers]="$PY benchmarks/fleet_workers.py --steps 400 --repeats 3 --json $OUT/fleet_workers.json"
   [scaling_model]="$PY benchmarks/scaling_model.py --json $OUT/scaling_model.json --plot docs/scaling_model.png"
+  [lesson_dev_steady100]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2 --seeds 10 11 --methods hg-dagger --rounds 5 --eval-episodes 100 --bc-grid 250 500 750 1000 1500 2000 3000 4000"
+  [lesson_dev_envelope]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-env1.5 --seeds 10 --methods hg-dagger --rounds 5 --eval-episodes 100 --bc-grid 250 500 750 1000 1500 2000 3000 4000"
+  [lesson_dev_last_engine_bc]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-last --seeds 11 --methods --eval-episodes 30 --bc-grid 500 1000 2000 4000"
+  [lesson_dev_noisy_bc]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-noise0.05 --seeds 10 --methods --eval-episodes 30 --bc-grid 250 500 750 1000 1500 2000 3000 4000"
+  [lesson_dev_noisy]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-noise0.05 --seeds 10 --methods hg-dagger dagger --rounds 5 --eval-episodes 30 --bc-grid 1000 4000"
+  [dagger_lunar_steady100]="$PY benchmarks/dagger_lunar.py --methods hg-dagger --seeds 0 --task lunarlander-steady --rounds 5 --eval-episodes 100 --out $OUT/dagger_lunar_steady100"
+  [dagger_lunar_steady100_report]="$PY benchmarks/dagger_lunar.py --report --seeds 0 --task lunarlander-steady --rounds 5 --eval-episodes 100 --bc-grid 250 375 500 625 750 875 1000 1250 1500 2000 3000 4000 --out $OUT/dagger_lunar_steady100"
+  [dagger_lunar_noisy]="$PY benchmarks/dagger_lunar.py --methods dagger --seeds 0 1 2 3 4 --task lunarlander-noisy --rounds 8 --eval-episodes 30 --out $OUT/dagger_lunar_noisy"
+  [dagger_lunar_noisy_report]="$PY benchmarks/dagger_lunar.py --report --seeds 0 1 2 3 4 --task lunarlander-noisy --rounds 8 --eval-episodes 30 --bc-grid 12000 16000 --out $OUT/dagger_lunar_noisy"
   [offline_throughput_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 500 --seeds 0 1 2 --eval-episodes 5 --methods iql --out $OUT/offline_throughput_pendulum"
 )
 ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group store_fuzz carracing_speed image_pipeline
@@ -99,7 +108,8 @@ ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group
        finetune_mountaincar finetune_lunarlander finetune_lunarlander_long finetune_lunarlander_demos10 finetune_lunarlander_demos10_r2048 finetune_lunarlander_sampled finetune_lunarlander_sampled_scratch preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab
        adversarial_dev_lunarlander adversarial_vs_imitation_lunarlander_500k_s02 adversarial_vs_imitation_lunarlander_500k_s1
        adversarial_vs_imitation_lunarlander_airl_500k_s0 adversarial_vs_imitation_lunarlander_airl_500k_s1 adversarial_vs_imitation_lunarlander_airl_500k_s2
-       adversarial_dev_lunarlander_bcstart adversarial_vs_imitation_lunarlander_bcstart_gail_s0_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s0_imitation adversarial_vs_imitation_lunarlander_bcstart_gail_s1_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s1_imitation adversarial_vs_imitation_lunarlander_bcstart_gail_s2_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s2_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s0_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s0_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s1_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s1_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s2_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s2_imitation adversarial_vs_imitation_lunarlander_bcstart_report)
+       adversarial_dev_lunarlander_bcstart adversarial_vs_imitation_lunarlander_bcstart_gail_s0_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s0_imitation adversarial_vs_imitation_lunarlander_bcstart_gail_s1_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s1_imitation adversarial_vs_imitation_lunarlander_bcstart_gail_s2_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s2_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s0_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s0_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s1_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s1_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s2_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s2_imitation adversarial_vs_imitation_lunarlander_bcstart_report
+       lesson_dev_steady100 lesson_dev_envelope lesson_dev_last_engine_bc lesson_dev_noisy_bc lesson_dev_noisy dagger_lunar_steady100 dagger_lunar_steady100_report dagger_lunar_noisy dagger_lunar_noisy_report)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do

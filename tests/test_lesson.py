@@ -4,6 +4,7 @@ computed from the run's own curves."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,8 +17,8 @@ from protege.demos.lunarlander_report import labels_summary, lesson
 from protege.errors import ConfigError
 from protege.experts.classic import LunarLanderExpert
 from protege.rollout.evaluate import evaluate_expert
-from protege.tasks.classic import STEADY_PUSH
-from protege.tasks.lunar_start import make_lunar_lander
+from protege.tasks.classic import SENSOR_NOISE, STEADY_PUSH
+from protege.tasks.lunar_start import CleanStatePilot, make_lunar_lander
 
 TIGHT = tasks.make("lunarlander-tight")
 
@@ -114,3 +115,46 @@ def test_the_lesson_states_the_measured_numbers() -> None:
     )
     run = _run([(300, 50.0)], (30_000, 199.0), HG=[(300, 50.0), (500, 100.0)])
     assert lesson(run).startswith("No interactive method reached 95%")
+
+
+def test_noisy_sensors_blur_the_learner_not_the_lander_nor_its_pilot() -> None:
+    clean_env = make_lunar_lander(push=0.2)
+    noisy_env = make_lunar_lander(push=0.2, sensor_noise=0.05)
+    again = make_lunar_lander(push=0.2, sensor_noise=0.05)
+    pilot = CleanStatePilot()
+    clean, _ = clean_env.reset(seed=4)
+    noisy, info = noisy_env.reset(seed=4)
+    np.testing.assert_array_equal(again.reset(seed=4)[0], noisy)  # the noise is seeded
+    diffs = []
+    for _ in range(60):
+        np.testing.assert_array_equal(info["clean_obs"], clean)  # the same flight underneath
+        diffs.append(noisy - clean)
+        a = int(pilot.act(noisy[None], {"clean_obs": info["clean_obs"][None]})[0])
+        assert a == int(LunarLanderExpert().act(clean[None])[0])  # flies on the true state
+        clean, *_ = clean_env.step(a)
+        noisy, _, _, _, info = noisy_env.step(a)
+    for env in (clean_env, noisy_env, again):
+        env.close()
+    d = np.array(diffs)
+    assert (d[:, 6:] == 0).all()  # the leg contacts are read as they are
+    assert 0.04 < d[:, :6].std() < 0.06  # σ = 0.05 on position, velocity, attitude, spin
+    with pytest.raises(ConfigError, match=r"sensor_noise=-0\.1"):
+        make_lunar_lander(sensor_noise=-0.1)
+
+
+def test_the_noisy_landers_expert_lands_on_the_true_state() -> None:
+    noisy = tasks.make("lunarlander-noisy")
+    assert noisy.env_kwargs == {"push": STEADY_PUSH, "sensor_noise": SENSOR_NOISE}
+    assert noisy.risk is tasks.make("lunarlander").risk
+    seen: list[int] = []
+
+    class Spy(CleanStatePilot):
+        def act(self, obs: np.ndarray, infos: dict | None = None) -> np.ndarray:
+            clean = np.asarray((infos or {})["clean_obs"])  # the rollout loop passes it on
+            assert clean.shape == obs.shape and (clean[:, :6] != obs[:, :6]).all()
+            seen.append(len(obs))
+            return super().act(obs, infos)
+
+    ev = evaluate_expert(dataclasses.replace(noisy, expert_factory=Spy), episodes=4, seed=0)
+    assert (ev.returns >= 200).all(), ev.returns
+    assert sum(seen) == ev.lengths.sum()  # every step flown on the true state
