@@ -144,3 +144,35 @@ def test_the_absorbing_state_is_its_own_flagged_input() -> None:
         AdversarialConfig(absorbing="yes")
     with pytest.raises(ConfigError, match="bc_start must be one of auto, on, off"):
         AdversarialConfig(bc_start="bc")
+
+
+def test_airl_s_entropy_bonus_is_off_from_a_bc_start_and_can_be_set() -> None:
+    assert AdversarialConfig().entropy_weight(bc_start=True) == 0.0
+    assert AdversarialConfig().entropy_weight(bc_start=False) == 1.0
+    assert AdversarialConfig(airl_entropy=0.5).entropy_weight(bc_start=True) == 0.5
+    with pytest.raises(ConfigError, match="airl_entropy"):
+        AdversarialConfig(airl_entropy=-1.0)
+    policy = Policy(PolicyConfig.for_spaces(*COIN.spaces, hidden_sizes=(8,), head="categorical"))
+    learner = PPO(policy, COIN, PPOConfig(rollout_steps=8, n_envs=2, seed=0))
+    try:
+        batch = learner.collect(0)
+    finally:
+        learner.close()
+    obs = np.zeros((2, 2), np.float32)
+    expert = ExpertSteps(obs=obs, actions=np.zeros(2, np.int64), next_obs=obs + 1,
+                         done=np.zeros(2, bool), length=np.array([3, 3]))  # fmt: skip
+    spec = spec_for(
+        "airl", *COIN.spaces, obs, state_only=False, hidden_sizes=(8,), gamma=0.9,
+        spectral_norm=False, absorbing=False,
+    )  # fmt: skip
+    net, cfg = DiscriminatorNet(spec), AdversarialConfig()
+    rewards = {
+        c: AdversarialReward(net, policy, expert, cfg, seed=0, horizon=3, entropy=c).raw_rewards(
+            batch
+        )
+        for c in (0.0, 0.5, 1.0)
+    }
+    logp = batch.logp.float()
+    assert (logp < -1e-3).all()  # a stochastic policy: the bonus is not zero
+    assert torch.allclose(rewards[1.0] - rewards[0.0], -logp, atol=1e-5)
+    assert torch.allclose(rewards[0.5] - rewards[0.0], -0.5 * logp, atol=1e-5)

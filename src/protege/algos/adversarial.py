@@ -72,7 +72,9 @@ class AdversarialReward(RewardSource):
     """The discriminator as PPO's reward source (see the module docstring).
 
     ``horizon``: the task's time limit; with an absorbing state (``net.absorbing``) a
-    terminated episode spends what it left there (1: one step per termination)."""
+    terminated episode spends what it left there (1: one step per termination). ``entropy``:
+    AIRL's weight of ``−log π`` in the policy's reward
+    (:meth:`~protege.configs.adversarial.AdversarialConfig.entropy_weight`)."""
 
     def __init__(
         self,
@@ -82,8 +84,10 @@ class AdversarialReward(RewardSource):
         config: AdversarialConfig,
         seed: int,
         horizon: int = 1,
+        entropy: float = 1.0,
     ):
         self.name = net.kind
+        self.entropy = entropy
         self.net, self.policy, self.expert, self.config, self.seed = (
             net,
             policy,
@@ -252,7 +256,10 @@ class AdversarialReward(RewardSource):
             torch.from_numpy(batch.next_obs),
             done,
         )
-        return net.policy_reward(x, done, batch.logp)
+        logp = batch.logp
+        if net.kind == "airl" and self.entropy != 1.0:
+            logp = logp * self.entropy
+        return net.policy_reward(x, done, logp)
 
     @torch.no_grad()
     def absorbing_reward(self) -> float:
@@ -427,7 +434,8 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derived_seed(ppo_cfg.seed, 6) % 2**63)
         net = DiscriminatorNet(spec)
-    reward = AdversarialReward(net, policy, expert, cfg, ppo_cfg.seed, task.horizon)
+    entropy = cfg.entropy_weight(bc_start)
+    reward = AdversarialReward(net, policy, expert, cfg, ppo_cfg.seed, task.horizon, entropy)
     ft = FinetuneConfig(
         steps=cfg.steps,
         kl=0.0,
@@ -455,6 +463,7 @@ def train(
             "adversarial": settings,
             "absorbing_states": absorbing,
             "bc_start": bc_start,
+            **({"airl_entropy": entropy} if method == "airl" else {}),
             "demo_steps": len(expert),
         },
         name=method,

@@ -118,6 +118,13 @@ class AdversarialConfig:
     bc_decay: float = 0.99
     """The BC term's weight is multiplied by this every PPO update (0.99: a third after
     about 110 updates)."""
+    airl_entropy: float | None = None
+    """AIRL: the weight ``c`` of ``−log π(a|s)`` in the policy's reward ``f − c·log π`` (1: Fu
+    et al.'s, the discriminator's logit, an entropy bonus; 0: ``f`` alone). The discriminator
+    always uses the full logit. None: 0 with the BC start, 1 without. From a BC start the
+    bonus pays the policy for moving away from the demonstrations' actions: on LunarLander
+    development seeds AIRL with it fell below 90% of the expert within 25,000–230,000 env
+    steps, without it held the level (BENCHMARKS.md). GAIL ignores it."""
     store_episodes: bool = False
     """Also append every RL episode to ``OUT/store`` (durably, one fsync per episode: on short
     episodes that costs more wall time than the learning)."""
@@ -127,6 +134,12 @@ class AdversarialConfig:
     """Episodes per evaluation (the same seeded ones every time)."""
     checkpoint_every: int = 1
     """Write the resumable checkpoint every this many PPO updates."""
+
+    def entropy_weight(self, bc_start: bool) -> float:
+        """AIRL's ``c`` in effect: ``airl_entropy``, else 0 with the BC start and 1 without."""
+        if self.airl_entropy is not None:
+            return self.airl_entropy
+        return 0.0 if bc_start else 1.0
 
     def __post_init__(self) -> None:
         own = "AdversarialConfig"
@@ -148,6 +161,8 @@ class AdversarialConfig:
         check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
         check_float(own, "bc_weight", self.bc_weight, 0.0)
         check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)
+        if self.airl_entropy is not None:
+            check_float(own, "airl_entropy", self.airl_entropy, 0.0)
         check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
         check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
         check_int(own, "checkpoint_every", self.checkpoint_every, 1, MAX_COUNT)
