@@ -109,10 +109,17 @@ def xdotool(display: str, *args: str, timeout: float = 10.0) -> str:
 def teleop_window(display: str, pid: int, wait: float = 15.0) -> tuple[str, str]:
     """(window id, title) of the process's window once it has its own title. X may show a
     window a moment before its title is set, and SDL may replace the first window it maps
-    (then the id found first is gone: BadWindow), so look again until one answers."""
+    (then the id found first is gone, or goes while ``search`` walks the window tree:
+    BadWindow), so look again until one answers."""
     deadline = time.monotonic() + wait
     while True:
-        found = xdotool(display, "search", "--sync", "--pid", str(pid), timeout=wait).split()
+        try:
+            found = xdotool(display, "search", "--sync", "--pid", str(pid), timeout=wait).split()
+        except RuntimeError as exc:  # a window went away while xdotool walked the tree
+            if "BadWindow" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+            continue
         for wid in found:
             try:
                 name = xdotool(display, "getwindowname", wid)
