@@ -60,6 +60,16 @@ COIN = Task(
 )
 
 
+def coin_batch(rollout_steps: int, n_envs: int) -> tuple[Policy, Any]:
+    """A small categorical policy and one PPO batch of its episodes on the coin task."""
+    policy = Policy(PolicyConfig.for_spaces(*COIN.spaces, hidden_sizes=(8,), head="categorical"))
+    learner = PPO(policy, COIN, PPOConfig(rollout_steps=rollout_steps, n_envs=n_envs, seed=0))
+    try:
+        return policy, learner.collect(0)
+    finally:
+        learner.close()
+
+
 def test_gae_bootstraps_a_termination_with_the_absorbing_value() -> None:
     r, v, nxt = np.ones(4), np.zeros(4), np.full(4, 10.0)
     last = np.array([False, True, False, True])
@@ -69,12 +79,7 @@ def test_gae_bootstraps_a_termination_with_the_absorbing_value() -> None:
 
 
 def test_terminations_not_truncations_end_in_the_absorbing_state() -> None:
-    policy = Policy(PolicyConfig.for_spaces(*COIN.spaces, hidden_sizes=(8,), head="categorical"))
-    learner = PPO(policy, COIN, PPOConfig(rollout_steps=20, n_envs=4, seed=0))
-    try:
-        batch = learner.collect(0)
-    finally:
-        learner.close()
+    policy, batch = coin_batch(rollout_steps=20, n_envs=4)
     lengths = np.asarray(batch.episode_lengths)
     assert set(lengths.tolist()) == {2, 3}  # both kinds of ending occurred
     ends = np.flatnonzero(batch.last)
@@ -152,12 +157,7 @@ def test_airl_s_entropy_bonus_is_off_from_a_bc_start_and_can_be_set() -> None:
     assert AdversarialConfig(airl_entropy=0.5).entropy_weight(bc_start=True) == 0.5
     with pytest.raises(ConfigError, match="airl_entropy"):
         AdversarialConfig(airl_entropy=-1.0)
-    policy = Policy(PolicyConfig.for_spaces(*COIN.spaces, hidden_sizes=(8,), head="categorical"))
-    learner = PPO(policy, COIN, PPOConfig(rollout_steps=8, n_envs=2, seed=0))
-    try:
-        batch = learner.collect(0)
-    finally:
-        learner.close()
+    policy, batch = coin_batch(rollout_steps=8, n_envs=2)
     obs = np.zeros((2, 2), np.float32)
     expert = ExpertSteps(obs=obs, actions=np.zeros(2, np.int64), next_obs=obs + 1,
                          done=np.zeros(2, bool), length=np.array([3, 3]))  # fmt: skip
