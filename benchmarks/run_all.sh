@@ -110,19 +110,104 @@ declare -A CMD=(
   [adversarial_vs_imitation_lunarlander_airl_paired_s2_imitation]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods airl --seeds 2 --sides imitation --out $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s2_imitation"
   [adversarial_vs_imitation_lunarlander_airl_paired_report]="$PY benchmarks/adversarial_vs_imitation.py --report $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s0_protege/results.json $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s0_imitation/results.json $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s1_protege/results.json $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s1_imitation/results.json $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s2_protege/results.json $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s2_imitation/results.json --out $OUT/adversarial_vs_imitation/lunarlander_airl_paired"
 )
-ORDER=(bc_throughput ddp_train eval_overhead head_latency store_load store_group store_fuzz carracing_speed image_pipeline
-       dagger_vs_imitation ensemble_speed experts horizon horizon_smile_aggrevate obstacle obstacle_8000
-       chunking dagger_lunar dagger_dev_sweep demo_carracing interop_io finetune demo_finetune
-       offline_dial_lunarlander offline_dial_pendulum offline_d3rlpy_pendulum offline_throughput_pendulum
-       offline_dial_lunarlander_10k ray_rollouts ray_rollouts_camera scaling_model preference_ranking preferences fleet fleet_workers
-       adversarial_vs_imitation_cartpole adversarial_vs_imitation_pendulum adversarial_vs_imitation_lunarlander gail_vs_bc
-       adversarial_dev_cartpole adversarial_profile_pendulum adversarial_vs_imitation_pendulum_airl adversarial_vs_imitation_lunarlander_airl
-       finetune_mountaincar finetune_lunarlander finetune_lunarlander_long finetune_lunarlander_demos10 finetune_lunarlander_demos10_r2048 finetune_lunarlander_sampled finetune_lunarlander_sampled_scratch preferences_pendulum iql_critics_ab ensemble_speed_td_fit ensemble_speed_threads_ab
-       adversarial_dev_lunarlander adversarial_vs_imitation_lunarlander_500k_s02 adversarial_vs_imitation_lunarlander_500k_s1
-       adversarial_vs_imitation_lunarlander_airl_500k_s0 adversarial_vs_imitation_lunarlander_airl_500k_s1 adversarial_vs_imitation_lunarlander_airl_500k_s2
-       adversarial_dev_lunarlander_bcstart adversarial_vs_imitation_lunarlander_bcstart_gail_s0_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s0_imitation adversarial_vs_imitation_lunarlander_bcstart_gail_s1_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s1_imitation adversarial_vs_imitation_lunarlander_bcstart_gail_s2_protege adversarial_vs_imitation_lunarlander_bcstart_gail_s2_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s0_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s0_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s1_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s1_imitation adversarial_vs_imitation_lunarlander_bcstart_airl_s2_protege adversarial_vs_imitation_lunarlander_bcstart_airl_s2_imitation adversarial_vs_imitation_lunarlander_bcstart_report
-       lesson_dev_steady100 lesson_dev_envelope lesson_dev_last_engine_bc lesson_dev_noisy_bc lesson_dev_noisy dagger_lunar_steady100 dagger_lunar_steady100_report dagger_lunar_noisy dagger_lunar_noisy_report
-       adversarial_dev_lunarlander_airl_noent adversarial_vs_imitation_lunarlander_airl_noent_s0_protege adversarial_vs_imitation_lunarlander_airl_noent_s1_protege adversarial_vs_imitation_lunarlander_airl_noent_s2_protege adversarial_vs_imitation_lunarlander_airl_noent_report adversarial_vs_imitation_lunarlander_airl_paired_s0_protege adversarial_vs_imitation_lunarlander_airl_paired_s0_imitation adversarial_vs_imitation_lunarlander_airl_paired_s1_protege adversarial_vs_imitation_lunarlander_airl_paired_s1_imitation adversarial_vs_imitation_lunarlander_airl_paired_s2_protege adversarial_vs_imitation_lunarlander_airl_paired_s2_imitation adversarial_vs_imitation_lunarlander_airl_paired_report)
+# One benchmark a line, in running order (a new benchmark adds a line: merges stay clean).
+ORDER=(
+  bc_throughput
+  ddp_train
+  eval_overhead
+  head_latency
+  store_load
+  store_group
+  store_fuzz
+  carracing_speed
+  image_pipeline
+  dagger_vs_imitation
+  ensemble_speed
+  experts
+  horizon
+  horizon_smile_aggrevate
+  obstacle
+  obstacle_8000
+  chunking
+  dagger_lunar
+  dagger_dev_sweep
+  demo_carracing
+  interop_io
+  finetune
+  demo_finetune
+  offline_dial_lunarlander
+  offline_dial_pendulum
+  offline_d3rlpy_pendulum
+  offline_throughput_pendulum
+  offline_dial_lunarlander_10k
+  ray_rollouts
+  ray_rollouts_camera
+  scaling_model
+  preference_ranking
+  preferences
+  fleet
+  fleet_workers
+  adversarial_vs_imitation_cartpole
+  adversarial_vs_imitation_pendulum
+  adversarial_vs_imitation_lunarlander
+  gail_vs_bc
+  adversarial_dev_cartpole
+  adversarial_profile_pendulum
+  adversarial_vs_imitation_pendulum_airl
+  adversarial_vs_imitation_lunarlander_airl
+  finetune_mountaincar
+  finetune_lunarlander
+  finetune_lunarlander_long
+  finetune_lunarlander_demos10
+  finetune_lunarlander_demos10_r2048
+  finetune_lunarlander_sampled
+  finetune_lunarlander_sampled_scratch
+  preferences_pendulum
+  iql_critics_ab
+  ensemble_speed_td_fit
+  ensemble_speed_threads_ab
+  adversarial_dev_lunarlander
+  adversarial_vs_imitation_lunarlander_500k_s02
+  adversarial_vs_imitation_lunarlander_500k_s1
+  adversarial_vs_imitation_lunarlander_airl_500k_s0
+  adversarial_vs_imitation_lunarlander_airl_500k_s1
+  adversarial_vs_imitation_lunarlander_airl_500k_s2
+  adversarial_dev_lunarlander_bcstart
+  adversarial_vs_imitation_lunarlander_bcstart_gail_s0_protege
+  adversarial_vs_imitation_lunarlander_bcstart_gail_s0_imitation
+  adversarial_vs_imitation_lunarlander_bcstart_gail_s1_protege
+  adversarial_vs_imitation_lunarlander_bcstart_gail_s1_imitation
+  adversarial_vs_imitation_lunarlander_bcstart_gail_s2_protege
+  adversarial_vs_imitation_lunarlander_bcstart_gail_s2_imitation
+  adversarial_vs_imitation_lunarlander_bcstart_airl_s0_protege
+  adversarial_vs_imitation_lunarlander_bcstart_airl_s0_imitation
+  adversarial_vs_imitation_lunarlander_bcstart_airl_s1_protege
+  adversarial_vs_imitation_lunarlander_bcstart_airl_s1_imitation
+  adversarial_vs_imitation_lunarlander_bcstart_airl_s2_protege
+  adversarial_vs_imitation_lunarlander_bcstart_airl_s2_imitation
+  adversarial_vs_imitation_lunarlander_bcstart_report
+  lesson_dev_steady100
+  lesson_dev_envelope
+  lesson_dev_last_engine_bc
+  lesson_dev_noisy_bc
+  lesson_dev_noisy
+  dagger_lunar_steady100
+  dagger_lunar_steady100_report
+  dagger_lunar_noisy
+  dagger_lunar_noisy_report
+  adversarial_dev_lunarlander_airl_noent
+  adversarial_vs_imitation_lunarlander_airl_noent_s0_protege
+  adversarial_vs_imitation_lunarlander_airl_noent_s1_protege
+  adversarial_vs_imitation_lunarlander_airl_noent_s2_protege
+  adversarial_vs_imitation_lunarlander_airl_noent_report
+  adversarial_vs_imitation_lunarlander_airl_paired_s0_protege
+  adversarial_vs_imitation_lunarlander_airl_paired_s0_imitation
+  adversarial_vs_imitation_lunarlander_airl_paired_s1_protege
+  adversarial_vs_imitation_lunarlander_airl_paired_s1_imitation
+  adversarial_vs_imitation_lunarlander_airl_paired_s2_protege
+  adversarial_vs_imitation_lunarlander_airl_paired_s2_imitation
+  adversarial_vs_imitation_lunarlander_airl_paired_report
+)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
