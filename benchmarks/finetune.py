@@ -58,8 +58,16 @@ from protege.experts.noisy import EpsilonExpert
 from protege.rollout.evaluate import evaluate, evaluate_expert
 
 
-def arms(kl: float, kl_decay: float, bc_weight: float, temperature: float = 4.0) -> dict[str, Arm]:
+def arms(
+    kl: float,
+    kl_decay: float,
+    bc_weight: float,
+    temperature: float = 4.0,
+    prefit: int = 2000,
+    bc_decay: float = 0.95,
+) -> dict[str, Arm]:
     soft = f"T={temperature:g}"
+    fit = f"critic pre-fit {prefit}"
     return {
         "scratch": Arm("PPO from scratch", scratch=True),
         "kl": Arm("fine-tune, KL + warm-up", kl=kl, kl_decay=kl_decay, value_warmup=2),
@@ -76,6 +84,14 @@ def arms(kl: float, kl_decay: float, bc_weight: float, temperature: float = 4.0)
         ),
         "nokl_soft": Arm(
             f"fine-tune, no KL, warm-up, {soft}", value_warmup=2, temperature=temperature
+        ),
+        "nokl_prefit": Arm(f"fine-tune, no KL, {fit}", critic_prefit=prefit),
+        "kl_prefit": Arm(f"fine-tune, KL, {fit}", kl=kl, kl_decay=kl_decay, critic_prefit=prefit),
+        "bc_prefit": Arm(
+            f"pattern 2: BC term ×{bc_decay:g}, {fit}",
+            bc_weight=bc_weight,
+            bc_decay=bc_decay,
+            critic_prefit=prefit,
         ),
     }
 
@@ -144,6 +160,15 @@ def main() -> None:
     p.add_argument("--kl", type=float, default=0.1)
     p.add_argument("--kl-decay", type=float, default=0.9)
     p.add_argument("--bc-weight", type=float, default=0.1)
+    p.add_argument("--bc-decay", type=float, default=0.95, help="of the bc_prefit arm")
+    p.add_argument(
+        "--critic-prefit",
+        type=int,
+        default=2000,
+        help="of the *_prefit arms: steps fitting the critic to the demonstrations' returns "
+        "(FinetuneConfig.critic_prefit)",
+    )
+    p.add_argument("--clip", type=float, help="PPO's ratio clip (default: PPOConfig's)")
     p.add_argument(
         "--temperature", type=float, default=4.0, help="of the *_soft arms (FinetuneConfig)"
     )
@@ -197,7 +222,9 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     task = protege.tasks.make(args.task)
-    all_arms = arms(args.kl, args.kl_decay, args.bc_weight, args.temperature)
+    all_arms = arms(
+        args.kl, args.kl_decay, args.bc_weight, args.temperature, args.critic_prefit, args.bc_decay
+    )
     chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
     rows: dict[str, list[dict]] = {k: [] for k in chosen}
     beyond: list[dict] = []
@@ -214,6 +241,7 @@ def main() -> None:
             lr=args.lr,
             renormalize_obs=not args.no_renormalize_obs,
             seed=seed,
+            **({"clip": args.clip} if args.clip is not None else {}),
         )
         eval_seed = seed + EVAL_SEED_OFFSET
         expert = evaluate_expert(
@@ -270,6 +298,12 @@ def main() -> None:
                 **dip(r, r.evals[0]["mean_return"]),
                 "evals": r.evals,
             }
+            if r.history and "prefit_rmse_before" in r.history[0]:
+                # the critic's error on the demonstrations' returns, before and after the pre-fit
+                row["prefit_rmse"] = [
+                    r.history[0]["prefit_rmse_before"],
+                    r.history[0]["prefit_rmse_after"],
+                ]
             if args.eval_sampled:
                 sampled = steps_to(r, level, "sampled_return")
                 row["steps_to_95_sampled"] = sampled[0] if sampled else None
@@ -286,7 +320,13 @@ def main() -> None:
                 f"(sampled: {row.get('steps_to_95_sampled', '-')}) "
                 f"({row['seconds_to_95'] and round(row['seconds_to_95'], 1)} s); final "
                 f"{row['final']:.1f}; dip {row['depth']:.0%}, {row['evals_below']:.0f} evals "
-                f"below, {row['steps_below']:.0f} steps",
+                f"below, {row['steps_below']:.0f} steps"
+                + (f"; pre-fit RMSE {row['prefit_rmse']}" if "prefit_rmse" in row else "")
+                + "\n    evals (steps: det, sampled): "
+                + "; ".join(
+                    f"{e['env_steps']}: {e['mean_return']:.0f}, {e.get('sampled_return', 0):.0f}"
+                    for e in r.evals
+                ),
                 flush=True,
             )
         if not args.no_beyond and args.task == "cartpole":
@@ -343,7 +383,14 @@ def merge(files: list[Path]) -> None:
     keys = list(dict.fromkeys(k for r in runs for k in r["rows"]))  # runs may split the arms
     rows = {k: [x for r in runs for x in r["rows"].get(k, [])] for k in keys}
     beyond = [b for r in runs for b in r["beyond"]]
-    all_arms = arms(first.kl, first.kl_decay, first.bc_weight, getattr(first, "temperature", 4.0))
+    all_arms = arms(
+        first.kl,
+        first.kl_decay,
+        first.bc_weight,
+        getattr(first, "temperature", 4.0),
+        getattr(first, "critic_prefit", 2000),
+        getattr(first, "bc_decay", 0.95),
+    )
     report(rows, {k: all_arms[k] for k in rows}, beyond, first)
 
 

@@ -18,7 +18,7 @@ import torch
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
+from protege.algos.finetune import BCTerm, KLAnchor, demo_returns, finetune, soften
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import gae
 from protege.configs.bc import BCConfig
@@ -27,7 +27,7 @@ from protege.configs.policy import PolicyConfig
 from protege.configs.rl import FinetuneConfig, PPOConfig
 from protege.data.episode import LEARNER
 from protege.data.store import Store
-from protege.errors import ConfigError
+from protege.errors import ConfigError, DataError
 from protege.policies.policy import Policy
 
 CARTPOLE = protege.tasks.make("cartpole")
@@ -212,6 +212,40 @@ def test_sampled_evaluation_leaves_training_alone_and_stop_return_ends_the_run(
     assert ended.updates == 0 and len(ended.evals) == 1
     with pytest.raises(ConfigError, match="stop_return"):
         FinetuneConfig(stop_return=math.nan)
+
+
+def test_critic_prefit_learns_the_demonstrations_returns_before_the_first_update(
+    weak: Path, demos: Path, tmp_path: Path
+) -> None:
+    # the expert balances the pole for ever: every state is worth 1 / (1 − γ) = 100, also
+    # near the time limit that ended its episodes (where the plain return-to-go drops to 1)
+    data = Store.open(demos).transitions()
+    assert data.terminated is not None and not data.terminated.any()
+    prefit = demo_returns(data, TINY.gamma, 300)
+    assert prefit.returns.min() < 2
+
+    def error(learner: PPO) -> float:
+        with torch.no_grad():
+            v = learner._value(torch.from_numpy(prefit.obs)).numpy()
+        return float(np.sqrt(np.mean((v - 1 / (1 - TINY.gamma)) ** 2)))
+
+    learner = PPO(Policy.load(weak), CARTPOLE, TINY)
+    fit = learner.prefit_critic(prefit)
+    assert error(learner) < 5 and fit["prefit_rmse_after"] < 0.1 * fit["prefit_rmse_before"]
+    quiet = {"tensorboard": False, "store_episodes": False}
+    cfg = FinetuneConfig(steps=200, value_warmup=0, eval_every=10**6, eval_episodes=2)
+    plain = finetune(Policy.load(weak), CARTPOLE, tmp_path / "a", cfg, TINY, **quiet)
+    pre = dataclasses.replace(cfg, critic_prefit=300)
+    ft = finetune(Policy.load(weak), CARTPOLE, tmp_path / "b", pre, TINY, demos=data, **quiet)
+    first = ft.history[0]
+    assert first["prefit_rmse_after"] < 0.1 * first["prefit_rmse_before"]
+    assert "prefit_rmse_before" not in plain.history[0]
+    assert first["value_loss"] != plain.history[0]["value_loss"]  # the first update saw it
+    with pytest.raises(ConfigError, match="critic_prefit > 0 needs demonstrations"):
+        finetune(Policy.load(weak), CARTPOLE, tmp_path / "c", pre, TINY, **quiet)
+    no_rewards = dataclasses.replace(data, rewards=np.zeros_like(data.rewards))
+    with pytest.raises(DataError, match="every reward of the demonstrations is 0"):
+        finetune(Policy.load(weak), CARTPOLE, tmp_path / "d", pre, TINY, demos=no_rewards, **quiet)
 
 
 # ----------------------------------------------------------------------------- the terms

@@ -11,6 +11,10 @@ DAgger, any head with a log-probability) on the task's reward:
   starting policy's own rollouts; without it the first policy updates follow the advantages of
   a critic that knows nothing and undo what imitation learned (``benchmarks/finetune.py``
   measures that dip).
+- **Critic pre-fit.** With ``critic_prefit`` > 0, the critic is first fit to the
+  demonstrations' discounted returns-to-go (at the first update, in its observation units,
+  before any advantage): no env steps spent, unlike the warm-up. The demonstrator's returns
+  over-estimate the starting policy's where it does worse; PPO's own targets correct that.
 - **KL anchor (pattern 1).** ``kl · kl_decay^u · KL(π ‖ π_start)`` to the frozen starting
   policy: exact for a categorical head, otherwise the non-negative estimator
   ``E[(r − 1) − log r]``, ``r = π_start(a)/π(a)``, importance-weighted from the rollout's actions.
@@ -39,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from protege.algos.ppo import PPO, PolicyTerm, RewardSource, check_trainable
+from protege.algos.critics import mc_returns
+from protege.algos.ppo import PPO, CriticPrefit, PolicyTerm, RewardSource, check_trainable
 from protege.algos.rl_rollout import RLEpisodes, derived_seed
 from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.rl import FinetuneConfig, PPOConfig
@@ -206,6 +211,8 @@ def finetune(
     check_trainable(policy, "the policy to fine-tune")
     if cfg.bc_weight > 0 and demos is None:
         raise ConfigError("FinetuneConfig.bc_weight > 0 needs demonstrations (--bc-data STORE)")
+    if cfg.critic_prefit > 0:
+        _check_prefit_data(demos)
     settings = {
         **(settings or {}),
         "finetune": asdict(cfg),
@@ -249,7 +256,13 @@ def finetune(
         else None
     )
     observers = [RLEpisodes(store)] if store is not None else []
-    learner = PPO(policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers)
+    prefit = None
+    if cfg.critic_prefit > 0 and state is None:  # a resumed run's critic is in its checkpoint
+        assert demos is not None
+        prefit = demo_returns(demos, ppo_cfg.gamma, cfg.critic_prefit)
+    learner = PPO(
+        policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers, prefit=prefit
+    )
     result = FinetuneResult(seed=ppo_cfg.seed, wall_seconds=start_seconds)
     if state is not None:
         tensors = load_file(str(ckpt / state["weights"]))
@@ -336,6 +349,36 @@ def finetune(
     record = {**settings, "result": result.to_dict()}
     write_atomic(out / f"{name}.json", json.dumps(record, indent=2))
     return result
+
+
+def demo_returns(demos: Transitions, gamma: float, steps: int) -> CriticPrefit:
+    """The critic pre-fit's targets on ``demos``: each step's discounted return to its
+    episode's end and, where a time limit cut the episode off, the discount to its final
+    observation (the critic's value of it completes the return)."""
+    obs = np.asarray(demos.obs, np.float32)
+    tail_discount = tail_obs = None
+    if demos.terminated is not None and demos.final_obs is not None:
+        cut = ~np.asarray(demos.terminated, bool)
+        if cut.any():
+            ep = demos.episode_of_step()
+            end = (demos.episode_starts + demos.episode_lengths)[ep]
+            tail_discount = np.where(cut[ep], gamma ** (end - np.arange(len(obs))), 0.0)
+            tail_obs = np.asarray(demos.final_obs, np.float32)[ep]
+    return CriticPrefit(obs, mc_returns(demos, gamma), steps, tail_discount, tail_obs)
+
+
+def _check_prefit_data(demos: Transitions | None) -> None:
+    if demos is None:
+        raise ConfigError(
+            "FinetuneConfig.critic_prefit > 0 needs demonstrations with rewards (--bc-data STORE)"
+        )
+    if isinstance(demos.obs, dict):
+        raise ConfigError("--critic-prefit fits observations of one array, not of named parts")
+    if len(demos) == 0 or not np.asarray(demos.rewards).any():
+        raise DataError(
+            "--critic-prefit: every reward of the demonstrations is 0 (a store without "
+            "rewards); collect them from a task with rewards, or fine-tune without it"
+        )
 
 
 # ---------------------------------------------------------------------------- checkpoints

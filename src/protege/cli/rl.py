@@ -10,7 +10,7 @@ from protege.cli.flags import add_config_flags, config_values, json_flag, run_fl
 from protege.cli.learn import _make_task
 from protege.cli.registry import command
 from protege.configs.rl import FinetuneConfig, PPOConfig
-from protege.errors import ConfigError
+from protege.errors import ConfigError, DataError
 
 
 def _finetune_flags(p: argparse.ArgumentParser) -> None:
@@ -21,7 +21,8 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bc-data",
         metavar="STORE",
-        help="demonstrations for the BC term (pattern 2, with --bc-weight > 0)",
+        help="demonstrations for the BC term (pattern 2, with --bc-weight > 0) and the critic "
+        "pre-fit (--critic-prefit > 0: they must carry rewards)",
     )
     ppo_run_flags(p, FinetuneConfig)
 
@@ -59,10 +60,11 @@ def finetune(args: argparse.Namespace) -> None:
     binned), warms up its value function first (--value-warmup updates), and keeps a KL
     penalty to the frozen starting policy (--kl, decayed by --kl-decay per update). With
     --bc-data and --bc-weight it also adds a BC loss on those demonstrations (DAPG-style,
-    decayed by --bc-decay). Evaluates every --eval-every env steps; writes the fine-tuned
-    policy (what `protege eval` reads), its RL episodes (OUT/store), a checkpoint after every
-    update (--resume continues from it, even after kill -9), a TensorBoard log and
-    finetune.json to --out.
+    decayed by --bc-decay). --critic-prefit N fits the value function to --bc-data's
+    discounted returns for N steps before the first update (no env steps). Evaluates every
+    --eval-every env steps; writes the fine-tuned policy (what `protege eval` reads), its RL
+    episodes (OUT/store), a checkpoint after every update (--resume continues from it, even
+    after kill -9), a TensorBoard log and finetune.json to --out.
 
     Example:
     protege finetune --policy runs/bc --task lunarlander --kl 0.1 --steps 300000 --out runs/ft
@@ -98,8 +100,16 @@ def finetune(args: argparse.Namespace) -> None:
         store = Store.open(args.bc_data)
         store.check_spaces(*task.spaces)
         demos = store.transitions()
+        if cfg.critic_prefit > 0 and not demos.rewards.any():
+            raise DataError(
+                f"{args.bc_data}: every reward is 0 (a store without rewards); --critic-prefit "
+                "fits the critic to the demonstrations' returns: collect them from a task "
+                "with rewards, or fine-tune without it"
+            )
     elif cfg.bc_weight > 0:
         raise ConfigError("--bc-weight > 0 needs demonstrations: give --bc-data STORE")
+    elif cfg.critic_prefit > 0:
+        raise ConfigError("--critic-prefit > 0 needs demonstrations: give --bc-data STORE")
     result = run(
         policy,
         task,

@@ -82,6 +82,12 @@ class FinetuneConfig:
     """The KL coefficient is multiplied by this after every update (1: constant)."""
     value_warmup: int = 2
     """Updates in which only the critic learns, on the starting policy's rollouts."""
+    critic_prefit: int = 0
+    """Gradient steps fitting the critic to the demonstrations' (--bc-data's) discounted
+    returns-to-go (PPO's gamma) before the first update's advantages: a critic that starts
+    out knowing the values of the demonstrated states, at no env steps, instead of (or
+    besides) --value-warmup's critic-only updates (0: off; the demonstrations must carry
+    rewards)."""
     temperature: float = 1.0
     """Soften the starting policy before fine-tuning (the KL anchor is the softened policy):
     a categorical head's logits are divided by it, a Gaussian head's standard deviation
@@ -115,6 +121,7 @@ class FinetuneConfig:
         check_float(own, "kl", self.kl, 0.0)
         check_float(own, "kl_decay", self.kl_decay, 0.0, 1.0)
         check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
+        check_int(own, "critic_prefit", self.critic_prefit, 0, MAX_STEPS)
         check_float(own, "temperature", self.temperature, 0.0, 100.0, lo_open=True)
         check_float(own, "bc_weight", self.bc_weight, 0.0)
         check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)

@@ -74,8 +74,8 @@ def bc_from_demos(
 
 @dataclass(frozen=True)
 class Arm:
-    """One way to run RL: from the BC policy (with its KL, warm-up, BC-term settings) or from
-    scratch (a freshly initialized policy, no anchor)."""
+    """One way to run RL: from the BC policy (with its KL, warm-up, BC-term, critic pre-fit
+    settings) or from scratch (a freshly initialized policy, no anchor)."""
 
     name: str
     kl: float = 0.0
@@ -84,6 +84,7 @@ class Arm:
     temperature: float = 1.0
     bc_weight: float = 0.0
     bc_decay: float = 0.95
+    critic_prefit: int = 0
     scratch: bool = False
 
 
@@ -117,12 +118,14 @@ def run_arm(
         temperature=arm.temperature,
         bc_weight=arm.bc_weight,
         bc_decay=arm.bc_decay,
+        critic_prefit=arm.critic_prefit,
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         eval_sampled=eval_sampled,
         stop_return=stop_return,
     )
-    data = Store.open(demos).transitions() if demos is not None and arm.bc_weight > 0 else None
+    uses_demos = arm.bc_weight > 0 or arm.critic_prefit > 0
+    data = Store.open(demos).transitions() if demos is not None and uses_demos else None
     return finetune(
         policy,
         task,
