@@ -65,9 +65,12 @@ def arms(
     temperature: float = 4.0,
     prefit: int = 2000,
     bc_decay: float = 0.95,
+    prefit_temperature: float = 1.0,
 ) -> dict[str, Arm]:
     soft = f"T={temperature:g}"
-    fit = f"critic pre-fit {prefit}"
+    pt = prefit_temperature
+    sharp = f", T={pt:g}" if pt != 1 else ""
+    fit = (f"critic pre-fit {prefit}" if prefit else "no warm-up") + sharp
     return {
         "scratch": Arm("PPO from scratch", scratch=True),
         "kl": Arm("fine-tune, KL + warm-up", kl=kl, kl_decay=kl_decay, value_warmup=2),
@@ -85,13 +88,17 @@ def arms(
         "nokl_soft": Arm(
             f"fine-tune, no KL, warm-up, {soft}", value_warmup=2, temperature=temperature
         ),
-        "nokl_prefit": Arm(f"fine-tune, no KL, {fit}", critic_prefit=prefit),
-        "kl_prefit": Arm(f"fine-tune, KL, {fit}", kl=kl, kl_decay=kl_decay, critic_prefit=prefit),
+        "nokl_temp": Arm(f"fine-tune, no KL, no warm-up{sharp}", temperature=pt),
+        "nokl_prefit": Arm(f"fine-tune, no KL, {fit}", critic_prefit=prefit, temperature=pt),
+        "kl_prefit": Arm(
+            f"fine-tune, KL, {fit}", kl=kl, kl_decay=kl_decay, critic_prefit=prefit, temperature=pt
+        ),
         "bc_prefit": Arm(
-            f"pattern 2: BC term ×{bc_decay:g}, {fit}",
+            f"pattern 2: BC term {bc_weight:g} ×{bc_decay:g}, {fit}",
             bc_weight=bc_weight,
             bc_decay=bc_decay,
             critic_prefit=prefit,
+            temperature=pt,
         ),
     }
 
@@ -168,6 +175,13 @@ def main() -> None:
         help="of the *_prefit arms: steps fitting the critic to the demonstrations' returns "
         "(FinetuneConfig.critic_prefit)",
     )
+    p.add_argument(
+        "--prefit-temperature",
+        type=float,
+        default=1.0,
+        help="of the *_prefit arms and nokl_temp (FinetuneConfig.temperature; < 1 sharpens "
+        "the start)",
+    )
     p.add_argument("--clip", type=float, help="PPO's ratio clip (default: PPOConfig's)")
     p.add_argument(
         "--temperature", type=float, default=4.0, help="of the *_soft arms (FinetuneConfig)"
@@ -179,6 +193,12 @@ def main() -> None:
     p.add_argument("--gae-lambda", type=float)
     p.add_argument("--rollout-steps", type=int)
     p.add_argument("--n-envs", type=int)
+    p.add_argument(
+        "--eval-envs",
+        type=int,
+        help="sub-envs of every evaluation (default: the preset's --n-envs; the evaluation "
+        "episodes depend on it, so it stays put when --n-envs changes)",
+    )
     p.add_argument(
         "--no-renormalize-obs",
         action="store_true",
@@ -217,13 +237,21 @@ def main() -> None:
     for key, value in PRESETS[args.task].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.eval_envs is None:
+        args.eval_envs = PRESETS[args.task]["n_envs"]
     if args.merge:
         merge(args.merge)
         return
     torch.set_num_threads(1)
     task = protege.tasks.make(args.task)
     all_arms = arms(
-        args.kl, args.kl_decay, args.bc_weight, args.temperature, args.critic_prefit, args.bc_decay
+        args.kl,
+        args.kl_decay,
+        args.bc_weight,
+        args.temperature,
+        args.critic_prefit,
+        args.bc_decay,
+        args.prefit_temperature,
     )
     chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
     rows: dict[str, list[dict]] = {k: [] for k in chosen}
@@ -245,13 +273,13 @@ def main() -> None:
         )
         eval_seed = seed + EVAL_SEED_OFFSET
         expert = evaluate_expert(
-            task, episodes=args.eval_episodes, n_envs=args.n_envs, seed=eval_seed
+            task, episodes=args.eval_episodes, n_envs=args.eval_envs, seed=eval_seed
         ).mean_return
         rand = evaluate(
             ExpertActor(EpsilonExpert(task.make_expert(), 1.0, task.spaces[1])),
             task,
             args.eval_episodes,
-            args.n_envs,
+            args.eval_envs,
             eval_seed,
             measure_disagreement=False,
         ).mean_return
@@ -259,7 +287,7 @@ def main() -> None:
         strict = 0.95 * expert  # the line as a share of the expert's return alone
         start, demos = bc_from_demos(task, out, args.demos, "expert", seed, args.bc_steps, (64, 64))
         bc_ret = evaluate(
-            start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
+            start, task, args.eval_episodes, args.eval_envs, eval_seed, measure_disagreement=False
         ).mean_return
         print(
             f"seed {seed}: expert {expert:.1f}, random {rand:.1f}, BC on {args.demos} demos "
@@ -281,6 +309,7 @@ def main() -> None:
                 args.eval_episodes,
                 eval_sampled=args.eval_sampled,
                 stop_return=max(level, strict) if args.stop_at_level else None,
+                eval_envs=args.eval_envs,
             )
             hit = steps_to(r, level)
             row = {
@@ -345,11 +374,11 @@ def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> d
     eval_seed = seed + EVAL_SEED_OFFSET
     drift = ExpertActor(CallableExpert(DriftingCartPoleExpert().act))
     demo_ret = evaluate(
-        drift, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
+        drift, task, args.eval_episodes, args.eval_envs, eval_seed, measure_disagreement=False
     ).mean_return
     start, demos = bc_from_demos(task, out / "beyond", 5, "drifting", seed, 1000, (64, 64))
     bc_ret = evaluate(
-        start, task, args.eval_episodes, args.n_envs, eval_seed, measure_disagreement=False
+        start, task, args.eval_episodes, args.eval_envs, eval_seed, measure_disagreement=False
     ).mean_return
     arm = Arm("beyond", kl=args.kl, kl_decay=args.kl_decay, value_warmup=2)
     r: FinetuneResult = run_arm(
@@ -362,6 +391,7 @@ def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> d
         ppo,
         args.eval_every,
         args.eval_episodes,
+        eval_envs=args.eval_envs,
     )
     hit = steps_to(r, level)
     row = {
@@ -390,6 +420,7 @@ def merge(files: list[Path]) -> None:
         getattr(first, "temperature", 4.0),
         getattr(first, "critic_prefit", 2000),
         getattr(first, "bc_decay", 0.95),
+        getattr(first, "prefit_temperature", 1.0),
     )
     report(rows, {k: all_arms[k] for k in rows}, beyond, first)
 

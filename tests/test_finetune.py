@@ -241,6 +241,8 @@ def test_critic_prefit_learns_the_demonstrations_returns_before_the_first_update
     assert first["prefit_rmse_after"] < 0.1 * first["prefit_rmse_before"]
     assert "prefit_rmse_before" not in plain.history[0]
     assert first["value_loss"] != plain.history[0]["value_loss"]  # the first update saw it
+    with pytest.raises(ConfigError, match="critic_prefit"):
+        FinetuneConfig(critic_prefit=-1)
     with pytest.raises(ConfigError, match="critic_prefit > 0 needs demonstrations"):
         finetune(Policy.load(weak), CARTPOLE, tmp_path / "c", pre, TINY, **quiet)
     no_rewards = dataclasses.replace(data, rewards=np.zeros_like(data.rewards))

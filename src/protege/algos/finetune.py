@@ -272,11 +272,12 @@ def finetune(
         result.resumed_from = learner.updates
     writer = _tensorboard(out / "tb", learner.env_steps) if tensorboard else None
     eval_seed = ppo_cfg.seed + EVAL_SEED_OFFSET
+    eval_envs = cfg.eval_envs or ppo_cfg.n_envs
     bar = _bar(progress if progress is not True else name, cfg.steps, learner.env_steps)
 
     def run_eval() -> None:
         ev = evaluate(
-            policy, task, cfg.eval_episodes, ppo_cfg.n_envs, eval_seed, measure_disagreement=False
+            policy, task, cfg.eval_episodes, eval_envs, eval_seed, measure_disagreement=False
         )
         row = {
             "update": learner.updates,
@@ -291,7 +292,7 @@ def finetune(
                 policy,
                 task,
                 cfg.eval_episodes,
-                ppo_cfg.n_envs,
+                eval_envs,
                 eval_seed,
                 deterministic=False,
                 measure_disagreement=False,

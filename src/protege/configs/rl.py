@@ -93,7 +93,8 @@ class FinetuneConfig:
     a categorical head's logits are divided by it, a Gaussian head's standard deviation
     multiplied by it. Its most likely action does not change (deterministic evaluation
     starts where BC is), but actions BC is sure are wrong get sampled, so PPO can learn
-    that they are not (1: unchanged; categorical and gaussian heads)."""
+    that they are not. Below 1 it sharpens the start instead: sampled actions follow its most
+    likely one more often (1: unchanged; categorical and gaussian heads)."""
     bc_weight: float = 0.0
     """Weight of the BC loss on --bc-data's demonstrations (pattern 2; 0: off)."""
     bc_decay: float = 0.95
@@ -104,6 +105,10 @@ class FinetuneConfig:
     """Evaluate (deterministic actions) every this many env steps, and at the start and end."""
     eval_episodes: int = 20
     """Episodes per evaluation (the same seeded ones every time)."""
+    eval_envs: int = 0
+    """Sub-envs of the evaluation (0: PPO's --n-envs). Which episodes an evaluation runs
+    depends on it (each sub-env's episodes are seeded from its slot), so runs whose PPO uses
+    a different --n-envs evaluate on the same episodes only with the same --eval-envs."""
     eval_sampled: bool = False
     """Also evaluate with sampled actions (the stochastic policy PPO trains, its draws seeded
     per episode) on the same episodes, recorded as ``sampled_return`` beside the
@@ -128,6 +133,7 @@ class FinetuneConfig:
         check_int(own, "bc_batch_size", self.bc_batch_size, 1, 2**20)
         check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
         check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
+        check_int(own, "eval_envs", self.eval_envs, 0, 1024)
         check_int(own, "checkpoint_every", self.checkpoint_every, 1, MAX_COUNT)
         if self.stop_return is not None:
             check_float(own, "stop_return", self.stop_return)

@@ -101,9 +101,10 @@ def run_arm(
     progress: bool | str = False,
     eval_sampled: bool = False,
     stop_return: float | None = None,
+    eval_envs: int = 0,
 ) -> FinetuneResult:
     """Run ``arm`` for ``steps`` env steps into ``out`` (replaced) and return its result
-    (``eval_sampled``, ``stop_return``: :class:`FinetuneConfig`'s)."""
+    (``eval_sampled``, ``stop_return``, ``eval_envs``: :class:`FinetuneConfig`'s)."""
     shutil.rmtree(out, ignore_errors=True)
     if arm.scratch:
         policy = Policy(start.config, seed=ppo.seed)
@@ -121,6 +122,7 @@ def run_arm(
         critic_prefit=arm.critic_prefit,
         eval_every=eval_every,
         eval_episodes=eval_episodes,
+        eval_envs=eval_envs,
         eval_sampled=eval_sampled,
         stop_return=stop_return,
     )
