@@ -413,16 +413,21 @@ def merge(files: list[Path]) -> None:
     keys = list(dict.fromkeys(k for r in runs for k in r["rows"]))  # runs may split the arms
     rows = {k: [x for r in runs for x in r["rows"].get(k, [])] for k in keys}
     beyond = [b for r in runs for b in r["beyond"]]
-    all_arms = arms(
-        first.kl,
-        first.kl_decay,
-        first.bc_weight,
-        getattr(first, "temperature", 4.0),
-        getattr(first, "critic_prefit", 2000),
-        getattr(first, "bc_decay", 0.95),
-        getattr(first, "prefit_temperature", 1.0),
-    )
-    report(rows, {k: all_arms[k] for k in rows}, beyond, first)
+    named: dict[str, Arm] = {}  # each arm as the first run that has it named it
+    for r in runs:
+        a = argparse.Namespace(**r["args"])
+        run_arms = arms(
+            a.kl,
+            a.kl_decay,
+            a.bc_weight,
+            getattr(a, "temperature", 4.0),
+            getattr(a, "critic_prefit", 2000),
+            getattr(a, "bc_decay", 0.95),
+            getattr(a, "prefit_temperature", 1.0),
+        )
+        for k in r["rows"]:
+            named.setdefault(k, run_arms[k])
+    report(rows, {k: named[k] for k in rows}, beyond, first)
 
 
 def scratch_ratios(

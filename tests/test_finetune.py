@@ -18,7 +18,8 @@ import torch
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.finetune import BCTerm, KLAnchor, demo_returns, finetune, soften
+from protege.algos.critic_prefit import demo_returns, prefit_critic
+from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import gae
 from protege.configs.bc import BCConfig
@@ -230,7 +231,7 @@ def test_critic_prefit_learns_the_demonstrations_returns_before_the_first_update
         return float(np.sqrt(np.mean((v - 1 / (1 - TINY.gamma)) ** 2)))
 
     learner = PPO(Policy.load(weak), CARTPOLE, TINY)
-    fit = learner.prefit_critic(prefit)
+    fit = prefit_critic(learner, prefit)
     assert error(learner) < 5 and fit["prefit_rmse_after"] < 0.1 * fit["prefit_rmse_before"]
     quiet = {"tensorboard": False, "store_episodes": False}
     cfg = FinetuneConfig(steps=200, value_warmup=0, eval_every=10**6, eval_episodes=2)

@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from protege.algos.critics import mc_returns
-from protege.algos.ppo import PPO, CriticPrefit, PolicyTerm, RewardSource, check_trainable
+from protege.algos.critic_prefit import demo_returns
+from protege.algos.ppo import PPO, PolicyTerm, RewardSource, check_trainable
 from protege.algos.rl_rollout import RLEpisodes, derived_seed
 from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.rl import FinetuneConfig, PPOConfig
@@ -350,22 +350,6 @@ def finetune(
     record = {**settings, "result": result.to_dict()}
     write_atomic(out / f"{name}.json", json.dumps(record, indent=2))
     return result
-
-
-def demo_returns(demos: Transitions, gamma: float, steps: int) -> CriticPrefit:
-    """The critic pre-fit's targets on ``demos``: each step's discounted return to its
-    episode's end and, where a time limit cut the episode off, the discount to its final
-    observation (the critic's value of it completes the return)."""
-    obs = np.asarray(demos.obs, np.float32)
-    tail_discount = tail_obs = None
-    if demos.terminated is not None and demos.final_obs is not None:
-        cut = ~np.asarray(demos.terminated, bool)
-        if cut.any():
-            ep = demos.episode_of_step()
-            end = (demos.episode_starts + demos.episode_lengths)[ep]
-            tail_discount = np.where(cut[ep], gamma ** (end - np.arange(len(obs))), 0.0)
-            tail_obs = np.asarray(demos.final_obs, np.float32)[ep]
-    return CriticPrefit(obs, mc_returns(demos, gamma), steps, tail_discount, tail_obs)
 
 
 def _check_prefit_data(demos: Transitions | None) -> None:

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from protege.algos.critic_prefit import CriticPrefit, prefit_critic
 from protege.algos.rl_rollout import (
     RLBuffer,
     RLEpisodes,
@@ -177,24 +177,6 @@ class PolicyTerm:
         raise NotImplementedError
 
 
-@dataclass
-class CriticPrefit:
-    """Returns to fit the critic to before the first update (:meth:`PPO.prefit_critic`).
-
-    Step ``i``'s target is ``returns[i] + tail_discount[i] · V(tail_obs[i])``: the discounted
-    sum of its episode's remaining rewards and, for an episode cut off by a time limit, the
-    critic's value of the observation after its last step, discounted by γ^(steps to it)
-    (``tail_discount`` 0 for a terminated episode; both None: every episode terminated),
-    recomputed from the critic every ``refresh`` steps."""
-
-    obs: np.ndarray
-    returns: np.ndarray
-    steps: int
-    tail_discount: np.ndarray | None = None
-    tail_obs: np.ndarray | None = None
-    refresh: int = 100
-
-
 class PPO:
     """Proximal policy optimization of ``policy`` on ``task`` (see the module docstring).
 
@@ -203,8 +185,8 @@ class PPO:
         terms: extra policy losses (:class:`PolicyTerm`).
         observers: more observers for every rollout (a store: :class:`RLEpisodes`, progress).
         prefit: at the first update, after the observation renormalization and before its
-            advantages, fit the critic to these returns (:meth:`prefit_critic`; a fine-tuning
-            run's demonstrations and their discounted returns-to-go). Costs no env steps.
+            advantages, fit the critic to these returns (:mod:`protege.algos.critic_prefit`: a
+            fine-tuning run's demonstrations and their discounted returns-to-go). No env steps.
     """
 
     def __init__(
@@ -221,7 +203,7 @@ class PPO:
         check_trainable(policy, "the policy")
         self.prefit = prefit
         """Fit the critic to these returns at the first update, before its advantages
-        (:meth:`prefit_critic`); None: no pre-fit."""
+        (:func:`~protege.algos.critic_prefit.prefit_critic`); None: no pre-fit."""
         self.policy, self.task, self.config = policy, task, config
         self.reward = reward or RewardSource()
         self.terms = list(terms)
@@ -293,7 +275,7 @@ class PPO:
         if update == 0:
             changed = cfg.renormalize_obs and renormalize_obs(policy, batch.obs)
             if self.prefit is not None:  # in the renormalized units, before any advantage
-                metrics.update(self.prefit_critic(self.prefit))
+                metrics.update(prefit_critic(self, self.prefit))
                 changed = True
             if changed:
                 with torch.no_grad():  # the critic's values, in the new units
@@ -353,54 +335,6 @@ class PPO:
             if not math.isfinite(v):
                 raise TrainingError(f"PPO update {update}: {k} is {v}", update, max(update - 1, 0))
         return metrics
-
-    def prefit_critic(self, prefit: CriticPrefit) -> dict[str, float]:
-        """Fit the critic to ``prefit``'s targets for ``prefit.steps`` Adam steps
-        (``critic_lr``, minibatches of ``minibatch_size`` drawn from the seed), fixing the
-        value scale at the returns' standard deviation if not yet fixed. Returns the critic's
-        root-mean-square error on the targets, in return units, before and after."""
-        cfg = self.config
-        returns = np.asarray(prefit.returns, np.float64)
-        if self.value_scale == 0.0:
-            self.value_scale = max(float(np.std(returns)), 1e-3)
-        scale = self.value_scale
-
-        def normalized(x: np.ndarray) -> torch.Tensor:
-            return self.policy.normalize_obs(torch.as_tensor(x, dtype=torch.float32)).detach()
-
-        obs_n = normalized(prefit.obs)
-        tail_n = None
-        if prefit.tail_discount is not None and prefit.tail_obs is not None:
-            tail_n = normalized(prefit.tail_obs)
-
-        def targets() -> torch.Tensor:
-            t = torch.as_tensor(returns / scale, dtype=torch.float32)
-            if tail_n is not None:
-                with torch.no_grad():
-                    v = self.critic(tail_n).squeeze(-1)
-                t = t + torch.as_tensor(prefit.tail_discount, dtype=torch.float32) * v
-            return t
-
-        def rmse(target: torch.Tensor) -> float:
-            with torch.no_grad():
-                err = (self.critic(obs_n).squeeze(-1) - target).pow(2).mean().sqrt()
-            return float(err) * scale
-
-        target = targets()
-        before = rmse(target)
-        opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        g = torch.Generator().manual_seed(derived_seed(cfg.seed, 5))
-        size = min(cfg.minibatch_size, len(target))
-        for step in range(prefit.steps):
-            if tail_n is not None and step % prefit.refresh == 0:
-                target = targets()
-            idx = torch.randint(len(target), (size,), generator=g)
-            loss = (self.critic(obs_n[idx]).squeeze(-1) - target[idx]).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
-            opt.step()
-        return {"prefit_rmse_before": before, "prefit_rmse_after": rmse(targets())}
 
     def _policy_step(
         self, mb: dict[str, torch.Tensor], adv: torch.Tensor, update: int
