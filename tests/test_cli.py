@@ -235,25 +235,6 @@ def test_demo_obstacle_writes_its_report(
         assert (out / file).stat().st_size > 0, file
 
 
-def test_demo_carracing_smoke_runs_from_the_command_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The issue's case: `protege demo carracing --smoke | tee log` squeezed the method
-    column out and cut every value; at 80 columns each one is now whole."""
-    tables = PrintedTables(monkeypatch)
-    out = tmp_path / "carracing"
-    argv = ["demo", "carracing", "--smoke", "--out", str(out), "--gif"]
-    assert main([*argv, "--json", str(tmp_path / "c.json"), *TOY]) == 0
-    printed = capsys.readouterr()
-    assert "report:" in printed.out and "[demo]" not in printed.out  # notes go to stderr
-    assert "[demo] BC:" in printed.err
-    tables.assert_whole(printed.out)
-    results = json.loads((out / "results.json").read_text())
-    assert results["config"]["seed"] == 3
-    assert result_json(tmp_path / "c.json", "demo carracing", seed=3) == results
-    assert (out / "index.html").exists() and (out / "return_vs_labels.png").exists()
-
-
 # ======================================================================== --restore-best
 @pytest.mark.parametrize("restore", [False, True])
 def test_train_says_which_weights_it_kept(

@@ -36,7 +36,10 @@ from protege.data.store import Store
 from protege.policies import Policy
 from protege.tasks import make
 
-CARTPOLE = make("cartpole")
+HORIZON = 100
+"""Episodes end by 100 steps (CartPole's are 500): a fifth of the env steps, and still both
+ways to end, the pole falling (round 0's learner) and the time limit."""
+CARTPOLE = dataclasses.replace(make("cartpole"), horizon=HORIZON)
 SMALL = {"hidden_sizes": (32, 32)}
 CONFIG = DAggerConfig(
     rounds=3,
@@ -53,7 +56,7 @@ CONFIG = DAggerConfig(
 CHILD = textwrap.dedent(
     """
     # engine.run, SIGKILLed by itself at the moment the case names (or from outside).
-    import json, os, signal, sys, threading
+    import dataclasses, json, os, signal, sys, threading
     import torch
     torch.set_num_threads(1)
     from protege.algos import dagger, engine
@@ -65,7 +68,7 @@ CHILD = textwrap.dedent(
     path, cfg, case = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     cfg["bc"] = BCConfig(**cfg["bc"])
     config = DAggerConfig(**cfg)
-    task = make("cartpole")
+    task = dataclasses.replace(make("cartpole"), horizon=int(sys.argv[4]))
     where, at = case["where"], case.get("round")
 
     def die():
@@ -178,7 +181,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def child_command(path: Path, case: dict[str, Any], config: Any) -> list[str]:
     cfg = dict(dataclasses.asdict(config), bc=dataclasses.asdict(config.bc))
-    return [sys.executable, "-c", CHILD, str(path), json.dumps(cfg), json.dumps(case)]
+    return [sys.executable, "-c", CHILD, str(path), json.dumps(cfg), json.dumps(case), str(HORIZON)]
 
 
 def check_killed_store(path: Path, ref: dict[str, Any]) -> int:

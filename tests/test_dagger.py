@@ -30,6 +30,9 @@ from protege.rollout.observers import KeepEpisodes
 from protege.tasks import make
 
 CARTPOLE = make("cartpole")
+SHORT = dataclasses.replace(CARTPOLE, horizon=100)
+"""CartPole with episodes cut at 100 steps, for the tests of resuming and retraining, which
+compare runs with each other rather than with the expert (a fifth of the env steps)."""
 BC = BCConfig(steps=300, batch_size=64, progress=False)
 SMALL = dict(hidden_sizes=(32, 32))
 
@@ -265,36 +268,36 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         DAggerConfig(beta="cosine")
     dagger.run(
-        CARTPOLE,
+        SHORT,
         tmp_path / "s",
         config(rounds=1, episodes_per_round=1),
-        make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+        make_policy=engine.policy_factory(SHORT, **SMALL),
     )
     with pytest.raises(ConfigError, match="unknown method"):
-        registry.run_method("gail", CARTPOLE, tmp_path / "x")
+        registry.run_method("gail", SHORT, tmp_path / "x")
     with pytest.raises(ConfigError, match="SupervisorConfig"):
-        registry.run_method("hg-dagger", CARTPOLE, tmp_path / "x", method_config=dart.DARTConfig())
+        registry.run_method("hg-dagger", SHORT, tmp_path / "x", method_config=dart.DARTConfig())
     assert registry.entry("thrifty").config_class() is thrifty.ThriftyConfig
     with pytest.raises(ConfigError, match="resume=True"):
         dagger.run(
-            CARTPOLE, tmp_path / "s", config(), make_policy=engine.policy_factory(CARTPOLE, **SMALL)
+            SHORT, tmp_path / "s", config(), make_policy=engine.policy_factory(SHORT, **SMALL)
         )
     # Resuming must collect and train as before: changed settings are refused, by name...
     with pytest.raises(ConfigError, match=r"bc\.steps: 300 → 301; episodes_per_round: 1 → 2"):
         changed = config(rounds=1, episodes_per_round=2)
         changed.bc = dataclasses.replace(BC, steps=BC.steps + 1)
         dagger.run(
-            CARTPOLE,
+            SHORT,
             tmp_path / "s",
             changed,
-            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+            make_policy=engine.policy_factory(SHORT, **SMALL),
             resume=True,
         )
     # The method and its own settings are part of what must not change.
-    dart.run(CARTPOLE, tmp_path / "d", config(rounds=1, episodes_per_round=1), dart.DARTConfig())
+    dart.run(SHORT, tmp_path / "d", config(rounds=1, episodes_per_round=1), dart.DARTConfig())
     with pytest.raises(ConfigError, match=r"method_settings\.noise_scale: 1\.0 → 2\.0"):
         dart.run(
-            CARTPOLE,
+            SHORT,
             tmp_path / "d",
             config(rounds=1, episodes_per_round=1),
             dart.DARTConfig(noise_scale=2.0),
@@ -302,19 +305,19 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
         )
     with pytest.raises(ConfigError, match="method: 'dart' → 'dagger'"):
         dagger.run(
-            CARTPOLE,
+            SHORT,
             tmp_path / "d",
             config(rounds=1, episodes_per_round=1),
-            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+            make_policy=engine.policy_factory(SHORT, **SMALL),
             resume=True,
         )
     # ...more rounds are not; and an expert.json cut off by a crash is measured again.
     (tmp_path / "s.run" / "expert.json").write_text('{"key": {"epis')
     more = dagger.run(
-        CARTPOLE,
+        SHORT,
         tmp_path / "s",
         config(rounds=2, episodes_per_round=1),
-        make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+        make_policy=engine.policy_factory(SHORT, **SMALL),
         resume=True,
     )
     assert [r.round for r in more.rows] == [0, 1, 2]
@@ -324,7 +327,7 @@ def test_config_and_store_errors(tmp_path: Path) -> None:
 # --------------------------------------------------------------------- kill and resume
 CHILD = textwrap.dedent(
     """
-    import json, os, sys, time
+    import dataclasses, json, os, sys, time
     import torch
     torch.set_num_threads(1)
     from protege.algos import dagger, engine
@@ -334,7 +337,7 @@ CHILD = textwrap.dedent(
     from protege.tasks import make
 
     store, marker, cfg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    task = make("cartpole")
+    task = dataclasses.replace(make("cartpole"), horizon=int(sys.argv[4]))
     cfg["bc"] = BCConfig(**cfg["bc"])
 
     class Stall(Gate):
@@ -370,13 +373,13 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(killed), str(marker), json.dumps(child_cfg)],
+        [sys.executable, str(script), str(killed), str(marker), json.dumps(child_cfg), "100"],
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     try:
         # The uninterrupted reference run, meanwhile, in this process.
         ref = dagger.run(
-            CARTPOLE, tmp_path / "ref", cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL)
+            SHORT, tmp_path / "ref", cfg, make_policy=engine.policy_factory(SHORT, **SMALL)
         )
     finally:
         kill_when_stalled(proc, marker)
@@ -387,7 +390,7 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     assert not any(e.round == 3 for e in index)
 
     res = dagger.run(
-        CARTPOLE, killed, cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL), resume=True
+        SHORT, killed, cfg, make_policy=engine.policy_factory(SHORT, **SMALL), resume=True
     )
     check_store(killed, 3, 4, 1)
 
@@ -396,7 +399,7 @@ def test_kill_9_mid_round_then_resume_reaches_the_same_numbers(tmp_path: Path) -
     assert len(a) == len(b) and a.n_labels == b.n_labels
 
     again = dagger.run(
-        CARTPOLE, killed, cfg, make_policy=engine.policy_factory(CARTPOLE, **SMALL), resume=True
+        SHORT, killed, cfg, make_policy=engine.policy_factory(SHORT, **SMALL), resume=True
     )  # a finished run resumes to itself without new work
     assert round_numbers(again) == round_numbers(ref)
     assert len(Store.open(killed)) == len(Store.open(tmp_path / "ref"))
@@ -416,10 +419,10 @@ def test_warm_start_continues_from_the_previous_learner(tmp_path: Path) -> None:
     for how in ("warm", "scratch"):
         store = tmp_path / how / "store"
         dagger.run(
-            CARTPOLE,
+            SHORT,
             store,
             config(retrain=how),
-            make_policy=engine.policy_factory(CARTPOLE, **SMALL),
+            make_policy=engine.policy_factory(SHORT, **SMALL),
         )
         learners = Path(f"{store}.run") / "learners"
         runs[how] = [Policy.load(learners / f"round_{r:03d}") for r in range(3)]
@@ -438,20 +441,20 @@ def test_warm_start_continues_from_the_previous_learner(tmp_path: Path) -> None:
     prev = warm[1]
     before = _weights(prev)
     frozen = engine.PolicyTrainer(
-        engine.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0, steps=5), "warm"
+        engine.policy_factory(SHORT, **SMALL), dataclasses.replace(BC, lr=0.0, steps=5), "warm"
     )
     same = frozen.fit(data, 2, seed=123, previous=prev)
     assert same is not prev  # a copy, trained; with lr 0 it is the previous policy exactly
     for a, b in zip(_weights(same), before, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    moved = engine.PolicyTrainer(engine.policy_factory(CARTPOLE, **SMALL), BC, "warm").fit(
+    moved = engine.PolicyTrainer(engine.policy_factory(SHORT, **SMALL), BC, "warm").fit(
         data, 2, seed=123, previous=prev
     )
     assert any(not torch.equal(a, b) for a, b in zip(_weights(moved), before, strict=True))
     for a, b in zip(_weights(prev), before, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # the previous learner is untouched
     fresh = engine.PolicyTrainer(
-        engine.policy_factory(CARTPOLE, **SMALL), dataclasses.replace(BC, lr=0.0), "scratch"
+        engine.policy_factory(SHORT, **SMALL), dataclasses.replace(BC, lr=0.0), "scratch"
     ).fit(data, 2, seed=123, previous=prev)
     assert any(not torch.equal(a, b) for a, b in zip(_weights(fresh), before, strict=True))
 

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from fakes import PrintedTables, result_json
+from protege.algos import registry
 from protege.cli import main
 from protege.configs.demos import LunarDemoConfig
+from protege.configs.methods import ThriftyConfig
 from protege.demos.common import json_safe, timed, write_json
 from protege.demos.lunarlander import run_demo
 from protege.report import plots
@@ -62,7 +64,21 @@ def test_tiny_demo_writes_the_report(tmp_path: Path) -> None:
     assert len(run.store) == 2
 
 
-def test_tiny_demo_compares_interactive_methods_on_return_against_labels(tmp_path: Path) -> None:
+def test_tiny_demo_compares_interactive_methods_on_return_against_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo runs each method with its default settings; ThriftyDAgger's success critic
+    # gets a toy budget here, as its BC learners do (round_bc_steps): 2,000 TD steps of a
+    # 2x256 critic were most of this test's time, and nothing here depends on the critic.
+    real = registry.run_method
+
+    def toy_critic(method, task, store, config=None, method_config=None, **kwargs):
+        if method == "thrifty":
+            assert method_config is None  # the demo's default settings, made toy
+            method_config = ThriftyConfig(q_steps=20, q_hidden=(16, 16))
+        return real(method, task, store, config, method_config, **kwargs)
+
+    monkeypatch.setattr(registry, "run_method", toy_critic)
     out = tmp_path / "demo"
     cfg = LunarDemoConfig(
         task="cartpole",
