@@ -20,6 +20,7 @@ TASKS = [
     "lunarlander",
     "lunarlander-tight",
     "lunarlander-steady",
+    "lunarlander-noisy-mild",
     "lunarlander-continuous",
     "pendulum",
     "mountaincar-continuous",

@@ -105,6 +105,19 @@ declare -A CMD=(
   [dagger_lunar_steady100_report]="$PY benchmarks/dagger_lunar.py --report --seeds 0 --task lunarlander-steady --rounds 5 --eval-episodes 100 --bc-grid 250 375 500 625 750 875 1000 1250 1500 2000 3000 4000 --out $OUT/dagger_lunar_steady100"
   [dagger_lunar_noisy]="$PY benchmarks/dagger_lunar.py --methods dagger --seeds 0 1 2 3 4 --task lunarlander-noisy --rounds 8 --eval-episodes 30 --out $OUT/dagger_lunar_noisy"
   [dagger_lunar_noisy_report]="$PY benchmarks/dagger_lunar.py --report --seeds 0 1 2 3 4 --task lunarlander-noisy --rounds 8 --eval-episodes 30 --bc-grid 12000 16000 --out $OUT/dagger_lunar_noisy"
+  [lesson_dev_mild_noise_s10]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-noise0.03 push0.2-noise0.02 --seeds 10 --methods dagger --rounds 6 --eval-episodes 30 --bc-grid 500 1000 2000 4000 8000"
+  [lesson_dev_mild_noise_s11_12]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-noise0.03 push0.2-noise0.02 --seeds 11 12 --methods dagger hg-dagger --rounds 6 --eval-episodes 30 --bc-grid 500 1000 2000 4000 8000"
+  [dagger_lunar_noisy_mild]="$PY benchmarks/dagger_lunar.py --methods dagger hg-dagger --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --out $OUT/dagger_lunar_noisy_mild"
+  [dagger_lunar_noisy_mild_thrifty]="$PY benchmarks/dagger_lunar.py --methods thrifty --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --out $OUT/dagger_lunar_noisy_mild"
+  [dagger_lunar_noisy_mild_report]="$PY benchmarks/dagger_lunar.py --report --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --bc-grid 4000 8000 12000 16000 --out $OUT/dagger_lunar_noisy_mild"
+  [demo_lunarlander_dev_s10]="/usr/bin/time -v .venv/bin/protege demo --seed 10 --out $OUT/demo_lunarlander_dev/seed_10 --no-progress"
+  [thrifty_round_cost]="$PY benchmarks/thrifty_round_cost.py $OUT/demo_lunarlander_dev/seed_10 --rounds 0 6"
+  [demo_lunarlander_s0]="/usr/bin/time -v .venv/bin/protege demo --seed 0 --out $OUT/demo_lunarlander/seed_0 --no-progress"
+  [demo_lunarlander_s1]="/usr/bin/time -v .venv/bin/protege demo --seed 1 --out $OUT/demo_lunarlander/seed_1 --no-progress"
+  [demo_lunarlander_s2]="/usr/bin/time -v .venv/bin/protege demo --seed 2 --out $OUT/demo_lunarlander/seed_2 --no-progress"
+  [demo_lunarlander_s3]="/usr/bin/time -v .venv/bin/protege demo --seed 3 --out $OUT/demo_lunarlander/seed_3 --no-progress"
+  [demo_lunarlander_s4]="/usr/bin/time -v .venv/bin/protege demo --seed 4 --out $OUT/demo_lunarlander/seed_4 --no-progress"
+  [demo_lunarlander_seeds]="$PY benchmarks/demo_seeds.py $OUT/demo_lunarlander"
   [offline_throughput_pendulum]="$PY benchmarks/offline_dial.py --tasks pendulum --steps 500 --seeds 0 1 2 --eval-episodes 5 --methods iql --out $OUT/offline_throughput_pendulum"
   [adversarial_vs_imitation_lunarlander_airl_paired_s0_protege]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods airl --seeds 0 --sides protege --out $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s0_protege"
   [adversarial_vs_imitation_lunarlander_airl_paired_s0_imitation]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --steps lunarlander=500000 --eval-every 25000 --eval-episodes 10 --methods airl --seeds 0 --sides imitation --out $OUT/adversarial_vs_imitation/lunarlander_airl_paired/airl_s0_imitation"
@@ -203,6 +216,19 @@ ORDER=(
   dagger_lunar_steady100_report
   dagger_lunar_noisy
   dagger_lunar_noisy_report
+  lesson_dev_mild_noise_s10
+  lesson_dev_mild_noise_s11_12
+  dagger_lunar_noisy_mild
+  dagger_lunar_noisy_mild_thrifty
+  dagger_lunar_noisy_mild_report
+  demo_lunarlander_dev_s10
+  thrifty_round_cost
+  demo_lunarlander_s0
+  demo_lunarlander_s1
+  demo_lunarlander_s2
+  demo_lunarlander_s3
+  demo_lunarlander_s4
+  demo_lunarlander_seeds
   adversarial_dev_lunarlander_airl_noent
   adversarial_vs_imitation_lunarlander_airl_noent_s0_protege
   adversarial_vs_imitation_lunarlander_airl_noent_s1_protege

@@ -1,5 +1,6 @@
 """Issue 13's candidate tasks (``lunarlander-tight``: the lander with a tight pilot;
-``lunarlander-steady``: with a gentle random start) and the demo's one-sentence lesson,
+``lunarlander-steady``: with a gentle random start; ``lunarlander-noisy`` and
+``lunarlander-noisy-mild``: noisy sensors) and the demo's one-sentence lesson,
 computed from the run's own curves."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from protege.demos.lunarlander_report import labels_summary, lesson
 from protege.errors import ConfigError
 from protege.experts.classic import LunarLanderExpert
 from protege.rollout.evaluate import evaluate_expert
-from protege.tasks.classic import SENSOR_NOISE, STEADY_PUSH
+from protege.tasks.classic import MILD_SENSOR_NOISE, SENSOR_NOISE, STEADY_PUSH
 from protege.tasks.lunar_start import CleanStatePilot, make_lunar_lander
 
 TIGHT = tasks.make("lunarlander-tight")
@@ -158,3 +159,22 @@ def test_the_noisy_landers_expert_lands_on_the_true_state() -> None:
     ev = evaluate_expert(dataclasses.replace(noisy, expert_factory=Spy), episodes=4, seed=0)
     assert (ev.returns >= 200).all(), ev.returns
     assert sum(seen) == ev.lengths.sum()  # every step flown on the true state
+
+
+def test_the_mild_noisy_lander_blurs_less_over_the_same_flight() -> None:
+    mild, noisy = tasks.make("lunarlander-noisy-mild"), tasks.make("lunarlander-noisy")
+    assert mild.env_kwargs == {"push": STEADY_PUSH, "sensor_noise": MILD_SENSOR_NOISE}
+    assert 0 < MILD_SENSOR_NOISE < SENSOR_NOISE
+    assert mild.expert_factory is noisy.expert_factory is CleanStatePilot
+    assert mild.risk is noisy.risk
+    env = mild.make_env()
+    try:
+        obs, info = env.reset(seed=3)
+        diffs = []
+        for _ in range(40):
+            diffs.append(obs - info["clean_obs"])
+            obs, _, _, _, info = env.step(0)
+    finally:
+        env.close()
+    d = np.array(diffs)
+    assert (d[:, 6:] == 0).all() and 0.02 < d[:, :6].std() < 0.04  # σ = 0.03

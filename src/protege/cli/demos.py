@@ -79,6 +79,9 @@ def _demo_lunarlander_flags(p: argparse.ArgumentParser) -> None:
 def demo_lunarlander(args: argparse.Namespace) -> None:
     """Expert demonstrations → BC → DAgger, HG-DAgger, ThriftyDAgger → rollouts → a report.
 
+    On lunarlander-noisy-mild by default (the learner's sensors are noisy, the expert flies on
+    the true state: BC on demonstrations drifts, the interactive methods label where it goes;
+    --task lunarlander for the stock lander, with --rounds 4).
     Collects expert episodes and trains BC (a 2×256 MLP); runs BC on 1-16 demonstrations and
     the interactive methods from one demonstration for a few rounds (every expert label
     counted); evaluates the expert and every final learner on the same seeded episodes; and

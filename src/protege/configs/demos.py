@@ -39,17 +39,24 @@ OBSTACLE_HEADS = ("mse", "gaussian", "mog", "binned", "diffusion", "flow")
 
 @dataclass
 class LunarDemoConfig:
-    """Budgets of ``protege demo`` (the defaults fit LunarLander in under 5 minutes on 2 cores).
+    """Budgets of ``protege demo`` (the defaults take under 5 minutes on 2 cores).
 
-    100 demonstrations (about 25,000 labels), 4000 BC steps of batch 256 on a 2×256 MLP; BC on
+    100 demonstrations (about 20,000 labels), 4000 BC steps of batch 256 on a 2×256 MLP; BC on
     the first 1-16 of them; each interactive method from one demonstration, ``rounds`` rounds
     of two episodes, every round's learner scored on ``round_eval_episodes`` seeded episodes;
     then every final learner and the expert on the same ``eval_episodes`` seeded episodes.
+
+    The default task, ``lunarlander-noisy-mild`` (the learner's sensors noisy, the expert
+    flying on the true state), is one where compounding error costs BC: on fresh seeds 0–4
+    DAgger reached 95% of the expert's return with a median of 1,881 labels in 6 rounds and BC
+    on demonstrations not with 16,000 (BENCHMARKS.md). ``lunarlander`` is the stock lander,
+    where BC on demonstrations needs no more labels than the interactive methods.
     """
 
-    task: str = "lunarlander"
-    """Run the same pipeline on another task (``lunarlander-tight``: the tight pilot;
-    ``lunarlander-steady``: a gentler random start)."""
+    task: str = "lunarlander-noisy-mild"
+    """Run the same pipeline on another task (``lunarlander``: the stock lander, 4 rounds are
+    enough there; ``lunarlander-tight``: the tight pilot; ``lunarlander-steady``: a gentler
+    random start; ``lunarlander-noisy``: noisier sensors, which need about 8 rounds)."""
     seed: int = 0
     """Seeds everything; evaluation episodes use ``seed + EVAL_SEED_OFFSET``."""
     episodes: int = 100
@@ -72,8 +79,9 @@ class LunarDemoConfig:
     methods: tuple[str, ...] = INTERACTIVE
     """Interactive methods compared with BC on return against expert labels (registered
     names); none for BC alone."""
-    rounds: int = 4
-    """Rounds of each interactive method."""
+    rounds: int = 6
+    """Rounds of each interactive method (DAgger reached 95% of the expert in 4–5 rounds on
+    ``lunarlander-noisy-mild``'s seeds; ThriftyDAgger's rounds are most of the demo's time)."""
     round_bc_steps: int = 1500
     """BC steps of each round's learner and of each BC curve point."""
     round_eval_episodes: int = 20
