@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from test_teleop_display import teleop_window, xdotool, xvfb  # noqa: F401  (the fixture)
+from test_teleop_display import focus, teleop_window, xdotool, xvfb  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.display
 
@@ -86,9 +86,9 @@ def test_key_presses_record_the_right_choices(xvfb: str, tmp_path: Path) -> None
     )
     try:
         wait_for(proc, "ASK 0")
-        wid, name = teleop_window(xvfb, proc.pid)
+        _, name = teleop_window(xvfb, proc.pid)
         assert "protege preferences" in name
-        xdotool(xvfb, "windowfocus", wid)
+        focus(xvfb, proc.pid)
         for k, key in enumerate(KEYS):
             if k:
                 wait_for(proc, f"ASK {k}")

@@ -132,6 +132,21 @@ def teleop_window(display: str, pid: int, wait: float = 15.0) -> tuple[str, str]
         time.sleep(0.05)
 
 
+def focus(display: str, pid: int, wait: float = 15.0) -> str:
+    """Focus the process's window; the id focused. SDL may replace the window found first
+    after its title is set (``windowfocus`` then fails with BadWindow): find it again."""
+    deadline = time.monotonic() + wait
+    while True:
+        wid, _ = teleop_window(display, pid, max(0.1, deadline - time.monotonic()))
+        try:
+            xdotool(display, "windowfocus", wid)
+            return wid
+        except RuntimeError as exc:
+            if "BadWindow" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def timed_key(display: str, action: str, key: str) -> tuple[float, float]:
     """Send one key event; (Unix time before sending, Unix time once the X server has
     processed it: the chained ``getmouselocation`` is a round trip on the same connection)."""
@@ -160,7 +175,7 @@ def test_person_takes_over_in_a_real_window(xvfb: str, tmp_path: Path) -> None:
         # _NET_WM_PID finds it, and its name is checked after.
         wid, name = teleop_window(xvfb, proc.pid)
         assert "protege teleop" in name
-        xdotool(xvfb, "windowfocus", wid)
+        wid = focus(xvfb, proc.pid)
         xdotool(xvfb, "mousemove", "--window", wid, "50", "50")
         time.sleep(0.8)  # the learner drives
         xdotool(xvfb, "keydown", "Right", "getmouselocation")
