@@ -378,8 +378,13 @@ class KillOnce(gym.Wrapper):
 
     def step(self, action):
         KillOnce.steps += 1
-        if KillOnce.steps == AT and os.getpid() != DRIVER and not MARKER.exists():
-            MARKER.write_text(str(os.getpid()))
+        if KillOnce.steps == AT and os.getpid() != DRIVER:
+            try:  # one worker claims the marker (two may reach step AT at once)
+                fd = os.open(MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return self.env.step(action)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
             os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-episode
         return self.env.step(action)
 
