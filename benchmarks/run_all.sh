@@ -109,6 +109,7 @@ declare -A CMD=(
   [lesson_dev_mild_noise_s11_12]="$PY benchmarks/lesson_dev_sweep.py --candidates push0.2-noise0.03 push0.2-noise0.02 --seeds 11 12 --methods dagger hg-dagger --rounds 6 --eval-episodes 30 --bc-grid 500 1000 2000 4000 8000"
   [dagger_lunar_noisy_mild]="$PY benchmarks/dagger_lunar.py --methods dagger hg-dagger --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --out $OUT/dagger_lunar_noisy_mild"
   [dagger_lunar_noisy_mild_thrifty]="$PY benchmarks/dagger_lunar.py --methods thrifty --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --out $OUT/dagger_lunar_noisy_mild"
+  [dagger_lunar_noisy_mild_more]="$PY benchmarks/dagger_lunar.py --methods ensemble smile aggrevate --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --out $OUT/dagger_lunar_noisy_mild"
   [dagger_lunar_noisy_mild_report]="$PY benchmarks/dagger_lunar.py --report --seeds 0 1 2 3 4 --task lunarlander-noisy-mild --rounds 6 --eval-episodes 30 --bc-grid 4000 8000 12000 16000 --out $OUT/dagger_lunar_noisy_mild"
   [demo_lunarlander_dev_s10]="/usr/bin/time -v .venv/bin/protege demo --seed 10 --out $OUT/demo_lunarlander_dev/seed_10 --no-progress"
   [thrifty_round_cost]="$PY benchmarks/thrifty_round_cost.py $OUT/demo_lunarlander_dev/seed_10 --rounds 0 6"
@@ -220,6 +221,7 @@ ORDER=(
   lesson_dev_mild_noise_s11_12
   dagger_lunar_noisy_mild
   dagger_lunar_noisy_mild_thrifty
+  dagger_lunar_noisy_mild_more
   dagger_lunar_noisy_mild_report
   demo_lunarlander_dev_s10
   thrifty_round_cost
