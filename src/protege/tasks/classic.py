@@ -8,6 +8,7 @@ supervisor keeps (:func:`cartpole_risk`, :func:`lunar_risk`); every task its tel
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -202,37 +203,30 @@ register(
     )
 )
 
-register(
-    Task(
-        name="lunarlander-noisy",
-        env_id=make_lunar_lander,
-        expert_factory=CleanStatePilot,
-        horizon=1000,
-        success=return_at_least_200,
-        env_kwargs={"push": STEADY_PUSH, "sensor_noise": SENSOR_NOISE},
-        description="LunarLander with noisy sensors (σ 0.05 on position, velocity, attitude "
-        "and spin) and a gentle start; the expert pilot flies on the true state "
-        "(info['clean_obs']); success = return ≥ 200.",
-        expert_return=230.0,
-        risk=lunar_risk,
-        controls=_LANDER_KEYS,
-    )
+NOISY_LANDER = Task(
+    name="lunarlander-noisy",
+    env_id=make_lunar_lander,
+    expert_factory=CleanStatePilot,
+    horizon=1000,
+    success=return_at_least_200,
+    env_kwargs={"push": STEADY_PUSH, "sensor_noise": SENSOR_NOISE},
+    description="LunarLander with noisy sensors (σ 0.05 on position, velocity, attitude "
+    "and spin) and a gentle start; the expert pilot flies on the true state "
+    "(info['clean_obs']); success = return ≥ 200.",
+    expert_return=230.0,
+    risk=lunar_risk,
+    controls=_LANDER_KEYS,
 )
+register(NOISY_LANDER)
 
 register(
-    Task(
+    replace(
+        NOISY_LANDER,
         name="lunarlander-noisy-mild",
-        env_id=make_lunar_lander,
-        expert_factory=CleanStatePilot,
-        horizon=1000,
-        success=return_at_least_200,
         env_kwargs={"push": STEADY_PUSH, "sensor_noise": MILD_SENSOR_NOISE},
         description="LunarLander with mildly noisy sensors (σ 0.03 on position, velocity, "
         "attitude and spin) and a gentle start; the expert pilot flies on the true state "
         "(info['clean_obs']); success = return ≥ 200. The task of `make demo`.",
-        expert_return=230.0,
-        risk=lunar_risk,
-        controls=_LANDER_KEYS,
     )
 )
 
