@@ -116,6 +116,15 @@ def test_the_lesson_states_the_measured_numbers() -> None:
     )
     run = _run([(300, 50.0)], (30_000, 199.0), HG=[(300, 50.0), (500, 100.0)])
     assert lesson(run).startswith("No interactive method reached 95%")
+    # the best method's final learner is named with its score: a round can cross on luck
+    run = _run([(300, 50.0)], (30_000, 100.0), HG=[(300, 50.0), (500, 192.0), (700, 120.0)])
+    run.methods["HG"] = SimpleNamespace(
+        evaluation=SimpleNamespace(mean_return=120.0, std_return=1.0), labels=700
+    )
+    assert lesson(run).startswith(
+        "HG reached 95% of the expert's return with 500 expert labels "
+        "(its final learner: 120.0 with 700 labels); BC on demonstrations did not reach it"
+    )
 
 
 def test_noisy_sensors_blur_the_learner_not_the_lander_nor_its_pilot() -> None:

@@ -108,6 +108,12 @@ def lesson(run: DemoRun, fraction: float = 0.95) -> str:
         )
     best = min(reached, key=lambda k: reached[k])
     n = reached[best]
+    final = run.methods.get(best)  # a round can cross on a lucky evaluation: say where it ended
+    held = (
+        f" (its final learner: {final.evaluation.mean_return:.1f} with {final.labels:,} labels)"
+        if final is not None
+        else ""
+    )
     bc_n = bc_curve.labels_to_reach(target)
     below = [r for lab, r in zip(bc_curve.labels, bc_curve.mean_return, strict=True) if lab <= n]
     at_budget = (
@@ -117,7 +123,8 @@ def lesson(run: DemoRun, fraction: float = 0.95) -> str:
     )
     if bc_n is None:
         return (
-            f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert labels; "
+            f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert "
+            f"labels{held}; "
             f"BC on demonstrations did not reach it with up to {bc_curve.labels[-1]:,} "
             f"({bc_curve.labels[-1] / n:.1f}× as many){at_budget}: labels on the states the "
             "learner drifts into were worth more than more demonstrations."
@@ -132,7 +139,8 @@ def lesson(run: DemoRun, fraction: float = 0.95) -> str:
             else f"{bc_n:,} ({bc_n / n:.1f}× as many)"
         )
         return (
-            f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert labels, "
+            f"{best} reached {fraction:.0%} of the expert's return with {n:,} expert "
+            f"labels{held}, "
             f"BC on demonstrations needed {needed}{at_budget}: labels on the states the "
             "learner drifts into were worth more than more demonstrations."
         )
