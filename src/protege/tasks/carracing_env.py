@@ -69,7 +69,7 @@ from gymnasium.envs.box2d import car_racing as _cr
 from gymnasium.envs.box2d.car_racing import CarRacing
 from gymnasium.utils import EzPickle
 
-from protege.tasks.carracing_fast import CarPainter, car_step, draw_indicators
+from protege.tasks.carracing_fast import CarPainter, car_gas, car_step, draw_indicators
 from protege.tasks.carracing_road import render_road
 
 TRACK_AHEAD = 32
@@ -165,6 +165,7 @@ class CarRacingEnv(CarRacing):
             # gymnasium's step calls car.step and car.draw: the same, faster (carracing_fast)
             car = self.car
             car.step = functools.partial(car_step, car)
+            car.gas = functools.partial(car_gas, car)
             car.draw = CarPainter(car).draw
             self._fast_car = car
         obs, reward, terminated, truncated, info = super().step(action)

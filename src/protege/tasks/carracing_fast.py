@@ -2,6 +2,7 @@
 
 Used by :class:`protege.tasks.carracing_env.CarRacingEnv` with ``fast_render=True``:
 
+* :func:`car_gas` is ``Car.gas`` without ``np.clip`` on one number.
 * :func:`car_step` is ``gymnasium.envs.box2d.car_dynamics.Car.step`` (gymnasium 1.4) line for
   line, in plain Python floats instead of numpy scalars (``np.sign``, ``np.sqrt`` and
   ``np.square`` on one number, and arithmetic on ``np.float64``). Every operation is the
@@ -37,6 +38,17 @@ def _sign(x: float) -> float:
     if x < 0:
         return -1.0
     return 0.0 if x == 0 else x
+
+
+def car_gas(car: Any, gas: float) -> None:
+    """``Car.gas(gas)``: ``np.clip(gas, 0, 1)`` (NaN and −0 stay as they are), then the rear
+    wheels' gas rises by at most 0.1 a step (and drops at once)."""
+    gas = 0.0 if gas < 0 else (1.0 if gas > 1 else float(gas))
+    for w in car.wheels[2:4]:
+        diff = gas - w.gas
+        if diff > 0.1:
+            diff = 0.1  # gradually increase, but stop immediately
+        w.gas += diff
 
 
 def car_step(car: Any, dt: float) -> None:
@@ -256,4 +268,4 @@ def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> 
         horizontal(30, -0.8 * yaw, (255, 0, 0))
 
 
-__all__ = ["CarPainter", "car_step", "draw_indicators"]
+__all__ = ["CarPainter", "car_gas", "car_step", "draw_indicators"]
