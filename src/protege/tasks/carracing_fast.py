@@ -128,8 +128,9 @@ def car_step(car: Any, dt: float) -> None:
 class CarPainter:
     """Draws one ``Car`` exactly as ``Car.draw`` does, with its transforms in numpy.
 
-    The fixtures' local vertices are read once (Box2D stores them as float32); each frame
-    reads the five bodies' float32 transforms and computes every vertex at once.
+    The fixtures' local vertices are read once (Box2D stores them as float32), followed by
+    four slots per wheel for its white stripe; each frame reads the five bodies' float32
+    transforms and computes every vertex at once, in a handful of numpy calls.
     """
 
     def __init__(self, car: Any) -> None:
@@ -138,21 +139,35 @@ class CarPainter:
         lx: list[float] = []
         ly: list[float] = []
         body: list[int] = []
-        # (first point, number of points, colour, body index of a wheel or -1) per polygon
-        self.polys: list[tuple[int, int, list[int], int]] = []
+        # (first point, number of points, colour, body); then (..., white stripe's first
+        # point or -1, the wheel's index in self.wheels)
+        polys: list[tuple[int, int, list[int], int]] = []
+        wheels: list[int] = []
         for b, obj in enumerate(self.bodies):
             color = [int(c * 255) for c in obj.color]
             for f in obj.fixtures:
                 verts = f.shape.vertices
-                self.polys.append(
-                    (len(lx), len(verts), color, b if "phase" in obj.__dict__ else -1)
-                )
+                polys.append((len(lx), len(verts), color, b))
                 for x, y in verts:
                     lx.append(x)
                     ly.append(y)
                     body.append(b)
-        self.lx = np.array(lx, dtype=np.float32)
-        self.ly = np.array(ly, dtype=np.float32)
+            if "phase" in obj.__dict__:
+                wheels.append(b)
+        self.white_first = len(lx)
+        self.wheels = [self.bodies[b] for b in wheels]
+        white_at = {}
+        for b in wheels:
+            white_at[b] = len(lx)
+            lx += [-_WHITE_X, +_WHITE_X, +_WHITE_X, -_WHITE_X]
+            ly += [0.0] * 4
+            body += [b] * 4
+        self.polys = [
+            (first, n, color, white_at.get(b, -1), wheels.index(b) if b in wheels else -1)
+            for first, n, color, b in polys
+        ]
+        self.lx = np.array(lx, dtype=np.float32)[:, None]
+        self.ly = np.array(ly, dtype=np.float32)[:, None]
         self.body = np.array(body, dtype=np.intp)
 
     def draw(
@@ -171,58 +186,43 @@ class CarPainter:
                 poly = [(c[0] * zoom + translation[0], c[1] * zoom + translation[1]) for c in poly]
                 pygame.draw.lines(surface, color=p.color, points=poly, width=2, closed=False)
 
+        # Box2D's float32 transform per body, as (c, s, -s, c, x, y): b2Mul(T, v) is
+        # ((c·vx − s·vy) + x, (s·vx + c·vy) + y) in float32, and a + (−b) is a − b exactly.
         xf = []
         for b in self.bodies:
             t = b.transform
             q, p = t.q, t.position
-            xf.append((q.c, q.s, p.x, p.y))
-        tf = np.array(xf, dtype=np.float32)  # Box2D's own float32 values
+            xf.append((q.c, q.s, -q.s, q.c, p.x, p.y))
+        tf = np.array(xf, dtype=np.float32)[self.body]
 
-        # The white stripes of the wheels (in Car.draw's order: after each wheel's polygon).
-        white_x: list[float] = []
-        white_y: list[float] = []
-        white_body: list[int] = []
-        white_at: dict[int, int] = {}
-        for _, _, _, b in self.polys:
-            if b < 0:
-                continue
-            phase = self.bodies[b].phase
-            a1, a2 = phase, phase + 1.2  # radians
+        # The white stripes' local y (Car.draw's expressions, rounded to float32 by Box2D).
+        shown = []
+        white_y = []
+        for w in self.wheels:
+            a1, a2 = w.phase, w.phase + 1.2  # radians
             s1, s2 = math.sin(a1), math.sin(a2)
             c1, c2 = math.cos(a1), math.cos(a2)
-            if s1 > 0 and s2 > 0:
-                continue
+            shown.append(not (s1 > 0 and s2 > 0))
             if s1 > 0:
                 c1 = _sign(c1)
             if s2 > 0:
                 c2 = _sign(c2)
             y1 = +_cd.WHEEL_R * c1 * _cd.SIZE
             y2 = +_cd.WHEEL_R * c2 * _cd.SIZE
-            white_at[b] = len(self.lx) + len(white_x)
-            white_x += [-_WHITE_X, +_WHITE_X, +_WHITE_X, -_WHITE_X]
             white_y += [y1, y1, y2, y2]
-            white_body += [b] * 4
-        if white_x:
-            lx = np.concatenate([self.lx, np.array(white_x, dtype=np.float32)])
-            ly = np.concatenate([self.ly, np.array(white_y, dtype=np.float32)])
-            body = np.concatenate([self.body, np.array(white_body, dtype=np.intp)])
-        else:
-            lx, ly, body = self.lx, self.ly, self.body
-        c, s, px, py = tf[body].T
-        # b2Mul(transform, v) in float32, then the view's rotation, zoom and shift in double
-        wx = ((c * lx - s * ly) + px).astype(np.float64)
-        wy = ((s * lx + c * ly) + py).astype(np.float64)
+        self.ly[self.white_first :, 0] = white_y
+        world = (tf[:, 0:2] * self.lx + tf[:, 2:4] * self.ly) + tf[:, 4:6]
+        # the view: Vector2.rotate_rad's (cos·x − sin·y, sin·x + cos·y), zoom, shift (double)
         unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
         rc, rs = unit[0], unit[1]
-        sx = (rc * wx - rs * wy) * zoom + translation[0]
-        sy = (rs * wx + rc * wy) * zoom + translation[1]
-        pts = np.stack([sx, sy], axis=-1).tolist()
+        w64 = world.astype(np.float64)
+        view = (w64[:, 0:1] * np.array([rc, rs]) + w64[:, 1:2] * np.array([-rs, rc])) * zoom
+        pts = (view + np.array(translation)).tolist()
 
-        for first, n, color, b in self.polys:
+        for first, n, color, white, wheel in self.polys:
             pygame.draw.polygon(surface, color=color, points=pts[first : first + n])
-            at = white_at.get(b)
-            if at is not None:
-                pygame.draw.polygon(surface, color=_cd.WHEEL_WHITE, points=pts[at : at + 4])
+            if white >= 0 and shown[wheel]:
+                pygame.draw.polygon(surface, color=_cd.WHEEL_WHITE, points=pts[white : white + 4])
 
 
 def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> None:

@@ -112,8 +112,7 @@ class RoadIndex:
         road = [[(p[0], p[1]) for p in poly] for poly, _ in road_poly]
         verts = np.concatenate([GRASS, np.array(road, dtype=np.float64).reshape(-1, 4, 2)])
         self.n_grass = len(GRASS)
-        self.x = np.ascontiguousarray(verts[..., 0])
-        self.y = np.ascontiguousarray(verts[..., 1])
+        self.verts = verts
         self.centres = verts.mean(axis=1)
         self.radii = np.sqrt(((verts - self.centres[:, None]) ** 2).sum(-1)).max(1)
         self.cells: dict[tuple[int, int], np.ndarray] = {}
@@ -150,6 +149,31 @@ class RoadIndex:
         return np.flatnonzero(dx * dx + dy * dy <= reach * reach)
 
 
+def draw_background(
+    env: Any,
+    surf: pygame.Surface,
+    visible: pygame.Surface,
+    zoom: float,
+    translation: tuple[float, float],
+    angle: float,
+) -> None:
+    """gymnasium's background polygon: a fill of ``visible`` when it covers the window."""
+    unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+    bg = fill_color(env.bg_color)
+    if bg is not None and covers_screen(unit[0], unit[1], zoom, *translation):
+        # The background polygon covers the whole window with margin, so filling it
+        # (a single opaque colour, every pixel written) is what the 0.9 ms scan-line fill
+        # of the ~10,000-pixel-high polygon amounts to; its anti-aliased outline lies
+        # entirely off-screen.
+        visible.fill(bg)
+    else:
+        # (gymnasium's helper draws into env.surf whatever surface it is passed; it draws
+        # on a new, black window, and a reused canvas must start as one)
+        assert surf is env.surf
+        surf.fill((0, 0, 0))
+        env._draw_colored_polygon(surf, FIELD, env.bg_color, zoom, translation, angle, clip=False)
+
+
 def render_road(
     env: Any,
     surf: pygame.Surface,
@@ -170,19 +194,7 @@ def render_road(
     width, height = surf.get_size()
     visible = surf.subsurface((0, first_row, width, height - first_row)) if first_row else surf
 
-    bg = fill_color(env.bg_color)
-    if bg is not None and covers_screen(c, s, zoom, tx, ty):
-        # The background polygon covers the whole window with margin, so filling it
-        # (a single opaque colour, every pixel written) is what the 0.9 ms scan-line fill
-        # of the ~10,000-pixel-high polygon amounts to; its anti-aliased outline lies
-        # entirely off-screen.
-        visible.fill(bg)
-    else:
-        # (gymnasium's helper draws into env.surf whatever surface it is passed; it draws
-        # on a new, black window, and a reused canvas must start as one)
-        assert surf is env.surf
-        surf.fill((0, 0, 0))
-        env._draw_colored_polygon(surf, FIELD, env.bg_color, zoom, translation, angle, clip=False)
+    draw_background(env, surf, visible, zoom, translation, angle)
 
     index: RoadIndex | None = getattr(env, "_road_index", None)
     if (
@@ -195,31 +207,28 @@ def render_road(
 
     sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
     near = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
-    x, y = index.x[near], index.y[near]
-    px = (c * x - s * y) * zoom + tx
-    py = (s * x + c * y) * zoom + ty
+    # (c·x − s·y, s·x + c·y)·zoom + (tx, ty) per vertex, as gymnasium: x·(c, s) + y·(−s, c)
+    # is (c·x + (−s)·y, s·x + c·y), and a + (−b) is a − b exactly.
+    verts = index.verts[near]
+    pts = (verts[..., 0:1] * np.array([c, s]) + verts[..., 1:2] * np.array([-s, c])) * zoom
+    pts += np.array([tx, ty])
 
     # Gymnasium's test (kept exactly: some vertex within MAX_SHAPE_DIM of the window) also
     # passes polygons up to ~380 px off-screen, which draw nothing. Skipping those whose
     # bounding box misses the visible rows by more than _CULL_MARGIN px (covering the
     # truncation to integer pixels and the anti-aliased outline's extra pixel) is invisible.
-    lo, m = -_cr.MAX_SHAPE_DIM, _CULL_MARGIN
-    keep = np.flatnonzero(
-        (
-            (lo <= px)
-            & (px <= _cr.WINDOW_W + _cr.MAX_SHAPE_DIM)
-            & (lo <= py)
-            & (py <= _cr.WINDOW_H + _cr.MAX_SHAPE_DIM)
-        ).any(axis=1)
-        & (px.max(axis=1) >= -m)
-        & (px.min(axis=1) <= _cr.WINDOW_W - 1 + m)
-        & (py.max(axis=1) >= first_row - m)
-        & (py.min(axis=1) <= _cr.WINDOW_H - 1 + m)
+    msd, m = _cr.MAX_SHAPE_DIM, _CULL_MARGIN
+    inside = (pts >= -msd) & (pts <= np.array([_cr.WINDOW_W + msd, _cr.WINDOW_H + msd]))
+    gymnasium_draws = inside.all(axis=2).any(axis=1)
+    near_rows = (pts.max(axis=1) >= np.array([-m, first_row - m])).all(axis=1)
+    near_rows &= (pts.min(axis=1) <= np.array([_cr.WINDOW_W - 1 + m, _cr.WINDOW_H - 1 + m])).all(
+        axis=1
     )
+    keep = np.flatnonzero(gymnasium_draws & near_rows)
     # gfxdraw truncates each coordinate to an integer (int(), toward zero): do it here.
-    pts = np.stack([px[keep], py[keep]], axis=-1).astype(np.int64)
-    whole = pts.tolist()
-    shifted = (pts - [0, first_row]).tolist() if first_row else whole
+    ints = pts[keep].astype(np.int64)
+    whole = ints.tolist()
+    shifted = (ints - np.array([0, first_row])).tolist() if first_row else whole
     ids = near[keep]
     n_grass = int(np.searchsorted(ids, index.n_grass))  # grass first, then road, as drawn
     colors: list[Any] = [env.grass_color] * n_grass
@@ -229,4 +238,12 @@ def render_road(
         gfxdraw.filled_polygon(visible, poly_visible, color)
 
 
-__all__ = ["FIELD", "GRASS", "RoadIndex", "covers_screen", "fill_color", "render_road"]
+__all__ = [
+    "FIELD",
+    "GRASS",
+    "RoadIndex",
+    "covers_screen",
+    "draw_background",
+    "fill_color",
+    "render_road",
+]
