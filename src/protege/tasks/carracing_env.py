@@ -32,28 +32,32 @@ Centreline points are ``TRACK_DETAIL_STEP`` = 3.5 units apart, so ``track_ahead`
 border and grass polygons with Python ``Vector2`` calls before culling almost all of them:
 75 % of a step. With ``fast_render=True`` (the default) :class:`CarRacingEnv` instead
 
-* transforms, in one numpy affine transform, the polygons near the view (their centres within
-  the window's half-diagonal plus their radius). The rotation coefficients come from pygame's
-  own ``Vector2.rotate_rad`` and the arithmetic is the same IEEE double sequence
-  (``(cos·x − sin·y)·zoom + tx``), so every vertex is the double gymnasium computes;
-* culls with gymnasium's own test, and further skips polygons whose bounding box misses the
-  visible window by more than 3 px (gymnasium draws those, up to ~380 px off-screen, to no
-  effect); the rest go, in gymnasium's order and colours, to the same two gfxdraw calls;
+* draws the road layer with :func:`protege.tasks.carracing_road.render_road`: the polygons
+  near the view (from a per-cell cache of candidates) transformed in a few numpy calls with
+  the same IEEE double arithmetic as gymnasium (rotation coefficients from pygame's own
+  ``Vector2.rotate_rad``), culled with gymnasium's own test plus a bounding-box test
+  against the visible rows (gymnasium also draws polygons up to ~380 px off-screen, to no
+  effect), and passed, in gymnasium's order and colours, to the same two gfxdraw calls as
+  the integers gfxdraw truncates them to; the scan-line fills and the background fill skip
+  the 100 window rows the indicator strip hides;
 * fills the window with the background colour when the background polygon covers it with a
   4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms);
+* replaces, on its own car, ``Car.step``, ``Car.gas`` and ``Car.draw`` by exact replicas in
+  plain floats and numpy (:mod:`protege.tasks.carracing_fast`), and draws the indicators
+  without numpy scalars;
 * reuses its window surfaces, and makes the frame without flipping the 1000×800 window:
   ``smoothscale`` shrinks rows first, each on its own, so the road layer's rows are shrunk
   unflipped and then put in reverse order, the indicator strip's rows (drawn where
   gymnasium draws them) after them, and a column-only ``smoothscale`` finishes (see
-  ``CarRacingEnv._frame``); the 100 rows the strip hides are not drawn;
+  ``CarRacingEnv._frame``);
 * loads the score font once and reuses the score text surface while the text is unchanged.
 
 None of these can change a pixel, and every frame is **bit-identical** to gymnasium's: the
 observations and ``rgb_array`` renders of gymnasium's CarRacing and of this env, stepped with
 the same seeds and actions (expert driving, random driving, off the playfield, discrete,
 domain-randomised), have been compared frame by frame with zero differing pixels, and
-``tests/test_carracing.py`` checks it on every run. ``fast_render=False`` uses gymnasium's
-renderer unchanged.
+``tests/test_carracing.py`` checks it on every run, with the rewards, terminations and the
+car's state. ``fast_render=False`` uses gymnasium's renderer and car unchanged.
 """
 
 from __future__ import annotations
@@ -163,7 +167,7 @@ class CarRacingEnv(CarRacing):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.fast_render and self.car is not None and self._fast_car is not self.car:
             # gymnasium's step calls car.step and car.draw: the same, faster (carracing_fast)
-            car = self.car
+            car: Any = self.car
             car.step = functools.partial(car_step, car)
             car.gas = functools.partial(car_gas, car)
             car.draw = CarPainter(car).draw

@@ -182,8 +182,10 @@ class CarPainter:
         car = self.car
         if draw_particles:
             for p in car.particles:
-                poly = [pygame.math.Vector2(c).rotate_rad(angle) for c in p.poly]
-                poly = [(c[0] * zoom + translation[0], c[1] * zoom + translation[1]) for c in poly]
+                rotated = [pygame.math.Vector2(c).rotate_rad(angle) for c in p.poly]
+                poly = [
+                    (c[0] * zoom + translation[0], c[1] * zoom + translation[1]) for c in rotated
+                ]
                 pygame.draw.lines(surface, color=p.color, points=poly, width=2, closed=False)
 
         # Box2D's float32 transform per body, as (c, s, -s, c, x, y): b2Mul(T, v) is
