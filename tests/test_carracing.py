@@ -191,6 +191,35 @@ def test_frames_stay_identical_when_the_indicator_bars_reach_above_their_strip()
     assert any(framed) and not all(framed)
 
 
+def test_indicator_bars_as_fills_match_pygames_polygons() -> None:
+    """The indicator bars are axis-aligned rectangles drawn as fills: the same pixels as
+    pygame.draw.polygon, for fractional, reversed, one-row, one-column and clipped ones."""
+    import pygame
+
+    from protege.tasks.carracing_fast import _bar
+
+    rng = np.random.default_rng(0)
+    surfs = [pygame.Surface((200, 120)) for _ in range(2)]
+    for k in range(300):
+        xa, xb = rng.uniform(-30, 230, 2)
+        ya, yb = rng.uniform(-30, 150, 2)
+        if k % 5 == 0:
+            yb = ya + rng.uniform(-0.9, 0.9)  # within one row (or two after truncation)
+        if k % 7 == 0:
+            xb = xa + rng.uniform(-0.9, 0.9)
+        if k % 11 == 0:
+            xa, ya = float(int(xa)), float(int(ya))
+        color = tuple(int(c) for c in rng.integers(1, 256, 3))
+        for surf in surfs:
+            surf.fill((0, 0, 0))
+        pygame.draw.polygon(surfs[0], color, [(xa, ya), (xb, ya), (xb, yb), (xa, yb)])
+        first, last = _bar(surfs[1], color, xa, ya, xb, yb)
+        a, b = (pygame.surfarray.array3d(surf) for surf in surfs)
+        assert np.array_equal(a, b), (k, xa, ya, xb, yb)
+        painted = np.flatnonzero(a.any(axis=(0, 2)))
+        assert painted.size == 0 or first <= painted[0] <= painted[-1] <= last
+
+
 def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:
     """The 1000×800 road layer, before downscaling, at random poses, zooms and angles.
 

@@ -291,12 +291,14 @@ class CarRacingEnv(CarRacing):
             surf = pygame.transform.flip(surf, False, True)
         self.surf = surf  # type: ignore[assignment]
 
-        draw_indicators(surf, self.car, _cr.WINDOW_W, _cr.WINDOW_H)
+        bars = draw_indicators(surf, self.car, _cr.WINDOW_W, _cr.WINDOW_H)
 
         text = self._score_text(f"{self.reward:04.0f}")
         text_rect = text.get_rect()
         text_rect.center = (60, _cr.WINDOW_H - _cr.WINDOW_H * 2.5 / 40.0)
         surf.blit(text, text_rect)
+        # the strip's rows that may not be black: the bars' and the score's
+        strip_rows = (min(bars[0], text_rect.top), max(bars[1], text_rect.bottom - 1))
 
         if mode == "human":
             pygame.event.pump()
@@ -308,7 +310,7 @@ class CarRacingEnv(CarRacing):
             return None
         size = (_cr.VIDEO_W, _cr.VIDEO_H) if mode == "rgb_array" else (_cr.STATE_W, _cr.STATE_H)
         if framed:
-            return self._frame(size)
+            return self._frame(size, strip_rows)
         return self._create_image_array(surf, size)
 
     def _indicators_fit_strip(self) -> bool:
@@ -323,14 +325,18 @@ class CarRacingEnv(CarRacing):
         values.extend(0.01 * w.omega for w in self.car.wheels)
         return max(values) < _STRIP_MAX_BAR
 
-    def _frame(self, size: tuple[int, int]) -> np.ndarray:
+    def _frame(
+        self, size: tuple[int, int], strip_rows: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """The ``size`` frame gymnasium would downscale from the flipped window, bit for bit.
 
         pygame's ``smoothscale`` shrinks every row in x into 8-bit pixels, then the columns
         in y. Rows are independent in the x pass, so the x pass of the flipped window is the
         x pass of the unflipped road layer with its rows reversed (window rows 0–699 are
         canvas rows 799–100) and of the indicator strip (rows 700–799, which its black
-        polygon covers entirely); a y-only ``smoothscale`` of that finishes the frame.
+        polygon covers entirely); a y-only ``smoothscale`` of that finishes the frame. Strip
+        rows outside ``strip_rows`` (first, last) are black, and the x pass of a black row
+        is zero: those are filled with zeros instead of shrunk.
         """
         assert self._canvas is not None and self._overlay is not None
         w, h = size
@@ -347,8 +353,18 @@ class CarRacingEnv(CarRacing):
         rows = pygame.surfarray.pixels2d(cols).T
         rows[:top] = pygame.surfarray.pixels2d(road_x).T[::-1]
         del rows
-        strip = self._overlay.subsurface((0, top, _cr.WINDOW_W, rest))
-        pygame.transform.smoothscale(strip, (w, rest), cols.subsurface((0, top, w, rest)))
+        first, last = strip_rows if strip_rows is not None else (top, _cr.WINDOW_H - 1)
+        first, last = max(first, top), min(last, _cr.WINDOW_H - 1)
+        if first > last:
+            cols.fill(0, (0, top, w, rest))
+        else:
+            n = last - first + 1
+            strip = self._overlay.subsurface((0, first, _cr.WINDOW_W, n))
+            pygame.transform.smoothscale(strip, (w, n), cols.subsurface((0, first, w, n)))
+            if first > top:
+                cols.fill(0, (0, top, w, first - top))
+            if last < _cr.WINDOW_H - 1:
+                cols.fill(0, (0, last + 1, w, _cr.WINDOW_H - 1 - last))
         pygame.transform.smoothscale(cols, (w, h), out)
         rgb = np.frombuffer(pygame.image.tobytes(out, "RGB"), dtype=np.uint8)
         return rgb.reshape(h, w, 3).copy()

@@ -11,8 +11,9 @@ Used by :class:`protege.tasks.carracing_env.CarRacingEnv` with ``fast_render=Tru
   order, same points), with Box2D's float32 body transform done in one numpy float32
   expression (``(c·x − s·y) + p``, as ``b2Mul``) and the view transform in one float64
   expression (as ``_draw_colored_polygon``), instead of ~50 ``Vector2`` objects a frame.
-* :func:`draw_indicators` is ``CarRacing._render_indicators`` without its closures and
-  numpy scalars; the black strip (an axis-aligned polygon over whole pixel rows) is a fill.
+* :func:`draw_indicators` is ``CarRacing._render_indicators`` without numpy scalars; its
+  polygons are axis-aligned rectangles, which pygame's scan-line fill paints as whole
+  truncated rows and columns, so they are fills (the black strip too).
 
 ``tests/test_carracing.py`` compares frames, rewards and terminations with gymnasium's.
 """
@@ -227,26 +228,48 @@ class CarPainter:
                 pygame.draw.polygon(surface, color=_cd.WHEEL_WHITE, points=pts[white : white + 4])
 
 
-def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> None:
-    """``CarRacing._render_indicators(W, H)`` drawing into ``surf``."""
+def _bar(
+    surf: pygame.Surface, color: tuple[int, int, int], xa: float, ya: float, xb: float, yb: float
+) -> tuple[int, int]:
+    """``pygame.draw.polygon`` of the rectangle (xa, ya), (xb, ya), (xb, yb), (xa, yb), as a fill.
+
+    pygame truncates each coordinate to an int (toward zero); for an axis-aligned rectangle
+    its scan-line fill then paints the truncated corners' rows and columns, inclusive (the
+    vertical edges give every row, the bottom row included, one span from the left to the
+    right column; a one-row polygon is one such span). Returns the rows (first, last).
+    """
+    if not all(math.isfinite(v) for v in (xa, ya, xb, yb)):
+        pygame.draw.polygon(surf, color, [(xa, ya), (xb, ya), (xb, yb), (xa, yb)])
+        return 0, surf.get_height() - 1
+    x0, x1 = sorted((int(xa), int(xb)))
+    y0, y1 = sorted((int(ya), int(yb)))
+    surf.fill(color, (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+    return y0, y1
+
+
+def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> tuple[int, int]:
+    """``CarRacing._render_indicators(W, H)`` drawing into ``surf``.
+
+    Returns the first and last row a bar may have painted (``(height, -1)`` if none did):
+    the rest of the strip (rows ``height - 5h`` on) is black.
+    """
     s = width / 40.0
     h = height / 40.0
     # gymnasium's black polygon (W, H), (W, H - 5h), (0, H - 5h), (0, H) covers whole rows
     top = round(height - 5 * h)
     assert top == height - 5 * h
     surf.fill((0, 0, 0), (0, top, width, height - top))
+    rows = [height, -1]
 
     def vertical(place: int, val: float, color: tuple[int, int, int]) -> None:
-        y = height - (h + h * val)
-        x0, x1 = place * s, (place + 1) * s
-        pygame.draw.polygon(
-            surf, points=[(x0, y), (x1, y), (x1, height - h), (x0, height - h)], color=color
-        )
+        y0, y1 = _bar(surf, color, place * s, height - (h + h * val), (place + 1) * s, height - h)
+        rows[0], rows[1] = min(rows[0], y0), max(rows[1], y1)
 
     def horizontal(place: int, val: float, color: tuple[int, int, int]) -> None:
-        x0, x1 = (place + 0) * s, (place + val) * s
-        y0, y1 = height - 4 * h, height - 2 * h
-        pygame.draw.polygon(surf, points=[(x0, y0), (x1, y0), (x1, y1), (x0, y1)], color=color)
+        y0, y1 = _bar(
+            surf, color, (place + 0) * s, height - 4 * h, (place + val) * s, height - 2 * h
+        )
+        rows[0], rows[1] = min(rows[0], y0), max(rows[1], y1)
 
     v = car.hull.linearVelocity
     vx, vy = v.x, v.y
@@ -268,6 +291,7 @@ def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> 
     yaw = car.hull.angularVelocity
     if abs(yaw) > 1e-4:
         horizontal(30, -0.8 * yaw, (255, 0, 0))
+    return rows[0], rows[1]
 
 
 __all__ = ["CarPainter", "car_gas", "car_step", "draw_indicators"]
