@@ -30,12 +30,14 @@ import Box2D
 import gymnasium as gym
 import numpy as np
 import pygame
+from gymnasium.envs.box2d.car_racing import CarRacing
 
 import protege.tasks.carracing as carracing
 import protege.tasks.carracing_env as ce
 import protege.tasks.carracing_road as crd
 
 WARMUP_STEPS = 60
+FALLBACK = "background polygon (gymnasium's, near the playfield's edge)"
 
 # (label, indent, is C): the rows of the table, in this order
 PARTS: list[tuple[str, int, bool]] = [
@@ -67,6 +69,7 @@ def _actions(n: int, rng: np.random.Generator) -> np.ndarray:
 class Timers:
     def __init__(self) -> None:
         self.ns: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
         self.on = False
 
     def wrap(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
@@ -78,6 +81,7 @@ class Timers:
                 return fn(*args, **kwargs)
             finally:
                 self.ns[label] = self.ns.get(label, 0) + time.perf_counter_ns() - t0
+                self.calls[label] = self.calls.get(label, 0) + 1
 
         return timed
 
@@ -94,6 +98,10 @@ def _install(t: Timers) -> None:
         aapolygon = staticmethod(t.wrap(crd.gfxdraw.aapolygon, PARTS[6][0]))
 
     crd.gfxdraw = Gfx  # type: ignore[assignment]
+    # gymnasium's own background polygon, drawn where the window is not inside the field
+    CarRacing._draw_colored_polygon = t.wrap(  # type: ignore[method-assign]
+        CarRacing._draw_colored_polygon, FALLBACK
+    )
     ce.render_road = t.wrap(ce.render_road, "render_road")
     ce.CarPainter.draw = t.wrap(ce.CarPainter.draw, PARTS[8][0])  # type: ignore[method-assign]
     ce.draw_indicators = t.wrap(ce.draw_indicators, PARTS[9][0])
@@ -163,6 +171,16 @@ def main() -> None:
         if is_c:  # (no C part is nested in another)
             c_total += v
     print(f"| whole step (TimeLimit → env.step → gymnasium's step) | {step:.1f} | 100% |")
+    print()
+    fallback = timers.calls.get(FALLBACK, 0)
+    print(
+        f"Polygons a step: {timers.calls.get(PARTS[5][0], 0) / steps:.1f} filled "
+        f"(+ {timers.calls.get(PARTS[6][0], 0) / steps:.1f} outlines); car + indicator "
+        f"polygons {timers.calls.get(PARTS[10][0], 0) / steps:.1f}. gymnasium's background "
+        f"polygon instead of a fill: {fallback} of {steps} steps "
+        f"({100 * fallback / steps:.1f}%), {us.get(FALLBACK, 0.0):.1f} µs a step on average "
+        f"({us.get(FALLBACK, 0.0) * steps / max(fallback, 1) / 1e3:.2f} ms each)."
+    )
     print()
     print(
         f"C calls marked [C] (pygame, Box2D; the fill as draw_background): {c_total:.0f} µs "
