@@ -28,7 +28,7 @@ key                shape, dtype  meaning
 Centreline points are ``TRACK_DETAIL_STEP`` = 3.5 units apart, so ``track_ahead`` covers about
 112 units, enough to brake for the next curve from top speed.
 
-**Fast renderer.** Gymnasium renders every frame by transforming each of the ~1,000 road,
+**Fast renderer.** Gymnasium renders every frame by transforming each of the ~700–800 road,
 border and grass polygons with Python ``Vector2`` calls before culling almost all of them:
 75 % of a step. With ``fast_render=True`` (the default) :class:`CarRacingEnv` instead
 

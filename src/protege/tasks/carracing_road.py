@@ -8,7 +8,7 @@ grass patches, road and kerb polygons), pixel for pixel, with far fewer Python c
   the rotation coefficients from pygame's own ``Vector2.rotate_rad``);
 * the candidates near the view come from a per-cell cache once the zoom has settled (the
   polygons whose centre lies within the window's half-diagonal plus their radius of any
-  point of a 10-unit cell), so the distance test over all ~1,400 polygons runs once per
+  point of a 10-unit cell), so the distance test over all ~700–800 polygons runs once per
   cell instead of once per frame;
 * gymnasium's own culling test is kept exactly, and polygons whose bounding box misses the
   visible rows by more than 3 px (they would draw nothing) are skipped;
