@@ -21,6 +21,7 @@ declare -A CMD=(
   [store_fuzz]="$PY benchmarks/store_fuzz.py 100000 --seed 0 --out $OUT/store_fuzz.json"
   [experts]="$PY benchmarks/experts.py"
   [carracing_speed]="$PY benchmarks/carracing_speed.py"
+  [carracing_profile]="$PY benchmarks/carracing_profile.py"
   [image_pipeline]="$PY benchmarks/image_pipeline.py"
   [dagger_vs_imitation]="$PY benchmarks/dagger_vs_imitation.py --json $OUT/dagger_vs_imitation.json"
   [ensemble_speed]="$PY benchmarks/ensemble_speed.py --json $OUT/ensemble_speed.json"
@@ -138,6 +139,7 @@ ORDER=(
   store_group
   store_fuzz
   carracing_speed
+  carracing_profile
   image_pipeline
   dagger_vs_imitation
   ensemble_speed

@@ -132,6 +132,42 @@ def test_fast_renderer_frames_are_bit_identical_to_gymnasium() -> None:
     assert compared > 300
 
 
+def test_fast_step_matches_gymnasium_under_hard_driving() -> None:
+    """The plain-float car dynamics and the numpy car drawing against gymnasium's: full
+    brake (which locks the wheels), full gas, steering from lock to lock, skid marks in the
+    rgb_array frames, and the discrete actions. Frames, rewards, terminations and the car's
+    state must all be equal."""
+    for continuous, seed in ((True, 7), (False, 8)):
+        ref = CarRacing(render_mode="rgb_array", continuous=continuous)
+        fast = CarRacingEnv(render_mode="rgb_array", continuous=continuous)
+        assert np.array_equal(ref.reset(seed=seed)[0], fast.reset(seed=seed)[0])
+        rng = np.random.default_rng(seed)
+        skids = 0
+        for t in range(120):
+            if continuous:  # full gas first (wheelspin: skid marks), then anything
+                action: Any = np.array(
+                    [
+                        rng.choice([-1.0, 1.0, rng.uniform(-1, 1)]),
+                        1.0 if t < 50 else rng.uniform(0, 1),
+                        0.0 if t < 50 else rng.choice([0.0, 0.95, rng.uniform(0, 1)]),
+                    ],
+                    dtype=np.float32,
+                )
+            else:
+                action = int(rng.integers(5))
+            obs_r, rew_r, term_r, trunc_r, _ = ref.step(action)
+            obs_f, rew_f, term_f, trunc_f, _ = fast.step(action)
+            assert np.array_equal(obs_r, obs_f), (continuous, t)
+            assert (rew_r, term_r, trunc_r) == (rew_f, term_f, trunc_f), (continuous, t)
+            for w_r, w_f in zip(ref.car.wheels, fast.car.wheels, strict=True):
+                assert (w_r.omega, w_r.phase, w_r.gas) == (w_f.omega, w_f.phase, w_f.gas)
+                assert tuple(w_r.position) == tuple(w_f.position)
+            skids += len(fast.car.particles) > 0
+            if t % 15 == 0:
+                assert np.array_equal(ref.render(), fast.render()), (continuous, t)
+        assert skids > 0 or not continuous  # the rgb_array frames above drew skid marks
+
+
 def test_frames_stay_identical_when_the_indicator_bars_reach_above_their_strip() -> None:
     """The frame is assembled without flipping the window while the speed and wheel bars
     stay inside the black strip; taller bars (a spinning wheel) take gymnasium's path. Both
@@ -153,6 +189,35 @@ def test_frames_stay_identical_when_the_indicator_bars_reach_above_their_strip()
         assert np.array_equal(ref._render("state_pixels"), fast._render("state_pixels")), omega
         assert np.array_equal(ref.render(), fast.render()), omega
     assert any(framed) and not all(framed)
+
+
+def test_indicator_bars_as_fills_match_pygames_polygons() -> None:
+    """The indicator bars are axis-aligned rectangles drawn as fills: the same pixels as
+    pygame.draw.polygon, for fractional, reversed, one-row, one-column and clipped ones."""
+    import pygame
+
+    from protege.tasks.carracing_fast import _bar
+
+    rng = np.random.default_rng(0)
+    surfs = [pygame.Surface((200, 120)) for _ in range(2)]
+    for k in range(300):
+        xa, xb = rng.uniform(-30, 230, 2)
+        ya, yb = rng.uniform(-30, 150, 2)
+        if k % 5 == 0:
+            yb = ya + rng.uniform(-0.9, 0.9)  # within one row (or two after truncation)
+        if k % 7 == 0:
+            xb = xa + rng.uniform(-0.9, 0.9)
+        if k % 11 == 0:
+            xa, ya = float(int(xa)), float(int(ya))
+        color = tuple(int(c) for c in rng.integers(1, 256, 3))
+        for surf in surfs:
+            surf.fill((0, 0, 0))
+        pygame.draw.polygon(surfs[0], color, [(xa, ya), (xb, ya), (xb, yb), (xa, yb)])
+        first, last = _bar(surfs[1], color, xa, ya, xb, yb)
+        a, b = (pygame.surfarray.array3d(surf) for surf in surfs)
+        assert np.array_equal(a, b), (k, xa, ya, xb, yb)
+        painted = np.flatnonzero(a.any(axis=(0, 2)))
+        assert painted.size == 0 or first <= painted[0] <= painted[-1] <= last
 
 
 def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:

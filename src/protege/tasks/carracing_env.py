@@ -28,36 +28,41 @@ key                shape, dtype  meaning
 Centreline points are ``TRACK_DETAIL_STEP`` = 3.5 units apart, so ``track_ahead`` covers about
 112 units, enough to brake for the next curve from top speed.
 
-**Fast renderer.** Gymnasium renders every frame by transforming each of the ~1,000 road,
+**Fast renderer.** Gymnasium renders every frame by transforming each of the ~700–800 road,
 border and grass polygons with Python ``Vector2`` calls before culling almost all of them:
 75 % of a step. With ``fast_render=True`` (the default) :class:`CarRacingEnv` instead
 
-* transforms, in one numpy affine transform, the polygons near the view (their centres within
-  the window's half-diagonal plus their radius). The rotation coefficients come from pygame's
-  own ``Vector2.rotate_rad`` and the arithmetic is the same IEEE double sequence
-  (``(cos·x − sin·y)·zoom + tx``), so every vertex is the double gymnasium computes;
-* culls with gymnasium's own test, and further skips polygons whose bounding box misses the
-  visible window by more than 3 px (gymnasium draws those, up to ~380 px off-screen, to no
-  effect); the rest go, in gymnasium's order and colours, to the same two gfxdraw calls;
+* draws the road layer with :func:`protege.tasks.carracing_road.render_road`: the polygons
+  near the view (from a per-cell cache of candidates) transformed in a few numpy calls with
+  the same IEEE double arithmetic as gymnasium (rotation coefficients from pygame's own
+  ``Vector2.rotate_rad``), culled with gymnasium's own test plus a bounding-box test
+  against the visible rows (gymnasium also draws polygons up to ~380 px off-screen, to no
+  effect), and passed, in gymnasium's order and colours, to the same two gfxdraw calls as
+  the integers gfxdraw truncates them to; the scan-line fills and the background fill skip
+  the 100 window rows the indicator strip hides;
 * fills the window with the background colour when the background polygon covers it with a
   4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms);
+* replaces, on its own car, ``Car.step``, ``Car.gas`` and ``Car.draw`` by exact replicas in
+  plain floats and numpy (:mod:`protege.tasks.carracing_fast`), and draws the indicators
+  without numpy scalars;
 * reuses its window surfaces, and makes the frame without flipping the 1000×800 window:
   ``smoothscale`` shrinks rows first, each on its own, so the road layer's rows are shrunk
   unflipped and then put in reverse order, the indicator strip's rows (drawn where
   gymnasium draws them) after them, and a column-only ``smoothscale`` finishes (see
-  ``CarRacingEnv._frame``); the 100 rows the strip hides are not drawn;
+  ``CarRacingEnv._frame``);
 * loads the score font once and reuses the score text surface while the text is unchanged.
 
 None of these can change a pixel, and every frame is **bit-identical** to gymnasium's: the
 observations and ``rgb_array`` renders of gymnasium's CarRacing and of this env, stepped with
 the same seeds and actions (expert driving, random driving, off the playfield, discrete,
 domain-randomised), have been compared frame by frame with zero differing pixels, and
-``tests/test_carracing.py`` checks it on every run. ``fast_render=False`` uses gymnasium's
-renderer unchanged.
+``tests/test_carracing.py`` checks it on every run, with the rewards, terminations and the
+car's state. ``fast_render=False`` uses gymnasium's renderer and car unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -67,7 +72,9 @@ import pygame
 from gymnasium.envs.box2d import car_racing as _cr
 from gymnasium.envs.box2d.car_racing import CarRacing
 from gymnasium.utils import EzPickle
-from pygame import gfxdraw
+
+from protege.tasks.carracing_fast import CarPainter, car_gas, car_step, draw_indicators
+from protege.tasks.carracing_road import render_road
 
 TRACK_AHEAD = 32
 """Number of centreline points in ``info["track_ahead"]``."""
@@ -92,65 +99,9 @@ _LOCAL_FORWARD = 40
 _RELOCATE_DIST = 2.0 * _cr.TRACK_WIDTH
 
 
-def _grass_polygons() -> np.ndarray:
-    """Gymnasium's 400 grass patches as a ``(400, 4, 2)`` array, built with its expressions."""
-    g = _cr.GRASS_DIM
-    grass = []
-    for x in range(-20, 20, 2):
-        for y in range(-20, 20, 2):
-            grass.append(
-                [
-                    (g * x + g, g * y + 0),
-                    (g * x + 0, g * y + 0),
-                    (g * x + 0, g * y + g),
-                    (g * x + g, g * y + g),
-                ]
-            )
-    return np.array(grass, dtype=np.float64)
-
-
-_GRASS = _grass_polygons()
-
 _STRIP_ROW = round(_cr.WINDOW_H - _cr.WINDOW_H * 5 / 40)
 """First window row of the indicators' black strip (700)."""
 _STRIP_MAX_BAR = (_cr.WINDOW_H - _STRIP_ROW) / (_cr.WINDOW_H / 40) - 1 - 1 / 20
-
-_VIEW_RADIUS = math.hypot(_cr.WINDOW_W / 2, _cr.WINDOW_H / 2)
-"""Half the window's diagonal, px."""
-
-_SCREEN_MARGIN = 4.0
-_CULL_MARGIN = 3.0
-_SCREEN_CORNERS = (
-    (-_SCREEN_MARGIN, -_SCREEN_MARGIN),
-    (_cr.WINDOW_W + _SCREEN_MARGIN, -_SCREEN_MARGIN),
-    (_cr.WINDOW_W + _SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
-    (-_SCREEN_MARGIN, _cr.WINDOW_H + _SCREEN_MARGIN),
-)
-_FIELD = [(_cr.PLAYFIELD, _cr.PLAYFIELD), (_cr.PLAYFIELD, -_cr.PLAYFIELD)]
-_FIELD += [(-_cr.PLAYFIELD, -_cr.PLAYFIELD), (-_cr.PLAYFIELD, _cr.PLAYFIELD)]
-"""gymnasium's background polygon, in its order."""
-
-
-def _is_integral(color: Any) -> bool:
-    arr = np.asarray(color)
-    return arr.shape == (3,) and bool(np.all(arr == np.round(arr)))
-
-
-def _covers_screen(c: float, s: float, zoom: float, tx: float, ty: float) -> bool:
-    """Whether the playfield square, on screen, contains the window plus a 4-pixel margin.
-
-    The margin dwarfs the sub-pixel differences between this float test and gfxdraw's
-    integer rasterisation, so when it holds every window pixel is inside the filled polygon.
-    """
-    pts = [((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty) for x, y in _FIELD]
-    signs = set()
-    for i, (x0, y0) in enumerate(pts):
-        x1, y1 = pts[(i + 1) % len(pts)]
-        for cx, cy in _SCREEN_CORNERS:
-            signs.add((x1 - x0) * (cy - y0) - (y1 - y0) * (cx - x0) > 0)
-            if len(signs) > 1:
-                return False
-    return True
 
 
 class CarRacingEnv(CarRacing):
@@ -193,15 +144,15 @@ class CarRacingEnv(CarRacing):
         self.fast_render = fast_render
         self._centre = np.zeros((0, 2))
         self._track_idx = 0
-        self._road_cache_src: list[Any] | None = None
-        self._verts = np.zeros((0, 4, 2))
-        self._centres = np.zeros((0, 2))
-        self._radii = np.zeros(0)
+        self._road_index: Any = None
         self._font: pygame.font.Font | None = None
         self._text_cache: tuple[str, pygame.Surface] | None = None
         self._canvas: pygame.Surface | None = None
         self._overlay: pygame.Surface | None = None
-        self._columns: dict[int, pygame.Surface] = {}
+        self._columns: dict[int, tuple[pygame.Surface, pygame.Surface, pygame.Surface]] = {}
+        self._fast_car: Any = None
+        self._centre_list: list[tuple[float, float]] = []
+        self._centre_ext = np.zeros((0, 2))
 
     # ------------------------------------------------------------------ gym API
 
@@ -214,6 +165,13 @@ class CarRacingEnv(CarRacing):
         return obs, self._privileged_info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.fast_render and self.car is not None and self._fast_car is not self.car:
+            # gymnasium's step calls car.step and car.draw: the same, faster (carracing_fast)
+            car: Any = self.car
+            car.step = functools.partial(car_step, car)
+            car.gas = functools.partial(car_gas, car)
+            car.draw = CarPainter(car).draw
+            self._fast_car = car
         obs, reward, terminated, truncated, info = super().step(action)
         if action is not None:
             info.update(self._privileged_info())
@@ -223,44 +181,53 @@ class CarRacingEnv(CarRacing):
 
     def _privileged_info(self) -> dict[str, Any]:
         assert self.car is not None
-        if len(self._centre) != len(self.track):
+        n = len(self.track)
+        if len(self._centre) != n:
             self._centre = np.array([(t[2], t[3]) for t in self.track], dtype=np.float64)
+            self._centre_list = [(float(x), float(y)) for x, y in self._centre]
+            # the centreline from each index on, without a modulo: rows i .. i+K-1 of this
+            self._centre_ext = np.take(self._centre, np.arange(n + TRACK_AHEAD) % n, axis=0)
             self._track_idx = 0
         hull = self.car.hull
-        pos = np.array([hull.position[0], hull.position[1]], dtype=np.float64)
-        vel = np.array([hull.linearVelocity[0], hull.linearVelocity[1]], dtype=np.float64)
+        p, v = hull.position, hull.linearVelocity
+        px, py, vx, vy = p.x, p.y, v.x, v.y
         heading = math.remainder(hull.angle + math.pi / 2, 2 * math.pi)
-        idx = self._nearest_index(pos)
-        n = len(self._centre)
-        ahead = self._centre[(idx + np.arange(TRACK_AHEAD)) % n]
+        idx = self._nearest_index(px, py)
         # Signed offset from the centreline segment idx -> idx+1 (positive = left of travel).
-        seg = self._centre[(idx + 1) % n] - self._centre[idx]
-        rel = pos - self._centre[idx]
-        seg_len = float(np.hypot(seg[0], seg[1])) or 1.0
-        offset = float(seg[0] * rel[1] - seg[1] * rel[0]) / seg_len
+        x0, y0 = self._centre_list[idx]
+        x1, y1 = self._centre_list[(idx + 1) % n]
+        seg0, seg1 = x1 - x0, y1 - y0
+        seg_len = float(np.hypot(seg0, seg1)) or 1.0
+        offset = (seg0 * (py - y0) - seg1 * (px - x0)) / seg_len
         return {
-            "car_pos": pos,
+            "car_pos": np.array([px, py], dtype=np.float64),
             "car_heading": np.float64(heading),
-            "car_velocity": vel,
-            "car_speed": np.float64(np.hypot(vel[0], vel[1])),
+            "car_velocity": np.array([vx, vy], dtype=np.float64),
+            "car_speed": np.float64(np.hypot(vx, vy)),
             "car_yaw_rate": np.float64(hull.angularVelocity),
             "steer_angle": np.float64(self.car.wheels[0].joint.angle),
             "track_index": np.int64(idx),
-            "track_ahead": ahead,
+            "track_ahead": self._centre_ext[idx : idx + TRACK_AHEAD].copy(),
             "track_offset": np.float64(offset),
             "tiles_visited": np.int64(self.tile_visited_count),
             "track_tiles": np.int64(n),
         }
 
-    def _nearest_index(self, pos: np.ndarray) -> int:
+    def _nearest_index(self, px: float, py: float) -> int:
         """Nearest centreline point, searched near the last one first (then globally)."""
-        n = len(self._centre)
-        window = (self._track_idx + np.arange(-_LOCAL_BACK, _LOCAL_FORWARD + 1)) % n
-        d2 = np.sum((self._centre[window] - pos) ** 2, axis=1)
-        k = int(np.argmin(d2))
-        if d2[k] <= _RELOCATE_DIST**2:
-            self._track_idx = int(window[k])
+        centre = self._centre_list
+        n = len(centre)
+        best, best_d2 = -1, math.inf
+        for i in range(self._track_idx - _LOCAL_BACK, self._track_idx + _LOCAL_FORWARD + 1):
+            x, y = centre[i % n]
+            dx, dy = x - px, y - py
+            d2 = dx * dx + dy * dy
+            if d2 < best_d2:  # the first of equal distances, as argmin
+                best, best_d2 = i % n, d2
+        if best_d2 <= _RELOCATE_DIST**2:
+            self._track_idx = best
         else:
+            pos = np.array([px, py])
             self._track_idx = int(np.argmin(np.sum((self._centre - pos) ** 2, axis=1)))
         return self._track_idx
 
@@ -324,12 +291,14 @@ class CarRacingEnv(CarRacing):
             surf = pygame.transform.flip(surf, False, True)
         self.surf = surf  # type: ignore[assignment]
 
-        self._render_indicators(_cr.WINDOW_W, _cr.WINDOW_H)
+        bars = draw_indicators(surf, self.car, _cr.WINDOW_W, _cr.WINDOW_H)
 
         text = self._score_text(f"{self.reward:04.0f}")
         text_rect = text.get_rect()
         text_rect.center = (60, _cr.WINDOW_H - _cr.WINDOW_H * 2.5 / 40.0)
         surf.blit(text, text_rect)
+        # the strip's rows that may not be black: the bars' and the score's
+        strip_rows = (min(bars[0], text_rect.top), max(bars[1], text_rect.bottom - 1))
 
         if mode == "human":
             pygame.event.pump()
@@ -341,7 +310,7 @@ class CarRacingEnv(CarRacing):
             return None
         size = (_cr.VIDEO_W, _cr.VIDEO_H) if mode == "rgb_array" else (_cr.STATE_W, _cr.STATE_H)
         if framed:
-            return self._frame(size)
+            return self._frame(size, strip_rows)
         return self._create_image_array(surf, size)
 
     def _indicators_fit_strip(self) -> bool:
@@ -356,31 +325,49 @@ class CarRacingEnv(CarRacing):
         values.extend(0.01 * w.omega for w in self.car.wheels)
         return max(values) < _STRIP_MAX_BAR
 
-    def _frame(self, size: tuple[int, int]) -> np.ndarray:
+    def _frame(
+        self, size: tuple[int, int], strip_rows: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """The ``size`` frame gymnasium would downscale from the flipped window, bit for bit.
 
         pygame's ``smoothscale`` shrinks every row in x into 8-bit pixels, then the columns
         in y. Rows are independent in the x pass, so the x pass of the flipped window is the
         x pass of the unflipped road layer with its rows reversed (window rows 0–699 are
         canvas rows 799–100) and of the indicator strip (rows 700–799, which its black
-        polygon covers entirely); a y-only ``smoothscale`` of that finishes the frame.
+        polygon covers entirely); a y-only ``smoothscale`` of that finishes the frame. Strip
+        rows outside ``strip_rows`` (first, last) are black, and the x pass of a black row
+        is zero: those are filled with zeros instead of shrunk.
         """
         assert self._canvas is not None and self._overlay is not None
         w, h = size
-        cols = self._columns.get(w)
-        if cols is None:
-            cols = pygame.Surface((w, _cr.WINDOW_H), 0, self._canvas)
-            self._columns[w] = cols
         top, rest = _STRIP_ROW, _cr.WINDOW_H - _STRIP_ROW
+        if w not in self._columns:
+            road_x = pygame.Surface((w, top), 0, self._canvas)
+            cols = pygame.Surface((w, _cr.WINDOW_H), 0, self._canvas)
+            out = pygame.Surface((w, h), 0, self._canvas)
+            self._columns[w] = (road_x, cols, out)
+        road_x, cols, out = self._columns[w]
         road = self._canvas.subsurface((0, rest, _cr.WINDOW_W, top))
-        pygame.transform.smoothscale(road, (w, top), cols.subsurface((0, 0, w, top)))
-        px = pygame.surfarray.pixels2d(cols)  # (x, y) view
-        px[:, :top] = px[:, top - 1 :: -1].copy()
-        del px
-        strip = self._overlay.subsurface((0, top, _cr.WINDOW_W, rest))
-        pygame.transform.smoothscale(strip, (w, rest), cols.subsurface((0, top, w, rest)))
-        out = pygame.transform.smoothscale(cols, (w, h))
-        return np.transpose(np.array(pygame.surfarray.pixels3d(out)), axes=(1, 0, 2))
+        pygame.transform.smoothscale(road, (w, top), road_x)
+        # rows reversed, as (row, column) views: whole rows are copied
+        rows = pygame.surfarray.pixels2d(cols).T
+        rows[:top] = pygame.surfarray.pixels2d(road_x).T[::-1]
+        del rows
+        first, last = strip_rows if strip_rows is not None else (top, _cr.WINDOW_H - 1)
+        first, last = max(first, top), min(last, _cr.WINDOW_H - 1)
+        if first > last:
+            cols.fill(0, (0, top, w, rest))
+        else:
+            n = last - first + 1
+            strip = self._overlay.subsurface((0, first, _cr.WINDOW_W, n))
+            pygame.transform.smoothscale(strip, (w, n), cols.subsurface((0, first, w, n)))
+            if first > top:
+                cols.fill(0, (0, top, w, first - top))
+            if last < _cr.WINDOW_H - 1:
+                cols.fill(0, (0, last + 1, w, _cr.WINDOW_H - 1 - last))
+        pygame.transform.smoothscale(cols, (w, h), out)
+        rgb = np.frombuffer(pygame.image.tobytes(out, "RGB"), dtype=np.uint8)
+        return rgb.reshape(h, w, 3).copy()
 
     def _score_text(self, text: str) -> pygame.Surface:
         if self._text_cache is not None and self._text_cache[0] == text:
@@ -399,82 +386,10 @@ class CarRacingEnv(CarRacing):
         angle: float,
         first_row: int = 0,
     ) -> None:
-        """Draw background, grass and road exactly as ``CarRacing._render_road`` does.
-
-        All polygons are transformed at once with the same double arithmetic as
-        ``_draw_colored_polygon``; those that gymnasium's test would cull are skipped, and the
-        rest go, in gymnasium's order, to the same two gfxdraw calls. Polygons wholly above
-        ``first_row`` (window rows nobody sees) are skipped too.
-        """
-        # Rotation coefficients exactly as pygame computes them (incl. its special-casing of
-        # multiples of 90°): rotating (1, 0) gives (cos, sin).
-        unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
-        c, s = unit[0], unit[1]
-        tx, ty = translation
-
-        bg = self.bg_color
-        if _is_integral(bg) and _covers_screen(c, s, zoom, tx, ty):
-            # The background polygon covers the whole window with margin, so filling it
-            # (a single opaque colour, every pixel written) is what the 0.9 ms scan-line
-            # fill of the ~10,000-pixel-high polygon amounts to; its anti-aliased outline
-            # lies entirely off-screen.
-            surf.fill((int(bg[0]), int(bg[1]), int(bg[2])))
-        else:
-            # (gymnasium's helper draws into self.surf whatever surface it is passed; it
-            # draws on a new, black window, and the reused canvas must start as one)
-            assert surf is self.surf
-            surf.fill((0, 0, 0))
-            self._draw_colored_polygon(surf, _FIELD, bg, zoom, translation, angle, clip=False)
-
-        if self._road_cache_src is not self.road_poly or len(self._verts) != len(_GRASS) + len(
-            self.road_poly
-        ):
-            road = [[(p[0], p[1]) for p in poly] for poly, _ in self.road_poly]
-            road_verts = np.array(road, dtype=np.float64).reshape(-1, 4, 2)
-            self._verts = np.concatenate([_GRASS, road_verts])
-            self._centres = self._verts.mean(axis=1)
-            self._radii = np.sqrt(((self._verts - self._centres[:, None]) ** 2).sum(-1)).max(1)
-            self._road_cache_src = self.road_poly
-
-        # Only polygons near the window can touch it: a polygon whose centre is farther from
-        # the window's centre than the window's half-diagonal plus its own radius is
-        # off-screen. (A coarse, conservative pre-selection: the exact tests below decide.)
-        sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
-        cx, cy = (c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom  # the centre, in world
-        reach = (_VIEW_RADIUS + _CULL_MARGIN + 1.0) / zoom + self._radii
-        dx, dy = self._centres[:, 0] - cx, self._centres[:, 1] - cy
-        near = np.flatnonzero(dx * dx + dy * dy <= reach * reach)
-        verts = self._verts[near]
-
-        # Gymnasium's test (kept exactly: some vertex within MAX_SHAPE_DIM of the window)
-        # also passes polygons up to ~380 px off-screen, which draw nothing. Skipping those
-        # whose bounding box misses the window by more than _CULL_MARGIN px (covering the
-        # truncation to integer pixels and the anti-aliased outline's extra pixel) is
-        # invisible.
-        x, y = verts[..., 0], verts[..., 1]
-        px = (c * x - s * y) * zoom + tx
-        py = (s * x + c * y) * zoom + ty
-        lo, m = -_cr.MAX_SHAPE_DIM, _CULL_MARGIN
-        keep = np.flatnonzero(
-            (
-                (lo <= px)
-                & (px <= _cr.WINDOW_W + _cr.MAX_SHAPE_DIM)
-                & (lo <= py)
-                & (py <= _cr.WINDOW_H + _cr.MAX_SHAPE_DIM)
-            ).any(axis=1)
-            & (px.max(axis=1) >= -m)
-            & (px.min(axis=1) <= _cr.WINDOW_W - 1 + m)
-            & (py.max(axis=1) >= first_row - m)
-            & (py.min(axis=1) <= _cr.WINDOW_H - 1 + m)
-        )
-        pts = np.stack([px[keep], py[keep]], axis=-1).tolist()
-        n_grass = len(_GRASS)
-        grass_color = self.grass_color
-        road_poly = self.road_poly
-        for i, poly in zip(near[keep].tolist(), pts, strict=True):
-            color = grass_color if i < n_grass else [int(v) for v in road_poly[i - n_grass][1]]
-            gfxdraw.aapolygon(surf, poly, color)
-            gfxdraw.filled_polygon(surf, poly, color)
+        """Draw background, grass and road exactly as ``CarRacing._render_road`` does
+        (:func:`protege.tasks.carracing_road.render_road`); window rows above ``first_row``
+        (which nobody sees) may be left undrawn."""
+        render_road(self, surf, zoom, translation, angle, first_row)
 
 
 def make_carracing_env(
