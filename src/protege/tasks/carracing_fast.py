@@ -48,32 +48,32 @@ def car_gas(car: Any, gas: float) -> None:
     for w in car.wheels[2:4]:
         diff = gas - w.gas
         if diff > 0.1:
-            diff = 0.1  # gradually increase, but stop immediately
+            diff = 0.1  # throttle rises by ≤ 0.1 a step; a drop applies at once
         w.gas += diff
 
 
 def car_step(car: Any, dt: float) -> None:
     """``Car.step(dt)`` of gymnasium 1.4, the same arithmetic on plain floats."""
     for w in car.wheels:
-        # Steer each wheel
+        # steering: the joint's motor turns the wheel toward its target angle
         joint = w.joint
         angle = joint.angle
         joint.motorSpeed = _sign(w.steer - angle) * min(50.0 * abs(w.steer - angle), 3.0)
 
-        # Position => friction_limit
+        # grip: the best road tile under the wheel, else grass
         grass = True
         friction_limit = _GRASS_FRICTION
         for tile in w.tiles:
             friction_limit = max(friction_limit, _cd.FRICTION_LIMIT * tile.road_friction)
             grass = False
 
-        # Force
+        # wheel frame and its velocity components
         forw = w.GetWorldVector((0, 1))
         side = w.GetWorldVector((1, 0))
         v = w.linearVelocity
         fx, fy, sx, sy, vx, vy = forw.x, forw.y, side.x, side.y, v.x, v.y
-        vf = fx * vx + fy * vy  # forward speed
-        vs = sx * vx + sy * vy  # side speed
+        vf = fx * vx + fy * vy
+        vs = sx * vx + sy * vy
 
         gas = w.gas
         w.omega += dt * _cd.ENGINE_POWER * gas / _cd.WHEEL_MOMENT_OF_INERTIA / (abs(w.omega) + 5.0)
@@ -84,20 +84,20 @@ def car_step(car: Any, dt: float) -> None:
             w.omega = 0
         elif brake > 0:
             omega = w.omega
-            val = 15 * brake  # BRAKE_FORCE, radians per second
+            val = 15 * brake  # rad/s of wheel speed removed per step at full brake
             if abs(val) > abs(omega):
-                val = abs(omega)  # low speed => same as = 0
+                val = abs(omega)  # never brakes past standstill
             w.omega = omega + -_sign(omega) * val
         w.phase += w.omega * dt
 
-        vr = w.omega * w.wheel_rad  # rotating wheel speed
-        f_force = -vf + vr  # force direction is direction of speed difference
+        vr = w.omega * w.wheel_rad
+        f_force = -vf + vr  # along the slip between the rim and the ground
         p_force = -vs
         f_force *= _FORCE_SCALE
         p_force *= _FORCE_SCALE
         force = math.sqrt(f_force * f_force + p_force * p_force)
 
-        # Skid trace
+        # skid marks where the slip force exceeds twice the grip
         if abs(force) > 2.0 * friction_limit:
             if (
                 w.skid_particle
@@ -117,7 +117,7 @@ def car_step(car: Any, dt: float) -> None:
         if abs(force) > friction_limit:
             f_force /= force
             p_force /= force
-            force = friction_limit  # Correct physics here
+            force = friction_limit  # the force saturates at the grip limit
             f_force *= force
             p_force *= force
 
@@ -276,7 +276,7 @@ def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> 
     true_speed = math.sqrt(vx * vx + vy * vy)
     if abs(true_speed) > 1e-4:
         vertical(5, 0.02 * true_speed, (255, 255, 255))
-    # ABS sensors
+    # the four wheel-speed bars
     for place, wheel, color in ((7, 0, (0, 0, 255)), (8, 1, (0, 0, 255))):
         omega = car.wheels[wheel].omega
         if abs(omega) > 1e-4:
