@@ -219,8 +219,12 @@ class CarPainter:
         unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
         rc, rs = unit[0], unit[1]
         w64 = world.astype(np.float64)
-        view = (w64[:, 0:1] * np.array([rc, rs]) + w64[:, 1:2] * np.array([-rs, rc])) * zoom
-        pts = (view + np.array(translation)).tolist()
+        coef = np.array(((rc, rs), (-rs, rc), translation))
+        view = w64[:, 0:1] * coef[0]
+        view += w64[:, 1:2] * coef[1]
+        view *= zoom
+        view += coef[2]
+        pts = view.tolist()
 
         for first, n, color, white, wheel in self.polys:
             pygame.draw.polygon(surface, color=color, points=pts[first : first + n])
