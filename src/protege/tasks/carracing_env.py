@@ -154,7 +154,9 @@ class CarRacingEnv(CarRacing):
         self._fast_car: Any = None
         self._centre_list: list[tuple[float, float]] = []
         self._centre_ext = np.zeros((0, 2))
-        self._centre_near = np.zeros((0, 2))
+        self._centre_x = np.zeros(0)
+        self._centre_y = np.zeros(0)
+        self._near_idx = np.zeros(0, dtype=np.intp)
 
     # ------------------------------------------------------------------ gym API
 
@@ -189,9 +191,10 @@ class CarRacingEnv(CarRacing):
             self._centre_list = [(float(x), float(y)) for x, y in self._centre]
             # the centreline from each index on, without a modulo: rows i .. i+K-1 of this
             self._centre_ext = np.take(self._centre, np.arange(n + TRACK_AHEAD) % n, axis=0)
-            # and from each index minus _LOCAL_BACK: row i is centreline point i - _LOCAL_BACK
-            near = np.arange(-_LOCAL_BACK, n + _LOCAL_FORWARD + 1) % n
-            self._centre_near = np.take(self._centre, near, axis=0)
+            self._centre_x = self._centre[:, 0].copy()
+            self._centre_y = self._centre[:, 1].copy()
+            # entry i is the index of centreline point i - _LOCAL_BACK (modulo n)
+            self._near_idx = np.arange(-_LOCAL_BACK, n + _LOCAL_FORWARD + 1) % n
             self._track_idx = 0
         hull = self.car.hull
         p, v = hull.position, hull.linearVelocity
@@ -223,19 +226,20 @@ class CarRacingEnv(CarRacing):
 
         The local search covers the points ``_track_idx - _LOCAL_BACK`` to ``_track_idx +
         _LOCAL_FORWARD`` (modulo the track's length), the first of equal distances winning,
-        as ``argmin``.
+        as ``argmin``; if its best point is farther than ``_RELOCATE_DIST`` the whole track
+        is searched. Both read one array of squared distances, ``dx·dx + dy·dy``.
         """
-        n = len(self._centre)
-        window = self._centre_near[self._track_idx : self._track_idx + _LOCAL_SPAN]
-        d = window - np.array((px, py))
-        d *= d
-        d2 = d[:, 0] + d[:, 1]  # dx·dx + dy·dy, each in double as before
-        k = int(d2.argmin())
-        if d2[k] <= _RELOCATE_DIST**2:  # false for NaN: then the global search decides
-            self._track_idx = (self._track_idx - _LOCAL_BACK + k) % n
+        d2 = self._centre_x - px
+        d2 *= d2
+        dy = self._centre_y - py
+        dy *= dy
+        d2 += dy
+        local = d2.take(self._near_idx[self._track_idx : self._track_idx + _LOCAL_SPAN])
+        k = int(local.argmin())
+        if local[k] <= _RELOCATE_DIST**2:  # false for NaN: then the global search decides
+            self._track_idx = (self._track_idx - _LOCAL_BACK + k) % len(d2)
         else:
-            pos = np.array([px, py])
-            self._track_idx = int(np.argmin(np.sum((self._centre - pos) ** 2, axis=1)))
+            self._track_idx = int(d2.argmin())
         return self._track_idx
 
     # ------------------------------------------------------------- fast render
