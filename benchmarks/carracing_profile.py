@@ -5,6 +5,8 @@ brake U(0,0.3), the actions of ``carracing_speed.py``) with auto-reset, after a 
 Each part is timed inclusively with ``time.perf_counter_ns`` wrappers (no profiler), so the
 parts nest as indented; C calls (pygame, Box2D) are marked. The wrappers add a little time;
 the untimed steps/s of the same run is printed first.
+The garbage collector's time during the timed steps (already inside whichever part
+allocated) is printed after the table.
 
 Usage:
     SDL_VIDEODRIVER=dummy .venv/bin/python benchmarks/carracing_profile.py [--steps 3000]
@@ -16,6 +18,7 @@ The timed and untimed steps take turns (``--blocks`` each); the table is the tim
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import shlex
@@ -86,6 +89,25 @@ class Timers:
         return timed
 
 
+class GcTimes:
+    """Time spent in the garbage collector while ``on``, per generation (a ``gc`` callback)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.ns = [0, 0, 0]
+        self.count = [0, 0, 0]
+        self._t0 = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter_ns()
+        elif self.on:
+            g = info["generation"]
+            self.ns[g] += time.perf_counter_ns() - self._t0
+            self.count[g] += 1
+
+
 def _install(t: Timers) -> None:
     ce.car_gas = t.wrap(ce.car_gas, PARTS[0][0])
     ce.car_step = t.wrap(ce.car_step, PARTS[1][0])
@@ -132,6 +154,7 @@ def main() -> None:
 
     timers = Timers()
     _install(timers)
+    gc_times = GcTimes()
     env = carracing.CARRACING.make_env()
     rng = np.random.default_rng(args.seed)
     env.reset(seed=args.seed)
@@ -142,14 +165,15 @@ def main() -> None:
     block = args.steps // args.blocks
     for _ in range(args.blocks):
         for timed in (False, True):
-            timers.on = timed
+            timers.on = gc_times.on = timed
             w, c = _run(env, _actions(block, rng))
             if timed:
                 wall, cpu = wall + w, cpu + c
             else:
                 wall0, cpu0 = wall0 + w, cpu0 + c
-    timers.on = False
+    timers.on = gc_times.on = False
     steps = block * args.blocks
+    n_objects = len(gc.get_objects())
     load_after = os.getloadavg()
 
     us = {k: v / steps / 1e3 for k, v in timers.ns.items()}
@@ -186,6 +210,15 @@ def main() -> None:
         f"C calls marked [C] (pygame, Box2D; the fill as draw_background): {c_total:.0f} µs "
         f"({100 * c_total / step:.0f}%); everything else, Python and numpy: "
         f"{step - c_total:.0f} µs."
+    )
+    print()
+    gc_us = sum(gc_times.ns) / steps / 1e3
+    full = gc_times.ns[2] / max(gc_times.count[2], 1) / 1e6
+    print(
+        f"Garbage collection in the timed steps (inside whichever part allocated): "
+        f"{gc_us:.1f} µs a step; collections of generation 0, 1, 2: "
+        f"{', '.join(str(c) for c in gc_times.count)} (a full one {full:.1f} ms on "
+        f"average); {n_objects} objects tracked at the end."
     )
     print()
     print(

@@ -96,6 +96,7 @@ INFO_KEYS: tuple[str, ...] = (
 
 _LOCAL_BACK = 8
 _LOCAL_FORWARD = 40
+_LOCAL_SPAN = _LOCAL_BACK + _LOCAL_FORWARD + 1
 _RELOCATE_DIST = 2.0 * _cr.TRACK_WIDTH
 
 
@@ -153,6 +154,9 @@ class CarRacingEnv(CarRacing):
         self._fast_car: Any = None
         self._centre_list: list[tuple[float, float]] = []
         self._centre_ext = np.zeros((0, 2))
+        self._centre_x = np.zeros(0)
+        self._centre_y = np.zeros(0)
+        self._near_idx = np.zeros(0, dtype=np.intp)
 
     # ------------------------------------------------------------------ gym API
 
@@ -187,6 +191,10 @@ class CarRacingEnv(CarRacing):
             self._centre_list = [(float(x), float(y)) for x, y in self._centre]
             # the centreline from each index on, without a modulo: rows i .. i+K-1 of this
             self._centre_ext = np.take(self._centre, np.arange(n + TRACK_AHEAD) % n, axis=0)
+            self._centre_x = self._centre[:, 0].copy()
+            self._centre_y = self._centre[:, 1].copy()
+            # entry i is the index of centreline point i - _LOCAL_BACK (modulo n)
+            self._near_idx = np.arange(-_LOCAL_BACK, n + _LOCAL_FORWARD + 1) % n
             self._track_idx = 0
         hull = self.car.hull
         p, v = hull.position, hull.linearVelocity
@@ -203,7 +211,7 @@ class CarRacingEnv(CarRacing):
             "car_pos": np.array([px, py], dtype=np.float64),
             "car_heading": np.float64(heading),
             "car_velocity": np.array([vx, vy], dtype=np.float64),
-            "car_speed": np.float64(np.hypot(vx, vy)),
+            "car_speed": np.hypot(vx, vy),  # a numpy float64
             "car_yaw_rate": np.float64(hull.angularVelocity),
             "steer_angle": np.float64(self.car.wheels[0].joint.angle),
             "track_index": np.int64(idx),
@@ -214,21 +222,24 @@ class CarRacingEnv(CarRacing):
         }
 
     def _nearest_index(self, px: float, py: float) -> int:
-        """Nearest centreline point, searched near the last one first (then globally)."""
-        centre = self._centre_list
-        n = len(centre)
-        best, best_d2 = -1, math.inf
-        for i in range(self._track_idx - _LOCAL_BACK, self._track_idx + _LOCAL_FORWARD + 1):
-            x, y = centre[i % n]
-            dx, dy = x - px, y - py
-            d2 = dx * dx + dy * dy
-            if d2 < best_d2:  # the first of equal distances, as argmin
-                best, best_d2 = i % n, d2
-        if best_d2 <= _RELOCATE_DIST**2:
-            self._track_idx = best
+        """Nearest centreline point, searched near the last one first (then globally).
+
+        The local search covers the points ``_track_idx - _LOCAL_BACK`` to ``_track_idx +
+        _LOCAL_FORWARD`` (modulo the track's length), the first of equal distances winning,
+        as ``argmin``; if its best point is farther than ``_RELOCATE_DIST`` the whole track
+        is searched. Both read one array of squared distances, ``dx·dx + dy·dy``.
+        """
+        d2 = self._centre_x - px
+        d2 *= d2
+        dy = self._centre_y - py
+        dy *= dy
+        d2 += dy
+        local = d2.take(self._near_idx[self._track_idx : self._track_idx + _LOCAL_SPAN])
+        k = int(local.argmin())
+        if local[k] <= _RELOCATE_DIST**2:  # false for NaN: then the global search decides
+            self._track_idx = (self._track_idx - _LOCAL_BACK + k) % len(d2)
         else:
-            pos = np.array([px, py])
-            self._track_idx = int(np.argmin(np.sum((self._centre - pos) ** 2, axis=1)))
+            self._track_idx = int(d2.argmin())
         return self._track_idx
 
     # ------------------------------------------------------------- fast render

@@ -219,8 +219,12 @@ class CarPainter:
         unit = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
         rc, rs = unit[0], unit[1]
         w64 = world.astype(np.float64)
-        view = (w64[:, 0:1] * np.array([rc, rs]) + w64[:, 1:2] * np.array([-rs, rc])) * zoom
-        pts = (view + np.array(translation)).tolist()
+        coef = np.array(((rc, rs), (-rs, rc), translation))
+        view = w64[:, 0:1] * coef[0]
+        view += w64[:, 1:2] * coef[1]
+        view *= zoom
+        view += coef[2]
+        pts = view.tolist()
 
         for first, n, color, white, wheel in self.polys:
             pygame.draw.polygon(surface, color=color, points=pts[first : first + n])
@@ -238,13 +242,26 @@ def _bar(
     vertical edges give every row, the bottom row included, one span from the left to the
     right column; a one-row polygon is one such span). Returns the rows (first, last).
     """
-    if not all(math.isfinite(v) for v in (xa, ya, xb, yb)):
+    # the sum is finite only if every corner coordinate is (an overflow only sends a finite
+    # rectangle to pygame's own polygon call, which draws the same)
+    if not math.isfinite(xa + ya + xb + yb):
         pygame.draw.polygon(surf, color, [(xa, ya), (xb, ya), (xb, yb), (xa, yb)])
         return 0, surf.get_height() - 1
-    x0, x1 = sorted((int(xa), int(xb)))
-    y0, y1 = sorted((int(ya), int(yb)))
+    x0, x1 = int(xa), int(xb)
+    if x0 > x1:
+        x0, x1 = x1, x0
+    y0, y1 = int(ya), int(yb)
+    if y0 > y1:
+        y0, y1 = y1, y0
     surf.fill(color, (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
     return y0, y1
+
+
+_WHITE = (255, 255, 255)
+_BLUE = (0, 0, 255)
+_VIOLET = (51, 0, 255)
+_GREEN = (0, 255, 0)
+_RED = (255, 0, 0)
 
 
 def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> tuple[int, int]:
@@ -259,39 +276,40 @@ def draw_indicators(surf: pygame.Surface, car: Any, width: int, height: int) -> 
     top = round(height - 5 * h)
     assert top == height - 5 * h
     surf.fill((0, 0, 0), (0, top, width, height - top))
-    rows = [height, -1]
-
-    def vertical(place: int, val: float, color: tuple[int, int, int]) -> None:
-        y0, y1 = _bar(surf, color, place * s, height - (h + h * val), (place + 1) * s, height - h)
-        rows[0], rows[1] = min(rows[0], y0), max(rows[1], y1)
-
-    def horizontal(place: int, val: float, color: tuple[int, int, int]) -> None:
-        y0, y1 = _bar(
-            surf, color, (place + 0) * s, height - 4 * h, (place + val) * s, height - 2 * h
-        )
-        rows[0], rows[1] = min(rows[0], y0), max(rows[1], y1)
-
+    first, last = height, -1
+    # (value, bar length, colour, horizontal?, place): the speed, the four wheels' angular
+    # speeds, the steering angle and the yaw rate, in gymnasium's drawing order
     v = car.hull.linearVelocity
     vx, vy = v.x, v.y
     true_speed = math.sqrt(vx * vx + vy * vy)
-    if abs(true_speed) > 1e-4:
-        vertical(5, 0.02 * true_speed, (255, 255, 255))
-    # the four wheel-speed bars
-    for place, wheel, color in ((7, 0, (0, 0, 255)), (8, 1, (0, 0, 255))):
-        omega = car.wheels[wheel].omega
-        if abs(omega) > 1e-4:
-            vertical(place, 0.01 * omega, color)
-    for place, wheel, color in ((9, 2, (51, 0, 255)), (10, 3, (51, 0, 255))):
-        omega = car.wheels[wheel].omega
-        if abs(omega) > 1e-4:
-            vertical(place, 0.01 * omega, color)
-    steer = car.wheels[0].joint.angle
-    if abs(steer) > 1e-4:
-        horizontal(20, -10.0 * steer, (0, 255, 0))
+    wheels = car.wheels
+    o0, o1, o2, o3 = wheels[0].omega, wheels[1].omega, wheels[2].omega, wheels[3].omega
+    steer = wheels[0].joint.angle
     yaw = car.hull.angularVelocity
-    if abs(yaw) > 1e-4:
-        horizontal(30, -0.8 * yaw, (255, 0, 0))
-    return rows[0], rows[1]
+    bars = (
+        (true_speed, 0.02 * true_speed, _WHITE, False, 5),
+        (o0, 0.01 * o0, _BLUE, False, 7),
+        (o1, 0.01 * o1, _BLUE, False, 8),
+        (o2, 0.01 * o2, _VIOLET, False, 9),
+        (o3, 0.01 * o3, _VIOLET, False, 10),
+        (steer, -10.0 * steer, _GREEN, True, 20),
+        (yaw, -0.8 * yaw, _RED, True, 30),
+    )
+    for value, val, color, horizontal, place in bars:
+        if abs(value) > 1e-4:
+            if horizontal:
+                y0, y1 = _bar(
+                    surf, color, (place + 0) * s, height - 4 * h, (place + val) * s, height - 2 * h
+                )
+            else:
+                y0, y1 = _bar(
+                    surf, color, place * s, height - (h + h * val), (place + 1) * s, height - h
+                )
+            if y0 < first:
+                first = y0
+            if y1 > last:
+                last = y1
+    return first, last
 
 
 __all__ = ["CarPainter", "car_gas", "car_step", "draw_indicators"]

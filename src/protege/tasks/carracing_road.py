@@ -51,6 +51,21 @@ _ZOOM = _cr.ZOOM * _cr.SCALE
 """The zoom after the first second's zoom-in."""
 _CELL = 10.0
 """Side of a candidate-cache cell, world units."""
+_GYM_LOW = -_cr.MAX_SHAPE_DIM
+_GYM_HIGH = np.array([_cr.WINDOW_W + _cr.MAX_SHAPE_DIM, _cr.WINDOW_H + _cr.MAX_SHAPE_DIM])
+"""gymnasium's culling box: a polygon is drawn if one vertex lies in it (bounds included)."""
+_BOTH = np.frombuffer(np.array([True, True]).tobytes(), dtype=np.uint16)[0]
+"""Two True flags (one vertex's x and y) read as one uint16."""
+
+
+def _row_low(first_row: int) -> np.ndarray:
+    """Lower bounds of (max x, max y, max −x, max −y) over a polygon's vertices for its
+    bounding box to come within _CULL_MARGIN px of the window below ``first_row``."""
+    m = _CULL_MARGIN
+    return np.array([-m, first_row - m, -(_cr.WINDOW_W - 1 + m), -(_cr.WINDOW_H - 1 + m)])
+
+
+_ROW_LOW: dict[int, np.ndarray] = {}
 
 
 def _grass_polygons() -> np.ndarray:
@@ -115,7 +130,7 @@ class RoadIndex:
         self.verts = verts
         self.centres = verts.mean(axis=1)
         self.radii = np.sqrt(((verts - self.centres[:, None]) ** 2).sum(-1)).max(1)
-        self.cells: dict[tuple[int, int], np.ndarray] = {}
+        self.cells: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
         # One array for all road colours; the tiles' own colour arrays become its rows, so
         # the contact listener's in-place recolouring (tile.color[:] = ...) is seen here.
         self.colors = np.array([np.asarray(c, dtype=np.float64) for _, c in road_poly])
@@ -127,21 +142,30 @@ class RoadIndex:
             if isinstance(color, np.ndarray):
                 road_poly[k] = (poly, self.colors[k])
 
-    def near(self, cx: float, cy: float, zoom: float) -> np.ndarray:
-        """Indices (ascending) of the polygons that may reach the window centred at (cx, cy).
+    def near(
+        self, cx: float, cy: float, zoom: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The polygons that may reach the window centred at (cx, cy): their indices
+        (ascending), their vertices' x and y as ``(m, 4, 1)`` arrays, and how many of them
+        are grass patches (those come first).
 
         Conservative: a polygon whose centre is farther from the window's centre than the
         window's half-diagonal plus its own radius is off-screen; the exact tests follow.
         """
         if zoom != _ZOOM:  # the first second's zoom-in: test directly
-            return self._within(cx, cy, zoom, 0.0)
+            return self._candidates(self._within(cx, cy, zoom, 0.0))
         key = (math.floor(cx / _CELL), math.floor(cy / _CELL))
         cand = self.cells.get(key)
         if cand is None:
             mid_x, mid_y = (key[0] + 0.5) * _CELL, (key[1] + 0.5) * _CELL
-            cand = self._within(mid_x, mid_y, zoom, _CELL * math.sqrt(0.5))
+            cand = self._candidates(self._within(mid_x, mid_y, zoom, _CELL * math.sqrt(0.5)))
             self.cells[key] = cand
         return cand
+
+    def _candidates(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        verts = self.verts[ids]
+        n_grass = int(np.searchsorted(ids, self.n_grass))
+        return ids, verts[..., 0:1].copy(), verts[..., 1:2].copy(), n_grass
 
     def _within(self, cx: float, cy: float, zoom: float, slack: float) -> np.ndarray:
         reach = (_VIEW_RADIUS + _CULL_MARGIN + 1.0) / zoom + slack + self.radii
@@ -206,33 +230,36 @@ def render_road(
         env._road_index = index
 
     sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
-    near = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
+    near, xs, ys, grass = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
     # (c·x − s·y, s·x + c·y)·zoom + (tx, ty) per vertex, as gymnasium: x·(c, s) + y·(−s, c)
     # is (c·x + (−s)·y, s·x + c·y), and a + (−b) is a − b exactly.
-    verts = index.verts[near]
-    pts = (verts[..., 0:1] * np.array([c, s]) + verts[..., 1:2] * np.array([-s, c])) * zoom
-    pts += np.array([tx, ty])
+    coef = np.array(((c, s), (-s, c), (tx, ty)))
+    pts = xs * coef[0]
+    pts += ys * coef[1]
+    pts *= zoom
+    pts += coef[2]
 
     # Gymnasium's test (kept exactly: some vertex within MAX_SHAPE_DIM of the window) also
     # passes polygons up to ~380 px off-screen, which draw nothing. Skipping those whose
     # bounding box misses the visible rows by more than _CULL_MARGIN px (covering the
     # truncation to integer pixels and the anti-aliased outline's extra pixel) is invisible.
-    msd, m = _cr.MAX_SHAPE_DIM, _CULL_MARGIN
-    inside = (pts >= -msd) & (pts <= np.array([_cr.WINDOW_W + msd, _cr.WINDOW_H + msd]))
-    gymnasium_draws = inside.all(axis=2).any(axis=1)
-    near_rows = (pts.max(axis=1) >= np.array([-m, first_row - m])).all(axis=1)
-    near_rows &= (pts.min(axis=1) <= np.array([_cr.WINDOW_W - 1 + m, _cr.WINDOW_H - 1 + m])).all(
-        axis=1
-    )
-    keep = np.flatnonzero(gymnasium_draws & near_rows)
+    inside = (pts >= _GYM_LOW) & (pts <= _GYM_HIGH)
+    # a vertex is inside when both its coordinates are: its two flags, read as one uint16
+    gymnasium_draws = (inside.view(np.uint16) == _BOTH).any(axis=1)[:, 0]
+    # the bounding box reaches the visible rows: max(x), max(y), max(−x), max(−y) of the
+    # vertices at least -m, first_row - m, -(W - 1 + m), -(H - 1 + m)
+    bounds = np.concatenate((pts, -pts), axis=2).max(axis=1)
+    low = _ROW_LOW.get(first_row)
+    if low is None:
+        low = _ROW_LOW[first_row] = _row_low(first_row)
+    keep = np.flatnonzero(gymnasium_draws & (bounds >= low).all(axis=1))
     # gfxdraw truncates each coordinate to an integer (int(), toward zero): do it here.
     ints = pts[keep].astype(np.int64)
     whole = ints.tolist()
-    shifted = (ints - np.array([0, first_row])).tolist() if first_row else whole
-    ids = near[keep]
-    n_grass = int(np.searchsorted(ids, index.n_grass))  # grass first, then road, as drawn
+    shifted = (ints - (0, first_row)).tolist() if first_row else whole
+    n_grass = int(np.searchsorted(keep, grass))  # grass first, then road, as drawn
     colors: list[Any] = [env.grass_color] * n_grass
-    colors += index.colors[ids[n_grass:] - index.n_grass].astype(np.int64).tolist()
+    colors += index.colors[near[keep[n_grass:]] - index.n_grass].astype(np.int64).tolist()
     for poly, poly_visible, color in zip(whole, shifted, colors, strict=True):
         gfxdraw.aapolygon(surf, poly, color)
         gfxdraw.filled_polygon(visible, poly_visible, color)
