@@ -66,6 +66,8 @@ def arms(
     prefit: int = 2000,
     bc_decay: float = 0.95,
     prefit_temperature: float = 1.0,
+    self_imitation: float = 0.1,
+    si_episodes: int = 10,
 ) -> dict[str, Arm]:
     soft = f"T={temperature:g}"
     pt = prefit_temperature
@@ -99,6 +101,19 @@ def arms(
             bc_decay=bc_decay,
             critic_prefit=prefit,
             temperature=pt,
+        ),
+        "nokl_si": Arm(
+            f"fine-tune, no KL, no warm-up, self-imitation {self_imitation:g} (best {si_episodes})",
+            self_imitation=self_imitation,
+            self_imitation_episodes=si_episodes,
+        ),
+        "bc_si": Arm(
+            f"pattern 2: BC term {bc_weight:g} ×{bc_decay:g}, no warm-up, self-imitation "
+            f"{self_imitation:g} (best {si_episodes})",
+            bc_weight=bc_weight,
+            bc_decay=bc_decay,
+            self_imitation=self_imitation,
+            self_imitation_episodes=si_episodes,
         ),
     }
 
@@ -183,6 +198,20 @@ def main() -> None:
         "the start)",
     )
     p.add_argument("--clip", type=float, help="PPO's ratio clip (default: PPOConfig's)")
+    p.add_argument("--critic-lr", type=float, help="the critic's lr (default: PPOConfig's)")
+    p.add_argument(
+        "--self-imitation",
+        type=float,
+        default=0.1,
+        help="of the *_si arms: weight of the BC loss on the run's own best episodes "
+        "(FinetuneConfig.self_imitation)",
+    )
+    p.add_argument(
+        "--self-imitation-episodes",
+        type=int,
+        default=10,
+        help="of the *_si arms: how many best episodes (FinetuneConfig.self_imitation_episodes)",
+    )
     p.add_argument(
         "--temperature", type=float, default=4.0, help="of the *_soft arms (FinetuneConfig)"
     )
@@ -252,6 +281,8 @@ def main() -> None:
         args.critic_prefit,
         args.bc_decay,
         args.prefit_temperature,
+        args.self_imitation,
+        args.self_imitation_episodes,
     )
     chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
     rows: dict[str, list[dict]] = {k: [] for k in chosen}
@@ -270,6 +301,7 @@ def main() -> None:
             renormalize_obs=not args.no_renormalize_obs,
             seed=seed,
             **({"clip": args.clip} if args.clip is not None else {}),
+            **({"critic_lr": args.critic_lr} if args.critic_lr is not None else {}),
         )
         eval_seed = seed + EVAL_SEED_OFFSET
         expert = evaluate_expert(
@@ -424,6 +456,8 @@ def merge(files: list[Path]) -> None:
             getattr(a, "critic_prefit", 2000),
             getattr(a, "bc_decay", 0.95),
             getattr(a, "prefit_temperature", 1.0),
+            getattr(a, "self_imitation", 0.1),
+            getattr(a, "self_imitation_episodes", 10),
         )
         for k in r["rows"]:
             named.setdefault(k, run_arms[k])

@@ -176,6 +176,16 @@ class PolicyTerm:
         (``PPOConfig.renormalize_obs``), so ``obs_n`` is in the policy's units only."""
         raise NotImplementedError
 
+    def observe(self, batch: RolloutBatch, rewards: np.ndarray, update: int) -> None:
+        """See each update's batch and its rewards before the update (nothing by default)."""
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What the term learned from batches, for the learner's checkpoint."""
+        return {}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`tensors` returned."""
+
 
 class PPO:
     """Proximal policy optimization of ``policy`` on ``task`` (see the module docstring).
@@ -282,6 +292,8 @@ class PPO:
                     batch.values = self._value(torch.from_numpy(batch.obs))
         metrics.update(self.reward.update(batch, update))
         rewards = np.asarray(self.reward.rewards(batch), np.float64)
+        for term in self.terms:
+            term.observe(batch, rewards, update)
         terminal_value = float(self.reward.terminal_value(cfg.gamma))
         if terminal_value != 0.0:
             metrics["terminal_value"] = terminal_value
@@ -378,6 +390,8 @@ class PPO:
                 for k, v in s.items():
                     tensors[f"{name}.{i}.{k}"] = torch.as_tensor(v)
         tensors.update({f"reward.{k}": v for k, v in self.reward.tensors().items()})
+        for term in self.terms:
+            tensors.update({f"term.{term.name}.{k}": v for k, v in term.tensors().items()})
         numbers = {
             "updates": self.updates,
             "env_steps": self.env_steps,
@@ -403,6 +417,8 @@ class PPO:
             sd["state"] = state
             opt.load_state_dict(sd)
         self.reward.load_tensors(part("reward"))
+        for term in self.terms:
+            term.load_tensors(part(f"term.{term.name}"))
         self.updates = int(numbers["updates"])
         self.env_steps = int(numbers["env_steps"])
         self.value_scale = float(numbers["value_scale"])
