@@ -34,6 +34,7 @@ scratch needs ~200,000 steps.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -200,6 +201,13 @@ def main() -> None:
     p.add_argument("--clip", type=float, help="PPO's ratio clip (default: PPOConfig's)")
     p.add_argument("--critic-lr", type=float, help="the critic's lr (default: PPOConfig's)")
     p.add_argument(
+        "--critic-prefit-own",
+        type=int,
+        default=0,
+        help="every fine-tuning arm: steps fitting the critic to its first update's own "
+        "returns (FinetuneConfig.critic_prefit_own; 0: off)",
+    )
+    p.add_argument(
         "--self-imitation",
         type=float,
         default=0.1,
@@ -285,6 +293,8 @@ def main() -> None:
         args.self_imitation_episodes,
     )
     chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
+    if args.critic_prefit_own:
+        chosen = {k: _own_prefit(a, args.critic_prefit_own) for k, a in chosen.items()}
     rows: dict[str, list[dict]] = {k: [] for k in chosen}
     beyond: list[dict] = []
     t_start = time.time()
@@ -402,6 +412,14 @@ def main() -> None:
     print(f"# total wall seconds {time.time() - t_start:.0f}")
 
 
+def _own_prefit(arm: Arm, steps: int) -> Arm:
+    """``arm`` with the critic fit to its first update's own returns (not PPO from scratch)."""
+    if arm.scratch:
+        return arm
+    name = f"{arm.name}, own-return critic pre-fit {steps}"
+    return dataclasses.replace(arm, name=name, critic_prefit_own=steps)
+
+
 def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> dict:
     eval_seed = seed + EVAL_SEED_OFFSET
     drift = ExpertActor(CallableExpert(DriftingCartPoleExpert().act))
@@ -459,8 +477,9 @@ def merge(files: list[Path]) -> None:
             getattr(a, "self_imitation", 0.1),
             getattr(a, "self_imitation_episodes", 10),
         )
+        own = getattr(a, "critic_prefit_own", 0)
         for k in r["rows"]:
-            named.setdefault(k, run_arms[k])
+            named.setdefault(k, _own_prefit(run_arms[k], own) if own else run_arms[k])
     report(rows, {k: named[k] for k in rows}, beyond, first)
 
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.critic_prefit import demo_returns, prefit_critic
+from protege.algos.critic_prefit import batch_returns, demo_returns, prefit_critic
 from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
 from protege.algos.ppo import PPO
 from protege.algos.rl_rollout import RolloutBatch, gae
@@ -527,3 +527,34 @@ def test_self_imitation_learns_the_actions_of_the_best_episodes_only() -> None:
     again.load_tensors(state)
     assert again.returns() == [60.0] and again.seen == 2
     assert torch.equal(again.loss(policy, {}, 7), term.loss(policy, {}, 7))
+
+
+def test_critic_prefit_own_fits_the_first_batch_s_own_returns(weak: Path, tmp_path: Path) -> None:
+    quiet = {"tensorboard": False, "store_episodes": False}
+    cfg = FinetuneConfig(steps=450, value_warmup=0, eval_every=10**6, eval_episodes=2)
+    plain = finetune(Policy.load(weak), CARTPOLE, tmp_path / "a", cfg, TINY, **quiet)
+    own = dataclasses.replace(cfg, critic_prefit_own=300)
+    ft = finetune(Policy.load(weak), CARTPOLE, tmp_path / "b", own, TINY, **quiet)
+    first = ft.history[0]
+    assert first["own_prefit_rmse_after"] < 0.2 * first["own_prefit_rmse_before"]
+    assert "own_prefit_rmse_before" not in plain.history[0]
+    assert "own_prefit_rmse_before" not in ft.history[1]  # the first update only
+    assert first["value_loss"] != plain.history[0]["value_loss"]
+    # the targets: discounted returns to each episode's end; a truncated one bootstraps
+    rewards = np.ones(5)
+    last = np.array([False, True, False, False, True])
+    terminal = np.array([False, True, False, False, False])  # the second episode: cut off
+    obs = np.arange(20, dtype=np.float32).reshape(5, 4)
+    batch = RolloutBatch(
+        obs=obs, next_obs=obs + 100, actions=np.zeros(5, np.int64),
+        raw_actions=torch.zeros(5, 1, 1), logp=torch.zeros(5), values=torch.zeros(5),
+        env_rewards=rewards, terminal=terminal, last=last, episode_returns=[2.0, 3.0],
+        episode_lengths=[2, 3],
+    )  # fmt: skip
+    t = batch_returns(batch, rewards, 0.5, 10)
+    assert t.returns.tolist() == [1.5, 1.0, 1.75, 1.5, 1.0]
+    assert t.tail_discount is not None and t.tail_obs is not None
+    assert t.tail_discount.tolist() == [0.0, 0.0, 0.125, 0.25, 0.5]
+    assert (t.tail_obs[2:] == obs[4] + 100).all()
+    with pytest.raises(ConfigError, match="critic_prefit_own"):
+        FinetuneConfig(critic_prefit_own=-1)

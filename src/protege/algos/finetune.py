@@ -270,7 +270,14 @@ def finetune(
         assert demos is not None
         prefit = demo_returns(demos, ppo_cfg.gamma, cfg.critic_prefit)
     learner = PPO(
-        policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers, prefit=prefit
+        policy,
+        task,
+        ppo_cfg,
+        reward=reward,
+        terms=terms,
+        observers=observers,
+        prefit=prefit,
+        prefit_own=cfg.critic_prefit_own if state is None else 0,
     )
     result = FinetuneResult(seed=ppo_cfg.seed, wall_seconds=start_seconds)
     if state is not None:

@@ -88,6 +88,10 @@ class FinetuneConfig:
     out knowing the values of the demonstrated states, at no env steps, instead of (or
     besides) --value-warmup's critic-only updates (0: off; the demonstrations must carry
     rewards)."""
+    critic_prefit_own: int = 0
+    """Gradient steps fitting the critic to the first update's own rollouts' discounted
+    returns-to-go before that update's advantages: the starting policy's values rather
+    than the demonstrator's (its env steps are the first update's; 0: off)."""
     temperature: float = 1.0
     """Soften the starting policy before fine-tuning (the KL anchor is the softened policy):
     a categorical head's logits are divided by it, a Gaussian head's standard deviation
@@ -134,6 +138,7 @@ class FinetuneConfig:
         check_float(own, "kl_decay", self.kl_decay, 0.0, 1.0)
         check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
         check_int(own, "critic_prefit", self.critic_prefit, 0, MAX_STEPS)
+        check_int(own, "critic_prefit_own", self.critic_prefit_own, 0, MAX_STEPS)
         check_float(own, "temperature", self.temperature, 0.0, 100.0, lo_open=True)
         check_float(own, "bc_weight", self.bc_weight, 0.0)
         check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)
