@@ -34,6 +34,7 @@ scratch needs ~200,000 steps.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -66,6 +67,8 @@ def arms(
     prefit: int = 2000,
     bc_decay: float = 0.95,
     prefit_temperature: float = 1.0,
+    self_imitation: float = 0.1,
+    si_episodes: int = 10,
 ) -> dict[str, Arm]:
     soft = f"T={temperature:g}"
     pt = prefit_temperature
@@ -99,6 +102,19 @@ def arms(
             bc_decay=bc_decay,
             critic_prefit=prefit,
             temperature=pt,
+        ),
+        "nokl_si": Arm(
+            f"fine-tune, no KL, no warm-up, self-imitation {self_imitation:g} (best {si_episodes})",
+            self_imitation=self_imitation,
+            self_imitation_episodes=si_episodes,
+        ),
+        "bc_si": Arm(
+            f"pattern 2: BC term {bc_weight:g} ×{bc_decay:g}, no warm-up, self-imitation "
+            f"{self_imitation:g} (best {si_episodes})",
+            bc_weight=bc_weight,
+            bc_decay=bc_decay,
+            self_imitation=self_imitation,
+            self_imitation_episodes=si_episodes,
         ),
     }
 
@@ -183,6 +199,27 @@ def main() -> None:
         "the start)",
     )
     p.add_argument("--clip", type=float, help="PPO's ratio clip (default: PPOConfig's)")
+    p.add_argument("--critic-lr", type=float, help="the critic's lr (default: PPOConfig's)")
+    p.add_argument(
+        "--critic-prefit-own",
+        type=int,
+        default=0,
+        help="every fine-tuning arm: steps fitting the critic to its first update's own "
+        "returns (FinetuneConfig.critic_prefit_own; 0: off)",
+    )
+    p.add_argument(
+        "--self-imitation",
+        type=float,
+        default=0.1,
+        help="of the *_si arms: weight of the BC loss on the run's own best episodes "
+        "(FinetuneConfig.self_imitation)",
+    )
+    p.add_argument(
+        "--self-imitation-episodes",
+        type=int,
+        default=10,
+        help="of the *_si arms: how many best episodes (FinetuneConfig.self_imitation_episodes)",
+    )
     p.add_argument(
         "--temperature", type=float, default=4.0, help="of the *_soft arms (FinetuneConfig)"
     )
@@ -252,8 +289,12 @@ def main() -> None:
         args.critic_prefit,
         args.bc_decay,
         args.prefit_temperature,
+        args.self_imitation,
+        args.self_imitation_episodes,
     )
     chosen = {k: all_arms[k] for k in (args.arms or all_arms)}
+    if args.critic_prefit_own:
+        chosen = {k: _own_prefit(a, args.critic_prefit_own) for k, a in chosen.items()}
     rows: dict[str, list[dict]] = {k: [] for k in chosen}
     beyond: list[dict] = []
     t_start = time.time()
@@ -270,6 +311,7 @@ def main() -> None:
             renormalize_obs=not args.no_renormalize_obs,
             seed=seed,
             **({"clip": args.clip} if args.clip is not None else {}),
+            **({"critic_lr": args.critic_lr} if args.critic_lr is not None else {}),
         )
         eval_seed = seed + EVAL_SEED_OFFSET
         expert = evaluate_expert(
@@ -370,6 +412,14 @@ def main() -> None:
     print(f"# total wall seconds {time.time() - t_start:.0f}")
 
 
+def _own_prefit(arm: Arm, steps: int) -> Arm:
+    """``arm`` with the critic fit to its first update's own returns (not PPO from scratch)."""
+    if arm.scratch:
+        return arm
+    name = f"{arm.name}, own-return critic pre-fit {steps}"
+    return dataclasses.replace(arm, name=name, critic_prefit_own=steps)
+
+
 def _beyond(task, out: Path, seed: int, ppo: PPOConfig, args, level: float) -> dict:
     eval_seed = seed + EVAL_SEED_OFFSET
     drift = ExpertActor(CallableExpert(DriftingCartPoleExpert().act))
@@ -424,9 +474,12 @@ def merge(files: list[Path]) -> None:
             getattr(a, "critic_prefit", 2000),
             getattr(a, "bc_decay", 0.95),
             getattr(a, "prefit_temperature", 1.0),
+            getattr(a, "self_imitation", 0.1),
+            getattr(a, "self_imitation_episodes", 10),
         )
+        own = getattr(a, "critic_prefit_own", 0)
         for k in r["rows"]:
-            named.setdefault(k, run_arms[k])
+            named.setdefault(k, _own_prefit(run_arms[k], own) if own else run_arms[k])
     report(rows, {k: named[k] for k in rows}, beyond, first)
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import protege
 from fakes import kill_when_stalled
-from protege.algos.critic_prefit import demo_returns, prefit_critic
+from protege.algos.critic_prefit import batch_returns, demo_returns, prefit_critic
 from protege.algos.finetune import BCTerm, KLAnchor, finetune, soften
 from protege.algos.ppo import PPO
-from protege.algos.rl_rollout import gae
+from protege.algos.rl_rollout import RolloutBatch, gae
+from protege.algos.self_imitation import SelfImitation
 from protege.configs.bc import BCConfig
 from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.policy import PolicyConfig
@@ -454,3 +456,105 @@ def test_demo_finetune_writes_its_report(tmp_path: Path) -> None:
     for name in ("report.md", "index.html", "finetune_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "with KL: best evaluation" in (tmp_path / "report.md").read_text()
+
+
+def test_self_imitation_keeps_the_best_episodes_learns_them_and_resumes(
+    weak: Path, tmp_path: Path
+) -> None:
+    quiet = {"tensorboard": False}
+    cfg = FinetuneConfig(
+        steps=600,
+        value_warmup=0,
+        kl=0.0,
+        self_imitation=5.0,
+        self_imitation_episodes=3,
+        eval_every=10**6,
+        eval_episodes=2,
+    )
+    ppo = dataclasses.replace(TINY, lr=3e-3, epochs=4)
+    whole = finetune(Policy.load(weak), CARTPOLE, tmp_path / "si", cfg, ppo, **quiet)
+    assert all(h["self_imitation_weight"] == 5.0 for h in whole.history)
+    # the kept episodes, in the checkpoint: the 3 best of every episode the run stored
+    state = json.loads((tmp_path / "si" / "checkpoint" / "state.json").read_text())
+    kept = load_file(str(tmp_path / "si" / "checkpoint" / state["weights"]))
+    stored = [float(e.rewards.sum()) for e in Store.open(tmp_path / "si" / "store").episodes()]
+    assert len(stored) > 3
+    assert kept["term.self_imitation.returns"].tolist() == sorted(stored, reverse=True)[:3]
+    # a resumed run imitates the same episodes: the same numbers as the uninterrupted one
+    short = dataclasses.replace(cfg, steps=200)
+    finetune(Policy.load(weak), CARTPOLE, tmp_path / "part", short, ppo, **quiet)
+    rest = finetune(Policy.load(weak), CARTPOLE, tmp_path / "part", cfg, ppo, resume=True, **quiet)
+    assert rest.resumed_from is not None and 0 < rest.resumed_from < whole.updates
+    assert [sorted(h.items()) for h in rest.history] == [sorted(h.items()) for h in whole.history]
+    bad: dict[str, float]
+    for bad in ({"self_imitation": -1.0}, {"self_imitation": math.nan}):
+        with pytest.raises(ConfigError, match="self_imitation"):
+            FinetuneConfig(**bad)
+    with pytest.raises(ConfigError, match="self_imitation_episodes"):
+        FinetuneConfig(self_imitation_episodes=0)
+
+
+def test_self_imitation_learns_the_actions_of_the_best_episodes_only() -> None:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(120, 4)).astype(np.float32)
+    rule = (obs[:, 2] > 0).astype(np.int64)  # the best episode's actions follow this rule
+    actions = np.concatenate([rule[:60], 1 - rule[60:]])  # the worse one's, the opposite
+    rewards = np.concatenate([np.ones(60), np.full(60, 0.2)])
+    last = np.zeros(120, bool)
+    last[[59, 119]] = True
+    batch = RolloutBatch(
+        obs=obs, next_obs=obs, actions=actions,
+        raw_actions=torch.as_tensor(actions, dtype=torch.float32).view(-1, 1, 1),
+        logp=torch.zeros(120), values=torch.zeros(120), env_rewards=rewards,
+        terminal=last.copy(), last=last, episode_returns=[60.0, 12.0], episode_lengths=[60, 60],
+    )  # fmt: skip
+    term = SelfImitation(weight=1.0, episodes=1, batch_size=64, seed=0)
+    term.observe(batch, rewards, 0)
+    assert term.returns() == [60.0] and term.weight(0) == 1.0
+    policy = Policy(PolicyConfig.for_spaces(*CARTPOLE.spaces, hidden_sizes=(32,)), seed=0)
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    for u in range(200):
+        loss = term.loss(policy, {}, u)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        chosen = policy.act(obs)
+    assert (chosen[:60] == rule[:60]).mean() > 0.9  # the kept episode's actions
+    assert (chosen[60:] == rule[60:]).mean() > 0.9  # the rule, not the worse episode's
+    state = term.tensors()
+    again = SelfImitation(weight=1.0, episodes=1, batch_size=64, seed=0)
+    again.load_tensors(state)
+    assert again.returns() == [60.0] and again.seen == 2
+    assert torch.equal(again.loss(policy, {}, 7), term.loss(policy, {}, 7))
+
+
+def test_critic_prefit_own_fits_the_first_batch_s_own_returns(weak: Path, tmp_path: Path) -> None:
+    quiet = {"tensorboard": False, "store_episodes": False}
+    cfg = FinetuneConfig(steps=450, value_warmup=0, eval_every=10**6, eval_episodes=2)
+    plain = finetune(Policy.load(weak), CARTPOLE, tmp_path / "a", cfg, TINY, **quiet)
+    own = dataclasses.replace(cfg, critic_prefit_own=300)
+    ft = finetune(Policy.load(weak), CARTPOLE, tmp_path / "b", own, TINY, **quiet)
+    first = ft.history[0]
+    assert first["own_prefit_rmse_after"] < 0.2 * first["own_prefit_rmse_before"]
+    assert "own_prefit_rmse_before" not in plain.history[0]
+    assert "own_prefit_rmse_before" not in ft.history[1]  # the first update only
+    assert first["value_loss"] != plain.history[0]["value_loss"]
+    # the targets: discounted returns to each episode's end; a truncated one bootstraps
+    rewards = np.ones(5)
+    last = np.array([False, True, False, False, True])
+    terminal = np.array([False, True, False, False, False])  # the second episode: cut off
+    obs = np.arange(20, dtype=np.float32).reshape(5, 4)
+    batch = RolloutBatch(
+        obs=obs, next_obs=obs + 100, actions=np.zeros(5, np.int64),
+        raw_actions=torch.zeros(5, 1, 1), logp=torch.zeros(5), values=torch.zeros(5),
+        env_rewards=rewards, terminal=terminal, last=last, episode_returns=[2.0, 3.0],
+        episode_lengths=[2, 3],
+    )  # fmt: skip
+    t = batch_returns(batch, rewards, 0.5, 10)
+    assert t.returns.tolist() == [1.5, 1.0, 1.75, 1.5, 1.0]
+    assert t.tail_discount is not None and t.tail_obs is not None
+    assert t.tail_discount.tolist() == [0.0, 0.0, 0.125, 0.25, 0.5]
+    assert (t.tail_obs[2:] == obs[4] + 100).all()
+    with pytest.raises(ConfigError, match="critic_prefit_own"):
+        FinetuneConfig(critic_prefit_own=-1)

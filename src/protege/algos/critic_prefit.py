@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from protege.algos.critics import mc_returns
-from protege.algos.rl_rollout import derived_seed
+from protege.algos.rl_rollout import RolloutBatch, derived_seed
 from protege.data.transitions import Transitions
 
 if TYPE_CHECKING:
@@ -60,6 +60,30 @@ def demo_returns(demos: Transitions, gamma: float, steps: int) -> CriticPrefit:
             tail_discount = np.where(cut[ep], gamma ** (end - np.arange(len(obs))), 0.0)
             tail_obs = np.asarray(demos.final_obs, np.float32)[ep]
     return CriticPrefit(obs, mc_returns(demos, gamma), steps, tail_discount, tail_obs)
+
+
+def batch_returns(
+    batch: RolloutBatch, rewards: np.ndarray, gamma: float, steps: int
+) -> CriticPrefit:
+    """The pre-fit's targets on a rollout batch of whole episodes (``rewards``: what the
+    learner trains on): each step's discounted return to its episode's end and, for an
+    episode cut off by a time limit, the discount to the observation after its last step."""
+    n = len(rewards)
+    returns, tail_discount = np.zeros(n), np.zeros(n)
+    tail_obs = np.zeros_like(np.asarray(batch.next_obs, np.float32))
+    running = discount = 0.0
+    tail = tail_obs[0] if n else None
+    for k in range(n - 1, -1, -1):
+        if batch.last[k]:
+            running = 0.0
+            discount = 0.0 if batch.terminal[k] else gamma
+            tail = batch.next_obs[k]
+        else:
+            discount *= gamma
+        running = float(rewards[k]) + gamma * running
+        returns[k], tail_discount[k], tail_obs[k] = running, discount, tail
+    obs = np.asarray(batch.obs, np.float32)
+    return CriticPrefit(obs, returns, steps, tail_discount, tail_obs)
 
 
 def prefit_critic(learner: PPO, prefit: CriticPrefit) -> dict[str, float]:

@@ -19,6 +19,8 @@ DAgger, any head with a log-probability) on the task's reward:
   policy: exact for a categorical head, otherwise the non-negative estimator
   ``E[(r − 1) − log r]``, ``r = π_start(a)/π(a)``, importance-weighted from the rollout's actions.
 - **BC term (pattern 2).** ``bc_weight · bc_decay^u · (−log π(a|s))`` on demonstrations.
+- **Self-imitation.** ``self_imitation · (−log π(a|s))`` on the run's own best episodes so far
+  (:mod:`protege.algos.self_imitation`).
 
 The run lives in ``out``: the fine-tuned policy itself (``config.json`` +
 ``model.safetensors``, what ``protege eval`` reads), ``start/`` (the frozen starting policy),
@@ -46,6 +48,7 @@ from safetensors.torch import load_file, save_file
 from protege.algos.critic_prefit import demo_returns
 from protege.algos.ppo import PPO, PolicyTerm, RewardSource, check_trainable
 from protege.algos.rl_rollout import RLEpisodes, derived_seed
+from protege.algos.self_imitation import SelfImitation
 from protege.configs.demos import EVAL_SEED_OFFSET
 from protege.configs.rl import FinetuneConfig, PPOConfig
 from protege.data.files import write_atomic
@@ -249,6 +252,12 @@ def finetune(
                 cfg.value_warmup,
             )
         )
+    if cfg.self_imitation > 0:
+        terms.append(
+            SelfImitation(
+                cfg.self_imitation, cfg.self_imitation_episodes, cfg.bc_batch_size, ppo_cfg.seed
+            )
+        )
     obs_space, act_space = task.spaces
     store = (
         Store.create(out / "store", obs_space, act_space, task=task.name, exist_ok=resume)
@@ -261,7 +270,14 @@ def finetune(
         assert demos is not None
         prefit = demo_returns(demos, ppo_cfg.gamma, cfg.critic_prefit)
     learner = PPO(
-        policy, task, ppo_cfg, reward=reward, terms=terms, observers=observers, prefit=prefit
+        policy,
+        task,
+        ppo_cfg,
+        reward=reward,
+        terms=terms,
+        observers=observers,
+        prefit=prefit,
+        prefit_own=cfg.critic_prefit_own if state is None else 0,
     )
     result = FinetuneResult(seed=ppo_cfg.seed, wall_seconds=start_seconds)
     if state is not None:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.algos.critic_prefit import CriticPrefit, prefit_critic
+from protege.algos.critic_prefit import CriticPrefit, batch_returns, prefit_critic
 from protege.algos.rl_rollout import (
     RLBuffer,
     RLEpisodes,
@@ -176,6 +176,16 @@ class PolicyTerm:
         (``PPOConfig.renormalize_obs``), so ``obs_n`` is in the policy's units only."""
         raise NotImplementedError
 
+    def observe(self, batch: RolloutBatch, rewards: np.ndarray, update: int) -> None:
+        """See each update's batch and its rewards before the update (nothing by default)."""
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What the term learned from batches, for the learner's checkpoint."""
+        return {}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`tensors` returned."""
+
 
 class PPO:
     """Proximal policy optimization of ``policy`` on ``task`` (see the module docstring).
@@ -187,6 +197,9 @@ class PPO:
         prefit: at the first update, after the observation renormalization and before its
             advantages, fit the critic to these returns (:mod:`protege.algos.critic_prefit`: a
             fine-tuning run's demonstrations and their discounted returns-to-go). No env steps.
+        prefit_own: at the first update, fit the critic for this many steps to that batch's
+            own discounted returns-to-go before its advantages (the policy's own values, not
+            a demonstrator's; its env steps are the update's).
     """
 
     def __init__(
@@ -199,11 +212,15 @@ class PPO:
         terms: Sequence[PolicyTerm] = (),
         observers: Sequence[Observer] = (),
         prefit: CriticPrefit | None = None,
+        prefit_own: int = 0,
     ):
         check_trainable(policy, "the policy")
         self.prefit = prefit
         """Fit the critic to these returns at the first update, before its advantages
         (:func:`~protege.algos.critic_prefit.prefit_critic`); None: no pre-fit."""
+        self.prefit_own = prefit_own
+        """Steps fitting the critic to the first batch's own discounted returns before its
+        advantages (:func:`~protege.algos.critic_prefit.batch_returns`; 0: off)."""
         self.policy, self.task, self.config = policy, task, config
         self.reward = reward or RewardSource()
         self.terms = list(terms)
@@ -282,6 +299,13 @@ class PPO:
                     batch.values = self._value(torch.from_numpy(batch.obs))
         metrics.update(self.reward.update(batch, update))
         rewards = np.asarray(self.reward.rewards(batch), np.float64)
+        for term in self.terms:
+            term.observe(batch, rewards, update)
+        if update == 0 and self.prefit_own > 0:  # the first batch's own returns
+            own = prefit_critic(self, batch_returns(batch, rewards, cfg.gamma, self.prefit_own))
+            metrics.update({f"own_{k}": v for k, v in own.items()})
+            with torch.no_grad():
+                batch.values = self._value(torch.from_numpy(batch.obs))
         terminal_value = float(self.reward.terminal_value(cfg.gamma))
         if terminal_value != 0.0:
             metrics["terminal_value"] = terminal_value
@@ -378,6 +402,8 @@ class PPO:
                 for k, v in s.items():
                     tensors[f"{name}.{i}.{k}"] = torch.as_tensor(v)
         tensors.update({f"reward.{k}": v for k, v in self.reward.tensors().items()})
+        for term in self.terms:
+            tensors.update({f"term.{term.name}.{k}": v for k, v in term.tensors().items()})
         numbers = {
             "updates": self.updates,
             "env_steps": self.env_steps,
@@ -403,6 +429,8 @@ class PPO:
             sd["state"] = state
             opt.load_state_dict(sd)
         self.reward.load_tensors(part("reward"))
+        for term in self.terms:
+            term.load_tensors(part(f"term.{term.name}"))
         self.updates = int(numbers["updates"])
         self.env_steps = int(numbers["env_steps"])
         self.value_scale = float(numbers["value_scale"])

@@ -88,6 +88,10 @@ class FinetuneConfig:
     out knowing the values of the demonstrated states, at no env steps, instead of (or
     besides) --value-warmup's critic-only updates (0: off; the demonstrations must carry
     rewards)."""
+    critic_prefit_own: int = 0
+    """Gradient steps fitting the critic to the first update's own rollouts' discounted
+    returns-to-go before that update's advantages: the starting policy's values rather
+    than the demonstrator's (its env steps are the first update's; 0: off)."""
     temperature: float = 1.0
     """Soften the starting policy before fine-tuning (the KL anchor is the softened policy):
     a categorical head's logits are divided by it, a Gaussian head's standard deviation
@@ -101,6 +105,13 @@ class FinetuneConfig:
     """The BC weight is multiplied by this after every update."""
     bc_batch_size: int = 256
     """Demonstration transitions per BC-loss minibatch."""
+    self_imitation: float = 0.0
+    """Weight of a BC loss on the learner's own best episodes so far (the
+    --self-imitation-episodes with the highest return; minibatches of --bc-batch-size
+    steps): it moves the policy's most likely action toward the actions of the episodes that
+    went best (0: off)."""
+    self_imitation_episodes: int = 10
+    """How many of the best episodes --self-imitation imitates."""
     eval_every: int = 10_000
     """Evaluate (deterministic actions) every this many env steps, and at the start and end."""
     eval_episodes: int = 20
@@ -127,10 +138,13 @@ class FinetuneConfig:
         check_float(own, "kl_decay", self.kl_decay, 0.0, 1.0)
         check_int(own, "value_warmup", self.value_warmup, 0, MAX_COUNT)
         check_int(own, "critic_prefit", self.critic_prefit, 0, MAX_STEPS)
+        check_int(own, "critic_prefit_own", self.critic_prefit_own, 0, MAX_STEPS)
         check_float(own, "temperature", self.temperature, 0.0, 100.0, lo_open=True)
         check_float(own, "bc_weight", self.bc_weight, 0.0)
         check_float(own, "bc_decay", self.bc_decay, 0.0, 1.0)
         check_int(own, "bc_batch_size", self.bc_batch_size, 1, 2**20)
+        check_float(own, "self_imitation", self.self_imitation, 0.0)
+        check_int(own, "self_imitation_episodes", self.self_imitation_episodes, 1, MAX_COUNT)
         check_int(own, "eval_every", self.eval_every, 1, MAX_STEPS)
         check_int(own, "eval_episodes", self.eval_episodes, 1, MAX_COUNT)
         check_int(own, "eval_envs", self.eval_envs, 0, 1024)

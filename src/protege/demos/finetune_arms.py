@@ -74,8 +74,8 @@ def bc_from_demos(
 
 @dataclass(frozen=True)
 class Arm:
-    """One way to run RL: from the BC policy (with its KL, warm-up, BC-term, critic pre-fit
-    settings) or from scratch (a freshly initialized policy, no anchor)."""
+    """One way to run RL: from the BC policy (with its KL, warm-up, BC-term, critic pre-fit,
+    self-imitation settings) or from scratch (a freshly initialized policy, no anchor)."""
 
     name: str
     kl: float = 0.0
@@ -85,6 +85,9 @@ class Arm:
     bc_weight: float = 0.0
     bc_decay: float = 0.95
     critic_prefit: int = 0
+    critic_prefit_own: int = 0
+    self_imitation: float = 0.0
+    self_imitation_episodes: int = 10
     scratch: bool = False
 
 
@@ -120,6 +123,9 @@ def run_arm(
         bc_weight=arm.bc_weight,
         bc_decay=arm.bc_decay,
         critic_prefit=arm.critic_prefit,
+        critic_prefit_own=arm.critic_prefit_own,
+        self_imitation=arm.self_imitation,
+        self_imitation_episodes=arm.self_imitation_episodes,
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         eval_envs=eval_envs,
