@@ -56,6 +56,8 @@ declare -A CMD=(
   [finetune_lunarlander_small_bcown]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --n-envs 4 --rollout-steps 1024 --seeds 0 1 2 --arms bc_prefit --critic-prefit 0 --critic-prefit-own 2000 --steps 60000 --eval-sampled --stop-at-level --out $OUT/finetune_lunarlander_small_bcown"
   [finetune_lunarlander_small_own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --n-envs 4 --rollout-steps 1024 --seeds 0 1 2 --arms nokl_nowarm --critic-prefit-own 2000 --steps 60000 --eval-sampled --stop-at-level --out $OUT/finetune_lunarlander_small_own"
   [finetune_lunarlander_small_bc03own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --n-envs 4 --rollout-steps 1024 --seeds 0 1 2 --arms bc_prefit --critic-prefit 0 --bc-weight 0.3 --critic-prefit-own 2000 --steps 60000 --eval-sampled --stop-at-level --out $OUT/finetune_lunarlander_small_bc03own"
+  [finetune_lunarlander_e30_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 0 1 2 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_scratch"
+  [finetune_lunarlander_e30_bc]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --seeds 0 1 2 --arms bc_prefit --critic-prefit 0 --steps 60000 --out $OUT/finetune_lunarlander_e30_bc"
   [finetune_lunarlander_long]="$PY benchmarks/finetune.py --task lunarlander --seeds 0 1 --arms nokl_soft --temperature 2 --steps 200000 --out $OUT/finetune_lunarlander_long"
   [adversarial_vs_imitation_pendulum_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --methods airl --seeds 0 1 2 --steps pendulum=160000 --eval-every 8000 --eval-episodes 10 --learner rollout_steps=4000 n_envs=4 epochs=10 minibatch_size=64 lr=0.001 gamma=0.9 gae_lambda=0.95 clip=0.2 --out $OUT/adversarial_vs_imitation/pendulum_airl"
   [adversarial_vs_imitation_lunarlander_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods airl --seeds 0 1 2 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander_airl"
@@ -204,6 +206,8 @@ ORDER=(
   finetune_lunarlander_small_bcown
   finetune_lunarlander_small_own
   finetune_lunarlander_small_bc03own
+  finetune_lunarlander_e30_scratch
+  finetune_lunarlander_e30_bc
   preferences_pendulum
   iql_critics_ab
   ensemble_speed_td_fit
