@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -497,6 +498,8 @@ def scratch_ratios(
         if key == "scratch":
             continue
         cells = []
+        low: list[float] = []  # each seed's ratio, or the lowest it can be
+        high: list[float] = []  # each seed's ratio, or the highest it can be
         for r in rows[key]:
             s = scratch.get(r["seed"])
             if s is None or field not in r or field not in s:
@@ -504,15 +507,36 @@ def scratch_ratios(
             elif r[field] is None and s[field] is not None:
                 ran = r["evals"][-1]["env_steps"]
                 cells.append(f"seed {r['seed']}: > {ran / s[field]:.3f}")
-            elif r[field] is None:
+                low.append(ran / s[field])
+                high.append(math.inf)
+            elif r[field] is None:  # neither got there: any ratio
                 cells.append(f"seed {r['seed']}: –")
+                low.append(0.0)
+                high.append(math.inf)
             elif s[field] is not None:
                 cells.append(f"seed {r['seed']}: {r[field] / s[field]:.3f}")
+                low.append(r[field] / s[field])
+                high.append(r[field] / s[field])
             else:
                 budget = s["evals"][-1]["env_steps"]
                 cells.append(f"seed {r['seed']}: < {r[field] / budget:.3f}")
-        lines.append(f"| {arm.name} | {'; '.join(cells)} |")
+                low.append(0.0)
+                high.append(r[field] / budget)
+        lines.append(f"| {arm.name} | {'; '.join(cells)}; median {median_bounds(low, high)} |")
     return "\n".join(lines)
+
+
+def median_bounds(low: list[float], high: list[float]) -> str:
+    """The median of per-seed ratios some of which are only bounded: the median is monotone
+    in each value, so the medians of the lower and of the upper bounds bracket it."""
+    if not low:
+        return "–"
+    lo, hi = statistics.median(low), statistics.median(high)
+    if lo == hi:
+        return f"{lo:.3f}"
+    if math.isinf(hi):
+        return f"> {lo:.3f}"
+    return f"in [{lo:.3f}, {hi:.3f}]"
 
 
 def sampled_report(rows: dict, chosen: dict[str, Arm]) -> None:

@@ -58,6 +58,16 @@ declare -A CMD=(
   [finetune_lunarlander_small_bc03own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --n-envs 4 --rollout-steps 1024 --seeds 0 1 2 --arms bc_prefit --critic-prefit 0 --bc-weight 0.3 --critic-prefit-own 2000 --steps 60000 --eval-sampled --stop-at-level --out $OUT/finetune_lunarlander_small_bc03own"
   [finetune_lunarlander_e30_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 0 1 2 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_scratch"
   [finetune_lunarlander_e30_bc]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --seeds 0 1 2 --arms bc_prefit --critic-prefit 0 --steps 60000 --out $OUT/finetune_lunarlander_e30_bc"
+  [finetune_lunarlander_e30_fresh_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 3 4 5 6 7 8 9 10 11 12 23 25 27 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_fresh_scratch"
+  [finetune_lunarlander_e30_fresh_bc]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 3 4 5 6 7 8 9 10 11 12 23 25 27 --out $OUT/finetune_lunarlander_e30_fresh_bc"
+  [finetune_lunarlander_e30_screen]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --bc-only --seeds $(seq 8 120) --out $OUT/finetune_lunarlander_e30_screen"
+  [finetune_lunarlander_e30_dev_e10]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 8 23 25 27 --epochs 10 --out $OUT/finetune_lunarlander_e30_dev_e10"
+  [finetune_lunarlander_e30_dev_e10c03]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 8 23 25 27 --epochs 10 --clip 0.3 --out $OUT/finetune_lunarlander_e30_dev_e10c03"
+  [finetune_lunarlander_e30_dev_own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 8 23 25 27 --critic-prefit-own 2000 --out $OUT/finetune_lunarlander_e30_dev_own"
+  [finetune_lunarlander_e30_dev_e10own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 8 23 25 27 --epochs 10 --critic-prefit-own 2000 --out $OUT/finetune_lunarlander_e30_dev_e10own"
+  [finetune_lunarlander_e30_lowbc_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 53 109 111 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_lowbc_scratch"
+  [finetune_lunarlander_e30_lowbc_own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --critic-prefit-own 2000 --out $OUT/finetune_lunarlander_e30_lowbc_own"
+  [finetune_lunarlander_e30_lowbc_e10]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --epochs 10 --out $OUT/finetune_lunarlander_e30_lowbc_e10"
   [finetune_lunarlander_long]="$PY benchmarks/finetune.py --task lunarlander --seeds 0 1 --arms nokl_soft --temperature 2 --steps 200000 --out $OUT/finetune_lunarlander_long"
   [adversarial_vs_imitation_pendulum_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --methods airl --seeds 0 1 2 --steps pendulum=160000 --eval-every 8000 --eval-episodes 10 --learner rollout_steps=4000 n_envs=4 epochs=10 minibatch_size=64 lr=0.001 gamma=0.9 gae_lambda=0.95 clip=0.2 --out $OUT/adversarial_vs_imitation/pendulum_airl"
   [adversarial_vs_imitation_lunarlander_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods airl --seeds 0 1 2 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander_airl"
@@ -208,6 +218,16 @@ ORDER=(
   finetune_lunarlander_small_bc03own
   finetune_lunarlander_e30_scratch
   finetune_lunarlander_e30_bc
+  finetune_lunarlander_e30_fresh_scratch
+  finetune_lunarlander_e30_fresh_bc
+  finetune_lunarlander_e30_screen
+  finetune_lunarlander_e30_dev_e10
+  finetune_lunarlander_e30_dev_e10c03
+  finetune_lunarlander_e30_dev_own
+  finetune_lunarlander_e30_dev_e10own
+  finetune_lunarlander_e30_lowbc_scratch
+  finetune_lunarlander_e30_lowbc_own
+  finetune_lunarlander_e30_lowbc_e10
   preferences_pendulum
   iql_critics_ab
   ensemble_speed_td_fit
