@@ -51,6 +51,7 @@ PARTS: list[tuple[str, int, bool]] = [
     ("background fill (draw_background)", 2, True),
     ("road: gfxdraw.filled_polygon", 2, True),
     ("road: gfxdraw.aapolygon", 2, True),
+    ("road: compiled outlines + fills (carracing_raster.draw_polygons)", 2, True),
     ("road: culling, transforms, Python (rest of render_road)", 2, False),
     ("car (CarPainter.draw)", 2, False),
     ("indicators (draw_indicators)", 2, False),
@@ -59,6 +60,10 @@ PARTS: list[tuple[str, int, bool]] = [
     ("smoothscale", 3, True),
     ("privileged info (_privileged_info)", 1, False),
 ]
+
+RASTER = PARTS[7][0]
+REST = PARTS[8][0]
+COMPILED_POLYGONS = "polygons drawn by the compiled kernel"
 
 
 def _actions(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,18 +125,26 @@ def _install(t: Timers) -> None:
         aapolygon = staticmethod(t.wrap(crd.gfxdraw.aapolygon, PARTS[6][0]))
 
     crd.gfxdraw = Gfx  # type: ignore[assignment]
+    draw_polygons = crd.raster.draw_polygons
+
+    def counted(surf: Any, verts: Any, *args: Any, **kwargs: Any) -> None:
+        if t.on:
+            t.calls[COMPILED_POLYGONS] = t.calls.get(COMPILED_POLYGONS, 0) + len(verts)
+        draw_polygons(surf, verts, *args, **kwargs)
+
+    crd.raster.draw_polygons = t.wrap(counted, RASTER)
     # gymnasium's own background polygon, drawn where the window is not inside the field
     CarRacing._draw_colored_polygon = t.wrap(  # type: ignore[method-assign]
         CarRacing._draw_colored_polygon, FALLBACK
     )
     ce.render_road = t.wrap(ce.render_road, "render_road")
-    ce.CarPainter.draw = t.wrap(ce.CarPainter.draw, PARTS[8][0])  # type: ignore[method-assign]
-    ce.draw_indicators = t.wrap(ce.draw_indicators, PARTS[9][0])
-    pygame.draw.polygon = t.wrap(pygame.draw.polygon, PARTS[10][0])
-    ce.CarRacingEnv._frame = t.wrap(ce.CarRacingEnv._frame, PARTS[11][0])  # type: ignore[method-assign]
-    pygame.transform.smoothscale = t.wrap(pygame.transform.smoothscale, PARTS[12][0])
+    ce.CarPainter.draw = t.wrap(ce.CarPainter.draw, PARTS[9][0])  # type: ignore[method-assign]
+    ce.draw_indicators = t.wrap(ce.draw_indicators, PARTS[10][0])
+    pygame.draw.polygon = t.wrap(pygame.draw.polygon, PARTS[11][0])
+    ce.CarRacingEnv._frame = t.wrap(ce.CarRacingEnv._frame, PARTS[12][0])  # type: ignore[method-assign]
+    pygame.transform.smoothscale = t.wrap(pygame.transform.smoothscale, PARTS[13][0])
     ce.CarRacingEnv._privileged_info = t.wrap(  # type: ignore[method-assign]
-        ce.CarRacingEnv._privileged_info, PARTS[13][0]
+        ce.CarRacingEnv._privileged_info, PARTS[14][0]
     )
 
 
@@ -150,8 +163,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="timed steps (and untimed)")
     parser.add_argument("--seed", type=int, default=0, help="track and action seed")
     parser.add_argument("--blocks", type=int, default=6, help="untimed/timed turns")
+    parser.add_argument(
+        "--gfxdraw",
+        action="store_true",
+        help="draw the road with gfxdraw's per-polygon calls (the path without numba)",
+    )
     args = parser.parse_args()
 
+    if args.gfxdraw:
+        crd.COMPILED = False
     timers = Timers()
     _install(timers)
     gc_times = GcTimes()
@@ -177,7 +197,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     us = {k: v / steps / 1e3 for k, v in timers.ns.items()}
-    us[PARTS[7][0]] = us["render_road"] - us[PARTS[4][0]] - us[PARTS[5][0]] - us[PARTS[6][0]]
+    us[REST] = us["render_road"] - sum(us.get(PARTS[k][0], 0.0) for k in (4, 5, 6, 7))
     step = wall / steps * 1e6
     print(
         f"{steps} steps untimed and {steps} timed, in {args.blocks} turns each. Untimed: "
@@ -199,8 +219,10 @@ def main() -> None:
     fallback = timers.calls.get(FALLBACK, 0)
     print(
         f"Polygons a step: {timers.calls.get(PARTS[5][0], 0) / steps:.1f} filled "
-        f"(+ {timers.calls.get(PARTS[6][0], 0) / steps:.1f} outlines); car + indicator "
-        f"polygons {timers.calls.get(PARTS[10][0], 0) / steps:.1f}. gymnasium's background "
+        f"(+ {timers.calls.get(PARTS[6][0], 0) / steps:.1f} outlines) by gfxdraw, "
+        f"{timers.calls.get(COMPILED_POLYGONS, 0) / steps:.1f} by the compiled kernel in "
+        f"{timers.calls.get(RASTER, 0) / steps:.2f} calls; car + indicator "
+        f"polygons {timers.calls.get(PARTS[11][0], 0) / steps:.1f}. gymnasium's background "
         f"polygon instead of a fill: {fallback} of {steps} steps "
         f"({100 * fallback / steps:.1f}%), {us.get(FALLBACK, 0.0):.1f} µs a step on average "
         f"({us.get(FALLBACK, 0.0) * steps / max(fallback, 1) / 1e3:.2f} ms each)."

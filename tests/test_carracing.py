@@ -220,15 +220,34 @@ def test_indicator_bars_as_fills_match_pygames_polygons() -> None:
         assert painted.size == 0 or first <= painted[0] <= painted[-1] <= last
 
 
-def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fast_road_layer_matches_gymnasium_at_full_resolution(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The 1000×800 road layer, before downscaling, at random poses, zooms and angles.
 
     Covers what driving rarely reaches: the playfield's edge (where the background fill
     shortcut must give way), exact multiples of 90° (pygame special-cases those rotations),
-    the zoom-in of the first second, and tiles recoloured by contact.
+    the zoom-in of the first second, and tiles recoloured by contact. Both with the compiled
+    polygon kernel (protege.tasks.carracing_raster) and with gfxdraw's per-polygon calls
+    (the path without numba).
     """
     import pygame
     from gymnasium.envs.box2d import car_racing as cr
+
+    import protege.tasks.carracing_road as road
+
+    if compiled and not road.raster.AVAILABLE:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(road, "COMPILED", compiled)
+    kernel_calls = []
+    draw_polygons = road.raster.draw_polygons
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        kernel_calls.append(len(args[1]))
+        draw_polygons(*args, **kwargs)
+
+    monkeypatch.setattr(road.raster, "draw_polygons", spy)
 
     env = CarRacingEnv()
     env.reset(seed=5)
@@ -255,6 +274,8 @@ def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:
                 CarRacing._render_road(env, zoom, trans, angle)
             layers.append(pygame.surfarray.array3d(env.surf))
         assert np.array_equal(layers[0], layers[1]), (k, x, y, angle, t)
+    # the compiled kernel drew the polygons (all but a few off-playfield views), or none
+    assert (sum(kernel_calls) > 500) if compiled else not kernel_calls
 
 
 def test_fast_render_off_uses_gymnasium_renderer() -> None:

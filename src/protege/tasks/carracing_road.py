@@ -33,6 +33,8 @@ import pygame
 from gymnasium.envs.box2d import car_racing as _cr
 from pygame import gfxdraw
 
+from protege.tasks import carracing_raster as raster
+
 _VIEW_RADIUS = math.hypot(_cr.WINDOW_W / 2, _cr.WINDOW_H / 2)
 """Half the window's diagonal, px."""
 _SCREEN_MARGIN = 4.0
@@ -47,6 +49,10 @@ _SCREEN_CORNERS = (
 FIELD = [(_cr.PLAYFIELD, _cr.PLAYFIELD), (_cr.PLAYFIELD, -_cr.PLAYFIELD)]
 FIELD += [(-_cr.PLAYFIELD, -_cr.PLAYFIELD), (-_cr.PLAYFIELD, _cr.PLAYFIELD)]
 """gymnasium's background polygon, in its order."""
+COMPILED = raster.AVAILABLE
+"""Draw the road layer's polygons with :mod:`protege.tasks.carracing_raster` (one compiled
+call) instead of two gfxdraw calls per polygon; False without numba (or to test gfxdraw's
+path)."""
 _ZOOM = _cr.ZOOM * _cr.SCALE
 """The zoom after the first second's zoom-in."""
 _CELL = 10.0
@@ -86,6 +92,14 @@ def _grass_polygons() -> np.ndarray:
 
 
 GRASS = _grass_polygons()
+
+
+def _color_ints(color: Any) -> tuple[int, int, int] | None:
+    """``color`` as gfxdraw reads it (three numbers in 0–255, truncated), else None."""
+    values = [float(v) for v in color]
+    if len(values) == 3 and all(0.0 <= v <= 255.0 for v in values):
+        return int(values[0]), int(values[1]), int(values[2])
+    return None
 
 
 def fill_color(color: Any) -> tuple[int, int, int] | None:
@@ -255,11 +269,27 @@ def render_road(
     keep = np.flatnonzero(gymnasium_draws & (bounds >= low).all(axis=1))
     # gfxdraw truncates each coordinate to an integer (int(), toward zero): do it here.
     ints = pts[keep].astype(np.int64)
+    n_grass = int(np.searchsorted(keep, grass))  # grass first, then road, as drawn
+    road_colors = index.colors[near[keep[n_grass:]] - index.n_grass]
+    if COMPILED and len(ints) and raster.supports(surf):
+        grass_rgb = _color_ints(env.grass_color)
+        if (
+            grass_rgb is not None
+            and np.abs(ints).max() <= raster.COORD_LIMIT
+            and (len(road_colors) == 0 or (road_colors.min() >= 0 and road_colors.max() <= 255))
+        ):
+            # one compiled call: for each polygon, gfxdraw's outline then its fill, the same
+            # bytes (protege.tasks.carracing_raster); the fills clipped to the visible rows
+            rgba = np.empty((len(ints), 4), dtype=np.int64)
+            rgba[:n_grass, :3] = grass_rgb
+            rgba[n_grass:, :3] = road_colors
+            rgba[:, 3] = 255
+            raster.draw_polygons(surf, ints, rgba, fill_top=first_row)
+            return
     whole = ints.tolist()
     shifted = (ints - (0, first_row)).tolist() if first_row else whole
-    n_grass = int(np.searchsorted(keep, grass))  # grass first, then road, as drawn
     colors: list[Any] = [env.grass_color] * n_grass
-    colors += index.colors[near[keep[n_grass:]] - index.n_grass].astype(np.int64).tolist()
+    colors += road_colors.astype(np.int64).tolist()
     for poly, poly_visible, color in zip(whole, shifted, colors, strict=True):
         gfxdraw.aapolygon(surf, poly, color)
         gfxdraw.filled_polygon(visible, poly_visible, color)

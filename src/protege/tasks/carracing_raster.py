@@ -1,0 +1,347 @@
+"""pygame's ``gfxdraw.aapolygon`` and ``gfxdraw.filled_polygon``, compiled, for many polygons.
+
+:func:`draw_polygons` draws a list of polygons into a 32-bit ``XRGB8888`` pixel buffer the
+way the CarRacing road layer does (for each polygon in turn: its anti-aliased outline, then
+its scan-line fill), giving the same bytes as those two gfxdraw calls of pygame-ce 2.5
+(its vendored SDL_gfx), in one compiled call instead of two Python calls per polygon.
+
+The kernels follow SDL_gfx's integer arithmetic step for step:
+
+* **fill** — for each row from the lowest to the highest vertex, every non-horizontal edge
+  that spans the row (upper end included, lower end excluded, except on the last row where
+  edges ending there count) gives a 16.16 fixed-point crossing
+  ``(65536·(y − y1) / (y2 − y1))·(x2 − x1) + 65536·x1`` (integer division); the crossings
+  are sorted and paired, each pair's span runs from the first crossing plus one unit to the
+  second minus one unit, each rounded half up to a pixel (the two ends swapped if they
+  cross), clipped to the clip rectangle;
+* **outline** — one Wu line per edge (the closing edge last), each first clipped by
+  Cohen–Sutherland with SDL_gfx's single-precision slope and truncations (which may swap
+  the end points), then: vertical and horizontal lines as solid runs (end included), a
+  single point as a pixel, otherwise the first (clipped) point as a solid pixel and, between
+  the two ends (ends excluded), two pixels per step weighted by the top 8 bits of a 32-bit
+  error accumulator (its step a 16.16 slope shifted up 16 bits, wrapping; a carry moves the
+  pair), each blended with alpha ``alpha·weight >> 8``;
+* **blend** (alpha below 255) — per channel ``⌊(d·(256 − a) + c·a) / 256⌋``, what SDL_gfx's
+  wrapping unsigned arithmetic on each masked channel amounts to; the unused top byte ends
+  up 0. Alpha 255 stores the colour.
+
+Coordinates must lie within ±16,383 (so that no 32-bit intermediate of SDL_gfx could
+overflow; the caller checks), colours are 0–255 integers (RGBA).
+
+numba compiles the kernels on first use and caches them on disk (``cache=True``). Without
+numba, :data:`AVAILABLE` is False and callers use gfxdraw itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+njit: Any
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; render_road falls back
+    njit = None
+
+AVAILABLE = njit is not None
+"""Whether the compiled kernels can be used (numba importable)."""
+
+COORD_LIMIT = 16383
+"""Largest coordinate magnitude the kernels accept (no SDL_gfx intermediate overflows)."""
+
+_U32 = 0xFFFFFFFF
+
+
+def _jit(fn: Any) -> Any:
+    return njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+
+
+def _jit_inline(fn: Any) -> Any:
+    """A small helper compiled into its callers (numba-level inlining)."""
+    return njit(cache=True, nogil=True, inline="always")(fn) if AVAILABLE else fn
+
+
+@_jit_inline
+def _blend(dst: int, color: int, alpha: int) -> int:
+    """SDL_gfx's 32-bit blend of ``color`` (XRGB) over ``dst`` with ``alpha`` (0–254).
+
+    SDL_gfx computes, per channel in wrapping unsigned 32-bit arithmetic on the masked
+    channel, ``d + ((c − d)·a >> 8)``, which is ``d + ⌊(c − d)·a / 256⌋`` also when c < d,
+    that is ``⌊(d·(256 − a) + c·a) / 256⌋``; red and blue are computed together (their
+    16-bit lanes cannot carry into each other), then green. The top byte becomes 0.
+    (``tests/test_carracing_raster.py`` checks every d, c and a against the literal form.)
+    """
+    d = np.int64(dst)
+    keep = 256 - alpha
+    rb = (((d & 0xFF00FF) * keep + (color & 0xFF00FF) * alpha) >> 8) & 0xFF00FF
+    g = (((d & 0xFF00) * keep + (color & 0xFF00) * alpha) >> 8) & 0xFF00
+    return int(rb | g)
+
+
+@_jit_inline
+def _put(pix: Any, x: int, y: int, color: int, alpha: int, clip: Any) -> None:
+    """One pixel, solid (alpha 255) or blended, if inside the clip rectangle."""
+    if clip[0] <= x <= clip[2] and clip[1] <= y <= clip[3]:
+        if alpha == 255:
+            pix[y, x] = color
+        else:
+            pix[y, x] = _blend(pix[y, x], color, alpha)
+
+
+@_jit
+def _hline(pix: Any, x1: int, x2: int, y: int, color: int, alpha: int, clip: Any) -> None:
+    """A horizontal run from x1 to x2 (either order, both included), clipped."""
+    if x1 > x2:
+        x1, x2 = x2, x1
+    if x2 < clip[0] or x1 > clip[2] or y < clip[1] or y > clip[3]:
+        return
+    x1 = max(x1, clip[0])
+    x2 = min(x2, clip[2])
+    row = pix[y]
+    if alpha == 255:
+        row[x1 : x2 + 1] = color
+    else:
+        for x in range(x1, x2 + 1):
+            row[x] = _blend(row[x], color, alpha)
+
+
+@_jit
+def _vline(pix: Any, x: int, y1: int, y2: int, color: int, alpha: int, clip: Any) -> None:
+    """A vertical run from y1 to y2 (either order, both included), clipped."""
+    if y1 > y2:
+        y1, y2 = y2, y1
+    if x < clip[0] or x > clip[2] or y2 < clip[1] or y1 > clip[3]:
+        return
+    y1 = max(y1, clip[1])
+    y2 = min(y2, clip[3])
+    for y in range(y1, y2 + 1):
+        if alpha == 255:
+            pix[y, x] = color
+        else:
+            pix[y, x] = _blend(pix[y, x], color, alpha)
+
+
+@_jit_inline
+def _outcode(x: int, y: int, clip: Any) -> int:
+    code = 0
+    if x < clip[0]:
+        code |= 1
+    elif x > clip[2]:
+        code |= 2
+    if y < clip[1]:
+        code |= 8
+    elif y > clip[3]:
+        code |= 4
+    return code
+
+
+@_jit_inline
+def _to_int16(v: int) -> int:
+    return ((v + 32768) & 0xFFFF) - 32768
+
+
+@_jit
+def _clip_line(x1: int, y1: int, x2: int, y2: int, clip: Any) -> tuple[bool, int, int, int, int]:
+    """Cohen–Sutherland as SDL_gfx: float32 slope, truncated moves, maybe swapped ends."""
+    left, top, right, bottom = clip[0], clip[1], clip[2], clip[3]
+    while True:
+        c1 = _outcode(x1, y1, clip)
+        c2 = _outcode(x2, y2, clip)
+        if (c1 | c2) == 0:
+            return True, x1, y1, x2, y2
+        if (c1 & c2) != 0:
+            return False, x1, y1, x2, y2
+        if c1 == 0:  # move the outside point
+            x1, x2 = x2, x1
+            y1, y2 = y2, y1
+            c1, c2 = c2, c1
+        m = np.float32(y2 - y1) / np.float32(x2 - x1) if x2 != x1 else np.float32(1.0)
+        if c1 & 1:
+            y1 = _to_int16(y1 + _to_int16(int(np.float32(left - x1) * m)))
+            x1 = left
+        elif c1 & 2:
+            y1 = _to_int16(y1 + _to_int16(int(np.float32(right - x1) * m)))
+            x1 = right
+        elif c1 & 4:
+            if x2 != x1:
+                x1 = _to_int16(x1 + _to_int16(int(np.float32(bottom - y1) / m)))
+            y1 = bottom
+        elif c1 & 8:
+            if x2 != x1:
+                x1 = _to_int16(x1 + _to_int16(int(np.float32(top - y1) / m)))
+            y1 = top
+
+
+@_jit
+def _aaline(
+    pix: Any, x1: int, y1: int, x2: int, y2: int, color: int, alpha: int, clip: Any
+) -> None:
+    """SDL_gfx's anti-aliased line without its end point, as aapolygon draws each edge."""
+    ok, x1, y1, x2, y2 = _clip_line(x1, y1, x2, y2, clip)
+    if not ok:
+        return
+    xx0, yy0, xx1, yy1 = x1, y1, x2, y2
+    if yy0 > yy1:
+        xx0, yy0, xx1, yy1 = xx1, yy1, xx0, yy0
+    dx = xx1 - xx0
+    dy = yy1 - yy0
+    if dx == 0:
+        if dy > 0:
+            _vline(pix, x1, yy0, yy0 + dy, color, alpha, clip)
+        else:
+            _put(pix, x1, y1, color, alpha, clip)
+        return
+    if dy == 0:
+        _hline(pix, xx0, xx0 + dx, y1, color, alpha, clip)
+        return
+    xdir = 1
+    if dx < 0:
+        xdir = -1
+        dx = -dx
+    _put(pix, x1, y1, color, alpha, clip)
+    acc = 0
+    if dy > dx:  # y-major: x moves by a fraction each row
+        adj = (((dx << 16) // dy) << 16) & _U32
+        x_next = xx0 + xdir
+        for _ in range(dy - 1):
+            before = acc
+            acc = (acc + adj) & _U32
+            if acc <= before:
+                xx0 = x_next
+                x_next += xdir
+            yy0 += 1
+            w = (acc >> 24) & 255
+            _put(pix, xx0, yy0, color, (alpha * (255 - w)) >> 8, clip)
+            _put(pix, x_next, yy0, color, (alpha * w) >> 8, clip)
+    else:  # x-major: y moves by a fraction each column
+        adj = (((dy << 16) // dx) << 16) & _U32
+        y_next = yy0 + 1
+        for _ in range(dx - 1):
+            before = acc
+            acc = (acc + adj) & _U32
+            if acc <= before:
+                yy0 = y_next
+                y_next += 1
+            xx0 += xdir
+            w = (acc >> 24) & 255
+            _put(pix, xx0, yy0, color, (alpha * (255 - w)) >> 8, clip)
+            _put(pix, xx0, y_next, color, (alpha * w) >> 8, clip)
+
+
+@_jit
+def _aapolygon(pix: Any, v: Any, color: int, alpha: int, clip: Any) -> None:
+    """``gfxdraw.aapolygon`` of the ``(n, 2)`` vertices: the edges in order, closing last."""
+    n = v.shape[0]
+    for i in range(1, n):
+        _aaline(pix, v[i - 1, 0], v[i - 1, 1], v[i, 0], v[i, 1], color, alpha, clip)
+    _aaline(pix, v[n - 1, 0], v[n - 1, 1], v[0, 0], v[0, 1], color, alpha, clip)
+
+
+@_jit
+def _filled_polygon(pix: Any, v: Any, color: int, alpha: int, clip: Any, crossings: Any) -> None:
+    """``gfxdraw.filled_polygon`` of the ``(n, 2)`` vertices: SDL_gfx's scan-line fill (see
+    the module's docstring)."""
+    n = v.shape[0]
+    xs = v[:, 0]
+    ys = v[:, 1]
+    miny = ys[0]
+    maxy = ys[0]
+    for i in range(1, n):
+        miny = min(miny, ys[i])
+        maxy = max(maxy, ys[i])
+    # rows outside the clip rectangle paint nothing; each row is independent of the others
+    for y in range(max(miny, clip[1]), min(maxy, clip[3]) + 1):
+        count = 0
+        for i in range(n):
+            a = n - 1 if i == 0 else i - 1
+            ya, yb = ys[a], ys[i]
+            if ya < yb:
+                xa, xb = xs[a], xs[i]
+            elif ya > yb:
+                ya, yb = yb, ya
+                xa, xb = xs[i], xs[a]
+            else:
+                continue
+            if (ya <= y < yb) or (y == maxy and ya < y <= yb):
+                cross = ((65536 * (y - ya)) // (yb - ya)) * (xb - xa) + 65536 * xa
+                # insertion keeps the crossings sorted (the order qsort gives)
+                k = count
+                while k > 0 and crossings[k - 1] > cross:
+                    crossings[k] = crossings[k - 1]
+                    k -= 1
+                crossings[k] = cross
+                count += 1
+        for i in range(0, count - 1, 2):
+            lo = crossings[i] + 1
+            hi = crossings[i + 1] - 1
+            lo = (lo >> 16) + ((lo & 32768) >> 15)
+            hi = (hi >> 16) + ((hi & 32768) >> 15)
+            _hline(pix, lo, hi, y, color, alpha, clip)
+
+
+@_jit
+def _draw_all(
+    pix: Any, verts: Any, rgba: Any, outline: bool, fill: bool, line_clip: Any, fill_clip: Any
+) -> None:
+    crossings = np.empty(verts.shape[1] + 1, dtype=np.int64)
+    for p in range(verts.shape[0]):
+        color = (rgba[p, 0] << 16) | (rgba[p, 1] << 8) | rgba[p, 2]
+        alpha = rgba[p, 3]
+        if outline:
+            _aapolygon(pix, verts[p], color, alpha, line_clip)
+        if fill:
+            _filled_polygon(pix, verts[p], color, alpha, fill_clip, crossings)
+
+
+def pixel_view(surf: Any) -> tuple[np.ndarray, Any]:
+    """A writable ``(height, pitch / 4)`` uint32 view of a 32-bit surface's pixels, and the
+    buffer object that keeps the surface locked while it lives (delete both when done)."""
+    buf = surf.get_buffer()
+    pix = np.frombuffer(buf, dtype=np.uint32).reshape(surf.get_height(), surf.get_pitch() // 4)
+    return pix, buf
+
+
+def supports(surf: Any) -> bool:
+    """Whether ``surf`` has the pixel format the kernels write (32-bit XRGB8888)."""
+    return bool(
+        AVAILABLE
+        and surf.get_bitsize() == 32
+        and surf.get_bytesize() == 4
+        and tuple(surf.get_masks()) == (0xFF0000, 0xFF00, 0xFF, 0)
+    )
+
+
+def draw_polygons(
+    surf: Any,
+    verts: np.ndarray,
+    rgba: np.ndarray,
+    *,
+    outline: bool = True,
+    fill: bool = True,
+    fill_top: int = 0,
+) -> None:
+    """For each polygon in turn, ``gfxdraw.aapolygon`` then ``gfxdraw.filled_polygon``.
+
+    ``verts``: ``(m, n, 2)`` int64 vertices, C-contiguous, coordinates within
+    ±:data:`COORD_LIMIT`; ``rgba``: ``(m, 4)`` int64 colours, C-contiguous. The outlines
+    are clipped to ``surf``'s clip rectangle; the fills also to the rows from ``fill_top``
+    on (the same pixels as filling a subsurface that starts at that row with the vertices
+    shifted up). ``surf`` must pass :func:`supports`.
+    """
+    if len(verts) == 0:
+        return
+    cx, cy, cw, ch = surf.get_clip()
+    if cw <= 0 or ch <= 0:
+        return
+    line_clip = np.array([cx, cy, cx + cw - 1, cy + ch - 1], dtype=np.int64)
+    fill_clip = line_clip.copy()
+    fill_clip[1] = max(cy, fill_top)
+    pix, buf = pixel_view(surf)
+    try:
+        _draw_all(pix, verts, rgba, outline, fill, line_clip, fill_clip)
+    finally:
+        del pix, buf
+
+
+__all__ = ["AVAILABLE", "COORD_LIMIT", "draw_polygons", "pixel_view", "supports"]
