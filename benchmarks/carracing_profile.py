@@ -51,7 +51,7 @@ PARTS: list[tuple[str, int, bool]] = [
     ("background fill (draw_background)", 2, True),
     ("road: gfxdraw.filled_polygon", 2, True),
     ("road: gfxdraw.aapolygon", 2, True),
-    ("road: compiled outlines + fills (carracing_raster.draw_polygons)", 2, True),
+    ("road: compiled transform, culling, outlines, fills (carracing_raster.draw_view)", 2, True),
     ("road: culling, transforms, Python (rest of render_road)", 2, False),
     ("car (CarPainter.draw)", 2, False),
     ("indicators (draw_indicators)", 2, False),
@@ -125,14 +125,15 @@ def _install(t: Timers) -> None:
         aapolygon = staticmethod(t.wrap(crd.gfxdraw.aapolygon, PARTS[6][0]))
 
     crd.gfxdraw = Gfx  # type: ignore[assignment]
-    draw_polygons = crd.raster.draw_polygons
+    draw_view = crd.raster.draw_view
 
-    def counted(surf: Any, verts: Any, *args: Any, **kwargs: Any) -> None:
+    def counted(*args: Any) -> int:
+        drawn = draw_view(*args)
         if t.on:
-            t.calls[COMPILED_POLYGONS] = t.calls.get(COMPILED_POLYGONS, 0) + len(verts)
-        draw_polygons(surf, verts, *args, **kwargs)
+            t.calls[COMPILED_POLYGONS] = t.calls.get(COMPILED_POLYGONS, 0) + max(drawn, 0)
+        return drawn
 
-    crd.raster.draw_polygons = t.wrap(counted, RASTER)
+    crd.raster.draw_view = t.wrap(counted, RASTER)
     # gymnasium's own background polygon, drawn where the window is not inside the field
     CarRacing._draw_colored_polygon = t.wrap(  # type: ignore[method-assign]
         CarRacing._draw_colored_polygon, FALLBACK

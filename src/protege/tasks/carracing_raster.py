@@ -294,6 +294,143 @@ def _draw_all(
             _filled_polygon(pix, verts[p], color, alpha, fill_clip, crossings)
 
 
+@_jit
+def _view_polygons(
+    xs: Any,
+    ys: Any,
+    ids: Any,
+    n_grass: int,
+    road_rgb: Any,
+    grass: Any,
+    view: Any,
+    bounds: Any,
+) -> tuple[Any, Any]:
+    """The road layer's visible polygons and colours, as ``render_road``'s numpy path finds
+    them (see there), or empty arrays with a colour of -1 if one cannot be drawn here."""
+    c, s, zoom, tx, ty = view[0], view[1], view[2], view[3], view[4]
+    gym_low, gym_high_x, gym_high_y = view[5], view[6], view[7]
+    m, n = xs.shape[0], xs.shape[1]
+    verts = np.empty((m, n, 2), dtype=np.int64)
+    rgba = np.empty((m, 4), dtype=np.int64)
+    px = np.empty(n)
+    py = np.empty(n)
+    kept = 0
+    for p in range(m):
+        drawn = False
+        for i in range(n):
+            x, y = xs[p, i, 0], ys[p, i, 0]
+            # the same IEEE double operations in the same order as the numpy expression
+            vx = x * c
+            vx += y * -s
+            vx *= zoom
+            vx += tx
+            vy = x * s
+            vy += y * c
+            vy *= zoom
+            vy += ty
+            px[i] = vx
+            py[i] = vy
+            if gym_low <= vx <= gym_high_x and gym_low <= vy <= gym_high_y:
+                drawn = True
+        if not drawn:
+            continue
+        if px.max() < bounds[0] or py.max() < bounds[1]:
+            continue
+        if px.min() > bounds[2] or py.min() > bounds[3]:
+            continue
+        for i in range(n):
+            if not (abs(px[i]) < COORD_LIMIT + 1 and abs(py[i]) < COORD_LIMIT + 1):
+                rgba[0, 0] = -1
+                return verts[:0], rgba[:1]
+            verts[kept, i, 0] = int(px[i])  # toward zero, as gfxdraw
+            verts[kept, i, 1] = int(py[i])
+        if ids[p] < n_grass:
+            rgba[kept, 0], rgba[kept, 1], rgba[kept, 2] = grass[0], grass[1], grass[2]
+        else:
+            for k in range(3):
+                v = road_rgb[ids[p] - n_grass, k]
+                if not 0.0 <= v <= 255.0:
+                    rgba[0, 0] = -1
+                    return verts[:0], rgba[:1]
+                rgba[kept, k] = int(v)
+        rgba[kept, 3] = 255
+        kept += 1
+    return verts[:kept], rgba[:kept]
+
+
+@_jit
+def _draw_view(
+    pix: Any,
+    xs: Any,
+    ys: Any,
+    ids: Any,
+    n_grass: int,
+    road_rgb: Any,
+    grass: Any,
+    view: Any,
+    bounds: Any,
+    line_clip: Any,
+    fill_clip: Any,
+) -> int:
+    verts, rgba = _view_polygons(xs, ys, ids, n_grass, road_rgb, grass, view, bounds)
+    if len(verts) == 0 and len(rgba) == 1:
+        return -1
+    _draw_all(pix, verts, rgba, True, True, line_clip, fill_clip)
+    return len(verts)
+
+
+def draw_view(
+    surf: Any,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ids: np.ndarray,
+    n_grass: int,
+    road_rgb: np.ndarray,
+    grass_rgb: tuple[int, int, int],
+    view: tuple[float, ...],
+    bounds: tuple[float, float, float, float],
+    fill_top: int,
+) -> int:
+    """CarRacing's road layer over the background, in one compiled call: transform, cull and
+    draw (outline, then fill, each in turn) the candidate polygons.
+
+    ``xs``, ``ys``: the candidates' vertex coordinates, ``(m, n, 1)`` float64, grass patches
+    (``ids`` below ``n_grass``, coloured ``grass_rgb``) first, then road polygons (coloured by
+    row ``ids − n_grass`` of ``road_rgb``); ``view``: ``(cos, sin, zoom, tx, ty, low,
+    high_x, high_y)``: a vertex ``(x, y)`` lands at ``((cos·x − sin·y)·zoom + tx, (sin·x +
+    cos·y)·zoom + ty)``, and a polygon is drawn if one vertex lies in the box from ``low`` to
+    ``high_x``, ``high_y`` and its bounding box reaches ``bounds`` (max x ≥ ``bounds[0]``,
+    max y ≥ ``bounds[1]``, min x ≤ ``bounds[2]``, min y ≤ ``bounds[3]``). Returns the
+    number of polygons drawn, or -1 (nothing drawn) if a vertex or a colour is out of
+    range for the kernels; then the caller draws with gfxdraw.
+    """
+    cx, cy, cw, ch = surf.get_clip()
+    if cw <= 0 or ch <= 0:
+        return 0
+    line_clip = np.array([cx, cy, cx + cw - 1, cy + ch - 1], dtype=np.int64)
+    fill_clip = line_clip.copy()
+    fill_clip[1] = max(cy, fill_top)
+    pix, buf = pixel_view(surf)
+    try:
+        return int(
+            _draw_view(
+                pix,
+                xs,
+                ys,
+                ids,
+                n_grass,
+                road_rgb,
+                np.array(grass_rgb, dtype=np.int64),
+                np.array(view, dtype=np.float64),
+                np.array(bounds, dtype=np.float64),
+                line_clip,
+                fill_clip,
+            )
+        )
+    finally:
+        del pix, buf
+
+
 def pixel_view(surf: Any) -> tuple[np.ndarray, Any]:
     """A writable ``(height, pitch / 4)`` uint32 view of a 32-bit surface's pixels, and the
     buffer object that keeps the surface locked while it lives (delete both when done)."""
@@ -344,4 +481,4 @@ def draw_polygons(
         del pix, buf
 
 
-__all__ = ["AVAILABLE", "COORD_LIMIT", "draw_polygons", "pixel_view", "supports"]
+__all__ = ["AVAILABLE", "COORD_LIMIT", "draw_polygons", "draw_view", "pixel_view", "supports"]

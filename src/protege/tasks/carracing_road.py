@@ -245,6 +245,28 @@ def render_road(
 
     sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
     near, xs, ys, grass = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
+    if COMPILED and raster.supports(surf):
+        grass_rgb = _color_ints(env.grass_color)
+        if grass_rgb is not None:
+            # one compiled call: the transform and culling below, then for each polygon
+            # gfxdraw's outline and fill, the same bytes (protege.tasks.carracing_raster)
+            low = _row_low(first_row)
+            view = (c, s, zoom, tx, ty, _GYM_LOW, _GYM_HIGH[0], _GYM_HIGH[1])
+            bounds = (low[0], low[1], -low[2], -low[3])
+            drawn = raster.draw_view(
+                surf,
+                xs,
+                ys,
+                near,
+                index.n_grass,
+                index.colors,
+                grass_rgb,
+                view,
+                bounds,
+                first_row,
+            )
+            if drawn >= 0:
+                return
     # (c·x − s·y, s·x + c·y)·zoom + (tx, ty) per vertex, as gymnasium: x·(c, s) + y·(−s, c)
     # is (c·x + (−s)·y, s·x + c·y), and a + (−b) is a − b exactly.
     coef = np.array(((c, s), (-s, c), (tx, ty)))
@@ -271,21 +293,6 @@ def render_road(
     ints = pts[keep].astype(np.int64)
     n_grass = int(np.searchsorted(keep, grass))  # grass first, then road, as drawn
     road_colors = index.colors[near[keep[n_grass:]] - index.n_grass]
-    if COMPILED and len(ints) and raster.supports(surf):
-        grass_rgb = _color_ints(env.grass_color)
-        if (
-            grass_rgb is not None
-            and np.abs(ints).max() <= raster.COORD_LIMIT
-            and (len(road_colors) == 0 or (road_colors.min() >= 0 and road_colors.max() <= 255))
-        ):
-            # one compiled call: for each polygon, gfxdraw's outline then its fill, the same
-            # bytes (protege.tasks.carracing_raster); the fills clipped to the visible rows
-            rgba = np.empty((len(ints), 4), dtype=np.int64)
-            rgba[:n_grass, :3] = grass_rgb
-            rgba[n_grass:, :3] = road_colors
-            rgba[:, 3] = 255
-            raster.draw_polygons(surf, ints, rgba, fill_top=first_row)
-            return
     whole = ints.tolist()
     shifted = (ints - (0, first_row)).tolist() if first_row else whole
     colors: list[Any] = [env.grass_color] * n_grass
