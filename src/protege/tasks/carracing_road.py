@@ -250,9 +250,9 @@ def render_road(
         if grass_rgb is not None:
             # one compiled call: the transform and culling below, then for each polygon
             # gfxdraw's outline and fill, the same bytes (protege.tasks.carracing_raster)
-            low = _row_low(first_row)
+            row_low = _row_low(first_row)
             view = (c, s, zoom, tx, ty, _GYM_LOW, _GYM_HIGH[0], _GYM_HIGH[1])
-            bounds = (low[0], low[1], -low[2], -low[3])
+            reach = (row_low[0], row_low[1], -row_low[2], -row_low[3])
             drawn = raster.draw_view(
                 surf,
                 xs,
@@ -262,7 +262,7 @@ def render_road(
                 index.colors,
                 grass_rgb,
                 view,
-                bounds,
+                reach,
                 first_row,
             )
             if drawn >= 0:
