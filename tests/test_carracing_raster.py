@@ -155,3 +155,42 @@ def test_support_checks_the_pixel_format() -> None:
     assert raster.supports(pygame.Surface((8, 8)))
     assert not raster.supports(pygame.Surface((8, 8), pygame.SRCALPHA))
     assert not raster.supports(pygame.Surface((8, 8), 0, 24))
+
+
+def test_draw_view_background_fill_matches_a_subsurface_fill() -> None:
+    """The fused background fill writes what pygame's fill of the visible rows writes, top
+    byte included, and leaves the rows above alone; with no candidate polygon it is all."""
+    rng = np.random.default_rng(41)
+    empty = np.zeros((0, 4, 1))
+    for top in (0, 1, 100, 799):
+        ref, out = _surfaces(rng)
+        color = tuple(int(v) for v in rng.integers(0, 256, 3))
+        ref.subsurface((0, top, W, H - top)).fill(color)
+        view = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        ids = np.zeros(0, dtype=np.int64)
+        road = np.zeros((1, 3))
+        drawn = raster.draw_view(
+            out, empty, empty, ids, 0, road, (0, 0, 0), view, (0, 0, 0, 0), top, color
+        )
+        assert drawn == 0
+        assert _bytes(ref) == _bytes(out), top
+
+
+def test_draw_view_refuses_what_gfxdraw_would_not_draw_and_draws_nothing() -> None:
+    """A colour outside 0–255 or a vertex beyond the kernels' range: -1, no pixel written."""
+    rng = np.random.default_rng(51)
+    xs = np.array([0.0, 10.0, 10.0, 0.0]).reshape(1, 4, 1)
+    ys = np.array([0.0, 0.0, 10.0, 10.0]).reshape(1, 4, 1)
+    view = (1.0, 0.0, 1.0, 5.0, 5.0, -100.0, 1100.0, 900.0)
+    reach = (-3.0, -3.0, 1002.0, 802.0)
+    ids = np.array([1])  # a road polygon (ids from n_grass = 1 on)
+    for road, scale in ((np.array([[1.0, 2.0, 256.5]]), 1.0), (np.ones((1, 3)), 1e5)):
+        _, out = _surfaces(rng)
+        before = _bytes(out)
+        v = (1.0, 0.0, scale, *view[3:])
+        drawn = raster.draw_view(out, xs, ys, ids, 1, road, (0, 0, 0), v, reach, 0, (9, 9, 9))
+        assert drawn == -1 and _bytes(out) == before
+    _, out = _surfaces(rng)
+    before = _bytes(out)
+    drawn = raster.draw_view(out, xs, ys, ids, 1, np.ones((1, 3)), (0, 0, 0), view, reach, 0)
+    assert drawn == 1 and _bytes(out) != before  # (the same square, in range, is drawn)

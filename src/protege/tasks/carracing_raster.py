@@ -371,10 +371,16 @@ def _draw_view(
     bounds: Any,
     line_clip: Any,
     fill_clip: Any,
+    background: int,
+    background_top: int,
+    width: int,
 ) -> int:
     verts, rgba = _view_polygons(xs, ys, ids, n_grass, road_rgb, grass, view, bounds)
     if len(verts) == 0 and len(rgba) == 1:
         return -1
+    if background >= 0:
+        for y in range(background_top, pix.shape[0]):
+            pix[y, :width] = background
     _draw_all(pix, verts, rgba, True, True, line_clip, fill_clip)
     return len(verts)
 
@@ -390,6 +396,7 @@ def draw_view(
     view: tuple[float, ...],
     bounds: tuple[float, float, float, float],
     fill_top: int,
+    background: tuple[int, int, int] | None = None,
 ) -> int:
     """CarRacing's road layer over the background, in one compiled call: transform, cull and
     draw (outline, then fill, each in turn) the candidate polygons.
@@ -400,13 +407,16 @@ def draw_view(
     high_x, high_y)``: a vertex ``(x, y)`` lands at ``((cos·x − sin·y)·zoom + tx, (sin·x +
     cos·y)·zoom + ty)``, and a polygon is drawn if one vertex lies in the box from ``low`` to
     ``high_x``, ``high_y`` and its bounding box reaches ``bounds`` (max x ≥ ``bounds[0]``,
-    max y ≥ ``bounds[1]``, min x ≤ ``bounds[2]``, min y ≤ ``bounds[3]``). Returns the
-    number of polygons drawn, or -1 (nothing drawn) if a vertex or a colour is out of
-    range for the kernels; then the caller draws with gfxdraw.
+    max y ≥ ``bounds[1]``, min x ≤ ``bounds[2]``, min y ≤ ``bounds[3]``). The fills are
+    clipped to the rows from ``fill_top`` on. If ``background`` (RGB, 0–255) is given, the
+    rows from ``fill_top`` on are first filled with it, as ``surf.subsurface((0, fill_top,
+    w, h − fill_top)).fill(background)`` does. Returns the number of polygons drawn, or -1
+    (nothing drawn, no fill either) if a vertex or a colour is out of range for the
+    kernels; then the caller draws with pygame.
     """
     cx, cy, cw, ch = surf.get_clip()
     if cw <= 0 or ch <= 0:
-        return 0
+        cx, cy, cw, ch = 0, 0, 0, 0  # nothing is drawn; the background is still filled
     line_clip = np.array([cx, cy, cx + cw - 1, cy + ch - 1], dtype=np.int64)
     fill_clip = line_clip.copy()
     fill_clip[1] = max(cy, fill_top)
@@ -425,10 +435,19 @@ def draw_view(
                 np.array(bounds, dtype=np.float64),
                 line_clip,
                 fill_clip,
+                -1 if background is None else _xrgb(background),
+                fill_top,
+                surf.get_width(),
             )
         )
     finally:
         del pix, buf
+
+
+def _xrgb(rgb: tuple[int, int, int]) -> int:
+    """The pixel value of an RGB colour on an XRGB8888 surface (as SDL maps it)."""
+    r, g, b = rgb
+    return (r << 16) | (g << 8) | b
 
 
 def pixel_view(surf: Any) -> tuple[np.ndarray, Any]:

@@ -232,8 +232,6 @@ def render_road(
     width, height = surf.get_size()
     visible = surf.subsurface((0, first_row, width, height - first_row)) if first_row else surf
 
-    draw_background(env, surf, visible, zoom, translation, angle)
-
     index: RoadIndex | None = getattr(env, "_road_index", None)
     if (
         index is None
@@ -245,28 +243,41 @@ def render_road(
 
     sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
     near, xs, ys, grass = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
-    if COMPILED and raster.supports(surf):
-        grass_rgb = _color_ints(env.grass_color)
-        if grass_rgb is not None:
-            # one compiled call: the transform and culling below, then for each polygon
-            # gfxdraw's outline and fill, the same bytes (protege.tasks.carracing_raster)
-            row_low = _row_low(first_row)
-            view = (c, s, zoom, tx, ty, _GYM_LOW, _GYM_HIGH[0], _GYM_HIGH[1])
-            reach = (row_low[0], row_low[1], -row_low[2], -row_low[3])
-            drawn = raster.draw_view(
-                surf,
-                xs,
-                ys,
-                near,
-                index.n_grass,
-                index.colors,
-                grass_rgb,
-                view,
-                reach,
-                first_row,
-            )
-            if drawn >= 0:
-                return
+    grass_rgb = _color_ints(env.grass_color)
+    background_drawn = False
+    if COMPILED and grass_rgb is not None and raster.supports(surf):
+        # One compiled call: the background fill (when it covers the window), then the
+        # transform and culling below, then for each polygon gfxdraw's outline and fill, the
+        # same bytes (protege.tasks.carracing_raster). Its fill also leaves the window in the
+        # CPU's cache (SDL's fill of a large surface bypasses it), where the polygons and
+        # smoothscale then find it.
+        bg = _color_ints(env.bg_color)
+        fused = (
+            bg is not None and fill_color(env.bg_color) == bg and covers_screen(c, s, zoom, tx, ty)
+        )
+        if not fused:
+            draw_background(env, surf, visible, zoom, translation, angle)
+            background_drawn = True
+        row_low = _row_low(first_row)
+        view = (c, s, zoom, tx, ty, _GYM_LOW, _GYM_HIGH[0], _GYM_HIGH[1])
+        reach = (row_low[0], row_low[1], -row_low[2], -row_low[3])
+        drawn = raster.draw_view(
+            surf,
+            xs,
+            ys,
+            near,
+            index.n_grass,
+            index.colors,
+            grass_rgb,
+            view,
+            reach,
+            first_row,
+            bg if fused else None,
+        )
+        if drawn >= 0:
+            return
+    if not background_drawn:
+        draw_background(env, surf, visible, zoom, translation, angle)
     # (c·x − s·y, s·x + c·y)·zoom + (tx, ty) per vertex, as gymnasium: x·(c, s) + y·(−s, c)
     # is (c·x + (−s)·y, s·x + c·y), and a + (−b) is a − b exactly.
     coef = np.array(((c, s), (-s, c), (tx, ty)))
