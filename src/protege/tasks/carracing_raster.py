@@ -3,7 +3,8 @@
 :func:`draw_polygons` draws a list of polygons into a 32-bit ``XRGB8888`` pixel buffer the
 way the CarRacing road layer does (for each polygon in turn: its anti-aliased outline, then
 its scan-line fill), giving the same bytes as those two gfxdraw calls of pygame-ce 2.5
-(its vendored SDL_gfx), in one compiled call instead of two Python calls per polygon.
+(its vendored SDL_gfx), in one compiled call instead of two Python calls per polygon;
+:func:`draw_view` also fills the background and transforms and culls the polygons first.
 
 The kernels follow SDL_gfx's integer arithmetic step for step:
 
@@ -111,29 +112,15 @@ def _vline(pix: Any, x: int, y1: int, y2: int, color: int, alpha: int, clip: Any
     """A vertical run from y1 to y2 (either order, both included), clipped."""
     if y1 > y2:
         y1, y2 = y2, y1
-    if x < clip[0] or x > clip[2] or y2 < clip[1] or y1 > clip[3]:
-        return
-    y1 = max(y1, clip[1])
-    y2 = min(y2, clip[3])
-    for y in range(y1, y2 + 1):
-        if alpha == 255:
-            pix[y, x] = color
-        else:
-            pix[y, x] = _blend(pix[y, x], color, alpha)
+    for y in range(max(y1, clip[1]), min(y2, clip[3]) + 1):
+        _put(pix, x, y, color, alpha, clip)
 
 
 @_jit_inline
 def _outcode(x: int, y: int, clip: Any) -> int:
-    code = 0
-    if x < clip[0]:
-        code |= 1
-    elif x > clip[2]:
-        code |= 2
-    if y < clip[1]:
-        code |= 8
-    elif y > clip[3]:
-        code |= 4
-    return code
+    """Cohen–Sutherland's code: 1 left, 2 right, 8 above, 4 below the clip rectangle."""
+    code = 1 if x < clip[0] else (2 if x > clip[2] else 0)
+    return code | (8 if y < clip[1] else (4 if y > clip[3] else 0))
 
 
 @_jit_inline

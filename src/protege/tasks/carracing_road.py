@@ -19,6 +19,13 @@ grass patches, road and kerb polygons), pixel for pixel, with far fewer Python c
   outlines, whose clipping moves their end points, are drawn on the whole window;
 * the background polygon, when it covers the window with a 4-pixel margin, is a fill.
 
+With numba installed (a dependency; :data:`COMPILED`), everything after the candidate
+lookup is one compiled call, :func:`protege.tasks.carracing_raster.draw_view`: the
+background fill, the same transform and culling, and, polygon by polygon, gfxdraw's
+outline and scan-line fill re-implemented with SDL_gfx's integer arithmetic (the same bytes;
+``tests/test_carracing_raster.py``). Without numba the numpy transform and the gfxdraw calls
+below draw the layer, as do frames whose colours or vertices the kernels do not take.
+
 The road's tile colours (changed in place by gymnasium's contact listener when a wheel
 touches a tile) are rebound to rows of one array, so reading them is one numpy index.
 """
