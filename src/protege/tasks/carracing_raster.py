@@ -272,13 +272,16 @@ def _draw_all(
     pix: Any, verts: Any, rgba: Any, outline: bool, fill: bool, line_clip: Any, fill_clip: Any
 ) -> None:
     crossings = np.empty(verts.shape[1] + 1, dtype=np.int64)
+    # the clip rectangles as tuples: passed by value, where arrays would cost every call
+    lc = (line_clip[0], line_clip[1], line_clip[2], line_clip[3])
+    fc = (fill_clip[0], fill_clip[1], fill_clip[2], fill_clip[3])
     for p in range(verts.shape[0]):
         color = (rgba[p, 0] << 16) | (rgba[p, 1] << 8) | rgba[p, 2]
         alpha = rgba[p, 3]
         if outline:
-            _aapolygon(pix, verts[p], color, alpha, line_clip)
+            _aapolygon(pix, verts[p], color, alpha, lc)
         if fill:
-            _filled_polygon(pix, verts[p], color, alpha, fill_clip, crossings)
+            _filled_polygon(pix, verts[p], color, alpha, fc, crossings)
 
 
 @_jit
