@@ -10,7 +10,10 @@ allocated) is printed after the table.
 
 Usage:
     SDL_VIDEODRIVER=dummy .venv/bin/python benchmarks/carracing_profile.py [--steps 3000]
-        [--seed 0] [--blocks 6]
+        [--seed 0] [--blocks 6] [--gfxdraw]
+
+The road layer is one compiled call (``carracing_raster.draw_view``) when numba is
+installed; ``--gfxdraw`` times the path without it (gfxdraw's calls per polygon).
 
 The timed and untimed steps take turns (``--blocks`` each); the table is the timed steps.
 """
