@@ -256,8 +256,8 @@ def render_road(
         # One compiled call: the background fill (when it covers the window), then the
         # transform and culling below, then for each polygon gfxdraw's outline and fill, the
         # same bytes (protege.tasks.carracing_raster). Its fill also leaves the window in the
-        # CPU's cache (SDL's fill of a large surface bypasses it), where the polygons and
-        # smoothscale then find it.
+        # CPU's cache (SDL's SSE fill uses non-temporal stores, which bypass it), where the
+        # polygons and smoothscale then find it.
         bg = _color_ints(env.bg_color)
         fused = (
             bg is not None and fill_color(env.bg_color) == bg and covers_screen(c, s, zoom, tx, ty)
