@@ -241,10 +241,12 @@ def test_fast_road_layer_matches_gymnasium_at_full_resolution(
         pytest.skip("numba is not installed")
     monkeypatch.setattr(road, "COMPILED", compiled)
     kernel_drew = []
+    field_drawn = []  # whether the kernel drew gymnasium's background polygon (not a fill)
     draw_view = road.raster.draw_view
 
     def spy(*args: Any) -> int:
         kernel_drew.append(draw_view(*args))
+        field_drawn.append(args[11] is not None)
         return kernel_drew[-1]
 
     monkeypatch.setattr(road.raster, "draw_view", spy)
@@ -278,6 +280,7 @@ def test_fast_road_layer_matches_gymnasium_at_full_resolution(
     # was not called
     if compiled:
         assert len(kernel_drew) >= 40 and min(kernel_drew) >= 0 and sum(kernel_drew) > 500
+        assert 5 <= sum(field_drawn) <= len(field_drawn) - 5  # near the edge, and inside
     else:
         assert not kernel_drew
 

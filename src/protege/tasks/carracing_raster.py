@@ -26,11 +26,9 @@ The kernels follow SDL_gfx's integer arithmetic step for step:
   wrapping unsigned arithmetic on each masked channel amounts to; the unused top byte ends
   up 0. Alpha 255 stores the colour.
 
-Coordinates must lie within ±16,383 (so that no 32-bit intermediate of SDL_gfx could
-overflow; the caller checks), colours are 0–255 integers (RGBA).
-
-numba compiles the kernels on first use and caches them on disk (``cache=True``). Without
-numba, :data:`AVAILABLE` is False and callers use gfxdraw itself.
+Coordinates must lie within ±16,383 (no 32-bit intermediate of SDL_gfx can overflow),
+colours are 0–255 integers (RGBA). numba compiles the kernels once and caches them on disk
+(``cache=True``); without numba, :data:`AVAILABLE` is False and callers use gfxdraw.
 """
 
 from __future__ import annotations
@@ -65,14 +63,10 @@ def _jit_inline(fn: Any) -> Any:
 
 @_jit_inline
 def _blend(dst: int, color: int, alpha: int) -> int:
-    """SDL_gfx's 32-bit blend of ``color`` (XRGB) over ``dst`` with ``alpha`` (0–254).
-
-    SDL_gfx computes, per channel in wrapping unsigned 32-bit arithmetic on the masked
-    channel, ``d + ((c − d)·a >> 8)``, which is ``d + ⌊(c − d)·a / 256⌋`` also when c < d,
-    that is ``⌊(d·(256 − a) + c·a) / 256⌋``; red and blue are computed together (their
-    16-bit lanes cannot carry into each other), then green. The top byte becomes 0.
-    (``tests/test_carracing_raster.py`` checks every d, c and a against the literal form.)
-    """
+    """SDL_gfx's 32-bit blend of ``color`` (XRGB) over ``dst`` with ``alpha`` (0–254):
+    its wrapping unsigned ``d + ((c − d)·a >> 8)`` on each masked channel is
+    ``⌊(d·(256 − a) + c·a) / 256⌋`` (tested for every d, c, a); red and blue go together in
+    two 16-bit lanes that cannot carry into each other. The top byte becomes 0."""
     d = np.int64(dst)
     keep = 256 - alpha
     rb = (((d & 0xFF00FF) * keep + (color & 0xFF00FF) * alpha) >> 8) & 0xFF00FF
@@ -229,14 +223,8 @@ def _aapolygon(pix: Any, v: Any, color: int, alpha: int, clip: Any) -> None:
 def _filled_polygon(pix: Any, v: Any, color: int, alpha: int, clip: Any, crossings: Any) -> None:
     """``gfxdraw.filled_polygon`` of the ``(n, 2)`` vertices: SDL_gfx's scan-line fill (see
     the module's docstring)."""
-    n = v.shape[0]
-    xs = v[:, 0]
-    ys = v[:, 1]
-    miny = ys[0]
-    maxy = ys[0]
-    for i in range(1, n):
-        miny = min(miny, ys[i])
-        maxy = max(maxy, ys[i])
+    n, xs, ys = v.shape[0], v[:, 0], v[:, 1]
+    miny, maxy = ys.min(), ys.max()
     # rows outside the clip rectangle paint nothing; each row is independent of the others
     for y in range(max(miny, clip[1]), min(maxy, clip[3]) + 1):
         count = 0
@@ -260,9 +248,8 @@ def _filled_polygon(pix: Any, v: Any, color: int, alpha: int, clip: Any, crossin
                 crossings[k] = cross
                 count += 1
         for i in range(0, count - 1, 2):
-            lo = crossings[i] + 1
-            hi = crossings[i + 1] - 1
-            lo = (lo >> 16) + ((lo & 32768) >> 15)
+            lo, hi = crossings[i] + 1, crossings[i + 1] - 1
+            lo = (lo >> 16) + ((lo & 32768) >> 15)  # rounded half up
             hi = (hi >> 16) + ((hi & 32768) >> 15)
             _hline(pix, lo, hi, y, color, alpha, clip)
 
@@ -364,6 +351,8 @@ def _draw_view(
     background: int,
     background_top: int,
     width: int,
+    field: Any,
+    field_rgba: Any,
 ) -> int:
     verts, rgba = _view_polygons(xs, ys, ids, n_grass, road_rgb, grass, view, bounds)
     if len(verts) == 0 and len(rgba) == 1:
@@ -371,6 +360,7 @@ def _draw_view(
     if background >= 0:
         for y in range(background_top, pix.shape[0]):
             pix[y, :width] = background
+    _draw_all(pix, field, field_rgba, True, True, line_clip, fill_clip)
     _draw_all(pix, verts, rgba, True, True, line_clip, fill_clip)
     return len(verts)
 
@@ -387,6 +377,7 @@ def draw_view(
     bounds: tuple[float, float, float, float],
     fill_top: int,
     background: tuple[int, int, int] | None = None,
+    field: tuple[list[tuple[float, float]], tuple[int, int, int]] | None = None,
 ) -> int:
     """CarRacing's road layer over the background, in one compiled call: transform, cull and
     draw (outline, then fill, each in turn) the candidate polygons.
@@ -400,16 +391,22 @@ def draw_view(
     max y ≥ ``bounds[1]``, min x ≤ ``bounds[2]``, min y ≤ ``bounds[3]``). The fills are
     clipped to the rows from ``fill_top`` on. If ``background`` (RGB, 0–255) is given, the
     rows from ``fill_top`` on are first filled with it, as ``surf.subsurface((0, fill_top,
-    w, h − fill_top)).fill(background)`` does. Returns the number of polygons drawn, or -1
-    (nothing drawn, no fill either) if a vertex or a colour is out of range for the
-    kernels; then the caller draws with pygame.
+    w, h − fill_top)).fill(background)`` does. ``field`` (world vertices, RGB) is a polygon
+    drawn next, never culled (gymnasium's background polygon). Returns the number of
+    polygons drawn, or -1 (nothing drawn, no fill either) if a vertex or a colour is out of
+    range for the kernels; then the caller draws with pygame.
     """
-    cx, cy, cw, ch = surf.get_clip()
-    if cw <= 0 or ch <= 0:
-        cx, cy, cw, ch = 0, 0, 0, 0  # nothing is drawn; the background is still filled
-    line_clip = np.array([cx, cy, cx + cw - 1, cy + ch - 1], dtype=np.int64)
-    fill_clip = line_clip.copy()
-    fill_clip[1] = max(cy, fill_top)
+    line_clip, fill_clip = _clips(surf, fill_top)
+    field_verts = np.zeros((0 if field is None else 1, 4, 2), dtype=np.int64)
+    field_rgba = np.full((len(field_verts), 4), 255, dtype=np.int64)
+    if field is not None:
+        c, s, zoom, tx, ty = view[:5]
+        for i, (x, y) in enumerate(field[0]):  # the kernels' transform, in Python floats
+            px, py = (x * c + y * -s) * zoom + tx, (x * s + y * c) * zoom + ty
+            if not (abs(px) < COORD_LIMIT + 1 and abs(py) < COORD_LIMIT + 1):
+                return -1
+            field_verts[0, i] = int(px), int(py)
+        field_rgba[0, :3] = field[1]
     pix, buf = pixel_view(surf)
     try:
         return int(
@@ -428,10 +425,22 @@ def draw_view(
                 -1 if background is None else _xrgb(background),
                 fill_top,
                 surf.get_width(),
+                field_verts,
+                field_rgba,
             )
         )
     finally:
         del pix, buf
+
+
+def _clips(surf: Any, fill_top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The outlines' and the fills' clip rectangles (x0, y0, x1, y1, inclusive; an empty
+    clip rectangle gives x1 < x0 or y1 < y0, where nothing is drawn)."""
+    cx, cy, cw, ch = surf.get_clip()
+    line_clip = np.array([cx, cy, cx + cw - 1, cy + ch - 1], dtype=np.int64)
+    fill_clip = line_clip.copy()
+    fill_clip[1] = max(cy, fill_top)
+    return line_clip, fill_clip
 
 
 def _xrgb(rgb: tuple[int, int, int]) -> int:
@@ -475,14 +484,7 @@ def draw_polygons(
     on (the same pixels as filling a subsurface that starts at that row with the vertices
     shifted up). ``surf`` must pass :func:`supports`.
     """
-    if len(verts) == 0:
-        return
-    cx, cy, cw, ch = surf.get_clip()
-    if cw <= 0 or ch <= 0:
-        return
-    line_clip = np.array([cx, cy, cx + cw - 1, cy + ch - 1], dtype=np.int64)
-    fill_clip = line_clip.copy()
-    fill_clip[1] = max(cy, fill_top)
+    line_clip, fill_clip = _clips(surf, fill_top)
     pix, buf = pixel_view(surf)
     try:
         _draw_all(pix, verts, rgba, outline, fill, line_clip, fill_clip)

@@ -251,20 +251,16 @@ def render_road(
     sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
     near, xs, ys, grass = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
     grass_rgb = _color_ints(env.grass_color)
-    background_drawn = False
-    if COMPILED and grass_rgb is not None and raster.supports(surf):
-        # One compiled call: the background fill (when it covers the window), then the
-        # transform and culling below, then for each polygon gfxdraw's outline and fill, the
-        # same bytes (protege.tasks.carracing_raster). Its fill also leaves the window in the
-        # CPU's cache (SDL's SSE fill uses non-temporal stores, which bypass it), where the
-        # polygons and smoothscale then find it.
-        bg = _color_ints(env.bg_color)
-        fused = (
-            bg is not None and fill_color(env.bg_color) == bg and covers_screen(c, s, zoom, tx, ty)
-        )
-        if not fused:
-            draw_background(env, surf, visible, zoom, translation, angle)
-            background_drawn = True
+    bg = _color_ints(env.bg_color)
+    if COMPILED and grass_rgb is not None and bg is not None and raster.supports(surf):
+        # One compiled call: the background, then the transform and culling below, then
+        # for each polygon gfxdraw's outline and fill, the same bytes
+        # (protege.tasks.carracing_raster). The background is a fill where the background
+        # polygon covers the window, else, as gymnasium draws it, a black window and the
+        # polygon (its fill visits only the visible rows). The fill also leaves the window
+        # in the CPU's cache (SDL's SSE fill uses non-temporal stores, which bypass it),
+        # where the polygons and smoothscale then find it.
+        covers = covers_screen(c, s, zoom, tx, ty)
         row_low = _row_low(first_row)
         view = (c, s, zoom, tx, ty, _GYM_LOW, _GYM_HIGH[0], _GYM_HIGH[1])
         reach = (row_low[0], row_low[1], -row_low[2], -row_low[3])
@@ -279,12 +275,12 @@ def render_road(
             view,
             reach,
             first_row,
-            bg if fused else None,
+            bg if covers else (0, 0, 0),
+            None if covers else (FIELD, bg),
         )
         if drawn >= 0:
             return
-    if not background_drawn:
-        draw_background(env, surf, visible, zoom, translation, angle)
+    draw_background(env, surf, visible, zoom, translation, angle)
     # (c·x − s·y, s·x + c·y)·zoom + (tx, ty) per vertex, as gymnasium: x·(c, s) + y·(−s, c)
     # is (c·x + (−s)·y, s·x + c·y), and a + (−b) is a − b exactly.
     coef = np.array(((c, s), (-s, c), (tx, ty)))
