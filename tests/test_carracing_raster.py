@@ -177,7 +177,8 @@ def test_draw_view_background_fill_matches_a_subsurface_fill() -> None:
 
 
 def test_draw_view_refuses_what_gfxdraw_would_not_draw_and_draws_nothing() -> None:
-    """A colour outside 0–255 or a vertex beyond the kernels' range: -1, no pixel written."""
+    """A colour outside 0–255 or a vertex (of a polygon or of the background polygon) beyond
+    the kernels' range: -1, no pixel written."""
     rng = np.random.default_rng(51)
     xs = np.array([0.0, 10.0, 10.0, 0.0]).reshape(1, 4, 1)
     ys = np.array([0.0, 0.0, 10.0, 10.0]).reshape(1, 4, 1)
@@ -192,5 +193,8 @@ def test_draw_view_refuses_what_gfxdraw_would_not_draw_and_draws_nothing() -> No
         assert drawn == -1 and _bytes(out) == before
     _, out = _surfaces(rng)
     before = _bytes(out)
+    far = ([(0.0, 0.0), (2e4, 0.0), (2e4, 2e4), (0.0, 2e4)], (1, 2, 3))  # a background polygon
+    args = (out, xs, ys, ids, 1, np.ones((1, 3)), (0, 0, 0), view, reach, 0, (0, 0, 0), far)
+    assert raster.draw_view(*args) == -1 and _bytes(out) == before
     drawn = raster.draw_view(out, xs, ys, ids, 1, np.ones((1, 3)), (0, 0, 0), view, reach, 0)
     assert drawn == 1 and _bytes(out) != before  # (the same square, in range, is drawn)
