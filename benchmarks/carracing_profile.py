@@ -10,7 +10,10 @@ allocated) is printed after the table.
 
 Usage:
     SDL_VIDEODRIVER=dummy .venv/bin/python benchmarks/carracing_profile.py [--steps 3000]
-        [--seed 0] [--blocks 6]
+        [--seed 0] [--blocks 6] [--gfxdraw]
+
+The road layer is one compiled call (``carracing_raster.draw_view``) when numba is
+installed; ``--gfxdraw`` times the path without it (gfxdraw's calls per polygon).
 
 The timed and untimed steps take turns (``--blocks`` each); the table is the timed steps.
 """
@@ -48,9 +51,10 @@ PARTS: list[tuple[str, int, bool]] = [
     ("physics: Car.step (car_step)", 1, False),
     ("physics: Box2D World.Step (+ contact listener)", 1, True),
     ("render (_render)", 1, False),
-    ("background fill (draw_background)", 2, True),
+    ("background (draw_background; fused into draw_view when compiled)", 2, True),
     ("road: gfxdraw.filled_polygon", 2, True),
     ("road: gfxdraw.aapolygon", 2, True),
+    ("road: compiled background fill, transform, culling, outlines, fills (draw_view)", 2, True),
     ("road: culling, transforms, Python (rest of render_road)", 2, False),
     ("car (CarPainter.draw)", 2, False),
     ("indicators (draw_indicators)", 2, False),
@@ -59,6 +63,11 @@ PARTS: list[tuple[str, int, bool]] = [
     ("smoothscale", 3, True),
     ("privileged info (_privileged_info)", 1, False),
 ]
+
+RASTER = PARTS[7][0]
+REST = PARTS[8][0]
+COMPILED_POLYGONS = "polygons drawn by the compiled kernel"
+COMPILED_FIELD = "background polygons drawn by the compiled kernel"
 
 
 def _actions(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,18 +129,29 @@ def _install(t: Timers) -> None:
         aapolygon = staticmethod(t.wrap(crd.gfxdraw.aapolygon, PARTS[6][0]))
 
     crd.gfxdraw = Gfx  # type: ignore[assignment]
+    draw_view = crd.raster.draw_view
+
+    def counted(*args: Any) -> int:
+        drawn = draw_view(*args)
+        if t.on and drawn >= 0 and args[11] is not None:  # the background polygon, compiled
+            t.calls[COMPILED_FIELD] = t.calls.get(COMPILED_FIELD, 0) + 1
+        if t.on:
+            t.calls[COMPILED_POLYGONS] = t.calls.get(COMPILED_POLYGONS, 0) + max(drawn, 0)
+        return drawn
+
+    crd.raster.draw_view = t.wrap(counted, RASTER)
     # gymnasium's own background polygon, drawn where the window is not inside the field
     CarRacing._draw_colored_polygon = t.wrap(  # type: ignore[method-assign]
         CarRacing._draw_colored_polygon, FALLBACK
     )
     ce.render_road = t.wrap(ce.render_road, "render_road")
-    ce.CarPainter.draw = t.wrap(ce.CarPainter.draw, PARTS[8][0])  # type: ignore[method-assign]
-    ce.draw_indicators = t.wrap(ce.draw_indicators, PARTS[9][0])
-    pygame.draw.polygon = t.wrap(pygame.draw.polygon, PARTS[10][0])
-    ce.CarRacingEnv._frame = t.wrap(ce.CarRacingEnv._frame, PARTS[11][0])  # type: ignore[method-assign]
-    pygame.transform.smoothscale = t.wrap(pygame.transform.smoothscale, PARTS[12][0])
+    ce.CarPainter.draw = t.wrap(ce.CarPainter.draw, PARTS[9][0])  # type: ignore[method-assign]
+    ce.draw_indicators = t.wrap(ce.draw_indicators, PARTS[10][0])
+    pygame.draw.polygon = t.wrap(pygame.draw.polygon, PARTS[11][0])
+    ce.CarRacingEnv._frame = t.wrap(ce.CarRacingEnv._frame, PARTS[12][0])  # type: ignore[method-assign]
+    pygame.transform.smoothscale = t.wrap(pygame.transform.smoothscale, PARTS[13][0])
     ce.CarRacingEnv._privileged_info = t.wrap(  # type: ignore[method-assign]
-        ce.CarRacingEnv._privileged_info, PARTS[13][0]
+        ce.CarRacingEnv._privileged_info, PARTS[14][0]
     )
 
 
@@ -150,8 +170,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="timed steps (and untimed)")
     parser.add_argument("--seed", type=int, default=0, help="track and action seed")
     parser.add_argument("--blocks", type=int, default=6, help="untimed/timed turns")
+    parser.add_argument(
+        "--gfxdraw",
+        action="store_true",
+        help="draw the road with gfxdraw's per-polygon calls (the path without numba)",
+    )
     args = parser.parse_args()
 
+    if args.gfxdraw:
+        crd.COMPILED = False
     timers = Timers()
     _install(timers)
     gc_times = GcTimes()
@@ -177,7 +204,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     us = {k: v / steps / 1e3 for k, v in timers.ns.items()}
-    us[PARTS[7][0]] = us["render_road"] - us[PARTS[4][0]] - us[PARTS[5][0]] - us[PARTS[6][0]]
+    us[REST] = us["render_road"] - sum(us.get(PARTS[k][0], 0.0) for k in (4, 5, 6, 7))
     step = wall / steps * 1e6
     print(
         f"{steps} steps untimed and {steps} timed, in {args.blocks} turns each. Untimed: "
@@ -199,11 +226,14 @@ def main() -> None:
     fallback = timers.calls.get(FALLBACK, 0)
     print(
         f"Polygons a step: {timers.calls.get(PARTS[5][0], 0) / steps:.1f} filled "
-        f"(+ {timers.calls.get(PARTS[6][0], 0) / steps:.1f} outlines); car + indicator "
-        f"polygons {timers.calls.get(PARTS[10][0], 0) / steps:.1f}. gymnasium's background "
+        f"(+ {timers.calls.get(PARTS[6][0], 0) / steps:.1f} outlines) by gfxdraw, "
+        f"{timers.calls.get(COMPILED_POLYGONS, 0) / steps:.1f} by the compiled kernel in "
+        f"{timers.calls.get(RASTER, 0) / steps:.2f} calls; car + indicator "
+        f"polygons {timers.calls.get(PARTS[11][0], 0) / steps:.1f}. gymnasium's background "
         f"polygon instead of a fill: {fallback} of {steps} steps "
         f"({100 * fallback / steps:.1f}%), {us.get(FALLBACK, 0.0):.1f} µs a step on average "
-        f"({us.get(FALLBACK, 0.0) * steps / max(fallback, 1) / 1e3:.2f} ms each)."
+        f"({us.get(FALLBACK, 0.0) * steps / max(fallback, 1) / 1e3:.2f} ms each); drawn by "
+        f"the compiled kernel instead: {timers.calls.get(COMPILED_FIELD, 0)} steps."
     )
     print()
     print(

@@ -220,15 +220,36 @@ def test_indicator_bars_as_fills_match_pygames_polygons() -> None:
         assert painted.size == 0 or first <= painted[0] <= painted[-1] <= last
 
 
-def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fast_road_layer_matches_gymnasium_at_full_resolution(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The 1000×800 road layer, before downscaling, at random poses, zooms and angles.
 
     Covers what driving rarely reaches: the playfield's edge (where the background fill
     shortcut must give way), exact multiples of 90° (pygame special-cases those rotations),
-    the zoom-in of the first second, and tiles recoloured by contact.
+    the zoom-in of the first second, and tiles recoloured by contact. Both with the compiled
+    polygon kernel (protege.tasks.carracing_raster) and with gfxdraw's per-polygon calls
+    (the path without numba).
     """
     import pygame
     from gymnasium.envs.box2d import car_racing as cr
+
+    import protege.tasks.carracing_road as road
+
+    if compiled and not road.raster.AVAILABLE:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(road, "COMPILED", compiled)
+    kernel_drew = []
+    field_drawn = []  # whether the kernel drew gymnasium's background polygon (not a fill)
+    draw_view = road.raster.draw_view
+
+    def spy(*args: Any) -> int:
+        kernel_drew.append(draw_view(*args))
+        field_drawn.append(args[11] is not None)
+        return kernel_drew[-1]
+
+    monkeypatch.setattr(road.raster, "draw_view", spy)
 
     env = CarRacingEnv()
     env.reset(seed=5)
@@ -255,6 +276,13 @@ def test_fast_road_layer_matches_gymnasium_at_full_resolution() -> None:
                 CarRacing._render_road(env, zoom, trans, angle)
             layers.append(pygame.surfarray.array3d(env.surf))
         assert np.array_equal(layers[0], layers[1]), (k, x, y, angle, t)
+    # the compiled kernel drew every layer's polygons, refusing none (reset renders too), or
+    # was not called
+    if compiled:
+        assert len(kernel_drew) >= 40 and min(kernel_drew) >= 0 and sum(kernel_drew) > 500
+        assert 5 <= sum(field_drawn) <= len(field_drawn) - 5  # near the edge, and inside
+    else:
+        assert not kernel_drew
 
 
 def test_fast_render_off_uses_gymnasium_renderer() -> None:

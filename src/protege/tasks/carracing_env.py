@@ -37,9 +37,12 @@ border and grass polygons with Python ``Vector2`` calls before culling almost al
   the same IEEE double arithmetic as gymnasium (rotation coefficients from pygame's own
   ``Vector2.rotate_rad``), culled with gymnasium's own test plus a bounding-box test
   against the visible rows (gymnasium also draws polygons up to ~380 px off-screen, to no
-  effect), and passed, in gymnasium's order and colours, to the same two gfxdraw calls as
-  the integers gfxdraw truncates them to; the scan-line fills and the background fill skip
-  the 100 window rows the indicator strip hides;
+  effect), and drawn in gymnasium's order and colours as the integers gfxdraw truncates
+  them to: with numba, by one compiled call that re-implements gfxdraw's anti-aliased
+  outline and scan-line fill with SDL_gfx's integer arithmetic (the same bytes,
+  :mod:`protege.tasks.carracing_raster`), else by the same two gfxdraw calls as gymnasium;
+  the scan-line fills and the background fill skip the 100 window rows the indicator strip
+  hides;
 * fills the window with the background colour when the background polygon covers it with a
   4-px margin, instead of scan-converting a ~10,000-px-high polygon (0.9 ms);
 * replaces, on its own car, ``Car.step``, ``Car.gas`` and ``Car.draw`` by exact replicas in

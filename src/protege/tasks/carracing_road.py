@@ -19,6 +19,13 @@ grass patches, road and kerb polygons), pixel for pixel, with far fewer Python c
   outlines, whose clipping moves their end points, are drawn on the whole window;
 * the background polygon, when it covers the window with a 4-pixel margin, is a fill.
 
+With numba installed (a dependency; :data:`COMPILED`), everything after the candidate
+lookup is one compiled call, :func:`protege.tasks.carracing_raster.draw_view`: the
+background fill, the same transform and culling, and, polygon by polygon, gfxdraw's
+outline and scan-line fill re-implemented with SDL_gfx's integer arithmetic (the same bytes;
+``tests/test_carracing_raster.py``). Without numba the numpy transform and the gfxdraw calls
+below draw the layer, as do frames whose colours or vertices the kernels do not take.
+
 The road's tile colours (changed in place by gymnasium's contact listener when a wheel
 touches a tile) are rebound to rows of one array, so reading them is one numpy index.
 """
@@ -32,6 +39,8 @@ import numpy as np
 import pygame
 from gymnasium.envs.box2d import car_racing as _cr
 from pygame import gfxdraw
+
+from protege.tasks import carracing_raster as raster
 
 _VIEW_RADIUS = math.hypot(_cr.WINDOW_W / 2, _cr.WINDOW_H / 2)
 """Half the window's diagonal, px."""
@@ -47,6 +56,10 @@ _SCREEN_CORNERS = (
 FIELD = [(_cr.PLAYFIELD, _cr.PLAYFIELD), (_cr.PLAYFIELD, -_cr.PLAYFIELD)]
 FIELD += [(-_cr.PLAYFIELD, -_cr.PLAYFIELD), (-_cr.PLAYFIELD, _cr.PLAYFIELD)]
 """gymnasium's background polygon, in its order."""
+COMPILED = raster.AVAILABLE
+"""Draw the road layer's polygons with :mod:`protege.tasks.carracing_raster` (one compiled
+call) instead of two gfxdraw calls per polygon; False without numba (or to test gfxdraw's
+path)."""
 _ZOOM = _cr.ZOOM * _cr.SCALE
 """The zoom after the first second's zoom-in."""
 _CELL = 10.0
@@ -86,6 +99,14 @@ def _grass_polygons() -> np.ndarray:
 
 
 GRASS = _grass_polygons()
+
+
+def _color_ints(color: Any) -> tuple[int, int, int] | None:
+    """``color`` as gfxdraw reads it (three numbers in 0–255, truncated), else None."""
+    values = [float(v) for v in color]
+    if len(values) == 3 and all(0.0 <= v <= 255.0 for v in values):
+        return int(values[0]), int(values[1]), int(values[2])
+    return None
 
 
 def fill_color(color: Any) -> tuple[int, int, int] | None:
@@ -218,8 +239,6 @@ def render_road(
     width, height = surf.get_size()
     visible = surf.subsurface((0, first_row, width, height - first_row)) if first_row else surf
 
-    draw_background(env, surf, visible, zoom, translation, angle)
-
     index: RoadIndex | None = getattr(env, "_road_index", None)
     if (
         index is None
@@ -231,6 +250,37 @@ def render_road(
 
     sx, sy = _cr.WINDOW_W / 2 - tx, _cr.WINDOW_H / 2 - ty
     near, xs, ys, grass = index.near((c * sx + s * sy) / zoom, (c * sy - s * sx) / zoom, zoom)
+    grass_rgb = _color_ints(env.grass_color)
+    bg = _color_ints(env.bg_color)
+    if COMPILED and grass_rgb is not None and bg is not None and raster.supports(surf):
+        # One compiled call: the background, then the transform and culling below, then
+        # for each polygon gfxdraw's outline and fill, the same bytes
+        # (protege.tasks.carracing_raster). The background is a fill where the background
+        # polygon covers the window, else, as gymnasium draws it, a black window and the
+        # polygon (its fill visits only the visible rows). The fill also leaves the window
+        # in the CPU's cache (SDL's SSE fill uses non-temporal stores, which bypass it),
+        # where the polygons and smoothscale then find it.
+        covers = covers_screen(c, s, zoom, tx, ty)
+        row_low = _row_low(first_row)
+        view = (c, s, zoom, tx, ty, _GYM_LOW, _GYM_HIGH[0], _GYM_HIGH[1])
+        reach = (row_low[0], row_low[1], -row_low[2], -row_low[3])
+        drawn = raster.draw_view(
+            surf,
+            xs,
+            ys,
+            near,
+            index.n_grass,
+            index.colors,
+            grass_rgb,
+            view,
+            reach,
+            first_row,
+            bg if covers else (0, 0, 0),
+            None if covers else (FIELD, bg),
+        )
+        if drawn >= 0:
+            return
+    draw_background(env, surf, visible, zoom, translation, angle)
     # (c·x − s·y, s·x + c·y)·zoom + (tx, ty) per vertex, as gymnasium: x·(c, s) + y·(−s, c)
     # is (c·x + (−s)·y, s·x + c·y), and a + (−b) is a − b exactly.
     coef = np.array(((c, s), (-s, c), (tx, ty)))
@@ -255,11 +305,12 @@ def render_road(
     keep = np.flatnonzero(gymnasium_draws & (bounds >= low).all(axis=1))
     # gfxdraw truncates each coordinate to an integer (int(), toward zero): do it here.
     ints = pts[keep].astype(np.int64)
+    n_grass = int(np.searchsorted(keep, grass))  # grass first, then road, as drawn
+    road_colors = index.colors[near[keep[n_grass:]] - index.n_grass]
     whole = ints.tolist()
     shifted = (ints - (0, first_row)).tolist() if first_row else whole
-    n_grass = int(np.searchsorted(keep, grass))  # grass first, then road, as drawn
     colors: list[Any] = [env.grass_color] * n_grass
-    colors += index.colors[near[keep[n_grass:]] - index.n_grass].astype(np.int64).tolist()
+    colors += road_colors.astype(np.int64).tolist()
     for poly, poly_visible, color in zip(whole, shifted, colors, strict=True):
         gfxdraw.aapolygon(surf, poly, color)
         gfxdraw.filled_polygon(visible, poly_visible, color)
