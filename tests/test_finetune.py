@@ -255,10 +255,10 @@ def test_critic_prefit_learns_the_demonstrations_returns_before_the_first_update
 
 # ----------------------------------------------------------------------------- the terms
 def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> None:
-    for head in ("categorical", "mog"):
-        if head == "mog":  # a continuous head: the sampled estimator
+    for head in ("categorical", "gaussian", "mog"):
+        if head != "categorical":  # continuous heads: closed form (gaussian), sampled (mog)
             pend = protege.tasks.make("pendulum")
-            cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="mog")
+            cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head=head)
             policy = Policy(cfg, seed=0)
             obs = torch.randn(4096, 3)
         else:
@@ -279,6 +279,77 @@ def test_kl_anchor_is_zero_at_the_anchor_and_grows_away_from_it(demos: Path) -> 
         logp = policy.head.log_prob(feats, raw)[:, 0]
         away = anchor.loss(policy, {**mb, "feats": feats, "logp": logp, "logp_old": logp}, 0)
         assert away.item() > 1e-3
+
+
+def test_kl_anchor_is_exact_for_gaussians_and_finite_when_the_policy_leaves_a_narrow_one(
+    demos: Path,
+) -> None:
+    """The Gaussian anchor's KL is the closed form: it matches a Monte Carlo estimate where
+    both are well behaved, and stays finite (with finite gradients) where the anchor is
+    narrow and π has moved off it, where a sampled estimate overflows to inf."""
+    pend = protege.tasks.make("pendulum")
+    cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="gaussian")
+    policy = Policy(cfg, seed=0)
+    anchor = KLAnchor(Policy.load(policy.save(demos.parent / "anchor-gauss")), 1.0)
+    obs = torch.randn(256, 3, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in policy.head.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+    def kl_of(pol: Policy) -> torch.Tensor:
+        feats = pol.features(pol.normalize_obs(obs))
+        raw = pol.head.sample(feats, g)
+        logp = pol.head.log_prob(feats, raw)[:, 0]
+        mb = {"obs": obs, "feats": feats, "raw": raw, "logp": logp, "logp_old": logp.detach()}
+        return anchor.loss(pol, mb, 0)
+
+    exact = kl_of(policy)
+    with torch.no_grad():  # E_π[log π − log π_anchor] over many samples per state
+        feats = policy.features(policy.normalize_obs(obs))
+        afeats = anchor.anchor.features(anchor.anchor.normalize_obs(obs))
+        draws = [policy.head.sample(feats, g) for _ in range(400)]
+        mc = torch.stack(
+            [
+                policy.head.log_prob(feats, a)[:, 0] - anchor.anchor.head.log_prob(afeats, a)[:, 0]
+                for a in draws
+            ]
+        ).mean()
+    assert exact.item() > 1e-3
+    assert exact.item() == pytest.approx(mc.item(), rel=0.05)
+    # Both as narrow as the head allows (a BC policy on a few demonstrations), the actions
+    # sampled by the anchor (the policy before the update), then π's mean moved by 1: the
+    # sampled estimate's r = π_anchor/π is e^(~6·10⁵) there and its weight π/π_old 0 (NaN)
+    with torch.no_grad():
+        for pol in (policy, anchor.anchor):
+            pol.head.linear.bias[1] = -50.0  # the log-std output (clamped to −7)
+            pol.head.linear.weight[1] = 0.0
+    afeats = anchor.anchor.features(anchor.anchor.normalize_obs(obs))
+    raw = anchor.anchor.head.sample(afeats, g).detach()
+    logp_old = anchor.anchor.head.log_prob(afeats, raw)[:, 0].detach()
+    with torch.no_grad():
+        policy.head.linear.bias[0] += 1.0
+    feats = policy.features(policy.normalize_obs(obs))
+    logp = policy.head.log_prob(feats, raw)[:, 0]
+    mb = {"obs": obs, "feats": feats, "raw": raw, "logp": logp, "logp_old": logp_old}
+    narrow = anchor.loss(policy, mb, 0)
+    narrow.backward()
+    assert torch.isfinite(narrow) and narrow.item() > 1e4
+    assert all(torch.isfinite(p.grad).all() for p in policy.parameters() if p.grad is not None)
+
+    # A mixture has no closed form: the sampled estimate caps log r, so an action π now finds
+    # e^-100000 as likely as the anchor does gives a finite loss and gradient, not NaN
+    mog_cfg = PolicyConfig.for_spaces(*pend.spaces, hidden_sizes=(16,), head="mog")
+    mog = Policy(mog_cfg, seed=0)
+    mog_anchor = KLAnchor(Policy.load(mog.save(demos.parent / "anchor-mog-far")), 1.0)
+    feats = mog.features(mog.normalize_obs(obs))
+    raw = mog.head.sample(feats, g).detach()
+    logp_old = mog.head.log_prob(feats, raw)[:, 0].detach()
+    far = (logp_old - 1e5).requires_grad_(True)
+    mb = {"obs": obs, "feats": feats, "raw": raw, "logp": far, "logp_old": logp_old}
+    loss = mog_anchor.loss(mog, mb, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and far.grad is not None and torch.isfinite(far.grad).all()
 
 
 def test_kl_anchor_is_still_zero_after_the_learner_renormalizes_the_policy(demos: Path) -> None:

@@ -62,6 +62,8 @@ from protege.rollout.evaluate import evaluate
 from protege.tasks.base import Task
 
 CHECKPOINT_FORMAT = "protege-finetune-checkpoint"
+MAX_LOG_RATIO = 20.0
+"""Cap on log(π_anchor / π) in the sampled KL estimate (heads without a closed form)."""
 
 
 class KLAnchor(PolicyTerm):
@@ -86,9 +88,15 @@ class KLAnchor(PolicyTerm):
             logp = F.log_softmax(policy.head.logits(mb["feats"]), -1)
             logq = F.log_softmax(self.anchor.head.logits(anchor_feats), -1)
             return (logp.exp() * (logp - logq)).sum(-1).mean()
+        if isinstance(policy.head, GaussianHead):
+            assert isinstance(self.anchor.head, GaussianHead)
+            return policy.head.kl(mb["feats"], self.anchor.head, anchor_feats)[:, 0].mean()
+        # no closed form (a mixture): the sampled estimate r − 1 − log r, r = π_anchor / π,
+        # importance-weighted to the actions' sampling policy; log r capped at 20 so that an
+        # action the anchor finds far likelier than π cannot overflow it (e^20 ≈ 5·10⁸)
         with torch.no_grad():
             logq = self.anchor.head.log_prob(anchor_feats, mb["raw"])[:, 0]
-        log_r = logq - mb["logp"]
+        log_r = (logq - mb["logp"]).clamp(max=MAX_LOG_RATIO)
         w = (mb["logp"] - mb["logp_old"]).exp()
         return (w * (log_r.exp() - 1 - log_r)).mean()
 

@@ -37,6 +37,18 @@ class GaussianHead(LinearHead):
         mean_BHA, log_std_BHA = out[:, :, 0], out[:, :, 1]
         return mean_BHA, log_std_BHA.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
+    def kl(
+        self, features_BF: torch.Tensor, other: GaussianHead, other_features_BF: torch.Tensor
+    ) -> torch.Tensor:
+        """KL(this head's Gaussian ‖ ``other``'s) per chunk step, [B, H], in closed form
+        (summed over action dimensions): finite and exact where a sampled estimate of it
+        overflows (a narrow ``other`` and an action it finds unlikely)."""
+        mean_p, log_std_p = self._params(features_BF)
+        mean_q, log_std_q = other._params(other_features_BF)
+        ratio = torch.exp(2.0 * (log_std_p - log_std_q))  # σp² / σq²
+        gap = (mean_p - mean_q) * torch.exp(-log_std_q)  # (μp − μq) / σq
+        return (log_std_q - log_std_p + 0.5 * (ratio + gap.square() - 1.0)).sum(-1)
+
     def log_prob(self, features_BF: torch.Tensor, actions_BHA: torch.Tensor) -> torch.Tensor:
         mean, log_std = self._params(features_BF)
         z = (actions_BHA - mean) * torch.exp(-log_std)
