@@ -120,7 +120,7 @@ def arms(
     }
 
 
-PRESETS: dict[str, dict[str, float | int]] = {
+PRESETS: dict[str, dict[str, float | int | str]] = {
     "cartpole": {
         "demos": 1,
         "bc_steps": 300,
@@ -142,6 +142,25 @@ PRESETS["mountaincar"] = PRESETS["cartpole"] | {
     "steps": 25_000,
     "scratch_steps": 125_000,
     "eval_episodes": 20,  # BC's return varies a lot by start: 10 episodes were too noisy
+}
+PRESETS["pendulum"] = PRESETS["cartpole"] | {
+    # PPO after rl-baselines3-zoo's Pendulum settings (as the GAIL/AIRL Pendulum runs here:
+    # 4 envs, 4,000-step updates, 10 epochs, batch 64, lr 1e-3, gamma 0.9, GAE 0.95); a
+    # Gaussian head, the continuous head with log-probabilities
+    "head": "gaussian",
+    "demos": 2,
+    "bc_steps": 2000,
+    "steps": 40_000,
+    "scratch_steps": 200_000,
+    "eval_every": 2000,
+    "eval_episodes": 20,
+    "lr": 1e-3,
+    "epochs": 10,
+    "minibatch_size": 64,
+    "gamma": 0.9,
+    "gae_lambda": 0.95,
+    "rollout_steps": 4000,
+    "n_envs": 4,
 }
 PRESETS["lunarlander"] = PRESETS["cartpole"] | {
     # PPO after rl-baselines3-zoo's LunarLander settings (n_steps 1024 x 16 envs, batch 64,
@@ -177,6 +196,7 @@ def main() -> None:
     # defaults None: the task's PRESETS
     p.add_argument("--demos", type=int, help="expert demonstrations for BC")
     p.add_argument("--bc-steps", type=int)
+    p.add_argument("--head", help="the BC policy's head (default: the action space's)")
     p.add_argument("--steps", type=int, help="env steps of each fine-tuning arm")
     p.add_argument("--scratch-steps", type=int)
     p.add_argument("--eval-every", type=int)
@@ -328,7 +348,9 @@ def main() -> None:
         ).mean_return
         level = rand + 0.95 * (expert - rand)
         strict = 0.95 * expert  # the line as a share of the expert's return alone
-        start, demos = bc_from_demos(task, out, args.demos, "expert", seed, args.bc_steps, (64, 64))
+        start, demos = bc_from_demos(
+            task, out, args.demos, "expert", seed, args.bc_steps, (64, 64), args.head
+        )
         bc_ret = evaluate(
             start, task, args.eval_episodes, args.eval_envs, eval_seed, measure_disagreement=False
         ).mean_return

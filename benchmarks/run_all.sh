@@ -68,6 +68,9 @@ declare -A CMD=(
   [finetune_lunarlander_e30_lowbc_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 53 109 111 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_lowbc_scratch"
   [finetune_lunarlander_e30_lowbc_own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --critic-prefit-own 2000 --out $OUT/finetune_lunarlander_e30_lowbc_own"
   [finetune_lunarlander_e30_lowbc_e10]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --epochs 10 --out $OUT/finetune_lunarlander_e30_lowbc_e10"
+  [finetune_pendulum_scratch]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --arms scratch --stop-at-level --out $OUT/finetune_pendulum_scratch"
+  [finetune_pendulum_r1000]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --steps 20000 --stop-at-level --arms nokl_nowarm bc_prefit --critic-prefit 0 --rollout-steps 1000 --out $OUT/finetune_pendulum_r1000"
+  [finetune_pendulum_kl]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --steps 20000 --eval-every 2000 --stop-at-level --arms kl_prefit --critic-prefit 0 --out $OUT/finetune_pendulum_kl"
   [finetune_lunarlander_long]="$PY benchmarks/finetune.py --task lunarlander --seeds 0 1 --arms nokl_soft --temperature 2 --steps 200000 --out $OUT/finetune_lunarlander_long"
   [adversarial_vs_imitation_pendulum_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --methods airl --seeds 0 1 2 --steps pendulum=160000 --eval-every 8000 --eval-episodes 10 --learner rollout_steps=4000 n_envs=4 epochs=10 minibatch_size=64 lr=0.001 gamma=0.9 gae_lambda=0.95 clip=0.2 --out $OUT/adversarial_vs_imitation/pendulum_airl"
   [adversarial_vs_imitation_lunarlander_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods airl --seeds 0 1 2 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander_airl"
@@ -228,6 +231,9 @@ ORDER=(
   finetune_lunarlander_e30_lowbc_scratch
   finetune_lunarlander_e30_lowbc_own
   finetune_lunarlander_e30_lowbc_e10
+  finetune_pendulum_scratch
+  finetune_pendulum_r1000
+  finetune_pendulum_kl
   preferences_pendulum
   iql_critics_ab
   ensemble_speed_td_fit
