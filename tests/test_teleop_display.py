@@ -134,7 +134,8 @@ def teleop_window(display: str, pid: int, wait: float = 15.0) -> tuple[str, str]
 
 def focus(display: str, pid: int, wait: float = 15.0) -> str:
     """Focus the process's window; the id focused. SDL may replace the window found first
-    after its title is set (``windowfocus`` then fails with BadWindow): find it again."""
+    after its title is set (``windowfocus`` then fails with BadWindow), or the window may not
+    be mapped yet (X refuses focus to a window that is not viewable: BadMatch): try again."""
     deadline = time.monotonic() + wait
     while True:
         wid, _ = teleop_window(display, pid, max(0.1, deadline - time.monotonic()))
@@ -142,7 +143,8 @@ def focus(display: str, pid: int, wait: float = 15.0) -> str:
             xdotool(display, "windowfocus", wid)
             return wid
         except RuntimeError as exc:
-            if "BadWindow" not in str(exc) or time.monotonic() >= deadline:
+            transient = "BadWindow" in str(exc) or "BadMatch" in str(exc)
+            if not transient or time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
 
