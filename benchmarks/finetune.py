@@ -109,6 +109,20 @@ def arms(
             self_imitation=self_imitation,
             self_imitation_episodes=si_episodes,
         ),
+        "sac": Arm(f"SAC, demonstrations in replay, KL {kl:g}", kl=kl, value_warmup=0, algo="sac"),
+        "sac_nodemos": Arm(
+            f"SAC, no demonstrations in replay, KL {kl:g}",
+            kl=kl,
+            value_warmup=0,
+            algo="sac",
+            replay_demos=False,
+        ),
+        "sac_scratch": Arm(
+            f"SAC from scratch, KL {kl:g} to its initial policy, no demonstrations",
+            kl=kl,
+            scratch=True,
+            algo="sac",
+        ),
         "bc_si": Arm(
             f"pattern 2: BC term {bc_weight:g} ×{bc_decay:g}, no warm-up, self-imitation "
             f"{self_imitation:g} (best {si_episodes})",

@@ -68,6 +68,10 @@ declare -A CMD=(
   [finetune_lunarlander_e30_lowbc_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 53 109 111 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_lowbc_scratch"
   [finetune_lunarlander_e30_lowbc_own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --critic-prefit-own 2000 --out $OUT/finetune_lunarlander_e30_lowbc_own"
   [finetune_lunarlander_e30_lowbc_e10]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --epochs 10 --out $OUT/finetune_lunarlander_e30_lowbc_e10"
+  [finetune_lunarlander_sac_dev]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --steps 60000 --arms sac --seeds 8 23 25 27 53 109 111 --out $OUT/finetune_lunarlander_sac_dev"
+  [finetune_lunarlander_sac_fresh]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --steps 60000 --arms sac --seeds 131 132 193 195 196 --out $OUT/finetune_lunarlander_sac_fresh"
+  [finetune_lunarlander_sac_fresh_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --scratch-steps 300000 --arms scratch --seeds 131 132 193 195 196 --out $OUT/finetune_lunarlander_sac_fresh_scratch"
+  [finetune_lunarlander_sac_controls]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --steps 60000 --scratch-steps 100000 --arms sac_scratch sac_nodemos --seeds 8 25 --out $OUT/finetune_lunarlander_sac_controls"
   [finetune_pendulum_scratch]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --arms scratch --stop-at-level --out $OUT/finetune_pendulum_scratch"
   [finetune_pendulum_r1000]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --steps 20000 --stop-at-level --arms nokl_nowarm bc_prefit --critic-prefit 0 --rollout-steps 1000 --out $OUT/finetune_pendulum_r1000"
   [finetune_pendulum_kl]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --steps 20000 --eval-every 2000 --stop-at-level --arms kl_prefit --critic-prefit 0 --out $OUT/finetune_pendulum_kl"
@@ -231,6 +235,10 @@ ORDER=(
   finetune_lunarlander_e30_lowbc_scratch
   finetune_lunarlander_e30_lowbc_own
   finetune_lunarlander_e30_lowbc_e10
+  finetune_lunarlander_sac_dev
+  finetune_lunarlander_sac_fresh
+  finetune_lunarlander_sac_fresh_scratch
+  finetune_lunarlander_sac_controls
   finetune_pendulum_scratch
   finetune_pendulum_r1000
   finetune_pendulum_kl

@@ -43,25 +43,26 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from protege.algos.critic_prefit import demo_returns
+from protege.algos.finetune_checkpoint import check_same, read_checkpoint, write_checkpoint
 from protege.algos.ppo import PPO, PolicyTerm, RewardSource, check_trainable
 from protege.algos.rl_rollout import RLEpisodes, derived_seed
+from protege.algos.sac import SAC
 from protege.algos.self_imitation import SelfImitation
 from protege.configs.demos import EVAL_SEED_OFFSET
-from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.configs.rl import FinetuneConfig, PPOConfig, SACConfig
 from protege.data.files import write_atomic
 from protege.data.store import Store
 from protege.data.transitions import Transitions
-from protege.errors import CheckpointError, ConfigError, DataError
+from protege.errors import ConfigError, DataError
 from protege.policies.heads.categorical import CategoricalHead
 from protege.policies.heads.gaussian import GaussianHead
 from protege.policies.policy import Policy
 from protege.rollout.evaluate import evaluate
 from protege.tasks.base import Task
 
-CHECKPOINT_FORMAT = "protege-finetune-checkpoint"
 MAX_LOG_RATIO = 20.0
 """Cap on log(π_anchor / π) in the sampled KL estimate (heads without a closed form)."""
 
@@ -191,6 +192,7 @@ def finetune(
     config: FinetuneConfig | None = None,
     ppo: PPOConfig | None = None,
     *,
+    sac: SACConfig | None = None,
     demos: Transitions | None = None,
     reward: RewardSource | None = None,
     resume: bool = False,
@@ -202,10 +204,13 @@ def finetune(
     store_episodes: bool = True,
     start_seconds: float = 0.0,
 ) -> FinetuneResult:
-    """Fine-tune ``policy`` (in place) on ``task`` with PPO; write the run to ``out``.
+    """Fine-tune ``policy`` (in place) on ``task`` with PPO (or, given ``sac``, the
+    off-policy :class:`~protege.algos.sac.SAC`); write the run to ``out``.
 
     Args:
-        demos: demonstrations for the BC term (needed when ``config.bc_weight > 0``).
+        sac: run SAC with these settings instead of PPO (``ppo`` is then unused).
+        demos: demonstrations for the BC term (needed when ``config.bc_weight > 0``); SAC
+            draws them into its minibatches.
         reward: the reward source (the env's by default).
         resume: continue the run in ``out`` from its checkpoint (same settings; ``steps`` may
             differ). Without it, ``out`` must not hold a run.
@@ -222,23 +227,21 @@ def finetune(
     check_trainable(policy, "the policy to fine-tune")
     if cfg.bc_weight > 0 and demos is None:
         raise ConfigError("FinetuneConfig.bc_weight > 0 needs demonstrations (--bc-data STORE)")
-    if cfg.critic_prefit > 0:
+    if cfg.critic_prefit > 0 and sac is None:
         _check_prefit_data(demos)
-    settings = {
-        **(settings or {}),
-        "finetune": asdict(cfg),
-        "ppo": asdict(ppo_cfg),
-        "task": task.name,
-    }
+    if sac is not None:
+        _check_sac(cfg, reward)
+    learner_settings = {"sac": asdict(sac)} if sac is not None else {"ppo": asdict(ppo_cfg)}
+    settings = {**(settings or {}), "finetune": asdict(cfg), **learner_settings, "task": task.name}
     ckpt = out / "checkpoint"
-    state = _read_checkpoint(ckpt) if resume else None
+    state = read_checkpoint(ckpt) if resume else None
     started = (out / "start" / "config.json").exists()
     if resume and not started:
         raise ConfigError(f"{out}: no fine-tuning run to resume (start it without --resume)")
     if not resume and started:
         raise ConfigError(f"{out}: holds a fine-tuning run; resume it (--resume) or pick --out")
     if state is not None:
-        _check_same(out, state["settings"], settings)
+        check_same(out, state["settings"], settings)
     if resume:  # from the checkpoint, or from the start if killed before the first one
         anchor = Policy.load(out / "start")
         policy.load_state_dict(anchor.state_dict())
@@ -246,7 +249,7 @@ def finetune(
         soften(policy, cfg.temperature, "the policy to fine-tune")
         anchor = Policy.load(policy.save(out / "start", extra=extra))
     terms: list[PolicyTerm] = []
-    if cfg.kl > 0:
+    if cfg.kl > 0 and sac is None:
         terms.append(KLAnchor(anchor, cfg.kl, cfg.kl_decay, cfg.value_warmup))
     if cfg.bc_weight > 0:
         assert demos is not None
@@ -277,17 +280,32 @@ def finetune(
     if cfg.critic_prefit > 0 and state is None:  # a resumed run's critic is in its checkpoint
         assert demos is not None
         prefit = demo_returns(demos, ppo_cfg.gamma, cfg.critic_prefit)
-    learner = PPO(
-        policy,
-        task,
-        ppo_cfg,
-        reward=reward,
-        terms=terms,
-        observers=observers,
-        prefit=prefit,
-        prefit_own=cfg.critic_prefit_own if state is None else 0,
-    )
-    result = FinetuneResult(seed=ppo_cfg.seed, wall_seconds=start_seconds)
+    learner: PPO | SAC
+    if sac is not None:
+        learner = SAC(
+            policy,
+            task,
+            sac,
+            anchor=anchor if cfg.kl > 0 else None,
+            kl=cfg.kl,
+            kl_decay=cfg.kl_decay,
+            start=cfg.value_warmup,
+            demos=demos,
+            observers=observers,
+        )
+    else:
+        learner = PPO(
+            policy,
+            task,
+            ppo_cfg,
+            reward=reward,
+            terms=terms,
+            observers=observers,
+            prefit=prefit,
+            prefit_own=cfg.critic_prefit_own if state is None else 0,
+        )
+    seed, n_envs = learner.config.seed, learner.config.n_envs
+    result = FinetuneResult(seed=seed, wall_seconds=start_seconds)
     if state is not None:
         tensors = load_file(str(ckpt / state["weights"]))
         learner.load_state(tensors, state["numbers"])
@@ -295,8 +313,8 @@ def finetune(
         result.wall_seconds = float(state["wall_seconds"])
         result.resumed_from = learner.updates
     writer = _tensorboard(out / "tb", learner.env_steps) if tensorboard else None
-    eval_seed = ppo_cfg.seed + EVAL_SEED_OFFSET
-    eval_envs = cfg.eval_envs or ppo_cfg.n_envs
+    eval_seed = seed + EVAL_SEED_OFFSET
+    eval_envs = cfg.eval_envs or n_envs
     bar = _bar(progress if progress is not True else name, cfg.steps, learner.env_steps)
 
     def run_eval() -> None:
@@ -358,7 +376,7 @@ def finetune(
             if learner.env_steps // cfg.eval_every > before // cfg.eval_every:
                 run_eval()
             if learner.updates % cfg.checkpoint_every == 0:
-                _write_checkpoint(ckpt, learner, settings, result)
+                write_checkpoint(ckpt, learner, settings, result)
         if result.evals[-1]["env_steps"] != learner.env_steps:
             run_eval()
     finally:
@@ -376,6 +394,22 @@ def finetune(
     return result
 
 
+def _check_sac(cfg: FinetuneConfig, reward: RewardSource | None) -> None:
+    """SAC takes the KL anchor, warm-up and temperature; the other terms are PPO's."""
+    ppo_only = [
+        f"--{name.replace('_', '-')}"
+        for name in ("bc_weight", "critic_prefit", "critic_prefit_own", "self_imitation")
+        if getattr(cfg, name) > 0
+    ]
+    if ppo_only:
+        raise ConfigError(
+            f"{', '.join(ppo_only)}: PPO's terms; --algo sac draws the demonstrations (--bc-data) "
+            "into its minibatches instead. Drop them, or use --algo ppo"
+        )
+    if reward is not None:
+        raise ConfigError("a learned reward source (GAIL, AIRL, preferences) runs with PPO")
+
+
 def _check_prefit_data(demos: Transitions | None) -> None:
     if demos is None:
         raise ConfigError(
@@ -391,74 +425,6 @@ def _check_prefit_data(demos: Transitions | None) -> None:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _write_checkpoint(
-    ckpt: Path, learner: PPO, settings: dict[str, Any], result: FinetuneResult
-) -> None:
-    """Weights to a new file (fsynced), then ``state.json`` naming it atomically, then the
-    older weights removed: a crash at any point leaves a complete checkpoint."""
-    ckpt.mkdir(parents=True, exist_ok=True)
-    tensors, numbers = learner.state()
-    name = f"learner-{learner.updates:06d}.safetensors"
-    save_file(tensors, str(ckpt / name), metadata={"format": CHECKPOINT_FORMAT})
-    fd = os.open(ckpt / name, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "weights": name,
-        "numbers": numbers,
-        "settings": settings,
-        "evals": result.evals,
-        "history": result.history,
-        "wall_seconds": result.wall_seconds,
-    }
-    write_atomic(ckpt / "state.json", json.dumps(state))
-    for old in ckpt.glob("learner-*.safetensors"):
-        if old.name != name:
-            old.unlink(missing_ok=True)
-
-
-def _read_checkpoint(ckpt: Path) -> dict[str, Any] | None:
-    file = ckpt / "state.json"
-    if not file.exists():
-        return None
-    try:
-        state = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{file}: corrupt JSON ({exc})") from None
-    keys = {"format", "weights", "numbers", "settings", "evals", "history", "wall_seconds"}
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{file}: not a protege fine-tuning checkpoint")
-    if set(state) != keys:
-        raise CheckpointError(f"{file}: expected the fields {sorted(keys)}")
-    weights = state["weights"]
-    if not isinstance(weights, str) or "/" in weights or not (ckpt / weights).is_file():
-        raise CheckpointError(f"{file}: field 'weights' names no file in {ckpt}")
-    return state
-
-
-def _check_same(out: Path, recorded: dict[str, Any], now: dict[str, Any]) -> None:
-    """A resumed run must train as the interrupted one did; only ``steps`` may change."""
-    a = json.loads(json.dumps(recorded))
-    b = json.loads(json.dumps(now))
-    a["finetune"].pop("steps", None)
-    b["finetune"].pop("steps", None)
-    if a != b:
-        diff = []
-        for part in sorted(set(a) | set(b)):
-            x, y = a.get(part), b.get(part)
-            if isinstance(x, dict) and isinstance(y, dict):
-                diff += sorted(f"{part}.{k}" for k in set(x) | set(y) if x.get(k) != y.get(k))
-            elif x != y:
-                diff.append(part)
-        raise ConfigError(
-            f"{out}: the run was started with other settings ({', '.join(diff)}); "
-            "resume with the same settings, or start a new run"
-        )
-
-
 def _tensorboard(path: Path, step: int) -> Any:
     """A TensorBoard writer (None if tensorboard is not installed); a resumed run's log
     drops the points after its checkpoint (``purge_step``)."""

@@ -41,10 +41,9 @@ from torch import nn
 
 from protege.algos.critic_prefit import CriticPrefit, batch_returns, prefit_critic
 from protege.algos.rl_rollout import (
-    RLBuffer,
-    RLEpisodes,
     RolloutBatch,
     SamplingActor,
+    collect_episodes,
     derived_seed,
     gae,
 )
@@ -53,8 +52,6 @@ from protege.errors import ConfigError, TrainingError
 from protege.policies.encoders import MLPEncoder
 from protege.policies.heads import HEADS
 from protege.policies.policy import Policy
-from protege.rollout.gates import LearnerGate
-from protege.rollout.loop import rollout
 from protege.rollout.observers import Observer
 from protege.tasks.base import Task
 
@@ -193,7 +190,8 @@ class PPO:
     Args:
         reward: the reward source (the env's reward by default).
         terms: extra policy losses (:class:`PolicyTerm`).
-        observers: more observers for every rollout (a store: :class:`RLEpisodes`, progress).
+        observers: more observers for every rollout (a store:
+            :class:`~protege.algos.rl_rollout.RLEpisodes`, progress).
         prefit: at the first update, after the observation renormalization and before its
             advantages, fit the critic to these returns (:mod:`protege.algos.critic_prefit`: a
             fine-tuning run's demonstrations and their discounted returns-to-go). No env steps.
@@ -246,28 +244,9 @@ class PPO:
         cfg = self.config
         if self._env is None:
             self._env = self.task.make_vec_env(cfg.n_envs)
-        buffer = RLBuffer(self.actor)
-        generator = torch.Generator().manual_seed(derived_seed(cfg.seed, update, 1))
-        for o in self.observers:
-            if isinstance(o, RLEpisodes):
-                o.begin_update(update)
-        parts: list[RolloutBatch] = []
-        steps, call = 0, 0
-        while steps < cfg.rollout_steps:
-            rollout(
-                self._env,
-                cfg.n_envs,
-                gate=LearnerGate(label=False),
-                seed=derived_seed(cfg.seed, update, 2, call) % 2**31,
-                learner=self.actor,
-                observers=[buffer, *self.observers],
-                deterministic=False,
-                generator=generator,
-            )
-            parts.append(buffer.batch())
-            steps += len(parts[-1])
-            call += 1
-        return _concat(parts)
+        return collect_episodes(
+            self._env, self.actor, cfg.rollout_steps, cfg.seed, update, self.observers
+        )
 
     def close(self) -> None:
         """Close the learner's vector env."""
@@ -450,21 +429,3 @@ class _Scaled(nn.Module):
 
 def _add(sums: dict[str, float], key: str, value: float) -> None:
     sums[key] = sums.get(key, 0.0) + value
-
-
-def _concat(parts: list[RolloutBatch]) -> RolloutBatch:
-    if len(parts) == 1:
-        return parts[0]
-    return RolloutBatch(
-        obs=np.concatenate([p.obs for p in parts]),
-        next_obs=np.concatenate([p.next_obs for p in parts]),
-        actions=np.concatenate([p.actions for p in parts]),
-        raw_actions=torch.cat([p.raw_actions for p in parts]),
-        logp=torch.cat([p.logp for p in parts]),
-        values=torch.cat([p.values for p in parts]),
-        env_rewards=np.concatenate([p.env_rewards for p in parts]),
-        terminal=np.concatenate([p.terminal for p in parts]),
-        last=np.concatenate([p.last for p in parts]),
-        episode_returns=[r for p in parts for r in p.episode_returns],
-        episode_lengths=[n for p in parts for n in p.episode_lengths],
-    )

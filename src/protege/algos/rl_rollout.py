@@ -23,6 +23,8 @@ from torch import nn
 from protege.data.episode import Episode
 from protege.data.store import Store
 from protege.policies.policy import Policy
+from protege.rollout.gates import LearnerGate
+from protege.rollout.loop import rollout
 from protege.rollout.observers import EpisodeEnd, Observer, Step, StoreEpisodes
 
 
@@ -178,6 +180,63 @@ class RLEpisodes(StoreEpisodes):
         extras = {**episode.extras, "rl_update": float(key[0]), "episode": float(key[1])}
         self.store.append(dataclasses.replace(episode, extras=extras))
         self.stored.add(key)
+
+
+def collect_episodes(
+    env: gym.vector.VectorEnv,
+    actor: SamplingActor,
+    min_steps: int,
+    seed: int,
+    update: int,
+    observers: list[Observer],
+) -> RolloutBatch:
+    """At least ``min_steps`` steps of whole episodes sampled by ``actor``, in rollouts of one
+    episode per sub-env seeded from ``(seed, update, call)`` (action draws from ``(seed,
+    update)``); ``observers`` see every step, and a store's :class:`RLEpisodes` is told the
+    update first. The RL learners' one way of collecting (:mod:`protege.algos.ppo`,
+    :mod:`protege.algos.sac`)."""
+    n_envs = env.num_envs
+    buffer = RLBuffer(actor)
+    generator = torch.Generator().manual_seed(derived_seed(seed, update, 1))
+    for o in observers:
+        if isinstance(o, RLEpisodes):
+            o.begin_update(update)
+    parts: list[RolloutBatch] = []
+    steps, call = 0, 0
+    while steps < min_steps:
+        rollout(
+            env,
+            n_envs,
+            gate=LearnerGate(label=False),
+            seed=derived_seed(seed, update, 2, call) % 2**31,
+            learner=actor,
+            observers=[buffer, *observers],
+            deterministic=False,
+            generator=generator,
+        )
+        parts.append(buffer.batch())
+        steps += len(parts[-1])
+        call += 1
+    return concat(parts)
+
+
+def concat(parts: list[RolloutBatch]) -> RolloutBatch:
+    """One batch of ``parts``' steps, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    return RolloutBatch(
+        obs=np.concatenate([p.obs for p in parts]),
+        next_obs=np.concatenate([p.next_obs for p in parts]),
+        actions=np.concatenate([p.actions for p in parts]),
+        raw_actions=torch.cat([p.raw_actions for p in parts]),
+        logp=torch.cat([p.logp for p in parts]),
+        values=torch.cat([p.values for p in parts]),
+        env_rewards=np.concatenate([p.env_rewards for p in parts]),
+        terminal=np.concatenate([p.terminal for p in parts]),
+        last=np.concatenate([p.last for p in parts]),
+        episode_returns=[r for p in parts for r in p.episode_returns],
+        episode_lengths=[n for p in parts for n in p.episode_lengths],
+    )
 
 
 def gae(

@@ -9,7 +9,7 @@ from protege.cli import output, results_json
 from protege.cli.flags import add_config_flags, config_values, json_flag, run_flags, task_flag
 from protege.cli.learn import _make_task
 from protege.cli.registry import command
-from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.configs.rl import FinetuneConfig, PPOConfig, SACConfig
 from protege.errors import ConfigError, DataError
 
 
@@ -17,7 +17,15 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, metavar="DIR", help="the policy to start from")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (the policy too)")
     task_flag(p, required=False, extra=" (default: the task recorded with the policy)")
-    p.add_argument("--algo", default="ppo", choices=["ppo"], help="the RL learner (default: ppo)")
+    p.add_argument(
+        "--algo",
+        default="ppo",
+        choices=["ppo", "sac"],
+        help="the RL learner (default: ppo). sac: off-policy soft actor-critic for categorical "
+        "policies, --bc-data drawn into its minibatches, --kl its KL weight to the start; the "
+        f"flags it shares with PPO ({', '.join('--' + n.replace('_', '-') for n in SHARED)}) "
+        "then set SACConfig's fields, whose defaults differ (see protege.configs.rl.SACConfig)",
+    )
     p.add_argument(
         "--bc-data",
         metavar="STORE",
@@ -25,6 +33,15 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
         "pre-fit (--critic-prefit > 0: they must carry rewards)",
     )
     ppo_run_flags(p, FinetuneConfig)
+    add_config_flags(p, SACConfig, skip=(*SHARED, "seed"))
+
+
+SHARED = (
+    *("rollout_steps", "n_envs", "gamma", "lr", "critic_lr", "critic_hidden_sizes"),
+    *("max_grad_norm", "renormalize_obs"),
+)
+"""The fields SACConfig shares with PPOConfig: one flag each, read by the chosen learner."""
+PPO_ONLY = ("epochs", "minibatch_size", "gae_lambda", "clip")
 
 
 def ppo_run_flags(
@@ -95,6 +112,17 @@ def finetune(args: argparse.Namespace) -> None:
     task = _make_task(task_name, None if args.task else f"{args.policy}")
     cfg = FinetuneConfig(**config_values(FinetuneConfig, args))
     ppo = PPOConfig(**config_values(PPOConfig, args, skip=("seed",)), seed=args.seed)
+    sac = None
+    if args.algo == "sac":
+        sac = SACConfig(**config_values(SACConfig, args, skip=("seed",)), seed=args.seed)
+        given = [f"--{n.replace('_', '-')}" for n in PPO_ONLY if getattr(args, n) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: PPO's settings; --algo sac does not use them")
+    else:
+        sac_only = config_values(SACConfig, args, skip=(*SHARED, "seed"))
+        if sac_only:
+            flags = ", ".join(f"--{n.replace('_', '-')}" for n in sac_only)
+            raise ConfigError(f"{flags}: SAC's settings; give --algo sac to use them")
     demos = None
     if args.bc_data is not None:
         store = Store.open(args.bc_data)
@@ -116,6 +144,7 @@ def finetune(args: argparse.Namespace) -> None:
         args.out,
         cfg,
         ppo,
+        sac=sac,
         demos=demos,
         resume=args.resume,
         progress="fine-tune" if args.progress else False,
@@ -139,7 +168,7 @@ def finetune(args: argparse.Namespace) -> None:
     output.facts(
         "Fine-tuning",
         {
-            "algo": "ppo",
+            "algo": args.algo,
             "KL": f"{cfg.kl} × {cfg.kl_decay}^update" if cfg.kl else "off",
             "BC term": f"{cfg.bc_weight} × {cfg.bc_decay}^update" if cfg.bc_weight else "off",
             "env steps": f"{result.env_steps:,} ({result.updates} updates)",
@@ -156,7 +185,7 @@ def finetune(args: argparse.Namespace) -> None:
         "bc_data": args.bc_data,
         "resume": args.resume,
         "finetune": dataclasses.asdict(cfg),
-        "ppo": dataclasses.asdict(ppo),
+        **({"sac": dataclasses.asdict(sac)} if sac else {"ppo": dataclasses.asdict(ppo)}),
     }
     results_json.write(
         args,

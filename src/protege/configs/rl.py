@@ -65,6 +65,64 @@ class PPOConfig:
 
 
 @dataclass
+class SACConfig:
+    """Soft actor-critic for a categorical policy (:class:`protege.algos.sac.SAC`), off-policy
+    with the demonstrations in its replay. Each update collects at least ``rollout_steps``
+    steps of whole episodes (one per sub-env), appends them to the replay as ``nstep``-step
+    transitions, then takes ``utd`` gradient steps per collected step on minibatches drawn
+    ``demo_fraction`` from the demonstrations and the rest from the replay. The actor is
+    regularized by ``FinetuneConfig.kl`` times KL(π ‖ π_start), not by an entropy bonus."""
+
+    rollout_steps: int = 1
+    """Steps collected (whole episodes) before each update (1: one episode per sub-env)."""
+    n_envs: int = 1
+    """Sub-envs the learner collects on."""
+    utd: float = 1.0
+    """Gradient steps per collected env step (the update-to-data ratio)."""
+    batch_size: int = 256
+    demo_fraction: float = 0.5
+    """Share of each minibatch drawn from the demonstrations (--bc-data; 0 without them)."""
+    nstep: int = 3
+    """Rewards summed before bootstrapping from the target critics."""
+    gamma: float = 0.99
+    lr: float = 3e-4
+    """The policy's Adam learning rate."""
+    critic_lr: float = 3e-4
+    """The twin Q networks' Adam learning rate."""
+    tau: float = 0.005
+    """Polyak rate of the target Q networks."""
+    critic_hidden_sizes: tuple[int, ...] = (128, 128)
+    """Each Q network's hidden layers (ReLU); one output per action."""
+    reward_scale: float = 0.1
+    """Rewards are multiplied by this for the critics (the KL weight is in those units)."""
+    buffer_size: int = 200_000
+    """Replay capacity in steps (the oldest are dropped first)."""
+    max_grad_norm: float = 10.0
+    renormalize_obs: bool = True
+    """At the first update, re-express the policy's observation normalization in the units
+    of its own rollouts, its function unchanged (as PPOConfig.renormalize_obs)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        own = "SACConfig"
+        check_int(own, "rollout_steps", self.rollout_steps, 1, MAX_STEPS)
+        check_int(own, "n_envs", self.n_envs, 1, 1024)
+        check_float(own, "utd", self.utd, 0.0, 1000.0, lo_open=True)
+        check_int(own, "batch_size", self.batch_size, 1, 2**20)
+        check_float(own, "demo_fraction", self.demo_fraction, 0.0, 1.0)
+        check_int(own, "nstep", self.nstep, 1, 1000)
+        check_float(own, "gamma", self.gamma, 0.0, 1.0)
+        check_float(own, "lr", self.lr, 0.0)
+        check_float(own, "critic_lr", self.critic_lr, 0.0)
+        check_float(own, "tau", self.tau, 0.0, 1.0, lo_open=True)
+        check_sizes(own, "critic_hidden_sizes", self.critic_hidden_sizes)
+        check_float(own, "reward_scale", self.reward_scale, 0.0, lo_open=True)
+        check_int(own, "buffer_size", self.buffer_size, 1, MAX_STEPS)
+        check_float(own, "max_grad_norm", self.max_grad_norm, 0.0, lo_open=True)
+        check_int(own, "seed", self.seed, 0, MAX_SEED)
+
+
+@dataclass
 class FinetuneConfig:
     """``protege finetune``: RL from a trained policy on the task's reward.
 

@@ -16,7 +16,7 @@ from protege.algos import bc
 from protege.algos.finetune import FinetuneResult, finetune
 from protege.configs.bc import BCConfig
 from protege.configs.policy import PolicyConfig
-from protege.configs.rl import FinetuneConfig, PPOConfig
+from protege.configs.rl import FinetuneConfig, PPOConfig, SACConfig
 from protege.data.store import Store
 from protege.errors import ConfigError
 from protege.experts.classic import CartPoleExpert
@@ -89,6 +89,11 @@ class Arm:
     self_imitation: float = 0.0
     self_imitation_episodes: int = 10
     scratch: bool = False
+    algo: str = "ppo"
+    """The learner: ``ppo``, or ``sac`` (:class:`~protege.algos.sac.SAC`, its defaults; ``kl``
+    its KL weight; from scratch, KL to the fresh policy and no demonstrations)."""
+    replay_demos: bool = True
+    """SAC: draw the demonstrations into its minibatches."""
 
 
 def run_arm(
@@ -132,7 +137,8 @@ def run_arm(
         eval_sampled=eval_sampled,
         stop_return=stop_return,
     )
-    uses_demos = arm.bc_weight > 0 or arm.critic_prefit > 0
+    sac_demos = arm.algo == "sac" and arm.replay_demos and not arm.scratch
+    uses_demos = arm.bc_weight > 0 or arm.critic_prefit > 0 or sac_demos
     data = Store.open(demos).transitions() if demos is not None and uses_demos else None
     return finetune(
         policy,
@@ -140,6 +146,7 @@ def run_arm(
         out,
         cfg,
         ppo,
+        sac=SACConfig(seed=ppo.seed) if arm.algo == "sac" else None,
         demos=data,
         progress=progress,
         tensorboard=False,
