@@ -68,6 +68,7 @@ declare -A CMD=(
   [finetune_lunarlander_e30_lowbc_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --seeds 53 109 111 --arms scratch --scratch-steps 300000 --out $OUT/finetune_lunarlander_e30_lowbc_scratch"
   [finetune_lunarlander_e30_lowbc_own]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --critic-prefit-own 2000 --out $OUT/finetune_lunarlander_e30_lowbc_own"
   [finetune_lunarlander_e30_lowbc_e10]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --stop-at-level --n-envs 4 --rollout-steps 1024 --arms bc_prefit --critic-prefit 0 --steps 60000 --seeds 53 109 111 --epochs 10 --out $OUT/finetune_lunarlander_e30_lowbc_e10"
+  [finetune_lunarlander_sac_screen]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --bc-only --seeds $(seq 121 220) --out $OUT/finetune_lunarlander_sac_screen"
   [finetune_lunarlander_sac_dev]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --steps 60000 --arms sac --seeds 8 23 25 27 53 109 111 --out $OUT/finetune_lunarlander_sac_dev"
   [finetune_lunarlander_sac_fresh]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --steps 60000 --arms sac --seeds 131 132 193 195 196 --out $OUT/finetune_lunarlander_sac_fresh"
   [finetune_lunarlander_sac_fresh_scratch]="$PY benchmarks/finetune.py --task lunarlander --demos 10 --eval-episodes 30 --eval-every 5000 --stop-at-level --scratch-steps 300000 --arms scratch --seeds 131 132 193 195 196 --out $OUT/finetune_lunarlander_sac_fresh_scratch"
@@ -235,6 +236,7 @@ ORDER=(
   finetune_lunarlander_e30_lowbc_scratch
   finetune_lunarlander_e30_lowbc_own
   finetune_lunarlander_e30_lowbc_e10
+  finetune_lunarlander_sac_screen
   finetune_lunarlander_sac_dev
   finetune_lunarlander_sac_fresh
   finetune_lunarlander_sac_fresh_scratch
