@@ -1,6 +1,6 @@
-"""``protege finetune --algo sac``: soft actor-critic from a categorical policy with the
-demonstrations in its replay (issue 15) — it learns, the KL anchor holds, n-step transitions,
-resume, and the errors."""
+"""``protege finetune --algo sac``: soft actor-critic from a categorical or Gaussian policy with
+the demonstrations in its replay (issue 15) — it learns, the KL anchor holds, n-step
+transitions, resume, and the errors."""
 
 from __future__ import annotations
 
@@ -100,11 +100,10 @@ def test_sac_resumes_as_if_never_stopped(weak: Path, demos: Path, tmp_path: Path
 
 
 def test_sac_refuses_what_it_cannot_run(weak: Path, demos: Path, tmp_path: Path) -> None:
-    gaussian = Policy(
-        PolicyConfig.for_spaces(*protege.tasks.make("pendulum").spaces, head="gaussian"), seed=0
-    )
-    with pytest.raises(ConfigError, match="categorical heads"):
-        finetune(gaussian, protege.tasks.make("pendulum"), tmp_path / "g", sac=SMALL)
+    pendulum = protege.tasks.make("pendulum")
+    mixture = Policy(PolicyConfig.for_spaces(*pendulum.spaces, head="mog"), seed=0)
+    with pytest.raises(ConfigError, match="categorical and gaussian heads, not 'mog'"):
+        finetune(mixture, pendulum, tmp_path / "g", sac=SMALL)
     with pytest.raises(ConfigError, match="--bc-weight: PPO's terms"):
         run(weak, demos, tmp_path / "b", steps=100, bc_weight=0.1)
     data = Store.open(demos).transitions()
@@ -130,3 +129,30 @@ def test_cli_runs_sac_and_keeps_each_learner_s_flags_apart(
     assert "--epochs: PPO's settings" in capsys.readouterr().err
     assert main([*base, "--utd", "2", "--out", str(tmp_path / "y")]) == 2
     assert "--utd: SAC's settings" in capsys.readouterr().err
+
+
+def test_sac_fine_tunes_a_gaussian_pendulum_policy_and_a_strong_anchor_holds_it(
+    tmp_path: Path,
+) -> None:
+    pendulum = protege.tasks.make("pendulum")
+    protege.collect(pendulum, tmp_path / "demos", episodes=4, n_envs=4, seed=0)
+    data = Store.open(tmp_path / "demos").transitions()
+    config = PolicyConfig.for_spaces(*pendulum.spaces, hidden_sizes=(64, 64), head="gaussian")
+    bc = Policy(config, seed=0)
+    protege.bc.fit(bc, data, BCConfig(steps=500, batch_size=64, seed=0, progress=False))
+    start = bc.save(tmp_path / "bc")
+    sac = SACConfig(n_envs=2, seed=0)
+
+    def tune(kl: float, steps: int, out: str) -> protege.algos.finetune.FinetuneResult:
+        cfg = FinetuneConfig(steps=steps, kl=kl, value_warmup=0, eval_every=1000, eval_episodes=4)
+        policy = Policy.load(start)
+        return finetune(
+            policy, pendulum, tmp_path / out, cfg, sac=sac, demos=data, tensorboard=False
+        )
+
+    free = tune(0.1, 3000, "free")
+    first = free.evals[0]["mean_return"]
+    assert first < -400  # BC on 4 demonstrations swings the pendulum up only sometimes
+    assert free.evals[-1]["mean_return"] >= first + 150
+    held = tune(3.0, 1000, "held")
+    assert abs(held.evals[-1]["mean_return"] - first) <= 0.1 * abs(first)

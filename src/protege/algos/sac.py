@@ -1,6 +1,6 @@
-"""Soft actor-critic from a categorical policy, the demonstrations in its replay.
+"""Soft actor-critic from a categorical or Gaussian policy, the demonstrations in its replay.
 
-``protege finetune --algo sac``: an off-policy learner for discrete actions. PPO learns only
+``protege finetune --algo sac``: an off-policy learner. PPO learns only
 from the batch it just collected; this learner keeps every step it has seen and, with
 demonstrations (``--bc-data``, with rewards), draws part of every minibatch from them
 (symmetric sampling, as RLPD: Ball et al. 2023), so the demonstrations teach the critic what
@@ -12,7 +12,10 @@ standardized observations) learn by TD on ``nstep``-step returns,
 ``V̄(s) = Σ_a π(a|s) [min Q̄(s, a) − α (log π(a|s) − log π₀(a|s))]`` of Polyak-averaged targets.
 The actor minimizes ``Σ_a π(a|s) [α (log π(a|s) − log π₀(a|s)) − min Q(s, a)]`` exactly over
 the actions (no sampling): its optimum is ``π ∝ π₀ exp(Q/α)``, the starting policy ``π₀``
-re-weighted by the critic. ``α`` is the fine-tuning run's KL coefficient
+re-weighted by the critic. For a Gaussian head (continuous actions) the Q networks take the
+action as an input and the sums over actions become one reparameterized sample
+``a = μ + σ ε`` (clamped to the action bounds), with the KL between the two Gaussians in
+closed form: ``α KL(π(s) ‖ π₀(s)) − min Q(s, a)``. ``α`` is the fine-tuning run's KL coefficient
 (``FinetuneConfig.kl``, decayed per update by ``kl_decay``), so the KL anchor to the BC policy
 is the regularizer SAC's entropy bonus is elsewhere (with ``kl`` 0 the actor follows the
 critic greedily). Rewards are multiplied by ``reward_scale`` for the critics.
@@ -41,6 +44,7 @@ from protege.configs.rl import SACConfig
 from protege.data.transitions import Transitions
 from protege.errors import ConfigError, DataError, TrainingError
 from protege.policies.heads.categorical import CategoricalHead
+from protege.policies.heads.gaussian import GaussianHead
 from protege.policies.mlp import mlp
 from protege.policies.policy import Policy
 from protege.rollout.observers import Observer
@@ -82,12 +86,20 @@ def nstep_transitions(
         raise ValueError("the steps must end with an episode's last step")
     return {
         "obs": np.asarray(obs, np.float32),
-        "actions": np.asarray(actions, np.int64).reshape(size),
+        "actions": _actions(actions, size),
         "returns": returns.astype(np.float32),
         "next_obs": np.asarray(next_obs, np.float32)[reach],
         "done": done,
         "discount": discount.astype(np.float32),
     }
+
+
+def _actions(actions: np.ndarray, size: int) -> np.ndarray:
+    """Discrete actions as (size,) int64, continuous ones as (size, act_dim) float32."""
+    a = np.asarray(actions)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64).reshape(size)
+    return a.astype(np.float32).reshape(size, -1)
 
 
 def demo_transitions(demos: Transitions, n: int, gamma: float) -> dict[str, np.ndarray]:
@@ -114,11 +126,15 @@ def demo_transitions(demos: Transitions, n: int, gamma: float) -> dict[str, np.n
 class Replay:
     """A ring of n-step transitions (:data:`FIELDS`), the oldest dropped first."""
 
-    def __init__(self, capacity: int, obs_dim: int):
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int | None = None):
+        """``act_dim`` None: discrete actions (int64 indices)."""
         self.capacity, self.size, self.pos = capacity, 0, 0
+        actions = (
+            np.zeros((capacity, act_dim), np.float32) if act_dim else np.zeros(capacity, np.int64)
+        )
         self.data: dict[str, np.ndarray] = {
             "obs": np.zeros((capacity, obs_dim), np.float32),
-            "actions": np.zeros(capacity, np.int64),
+            "actions": actions,
             "returns": np.zeros(capacity, np.float32),
             "next_obs": np.zeros((capacity, obs_dim), np.float32),
             "done": np.zeros(capacity, np.float32),
@@ -135,7 +151,8 @@ class Replay:
 
 
 class SAC:
-    """Soft actor-critic on ``policy`` (a categorical head) and ``task`` (module docstring).
+    """Soft actor-critic on ``policy`` (categorical or Gaussian head) and ``task`` (module
+    docstring).
 
     Args:
         anchor: the frozen starting policy π₀ of the KL term (None: no KL term).
@@ -159,25 +176,36 @@ class SAC:
         observers: Sequence[Observer] = (),
     ):
         check_trainable(policy, "the policy")
-        if not isinstance(policy.head, CategoricalHead):
+        if not isinstance(policy.head, CategoricalHead | GaussianHead):
             raise ConfigError(
-                f"--algo sac fine-tunes categorical heads (discrete actions), not "
+                f"--algo sac fine-tunes categorical and gaussian heads, not "
                 f"{policy.config.head!r}; use --algo ppo"
             )
+        self.discrete = isinstance(policy.head, CategoricalHead)
         self.policy, self.task, self.config = policy, task, config
         self.anchor = anchor.eval().requires_grad_(False) if anchor is not None else None
         self.kl, self.kl_decay, self.start = kl, kl_decay, start
         self.observers = list(observers)
         obs_dim = int(np.prod(policy.config.obs_shape))
-        n_actions = int(policy.head.n_actions)
+        act_dim = policy.config.act_dim
+        q_in = obs_dim if self.discrete else obs_dim + act_dim
+        q_out = policy.config.n_actions if self.discrete else 1
+        self.bounds = None
+        """The action bounds in the policy's normalized units (continuous actions)."""
+        if not self.discrete and policy.config.action_low is not None:
+            lo, hi = policy.config.action_low, policy.config.action_high
+            self.bounds = (
+                policy.normalize_actions(torch.tensor(lo, dtype=torch.float32)),
+                policy.normalize_actions(torch.tensor(hi, dtype=torch.float32)),
+            )
         self.demos = demo_transitions(demos, config.nstep, config.gamma) if demos else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derived_seed(config.seed, 7))
             self.q = nn.ModuleList(
                 [
                     nn.Sequential(
-                        mlp(obs_dim, config.critic_hidden_sizes),
-                        nn.Linear(config.critic_hidden_sizes[-1], n_actions),
+                        mlp(q_in, config.critic_hidden_sizes),
+                        nn.Linear(config.critic_hidden_sizes[-1], q_out),
                     )
                     for _ in range(2)
                 ]
@@ -188,7 +216,7 @@ class SAC:
         policy.eval()
         self.policy_opt = torch.optim.Adam(policy.parameters(), lr=config.lr)
         self.critic_opt = torch.optim.Adam(self.q.parameters(), lr=config.critic_lr)
-        self.replay = Replay(config.buffer_size, obs_dim)
+        self.replay = Replay(config.buffer_size, obs_dim, None if self.discrete else act_dim)
         self.updates = 0
         self.env_steps = 0
         self.actor = SamplingActor(policy, _NoValue())
@@ -246,7 +274,7 @@ class SAC:
         n_grad = max(1, round(cfg.utd * len(batch)))
         for _ in range(n_grad):
             mb = self._minibatch(g)
-            for k, v in self._gradient_step(mb, alpha, train_policy).items():
+            for k, v in self._gradient_step(mb, alpha, train_policy, g).items():
                 sums[k] = sums.get(k, 0.0) + v
         metrics = {k: v / n_grad for k, v in sums.items()}
         metrics["episode_return"] = float(np.mean(batch.episode_returns))
@@ -278,11 +306,23 @@ class SAC:
         logits = head.logits(policy.features(policy.normalize_obs(obs)))[:, 0]
         return F.log_softmax(logits, -1)
 
-    def _q(self, nets: nn.ModuleList, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _q(
+        self, nets: nn.ModuleList, obs: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both Q networks on standardized ``obs`` (and, continuous, the normalized action)."""
         x = (obs.flatten(1) - self.obs_mean) / self.obs_std
+        if action is not None:
+            x = torch.cat([x, action.reshape(len(x), -1)], 1)
         return nets[0](x), nets[1](x)
 
     def _gradient_step(
+        self, mb: dict[str, torch.Tensor], alpha: float, train_policy: bool, g: torch.Generator
+    ) -> dict[str, float]:
+        if self.discrete:
+            return self._discrete_step(mb, alpha, train_policy)
+        return self._continuous_step(mb, alpha, train_policy, g)
+
+    def _discrete_step(
         self, mb: dict[str, torch.Tensor], alpha: float, train_policy: bool
     ) -> dict[str, float]:
         cfg = self.config
@@ -299,13 +339,7 @@ class SAC:
         q1, q2 = self._q(self.q, mb["obs"])
         a = mb["actions"][:, None]
         q_loss = F.mse_loss(q1.gather(1, a)[:, 0], y) + F.mse_loss(q2.gather(1, a)[:, 0], y)
-        self.critic_opt.zero_grad()
-        q_loss.backward()
-        nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
-        self.critic_opt.step()
-        with torch.no_grad():
-            for p, t in zip(self.q.parameters(), self.q_target.parameters(), strict=True):
-                t.lerp_(p, cfg.tau)
+        self._critic_update(q_loss)
         out = {"q_loss": q_loss.item()}
         if train_policy:
             logp = self._logp(self.policy, mb["obs"])
@@ -317,12 +351,64 @@ class SAC:
             pi = logp.exp()
             kl = (pi * (logp - anchor)).sum(-1).mean() if anchor is not None else logp.sum() * 0
             loss = alpha * kl - (pi * q).sum(-1).mean()
-            self.policy_opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-            self.policy_opt.step()
+            self._actor_update(loss)
             out.update({"policy_loss": loss.item(), "kl": kl.item()})
         return out
+
+    def _sample(self, obs: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterized action (normalized, clamped to the bounds) and KL(π ‖ π₀) per row
+        (zeros without an anchor)."""
+        policy, head = self.policy, self.policy.head
+        assert isinstance(head, GaussianHead)
+        feats = policy.features(policy.normalize_obs(obs))
+        a = head.sample(feats, g)[:, 0]
+        if self.bounds is not None:
+            a = torch.max(torch.min(a, self.bounds[1]), self.bounds[0])
+        if self.anchor is None:
+            return a, torch.zeros(len(a))
+        anchor = self.anchor
+        with torch.no_grad():
+            anchor_feats = anchor.features(anchor.normalize_obs(obs))
+        assert isinstance(anchor.head, GaussianHead)
+        return a, head.kl(feats, anchor.head, anchor_feats)[:, 0]
+
+    def _continuous_step(
+        self, mb: dict[str, torch.Tensor], alpha: float, train_policy: bool, g: torch.Generator
+    ) -> dict[str, float]:
+        cfg = self.config
+        with torch.no_grad():
+            a_next, kl_next = self._sample(mb["next_obs"], g)
+            q1, q2 = self._q(self.q_target, mb["next_obs"], a_next)
+            v = torch.min(q1, q2)[:, 0] - alpha * kl_next
+            y = mb["returns"] * cfg.reward_scale + mb["discount"] * (1 - mb["done"]) * v
+        a = self.policy.normalize_actions(mb["actions"])
+        q1, q2 = self._q(self.q, mb["obs"], a)
+        q_loss = F.mse_loss(q1[:, 0], y) + F.mse_loss(q2[:, 0], y)
+        self._critic_update(q_loss)
+        out = {"q_loss": q_loss.item()}
+        if train_policy:
+            a_new, kl_rows = self._sample(mb["obs"], g)
+            q = torch.min(*self._q(self.q, mb["obs"], a_new))[:, 0]
+            kl = kl_rows.mean()
+            loss = alpha * kl - q.mean()
+            self._actor_update(loss)
+            out.update({"policy_loss": loss.item(), "kl": kl.item()})
+        return out
+
+    def _critic_update(self, q_loss: torch.Tensor) -> None:
+        self.critic_opt.zero_grad()
+        q_loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), self.config.max_grad_norm)
+        self.critic_opt.step()
+        with torch.no_grad():
+            for p, t in zip(self.q.parameters(), self.q_target.parameters(), strict=True):
+                t.lerp_(p, self.config.tau)
+
+    def _actor_update(self, loss: torch.Tensor) -> None:
+        self.policy_opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+        self.policy_opt.step()
 
     # ---------------------------------------------------------------------- state
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -22,9 +22,10 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
         default="ppo",
         choices=["ppo", "sac"],
         help="the RL learner (default: ppo). sac: off-policy soft actor-critic for categorical "
-        "policies, --bc-data drawn into its minibatches, --kl its KL weight to the start; the "
-        f"flags it shares with PPO ({', '.join('--' + n.replace('_', '-') for n in SHARED)}) "
-        "then set SACConfig's fields, whose defaults differ (see protege.configs.rl.SACConfig)",
+        "and gaussian policies, --bc-data drawn into its minibatches, --kl its KL weight to the "
+        "start; the flags it shares with PPO "
+        f"({', '.join('--' + n.replace('_', '-') for n in SHARED)}) then set SACConfig's "
+        "fields, whose defaults differ (see protege.configs.rl.SACConfig)",
     )
     p.add_argument(
         "--bc-data",

@@ -66,12 +66,13 @@ class PPOConfig:
 
 @dataclass
 class SACConfig:
-    """Soft actor-critic for a categorical policy (:class:`protege.algos.sac.SAC`), off-policy
-    with the demonstrations in its replay. Each update collects at least ``rollout_steps``
-    steps of whole episodes (one per sub-env), appends them to the replay as ``nstep``-step
-    transitions, then takes ``utd`` gradient steps per collected step on minibatches drawn
-    ``demo_fraction`` from the demonstrations and the rest from the replay. The actor is
-    regularized by ``FinetuneConfig.kl`` times KL(π ‖ π_start), not by an entropy bonus."""
+    """Soft actor-critic for a categorical or Gaussian policy (:class:`protege.algos.sac.SAC`),
+    off-policy, with the demonstrations in its replay. Each update collects at least
+    ``rollout_steps`` steps of whole episodes (one per sub-env), appends them to the replay as
+    ``nstep``-step transitions, then takes ``utd`` gradient steps per collected step on
+    minibatches drawn ``demo_fraction`` from the demonstrations and the rest from the replay.
+    The actor is regularized by ``FinetuneConfig.kl`` times KL(π ‖ π_start), not by an entropy
+    bonus."""
 
     rollout_steps: int = 1
     """Steps collected (whole episodes) before each update (1: one episode per sub-env)."""
