@@ -76,6 +76,8 @@ declare -A CMD=(
   [finetune_pendulum_scratch]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --arms scratch --stop-at-level --out $OUT/finetune_pendulum_scratch"
   [finetune_pendulum_r1000]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --steps 20000 --stop-at-level --arms nokl_nowarm bc_prefit --critic-prefit 0 --rollout-steps 1000 --out $OUT/finetune_pendulum_r1000"
   [finetune_pendulum_kl]="$PY benchmarks/finetune.py --task pendulum --demos 10 --seeds 100 101 102 103 --steps 20000 --eval-every 2000 --stop-at-level --arms kl_prefit --critic-prefit 0 --out $OUT/finetune_pendulum_kl"
+  [finetune_pendulum_sac]="$PY benchmarks/finetune.py --task pendulum --demos 10 --eval-every 1000 --stop-at-level --steps 20000 --arms sac --seeds 100 101 102 103 --out $OUT/finetune_pendulum_sac"
+  [finetune_pendulum_sac_scratch]="$PY benchmarks/finetune.py --task pendulum --demos 10 --eval-every 1000 --stop-at-level --steps 20000 --scratch-steps 20000 --arms sac_scratch --seeds 100 101 --out $OUT/finetune_pendulum_sac_scratch"
   [finetune_lunarlander_long]="$PY benchmarks/finetune.py --task lunarlander --seeds 0 1 --arms nokl_soft --temperature 2 --steps 200000 --out $OUT/finetune_lunarlander_long"
   [adversarial_vs_imitation_pendulum_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks pendulum --methods airl --seeds 0 1 2 --steps pendulum=160000 --eval-every 8000 --eval-episodes 10 --learner rollout_steps=4000 n_envs=4 epochs=10 minibatch_size=64 lr=0.001 gamma=0.9 gae_lambda=0.95 clip=0.2 --out $OUT/adversarial_vs_imitation/pendulum_airl"
   [adversarial_vs_imitation_lunarlander_airl]="$PY benchmarks/adversarial_vs_imitation.py --tasks lunarlander --methods airl --seeds 0 1 2 --steps lunarlander=80000 --eval-every 16384 --eval-episodes 10 --out $OUT/adversarial_vs_imitation/lunarlander_airl"
@@ -244,6 +246,8 @@ ORDER=(
   finetune_pendulum_scratch
   finetune_pendulum_r1000
   finetune_pendulum_kl
+  finetune_pendulum_sac
+  finetune_pendulum_sac_scratch
   preferences_pendulum
   iql_critics_ab
   ensemble_speed_td_fit
