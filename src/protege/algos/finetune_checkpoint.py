@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from safetensors.torch import save_file
 
 from protege.data.files import write_atomic
@@ -23,6 +24,36 @@ if TYPE_CHECKING:
     from protege.algos.sac import SAC
 
 CHECKPOINT_FORMAT = "protege-finetune-checkpoint"
+
+
+def optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+    """Each optimizer's per-parameter state as ``{name}.{param index}.{key}`` tensors."""
+    tensors = {}
+    for name, opt in optimizers.items():
+        for i, state in opt.state_dict()["state"].items():
+            for k, v in state.items():
+                tensors[f"{name}.{i}.{k}"] = torch.as_tensor(v)
+    return tensors
+
+
+def part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors named ``{prefix}.…``, with the prefix taken off."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def load_optimizers(
+    optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Restore what :func:`optimizer_tensors` saved (hyperparameters stay the optimizers')."""
+    for name, opt in optimizers.items():
+        sd = opt.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, v in part(tensors, name).items():
+            i, k = key.split(".", 1)
+            state.setdefault(int(i), {})[k] = v
+        sd["state"] = state
+        opt.load_state_dict(sd)
 
 
 def write_checkpoint(

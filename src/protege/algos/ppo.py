@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 from protege.algos.critic_prefit import CriticPrefit, batch_returns, prefit_critic
+from protege.algos.finetune_checkpoint import load_optimizers, optimizer_tensors
+from protege.algos.finetune_checkpoint import part as tensor_part
 from protege.algos.rl_rollout import (
     RolloutBatch,
     SamplingActor,
@@ -376,10 +378,7 @@ class PPO:
         """Everything a resumed run needs: tensors (safetensors) and numbers (JSON)."""
         tensors = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
         tensors.update({f"critic.{k}": v for k, v in self.critic.state_dict().items()})
-        for name, opt in (("policy_opt", self.policy_opt), ("critic_opt", self.critic_opt)):
-            for i, s in opt.state_dict()["state"].items():
-                for k, v in s.items():
-                    tensors[f"{name}.{i}.{k}"] = torch.as_tensor(v)
+        tensors.update(optimizer_tensors(self._optimizers()))
         tensors.update({f"reward.{k}": v for k, v in self.reward.tensors().items()})
         for term in self.terms:
             tensors.update({f"term.{term.name}.{k}": v for k, v in term.tensors().items()})
@@ -390,23 +389,18 @@ class PPO:
         }
         return {k: v.detach().clone().contiguous() for k, v in tensors.items()}, numbers
 
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"policy_opt": self.policy_opt, "critic_opt": self.critic_opt}
+
     def load_state(self, tensors: dict[str, torch.Tensor], numbers: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
 
         def part(prefix: str) -> dict[str, torch.Tensor]:
-            n = len(prefix) + 1
-            return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            return tensor_part(tensors, prefix)
 
         self.policy.load_state_dict(part("policy"))
         self.critic.load_state_dict(part("critic"))
-        for name, opt in (("policy_opt", self.policy_opt), ("critic_opt", self.critic_opt)):
-            sd = opt.state_dict()
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, v in part(name).items():
-                i, k = key.split(".", 1)
-                state.setdefault(int(i), {})[k] = v
-            sd["state"] = state
-            opt.load_state_dict(sd)
+        load_optimizers(self._optimizers(), tensors)
         self.reward.load_tensors(part("reward"))
         for term in self.terms:
             term.load_tensors(part(f"term.{term.name}"))

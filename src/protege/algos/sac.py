@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protege.algos.finetune_checkpoint import load_optimizers, optimizer_tensors
+from protege.algos.finetune_checkpoint import part as tensor_part
 from protege.algos.ppo import check_trainable, renormalize_obs
 from protege.algos.rl_rollout import RolloutBatch, SamplingActor, collect_episodes, derived_seed
 from protege.configs.rl import SACConfig
@@ -417,10 +419,7 @@ class SAC:
         tensors.update({f"q.{k}": v for k, v in self.q.state_dict().items()})
         tensors.update({f"q_target.{k}": v for k, v in self.q_target.state_dict().items()})
         tensors["obs_mean"], tensors["obs_std"] = self.obs_mean, self.obs_std
-        for name, opt in (("policy_opt", self.policy_opt), ("critic_opt", self.critic_opt)):
-            for i, s in opt.state_dict()["state"].items():
-                for k, v in s.items():
-                    tensors[f"{name}.{i}.{k}"] = torch.as_tensor(v)
+        tensors.update(optimizer_tensors(self._optimizers()))
         for k, v in self.replay.data.items():
             tensors[f"replay.{k}"] = torch.from_numpy(v[: self.replay.size])
         numbers = {
@@ -430,25 +429,20 @@ class SAC:
         }
         return {k: v.detach().clone().contiguous() for k, v in tensors.items()}, numbers
 
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"policy_opt": self.policy_opt, "critic_opt": self.critic_opt}
+
     def load_state(self, tensors: dict[str, torch.Tensor], numbers: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
 
         def part(prefix: str) -> dict[str, torch.Tensor]:
-            n = len(prefix) + 1
-            return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            return tensor_part(tensors, prefix)
 
         self.policy.load_state_dict(part("policy"))
         self.q.load_state_dict(part("q"))
         self.q_target.load_state_dict(part("q_target"))
         self.obs_mean, self.obs_std = tensors["obs_mean"], tensors["obs_std"]
-        for name, opt in (("policy_opt", self.policy_opt), ("critic_opt", self.critic_opt)):
-            sd = opt.state_dict()
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, v in part(name).items():
-                i, k = key.split(".", 1)
-                state.setdefault(int(i), {})[k] = v
-            sd["state"] = state
-            opt.load_state_dict(sd)
+        load_optimizers(self._optimizers(), tensors)
         replay = part("replay")
         size = len(replay["actions"])
         for k, v in replay.items():
