@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -395,9 +396,7 @@ class PPO:
     def load_state(self, tensors: dict[str, torch.Tensor], numbers: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
 
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return tensor_part(tensors, prefix)
-
+        part = functools.partial(tensor_part, tensors)
         self.policy.load_state_dict(part("policy"))
         self.critic.load_state_dict(part("critic"))
         load_optimizers(self._optimizers(), tensors)

@@ -29,6 +29,7 @@ optimizer moments, the replay) is all a resumed run needs to reach the same numb
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -435,9 +436,7 @@ class SAC:
     def load_state(self, tensors: dict[str, torch.Tensor], numbers: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
 
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return tensor_part(tensors, prefix)
-
+        part = functools.partial(tensor_part, tensors)
         self.policy.load_state_dict(part("policy"))
         self.q.load_state_dict(part("q"))
         self.q_target.load_state_dict(part("q_target"))
