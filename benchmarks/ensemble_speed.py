@@ -60,7 +60,12 @@ def child(
 
     from protege import tasks
     from protege.algos import ensemble_dagger, thrifty
-    from protege.configs.methods import EnsembleConfig, ThriftyConfig
+
+    try:
+        from protege.configs.methods import EnsembleConfig, ThriftyConfig
+    except ImportError:  # the code before issue 11's configs move (e.g. 426d647)
+        EnsembleConfig = ensemble_dagger.EnsembleConfig
+        ThriftyConfig = thrifty.ThriftyConfig
 
     torch.set_num_threads(threads)
     task = tasks.make("lunarlander")

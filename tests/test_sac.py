@@ -150,7 +150,11 @@ def test_sac_fine_tunes_a_gaussian_pendulum_policy_and_a_strong_anchor_holds_it(
             policy, pendulum, tmp_path / out, cfg, sac=sac, demos=data, tensorboard=False
         )
 
-    free = tune(0.1, 3000, "free")
+    # Its first evaluations dip below BC's while the critic learns (to -1,579 at 2,000 steps);
+    # at 5,000 steps it had gained 500-1,050 over BC with each of SACConfig's seeds 0-7 on an
+    # Intel Xeon, so a gain of 150 is far from chance. At 3,000 steps it had not yet gained on
+    # 4 of the 8, seed 0 among them (the test's earlier budget, passing on an AMD EPYC only).
+    free = tune(0.1, 5000, "free")
     first = free.evals[0]["mean_return"]
     assert first < -400  # BC on 4 demonstrations swings the pendulum up only sometimes
     assert free.evals[-1]["mean_return"] >= first + 150
