@@ -113,6 +113,7 @@ declare -A CMD=(
   [iql_critics_ab]="$PY benchmarks/iql_critics_ab.py --store $OUT/offline_throughput_pendulum/pendulum/seed_0/store --rev 6a978d9 --steps 500 --reps 6"
   [ensemble_speed_td_fit]="$PY benchmarks/ensemble_speed.py --td-fit 3000"
   [ensemble_speed_threads_ab]="$PY benchmarks/ensemble_speed.py --td-fit 3000 --threads-ab --repeats 2"
+  [member_threads_size]="$PY benchmarks/member_threads_size.py --json $OUT/member_threads_size.json"
   [gail_vs_bc]="$PY benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 --out $OUT/gail_vs_bc"
   [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
   [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
@@ -252,6 +253,7 @@ ORDER=(
   iql_critics_ab
   ensemble_speed_td_fit
   ensemble_speed_threads_ab
+  member_threads_size
   adversarial_dev_lunarlander
   adversarial_vs_imitation_lunarlander_500k_s02
   adversarial_vs_imitation_lunarlander_500k_s1

@@ -35,6 +35,12 @@ def test_groups_split_members_evenly_and_threads_follow_the_rule(
     assert member_threads.groups(3, 1) == [slice(0, 3)]
     monkeypatch.setattr(member_threads, "cpus", lambda: 2)
     assert member_threads.threads(5) == (2 if torch.get_num_threads() == 1 else 1)
+    # Small products stay in one thread (the hand-offs would cost more than the second CPU).
+    small, large = member_threads.MIN_WORK - 1, member_threads.MIN_WORK
+    assert member_threads.threads(5, small) == 1
+    assert member_threads.threads(5, large) == member_threads.threads(5)
+    assert member_threads.groups(5, work=small) == [slice(0, 5)]
+    assert member_threads.product_work(64, [(256, 8), (256, 256), (4, 256)]) == 64 * 256 * 256
     member_threads.set_threads(1)
     assert member_threads.threads(5) == 1
     with pytest.raises(ValueError, match="at least 1"):

@@ -143,7 +143,9 @@ def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
     acts = torch.cat([m.train.actions for m in members])
     sizes = [len(m.train) for m in members]
     offsets = torch.as_tensor(np.cumsum([0, *sizes[:-1]]))[:, None]
-    parts = member_threads.groups(k)  # groups of members in parallel threads
+    # Groups of members in parallel threads, where the products are large enough.
+    shapes = [(w.shape[1], w.shape[2]) for w in mlp.weights]
+    parts = member_threads.groups(k, work=member_threads.product_work(b, shapes))
     bar = tqdm(range(1, steps + 1), desc=f"bc ×{k}", disable=not config.progress, leave=False)
     try:
         torch.set_flush_denormal(True)

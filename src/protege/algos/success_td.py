@@ -76,7 +76,9 @@ def td_fit(
     b = torch.empty(B, packed.shape[1])
     y = torch.empty(B)
     losses: list[torch.Tensor] = []
-    twins = member_threads.groups(2)  # the twins in parallel where a second CPU is free
+    # The twins in parallel where a second CPU is free and the products are large enough.
+    shapes = [(w.shape[1], w.shape[2]) for w in mlp.weights]
+    twins = member_threads.groups(2, work=member_threads.product_work(B, shapes))
     for step in range(config.q_steps):
         torch.randint(len(packed), (B - n_pos,), generator=gen, out=rows[: B - n_pos])
         if n_pos:

@@ -8,16 +8,19 @@ groups and computes each group's products in its own thread (the calling thread 
 first group); torch releases the GIL inside each product, so the groups run in parallel.
 Every member's arithmetic is the same products on the same values as in one batched call,
 so the results are bit-identical to one thread (``tests/test_member_threads.py``; MKL on the
-machine measured, an AMD EPYC): a group's batched product gives each member the bits of the
-whole stack's, except a lone member's product with one output column (another kernel), which
-is why :class:`~protege.policies.stacked.StackedBackprop` takes every member's last layer in
-one call. A thread waiting for the others sleeps rather than spins, so on a loaded machine
-the cost is a few thread switches per step (``benchmarks/ensemble_speed.py``).
+machines measured, an AMD EPYC and an Intel Xeon): a group's batched product gives each
+member the bits of the whole stack's, except a lone member's product with one output column
+(another kernel), which is why :class:`~protege.policies.stacked.StackedBackprop` takes every
+member's last layer in one call. A thread waiting for the others sleeps rather than spins,
+so on a loaded machine the cost is a few thread switches per step
+(``benchmarks/ensemble_speed.py``).
 
 The thread count (:func:`threads`): one per member up to the CPUs this process may use
-(``taskset -c 0 …`` gives it one), when torch itself runs on one thread; with more torch
-threads the products are already parallel and the members stay in the calling thread.
-:func:`set_threads` fixes it (1: never).
+(``taskset -c 0 …`` gives it one), when torch itself runs on one thread and a member's largest
+product in a step is at least :data:`MIN_WORK` multiply-adds; with more torch threads the
+products are already parallel, and with smaller products the hand-offs and the Python between
+them (which holds the GIL) cost more than the second CPU gives, so the members stay in the
+calling thread. :func:`set_threads` fixes it (1: never).
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
+
+MIN_WORK = 12_000_000
+"""Multiply-adds of a member's largest product per step (rows × inputs × outputs) from which
+its members get threads of their own. Measured (``benchmarks/member_threads_size.py``, 2-core
+Intel Xeon VM): stacked BC of 5 members took 1.20× the wall time in two threads at 4.2 million
+(256-wide layers, batch 64: ``protege demo``'s ensembles), 0.96-0.99× at 8.4-9.4 million,
+0.78-0.83× at 16.8 million; the success critic's fit 1.42× at 4.2 million, 0.93× at 16.8
+(256-wide, batch 256: its default)."""
 
 _pool: ThreadPoolExecutor | None = None
 _workers = 0
@@ -59,20 +70,29 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
-def threads(members: int) -> int:
-    """Threads for ``members`` stacked members: :func:`set_threads`' number if given, else
-    one per member up to :func:`cpus` when torch runs on one thread, else 1."""
+def threads(members: int, work: int | None = None) -> int:
+    """Threads for ``members`` stacked members whose largest product per step is ``work``
+    multiply-adds (None: large): :func:`set_threads`' number if given, else one per member up
+    to :func:`cpus` when torch runs on one thread and ``work`` is at least :data:`MIN_WORK`,
+    else 1."""
     if _fixed is not None:
         return max(1, min(_fixed, members))
-    if torch.get_num_threads() != 1:
+    if torch.get_num_threads() != 1 or (work is not None and work < MIN_WORK):
         return 1
     return max(1, min(cpus(), members))
 
 
-def groups(members: int, n_threads: int | None = None) -> list[slice]:
-    """``members`` split into contiguous groups, one per thread, sizes differing by at most 1
-    (the first groups the larger)."""
-    n = threads(members) if n_threads is None else max(1, min(n_threads, members))
+def product_work(rows: int, layer_shapes: list[tuple[int, int]]) -> int:
+    """Multiply-adds of the largest of a member's products on ``rows`` rows through layers
+    of weight shapes ``(outputs, inputs)``: what :func:`threads` weighs."""
+    return rows * max(o * i for o, i in layer_shapes)
+
+
+def groups(members: int, n_threads: int | None = None, work: int | None = None) -> list[slice]:
+    """``members`` split into contiguous groups, one per thread (``n_threads``, else
+    :func:`threads` of ``members`` and ``work``), sizes differing by at most 1 (the first
+    groups the larger)."""
+    n = threads(members, work) if n_threads is None else max(1, min(n_threads, members))
     size, extra = divmod(members, n)
     out, start = [], 0
     for g in range(n):
