@@ -131,9 +131,7 @@ def test_cli_runs_sac_and_keeps_each_learner_s_flags_apart(
     assert "--utd: SAC's settings" in capsys.readouterr().err
 
 
-def test_sac_fine_tunes_a_gaussian_pendulum_policy_and_a_strong_anchor_holds_it(
-    tmp_path: Path,
-) -> None:
+def test_sac_fine_tunes_a_gaussian_pendulum_policy(tmp_path: Path) -> None:
     pendulum = protege.tasks.make("pendulum")
     protege.collect(pendulum, tmp_path / "demos", episodes=4, n_envs=4, seed=0)
     data = Store.open(tmp_path / "demos").transitions()
@@ -141,22 +139,19 @@ def test_sac_fine_tunes_a_gaussian_pendulum_policy_and_a_strong_anchor_holds_it(
     bc = Policy(config, seed=0)
     protege.bc.fit(bc, data, BCConfig(steps=500, batch_size=64, seed=0, progress=False))
     start = bc.save(tmp_path / "bc")
+    cfg = FinetuneConfig(steps=5000, kl=0.1, value_warmup=0, eval_every=1000, eval_episodes=4)
     sac = SACConfig(n_envs=2, seed=0)
-
-    def tune(kl: float, steps: int, out: str) -> protege.algos.finetune.FinetuneResult:
-        cfg = FinetuneConfig(steps=steps, kl=kl, value_warmup=0, eval_every=1000, eval_episodes=4)
-        policy = Policy.load(start)
-        return finetune(
-            policy, pendulum, tmp_path / out, cfg, sac=sac, demos=data, tensorboard=False
-        )
-
     # Its first evaluations dip below BC's while the critic learns (to -1,579 at 2,000 steps);
     # at 5,000 steps it had gained 500-1,050 over BC with each of SACConfig's seeds 0-7 on an
     # Intel Xeon, so a gain of 150 is far from chance. At 3,000 steps it had not yet gained on
     # 4 of the 8, seed 0 among them (the test's earlier budget, passing on an AMD EPYC only).
-    free = tune(0.1, 5000, "free")
+    free = finetune(
+        Policy.load(start), pendulum, tmp_path / "ft", cfg, sac=sac, demos=data, tensorboard=False
+    )
     first = free.evals[0]["mean_return"]
     assert first < -400  # BC on 4 demonstrations swings the pendulum up only sometimes
     assert free.evals[-1]["mean_return"] >= first + 150
-    held = tune(3.0, 1000, "held")
-    assert abs(held.evals[-1]["mean_return"] - first) <= 0.1 * abs(first)
+    # No claim here that a strong anchor holds a Gaussian policy near BC's return on Pendulum:
+    # it does not reliably (kl 30 fell 37-39% below BC at 2,000 steps with SACConfig seed 5;
+    # kl 3.0 fell 73% with seed 0 under other float kernels), and with 4 evaluation episodes
+    # that each swing up or not, a 10% band is a coin toss. The anchor is tested on CartPole.
