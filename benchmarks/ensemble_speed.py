@@ -116,6 +116,23 @@ TD_SETTINGS = {
 }
 
 
+def td_batch(rows: int) -> tuple[dict[str, Any], Any]:
+    """``rows`` LunarLander-shaped transitions for the success critic's fit (8-d observations,
+    4 actions, 1% successes, seeded), and the rows of the successes."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "obs": torch.randn(rows, 8, generator=g),
+        "act": torch.randint(4, (rows,), generator=g),
+        "reward": (torch.rand(rows, generator=g) < 0.01).float(),
+        "next_obs": torch.randn(rows, 8, generator=g),
+        "next_act": torch.randint(4, (rows,), generator=g),
+        "done": (torch.rand(rows, generator=g) < 0.01).float(),
+    }
+    return batch, torch.nonzero(batch["reward"] > 0)[:, 0]
+
+
 def td_fit_seconds(rows: int, repeats: int, threads_ab: bool = False) -> None:
     """CPU seconds of one round's success-critic fit (:func:`protege.algos.success_td.td_fit`)
     under each of :data:`TD_SETTINGS`, on ``rows`` LunarLander-shaped transitions (8-d
@@ -132,16 +149,7 @@ def td_fit_seconds(rows: int, repeats: int, threads_ab: bool = False) -> None:
     from protege.policies.success_q import SuccessQ
 
     torch.set_num_threads(1)
-    g = torch.Generator().manual_seed(0)
-    batch = {
-        "obs": torch.randn(rows, 8, generator=g),
-        "act": torch.randint(4, (rows,), generator=g),
-        "reward": (torch.rand(rows, generator=g) < 0.01).float(),
-        "next_obs": torch.randn(rows, 8, generator=g),
-        "next_act": torch.randint(4, (rows,), generator=g),
-        "done": (torch.rand(rows, generator=g) < 0.01).float(),
-    }
-    positives = torch.nonzero(batch["reward"] > 0)[:, 0]
+    batch, positives = td_batch(rows)
     settings = TD_SETTINGS
     if threads_ab:
         settings = {"twins in one thread": {}, "twins in parallel threads": {}}

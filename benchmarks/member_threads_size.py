@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ensemble_speed import td_batch
 from store_load import machine
 
 BC_SIZES = [((64, 64), 64), ((256, 256), 64), ((256, 256), 128), ((384, 384), 64)]
@@ -124,17 +125,7 @@ def critic_rows(repeats: int, steps: int) -> list[dict[str, Any]]:
     from protege.configs.methods import ThriftyConfig
     from protege.policies.success_q import SuccessQ
 
-    g = torch.Generator().manual_seed(0)
-    n = 3000
-    batch = {
-        "obs": torch.randn(n, 8, generator=g),
-        "act": torch.randint(4, (n,), generator=g),
-        "reward": (torch.rand(n, generator=g) < 0.01).float(),
-        "next_obs": torch.randn(n, 8, generator=g),
-        "next_act": torch.randint(4, (n,), generator=g),
-        "done": (torch.rand(n, generator=g) < 0.01).float(),
-    }
-    positives = torch.nonzero(batch["reward"] > 0)[:, 0]
+    batch, positives = td_batch(3000)
     rows = []
     for b in CRITIC_BATCHES:
         cfg = dataclasses.replace(ThriftyConfig(), q_steps=steps, q_batch=b)
