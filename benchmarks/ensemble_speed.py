@@ -22,8 +22,9 @@ baseline is the code as it was, not a path kept alive only to be measured.
 
 ``--merge`` prints one table from several runs' JSON files (seeds run side by side);
 ``--td-fit ROWS`` times only one round's success-critic fit under protege's and the paper's Q
-settings (with ``--threads-ab``: under protege's, its twins in one thread and in parallel
-threads, :mod:`protege.policies.member_threads`).
+settings (with ``--threads-ab``: under protege's, its twins in one thread, in parallel
+threads, :mod:`protege.policies.member_threads`, and in two processes,
+:mod:`protege.policies.member_procs`). CPU seconds count the forked halves of the fits.
 
     .venv/bin/python benchmarks/ensemble_speed.py [--seeds 0 1 2] [--methods thrifty ensemble]
     .venv/bin/python benchmarks/ensemble_speed.py --merge a.json b.json --json out.json
@@ -47,6 +48,13 @@ from store_load import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SEED_OFFSET = 10_000  # protege.demo's: evaluation episodes are seeded seed + 10,000
+
+
+def cpu_seconds() -> float:
+    """This process's CPU seconds and those of its finished children (the forked halves of
+    stacked fits, :mod:`protege.policies.member_procs`)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def child(
@@ -83,9 +91,9 @@ def child(
     )
     run = {"thrifty": thrifty.run, "ensemble": ensemble_dagger.run}[method]
     mc = {"thrifty": ThriftyConfig, "ensemble": EnsembleConfig}[method](**(settings or {}))
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     result = run(task, out / "store", cfg, mc, run_dir=out / "run", progress=False)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     rows = result.rows
     try:  # the parallel member threads of the stacked fits, where this side has them
         from protege.policies import member_threads
@@ -138,38 +146,42 @@ def td_fit_seconds(rows: int, repeats: int, threads_ab: bool = False) -> None:
     under each of :data:`TD_SETTINGS`, on ``rows`` LunarLander-shaped transitions (8-d
     observations, 4 actions, 1% successes; the arithmetic does not depend on the values),
     one torch thread; the best of ``repeats``, settings interleaved. ``threads_ab``: instead,
-    protege's default settings with the twins in one thread and in parallel threads
-    (:mod:`protege.policies.member_threads`), wall and CPU seconds, and whether the weights
+    protege's default settings with the twins in one thread, in parallel threads
+    (:mod:`protege.policies.member_threads`) and in two processes
+    (:mod:`protege.policies.member_procs`), wall and CPU seconds, and whether the weights
     are bit-identical."""
     import torch
 
     from protege.algos import success_td
     from protege.configs.methods import ThriftyConfig
-    from protege.policies import member_threads
+    from protege.policies import member_procs, member_threads
     from protege.policies.success_q import SuccessQ
 
     torch.set_num_threads(1)
     batch, positives = td_batch(rows)
     settings = TD_SETTINGS
+    split = ["twins in one thread", "twins in parallel threads", "twins in two processes"]
     if threads_ab:
-        settings = {"twins in one thread": {}, "twins in parallel threads": {}}
+        settings = {name: {} for name in split}
     best: dict[str, tuple[float, float]] = {}
     weights: dict[str, torch.Tensor] = {}
     for _ in range(repeats):
         for name, fields in settings.items():
             if threads_ab:
-                member_threads.set_threads(1 if name == "twins in one thread" else None)
+                member_threads.set_threads(1 if name == split[0] else None)
+                member_procs.set_forks(name == split[2])
             cfg = ThriftyConfig(**fields)
             torch.manual_seed(0)
             critic = SuccessQ(8, 1, 4, cfg.q_hidden)
             n_pos = round(cfg.pos_fraction * cfg.q_batch)
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             success_td.td_fit(critic, batch, positives, n_pos, cfg, torch.Generator())
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             old = best.get(name, (float("inf"), float("inf")))
             best[name] = (min(old[0], wall), min(old[1], cpu))
             weights[name] = torch.cat([p.detach().flatten() for p in critic.parameters()])
     member_threads.set_threads(None)
+    member_procs.set_forks(True)
     base = next(iter(best.values()))
     print(
         f"| settings | wall s ({rows:,} rows, best of {repeats}) | CPU s | wall against the "
@@ -178,7 +190,8 @@ def td_fit_seconds(rows: int, repeats: int, threads_ab: bool = False) -> None:
     for name, (wall, cpu) in best.items():
         print(f"| {name} | {wall:.1f} | {cpu:.1f} | {wall / base[0]:.2f}× |")
     if threads_ab:
-        same = torch.equal(*weights.values())
+        first = next(iter(weights.values()))
+        same = all(torch.equal(first, w) for w in weights.values())
         print(f"\nweights bit-identical: {same}; member threads: {member_threads.threads(2)}")
 
 
@@ -302,7 +315,8 @@ def main() -> None:
     ap.add_argument(
         "--threads-ab",
         action="store_true",
-        help="--td-fit: the default settings with the twins in one thread and in parallel",
+        help="--td-fit: the default settings with the twins in one thread, in parallel threads "
+        "and in two processes",
     )
     ap.add_argument(
         "--after-settings",

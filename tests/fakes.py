@@ -18,6 +18,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from protege.algos.results import DAggerResult
 from protege.configs.bc import BCConfig
@@ -413,3 +414,30 @@ def killer_plugin(folder: Path, name: str, base: str, env_id: str, at: int, **ex
     plugin.write_text(_KILLER.format(name=name, extra=extra, **fields))
     tasks.load_plugins([str(plugin)])
     return marker
+
+
+OBS5 = gym.spaces.Box(-1, 1, (5,), np.float32)
+"""A 5-d observation space for the stacked fits' tests."""
+
+
+def td_batch(n_actions: int) -> dict[str, torch.Tensor]:
+    """300 transitions for a success critic's TD fit: 5-d observations, ``n_actions``
+    discrete actions (0: one continuous action), 10% successes, 20% episode ends."""
+    g = torch.Generator().manual_seed(0)
+    n = 300
+
+    def acts() -> torch.Tensor:
+        return (
+            torch.randint(n_actions, (n,), generator=g)
+            if n_actions
+            else torch.randn(n, 1, generator=g)
+        )
+
+    return {
+        "obs": torch.randn(n, 5, generator=g),
+        "act": acts(),
+        "reward": (torch.rand(n, generator=g) < 0.1).float(),
+        "next_obs": torch.randn(n, 5, generator=g),
+        "next_act": acts(),
+        "done": (torch.rand(n, generator=g) < 0.2).float(),
+    }

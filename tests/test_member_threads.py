@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import OBS5 as OBS
+from fakes import td_batch
 from protege.algos import stacked_bc, success_td
 from protege.algos.bc import BCConfig
 from protege.configs.methods import ThriftyConfig
 from protege.data.transitions import Transitions
 from protege.policies import Policy, PolicyConfig, member_threads
 from protege.policies.success_q import SuccessQ
-
-OBS = gym.spaces.Box(-1, 1, (5,), np.float32)
 
 
 @pytest.fixture(autouse=True)
@@ -58,23 +58,6 @@ def test_a_worker_error_reaches_the_caller_after_every_group_ends() -> None:
     with pytest.raises(RuntimeError, match="member 1 failed"):
         member_threads.run(work, member_threads.groups(3, 3))
     assert sorted(done) == [0, 2]
-
-
-def td_batch(n_actions: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    n = 300
-
-    def acts() -> torch.Tensor:
-        return torch.randint(n_actions, (n,), generator=g) if n_actions else torch.randn(n, 1)
-
-    return {
-        "obs": torch.randn(n, 5, generator=g),
-        "act": acts(),
-        "reward": (torch.rand(n, generator=g) < 0.1).float(),
-        "next_obs": torch.randn(n, 5, generator=g),
-        "next_act": acts(),
-        "done": (torch.rand(n, generator=g) < 0.2).float(),
-    }
 
 
 @pytest.mark.parametrize("n_actions", [3, 0])

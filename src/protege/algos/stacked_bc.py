@@ -36,7 +36,7 @@ from protege.data.frames import FrameArray
 from protege.data.store import Transitions
 from protege.device import fast_paths_apply, resolve_device
 from protege.errors import DataError, TrainingError
-from protege.policies import member_threads
+from protege.policies import member_procs, member_threads
 from protege.policies.heads.base import LinearHead
 from protege.policies.mlp import FAST_PATHS
 from protege.policies.policy import Policy
@@ -130,7 +130,43 @@ def _update(
 
 
 def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
-    """Members with the same number of steps, trained as one stacked network."""
+    """Members with the same number of steps, trained as one stacked network (its groups in
+    forked processes where a second CPU is free: :mod:`~protege.policies.member_procs`)."""
+    layers = [policy_layers(m.policy) or [] for m in members]
+    mlp = StackedMLP(layers)
+    shapes = [(w.shape[1], w.shape[2]) for w in mlp.weights]
+    work = member_threads.product_work(config.batch_size, shapes)
+    # A lone member's product with one output column takes another kernel: two at least.
+    parts = member_procs.groups(len(members), steps, work, 2 if shapes[-1][0] == 1 else 1)
+
+    def train(part: slice) -> torch.Tensor:
+        show = config.progress and part.start == 0
+        return _steps(members[part], config, steps, show, threads=len(parts) == 1)
+
+    rows = member_procs.run(train, parts, mlp.size)
+    for m in members:
+        m.policy.eval()
+    # The losses are never read here (no sync per step): the weights are checked once, and
+    # a member gone non-finite leaves every member of the group with its initial weights.
+    diverged = [i for i, row in enumerate(rows) if not bool(row.isfinite().all())]
+    if diverged:
+        raise TrainingError(
+            f"training diverged: the weights of ensemble members {diverged} are not finite "
+            f"after {steps} steps; kept the initial weights (lower the lr, set grad_clip, or "
+            "check the data for huge values)",
+            step=steps,
+            kept_step=0,
+        )
+    mlp.flat.copy_(rows)
+    mlp.unstack_into(layers)
+
+
+def _steps(
+    members: list[_Member], config: BCConfig, steps: int, progress: bool, threads: bool
+) -> torch.Tensor:
+    """``steps`` training steps of ``members`` as one stacked network (in groups in parallel
+    threads where ``threads`` and the products are large enough); returns each member's
+    trained parameters as a row ``(K, size)``, leaving the policies as they were."""
     layers = [policy_layers(m.policy) or [] for m in members]
     mlp = StackedMLP(layers, align=True)
     net = StackedBackprop(mlp)
@@ -145,11 +181,13 @@ def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
     offsets = torch.as_tensor(np.cumsum([0, *sizes[:-1]]))[:, None]
     # Groups of members in parallel threads, where the products are large enough.
     shapes = [(w.shape[1], w.shape[2]) for w in mlp.weights]
-    parts = member_threads.groups(k, work=member_threads.product_work(b, shapes))
-    bar = tqdm(range(1, steps + 1), desc=f"bc ×{k}", disable=not config.progress, leave=False)
+    work = member_threads.product_work(b, shapes)
+    parts = member_threads.groups(k, None if threads else 1, work=work)
+    # No tqdm object at all without a bar: a forked child must not take tqdm's lock.
+    bar = tqdm(range(1, steps + 1), desc=f"bc ×{k}", leave=False) if progress else None
     try:
         torch.set_flush_denormal(True)
-        for step in bar:
+        for step in bar if bar is not None else range(1, steps + 1):
             rows = torch.stack(
                 [
                     torch.randint(n, (b,), generator=m.gen)
@@ -167,17 +205,6 @@ def _train(members: list[_Member], config: BCConfig, steps: int) -> None:
             member_threads.run(update, parts, flush_denormal=True)
     finally:
         torch.set_flush_denormal(False)
-    for m in members:
-        m.policy.eval()
-    # The losses are never read here (no sync per step): the weights are checked once, and
-    # a member gone non-finite leaves every member of the group with its initial weights.
-    diverged = [i for i, row in enumerate(mlp.rows()) if not bool(row.isfinite().all())]
-    if diverged:
-        raise TrainingError(
-            f"training diverged: the weights of ensemble members {diverged} are not finite "
-            f"after {steps} steps; kept the initial weights (lower the lr, set grad_clip, or "
-            "check the data for huge values)",
-            step=steps,
-            kept_step=0,
-        )
-    mlp.unstack_into(layers)
+        if bar is not None:
+            bar.close()
+    return mlp.flat[:, : mlp.size]

@@ -21,6 +21,10 @@ product in a step is at least :data:`MIN_WORK` multiply-adds; with more torch th
 products are already parallel, and with smaller products the hand-offs and the Python between
 them (which holds the GIL) cost more than the second CPU gives, so the members stay in the
 calling thread. :func:`set_threads` fixes it (1: never).
+
+Threads are the fallback: where fork is available (Linux), the stacked fits put a group of
+members in a forked process instead (:mod:`~protege.policies.member_procs`), which hands no
+GIL back and forth and gains at every size measured.
 """
 
 from __future__ import annotations

@@ -198,6 +198,14 @@ class StackedBackprop:
         h = outs[-2] if len(outs) > 1 else self._input
         return torch.baddbmm(b, h, w_t, out=outs[-1])
 
+    def share(self, batch: int) -> None:
+        """Move what another process reads of a pass on ``batch`` rows into shared memory
+        (every member's last hidden layer, which :meth:`last` takes), before a fork that
+        computes some members there (:class:`~protege.policies.member_procs.Pair`)."""
+        outs, _ = self._buffers_for(batch)
+        if len(outs) > 1:
+            outs[-2].share_memory_()
+
     def output_grad(self) -> torch.Tensor:
         """The buffer ``(K, B, O)`` for the loss's gradient with respect to the last
         :meth:`forward`'s output."""
