@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -226,3 +228,36 @@ def test_an_error_in_the_parent_group_is_raised_and_the_child_reaped(forks: None
     assert len(pids) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(pids[0], os.WNOHANG)  # already reaped: no zombie, no orphan
+
+
+def test_a_child_dies_with_its_killed_parent(tmp_path: Path) -> None:
+    """``kill -9`` of a run mid-fit leaves no forked half computing on."""
+    script = tmp_path / "fit.py"
+    pid_file = tmp_path / "child.pid"
+    script.write_text(
+        f"""
+import os, time, torch
+from protege.policies import member_procs, member_threads
+member_threads.set_threads(2)
+parent = os.getpid()
+def rows(part):
+    if os.getpid() != parent:
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+    time.sleep(600)
+    return torch.zeros(1, 1)
+member_procs.run(rows, [slice(0, 1), slice(1, 2)], 1)
+"""
+    )
+    proc = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists()

@@ -22,6 +22,7 @@ torch runs on one thread (an OpenMP team does not survive a fork) and
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import signal
@@ -75,12 +76,25 @@ def groups(members: int, steps: int, work: int, min_members: int = 1) -> list[sl
     return member_threads.groups(members, n)
 
 
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when its parent dies (``kill -9`` of a run): no
+    orphan computes on."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not glibc: a Pair notices at its next meeting
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _fork() -> int:
     """``os.fork()``, or -1 where it fails (no memory for another process): the caller then
     does the child's part itself. Ctrl-C kills the child outright (it is blocked across the
     fork, so no ``KeyboardInterrupt`` can run the caller's code on in the child). Python 3.12+
     warns that forking a process with threads may deadlock the child; the child here only
     computes, and a stuck one is killed."""
+    parent = os.getpid()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         with warnings.catch_warnings():
@@ -90,6 +104,7 @@ def _fork() -> int:
         pid = -1
     if pid == 0:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with(parent)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return pid
 
