@@ -30,6 +30,7 @@ Shape letters: K members, B (or N) rows, I inputs, O outputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -136,6 +137,23 @@ class StackedMLP:
         return stacked_forward(self.layers(), x)
 
 
+class _MemberViews(NamedTuple):
+    """A group of members' views for one batch size (:meth:`StackedBackprop._member_views`):
+    per hidden layer ``(bias, weight transposed, output)``; per layer, last first,
+    ``(weight grad, bias grad, output grad, weight, (input, input grad) or None)``."""
+
+    hidden: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    back: list[
+        tuple[
+            torch.Tensor,
+            torch.Tensor,
+            torch.Tensor,
+            torch.Tensor,
+            tuple[torch.Tensor, torch.Tensor] | None,
+        ]
+    ]
+
+
 class StackedBackprop:
     """The forward and backward pass of a :class:`StackedMLP` without autograd.
 
@@ -151,6 +169,7 @@ class StackedBackprop:
         self.out_features = [int(w.shape[1]) for w in mlp.weights]
         self.k = mlp.members
         self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._views: dict[tuple[int, int | None, int | None], _MemberViews] = {}
         self._input = torch.empty(0)
 
     def _buffers_for(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -160,6 +179,25 @@ class StackedBackprop:
             grads = [torch.empty(self.k, batch, n) for n in self.out_features]
             bufs = self._buffers[batch] = (outs, grads)
         return bufs
+
+    def _member_views(self, batch: int, members: slice) -> _MemberViews:
+        """``members``' views of the weights, gradients and buffers for ``batch`` rows, made
+        once: a step's passes then slice nothing but their input."""
+        key = (batch, members.start, members.stop)
+        views = self._views.get(key)
+        if views is None:
+            outs, grads = self._buffers_for(batch)
+            mlp, m = self.mlp, members
+            hidden = [(b[m], w_t[m], outs[i][m]) for i, (b, w_t) in enumerate(self.layers[:-1])]
+            back = []
+            for i in range(len(self.layers) - 1, -1, -1):
+                g = grads[i][m]
+                below = (outs[i - 1][m], grads[i - 1][m]) if i else None
+                back.append(
+                    (mlp.weight_grads[i][m], mlp.bias_grads[i][m], g, mlp.weights[i][m], below)
+                )
+            views = self._views[key] = _MemberViews(hidden, back)
+        return views
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Take ``x`` ``(B, I)`` or ``(K, B, I)`` as the input of the next pass and return
@@ -183,11 +221,9 @@ class StackedBackprop:
         it. Groups of members may run in parallel (:mod:`~protege.policies.member_threads`);
         :meth:`last` then takes every member's last layer in one call (a lone member's
         product with one output column would take another kernel than the stacked one)."""
-        outs, _ = self._buffers_for(x.shape[1])
         h = x[members]
-        for i, (b, w_t) in enumerate(self.layers[:-1]):
-            out = outs[i][members]
-            torch.baddbmm(b[members], h, w_t[members], out=out)
+        for b, w_t, out in self._member_views(x.shape[1], members).hidden:
+            torch.baddbmm(b, h, w_t, out=out)
             h = out.relu_()
 
     @torch.no_grad()
@@ -216,16 +252,13 @@ class StackedBackprop:
         """Every stacked parameter's gradient (with ``members``, those members'), from
         :meth:`output_grad`, into the network's gradient buffer."""
         x = self._input
-        outs, grads = self._buffers_for(x.shape[1])
-        mlp, m = self.mlp, members
-        for i in range(len(self.layers) - 1, -1, -1):
-            w_grad, b_grad, g = mlp.weight_grads[i][m], mlp.bias_grads[i][m], grads[i][m]
-            torch.bmm(g.transpose(1, 2), (outs[i - 1] if i else x)[m], out=w_grad)
+        for w_grad, b_grad, g, w, below in self._member_views(x.shape[1], members).back:
+            torch.bmm(g.transpose(1, 2), below[0] if below else x[members], out=w_grad)
             torch.sum(g, 1, out=b_grad)  # adds each member's rows as a (B, O) sum does
-            if i:
-                below = grads[i - 1][m]
-                torch.bmm(g, mlp.weights[i][m], out=below)
-                _threshold_backward(below, outs[i - 1][m], 0.0, grad_input=below)
+            if below:
+                act, grad_below = below
+                torch.bmm(g, w, out=grad_below)
+                _threshold_backward(grad_below, act, 0.0, grad_input=grad_below)
 
     def clip_grad_norm_(self, max_norm: float, members: slice = ALL) -> None:
         """Scale each member's gradient to an L2 norm of at most ``max_norm``, as
