@@ -59,8 +59,9 @@ def gemm_gflops(n: int = 256, calls: int = 2000) -> float:
 def timed(run: Callable[[], torch.Tensor], repeats: int) -> dict[int, Any]:
     """``run()`` (returns the trained weights, flattened) with member threads fixed at 1
     and 2, interleaved ``repeats`` times: best wall and CPU seconds, and the weights."""
-    from protege.policies import member_threads
+    from protege.policies import member_procs, member_threads
 
+    member_procs.set_forks(False)  # threads are what this measures, not forked processes
     out: dict[int, Any] = {}
     for _ in range(repeats):
         for n in (1, 2):

@@ -114,6 +114,7 @@ declare -A CMD=(
   [ensemble_speed_td_fit]="$PY benchmarks/ensemble_speed.py --td-fit 3000"
   [ensemble_speed_threads_ab]="$PY benchmarks/ensemble_speed.py --td-fit 3000 --threads-ab --repeats 2"
   [member_threads_size]="$PY benchmarks/member_threads_size.py --json $OUT/member_threads_size.json"
+  [ensemble_speed_procs]="$PY benchmarks/ensemble_speed.py --seeds 0 1 2 --methods thrifty ensemble --json $OUT/ensemble_speed_procs.json"
   [gail_vs_bc]="$PY benchmarks/gail_vs_bc.py --seeds 0 1 2 --steps 30000 --out $OUT/gail_vs_bc"
   [finetune]="$PY benchmarks/finetune.py --seeds 0 1 2 --steps 20000 --scratch-steps 60000 --out $OUT/finetune"
   [demo_finetune]=".venv/bin/protege demo finetune --out $OUT/demo_finetune --no-progress"
@@ -254,6 +255,7 @@ ORDER=(
   ensemble_speed_td_fit
   ensemble_speed_threads_ab
   member_threads_size
+  ensemble_speed_procs
   adversarial_dev_lunarlander
   adversarial_vs_imitation_lunarlander_500k_s02
   adversarial_vs_imitation_lunarlander_500k_s1

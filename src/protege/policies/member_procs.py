@@ -12,6 +12,11 @@ the same products on the same values as in one stacked call (a group's batched p
 each member the bits of the whole stack's), so the results are bit-identical to one process
 (``tests/test_member_procs.py``).
 
+Members that read each other every step (ThriftyDAgger's twin critics: the TD target is the
+min of both target twins) step together instead: :class:`Pair` forks once per fit, and the
+two processes meet wherever one reads what the other wrote
+(:func:`protege.algos.success_td.td_fit`). Measured in ``benchmarks/ensemble_speed.py``.
+
 The child only computes: it writes no files, shows no progress bar and leaves with
 ``os._exit``. If it fails, is killed, or outlives the parent's own group by far (a fork
 that deadlocked), the parent kills it and trains that group itself, which gives the same
@@ -37,8 +42,9 @@ from protege.policies import member_threads
 
 MIN_FIT_WORK = 2_000_000_000
 """Multiply-adds of a member's largest product per step times the fit's steps from which a
-fit forks (a fork and its shared buffer cost milliseconds; below this the fit takes about as
-long)."""
+fit forks: about 40 ms of one member's products at 96 GFLOP/s, against about 8 ms per fork
+measured in ``protege demo``'s process (474 MB). A margin chosen, not a measured
+break-even."""
 
 _forks = os.environ.get("PROTEGE_FORKS", "1").strip() not in ("0", "false", "off")
 
