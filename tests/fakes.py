@@ -8,6 +8,7 @@ it, it moves here, never copied.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -20,12 +21,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from protege.algos import stacked_bc, success_td
 from protege.algos.results import DAggerResult
 from protege.configs.bc import BCConfig
 from protege.configs.interactive import DAggerConfig
+from protege.configs.methods import ThriftyConfig
 from protege.data.episode import Episode
 from protege.data.store import Store
+from protege.data.transitions import Transitions
 from protege.experts.adapters import CallableExpert
+from protege.policies import Policy, PolicyConfig
+from protege.policies.success_q import SuccessQ
 from protege.rollout.gates import ExpertGate
 from protege.rollout.loop import rollout
 from protege.rollout.observers import KeepEpisodes
@@ -441,3 +447,36 @@ def td_batch(n_actions: int) -> dict[str, torch.Tensor]:
         "next_act": acts(),
         "done": (torch.rand(n, generator=g) < 0.2).float(),
     }
+
+
+def fit_critic(n_actions: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """A small success critic's TD fit on :func:`td_batch`: its loss, weights and the batch
+    generator's final state (the stacked-fit tests compare them across threads and processes)."""
+    batch = td_batch(n_actions)
+    positives = torch.nonzero(batch["reward"] > 0)[:, 0]
+    cfg = ThriftyConfig(q_steps=40, q_batch=64, polyak=0.9, q_hidden=(48, 48))
+    torch.manual_seed(3)
+    critic = SuccessQ(5, 1, n_actions, cfg.q_hidden)
+    gen = torch.Generator().manual_seed(1)
+    loss = success_td.td_fit(critic, batch, positives, 6, cfg, gen)
+    weights = torch.cat([p.detach().flatten() for p in critic.parameters()])
+    return loss, weights, gen.get_state()
+
+
+def fit_ensemble(head: str, act_space: gym.Space, members: int) -> torch.Tensor:
+    """A small ensemble's stacked BC (``head``, one hidden layer of 48) on 120 random
+    labeled steps: every member's weights, flattened."""
+    rng = np.random.default_rng(0)
+    act_space.seed(0)
+    acts = np.stack([act_space.sample() for _ in range(120)])
+    obs = rng.normal(size=(120, 5)).astype(np.float32)
+    data = Transitions.labeled_steps(obs, acts, [40, 40, 40])
+    cfg = BCConfig(steps=30, batch_size=16, lr=3e-3, grad_clip=0.5, progress=False)
+    configs = [dataclasses.replace(cfg, seed=s) for s in range(members)]
+    policies = [
+        Policy(PolicyConfig.for_spaces(OBS5, act_space, head=head, hidden_sizes=(48,)), seed=s)
+        for s in range(members)
+    ]
+    assert stacked_bc.applies(policies, [data] * members, configs)
+    stacked_bc.fit(policies, [data] * members, configs)
+    return torch.cat([p.flatten() for m in policies for p in m.parameters()])

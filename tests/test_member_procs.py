@@ -3,7 +3,6 @@ give the bits of one process, and a child that fails, dies or hangs costs time, 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -16,15 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import OBS5 as OBS
-from fakes import td_batch
-from protege.algos import stacked_bc, success_td
-from protege.algos.bc import BCConfig
-from protege.configs.methods import ThriftyConfig
-from protege.data.transitions import Transitions
-from protege.policies import Policy, PolicyConfig, member_procs, member_threads
+from fakes import fit_critic, fit_ensemble
+from protege.policies import member_procs, member_threads
 from protege.policies.stacked import StackedBackprop
-from protege.policies.success_q import SuccessQ
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="forked member processes are Linux only"
@@ -67,18 +60,6 @@ def test_groups_follow_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert member_procs.groups(5, 1000, big) == [slice(0, 5)]
 
 
-def fit_critic(n_actions: int) -> tuple[float, torch.Tensor, torch.Tensor]:
-    batch = td_batch(n_actions)
-    positives = torch.nonzero(batch["reward"] > 0)[:, 0]
-    cfg = ThriftyConfig(q_steps=40, q_batch=64, polyak=0.9, q_hidden=(48, 48))
-    torch.manual_seed(3)
-    critic = SuccessQ(5, 1, n_actions, cfg.q_hidden)
-    gen = torch.Generator().manual_seed(1)
-    loss = success_td.td_fit(critic, batch, positives, 6, cfg, gen)
-    weights = torch.cat([p.detach().flatten() for p in critic.parameters()])
-    return loss, weights, gen.get_state()
-
-
 @pytest.mark.parametrize("n_actions", [3, 0])
 def test_td_fit_in_two_processes_gives_the_bits_of_one(
     n_actions: int, monkeypatch: pytest.MonkeyPatch, forks: None
@@ -112,34 +93,23 @@ def test_td_fit_whose_child_dies_starts_over_alone_with_the_same_bits(
     assert forked[0] == alone[0] and torch.equal(forked[1], alone[1])
 
 
-def test_td_fit_that_cannot_fork_runs_alone_with_the_same_bits(
-    monkeypatch: pytest.MonkeyPatch, forks: None
-) -> None:
+@pytest.fixture()
+def no_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.fork`` fails as it does without memory for another process."""
+
     def no_memory() -> int:
         raise OSError(12, "Cannot allocate memory")
 
     monkeypatch.setattr(os, "fork", no_memory)
+
+
+def test_td_fit_that_cannot_fork_runs_alone_with_the_same_bits(
+    monkeypatch: pytest.MonkeyPatch, forks: None, no_fork: None
+) -> None:
     forked = fit_critic(3)
     one_process(monkeypatch)
     alone = fit_critic(3)
     assert forked[0] == alone[0] and torch.equal(forked[1], alone[1])
-
-
-def fit_ensemble(head: str, act_space: gym.Space, members: int) -> torch.Tensor:
-    rng = np.random.default_rng(0)
-    act_space.seed(0)
-    acts = np.stack([act_space.sample() for _ in range(120)])
-    obs = rng.normal(size=(120, 5)).astype(np.float32)
-    data = Transitions.labeled_steps(obs, acts, [40, 40, 40])
-    cfg = BCConfig(steps=30, batch_size=16, lr=3e-3, grad_clip=0.5, progress=False)
-    configs = [dataclasses.replace(cfg, seed=s) for s in range(members)]
-    policies = [
-        Policy(PolicyConfig.for_spaces(OBS, act_space, head=head, hidden_sizes=(48,)), seed=s)
-        for s in range(members)
-    ]
-    assert stacked_bc.applies(policies, [data] * members, configs)
-    stacked_bc.fit(policies, [data] * members, configs)
-    return torch.cat([p.flatten() for m in policies for p in m.parameters()])
 
 
 @pytest.mark.parametrize(
@@ -170,13 +140,7 @@ def test_a_failed_child_group_is_trained_by_the_parent(forks: None) -> None:
     assert torch.equal(out, torch.arange(3.0)[:, None].repeat(1, 3))
 
 
-def test_groups_that_cannot_fork_are_trained_here(
-    monkeypatch: pytest.MonkeyPatch, forks: None
-) -> None:
-    def no_memory() -> int:
-        raise OSError(12, "Cannot allocate memory")
-
-    monkeypatch.setattr(os, "fork", no_memory)
+def test_groups_that_cannot_fork_are_trained_here(forks: None, no_fork: None) -> None:
     out = member_procs.run(
         lambda part: torch.full((1, 2), float(part.start)),
         [slice(0, 1), slice(1, 2), slice(2, 3)],

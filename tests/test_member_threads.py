@@ -3,7 +3,6 @@ give the bits of one thread: the success critic's TD fit and the stacked BC of a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import gymnasium as gym
@@ -11,14 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import OBS5 as OBS
-from fakes import td_batch
-from protege.algos import stacked_bc, success_td
-from protege.algos.bc import BCConfig
-from protege.configs.methods import ThriftyConfig
-from protege.data.transitions import Transitions
-from protege.policies import Policy, PolicyConfig, member_threads
-from protege.policies.success_q import SuccessQ
+from fakes import fit_critic, fit_ensemble
+from protege.policies import member_threads
 
 
 @pytest.fixture(autouse=True)
@@ -62,19 +55,12 @@ def test_a_worker_error_reaches_the_caller_after_every_group_ends() -> None:
 
 @pytest.mark.parametrize("n_actions", [3, 0])
 def test_td_fit_on_two_threads_gives_the_bits_of_one(n_actions: int) -> None:
-    batch = td_batch(n_actions)
-    positives = torch.nonzero(batch["reward"] > 0)[:, 0]
-    cfg = ThriftyConfig(q_steps=40, q_batch=64, polyak=0.9, q_hidden=(48, 48))
-    weights, losses = [], []
+    fits = []
     for n in (1, 2):
         member_threads.set_threads(n)
-        torch.manual_seed(3)
-        critic = SuccessQ(5, 1, n_actions, cfg.q_hidden)
-        gen = torch.Generator().manual_seed(1)
-        losses.append(success_td.td_fit(critic, batch, positives, 6, cfg, gen))
-        weights.append(torch.cat([p.detach().flatten() for p in critic.parameters()]))
-    assert losses[0] == losses[1]
-    assert torch.equal(weights[0], weights[1])
+        fits.append(fit_critic(n_actions))
+    assert fits[0][0] == fits[1][0]
+    assert torch.equal(fits[0][1], fits[1][1])
 
 
 @pytest.mark.parametrize(
@@ -82,21 +68,8 @@ def test_td_fit_on_two_threads_gives_the_bits_of_one(n_actions: int) -> None:
     [("categorical", gym.spaces.Discrete(3)), ("mse", gym.spaces.Box(-1, 1, (1,), np.float32))],
 )
 def test_stacked_bc_on_two_threads_gives_the_bits_of_one(head: str, act_space: gym.Space) -> None:
-    rng = np.random.default_rng(0)
-    act_space.seed(0)
-    acts = np.stack([act_space.sample() for _ in range(120)])
-    obs = rng.normal(size=(120, 5)).astype(np.float32)
-    data = Transitions.labeled_steps(obs, acts, [40, 40, 40])
-    cfg = BCConfig(steps=30, batch_size=16, lr=3e-3, grad_clip=0.5, progress=False)
-    configs = [dataclasses.replace(cfg, seed=s) for s in range(3)]
     weights = []
     for n in (1, 2):
         member_threads.set_threads(n)
-        policies = [
-            Policy(PolicyConfig.for_spaces(OBS, act_space, head=head, hidden_sizes=(48,)), seed=s)
-            for s in range(3)
-        ]
-        assert stacked_bc.applies(policies, [data] * 3, configs)
-        stacked_bc.fit(policies, [data] * 3, configs)
-        weights.append(torch.cat([p.flatten() for m in policies for p in m.parameters()]))
+        weights.append(fit_ensemble(head, act_space, 3))
     assert torch.equal(weights[0], weights[1])

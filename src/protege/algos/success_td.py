@@ -81,13 +81,14 @@ def td_fit(
     (:class:`~protege.policies.member_procs.Pair`), else in threads; the same bits."""
     shapes = [(layer.out_features, layer.in_features) for layer in twin_layers(critic)[0]]
     work = member_threads.product_work(config.q_batch, shapes)
+    fit = partial(_fit, critic, batch, positives, n_pos, config, gen)
     if len(member_procs.groups(2, config.q_steps, work)) == 2:
         state = gen.get_state()
         try:
-            return _fit(critic, batch, positives, n_pos, config, gen, forked=True)
+            return fit(forked=True)
         except member_procs.PairBroken:  # the child failed: start over in this process
             gen.set_state(state)
-    return _fit(critic, batch, positives, n_pos, config, gen, forked=False)
+    return fit(forked=False)
 
 
 def _fit(
@@ -97,6 +98,7 @@ def _fit(
     n_pos: int,
     config: ThriftyConfig,
     gen: torch.Generator,
+    *,
     forked: bool,
 ) -> float:
     gamma, polyak = config.gamma, config.polyak
