@@ -160,9 +160,10 @@ def run(fn: Callable[[slice], torch.Tensor], parts: list[slice], row_numel: int)
         start = time.monotonic()
         rows = [fn(parts[0]).reshape(-1, row_numel)]
         deadline = time.monotonic() + 4 * (time.monotonic() - start) + GRACE_SECONDS
-        for part, pid, _, out in list(children):
+        for child in list(children):
+            part, pid, _, out = child
             ok = pid > 0 and _wait(pid, deadline)
-            children.remove((part, pid, _, out))
+            children.remove(child)  # reaped: the cleanup below leaves it alone
             rows.append(out.view(-1, row_numel).clone() if ok else fn(part).reshape(-1, row_numel))
         return torch.cat(rows)
     finally:
